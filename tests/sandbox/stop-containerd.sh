@@ -1,0 +1,57 @@
+#!/bin/bash
+# stop-containerd.sh -- undo start-containerd.sh: kill and remove every container task of the
+# k8s.io namespace, stop containerd and the registry (by their pid files), kill what is left of
+# their children (shims) in the sandbox namespace, remove the empty pod cgroups under
+# /crsc-sandbox and the CNI bridge. The namespace itself stays up (ns-down.sh takes it down);
+# the rootfs, its images and the registry's content stay for the next start. Idempotent.
+source "$(dirname "$0")/lib.sh"
+need_root
+take_lock
+
+# enter through the holder, or through containerd itself if the holder is gone
+target=$(holder_pid)
+[ -n "$target" ] || { pid_is "$CONTAINERD_PIDFILE" containerd && target=$(cat "$CONTAINERD_PIDFILE"); } || true
+ns() { nsenter --target "$target" --mount --root --wd -- "${CLEAN_ENV[@]}" "$@"; }
+
+if [ -n "$target" ] && pid_is "$CONTAINERD_PIDFILE" containerd; then
+  ctr_k8s() { ns ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
+  # workload containers first, then the sandboxes' (pause) containers; a test's own CRI cleanup
+  # normally leaves nothing here
+  for id in $(ctr_k8s tasks ls -q 2>/dev/null); do
+    ctr_k8s tasks kill --all --signal SIGKILL "$id" >/dev/null 2>&1 || true
+  done
+  for id in $(ctr_k8s tasks ls -q 2>/dev/null); do
+    for _ in $(seq 1 30); do ctr_k8s tasks delete "$id" >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  for id in $(ctr_k8s containers ls -q 2>/dev/null); do ctr_k8s containers delete "$id" >/dev/null 2>&1 || true; done
+  for id in $(ctr_k8s sandboxes ls -q 2>/dev/null); do ctr_k8s sandboxes rm --force "$id" >/dev/null 2>&1 || true; done
+fi
+stop_pid "$CONTAINERD_PIDFILE" containerd
+stop_pid "$REGISTRY_PIDFILE" docker-registry
+rm -f "$CONTAINERD_SOCK" "$CONTAINERD_SOCK.ttrpc"
+
+# whatever containerd left in the namespace (shims, containers whose shim died): by pid, and
+# only processes of this namespace; the holder stays
+if [ -n "$target" ] && [ -n "$(holder_pid)" ]; then
+  h=$(holder_pid); NS=$(readlink "/proc/$h/ns/mnt")
+  for _ in 1 2 3; do
+    left=""
+    for p in /proc/[0-9]*; do
+      p=${p#/proc/}; [ "$p" = "$h" ] && continue
+      [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$NS" ] || continue
+      # a runc/buildah helper of a script still running is not a leftover, but none runs under the lock
+      left="$left $p"
+    done
+    [ -z "$left" ] && break
+    for p in $left; do say "killing leftover $p: $(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)"; kill -9 "$p" 2>/dev/null || true; done
+    sleep 0.3
+  done
+fi
+
+# pod cgroups (cgroups are host-wide) and the CNI bridge (it lives in the host's network namespace)
+for d in /sys/fs/cgroup/*"$CGROUP_PARENT"; do
+  [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+done
+ls -d /sys/fs/cgroup/*"$CGROUP_PARENT" >/dev/null 2>&1 && say "WARNING: cgroups left under $CGROUP_PARENT"
+if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then ip link del "$CNI_BRIDGE" && say "deleted bridge $CNI_BRIDGE"; fi
+say "sandbox services stopped"
