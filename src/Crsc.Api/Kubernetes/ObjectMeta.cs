@@ -25,6 +25,9 @@ public sealed class ObjectMeta
     public Dictionary<string, string>? Annotations { get; set; }
     public List<OwnerReference>? OwnerReferences { get; set; }
     public List<string>? Finalizers { get; set; }
+    public long? DeletionGracePeriodSeconds { get; set; }
+    /// <summary>Fields crsc does not model (managedFields, selfLink, …), kept so an update never drops them.</summary>
+    [JsonExtensionData] public Dictionary<string, System.Text.Json.JsonElement>? Extra { get; set; }
 
     [JsonIgnore]
     public ObjectKey Key => new(Namespace, Name ?? "");
