@@ -1,0 +1,440 @@
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Events;
+using Crsc.Controllers.Health;
+using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.Queue;
+using Microsoft.Extensions.Logging;
+
+namespace Crsc.Controllers.Leadership;
+
+public sealed record LeaderElectionOptions
+{
+    public const string DefaultLeaseName = "crsc-leader";
+
+    /// <summary>The namespace of the Lease (configuration key <c>namespace</c>).</summary>
+    public required string Namespace { get; init; }
+
+    /// <summary>This candidate, unique per process: see <see cref="NewIdentity"/>.</summary>
+    public required string Identity { get; init; }
+
+    public string LeaseName { get; init; } = DefaultLeaseName;
+
+    /// <summary>How long followers wait, after they last saw the Lease change, before taking it over.</summary>
+    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How long the leader keeps trying to renew before it gives the leadership up.</summary>
+    public TimeSpan RenewDeadline { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Between two attempts to acquire or renew.</summary>
+    public TimeSpan RetryPeriod { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Attempts to acquire wait the retry period plus a random share of up to this much of it.</summary>
+    public double JitterFactor { get; init; } = 1.2;
+
+    /// <summary>On shutdown, the leader empties the Lease so that another instance takes over at once.</summary>
+    public bool ReleaseOnCancel { get; init; } = true;
+
+    /// <summary>The name it reports under in the health registry.</summary>
+    public string HealthComponent { get; init; } = "leader-election";
+
+    /// <summary><c>&lt;node&gt;_&lt;random&gt;</c>: unique even when two daemons run on one node.</summary>
+    public static string NewIdentity(string nodeName)
+        => $"{nodeName}_{Random.Shared.NextInt64(0x1_0000_0000L, 0x10_0000_0000L):x}";
+
+    public void Validate()
+    {
+        if (string.IsNullOrEmpty(Namespace)) throw new ArgumentException("leader election: namespace is empty");
+        if (string.IsNullOrEmpty(Identity)) throw new ArgumentException("leader election: identity is empty");
+        if (string.IsNullOrEmpty(LeaseName)) throw new ArgumentException("leader election: lease name is empty");
+        if (RetryPeriod <= TimeSpan.Zero) throw new ArgumentException("leader election: retry period must be positive");
+        if (LeaseDuration <= RenewDeadline)
+            throw new ArgumentException("leader election: lease duration must be longer than the renew deadline");
+        if (RenewDeadline <= RetryPeriod * Math.Max(1, JitterFactor))
+            throw new ArgumentException("leader election: renew deadline must be longer than retry period × jitter");
+        if (LeaseDuration.TotalSeconds < 1 || LeaseDuration.Ticks % TimeSpan.TicksPerSecond != 0)
+            throw new ArgumentException("leader election: lease duration must be whole seconds");
+    }
+}
+
+/// <summary>
+/// Leader election on a <c>coordination.k8s.io/v1</c> Lease, with client-go's semantics: the Lease is taken when
+/// it is absent, empty, ours, or has not changed for its lease duration as measured on <em>our</em> clock since we
+/// last saw it change (the remote timestamps are never compared with our clock); the leader renews every retry
+/// period and gives up when it could not renew within the renew deadline; 409s are ordinary contention.
+/// <para>
+/// Leadership is a cancellation scope: <see cref="RunAsync"/> runs the leader work while leading, cancels it and
+/// waits for it when leadership is lost, then campaigns again. It returns only when its token fires, and then
+/// releases the Lease so another instance takes over at once.
+/// </para>
+/// </summary>
+public sealed class LeaderElector
+{
+    private readonly Lock _gate = new();
+    private readonly IKubeResourceClient<Lease> _leases;
+    private readonly LeaderElectionOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly HealthRegistry? _health;
+    private readonly IEventRecorder? _events;
+    private readonly Random _random;
+    private Lease? _observed;
+    private DateTimeOffset _observedAt;
+    private bool _isLeader;
+    private string? _leader;
+    private int _running;
+
+    public LeaderElector(IKubeResourceClient<Lease> leases, LeaderElectionOptions options, TimeProvider time,
+        ILogger logger, HealthRegistry? health = null, IEventRecorder? events = null, Random? random = null)
+    {
+        options.Validate();
+        _leases = leases;
+        _options = options;
+        _time = time;
+        _logger = logger;
+        _health = health;
+        _events = events;
+        _random = random ?? Random.Shared;
+    }
+
+    public string Identity => _options.Identity;
+
+    /// <summary>True while this instance holds the Lease and runs the leader work.</summary>
+    public bool IsLeader { get { lock (_gate) return _isLeader; } }
+
+    /// <summary>The holder of the Lease as last observed (null: nobody, or not known yet).</summary>
+    public string? CurrentLeader { get { lock (_gate) return _leader; } }
+
+    /// <summary>Fires with true when this instance starts leading, false when it stops.</summary>
+    public event Action<bool>? LeadershipChanged;
+
+    /// <summary>Fires when the observed holder of the Lease changes.</summary>
+    public event Action<string?>? LeaderChanged;
+
+    /// <summary>
+    /// Campaigns, runs <paramref name="leaderWork"/> while leading (its token fires when leadership ends), and
+    /// campaigns again after losing. Returns when <paramref name="ct"/> fires, after the work has drained and the
+    /// Lease has been released.
+    /// </summary>
+    public async Task RunAsync(Func<CancellationToken, Task> leaderWork, CancellationToken ct)
+    {
+        if (Interlocked.Exchange(ref _running, 1) != 0) throw new InvalidOperationException("leader election is running already");
+        ReportHealth();
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    await AcquireAsync(ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    return;
+                }
+                var lost = await LeadAsync(leaderWork, ct).ConfigureAwait(false);
+                if (lost == TermEnd.Cancelled)
+                {
+                    if (_options.ReleaseOnCancel) await ReleaseAsync().ConfigureAwait(false);
+                    return;
+                }
+                if (lost == TermEnd.WorkEnded)
+                {
+                    // the leader work gave up: step down so that another instance can take over
+                    await ReleaseAsync().ConfigureAwait(false);
+                    try
+                    {
+                        await Task.Delay(_options.RetryPeriod, _time, ct).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            _health?.Remove(_options.HealthComponent);
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    private enum TermEnd { Lost, Cancelled, WorkEnded }
+
+    private async Task<TermEnd> LeadAsync(Func<CancellationToken, Task> leaderWork, CancellationToken ct)
+    {
+        using var term = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        SetLeading(true);
+        Log.StartedLeading(_logger, Identity, _options.Namespace, _options.LeaseName);
+        if (_observed is { } lease) _events?.Normal(lease, "LeaderElection", $"{Identity} became leader");
+        var work = RunWorkAsync(leaderWork, term.Token);
+        var renew = RenewLoopAsync(term.Token);
+        var first = await Task.WhenAny(work, renew).ConfigureAwait(false);
+        TermEnd end;
+        if (ct.IsCancellationRequested) end = TermEnd.Cancelled;
+        else if (first == work) end = TermEnd.WorkEnded;
+        else end = TermEnd.Lost;
+        if (end == TermEnd.Lost) SetLeading(false); // we are not the leader any more, whatever the work still does
+        await term.CancelAsync().ConfigureAwait(false);
+        await work.ConfigureAwait(false);
+        try
+        {
+            await renew.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        SetLeading(false);
+        switch (end)
+        {
+            case TermEnd.Lost: Log.Lost(_logger, Identity, _options.RenewDeadline); break;
+            case TermEnd.WorkEnded: Log.WorkEnded(_logger, Identity); break;
+            default: Log.StoppedLeading(_logger, Identity); break;
+        }
+        return end;
+    }
+
+    private async Task RunWorkAsync(Func<CancellationToken, Task> leaderWork, CancellationToken ct)
+    {
+        try
+        {
+            await Task.Run(() => leaderWork(ct), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            Log.WorkFailed(_logger, e, Identity);
+        }
+    }
+
+    private async Task AcquireAsync(CancellationToken ct)
+    {
+        Log.Campaigning(_logger, Identity, _options.Namespace, _options.LeaseName);
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (await TryAcquireOrRenewAsync(ct).ConfigureAwait(false)) return;
+            var wait = Backoff.Jittered(_options.RetryPeriod, _options.JitterFactor, _random);
+            await Task.Delay(wait, _time, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Renews every retry period; returns when a renewal could not be made within the renew deadline.</summary>
+    private async Task RenewLoopAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            await Task.Delay(_options.RetryPeriod, _time, ct).ConfigureAwait(false);
+            var deadline = _time.GetUtcNow() + _options.RenewDeadline;
+            while (true)
+            {
+                if (await TryRenewBeforeAsync(deadline, ct).ConfigureAwait(false)) break;
+                var left = deadline - _time.GetUtcNow();
+                if (left <= TimeSpan.Zero) return;
+                await Task.Delay(left < _options.RetryPeriod ? left : _options.RetryPeriod, _time, ct).ConfigureAwait(false);
+                if (_time.GetUtcNow() >= deadline) return;
+            }
+        }
+    }
+
+    private async Task<bool> TryRenewBeforeAsync(DateTimeOffset deadline, CancellationToken ct)
+    {
+        var left = deadline - _time.GetUtcNow();
+        if (left <= TimeSpan.Zero) return false;
+        using var attempt = new CancellationTokenSource(left, _time);
+        using var link = ct.Register(static s => ((CancellationTokenSource)s!).Cancel(), attempt);
+        try
+        {
+            return await TryAcquireOrRenewAsync(attempt.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return false; // the API call outlived the renew deadline
+        }
+    }
+
+    /// <summary>One attempt; false when someone else holds a valid Lease or the write lost a race or failed.</summary>
+    private async Task<bool> TryAcquireOrRenewAsync(CancellationToken ct)
+    {
+        var now = _time.GetUtcNow();
+        try
+        {
+            Lease current;
+            try
+            {
+                current = await _leases.GetAsync(_options.Namespace, _options.LeaseName, ct).ConfigureAwait(false);
+            }
+            catch (NotFoundException)
+            {
+                var fresh = new Lease
+                {
+                    Metadata = new ObjectMeta { Name = _options.LeaseName, Namespace = _options.Namespace },
+                    Spec = NewRecord(now, previous: null),
+                };
+                try
+                {
+                    Observe(await _leases.CreateAsync(fresh, ct).ConfigureAwait(false), now);
+                    return true;
+                }
+                catch (AlreadyExistsException)
+                {
+                    return false; // someone else created it first
+                }
+            }
+
+            Observe(current, now);
+            var holder = current.Spec.HolderIdentity;
+            if (!string.IsNullOrEmpty(holder) && holder != Identity && !ObservedExpired(now)) return false;
+
+            var update = new Lease
+            {
+                ApiVersion = current.ApiVersion,
+                Kind = current.Kind,
+                Metadata = current.Metadata,
+                Spec = NewRecord(now, current.Spec),
+            };
+            Observe(await _leases.UpdateAsync(update, ct).ConfigureAwait(false), now);
+            return true;
+        }
+        catch (ConflictException)
+        {
+            return false; // another candidate wrote in between: ordinary contention
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e)
+        {
+            Log.AttemptFailed(_logger, e, Identity, _options.Namespace, _options.LeaseName);
+            return false;
+        }
+    }
+
+    private LeaseSpec NewRecord(DateTimeOffset now, LeaseSpec? previous)
+    {
+        var ours = previous?.HolderIdentity == Identity;
+        return new LeaseSpec
+        {
+            HolderIdentity = Identity,
+            LeaseDurationSeconds = (int)_options.LeaseDuration.TotalSeconds,
+            AcquireTime = ours ? previous!.AcquireTime ?? now : now,
+            RenewTime = now,
+            LeaseTransitions = previous is null ? 0 : ours ? previous.LeaseTransitions ?? 0 : (previous.LeaseTransitions ?? 0) + 1,
+        };
+    }
+
+    /// <summary>Remembers the record and, when it changed, when we saw it change (on our clock).</summary>
+    private void Observe(Lease lease, DateTimeOffset now)
+    {
+        string? changedTo = null;
+        var changed = false;
+        lock (_gate)
+        {
+            if (_observed is null || !SameRecord(_observed.Spec, lease.Spec)) _observedAt = now;
+            _observed = lease;
+            var holder = string.IsNullOrEmpty(lease.Spec.HolderIdentity) ? null : lease.Spec.HolderIdentity;
+            if (holder != _leader)
+            {
+                _leader = holder;
+                changedTo = holder;
+                changed = true;
+            }
+        }
+        if (!changed) return;
+        Log.LeaderObserved(_logger, changedTo ?? "(nobody)");
+        ReportHealth();
+        try
+        {
+            LeaderChanged?.Invoke(changedTo);
+        }
+        catch (Exception e)
+        {
+            Log.CallbackFailed(_logger, e);
+        }
+    }
+
+    private bool ObservedExpired(DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            var seconds = _observed?.Spec.LeaseDurationSeconds ?? (int)_options.LeaseDuration.TotalSeconds;
+            return _observedAt + TimeSpan.FromSeconds(seconds) <= now;
+        }
+    }
+
+    private static bool SameRecord(LeaseSpec a, LeaseSpec b)
+        => a.HolderIdentity == b.HolderIdentity
+           && a.LeaseDurationSeconds == b.LeaseDurationSeconds
+           && a.AcquireTime == b.AcquireTime
+           && a.RenewTime == b.RenewTime
+           && a.LeaseTransitions == b.LeaseTransitions;
+
+    /// <summary>Empties the Lease if we still hold it, so that the next candidate need not wait for it to expire.</summary>
+    private async Task ReleaseAsync()
+    {
+        Lease? observed;
+        lock (_gate) observed = _observed;
+        if (observed is null || observed.Spec.HolderIdentity != Identity) return;
+        var now = _time.GetUtcNow();
+        var released = new Lease
+        {
+            ApiVersion = observed.ApiVersion,
+            Kind = observed.Kind,
+            Metadata = observed.Metadata,
+            Spec = new LeaseSpec
+            {
+                HolderIdentity = null,
+                LeaseDurationSeconds = 1,
+                AcquireTime = now,
+                RenewTime = now,
+                LeaseTransitions = observed.Spec.LeaseTransitions,
+            },
+        };
+        using var timeout = new CancellationTokenSource(_options.RenewDeadline, _time);
+        try
+        {
+            // with the resourceVersion of our last write: if someone took it over meanwhile, this is a 409
+            Observe(await _leases.UpdateAsync(released, timeout.Token).ConfigureAwait(false), now);
+            Log.Released(_logger, Identity, _options.Namespace, _options.LeaseName);
+        }
+        catch (Exception e)
+        {
+            Log.ReleaseFailed(_logger, e, Identity);
+        }
+    }
+
+    private void SetLeading(bool leading)
+    {
+        lock (_gate)
+        {
+            if (_isLeader == leading) return;
+            _isLeader = leading;
+        }
+        ReportHealth();
+        try
+        {
+            LeadershipChanged?.Invoke(leading);
+        }
+        catch (Exception e)
+        {
+            Log.CallbackFailed(_logger, e);
+        }
+    }
+
+    private void ReportHealth()
+    {
+        if (_health is null) return;
+        bool leading;
+        string? leader;
+        lock (_gate)
+        {
+            leading = _isLeader;
+            leader = _leader;
+        }
+        var message = leading ? "leading" : leader is null || leader == Identity ? "campaigning" : $"following {leader}";
+        _health.Report(_options.HealthComponent, HealthStatus.Healthy, message);
+    }
+}
