@@ -1,0 +1,191 @@
+namespace Crsc.Controllers.Storage;
+
+/// <summary>
+/// The node's checkpoint archive store (DESIGN.md §4). Archives are written by the container runtime into
+/// <see cref="StagingDirectory"/>, then ingested: validated, hashed, optionally compressed and committed
+/// atomically with a manifest. A reader never sees a half-written archive. Implemented on disk by
+/// Crsc.Storage's <c>DiskCheckpointStore</c>.
+/// </summary>
+public interface ICheckpointStore
+{
+    /// <summary>Where the runtime writes in-flight archives; never listed as checkpoints.</summary>
+    string StagingDirectory { get; }
+
+    /// <summary>A fresh, unused path inside <see cref="StagingDirectory"/> for the runtime to write an archive to.</summary>
+    /// <exception cref="InvalidCheckpointNameException">a name of <paramref name="source"/> is not valid</exception>
+    string NewStagingPath(CheckpointSource source);
+
+    /// <summary>
+    /// Validates the archive at <paramref name="stagedArchivePath"/> (a CRI checkpoint tar), streams it once through
+    /// SHA-256 and the chosen compression into the store and commits it with its manifest.
+    /// </summary>
+    /// <param name="progress">uncompressed bytes read so far</param>
+    /// <exception cref="ArchiveRejectedException">the archive is not an acceptable checkpoint (names the entry)</exception>
+    /// <exception cref="InvalidCheckpointNameException">a name of <paramref name="source"/> is not valid</exception>
+    Task<CheckpointInfo> IngestAsync(string stagedArchivePath, CheckpointSource source, IngestOptions options,
+        IProgress<long>? progress, CancellationToken ct);
+
+    /// <summary>Committed checkpoints matching <paramref name="filter"/>, newest first.</summary>
+    IReadOnlyList<CheckpointInfo> List(CheckpointFilter? filter = null);
+
+    /// <summary>The committed checkpoint with that id, or null.</summary>
+    CheckpointInfo? Get(string id);
+
+    /// <summary>
+    /// The archive as the runtime wrote it (uncompressed tar). Both digests are checked while streaming: reading to the
+    /// end throws <see cref="CheckpointCorruptException"/> when the bytes differ from the manifest.
+    /// </summary>
+    /// <exception cref="CheckpointNotFoundException">no committed checkpoint has that id</exception>
+    Task<Stream> OpenReadAsync(string id, CancellationToken ct);
+
+    /// <summary>The stored bytes (compressed when the archive is), checked against the stored digest at the end.</summary>
+    /// <exception cref="CheckpointNotFoundException">no committed checkpoint has that id</exception>
+    Task<Stream> OpenStoredAsync(string id, CancellationToken ct);
+
+    /// <summary>Reads the whole archive and checks sizes and digests.</summary>
+    /// <exception cref="CheckpointNotFoundException">no committed checkpoint has that id</exception>
+    Task<VerificationResult> VerifyAsync(string id, CancellationToken ct);
+
+    /// <summary>Pins (retention never deletes it) or unpins a checkpoint; the manifest is rewritten atomically.</summary>
+    /// <exception cref="CheckpointNotFoundException">no committed checkpoint has that id</exception>
+    Task<CheckpointInfo> SetPinnedAsync(string id, bool pinned, CancellationToken ct);
+
+    /// <summary>Deletes a checkpoint (manifest first, then the archive). False when there was none.</summary>
+    bool Delete(string id);
+
+    /// <summary>Applies retention rules and the global quota, or only reports what would go (<see cref="RetentionRequest.DryRun"/>).</summary>
+    RetentionResult ApplyRetention(RetentionRequest request);
+
+    /// <summary>
+    /// Removes what a crash left behind: staging leftovers, temp files, archives without a committed manifest and
+    /// manifests without an archive. Run at start, before the store is used.
+    /// </summary>
+    RecoveryReport Recover();
+}
+
+public enum CheckpointCompression
+{
+    None,
+    Zstd,
+}
+
+/// <summary>What the cluster says about the checkpointed container. Every name is validated before it touches a path.</summary>
+/// <param name="Namespace">a DNS-1123 label</param>
+/// <param name="Workload">the owning workload (Deployment, StatefulSet, or the pod itself); a DNS-1123 subdomain</param>
+/// <param name="Container">a DNS-1123 label</param>
+public sealed record CheckpointSource(string Namespace, string Workload, string Container)
+{
+    public string? PodName { get; init; }
+    public string? PodUid { get; init; }
+}
+
+public sealed record IngestOptions
+{
+    /// <summary>Null: the store's default.</summary>
+    public CheckpointCompression? Compression { get; init; }
+    /// <summary>zstd level; null: the store's default.</summary>
+    public int? CompressionLevel { get; init; }
+    public bool Pinned { get; init; }
+    /// <summary>Delete the staged archive once the checkpoint is committed (it is kept when ingestion fails).</summary>
+    public bool RemoveStaged { get; init; } = true;
+
+    public static IngestOptions Default { get; } = new();
+}
+
+/// <summary>Facts read from the archive's <c>config.dump</c> and <c>spec.dump</c> (CRI-O / containerd layout).</summary>
+public sealed record ArchiveFacts
+{
+    /// <summary>The runtime's container id (<c>config.dump</c> <c>id</c>).</summary>
+    public string? RuntimeContainerId { get; init; }
+    /// <summary>The container name (annotation <c>io.kubernetes.container.name</c>, else <c>config.dump</c> <c>name</c>).</summary>
+    public string? ContainerName { get; init; }
+    public string? PodName { get; init; }
+    public string? PodNamespace { get; init; }
+    public string? PodUid { get; init; }
+    /// <summary>The image name the container was created from (<c>rootfsImageName</c>).</summary>
+    public string? ImageName { get; init; }
+    /// <summary>The resolved image reference (<c>rootfsImageRef</c>).</summary>
+    public string? ImageRef { get; init; }
+    /// <summary>The image ID (<c>rootfsImage</c>).</summary>
+    public string? ImageId { get; init; }
+    /// <summary>The OCI runtime (<c>runtime</c>), e.g. runc or crun.</summary>
+    public string? Runtime { get; init; }
+    public DateTimeOffset? ContainerCreatedAt { get; init; }
+    public DateTimeOffset? CheckpointedAt { get; init; }
+}
+
+/// <summary>One committed checkpoint, as its manifest records it.</summary>
+public sealed record CheckpointInfo
+{
+    public required int FormatVersion { get; init; }
+    public required string Id { get; init; }
+    public required string Namespace { get; init; }
+    public required string Workload { get; init; }
+    public required string Container { get; init; }
+    public string? PodName { get; init; }
+    public string? PodUid { get; init; }
+    public string? NodeName { get; init; }
+    public required ArchiveFacts Archive { get; init; }
+    public required CheckpointCompression Compression { get; init; }
+    public int? CompressionLevel { get; init; }
+    /// <summary><c>sha256:…</c> of the stored bytes (the OCI blob digest).</summary>
+    public required string Digest { get; init; }
+    public required long Size { get; init; }
+    /// <summary><c>sha256:…</c> of the uncompressed tar (the OCI diff_id); equals <see cref="Digest"/> when uncompressed.</summary>
+    public required string UncompressedDigest { get; init; }
+    public required long UncompressedSize { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    public required string CrscVersion { get; init; }
+    public bool Pinned { get; init; }
+    /// <summary>Where the archive is (for tools such as checkpointctl); never taken from the manifest itself.</summary>
+    public required string ArchivePath { get; init; }
+}
+
+public sealed record CheckpointFilter(string? Namespace = null, string? Workload = null, string? Container = null);
+
+public sealed record VerificationResult(string Id, bool Valid, string? Problem);
+
+/// <summary>A workload's retention rules; null fields do not limit.</summary>
+public sealed record RetentionPolicy(int? KeepLast = null, TimeSpan? MaxAge = null, long? MaxBytes = null);
+
+public readonly record struct WorkloadRef(string Namespace, string Workload);
+
+public sealed record RetentionRequest
+{
+    /// <summary>Rules for workloads that have none of their own.</summary>
+    public RetentionPolicy Default { get; init; } = new();
+    public IReadOnlyDictionary<WorkloadRef, RetentionPolicy> PerWorkload { get; init; } = new Dictionary<WorkloadRef, RetentionPolicy>();
+    /// <summary>Store-wide byte quota; the oldest eligible checkpoints go first.</summary>
+    public long? GlobalMaxBytes { get; init; }
+    public bool DryRun { get; init; }
+}
+
+public enum RetentionReason
+{
+    KeepLast,
+    MaxAge,
+    MaxBytes,
+    GlobalQuota,
+}
+
+public sealed record RetentionDeletion(CheckpointInfo Checkpoint, RetentionReason Reason);
+
+/// <param name="QuotaSatisfied">false when pinned or only-good checkpoints alone exceed the global quota</param>
+public sealed record RetentionResult(bool DryRun, IReadOnlyList<RetentionDeletion> Deleted, long BytesFreed,
+    long BytesRemaining, bool QuotaSatisfied);
+
+public enum RecoveryReason
+{
+    StagingLeftover,
+    TempFile,
+    ArchiveWithoutManifest,
+    ManifestWithoutArchive,
+    CorruptManifest,
+}
+
+public sealed record RecoveredItem(string Path, RecoveryReason Reason);
+
+public sealed record RecoveryReport(IReadOnlyList<RecoveredItem> Removed, IReadOnlyList<string> Warnings)
+{
+    public bool Clean => Removed.Count == 0 && Warnings.Count == 0;
+}

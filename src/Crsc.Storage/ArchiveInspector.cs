@@ -1,0 +1,307 @@
+using System.Formats.Tar;
+using System.Text.Json;
+using Crsc.Controllers.Storage;
+
+namespace Crsc.Storage;
+
+/// <summary>Limits that keep a hostile or broken archive from exhausting the node.</summary>
+public sealed record ArchiveLimits
+{
+    /// <summary>Largest archive (uncompressed bytes) accepted.</summary>
+    public long MaxArchiveBytes { get; init; } = 256L << 30;
+    /// <summary>Largest single entry accepted.</summary>
+    public long MaxEntryBytes { get; init; } = 64L << 30;
+    public int MaxEntries { get; init; } = 1_000_000;
+    /// <summary>Largest <c>config.dump</c> / <c>spec.dump</c> read into memory.</summary>
+    public int MaxMetadataBytes { get; init; } = 16 << 20;
+}
+
+/// <summary>
+/// Checks a CRI checkpoint archive (the layout CRI-O and containerd write: <c>checkpoint/</c>, <c>config.dump</c>,
+/// <c>spec.dump</c>, optionally <c>rootfs-diff.tar</c>, <c>network.status</c>, <c>stats-dump</c>, …) while it streams
+/// past, and reads the container's facts from its metadata files. Every refusal names the entry.
+/// </summary>
+internal static class ArchiveInspector
+{
+    public const string CheckpointDirectory = "checkpoint";
+    public const string ConfigDump = "config.dump";
+    public const string SpecDump = "spec.dump";
+    private const int Block = 512;
+
+    /// <summary>Reads <paramref name="tar"/> to its very end (so every byte passes the caller's sinks) and returns the facts.</summary>
+    /// <exception cref="ArchiveRejectedException">the archive is not acceptable</exception>
+    public static ArchiveFacts Inspect(CountingReadStream tar, ArchiveLimits limits)
+    {
+        var files = new HashSet<string>(StringComparer.Ordinal);
+        var dirs = new HashSet<string>(StringComparer.Ordinal);
+        var explicitDirs = new HashSet<string>(StringComparer.Ordinal);
+        byte[]? config = null, spec = null;
+        var entries = 0;
+        long total = 0;
+        long dataEnd = 0;
+        string? last = null;
+
+        using (var reader = new TarReader(tar, leaveOpen: true))
+        {
+            while (true)
+            {
+                TarEntry? entry;
+                try { entry = reader.GetNextEntry(copyData: false); }
+                catch (EndOfStreamException e)
+                {
+                    throw new ArchiveRejectedException(last is null
+                        ? "the archive is truncated (not a complete tar)"
+                        : $"the archive is truncated after entry '{last}'", last, e);
+                }
+                catch (Exception e) when (e is InvalidDataException or FormatException or ArgumentException)
+                {
+                    throw new ArchiveRejectedException(last is null
+                        ? $"not a tar archive: {e.Message}"
+                        : $"bad tar header after entry '{last}': {e.Message}", last, e);
+                }
+                if (entry is null) break;
+                if (entry.EntryType == TarEntryType.GlobalExtendedAttributes) continue;
+                if (++entries > limits.MaxEntries)
+                    throw new ArchiveRejectedException($"the archive has more than {limits.MaxEntries} entries", entry.Name);
+
+                var name = CheckName(entry.Name);
+                last = entry.Name;
+                var dataStart = tar.Delivered;
+                switch (entry.EntryType)
+                {
+                    case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
+                        if (entry.Length < 0 || entry.Length > limits.MaxEntryBytes)
+                            throw new ArchiveRejectedException($"entry '{entry.Name}' is {entry.Length} bytes, over the limit of {limits.MaxEntryBytes}", entry.Name);
+                        total += entry.Length;
+                        if (total > limits.MaxArchiveBytes)
+                            throw new ArchiveRejectedException($"the archive's content exceeds the limit of {limits.MaxArchiveBytes} bytes at entry '{entry.Name}'", entry.Name);
+                        AddFile(name, entry.Name, files, dirs);
+                        if (name is ConfigDump) config = ReadMetadata(entry, limits);
+                        else if (name is SpecDump) spec = ReadMetadata(entry, limits);
+                        break;
+                    case TarEntryType.Directory:
+                        if (name.Length == 0) break; // "./"
+                        if (files.Contains(name)) throw new ArchiveRejectedException($"entry '{entry.Name}' is both a file and a directory", entry.Name);
+                        if (!explicitDirs.Add(name)) throw new ArchiveRejectedException($"duplicate entry '{entry.Name}'", entry.Name);
+                        dirs.Add(name);
+                        AddParents(name, entry.Name, files, dirs);
+                        break;
+                    case TarEntryType.SymbolicLink:
+                        CheckSymlink(name, entry);
+                        AddFile(name, entry.Name, files, dirs);
+                        break;
+                    case TarEntryType.HardLink:
+                        var target = CheckName(entry.LinkName, entry.Name, "hard link target");
+                        if (!files.Contains(target))
+                            throw new ArchiveRejectedException($"hard link '{entry.Name}' points to '{entry.LinkName}', which is not an earlier file of the archive", entry.Name);
+                        AddFile(name, entry.Name, files, dirs);
+                        break;
+                    case TarEntryType.CharacterDevice or TarEntryType.BlockDevice:
+                        throw new ArchiveRejectedException($"entry '{entry.Name}' is a device node; a checkpoint archive has none", entry.Name);
+                    case TarEntryType.Fifo:
+                        throw new ArchiveRejectedException($"entry '{entry.Name}' is a fifo; a checkpoint archive has none", entry.Name);
+                    default:
+                        throw new ArchiveRejectedException($"entry '{entry.Name}' has unsupported tar type {entry.EntryType}", entry.Name);
+                }
+                if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile) && entry.Length != 0)
+                    throw new ArchiveRejectedException($"entry '{entry.Name}' ({entry.EntryType}) claims {entry.Length} bytes of data", entry.Name);
+                dataEnd = dataStart + (entry.Length + Block - 1) / Block * Block;
+            }
+        }
+
+        // after the last entry: the end-of-archive marker (two zero blocks) and only zero padding
+        DrainTrailing(tar, out var nonZeroAt);
+        var afterData = tar.Delivered - dataEnd;
+        if (nonZeroAt >= 0)
+            throw new ArchiveRejectedException($"unexpected data after the end of the tar archive (at byte {nonZeroAt})", last);
+        if (afterData < 2 * Block && entries > 0)
+            throw new ArchiveRejectedException(last is null ? "the archive is truncated" : $"the archive is truncated after entry '{last}' (no end-of-archive marker)", last);
+
+        if (!dirs.Contains(CheckpointDirectory))
+            throw new ArchiveRejectedException($"not a container checkpoint: no '{CheckpointDirectory}/' directory", CheckpointDirectory + "/");
+        if (config is null)
+            throw new ArchiveRejectedException($"not a container checkpoint: no '{ConfigDump}'", ConfigDump);
+        if (spec is null)
+            throw new ArchiveRejectedException($"not a container checkpoint: no '{SpecDump}'", SpecDump);
+        return ReadFacts(config, spec);
+    }
+
+    private static void DrainTrailing(CountingReadStream tar, out long nonZeroAt)
+    {
+        nonZeroAt = -1;
+        var buffer = new byte[64 * 1024];
+        int n;
+        while ((n = tar.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            var i = buffer.AsSpan(0, n).IndexOfAnyExcept((byte)0);
+            if (i >= 0 && nonZeroAt < 0) nonZeroAt = tar.Delivered - n + i;
+        }
+    }
+
+    private static void AddFile(string name, string raw, HashSet<string> files, HashSet<string> dirs)
+    {
+        if (dirs.Contains(name)) throw new ArchiveRejectedException($"entry '{raw}' is both a file and a directory", raw);
+        if (!files.Add(name)) throw new ArchiveRejectedException($"duplicate entry '{raw}'", raw);
+        AddParents(name, raw, files, dirs);
+    }
+
+    private static void AddParents(string name, string raw, HashSet<string> files, HashSet<string> dirs)
+    {
+        for (var slash = name.LastIndexOf('/'); slash > 0; slash = name.LastIndexOf('/', slash - 1))
+        {
+            var parent = name[..slash];
+            if (files.Contains(parent)) throw new ArchiveRejectedException($"entry '{raw}' is inside '{parent}', which is not a directory", raw);
+            if (!dirs.Add(parent)) break;
+        }
+    }
+
+    /// <summary>Normalises an entry name (no leading "./", no trailing "/"); refuses absolute, traversing or odd names.</summary>
+    internal static string CheckName(string raw, string? entry = null, string what = "entry")
+    {
+        entry ??= raw;
+        if (string.IsNullOrEmpty(raw)) throw new ArchiveRejectedException($"{what} of '{entry}' has an empty name", entry);
+        if (raw.Contains('\0')) throw new ArchiveRejectedException($"{what} '{raw}' contains a NUL character", entry);
+        if (raw[0] == '/') throw new ArchiveRejectedException($"{what} '{raw}' is an absolute path", entry);
+        var name = raw;
+        while (name.StartsWith("./", StringComparison.Ordinal)) name = name[2..];
+        name = name.TrimEnd('/');
+        if (name is "" or ".") return "";
+        foreach (var part in name.Split('/'))
+        {
+            if (part == "..") throw new ArchiveRejectedException($"{what} '{raw}' climbs out of the archive ('..')", entry);
+            if (part is "" or ".") throw new ArchiveRejectedException($"{what} '{raw}' is not a normal path", entry);
+        }
+        return name;
+    }
+
+    private static void CheckSymlink(string name, TarEntry entry)
+    {
+        var target = entry.LinkName;
+        if (string.IsNullOrEmpty(target)) throw new ArchiveRejectedException($"symbolic link '{entry.Name}' has no target", entry.Name);
+        if (target[0] == '/') throw new ArchiveRejectedException($"symbolic link '{entry.Name}' points to the absolute path '{target}', outside the archive", entry.Name);
+        if (target.Contains('\0')) throw new ArchiveRejectedException($"symbolic link '{entry.Name}' has a NUL in its target", entry.Name);
+        var depth = name.Count(c => c == '/'); // components of the link's directory
+        foreach (var part in target.Split('/'))
+        {
+            if (part is "" or ".") continue;
+            if (part == "..")
+            {
+                if (--depth < 0)
+                    throw new ArchiveRejectedException($"symbolic link '{entry.Name}' points to '{target}', outside the archive", entry.Name);
+            }
+            else depth++;
+        }
+    }
+
+    private static byte[] ReadMetadata(TarEntry entry, ArchiveLimits limits)
+    {
+        if (entry.Length > limits.MaxMetadataBytes)
+            throw new ArchiveRejectedException($"entry '{entry.Name}' is {entry.Length} bytes; metadata over {limits.MaxMetadataBytes} bytes is refused", entry.Name);
+        var data = new byte[entry.Length];
+        try { entry.DataStream?.ReadExactly(data); }
+        catch (EndOfStreamException e) { throw new ArchiveRejectedException($"the archive is truncated inside entry '{entry.Name}'", entry.Name, e); }
+        return data;
+    }
+
+    /// <summary>Reads CRI-O's / containerd's <c>config.dump</c> (ContainerConfig) and <c>spec.dump</c> (the OCI runtime spec).</summary>
+    internal static ArchiveFacts ReadFacts(byte[] config, byte[] spec)
+    {
+        JsonElement cfg, annotations = default;
+        JsonDocument? cfgDoc = null, specDoc = null;
+        try
+        {
+            try { cfgDoc = JsonDocument.Parse(config); }
+            catch (JsonException e) { throw new ArchiveRejectedException($"'{ConfigDump}' is not valid JSON: {e.Message}", ConfigDump, e); }
+            try { specDoc = JsonDocument.Parse(spec); }
+            catch (JsonException e) { throw new ArchiveRejectedException($"'{SpecDump}' is not valid JSON: {e.Message}", SpecDump, e); }
+            cfg = cfgDoc.RootElement;
+            if (cfg.ValueKind != JsonValueKind.Object) throw new ArchiveRejectedException($"'{ConfigDump}' is not a JSON object", ConfigDump);
+            if (specDoc.RootElement.ValueKind != JsonValueKind.Object) throw new ArchiveRejectedException($"'{SpecDump}' is not a JSON object", SpecDump);
+            if (specDoc.RootElement.TryGetProperty("annotations", out var a) && a.ValueKind == JsonValueKind.Object) annotations = a;
+
+            return new ArchiveFacts
+            {
+                RuntimeContainerId = Str(cfg, "id"),
+                ContainerName = Ann(annotations, "io.kubernetes.container.name", "io.kubernetes.cri.container-name") ?? Str(cfg, "name"),
+                PodName = Ann(annotations, "io.kubernetes.pod.name", "io.kubernetes.cri.sandbox-name"),
+                PodNamespace = Ann(annotations, "io.kubernetes.pod.namespace", "io.kubernetes.cri.sandbox-namespace"),
+                PodUid = Ann(annotations, "io.kubernetes.pod.uid", "io.kubernetes.cri.sandbox-uid"),
+                ImageName = Str(cfg, "rootfsImageName") ?? Ann(annotations, "io.kubernetes.cri-o.ImageName", "io.kubernetes.cri.image-name"),
+                ImageRef = Str(cfg, "rootfsImageRef") ?? Ann(annotations, "io.kubernetes.cri-o.ImageRef", null),
+                ImageId = Str(cfg, "rootfsImage"),
+                Runtime = Str(cfg, "runtime"),
+                ContainerCreatedAt = Time(cfg, "createdTime"),
+                CheckpointedAt = Time(cfg, "checkpointedTime"),
+            };
+        }
+        finally
+        {
+            cfgDoc?.Dispose();
+            specDoc?.Dispose();
+        }
+    }
+
+    private static string? Str(JsonElement obj, string name) =>
+        obj.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.GetString() is { Length: > 0 } s ? s : null;
+
+    private static string? Ann(JsonElement annotations, string name, string? alternative)
+    {
+        if (annotations.ValueKind != JsonValueKind.Object) return null;
+        return Str(annotations, name) ?? (alternative is null ? null : Str(annotations, alternative));
+    }
+
+    private static DateTimeOffset? Time(JsonElement obj, string name)
+    {
+        if (!obj.TryGetProperty(name, out var v) || v.ValueKind != JsonValueKind.String) return null;
+        // Go writes its zero time.Time as 0001-01-01T00:00:00Z: "not set"
+        return v.TryGetDateTimeOffset(out var t) && t.Year > 1 ? t : null;
+    }
+}
+
+/// <summary>
+/// A non-seekable read stream over the staged archive that hands every block it reads from disk to
+/// <c>sink</c> before serving it, so validation, hashing and compression share one pass over the file.
+/// </summary>
+internal sealed class CountingReadStream(Stream source, Action<byte[], int> sink, int chunkSize,
+    IProgress<long>? progress, CancellationToken ct) : Stream
+{
+    private readonly byte[] _buffer = new byte[chunkSize];
+    private int _pos, _len;
+
+    /// <summary>Bytes handed to the reader so far.</summary>
+    public long Delivered { get; private set; }
+    /// <summary>Bytes read from the source (and given to the sink) so far.</summary>
+    public long Consumed { get; private set; }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        if (buffer.IsEmpty) return 0;
+        if (_pos == _len)
+        {
+            ct.ThrowIfCancellationRequested();
+            _len = source.Read(_buffer, 0, _buffer.Length);
+            _pos = 0;
+            if (_len == 0) return 0;
+            sink(_buffer, _len);
+            Consumed += _len;
+            progress?.Report(Consumed);
+        }
+        var n = Math.Min(buffer.Length, _len - _pos);
+        _buffer.AsSpan(_pos, n).CopyTo(buffer);
+        _pos += n;
+        Delivered += n;
+        return n;
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}

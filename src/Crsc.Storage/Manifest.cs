@@ -1,0 +1,152 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Crsc.Controllers.Storage;
+
+namespace Crsc.Storage;
+
+/// <summary>
+/// The on-disk manifest <c>&lt;id&gt;.json</c> beside each archive. Its presence is the commit record: an archive without
+/// one is not a checkpoint. Versioned; a reader refuses versions it does not know.
+/// </summary>
+internal sealed class ManifestDocument
+{
+    public const int CurrentFormatVersion = 1;
+    public const string KindValue = "crsc.io/checkpoint-manifest";
+
+    public int FormatVersion { get; set; }
+    public string Kind { get; set; } = KindValue;
+    public string Id { get; set; } = "";
+    public string Namespace { get; set; } = "";
+    public string Workload { get; set; } = "";
+    public string Container { get; set; } = "";
+    public string? PodName { get; set; }
+    public string? PodUid { get; set; }
+    public string? NodeName { get; set; }
+    public ManifestArchive Archive { get; set; } = new();
+    public ManifestSource Source { get; set; } = new();
+    public DateTimeOffset CreatedAt { get; set; }
+    public string CrscVersion { get; set; } = "";
+    public bool Pinned { get; set; }
+}
+
+internal sealed class ManifestArchive
+{
+    /// <summary><c>none</c> or <c>zstd</c>.</summary>
+    public string Compression { get; set; } = "none";
+    public int? CompressionLevel { get; set; }
+    public string Digest { get; set; } = "";
+    public long Size { get; set; }
+    public string UncompressedDigest { get; set; } = "";
+    public long UncompressedSize { get; set; }
+}
+
+internal sealed class ManifestSource
+{
+    public string? RuntimeContainerId { get; set; }
+    public string? ContainerName { get; set; }
+    public string? PodName { get; set; }
+    public string? PodNamespace { get; set; }
+    public string? PodUid { get; set; }
+    public string? ImageName { get; set; }
+    public string? ImageRef { get; set; }
+    public string? ImageId { get; set; }
+    public string? Runtime { get; set; }
+    public DateTimeOffset? ContainerCreatedAt { get; set; }
+    public DateTimeOffset? CheckpointedAt { get; set; }
+}
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    WriteIndented = true)]
+[JsonSerializable(typeof(ManifestDocument))]
+internal sealed partial class StorageJsonContext : JsonSerializerContext;
+
+internal static class Manifests
+{
+    public static string CompressionName(CheckpointCompression c) => c switch
+    {
+        CheckpointCompression.None => "none",
+        CheckpointCompression.Zstd => "zstd",
+        _ => throw new ArgumentOutOfRangeException(nameof(c), c, null),
+    };
+
+    public static string ArchiveExtension(CheckpointCompression c) => c == CheckpointCompression.Zstd ? ".tar.zst" : ".tar";
+
+    public static byte[] Serialize(ManifestDocument doc) => JsonSerializer.SerializeToUtf8Bytes(doc, StorageJsonContext.Default.ManifestDocument);
+
+    /// <summary>Parses and checks a manifest against where it was found; throws <see cref="InvalidDataException"/> naming the problem.</summary>
+    public static ManifestDocument Parse(ReadOnlySpan<byte> json, string ns, string workload, string container, string id)
+    {
+        ManifestDocument? doc;
+        try { doc = JsonSerializer.Deserialize(json, StorageJsonContext.Default.ManifestDocument); }
+        catch (JsonException e) { throw new InvalidDataException($"not a valid manifest: {e.Message}", e); }
+        if (doc is null) throw new InvalidDataException("the manifest is empty");
+        if (doc.Kind != ManifestDocument.KindValue) throw new InvalidDataException($"unknown manifest kind '{doc.Kind}'");
+        if (doc.FormatVersion != ManifestDocument.CurrentFormatVersion)
+            throw new NotSupportedException($"manifest format version {doc.FormatVersion} is not supported (this crsc reads version {ManifestDocument.CurrentFormatVersion})");
+        if (doc.Id != id || doc.Namespace != ns || doc.Workload != workload || doc.Container != container)
+            throw new InvalidDataException($"the manifest describes {doc.Namespace}/{doc.Workload}/{doc.Container}/{doc.Id}, not the place it is in");
+        if (doc.Archive.Compression is not ("none" or "zstd")) throw new InvalidDataException($"unknown compression '{doc.Archive.Compression}'");
+        if (!IsDigest(doc.Archive.Digest) || !IsDigest(doc.Archive.UncompressedDigest)) throw new InvalidDataException("the manifest's digests are not sha256 digests");
+        if (doc.Archive.Size < 0 || doc.Archive.UncompressedSize < 0) throw new InvalidDataException("the manifest's sizes are negative");
+        return doc;
+    }
+
+    public static CheckpointCompression Compression(ManifestDocument doc) =>
+        doc.Archive.Compression == "zstd" ? CheckpointCompression.Zstd : CheckpointCompression.None;
+
+    private static bool IsDigest(string? d) =>
+        d is { Length: 71 } && d.StartsWith("sha256:", StringComparison.Ordinal) && d.AsSpan(7).ContainsAnyExcept("0123456789abcdef") == false;
+
+    public static CheckpointInfo ToInfo(ManifestDocument doc, string archivePath) => new()
+    {
+        FormatVersion = doc.FormatVersion,
+        Id = doc.Id,
+        Namespace = doc.Namespace,
+        Workload = doc.Workload,
+        Container = doc.Container,
+        PodName = doc.PodName,
+        PodUid = doc.PodUid,
+        NodeName = doc.NodeName,
+        Archive = new ArchiveFacts
+        {
+            RuntimeContainerId = doc.Source.RuntimeContainerId,
+            ContainerName = doc.Source.ContainerName,
+            PodName = doc.Source.PodName,
+            PodNamespace = doc.Source.PodNamespace,
+            PodUid = doc.Source.PodUid,
+            ImageName = doc.Source.ImageName,
+            ImageRef = doc.Source.ImageRef,
+            ImageId = doc.Source.ImageId,
+            Runtime = doc.Source.Runtime,
+            ContainerCreatedAt = doc.Source.ContainerCreatedAt,
+            CheckpointedAt = doc.Source.CheckpointedAt,
+        },
+        Compression = Compression(doc),
+        CompressionLevel = doc.Archive.CompressionLevel,
+        Digest = doc.Archive.Digest,
+        Size = doc.Archive.Size,
+        UncompressedDigest = doc.Archive.UncompressedDigest,
+        UncompressedSize = doc.Archive.UncompressedSize,
+        CreatedAt = doc.CreatedAt,
+        CrscVersion = doc.CrscVersion,
+        Pinned = doc.Pinned,
+        ArchivePath = archivePath,
+    };
+
+    public static ManifestSource FromFacts(ArchiveFacts f) => new()
+    {
+        RuntimeContainerId = f.RuntimeContainerId,
+        ContainerName = f.ContainerName,
+        PodName = f.PodName,
+        PodNamespace = f.PodNamespace,
+        PodUid = f.PodUid,
+        ImageName = f.ImageName,
+        ImageRef = f.ImageRef,
+        ImageId = f.ImageId,
+        Runtime = f.Runtime,
+        ContainerCreatedAt = f.ContainerCreatedAt,
+        CheckpointedAt = f.CheckpointedAt,
+    };
+}

@@ -1,0 +1,90 @@
+using System.ComponentModel;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace Crsc.Storage;
+
+/// <summary>The few libc calls the BCL does not offer: O_NOFOLLOW opens, directory fsync, flock.</summary>
+internal static partial class Native
+{
+    private const string Libc = "libc";
+
+    private const int O_RDONLY = 0;
+    private const int O_RDWR = 2;
+    private const int O_CREAT = 0x40;
+    private const int O_CLOEXEC = 0x80000;
+    // these two differ between architectures (asm-generic vs x86)
+    private static readonly bool GenericFlags =
+        RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm;
+    private static int O_NOFOLLOW => GenericFlags ? 0x8000 : 0x20000;
+    private static int O_DIRECTORY => GenericFlags ? 0x4000 : 0x10000;
+
+    public const int LOCK_EX = 2;
+    public const int LOCK_NB = 4;
+    public const int EWOULDBLOCK = 11;
+    public const int ELOOP = 40;
+    public const int EINTR = 4;
+
+    [LibraryImport(Libc, EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Open(string path, int flags, int mode);
+
+    [LibraryImport(Libc, EntryPoint = "fsync", SetLastError = true)]
+    private static partial int FSync(int fd);
+
+    [LibraryImport(Libc, EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+
+    [LibraryImport(Libc, EntryPoint = "flock", SetLastError = true)]
+    private static partial int FLock(SafeFileHandle fd, int operation);
+
+    /// <summary>Opens an existing file for reading without following a symlink in the last component.</summary>
+    public static SafeFileHandle OpenReadNoFollow(string path)
+    {
+        var fd = Open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == ELOOP) throw new IOException($"'{path}' is a symbolic link; crsc does not follow links in its store");
+            if (errno == 2) throw new FileNotFoundException($"'{path}' does not exist", path);
+            throw new IOException($"cannot open '{path}': {new Win32Exception(errno).Message}");
+        }
+        return new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>Opens (creating with 0600) a file for reading and writing, without following a symlink.</summary>
+    public static SafeFileHandle OpenOrCreateNoFollow(string path)
+    {
+        var fd = Open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0b110_000_000);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            throw new IOException($"cannot open '{path}': {new Win32Exception(errno).Message}");
+        }
+        return new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>fsync of a directory, so a rename or unlink inside it is durable.</summary>
+    public static void FSyncDirectory(string path)
+    {
+        var fd = Open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (fd < 0)
+            throw new IOException($"cannot open directory '{path}' to fsync it: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+        try
+        {
+            if (FSync(fd) != 0)
+                throw new IOException($"fsync of directory '{path}' failed: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+        }
+        finally { _ = Close(fd); }
+    }
+
+    /// <summary>flock(2); returns 0 or the errno.</summary>
+    public static int TryFLock(SafeFileHandle handle, int operation)
+    {
+        while (true)
+        {
+            if (FLock(handle, operation) == 0) return 0;
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != EINTR) return errno;
+        }
+    }
+}
