@@ -1,0 +1,175 @@
+using System.Text;
+
+namespace Crsc.Cli;
+
+/// <summary>Process exit codes crsc uses (sysexits where one fits).</summary>
+public static class ExitCodes
+{
+    public const int Ok = 0;
+    public const int Failure = 1;
+    /// <summary>Bad usage: unknown verb or flag, missing or extra argument.</summary>
+    public const int Usage = 2;
+    /// <summary>EX_CONFIG: the configuration is invalid.</summary>
+    public const int Config = 78;
+}
+
+/// <summary>An option of a command: <c>--name VALUE</c>, <c>--name=VALUE</c>, or a switch without a value.</summary>
+public sealed record OptionSpec(string Name, string? ValueName, string Help, string? Short = null)
+{
+    public bool TakesValue => ValueName is not null;
+}
+
+/// <summary>A positional argument.</summary>
+public sealed record ArgumentSpec(string Name, string Help, bool Required = true);
+
+/// <summary>A verb (or a group of verbs) of the crsc command line.</summary>
+public sealed class CommandSpec(string name, string summary)
+{
+    public string Name { get; } = name;
+    public string Summary { get; } = summary;
+    public string? Description { get; init; }
+    public List<OptionSpec> Options { get; init; } = [];
+    public List<ArgumentSpec> Arguments { get; init; } = [];
+    public List<CommandSpec> Subcommands { get; init; } = [];
+    public Func<ParsedCommand, CancellationToken, Task<int>>? Handler { get; init; }
+    public List<string> Examples { get; init; } = [];
+}
+
+/// <summary>What the parser found for one invocation.</summary>
+public sealed class ParsedCommand(CommandSpec command, string path, TextWriter stdout, TextWriter stderr)
+{
+    public CommandSpec Command { get; } = command;
+    /// <summary>"crsc config check"</summary>
+    public string Path { get; } = path;
+    public Dictionary<string, string> Values { get; } = new(StringComparer.Ordinal);
+    public HashSet<string> Switches { get; } = new(StringComparer.Ordinal);
+    public List<string> Arguments { get; } = [];
+    public TextWriter Out { get; } = stdout;
+    public TextWriter Error { get; } = stderr;
+
+    public string? Value(string option) => Values.GetValueOrDefault(option);
+    public bool Has(string option) => Switches.Contains(option) || Values.ContainsKey(option);
+}
+
+/// <summary>
+/// A small, strict, AOT-clean command-line parser: verbs and sub-verbs, long options with values,
+/// switches, positional arguments, <c>--help</c> everywhere. Anything unknown is a usage error (exit 2)
+/// with a message that names it and says where help is.
+/// </summary>
+public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextWriter stderr)
+{
+    public static readonly OptionSpec Help = new("--help", null, "show help for this command", "-h");
+
+    public async Task<int> RunAsync(string[] args, CancellationToken ct)
+    {
+        var command = root;
+        var path = root.Name;
+        var parsed = new ParsedCommand(command, path, stdout, stderr);
+        var options = new List<OptionSpec>(root.Options);
+        var i = 0;
+        var onlyArguments = false;
+        for (; i < args.Length; i++)
+        {
+            var arg = args[i];
+            if (!onlyArguments && arg == "--") { onlyArguments = true; continue; }
+            if (!onlyArguments && arg.StartsWith('-') && arg.Length > 1)
+            {
+                var eq = arg.IndexOf('=');
+                var name = eq > 0 ? arg[..eq] : arg;
+                if (name is "--help" or "-h")
+                {
+                    stdout.Write(HelpText(command, path));
+                    return ExitCodes.Ok;
+                }
+                var spec = options.FirstOrDefault(o => o.Name == name || o.Short == name);
+                if (spec is null)
+                    return Usage($"unknown option '{name}' for '{path}'", path);
+                if (spec.TakesValue)
+                {
+                    string value;
+                    if (eq > 0) value = arg[(eq + 1)..];
+                    else if (i + 1 < args.Length) value = args[++i];
+                    else return Usage($"option '{spec.Name}' of '{path}' needs a value ({spec.ValueName})", path);
+                    parsed.Values[spec.Name] = value;
+                }
+                else
+                {
+                    if (eq > 0) return Usage($"option '{spec.Name}' of '{path}' takes no value", path);
+                    parsed.Switches.Add(spec.Name);
+                }
+                continue;
+            }
+            // a word: a sub-verb while the command has sub-verbs and no argument was taken yet
+            if (!onlyArguments && command.Subcommands.Count > 0 && parsed.Arguments.Count == 0)
+            {
+                var sub = command.Subcommands.FirstOrDefault(c => c.Name == arg);
+                if (sub is null)
+                    return Usage($"unknown command '{arg}' for '{path}'; commands: {string.Join(", ", command.Subcommands.Select(c => c.Name))}", path);
+                command = sub;
+                path += " " + sub.Name;
+                var carried = parsed;
+                parsed = new ParsedCommand(command, path, stdout, stderr);
+                foreach (var (k, v) in carried.Values) parsed.Values[k] = v;
+                foreach (var s in carried.Switches) parsed.Switches.Add(s);
+                options.AddRange(sub.Options);
+                continue;
+            }
+            parsed.Arguments.Add(arg);
+        }
+
+        if (command.Handler is null)
+        {
+            // a group of verbs given without one
+            stderr.Write(HelpText(command, path));
+            return ExitCodes.Usage;
+        }
+        var required = command.Arguments.Count(a => a.Required);
+        if (parsed.Arguments.Count < required)
+            return Usage($"'{path}' needs {string.Join(" ", command.Arguments.Where(a => a.Required).Skip(parsed.Arguments.Count).Select(a => a.Name))}", path);
+        if (parsed.Arguments.Count > command.Arguments.Count)
+            return Usage($"'{path}' takes {(command.Arguments.Count == 0 ? "no arguments" : "at most " + command.Arguments.Count + " argument(s)")}, got '{string.Join(" ", parsed.Arguments.Skip(command.Arguments.Count))}'", path);
+        return await command.Handler(parsed, ct);
+    }
+
+    private int Usage(string message, string path)
+    {
+        stderr.WriteLine($"crsc: {message}");
+        stderr.WriteLine($"Run '{path} --help' for usage.");
+        return ExitCodes.Usage;
+    }
+
+    public string HelpText(CommandSpec command, string path)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine(command.Summary);
+        if (command.Description is { } d) sb.AppendLine().AppendLine(d);
+        sb.AppendLine().Append("Usage: ").Append(path);
+        if (command.Subcommands.Count > 0) sb.Append(" COMMAND");
+        if (command.Options.Count > 0 || command == root) sb.Append(" [options]");
+        foreach (var a in command.Arguments) sb.Append(a.Required ? $" {a.Name}" : $" [{a.Name}]");
+        sb.AppendLine();
+        if (command.Subcommands.Count > 0)
+        {
+            sb.AppendLine().AppendLine("Commands:");
+            var w = command.Subcommands.Max(c => c.Name.Length) + 2;
+            foreach (var c in command.Subcommands) sb.Append("  ").Append(c.Name.PadRight(w)).AppendLine(c.Summary);
+        }
+        if (command.Arguments.Count > 0)
+        {
+            sb.AppendLine().AppendLine("Arguments:");
+            var w = command.Arguments.Max(a => a.Name.Length) + 2;
+            foreach (var a in command.Arguments) sb.Append("  ").Append(a.Name.PadRight(w)).AppendLine(a.Help);
+        }
+        var opts = command == root ? [.. root.Options, Help] : command.Options.Concat(root.Options).Append(Help).ToList();
+        sb.AppendLine().AppendLine("Options:");
+        var names = opts.Select(o => (o.Short is null ? "" : o.Short + ", ") + o.Name + (o.ValueName is null ? "" : " " + o.ValueName)).ToList();
+        var width = names.Max(n => n.Length) + 2;
+        for (var k = 0; k < opts.Count; k++) sb.Append("  ").Append(names[k].PadRight(width)).AppendLine(opts[k].Help);
+        if (command.Examples.Count > 0)
+        {
+            sb.AppendLine().AppendLine("Examples:");
+            foreach (var e in command.Examples) sb.Append("  ").AppendLine(e);
+        }
+        return sb.ToString();
+    }
+}

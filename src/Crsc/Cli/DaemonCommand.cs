@@ -1,0 +1,41 @@
+using Crsc.Configuration;
+using Crsc.Daemon;
+using Crsc.Logging;
+
+namespace Crsc.Cli;
+
+internal static class DaemonCommand
+{
+    public static async Task<int> RunAsync(ParsedCommand p, CancellationToken ct)
+    {
+        var config = ConfigLoader.Load(p.Value("--config"), Commands.ProcessEnvironment(), Commands.ConfigFlagValues(p));
+        if (!config.IsValid)
+        {
+            foreach (var e in config.Errors) p.Error.WriteLine($"crsc: invalid configuration: {e}");
+            p.Error.WriteLine("crsc: refusing to start; fix the configuration (check it with 'crsc config check').");
+            return ExitCodes.Config;
+        }
+        var options = config.Options;
+        NativeMethods.RestrictUmask();
+
+        var target = LoggingSetup.Choose(options.LogFormat, startedBySystemd: false,
+            journalAvailable: File.Exists(LoggingSetup.JournalSocket), stdoutIsTerminal: !Console.IsOutputRedirected);
+        using var logger = LoggingSetup.Create(options, target);
+        try
+        {
+            return await DaemonHost.RunAsync(options, logger, ct);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
+        {
+            // startup failures that a person can fix: name them plainly, no stack trace
+            logger.Fatal("crsc daemon cannot start: {Reason}", e.Message);
+            p.Error.WriteLine($"crsc: daemon cannot start: {e.Message}");
+            return ExitCodes.Failure;
+        }
+        catch (Exception e)
+        {
+            logger.Fatal(e, "crsc daemon failed");
+            return ExitCodes.Failure;
+        }
+    }
+}

@@ -1,0 +1,51 @@
+namespace Crsc.Configuration;
+
+/// <summary>One configuration key: its YAML path, environment variable(s), command-line flag, and how it is applied.</summary>
+internal sealed record ConfigKey(
+    string YamlPath,
+    string[] EnvironmentVariables,
+    string Flag,
+    string Description,
+    Func<CrscOptions, string> Get,
+    Func<CrscOptions, string, CrscOptions> Set);
+
+/// <summary>The table of DESIGN.md §4 (plus logging), the single source for file, environment, flags and docs.</summary>
+internal static class ConfigKeys
+{
+    public static readonly IReadOnlyList<ConfigKey> All =
+    [
+        new("nodeName", ["NODE_NAME"], "--node-name", "this node's name (default: host name)",
+            o => o.NodeName, (o, v) => o with { NodeName = v }),
+        new("kubeconfig", ["CRSC_KUBECONFIG", "KUBECONFIG"], "--kubeconfig", "kubeconfig file; empty = in-cluster",
+            o => o.Kubeconfig, (o, v) => o with { Kubeconfig = v }),
+        new("runtime.endpoint", ["CRSC_RUNTIME_ENDPOINT"], "--runtime-endpoint", "CRI socket of the container runtime",
+            o => o.RuntimeEndpoint, (o, v) => o with { RuntimeEndpoint = v }),
+        new("runtime.checkpointVia", ["CRSC_CHECKPOINT_VIA"], "--checkpoint-via", "cri or kubelet",
+            o => o.CheckpointVia, (o, v) => o with { CheckpointVia = v }),
+        new("kubelet.url", ["CRSC_KUBELET_URL"], "--kubelet-url", "the kubelet's HTTPS endpoint",
+            o => o.KubeletUrl, (o, v) => o with { KubeletUrl = v }),
+        new("stateDir", ["CRSC_STATE_DIR"], "--state-dir", "schedules, outbox, node state",
+            o => o.StateDir, (o, v) => o with { StateDir = v }),
+        new("checkpointDir", ["CRSC_CHECKPOINT_DIR"], "--checkpoint-dir", "the archive store",
+            o => o.CheckpointDir, (o, v) => o with { CheckpointDir = v }),
+        new("stagingDir", ["CRSC_STAGING_DIR"], "--staging-dir", "in-flight archives",
+            o => o.StagingDir, (o, v) => o with { StagingDir = v }),
+        new("manifestsDir", ["CRSC_MANIFESTS_DIR"], "--manifests-dir", "active static pods (read by the kubelet)",
+            o => o.ManifestsDir, (o, v) => o with { ManifestsDir = v }),
+        new("inactiveManifestsDir", ["CRSC_INACTIVE_MANIFESTS_DIR"], "--inactive-manifests-dir", "inactive static-pod checkpoints",
+            o => o.InactiveManifestsDir, (o, v) => o with { InactiveManifestsDir = v }),
+        new("socket", ["CRSC_SOCKET"], "--socket", "the node API's Unix socket (root only)",
+            o => o.Socket, (o, v) => o with { Socket = v }),
+        new("metrics.address", ["CRSC_METRICS_ADDRESS"], "--metrics-address", "host:port for metrics and health over TCP; empty = off",
+            o => o.MetricsAddress, (o, v) => o with { MetricsAddress = v }),
+        new("namespace", ["CRSC_NAMESPACE"], "--namespace", "namespace of the leader Lease and the daemon's Events",
+            o => o.Namespace, (o, v) => o with { Namespace = v }),
+        new("log.format", ["CRSC_LOG_FORMAT"], "--log-format", "auto, console, json or journald",
+            o => o.LogFormat, (o, v) => o with { LogFormat = v }),
+        new("log.level", ["CRSC_LOG_LEVEL"], "--log-level", "trace, debug, information, warning or error",
+            o => o.LogLevel, (o, v) => o with { LogLevel = v }),
+    ];
+
+    public static ConfigKey? ByYamlPath(string path) => All.FirstOrDefault(k => k.YamlPath == path);
+    public static ConfigKey? ByFlag(string flag) => All.FirstOrDefault(k => k.Flag == flag);
+}

@@ -1,0 +1,106 @@
+using System.Net;
+using System.Text.RegularExpressions;
+
+namespace Crsc.Configuration;
+
+/// <summary>Checks every value; each error names the key, the value and where it came from.</summary>
+public static partial class ConfigValidator
+{
+    private const int MaxUnixSocketPath = 107; // sun_path is 108 bytes with the terminating NUL
+
+    public static IReadOnlyList<ConfigError> Validate(CrscOptions o, IReadOnlyDictionary<string, string>? sources = null)
+    {
+        var errors = new List<ConfigError>();
+        void Fail(string key, string value, string problem) =>
+            errors.Add(new ConfigError(key, value, problem, sources?.GetValueOrDefault(key) ?? "default"));
+
+        if (!IsDnsSubdomain(o.NodeName))
+            Fail("nodeName", o.NodeName, "is not a valid node name (lower-case letters, digits, '-' and '.', at most 253 characters)");
+
+        if (o.Kubeconfig.Length > 0)
+        {
+            if (o.Kubeconfig.Contains(Path.PathSeparator))
+                Fail("kubeconfig", o.Kubeconfig, "names several files; crsc reads exactly one kubeconfig");
+            else if (!File.Exists(o.Kubeconfig))
+                Fail("kubeconfig", o.Kubeconfig, "does not exist");
+        }
+
+        if (!TryParseUnixEndpoint(o.RuntimeEndpoint, out var socketPath))
+            Fail("runtime.endpoint", o.RuntimeEndpoint, "must be unix:///ABSOLUTE/PATH or an absolute socket path");
+        else if (socketPath.Length > MaxUnixSocketPath)
+            Fail("runtime.endpoint", o.RuntimeEndpoint, $"is longer than {MaxUnixSocketPath} bytes, the limit of a Unix socket path");
+
+        if (o.CheckpointVia is not ("cri" or "kubelet"))
+            Fail("runtime.checkpointVia", o.CheckpointVia, "must be cri or kubelet");
+
+        if (!Uri.TryCreate(o.KubeletUrl, UriKind.Absolute, out var kubelet) || kubelet.Scheme is not ("https" or "http") || kubelet.Host.Length == 0)
+            Fail("kubelet.url", o.KubeletUrl, "must be an absolute https:// (or http://) URL");
+
+        CheckDir("stateDir", o.StateDir);
+        CheckDir("checkpointDir", o.CheckpointDir);
+        CheckDir("stagingDir", o.StagingDir);
+        CheckDir("manifestsDir", o.ManifestsDir);
+        CheckDir("inactiveManifestsDir", o.InactiveManifestsDir);
+        if (IsAbsoluteClean(o.CheckpointDir) && IsAbsoluteClean(o.StagingDir) && (IsUnder(o.StagingDir, o.CheckpointDir) || IsUnder(o.CheckpointDir, o.StagingDir)))
+            Fail("stagingDir", o.StagingDir, $"must not be inside checkpointDir ({o.CheckpointDir}) or contain it: staged archives would be listed as checkpoints");
+        if (IsAbsoluteClean(o.ManifestsDir) && o.ManifestsDir == o.InactiveManifestsDir)
+            Fail("inactiveManifestsDir", o.InactiveManifestsDir, "must differ from manifestsDir: the kubelet would run inactive checkpoints");
+
+        if (!IsAbsoluteClean(o.Socket))
+            Fail("socket", o.Socket, "must be an absolute path without '..'");
+        else if (System.Text.Encoding.UTF8.GetByteCount(o.Socket) > MaxUnixSocketPath)
+            Fail("socket", o.Socket, $"is longer than {MaxUnixSocketPath} bytes, the limit of a Unix socket path");
+
+        if (o.MetricsAddress.Length > 0 && !TryParseHostPort(o.MetricsAddress, out _, out _))
+            Fail("metrics.address", o.MetricsAddress, "must be HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464) with a port from 1 to 65535, or empty for off");
+
+        if (!IsDnsLabel(o.Namespace))
+            Fail("namespace", o.Namespace, "is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)");
+
+        if (o.LogFormat is not ("auto" or "console" or "json" or "journald"))
+            Fail("log.format", o.LogFormat, "must be auto, console, json or journald");
+        if (o.LogLevel is not ("trace" or "debug" or "information" or "info" or "warning" or "error"))
+            Fail("log.level", o.LogLevel, "must be trace, debug, information, warning or error");
+
+        return errors;
+
+        void CheckDir(string key, string value)
+        {
+            if (!IsAbsoluteClean(value)) Fail(key, value, "must be an absolute path without '..'");
+        }
+    }
+
+    public static bool TryParseUnixEndpoint(string endpoint, out string path)
+    {
+        path = endpoint.StartsWith("unix://", StringComparison.Ordinal) ? endpoint["unix://".Length..] : endpoint;
+        return IsAbsoluteClean(path);
+    }
+
+    public static bool TryParseHostPort(string address, out string host, out int port)
+    {
+        host = ""; port = 0;
+        var colon = address.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(address.AsSpan(colon + 1), System.Globalization.NumberStyles.None, null, out port) || port is < 1 or > 65535)
+            return false;
+        host = address[..colon];
+        if (host.StartsWith('[') && host.EndsWith(']')) return IPAddress.TryParse(host[1..^1], out _);
+        return host == "localhost" || IPAddress.TryParse(host, out _) || IsDnsSubdomain(host);
+    }
+
+    internal static bool IsAbsoluteClean(string path) =>
+        path.Length > 0 && path[0] == '/' && !path.Contains('\0')
+        && !path.Split('/').Any(part => part is ".." or ".");
+
+    private static bool IsUnder(string path, string root)
+    {
+        var p = path.TrimEnd('/') + "/";
+        var r = root.TrimEnd('/') + "/";
+        return p.StartsWith(r, StringComparison.Ordinal);
+    }
+
+    public static bool IsDnsLabel(string value) => value.Length is > 0 and <= 63 && DnsLabel().IsMatch(value);
+    public static bool IsDnsSubdomain(string value) => value.Length is > 0 and <= 253 && value.Split('.').All(DnsLabel().IsMatch);
+
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+    private static partial Regex DnsLabel();
+}

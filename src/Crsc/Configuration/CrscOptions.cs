@@ -1,0 +1,36 @@
+namespace Crsc.Configuration;
+
+/// <summary>
+/// The daemon's effective configuration: the one option tree of DESIGN.md §4, after the file, the
+/// environment and the flags were applied (in that order). Key names are stable; tooling relies on them.
+/// </summary>
+public sealed record CrscOptions
+{
+    public string NodeName { get; init; } = DefaultNodeName();
+    /// <summary>Empty = in-cluster (service account), or none when not running in a cluster.</summary>
+    public string Kubeconfig { get; init; } = "";
+    public string RuntimeEndpoint { get; init; } = "unix:///var/run/crio/crio.sock";
+    /// <summary><c>cri</c> (default) or <c>kubelet</c>.</summary>
+    public string CheckpointVia { get; init; } = "cri";
+    public string KubeletUrl { get; init; } = "https://127.0.0.1:10250";
+    public string StateDir { get; init; } = "/var/lib/crsc/state";
+    public string CheckpointDir { get; init; } = "/var/lib/crsc/checkpoints";
+    public string StagingDir { get; init; } = "/var/lib/crsc/staging";
+    public string ManifestsDir { get; init; } = "/etc/kubernetes/manifests";
+    public string InactiveManifestsDir { get; init; } = "/etc/kubernetes/inactive-manifests";
+    public string Socket { get; init; } = "/run/crsc/crsc.sock";
+    /// <summary><c>host:port</c> for /metrics, /healthz, /readyz over TCP; empty = off.</summary>
+    public string MetricsAddress { get; init; } = "";
+    /// <summary>Namespace of the Lease and of the daemon's own Events.</summary>
+    public string Namespace { get; init; } = "crsc-system";
+    /// <summary><c>auto</c> (journald under systemd, console on a terminal, JSON lines otherwise), <c>console</c>, <c>json</c>, <c>journald</c>.</summary>
+    public string LogFormat { get; init; } = "auto";
+    /// <summary><c>trace</c>, <c>debug</c>, <c>information</c>, <c>warning</c>, <c>error</c>.</summary>
+    public string LogLevel { get; init; } = "information";
+
+    public static string DefaultNodeName()
+    {
+        try { return Environment.MachineName.ToLowerInvariant(); }
+        catch (InvalidOperationException) { return "localhost"; }
+    }
+}

@@ -1,0 +1,88 @@
+using Crsc.Configuration;
+using Crsc.Controllers.Health;
+using Crsc.Controllers.Metrics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Serilog.Extensions.Logging;
+
+namespace Crsc.Daemon;
+
+/// <summary>
+/// Composition root of <c>crsc daemon</c>: one host with Kestrel on the node socket, the node agent and
+/// (when configured) the cluster half. Decisions live in the services; this only wires them.
+/// </summary>
+internal static partial class DaemonHost
+{
+    public static WebApplication Build(CrscOptions options, Serilog.ILogger serilog, TimeProvider time)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = [],
+            ContentRootPath = "/",
+            EnvironmentName = Environments.Production,
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddProvider(new SerilogLoggerProvider(serilog, dispose: false));
+        builder.Logging.SetMinimumLevel(LogLevel.Trace);
+        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+
+        builder.WebHost.ConfigureKestrel(k => NodeApi.Listen(k, options));
+
+        var metrics = new MetricsRegistry();
+        ProcessMetrics.Register(metrics, time);
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(time);
+        builder.Services.AddSingleton(metrics);
+        builder.Services.AddSingleton<HealthRegistry>();
+        builder.Services.AddSingleton<DaemonState>();
+        builder.Services.AddHostedService<NodeAgentService>();
+
+        var app = builder.Build();
+        NodeApi.Map(app);
+        return app;
+    }
+
+    /// <summary>Runs until SIGTERM/SIGINT; returns the exit code.</summary>
+    public static async Task<int> RunAsync(CrscOptions options, Serilog.ILogger serilog, CancellationToken ct)
+    {
+        var time = TimeProvider.System;
+        NodeApi.PrepareSocket(options.Socket);
+        await using var app = Build(options, serilog, time);
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Crsc.Daemon");
+        var state = app.Services.GetRequiredService<DaemonState>();
+        var health = app.Services.GetRequiredService<HealthRegistry>();
+        var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+
+        lifetime.ApplicationStopping.Register(() =>
+        {
+            state.Stopping = true;
+            Log.Stopping(logger);
+        });
+
+        await app.StartAsync(ct);
+        NodeApi.RestrictSocket(options.Socket);
+        state.Started = true;
+        Log.Started(logger, BuildInfo.Version, BuildInfo.Flavour, options.NodeName, options.Socket, health.Summary());
+
+        await app.WaitForShutdownAsync(ct);
+        Log.Stopped(logger);
+        try { File.Delete(options.Socket); } catch (IOException) { }
+        return 0;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "crsc {Version} ({Flavour}) started on node {NodeName}, node API on {Socket}: {Status}")]
+        public static partial void Started(ILogger logger, string version, string flavour, string nodeName, string socket, string status);
+
+        [LoggerMessage(2, LogLevel.Information, "Stopping")]
+        public static partial void Stopping(ILogger logger);
+
+        [LoggerMessage(3, LogLevel.Information, "Stopped")]
+        public static partial void Stopped(ILogger logger);
+    }
+}

@@ -1,0 +1,115 @@
+using System.Net;
+using System.Net.Sockets;
+using Crsc.Configuration;
+using Crsc.Controllers.Health;
+using Crsc.Controllers.Metrics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Crsc.Daemon;
+
+/// <summary>
+/// The daemon's HTTP surface: <c>/healthz</c>, <c>/readyz</c> and <c>/metrics</c> on the root-only Unix socket
+/// and, when <c>metrics.address</c> is set, on that TCP address. Handlers are thin: they read the health
+/// registry and the metrics registry, nothing else.
+/// </summary>
+internal static class NodeApi
+{
+    public static void Listen(KestrelServerOptions kestrel, CrscOptions options)
+    {
+        kestrel.ListenUnixSocket(options.Socket, l => l.Protocols = HttpProtocols.Http1AndHttp2);
+        if (options.MetricsAddress.Length > 0 && ConfigValidator.TryParseHostPort(options.MetricsAddress, out var host, out var port))
+        {
+            if (host == "localhost") kestrel.ListenLocalhost(port);
+            else kestrel.Listen(IPAddress.Parse(host.Trim('[', ']')), port);
+        }
+        kestrel.AddServerHeader = false;
+    }
+
+    public static void Map(WebApplication app)
+    {
+        // RequestDelegate handlers: no reflection over delegates, AOT-clean on every target framework
+        app.MapGet("/healthz", Healthz);
+        app.MapGet("/readyz", Readyz);
+        app.MapGet("/metrics", Metrics);
+    }
+
+    /// <summary>Liveness: the process is serving and no component says it is broken.</summary>
+    internal static Task Healthz(HttpContext ctx)
+    {
+        var health = ctx.RequestServices.GetRequiredService<HealthRegistry>();
+        var unhealthy = health.Overall == HealthStatus.Unhealthy;
+        return Text(ctx, unhealthy ? 503 : 200, unhealthy ? "unhealthy: " + health.Summary() + "\n" : "ok\n");
+    }
+
+    /// <summary>Readiness, with one line per component (<c>[+]</c> healthy, <c>[~]</c> degraded, <c>[-]</c> unhealthy).</summary>
+    internal static Task Readyz(HttpContext ctx)
+    {
+        var health = ctx.RequestServices.GetRequiredService<HealthRegistry>();
+        var state = ctx.RequestServices.GetRequiredService<DaemonState>();
+        var entries = health.Snapshot();
+        var overall = health.Overall;
+        var ready = state.Started && !state.Stopping && overall != HealthStatus.Unhealthy;
+        var head = !state.Started ? "starting" : state.Stopping ? "stopping"
+            : overall switch { HealthStatus.Healthy => "ready", HealthStatus.Degraded => "ready (degraded)", _ => "not ready" };
+        var body = new System.Text.StringBuilder(head).Append('\n');
+        foreach (var e in entries)
+        {
+            var mark = e.Status switch { HealthStatus.Healthy => "[+]", HealthStatus.Degraded => "[~]", _ => "[-]" };
+            body.Append(mark).Append(e.Component).Append(' ').Append(e.Status.ToString().ToLowerInvariant())
+                .Append(": ").Append(e.Message).Append('\n');
+        }
+        return Text(ctx, ready ? 200 : 503, body.ToString());
+    }
+
+    internal static Task Metrics(HttpContext ctx)
+    {
+        var metrics = ctx.RequestServices.GetRequiredService<MetricsRegistry>();
+        ctx.Response.ContentType = MetricsRegistry.ContentType;
+        return ctx.Response.WriteAsync(metrics.Render(), ctx.RequestAborted);
+    }
+
+    private static Task Text(HttpContext ctx, int status, string body)
+    {
+        ctx.Response.StatusCode = status;
+        ctx.Response.ContentType = "text/plain; charset=utf-8";
+        return ctx.Response.WriteAsync(body, ctx.RequestAborted);
+    }
+
+    /// <summary>
+    /// Makes the socket's directory (0700 when crsc creates it) and removes a stale socket file. Refuses
+    /// when another daemon still answers on it: two daemons must never share a node.
+    /// </summary>
+    public static void PrepareSocket(string path)
+    {
+        var dir = Path.GetDirectoryName(path)!;
+        if (!Directory.Exists(dir))
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (!File.Exists(path)) return;
+        if ((File.GetAttributes(path) & FileAttributes.Directory) != 0)
+            throw new IOException($"socket path {path} is a directory");
+        using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            try
+            {
+                probe.Connect(new UnixDomainSocketEndPoint(path));
+                throw new IOException($"another crsc daemon is already answering on {path}");
+            }
+            catch (SocketException) { /* nobody listens: a leftover of a crashed daemon */ }
+        }
+        File.Delete(path);
+    }
+
+    /// <summary>The node socket is root's only: 0600 (its directory is 0700 when crsc made it).</summary>
+    public static void RestrictSocket(string path) =>
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+}
+
+/// <summary>Lifecycle facts the node API reports.</summary>
+internal sealed class DaemonState
+{
+    public volatile bool Started;
+    public volatile bool Stopping;
+}

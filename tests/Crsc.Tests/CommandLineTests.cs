@@ -1,0 +1,129 @@
+using Crsc.Cli;
+using Crsc.Testing;
+
+namespace Crsc.Tests;
+
+public sealed class CommandLineTests
+{
+    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        var code = await new CommandLineParser(Commands.Root(), o, e).RunAsync(args, CancellationToken.None);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public async Task Unknown_verb_is_a_usage_error_naming_it()
+    {
+        var (code, _, err) = await Run("frobnicate");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("unknown command 'frobnicate'", err);
+        Assert.Contains("daemon", err); // lists what exists
+    }
+
+    [Fact]
+    public async Task Unknown_flag_is_a_usage_error_naming_it_and_the_verb()
+    {
+        var (code, _, err) = await Run("version", "--frob");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("unknown option '--frob' for 'crsc version'", err);
+        Assert.Contains("crsc version --help", err);
+    }
+
+    [Fact]
+    public async Task A_flag_without_its_value_is_a_usage_error()
+    {
+        var (code, _, err) = await Run("daemon", "--socket");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("'--socket'", err);
+    }
+
+    [Fact]
+    public async Task Extra_arguments_are_a_usage_error()
+    {
+        var (code, _, err) = await Run("version", "extra");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("extra", err);
+    }
+
+    [Fact]
+    public async Task No_verb_prints_help_and_exits_2()
+    {
+        var (code, _, err) = await Run();
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("Commands:", err);
+    }
+
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("daemon", "--help")]
+    [InlineData("version", "-h")]
+    [InlineData("config", "--help")]
+    [InlineData("config", "check", "--help")]
+    public async Task Every_verb_has_help(params string[] args)
+    {
+        var (code, output, _) = await Run(args);
+        Assert.Equal(ExitCodes.Ok, code);
+        Assert.Contains("Usage: crsc", output);
+        Assert.Contains("--help", output);
+    }
+
+    [Fact]
+    public async Task Daemon_help_lists_every_configuration_flag_with_its_key_and_variable()
+    {
+        var (_, output, _) = await Run("daemon", "--help");
+        foreach (var k in Crsc.Configuration.ConfigKeys.All)
+        {
+            Assert.Contains(k.Flag, output);
+            Assert.Contains(k.YamlPath, output);
+        }
+        Assert.Contains("$CRSC_RUNTIME_ENDPOINT", output);
+    }
+
+    [Fact]
+    public async Task Version_prints_version_commit_and_flavour()
+    {
+        var (code, output, _) = await Run("version");
+        Assert.Equal(0, code);
+        Assert.Matches(@"^crsc \d+\.\d+\.\d+\S* \(commit [0-9a-f]{7,}|unknown, jit, ", output);
+        Assert.Contains("jit", output); // tests run on the JIT; the e2e test checks the AOT binary says aot
+    }
+
+    [Fact]
+    public async Task Config_check_of_a_bad_file_exits_78_naming_key_and_value()
+    {
+        using var dir = new TempDir();
+        var path = dir.Combine("c.yaml");
+        File.WriteAllText(path, "runtime:\n  checkpointVia: crio\n");
+        var (code, output, err) = await Run("config", "check", path);
+        Assert.Equal(ExitCodes.Config, code);
+        Assert.Contains("runtime.checkpointVia", err);
+        Assert.Contains("\"crio\"", err);
+        Assert.Contains("checkpointVia:", output); // the effective values are still printed
+    }
+
+    [Fact]
+    public async Task Config_check_of_a_good_file_prints_values_and_sources()
+    {
+        using var dir = new TempDir();
+        var path = dir.Combine("c.yaml");
+        File.WriteAllText(path, "namespace: team-a\n");
+        var (code, output, err) = await Run("config", "check", path, "--socket", "/tmp/x.sock");
+        Assert.True(code == 0, err);
+        Assert.Contains("namespace:", output);
+        Assert.Contains("team-a", output);
+        Assert.Contains(path + ":1", output);
+        Assert.Contains("flag --socket", output);
+        Assert.Contains("configuration is valid", output);
+    }
+
+    [Fact]
+    public async Task Option_values_may_be_given_with_equals()
+    {
+        using var dir = new TempDir();
+        var (code, output, _) = await Run("config", "check", "--namespace=abc", "--config=" + dir.Combine("missing.yaml"));
+        Assert.Equal(ExitCodes.Config, code); // the explicit file is missing
+        Assert.Contains("abc", output);
+    }
+}

@@ -1,0 +1,229 @@
+using Crsc.Configuration;
+using Crsc.Testing;
+
+namespace Crsc.Tests;
+
+public sealed class ConfigLoaderTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+    private static readonly Dictionary<string, string> NoEnv = [];
+    private static readonly Dictionary<string, string> NoFlags = [];
+
+    public void Dispose() => _dir.Dispose();
+
+    private string Write(string yaml)
+    {
+        var path = _dir.Combine($"config-{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(path, yaml);
+        return path;
+    }
+
+    [Fact]
+    public void Defaults_match_the_design_table()
+    {
+        // an absent default file means defaults, no error
+        var r = ConfigLoader.Load(null, NoEnv, NoFlags, defaultPath: _dir.Combine("absent.yaml"));
+        Assert.True(r.IsValid, string.Join("; ", r.Errors));
+        var o = r.Options;
+        Assert.Equal("unix:///var/run/crio/crio.sock", o.RuntimeEndpoint);
+        Assert.Equal("cri", o.CheckpointVia);
+        Assert.Equal("https://127.0.0.1:10250", o.KubeletUrl);
+        Assert.Equal("/var/lib/crsc/state", o.StateDir);
+        Assert.Equal("/var/lib/crsc/checkpoints", o.CheckpointDir);
+        Assert.Equal("/etc/kubernetes/manifests", o.ManifestsDir);
+        Assert.Equal("/etc/kubernetes/inactive-manifests", o.InactiveManifestsDir);
+        Assert.Equal("/run/crsc/crsc.sock", o.Socket);
+        Assert.Equal("", o.MetricsAddress);
+        Assert.Equal("crsc-system", o.Namespace);
+        Assert.Equal("", o.Kubeconfig);
+        Assert.Null(r.File);
+        Assert.All(r.Sources.Values, s => Assert.Equal("default", s));
+    }
+
+    [Fact]
+    public void Every_key_of_the_design_table_is_read_from_the_file_with_its_exact_name()
+    {
+        var kubeconfig = _dir.Combine("kubeconfig");
+        File.WriteAllText(kubeconfig, "apiVersion: v1\nkind: Config\n");
+        var path = Write($"""
+            nodeName: node-a
+            kubeconfig: {kubeconfig}
+            runtime:
+              endpoint: unix:///run/containerd/containerd.sock
+              checkpointVia: kubelet
+            kubelet:
+              url: https://10.0.0.5:10250
+            stateDir: /srv/crsc/state
+            checkpointDir: /srv/crsc/checkpoints
+            stagingDir: /srv/crsc/staging
+            manifestsDir: /srv/k8s/manifests
+            inactiveManifestsDir: /srv/k8s/inactive
+            socket: /tmp/crsc-test.sock
+            metrics:
+              address: 127.0.0.1:9464
+            namespace: crsc-test
+            log:
+              format: json
+              level: debug
+            """);
+        var r = ConfigLoader.Load(path, NoEnv, NoFlags);
+        Assert.True(r.IsValid, string.Join("; ", r.Errors));
+        var o = r.Options;
+        Assert.Equal("node-a", o.NodeName);
+        Assert.Equal(kubeconfig, o.Kubeconfig);
+        Assert.Equal("unix:///run/containerd/containerd.sock", o.RuntimeEndpoint);
+        Assert.Equal("kubelet", o.CheckpointVia);
+        Assert.Equal("https://10.0.0.5:10250", o.KubeletUrl);
+        Assert.Equal("/srv/crsc/state", o.StateDir);
+        Assert.Equal("/srv/crsc/checkpoints", o.CheckpointDir);
+        Assert.Equal("/srv/crsc/staging", o.StagingDir);
+        Assert.Equal("/srv/k8s/manifests", o.ManifestsDir);
+        Assert.Equal("/srv/k8s/inactive", o.InactiveManifestsDir);
+        Assert.Equal("/tmp/crsc-test.sock", o.Socket);
+        Assert.Equal("127.0.0.1:9464", o.MetricsAddress);
+        Assert.Equal("crsc-test", o.Namespace);
+        Assert.Equal("json", o.LogFormat);
+        Assert.Equal("debug", o.LogLevel);
+        Assert.Equal($"{path}:4", r.Sources["runtime.endpoint"]);
+    }
+
+    [Fact]
+    public void Environment_overrides_file_and_flags_override_environment()
+    {
+        var path = Write("nodeName: from-file\nnamespace: from-file\nsocket: /tmp/file.sock\n");
+        var env = new Dictionary<string, string> { ["NODE_NAME"] = "from-env", ["CRSC_SOCKET"] = "/tmp/env.sock" };
+        var flags = new Dictionary<string, string> { ["--socket"] = "/tmp/flag.sock" };
+        var r = ConfigLoader.Load(path, env, flags);
+        Assert.True(r.IsValid, string.Join("; ", r.Errors));
+        Assert.Equal("from-env", r.Options.NodeName);
+        Assert.Equal("from-file", r.Options.Namespace);
+        Assert.Equal("/tmp/flag.sock", r.Options.Socket);
+        Assert.Equal("env NODE_NAME", r.Sources["nodeName"]);
+        Assert.Equal("flag --socket", r.Sources["socket"]);
+    }
+
+    [Fact]
+    public void Every_environment_variable_of_the_design_table_is_honoured()
+    {
+        var kubeconfig = _dir.Combine("kc");
+        File.WriteAllText(kubeconfig, "");
+        var env = new Dictionary<string, string>
+        {
+            ["NODE_NAME"] = "n1",
+            ["CRSC_KUBECONFIG"] = kubeconfig,
+            ["CRSC_RUNTIME_ENDPOINT"] = "/run/x.sock",
+            ["CRSC_CHECKPOINT_VIA"] = "kubelet",
+            ["CRSC_KUBELET_URL"] = "https://127.0.0.2:10250",
+            ["CRSC_STATE_DIR"] = "/s",
+            ["CRSC_CHECKPOINT_DIR"] = "/c",
+            ["CRSC_MANIFESTS_DIR"] = "/m",
+            ["CRSC_INACTIVE_MANIFESTS_DIR"] = "/i",
+            ["CRSC_SOCKET"] = "/tmp/s.sock",
+            ["CRSC_METRICS_ADDRESS"] = "[::1]:9000",
+            ["CRSC_NAMESPACE"] = "ns1",
+        };
+        var r = ConfigLoader.Load(null, env, NoFlags, defaultPath: _dir.Combine("absent.yaml"));
+        Assert.True(r.IsValid, string.Join("; ", r.Errors));
+        var o = r.Options;
+        Assert.Equal(("n1", kubeconfig, "/run/x.sock", "kubelet", "https://127.0.0.2:10250"), (o.NodeName, o.Kubeconfig, o.RuntimeEndpoint, o.CheckpointVia, o.KubeletUrl));
+        Assert.Equal(("/s", "/c", "/m", "/i", "/tmp/s.sock", "[::1]:9000", "ns1"), (o.StateDir, o.CheckpointDir, o.ManifestsDir, o.InactiveManifestsDir, o.Socket, o.MetricsAddress, o.Namespace));
+    }
+
+    [Fact]
+    public void KUBECONFIG_is_used_when_CRSC_KUBECONFIG_is_not_set_and_loses_to_it_when_it_is()
+    {
+        var a = _dir.Combine("a"); File.WriteAllText(a, "");
+        var b = _dir.Combine("b"); File.WriteAllText(b, "");
+        Assert.Equal(a, ConfigLoader.Load(null, new Dictionary<string, string> { ["KUBECONFIG"] = a }, NoFlags).Options.Kubeconfig);
+        Assert.Equal(b, ConfigLoader.Load(null, new Dictionary<string, string> { ["KUBECONFIG"] = a, ["CRSC_KUBECONFIG"] = b }, NoFlags).Options.Kubeconfig);
+    }
+
+    [Fact]
+    public void CRSC_CONFIG_picks_the_file_and_a_missing_explicit_file_is_an_error()
+    {
+        var path = Write("namespace: via-env-file\n");
+        var r = ConfigLoader.Load(null, new Dictionary<string, string> { ["CRSC_CONFIG"] = path }, NoFlags);
+        Assert.Equal("via-env-file", r.Options.Namespace);
+
+        var missing = ConfigLoader.Load(_dir.Combine("nope.yaml"), NoEnv, NoFlags);
+        var e = Assert.Single(missing.Errors);
+        Assert.Equal("config", e.Key);
+        Assert.Contains("nope.yaml", e.ToString());
+        Assert.Contains("does not exist", e.ToString());
+    }
+
+    [Theory]
+    [InlineData("runtime:\n  checkpointVia: crio\n", "runtime.checkpointVia", "crio")]
+    [InlineData("runtime:\n  endpoint: tcp://1.2.3.4:10000\n", "runtime.endpoint", "tcp://1.2.3.4:10000")]
+    [InlineData("kubelet:\n  url: not-a-url\n", "kubelet.url", "not-a-url")]
+    [InlineData("stateDir: relative/dir\n", "stateDir", "relative/dir")]
+    [InlineData("checkpointDir: /var/lib/../etc\n", "checkpointDir", "/var/lib/../etc")]
+    [InlineData("socket: sock\n", "socket", "sock")]
+    [InlineData("metrics:\n  address: 127.0.0.1:99999\n", "metrics.address", "127.0.0.1:99999")]
+    [InlineData("metrics:\n  address: nonsense\n", "metrics.address", "nonsense")]
+    [InlineData("namespace: Bad_NS\n", "namespace", "Bad_NS")]
+    [InlineData("nodeName: NODE!\n", "nodeName", "NODE!")]
+    [InlineData("log:\n  format: xml\n", "log.format", "xml")]
+    [InlineData("log:\n  level: loud\n", "log.level", "loud")]
+    [InlineData("kubeconfig: /nonexistent/kubeconfig\n", "kubeconfig", "/nonexistent/kubeconfig")]
+    [InlineData("stagingDir: /var/lib/crsc/checkpoints/staging\n", "stagingDir", "/var/lib/crsc/checkpoints/staging")]
+    [InlineData("inactiveManifestsDir: /etc/kubernetes/manifests\n", "inactiveManifestsDir", "/etc/kubernetes/manifests")]
+    public void A_bad_value_is_named_with_its_key_value_and_source(string yaml, string key, string value)
+    {
+        var path = Write(yaml);
+        var r = ConfigLoader.Load(path, NoEnv, NoFlags);
+        var e = Assert.Single(r.Errors);
+        Assert.Equal(key, e.Key);
+        Assert.Equal(value, e.Value);
+        Assert.StartsWith(path, e.Source);
+        Assert.Contains(key, e.ToString());
+        Assert.Contains(value, e.ToString());
+    }
+
+    [Fact]
+    public void A_bad_value_from_the_environment_names_the_variable()
+    {
+        var r = ConfigLoader.Load(null, new Dictionary<string, string> { ["CRSC_CHECKPOINT_VIA"] = "docker" }, NoFlags);
+        var e = Assert.Single(r.Errors);
+        Assert.Equal("env CRSC_CHECKPOINT_VIA", e.Source);
+    }
+
+    [Fact]
+    public void Unknown_keys_are_errors_naming_the_key_and_line()
+    {
+        var path = Write("runtime:\n  endpont: unix:///x.sock\n");
+        var e = Assert.Single(ConfigLoader.Load(path, NoEnv, NoFlags).Errors);
+        Assert.Equal("runtime.endpont", e.Key);
+        Assert.Contains("line 2", e.Problem);
+        Assert.Contains("runtime.endpoint", e.Problem); // the list of known keys helps spot the typo
+    }
+
+    [Theory]
+    [InlineData("runtime: [a, b]\n", "runtime")]
+    [InlineData("nodeName: {a: b}\n", "nodeName")]
+    [InlineData("- a\n- b\n", "config")]
+    [InlineData("a: b\n---\nc: d\n", "config")]
+    [InlineData("nodeName: [unclosed\n", "config")]
+    public void Malformed_yaml_is_an_error_not_an_exception(string yaml, string key)
+    {
+        var r = ConfigLoader.Load(Write(yaml), NoEnv, NoFlags);
+        Assert.False(r.IsValid);
+        Assert.Contains(r.Errors, e => e.Key == key || e.Key.StartsWith(key + ".", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void An_empty_file_and_null_values_mean_defaults()
+    {
+        Assert.True(ConfigLoader.Load(Write(""), NoEnv, NoFlags).IsValid);
+        var r = ConfigLoader.Load(Write("namespace: ~\nmetrics:\n  address: null\n"), NoEnv, NoFlags);
+        Assert.True(r.IsValid, string.Join("; ", r.Errors));
+        Assert.Equal("crsc-system", r.Options.Namespace);
+    }
+
+    [Fact]
+    public void Several_errors_are_all_reported_at_once()
+    {
+        var r = ConfigLoader.Load(Write("namespace: X\nsocket: rel\nruntime:\n  checkpointVia: y\n"), NoEnv, NoFlags);
+        Assert.Equal(["namespace", "runtime.checkpointVia", "socket"], r.Errors.Select(e => e.Key).Order().ToArray());
+    }
+}
