@@ -1,0 +1,98 @@
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+
+namespace Crsc.Api.Tests.Crds;
+
+/// <summary>Fully populated, valid objects of every crsc kind: every field set, so the tests see them all.</summary>
+public static class Samples
+{
+    public static readonly DateTimeOffset T0 = new(2025, 5, 20, 10, 0, 0, TimeSpan.Zero);
+
+    public static List<Condition> Conditions() =>
+    [
+        new Condition
+        {
+            Type = ConditionTypes.Ready, Status = ConditionStatus.True, ObservedGeneration = 2,
+            LastTransitionTime = T0, Reason = "CheckpointStored", Message = "archive stored on node-a",
+        },
+    ];
+
+    public static ObjectMeta Meta(string name, string? ns = "shop") => new()
+    {
+        Name = name, Namespace = ns, Uid = "6f1c2a4e-0000-4000-8000-000000000001", ResourceVersion = "42",
+        Generation = 2, CreationTimestamp = T0, Labels = new() { ["app"] = "counter" },
+    };
+
+    public static CheckpointSchedule Schedule() => new()
+    {
+        Metadata = Meta("counter"),
+        Spec = new CheckpointScheduleSpec
+        {
+            Target = new ScheduleTarget { Kind = ScheduleTargetKind.StatefulSet, Name = "counter" },
+            Containers = ["app", "worker"],
+            Interval = "1h30m",
+            Retention = new RetentionPolicy { KeepLast = 5, MaxAge = "72h", MaxBytes = 10L << 30 },
+            Suspend = true,
+        },
+        Status = new CheckpointScheduleStatus
+        {
+            ObservedGeneration = 2, LastCheckpointTime = T0, NextCheckpointTime = T0.AddMinutes(90),
+            LastCheckpointName = "counter-app-20250520-100000", Conditions = Conditions(),
+        },
+    };
+
+    public static ContainerCheckpoint Checkpoint() => new()
+    {
+        Metadata = Meta("counter-app-20250520-100000"),
+        Spec = new ContainerCheckpointSpec { PodName = "counter-7d9f8-abcde", Container = "app", DeletionPolicy = DeletionPolicy.Retain },
+        Status = new ContainerCheckpointStatus
+        {
+            ObservedGeneration = 1, Phase = ContainerCheckpointPhase.Completed, Message = "stored",
+            Node = "node-a", PodUid = "0a0b0c0d-0000-4000-8000-000000000002", ContentName = "ckptc-0a0b0c0d",
+            StartedAt = T0, CompletedAt = T0.AddSeconds(3), SizeBytes = 123_456_789,
+            Digest = "sha256:" + new string('a', 64), CriuLog = "(00.001) Error (criu/cr-dump.c:1): oops\n",
+            Conditions = Conditions(),
+        },
+    };
+
+    public static ContainerCheckpointContent Content() => new()
+    {
+        Metadata = Meta("ckptc-0a0b0c0d", ns: null),
+        Spec = new ContainerCheckpointContentSpec
+        {
+            Node = "node-a",
+            Path = "/var/lib/crsc/checkpoints/shop/counter/app/20250520T100000Z.tar.zst",
+            Digest = "sha256:" + new string('0', 32) + new string('f', 32),
+            SizeBytes = 123_456_789,
+            Compression = ArchiveCompression.Zstd,
+            Encryption = new ArchiveEncryption { Algorithm = EncryptionAlgorithm.Aes256Gcm, KeyId = "node-key-1" },
+            ImageReference = "node-a.crsc.local:5000/shop/counter-app@sha256:" + new string('b', 64),
+            Source = new CheckpointSource
+            {
+                Namespace = "shop", Pod = "counter-7d9f8-abcde", PodUid = "0a0b0c0d-0000-4000-8000-000000000002",
+                Container = "app", Image = "registry.example/counter:1.2", ImageId = "sha256:" + new string('c', 64),
+            },
+            DeletionPolicy = DeletionPolicy.Retain,
+            CheckpointRef = new NamespacedObjectReference { Namespace = "shop", Name = "counter-app-20250520-100000", Uid = "6f1c2a4e-0000-4000-8000-000000000001" },
+        },
+        Status = new ContainerCheckpointContentStatus { Conditions = Conditions() },
+    };
+
+    public static Restore Restore() => new()
+    {
+        Metadata = Meta("counter-restore-1"),
+        Spec = new RestoreSpec
+        {
+            Target = new RestoreTarget { Kind = RestoreTargetKind.Deployment, Name = "counter" },
+            Container = "app", CheckpointName = "counter-app-20250520-100000",
+            Fallback = RestoreFallback.Fail, MaxAttempts = 5,
+        },
+        Status = new RestoreStatus
+        {
+            ObservedGeneration = 1, Phase = RestorePhase.FellBack, Attempts = 5,
+            CheckpointName = "counter-app-20250520-100000", PodName = "counter-7d9f8-abcde",
+            Message = "restore failed 5 times; original image put back", StartedAt = T0, CompletedAt = T0.AddMinutes(2),
+            Conditions = Conditions(),
+        },
+    };
+}

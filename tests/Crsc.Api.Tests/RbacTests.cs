@@ -1,0 +1,114 @@
+using System.Text.Json.Nodes;
+using Crsc.Api.Crds;
+using Crsc.Api.Tests.Crds;
+
+namespace Crsc.Api.Tests;
+
+/// <summary>packaging/kubernetes/rbac.yaml: least privilege, no wildcards, every rule explained.</summary>
+public sealed class RbacTests
+{
+    private static readonly string Text = File.ReadAllText(Path.Combine(RepoFiles.KubernetesDir, "rbac.yaml"));
+    private static readonly List<JsonObject> Docs = YamlTree.LoadAll(Text).Select(d => (JsonObject)d!).ToList();
+
+    private static JsonObject Doc(string kind, string name) =>
+        Docs.Single(d => (string?)d["kind"] == kind && (string?)d["metadata"]!["name"] == name);
+
+    private static IEnumerable<JsonObject> Rules(JsonObject role) => role["rules"]!.AsArray().Select(r => (JsonObject)r!);
+
+    private static IEnumerable<string> Strings(JsonNode? node) => node?.AsArray().Select(n => (string)n!) ?? [];
+
+    /// <summary>Every (group, resource, verb) the role grants, as "group/resource:verb".</summary>
+    private static HashSet<string> Grants(JsonObject role) =>
+        Rules(role).SelectMany(r => Strings(r["apiGroups"]).SelectMany(g => Strings(r["resources"])
+            .SelectMany(res => Strings(r["verbs"]).Select(v => $"{g}/{res}:{v}")))).ToHashSet();
+
+    [Fact]
+    public void Has_the_namespace_service_account_roles_and_bindings()
+    {
+        Assert.Equal(
+            ["Namespace/crsc-system", "ServiceAccount/crsc", "ClusterRole/crsc", "ClusterRoleBinding/crsc",
+             "Role/crsc-leader-election", "RoleBinding/crsc-leader-election"],
+            Docs.Select(d => $"{d["kind"]}/{d["metadata"]!["name"]}"));
+        foreach (var d in Docs.Where(d => (string?)d["kind"] is "ServiceAccount" or "Role" or "RoleBinding"))
+            Assert.Equal("crsc-system", (string?)d["metadata"]!["namespace"]);
+        foreach (var binding in new[] { Doc("ClusterRoleBinding", "crsc"), Doc("RoleBinding", "crsc-leader-election") })
+        {
+            var subject = Assert.Single(binding["subjects"]!.AsArray())!;
+            Assert.Equal(("ServiceAccount", "crsc", "crsc-system"), ((string?)subject["kind"], (string?)subject["name"], (string?)subject["namespace"]));
+        }
+        Assert.Equal("crsc", (string?)Doc("ClusterRoleBinding", "crsc")["roleRef"]!["name"]);
+        Assert.Equal("crsc-leader-election", (string?)Doc("RoleBinding", "crsc-leader-election")["roleRef"]!["name"]);
+    }
+
+    [Fact]
+    public void No_wildcards_anywhere()
+    {
+        foreach (var role in Docs.Where(d => (string?)d["kind"] is "ClusterRole" or "Role"))
+            foreach (var rule in Rules(role))
+            {
+                foreach (var key in new[] { "apiGroups", "resources", "verbs", "resourceNames" })
+                    Assert.DoesNotContain(Strings(rule[key]), v => v.Contains('*'));
+                Assert.Null(rule["nonResourceURLs"]);
+                Assert.DoesNotContain(Strings(rule["verbs"]), v => v is "escalate" or "bind" or "impersonate" or "deletecollection");
+            }
+    }
+
+    [Fact]
+    public void ClusterRole_grants_exactly_what_the_daemon_does()
+    {
+        var grants = Grants(Doc("ClusterRole", "crsc"));
+        var expected = new HashSet<string>();
+        void Add(string group, string resources, string verbs)
+        {
+            foreach (var r in resources.Split(','))
+                foreach (var v in verbs.Split(','))
+                    expected.Add($"{group}/{r}:{v}");
+        }
+        Add("", "pods", "get,list,watch,patch,delete");
+        Add("apps", "deployments,replicasets,statefulsets", "get,list,watch");
+        Add("apps", "deployments/finalizers", "update");
+        Add("", "nodes", "get,list,watch");
+        Add("", "nodes/checkpoint", "create");
+        var plurals = string.Join(',', new[] { CrscResources.CheckpointSchedules, (object)CrscResources.ContainerCheckpoints,
+            CrscResources.ContainerCheckpointContents, CrscResources.Restores }.Select(r => r switch
+        {
+            Kubernetes.ResourceType<CheckpointSchedule> s => s.Plural,
+            Kubernetes.ResourceType<ContainerCheckpoint> c => c.Plural,
+            Kubernetes.ResourceType<ContainerCheckpointContent> c => c.Plural,
+            Kubernetes.ResourceType<Restore> c => c.Plural,
+            _ => throw new InvalidOperationException(),
+        }));
+        Add("crsc.io", plurals, "get,list,watch,create,update,patch,delete");
+        Add("crsc.io", string.Join(',', plurals.Split(',').Select(p => p + "/status")), "get,update,patch");
+        Add("crsc.io", string.Join(',', plurals.Split(',').Select(p => p + "/finalizers")), "update");
+        Add("", "events", "create,patch");
+        Add("events.k8s.io", "events", "create,patch");
+        Add("", "secrets,configmaps", "get");
+        Assert.Equal(expected.Order(), grants.Order());
+        // Notably absent: reading all secrets, editing workloads, leases cluster-wide.
+        Assert.DoesNotContain("/secrets:list", grants);
+        Assert.DoesNotContain("apps/deployments:patch", grants);
+        Assert.DoesNotContain(grants, g => g.StartsWith("coordination.k8s.io/", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Leases_only_in_crscs_namespace_and_only_its_own()
+    {
+        var role = Doc("Role", "crsc-leader-election");
+        Assert.Equal(["coordination.k8s.io/leases:create", "coordination.k8s.io/leases:get", "coordination.k8s.io/leases:update"], Grants(role).Order());
+        var named = Rules(role).Where(r => r["resourceNames"] is not null).ToList();
+        Assert.Equal(["crsc-leader"], Strings(Assert.Single(named)["resourceNames"]));
+        Assert.Equal(["get", "update"], Strings(named[0]["verbs"]));
+    }
+
+    [Fact]
+    public void Every_rule_is_explained_by_a_comment()
+    {
+        // The rule list items start with "- apiGroups:"; the line before each must be a comment.
+        var lines = Text.Split('\n');
+        var ruleLines = Enumerable.Range(0, lines.Length).Where(i => lines[i].TrimStart().StartsWith("- apiGroups:", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(ruleLines);
+        var uncommented = ruleLines.Where(i => !lines[i - 1].TrimStart().StartsWith('#')).Select(i => $"line {i + 1}").ToList();
+        Assert.True(uncommented.Count == 0, "rules without a comment: " + string.Join(", ", uncommented));
+    }
+}
