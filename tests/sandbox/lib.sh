@@ -100,3 +100,10 @@ CGROUP_PARENT=/crsc-sandbox
 CNI_BRIDGE=crscsbx0
 BUSYBOX_IMAGE=$REGISTRY/crsc-sandbox/busybox:1
 PAUSE_IMAGE=$REGISTRY/crsc-sandbox/pause:1
+
+# ns_members HOLDER_PID: pids of the processes in the holder's mount namespace, the holder excepted
+ns_members() {
+  local ino
+  ino=$(stat -L -c %i "/proc/$1/ns/mnt" 2>/dev/null) || return 0
+  ps -e -o pid=,mntns= | awk -v ns="$ino" -v h="$1" '$2 == ns && $1 != h {print $1}'
+}

@@ -6,16 +6,7 @@ source "$(dirname "$0")/lib.sh"
 need_root
 h=$(holder_pid)
 if [ -z "$h" ]; then rm -f "$HOLDER_PIDFILE"; echo "namespace not up"; exit 0; fi
-NS=$(readlink "/proc/$h/ns/mnt")
-members() {
-  local p
-  for p in /proc/[0-9]*; do
-    p=${p#/proc/}
-    [ "$p" = "$h" ] && continue
-    [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$NS" ] && echo "$p"
-  done
-  return 0
-}
+members() { ns_members "$h"; }
 left=$(members)
 if [ -n "$left" ]; then
   for p in $left; do echo "stopping leftover $p: $(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)"; kill "$p" 2>/dev/null || true; done

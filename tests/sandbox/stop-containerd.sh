@@ -15,16 +15,15 @@ ns() { nsenter --target "$target" --mount --root --wd -- "${CLEAN_ENV[@]}" "$@";
 
 if [ -n "$target" ] && pid_is "$CONTAINERD_PIDFILE" containerd; then
   ctr_k8s() { ns ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
-  # workload containers first, then the sandboxes' (pause) containers; a test's own CRI cleanup
-  # normally leaves nothing here
-  for id in $(ctr_k8s tasks ls -q 2>/dev/null); do
-    ctr_k8s tasks kill --all --signal SIGKILL "$id" >/dev/null 2>&1 || true
-  done
-  for id in $(ctr_k8s tasks ls -q 2>/dev/null); do
+  # ids only (first column of a listing, header skipped); anything else is ignored
+  ids() { ctr_k8s "$@" 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9a-f]+$/ {print $1}'; }
+  # a test's own CRI cleanup normally leaves nothing here; what is left is killed and removed
+  for id in $(ids tasks ls); do ctr_k8s tasks kill --all --signal SIGKILL "$id" >/dev/null 2>&1 || true; done
+  for id in $(ids tasks ls); do
     for _ in $(seq 1 30); do ctr_k8s tasks delete "$id" >/dev/null 2>&1 && break; sleep 0.1; done
   done
-  for id in $(ctr_k8s containers ls -q 2>/dev/null); do ctr_k8s containers delete "$id" >/dev/null 2>&1 || true; done
-  for id in $(ctr_k8s sandboxes ls -q 2>/dev/null); do ctr_k8s sandboxes rm --force "$id" >/dev/null 2>&1 || true; done
+  for id in $(ids containers ls); do ctr_k8s containers delete "$id" >/dev/null 2>&1 || true; done
+  for id in $(ids sandboxes ls); do ctr_k8s sandboxes rm --force "$id" >/dev/null 2>&1 || true; done
 fi
 stop_pid "$CONTAINERD_PIDFILE" containerd
 stop_pid "$REGISTRY_PIDFILE" docker-registry
@@ -33,15 +32,9 @@ rm -f "$CONTAINERD_SOCK" "$CONTAINERD_SOCK.ttrpc"
 # whatever containerd left in the namespace (shims, containers whose shim died): by pid, and
 # only processes of this namespace; the holder stays
 if [ -n "$target" ] && [ -n "$(holder_pid)" ]; then
-  h=$(holder_pid); NS=$(readlink "/proc/$h/ns/mnt")
+  h=$(holder_pid)
   for _ in 1 2 3; do
-    left=""
-    for p in /proc/[0-9]*; do
-      p=${p#/proc/}; [ "$p" = "$h" ] && continue
-      [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$NS" ] || continue
-      # a runc/buildah helper of a script still running is not a leftover, but none runs under the lock
-      left="$left $p"
-    done
+    left=$(ns_members "$h")
     [ -z "$left" ] && break
     for p in $left; do say "killing leftover $p: $(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)"; kill -9 "$p" 2>/dev/null || true; done
     sleep 0.3
