@@ -96,6 +96,10 @@ public sealed class RealRuntimeFixture : IAsyncLifetime
             timeout: timeout ?? TimeSpan.FromMinutes(2), ct: ct);
     }
 
+    /// <summary>Runs one of the sandbox scripts (e.g. <c>start-containerd.sh</c>), its output going to the fixture's log.</summary>
+    public Task<CommandResult> RunSandboxScriptAsync(string script, TimeSpan? timeout = null) =>
+        RunScriptAsync(script, timeout ?? TimeSpan.FromMinutes(10));
+
     public async Task InitializeAsync()
     {
         if (!Available) return;

@@ -55,6 +55,22 @@ public sealed class SandboxTests(RealRuntimeFixture sandbox)
     }
 
     [RealComponentsFact]
+    public async Task Setting_up_and_starting_again_changes_nothing_that_runs()
+    {
+        var pids = new[] { "ns-holder.pid", "registry.pid", "containerd.pid" }
+            .ToDictionary(f => f, f => File.ReadAllText(Path.Combine(sandbox.RunDirectory, f)).Trim());
+        foreach (var script in new[] { "setup-rootfs.sh", "ns-up.sh", "setup-containerd.sh", "start-containerd.sh" })
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var again = await sandbox.RunSandboxScriptAsync(script, TimeSpan.FromMinutes(2));
+            Assert.True(again.Succeeded, $"{script}: {again}");
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(30), $"{script} took {sw.Elapsed.TotalSeconds:0} s on a second run");
+        }
+        foreach (var (file, pid) in pids)
+            Assert.Equal(pid, File.ReadAllText(Path.Combine(sandbox.RunDirectory, file)).Trim());
+    }
+
+    [RealComponentsFact]
     public async Task The_loopback_registry_serves_the_busybox_image()
     {
         using var http = new HttpClient { BaseAddress = new Uri($"http://{sandbox.RegistryAddress}/"), Timeout = TimeSpan.FromSeconds(30) };
