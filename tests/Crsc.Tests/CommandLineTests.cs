@@ -126,4 +126,16 @@ public sealed class CommandLineTests
         Assert.Equal(ExitCodes.Config, code); // the explicit file is missing
         Assert.Contains("abc", output);
     }
+
+    [Fact]
+    public async Task Manifests_prints_the_embedded_crds_and_refuses_an_unknown_kind()
+    {
+        var (code, output, err) = await Run("manifests", "crds");
+        Assert.True(code == 0, err);
+        Assert.Equal(4, System.Text.RegularExpressions.Regex.Matches(output, "kind: CustomResourceDefinition").Count);
+        var (bad, _, badErr) = await Run("manifests", "nonsense");
+        Assert.Equal(ExitCodes.Usage, bad);
+        Assert.Contains("'nonsense'", badErr);
+        Assert.Contains("crds", badErr);
+    }
 }

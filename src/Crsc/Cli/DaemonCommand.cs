@@ -1,6 +1,7 @@
 using Crsc.Configuration;
 using Crsc.Daemon;
 using Crsc.Logging;
+using Crsc.Systemd;
 
 namespace Crsc.Cli;
 
@@ -18,8 +19,8 @@ internal static class DaemonCommand
         var options = config.Options;
         NativeMethods.RestrictUmask();
 
-        var target = LoggingSetup.Choose(options.LogFormat, startedBySystemd: false,
-            journalAvailable: File.Exists(LoggingSetup.JournalSocket), stdoutIsTerminal: !Console.IsOutputRedirected);
+        var target = LoggingSetup.Choose(options.LogFormat, SystemdEnvironment.IsStartedBySystemd,
+            SystemdEnvironment.IsJournalSocketPresent(), stdoutIsTerminal: !Console.IsOutputRedirected);
         using var logger = LoggingSetup.Create(options, target);
         try
         {

@@ -1,6 +1,7 @@
 using Crsc.Configuration;
 using Crsc.Controllers.Health;
 using Crsc.Controllers.Metrics;
+using Crsc.Systemd;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -20,10 +21,13 @@ internal static partial class DaemonHost
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
-            Args = [],
-            ContentRootPath = "/",
+            // no appsettings.json watching: a content root of "/" with reload-on-change makes the host
+            // walk the whole file system before it starts. crsc's configuration is CrscOptions only.
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+            ContentRootPath = AppContext.BaseDirectory,
             EnvironmentName = Environments.Production,
         });
+        builder.Configuration.Sources.Clear();
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(new SerilogLoggerProvider(serilog, dispose: false));
         builder.Logging.SetMinimumLevel(LogLevel.Trace);
@@ -40,6 +44,8 @@ internal static partial class DaemonHost
         builder.Services.AddSingleton<HealthRegistry>();
         builder.Services.AddSingleton<DaemonState>();
         builder.Services.AddHostedService<NodeAgentService>();
+        // READY/STATUS/STOPPING/WATCHDOG for systemd; inert when systemd did not start us
+        builder.Services.AddSystemdIntegration();
 
         var app = builder.Build();
         NodeApi.Map(app);
@@ -67,6 +73,7 @@ internal static partial class DaemonHost
         NodeApi.RestrictSocket(options.Socket);
         state.Started = true;
         Log.Started(logger, BuildInfo.Version, BuildInfo.Flavour, options.NodeName, options.Socket, health.Summary());
+        await app.Services.GetRequiredService<SystemdStatusReporter>().NotifyReadyAsync(health.Summary(), ct);
 
         await app.WaitForShutdownAsync(ct);
         Log.Stopped(logger);

@@ -19,7 +19,7 @@ internal static class NodeApi
 {
     public static void Listen(KestrelServerOptions kestrel, CrscOptions options)
     {
-        kestrel.ListenUnixSocket(options.Socket, l => l.Protocols = HttpProtocols.Http1AndHttp2);
+        kestrel.ListenUnixSocket(options.Socket, l => l.Protocols = HttpProtocols.Http1);
         if (options.MetricsAddress.Length > 0 && ConfigValidator.TryParseHostPort(options.MetricsAddress, out var host, out var port))
         {
             if (host == "localhost") kestrel.ListenLocalhost(port);

@@ -1,4 +1,5 @@
 using Crsc.Configuration;
+using Crsc.Systemd.Journal;
 using Serilog;
 using Serilog.Events;
 
@@ -9,7 +10,6 @@ public enum LogTarget { Console, Json, Journald }
 /// <summary>Serilog configured in code: where the daemon's logs go and at what level.</summary>
 public static class LoggingSetup
 {
-    public const string JournalSocket = "/run/systemd/journal/socket";
 
     /// <summary>
     /// <c>auto</c>: journald when systemd started us (and its socket exists), the console when stdout is a
@@ -53,5 +53,5 @@ public static class LoggingSetup
     }
 
     private static LoggerConfiguration ConfigureJournald(LoggerConfiguration config) =>
-        config.WriteTo.Console(new JsonLinesFormatter());
+        config.WriteTo.Journald(syslogIdentifier: "crsc", formatProvider: System.Globalization.CultureInfo.InvariantCulture);
 }

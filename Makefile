@@ -1,0 +1,44 @@
+# crsc — make help lists the targets.
+SHELL := /bin/bash
+DOTNET ?= dotnet
+RESULTS ?= $(CURDIR)/artifacts/test-results
+PUBLISH_DIR := $(CURDIR)/artifacts/publish
+BINARY := bin/crsc
+
+.PHONY: help build publish test e2e bench demo package clean deps
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+deps: ## install the Debian packages the build and tests need (root)
+	@.ci/deps.sh
+
+build: ## build everything on the JIT (net10.0 for development and tests)
+	$(DOTNET) build crsc.sln -nodeReuse:false
+
+publish: ## Native AOT binary (net9.0, linux-x64) to bin/crsc
+	$(DOTNET) publish src/Crsc/Crsc.csproj -f net9.0 -r linux-x64 -c Release -nodeReuse:false \
+	  -p:DebugType=none -o $(PUBLISH_DIR)
+	@mkdir -p bin && install -m 0755 $(PUBLISH_DIR)/crsc $(BINARY)
+	@ls -l $(BINARY) && $(BINARY) version
+
+test: publish ## unit and integration tests, and the published binary end to end (prints N passed, N failed)
+	@rm -rf $(RESULTS)/unit
+	CRSC_BINARY=$(CURDIR)/$(BINARY) tests/run.sh unit $(RESULTS)/unit
+
+e2e: publish ## the real-component suite: CRIU, containerd, registry in a trixie sandbox (root)
+	@rm -rf $(RESULTS)/e2e
+	CRSC_BINARY=$(CURDIR)/$(BINARY) tests/run.sh e2e $(RESULTS)/e2e
+
+bench: publish ## benchmarks: figures and ratios against baselines measured in the same run
+	CRSC_BINARY=$(CURDIR)/$(BINARY) $(DOTNET) run -c Release --project tests/Crsc.Benchmarks -- $(BENCH)
+
+demo: publish ## the demo on real components (builds the AOT binary, sets everything up itself)
+	tests/demo/demo.sh
+
+package: publish ## .deb and .rpm (nfpm when installed, else dpkg-deb and rpmbuild from nfpm.yaml)
+	@echo "packaging arrives with step 6 (issue: Packaging and installation)"; exit 1
+
+clean: ## remove build outputs
+	rm -rf bin artifacts
+	find src tests -type d \( -name bin -o -name obj \) -prune -exec rm -rf {} +

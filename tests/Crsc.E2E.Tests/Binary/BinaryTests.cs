@@ -1,0 +1,193 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Crsc.Testing;
+using Xunit.Abstractions;
+
+namespace Crsc.E2E.Tests.Binary;
+
+/// <summary>The published Native AOT binary, run as a user or systemd would run it.</summary>
+[Trait("Category", "E2E")]
+public sealed class BinaryTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly TempDir _dir = new("crsc-e2e-");
+
+    public void Dispose() => _dir.Dispose();
+
+    private Dictionary<string, string> DaemonEnv(string socket) => new()
+    {
+        ["CRSC_SOCKET"] = socket,
+        ["CRSC_STATE_DIR"] = _dir.Combine("state"),
+        ["CRSC_CHECKPOINT_DIR"] = _dir.Combine("checkpoints"),
+        ["CRSC_STAGING_DIR"] = _dir.Combine("staging"),
+        ["CRSC_RUNTIME_ENDPOINT"] = "unix://" + _dir.Combine("no-runtime.sock"),
+        ["NODE_NAME"] = "e2e-node",
+        ["CRSC_CONFIG"] = _dir.Combine("config.yaml"),
+    };
+
+    [Fact]
+    public async Task Version_reports_the_aot_flavour_and_the_commit()
+    {
+        var (code, stdout, stderr) = await PublishedBinary.RunAsync(["version"]);
+        Assert.True(code == 0, stderr);
+        Assert.Matches(@"^crsc \d+\.\d+\.\d+ \(commit [0-9a-f]{7,12}, aot, ", stdout);
+    }
+
+    [Fact]
+    public async Task Manifests_are_embedded_in_the_aot_binary()
+    {
+        var (code, stdout, stderr) = await PublishedBinary.RunAsync(["manifests", "all"]);
+        Assert.True(code == 0, stderr);
+        foreach (var kind in new[] { "checkpointschedules.crsc.io", "containercheckpoints.crsc.io", "containercheckpointcontents.crsc.io", "restores.crsc.io" })
+            Assert.Contains("name: " + kind, stdout);
+        Assert.Contains("kind: ClusterRole", stdout);
+    }
+
+    [Fact]
+    public async Task Unknown_verbs_and_flags_exit_2()
+    {
+        Assert.Equal(2, (await PublishedBinary.RunAsync(["frobnicate"])).Code);
+        var (code, _, err) = await PublishedBinary.RunAsync(["daemon", "--no-such-flag"]);
+        Assert.Equal(2, code);
+        Assert.Contains("--no-such-flag", err);
+    }
+
+    [Fact]
+    public async Task Config_check_accepts_a_good_file_and_names_the_bad_key_of_a_bad_one()
+    {
+        var good = _dir.Combine("good.yaml");
+        File.WriteAllText(good, "nodeName: worker-1\nruntime:\n  endpoint: unix:///run/containerd/containerd.sock\n");
+        var ok = await PublishedBinary.RunAsync(["config", "check", good]);
+        Assert.True(ok.Code == 0, ok.Err);
+        Assert.Contains("worker-1", ok.Out);
+
+        var bad = _dir.Combine("bad.yaml");
+        File.WriteAllText(bad, "runtime:\n  checkpointVia: podman\n");
+        var (code, _, err) = await PublishedBinary.RunAsync(["config", "check", bad]);
+        Assert.Equal(78, code);
+        Assert.Contains("runtime.checkpointVia", err);
+        Assert.Contains("podman", err);
+    }
+
+    [Fact]
+    public async Task Daemon_refuses_to_start_on_invalid_configuration_with_exit_78()
+    {
+        var socket = _dir.Combine("crsc.sock");
+        using var notify = new NotifySocket(_dir.Combine("notify.sock"));
+        var env = DaemonEnv(socket);
+        env["CRSC_CHECKPOINT_VIA"] = "telepathy";
+        env["NOTIFY_SOCKET"] = notify.Path;
+        var (code, _, err) = await PublishedBinary.RunAsync(["daemon"], env);
+        Assert.Equal(78, code);
+        Assert.Contains("CRSC_CHECKPOINT_VIA", err);
+        Assert.DoesNotContain("READY=1", notify.Lines);
+        Assert.False(File.Exists(socket));
+    }
+
+    [Fact]
+    public async Task Daemon_reaches_READY_serves_readyz_on_its_socket_and_stops_cleanly_on_SIGTERM()
+    {
+        var socket = _dir.Combine("run", "crsc.sock");
+        using var notify = new NotifySocket(_dir.Combine("notify.sock"));
+        var env = DaemonEnv(socket);
+        env["NOTIFY_SOCKET"] = notify.Path;
+        env["CRSC_LOG_FORMAT"] = "json";
+
+        using var daemon = Process.Start(PublishedBinary.Start(["daemon"], env))!;
+        var stdout = daemon.StandardOutput.ReadToEndAsync();
+        var stderr = daemon.StandardError.ReadToEndAsync();
+        try
+        {
+            await Eventually.TrueAsync(() => notify.Lines.Contains("READY=1") || daemon.HasExited, "the daemon sends READY=1");
+            Assert.False(daemon.HasExited, "daemon exited early: " + await stderr);
+            Assert.Contains(notify.Lines, l => l.StartsWith("STATUS=", StringComparison.Ordinal) && l.Contains("degraded"));
+
+            // the node socket is root's only
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socket));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.GetDirectoryName(socket)!));
+
+            using var http = PublishedBinary.UnixHttpClient(socket);
+            var ready = await http.GetAsync("/readyz");
+            var body = await ready.Content.ReadAsStringAsync();
+            Assert.True(ready.IsSuccessStatusCode, body);
+            Assert.StartsWith("ready (degraded)", body);
+            Assert.Contains("[~]kube degraded: no API server configured", body);
+            Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
+            var metrics = await http.GetStringAsync("/metrics");
+            Assert.Contains("crsc_build_info{version=\"", metrics);
+            Assert.Contains("flavour=\"aot\"} 1", metrics);
+            Assert.Matches(@"process_resident_memory_bytes \d+", metrics);
+            Assert.Contains("crsc_uptime_seconds ", metrics);
+
+            // SIGTERM: STOPPING=1, exit 0, socket removed
+            using (var kill = Process.Start("kill", ["-TERM", daemon.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(25));
+            await daemon.WaitForExitAsync(cts.Token);
+            Assert.Equal(0, daemon.ExitCode);
+            await Eventually.TrueAsync(() => notify.Lines.Contains("STOPPING=1"), "the daemon sends STOPPING=1");
+            Assert.False(File.Exists(socket), "the socket is removed on a clean stop");
+
+            // JSON lines on stdout when not on a terminal and not under systemd
+            var lines = (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.NotEmpty(lines);
+            foreach (var line in lines)
+            {
+                using var doc = JsonDocument.Parse(line);
+                Assert.True(doc.RootElement.TryGetProperty("msg", out _), line);
+                Assert.True(doc.RootElement.TryGetProperty("level", out _), line);
+            }
+            Assert.Contains(lines, l => l.Contains("started on node e2e-node", StringComparison.Ordinal));
+        }
+        finally
+        {
+            if (!daemon.HasExited) daemon.Kill();
+            output.WriteLine("stderr: " + await stderr);
+        }
+    }
+
+    [Fact]
+    public async Task A_second_daemon_on_the_same_socket_is_refused_and_the_first_keeps_serving()
+    {
+        var socket = _dir.Combine("crsc.sock");
+        using var notify = new NotifySocket(_dir.Combine("notify.sock"));
+        var env = DaemonEnv(socket);
+        env["NOTIFY_SOCKET"] = notify.Path;
+        using var first = Process.Start(PublishedBinary.Start(["daemon"], env))!;
+        _ = first.StandardOutput.ReadToEndAsync();
+        _ = first.StandardError.ReadToEndAsync();
+        try
+        {
+            await Eventually.TrueAsync(() => notify.Lines.Contains("READY=1"), "first daemon READY");
+            var env2 = DaemonEnv(socket);
+            var (code, _, err) = await PublishedBinary.RunAsync(["daemon"], env2);
+            Assert.Equal(1, code);
+            Assert.Contains("another crsc daemon is already answering on " + socket, err);
+            using var http = PublishedBinary.UnixHttpClient(socket);
+            Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
+        }
+        finally
+        {
+            first.Kill();
+        }
+    }
+
+    [Fact]
+    public async Task A_stale_socket_file_left_by_a_crash_is_replaced()
+    {
+        var socket = _dir.Combine("crsc.sock");
+        using (var stale = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))
+            stale.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socket)); // bound, never listening, closed: a leftover
+        Assert.True(File.Exists(socket));
+        using var notify = new NotifySocket(_dir.Combine("notify.sock"));
+        var env = DaemonEnv(socket);
+        env["NOTIFY_SOCKET"] = notify.Path;
+        using var daemon = Process.Start(PublishedBinary.Start(["daemon"], env))!;
+        _ = daemon.StandardOutput.ReadToEndAsync();
+        var err = daemon.StandardError.ReadToEndAsync();
+        try
+        {
+            await Eventually.TrueAsync(() => notify.Lines.Contains("READY=1") || daemon.HasExited, "daemon READY over a stale socket");
+            Assert.False(daemon.HasExited, await err);
+        }
+        finally { daemon.Kill(); }
+    }
+}
