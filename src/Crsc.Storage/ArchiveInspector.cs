@@ -159,17 +159,18 @@ internal static class ArchiveInspector
     internal static string CheckName(string raw, string? entry = null, string what = "entry")
     {
         entry ??= raw;
-        if (string.IsNullOrEmpty(raw)) throw new ArchiveRejectedException($"{what} of '{entry}' has an empty name", entry);
-        if (raw.Contains('\0')) throw new ArchiveRejectedException($"{what} '{raw}' contains a NUL character", entry);
-        if (raw[0] == '/') throw new ArchiveRejectedException($"{what} '{raw}' is an absolute path", entry);
+        var subject = entry == raw ? $"{what} '{raw}'" : $"{what} '{raw}' of entry '{entry}'";
+        if (string.IsNullOrEmpty(raw)) throw new ArchiveRejectedException($"{what} of entry '{entry}' is empty", entry);
+        if (raw.Contains('\0')) throw new ArchiveRejectedException($"{subject} contains a NUL character", entry);
+        if (raw[0] == '/') throw new ArchiveRejectedException($"{subject} is an absolute path", entry);
         var name = raw;
         while (name.StartsWith("./", StringComparison.Ordinal)) name = name[2..];
         name = name.TrimEnd('/');
         if (name is "" or ".") return "";
         foreach (var part in name.Split('/'))
         {
-            if (part == "..") throw new ArchiveRejectedException($"{what} '{raw}' climbs out of the archive ('..')", entry);
-            if (part is "" or ".") throw new ArchiveRejectedException($"{what} '{raw}' is not a normal path", entry);
+            if (part == "..") throw new ArchiveRejectedException($"{subject} climbs out of the archive ('..')", entry);
+            if (part is "" or ".") throw new ArchiveRejectedException($"{subject} is not a normal path", entry);
         }
         return name;
     }
