@@ -99,7 +99,7 @@ public sealed class EventRecorder : IEventRecorder
         _logger = logger;
         _pending = Channel.CreateBounded<CoreEvent>(new BoundedChannelOptions(options.QueueCapacity)
         {
-            FullMode = BoundedChannelFullMode.DropWrite,
+            FullMode = BoundedChannelFullMode.Wait, // TryWrite fails when full: counted as dropped
             SingleReader = true,
         });
     }

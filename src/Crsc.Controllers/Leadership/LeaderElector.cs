@@ -82,6 +82,7 @@ public sealed class LeaderElector
     private bool _isLeader;
     private string? _leader;
     private int _running;
+    private int _sleeping;
 
     public LeaderElector(IKubeResourceClient<Lease> leases, LeaderElectionOptions options, TimeProvider time,
         ILogger logger, HealthRegistry? health = null, IEventRecorder? events = null, Random? random = null)
@@ -143,7 +144,7 @@ public sealed class LeaderElector
                     await ReleaseAsync().ConfigureAwait(false);
                     try
                     {
-                        await Task.Delay(_options.RetryPeriod, _time, ct).ConfigureAwait(false);
+                        await SleepAsync(_options.RetryPeriod, ct).ConfigureAwait(false);
                     }
                     catch (OperationCanceledException) when (ct.IsCancellationRequested)
                     {
@@ -159,7 +160,23 @@ public sealed class LeaderElector
         }
     }
 
+    /// <summary>True while the elector waits on its clock between attempts (tests use it to know it is idle).</summary>
+    internal bool IsWaitingOnClock => Volatile.Read(ref _sleeping) > 0;
+
     private enum TermEnd { Lost, Cancelled, WorkEnded }
+
+    private async Task SleepAsync(TimeSpan delay, CancellationToken ct)
+    {
+        Interlocked.Increment(ref _sleeping);
+        try
+        {
+            await Task.Delay(delay, _time, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _sleeping);
+        }
+    }
 
     private async Task<TermEnd> LeadAsync(Func<CancellationToken, Task> leaderWork, CancellationToken ct)
     {
@@ -217,7 +234,7 @@ public sealed class LeaderElector
             ct.ThrowIfCancellationRequested();
             if (await TryAcquireOrRenewAsync(ct).ConfigureAwait(false)) return;
             var wait = Backoff.Jittered(_options.RetryPeriod, _options.JitterFactor, _random);
-            await Task.Delay(wait, _time, ct).ConfigureAwait(false);
+            await SleepAsync(wait, ct).ConfigureAwait(false);
         }
     }
 
@@ -226,14 +243,14 @@ public sealed class LeaderElector
     {
         while (true)
         {
-            await Task.Delay(_options.RetryPeriod, _time, ct).ConfigureAwait(false);
+            await SleepAsync(_options.RetryPeriod, ct).ConfigureAwait(false);
             var deadline = _time.GetUtcNow() + _options.RenewDeadline;
             while (true)
             {
                 if (await TryRenewBeforeAsync(deadline, ct).ConfigureAwait(false)) break;
                 var left = deadline - _time.GetUtcNow();
                 if (left <= TimeSpan.Zero) return;
-                await Task.Delay(left < _options.RetryPeriod ? left : _options.RetryPeriod, _time, ct).ConfigureAwait(false);
+                await SleepAsync(left < _options.RetryPeriod ? left : _options.RetryPeriod, ct).ConfigureAwait(false);
                 if (_time.GetUtcNow() >= deadline) return;
             }
         }

@@ -1,0 +1,424 @@
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Threading.Channels;
+using Crsc.Api;
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Kubernetes;
+
+namespace Crsc.Controllers.Tests.Fakes;
+
+/// <summary>
+/// An in-memory API server for the controller machinery's tests: one global resourceVersion across all resource
+/// types, like etcd. Hands out <see cref="FakeResourceClient{T}"/>s.
+/// </summary>
+public sealed class FakeKube(TimeProvider? time = null) : IKubeApi
+{
+    private readonly Dictionary<object, object> _clients = [];
+    internal readonly Lock Gate = new();
+    internal long ResourceVersion;
+    internal TimeProvider Time { get; } = time ?? TimeProvider.System;
+
+    public IKubeResourceClient<T> Resource<T>(ResourceType<T> type) where T : class, IKubernetesObject => For(type);
+
+    public FakeResourceClient<T> For<T>(ResourceType<T> type) where T : class, IKubernetesObject
+    {
+        lock (Gate)
+        {
+            if (!_clients.TryGetValue(type, out var client)) _clients[type] = client = new FakeResourceClient<T>(this, type);
+            return (FakeResourceClient<T>)client;
+        }
+    }
+
+    public long CurrentResourceVersion { get { lock (Gate) return ResourceVersion; } }
+}
+
+/// <summary>
+/// One resource type of <see cref="FakeKube"/>, behaving like kube-apiserver where the machinery relies on it:
+/// resourceVersion per write, 409 on a stale update, AlreadyExists, NotFound, paginated lists at a snapshot,
+/// watch from a resourceVersion replaying history, 410 for a resourceVersion older than the last
+/// <see cref="Compact"/>, label/field selectors, and fault injection (unavailable, closing or breaking watches).
+/// Objects are copied in and out (JSON round trip), so callers never share the store's instances.
+/// </summary>
+public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : class, IKubernetesObject
+{
+    private readonly FakeKube _kube;
+    private readonly SortedDictionary<string, T> _objects = new(StringComparer.Ordinal);
+    private readonly List<(long Rv, WatchEventType Type, T Obj)> _history = [];
+    private readonly List<Watcher> _watchers = [];
+    private readonly Dictionary<string, (long Rv, List<T> Items)> _continues = [];
+    private long _compactedThrough;
+    private int _continueSeq;
+
+    internal FakeResourceClient(FakeKube kube, ResourceType<T> type)
+    {
+        _kube = kube;
+        Type = type;
+    }
+
+    public ResourceType<T> Type { get; }
+
+    /// <summary>Every call throws <see cref="KubeUnavailableException"/> while true (and open watches break).</summary>
+    public bool Unavailable
+    {
+        get { lock (_kube.Gate) return _unavailable; }
+        set
+        {
+            List<Watcher> broken = [];
+            lock (_kube.Gate)
+            {
+                _unavailable = value;
+                if (value) { broken.AddRange(_watchers); _watchers.Clear(); }
+            }
+            foreach (var w in broken) w.Channel.Writer.TryComplete(new KubeUnavailableException("connection refused (fake)"));
+        }
+    }
+    private bool _unavailable;
+
+    /// <summary>Runs before every call with the verb (get, list, watch, create, update, updateStatus, patch, delete); may throw.</summary>
+    public Action<string, T?>? BeforeCall { get; set; }
+
+    /// <summary>Reads a field for field selectors other than metadata.name/metadata.namespace.</summary>
+    public Func<T, string, string?>? FieldReader { get; set; }
+
+    /// <summary>How many calls of each verb were made.</summary>
+    public IReadOnlyDictionary<string, int> Calls { get { lock (_kube.Gate) return new Dictionary<string, int>(_calls); } }
+    private readonly Dictionary<string, int> _calls = [];
+
+    public int CallCount(string verb) { lock (_kube.Gate) return _calls.GetValueOrDefault(verb); }
+
+    /// <summary>Watches open now.</summary>
+    public int OpenWatches { get { lock (_kube.Gate) return _watchers.Count; } }
+
+    /// <summary>The resourceVersions watches were opened with, in order.</summary>
+    public IReadOnlyList<string?> WatchResourceVersions { get { lock (_kube.Gate) return [.. _watchRvs]; } }
+    private readonly List<string?> _watchRvs = [];
+
+    /// <summary>Forgets the history: a watch or continue from an older resourceVersion now gets 410.</summary>
+    public void Compact()
+    {
+        lock (_kube.Gate)
+        {
+            _compactedThrough = _kube.ResourceVersion;
+            _history.Clear();
+        }
+    }
+
+    /// <summary>The server ends every open watch (the clients' sequences end normally).</summary>
+    public void CloseWatches()
+    {
+        List<Watcher> closing;
+        lock (_kube.Gate) { closing = [.. _watchers]; _watchers.Clear(); }
+        foreach (var w in closing) w.Channel.Writer.TryComplete();
+    }
+
+    /// <summary>Sends a bookmark at the current resourceVersion to every open watch that allows bookmarks.</summary>
+    public void SendBookmark()
+    {
+        lock (_kube.Gate)
+        {
+            foreach (var w in _watchers.Where(w => w.Options.AllowBookmarks))
+            {
+                var mark = Copy(default!, fresh: true);
+                mark.Metadata.ResourceVersion = _kube.ResourceVersion.ToString();
+                w.Channel.Writer.TryWrite(new WatchEvent<T>(WatchEventType.Bookmark, mark));
+            }
+        }
+    }
+
+    /// <summary>Advances the global resourceVersion without touching this type (writes to other types).</summary>
+    public void BumpResourceVersion(int by = 1) { lock (_kube.Gate) _kube.ResourceVersion += by; }
+
+    /// <summary>The stored object (a copy), or null.</summary>
+    public T? Stored(string? ns, string name)
+    {
+        lock (_kube.Gate) return _objects.TryGetValue(Key(ns, name), out var o) ? Copy(o) : null;
+    }
+
+    public IReadOnlyList<T> AllStored() { lock (_kube.Gate) return [.. _objects.Values.Select(o => Copy(o))]; }
+
+    public Task<T> GetAsync(string? ns, string name, CancellationToken ct)
+    {
+        lock (_kube.Gate)
+        {
+            Enter("get", null);
+            if (!_objects.TryGetValue(Key(ns, name), out var obj)) throw NotFound(name);
+            return Task.FromResult(Copy(obj));
+        }
+    }
+
+    public Task<KubeList<T>> ListAsync(string? ns, ListOptions options, CancellationToken ct)
+    {
+        lock (_kube.Gate)
+        {
+            Enter("list", null);
+            long rv;
+            List<T> all;
+            if (options.Continue is { } token)
+            {
+                if (!_continues.Remove(token, out var snapshot))
+                    throw new ResourceExpiredException("Expired", "the provided continue parameter is too old");
+                if (snapshot.Rv < _compactedThrough)
+                    throw new ResourceExpiredException("Expired", "the provided continue parameter is too old to display a consistent list result");
+                (rv, all) = snapshot;
+            }
+            else
+            {
+                rv = _kube.ResourceVersion;
+                all = [.. _objects.Values.Where(o => Matches(o, ns, options.LabelSelector, options.FieldSelector)).Select(o => Copy(o))];
+            }
+            var list = new KubeList<T> { Kind = Type.Kind + "List", ApiVersion = Type.ApiVersion };
+            list.Metadata.ResourceVersion = rv.ToString();
+            if (options.Limit is { } limit && limit > 0 && all.Count > limit)
+            {
+                list.Items = all[..limit];
+                var next = $"c{++_continueSeq}";
+                _continues[next] = (rv, all[limit..]);
+                list.Metadata.Continue = next;
+                list.Metadata.RemainingItemCount = all.Count - limit;
+            }
+            else
+            {
+                list.Items = all;
+            }
+            return Task.FromResult(list);
+        }
+    }
+
+    public IAsyncEnumerable<WatchEvent<T>> WatchAsync(string? ns, WatchOptions options, CancellationToken ct)
+        => WatchCoreAsync(ns, options, ct);
+
+    private async IAsyncEnumerable<WatchEvent<T>> WatchCoreAsync(string? ns, WatchOptions options,
+        [EnumeratorCancellation] CancellationToken ct)
+    {
+        var watcher = Open(ns, options);
+        try
+        {
+            await foreach (var ev in watcher.Channel.Reader.ReadAllAsync(ct).ConfigureAwait(false)) yield return ev;
+        }
+        finally
+        {
+            lock (_kube.Gate) _watchers.Remove(watcher);
+        }
+    }
+
+    private Watcher Open(string? ns, WatchOptions options)
+    {
+        lock (_kube.Gate)
+        {
+            Enter("watch", null);
+            _watchRvs.Add(options.ResourceVersion);
+            var watcher = new Watcher(ns, options, Channel.CreateUnbounded<WatchEvent<T>>());
+            if (string.IsNullOrEmpty(options.ResourceVersion) || options.ResourceVersion == "0")
+            {
+                // no resourceVersion: the current state as synthetic ADDED events, then changes
+                foreach (var o in _objects.Values.Where(o => Matches(o, ns, options.LabelSelector, options.FieldSelector)))
+                    watcher.Channel.Writer.TryWrite(new WatchEvent<T>(WatchEventType.Added, Copy(o)));
+            }
+            else
+            {
+                var from = long.Parse(options.ResourceVersion);
+                if (from < _compactedThrough)
+                    throw new ResourceExpiredException("Expired", $"too old resource version: {from} ({_compactedThrough})");
+                foreach (var (rv, type, obj) in _history.Where(h => h.Rv > from))
+                {
+                    if (Matches(obj, ns, options.LabelSelector, options.FieldSelector))
+                        watcher.Channel.Writer.TryWrite(new WatchEvent<T>(type, Copy(obj)));
+                }
+            }
+            _watchers.Add(watcher);
+            return watcher;
+        }
+    }
+
+    public Task<T> CreateAsync(T obj, CancellationToken ct)
+    {
+        lock (_kube.Gate)
+        {
+            Enter("create", obj);
+            var stored = Copy(obj);
+            var meta = stored.Metadata;
+            if (string.IsNullOrEmpty(meta.Name) && !string.IsNullOrEmpty(meta.GenerateName))
+                meta.Name = meta.GenerateName + Guid.NewGuid().ToString("N")[..5];
+            if (string.IsNullOrEmpty(meta.Name)) throw new InvalidException("Invalid", "metadata.name: Required value");
+            if (!Type.Namespaced) meta.Namespace = null;
+            else if (string.IsNullOrEmpty(meta.Namespace)) throw new InvalidException("Invalid", "metadata.namespace: Required value");
+            var key = Key(meta.Namespace, meta.Name);
+            if (_objects.ContainsKey(key))
+                throw new AlreadyExistsException("AlreadyExists", $"{Type.Plural} \"{meta.Name}\" already exists");
+            meta.Uid = Guid.NewGuid().ToString();
+            meta.Generation = 1;
+            meta.CreationTimestamp = _kube.Time.GetUtcNow();
+            meta.ResourceVersion = (++_kube.ResourceVersion).ToString();
+            _objects[key] = stored;
+            Publish(WatchEventType.Added, stored);
+            return Task.FromResult(Copy(stored));
+        }
+    }
+
+    public Task<T> UpdateAsync(T obj, CancellationToken ct) => Replace("update", obj);
+
+    public Task<T> UpdateStatusAsync(T obj, CancellationToken ct) => Replace("updateStatus", obj);
+
+    private Task<T> Replace(string verb, T obj)
+    {
+        lock (_kube.Gate)
+        {
+            Enter(verb, obj);
+            var key = Key(obj.Metadata.Namespace, obj.Metadata.Name ?? "");
+            if (!_objects.TryGetValue(key, out var old)) throw NotFound(obj.Metadata.Name ?? "");
+            if (!string.IsNullOrEmpty(obj.Metadata.ResourceVersion) && obj.Metadata.ResourceVersion != old.Metadata.ResourceVersion)
+                throw new ConflictException("Conflict",
+                    $"Operation cannot be fulfilled on {Type.Plural} \"{obj.Metadata.Name}\": the object has been modified; please apply your changes to the latest version and try again");
+            var stored = Copy(obj);
+            stored.Metadata.Uid = old.Metadata.Uid;
+            stored.Metadata.CreationTimestamp = old.Metadata.CreationTimestamp;
+            stored.Metadata.Generation = old.Metadata.Generation;
+            stored.Metadata.ResourceVersion = (++_kube.ResourceVersion).ToString();
+            _objects[key] = stored;
+            Publish(WatchEventType.Modified, stored);
+            return Task.FromResult(Copy(stored));
+        }
+    }
+
+    public Task<T> PatchAsync(string? ns, string name, PatchType type, string body, CancellationToken ct,
+        bool status = false, string? fieldManager = null, bool force = false)
+    {
+        lock (_kube.Gate)
+        {
+            Enter("patch", null);
+            if (type != PatchType.Merge) throw new NotSupportedException($"the fake applies merge patches only, not {type}");
+            var key = Key(ns, name);
+            if (!_objects.TryGetValue(key, out var old)) throw NotFound(name);
+            var doc = JsonSerializer.SerializeToNode(old, Type.Json)!;
+            var patched = MergePatch(doc, JsonNode.Parse(body))!;
+            var stored = patched.Deserialize(Type.Json)!;
+            stored.Metadata.Uid = old.Metadata.Uid;
+            stored.Metadata.Name = old.Metadata.Name;
+            stored.Metadata.Namespace = old.Metadata.Namespace;
+            stored.Metadata.ResourceVersion = (++_kube.ResourceVersion).ToString();
+            _objects[key] = stored;
+            Publish(WatchEventType.Modified, stored);
+            return Task.FromResult(Copy(stored));
+        }
+    }
+
+    public Task DeleteAsync(string? ns, string name, DeleteOptions? options, CancellationToken ct)
+    {
+        lock (_kube.Gate)
+        {
+            Enter("delete", null);
+            var key = Key(ns, name);
+            if (!_objects.TryGetValue(key, out var old)) throw NotFound(name);
+            if (options?.PreconditionUid is { } uid && uid != old.Metadata.Uid)
+                throw new ConflictException("Conflict", $"Precondition failed: UID in precondition: {uid}, UID in object meta: {old.Metadata.Uid}");
+            if (options?.PreconditionResourceVersion is { } rv && rv != old.Metadata.ResourceVersion)
+                throw new ConflictException("Conflict", $"Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {old.Metadata.ResourceVersion}");
+            _objects.Remove(key);
+            var gone = Copy(old);
+            gone.Metadata.ResourceVersion = (++_kube.ResourceVersion).ToString();
+            Publish(WatchEventType.Deleted, gone);
+            return Task.CompletedTask;
+        }
+    }
+
+    // caller holds the gate
+    private void Enter(string verb, T? obj)
+    {
+        _calls[verb] = _calls.GetValueOrDefault(verb) + 1;
+        if (_unavailable) throw new KubeUnavailableException("connection refused (fake)");
+        BeforeCall?.Invoke(verb, obj);
+    }
+
+    // caller holds the gate
+    private void Publish(WatchEventType type, T obj)
+    {
+        _history.Add((long.Parse(obj.Metadata.ResourceVersion!), type, Copy(obj)));
+        foreach (var w in _watchers)
+        {
+            if (Matches(obj, w.Namespace, w.Options.LabelSelector, w.Options.FieldSelector))
+                w.Channel.Writer.TryWrite(new WatchEvent<T>(type, Copy(obj)));
+        }
+    }
+
+    private bool Matches(T obj, string? ns, string? labelSelector, string? fieldSelector)
+    {
+        if (!string.IsNullOrEmpty(ns) && obj.Metadata.Namespace != ns) return false;
+        return LabelsMatch(obj.Metadata.Labels, labelSelector) && FieldsMatch(obj, fieldSelector);
+    }
+
+    private static bool LabelsMatch(Dictionary<string, string>? labels, string? selector)
+    {
+        if (string.IsNullOrWhiteSpace(selector)) return true;
+        foreach (var raw in selector.Split(','))
+        {
+            var term = raw.Trim();
+            string? value;
+            if (term.Contains("!="))
+            {
+                var (k, v) = Split(term, "!=");
+                if (labels?.TryGetValue(k, out value) == true && value == v) return false;
+            }
+            else if (term.Contains('='))
+            {
+                var (k, v) = Split(term, term.Contains("==") ? "==" : "=");
+                if (labels?.TryGetValue(k, out value) != true || value != v) return false;
+            }
+            else if (term.StartsWith('!'))
+            {
+                if (labels?.ContainsKey(term[1..]) == true) return false;
+            }
+            else if (labels?.ContainsKey(term) != true) return false;
+        }
+        return true;
+    }
+
+    private bool FieldsMatch(T obj, string? selector)
+    {
+        if (string.IsNullOrWhiteSpace(selector)) return true;
+        foreach (var raw in selector.Split(','))
+        {
+            var term = raw.Trim();
+            var negate = term.Contains("!=");
+            var (field, want) = Split(term, negate ? "!=" : term.Contains("==") ? "==" : "=");
+            var have = field switch
+            {
+                "metadata.name" => obj.Metadata.Name,
+                "metadata.namespace" => obj.Metadata.Namespace,
+                _ => FieldReader?.Invoke(obj, field) ?? throw new InvalidException("BadRequest", $"field label not supported: {field}"),
+            } ?? "";
+            if ((have == want) == negate) return false;
+        }
+        return true;
+    }
+
+    private static (string, string) Split(string term, string op)
+    {
+        var i = term.IndexOf(op, StringComparison.Ordinal);
+        return (term[..i].Trim(), term[(i + op.Length)..].Trim());
+    }
+
+    private static JsonNode? MergePatch(JsonNode? target, JsonNode? patch)
+    {
+        if (patch is not JsonObject patchObject) return patch?.DeepClone();
+        var result = target as JsonObject ?? new JsonObject();
+        foreach (var (name, value) in patchObject)
+        {
+            if (value is null) result.Remove(name);
+            else result[name] = MergePatch(result[name]?.DeepClone(), value);
+        }
+        return result;
+    }
+
+    private T Copy(T obj, bool fresh = false)
+    {
+        if (fresh) return JsonSerializer.Deserialize("""{"metadata":{}}""", Type.Json)!;
+        return JsonSerializer.Deserialize(JsonSerializer.Serialize(obj, Type.Json), Type.Json)!;
+    }
+
+    private string Key(string? ns, string name) => Type.Namespaced ? $"{ns}/{name}" : name;
+
+    private NotFoundException NotFound(string name) => new("NotFound", $"{Type.Plural} \"{name}\" not found");
+
+    private sealed record Watcher(string? Namespace, WatchOptions Options, Channel<WatchEvent<T>> Channel);
+}
