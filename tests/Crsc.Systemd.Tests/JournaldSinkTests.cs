@@ -225,22 +225,28 @@ public sealed class JournaldSinkTests : IDisposable
     {
         const int threads = 4, perThread = 100;
         using var log = NewLogger();
-        var received = new List<JournalEntry>();
+        // collect raw datagrams first: a receiver that stopped on a bad entry would leave the writers blocked
+        var datagrams = new List<byte[]>();
         var receiving = Task.Run(async () =>
         {
-            while (received.Count < threads * perThread)
+            while (datagrams.Count < threads * perThread)
             {
-                using var datagram = await _journal.ReceiveAsync($"entry {received.Count + 1} of {threads * perThread}");
-                received.Add(JournalEntry.From(datagram));
+                using var datagram = await _journal.ReceiveAsync($"entry {datagrams.Count + 1} of {threads * perThread}");
+                Assert.Empty(datagram.Fds);
+                datagrams.Add(datagram.Data);
             }
         });
         var writers = Enumerable.Range(0, threads).Select(t => Task.Run(() =>
         {
             for (var i = 0; i < perThread; i++) log.Information("writer {Writer} entry {Seq}\nsecond line", t, i);
         })).ToArray();
-        await Task.WhenAll(writers);
+        var writing = Task.WhenAll(writers);
+        if (await Task.WhenAny(receiving, writing) == receiving && receiving.IsFaulted)
+            _journal.Dispose(); // fail fast: writers blocked on a full queue see ECONNREFUSED
+        await writing;
         await receiving;
 
+        var received = datagrams.Select(d => new JournalEntry(JournalEntry.Parse(d), JournalTransport.Datagram, -1, null)).ToList();
         var keys = received.Select(e => $"{e["WRITER"]}/{e["SEQ"]}").ToHashSet();
         Assert.Equal(threads * perThread, keys.Count);
         Assert.All(received, e => Assert.Equal($"writer {e["WRITER"]} entry {e["SEQ"]}\nsecond line", e["MESSAGE"]));
