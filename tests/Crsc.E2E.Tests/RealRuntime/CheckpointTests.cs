@@ -1,0 +1,238 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Crsc.Controllers.Runtime;
+using Crsc.Controllers.Storage;
+using Crsc.Cri;
+using Crsc.E2E.Tests.Sandbox;
+using Crsc.Storage;
+using Crsc.Testing;
+using Xunit.Abstractions;
+using V1 = Runtime.V1;
+
+namespace Crsc.E2E.Tests.RealRuntime;
+
+/// <summary>
+/// Issue 4, "Real runtime": a pod and a counter container started through crsc's own CRI client on
+/// a real containerd 2.1 + runc + CRIU 4, checkpointed through crsc's runtime adapter (the product's
+/// checkpoint path: the container found by its kubelet labels, the archive written into the store's
+/// staging directory), ingested into a <see cref="DiskCheckpointStore"/>, verified, and shown by
+/// checkpointctl to be a CRI checkpoint of that container -- which keeps running.
+/// </summary>
+[Collection(RealRuntimeCollection.Name)]
+[Trait(RealComponents.Category, RealComponents.Trait)]
+public sealed class CheckpointTests(RealRuntimeFixture sandbox, ITestOutputHelper output)
+{
+    private const string PodNamespace = "crsc-e2e";
+    private const string ContainerName = "counter";
+
+    [RealComponentsFact]
+    public async Task Runtime_answers_through_crscs_own_CRI_client()
+    {
+        using var runtime = new CriContainerRuntime(new CriClientOptions { Endpoint = sandbox.CriEndpoint });
+        var version = await runtime.VersionAsync(CancellationToken.None);
+        Assert.Equal("containerd", version.RuntimeName);
+        Assert.Matches(@"^v?2\.([1-9]|\d\d)", version.RuntimeVersionString);
+        Assert.Equal("v1", version.RuntimeApiVersion);
+    }
+
+    [RealComponentsFact]
+    public async Task A_running_counter_container_is_checkpointed_into_the_store_and_keeps_running()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        var ct = timeout.Token;
+        // everything the runtime reads or writes is in the shared directory: the same path on the host
+        // (this test, the store) and in the namespace (containerd)
+        var work = sandbox.CreateSharedDirectory("checkpoint-test-");
+        var data = Directory.CreateDirectory(Path.Combine(work, "data")).FullName;
+        var logs = Directory.CreateDirectory(Path.Combine(work, "pod-logs")).FullName;
+        var podName = "counter-" + Guid.NewGuid().ToString("N")[..6];
+        var podUid = Guid.NewGuid().ToString();
+
+        using var client = new CriClient(new CriClientOptions { Endpoint = sandbox.CriEndpoint });
+        using var runtime = new CriContainerRuntime(client);
+        string? podId = null;
+        try
+        {
+            // 1. pod sandbox and counter container, as the kubelet would ask for them
+            await client.PullImageAsync(new V1.PullImageRequest { Image = new V1.ImageSpec { Image = sandbox.BusyboxImage } }, ct: ct);
+            var podConfig = PodConfig(podName, podUid, logs);
+            podId = (await client.RunPodSandboxAsync(new V1.RunPodSandboxRequest { Config = podConfig }, ct: ct)).PodSandboxId;
+            var containerId = (await client.CreateContainerAsync(new V1.CreateContainerRequest
+            {
+                PodSandboxId = podId,
+                Config = CounterConfig(podName, podUid, data),
+                SandboxConfig = podConfig,
+            }, ct: ct)).ContainerId;
+            await client.StartContainerAsync(new V1.StartContainerRequest { ContainerId = containerId }, ct: ct);
+            output.WriteLine($"pod {podId[..12]} container {containerId[..12]}");
+
+            var counterFile = Path.Combine(data, "counter");
+            await Eventually.TrueAsync(() => ReadCounter(counterFile) >= 3, "the counter reaches 3", TimeSpan.FromSeconds(30));
+
+            // 2. checkpoint through the product's checkpoint path into the store's staging directory
+            using var store = new DiskCheckpointStore(new DiskCheckpointStoreOptions
+            {
+                CheckpointDirectory = Path.Combine(work, "store", "checkpoints"),
+                StagingDirectory = Path.Combine(work, "store", "staging"),
+                NodeName = "sandbox",
+            });
+            var source = new CheckpointSource(PodNamespace, podName, ContainerName) { PodName = podName, PodUid = podUid };
+            var staged = store.NewStagingPath(source);
+            var before = ReadCounter(counterFile);
+            var sw = Stopwatch.StartNew();
+            var archive = await runtime.CheckpointAsync(
+                new CheckpointTarget(PodNamespace, podName, ContainerName), staged, TimeSpan.FromMinutes(2), ct);
+            output.WriteLine($"CheckpointContainer: {sw.Elapsed.TotalSeconds:0.00} s, archive {new FileInfo(archive.Path).Length} bytes, counter was {before}");
+            Assert.Equal(staged, archive.Path);
+            Assert.True(File.Exists(staged), $"the runtime wrote no archive at {staged}");
+            var stagedDigest = await Sha256Async(staged, ct);
+
+            // 3. the container keeps running and counting (a CRI checkpoint leaves it running)
+            var status = await runtime.ContainerStatusAsync(containerId, verbose: false, ct);
+            Assert.Equal(ContainerState.Running, status.State);
+            var after = ReadCounter(counterFile);
+            await Eventually.TrueAsync(() => ReadCounter(counterFile) > after + 2, "the counter goes on after the checkpoint", TimeSpan.FromSeconds(30));
+
+            // 4. ingest (zstd), verify the digest, read it back
+            sw.Restart();
+            var info = await store.IngestAsync(staged, source, IngestOptions.Default, null, ct);
+            output.WriteLine($"ingested {info.Id}: {info.UncompressedSize} -> {info.Size} bytes ({info.Compression}) in {sw.Elapsed.TotalSeconds:0.00} s");
+            Assert.Equal(stagedDigest, info.UncompressedDigest);
+            Assert.StartsWith("sha256:", info.Digest);
+            Assert.Equal(containerId, info.Archive.RuntimeContainerId);
+            Assert.Equal(ContainerName, info.Archive.ContainerName);
+            Assert.False(File.Exists(staged), "the staged archive is removed once committed");
+            Assert.Single(store.List(), c => c.Id == info.Id);
+
+            var verification = await store.VerifyAsync(info.Id, ct);
+            Assert.True(verification.Valid, verification.Problem);
+
+            var readBack = Path.Combine(work, "read-back.tar");
+            await using (var stream = await store.OpenReadAsync(info.Id, ct))
+            await using (var file = File.Create(readBack))
+                await stream.CopyToAsync(file, ct);
+            Assert.Equal(stagedDigest, await Sha256Async(readBack, ct));
+
+            // 5. checkpointctl (Debian's, in the namespace) reads it as a checkpoint of that container
+            var show = await sandbox.InNamespaceAsync(["checkpointctl", "show", readBack], TimeSpan.FromMinutes(1), ct);
+            output.WriteLine(show.Stdout);
+            Assert.True(show.Succeeded, show.ToString());
+            Assert.Contains(ContainerName, show.Stdout);
+            Assert.Contains("containerd", show.Stdout);
+            Assert.Contains(sandbox.BusyboxImage, show.Stdout);
+
+            var inspect = await sandbox.InNamespaceAsync(
+                ["checkpointctl", "inspect", "--format", "json", "--ps-tree-cmd", readBack], TimeSpan.FromMinutes(1), ct);
+            Assert.True(inspect.Succeeded, inspect.ToString());
+            using (var doc = JsonDocument.Parse(inspect.Stdout))
+            {
+                var json = doc.RootElement.ValueKind == JsonValueKind.Array ? doc.RootElement[0] : doc.RootElement;
+                output.WriteLine(json.ToString());
+                Assert.Equal(ContainerName, json.GetProperty("container_name").GetString());
+                Assert.Equal(containerId, json.GetProperty("id").GetString());
+                Assert.Equal(sandbox.BusyboxImage, json.GetProperty("image").GetString());
+                Assert.Equal("containerd", json.GetProperty("engine").GetString());
+                Assert.True(json.GetProperty("checkpoint_size").GetProperty("memory_pages_size").GetInt64() > 0, "no memory pages in the checkpoint");
+                // the process CRIU saved is the counter loop itself
+                var root = json.GetProperty("process_tree");
+                Assert.Equal("sh", root.GetProperty("command").GetString());
+                Assert.Contains("/data/counter", root.GetProperty("cmdline").GetString());
+            }
+
+            // still running after all that
+            status = await runtime.ContainerStatusAsync(containerId, verbose: false, ct);
+            Assert.Equal(ContainerState.Running, status.State);
+        }
+        finally
+        {
+            if (podId is not null) await RemovePodAsync(client, podId);
+            try { Directory.Delete(work, recursive: true); } catch (IOException e) { output.WriteLine($"cleanup of {work}: {e.Message}"); }
+        }
+    }
+
+    private V1.PodSandboxConfig PodConfig(string name, string uid, string logDirectory) => new()
+    {
+        Metadata = new V1.PodSandboxMetadata { Name = name, Namespace = PodNamespace, Uid = uid },
+        LogDirectory = logDirectory,
+        Labels =
+        {
+            [KubeletLabels.PodName] = name,
+            [KubeletLabels.PodNamespace] = PodNamespace,
+            [KubeletLabels.PodUid] = uid,
+        },
+        Linux = new V1.LinuxPodSandboxConfig
+        {
+            CgroupParent = $"{sandbox.CgroupParent}/pod{uid}",
+            SecurityContext = new V1.LinuxSandboxSecurityContext
+            {
+                // the node's network: the test needs no pod network
+                NamespaceOptions = new V1.NamespaceOption
+                {
+                    Network = V1.NamespaceMode.Node, Pid = V1.NamespaceMode.Container, Ipc = V1.NamespaceMode.Pod,
+                },
+            },
+        },
+    };
+
+    private V1.ContainerConfig CounterConfig(string podName, string podUid, string dataDirectory) => new()
+    {
+        Metadata = new V1.ContainerMetadata { Name = ContainerName },
+        Image = new V1.ImageSpec { Image = sandbox.BusyboxImage },
+        Command = { "/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /data/counter; echo $i; sleep 0.2; done" },
+        Mounts = { new V1.Mount { HostPath = dataDirectory, ContainerPath = "/data" } },
+        LogPath = ContainerName + ".log",
+        Labels =
+        {
+            [KubeletLabels.PodName] = podName,
+            [KubeletLabels.PodNamespace] = PodNamespace,
+            [KubeletLabels.PodUid] = podUid,
+            [KubeletLabels.ContainerName] = ContainerName,
+        },
+        Linux = new V1.LinuxContainerConfig
+        {
+            SecurityContext = new V1.LinuxContainerSecurityContext
+            {
+                NamespaceOptions = new V1.NamespaceOption
+                {
+                    Network = V1.NamespaceMode.Node, Pid = V1.NamespaceMode.Container, Ipc = V1.NamespaceMode.Pod,
+                },
+            },
+        },
+    };
+
+    private static async Task<string> Sha256Async(string path, CancellationToken ct)
+    {
+        await using var file = File.OpenRead(path);
+        return "sha256:" + Convert.ToHexStringLower(await SHA256.HashDataAsync(file, ct));
+    }
+
+    private static long ReadCounter(string path)
+    {
+        try { return long.TryParse(File.ReadAllText(path).Trim(), out var n) ? n : 0; }
+        catch (IOException) { return 0; }
+    }
+
+    /// <summary>Stops and removes the pod and its containers; a failure here is reported, not thrown.</summary>
+    private async Task RemovePodAsync(CriClient client, string podId)
+    {
+        try
+        {
+            var containers = await client.ListContainersAsync(new V1.ListContainersRequest
+            {
+                Filter = new V1.ContainerFilter { PodSandboxId = podId },
+            });
+            foreach (var c in containers.Containers)
+            {
+                await client.StopContainerAsync(new V1.StopContainerRequest { ContainerId = c.Id, Timeout = 0 });
+                await client.RemoveContainerAsync(new V1.RemoveContainerRequest { ContainerId = c.Id });
+            }
+            await client.StopPodSandboxAsync(new V1.StopPodSandboxRequest { PodSandboxId = podId });
+            await client.RemovePodSandboxAsync(new V1.RemovePodSandboxRequest { PodSandboxId = podId });
+        }
+        catch (Exception e) when (e is ContainerRuntimeException or IOException)
+        {
+            output.WriteLine($"cleanup of pod {podId}: {e.Message}");
+        }
+    }
+}
