@@ -1,0 +1,378 @@
+using System.Text.RegularExpressions;
+
+using Crsc.Controllers.Metrics;
+using Crsc.Controllers.Runtime;
+using Crsc.Controllers.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Crsc.Controllers.NodeAgent;
+
+public sealed record CheckpointRunnerOptions
+{
+    /// <summary><c>nodeName</c>: recorded in outcomes (and so in statuses and Content objects).</summary>
+    public required string NodeName { get; init; }
+
+    /// <summary>Checkpoints executed at the same time on this node; more wait (and report <c>queued</c>).</summary>
+    public int MaxConcurrent { get; init; } = 1;
+
+    /// <summary>Bound of the runtime's checkpoint call unless the request sets its own.</summary>
+    public TimeSpan DefaultTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    public CheckpointCompression Compression { get; init; } = CheckpointCompression.Zstd;
+
+    /// <summary>zstd level (1: fast).</summary>
+    public int CompressionLevel { get; init; } = 1;
+
+    /// <summary>
+    /// Containers crsc adds to pods itself (its interceptor sidecar): never picked when a request names no container.
+    /// A name matches when equal to one of these or starting with <c>crsc-</c>.
+    /// </summary>
+    public IReadOnlySet<string> CrscContainers { get; init; } = new HashSet<string>(StringComparer.Ordinal) { "crsc", "crsc-interceptor" };
+
+    public void Validate()
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(NodeName, nameof(NodeName));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxConcurrent, 1, nameof(MaxConcurrent));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(DefaultTimeout, TimeSpan.Zero, nameof(DefaultTimeout));
+        if (CompressionLevel is < -7 or > 22) throw new ArgumentOutOfRangeException(nameof(CompressionLevel), CompressionLevel, "zstd levels are -7 … 22");
+    }
+
+    internal bool IsCrscContainer(string name) =>
+        CrscContainers.Contains(name) || name.StartsWith("crsc-", StringComparison.Ordinal);
+}
+
+/// <summary>Progress stage names (<see cref="CheckpointProgress.Stage"/>).</summary>
+public static class CheckpointStages
+{
+    public const string Queued = "queued";
+    public const string Resolving = "resolving";
+    public const string Checkpointing = "checkpointing";
+    public const string Ingesting = "ingesting";
+    public const string Committed = "committed";
+}
+
+/// <summary>
+/// The node's checkpoint execution path (<see cref="ICheckpointRunner"/>): at most
+/// <see cref="CheckpointRunnerOptions.MaxConcurrent"/> at a time; finds the running container through the runtime's
+/// kubelet labels, has the runtime (or kubelet) write the archive into the store's staging area within the timeout,
+/// ingests it (hash, compress, commit) and removes whatever was staged, whatever happened.
+/// </summary>
+public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
+{
+    /// <summary>How much of a CRIU log is kept (the end, where the error is).</summary>
+    public const int CriuLogBytes = Crsc.Api.Crds.ContainerCheckpointStatus.MaxCriuLogLength;
+
+    private readonly IContainerRuntime _runtime;
+    private readonly IContainerCheckpointer _checkpointer;
+    private readonly ICheckpointStore _store;
+    private readonly IStagingArea _staging;
+    private readonly IWorkloadNameResolver? _workloads;
+    private readonly CheckpointRunnerOptions _options;
+    private readonly CheckpointMetrics _metrics;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _slots;
+
+    /// <param name="runtime">finds containers (CRI <c>ListContainers</c>)</param>
+    /// <param name="checkpointer">takes the checkpoint: the same CRI runtime, or the kubelet client</param>
+    /// <param name="workloads">names the pod's workload for the store; null: the pod's name</param>
+    public CheckpointRunner(
+        IContainerRuntime runtime,
+        IContainerCheckpointer checkpointer,
+        ICheckpointStore store,
+        CheckpointRunnerOptions options,
+        TimeProvider time,
+        ILogger<CheckpointRunner>? logger = null,
+        CheckpointMetrics? metrics = null,
+        IStagingArea? staging = null,
+        IWorkloadNameResolver? workloads = null)
+    {
+        ArgumentNullException.ThrowIfNull(runtime);
+        ArgumentNullException.ThrowIfNull(checkpointer);
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(time);
+        options.Validate();
+        _runtime = runtime;
+        _checkpointer = checkpointer;
+        _store = store;
+        _options = options;
+        _time = time;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _metrics = metrics ?? new CheckpointMetrics(new MetricsRegistry());
+        _staging = staging ?? new FileStagingArea();
+        _workloads = workloads;
+        _slots = new SemaphoreSlim(options.MaxConcurrent, options.MaxConcurrent);
+    }
+
+    public CheckpointRunnerOptions Options => _options;
+
+    public CheckpointMetrics Metrics => _metrics;
+
+    /// <summary>Checkpoints waiting for a slot or running now.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+    private int _inFlight;
+
+    public async Task<CheckpointOutcome> CheckpointAsync(CheckpointRequest request, IProgress<CheckpointProgress>? progress,
+        CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentException.ThrowIfNullOrEmpty(request.Namespace);
+        ArgumentException.ThrowIfNullOrEmpty(request.Pod);
+        var target = $"{request.Namespace}/{request.Pod}{(request.Container is null ? "" : "/" + request.Container)}";
+        Interlocked.Increment(ref _inFlight);
+        try
+        {
+            if (!_slots.Wait(0))
+            {
+                Log.Queued(_logger, target, _options.MaxConcurrent);
+                progress?.Report(new CheckpointProgress(CheckpointStages.Queued,
+                    $"waiting: {_options.MaxConcurrent} checkpoint(s) already running on node {_options.NodeName}"));
+                try
+                {
+                    await _slots.WaitAsync(ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    _metrics.Checkpoints.Inc(1, CheckpointMetrics.ResultCanceled);
+                    throw;
+                }
+            }
+            try
+            {
+                return await RunAsync(request, target, progress, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                _slots.Release();
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
+
+    private async Task<CheckpointOutcome> RunAsync(CheckpointRequest request, string target,
+        IProgress<CheckpointProgress>? progress, CancellationToken ct)
+    {
+        var started = _time.GetTimestamp();
+        var runtimeTime = TimeSpan.Zero;
+        string? staged = null;
+        string? written = null;
+        var result = CheckpointMetrics.ResultFailed;
+        try
+        {
+            progress?.Report(new CheckpointProgress(CheckpointStages.Resolving, $"finding container {target}"));
+            var container = await ResolveAsync(request, target, ct).ConfigureAwait(false);
+            var containerName = container.ContainerName ?? container.Name;
+            var source = new CheckpointSource(request.Namespace,
+                _workloads?.WorkloadOf(request.Namespace, request.Pod) is { Length: > 0 } w ? w : request.Pod,
+                containerName)
+            {
+                PodName = request.Pod,
+                PodUid = string.IsNullOrEmpty(container.PodUid) ? null : container.PodUid,
+            };
+            staged = _store.NewStagingPath(source);
+            var timeout = request.Timeout is { } t && t > TimeSpan.Zero ? t : _options.DefaultTimeout;
+
+            progress?.Report(new CheckpointProgress(CheckpointStages.Checkpointing,
+                $"checkpointing container {containerName} ({ShortId(container.Id)}) of {request.Namespace}/{request.Pod}"));
+            Log.Checkpointing(_logger, target, container.Id, staged, timeout);
+            var runtimeStarted = _time.GetTimestamp();
+            try
+            {
+                written = await CheckpointWithTimeoutAsync(
+                    new CheckpointTarget(request.Namespace, request.Pod, containerName, container.Id), staged, timeout, ct)
+                    .ConfigureAwait(false);
+            }
+            catch (ContainerRuntimeException e)
+            {
+                runtimeTime = _time.GetElapsedTime(runtimeStarted);
+                if (e.Kind == ContainerRuntimeErrorKind.DeadlineExceeded) result = CheckpointMetrics.ResultTimeout;
+                throw Failed(e, target, container.Id, staged);
+            }
+            runtimeTime = _time.GetElapsedTime(runtimeStarted);
+
+            progress?.Report(new CheckpointProgress(CheckpointStages.Ingesting, $"storing archive of {target}", 0));
+            CheckpointInfo info;
+            try
+            {
+                info = await _store.IngestAsync(written, source,
+                    new IngestOptions { Compression = _options.Compression, CompressionLevel = _options.CompressionLevel },
+                    progress is null ? null : new SyncProgress(progress, target), ct).ConfigureAwait(false);
+            }
+            catch (CheckpointStoreException)
+            {
+                result = CheckpointMetrics.ResultRejected;
+                throw;
+            }
+            var total = _time.GetElapsedTime(started);
+            result = CheckpointMetrics.ResultSucceeded;
+            _metrics.ArchiveBytes.Set(info.Size);
+            _metrics.ArchiveBytesTotal.Inc(info.Size);
+            _metrics.Duration.Observe(runtimeTime.TotalSeconds, "runtime");
+            _metrics.Duration.Observe(Math.Max(0, (total - runtimeTime).TotalSeconds), "crsc");
+            TryUpdateStoreBytes();
+            Log.Committed(_logger, target, info.Id, info.Size, info.Digest, runtimeTime, total);
+            progress?.Report(new CheckpointProgress(CheckpointStages.Committed,
+                $"committed {info.Id} ({info.Size} bytes, {info.Digest})", info.Size));
+            return new CheckpointOutcome(info, _options.NodeName, container.Id, runtimeTime, total);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            result = CheckpointMetrics.ResultCanceled;
+            throw;
+        }
+        catch (ContainerResolutionException)
+        {
+            result = CheckpointMetrics.ResultInvalid;
+            throw;
+        }
+        finally
+        {
+            _metrics.Checkpoints.Inc(1, result);
+            Clean(staged, target);
+            if (written is not null && written != staged) Clean(written, target);
+        }
+    }
+
+    /// <summary>Reports the store's byte progress as <c>ingesting</c> stages, on the caller's thread.</summary>
+    private sealed class SyncProgress(IProgress<CheckpointProgress> inner, string target) : IProgress<long>
+    {
+        public void Report(long value) => inner.Report(new CheckpointProgress(CheckpointStages.Ingesting, $"storing archive of {target}", value));
+    }
+
+    private async Task<string> CheckpointWithTimeoutAsync(CheckpointTarget target, string archivePath, TimeSpan timeout,
+        CancellationToken ct)
+    {
+        // the runtime bounds its call by the timeout (a gRPC deadline); this bounds it on our clock as well, so a
+        // runtime or kubelet that ignores its deadline cannot hold a slot for ever
+        using var deadline = new CancellationTokenSource(timeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
+        try
+        {
+            var archive = await _checkpointer.CheckpointAsync(target, archivePath, timeout, linked.Token).ConfigureAwait(false);
+            return string.IsNullOrEmpty(archive.Path) ? archivePath : archive.Path;
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            throw new ContainerRuntimeException(ContainerRuntimeErrorKind.DeadlineExceeded,
+                $"the runtime did not finish the checkpoint within {timeout}", code: "DeadlineExceeded");
+        }
+    }
+
+    private async Task<ContainerInfo> ResolveAsync(CheckpointRequest request, string target, CancellationToken ct)
+    {
+        var all = await _runtime.ListContainersAsync(new ContainerFilter(Labels: new Dictionary<string, string>
+        {
+            [KubeletLabels.PodNamespace] = request.Namespace,
+            [KubeletLabels.PodName] = request.Pod,
+        }), ct).ConfigureAwait(false);
+        // the runtime may still list earlier attempts of a restarted container: the newest attempt is the container
+        var latest = all
+            .Where(c => c.PodNamespace == request.Namespace && c.PodName == request.Pod)
+            .GroupBy(c => c.ContainerName ?? c.Name, StringComparer.Ordinal)
+            .Select(g => g.OrderByDescending(c => c.State == ContainerState.Running)
+                .ThenByDescending(c => c.Attempt).ThenByDescending(c => c.CreatedAt).First())
+            .OrderBy(c => c.ContainerName ?? c.Name, StringComparer.Ordinal)
+            .ToList();
+        var names = latest.Select(c => c.ContainerName ?? c.Name).ToList();
+        if (latest.Count == 0)
+            throw new ContainerResolutionException(
+                $"pod {request.Namespace}/{request.Pod} has no containers in the runtime of node {_options.NodeName}", names);
+
+        ContainerInfo chosen;
+        if (request.Container is { Length: > 0 } wanted)
+        {
+            chosen = latest.FirstOrDefault(c => (c.ContainerName ?? c.Name) == wanted)
+                ?? throw new ContainerResolutionException(
+                    $"pod {request.Namespace}/{request.Pod} has no container '{wanted}' on node {_options.NodeName}; it has: {string.Join(", ", names)}",
+                    names);
+        }
+        else
+        {
+            var apps = latest.Where(c => !_options.IsCrscContainer(c.ContainerName ?? c.Name)).ToList();
+            if (apps.Count != 1)
+                throw new ContainerResolutionException(apps.Count == 0
+                    ? $"pod {request.Namespace}/{request.Pod} has no container to checkpoint besides crsc's own ({string.Join(", ", names)})"
+                    : $"pod {request.Namespace}/{request.Pod} has {apps.Count} containers ({string.Join(", ", apps.Select(c => c.ContainerName ?? c.Name))}); name the one to checkpoint",
+                    names);
+            chosen = apps[0];
+        }
+        if (chosen.State != ContainerState.Running)
+            throw new ContainerResolutionException(
+                $"container {chosen.ContainerName ?? chosen.Name} of pod {request.Namespace}/{request.Pod} is {chosen.State.ToString().ToLowerInvariant()}, not running; only a running container can be checkpointed",
+                names, chosen.State);
+        return chosen;
+    }
+
+    private CheckpointFailedException Failed(ContainerRuntimeException e, string target, string containerId, string staged)
+    {
+        var (log, where) = FindCriuLog(e, staged);
+        var runtimeText = e.RuntimeMessage ?? e.Message;
+        var message = $"checkpoint of {target} (container {ShortId(containerId)}) failed: {runtimeText}";
+        Log.RuntimeFailed(_logger, e, target, containerId, where ?? "none");
+        return new CheckpointFailedException(e, message, containerId, log, where);
+    }
+
+    /// <summary>A CRIU log: a path in the runtime's message, else a log inside what the runtime left in staging.</summary>
+    private (string? Log, string? Where) FindCriuLog(ContainerRuntimeException e, string staged)
+    {
+        try
+        {
+            foreach (var text in new[] { e.RuntimeMessage, e.Message })
+            {
+                if (string.IsNullOrEmpty(text)) continue;
+                foreach (Match m in LogPathPattern().Matches(text))
+                {
+                    var path = m.Groups["path"].Value;
+                    if (_staging.ReadLogTail(path, CriuLogBytes) is { Length: > 0 } tail)
+                        return (Crsc.Api.Crds.ContainerCheckpointStatus.CriuLogExcerpt(tail), path);
+                }
+            }
+            if (_staging.ReadArchiveLogTail(staged, CriuLogBytes) is { Length: > 0 } inArchive)
+                return (Crsc.Api.Crds.ContainerCheckpointStatus.CriuLogExcerpt(inArchive), staged + "!dump.log");
+        }
+        catch (Exception x) when (x is IOException or UnauthorizedAccessException or NotSupportedException)
+        {
+            Log.CriuLogUnreadable(_logger, x, staged);
+        }
+        return (null, null);
+    }
+
+    private void Clean(string? path, string target)
+    {
+        if (string.IsNullOrEmpty(path)) return;
+        try
+        {
+            _staging.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // never hides the checkpoint's own outcome; the store's recovery removes staging leftovers at start
+            Log.CleanupFailed(_logger, e, path, target);
+        }
+    }
+
+    private void TryUpdateStoreBytes()
+    {
+        try
+        {
+            _metrics.UpdateStoreBytes(_store);
+        }
+        catch (Exception e) when (e is IOException or CheckpointStoreException or UnauthorizedAccessException)
+        {
+            Log.StoreBytesFailed(_logger, e);
+        }
+    }
+
+    private static string ShortId(string id) => id.Length > 13 ? id[..13] : id;
+
+    public void Dispose() => _slots.Dispose();
+
+    // absolute paths of log files in a runtime message ("log file: /var/lib/…/dump.log", "see /run/…/criu-dump.log")
+    [GeneratedRegex(@"(?<path>/[^\s""'(),;:]+\.log)\b", RegexOptions.CultureInvariant)]
+    private static partial Regex LogPathPattern();
+}

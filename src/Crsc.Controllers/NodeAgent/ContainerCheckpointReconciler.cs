@@ -1,0 +1,500 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Crsc.Api;
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Events;
+using Crsc.Controllers.Informers;
+using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.Reconciling;
+using Crsc.Controllers.Runtime;
+using Crsc.Controllers.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Crsc.Controllers.NodeAgent;
+
+public sealed record ContainerCheckpointReconcilerOptions
+{
+    /// <summary>This node: only checkpoints of pods running here (or already executed here) are reconciled.</summary>
+    public required string NodeName { get; init; }
+
+    /// <summary>
+    /// How long after <c>status.startedAt</c> an archive found in the store can belong to an object an earlier daemon
+    /// left <c>Running</c>: the runtime timeout plus the time to ingest.
+    /// </summary>
+    public TimeSpan RecoveryWindow { get; init; } = TimeSpan.FromMinutes(15);
+}
+
+/// <summary>
+/// Executes the <see cref="ContainerCheckpoint"/> objects of pods on this node (run by every node agent, not
+/// leader-only). Phases: ""/Pending → <c>Running</c> (a resourceVersion-checked status write: a 409 means someone
+/// else moved first, so nobody executes an object twice) → checkpoint through <see cref="ICheckpointRunner"/> →
+/// a <see cref="ContainerCheckpointContent"/> named after the object's UID (a retry finds it instead of making a
+/// second) → <c>Completed</c>; or <c>Failed</c> with the runtime's message and CRIU log, and a Warning Event.
+/// An object an earlier daemon left <c>Running</c> is finished from its archive when the store has one, else failed
+/// ("interrupted by daemon restart"); it is never checkpointed again. <c>deletionPolicy: Delete</c> puts the
+/// <see cref="ArchiveFinalizer"/> on the object before it runs; deleting the object then deletes the archive and the
+/// Content.
+/// </summary>
+public sealed class ContainerCheckpointReconciler : IReconciler
+{
+    public const string ArchiveFinalizer = "crsc.io/archive";
+    /// <summary>On the Content: the store id of its archive.</summary>
+    public const string ArchiveIdAnnotation = "crsc.io/archive-id";
+    /// <summary>On the Content: the UID of its ContainerCheckpoint.</summary>
+    public const string CheckpointUidLabel = "crsc.io/checkpoint-uid";
+    /// <summary>The index of the checkpoint informer by <c>&lt;namespace&gt;/&lt;spec.podName&gt;</c>.</summary>
+    public const string ByPodIndex = "crsc.io/by-pod";
+
+    private readonly IKubeResourceClient<ContainerCheckpoint> _checkpointsApi;
+    private readonly IKubeResourceClient<ContainerCheckpointContent> _contentsApi;
+    private readonly Informer<Pod> _pods;
+    private readonly Informer<ContainerCheckpoint> _checkpoints;
+    private readonly ICheckpointRunner _runner;
+    private readonly ICheckpointStore _store;
+    private readonly IEventRecorder _events;
+    private readonly ContainerCheckpointReconcilerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly CheckpointMetrics? _metrics;
+    // archives this process committed, by checkpoint UID: a status write that failed after the archive was stored is
+    // finished from here, and recovery never mistakes one of them for an earlier daemon's archive
+    private readonly ConcurrentDictionary<string, string> _produced = new(StringComparer.Ordinal);
+
+    public ContainerCheckpointReconciler(
+        IKubeApi kube,
+        Informer<Pod> pods,
+        Informer<ContainerCheckpoint> checkpoints,
+        ICheckpointRunner runner,
+        ICheckpointStore store,
+        IEventRecorder events,
+        ContainerCheckpointReconcilerOptions options,
+        TimeProvider time,
+        ILogger? logger = null,
+        CheckpointMetrics? metrics = null)
+    {
+        ArgumentNullException.ThrowIfNull(kube);
+        ArgumentException.ThrowIfNullOrWhiteSpace(options.NodeName);
+        _checkpointsApi = kube.Resource(CrscResources.ContainerCheckpoints);
+        _contentsApi = kube.Resource(CrscResources.ContainerCheckpointContents);
+        _pods = pods;
+        _checkpoints = checkpoints;
+        _runner = runner;
+        _store = store;
+        _events = events;
+        _options = options;
+        _time = time;
+        _logger = logger ?? NullLogger.Instance;
+        _metrics = metrics;
+        try
+        {
+            checkpoints.AddIndexer(ByPodIndex, c => [$"{c.Metadata.Namespace}/{c.Spec.PodName}"]);
+        }
+        catch (InvalidOperationException)
+        {
+            // a second reconciler on the same informer (tests): the index is there already
+        }
+    }
+
+    /// <summary>The deterministic name of the Content of the checkpoint with <paramref name="uid"/>.</summary>
+    public static string ContentNameFor(string uid) => "ckpt-" + uid.ToLowerInvariant();
+
+    /// <summary>The checkpoints that name <paramref name="pod"/> (for watching pods: a pod arriving on the node starts them).</summary>
+    public static IEnumerable<ObjectKey> CheckpointsOfPod(Informer<ContainerCheckpoint> checkpoints, Pod pod)
+        => checkpoints.ByIndex(ByPodIndex, $"{pod.Metadata.Namespace}/{pod.Metadata.Name}")
+            .Select(c => EnqueueHandlers.KeyOf(c));
+
+    public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
+    {
+        var ckpt = _checkpoints.Get(key);
+        if (ckpt is null) return ReconcileResult.Done;
+        var status = ckpt.Status;
+        var deleting = ckpt.Metadata.DeletionTimestamp is not null;
+
+        if (deleting && HasFinalizer(ckpt) && string.IsNullOrEmpty(status?.Node))
+        {
+            // never claimed by any node: there is no archive anywhere, whoever sees it may let it go
+            await RemoveFinalizerAsync(ckpt, ct).ConfigureAwait(false);
+            return ReconcileResult.Done;
+        }
+
+        var pod = _pods.Get(new ObjectKey(ckpt.Metadata.Namespace, ckpt.Spec.PodName));
+        var podHere = pod is not null && (string.IsNullOrEmpty(pod.Spec.NodeName) || pod.Spec.NodeName == _options.NodeName);
+        var mine = string.IsNullOrEmpty(status?.Node) ? podHere : status.Node == _options.NodeName;
+        if (!mine) return ReconcileResult.Done;
+
+        if (deleting) return await FinalizeAsync(ckpt, ct).ConfigureAwait(false);
+        return status?.Phase switch
+        {
+            ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed => ReconcileResult.Done,
+            ContainerCheckpointPhase.Running => await ResumeAsync(ckpt, ct).ConfigureAwait(false),
+            _ => podHere ? await ExecuteAsync(ckpt, pod!, ct).ConfigureAwait(false) : ReconcileResult.Done,
+        };
+    }
+
+    private async Task<ReconcileResult> ExecuteAsync(ContainerCheckpoint cached, Pod pod, CancellationToken ct)
+    {
+        var ns = cached.Metadata.Namespace!;
+        var name = cached.Metadata.Name!;
+        var errors = cached.Spec.Validate();
+        if (errors.Count > 0)
+        {
+            await FailAsync(cached, "InvalidSpec", "invalid spec: " + string.Join("; ", errors.Select(e => e.ToString())), null, ct)
+                .ConfigureAwait(false);
+            return ReconcileResult.Done;
+        }
+        if (!pod.Spec.Containers.Any(c => c.Name == cached.Spec.Container))
+        {
+            await FailAsync(cached, "ContainerNotFound",
+                $"pod {ns}/{pod.Metadata.Name} has no container '{cached.Spec.Container}'; it has: {string.Join(", ", pod.Spec.Containers.Select(c => c.Name))}",
+                null, ct).ConfigureAwait(false);
+            return ReconcileResult.Done;
+        }
+
+        var current = Clone(cached);
+        try
+        {
+            if (current.Spec.DeletionPolicy == DeletionPolicy.Delete && !HasFinalizer(current))
+            {
+                current.Metadata.Finalizers = [.. current.Metadata.Finalizers ?? [], ArchiveFinalizer];
+                current = await _checkpointsApi.UpdateAsync(current, ct).ConfigureAwait(false);
+            }
+            // the claim: a stale resourceVersion (another daemon, or our own cache behind our last write) is a 409
+            var now = _time.GetUtcNow();
+            current.Status ??= new ContainerCheckpointStatus();
+            current.Status.Phase = ContainerCheckpointPhase.Running;
+            current.Status.Node = _options.NodeName;
+            current.Status.PodUid = pod.Metadata.Uid;
+            current.Status.StartedAt = Crsc.Api.Crds.KubeTime.Truncate(now);
+            current.Status.Message = $"checkpointing container {current.Spec.Container} on node {_options.NodeName}";
+            current.Status.ObservedGeneration = current.Metadata.Generation;
+            current.Status.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "Running", current.Status.Message,
+                current.Metadata.Generation, now);
+            current = await _checkpointsApi.UpdateStatusAsync(current, ct).ConfigureAwait(false);
+        }
+        catch (ConflictException)
+        {
+            Log.ClaimConflict(_logger, ns, name);
+            return ReconcileResult.Requeue;
+        }
+        catch (NotFoundException)
+        {
+            return ReconcileResult.Done;
+        }
+        Log.Claimed(_logger, ns, name, _options.NodeName);
+
+        var uid = current.Metadata.Uid ?? "";
+        CheckpointOutcome outcome;
+        try
+        {
+            outcome = await _runner.CheckpointAsync(
+                new CheckpointRequest(ns, current.Spec.PodName, current.Spec.Container)
+                {
+                    CheckpointObjectName = name,
+                    CheckpointObjectUid = uid,
+                },
+                progress: null, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // the daemon is stopping: the object stays Running and the next start decides (archive or interrupted)
+            throw;
+        }
+        catch (Exception e)
+        {
+            var (reason, criuLog) = e switch
+            {
+                CheckpointFailedException f => (f.Kind == ContainerRuntimeErrorKind.DeadlineExceeded ? "Timeout" : "RuntimeFailed", f.CriuLog),
+                ContainerResolutionException => ("ContainerNotFound", null),
+                ContainerRuntimeException r => (r.Kind == ContainerRuntimeErrorKind.DeadlineExceeded ? "Timeout" : "RuntimeFailed", null),
+                ArchiveRejectedException => ("ArchiveRejected", null),
+                CheckpointStoreException => ("StoreFailed", null),
+                _ => ("Failed", (string?)null),
+            };
+            await FailAsync(current, reason, e.Message, criuLog, ct).ConfigureAwait(false);
+            return ReconcileResult.Done;
+        }
+        _produced[uid] = outcome.Checkpoint.Id;
+        await CompleteAsync(current, outcome.Checkpoint, outcome.Node, ct).ConfigureAwait(false);
+        return ReconcileResult.Done;
+    }
+
+    /// <summary>A <c>Running</c> object of this node that no reconcile of this process is executing.</summary>
+    private async Task<ReconcileResult> ResumeAsync(ContainerCheckpoint ckpt, CancellationToken ct)
+    {
+        var ns = ckpt.Metadata.Namespace!;
+        var name = ckpt.Metadata.Name!;
+        var uid = ckpt.Metadata.Uid ?? "";
+        var content = await GetContentAsync(uid, ct).ConfigureAwait(false);
+        if (content is not null)
+        {
+            await WriteCompletedAsync(ckpt, content, ct).ConfigureAwait(false);
+            return ReconcileResult.Done;
+        }
+        if (_produced.TryGetValue(uid, out var producedId) && _store.Get(producedId) is { } mine)
+        {
+            await CompleteAsync(ckpt, mine, _options.NodeName, ct).ConfigureAwait(false);
+            return ReconcileResult.Done;
+        }
+        var orphan = await FindOrphanArchiveAsync(ckpt, ct).ConfigureAwait(false);
+        if (orphan is not null)
+        {
+            Log.Recovered(_logger, ns, name, orphan.Id);
+            _produced[uid] = orphan.Id;
+            await CompleteAsync(ckpt, orphan, _options.NodeName, ct).ConfigureAwait(false);
+            return ReconcileResult.Done;
+        }
+        Log.Interrupted(_logger, ns, name);
+        await FailAsync(ckpt, "Interrupted",
+            $"interrupted by daemon restart on node {_options.NodeName}: the checkpoint was running when the daemon stopped and no archive of it was stored; create a new ContainerCheckpoint to try again",
+            null, ct).ConfigureAwait(false);
+        return ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// An archive an earlier daemon stored for <paramref name="ckpt"/> before it could record it: same namespace, pod
+    /// and container, committed after the object went Running (within <see cref="ContainerCheckpointReconcilerOptions.RecoveryWindow"/>),
+    /// and not the archive of any Content nor of any checkpoint this process ran. The oldest such one.
+    /// </summary>
+    private async Task<CheckpointInfo?> FindOrphanArchiveAsync(ContainerCheckpoint ckpt, CancellationToken ct)
+    {
+        if (ckpt.Status?.StartedAt is not { } started) return null;
+        var candidates = _store.List(new CheckpointFilter(ckpt.Metadata.Namespace, Container: ckpt.Spec.Container))
+            .Where(c => c.PodName == ckpt.Spec.PodName
+                && c.CreatedAt >= started - TimeSpan.FromSeconds(1)
+                && c.CreatedAt <= started + _options.RecoveryWindow)
+            .OrderBy(c => c.CreatedAt)
+            .ToList();
+        if (candidates.Count == 0) return null;
+        var claimed = new HashSet<string>(_produced.Values, StringComparer.Ordinal);
+        string? cont = null;
+        do
+        {
+            var page = await _contentsApi.ListAsync(null, new ListOptions(Limit: 500, Continue: cont), ct).ConfigureAwait(false);
+            foreach (var c in page.Items)
+            {
+                if (c.Metadata.Annotations?.GetValueOrDefault(ArchiveIdAnnotation) is { } id) claimed.Add(id);
+                claimed.Add("path:" + c.Spec.Path);
+            }
+            cont = string.IsNullOrEmpty(page.Metadata.Continue) ? null : page.Metadata.Continue;
+        } while (cont is not null);
+        return candidates.FirstOrDefault(c => !claimed.Contains(c.Id) && !claimed.Contains("path:" + c.ArchivePath));
+    }
+
+    private async Task CompleteAsync(ContainerCheckpoint ckpt, CheckpointInfo info, string node, CancellationToken ct)
+    {
+        var content = await EnsureContentAsync(ckpt, info, node, ct).ConfigureAwait(false);
+        await WriteCompletedAsync(ckpt, content, ct).ConfigureAwait(false);
+    }
+
+    private async Task WriteCompletedAsync(ContainerCheckpoint ckpt, ContainerCheckpointContent content, CancellationToken ct)
+    {
+        var ns = ckpt.Metadata.Namespace!;
+        var name = ckpt.Metadata.Name!;
+        var contentName = content.Metadata.Name!;
+        var message = $"checkpoint of container {ckpt.Spec.Container} stored on node {content.Spec.Node} ({content.Spec.SizeBytes} bytes)";
+        var written = await UpdateStatusAsync(ckpt, (s, now, generation) =>
+        {
+            s.Phase = ContainerCheckpointPhase.Completed;
+            s.Node = content.Spec.Node;
+            s.ContentName = contentName;
+            s.SizeBytes = content.Spec.SizeBytes;
+            s.Digest = content.Spec.Digest;
+            s.PodUid ??= content.Spec.Source.PodUid;
+            s.StartedAt ??= Crsc.Api.Crds.KubeTime.Truncate(now);
+            s.CompletedAt = Crsc.Api.Crds.KubeTime.Truncate(now);
+            s.Message = message;
+            s.CriuLog = null;
+            s.ObservedGeneration = generation;
+            s.SetCondition(ConditionTypes.Progressing, ConditionStatus.False, "Completed", message, generation, now);
+            s.SetCondition(ConditionTypes.Ready, ConditionStatus.True, "Completed", message, generation, now);
+        }, ct).ConfigureAwait(false);
+        if (written is null) return;
+        Log.Completed(_logger, ns, name, contentName, content.Spec.SizeBytes, content.Spec.Digest);
+        _events.Normal(written, "CheckpointCompleted", $"{message}, {content.Spec.Digest}, content {contentName}");
+    }
+
+    private async Task FailAsync(ContainerCheckpoint ckpt, string reason, string message, string? criuLog, CancellationToken ct)
+    {
+        var written = await UpdateStatusAsync(ckpt, (s, now, generation) =>
+        {
+            s.Phase = ContainerCheckpointPhase.Failed;
+            s.Message = message;
+            s.CriuLog = criuLog is null ? null : ContainerCheckpointStatus.CriuLogExcerpt(criuLog);
+            s.CompletedAt = Crsc.Api.Crds.KubeTime.Truncate(now);
+            s.ObservedGeneration = generation;
+            s.SetCondition(ConditionTypes.Progressing, ConditionStatus.False, reason, message, generation, now);
+            s.SetCondition(ConditionTypes.Ready, ConditionStatus.False, reason, message, generation, now);
+        }, ct).ConfigureAwait(false);
+        if (written is null) return;
+        Log.FailedCheckpoint(_logger, ckpt.Metadata.Namespace!, ckpt.Metadata.Name!, message);
+        _events.Warning(written, "CheckpointFailed", message);
+    }
+
+    /// <summary>
+    /// Writes the status from <paramref name="ckpt"/>'s resourceVersion; on a 409 reads the object again and, while it
+    /// is the same object and not finished by someone else, applies the change to the fresh copy. Null: nothing written
+    /// (gone, replaced, or finished already).
+    /// </summary>
+    private async Task<ContainerCheckpoint?> UpdateStatusAsync(ContainerCheckpoint ckpt,
+        Action<ContainerCheckpointStatus, DateTimeOffset, long?> change, CancellationToken ct)
+    {
+        var current = Clone(ckpt);
+        var uid = ckpt.Metadata.Uid;
+        for (var attempt = 0; ; attempt++)
+        {
+            current.Status ??= new ContainerCheckpointStatus();
+            change(current.Status, _time.GetUtcNow(), current.Metadata.Generation);
+            try
+            {
+                return await _checkpointsApi.UpdateStatusAsync(current, ct).ConfigureAwait(false);
+            }
+            catch (NotFoundException)
+            {
+                return null;
+            }
+            catch (ConflictException) when (attempt < 4)
+            {
+                try
+                {
+                    current = await _checkpointsApi.GetAsync(ckpt.Metadata.Namespace, ckpt.Metadata.Name!, ct).ConfigureAwait(false);
+                }
+                catch (NotFoundException)
+                {
+                    return null;
+                }
+                if (current.Metadata.Uid != uid) return null;
+                if (current.Status?.Phase is ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed) return null;
+            }
+        }
+    }
+
+    private async Task<ContainerCheckpointContent> EnsureContentAsync(ContainerCheckpoint ckpt, CheckpointInfo info, string node,
+        CancellationToken ct)
+    {
+        var uid = ckpt.Metadata.Uid ?? "";
+        var name = ContentNameFor(uid);
+        var content = new ContainerCheckpointContent
+        {
+            Metadata = new ObjectMeta
+            {
+                Name = name,
+                Labels = new() { [CheckpointUidLabel] = uid },
+                Annotations = new() { [ArchiveIdAnnotation] = info.Id },
+                // informative: the API's garbage collector does not delete a cluster-scoped object for a namespaced
+                // owner; the archive finalizer does that for deletionPolicy Delete
+                OwnerReferences =
+                [
+                    new OwnerReference
+                    {
+                        ApiVersion = CrscApi.GroupVersion,
+                        Kind = ContainerCheckpoint.KindName,
+                        Name = ckpt.Metadata.Name!,
+                        Uid = uid,
+                        Controller = true,
+                    },
+                ],
+            },
+            Spec = new ContainerCheckpointContentSpec
+            {
+                Node = node,
+                Path = info.ArchivePath,
+                Digest = info.Digest,
+                SizeBytes = info.Size,
+                Compression = info.Compression == CheckpointCompression.Zstd ? ArchiveCompression.Zstd : ArchiveCompression.None,
+                Source = new Crsc.Api.Crds.CheckpointSource
+                {
+                    Namespace = info.Namespace,
+                    Pod = info.PodName ?? ckpt.Spec.PodName,
+                    PodUid = info.PodUid ?? ckpt.Status?.PodUid,
+                    Container = info.Container,
+                    Image = info.Archive.ImageName,
+                    ImageId = info.Archive.ImageId ?? info.Archive.ImageRef,
+                },
+                DeletionPolicy = ckpt.Spec.DeletionPolicy,
+                CheckpointRef = new NamespacedObjectReference
+                {
+                    Namespace = ckpt.Metadata.Namespace!,
+                    Name = ckpt.Metadata.Name!,
+                    Uid = uid,
+                },
+            },
+        };
+        try
+        {
+            return await _contentsApi.CreateAsync(content, ct).ConfigureAwait(false);
+        }
+        catch (AlreadyExistsException)
+        {
+            // a retry after a crash or a failed status write: the one made before is the one
+            var existing = await _contentsApi.GetAsync(null, name, ct).ConfigureAwait(false);
+            if (existing.Spec.CheckpointRef.Uid != uid)
+                throw new InvalidOperationException($"ContainerCheckpointContent {name} exists and belongs to another checkpoint ({existing.Spec.CheckpointRef.Uid})");
+            return existing;
+        }
+    }
+
+    private async Task<ContainerCheckpointContent?> GetContentAsync(string uid, CancellationToken ct)
+    {
+        try
+        {
+            var content = await _contentsApi.GetAsync(null, ContentNameFor(uid), ct).ConfigureAwait(false);
+            return content.Spec.CheckpointRef.Uid == uid ? content : null;
+        }
+        catch (NotFoundException)
+        {
+            return null;
+        }
+    }
+
+    private async Task<ReconcileResult> FinalizeAsync(ContainerCheckpoint ckpt, CancellationToken ct)
+    {
+        if (!HasFinalizer(ckpt)) return ReconcileResult.Done;
+        var uid = ckpt.Metadata.Uid ?? "";
+        var content = await GetContentAsync(uid, ct).ConfigureAwait(false);
+        if (content is not null && content.Spec.DeletionPolicy == DeletionPolicy.Delete)
+        {
+            var id = content.Metadata.Annotations?.GetValueOrDefault(ArchiveIdAnnotation)
+                ?? _store.List(new CheckpointFilter(content.Spec.Source.Namespace)).FirstOrDefault(c => c.ArchivePath == content.Spec.Path)?.Id;
+            if (id is not null) _store.Delete(id);
+            try
+            {
+                await _contentsApi.DeleteAsync(null, content.Metadata.Name!, new DeleteOptions(PreconditionUid: content.Metadata.Uid), ct)
+                    .ConfigureAwait(false);
+            }
+            catch (NotFoundException)
+            {
+            }
+            _produced.TryRemove(uid, out _);
+            _metrics?.UpdateStoreBytes(_store);
+            Log.ArchiveDeleted(_logger, ckpt.Metadata.Namespace!, ckpt.Metadata.Name!, id ?? "(none)", content.Metadata.Name!);
+        }
+        await RemoveFinalizerAsync(ckpt, ct).ConfigureAwait(false);
+        return ReconcileResult.Done;
+    }
+
+    private async Task RemoveFinalizerAsync(ContainerCheckpoint ckpt, CancellationToken ct)
+    {
+        var updated = Clone(ckpt);
+        updated.Metadata.Finalizers?.RemoveAll(f => f == ArchiveFinalizer);
+        if (updated.Metadata.Finalizers is { Count: 0 }) updated.Metadata.Finalizers = null;
+        try
+        {
+            // a 409 (stale cache) is thrown: the controller retries from the fresh object
+            await _checkpointsApi.UpdateAsync(updated, ct).ConfigureAwait(false);
+        }
+        catch (NotFoundException)
+        {
+        }
+    }
+
+    private static bool HasFinalizer(ContainerCheckpoint ckpt) => ckpt.Metadata.Finalizers?.Contains(ArchiveFinalizer) == true;
+
+    /// <summary>A deep copy: cached objects are shared with the informer and never changed in place.</summary>
+    private static ContainerCheckpoint Clone(ContainerCheckpoint obj)
+    {
+        var json = CrscResources.ContainerCheckpoints.Json;
+        return JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(obj, json), json)!;
+    }
+}

@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Logging;
+
+namespace Crsc.Controllers.NodeAgent;
+
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "checkpoint of {Target} queued: {MaxConcurrent} already running on this node")]
+    public static partial void Queued(ILogger logger, string target, int maxConcurrent);
+
+    [LoggerMessage(2, LogLevel.Information, "checkpointing {Target} (container {ContainerId}) into {StagingPath}, timeout {Timeout}")]
+    public static partial void Checkpointing(ILogger logger, string target, string containerId, string stagingPath, TimeSpan timeout);
+
+    [LoggerMessage(3, LogLevel.Information, "checkpoint of {Target} committed as {CheckpointId}: {SizeBytes} bytes, {Digest}; runtime {RuntimeTime}, total {TotalTime}")]
+    public static partial void Committed(ILogger logger, string target, string checkpointId, long sizeBytes, string digest, TimeSpan runtimeTime, TimeSpan totalTime);
+
+    [LoggerMessage(4, LogLevel.Warning, "checkpoint of {Target} (container {ContainerId}) failed in the runtime; CRIU log: {CriuLogPath}")]
+    public static partial void RuntimeFailed(ILogger logger, Exception e, string target, string containerId, string criuLogPath);
+
+    [LoggerMessage(5, LogLevel.Warning, "could not read the CRIU log left in {StagingPath}")]
+    public static partial void CriuLogUnreadable(ILogger logger, Exception e, string stagingPath);
+
+    [LoggerMessage(6, LogLevel.Warning, "could not remove staged archive {Path} of {Target}; the store's recovery removes it at the next start")]
+    public static partial void CleanupFailed(ILogger logger, Exception e, string path, string target);
+
+    [LoggerMessage(7, LogLevel.Warning, "could not measure the checkpoint store's size")]
+    public static partial void StoreBytesFailed(ILogger logger, Exception e);
+
+    [LoggerMessage(20, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name}: running on node {Node}")]
+    public static partial void Claimed(ILogger logger, string @namespace, string name, string node);
+
+    [LoggerMessage(21, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name}: another writer changed it first (409); looking again")]
+    public static partial void ClaimConflict(ILogger logger, string @namespace, string name);
+
+    [LoggerMessage(22, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name}: completed as {ContentName} ({SizeBytes} bytes, {Digest})")]
+    public static partial void Completed(ILogger logger, string @namespace, string name, string contentName, long sizeBytes, string digest);
+
+    [LoggerMessage(23, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name}: failed: {Message}")]
+    public static partial void FailedCheckpoint(ILogger logger, string @namespace, string name, string message);
+
+    [LoggerMessage(24, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name} was left running by an earlier daemon; finishing it from archive {CheckpointId}")]
+    public static partial void Recovered(ILogger logger, string @namespace, string name, string checkpointId);
+
+    [LoggerMessage(25, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name} was left running by an earlier daemon and no archive of it exists; marking it failed")]
+    public static partial void Interrupted(ILogger logger, string @namespace, string name);
+
+    [LoggerMessage(26, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name} deleted: removed archive {CheckpointId} and content {ContentName}")]
+    public static partial void ArchiveDeleted(ILogger logger, string @namespace, string name, string checkpointId, string contentName);
+
+    [LoggerMessage(27, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name}: could not record the result in its status; retrying from the stored archive")]
+    public static partial void StatusWriteFailed(ILogger logger, Exception e, string @namespace, string name);
+}
