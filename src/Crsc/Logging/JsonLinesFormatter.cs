@@ -22,7 +22,7 @@ public sealed class JsonLinesFormatter : ITextFormatter
             w.WriteStartObject();
             w.WriteString("time", logEvent.Timestamp.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", System.Globalization.CultureInfo.InvariantCulture));
             w.WriteString("level", LevelName(logEvent.Level));
-            w.WriteString("msg", logEvent.RenderMessage(System.Globalization.CultureInfo.InvariantCulture));
+            w.WriteString("msg", RenderLiteral(logEvent));
             if (logEvent.Exception is { } ex) w.WriteString("error", ex.ToString());
             foreach (var (name, value) in logEvent.Properties)
             {
@@ -35,6 +35,24 @@ public sealed class JsonLinesFormatter : ITextFormatter
         }
         output.Write(System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
         output.Write('\n');
+    }
+
+    /// <summary>The message with string values as they are (Serilog's default rendering quotes them).</summary>
+    internal static string RenderLiteral(LogEvent logEvent)
+    {
+        var sb = new System.Text.StringBuilder();
+        using var sw = new StringWriter(sb, System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var token in logEvent.MessageTemplate.Tokens)
+        {
+            if (token is Serilog.Parsing.PropertyToken p && logEvent.Properties.TryGetValue(p.PropertyName, out var value))
+            {
+                if (value is ScalarValue { Value: string text }) sw.Write(text);
+                else value.Render(sw, p.Format, System.Globalization.CultureInfo.InvariantCulture);
+            }
+            else token.Render(logEvent.Properties, sw, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        sw.Flush();
+        return sb.ToString();
     }
 
     public static string LevelName(LogEventLevel level) => level switch

@@ -13,7 +13,14 @@ public sealed class BinaryTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private Dictionary<string, string> DaemonEnv(string socket) => new()
+    private Dictionary<string, string> DaemonEnv(string socket)
+    {
+        // an explicit, empty configuration file: defaults, whatever /etc/crsc holds on this machine
+        File.WriteAllText(_dir.Combine("config.yaml"), "");
+        return DaemonEnvFor(socket);
+    }
+
+    private Dictionary<string, string> DaemonEnvFor(string socket) => new()
     {
         ["CRSC_SOCKET"] = socket,
         ["CRSC_STATE_DIR"] = _dir.Combine("state"),
@@ -171,22 +178,32 @@ public sealed class BinaryTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public async Task A_stale_socket_file_left_by_a_crash_is_replaced()
+    public async Task A_stale_socket_left_by_a_killed_daemon_is_replaced()
     {
         var socket = _dir.Combine("crsc.sock");
-        using (var stale = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))
-            stale.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socket)); // bound, never listening, closed: a leftover
-        Assert.True(File.Exists(socket));
         using var notify = new NotifySocket(_dir.Combine("notify.sock"));
         var env = DaemonEnv(socket);
         env["NOTIFY_SOCKET"] = notify.Path;
+        using (var crashed = Process.Start(PublishedBinary.Start(["daemon"], env))!)
+        {
+            _ = crashed.StandardOutput.ReadToEndAsync();
+            _ = crashed.StandardError.ReadToEndAsync();
+            await Eventually.TrueAsync(() => notify.Lines.Contains("READY=1"), "first daemon READY");
+            crashed.Kill(); // SIGKILL: no cleanup, the socket file stays behind
+            await crashed.WaitForExitAsync();
+        }
+        Assert.True(File.Exists(socket), "a killed daemon leaves its socket file");
+        var readies = notify.Lines.Count(l => l == "READY=1");
+
         using var daemon = Process.Start(PublishedBinary.Start(["daemon"], env))!;
         _ = daemon.StandardOutput.ReadToEndAsync();
         var err = daemon.StandardError.ReadToEndAsync();
         try
         {
-            await Eventually.TrueAsync(() => notify.Lines.Contains("READY=1") || daemon.HasExited, "daemon READY over a stale socket");
+            await Eventually.TrueAsync(() => notify.Lines.Count(l => l == "READY=1") > readies || daemon.HasExited, "second daemon READY over the stale socket");
             Assert.False(daemon.HasExited, await err);
+            using var http = PublishedBinary.UnixHttpClient(socket);
+            Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
         }
         finally { daemon.Kill(); }
     }
