@@ -44,6 +44,9 @@ internal static partial class DaemonHost
         builder.Services.AddSingleton<HealthRegistry>();
         builder.Services.AddSingleton<DaemonState>();
         builder.Services.AddHostedService<NodeAgentService>();
+        builder.Services.AddSingleton<ClusterConnectionOptions>();
+        builder.Services.AddSingleton<ClusterServices>();
+        builder.Services.AddHostedService<ClusterConnection>();
         // READY/STATUS/STOPPING/WATCHDOG for systemd; inert when systemd did not start us
         builder.Services.AddSystemdIntegration();
 

@@ -1,0 +1,177 @@
+using System.Net;
+using System.Net.Sockets;
+using Crsc.Api.Kubernetes;
+using Crsc.Configuration;
+using Crsc.Controllers.Health;
+using Crsc.Controllers.Leadership;
+using Crsc.Daemon;
+using Crsc.Testing;
+using Crsc.Testing.Kube;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Crsc.Tests.Cluster;
+
+/// <summary>
+/// The daemon as composed by <see cref="DaemonHost.Build"/>, pointed at a kubeconfig for a <see cref="FakeApiServer"/>:
+/// what /readyz and STATUS= say while it connects, syncs, leads, loses the API server and gets it back.
+/// </summary>
+public sealed class DaemonClusterTests
+{
+    private const string Node = "node-t";
+
+    private sealed class Daemon : IAsyncDisposable
+    {
+        private readonly TempDir _dir = new();
+        private readonly HttpClient _http;
+
+        public Daemon(string? kubeconfigYaml)
+        {
+            var kubeconfig = "";
+            if (kubeconfigYaml is not null)
+            {
+                kubeconfig = _dir.Combine("kubeconfig");
+                File.WriteAllText(kubeconfig, kubeconfigYaml);
+            }
+            Socket = _dir.Combine("crsc.sock");
+            var options = new CrscOptions { NodeName = Node, Kubeconfig = kubeconfig, Socket = Socket, Namespace = "crsc-system" };
+            App = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);
+            var timings = App.Services.GetRequiredService<ClusterConnectionOptions>();
+            timings.ProbeInterval = TimeSpan.FromSeconds(1);
+            timings.InitialRetry = TimeSpan.FromMilliseconds(200);
+            timings.MaxRetry = TimeSpan.FromSeconds(1);
+            _http = new HttpClient(new SocketsHttpHandler
+            {
+                ConnectCallback = async (_, ct) =>
+                {
+                    var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                    await s.ConnectAsync(new UnixDomainSocketEndPoint(Socket), ct);
+                    return new NetworkStream(s, ownsSocket: true);
+                },
+            }) { BaseAddress = new Uri("http://localhost"), Timeout = TimeSpan.FromSeconds(10) };
+        }
+
+        public WebApplication App { get; }
+        public string Socket { get; }
+        public HealthRegistry Health => App.Services.GetRequiredService<HealthRegistry>();
+        public ClusterServices Cluster => App.Services.GetRequiredService<ClusterServices>();
+
+        public async Task StartAsync()
+        {
+            await App.StartAsync(ClusterTestKit.Timeout());
+            App.Services.GetRequiredService<DaemonState>().Started = true;
+        }
+
+        public async Task<(HttpStatusCode Code, string Body)> ReadyzAsync()
+        {
+            using var response = await _http.GetAsync("/readyz");
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        public async Task<bool> ReadyzContainsAsync(params string[] lines)
+        {
+            var (code, body) = await ReadyzAsync();
+            return code == HttpStatusCode.OK && lines.All(l => body.Contains(l, StringComparison.Ordinal));
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await App.StopAsync(ClusterTestKit.Timeout());
+            await App.DisposeAsync();
+            _http.Dispose();
+            _dir.Dispose();
+        }
+    }
+
+    private static async Task<FakeApiServer> ServerAsync()
+    {
+        var server = await FakeApiServer.StartAsync();
+        ClusterTestKit.RegisterCrds(server);
+        for (var i = 0; i < 3; i++) server.Seed(Resources.Pods, ClusterTestKit.Pod($"mine-{i}", Node));
+        for (var i = 0; i < 2; i++) server.Seed(Resources.Pods, ClusterTestKit.Pod($"other-{i}", "node-other"));
+        return server;
+    }
+
+    private static Lease? LeaseOf(FakeApiServer server)
+        => server.Get(Resources.Leases, "crsc-system", LeaderElectionOptions.DefaultLeaseName);
+
+    [Fact]
+    public async Task Connected_synced_leading_then_degraded_when_the_api_server_goes_away_and_back_when_it_returns()
+    {
+        await using var server = await ServerAsync();
+        await using var daemon = new Daemon(server.KubeconfigYaml());
+        await daemon.StartAsync();
+        var url = server.Url.GetLeftPart(UriPartial.Authority);
+
+        await Eventually.TrueAsync(() => daemon.ReadyzContainsAsync(
+            "ready\n",
+            $"[+]kube healthy: connected to {url} (v1.34.0-crsc-fake)",
+            "[+]informers healthy: synced (3 pods on node)",
+            "[+]leader healthy: leading",
+            $"[+]node-agent healthy: node {Node}"), "connected, synced and leading", TimeSpan.FromSeconds(30));
+        var summary = daemon.Health.Summary();
+        Assert.StartsWith("running: ", summary);
+        Assert.Contains($"kube: connected to {url}", summary);
+        Assert.Contains("informers: synced (3 pods on node)", summary);
+        Assert.Contains("leader: leading", summary);
+        Assert.StartsWith(Node + "_", LeaseOf(server)!.Spec.HolderIdentity);
+        Assert.Equal(daemon.Cluster.Elector!.Identity, LeaseOf(server)!.Spec.HolderIdentity);
+        // the informer asked for this node's pods only
+        Assert.Contains(server.Requests, r => r.Path == "/api/v1/pods" && r.Query.Contains("spec.nodeName%3Dnode-t", StringComparison.Ordinal)
+                                              || r.Path == "/api/v1/pods" && r.Query.Contains("spec.nodeName=node-t", StringComparison.Ordinal));
+
+        // a pod scheduled to this node shows in the count
+        server.Seed(Resources.Pods, ClusterTestKit.Pod("mine-new", Node));
+        await Eventually.TrueAsync(() => daemon.ReadyzContainsAsync("[+]informers healthy: synced (4 pods on node)"), "the count follows");
+
+        await server.StopAsync();
+        await Eventually.TrueAsync(() => daemon.ReadyzContainsAsync("ready (degraded)\n", "[~]kube degraded: api-server unreachable since "),
+            "degraded, still ready", TimeSpan.FromSeconds(30));
+        var (code, body) = await daemon.ReadyzAsync();
+        Assert.Equal(HttpStatusCode.OK, code);
+        Assert.Contains("[+]node-agent healthy", body);
+        Assert.StartsWith("degraded: ", daemon.Health.Summary());
+        Assert.Contains("kube: api-server unreachable since ", daemon.Health.Summary());
+
+        await server.StartAsync();
+        await Eventually.TrueAsync(() => daemon.ReadyzContainsAsync(
+            "ready\n", $"[+]kube healthy: connected to {url}", "[+]informers healthy: synced (4 pods on node)", "[+]leader healthy: leading"),
+            "healthy again", TimeSpan.FromSeconds(30));
+
+        // graceful shutdown empties the Lease so that another instance takes over at once
+        await daemon.App.StopAsync(ClusterTestKit.Timeout());
+        Assert.True(string.IsNullOrEmpty(LeaseOf(server)!.Spec.HolderIdentity), $"lease still held by {LeaseOf(server)!.Spec.HolderIdentity}");
+    }
+
+    [Fact]
+    public async Task An_unreachable_api_server_at_start_is_degraded_and_retried_until_it_answers()
+    {
+        await using var server = await ServerAsync();
+        var kubeconfig = server.KubeconfigYaml();
+        await server.StopAsync();
+        await using var daemon = new Daemon(kubeconfig);
+        await daemon.StartAsync();
+
+        await Eventually.TrueAsync(() => daemon.ReadyzContainsAsync(
+            "[~]kube degraded: api-server unreachable since ", "[~]informers degraded: waiting for the API server"),
+            "degraded while unreachable", TimeSpan.FromSeconds(30));
+
+        await server.StartAsync();
+        await Eventually.TrueAsync(() => daemon.ReadyzContainsAsync(
+            "ready\n", "[+]kube healthy: connected to ", "[+]informers healthy: synced (3 pods on node)", "[+]leader healthy: leading"),
+            "connected once the server answers", TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task Without_an_api_server_the_daemon_is_a_node_agent_only_and_still_ready()
+    {
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST"))) return; // in a cluster
+        await using var daemon = new Daemon(null);
+        await daemon.StartAsync();
+        var (code, body) = await daemon.ReadyzAsync();
+        Assert.Equal(HttpStatusCode.OK, code);
+        Assert.Contains("[~]kube degraded: no API server configured (node agent only)", body);
+        Assert.DoesNotContain("informers", body);
+        Assert.Null(daemon.Cluster.Api);
+    }
+}
