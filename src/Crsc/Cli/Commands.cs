@@ -54,6 +54,10 @@ public static class Commands
                 Handler = ManifestsCommand.RunAsync,
                 Examples = ["crsc manifests crds | kubectl apply -f -", "crsc manifests all > crsc.yaml"],
             },
+            CheckpointCommand.Spec(),
+            ListCommand.Spec(),
+            InspectCommand.Spec(),
+            GcCommand.Spec(),
         ],
     };
 

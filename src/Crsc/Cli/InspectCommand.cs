@@ -1,0 +1,262 @@
+using System.Formats.Tar;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Crsc.Controllers.Storage;
+using Crsc.Storage;
+
+namespace Crsc.Cli;
+
+/// <summary>
+/// <c>crsc inspect ARCHIVE|ID</c>: what checkpointctl shows about a CRI checkpoint archive (container, image, runtime,
+/// pod, times, sizes, files), for a checkpoint of the store (read-only, digests checked) or any archive file.
+/// </summary>
+internal static class InspectCommand
+{
+    private const int MaxMetadataBytes = 16 << 20;
+
+    public static CommandSpec Spec() => new("inspect", "Show what a checkpoint archive contains: container, image, runtime, pod, times, sizes, files.")
+    {
+        Description = "ID is a checkpoint of this node's store (see `crsc list`); the store is read without its lock and the\n" +
+                      "archive is read to the end, so its size and digests are verified against the manifest.\n" +
+                      "ARCHIVE is any checkpoint archive file as CRI-O or containerd write it (tar, or tar.zst recognised by\n" +
+                      "its content); nothing is verified then. The process tree is not decoded (CRIU's pstree.img); use\n" +
+                      "`checkpointctl inspect --ps-tree` for it.",
+        Arguments = [new ArgumentSpec("ARCHIVE|ID", "a checkpoint id of the store, or a path to an archive file")],
+        Options =
+        [
+            new OptionSpec("--json", null, "print the report as JSON"),
+            new OptionSpec("--files", null, "list every file of the archive (default: the top level and the CRIU images)"),
+            .. Commands.ConfigFlags(),
+        ],
+        Handler = RunAsync,
+        Examples =
+        [
+            "crsc inspect 20261122T041809Z-1a2b3c4d",
+            "crsc inspect /var/lib/crsc/staging/checkpoint-counter.tar",
+            "crsc inspect ./counter.tar.zst --json | jq .image",
+        ],
+    };
+
+    public static async Task<int> RunAsync(ParsedCommand p, CancellationToken ct)
+    {
+        var what = p.Arguments[0];
+        InspectReport report;
+        try
+        {
+            if (ReadOnlyCheckpointStore.IsId(what) && !File.Exists(what))
+            {
+                var options = CliOutput.LoadOptions(p);
+                if (options is null) return ExitCodes.Config;
+                var store = new ReadOnlyCheckpointStore(options.CheckpointDir);
+                var info = store.Get(what);
+                if (info is null) return CliOutput.Fail(p, $"no checkpoint with id '{what}' in {store.CheckpointDirectory} (see `crsc list`)");
+                await using var stream = store.OpenRead(what);
+                report = Read(stream, ct) with
+                {
+                    Source = "store",
+                    Id = info.Id,
+                    Path = info.ArchivePath,
+                    Namespace = info.Namespace,
+                    Workload = info.Workload,
+                    Node = info.NodeName,
+                    Digest = info.Digest,
+                    UncompressedDigest = info.UncompressedDigest,
+                    Compression = info.Compression == CheckpointCompression.Zstd ? "zstd" : "none",
+                    ArchiveBytes = info.Size,
+                    StoredAt = info.CreatedAt,
+                    Pinned = info.Pinned,
+                    Verified = true,
+                };
+            }
+            else if (File.Exists(what))
+            {
+                await using var stream = ReadOnlyCheckpointStore.OpenArchiveFile(what, out var zstd);
+                report = Read(stream, ct) with
+                {
+                    Source = "file",
+                    Path = Path.GetFullPath(what),
+                    Compression = zstd ? "zstd" : "none",
+                    ArchiveBytes = new FileInfo(what).Length,
+                };
+            }
+            else
+            {
+                return CliOutput.Fail(p, $"'{what}' is neither a checkpoint id of the store nor an archive file");
+            }
+        }
+        catch (CheckpointCorruptException e)
+        {
+            return CliOutput.Fail(p, $"checkpoint {e.Id} is corrupt: {e.Message}");
+        }
+        catch (CheckpointStoreException e)
+        {
+            return CliOutput.Fail(p, $"cannot inspect '{what}': {e.Message}");
+        }
+        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException)
+        {
+            return CliOutput.Fail(p, $"'{what}' is not a readable tar archive: {e.Message}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return CliOutput.Fail(p, $"cannot read '{what}': {e.Message}");
+        }
+
+        if (p.Has("--json"))
+        {
+            p.Out.WriteLine(JsonSerializer.Serialize(report, InspectJson.Default.InspectReport));
+            return ExitCodes.Ok;
+        }
+        Print(p.Out, report, p.Has("--files"));
+        foreach (var w in report.Warnings) p.Error.WriteLine($"crsc: warning: {w}");
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>Reads the tar once to its end (so a store stream verifies its digests) and collects the report.</summary>
+    internal static InspectReport Read(Stream tar, CancellationToken ct)
+    {
+        byte[]? config = null, spec = null;
+        var files = new List<InspectFile>();
+        long content = 0, pages = 0, rootfsDiff = 0;
+        var warnings = new List<string>();
+        using (var reader = new TarReader(tar, leaveOpen: true))
+        {
+            while (reader.GetNextEntry(copyData: false) is { } entry)
+            {
+                ct.ThrowIfCancellationRequested();
+                if (entry.EntryType is TarEntryType.GlobalExtendedAttributes) continue;
+                var name = entry.Name.StartsWith("./", StringComparison.Ordinal) ? entry.Name[2..] : entry.Name;
+                var type = entry.EntryType switch
+                {
+                    TarEntryType.Directory => "dir",
+                    TarEntryType.SymbolicLink => "symlink",
+                    TarEntryType.HardLink => "hardlink",
+                    TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile => "file",
+                    _ => entry.EntryType.ToString().ToLowerInvariant(),
+                };
+                files.Add(new InspectFile(name.TrimEnd('/'), type, type == "file" ? entry.Length : 0));
+                if (type != "file") continue;
+                content += entry.Length;
+                if (name.StartsWith("checkpoint/pages-", StringComparison.Ordinal) && name.EndsWith(".img", StringComparison.Ordinal)) pages += entry.Length;
+                else if (name == "rootfs-diff.tar") rootfsDiff = entry.Length;
+                else if (name is "config.dump" or "spec.dump" && entry.DataStream is { } data)
+                {
+                    if (entry.Length > MaxMetadataBytes) { warnings.Add($"{name} is {entry.Length} bytes; not read"); continue; }
+                    var bytes = new byte[entry.Length];
+                    data.ReadExactly(bytes);
+                    if (name == "config.dump") config = bytes; else spec = bytes;
+                }
+            }
+        }
+        // the rest of the stream (end-of-archive blocks, padding): a verifying stream checks size and digest at its end
+        var sink = new byte[1 << 16];
+        long total = 0;
+        int n;
+        while ((n = tar.Read(sink)) > 0) total += n;
+
+        ArchiveFacts? facts = null;
+        if (config is null || spec is null)
+            warnings.Add($"not a CRI checkpoint archive: no {(config is null ? "config.dump" : "spec.dump")}");
+        if (!files.Any(f => f.Name == "checkpoint" && f.Type == "dir") && !files.Any(f => f.Name.StartsWith("checkpoint/", StringComparison.Ordinal)))
+            warnings.Add("not a CRI checkpoint archive: no checkpoint/ directory");
+        if (config is not null || spec is not null)
+        {
+            try { facts = ReadOnlyCheckpointStore.ReadFacts(config ?? "{}"u8.ToArray(), spec ?? "{}"u8.ToArray()); }
+            catch (ArchiveRejectedException e) { warnings.Add(e.Message); }
+        }
+        return new InspectReport
+        {
+            Source = "file",
+            ContainerName = facts?.ContainerName,
+            RuntimeContainerId = facts?.RuntimeContainerId,
+            Image = facts?.ImageName,
+            ImageRef = facts?.ImageRef,
+            ImageId = facts?.ImageId,
+            Runtime = facts?.Runtime,
+            PodNamespace = facts?.PodNamespace,
+            PodName = facts?.PodName,
+            PodUid = facts?.PodUid,
+            ContainerCreatedAt = facts?.ContainerCreatedAt,
+            CheckpointedAt = facts?.CheckpointedAt,
+            ContentBytes = content,
+            MemoryPagesBytes = pages,
+            RootfsDiffBytes = rootfsDiff,
+            Files = files,
+            Warnings = warnings,
+        };
+    }
+
+    private static void Print(TextWriter o, InspectReport r, bool allFiles)
+    {
+        static string V(string? s) => string.IsNullOrEmpty(s) ? "-" : s;
+        static string T(DateTimeOffset? t) => t is { } x ? x.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture) : "-";
+        var rows = new List<(string, string)>();
+        if (r.Id is not null) rows.Add(("Checkpoint", $"{r.Id} ({r.Namespace}/{r.Workload}){(r.Pinned == true ? ", pinned" : "")}"));
+        rows.Add(("Archive", V(r.Path)));
+        rows.Add(("Container", V(r.ContainerName) + (r.RuntimeContainerId is { } cid ? $" (id {cid[..Math.Min(12, cid.Length)]})" : "")));
+        rows.Add(("Image", V(r.Image)));
+        if (r.ImageRef is not null && r.ImageRef != r.Image) rows.Add(("Image ref", r.ImageRef));
+        rows.Add(("Image ID", V(r.ImageId)));
+        rows.Add(("Runtime", V(r.Runtime)));
+        rows.Add(("Pod", r.PodName is null ? "-" : $"{V(r.PodNamespace)}/{r.PodName}{(r.PodUid is { } uid ? $" (uid {uid})" : "")}"));
+        if (r.Node is not null) rows.Add(("Node", r.Node));
+        rows.Add(("Created", T(r.ContainerCreatedAt)));
+        rows.Add(("Checkpointed", T(r.CheckpointedAt)));
+        if (r.StoredAt is not null) rows.Add(("Stored", T(r.StoredAt)));
+        rows.Add(("Archive size", $"{CliOutput.Bytes(r.ArchiveBytes)}{(r.Compression == "zstd" ? " (zstd)" : "")}; content {CliOutput.Bytes(r.ContentBytes)}"));
+        rows.Add(("Memory pages", CliOutput.Bytes(r.MemoryPagesBytes)));
+        if (r.RootfsDiffBytes > 0) rows.Add(("Rootfs diff", CliOutput.Bytes(r.RootfsDiffBytes)));
+        if (r.Digest is not null) rows.Add(("Digest", r.Digest + (r.Verified == true ? " (verified)" : "")));
+        if (r.UncompressedDigest is not null && r.UncompressedDigest != r.Digest) rows.Add(("Tar digest", r.UncompressedDigest));
+        var w = rows.Max(x => x.Item1.Length) + 2;
+        foreach (var (k, v) in rows) o.WriteLine((k + ":").PadRight(w) + v);
+        o.WriteLine("Process tree:".PadRight(w) + "not decoded (use `checkpointctl inspect --ps-tree`)");
+
+        var shown = allFiles ? r.Files : r.Files.Where(f => !f.Name.Contains('/') || f.Name.StartsWith("checkpoint/", StringComparison.Ordinal)).ToList();
+        o.WriteLine($"Files ({r.Files.Count}{(shown.Count != r.Files.Count ? $", {shown.Count} shown; --files for all" : "")}):");
+        CliOutput.Table(o, ["  NAME", "SIZE"], shown.Select(f => (IReadOnlyList<string>)["  " + f.Name + (f.Type == "dir" ? "/" : ""), f.Type == "file" ? CliOutput.Bytes(f.Size) : f.Type]));
+    }
+}
+
+internal sealed record InspectFile(string Name, string Type, long Size);
+
+internal sealed record InspectReport
+{
+    /// <summary>"store" (a checkpoint of the store) or "file".</summary>
+    public required string Source { get; init; }
+    public string? Id { get; init; }
+    public string? Path { get; init; }
+    public string? Namespace { get; init; }
+    public string? Workload { get; init; }
+    public string? Node { get; init; }
+    public string? ContainerName { get; init; }
+    public string? RuntimeContainerId { get; init; }
+    public string? Image { get; init; }
+    public string? ImageRef { get; init; }
+    public string? ImageId { get; init; }
+    public string? Runtime { get; init; }
+    public string? PodNamespace { get; init; }
+    public string? PodName { get; init; }
+    public string? PodUid { get; init; }
+    public DateTimeOffset? ContainerCreatedAt { get; init; }
+    public DateTimeOffset? CheckpointedAt { get; init; }
+    public DateTimeOffset? StoredAt { get; init; }
+    public string? Compression { get; init; }
+    /// <summary>Bytes of the archive as stored (compressed when it is).</summary>
+    public long ArchiveBytes { get; init; }
+    /// <summary>Sum of the sizes of the archive's files.</summary>
+    public long ContentBytes { get; init; }
+    /// <summary>Sum of CRIU's <c>checkpoint/pages-*.img</c>: the dumped memory.</summary>
+    public long MemoryPagesBytes { get; init; }
+    public long RootfsDiffBytes { get; init; }
+    public string? Digest { get; init; }
+    public string? UncompressedDigest { get; init; }
+    public bool? Pinned { get; init; }
+    /// <summary>True when the archive was read to the end and matched its manifest's sizes and digests.</summary>
+    public bool? Verified { get; init; }
+    public List<InspectFile> Files { get; init; } = [];
+    public List<string> Warnings { get; init; } = [];
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true)]
+[JsonSerializable(typeof(InspectReport))]
+internal sealed partial class InspectJson : JsonSerializerContext;
