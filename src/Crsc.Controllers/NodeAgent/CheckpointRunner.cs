@@ -60,7 +60,7 @@ public static class CheckpointStages
 /// </summary>
 public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
 {
-    /// <summary>How much of a CRIU log is kept (the end, where the error is).</summary>
+    /// <summary>How much of a CRIU log is kept (the end, where the error is, from a line start); twice that is read.</summary>
     public const int CriuLogBytes = Crsc.Api.Crds.ContainerCheckpointStatus.MaxCriuLogLength;
 
     private readonly IContainerRuntime _runtime;
@@ -328,11 +328,11 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
                 foreach (Match m in LogPathPattern().Matches(text))
                 {
                     var path = m.Groups["path"].Value;
-                    if (_staging.ReadLogTail(path, CriuLogBytes) is { Length: > 0 } tail)
+                    if (_staging.ReadLogTail(path, 2 * CriuLogBytes) is { Length: > 0 } tail)
                         return (Crsc.Api.Crds.ContainerCheckpointStatus.CriuLogExcerpt(tail), path);
                 }
             }
-            if (_staging.ReadArchiveLogTail(staged, CriuLogBytes) is { Length: > 0 } inArchive)
+            if (_staging.ReadArchiveLogTail(staged, 2 * CriuLogBytes) is { Length: > 0 } inArchive)
                 return (Crsc.Api.Crds.ContainerCheckpointStatus.CriuLogExcerpt(inArchive), staged + "!dump.log");
         }
         catch (Exception x) when (x is IOException or UnauthorizedAccessException or NotSupportedException)

@@ -48,7 +48,7 @@ public sealed class FileStagingArea : IStagingArea
             }
             return found;
         }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException)
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException or ArgumentException or IOException)
         {
             // a partial archive: whatever was found before the cut is not worth more than nothing
             return null;

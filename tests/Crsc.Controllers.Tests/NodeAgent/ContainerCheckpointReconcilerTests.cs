@@ -1,0 +1,427 @@
+using Crsc.Api;
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Informers;
+using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.Metrics;
+using Crsc.Controllers.NodeAgent;
+using Crsc.Controllers.Reconciling;
+using Crsc.Controllers.Runtime;
+using Crsc.Controllers.Tests.Fakes;
+using Crsc.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Crsc.Controllers.Tests.NodeAgent;
+
+public sealed class ContainerCheckpointReconcilerTests : IAsyncDisposable
+{
+    private const string Ns = "shop";
+    private readonly FakeKube _kube = new();
+    private readonly FakeResourceClient<Pod> _podsApi;
+    private readonly FakeResourceClient<ContainerCheckpoint> _ckptApi;
+    private readonly FakeResourceClient<ContainerCheckpointContent> _contentApi;
+    private readonly FakeContainerRuntime _runtime = new();
+    private readonly FakeCheckpointStore _store = new(TimeProvider.System);
+    private readonly FakeStagingArea _staging = new();
+    private readonly RecordingEventRecorder _events = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _running = [];
+    private readonly List<CheckpointRunner> _runners = [];
+
+    public ContainerCheckpointReconcilerTests()
+    {
+        _podsApi = _kube.For(Resources.Pods);
+        _podsApi.FieldReader = (p, field) => field == "spec.nodeName" ? p.Spec.NodeName : null;
+        _ckptApi = _kube.For(CrscResources.ContainerCheckpoints);
+        _contentApi = _kube.For(CrscResources.ContainerCheckpointContents);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await Task.WhenAll(_running);
+        foreach (var r in _runners) r.Dispose();
+        _stop.Dispose();
+    }
+
+    /// <summary>A node agent (informers + reconciler) for <paramref name="node"/>; a new one is a daemon restart.</summary>
+    private async Task<Agent> StartAgentAsync(string node = "n1")
+    {
+        var pods = NodeAgentComponents.CreatePodInformer(_kube, node, TimeProvider.System, NullLoggerFactory.Instance);
+        var ckpts = new Informer<ContainerCheckpoint>(_ckptApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance);
+        var runner = new CheckpointRunner(_runtime, _runtime, _store, new CheckpointRunnerOptions { NodeName = node },
+            TimeProvider.System, staging: _staging, workloads: NodeAgentComponents.WorkloadResolver(pods));
+        _runners.Add(runner);
+        var reconciler = new ContainerCheckpointReconciler(_kube, pods, ckpts, runner, _store, _events,
+            new ContainerCheckpointReconcilerOptions { NodeName = node }, TimeProvider.System, NullLogger.Instance,
+            new CheckpointMetrics(new MetricsRegistry()));
+        _running.Add(pods.RunAsync(_stop.Token));
+        _running.Add(ckpts.RunAsync(_stop.Token));
+        await pods.WaitForSyncAsync(_stop.Token);
+        await ckpts.WaitForSyncAsync(_stop.Token);
+        return new Agent(this, reconciler, ckpts, pods);
+    }
+
+    private sealed record Agent(ContainerCheckpointReconcilerTests T, ContainerCheckpointReconciler Reconciler,
+        Informer<ContainerCheckpoint> Checkpoints, Informer<Pod> Pods)
+    {
+        /// <summary>Reconciles once the cache shows the stored object as it is now (level-triggered, from the cache).</summary>
+        public async Task<ReconcileResult> ReconcileAsync(string name)
+        {
+            var key = new ObjectKey(Ns, name);
+            await Eventually.TrueAsync(() =>
+                Checkpoints.Get(key)?.Metadata.ResourceVersion == T._ckptApi.Stored(Ns, name)?.Metadata.ResourceVersion,
+                $"cache has {name} as stored");
+            return await Reconciler.ReconcileAsync(key, CancellationToken.None);
+        }
+    }
+
+    private async Task<Pod> SeedPodAsync(string name, string node, params string[] containers)
+    {
+        var pod = new Pod();
+        pod.Metadata.Namespace = Ns;
+        pod.Metadata.Name = name;
+        pod.Metadata.OwnerReferences = [new OwnerReference { Kind = "StatefulSet", Name = "db", Controller = true, ApiVersion = "apps/v1", Uid = "ss-1" }];
+        pod.Spec.NodeName = node;
+        pod.Spec.Containers = [.. containers.Select(c => new Container { Name = c, Image = "registry.local/app:1" })];
+        var created = await _podsApi.CreateAsync(pod, CancellationToken.None);
+        foreach (var c in containers) _runtime.AddContainer(Ns, name, c, podUid: created.Metadata.Uid);
+        return created;
+    }
+
+    private Task<ContainerCheckpoint> CreateCheckpointAsync(string name, string pod, string container,
+        DeletionPolicy policy = DeletionPolicy.Delete, ContainerCheckpointStatus? status = null)
+    {
+        var c = new ContainerCheckpoint
+        {
+            Metadata = new ObjectMeta { Namespace = Ns, Name = name },
+            Spec = new ContainerCheckpointSpec { PodName = pod, Container = container, DeletionPolicy = policy },
+            Status = status,
+        };
+        return _ckptApi.CreateAsync(c, CancellationToken.None);
+    }
+
+    private ContainerCheckpoint Stored(string name) => _ckptApi.Stored(Ns, name)!;
+
+    [Fact]
+    public async Task Executes_a_checkpoint_of_a_pod_on_this_node_and_records_the_content()
+    {
+        var pod = await SeedPodAsync("db-0", "n1", "postgres");
+        var agent = await StartAgentAsync();
+        var ckpt = await CreateCheckpointAsync("db-0-manual", "db-0", "postgres");
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("db-0-manual"));
+
+        var s = Stored("db-0-manual");
+        Assert.Equal(ContainerCheckpointPhase.Completed, s.Status!.Phase);
+        Assert.Equal("n1", s.Status.Node);
+        Assert.Equal(pod.Metadata.Uid, s.Status.PodUid);
+        Assert.NotNull(s.Status.StartedAt);
+        Assert.NotNull(s.Status.CompletedAt);
+        var archive = Assert.Single(_store.List());
+        Assert.Equal("db", archive.Workload); // the StatefulSet, from the pod informer
+        Assert.Equal(archive.Digest, s.Status.Digest);
+        Assert.Equal(archive.Size, s.Status.SizeBytes);
+        Assert.Equal(ContainerCheckpointReconciler.ContentNameFor(ckpt.Metadata.Uid!), s.Status.ContentName);
+        Assert.True(s.Status.IsConditionTrue(ConditionTypes.Ready));
+        Assert.Contains(ContainerCheckpointReconciler.ArchiveFinalizer, s.Metadata.Finalizers!);
+
+        var content = _contentApi.Stored(null, s.Status.ContentName!)!;
+        Assert.Equal("n1", content.Spec.Node);
+        Assert.Equal(archive.ArchivePath, content.Spec.Path);
+        Assert.Equal(archive.Digest, content.Spec.Digest);
+        Assert.Equal(archive.Size, content.Spec.SizeBytes);
+        Assert.Equal(ArchiveCompression.Zstd, content.Spec.Compression);
+        Assert.Equal((Ns, "db-0", "postgres"), (content.Spec.Source.Namespace, content.Spec.Source.Pod, content.Spec.Source.Container));
+        Assert.Equal(pod.Metadata.Uid, content.Spec.Source.PodUid);
+        Assert.Equal((Ns, "db-0-manual", ckpt.Metadata.Uid), (content.Spec.CheckpointRef.Namespace, content.Spec.CheckpointRef.Name, content.Spec.CheckpointRef.Uid));
+        Assert.Equal(DeletionPolicy.Delete, content.Spec.DeletionPolicy);
+        Assert.Empty(content.Spec.Validate());
+        var owner = Assert.Single(content.Metadata.OwnerReferences!);
+        Assert.Equal((ContainerCheckpoint.KindName, "db-0-manual", ckpt.Metadata.Uid), (owner.Kind, owner.Name, owner.Uid));
+        Assert.Equal(archive.Id, content.Metadata.Annotations![ContainerCheckpointReconciler.ArchiveIdAnnotation]);
+        Assert.Contains(_events.Events, e => e.Reason == "CheckpointCompleted" && e.Type == "Normal" && e.Name == "db-0-manual");
+
+        // completed objects are never run again
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("db-0-manual"));
+        Assert.Single(_runtime.CheckpointCalls);
+        Assert.Single(_contentApi.AllStored());
+    }
+
+    [Fact]
+    public async Task Ignores_checkpoints_of_pods_on_other_nodes()
+    {
+        await SeedPodAsync("web-0", "n2", "app");
+        var agent = await StartAgentAsync("n1");
+        await CreateCheckpointAsync("web-0-ckpt", "web-0", "app");
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("web-0-ckpt"));
+
+        Assert.Null(Stored("web-0-ckpt").Status);
+        Assert.Null(Stored("web-0-ckpt").Metadata.Finalizers);
+        Assert.Empty(_runtime.CheckpointCalls);
+        Assert.Equal(0, _ckptApi.CallCount("updateStatus"));
+    }
+
+    [Fact]
+    public async Task A_conflict_on_the_running_transition_means_someone_else_has_it_and_nothing_runs()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var agent = await StartAgentAsync();
+        await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain);
+        _ckptApi.BeforeCall = (verb, obj) =>
+        {
+            if (verb == "updateStatus" && obj?.Status?.Phase == ContainerCheckpointPhase.Running)
+                throw new ConflictException("Conflict", "the object has been modified");
+        };
+
+        Assert.Equal(ReconcileResult.Requeue, await agent.ReconcileAsync("c1"));
+
+        Assert.Empty(_runtime.CheckpointCalls);
+        Assert.Null(Stored("c1").Status);
+    }
+
+    [Fact]
+    public async Task A_stale_cache_cannot_start_an_object_twice()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var agent = await StartAgentAsync();
+        var created = await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain);
+        await agent.ReconcileAsync("c1");
+        Assert.Single(_runtime.CheckpointCalls);
+
+        // another daemon instance whose cache still shows the object as created: its claim is a 409
+        var other = await StartAgentAsync();
+        var staleCache = new Informer<ContainerCheckpoint>(new StaleClient(created), new InformerOptions(), TimeProvider.System, NullLogger.Instance);
+        _running.Add(staleCache.RunAsync(_stop.Token));
+        await staleCache.WaitForSyncAsync(_stop.Token);
+        var runner = new CheckpointRunner(_runtime, _runtime, _store, new CheckpointRunnerOptions { NodeName = "n1" }, TimeProvider.System, staging: _staging);
+        _runners.Add(runner);
+        var stale = new ContainerCheckpointReconciler(_kube, other.Pods, staleCache, runner, _store, _events,
+            new ContainerCheckpointReconcilerOptions { NodeName = "n1" }, TimeProvider.System);
+
+        Assert.Equal(ReconcileResult.Requeue, await stale.ReconcileAsync(new ObjectKey(Ns, "c1"), CancellationToken.None));
+        Assert.Single(_runtime.CheckpointCalls);
+        Assert.Equal(ContainerCheckpointPhase.Completed, Stored("c1").Status!.Phase);
+    }
+
+    [Fact]
+    public async Task After_a_restart_an_object_left_running_is_finished_from_the_archive_already_stored()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var startedAt = Crsc.Api.Crds.KubeTime.Truncate(DateTimeOffset.UtcNow.AddSeconds(-20));
+        var ckpt = await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain,
+            new ContainerCheckpointStatus { Phase = ContainerCheckpointPhase.Running, Node = "n1", StartedAt = startedAt });
+        // older archives of the same container are not it; the one committed after startedAt is
+        _store.Add(Ns, "db", "postgres", "db-0", startedAt.AddMinutes(-10));
+        var orphan = _store.Add(Ns, "db", "postgres", "db-0", startedAt.AddSeconds(7));
+        var agent = await StartAgentAsync();
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+
+        Assert.Empty(_runtime.CheckpointCalls);
+        var s = Stored("c1").Status!;
+        Assert.Equal(ContainerCheckpointPhase.Completed, s.Phase);
+        Assert.Equal(orphan.Digest, s.Digest);
+        var content = _contentApi.Stored(null, ContainerCheckpointReconciler.ContentNameFor(ckpt.Metadata.Uid!))!;
+        Assert.Equal(orphan.ArchivePath, content.Spec.Path);
+    }
+
+    [Fact]
+    public async Task After_a_restart_an_object_left_running_with_its_content_created_is_completed_from_the_content()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var ckpt = await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain,
+            new ContainerCheckpointStatus { Phase = ContainerCheckpointPhase.Running, Node = "n1", StartedAt = DateTimeOffset.UtcNow });
+        var content = new ContainerCheckpointContent
+        {
+            Metadata = new ObjectMeta { Name = ContainerCheckpointReconciler.ContentNameFor(ckpt.Metadata.Uid!) },
+            Spec = new ContainerCheckpointContentSpec
+            {
+                Node = "n1", Path = "/var/lib/crsc/checkpoints/x.tar.zst", Digest = "sha256:" + new string('a', 64), SizeBytes = 77,
+                CheckpointRef = new NamespacedObjectReference { Namespace = Ns, Name = "c1", Uid = ckpt.Metadata.Uid },
+            },
+        };
+        await _contentApi.CreateAsync(content, CancellationToken.None);
+        var agent = await StartAgentAsync();
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+
+        Assert.Empty(_runtime.CheckpointCalls);
+        Assert.Equal(ContainerCheckpointPhase.Completed, Stored("c1").Status!.Phase);
+        Assert.Equal(77, Stored("c1").Status!.SizeBytes);
+        Assert.Single(_contentApi.AllStored());
+    }
+
+    [Fact]
+    public async Task After_a_restart_an_object_left_running_without_an_archive_fails_as_interrupted_and_is_not_run_again()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain,
+            new ContainerCheckpointStatus { Phase = ContainerCheckpointPhase.Running, Node = "n1", StartedAt = DateTimeOffset.UtcNow.AddSeconds(-5) });
+        var agent = await StartAgentAsync();
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+
+        Assert.Empty(_runtime.CheckpointCalls);
+        var s = Stored("c1").Status!;
+        Assert.Equal(ContainerCheckpointPhase.Failed, s.Phase);
+        Assert.Contains("interrupted by daemon restart", s.Message);
+        Assert.Equal("Interrupted", s.FindCondition(ConditionTypes.Ready)!.Reason);
+        Assert.Contains(_events.Events, e => e.Type == "Warning" && e.Reason == "CheckpointFailed");
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+        Assert.Empty(_runtime.CheckpointCalls);
+    }
+
+    [Fact]
+    public async Task A_running_object_of_another_node_is_left_alone()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain,
+            new ContainerCheckpointStatus { Phase = ContainerCheckpointPhase.Running, Node = "n2", StartedAt = DateTimeOffset.UtcNow });
+        var agent = await StartAgentAsync();
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+
+        Assert.Equal(ContainerCheckpointPhase.Running, Stored("c1").Status!.Phase);
+        Assert.Equal(0, _ckptApi.CallCount("updateStatus"));
+    }
+
+    [Fact]
+    public async Task A_runtime_failure_fails_the_object_with_the_criu_log_and_a_warning_and_is_not_retried()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        _staging.Logs["/run/containerd/criu/dump.log"] = "Error (criu/sk-inet.c:191): inet: Connected TCP socket, consider using --tcp-established option.\n";
+        _runtime.OnCheckpoint = (_, _, _, _) => throw new ContainerRuntimeException(ContainerRuntimeErrorKind.Failed,
+            "checkpoint failed", "Unknown", "criu failed: type NOTIFY errno 0, log file: /run/containerd/criu/dump.log");
+        var agent = await StartAgentAsync();
+        await CreateCheckpointAsync("c1", "db-0", "postgres");
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+
+        var s = Stored("c1").Status!;
+        Assert.Equal(ContainerCheckpointPhase.Failed, s.Phase);
+        Assert.Contains("criu failed", s.Message);
+        Assert.Contains("--tcp-established", s.CriuLog);
+        Assert.Equal("RuntimeFailed", s.FindCondition(ConditionTypes.Ready)!.Reason);
+        Assert.Contains(_events.Events, e => e.Type == "Warning" && e.Reason == "CheckpointFailed" && e.Message.Contains("criu failed"));
+        Assert.Empty(_contentApi.AllStored());
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+        Assert.Single(_runtime.CheckpointCalls);
+    }
+
+    [Fact]
+    public async Task A_container_the_pod_does_not_have_fails_without_touching_the_runtime()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var agent = await StartAgentAsync();
+        await CreateCheckpointAsync("c1", "db-0", "redis");
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+
+        var s = Stored("c1").Status!;
+        Assert.Equal(ContainerCheckpointPhase.Failed, s.Phase);
+        Assert.Contains("no container 'redis'", s.Message);
+        Assert.Contains("postgres", s.Message);
+        Assert.Empty(_runtime.CheckpointCalls);
+        Assert.Equal(0, _runtime.ListCalls);
+    }
+
+    [Fact]
+    public async Task A_store_rejection_fails_the_object()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        _store.IngestError = new Crsc.Controllers.Storage.ArchiveRejectedException("archive refused: no config.dump");
+        var agent = await StartAgentAsync();
+        await CreateCheckpointAsync("c1", "db-0", "postgres");
+
+        await agent.ReconcileAsync("c1");
+
+        var s = Stored("c1").Status!;
+        Assert.Equal(ContainerCheckpointPhase.Failed, s.Phase);
+        Assert.Equal("ArchiveRejected", s.FindCondition(ConditionTypes.Ready)!.Reason);
+        Assert.Contains("no config.dump", s.Message);
+        Assert.Contains(_runtime.CheckpointCalls[0].Path, _staging.Deleted);
+    }
+
+    [Fact]
+    public async Task Deleting_an_object_with_deletion_policy_delete_removes_the_archive_and_the_content_then_the_finalizer()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var agent = await StartAgentAsync();
+        await CreateCheckpointAsync("c1", "db-0", "postgres");
+        await agent.ReconcileAsync("c1");
+        var archive = Assert.Single(_store.List());
+        var contentName = Stored("c1").Status!.ContentName!;
+
+        // what the API server does on DELETE of an object with finalizers: it only sets deletionTimestamp
+        var deleting = Stored("c1");
+        deleting.Metadata.DeletionTimestamp = DateTimeOffset.UtcNow;
+        await _ckptApi.UpdateAsync(deleting, CancellationToken.None);
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+
+        Assert.Contains(archive.Id, _store.Deleted);
+        Assert.Empty(_store.List());
+        Assert.Null(_contentApi.Stored(null, contentName));
+        Assert.Null(Stored("c1").Metadata.Finalizers);
+    }
+
+    [Fact]
+    public async Task Deletion_policy_retain_adds_no_finalizer_and_keeps_the_archive()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var agent = await StartAgentAsync();
+        await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain);
+        await agent.ReconcileAsync("c1");
+
+        Assert.Equal(ContainerCheckpointPhase.Completed, Stored("c1").Status!.Phase);
+        Assert.Null(Stored("c1").Metadata.Finalizers);
+        Assert.Equal(DeletionPolicy.Retain, Assert.Single(_contentApi.AllStored()).Spec.DeletionPolicy);
+    }
+
+    [Fact]
+    public async Task The_controller_starts_checkpoints_when_their_pod_arrives_on_the_node()
+    {
+        var pods = NodeAgentComponents.CreatePodInformer(_kube, "n1", TimeProvider.System, NullLoggerFactory.Instance);
+        var runner = new CheckpointRunner(_runtime, _runtime, _store, new CheckpointRunnerOptions { NodeName = "n1" },
+            TimeProvider.System, staging: _staging);
+        _runners.Add(runner);
+        var components = NodeAgentComponents.Create("n1", _kube, runner, _store, _events, TimeProvider.System,
+            NullLoggerFactory.Instance, pods: pods);
+        _running.Add(components.RunAsync(_stop.Token));
+        await CreateCheckpointAsync("early", "db-0", "postgres");
+        await Task.Delay(200);
+        Assert.Null(Stored("early").Status); // its pod is not here (yet)
+
+        await SeedPodAsync("db-0", "n1", "postgres");
+
+        await Eventually.TrueAsync(() => Stored("early").Status?.Phase == ContainerCheckpointPhase.Completed, "checkpoint completed");
+        Assert.Single(_runtime.CheckpointCalls);
+    }
+
+    /// <summary>A client whose list always answers with one old copy of an object (a cache behind the server).</summary>
+    private sealed class StaleClient(ContainerCheckpoint old) : IKubeResourceClient<ContainerCheckpoint>
+    {
+        public ResourceType<ContainerCheckpoint> Type => CrscResources.ContainerCheckpoints;
+        public Task<KubeList<ContainerCheckpoint>> ListAsync(string? ns, ListOptions options, CancellationToken ct)
+        {
+            var list = new KubeList<ContainerCheckpoint> { Items = [old] };
+            list.Metadata.ResourceVersion = old.Metadata.ResourceVersion;
+            return Task.FromResult(list);
+        }
+        public async IAsyncEnumerable<WatchEvent<ContainerCheckpoint>> WatchAsync(string? ns, WatchOptions options,
+            [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+        {
+            await Task.Delay(Timeout.Infinite, ct);
+            yield break;
+        }
+        public Task<ContainerCheckpoint> GetAsync(string? ns, string name, CancellationToken ct) => throw new NotSupportedException();
+        public Task<ContainerCheckpoint> CreateAsync(ContainerCheckpoint obj, CancellationToken ct) => throw new NotSupportedException();
+        public Task<ContainerCheckpoint> UpdateAsync(ContainerCheckpoint obj, CancellationToken ct) => throw new NotSupportedException();
+        public Task<ContainerCheckpoint> UpdateStatusAsync(ContainerCheckpoint obj, CancellationToken ct) => throw new NotSupportedException();
+        public Task<ContainerCheckpoint> PatchAsync(string? ns, string name, PatchType type, string body, CancellationToken ct,
+            bool status = false, string? fieldManager = null, bool force = false) => throw new NotSupportedException();
+        public Task DeleteAsync(string? ns, string name, DeleteOptions? options, CancellationToken ct) => throw new NotSupportedException();
+    }
+}

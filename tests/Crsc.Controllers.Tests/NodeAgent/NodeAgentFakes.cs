@@ -1,0 +1,206 @@
+using System.Collections.Concurrent;
+using Crsc.Api.Kubernetes;
+using ContainerState = Crsc.Controllers.Runtime.ContainerState;
+using Crsc.Controllers.Events;
+using Crsc.Controllers.NodeAgent;
+using Crsc.Controllers.Runtime;
+using Crsc.Controllers.Storage;
+
+namespace Crsc.Controllers.Tests.NodeAgent;
+
+/// <summary>
+/// An in-memory <see cref="IContainerRuntime"/>: containers labelled the way the kubelet labels them, recorded
+/// checkpoint calls, and a replaceable checkpoint behaviour (fail, block, take time).
+/// </summary>
+public sealed class FakeContainerRuntime : IContainerRuntime
+{
+    private readonly ConcurrentQueue<(CheckpointTarget Target, string Path, TimeSpan Timeout)> _checkpoints = new();
+    private readonly List<ContainerInfo> _containers = [];
+    private int _seq;
+
+    public IReadOnlyList<(CheckpointTarget Target, string Path, TimeSpan Timeout)> CheckpointCalls => [.. _checkpoints];
+    public int ListCalls => Volatile.Read(ref _listCalls);
+    private int _listCalls;
+
+    /// <summary>What a checkpoint call does after it is recorded; default: succeeds at once, archive at the given path.</summary>
+    public Func<CheckpointTarget, string, TimeSpan, CancellationToken, Task<CheckpointArchive>> OnCheckpoint { get; set; } =
+        (_, path, _, _) => Task.FromResult(new CheckpointArchive(path));
+
+    public ContainerInfo AddContainer(string ns, string pod, string name, ContainerState state = ContainerState.Running,
+        uint attempt = 0, string? podUid = null)
+    {
+        var id = $"{++_seq:x4}{Guid.NewGuid():N}";
+        var labels = new Dictionary<string, string>
+        {
+            [KubeletLabels.PodNamespace] = ns,
+            [KubeletLabels.PodName] = pod,
+            [KubeletLabels.ContainerName] = name,
+        };
+        if (podUid is not null) labels[KubeletLabels.PodUid] = podUid;
+        var c = new ContainerInfo(id, "sandbox-" + pod, name, attempt, "registry.local/app:1", "sha256:aa", state,
+            DateTimeOffset.UnixEpoch.AddSeconds(_seq), labels, new Dictionary<string, string>());
+        lock (_containers) _containers.Add(c);
+        return c;
+    }
+
+    public Task<IReadOnlyList<ContainerInfo>> ListContainersAsync(ContainerFilter? filter, CancellationToken ct)
+    {
+        Interlocked.Increment(ref _listCalls);
+        lock (_containers)
+        {
+            IReadOnlyList<ContainerInfo> found = [.. _containers.Where(c =>
+                (filter?.State is null || c.State == filter.State)
+                && (filter?.Labels is null || filter.Labels.All(l => c.Labels.GetValueOrDefault(l.Key) == l.Value)))];
+            return Task.FromResult(found);
+        }
+    }
+
+    public Task<CheckpointArchive> CheckpointAsync(CheckpointTarget target, string archivePath, TimeSpan timeout, CancellationToken ct)
+    {
+        _checkpoints.Enqueue((target, archivePath, timeout));
+        return OnCheckpoint(target, archivePath, timeout, ct);
+    }
+
+    public async Task CheckpointContainerAsync(string containerId, string archivePath, TimeSpan timeout, CancellationToken ct)
+        => await CheckpointAsync(new CheckpointTarget("", "", "", containerId), archivePath, timeout, ct);
+
+    public Task<RuntimeVersion> VersionAsync(CancellationToken ct) =>
+        Task.FromResult(new RuntimeVersion("0.1.0", "fake", "1.0", "v1"));
+
+    public Task<IReadOnlyList<PodSandboxInfo>> ListPodSandboxesAsync(PodSandboxFilter? filter, CancellationToken ct) =>
+        Task.FromResult<IReadOnlyList<PodSandboxInfo>>([]);
+
+    public Task<ContainerStatusInfo> ContainerStatusAsync(string containerId, bool verbose, CancellationToken ct) =>
+        throw new NotSupportedException();
+
+    public Task<string> PullImageAsync(string image, RegistryAuth? auth, PodIdentity? sandbox, CancellationToken ct) =>
+        throw new NotSupportedException();
+
+    public Task<ImageInfo?> ImageStatusAsync(string image, CancellationToken ct) => throw new NotSupportedException();
+}
+
+/// <summary>An in-memory <see cref="ICheckpointStore"/> with recorded calls and an injectable ingestion error.</summary>
+public sealed class FakeCheckpointStore(TimeProvider time) : ICheckpointStore
+{
+    private readonly List<CheckpointInfo> _items = [];
+    private int _seq;
+
+    public string StagingDirectory => "/fake/staging";
+    public ConcurrentQueue<CheckpointSource> StagingRequests { get; } = new();
+    public ConcurrentQueue<(string Staged, CheckpointSource Source, IngestOptions Options)> Ingests { get; } = new();
+    public ConcurrentQueue<string> Deleted { get; } = new();
+
+    /// <summary>Thrown by the next ingestions while set.</summary>
+    public Exception? IngestError { get; set; }
+
+    public string NewStagingPath(CheckpointSource source)
+    {
+        StagingRequests.Enqueue(source);
+        return $"{StagingDirectory}/{source.Namespace}_{source.Workload}_{source.Container}-{Interlocked.Increment(ref _seq)}.tar";
+    }
+
+    public Task<CheckpointInfo> IngestAsync(string stagedArchivePath, CheckpointSource source, IngestOptions options,
+        IProgress<long>? progress, CancellationToken ct)
+    {
+        Ingests.Enqueue((stagedArchivePath, source, options));
+        if (IngestError is { } e) throw e;
+        progress?.Report(1000);
+        var info = Add(source.Namespace, source.Workload, source.Container, source.PodName, time.GetUtcNow(), source.PodUid);
+        return Task.FromResult(info);
+    }
+
+    /// <summary>Adds a committed checkpoint, as an earlier daemon would have left it.</summary>
+    public CheckpointInfo Add(string ns, string workload, string container, string? pod, DateTimeOffset createdAt, string? podUid = null)
+    {
+        var n = Interlocked.Increment(ref _seq);
+        var id = $"20260101T000000Z-{n:x6}";
+        var info = new CheckpointInfo
+        {
+            FormatVersion = 1,
+            Id = id,
+            Namespace = ns,
+            Workload = workload,
+            Container = container,
+            PodName = pod,
+            PodUid = podUid,
+            NodeName = "n1",
+            Archive = new ArchiveFacts { ImageName = "registry.local/app:1", ImageId = "sha256:aa" },
+            Compression = CheckpointCompression.Zstd,
+            CompressionLevel = 1,
+            Digest = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(n))),
+            Size = 4096 + n,
+            UncompressedDigest = "sha256:" + new string('0', 64),
+            UncompressedSize = 8192,
+            CreatedAt = createdAt,
+            CrscVersion = "test",
+            ArchivePath = $"/fake/checkpoints/{ns}/{workload}/{container}/{id}.tar.zst",
+        };
+        lock (_items) _items.Add(info);
+        return info;
+    }
+
+    public IReadOnlyList<CheckpointInfo> List(CheckpointFilter? filter = null)
+    {
+        lock (_items)
+            return [.. _items.Where(c => (filter?.Namespace is null || c.Namespace == filter.Namespace)
+                    && (filter?.Workload is null || c.Workload == filter.Workload)
+                    && (filter?.Container is null || c.Container == filter.Container))
+                .OrderByDescending(c => c.CreatedAt)];
+    }
+
+    public CheckpointInfo? Get(string id)
+    {
+        lock (_items) return _items.FirstOrDefault(c => c.Id == id);
+    }
+
+    public bool Delete(string id)
+    {
+        Deleted.Enqueue(id);
+        lock (_items) return _items.RemoveAll(c => c.Id == id) > 0;
+    }
+
+    public Task<Stream> OpenReadAsync(string id, CancellationToken ct) => throw new NotSupportedException();
+    public Task<Stream> OpenStoredAsync(string id, CancellationToken ct) => throw new NotSupportedException();
+    public Task<VerificationResult> VerifyAsync(string id, CancellationToken ct) => throw new NotSupportedException();
+    public Task<CheckpointInfo> SetPinnedAsync(string id, bool pinned, CancellationToken ct) => throw new NotSupportedException();
+    public RetentionResult ApplyRetention(RetentionRequest request) => throw new NotSupportedException();
+    public RecoveryReport Recover() => new([], []);
+}
+
+/// <summary>A recording <see cref="IStagingArea"/>: "files" are entries of a dictionary.</summary>
+public sealed class FakeStagingArea : IStagingArea
+{
+    public ConcurrentQueue<string> Deleted { get; } = new();
+    public ConcurrentDictionary<string, string> Logs { get; } = new();
+    public ConcurrentDictionary<string, string> ArchiveLogs { get; } = new();
+    public Exception? DeleteError { get; set; }
+
+    public void Delete(string path)
+    {
+        Deleted.Enqueue(path);
+        if (DeleteError is { } e) throw e;
+    }
+
+    public string? ReadLogTail(string path, int maxBytes) =>
+        Logs.TryGetValue(path, out var log) ? (log.Length > maxBytes ? log[^maxBytes..] : log) : null;
+
+    public string? ReadArchiveLogTail(string archivePath, int maxBytes) =>
+        ArchiveLogs.TryGetValue(archivePath, out var log) ? (log.Length > maxBytes ? log[^maxBytes..] : log) : null;
+}
+
+/// <summary>An <see cref="IEventRecorder"/> that keeps what it was told.</summary>
+public sealed class RecordingEventRecorder : IEventRecorder
+{
+    public ConcurrentQueue<(string Kind, string? Name, string Type, string Reason, string Message)> Events { get; } = new();
+
+    public void Record(IKubernetesObject regarding, string type, string reason, string message) =>
+        Events.Enqueue((regarding.Kind ?? "", regarding.Metadata.Name, type, reason, message));
+}
+
+/// <summary>Records progress reports synchronously (Progress&lt;T&gt; would post them to the thread pool).</summary>
+public sealed class ProgressLog : IProgress<CheckpointProgress>
+{
+    public ConcurrentQueue<CheckpointProgress> Reports { get; } = new();
+    public void Report(CheckpointProgress value) => Reports.Enqueue(value);
+    public IReadOnlyList<string> Stages => [.. Reports.Select(r => r.Stage)];
+}
