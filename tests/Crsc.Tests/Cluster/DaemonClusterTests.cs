@@ -9,6 +9,10 @@ using Crsc.Testing;
 using Crsc.Testing.Kube;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Crsc.Api;
+using Crsc.Api.Crds;
+using Crsc.Controllers.Reconciling;
 
 namespace Crsc.Tests.Cluster;
 
@@ -25,7 +29,7 @@ public sealed class DaemonClusterTests
         private readonly TempDir _dir = new();
         private readonly HttpClient _http;
 
-        public Daemon(string? kubeconfigYaml)
+        public Daemon(string? kubeconfigYaml, string node = Node)
         {
             var kubeconfig = "";
             if (kubeconfigYaml is not null)
@@ -34,7 +38,7 @@ public sealed class DaemonClusterTests
                 File.WriteAllText(kubeconfig, kubeconfigYaml);
             }
             Socket = _dir.Combine("crsc.sock");
-            var options = new CrscOptions { NodeName = Node, Kubeconfig = kubeconfig, Socket = Socket, Namespace = "crsc-system" };
+            var options = new CrscOptions { NodeName = node, Kubeconfig = kubeconfig, Socket = Socket, Namespace = "crsc-system" };
             App = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);
             var timings = App.Services.GetRequiredService<ClusterConnectionOptions>();
             timings.ProbeInterval = TimeSpan.FromSeconds(1);
@@ -160,6 +164,58 @@ public sealed class DaemonClusterTests
         await Eventually.TrueAsync(() => daemon.ReadyzContainsAsync(
             "ready\n", "[+]kube healthy: connected to ", "[+]informers healthy: synced (3 pods on node)", "[+]leader healthy: leading"),
             "connected once the server answers", TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>Records the keys it reconciles while its leadership term lasts.</summary>
+    private sealed class RecordingReconciler : IReconciler
+    {
+        private readonly List<ObjectKey> _keys = [];
+        public IReadOnlyList<ObjectKey> Keys { get { lock (_keys) return [.. _keys]; } }
+        public ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
+        {
+            lock (_keys) _keys.Add(key);
+            return ValueTask.FromResult(ReconcileResult.Done);
+        }
+    }
+
+    private static RecordingReconciler AddLeaderController(Daemon daemon)
+    {
+        var reconciler = new RecordingReconciler();
+        daemon.Cluster.AddLeaderController(new Controller("test-checkpoints", reconciler, TimeProvider.System, NullLogger.Instance)
+            .Watch(daemon.Cluster.Checkpoints!));
+        return reconciler;
+    }
+
+    [Fact]
+    public async Task Leader_controllers_run_on_the_leading_daemon_only_and_move_to_the_other_when_it_shuts_down()
+    {
+        await using var server = await ServerAsync();
+        server.Seed(CrscResources.ContainerCheckpoints, new ContainerCheckpoint
+        {
+            Metadata = new ObjectMeta { Name = "ckpt-1", Namespace = "apps" },
+            Spec = new ContainerCheckpointSpec { PodName = "mine-0", Container = "main" },
+        });
+        await using var first = new Daemon(server.KubeconfigYaml(), "node-1");
+        var firstWork = AddLeaderController(first);
+        await first.StartAsync();
+        await Eventually.TrueAsync(() => first.ReadyzContainsAsync("[+]leader healthy: leading"), "the first daemon leads", TimeSpan.FromSeconds(30));
+        await Eventually.TrueAsync(() => firstWork.Keys.Contains(new ObjectKey("apps", "ckpt-1")), "its leader controller reconciles");
+
+        await using var second = new Daemon(server.KubeconfigYaml(), "node-2");
+        var secondWork = AddLeaderController(second);
+        await second.StartAsync();
+        await Eventually.TrueAsync(() => second.ReadyzContainsAsync(
+            "[+]informers healthy: synced (0 pods on node)", $"[+]leader healthy: following {first.Cluster.Elector!.Identity}"),
+            "the second daemon follows", TimeSpan.FromSeconds(30));
+        Assert.Empty(secondWork.Keys);
+
+        // graceful shutdown releases the Lease: the second takes over well before the 15 s lease would expire
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await first.App.StopAsync(ClusterTestKit.Timeout());
+        await Eventually.TrueAsync(() => second.ReadyzContainsAsync("[+]leader healthy: leading"), "the second daemon leads", TimeSpan.FromSeconds(30));
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(12), $"failover took {sw.Elapsed}");
+        await Eventually.TrueAsync(() => secondWork.Keys.Contains(new ObjectKey("apps", "ckpt-1")), "its leader controller reconciles");
+        Assert.Equal(second.Cluster.Elector!.Identity, LeaseOf(server)!.Spec.HolderIdentity);
     }
 
     [Fact]
