@@ -310,6 +310,8 @@ public sealed class ContainerCheckpointReconciler : IReconciler
             s.SetCondition(ConditionTypes.Progressing, ConditionStatus.False, "Completed", message, generation, now);
             s.SetCondition(ConditionTypes.Ready, ConditionStatus.True, "Completed", message, generation, now);
         }, ct).ConfigureAwait(false);
+        // from here the Content names the archive: recovery and retries go by it
+        _produced.TryRemove(ckpt.Metadata.Uid ?? "", out _);
         if (written is null) return;
         Log.Completed(_logger, ns, name, contentName, content.Spec.SizeBytes, content.Spec.Digest);
         _events.Normal(written, "CheckpointCompleted", $"{message}, {content.Spec.Digest}, content {contentName}");

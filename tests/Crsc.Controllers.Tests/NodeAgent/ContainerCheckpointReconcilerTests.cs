@@ -149,6 +149,30 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task A_result_that_could_not_be_recorded_is_recorded_on_the_retry_without_checkpointing_again()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var agent = await StartAgentAsync();
+        await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain);
+        var fail = true;
+        _ckptApi.BeforeCall = (verb, obj) =>
+        {
+            if (fail && verb == "updateStatus" && obj?.Status?.Phase == ContainerCheckpointPhase.Completed)
+                throw new KubeUnavailableException("connection refused (fake)");
+        };
+
+        await Assert.ThrowsAsync<KubeUnavailableException>(async () => await agent.ReconcileAsync("c1"));
+        Assert.Equal(ContainerCheckpointPhase.Running, Stored("c1").Status!.Phase);
+        fail = false;
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+        Assert.Equal(ContainerCheckpointPhase.Completed, Stored("c1").Status!.Phase);
+        Assert.Single(_runtime.CheckpointCalls);
+        Assert.Single(_store.List());
+        Assert.Single(_contentApi.AllStored());
+    }
+
+    [Fact]
     public async Task Ignores_checkpoints_of_pods_on_other_nodes()
     {
         await SeedPodAsync("web-0", "n2", "app");
