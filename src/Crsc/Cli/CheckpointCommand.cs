@@ -21,7 +21,7 @@ internal static class CheckpointCommand
         [
             new OptionSpec("--timeout", "DURATION", "give up after this long (e.g. 90s, 5m); default: the daemon's per-checkpoint timeout"),
             new OptionSpec("--json", null, "print the daemon's JSON lines as they arrive (progress, then result or error)"),
-            .. Commands.ConfigFlags(),
+            .. CliOutput.ConfigFlags("--socket"),
         ],
         Handler = RunAsync,
         Examples =
@@ -39,7 +39,7 @@ internal static class CheckpointCommand
         if (parts.Length is < 2 or > 3)
             return CliOutput.Usage(p, $"'{target}' is not NS/POD or NS/POD/CONTAINER");
         var (ns, pod, container) = (parts[0], parts[1], parts.Length == 3 ? parts[2] : null);
-        if (CheckpointTarget.Validate(ns, pod, container ?? "") is { } invalid)
+        if (TargetNames.Validate(ns, pod, container ?? "") is { } invalid)
             return CliOutput.Usage(p, invalid);
         int? timeoutSeconds = null;
         if (p.Value("--timeout") is { } t)
@@ -59,12 +59,20 @@ internal static class CheckpointCommand
         var request = new CheckpointApiRequest { Namespace = ns, Pod = pod, Container = container, TimeoutSeconds = timeoutSeconds };
         if (!json) p.Out.WriteLine($"Checkpointing {target} through {options.Socket}");
         CheckpointStreamLine last;
+        // byte progress of one step (e.g. ingesting, reported per MiB) is shown at most once a second
+        (string? Stage, string? Message) shown = default;
+        var shownAt = 0L;
         try
         {
             last = await client.CheckpointAsync(request, (line, raw) =>
             {
                 if (json) { p.Out.WriteLine(raw); return; }
-                if (line.Stage is not null) p.Out.WriteLine(ProgressLine(line));
+                if (line.Stage is null) return;
+                var now = System.Diagnostics.Stopwatch.GetTimestamp();
+                if (shown == (line.Stage, line.Message) && System.Diagnostics.Stopwatch.GetElapsedTime(shownAt, now) < TimeSpan.FromSeconds(1)) return;
+                shown = (line.Stage, line.Message);
+                shownAt = now;
+                p.Out.WriteLine(ProgressLine(line));
             }, cts.Token);
         }
         catch (NodeApiUnavailableException e)
@@ -87,6 +95,14 @@ internal static class CheckpointCommand
         if (last.Error is { } error)
         {
             p.Error.WriteLine($"crsc: checkpoint of {target} failed ({error.Kind}): {error.Message}");
+            if (error.Candidates is { Count: > 0 } candidates)
+                p.Error.WriteLine($"crsc: the pod's containers: {string.Join(", ", candidates)} (name one: {ns}/{pod}/CONTAINER)");
+            if (error.CriuLog is { Length: > 0 } log)
+            {
+                p.Error.WriteLine($"--- end of CRIU's log{(error.CriuLogPath is { } lp ? $" ({lp})" : "")} ---");
+                p.Error.WriteLine(log.TrimEnd());
+                p.Error.WriteLine("---");
+            }
             return ExitCodes.Failure;
         }
         if (!json && last.Result is { } r)

@@ -23,7 +23,7 @@ internal static class GcCommand
             new OptionSpec("--max-age", "DURATION", "delete checkpoints older than this (e.g. 12h, 7d)"),
             new OptionSpec("--max-bytes", "SIZE", "keep each workload's checkpoints within this size (e.g. 500MiB, 20G)"),
             new OptionSpec("--json", null, "print the result as JSON"),
-            .. Commands.ConfigFlags(),
+            .. CliOutput.ConfigFlags("--checkpoint-dir", "--staging-dir", "--node-name"),
         ],
         Handler = RunAsync,
         Examples = ["crsc gc --keep-last 3 --dry-run", "crsc gc --max-age 7d", "crsc gc --keep-last 5 --max-bytes 20GiB"],

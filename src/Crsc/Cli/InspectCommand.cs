@@ -26,7 +26,7 @@ internal static class InspectCommand
         [
             new OptionSpec("--json", null, "print the report as JSON"),
             new OptionSpec("--files", null, "list every file of the archive (default: the top level and the CRIU images)"),
-            .. Commands.ConfigFlags(),
+            .. CliOutput.ConfigFlags("--checkpoint-dir"),
         ],
         Handler = RunAsync,
         Examples =
@@ -92,7 +92,11 @@ internal static class InspectCommand
         {
             return CliOutput.Fail(p, $"cannot inspect '{what}': {e.Message}");
         }
-        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException)
+        catch (EndOfStreamException)
+        {
+            return CliOutput.Fail(p, $"'{what}' is not a readable tar archive: it ends in the middle of an entry (truncated, or not a tar)");
+        }
+        catch (Exception e) when (e is InvalidDataException or FormatException)
         {
             return CliOutput.Fail(p, $"'{what}' is not a readable tar archive: {e.Message}");
         }

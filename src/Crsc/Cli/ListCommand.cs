@@ -21,7 +21,7 @@ internal static class ListCommand
         Options =
         [
             new OptionSpec("--json", null, "print a JSON array of the manifests (with archive paths)"),
-            .. Commands.ConfigFlags(),
+            .. CliOutput.ConfigFlags("--checkpoint-dir"),
         ],
         Handler = RunAsync,
         Examples = ["crsc list", "crsc list shop", "crsc list shop/cart --json | jq '.[0].id'", "crsc list --checkpoint-dir /mnt/backup/checkpoints"],
@@ -38,8 +38,8 @@ internal static class ListCommand
             if (parts.Length > 2) return CliOutput.Usage(p, $"'{filter}' is not NS or NS/WORKLOAD");
             ns = parts[0];
             workload = parts.Length == 2 ? parts[1] : null;
-            if (!CheckpointTarget.IsLabel(ns)) return CliOutput.Usage(p, $"namespace '{ns}' is not a valid DNS-1123 label");
-            if (workload is not null && !CheckpointTarget.IsSubdomain(workload))
+            if (!TargetNames.IsLabel(ns)) return CliOutput.Usage(p, $"namespace '{ns}' is not a valid DNS-1123 label");
+            if (workload is not null && !TargetNames.IsSubdomain(workload))
                 return CliOutput.Usage(p, $"workload '{workload}' is not a valid DNS-1123 subdomain");
         }
         var options = CliOutput.LoadOptions(p);

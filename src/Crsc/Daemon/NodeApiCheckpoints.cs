@@ -51,7 +51,7 @@ internal static class NodeApiCheckpoints
             await Problem(ctx, 400, "the request body is empty; expected {\"namespace\",\"pod\",\"container\"}", "invalid");
             return;
         }
-        if (CheckpointTarget.Validate(body.Namespace, body.Pod, body.Container) is { } invalid)
+        if (TargetNames.Validate(body.Namespace, body.Pod, body.Container) is { } invalid)
         {
             await Problem(ctx, 400, invalid, "invalid");
             return;
@@ -107,22 +107,34 @@ internal static class NodeApiCheckpoints
             var outcome = await runner.CheckpointAsync(request, progress, ct);
             last = new CheckpointStreamLine { Result = CheckpointApiResult.From(outcome) };
         }
-        catch (Exception e) when (ErrorKind(e, ct) is { } kind)
+        catch (Exception e)
         {
-            last = new CheckpointStreamLine { Error = new CheckpointApiError(e.Message, kind) };
+            var failed = e as CheckpointFailedException;
+            last = new CheckpointStreamLine
+            {
+                Error = new CheckpointApiError(e.Message, ErrorKind(e, ct))
+                {
+                    CriuLog = failed?.CriuLog,
+                    CriuLogPath = failed?.CriuLogPath,
+                    Candidates = e is ContainerResolutionException { Candidates.Count: > 0 } r ? [.. r.Candidates] : null,
+                },
+            };
         }
         progress.Close();
         lines.TryWrite(last);
         lines.TryComplete();
     }
 
-    /// <summary>How a failure is reported to the client; null: not a failure of the checkpoint (let it propagate).</summary>
-    private static string? ErrorKind(Exception e, CancellationToken requestAborted) => e switch
+    /// <summary>The kind of failure the client sees (<c>error.kind</c>).</summary>
+    internal static string ErrorKind(Exception e, CancellationToken requestAborted) => e switch
     {
         OperationCanceledException when requestAborted.IsCancellationRequested => "cancelled",
         OperationCanceledException or TimeoutException => "timeout",
-        ContainerNotFoundException => "not-found",
-        CheckpointNotSupportedException => "not-supported",
+        ContainerRuntimeException { Kind: ContainerRuntimeErrorKind.NotFound } => "not-found",
+        ContainerRuntimeException { Kind: ContainerRuntimeErrorKind.NotSupported } => "not-supported",
+        ContainerRuntimeException { Kind: ContainerRuntimeErrorKind.DeadlineExceeded } => "timeout",
+        ContainerRuntimeException { Kind: ContainerRuntimeErrorKind.Unavailable } => "runtime-unavailable",
+        ContainerRuntimeException { Kind: ContainerRuntimeErrorKind.Unauthorized } => "unauthorized",
         ContainerRuntimeException => "runtime",
         ArchiveRejectedException => "archive-rejected",
         CheckpointStoreException => "store",
@@ -134,17 +146,17 @@ internal static class NodeApiCheckpoints
     {
         var q = ctx.Request.Query;
         string? ns = Nonempty(q["namespace"]), workload = Nonempty(q["workload"]), container = Nonempty(q["container"]);
-        if (ns is not null && !CheckpointTarget.IsLabel(ns))
+        if (ns is not null && !TargetNames.IsLabel(ns))
         {
             await Problem(ctx, 400, $"namespace '{ns}' is not a valid DNS-1123 label", "invalid");
             return;
         }
-        if (workload is not null && !CheckpointTarget.IsSubdomain(workload))
+        if (workload is not null && !TargetNames.IsSubdomain(workload))
         {
             await Problem(ctx, 400, $"workload '{workload}' is not a valid DNS-1123 subdomain", "invalid");
             return;
         }
-        if (container is not null && !CheckpointTarget.IsLabel(container))
+        if (container is not null && !TargetNames.IsLabel(container))
         {
             await Problem(ctx, 400, $"container '{container}' is not a valid DNS-1123 label", "invalid");
             return;
@@ -187,7 +199,7 @@ internal static class NodeApiCheckpoints
 }
 
 /// <summary>The names of a checkpoint target, checked as Kubernetes checks them (DNS-1123) before they go anywhere.</summary>
-internal static partial class CheckpointTarget
+internal static partial class TargetNames
 {
     [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", RegexOptions.CultureInvariant)]
     private static partial Regex Label();
@@ -252,7 +264,14 @@ internal sealed record CheckpointApiResult(
         };
 }
 
-internal sealed record CheckpointApiError(string Message, string Kind);
+internal sealed record CheckpointApiError(string Message, string Kind)
+{
+    /// <summary>The end of CRIU's log when the runtime left one (a failed dump).</summary>
+    public string? CriuLog { get; init; }
+    public string? CriuLogPath { get; init; }
+    /// <summary>The pod's containers, when the request did not name exactly one.</summary>
+    public List<string>? Candidates { get; init; }
+}
 
 internal sealed record CheckpointListResponse(List<CheckpointInfo> Items);
 

@@ -24,6 +24,8 @@ internal sealed class FakeCheckpointRunner : ICheckpointRunner
     public Exception? Failure { get; set; }
     public TaskCompletionSource? Gate { get; set; }
     public CancellationToken LastToken { get; private set; }
+    /// <summary>How many byte-progress reports the ingest step makes (the last one says 3 MiB).</summary>
+    public int ByteReports { get; set; } = 1;
 
     public async Task<CheckpointOutcome> CheckpointAsync(CheckpointRequest request, IProgress<CheckpointProgress>? progress, CancellationToken ct)
     {
@@ -33,6 +35,7 @@ internal sealed class FakeCheckpointRunner : ICheckpointRunner
         progress?.Report(new CheckpointProgress("checkpoint", "the runtime is checkpointing the container"));
         if (Gate is { } g) await g.Task.WaitAsync(ct);
         if (Failure is { } f) throw f;
+        for (var i = 1; i < ByteReports; i++) progress?.Report(new CheckpointProgress("ingest", "hashing and compressing", i * 1024L));
         progress?.Report(new CheckpointProgress("ingest", "hashing and compressing", 3L << 20));
         progress?.Report(new CheckpointProgress("ingest", "committed", 12_582_912));
         var info = new CheckpointInfo
@@ -126,6 +129,21 @@ public sealed class CheckpointCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Repeated_byte_progress_is_thinned_in_the_text_output_but_not_in_json()
+    {
+        _runner.ByteReports = 200;
+        var (code, output, err) = await CliStore.RunAsync("checkpoint", "shop/cart-0", "--socket", Socket);
+        Assert.True(code == ExitCodes.Ok, err);
+        var ingest = output.Split('\n').Count(l => l.Contains("[ingest] hashing and compressing", StringComparison.Ordinal));
+        Assert.InRange(ingest, 1, 20);
+        Assert.Contains("[ingest] committed (12 MiB)", output);
+
+        (code, output, err) = await CliStore.RunAsync("checkpoint", "shop/cart-0", "--socket", Socket, "--json");
+        Assert.True(code == ExitCodes.Ok, err);
+        Assert.Equal(200, output.Split('\n').Count(l => l.Contains("hashing and compressing", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task Runner_failure_exits_1_with_its_message()
     {
         _runner.Failure = new ContainerRuntimeException(ContainerRuntimeErrorKind.Failed,
@@ -135,6 +153,25 @@ public sealed class CheckpointCommandTests : IAsyncLifetime
         Assert.Contains("[checkpoint]", output); // the progress before the failure was shown
         Assert.Contains("checkpoint of shop/cart-0/app failed (runtime)", err);
         Assert.Contains("criu dump failed: (00.012) Error (criu/tty.c:1023): tty: Unable to dump", err);
+    }
+
+    [Fact]
+    public async Task A_failed_dump_shows_the_criu_log_and_an_ambiguous_pod_its_containers()
+    {
+        var runtime = new ContainerRuntimeException(ContainerRuntimeErrorKind.Failed, "rpc error", "Unknown", "criu failed: type NOTIFY errno 0");
+        _runner.Failure = new CheckpointFailedException(runtime, "checkpointing shop/cart-0/app (c0ffee012345) failed: criu failed: type NOTIFY errno 0",
+            "c0ffee012345", "(00.004) Error (criu/sk-inet.c:188): inet: Connected TCP socket, consider using --tcp-established option.\n", "/run/containerd/dump.log");
+        var (code, _, err) = await CliStore.RunAsync("checkpoint", "shop/cart-0/app", "--socket", Socket);
+        Assert.Equal(ExitCodes.Failure, code);
+        Assert.Contains("failed (runtime): checkpointing shop/cart-0/app (c0ffee012345) failed", err);
+        Assert.Contains("--- end of CRIU's log (/run/containerd/dump.log) ---", err);
+        Assert.Contains("consider using --tcp-established option.", err);
+
+        _runner.Failure = new ContainerResolutionException("pod shop/cart-0 has 2 app containers; name one", ["app", "proxy"]);
+        (code, _, err) = await CliStore.RunAsync("checkpoint", "shop/cart-0", "--socket", Socket);
+        Assert.Equal(ExitCodes.Failure, code);
+        Assert.Contains("failed (not-found): pod shop/cart-0 has 2 app containers", err);
+        Assert.Contains("the pod's containers: app, proxy (name one: shop/cart-0/CONTAINER)", err);
     }
 
     [Fact]

@@ -47,7 +47,10 @@ internal sealed class CliStore : IDisposable
         return await store.IngestAsync(staged, source, new IngestOptions { Compression = compression }, null, CancellationToken.None);
     }
 
+    /// <summary>Flags of gc (opens the store for writing).</summary>
     public string[] StoreFlags => ["--checkpoint-dir", CheckpointDir, "--staging-dir", StagingDir];
+    /// <summary>Flags of list and inspect (read-only: no staging directory).</summary>
+    public string[] ReadFlags => ["--checkpoint-dir", CheckpointDir];
 
     public static async Task<(int Code, string Out, string Err)> RunAsync(params string[] args)
     {

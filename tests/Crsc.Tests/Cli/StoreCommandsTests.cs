@@ -22,7 +22,7 @@ public sealed class StoreCommandsTests : IDisposable
         var c = await CliStore.AddAsync(store, "default", "counter", "counter");
 
         // the store (the "daemon") stays open: list must not need its lock
-        var (code, output, err) = await CliStore.RunAsync(["list", .. _s.StoreFlags]);
+        var (code, output, err) = await CliStore.RunAsync(["list", .. _s.ReadFlags]);
         Assert.True(code == ExitCodes.Ok, err);
         var lines = output.TrimEnd().Split('\n');
         Assert.Equal(4, lines.Length);
@@ -50,7 +50,7 @@ public sealed class StoreCommandsTests : IDisposable
         await CliStore.AddAsync(store, "shop", "orders", "app");
         await CliStore.AddAsync(store, "default", "counter", "counter");
 
-        var (code, output, _) = await CliStore.RunAsync(["list", "shop/cart", "--json", .. _s.StoreFlags]);
+        var (code, output, _) = await CliStore.RunAsync(["list", "shop/cart", "--json", .. _s.ReadFlags]);
         Assert.Equal(ExitCodes.Ok, code);
         using var doc = JsonDocument.Parse(output);
         var item = Assert.Single(doc.RootElement.EnumerateArray());
@@ -59,7 +59,7 @@ public sealed class StoreCommandsTests : IDisposable
         Assert.Equal(a.ArchivePath, item.GetProperty("archivePath").GetString());
         Assert.Equal("Zstd", item.GetProperty("compression").GetString());
 
-        (code, output, _) = await CliStore.RunAsync(["list", "shop", .. _s.StoreFlags]);
+        (code, output, _) = await CliStore.RunAsync(["list", "shop", .. _s.ReadFlags]);
         Assert.Equal(ExitCodes.Ok, code);
         Assert.Equal(3, output.TrimEnd().Split('\n').Length);
         Assert.DoesNotContain("default/", output);
@@ -68,15 +68,15 @@ public sealed class StoreCommandsTests : IDisposable
     [Fact]
     public async Task List_of_an_absent_store_is_empty_and_bad_filters_are_usage_errors()
     {
-        var (code, output, err) = await CliStore.RunAsync(["list", .. _s.StoreFlags]);
+        var (code, output, err) = await CliStore.RunAsync(["list", .. _s.ReadFlags]);
         Assert.Equal(ExitCodes.Ok, code);
         Assert.Equal("", output);
         Assert.Contains("No checkpoint store at", err);
         Assert.False(Directory.Exists(_s.CheckpointDir)); // read-only: nothing created
 
-        (code, _, err) = await CliStore.RunAsync(["list", "Shop/../x", .. _s.StoreFlags]);
+        (code, _, err) = await CliStore.RunAsync(["list", "Shop/../x", .. _s.ReadFlags]);
         Assert.Equal(ExitCodes.Usage, code);
-        (code, _, err) = await CliStore.RunAsync(["list", "Shop", .. _s.StoreFlags]);
+        (code, _, err) = await CliStore.RunAsync(["list", "Shop", .. _s.ReadFlags]);
         Assert.Equal(ExitCodes.Usage, code);
         Assert.Contains("namespace 'Shop'", err);
     }
@@ -87,7 +87,7 @@ public sealed class StoreCommandsTests : IDisposable
         using var store = _s.Open();
         var a = await CliStore.AddAsync(store, "shop", "cart", "app");
 
-        var (code, output, err) = await CliStore.RunAsync(["inspect", a.Id, .. _s.StoreFlags]);
+        var (code, output, err) = await CliStore.RunAsync(["inspect", a.Id, .. _s.ReadFlags]);
         Assert.True(code == ExitCodes.Ok, err);
         Assert.Contains($"Checkpoint:", output);
         Assert.Contains(a.Id, output);
@@ -117,7 +117,7 @@ public sealed class StoreCommandsTests : IDisposable
         Assert.True(at > 0);
         bytes[at - at % 512 + 512 + 100] ^= 0xff;
         await File.WriteAllBytesAsync(a.ArchivePath, bytes);
-        var (code, _, err) = await CliStore.RunAsync(["inspect", a.Id, .. _s.StoreFlags]);
+        var (code, _, err) = await CliStore.RunAsync(["inspect", a.Id, .. _s.ReadFlags]);
         Assert.Equal(ExitCodes.Failure, code);
         Assert.Contains("corrupt", err);
     }
@@ -150,7 +150,7 @@ public sealed class StoreCommandsTests : IDisposable
     [Fact]
     public async Task Inspect_of_an_unknown_id_or_path_fails_clearly()
     {
-        var (code, _, err) = await CliStore.RunAsync(["inspect", "20261122T041809Z-1a2b3c4d", .. _s.StoreFlags]);
+        var (code, _, err) = await CliStore.RunAsync(["inspect", "20261122T041809Z-1a2b3c4d", .. _s.ReadFlags]);
         Assert.Equal(ExitCodes.Failure, code);
         Assert.Contains("no checkpoint with id '20261122T041809Z-1a2b3c4d'", err);
 
