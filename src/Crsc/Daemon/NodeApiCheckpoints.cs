@@ -278,9 +278,12 @@ internal sealed record CheckpointListResponse(List<CheckpointInfo> Items);
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    UseStringEnumConverter = true)]
+    Converters = [typeof(CompressionJsonConverter)])]
 [JsonSerializable(typeof(CheckpointApiRequest))]
 [JsonSerializable(typeof(CheckpointStreamLine))]
 [JsonSerializable(typeof(CheckpointListResponse))]
 [JsonSerializable(typeof(List<CheckpointInfo>))]
 internal sealed partial class NodeApiJson : JsonSerializerContext;
+
+/// <summary>Compression as the manifests spell it: <c>"none"</c>, <c>"zstd"</c>.</summary>
+internal sealed class CompressionJsonConverter() : JsonStringEnumConverter<CheckpointCompression>(JsonNamingPolicy.CamelCase);

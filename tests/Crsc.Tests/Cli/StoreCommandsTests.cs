@@ -57,7 +57,7 @@ public sealed class StoreCommandsTests : IDisposable
         Assert.Equal(a.Id, item.GetProperty("id").GetString());
         Assert.Equal(a.Digest, item.GetProperty("digest").GetString());
         Assert.Equal(a.ArchivePath, item.GetProperty("archivePath").GetString());
-        Assert.Equal("Zstd", item.GetProperty("compression").GetString());
+        Assert.Equal("zstd", item.GetProperty("compression").GetString());
 
         (code, output, _) = await CliStore.RunAsync(["list", "shop", .. _s.ReadFlags]);
         Assert.Equal(ExitCodes.Ok, code);
