@@ -19,6 +19,12 @@ public sealed record CheckpointRunnerOptions
     /// <summary>Bound of the runtime's checkpoint call unless the request sets its own.</summary>
     public TimeSpan DefaultTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// How long past the timeout crsc waits before giving up on the runtime call itself: the runtime (a gRPC deadline)
+    /// or the kubelet (its own timeout plus the client's slack) should answer first, with their own message.
+    /// </summary>
+    public TimeSpan DeadlineGrace { get; init; } = TimeSpan.FromSeconds(30);
+
     public CheckpointCompression Compression { get; init; } = CheckpointCompression.Zstd;
 
     /// <summary>zstd level (1: fast).</summary>
@@ -35,6 +41,7 @@ public sealed record CheckpointRunnerOptions
         ArgumentException.ThrowIfNullOrWhiteSpace(NodeName, nameof(NodeName));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxConcurrent, 1, nameof(MaxConcurrent));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(DefaultTimeout, TimeSpan.Zero, nameof(DefaultTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(DeadlineGrace, TimeSpan.Zero, nameof(DeadlineGrace));
         if (CompressionLevel is < -7 or > 22) throw new ArgumentOutOfRangeException(nameof(CompressionLevel), CompressionLevel, "zstd levels are -7 … 22");
     }
 
@@ -249,7 +256,7 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
     {
         // the runtime bounds its call by the timeout (a gRPC deadline); this bounds it on our clock as well, so a
         // runtime or kubelet that ignores its deadline cannot hold a slot for ever
-        using var deadline = new CancellationTokenSource(timeout, _time);
+        using var deadline = new CancellationTokenSource(timeout + _options.DeadlineGrace, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
         try
         {
