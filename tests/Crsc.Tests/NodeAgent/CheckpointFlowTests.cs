@@ -4,6 +4,7 @@ using Crsc.Controllers.Events;
 using Crsc.Controllers.Metrics;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Cri;
+using Crsc.Cri.Grpc;
 using Crsc.Kube;
 using Crsc.Storage;
 using Crsc.Testing;
@@ -150,6 +151,43 @@ public sealed class CheckpointFlowTests : IAsyncLifetime
         Assert.Null(_server.Get(CrscResources.ContainerCheckpointContents, null, status.ContentName!));
         Assert.Empty(_store.List());
         Assert.False(File.Exists(content.Spec.Path));
+    }
+
+    [Fact]
+    public async Task A_runtime_failure_fails_the_object_with_the_runtimes_message_and_the_end_of_the_criu_log()
+    {
+        SeedPod("counter-1", "n1", "counter");
+        _cri.AddRunningContainer("shop", "counter-1", "counter");
+        var log = _dir.Combine("dump.log");
+        await File.WriteAllTextAsync(log, string.Concat(Enumerable.Range(0, 300).Select(i => $"({i:D6}) Dumping task\n"))
+            + "Error (criu/sk-inet.c:191): inet: Connected TCP socket, consider using --tcp-established option.\n");
+        _cri.Inject("CheckpointContainer", CriFault.Error(GrpcStatusCode.Unknown,
+            $"failed to checkpoint container: criu failed: type NOTIFY errno 0\nlog file: {log}"));
+        var checkpoints = _kube.Resource(CrscResources.ContainerCheckpoints);
+        await checkpoints.CreateAsync(new ContainerCheckpoint
+        {
+            Metadata = new ObjectMeta { Namespace = "shop", Name = "counter-1-now" },
+            Spec = new ContainerCheckpointSpec { PodName = "counter-1", Container = "counter" },
+        }, ClusterTestKit.Timeout());
+
+        ContainerCheckpoint? done = null;
+        await Eventually.TrueAsync(async () =>
+        {
+            done = await checkpoints.GetAsync("shop", "counter-1-now", CancellationToken.None);
+            return done.Status?.Phase is ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed;
+        }, "checkpoint finished", TimeSpan.FromSeconds(60));
+
+        var status = done!.Status!;
+        Assert.Equal(ContainerCheckpointPhase.Failed, status.Phase);
+        Assert.Contains("criu failed", status.Message);
+        Assert.EndsWith("consider using --tcp-established option.\n", status.CriuLog);
+        Assert.True(status.CriuLog!.Length <= ContainerCheckpointStatus.MaxCriuLogLength);
+        Assert.Null(status.ContentName);
+        Assert.Empty(_store.List());
+        Assert.Empty(Directory.GetFiles(_store.StagingDirectory));
+        await Eventually.TrueAsync(() => _server.All(_server.ResourceOf(Resources.CoreEvents))
+            .Any(e => (string?)e["reason"] == "CheckpointFailed" && (string?)e["type"] == "Warning"), "CheckpointFailed event");
+        Assert.Single(_cri.CallsTo("CheckpointContainer"));
     }
 
     [Fact]
