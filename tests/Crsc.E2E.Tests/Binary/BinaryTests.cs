@@ -105,7 +105,7 @@ public sealed class BinaryTests(ITestOutputHelper output) : IDisposable
         try
         {
             await Eventually.TrueAsync(() => notify.Lines.Contains("READY=1") || daemon.HasExited, "the daemon sends READY=1");
-            Assert.False(daemon.HasExited, "daemon exited early: " + await stderr);
+            if (daemon.HasExited) Assert.Fail("daemon exited early: " + await stderr); // stderr ends only when it exits
             Assert.Contains(notify.Lines, l => l.StartsWith("STATUS=", StringComparison.Ordinal) && l.Contains("degraded"));
 
             // the node socket is root's only
@@ -147,6 +147,7 @@ public sealed class BinaryTests(ITestOutputHelper output) : IDisposable
         finally
         {
             if (!daemon.HasExited) daemon.Kill();
+            await daemon.WaitForExitAsync();
             output.WriteLine("stderr: " + await stderr);
         }
     }
@@ -201,7 +202,7 @@ public sealed class BinaryTests(ITestOutputHelper output) : IDisposable
         try
         {
             await Eventually.TrueAsync(() => notify.Lines.Count(l => l == "READY=1") > readies || daemon.HasExited, "second daemon READY over the stale socket");
-            Assert.False(daemon.HasExited, await err);
+            if (daemon.HasExited) Assert.Fail("second daemon exited: " + await err); // stderr ends only when it exits
             using var http = PublishedBinary.UnixHttpClient(socket);
             Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
         }
