@@ -26,7 +26,8 @@ internal static class DaemonCommand
         {
             return await DaemonHost.RunAsync(options, logger, ct);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException
+                                   or Crsc.Controllers.Storage.CheckpointStoreException)
         {
             // startup failures that a person can fix: name them plainly, no stack trace
             logger.Fatal("crsc daemon cannot start: {Reason}", e.Message);

@@ -47,11 +47,14 @@ internal static partial class DaemonHost
         builder.Services.AddSingleton<ClusterConnectionOptions>();
         builder.Services.AddSingleton<ClusterServices>();
         builder.Services.AddHostedService<ClusterConnection>();
+        NodeCheckpointing.Register(builder.Services, options);
         // READY/STATUS/STOPPING/WATCHDOG for systemd; inert when systemd did not start us
         builder.Services.AddSystemdIntegration();
 
         var app = builder.Build();
         NodeApi.Map(app);
+        NodeApiCheckpoints.Map(app);
+        NodeCheckpointing.AttachReconciler(app.Services);
         return app;
     }
 
@@ -72,6 +75,7 @@ internal static partial class DaemonHost
             Log.Stopping(logger);
         });
 
+        NodeCheckpointing.OpenStore(app.Services, logger);
         await app.StartAsync(ct);
         NodeApi.RestrictSocket(options.Socket);
         state.Started = true;

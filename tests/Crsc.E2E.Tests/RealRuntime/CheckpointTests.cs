@@ -151,6 +151,113 @@ public sealed class CheckpointTests(RealRuntimeFixture sandbox, ITestOutputHelpe
         }
     }
 
+    /// <summary>
+    /// The product end to end: the published AOT daemon on the real containerd, <c>crsc checkpoint NS/POD/CONTAINER</c>
+    /// through its node socket, then <c>crsc list</c> and <c>crsc inspect</c> reading the verified archive.
+    /// </summary>
+    [RealComponentsFact]
+    public async Task Crsc_checkpoint_through_the_daemon_stores_a_verified_archive_that_crsc_inspect_reads()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        var ct = timeout.Token;
+        var work = sandbox.CreateSharedDirectory("daemon-checkpoint-test-");
+        var data = Directory.CreateDirectory(Path.Combine(work, "data")).FullName;
+        var logs = Directory.CreateDirectory(Path.Combine(work, "pod-logs")).FullName;
+        var podName = "counter-" + Guid.NewGuid().ToString("N")[..6];
+        var podUid = Guid.NewGuid().ToString();
+        using var client = new CriClient(new CriClientOptions { Endpoint = sandbox.CriEndpoint });
+        string? podId = null;
+        Process? daemon = null;
+        var env = new Dictionary<string, string>
+        {
+            ["CRSC_CONFIG"] = Path.Combine(work, "config.yaml"),
+            ["CRSC_SOCKET"] = Path.Combine(work, "run", "crsc.sock"),
+            ["CRSC_RUNTIME_ENDPOINT"] = sandbox.CriEndpoint,
+            // the runtime writes the archive into staging: a path that is the same inside the sandbox
+            ["CRSC_CHECKPOINT_DIR"] = Path.Combine(work, "store", "checkpoints"),
+            ["CRSC_STAGING_DIR"] = Path.Combine(work, "store", "staging"),
+            ["CRSC_STATE_DIR"] = Path.Combine(work, "state"),
+            ["NODE_NAME"] = "sandbox",
+            ["CRSC_LOG_FORMAT"] = "json",
+        };
+        File.WriteAllText(env["CRSC_CONFIG"], "");
+        try
+        {
+            await client.PullImageAsync(new V1.PullImageRequest { Image = new V1.ImageSpec { Image = sandbox.BusyboxImage } }, ct: ct);
+            var podConfig = PodConfig(podName, podUid, logs);
+            podId = (await client.RunPodSandboxAsync(new V1.RunPodSandboxRequest { Config = podConfig }, ct: ct)).PodSandboxId;
+            var containerId = (await client.CreateContainerAsync(new V1.CreateContainerRequest
+            {
+                PodSandboxId = podId, Config = CounterConfig(podName, podUid, data), SandboxConfig = podConfig,
+            }, ct: ct)).ContainerId;
+            await client.StartContainerAsync(new V1.StartContainerRequest { ContainerId = containerId }, ct: ct);
+            var counterFile = Path.Combine(data, "counter");
+            await Eventually.TrueAsync(() => ReadCounter(counterFile) >= 3, "the counter reaches 3", TimeSpan.FromSeconds(30));
+
+            daemon = Process.Start(Binary.PublishedBinary.Start(["daemon"], env))!;
+            var daemonOut = daemon.StandardOutput.ReadToEndAsync(ct);
+            var daemonErr = daemon.StandardError.ReadToEndAsync(ct);
+            using (var http = Binary.PublishedBinary.UnixHttpClient(env["CRSC_SOCKET"]))
+            {
+                await Eventually.TrueAsync(async () => daemon.HasExited || (await http.GetStringAsync("/readyz", ct)).Contains("[+]runtime healthy: containerd"),
+                    "the daemon reaches the runtime", TimeSpan.FromSeconds(60));
+                if (daemon.HasExited) Assert.Fail("the daemon exited: " + await daemonErr);
+            }
+
+            var target = $"{PodNamespace}/{podName}/{ContainerName}";
+            var (code, stdout, stderr) = await Binary.PublishedBinary.RunAsync(["checkpoint", target, "--json"], env, TimeSpan.FromMinutes(3));
+            output.WriteLine(stdout);
+            Assert.True(code == 0, $"crsc checkpoint exited {code}: {stderr}\n{stdout}");
+            var resultLine = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Last(l => l.Contains("\"result\"", StringComparison.Ordinal));
+            string id;
+            using (var doc = JsonDocument.Parse(resultLine))
+            {
+                var result = doc.RootElement.GetProperty("result");
+                id = result.GetProperty("id").GetString()!;
+                Assert.StartsWith("sha256:", result.GetProperty("digest").GetString());
+                Assert.True(result.GetProperty("sizeBytes").GetInt64() > 0);
+            }
+
+            // the container keeps running and counting
+            var after = ReadCounter(counterFile);
+            await Eventually.TrueAsync(() => ReadCounter(counterFile) > after + 2, "the counter goes on after the checkpoint", TimeSpan.FromSeconds(30));
+
+            var list = await Binary.PublishedBinary.RunAsync(["list", PodNamespace], env);
+            Assert.True(list.Code == 0, list.Err);
+            Assert.Contains(id, list.Out);
+
+            var inspect = await Binary.PublishedBinary.RunAsync(["inspect", id], env, TimeSpan.FromMinutes(1));
+            output.WriteLine(inspect.Out);
+            Assert.True(inspect.Code == 0, inspect.Err);
+            Assert.Contains(ContainerName, inspect.Out);
+            Assert.Contains(containerId, inspect.Out);
+            Assert.Contains(sandbox.BusyboxImage, inspect.Out);
+            Assert.Contains("verified", inspect.Out);
+
+            // checkpointctl agrees that the stored archive is a checkpoint of that container
+            var archive = Directory.GetFiles(env["CRSC_CHECKPOINT_DIR"], id + ".tar*", SearchOption.AllDirectories).Single();
+            var readBack = Path.Combine(work, "read-back.tar");
+            await using (var stream = new Crsc.Storage.ReadOnlyCheckpointStore(env["CRSC_CHECKPOINT_DIR"]).OpenRead(id))
+            await using (var file = File.Create(readBack))
+                await stream.CopyToAsync(file, ct);
+            var show = await sandbox.InNamespaceAsync(["checkpointctl", "show", readBack], TimeSpan.FromMinutes(1), ct);
+            Assert.True(show.Succeeded, show.ToString());
+            Assert.Contains(ContainerName, show.Stdout);
+            Assert.True(File.Exists(archive));
+        }
+        finally
+        {
+            if (daemon is { HasExited: false })
+            {
+                using (var kill = Process.Start("kill", ["-TERM", daemon.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
+                if (!daemon.WaitForExit(20_000)) daemon.Kill();
+            }
+            daemon?.Dispose();
+            if (podId is not null) await RemovePodAsync(client, podId);
+            try { Directory.Delete(work, recursive: true); } catch (IOException e) { output.WriteLine($"cleanup of {work}: {e.Message}"); }
+        }
+    }
+
     private V1.PodSandboxConfig PodConfig(string name, string uid, string logDirectory) => new()
     {
         Metadata = new V1.PodSandboxMetadata { Name = name, Namespace = PodNamespace, Uid = uid },

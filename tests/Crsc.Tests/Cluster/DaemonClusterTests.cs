@@ -6,6 +6,7 @@ using Crsc.Controllers.Health;
 using Crsc.Controllers.Leadership;
 using Crsc.Daemon;
 using Crsc.Testing;
+using Crsc.Testing.Cri;
 using Crsc.Testing.Kube;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
@@ -38,7 +39,14 @@ public sealed class DaemonClusterTests
                 File.WriteAllText(kubeconfig, kubeconfigYaml);
             }
             Socket = _dir.Combine("crsc.sock");
-            var options = new CrscOptions { NodeName = node, Kubeconfig = kubeconfig, Socket = Socket, Namespace = "crsc-system" };
+            var options = new CrscOptions
+            {
+                NodeName = node, Kubeconfig = kubeconfig, Socket = Socket, Namespace = "crsc-system",
+                // each daemon its own store: the store's lock refuses a second daemon on one store
+                CheckpointDir = _dir.Combine("checkpoints"), StagingDir = _dir.Combine("staging"), StateDir = _dir.Combine("state"),
+                // a runtime that answers, so a connected daemon is fully ready (not degraded by its runtime)
+                RuntimeEndpoint = "unix://" + _dir.Combine("cri.sock"),
+            };
             App = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);
             var timings = App.Services.GetRequiredService<ClusterConnectionOptions>();
             timings.ProbeInterval = TimeSpan.FromSeconds(1);
@@ -60,8 +68,11 @@ public sealed class DaemonClusterTests
         public HealthRegistry Health => App.Services.GetRequiredService<HealthRegistry>();
         public ClusterServices Cluster => App.Services.GetRequiredService<ClusterServices>();
 
+        private FakeCriServer? _cri;
+
         public async Task StartAsync()
         {
+            _cri = await FakeCriServer.StartAsync(_dir.Combine("cri.sock"));
             await App.StartAsync(ClusterTestKit.Timeout());
             App.Services.GetRequiredService<DaemonState>().Started = true;
         }
@@ -82,6 +93,7 @@ public sealed class DaemonClusterTests
         {
             await App.StopAsync(ClusterTestKit.Timeout());
             await App.DisposeAsync();
+            if (_cri is not null) await _cri.DisposeAsync();
             _http.Dispose();
             _dir.Dispose();
         }

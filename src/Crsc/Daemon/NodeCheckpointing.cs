@@ -1,0 +1,157 @@
+using Crsc.Configuration;
+using Crsc.Controllers.Health;
+using Crsc.Controllers.Metrics;
+using Crsc.Controllers.NodeAgent;
+using Crsc.Controllers.Reconciling;
+using Crsc.Controllers.Runtime;
+using Crsc.Controllers.Storage;
+using Crsc.Cri;
+using Crsc.Kube.Kubelet;
+using Crsc.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Crsc.Daemon;
+
+/// <summary>
+/// The node's checkpoint path in the daemon: the archive store, the container runtime (CRI, or the kubelet for
+/// the checkpoint call), one <see cref="CheckpointRunner"/> shared by the node API (<c>crsc checkpoint</c>) and the
+/// ContainerCheckpoint reconciler, and a monitor that reports the runtime's health. Only wiring: the decisions
+/// live in Crsc.Controllers.NodeAgent.
+/// </summary>
+internal static partial class NodeCheckpointing
+{
+    public const string RuntimeComponent = "runtime";
+    public const string StoreComponent = "store";
+
+    public static void Register(IServiceCollection services, CrscOptions options)
+    {
+        // created on first use; the daemon resolves the store before it starts (lock + recovery)
+        services.AddSingleton(sp => new DiskCheckpointStore(new DiskCheckpointStoreOptions
+        {
+            CheckpointDirectory = options.CheckpointDir,
+            StagingDirectory = options.StagingDir,
+            NodeName = options.NodeName,
+        }, sp.GetRequiredService<TimeProvider>(), sp.GetService<ILogger<DiskCheckpointStore>>()));
+        services.AddSingleton<ICheckpointStore>(sp => sp.GetRequiredService<DiskCheckpointStore>());
+        services.AddSingleton(sp => new CriContainerRuntime(
+            new CriClientOptions { Endpoint = options.RuntimeEndpoint, TimeProvider = sp.GetRequiredService<TimeProvider>() },
+            sp.GetService<ILogger<CriContainerRuntime>>()));
+        services.AddSingleton<IContainerRuntime>(sp => sp.GetRequiredService<CriContainerRuntime>());
+        services.AddSingleton<IContainerCheckpointer>(sp => options.CheckpointVia == "kubelet"
+            ? new KubeletCheckpointClient(KubeletOptions(options))
+            : sp.GetRequiredService<CriContainerRuntime>());
+        services.AddSingleton(sp => new CheckpointMetrics(sp.GetRequiredService<MetricsRegistry>()));
+        services.AddSingleton(sp =>
+        {
+            var cluster = sp.GetRequiredService<ClusterServices>();
+            return new CheckpointRunner(
+                sp.GetRequiredService<IContainerRuntime>(),
+                sp.GetRequiredService<IContainerCheckpointer>(),
+                sp.GetRequiredService<ICheckpointStore>(),
+                new CheckpointRunnerOptions { NodeName = options.NodeName },
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetService<ILogger<CheckpointRunner>>(),
+                sp.GetRequiredService<CheckpointMetrics>(),
+                new FileStagingArea(),
+                cluster.NodePods is { } pods ? NodeAgentComponents.WorkloadResolver(pods) : null);
+        });
+        services.AddSingleton<ICheckpointRunner>(sp => sp.GetRequiredService<CheckpointRunner>());
+        services.AddHostedService<RuntimeMonitor>();
+    }
+
+    /// <summary>
+    /// With an API server: the ContainerCheckpoint reconciler runs on every node (not leader-only), fed by the
+    /// cluster connection's informers. Call before the host starts.
+    /// </summary>
+    public static void AttachReconciler(IServiceProvider services)
+    {
+        var cluster = services.GetRequiredService<ClusterServices>();
+        if (cluster.Api is null || cluster.NodePods is null || cluster.Checkpoints is null || cluster.EventRecorder is null) return;
+        var time = services.GetRequiredService<TimeProvider>();
+        var loggers = services.GetRequiredService<ILoggerFactory>();
+        var runner = services.GetRequiredService<CheckpointRunner>();
+        var reconciler = new ContainerCheckpointReconciler(cluster.Api, cluster.NodePods, cluster.Checkpoints, runner,
+            services.GetRequiredService<ICheckpointStore>(), cluster.EventRecorder,
+            new ContainerCheckpointReconcilerOptions { NodeName = cluster.NodeName }, time,
+            loggers.CreateLogger<ContainerCheckpointReconciler>(), services.GetRequiredService<CheckpointMetrics>());
+        var controller = new Controller(NodeAgentComponents.ControllerName, reconciler, time, loggers.CreateLogger<Controller>(),
+            new ControllerOptions { Workers = runner.Options.MaxConcurrent + 2 });
+        controller.Watch(cluster.Checkpoints);
+        controller.Watch(cluster.NodePods, pod => ContainerCheckpointReconciler.CheckpointsOfPod(cluster.Checkpoints, pod));
+        cluster.AddNodeController(controller);
+    }
+
+    /// <summary>Takes the store (its lock refuses a second daemon on the same store) and cleans what a crash left.</summary>
+    public static void OpenStore(IServiceProvider services, ILogger logger)
+    {
+        var store = services.GetRequiredService<DiskCheckpointStore>();
+        var report = store.Recover();
+        var health = services.GetRequiredService<HealthRegistry>();
+        var count = store.List().Count;
+        health.Report(StoreComponent, HealthStatus.Healthy, $"{count} checkpoint(s)");
+        Log.StoreOpened(logger, store.StagingDirectory, count,
+            report.Clean ? "nothing to clean" : $"{report.Removed.Count} leftover(s) removed, {report.Warnings.Count} warning(s)");
+        services.GetRequiredService<CheckpointMetrics>().UpdateStoreBytes(store);
+    }
+
+    private static KubeletClientOptions KubeletOptions(CrscOptions options)
+    {
+        const string serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+        return new KubeletClientOptions
+        {
+            Url = new Uri(options.KubeletUrl),
+            // in a pod, the service account's token (RBAC: nodes/checkpoint create)
+            BearerTokenFile = File.Exists(serviceAccount) ? serviceAccount : null,
+            InsecureSkipTlsVerify = true, // kubelet serving certificates are self-signed on most nodes
+        };
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Checkpoint store open ({Checkpoints} checkpoints; staging {Staging}); recovery: {Recovery}")]
+        public static partial void StoreOpened(ILogger logger, string staging, int checkpoints, string recovery);
+    }
+}
+
+/// <summary>Reports whether the container runtime answers on its CRI socket (<c>runtime</c> in /readyz and STATUS=).</summary>
+internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOptions options, HealthRegistry health, TimeProvider time,
+    ILogger<RuntimeMonitor> logger) : BackgroundService
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
+
+    protected override async Task ExecuteAsync(CancellationToken ct)
+    {
+        var wasReachable = (bool?)null;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var v = await runtime.VersionAsync(ct);
+                health.Report(NodeCheckpointing.RuntimeComponent, HealthStatus.Healthy, $"{v.RuntimeName} {v.RuntimeVersionString}");
+                if (wasReachable != true) Log.Reachable(logger, options.RuntimeEndpoint, v.RuntimeName, v.RuntimeVersionString);
+                wasReachable = true;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
+            catch (Exception e)
+            {
+                // degraded, not unhealthy: the daemon still serves, keeps its store and retries
+                health.Report(NodeCheckpointing.RuntimeComponent, HealthStatus.Degraded, $"unreachable: {e.Message}");
+                if (wasReachable != false) Log.Unreachable(logger, options.RuntimeEndpoint, e.Message);
+                wasReachable = false;
+            }
+            try { await Task.Delay(Interval, time, ct); }
+            catch (OperationCanceledException) { return; }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Container runtime at {Endpoint}: {RuntimeName} {RuntimeVersion}")]
+        public static partial void Reachable(ILogger logger, string endpoint, string runtimeName, string runtimeVersion);
+
+        [LoggerMessage(2, LogLevel.Warning, "Container runtime at {Endpoint} is unreachable: {Reason}")]
+        public static partial void Unreachable(ILogger logger, string endpoint, string reason);
+    }
+}
