@@ -230,7 +230,7 @@ public sealed class CheckpointTests(RealRuntimeFixture sandbox, ITestOutputHelpe
             output.WriteLine(inspect.Out);
             Assert.True(inspect.Code == 0, inspect.Err);
             Assert.Contains(ContainerName, inspect.Out);
-            Assert.Contains(containerId, inspect.Out);
+            Assert.Contains($"id {containerId[..12]}", inspect.Out);
             Assert.Contains(sandbox.BusyboxImage, inspect.Out);
             Assert.Contains("verified", inspect.Out);
 
