@@ -1,6 +1,10 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
+using ContainerCheckpoint = Crsc.Api.Crds.ContainerCheckpoint;
+using ContainerCheckpointPhase = Crsc.Api.Crds.ContainerCheckpointPhase;
+using CrscJsonContext = Crsc.Api.Crds.CrscJsonContext;
+using CrscResources = Crsc.Api.Crds.CrscResources;
 using Crsc.Controllers.Runtime;
 using Crsc.Controllers.Storage;
 using Crsc.Cri;
@@ -244,6 +248,107 @@ public sealed class CheckpointTests(RealRuntimeFixture sandbox, ITestOutputHelpe
             Assert.True(show.Succeeded, show.ToString());
             Assert.Contains(ContainerName, show.Stdout);
             Assert.True(File.Exists(archive));
+        }
+        finally
+        {
+            if (daemon is { HasExited: false })
+            {
+                using (var kill = Process.Start("kill", ["-TERM", daemon.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
+                if (!daemon.WaitForExit(20_000)) daemon.Kill();
+            }
+            daemon?.Dispose();
+            if (podId is not null) await RemovePodAsync(client, podId);
+            try { Directory.Delete(work, recursive: true); } catch (IOException e) { output.WriteLine($"cleanup of {work}: {e.Message}"); }
+        }
+    }
+
+    /// <summary>
+    /// The cluster path on the real runtime: the AOT daemon pointed at an API server (the in-process fake kube-apiserver
+    /// serving crsc's CRDs), a ContainerCheckpoint for a pod on its node, the real containerd checkpointing it:
+    /// the object reaches Completed with digest and size, its Content exists, the archive is in the store.
+    /// </summary>
+    [RealComponentsFact]
+    public async Task A_ContainerCheckpoint_on_the_real_runtime_is_completed_by_the_daemon()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        var ct = timeout.Token;
+        var work = sandbox.CreateSharedDirectory("ckpt-object-test-");
+        var data = Directory.CreateDirectory(Path.Combine(work, "data")).FullName;
+        var logs = Directory.CreateDirectory(Path.Combine(work, "pod-logs")).FullName;
+        var podName = "counter-" + Guid.NewGuid().ToString("N")[..6];
+        var podUid = Guid.NewGuid().ToString();
+        await using var api = await Crsc.Testing.Kube.FakeApiServer.StartAsync();
+        api.Register(Crsc.Testing.Kube.FakeResource.From(CrscResources.ContainerCheckpoints, true));
+        api.Register(Crsc.Testing.Kube.FakeResource.From(CrscResources.ContainerCheckpointContents, true));
+        api.Register(Crsc.Testing.Kube.FakeResource.From(CrscResources.CheckpointSchedules, true));
+        api.Register(Crsc.Testing.Kube.FakeResource.From(CrscResources.Restores, true));
+        var kubeconfig = Path.Combine(work, "kubeconfig");
+        File.WriteAllText(kubeconfig, api.KubeconfigYaml());
+        using var client = new CriClient(new CriClientOptions { Endpoint = sandbox.CriEndpoint });
+        string? podId = null;
+        Process? daemon = null;
+        var env = new Dictionary<string, string>
+        {
+            ["CRSC_CONFIG"] = Path.Combine(work, "config.yaml"),
+            ["CRSC_KUBECONFIG"] = kubeconfig,
+            ["CRSC_SOCKET"] = Path.Combine(work, "run", "crsc.sock"),
+            ["CRSC_RUNTIME_ENDPOINT"] = sandbox.CriEndpoint,
+            ["CRSC_CHECKPOINT_DIR"] = Path.Combine(work, "store", "checkpoints"),
+            ["CRSC_STAGING_DIR"] = Path.Combine(work, "store", "staging"),
+            ["CRSC_STATE_DIR"] = Path.Combine(work, "state"),
+            ["NODE_NAME"] = "sandbox",
+            ["CRSC_LOG_FORMAT"] = "json",
+        };
+        File.WriteAllText(env["CRSC_CONFIG"], "");
+        try
+        {
+            await client.PullImageAsync(new V1.PullImageRequest { Image = new V1.ImageSpec { Image = sandbox.BusyboxImage } }, ct: ct);
+            var podConfig = PodConfig(podName, podUid, logs);
+            podId = (await client.RunPodSandboxAsync(new V1.RunPodSandboxRequest { Config = podConfig }, ct: ct)).PodSandboxId;
+            var containerId = (await client.CreateContainerAsync(new V1.CreateContainerRequest
+            {
+                PodSandboxId = podId, Config = CounterConfig(podName, podUid, data), SandboxConfig = podConfig,
+            }, ct: ct)).ContainerId;
+            await client.StartContainerAsync(new V1.StartContainerRequest { ContainerId = containerId }, ct: ct);
+            var counterFile = Path.Combine(data, "counter");
+            await Eventually.TrueAsync(() => ReadCounter(counterFile) >= 3, "the counter reaches 3", TimeSpan.FromSeconds(30));
+
+            // what the kubelet would have reported to the API server for that pod
+            api.Seed(Crsc.Api.Kubernetes.Resources.Pods, JsonSerializer.Deserialize($$$$"""
+                {"metadata":{"name":"{{{{podName}}}}","namespace":"{{{{PodNamespace}}}}","uid":"{{{{podUid}}}}"},
+                 "spec":{"nodeName":"sandbox","containers":[{"name":"{{{{ContainerName}}}}","image":"{{{{sandbox.BusyboxImage}}}}"}]},
+                 "status":{"phase":"Running","containerStatuses":[{"name":"{{{{ContainerName}}}}","ready":true,"restartCount":0,
+                   "image":"{{{{sandbox.BusyboxImage}}}}","containerID":"containerd://{{{{containerId}}}}","state":{"running":{}}}]}}
+                """, Crsc.Api.Kubernetes.KubeJsonContext.Default.Pod)!);
+
+            daemon = Process.Start(Binary.PublishedBinary.Start(["daemon"], env))!;
+            var daemonOut = daemon.StandardOutput.ReadToEndAsync(ct);
+            var daemonErr = daemon.StandardError.ReadToEndAsync(ct);
+
+            api.Seed(CrscResources.ContainerCheckpoints, JsonSerializer.Deserialize($$$"""
+                {"metadata":{"name":"by-object","namespace":"{{{PodNamespace}}}"},
+                 "spec":{"podName":"{{{podName}}}","container":"{{{ContainerName}}}","deletionPolicy":"Retain"}}
+                """, CrscJsonContext.Default.ContainerCheckpoint)!);
+
+            ContainerCheckpoint? done = null;
+            await Eventually.TrueAsync(() =>
+            {
+                done = api.Get(CrscResources.ContainerCheckpoints, PodNamespace, "by-object");
+                return daemon.HasExited || done?.Status?.Phase is ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed;
+            }, "the ContainerCheckpoint is executed", TimeSpan.FromMinutes(2));
+            if (daemon.HasExited) Assert.Fail("the daemon exited: " + await daemonErr);
+            Assert.True(done!.Status!.Phase == ContainerCheckpointPhase.Completed, $"{done.Status.Phase}: {done.Status.Message}");
+            Assert.Equal("sandbox", done.Status.Node);
+            Assert.StartsWith("sha256:", done.Status.Digest);
+            Assert.True(done.Status.SizeBytes > 0);
+            var content = api.Get(CrscResources.ContainerCheckpointContents, null, done.Status.ContentName!);
+            Assert.NotNull(content);
+            Assert.Equal(done.Status.Digest, content!.Spec.Digest);
+            Assert.True(File.Exists(content.Spec.Path), $"the archive {content.Spec.Path} is in the store");
+
+            // the container keeps running and counting
+            var after = ReadCounter(counterFile);
+            await Eventually.TrueAsync(() => ReadCounter(counterFile) > after + 2, "the counter goes on after the checkpoint", TimeSpan.FromSeconds(30));
         }
         finally
         {
