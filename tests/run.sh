@@ -21,7 +21,7 @@ summary() {
     get() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$line"; }
     passed=$((passed + $(get passed)))
     failed=$((failed + $(get failed) + $(get error) + $(get timeout) + $(get aborted)))
-    skipped=$((skipped + $(get notExecuted)))
+    skipped=$((skipped + $(get total) - $(get executed)))
     # name what failed, so a red line says where to look
     grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$f" | sed -n 's/.*testName="\([^"]*\)".*/  FAILED: \1/p' >&2
   done

@@ -172,31 +172,12 @@ public sealed class CheckpointTests(RealRuntimeFixture sandbox, ITestOutputHelpe
         using var client = new CriClient(new CriClientOptions { Endpoint = sandbox.CriEndpoint });
         string? podId = null;
         Process? daemon = null;
-        var env = new Dictionary<string, string>
-        {
-            ["CRSC_CONFIG"] = Path.Combine(work, "config.yaml"),
-            ["CRSC_SOCKET"] = Path.Combine(work, "run", "crsc.sock"),
-            ["CRSC_RUNTIME_ENDPOINT"] = sandbox.CriEndpoint,
-            // the runtime writes the archive into staging: a path that is the same inside the sandbox
-            ["CRSC_CHECKPOINT_DIR"] = Path.Combine(work, "store", "checkpoints"),
-            ["CRSC_STAGING_DIR"] = Path.Combine(work, "store", "staging"),
-            ["CRSC_STATE_DIR"] = Path.Combine(work, "state"),
-            ["NODE_NAME"] = "sandbox",
-            ["CRSC_LOG_FORMAT"] = "json",
-        };
-        File.WriteAllText(env["CRSC_CONFIG"], "");
+        var env = DaemonEnvironment(work);
         try
         {
-            await client.PullImageAsync(new V1.PullImageRequest { Image = new V1.ImageSpec { Image = sandbox.BusyboxImage } }, ct: ct);
-            var podConfig = PodConfig(podName, podUid, logs);
-            podId = (await client.RunPodSandboxAsync(new V1.RunPodSandboxRequest { Config = podConfig }, ct: ct)).PodSandboxId;
-            var containerId = (await client.CreateContainerAsync(new V1.CreateContainerRequest
-            {
-                PodSandboxId = podId, Config = CounterConfig(podName, podUid, data), SandboxConfig = podConfig,
-            }, ct: ct)).ContainerId;
-            await client.StartContainerAsync(new V1.StartContainerRequest { ContainerId = containerId }, ct: ct);
+            string containerId;
+            (podId, containerId) = await StartCounterAsync(client, podName, podUid, logs, data, ct);
             var counterFile = Path.Combine(data, "counter");
-            await Eventually.TrueAsync(() => ReadCounter(counterFile) >= 3, "the counter reaches 3", TimeSpan.FromSeconds(30));
 
             daemon = Process.Start(Binary.PublishedBinary.Start(["daemon"], env))!;
             var daemonOut = daemon.StandardOutput.ReadToEndAsync(ct);
@@ -251,12 +232,7 @@ public sealed class CheckpointTests(RealRuntimeFixture sandbox, ITestOutputHelpe
         }
         finally
         {
-            if (daemon is { HasExited: false })
-            {
-                using (var kill = Process.Start("kill", ["-TERM", daemon.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
-                if (!daemon.WaitForExit(20_000)) daemon.Kill();
-            }
-            daemon?.Dispose();
+            StopDaemon(daemon);
             if (podId is not null) await RemovePodAsync(client, podId);
             try { Directory.Delete(work, recursive: true); } catch (IOException e) { output.WriteLine($"cleanup of {work}: {e.Message}"); }
         }
@@ -287,31 +263,13 @@ public sealed class CheckpointTests(RealRuntimeFixture sandbox, ITestOutputHelpe
         using var client = new CriClient(new CriClientOptions { Endpoint = sandbox.CriEndpoint });
         string? podId = null;
         Process? daemon = null;
-        var env = new Dictionary<string, string>
-        {
-            ["CRSC_CONFIG"] = Path.Combine(work, "config.yaml"),
-            ["CRSC_KUBECONFIG"] = kubeconfig,
-            ["CRSC_SOCKET"] = Path.Combine(work, "run", "crsc.sock"),
-            ["CRSC_RUNTIME_ENDPOINT"] = sandbox.CriEndpoint,
-            ["CRSC_CHECKPOINT_DIR"] = Path.Combine(work, "store", "checkpoints"),
-            ["CRSC_STAGING_DIR"] = Path.Combine(work, "store", "staging"),
-            ["CRSC_STATE_DIR"] = Path.Combine(work, "state"),
-            ["NODE_NAME"] = "sandbox",
-            ["CRSC_LOG_FORMAT"] = "json",
-        };
-        File.WriteAllText(env["CRSC_CONFIG"], "");
+        var env = DaemonEnvironment(work);
+        env["CRSC_KUBECONFIG"] = kubeconfig;
         try
         {
-            await client.PullImageAsync(new V1.PullImageRequest { Image = new V1.ImageSpec { Image = sandbox.BusyboxImage } }, ct: ct);
-            var podConfig = PodConfig(podName, podUid, logs);
-            podId = (await client.RunPodSandboxAsync(new V1.RunPodSandboxRequest { Config = podConfig }, ct: ct)).PodSandboxId;
-            var containerId = (await client.CreateContainerAsync(new V1.CreateContainerRequest
-            {
-                PodSandboxId = podId, Config = CounterConfig(podName, podUid, data), SandboxConfig = podConfig,
-            }, ct: ct)).ContainerId;
-            await client.StartContainerAsync(new V1.StartContainerRequest { ContainerId = containerId }, ct: ct);
+            string containerId;
+            (podId, containerId) = await StartCounterAsync(client, podName, podUid, logs, data, ct);
             var counterFile = Path.Combine(data, "counter");
-            await Eventually.TrueAsync(() => ReadCounter(counterFile) >= 3, "the counter reaches 3", TimeSpan.FromSeconds(30));
 
             // what the kubelet would have reported to the API server for that pod
             api.Seed(Crsc.Api.Kubernetes.Resources.Pods, JsonSerializer.Deserialize($$$$"""
@@ -352,15 +310,57 @@ public sealed class CheckpointTests(RealRuntimeFixture sandbox, ITestOutputHelpe
         }
         finally
         {
-            if (daemon is { HasExited: false })
-            {
-                using (var kill = Process.Start("kill", ["-TERM", daemon.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
-                if (!daemon.WaitForExit(20_000)) daemon.Kill();
-            }
-            daemon?.Dispose();
+            StopDaemon(daemon);
             if (podId is not null) await RemovePodAsync(client, podId);
             try { Directory.Delete(work, recursive: true); } catch (IOException e) { output.WriteLine($"cleanup of {work}: {e.Message}"); }
         }
+    }
+
+    /// <summary>The daemon's configuration for a test: everything under <paramref name="work"/> (the shared directory,
+    /// so the runtime writes its archive into the store's staging at the same path inside the sandbox).</summary>
+    private Dictionary<string, string> DaemonEnvironment(string work)
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["CRSC_CONFIG"] = Path.Combine(work, "config.yaml"),
+            ["CRSC_SOCKET"] = Path.Combine(work, "run", "crsc.sock"),
+            ["CRSC_RUNTIME_ENDPOINT"] = sandbox.CriEndpoint,
+            ["CRSC_CHECKPOINT_DIR"] = Path.Combine(work, "store", "checkpoints"),
+            ["CRSC_STAGING_DIR"] = Path.Combine(work, "store", "staging"),
+            ["CRSC_STATE_DIR"] = Path.Combine(work, "state"),
+            ["NODE_NAME"] = "sandbox",
+            ["CRSC_LOG_FORMAT"] = "json",
+        };
+        File.WriteAllText(env["CRSC_CONFIG"], "");
+        return env;
+    }
+
+    /// <summary>A pod sandbox and the counter container, started as the kubelet would, counting to 3 at least.</summary>
+    private async Task<(string PodId, string ContainerId)> StartCounterAsync(CriClient client, string podName, string podUid,
+        string logs, string data, CancellationToken ct)
+    {
+        await client.PullImageAsync(new V1.PullImageRequest { Image = new V1.ImageSpec { Image = sandbox.BusyboxImage } }, ct: ct);
+        var podConfig = PodConfig(podName, podUid, logs);
+        var podId = (await client.RunPodSandboxAsync(new V1.RunPodSandboxRequest { Config = podConfig }, ct: ct)).PodSandboxId;
+        var containerId = (await client.CreateContainerAsync(new V1.CreateContainerRequest
+        {
+            PodSandboxId = podId, Config = CounterConfig(podName, podUid, data), SandboxConfig = podConfig,
+        }, ct: ct)).ContainerId;
+        await client.StartContainerAsync(new V1.StartContainerRequest { ContainerId = containerId }, ct: ct);
+        var counterFile = Path.Combine(data, "counter");
+        await Eventually.TrueAsync(() => ReadCounter(counterFile) >= 3, "the counter reaches 3", TimeSpan.FromSeconds(30));
+        return (podId, containerId);
+    }
+
+    /// <summary>SIGTERM, then SIGKILL after 20 s.</summary>
+    private static void StopDaemon(Process? daemon)
+    {
+        if (daemon is { HasExited: false })
+        {
+            using (var kill = Process.Start("kill", ["-TERM", daemon.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
+            if (!daemon.WaitForExit(20_000)) daemon.Kill();
+        }
+        daemon?.Dispose();
     }
 
     private V1.PodSandboxConfig PodConfig(string name, string uid, string logDirectory) => new()
