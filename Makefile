@@ -1,8 +1,8 @@
 # crsc — make help lists the targets.
 SHELL := /bin/bash
 DOTNET ?= dotnet
-RESULTS ?= $(CURDIR)/artifacts/test-results
-PUBLISH_DIR := $(CURDIR)/artifacts/publish
+RESULTS ?= $(CURDIR)/obj/test-results
+PUBLISH_DIR := $(CURDIR)/obj/publish
 BINARY := bin/crsc
 
 .PHONY: help build publish test e2e bench demo package clean deps
@@ -40,5 +40,5 @@ package: publish ## .deb and .rpm (nfpm when installed, else dpkg-deb and rpmbui
 	@echo "packaging arrives with step 6 (issue: Packaging and installation)"; exit 1
 
 clean: ## remove build outputs
-	rm -rf bin artifacts
+	rm -rf bin obj
 	find src tests -type d \( -name bin -o -name obj \) -prune -exec rm -rf {} +
