@@ -264,7 +264,7 @@ internal static class ArchiveInspector
 /// <c>sink</c> before serving it, so validation, hashing and compression share one pass over the file.
 /// </summary>
 internal sealed class CountingReadStream(Stream source, Action<byte[], int> sink, int chunkSize,
-    IProgress<long>? progress, CancellationToken ct) : Stream
+    IProgress<long>? progress, CancellationToken ct) : ReadOnlyStream
 {
     private readonly byte[] _buffer = new byte[chunkSize];
     private int _pos, _len;
@@ -296,13 +296,4 @@ internal sealed class CountingReadStream(Stream source, Action<byte[], int> sink
         return n;
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -85,7 +85,7 @@ internal sealed class IngestWriter : IDisposable
 }
 
 /// <summary>Counts and hashes what is read through it; at the end of the inner stream, refuses a size or digest mismatch.</summary>
-internal sealed class VerifyingReadStream(Stream inner, string id, string what, string expectedDigest, long expectedSize) : Stream
+internal sealed class VerifyingReadStream(Stream inner, string id, string what, string expectedDigest, long expectedSize) : ReadOnlyStream
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private long _read;
@@ -133,15 +133,8 @@ internal sealed class VerifyingReadStream(Stream inner, string id, string what, 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
     public override long Length => expectedSize;
     public override long Position { get => _read; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -134,7 +134,7 @@ internal sealed unsafe class ZstdCompressor : IDisposable
 }
 
 /// <summary>A read-only stream decompressing the zstd frames of an inner stream (which it owns).</summary>
-internal sealed unsafe class ZstdDecompressStream : Stream
+internal sealed unsafe class ZstdDecompressStream : ReadOnlyStream
 {
     private readonly Stream _inner;
     private readonly byte[] _in;
@@ -185,15 +185,6 @@ internal sealed unsafe class ZstdDecompressStream : Stream
         }
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
