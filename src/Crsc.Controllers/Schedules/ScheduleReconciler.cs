@@ -1,0 +1,413 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text.Json;
+using Crsc.Api;
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Events;
+using Crsc.Controllers.Informers;
+using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.NodeAgent;
+using Crsc.Controllers.Reconciling;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using KubeTime = Crsc.Api.Crds.KubeTime;
+
+namespace Crsc.Controllers.Schedules;
+
+public sealed record ScheduleReconcilerOptions
+{
+    /// <summary>This node: only schedules whose target has running pods here are run, and only for those pods.</summary>
+    public required string NodeName { get; init; }
+
+    /// <summary>Intervals below this are refused (Ready=False, <c>IntervalTooShort</c>).</summary>
+    public TimeSpan MinimumInterval { get; init; } = ScheduleTiming.MinimumInterval;
+}
+
+/// <summary>
+/// Runs <see cref="CheckpointSchedule"/>s on the node agent (every node, not leader-only): for a schedule whose
+/// target (Deployment, StatefulSet or Pod) has running pods on this node, at each due time (see
+/// <see cref="ScheduleTiming"/>) it creates one <see cref="ContainerCheckpoint"/> per selected container of each
+/// such pod — named <c>&lt;workload&gt;-&lt;container&gt;-&lt;time&gt;</c>, labelled with the schedule, workload and container,
+/// owned by the schedule, <c>deletionPolicy: Delete</c> — which the <see cref="ContainerCheckpointReconciler"/> then
+/// executes. It writes the schedule's status (last/next times, last name, Ready) and waits with
+/// <see cref="ReconcileResult.RequeueAfter"/>. Names come from the due time, so a retry after a crash or a lost
+/// status write finds the checkpoint it made (AlreadyExists) instead of making a second. After each completed
+/// checkpoint, <see cref="CheckpointRetention"/> deletes what the schedule's retention lets go; the checkpoints'
+/// finalizer then removes their archives.
+/// </summary>
+public sealed class ScheduleReconciler : IReconciler
+{
+    /// <summary>crsc's sidecar: never checkpointed unless a schedule names it.</summary>
+    public const string InterceptorContainer = "crsc-interceptor";
+
+    /// <summary>The index of the schedule informer by <c>&lt;namespace&gt;/&lt;kind&gt;/&lt;name&gt;</c> of the target.</summary>
+    public const string ByTargetIndex = "crsc.io/by-target";
+
+    public const string ReasonScheduled = "Scheduled";
+    public const string ReasonSuspended = "Suspended";
+    public const string ReasonInvalidSpec = "InvalidSpec";
+    public const string ReasonIntervalTooShort = "IntervalTooShort";
+    public const string ReasonInvalidCron = "InvalidCron";
+    public const string ReasonNoNextTime = "NoNextTime";
+    public const string ReasonNoContainers = "NoContainers";
+
+    private readonly IKubeResourceClient<CheckpointSchedule> _schedulesApi;
+    private readonly IKubeResourceClient<ContainerCheckpoint> _checkpointsApi;
+    private readonly Informer<CheckpointSchedule> _schedules;
+    private readonly Informer<Pod> _pods;
+    private readonly Informer<ContainerCheckpoint> _checkpoints;
+    private readonly IEventRecorder _events;
+    private readonly ScheduleReconcilerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    // when this process first saw a schedule that has no creationTimestamp (the anchor of its slots)
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _firstSeen = new(StringComparer.Ordinal);
+
+    public ScheduleReconciler(
+        IKubeApi kube,
+        Informer<CheckpointSchedule> schedules,
+        Informer<Pod> pods,
+        Informer<ContainerCheckpoint> checkpoints,
+        IEventRecorder events,
+        ScheduleReconcilerOptions options,
+        TimeProvider time,
+        ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(kube);
+        ArgumentException.ThrowIfNullOrWhiteSpace(options.NodeName);
+        _schedulesApi = kube.Resource(CrscResources.CheckpointSchedules);
+        _checkpointsApi = kube.Resource(CrscResources.ContainerCheckpoints);
+        _schedules = schedules;
+        _pods = pods;
+        _checkpoints = checkpoints;
+        _events = events;
+        _options = options;
+        _time = time;
+        _logger = logger ?? NullLogger.Instance;
+        TryAddIndexer(schedules, ByTargetIndex, s => [TargetKey(s.Metadata.Namespace, s.Spec.Target.Kind.ToString(), s.Spec.Target.Name)]);
+        TryAddIndexer(checkpoints, Indexers.OwnerUid, Indexers.ByOwnerUid);
+    }
+
+    /// <summary>The schedules whose target <paramref name="pod"/> is part of (for watching pods).</summary>
+    public static IEnumerable<ObjectKey> SchedulesOfPod(Informer<CheckpointSchedule> schedules, Pod pod)
+    {
+        var ns = pod.Metadata.Namespace;
+        var keys = new HashSet<string>(StringComparer.Ordinal) { TargetKey(ns, nameof(ScheduleTargetKind.Pod), pod.Metadata.Name ?? "") };
+        if (ControllerOf(pod) is { } owner)
+        {
+            if (owner.Kind == "StatefulSet") keys.Add(TargetKey(ns, nameof(ScheduleTargetKind.StatefulSet), owner.Name));
+            else if (owner.Kind == "ReplicaSet") keys.Add(TargetKey(ns, nameof(ScheduleTargetKind.Deployment), PodOwnerWorkloadResolver.WorkloadOf(pod)));
+        }
+        return keys.SelectMany(k => schedules.ByIndex(ByTargetIndex, k)).Select(s => EnqueueHandlers.KeyOf(s)).Distinct();
+    }
+
+    public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
+    {
+        var schedule = _schedules.Get(key);
+        if (schedule is null || schedule.Metadata.DeletionTimestamp is not null)
+        {
+            if (schedule?.Metadata.Uid is { } gone) _firstSeen.TryRemove(gone, out _);
+            return ReconcileResult.Done;
+        }
+        // only the nodes running the target's pods act on a schedule (and write its status)
+        var pods = TargetPods(schedule);
+        if (pods.Count == 0) return ReconcileResult.Done;
+        var now = _time.GetUtcNow();
+
+        await ApplyRetentionAsync(schedule, now, ct).ConfigureAwait(false);
+
+        var errors = schedule.Spec.Validate();
+        if (errors.Count > 0)
+            return await NotRunnableAsync(schedule, ReasonInvalidSpec,
+                "invalid spec: " + string.Join("; ", errors.Select(e => e.ToString())), ct).ConfigureAwait(false);
+        var grid = Grid(schedule, out var gridReason, out var gridProblem);
+        if (grid is null)
+            return await NotRunnableAsync(schedule, gridReason!, gridProblem!, ct).ConfigureAwait(false);
+        if (schedule.Spec.Suspend)
+            return await WriteStatusAsync(schedule, s =>
+            {
+                s.NextCheckpointTime = null;
+                s.SetCondition(ConditionTypes.Ready, ConditionStatus.False, ReasonSuspended,
+                    "suspended: no new checkpoints until spec.suspend is false", schedule.Metadata.Generation, now);
+            }, ct).ConfigureAwait(false) ? ReconcileResult.Done : ReconcileResult.Requeue;
+
+        var jitter = ScheduleTiming.Jitter(schedule.Metadata.Uid, grid.Period);
+        var decision = ScheduleTiming.Decide(grid, jitter, schedule.Status?.LastCheckpointTime, now);
+        var lastTime = schedule.Status?.LastCheckpointTime;
+        var lastName = schedule.Status?.LastCheckpointName;
+        if (decision.RunAt is { } runAt)
+        {
+            var made = 0;
+            foreach (var pod in pods)
+            {
+                foreach (var container in SelectContainers(schedule, pod))
+                {
+                    lastName = await EnsureCheckpointAsync(schedule, pod, container, runAt, ct).ConfigureAwait(false);
+                    made++;
+                }
+            }
+            if (made == 0)
+                return await NotRunnableAsync(schedule, ReasonNoContainers,
+                    $"none of the containers {string.Join(", ", schedule.Spec.Containers ?? [])} is in the target's pods on node {_options.NodeName}",
+                    ct).ConfigureAwait(false);
+            lastTime = runAt;
+        }
+
+        var (reason, message, ready) = decision.NextAt is { } next
+            ? (ReasonScheduled, $"next checkpoint at {KubeTime.ToText(next)}", ConditionStatus.True)
+            : (ReasonNoNextTime, $"cron schedule '{schedule.Spec.Cron}' names no time in the next five years", ConditionStatus.False);
+        var written = await WriteStatusAsync(schedule, s =>
+        {
+            s.LastCheckpointTime = lastTime;
+            s.LastCheckpointName = lastName;
+            s.NextCheckpointTime = decision.NextAt is { } n ? KubeTime.Truncate(n) : null;
+            s.SetCondition(ConditionTypes.Ready, ready, reason, message, schedule.Metadata.Generation, now);
+        }, ct).ConfigureAwait(false);
+        if (!written) return ReconcileResult.Requeue;
+        return decision.NextAt is { } wake
+            ? ReconcileResult.RequeueAfter(wake > now ? wake - now : TimeSpan.Zero)
+            : ReconcileResult.Done;
+    }
+
+    /// <summary>The running pods of the schedule's target on this node, by name.</summary>
+    private List<Pod> TargetPods(CheckpointSchedule schedule)
+    {
+        var ns = schedule.Metadata.Namespace;
+        var target = schedule.Spec.Target;
+        return [.. _pods.List()
+            .Where(p => p.Metadata.Namespace == ns
+                && p.Spec.NodeName == _options.NodeName
+                && p.Metadata.DeletionTimestamp is null
+                && p.Status?.Phase == "Running"
+                && IsTarget(p, target))
+            .OrderBy(p => p.Metadata.Name, StringComparer.Ordinal)];
+    }
+
+    private static bool IsTarget(Pod pod, ScheduleTarget target)
+    {
+        var owner = ControllerOf(pod);
+        return target.Kind switch
+        {
+            ScheduleTargetKind.Pod => pod.Metadata.Name == target.Name,
+            ScheduleTargetKind.StatefulSet => owner is { Kind: "StatefulSet" } && owner.Name == target.Name,
+            ScheduleTargetKind.Deployment => owner is { Kind: "ReplicaSet" } && PodOwnerWorkloadResolver.WorkloadOf(pod) == target.Name,
+            _ => false,
+        };
+    }
+
+    private static OwnerReference? ControllerOf(Pod pod) => pod.Metadata.OwnerReferences?.FirstOrDefault(o => o.Controller == true);
+
+    /// <summary>spec.containers that the pod has (in spec order), or every container but crsc's sidecar.</summary>
+    private IEnumerable<string> SelectContainers(CheckpointSchedule schedule, Pod pod)
+    {
+        var present = pod.Spec.Containers.Select(c => c.Name).ToList();
+        if (schedule.Spec.Containers is not { Count: > 0 } wanted) return present.Where(c => c != InterceptorContainer);
+        var missing = wanted.Where(c => !present.Contains(c)).ToList();
+        if (missing.Count > 0)
+            _events.Warning(schedule, "ContainerNotFound",
+                $"pod {pod.Metadata.Name} has no container {string.Join(", ", missing)}; it has: {string.Join(", ", present)}");
+        return wanted.Where(present.Contains);
+    }
+
+    private ScheduleGrid? Grid(CheckpointSchedule schedule, out string? reason, out string? problem)
+    {
+        reason = problem = null;
+        var anchor = schedule.Metadata.CreationTimestamp
+            ?? _firstSeen.GetOrAdd(schedule.Metadata.Uid ?? schedule.Metadata.Key.ToString(), _ => KubeTime.Truncate(_time.GetUtcNow()));
+        if (schedule.Spec.Cron is { } text)
+        {
+            // Validate() accepted the shape; the fields' values are checked here
+            if (CronExpression.TryParse(text, out var cron, out var error)) return new CronGrid(cron, anchor);
+            (reason, problem) = (ReasonInvalidCron, error);
+            return null;
+        }
+        var interval = schedule.Spec.IntervalValue!.Value;
+        if (interval < _options.MinimumInterval)
+        {
+            reason = ReasonIntervalTooShort;
+            problem = $"interval '{schedule.Spec.Interval}' is shorter than the minimum of {GoDuration.Format(_options.MinimumInterval)}";
+            return null;
+        }
+        return new IntervalGrid(anchor, interval);
+    }
+
+    /// <summary>
+    /// Creates the checkpoint of <paramref name="pod"/>/<paramref name="container"/> for the run at <paramref name="runAt"/>,
+    /// or finds the one an earlier attempt made. The name is the plain one unless another pod of the workload has it
+    /// (replicas checkpointed in the same second); then it carries a hash of the pod's name.
+    /// </summary>
+    private async Task<string> EnsureCheckpointAsync(CheckpointSchedule schedule, Pod pod, string container, DateTimeOffset runAt,
+        CancellationToken ct)
+    {
+        var workload = schedule.Spec.Target.Name;
+        var podName = pod.Metadata.Name!;
+        string[] names =
+        [
+            ScheduleNames.CheckpointName(workload, container, runAt),
+            ScheduleNames.CheckpointName(workload, container, runAt, ScheduleNames.ShortHash(podName)[..6]),
+        ];
+        foreach (var name in names)
+        {
+            if (_checkpoints.Get(new ObjectKey(schedule.Metadata.Namespace, name)) is { } cached)
+            {
+                if (IsRunOf(cached, schedule, podName, container)) return name;
+                continue;
+            }
+            try
+            {
+                await _checkpointsApi.CreateAsync(NewCheckpoint(schedule, name, podName, container, runAt), ct).ConfigureAwait(false);
+                Log.CheckpointCreated(_logger, schedule.Metadata.Namespace!, schedule.Metadata.Name!, name, podName, container, runAt);
+                _events.Normal(schedule, "CheckpointCreated", $"created ContainerCheckpoint {name} of pod {podName} container {container}");
+                return name;
+            }
+            catch (AlreadyExistsException)
+            {
+                ContainerCheckpoint existing;
+                try
+                {
+                    existing = await _checkpointsApi.GetAsync(schedule.Metadata.Namespace, name, ct).ConfigureAwait(false);
+                }
+                catch (NotFoundException)
+                {
+                    // deleted in between: the next reconcile makes it again
+                    throw new InvalidOperationException($"ContainerCheckpoint {name} existed and was deleted while looking at it; retrying");
+                }
+                if (IsRunOf(existing, schedule, podName, container))
+                {
+                    Log.CheckpointExisted(_logger, schedule.Metadata.Namespace!, schedule.Metadata.Name!, name, runAt);
+                    return name;
+                }
+            }
+        }
+        throw new InvalidOperationException(
+            $"ContainerCheckpoints {string.Join(" and ", names)} exist and are not of schedule {schedule.Metadata.Name} pod {podName} container {container}");
+    }
+
+    private static bool IsRunOf(ContainerCheckpoint c, CheckpointSchedule schedule, string pod, string container) =>
+        c.Spec.PodName == pod && c.Spec.Container == container
+        && c.Metadata.OwnerReferences?.Any(o => o.Uid == schedule.Metadata.Uid) == true;
+
+    private static ContainerCheckpoint NewCheckpoint(CheckpointSchedule schedule, string name, string pod, string container,
+        DateTimeOffset runAt) => new()
+    {
+        Metadata = new ObjectMeta
+        {
+            Name = name,
+            Namespace = schedule.Metadata.Namespace,
+            Labels = new()
+            {
+                [CrscAnnotations.ScheduleLabel] = ScheduleNames.LabelValue(schedule.Metadata.Name!),
+                [CrscAnnotations.WorkloadLabel] = ScheduleNames.LabelValue(schedule.Spec.Target.Name),
+                [CrscAnnotations.ContainerLabel] = container,
+            },
+            Annotations = new() { [ScheduledForAnnotation] = KubeTime.ToText(runAt) },
+            OwnerReferences =
+            [
+                new OwnerReference
+                {
+                    ApiVersion = CrscApi.GroupVersion,
+                    Kind = CheckpointSchedule.KindName,
+                    Name = schedule.Metadata.Name!,
+                    Uid = schedule.Metadata.Uid ?? "",
+                    Controller = true,
+                    BlockOwnerDeletion = true,
+                },
+            ],
+        },
+        Spec = new ContainerCheckpointSpec { PodName = pod, Container = container, DeletionPolicy = DeletionPolicy.Delete },
+    };
+
+    /// <summary>On ContainerCheckpoints a schedule made: the due time of the run (UTC, RFC 3339).</summary>
+    public const string ScheduledForAnnotation = "crsc.io/scheduled-for";
+
+    private async Task ApplyRetentionAsync(CheckpointSchedule schedule, DateTimeOffset now, CancellationToken ct)
+    {
+        if (schedule.Metadata.Uid is not { Length: > 0 } uid) return;
+        var owned = _checkpoints.ByIndex(Indexers.OwnerUid, uid)
+            .Where(c => c.Metadata.Namespace == schedule.Metadata.Namespace
+                && c.Metadata.OwnerReferences!.Any(o => o.Uid == uid && o.Controller == true));
+        foreach (var group in owned.GroupBy(c => c.Spec.Container, StringComparer.Ordinal))
+        {
+            var doomed = CheckpointRetention.Select(group, schedule.Spec.Retention, now);
+            if (doomed.Count == 0) continue;
+            foreach (var c in doomed)
+            {
+                try
+                {
+                    await _checkpointsApi.DeleteAsync(c.Metadata.Namespace, c.Metadata.Name!,
+                        new DeleteOptions(PreconditionUid: c.Metadata.Uid), ct).ConfigureAwait(false);
+                }
+                catch (NotFoundException)
+                {
+                    // gone already (another node's agent pruned it too)
+                }
+                catch (ConflictException)
+                {
+                    // a new object of that name: not the one retention chose
+                }
+                Log.Pruned(_logger, schedule.Metadata.Namespace!, schedule.Metadata.Name!, c.Metadata.Name!, group.Key,
+                    c.Status?.Phase?.ToString() ?? "");
+            }
+            _events.Normal(schedule, "CheckpointsPruned", string.Create(CultureInfo.InvariantCulture,
+                $"retention deleted {doomed.Count} checkpoint(s) of container {group.Key}: {string.Join(", ", doomed.Select(c => c.Metadata.Name))}"));
+        }
+    }
+
+    private async Task<ReconcileResult> NotRunnableAsync(CheckpointSchedule schedule, string reason, string message, CancellationToken ct)
+    {
+        Log.NotRunnable(_logger, schedule.Metadata.Namespace!, schedule.Metadata.Name!, reason, message);
+        var now = _time.GetUtcNow();
+        var written = await WriteStatusAsync(schedule, s =>
+        {
+            s.NextCheckpointTime = null;
+            s.SetCondition(ConditionTypes.Ready, ConditionStatus.False, reason, message, schedule.Metadata.Generation, now);
+        }, ct).ConfigureAwait(false);
+        _events.Warning(schedule, reason, message);
+        // nothing runs until the spec changes (which queues the schedule again)
+        return written ? ReconcileResult.Done : ReconcileResult.Requeue;
+    }
+
+    /// <summary>
+    /// Writes the status <paramref name="change"/> makes of the cached one, when it changes anything. False on a 409
+    /// (the cache is behind another writer): requeue and decide again from the newer object.
+    /// </summary>
+    private async Task<bool> WriteStatusAsync(CheckpointSchedule cached, Action<CheckpointScheduleStatus> change, CancellationToken ct)
+    {
+        var json = CrscResources.CheckpointSchedules.Json;
+        var updated = JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(cached, json), json)!;
+        updated.Status ??= new CheckpointScheduleStatus();
+        change(updated.Status);
+        updated.Status.ObservedGeneration = cached.Metadata.Generation;
+        if (JsonSerializer.Serialize(updated, json) == JsonSerializer.Serialize(cached, json)) return true;
+        try
+        {
+            await _schedulesApi.UpdateStatusAsync(updated, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (ConflictException)
+        {
+            Log.StatusConflict(_logger, cached.Metadata.Namespace!, cached.Metadata.Name!);
+            return false;
+        }
+        catch (NotFoundException)
+        {
+            return true;
+        }
+    }
+
+    private static string TargetKey(string? ns, string kind, string name) => $"{ns}/{kind}/{name}";
+
+    private static void TryAddIndexer<T>(Informer<T> informer, string name, Func<T, IEnumerable<string>> index)
+        where T : class, IKubernetesObject
+    {
+        try
+        {
+            informer.AddIndexer(name, index);
+        }
+        catch (InvalidOperationException)
+        {
+            // shared informer: another component registered the same index already
+        }
+    }
+}

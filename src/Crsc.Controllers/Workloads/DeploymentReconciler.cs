@@ -1,0 +1,297 @@
+using System.Text.Json;
+using Crsc.Api;
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Events;
+using Crsc.Controllers.Informers;
+using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.Reconciling;
+using Crsc.Controllers.Schedules;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Crsc.Controllers.Workloads;
+
+public sealed record DeploymentReconcilerOptions
+{
+    /// <summary>Shorter <c>crsc.io/checkpoint-interval</c> values are refused (a checkpoint takes seconds).</summary>
+    public TimeSpan MinimumInterval { get; init; } = ScheduleTiming.MinimumInterval;
+
+    /// <summary>Longer values are refused too (they are typing mistakes, and overflow date arithmetic).</summary>
+    public TimeSpan MaximumInterval { get; init; } = TimeSpan.FromDays(366);
+}
+
+/// <summary>
+/// Leader-only. A Deployment annotated <c>crsc.io/checkpoint-restore: "true"</c> gets a <see cref="CheckpointSchedule"/>
+/// of the same name, owned by it (controller, blockOwnerDeletion: garbage collection removes it with the Deployment),
+/// targeting it, at the interval of <c>crsc.io/checkpoint-interval</c> (default 10m, Go durations or plain seconds,
+/// 10s to 366 days), retention <c>keepLast: 5</c>. A changed annotation updates the schedule's target and interval
+/// (users may tune the rest of it); a removed one (or any value but "true") deletes it. A bad interval changes
+/// nothing: a Warning Event on the Deployment names the value, and an existing schedule keeps its interval and gets
+/// <c>Degraded=True</c>, reason <c>InvalidAnnotation</c>. A schedule of that name that the Deployment does not own
+/// is a user's: it is left alone, and said so with an Event.
+/// </summary>
+public sealed class DeploymentReconciler : IReconciler
+{
+    public const string ReasonInvalidAnnotation = "InvalidAnnotation";
+    public const string ReasonScheduleNotOwned = "ScheduleNotOwned";
+    private const string DeploymentApiVersion = "apps/v1";
+    private const string DeploymentKind = "Deployment";
+
+    private readonly IKubeResourceClient<CheckpointSchedule> _schedulesApi;
+    private readonly Informer<Deployment> _deployments;
+    private readonly Informer<CheckpointSchedule> _schedules;
+    private readonly IEventRecorder _events;
+    private readonly DeploymentReconcilerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public DeploymentReconciler(
+        IKubeApi kube,
+        Informer<Deployment> deployments,
+        Informer<CheckpointSchedule> schedules,
+        IEventRecorder events,
+        TimeProvider time,
+        ILogger? logger = null,
+        DeploymentReconcilerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(kube);
+        _schedulesApi = kube.Resource(CrscResources.CheckpointSchedules);
+        _deployments = deployments;
+        _schedules = schedules;
+        _events = events;
+        _time = time;
+        _logger = logger ?? NullLogger.Instance;
+        _options = options ?? new DeploymentReconcilerOptions();
+    }
+
+    /// <summary>The Deployment a schedule event concerns: its owner, and the Deployment of the same name (a user's schedule in the way).</summary>
+    public static IEnumerable<ObjectKey> DeploymentsOfSchedule(CheckpointSchedule schedule) =>
+        EnqueueHandlers.OwnerKeys(schedule, DeploymentKind, "apps").Append(EnqueueHandlers.KeyOf(schedule)).Distinct();
+
+    /// <summary>
+    /// Reads <c>crsc.io/checkpoint-interval</c> (absent: 10m). False with a message naming the value when it is not a
+    /// duration or outside [<paramref name="min"/>, <paramref name="max"/>].
+    /// </summary>
+    public static bool TryParseInterval(string? text, TimeSpan min, TimeSpan max, out TimeSpan interval, out string error)
+    {
+        error = "";
+        if (text is null)
+        {
+            interval = GoDuration.Parse(CrscAnnotations.DefaultCheckpointInterval);
+            return true;
+        }
+        if (!GoDuration.TryParse(text.Trim(), out interval, out var why))
+        {
+            error = $"annotation {CrscAnnotations.CheckpointInterval}: '{text}' is not a duration: {why}";
+            return false;
+        }
+        if (interval < min)
+        {
+            error = $"annotation {CrscAnnotations.CheckpointInterval}: '{text}' is shorter than the minimum of {GoDuration.Format(min)}";
+            return false;
+        }
+        if (interval > max)
+        {
+            error = $"annotation {CrscAnnotations.CheckpointInterval}: '{text}' is longer than the maximum of {GoDuration.Format(max)}";
+            return false;
+        }
+        return true;
+    }
+
+    public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
+    {
+        var deployment = _deployments.Get(key);
+        // gone or going: garbage collection removes the schedule it owns
+        if (deployment is null || deployment.Metadata.DeletionTimestamp is not null) return ReconcileResult.Done;
+        var ns = key.Namespace ?? "";
+        var schedule = _schedules.Get(key);
+        var ownership = OwnershipOf(schedule, deployment);
+        var annotations = deployment.Metadata.Annotations;
+        var managed = annotations?.GetValueOrDefault(CrscAnnotations.CheckpointRestore) == "true";
+
+        if (ownership == Ownership.Stale)
+        {
+            // an earlier Deployment of this name owned it and garbage collection has not got to it yet
+            Log.StaleSchedule(_logger, ns, key.Name, OwnerOf(schedule!)!.Uid);
+            return await DeleteAsync(schedule!, ct).ConfigureAwait(false);
+        }
+        if (!managed)
+        {
+            if (ownership != Ownership.Ours) return ReconcileResult.Done;
+            var result = await DeleteAsync(schedule!, ct).ConfigureAwait(false);
+            Log.ScheduleDeleted(_logger, ns, key.Name);
+            _events.Normal(deployment, "ScheduleDeleted",
+                $"deleted CheckpointSchedule {key.Name}: annotation {CrscAnnotations.CheckpointRestore} is not \"true\"");
+            return result;
+        }
+        if (ownership == Ownership.Foreign)
+        {
+            Log.ForeignSchedule(_logger, ns, key.Name);
+            _events.Warning(deployment, ReasonScheduleNotOwned,
+                $"CheckpointSchedule {key.Name} exists and is not owned by this Deployment; crsc leaves it alone (delete it to let crsc manage the schedule)");
+            return ReconcileResult.Done;
+        }
+
+        var text = annotations?.GetValueOrDefault(CrscAnnotations.CheckpointInterval);
+        if (!TryParseInterval(text, _options.MinimumInterval, _options.MaximumInterval, out var interval, out var error))
+            return await RejectAsync(deployment, schedule, error, ct).ConfigureAwait(false);
+        var intervalText = GoDuration.Format(interval);
+
+        if (schedule is null)
+        {
+            try
+            {
+                await _schedulesApi.CreateAsync(NewSchedule(deployment, intervalText), ct).ConfigureAwait(false);
+            }
+            catch (AlreadyExistsException)
+            {
+                // the cache is behind: decide again when it shows the schedule
+                return ReconcileResult.Requeue;
+            }
+            Log.ScheduleCreated(_logger, ns, key.Name, intervalText);
+            _events.Normal(deployment, "ScheduleCreated", $"created CheckpointSchedule {key.Name}: a checkpoint every {intervalText}");
+            return ReconcileResult.Done;
+        }
+
+        var current = schedule;
+        try
+        {
+            if (NeedsUpdate(schedule, key.Name, intervalText))
+            {
+                var updated = Clone(schedule);
+                updated.Spec.Target = new ScheduleTarget { Kind = ScheduleTargetKind.Deployment, Name = key.Name };
+                updated.Spec.Interval = intervalText;
+                updated.Spec.Cron = null;
+                updated.Spec.Retention ??= DefaultRetention();
+                current = await _schedulesApi.UpdateAsync(updated, ct).ConfigureAwait(false);
+                Log.ScheduleUpdated(_logger, ns, key.Name, schedule.Spec.Interval, intervalText);
+                _events.Normal(deployment, "ScheduleUpdated",
+                    $"CheckpointSchedule {key.Name}: interval {schedule.Spec.Interval ?? schedule.Spec.Cron} -> {intervalText}");
+            }
+            if (current.Status?.FindCondition(ConditionTypes.Degraded) is { Reason: ReasonInvalidAnnotation })
+            {
+                var cleared = Clone(current);
+                cleared.Status!.RemoveCondition(ConditionTypes.Degraded);
+                await _schedulesApi.UpdateStatusAsync(cleared, ct).ConfigureAwait(false);
+            }
+        }
+        catch (ConflictException)
+        {
+            Log.Conflict(_logger, ns, key.Name);
+            return ReconcileResult.Requeue;
+        }
+        catch (NotFoundException)
+        {
+            return ReconcileResult.Requeue;
+        }
+        return ReconcileResult.Done;
+    }
+
+    /// <summary>A bad annotation: say so on the Deployment and the schedule; change nothing else.</summary>
+    private async Task<ReconcileResult> RejectAsync(Deployment deployment, CheckpointSchedule? schedule, string error, CancellationToken ct)
+    {
+        var ns = deployment.Metadata.Namespace ?? "";
+        var name = deployment.Metadata.Name ?? "";
+        var message = schedule is null
+            ? $"{error}; no CheckpointSchedule is created until it is fixed"
+            : $"{error}; CheckpointSchedule {name} keeps {(schedule.Spec.Interval is { } i ? "interval " + i : "its schedule")}";
+        Log.InvalidAnnotation(_logger, ns, name, message);
+        _events.Warning(deployment, ReasonInvalidAnnotation, message);
+        if (schedule is null) return ReconcileResult.Done;
+        var updated = Clone(schedule);
+        updated.Status ??= new CheckpointScheduleStatus();
+        if (!updated.Status.SetCondition(ConditionTypes.Degraded, ConditionStatus.True, ReasonInvalidAnnotation, message,
+                schedule.Metadata.Generation, _time.GetUtcNow()))
+            return ReconcileResult.Done;
+        try
+        {
+            await _schedulesApi.UpdateStatusAsync(updated, ct).ConfigureAwait(false);
+        }
+        catch (ConflictException)
+        {
+            Log.Conflict(_logger, ns, name);
+            return ReconcileResult.Requeue;
+        }
+        catch (NotFoundException)
+        {
+            return ReconcileResult.Requeue;
+        }
+        return ReconcileResult.Done;
+    }
+
+    private async Task<ReconcileResult> DeleteAsync(CheckpointSchedule schedule, CancellationToken ct)
+    {
+        try
+        {
+            await _schedulesApi.DeleteAsync(schedule.Metadata.Namespace, schedule.Metadata.Name!,
+                new DeleteOptions(PreconditionUid: schedule.Metadata.Uid), ct).ConfigureAwait(false);
+        }
+        catch (NotFoundException)
+        {
+        }
+        catch (ConflictException)
+        {
+            // another object of that name by now: look again
+            return ReconcileResult.Requeue;
+        }
+        return ReconcileResult.Done;
+    }
+
+    private static bool NeedsUpdate(CheckpointSchedule schedule, string name, string interval) =>
+        schedule.Spec.Target.Kind != ScheduleTargetKind.Deployment
+        || schedule.Spec.Target.Name != name
+        || schedule.Spec.Interval != interval
+        || schedule.Spec.Cron is not null
+        || schedule.Spec.Retention is null;
+
+    private static CheckpointSchedule NewSchedule(Deployment deployment, string interval) => new()
+    {
+        Metadata = new ObjectMeta
+        {
+            Name = deployment.Metadata.Name,
+            Namespace = deployment.Metadata.Namespace,
+            Labels = new() { [CrscAnnotations.WorkloadLabel] = ScheduleNames.LabelValue(deployment.Metadata.Name!) },
+            OwnerReferences =
+            [
+                new OwnerReference
+                {
+                    ApiVersion = DeploymentApiVersion,
+                    Kind = DeploymentKind,
+                    Name = deployment.Metadata.Name!,
+                    Uid = deployment.Metadata.Uid ?? "",
+                    Controller = true,
+                    BlockOwnerDeletion = true,
+                },
+            ],
+        },
+        Spec = new CheckpointScheduleSpec
+        {
+            Target = new ScheduleTarget { Kind = ScheduleTargetKind.Deployment, Name = deployment.Metadata.Name! },
+            Interval = interval,
+            Retention = DefaultRetention(),
+        },
+    };
+
+    private static RetentionPolicy DefaultRetention() => new() { KeepLast = RetentionPolicy.DefaultKeepLast };
+
+    private enum Ownership { None, Ours, Stale, Foreign }
+
+    private static Ownership OwnershipOf(CheckpointSchedule? schedule, Deployment deployment)
+    {
+        if (schedule is null) return Ownership.None;
+        if (OwnerOf(schedule) is not { } owner || owner.Name != deployment.Metadata.Name) return Ownership.Foreign;
+        return owner.Uid == deployment.Metadata.Uid ? Ownership.Ours : Ownership.Stale;
+    }
+
+    /// <summary>The schedule's controlling Deployment reference, if a Deployment controls it.</summary>
+    private static OwnerReference? OwnerOf(CheckpointSchedule schedule) =>
+        schedule.Metadata.OwnerReferences?.FirstOrDefault(o =>
+            o.Controller == true && o.Kind == DeploymentKind && o.ApiVersion.StartsWith("apps/", StringComparison.Ordinal));
+
+    private static CheckpointSchedule Clone(CheckpointSchedule obj)
+    {
+        var json = CrscResources.CheckpointSchedules.Json;
+        return JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(obj, json), json)!;
+    }
+}

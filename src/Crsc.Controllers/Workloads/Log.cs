@@ -1,0 +1,28 @@
+using Microsoft.Extensions.Logging;
+
+namespace Crsc.Controllers.Workloads;
+
+// Event ids: the Deployment reconciler 1–19; other workload reconcilers take the next free block of 20.
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "Deployment {Namespace}/{Name}: created CheckpointSchedule, interval {Interval}")]
+    public static partial void ScheduleCreated(ILogger logger, string @namespace, string name, string interval);
+
+    [LoggerMessage(2, LogLevel.Information, "Deployment {Namespace}/{Name}: CheckpointSchedule interval {Old} -> {New}")]
+    public static partial void ScheduleUpdated(ILogger logger, string @namespace, string name, string? old, string @new);
+
+    [LoggerMessage(3, LogLevel.Information, "Deployment {Namespace}/{Name}: no longer managed; deleted its CheckpointSchedule")]
+    public static partial void ScheduleDeleted(ILogger logger, string @namespace, string name);
+
+    [LoggerMessage(4, LogLevel.Warning, "Deployment {Namespace}/{Name}: {Message}")]
+    public static partial void InvalidAnnotation(ILogger logger, string @namespace, string name, string message);
+
+    [LoggerMessage(5, LogLevel.Warning, "Deployment {Namespace}/{Name}: CheckpointSchedule of that name is not owned by the Deployment; leaving it alone")]
+    public static partial void ForeignSchedule(ILogger logger, string @namespace, string name);
+
+    [LoggerMessage(6, LogLevel.Information, "Deployment {Namespace}/{Name}: CheckpointSchedule was left by an earlier Deployment of that name (owner uid {OldUid}); replacing it")]
+    public static partial void StaleSchedule(ILogger logger, string @namespace, string name, string oldUid);
+
+    [LoggerMessage(7, LogLevel.Information, "Deployment {Namespace}/{Name}: write conflicted with another writer (409); looking again")]
+    public static partial void Conflict(ILogger logger, string @namespace, string name);
+}
