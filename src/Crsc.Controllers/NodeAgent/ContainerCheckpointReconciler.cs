@@ -58,6 +58,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CheckpointMetrics? _metrics;
+    private readonly ICheckpointImagePublisher? _images;
     // archives this process committed, by checkpoint UID: a status write that failed after the archive was stored is
     // finished from here, and recovery never mistakes one of them for an earlier daemon's archive
     private readonly ConcurrentDictionary<string, string> _produced = new(StringComparer.Ordinal);
@@ -72,7 +73,8 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         ContainerCheckpointReconcilerOptions options,
         TimeProvider time,
         ILogger? logger = null,
-        CheckpointMetrics? metrics = null)
+        CheckpointMetrics? metrics = null,
+        ICheckpointImagePublisher? imagePublisher = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentException.ThrowIfNullOrWhiteSpace(options.NodeName);
@@ -87,6 +89,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         _time = time;
         _logger = logger ?? NullLogger.Instance;
         _metrics = metrics;
+        _images = imagePublisher;
         try
         {
             checkpoints.AddIndexer(ByPodIndex, c => [$"{c.Metadata.Namespace}/{c.Spec.PodName}"]);
@@ -377,6 +380,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
     {
         var uid = ckpt.Metadata.Uid ?? "";
         var name = ContentNameFor(uid);
+        var imageReference = await PublishImageAsync(ckpt, info, ct).ConfigureAwait(false);
         var content = new ContainerCheckpointContent
         {
             Metadata = new ObjectMeta
@@ -405,6 +409,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
                 Digest = info.Digest,
                 SizeBytes = info.Size,
                 Compression = info.Compression == CheckpointCompression.Zstd ? ArchiveCompression.Zstd : ArchiveCompression.None,
+                ImageReference = imageReference,
                 Source = new Crsc.Api.Crds.CheckpointSource
                 {
                     Namespace = info.Namespace,
@@ -434,6 +439,29 @@ public sealed class ContainerCheckpointReconciler : IReconciler
             if (existing.Spec.CheckpointRef.Uid != uid)
                 throw new InvalidOperationException($"ContainerCheckpointContent {name} exists and belongs to another checkpoint ({existing.Spec.CheckpointRef.Uid})");
             return existing;
+        }
+    }
+
+    /// <summary>
+    /// The checkpoint image's reference (null when images are off). A failure here does not fail the checkpoint: the
+    /// archive is stored and usable; the Content just has no image, and a Warning Event says why.
+    /// </summary>
+    private async Task<string?> PublishImageAsync(ContainerCheckpoint ckpt, CheckpointInfo info, CancellationToken ct)
+    {
+        if (_images is null) return null;
+        try
+        {
+            return await _images.PublishAsync(info, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e)
+        {
+            Log.ImagePublishFailed(_logger, e, ckpt.Metadata.Namespace!, ckpt.Metadata.Name!, info.Id);
+            _events.Warning(ckpt, "ImagePublishFailed", $"checkpoint {info.Id} is stored but has no image: {e.Message}");
+            return null;
         }
     }
 

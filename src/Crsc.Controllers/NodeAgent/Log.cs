@@ -48,4 +48,7 @@ internal static partial class Log
 
     [LoggerMessage(27, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name}: could not record the result in its status; retrying from the stored archive")]
     public static partial void StatusWriteFailed(ILogger logger, Exception e, string @namespace, string name);
+
+    [LoggerMessage(28, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name}: archive {CheckpointId} stored, but its image could not be published")]
+    public static partial void ImagePublishFailed(ILogger logger, Exception e, string @namespace, string name, string checkpointId);
 }

@@ -67,7 +67,8 @@ public sealed class NodeAgentComponents
         CheckpointMetrics? metrics = null,
         Informer<Pod>? pods = null,
         int? workers = null,
-        TimeSpan? recoveryWindow = null)
+        TimeSpan? recoveryWindow = null,
+        ICheckpointImagePublisher? imagePublisher = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentNullException.ThrowIfNull(loggers);
@@ -77,7 +78,7 @@ public sealed class NodeAgentComponents
         var options = new ContainerCheckpointReconcilerOptions { NodeName = nodeName };
         if (recoveryWindow is { } window) options = options with { RecoveryWindow = window };
         var reconciler = new ContainerCheckpointReconciler(kube, pods, checkpoints, runner, store, events, options, time,
-            loggers.CreateLogger<ContainerCheckpointReconciler>(), metrics);
+            loggers.CreateLogger<ContainerCheckpointReconciler>(), metrics, imagePublisher);
         var concurrency = (runner as CheckpointRunner)?.Options.MaxConcurrent ?? 1;
         var controller = new Controller(ControllerName, reconciler, time, loggers.CreateLogger<Controller>(),
             new ControllerOptions { Workers = workers ?? concurrency + 2 });

@@ -7,6 +7,7 @@ using Crsc.Controllers.Metrics;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Reconciling;
 using Crsc.Controllers.Runtime;
+using Crsc.Controllers.Storage;
 using Crsc.Controllers.Tests.Fakes;
 using Crsc.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -45,7 +46,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncDisposable
     }
 
     /// <summary>A node agent (informers + reconciler) for <paramref name="node"/>; a new one is a daemon restart.</summary>
-    private async Task<Agent> StartAgentAsync(string node = "n1")
+    private async Task<Agent> StartAgentAsync(string node = "n1", ICheckpointImagePublisher? images = null)
     {
         var pods = NodeAgentComponents.CreatePodInformer(_kube, node, TimeProvider.System, NullLoggerFactory.Instance);
         var ckpts = new Informer<ContainerCheckpoint>(_ckptApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance);
@@ -54,7 +55,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncDisposable
         _runners.Add(runner);
         var reconciler = new ContainerCheckpointReconciler(_kube, pods, ckpts, runner, _store, _events,
             new ContainerCheckpointReconcilerOptions { NodeName = node }, TimeProvider.System, NullLogger.Instance,
-            new CheckpointMetrics(new MetricsRegistry()));
+            new CheckpointMetrics(new MetricsRegistry()), images);
         _running.Add(pods.RunAsync(_stop.Token));
         _running.Add(ckpts.RunAsync(_stop.Token));
         await pods.WaitForSyncAsync(_stop.Token);
@@ -136,6 +137,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncDisposable
         Assert.Equal(pod.Metadata.Uid, content.Spec.Source.PodUid);
         Assert.Equal((Ns, "db-0-manual", ckpt.Metadata.Uid), (content.Spec.CheckpointRef.Namespace, content.Spec.CheckpointRef.Name, content.Spec.CheckpointRef.Uid));
         Assert.Equal(DeletionPolicy.Delete, content.Spec.DeletionPolicy);
+        Assert.Null(content.Spec.ImageReference); // no image publisher on this node
         Assert.Empty(content.Spec.Validate());
         var owner = Assert.Single(content.Metadata.OwnerReferences!);
         Assert.Equal((ContainerCheckpoint.KindName, "db-0-manual", ckpt.Metadata.Uid), (owner.Kind, owner.Name, owner.Uid));
@@ -146,6 +148,64 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncDisposable
         Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("db-0-manual"));
         Assert.Single(_runtime.CheckpointCalls);
         Assert.Single(_contentApi.AllStored());
+    }
+
+    [Fact]
+    public async Task The_content_gets_the_image_reference_the_publisher_gives_for_the_committed_archive()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var images = new RecordingImagePublisher("127.0.0.1:5055");
+        var agent = await StartAgentAsync(images: images);
+        await CreateCheckpointAsync("c1", "db-0", "postgres");
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+
+        var archive = Assert.Single(_store.List());
+        var published = Assert.Single(images.Published);
+        Assert.Equal(archive.Id, published.Id);
+        var s = Stored("c1");
+        Assert.Equal(ContainerCheckpointPhase.Completed, s.Status!.Phase);
+        var content = _contentApi.Stored(null, s.Status.ContentName!)!;
+        Assert.Equal($"127.0.0.1:5055/crsc/shop/db/postgres@{RecordingImagePublisher.ManifestDigestOf(archive)}", content.Spec.ImageReference);
+        Assert.Empty(content.Spec.Validate());
+    }
+
+    [Fact]
+    public async Task A_publisher_failure_leaves_a_completed_checkpoint_without_image_and_a_Warning_event()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var images = new RecordingImagePublisher("127.0.0.1:5055")
+        {
+            Failure = new CheckpointImageException("x", "checkpoint x records no base image (rootfsImageName of config.dump)"),
+        };
+        var agent = await StartAgentAsync(images: images);
+        await CreateCheckpointAsync("c1", "db-0", "postgres");
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+
+        var s = Stored("c1");
+        Assert.Equal(ContainerCheckpointPhase.Completed, s.Status!.Phase);
+        Assert.Null(_contentApi.Stored(null, s.Status.ContentName!)!.Spec.ImageReference);
+        Assert.Contains(_events.Events, e => e.Type == "Warning" && e.Reason == "ImagePublishFailed" && e.Message.Contains("rootfsImageName"));
+        Assert.Single(_store.List());
+    }
+
+    /// <summary>Names images as the embedded endpoint does (by the archive's store coordinates and a digest derived from it).</summary>
+    private sealed class RecordingImagePublisher(string advertise) : ICheckpointImagePublisher
+    {
+        public List<CheckpointInfo> Published { get; } = [];
+        public Exception? Failure { get; init; }
+
+        public static string ManifestDigestOf(CheckpointInfo c) =>
+            "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(c.Id + c.Digest)));
+
+        public Task<string?> PublishAsync(CheckpointInfo checkpoint, CancellationToken ct)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (Failure is not null) throw Failure;
+            Published.Add(checkpoint);
+            return Task.FromResult<string?>($"{advertise}/crsc/{checkpoint.Namespace}/{checkpoint.Workload}/{checkpoint.Container}@{ManifestDigestOf(checkpoint)}");
+        }
     }
 
     [Fact]

@@ -1,0 +1,12 @@
+using Microsoft.Extensions.Logging;
+
+namespace Crsc.Storage.Oci;
+
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 101, Level = LogLevel.Debug, Message = "Checkpoint {CheckpointId} is not served as an image: {Reason}")]
+    public static partial void NoImage(ILogger logger, string checkpointId, string reason);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Checkpoint {CheckpointId} published as {ImageReference}")]
+    public static partial void Published(ILogger logger, string checkpointId, string imageReference);
+}
