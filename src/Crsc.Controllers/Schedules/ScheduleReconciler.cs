@@ -130,7 +130,7 @@ public sealed class ScheduleReconciler : IReconciler
                 s.NextCheckpointTime = null;
                 s.SetCondition(ConditionTypes.Ready, ConditionStatus.False, ReasonSuspended,
                     "suspended: no new checkpoints until spec.suspend is false", schedule.Metadata.Generation, now);
-            }, ct).ConfigureAwait(false) ? ReconcileResult.Done : ReconcileResult.Requeue;
+            }, ct).ConfigureAwait(false) == StatusWrite.Conflict ? ReconcileResult.Requeue : ReconcileResult.Done;
 
         var jitter = ScheduleTiming.Jitter(schedule.Metadata.Uid, grid.Period);
         var decision = ScheduleTiming.Decide(grid, jitter, schedule.Status?.LastCheckpointTime, now);
@@ -164,7 +164,7 @@ public sealed class ScheduleReconciler : IReconciler
             s.NextCheckpointTime = decision.NextAt is { } n ? KubeTime.Truncate(n) : null;
             s.SetCondition(ConditionTypes.Ready, ready, reason, message, schedule.Metadata.Generation, now);
         }, ct).ConfigureAwait(false);
-        if (!written) return ReconcileResult.Requeue;
+        if (written == StatusWrite.Conflict) return ReconcileResult.Requeue;
         return decision.NextAt is { } wake
             ? ReconcileResult.RequeueAfter(wake > now ? wake - now : TimeSpan.Zero)
             : ReconcileResult.Done;
@@ -363,36 +363,39 @@ public sealed class ScheduleReconciler : IReconciler
             s.NextCheckpointTime = null;
             s.SetCondition(ConditionTypes.Ready, ConditionStatus.False, reason, message, schedule.Metadata.Generation, now);
         }, ct).ConfigureAwait(false);
-        _events.Warning(schedule, reason, message);
+        // once, when it becomes so (the schedule is reconciled again on every change of its pods)
+        if (written == StatusWrite.Written) _events.Warning(schedule, reason, message);
         // nothing runs until the spec changes (which queues the schedule again)
-        return written ? ReconcileResult.Done : ReconcileResult.Requeue;
+        return written == StatusWrite.Conflict ? ReconcileResult.Requeue : ReconcileResult.Done;
     }
 
+    private enum StatusWrite { Unchanged, Written, Conflict }
+
     /// <summary>
-    /// Writes the status <paramref name="change"/> makes of the cached one, when it changes anything. False on a 409
+    /// Writes the status <paramref name="change"/> makes of the cached one, when it changes anything. Conflict on a 409
     /// (the cache is behind another writer): requeue and decide again from the newer object.
     /// </summary>
-    private async Task<bool> WriteStatusAsync(CheckpointSchedule cached, Action<CheckpointScheduleStatus> change, CancellationToken ct)
+    private async Task<StatusWrite> WriteStatusAsync(CheckpointSchedule cached, Action<CheckpointScheduleStatus> change, CancellationToken ct)
     {
         var json = CrscResources.CheckpointSchedules.Json;
         var updated = JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(cached, json), json)!;
         updated.Status ??= new CheckpointScheduleStatus();
         change(updated.Status);
         updated.Status.ObservedGeneration = cached.Metadata.Generation;
-        if (JsonSerializer.Serialize(updated, json) == JsonSerializer.Serialize(cached, json)) return true;
+        if (JsonSerializer.Serialize(updated, json) == JsonSerializer.Serialize(cached, json)) return StatusWrite.Unchanged;
         try
         {
             await _schedulesApi.UpdateStatusAsync(updated, ct).ConfigureAwait(false);
-            return true;
+            return StatusWrite.Written;
         }
         catch (ConflictException)
         {
             Log.StatusConflict(_logger, cached.Metadata.Namespace!, cached.Metadata.Name!);
-            return false;
+            return StatusWrite.Conflict;
         }
         catch (NotFoundException)
         {
-            return true;
+            return StatusWrite.Unchanged;
         }
     }
 

@@ -70,6 +70,25 @@ public sealed class DeploymentReconciler : IReconciler
         EnqueueHandlers.OwnerKeys(schedule, DeploymentKind, "apps").Append(EnqueueHandlers.KeyOf(schedule)).Distinct();
 
     /// <summary>
+    /// Enqueues a Deployment when it comes or goes, and on an update only when something the reconciler reads changed
+    /// (its UID, deletion, the two annotations) or on a resync: Deployments' status changes with every pod, and those
+    /// updates would only repeat the same decision (and any Warning event).
+    /// </summary>
+    public static IResourceEventHandler<Deployment> DeploymentEvents(Action<ObjectKey> enqueue) =>
+        new ResourceEventHandler<Deployment>(
+            d => enqueue(EnqueueHandlers.KeyOf(d)),
+            (old, current) =>
+            {
+                if (ReferenceEquals(old, current) || Relevant(old) != Relevant(current)) enqueue(EnqueueHandlers.KeyOf(current));
+            },
+            d => enqueue(EnqueueHandlers.KeyOf(d)));
+
+    private static (string?, bool, string?, string?) Relevant(Deployment d) =>
+        (d.Metadata.Uid, d.Metadata.DeletionTimestamp is null,
+         d.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.CheckpointRestore),
+         d.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.CheckpointInterval));
+
+    /// <summary>
     /// Reads <c>crsc.io/checkpoint-interval</c> (absent: 10m). False with a message naming the value when it is not a
     /// duration or outside [<paramref name="min"/>, <paramref name="max"/>].
     /// </summary>

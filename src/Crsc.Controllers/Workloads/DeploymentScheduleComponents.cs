@@ -63,7 +63,7 @@ public sealed class DeploymentScheduleComponents
         var reconciler = new DeploymentReconciler(kube, deployments, schedules, events, time,
             loggers.CreateLogger<DeploymentReconciler>(), options);
         var controller = new Controller(ControllerName, reconciler, time, loggers.CreateLogger<Controller>());
-        controller.Watch(deployments);
+        controller.Watch(deployments, DeploymentReconciler.DeploymentEvents);
         controller.Watch(schedules, DeploymentReconciler.DeploymentsOfSchedule);
         return new DeploymentScheduleComponents(deployments, schedules, reconciler, controller, owned);
     }

@@ -470,5 +470,12 @@ public sealed class ScheduleReconcilerTests : IAsyncDisposable
         Assert.Equal((ConditionStatus.False, reason), (ready.Status, ready.Reason));
         Assert.Contains(message, ready.Message);
         Assert.Null(StoredSchedule("solo").Status!.NextCheckpointTime);
+
+        // said once, not on every reconcile (the pods' changes queue the schedule again and again)
+        var writes = _schedulesApi.CallCount("updateStatus");
+        await agent.ReconcileAsync("solo");
+        Assert.Equal(writes, _schedulesApi.CallCount("updateStatus"));
+        if (reason != ScheduleReconciler.ReasonNoNextTime)
+            Assert.Single(_events.Events, e => e.Reason == reason && e.Type == "Warning" && e.Message.Contains(message));
     }
 }

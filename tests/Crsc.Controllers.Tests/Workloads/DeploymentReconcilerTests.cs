@@ -270,6 +270,33 @@ public sealed class DeploymentReconcilerTests : IAsyncDisposable
     }
 
     [Fact]
+    public void Deployment_updates_that_change_nothing_the_reconciler_reads_are_not_queued()
+    {
+        var queued = new List<ObjectKey>();
+        var handler = DeploymentReconciler.DeploymentEvents(queued.Add);
+        Deployment D(string? restore, string? interval, int ready = 1)
+        {
+            var d = new Deployment { Metadata = new ObjectMeta { Namespace = Ns, Name = "web", Uid = "u1", Annotations = [] } };
+            if (restore is not null) d.Metadata.Annotations[CrscAnnotations.CheckpointRestore] = restore;
+            if (interval is not null) d.Metadata.Annotations[CrscAnnotations.CheckpointInterval] = interval;
+            d.Status = new DeploymentStatus { ReadyReplicas = ready };
+            return d;
+        }
+
+        handler.OnUpdate(D("true", "5m", ready: 1), D("true", "5m", ready: 2)); // a replica became ready
+        Assert.Empty(queued);
+
+        handler.OnUpdate(D("true", "5m"), D("true", "6m"));
+        handler.OnUpdate(D("true", "5m"), D(null, "5m"));
+        var same = D("true", "5m");
+        handler.OnUpdate(same, same); // a resync
+        handler.OnAdd(same);
+        handler.OnDelete(same);
+        Assert.Equal(5, queued.Count);
+        Assert.All(queued, k => Assert.Equal(new ObjectKey(Ns, "web"), k));
+    }
+
+    [Fact]
     public async Task The_controller_reconciles_on_deployment_and_schedule_changes()
     {
         var components = DeploymentScheduleComponents.Create(_kube, _events, TimeProvider.System, NullLoggerFactory.Instance,
