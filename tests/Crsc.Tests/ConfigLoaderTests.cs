@@ -188,6 +188,108 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal("env CRSC_CHECKPOINT_VIA", e.Source);
     }
 
+    private string AuthFile(string json, UnixFileMode mode = UnixFileMode.UserRead | UnixFileMode.UserWrite)
+    {
+        var path = _dir.Combine($"auth-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, json);
+        File.SetUnixFileMode(path, mode);
+        return path;
+    }
+
+    private static string AuthJson(string host) =>
+        "{\"auths\":{\"" + host + "\":{\"auth\":\"" + Convert.ToBase64String("user:pw"u8.ToArray()) + "\"}}}";
+
+    [Fact]
+    public void Registry_keys_default_to_no_registry_anonymous_and_tls()
+    {
+        var o = ConfigLoader.Load(null, NoEnv, NoFlags, defaultPath: _dir.Combine("absent.yaml")).Options;
+        Assert.Equal(("", "", "false", false), (o.ImagesRegistry, o.ImagesRegistryAuthFile, o.ImagesRegistryInsecure, o.RegistryInsecure));
+    }
+
+    [Fact]
+    public void Registry_keys_are_read_from_the_file_with_their_exact_names()
+    {
+        var auth = AuthFile(AuthJson("registry.example:5000"));
+        var path = Write($"""
+            images:
+              registry: registry.example:5000/crsc
+              registryAuthFile: {auth}
+              registryInsecure: true
+            """);
+        var r = ConfigLoader.Load(path, NoEnv, NoFlags);
+        Assert.True(r.IsValid, string.Join("; ", r.Errors));
+        Assert.Equal("registry.example:5000/crsc", r.Options.ImagesRegistry);
+        Assert.Equal(auth, r.Options.ImagesRegistryAuthFile);
+        Assert.True(r.Options.RegistryInsecure);
+        Assert.Equal($"{path}:2", r.Sources["images.registry"]);
+    }
+
+    [Fact]
+    public void Registry_keys_are_read_from_the_environment_and_flags()
+    {
+        var auth = AuthFile(AuthJson("https://10.0.0.9:5000/v2/"));
+        var env = new Dictionary<string, string>
+        {
+            ["CRSC_IMAGES_REGISTRY"] = "10.0.0.9:5000",
+            ["CRSC_IMAGES_REGISTRY_AUTH_FILE"] = auth,
+            ["CRSC_IMAGES_REGISTRY_INSECURE"] = "true",
+        };
+        var r = ConfigLoader.Load(null, env, NoFlags, defaultPath: _dir.Combine("absent.yaml"));
+        Assert.True(r.IsValid, string.Join("; ", r.Errors));
+        Assert.Equal(("10.0.0.9:5000", auth, true), (r.Options.ImagesRegistry, r.Options.ImagesRegistryAuthFile, r.Options.RegistryInsecure));
+        Assert.Equal("env CRSC_IMAGES_REGISTRY_AUTH_FILE", r.Sources["images.registryAuthFile"]);
+
+        var flags = new Dictionary<string, string> { ["--images-registry"] = "other.example/x", ["--images-registry-insecure"] = "false", ["--images-registry-auth-file"] = "" };
+        var f = ConfigLoader.Load(null, env, flags, defaultPath: _dir.Combine("absent.yaml"));
+        Assert.True(f.IsValid, string.Join("; ", f.Errors));
+        Assert.Equal(("other.example/x", "", false), (f.Options.ImagesRegistry, f.Options.ImagesRegistryAuthFile, f.Options.RegistryInsecure));
+    }
+
+    [Theory]
+    [InlineData("images:\n  registry: https://registry.example\n", "images.registry", "https://registry.example", "without a scheme")]
+    [InlineData("images:\n  registry: registry.example:70000\n", "images.registry", "registry.example:70000", "between 1 and 65535")]
+    [InlineData("images:\n  registry: registry.example/Crsc\n", "images.registry", "registry.example/Crsc", "repository path")]
+    [InlineData("images:\n  registry: reg istry\n", "images.registry", "reg istry", "host[:port]")]
+    [InlineData("images:\n  registryInsecure: yes-please\n", "images.registryInsecure", "yes-please", "true or false")]
+    [InlineData("images:\n  registryAuthFile: auth.json\n", "images.registryAuthFile", "auth.json", "absolute path")]
+    [InlineData("images:\n  registryAuthFile: /nonexistent/auth.json\n", "images.registryAuthFile", "/nonexistent/auth.json", "does not exist")]
+    public void A_bad_registry_value_is_named_with_its_key(string yaml, string key, string value, string problem)
+    {
+        var r = ConfigLoader.Load(Write(yaml), NoEnv, NoFlags);
+        var e = Assert.Single(r.Errors);
+        Assert.Equal((key, value), (e.Key, e.Value));
+        Assert.Contains(problem, e.Problem);
+    }
+
+    [Fact]
+    public void A_registry_auth_file_readable_by_others_is_refused_naming_its_mode()
+    {
+        var auth = AuthFile(AuthJson("registry.example"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var r = ConfigLoader.Load(null, new Dictionary<string, string> { ["CRSC_IMAGES_REGISTRY"] = "registry.example", ["CRSC_IMAGES_REGISTRY_AUTH_FILE"] = auth }, NoFlags,
+            defaultPath: _dir.Combine("absent.yaml"));
+        var e = Assert.Single(r.Errors);
+        Assert.Equal("images.registryAuthFile", e.Key);
+        Assert.Contains("0644", e.Problem);
+        Assert.Contains("0600", e.Problem);
+        Assert.Equal("env CRSC_IMAGES_REGISTRY_AUTH_FILE", e.Source);
+    }
+
+    [Theory]
+    [InlineData("{not json", "not valid JSON")]
+    [InlineData("{\"credsStore\":\"x\"}", "no \"auths\"")]
+    [InlineData("{\"auths\":{\"registry.example\":{\"auth\":\"!!\"}}}", "not base64")]
+    [InlineData("{\"auths\":{\"registry.example\":{\"email\":\"a@b\"}}}", "neither")]
+    [InlineData("{\"auths\":{\"other.example\":{\"username\":\"u\",\"password\":\"p\"}}}", "no entry for registry registry.example (it has: other.example)")]
+    public void A_registry_auth_file_that_cannot_be_used_is_an_error_saying_why(string json, string problem)
+    {
+        var auth = AuthFile(json);
+        var r = ConfigLoader.Load(null, new Dictionary<string, string> { ["CRSC_IMAGES_REGISTRY"] = "registry.example/crsc", ["CRSC_IMAGES_REGISTRY_AUTH_FILE"] = auth }, NoFlags,
+            defaultPath: _dir.Combine("absent.yaml"));
+        var e = Assert.Single(r.Errors);
+        Assert.Equal(("images.registryAuthFile", auth), (e.Key, e.Value));
+        Assert.Contains(problem, e.Problem);
+    }
+
     [Fact]
     public void Unknown_keys_are_errors_naming_the_key_and_line()
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.RegularExpressions;
 
 namespace Crsc.Storage.Oci;
@@ -102,19 +103,31 @@ public sealed record RegistryLocation(string Host, string Prefix)
     public static RegistryLocation Parse(string value)
     {
         ArgumentNullException.ThrowIfNull(value);
+        return TryParse(value, out var location, out var problem) ? location : throw new FormatException($"'{value}' {problem}");
+    }
+
+    /// <param name="problem">why the value is not valid (without the value itself)</param>
+    public static bool TryParse(string value, [NotNullWhen(true)] out RegistryLocation? location, [NotNullWhen(false)] out string? problem)
+    {
+        location = null;
+        problem = null;
         if (value.Contains("://", StringComparison.Ordinal))
-            throw new FormatException($"'{value}' must be host[:port][/prefix] without a scheme (use images.registryInsecure for plain HTTP)");
+        {
+            problem = "must be host[:port][/prefix] without a scheme (plain HTTP is images.registryInsecure)";
+            return false;
+        }
         var slash = value.IndexOf('/', StringComparison.Ordinal);
         var host = slash < 0 ? value : value[..slash];
         var prefix = slash < 0 ? "" : value[(slash + 1)..].TrimEnd('/');
         if (!RegistryNames.IsHost(host))
-            throw new FormatException($"'{value}': '{host}' is not a registry host[:port]");
-        if (host.LastIndexOf(':') is var colon and > 0 && host[colon..].All(c => c == ':' || char.IsAsciiDigit(c))
-            && (!int.TryParse(host[(colon + 1)..], out var port) || port is < 1 or > 65535))
-            throw new FormatException($"'{value}': port of '{host}' is not between 1 and 65535");
-        if (prefix.Length > 0 && !RegistryNames.IsRepository(prefix))
-            throw new FormatException($"'{value}': '{prefix}' is not a repository path (lowercase letters, digits, '.', '_', '-' separated by '/')");
-        return new RegistryLocation(host, prefix);
+            problem = $"must be host[:port][/prefix]: '{host}' is not a registry host[:port]";
+        else if (host.LastIndexOf(':') is var colon and > 0 && !host.EndsWith(']') && (!int.TryParse(host[(colon + 1)..], out var port) || port is < 1 or > 65535))
+            problem = $"must be host[:port][/prefix]: the port of '{host}' is not between 1 and 65535";
+        else if (prefix.Length > 0 && !RegistryNames.IsRepository(prefix))
+            problem = $"must be host[:port][/prefix]: '{prefix}' is not a repository path (lower-case letters, digits, '.', '_', '-' between '/')";
+        else
+            location = new RegistryLocation(host, prefix);
+        return location is not null;
     }
 
     /// <summary>The repository for <paramref name="path"/> under the prefix.</summary>

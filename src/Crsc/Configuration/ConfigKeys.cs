@@ -44,6 +44,12 @@ internal static class ConfigKeys
             o => o.LogFormat, (o, v) => o with { LogFormat = v }),
         new("log.level", ["CRSC_LOG_LEVEL"], "--log-level", "trace, debug, information, warning or error",
             o => o.LogLevel, (o, v) => o with { LogLevel = v }),
+        new("images.registry", ["CRSC_IMAGES_REGISTRY"], "--images-registry", "host[:port][/prefix] of a registry to push checkpoint images to; empty = none",
+            o => o.ImagesRegistry, (o, v) => o with { ImagesRegistry = v }),
+        new("images.registryAuthFile", ["CRSC_IMAGES_REGISTRY_AUTH_FILE"], "--images-registry-auth-file", "docker-config JSON with the registry's credentials (mode 0600); empty = anonymous",
+            o => o.ImagesRegistryAuthFile, (o, v) => o with { ImagesRegistryAuthFile = v }),
+        new("images.registryInsecure", ["CRSC_IMAGES_REGISTRY_INSECURE"], "--images-registry-insecure", "true: plain HTTP to the registry",
+            o => o.ImagesRegistryInsecure, (o, v) => o with { ImagesRegistryInsecure = v }),
     ];
 
     public static ConfigKey? ByYamlPath(string path) => All.FirstOrDefault(k => k.YamlPath == path);

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.RegularExpressions;
+using Crsc.Storage.Oci;
 
 namespace Crsc.Configuration;
 
@@ -62,11 +63,39 @@ public static partial class ConfigValidator
         if (o.LogLevel is not ("trace" or "debug" or "information" or "info" or "warning" or "error"))
             Fail("log.level", o.LogLevel, "must be trace, debug, information, warning or error");
 
+        CheckRegistry(o, Fail);
+
         return errors;
 
         void CheckDir(string key, string value)
         {
             if (!IsAbsoluteClean(value)) Fail(key, value, "must be an absolute path without '..'");
+        }
+    }
+
+    private static void CheckRegistry(CrscOptions o, Action<string, string, string> fail)
+    {
+        RegistryLocation? registry = null;
+        if (o.ImagesRegistry.Length > 0 && !RegistryLocation.TryParse(o.ImagesRegistry, out registry, out var problem))
+            fail("images.registry", o.ImagesRegistry, problem);
+        if (o.ImagesRegistryInsecure.ToLowerInvariant() is not ("true" or "false"))
+            fail("images.registryInsecure", o.ImagesRegistryInsecure, "must be true or false");
+        if (o.ImagesRegistryAuthFile.Length == 0) return;
+        if (!IsAbsoluteClean(o.ImagesRegistryAuthFile))
+        {
+            fail("images.registryAuthFile", o.ImagesRegistryAuthFile, "must be an absolute path without '..'");
+            return;
+        }
+        try
+        {
+            var entries = RegistryAuthFile.Read(o.ImagesRegistryAuthFile);
+            if (registry is not null && RegistryAuthFile.Load(o.ImagesRegistryAuthFile, registry.Host) is null)
+                fail("images.registryAuthFile", o.ImagesRegistryAuthFile,
+                    $"has no entry for registry {registry.Host} (it has: {(entries.Count == 0 ? "none" : string.Join(", ", entries.Select(e => e.Key)))})");
+        }
+        catch (RegistryAuthFileException e)
+        {
+            fail("images.registryAuthFile", o.ImagesRegistryAuthFile, e.Problem);
         }
     }
 

@@ -27,6 +27,14 @@ public sealed record CrscOptions
     public string LogFormat { get; init; } = "auto";
     /// <summary><c>trace</c>, <c>debug</c>, <c>information</c>, <c>warning</c>, <c>error</c>.</summary>
     public string LogLevel { get; init; } = "information";
+    /// <summary><c>host[:port][/prefix]</c> of a registry checkpoint images are pushed to; empty = none.</summary>
+    public string ImagesRegistry { get; init; } = "";
+    /// <summary>docker-config-style JSON with the registry's credentials (0600); empty = anonymous.</summary>
+    public string ImagesRegistryAuthFile { get; init; } = "";
+    /// <summary><c>true</c>: plain HTTP to the registry; <c>false</c> (default): HTTPS.</summary>
+    public string ImagesRegistryInsecure { get; init; } = "false";
+
+    public bool RegistryInsecure => string.Equals(ImagesRegistryInsecure, "true", StringComparison.OrdinalIgnoreCase);
 
     public static string DefaultNodeName()
     {
