@@ -62,6 +62,16 @@ public sealed class RestoreSpec
 
 public enum RestorePhase { Pending, Restoring, Restored, Failed, FellBack }
 
+/// <summary>Condition types of a <see cref="Restore"/> besides the common ones.</summary>
+public static class RestoreConditions
+{
+    /// <summary>
+    /// Set by the crsc node agent of the pod's node: True once the base image and the checkpoint image are in its
+    /// runtime, False when they cannot be pulled (message: the runtime's), Unknown while pulling.
+    /// </summary>
+    public const string ImagesReady = "ImagesReady";
+}
+
 public sealed class RestoreStatus : IHasConditions
 {
     public long? ObservedGeneration { get; set; }
@@ -72,6 +82,18 @@ public sealed class RestoreStatus : IHasConditions
     public string? CheckpointName { get; set; }
     /// <summary>The pod being restored in place.</summary>
     public string? PodName { get; set; }
+    /// <summary>The UID of <see cref="PodName"/>: a pod made again under the same name is another pod.</summary>
+    public string? PodUid { get; set; }
+    /// <summary>The node <see cref="PodName"/> runs on (whose crsc prepares the images).</summary>
+    public string? Node { get; set; }
+    /// <summary>The checkpoint image the container is restored from (the checkpoint's published image).</summary>
+    public string? Image { get; set; }
+    /// <summary>The container's own image, the base the checkpoint was taken from; <c>ColdStart</c> puts it back.</summary>
+    public string? OriginalImage { get; set; }
+    /// <summary>When the pod was patched to <see cref="Image"/> in the current attempt; empty until then.</summary>
+    public DateTimeOffset? PatchedAt { get; set; }
+    /// <summary>When the current wait began (for a running pod, the checkpoint's image, the node's images).</summary>
+    public DateTimeOffset? WaitingSince { get; set; }
     public string? Message { get; set; }
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? CompletedAt { get; set; }
