@@ -287,11 +287,35 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
         lock (_kube.Gate)
         {
             Enter("patch", null);
-            if (type != PatchType.Merge) throw new NotSupportedException($"the fake applies merge patches only, not {type}");
             var key = Key(ns, name);
             if (!_objects.TryGetValue(key, out var old)) throw NotFound(name);
             var doc = JsonSerializer.SerializeToNode(old, Type.Json)!;
-            var patched = MergePatch(doc, JsonNode.Parse(body))!;
+            JsonNode patched;
+            try
+            {
+                patched = type switch
+                {
+                    PatchType.Merge => MergePatch(doc, JsonNode.Parse(body))!,
+                    // kube-apiserver refuses strategic merge patches of custom resources (415)
+                    PatchType.StrategicMerge when Type.Group.Contains('.') =>
+                        throw new KubeApiException(415, "UnsupportedMediaType", $"strategic merge patch is not supported for {Type.Plural}"),
+                    PatchType.StrategicMerge => Crsc.Testing.Kube.JsonPatches.StrategicMergePatch(doc, JsonNode.Parse(body))!,
+                    PatchType.Json => Crsc.Testing.Kube.JsonPatches.ApplyJsonPatch(doc,
+                        JsonNode.Parse(body) as JsonArray ?? throw new KubeApiException(400, "BadRequest", "a JSON patch must be an array")),
+                    _ => throw new NotSupportedException($"the fake does not apply {type} patches"),
+                };
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new InvalidException("Invalid", e.Message);
+            }
+            // like kube-apiserver: a resourceVersion in the patch is a precondition, and the UID cannot change
+            var patchedRv = (string?)patched["metadata"]?["resourceVersion"];
+            if (patchedRv is not null && patchedRv != old.Metadata.ResourceVersion)
+                throw new ConflictException("Conflict",
+                    $"Operation cannot be fulfilled on {Type.Plural} \"{name}\": the object has been modified; please apply your changes to the latest version and try again");
+            if ((string?)patched["metadata"]?["uid"] is { } patchedUid && patchedUid != old.Metadata.Uid)
+                throw new InvalidException("Invalid", $"{Type.Plural} \"{name}\" is invalid: metadata.uid: Invalid value: \"{patchedUid}\": field is immutable");
             var stored = patched.Deserialize(Type.Json)!;
             stored.Metadata.Uid = old.Metadata.Uid;
             stored.Metadata.Name = old.Metadata.Name;

@@ -10,7 +10,8 @@ namespace Crsc.Controllers.Tests.NodeAgent;
 
 /// <summary>
 /// An in-memory <see cref="IContainerRuntime"/>: containers labelled the way the kubelet labels them, recorded
-/// checkpoint calls, and a replaceable checkpoint behaviour (fail, block, take time).
+/// checkpoint calls, and a replaceable checkpoint behaviour (fail, block, take time); images that are there once
+/// pulled, with recorded pulls and a replaceable pull behaviour.
 /// </summary>
 public sealed class FakeContainerRuntime : IContainerRuntime
 {
@@ -73,10 +74,35 @@ public sealed class FakeContainerRuntime : IContainerRuntime
     public Task<ContainerStatusInfo> ContainerStatusAsync(string containerId, bool verbose, CancellationToken ct) =>
         throw new NotSupportedException();
 
-    public Task<string> PullImageAsync(string image, RegistryAuth? auth, PodIdentity? sandbox, CancellationToken ct) =>
-        throw new NotSupportedException();
+    private readonly ConcurrentDictionary<string, ImageInfo> _images = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<(string Image, PodIdentity? Sandbox)> _pulls = new();
 
-    public Task<ImageInfo?> ImageStatusAsync(string image, CancellationToken ct) => throw new NotSupportedException();
+    /// <summary>The images the runtime has (by the reference they were pulled or added by).</summary>
+    public IReadOnlyCollection<string> Images => [.. _images.Keys];
+    public IReadOnlyList<(string Image, PodIdentity? Sandbox)> PullCalls => [.. _pulls];
+    public int ImageStatusCalls => Volatile.Read(ref _imageStatusCalls);
+    private int _imageStatusCalls;
+
+    /// <summary>What a pull does after it is recorded; default: succeeds, and the image is there from then on.</summary>
+    public Func<string, CancellationToken, Task>? OnPull { get; set; }
+
+    public void AddImage(string image) =>
+        _images[image] = new ImageInfo("sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+            System.Text.Encoding.UTF8.GetBytes(image))), [image], [], 1024, false);
+
+    public async Task<string> PullImageAsync(string image, RegistryAuth? auth, PodIdentity? sandbox, CancellationToken ct)
+    {
+        _pulls.Enqueue((image, sandbox));
+        if (OnPull is { } onPull) await onPull(image, ct);
+        AddImage(image);
+        return _images[image].Id;
+    }
+
+    public Task<ImageInfo?> ImageStatusAsync(string image, CancellationToken ct)
+    {
+        Interlocked.Increment(ref _imageStatusCalls);
+        return Task.FromResult(_images.TryGetValue(image, out var info) ? info : null);
+    }
 }
 
 /// <summary>An in-memory <see cref="ICheckpointStore"/> with recorded calls and an injectable ingestion error.</summary>

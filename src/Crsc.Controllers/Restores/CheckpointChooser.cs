@@ -1,0 +1,125 @@
+using Crsc.Api;
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Informers;
+
+namespace Crsc.Controllers.Restores;
+
+internal enum CheckpointChoiceKind
+{
+    /// <summary>A checkpoint with a pullable image.</summary>
+    Found,
+    /// <summary>Not yet: the checkpoint is unfinished, or its image is not published yet.</summary>
+    Wait,
+    /// <summary>Nothing of this version of the app to restore from: the fallback applies.</summary>
+    NoneUsable,
+    /// <summary>The spec names a checkpoint that cannot be used at all: the restore fails.</summary>
+    Invalid,
+}
+
+internal sealed record CheckpointChoice(CheckpointChoiceKind Kind, string Message, ContainerCheckpoint? Checkpoint = null,
+    string? Image = null);
+
+/// <summary>
+/// Picks the checkpoint of a restore: the one the spec names, or the latest <c>Completed</c> one of the workload's
+/// container whose base image (its Content's <c>spec.source.image</c>) is the pod's own image. A checkpoint of another
+/// image is of another version of the app (a user's rollout) and is never restored into this one.
+/// </summary>
+internal sealed class CheckpointChooser(Informer<Pod> pods, Informer<ContainerCheckpoint> checkpoints,
+    Informer<ContainerCheckpointContent> contents)
+{
+    public CheckpointChoice Choose(Restore restore, Pod pod, string container, string baseImage)
+    {
+        var ns = restore.Metadata.Namespace!;
+        if (restore.Spec.CheckpointName is { } named) return Named(ns, named, container, baseImage);
+
+        var workload = restore.Spec.Target.Kind == RestoreTargetKind.Deployment
+            ? $"Deployment {restore.Spec.Target.Name}"
+            : $"pod {restore.Spec.Target.Name}";
+        var candidates = checkpoints.List()
+            .Where(c => c.Metadata.Namespace == ns && c.Status?.Phase == ContainerCheckpointPhase.Completed
+                && c.Spec.Container == container && BelongsTo(c, restore, pod, container))
+            .OrderByDescending(c => c.Status!.CompletedAt ?? c.Metadata.CreationTimestamp ?? DateTimeOffset.MinValue)
+            .ThenByDescending(c => c.Metadata.Name, StringComparer.Ordinal)
+            .ToList();
+        if (candidates.Count == 0)
+            return new(CheckpointChoiceKind.NoneUsable, $"there is no Completed checkpoint of container {container} of {workload}");
+
+        var otherImages = new List<string>();
+        foreach (var c in candidates)
+        {
+            var content = ContentOf(c);
+            if (content is null)
+                return new(CheckpointChoiceKind.Wait, $"waiting for the ContainerCheckpointContent {c.Status!.ContentName} of checkpoint {c.Metadata.Name}");
+            var source = content.Spec.Source.Image;
+            if (!ImageNames.Same(source, baseImage))
+            {
+                otherImages.Add($"{c.Metadata.Name} ({source ?? "no recorded image"})");
+                continue;
+            }
+            return WithImage(c, content);
+        }
+        return new(CheckpointChoiceKind.NoneUsable,
+            $"none of the {candidates.Count} Completed checkpoints of container {container} of {workload} was taken from the pod's image {baseImage} " +
+            $"(a new image is a new version of the app, and an older version's checkpoint is not restored into it): {string.Join(", ", otherImages.Take(5))}");
+    }
+
+    private CheckpointChoice Named(string ns, string name, string container, string baseImage)
+    {
+        var c = checkpoints.Get(new ObjectKey(ns, name));
+        if (c is null) return new(CheckpointChoiceKind.Invalid, $"spec.checkpointName: ContainerCheckpoint {ns}/{name} does not exist");
+        if (c.Spec.Container != container)
+            return new(CheckpointChoiceKind.Invalid, $"spec.checkpointName: checkpoint {name} is of container {c.Spec.Container}, not {container}");
+        switch (c.Status?.Phase)
+        {
+            case ContainerCheckpointPhase.Failed:
+                return new(CheckpointChoiceKind.Invalid, $"spec.checkpointName: checkpoint {name} failed: {c.Status.Message}");
+            case ContainerCheckpointPhase.Completed:
+                break;
+            default:
+                return new(CheckpointChoiceKind.Wait, $"waiting for checkpoint {name} to complete (phase {c.Status?.Phase?.ToString() ?? "Pending"})");
+        }
+        var content = ContentOf(c);
+        if (content is null)
+            return new(CheckpointChoiceKind.Wait, $"waiting for the ContainerCheckpointContent {c.Status.ContentName} of checkpoint {name}");
+        if (!ImageNames.Same(content.Spec.Source.Image, baseImage))
+            return new(CheckpointChoiceKind.NoneUsable,
+                $"checkpoint {name} was taken from image {content.Spec.Source.Image ?? "(not recorded)"}, but the pod runs {baseImage} " +
+                "(a new image is a new version of the app, and an older version's checkpoint is not restored into it)");
+        return WithImage(c, content);
+    }
+
+    private static CheckpointChoice WithImage(ContainerCheckpoint c, ContainerCheckpointContent content)
+    {
+        if (string.IsNullOrWhiteSpace(content.Spec.ImageReference))
+            return new(CheckpointChoiceKind.Wait,
+                $"checkpoint {c.Metadata.Name} has no image yet (ContainerCheckpointContent {content.Metadata.Name} has no spec.imageReference; " +
+                "crsc publishes it when the node's image endpoint (images.listen) or a registry (images.registry) is configured)",
+                c);
+        return new(CheckpointChoiceKind.Found, $"checkpoint {c.Metadata.Name}, image {content.Spec.ImageReference}", c,
+            content.Spec.ImageReference);
+    }
+
+    private ContainerCheckpointContent? ContentOf(ContainerCheckpoint c) =>
+        string.IsNullOrEmpty(c.Status?.ContentName) ? null : contents.Get(new ObjectKey(null, c.Status.ContentName));
+
+    /// <summary>Whether a checkpoint is of the restore's workload: by its labels, or by the pod it was taken of.</summary>
+    private bool BelongsTo(ContainerCheckpoint c, Restore restore, Pod pod, string container)
+    {
+        var labels = c.Metadata.Labels;
+        if (labels?.GetValueOrDefault(CrscAnnotations.ContainerLabel) is { } labelled && labelled != container) return false;
+        var workloadLabel = labels?.GetValueOrDefault(CrscAnnotations.WorkloadLabel);
+        var target = restore.Spec.Target;
+        if (target.Kind == RestoreTargetKind.Pod)
+        {
+            if (c.Spec.PodName == target.Name) return true;
+            var podWorkload = RestorePods.DeploymentOf(pod) ?? RestorePods.Controller(pod)?.Name;
+            return workloadLabel is not null && workloadLabel == podWorkload;
+        }
+        if (workloadLabel is not null) return workloadLabel == target.Name;
+        var source = pods.Get(new ObjectKey(c.Metadata.Namespace, c.Spec.PodName));
+        return source is not null
+            ? RestorePods.DeploymentOf(source) == target.Name
+            : RestorePods.NameLooksLikePodOf(c.Spec.PodName, target.Name);
+    }
+}

@@ -1,0 +1,207 @@
+using System.Collections.Concurrent;
+using Crsc.Api;
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Events;
+using Crsc.Controllers.Informers;
+using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.Reconciling;
+using Crsc.Controllers.Runtime;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Crsc.Controllers.Restores;
+
+public sealed record RestorePreparerOptions
+{
+    /// <summary>This node: only Restores whose pod runs here are prepared.</summary>
+    public required string NodeName { get; init; }
+
+    /// <summary>How long one image pull may take.</summary>
+    public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Failed pulls of a Restore's images before it is told they cannot be pulled (ImagesReady=False).</summary>
+    public int MaxPullAttempts { get; init; } = 3;
+
+    /// <summary>Wait between failed pulls.</summary>
+    public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>
+/// The node side of a restore (every node agent, not leader-only). The leader cannot reach other nodes' runtimes, so
+/// the node running the pod of a <c>Restoring</c> Restore pulls the base image and the checkpoint image through its
+/// runtime (skipping those it has) and reports the condition <c>ImagesReady</c> on the Restore: True when both are
+/// there, Unknown while pulls fail and are retried, False with the runtime's message after
+/// <see cref="RestorePreparerOptions.MaxPullAttempts"/>. It writes only that condition, from a fresh read on a 409 and
+/// only while the Restore still names the same pod here and has not patched it, so it and the leader never lose each
+/// other's fields.
+/// </summary>
+public sealed class RestorePreparer : IReconciler
+{
+    private readonly IKubeResourceClient<Restore> _restoresApi;
+    private readonly Informer<Restore> _restores;
+    private readonly Informer<Pod> _pods;
+    private readonly IContainerRuntime _runtime;
+    private readonly IEventRecorder _events;
+    private readonly RestorePreparerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    // failed pulls per (restore UID, pod UID); a new pod or a new Restore starts again
+    private readonly ConcurrentDictionary<string, int> _failures = new(StringComparer.Ordinal);
+
+    /// <param name="pods">the pods of this node (see <c>NodeAgentComponents.CreatePodInformer</c>)</param>
+    public RestorePreparer(
+        IKubeApi kube,
+        Informer<Restore> restores,
+        Informer<Pod> pods,
+        IContainerRuntime runtime,
+        IEventRecorder events,
+        RestorePreparerOptions options,
+        TimeProvider time,
+        ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(kube);
+        ArgumentException.ThrowIfNullOrWhiteSpace(options.NodeName);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxPullAttempts, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.PullTimeout, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.RetryDelay, TimeSpan.Zero);
+        _restoresApi = kube.Resource(CrscResources.Restores);
+        _restores = restores;
+        _pods = pods;
+        _runtime = runtime;
+        _events = events;
+        _options = options;
+        _time = time;
+        _logger = logger ?? NullLogger.Instance;
+        try
+        {
+            restores.AddIndexer(RestoresByPodIndex, r => r.Status?.PodName is { Length: > 0 } p ? [$"{r.Metadata.Namespace}/{p}"] : []);
+        }
+        catch (InvalidOperationException)
+        {
+            // shared informer: the index is there already
+        }
+    }
+
+    /// <summary>Restores by <c>&lt;namespace&gt;/&lt;status.podName&gt;</c>.</summary>
+    public const string RestoresByPodIndex = "crsc.io/restore-pod";
+
+    /// <summary>The Restores naming <paramref name="pod"/> (a pod arriving on this node starts their preparation).</summary>
+    public static IEnumerable<ObjectKey> RestoresOfPod(Informer<Restore> restores, Pod pod) =>
+        restores.ByIndex(RestoresByPodIndex, $"{pod.Metadata.Namespace}/{pod.Metadata.Name}").Select(EnqueueHandlers.KeyOf);
+
+    public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
+    {
+        var restore = _restores.Get(key);
+        if (restore is null || !NeedsImages(restore, out var pod)) return ReconcileResult.Done;
+        var s = restore.Status!;
+        var images = new[] { s.OriginalImage!, s.Image! }.Distinct(StringComparer.Ordinal).ToList();
+        var attemptKey = $"{restore.Metadata.Uid}/{pod.Metadata.Uid}";
+        var identity = new PodIdentity(pod.Metadata.Namespace ?? "", pod.Metadata.Name ?? "", pod.Metadata.Uid ?? "");
+
+        var pulled = new List<string>();
+        foreach (var image in images)
+        {
+            try
+            {
+                if (await _runtime.ImageStatusAsync(image, ct).ConfigureAwait(false) is not null) continue;
+                using var timeout = new CancellationTokenSource(_options.PullTimeout, _time);
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
+                Log.Pulling(_logger, key.Namespace ?? "", key.Name, image, _options.NodeName);
+                try
+                {
+                    await _runtime.PullImageAsync(image, null, identity, linked.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (timeout.IsCancellationRequested && !ct.IsCancellationRequested)
+                {
+                    throw new TimeoutException($"pulling {image} took longer than {_options.PullTimeout}");
+                }
+                pulled.Add(image);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                throw;
+            }
+            catch (Exception e) when (e is ContainerRuntimeException or TimeoutException)
+            {
+                var failures = _failures.AddOrUpdate(attemptKey, 1, (_, n) => n + 1);
+                var final = failures >= _options.MaxPullAttempts;
+                var message = $"pulling {image} on node {_options.NodeName} failed ({failures} of {_options.MaxPullAttempts}): {e.Message}";
+                Log.PullFailed(_logger, e, key.Namespace ?? "", key.Name, image, _options.NodeName, failures, _options.MaxPullAttempts);
+                var written = await ReportAsync(restore, pod, final ? ConditionStatus.False : ConditionStatus.Unknown,
+                    final ? "PullFailed" : "Pulling", message, ct).ConfigureAwait(false);
+                if (written is not null) _events.Warning(written, "ImagePullFailed", message);
+                return final ? ReconcileResult.Done : ReconcileResult.RequeueAfter(_options.RetryDelay);
+            }
+        }
+
+        _failures.TryRemove(attemptKey, out _);
+        var ready = pulled.Count == 0
+            ? $"images present on node {_options.NodeName}: {string.Join(", ", images)}"
+            : $"images ready on node {_options.NodeName}: pulled {string.Join(", ", pulled)}";
+        var done = await ReportAsync(restore, pod, ConditionStatus.True, "Pulled", ready, ct).ConfigureAwait(false);
+        if (done is not null)
+        {
+            Log.Ready(_logger, key.Namespace ?? "", key.Name, _options.NodeName);
+            _events.Normal(done, "ImagesReady", ready);
+        }
+        return ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// A <c>Restoring</c> Restore whose pod runs on this node, has images chosen, is not patched yet and has no final
+    /// answer from this node yet.
+    /// </summary>
+    private bool NeedsImages(Restore r, out Pod pod)
+    {
+        pod = null!;
+        var s = r.Status;
+        if (s?.Phase != RestorePhase.Restoring || s.PatchedAt is not null) return false;
+        if (string.IsNullOrEmpty(s.PodName) || string.IsNullOrEmpty(s.Image) || string.IsNullOrEmpty(s.OriginalImage)) return false;
+        if (s.FindCondition(RestoreConditions.ImagesReady)?.Status is ConditionStatus.True or ConditionStatus.False) return false;
+        var p = _pods.Get(new ObjectKey(r.Metadata.Namespace, s.PodName));
+        if (p is null || p.Spec.NodeName != _options.NodeName) return false;
+        if (s.PodUid is not null && p.Metadata.Uid != s.PodUid) return false;
+        pod = p;
+        return true;
+    }
+
+    /// <summary>
+    /// Sets the ImagesReady condition, nothing else. On a 409 reads the Restore again and writes only while it is
+    /// still about the same pod and unpatched; null when nothing was written.
+    /// </summary>
+    private async Task<Restore?> ReportAsync(Restore restore, Pod pod, ConditionStatus value, string reason, string message,
+        CancellationToken ct)
+    {
+        var current = RestorePods.Clone(restore);
+        for (var attempt = 0; ; attempt++)
+        {
+            var s = current.Status;
+            if (s?.Phase != RestorePhase.Restoring || s.PatchedAt is not null || s.PodName != pod.Metadata.Name
+                || (s.PodUid is not null && s.PodUid != pod.Metadata.Uid) || current.Metadata.Uid != restore.Metadata.Uid
+                || s.Image != restore.Status!.Image)
+                return null;
+            if (!s.SetCondition(RestoreConditions.ImagesReady, value, reason, message, current.Metadata.Generation, _time.GetUtcNow()))
+                return null; // already said
+            try
+            {
+                return await _restoresApi.UpdateStatusAsync(current, ct).ConfigureAwait(false);
+            }
+            catch (NotFoundException)
+            {
+                return null;
+            }
+            catch (ConflictException) when (attempt < 5)
+            {
+                try
+                {
+                    current = await _restoresApi.GetAsync(restore.Metadata.Namespace, restore.Metadata.Name!, ct).ConfigureAwait(false);
+                }
+                catch (NotFoundException)
+                {
+                    return null;
+                }
+            }
+        }
+    }
+}

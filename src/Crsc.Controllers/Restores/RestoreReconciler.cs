@@ -1,0 +1,724 @@
+using System.Text.Json.Nodes;
+using Crsc.Api;
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Events;
+using Crsc.Controllers.Informers;
+using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.Reconciling;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using KubeTime = Crsc.Api.Crds.KubeTime;
+
+namespace Crsc.Controllers.Restores;
+
+/// <summary>Timeouts of the restore reconciler. Every wait is measured with the injected <see cref="TimeProvider"/>.</summary>
+public sealed record RestoreReconcilerOptions
+{
+    /// <summary>How long to wait for a running pod to restore (the replacement of a lost or deleted pod).</summary>
+    public TimeSpan PodTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// How long a chosen checkpoint may be unfinished or without its image (<c>spec.imageReference</c> of its Content)
+    /// before the restore gives up on it (and the fallback applies).
+    /// </summary>
+    public TimeSpan ImageReferenceTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How long to wait for the pod's node to report <c>ImagesReady</c>. After that the pod is patched anyway and the
+    /// kubelet pulls the images (a node without crsc never reports).
+    /// </summary>
+    public TimeSpan ImagePreparationTimeout { get; init; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>How long the patched container may take to run (and be ready, when it has a readiness probe).</summary>
+    public TimeSpan RestoreTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// A container error seen this soon after the patch may still be the old container's (the kubelet has not acted on
+    /// the new image yet); it is believed only after this grace, unless the status already names the checkpoint image.
+    /// </summary>
+    public TimeSpan StatusGrace { get; init; } = TimeSpan.FromSeconds(15);
+
+    public void Validate()
+    {
+        foreach (var (name, value) in new[]
+        {
+            (nameof(PodTimeout), PodTimeout), (nameof(ImageReferenceTimeout), ImageReferenceTimeout),
+            (nameof(ImagePreparationTimeout), ImagePreparationTimeout), (nameof(RestoreTimeout), RestoreTimeout),
+        })
+        {
+            if (value <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(name, value, $"{name} must be greater than zero");
+        }
+        if (StatusGrace < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(StatusGrace), StatusGrace, "StatusGrace must not be negative");
+    }
+}
+
+/// <summary>
+/// The state manager (leader-only): restores a workload's container <b>in place</b>. It picks the pod (the one named by
+/// a Pod target; for a Deployment the failed pod of <c>crsc.io/failed-pod</c>, else the newest running one, else the
+/// replacement of a lost pod once it runs) and the checkpoint (named, or the latest <c>Completed</c> one whose base image
+/// is the pod's image), waits for the pod's node to report <c>ImagesReady</c> (the <see cref="RestorePreparer"/> pulls
+/// them there), then patches the pod's container image to the checkpoint image — the kubelet restarts the container in
+/// the same pod and the runtime restores it — and follows the container to running: <c>Restored</c>. A failed attempt
+/// deletes the pod so that its replacement is restored next; after <c>maxAttempts</c> the fallback applies
+/// (<c>ColdStart</c> puts the original image back: <c>FellBack</c>; <c>Fail</c>: <c>Failed</c>). The Deployment is never
+/// edited.
+/// <para>
+/// All state is in the Restore's status and the pod's annotations, written status first: <c>status.patchedAt</c> and
+/// the attempt count are written (resourceVersion-checked) before the pod is patched, so a new leader finds either an
+/// unpatched pod to patch or a patched one to follow — never a second patch or a second count. Terminal phases are
+/// never reconciled again.
+/// </para>
+/// </summary>
+public sealed class RestoreReconciler : IReconciler
+{
+    /// <summary>Pods by <c>&lt;namespace&gt;/&lt;deployment&gt;</c> (ReplicaSet-owned pods only).</summary>
+    public const string PodsByDeploymentIndex = "crsc.io/restore-deployment";
+    /// <summary>Restores by the pods and workloads they concern: <c>&lt;ns&gt;/Pod/&lt;name&gt;</c>, <c>&lt;ns&gt;/Deployment/&lt;name&gt;</c>.</summary>
+    public const string RestoresBySubjectIndex = "crsc.io/restore-subject";
+
+    private const int MaxStepsPerReconcile = 16;
+
+    private readonly IKubeResourceClient<Restore> _restoresApi;
+    private readonly IKubeResourceClient<Pod> _podsApi;
+    private readonly Informer<Restore> _restores;
+    private readonly Informer<Pod> _pods;
+    private readonly CheckpointChooser _chooser;
+    private readonly IEventRecorder _events;
+    private readonly RestoreReconcilerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public RestoreReconciler(
+        IKubeApi kube,
+        Informer<Restore> restores,
+        Informer<Pod> pods,
+        Informer<ContainerCheckpoint> checkpoints,
+        Informer<ContainerCheckpointContent> contents,
+        IEventRecorder events,
+        RestoreReconcilerOptions options,
+        TimeProvider time,
+        ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(kube);
+        options.Validate();
+        _restoresApi = kube.Resource(CrscResources.Restores);
+        _podsApi = kube.Resource(Resources.Pods);
+        _restores = restores;
+        _pods = pods;
+        _chooser = new CheckpointChooser(pods, checkpoints, contents);
+        _events = events;
+        _options = options;
+        _time = time;
+        _logger = logger ?? NullLogger.Instance;
+        TryAddIndexer(pods, PodsByDeploymentIndex,
+            p => RestorePods.DeploymentOf(p) is { } d ? [$"{p.Metadata.Namespace}/{d}"] : []);
+        TryAddIndexer(restores, RestoresBySubjectIndex, SubjectsOf);
+        TryAddIndexer(restores, Indexers.Namespace, Indexers.ByNamespace);
+    }
+
+    public RestoreReconcilerOptions Options => _options;
+
+    /// <summary>The Restores a pod change may concern: those naming the pod, and those of its Deployment.</summary>
+    public static IEnumerable<ObjectKey> RestoresOfPod(Informer<Restore> restores, Pod pod)
+    {
+        var ns = pod.Metadata.Namespace;
+        var keys = restores.ByIndex(RestoresBySubjectIndex, $"{ns}/Pod/{pod.Metadata.Name}").Select(EnqueueHandlers.KeyOf);
+        if (RestorePods.DeploymentOf(pod) is { } deployment)
+            keys = keys.Concat(restores.ByIndex(RestoresBySubjectIndex, $"{ns}/Deployment/{deployment}").Select(EnqueueHandlers.KeyOf));
+        return keys.Distinct();
+    }
+
+    /// <summary>The unfinished Restores of a namespace (a checkpoint or its Content changed there).</summary>
+    public static IEnumerable<ObjectKey> ActiveRestoresIn(Informer<Restore> restores, string? ns) =>
+        string.IsNullOrEmpty(ns)
+            ? []
+            : restores.ByIndex(Indexers.Namespace, ns).Where(r => !IsTerminal(r)).Select(EnqueueHandlers.KeyOf);
+
+    public static bool IsTerminal(Restore r) => r.Status?.Phase is RestorePhase.Restored or RestorePhase.Failed or RestorePhase.FellBack;
+
+    private static IEnumerable<string> SubjectsOf(Restore r)
+    {
+        var ns = r.Metadata.Namespace;
+        var subjects = new List<string> { $"{ns}/{r.Spec.Target.Kind}/{r.Spec.Target.Name}" };
+        if (r.Status?.PodName is { Length: > 0 } pod) subjects.Add($"{ns}/Pod/{pod}");
+        if (r.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.FailedPod) is { Length: > 0 } failed) subjects.Add($"{ns}/Pod/{failed}");
+        return subjects.Distinct(StringComparer.Ordinal);
+    }
+
+    public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
+    {
+        var restore = _restores.Get(key);
+        for (var conflicts = 0; ; conflicts++)
+        {
+            if (restore is null || IsTerminal(restore)) return ReconcileResult.Done;
+            try
+            {
+                for (var step = 0; step < MaxStepsPerReconcile; step++)
+                {
+                    var next = await StepAsync(restore, ct).ConfigureAwait(false);
+                    if (next.Result is { } result) return result;
+                    restore = next.Restore!;
+                }
+                return ReconcileResult.Requeue;
+            }
+            catch (ConflictException) when (conflicts < 3)
+            {
+                // someone wrote first (the node's preparer, our own earlier write the cache has not seen, or a pod
+                // precondition): decide again from the object as it is now
+                Log.Conflict(_logger, key.Namespace ?? "", key.Name);
+                try
+                {
+                    restore = await _restoresApi.GetAsync(key.Namespace, key.Name, ct).ConfigureAwait(false);
+                }
+                catch (NotFoundException)
+                {
+                    return ReconcileResult.Done;
+                }
+            }
+        }
+    }
+
+    /// <summary>One step: either a result for the controller, or the Restore as written, to take the next step from.</summary>
+    private readonly record struct Step(Restore? Restore, ReconcileResult? Result)
+    {
+        public static Step Next(Restore r) => new(r, null);
+        public static Step Stop(ReconcileResult result) => new(null, result);
+    }
+
+    private async Task<Step> StepAsync(Restore r, CancellationToken ct)
+    {
+        if (IsTerminal(r)) return Step.Stop(ReconcileResult.Done);
+        var ns = r.Metadata.Namespace!;
+        var now = _time.GetUtcNow();
+
+        var errors = r.Spec.Validate();
+        if (errors.Count > 0)
+            return await FinishAsync(r, null, RestorePhase.Failed, "InvalidSpec",
+                "invalid spec: " + string.Join("; ", errors.Select(e => e.ToString())), ct).ConfigureAwait(false);
+
+        if (r.Status?.Phase is null)
+        {
+            var started = await WriteAsync(r, s =>
+            {
+                s.Phase = RestorePhase.Pending;
+                s.Attempts ??= 0;
+                s.StartedAt ??= KubeTime.Truncate(now);
+                s.WaitingSince = KubeTime.Truncate(now);
+                s.Message = $"looking for the pod of {Describe(r.Spec.Target)} to restore";
+                s.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "Pending", s.Message, r.Metadata.Generation, now);
+            }, ct).ConfigureAwait(false);
+            Log.Started(_logger, ns, r.Metadata.Name!, Describe(r.Spec.Target));
+            return Step.Next(started);
+        }
+
+        var s = r.Status!;
+        var pod = s.PodName is { } podName ? _pods.Get(new ObjectKey(ns, podName)) : null;
+
+        // the pod of the current attempt is gone (node lost, deleted, replaced): its replacement is restored next
+        if (s.PodName is not null && !(RestorePods.IsLive(pod) && (s.PodUid is null || pod!.Metadata.Uid == s.PodUid)))
+            return await PodLostAsync(r, ct).ConfigureAwait(false);
+
+        if (pod is null) return await ChoosePodAsync(r, now, ct).ConfigureAwait(false);
+
+        var container = ResolveContainer(r, pod, out var containerError);
+        if (container is null)
+            return await FinishAsync(r, pod, RestorePhase.Failed, "ContainerNotFound", containerError!, ct).ConfigureAwait(false);
+
+        var annotations = pod.Metadata.Annotations;
+        var mine = annotations?.GetValueOrDefault(CrscAnnotations.Restore) == r.Metadata.Name;
+        var specImage = RestorePods.ContainerOf(pod, container)!.Image;
+        var patchedByMe = mine && s.Image is not null && specImage == s.Image;
+
+        if (patchedByMe)
+        {
+            // an attempt that ended in failure left the pod to be replaced (status first, then the deletion)
+            if (s.PatchedAt is null) return await DeletePodAsync(r, pod, ct).ConfigureAwait(false);
+            return await FollowAsync(r, pod, container, now, ct).ConfigureAwait(false);
+        }
+
+        if (s.PatchedAt is not null)
+        {
+            // the fallback put the original image back and the status write did not happen: finish it
+            if (mine && annotations?.ContainsKey(CrscAnnotations.RestoredFrom) != true)
+                return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
+                    $"restore of pod {pod.Metadata.Name} gave up; the original image {s.OriginalImage} is back and the container starts without its state",
+                    ct).ConfigureAwait(false);
+            // the attempt is counted and the patch not made yet (a leader stopped in between): make it now
+            await PatchToCheckpointAsync(r, pod, container, ct).ConfigureAwait(false);
+            return Step.Stop(ReconcileResult.RequeueAfter(_options.RestoreTimeout));
+        }
+
+        if (s.Image is null) return await ChooseCheckpointAsync(r, pod, container, now, ct).ConfigureAwait(false);
+
+        return await AwaitImagesAsync(r, pod, container, now, ct).ConfigureAwait(false);
+    }
+
+    // ---- pods ----
+
+    private async Task<Step> PodLostAsync(Restore r, CancellationToken ct)
+    {
+        var s = r.Status!;
+        var lost = s.PodName!;
+        var attempts = s.Attempts ?? 0;
+        if (s.PatchedAt is not null && attempts >= r.Spec.MaxAttempts)
+            return await FallbackAsync(r, null,
+                $"attempt {attempts} of {r.Spec.MaxAttempts} ended: pod {lost} is gone", ct).ConfigureAwait(false);
+        var now = _time.GetUtcNow();
+        var message = s.PatchedAt is not null
+            ? $"attempt {attempts} of {r.Spec.MaxAttempts} ended: pod {lost} is gone; waiting for its replacement to run"
+            : $"pod {lost} is gone; waiting for its replacement to run";
+        var written = await WriteAsync(r, st =>
+        {
+            ForgetPod(st, now);
+            st.Message = message;
+            st.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "WaitingForPod", message, r.Metadata.Generation, now);
+        }, ct).ConfigureAwait(false);
+        Log.PodLost(_logger, r.Metadata.Namespace!, r.Metadata.Name!, lost);
+        _events.Normal(written, "WaitingForPod", message);
+        return Step.Next(written);
+    }
+
+    private async Task<Step> ChoosePodAsync(Restore r, DateTimeOffset now, CancellationToken ct)
+    {
+        var s = r.Status!;
+        var (pod, why) = ChoosePod(r);
+        if (pod is null)
+        {
+            var since = s.WaitingSince ?? s.StartedAt ?? now;
+            if (now - since >= _options.PodTimeout)
+                return await FinishAsync(r, null, RestorePhase.Failed, "NoPod",
+                    $"no running pod of {Describe(r.Spec.Target)} within {_options.PodTimeout}: {why}", ct).ConfigureAwait(false);
+            if (s.Message != why)
+            {
+                await WriteAsync(r, st =>
+                {
+                    st.Message = why;
+                    st.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "WaitingForPod", why, r.Metadata.Generation, now);
+                }, ct).ConfigureAwait(false);
+            }
+            // a pod event wakes the reconcile before this
+            return Step.Stop(ReconcileResult.RequeueAfter(since + _options.PodTimeout - now));
+        }
+
+        var node = pod.Spec.NodeName ?? "";
+        var message = $"restoring pod {pod.Metadata.Name} on node {node}";
+        var written = await WriteAsync(r, st =>
+        {
+            ForgetPod(st, now);
+            st.PodName = pod.Metadata.Name;
+            st.PodUid = pod.Metadata.Uid;
+            st.Node = pod.Spec.NodeName;
+            st.Message = message;
+            st.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "PodSelected", message, r.Metadata.Generation, now);
+        }, ct).ConfigureAwait(false);
+        Log.PodSelected(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod.Metadata.Name!, node);
+        _events.Normal(written, "PodSelected", message);
+        return Step.Next(written);
+    }
+
+    /// <summary>Clears what belonged to the previous pod (its images may be another node's business).</summary>
+    private void ForgetPod(RestoreStatus st, DateTimeOffset now)
+    {
+        st.PodName = null;
+        st.PodUid = null;
+        st.Node = null;
+        st.PatchedAt = null;
+        st.Image = null;
+        st.OriginalImage = null;
+        st.WaitingSince = KubeTime.Truncate(now);
+        st.RemoveCondition(RestoreConditions.ImagesReady);
+    }
+
+    private (Pod? Pod, string Why) ChoosePod(Restore r)
+    {
+        var ns = r.Metadata.Namespace!;
+        var target = r.Spec.Target;
+        if (target.Kind == RestoreTargetKind.Pod)
+        {
+            var p = _pods.Get(new ObjectKey(ns, target.Name));
+            if (p is null) return (null, $"waiting for pod {target.Name} (it does not exist)");
+            return RestorePods.IsRunning(p)
+                ? (p, "")
+                : (null, $"waiting for pod {target.Name} to run (phase {p.Status?.Phase ?? "Pending"}{(p.Metadata.DeletionTimestamp is null ? "" : ", terminating")})");
+        }
+
+        var pods = _pods.ByIndex(PodsByDeploymentIndex, $"{ns}/{target.Name}");
+        if (r.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.FailedPod) is { Length: > 0 } failedName
+            && pods.FirstOrDefault(p => p.Metadata.Name == failedName) is { } failed && RestorePods.IsRunning(failed))
+            return (failed, "");
+        var newest = pods.Where(RestorePods.IsRunning)
+            .OrderByDescending(p => p.Metadata.CreationTimestamp ?? DateTimeOffset.MinValue)
+            .ThenByDescending(p => p.Metadata.Name, StringComparer.Ordinal)
+            .FirstOrDefault();
+        return newest is not null
+            ? (newest, "")
+            : (null, pods.Count == 0
+                ? $"waiting for a pod of Deployment {target.Name} (it has none)"
+                : $"waiting for a pod of Deployment {target.Name} to run ({pods.Count} not running)");
+    }
+
+    private static string? ResolveContainer(Restore r, Pod pod, out string? error)
+    {
+        error = null;
+        var names = pod.Spec.Containers.Select(c => c.Name).ToList();
+        if (r.Spec.Container is { } wanted)
+        {
+            if (names.Contains(wanted)) return wanted;
+            error = $"spec.container: pod {pod.Metadata.Name} has no container '{wanted}'; it has: {string.Join(", ", names)}";
+            return null;
+        }
+        if (names.Count == 1) return names[0];
+        error = $"spec.container: pod {pod.Metadata.Name} has {names.Count} containers ({string.Join(", ", names)}); name the one to restore";
+        return null;
+    }
+
+    // ---- checkpoint and images ----
+
+    private async Task<Step> ChooseCheckpointAsync(Restore r, Pod pod, string container, DateTimeOffset now, CancellationToken ct)
+    {
+        var s = r.Status!;
+        var baseImage = RestorePods.OriginalImageOf(pod, container);
+        if (string.IsNullOrEmpty(baseImage))
+            return await FinishAsync(r, pod, RestorePhase.Failed, "NoImage",
+                $"container {container} of pod {pod.Metadata.Name} has no image", ct).ConfigureAwait(false);
+
+        var choice = _chooser.Choose(r, pod, container, baseImage);
+        switch (choice.Kind)
+        {
+            case CheckpointChoiceKind.Invalid:
+                return await FinishAsync(r, pod, RestorePhase.Failed, "InvalidCheckpoint", choice.Message, ct).ConfigureAwait(false);
+            case CheckpointChoiceKind.NoneUsable:
+                return await FallbackAsync(r, pod, choice.Message, ct, reason: "NoUsableCheckpoint").ConfigureAwait(false);
+            case CheckpointChoiceKind.Wait:
+            {
+                var since = s.WaitingSince ?? now;
+                if (now - since >= _options.ImageReferenceTimeout)
+                    return await FallbackAsync(r, pod, $"gave up after {_options.ImageReferenceTimeout}: {choice.Message}", ct,
+                        reason: "NoCheckpointImage").ConfigureAwait(false);
+                if (s.Message != choice.Message)
+                {
+                    await WriteAsync(r, st =>
+                    {
+                        st.Message = choice.Message;
+                        st.CheckpointName = choice.Checkpoint?.Metadata.Name ?? st.CheckpointName;
+                        st.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "WaitingForCheckpointImage", choice.Message,
+                            r.Metadata.Generation, now);
+                    }, ct).ConfigureAwait(false);
+                }
+                return Step.Stop(ReconcileResult.RequeueAfter(since + _options.ImageReferenceTimeout - now));
+            }
+        }
+
+        var checkpoint = choice.Checkpoint!.Metadata.Name!;
+        var message = $"preparing images on node {s.Node}: checkpoint image {choice.Image} and base image {baseImage}";
+        var written = await WriteAsync(r, st =>
+        {
+            st.Phase = RestorePhase.Restoring;
+            st.CheckpointName = checkpoint;
+            st.Image = choice.Image;
+            st.OriginalImage = baseImage;
+            st.WaitingSince = KubeTime.Truncate(now);
+            st.RemoveCondition(RestoreConditions.ImagesReady);
+            st.Message = message;
+            st.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "PreparingImages", message, r.Metadata.Generation, now);
+        }, ct).ConfigureAwait(false);
+        Log.CheckpointSelected(_logger, r.Metadata.Namespace!, r.Metadata.Name!, checkpoint, choice.Image!);
+        _events.Normal(written, "CheckpointSelected",
+            $"restoring container {container} of pod {pod.Metadata.Name} from checkpoint {checkpoint} (image {choice.Image}, base image {baseImage})");
+        return Step.Next(written);
+    }
+
+    private async Task<Step> AwaitImagesAsync(Restore r, Pod pod, string container, DateTimeOffset now, CancellationToken ct)
+    {
+        var s = r.Status!;
+        var ready = s.FindCondition(RestoreConditions.ImagesReady);
+        if (ready?.Status == ConditionStatus.True) return await BeginAttemptAsync(r, pod, container, null, ct).ConfigureAwait(false);
+        if (ready?.Status == ConditionStatus.False)
+            return await FallbackAsync(r, pod, $"the images cannot be pulled on node {s.Node}: {ready.Message}", ct,
+                reason: "ImagePullFailed").ConfigureAwait(false);
+
+        var since = s.WaitingSince ?? now;
+        if (now - since < _options.ImagePreparationTimeout)
+            return Step.Stop(ReconcileResult.RequeueAfter(since + _options.ImagePreparationTimeout - now));
+        var note = ready is null
+            ? $"no crsc on node {s.Node} reported the images ready within {_options.ImagePreparationTimeout}; patching anyway, the kubelet pulls them"
+            : $"the images are still not ready on node {s.Node} after {_options.ImagePreparationTimeout} ({ready.Message}); patching anyway, the kubelet pulls them";
+        return await BeginAttemptAsync(r, pod, container, note, ct).ConfigureAwait(false);
+    }
+
+    // ---- the attempt ----
+
+    private async Task<Step> BeginAttemptAsync(Restore r, Pod pod, string container, string? note, CancellationToken ct)
+    {
+        var now = _time.GetUtcNow();
+        var attempt = (r.Status!.Attempts ?? 0) + 1;
+        var message = $"attempt {attempt} of {r.Spec.MaxAttempts}: container {container} of pod {pod.Metadata.Name} restores from checkpoint {r.Status.CheckpointName}";
+        // counted and stamped before the patch: a leader that stops after this write leaves a patch to make, not to count
+        var written = await WriteAsync(r, st =>
+        {
+            st.Attempts = attempt;
+            st.PatchedAt = KubeTime.Truncate(now);
+            st.Message = message;
+            st.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "Restoring", message, r.Metadata.Generation, now);
+        }, ct).ConfigureAwait(false);
+        if (note is not null)
+        {
+            Log.ImagesNotPrepared(_logger, r.Metadata.Namespace!, r.Metadata.Name!, note);
+            _events.Warning(written, "ImagesNotPrepared", note);
+        }
+        await PatchToCheckpointAsync(written, pod, container, ct).ConfigureAwait(false);
+        return Step.Stop(ReconcileResult.RequeueAfter(_options.RestoreTimeout));
+    }
+
+    private async Task PatchToCheckpointAsync(Restore r, Pod pod, string container, CancellationToken ct)
+    {
+        var s = r.Status!;
+        var annotations = new JsonObject
+        {
+            [CrscAnnotations.Restore] = r.Metadata.Name,
+            [CrscAnnotations.RestoredFrom] = s.CheckpointName,
+            // the container's own image, also when an earlier restore had patched it
+            [CrscAnnotations.OriginalImage] = $"{container}={s.OriginalImage}",
+        };
+        await PatchPodAsync(pod, container, s.Image!, annotations, ct).ConfigureAwait(false);
+        Log.Patched(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod.Metadata.Name!, container, s.Image!, s.Attempts ?? 0);
+        _events.Normal(r, "Restoring",
+            $"attempt {s.Attempts} of {r.Spec.MaxAttempts}: patched container {container} of pod {pod.Metadata.Name} to checkpoint image {s.Image}");
+        _events.Normal(pod, "Restoring",
+            $"container {container} restores from checkpoint {s.CheckpointName} (image {s.Image}) for Restore {r.Metadata.Name}; original image {s.OriginalImage}");
+    }
+
+    /// <summary>
+    /// A strategic merge patch of the one container's image (containers merge by name) and the annotations. The pod's
+    /// UID is a precondition in the body, so a pod made again under the same name is never patched by mistake.
+    /// </summary>
+    private async Task PatchPodAsync(Pod pod, string container, string image, JsonObject annotations, CancellationToken ct)
+    {
+        var patch = new JsonObject
+        {
+            ["metadata"] = new JsonObject { ["uid"] = pod.Metadata.Uid, ["annotations"] = annotations },
+            ["spec"] = new JsonObject
+            {
+                ["containers"] = new JsonArray(new JsonObject { ["name"] = container, ["image"] = image }),
+            },
+        };
+        await _podsApi.PatchAsync(pod.Metadata.Namespace, pod.Metadata.Name!, PatchType.StrategicMerge, patch.ToJsonString(), ct)
+            .ConfigureAwait(false);
+    }
+
+    private async Task<Step> FollowAsync(Restore r, Pod pod, string container, DateTimeOffset now, CancellationToken ct)
+    {
+        var s = r.Status!;
+        var patchedAt = s.PatchedAt!.Value;
+        var observed = Observe(pod, container, s, now);
+        switch (observed.State)
+        {
+            case Observed.Running:
+                return await FinishAsync(r, pod, RestorePhase.Restored, "Restored",
+                    $"container {container} of pod {pod.Metadata.Name} runs again from checkpoint {s.CheckpointName} (attempt {s.Attempts} of {r.Spec.MaxAttempts})",
+                    ct).ConfigureAwait(false);
+            case Observed.Failed:
+                return await AttemptFailedAsync(r, pod, observed.Detail, ct).ConfigureAwait(false);
+        }
+        var deadline = patchedAt + _options.RestoreTimeout;
+        if (now >= deadline)
+            return await AttemptFailedAsync(r, pod,
+                $"container {container} did not run within {_options.RestoreTimeout} of the patch ({observed.Detail})", ct).ConfigureAwait(false);
+        var wake = observed.LookAgainAt is { } at && at < deadline ? at : deadline;
+        return Step.Stop(ReconcileResult.RequeueAfter(wake > now ? wake - now : TimeSpan.Zero));
+    }
+
+    private enum Observed { Pending, Running, Failed }
+
+    private readonly record struct Observation(Observed State, string Detail, DateTimeOffset? LookAgainAt = null);
+
+    /// <summary>
+    /// What the kubelet reports about the container since the patch. A state counts as the restored container's when
+    /// the status names the checkpoint image or started after the patch; an error without either is believed only after
+    /// <see cref="RestoreReconcilerOptions.StatusGrace"/> (until the kubelet acts, the status is the old container's).
+    /// </summary>
+    private Observation Observe(Pod pod, string container, RestoreStatus s, DateTimeOffset now)
+    {
+        var cs = RestorePods.StatusOf(pod, container);
+        if (cs?.State is not { } state) return new(Observed.Pending, "no container status yet");
+        var patched = KubeTime.Truncate(s.PatchedAt!.Value);
+        var checkpointImage = ImageNames.Same(cs.Image, s.Image)
+            || (s.Image!.IndexOf('@', StringComparison.Ordinal) is var at and > 0 && cs.ImageID?.EndsWith(s.Image[(at + 1)..], StringComparison.Ordinal) == true);
+
+        if (state.Running is { } running)
+        {
+            if (!checkpointImage && !(running.StartedAt > patched)) return new(Observed.Pending, "the old container still runs");
+            var spec = RestorePods.ContainerOf(pod, container)!;
+            if (RestorePods.HasReadinessProbe(spec) && !cs.Ready) return new(Observed.Pending, "running, not ready yet");
+            return new(Observed.Running, "running");
+        }
+        if (state.Terminated is { } t)
+        {
+            if (!checkpointImage && !(t.StartedAt > patched)) return new(Observed.Pending, "the old container has stopped");
+            var detail = $"the restored container terminated ({t.Reason ?? "exit"}, exit code {t.ExitCode})";
+            return new(Observed.Failed, string.IsNullOrEmpty(t.Message) ? detail : $"{detail}: {t.Message}");
+        }
+        if (state.Waiting is { } w)
+        {
+            if (string.IsNullOrEmpty(w.Reason) || w.Reason is "ContainerCreating" or "PodInitializing")
+                return new(Observed.Pending, $"waiting ({w.Reason ?? "no reason"})");
+            var detail = string.IsNullOrEmpty(w.Message) ? w.Reason : $"{w.Reason}: {w.Message}";
+            var believable = patched + _options.StatusGrace;
+            if (checkpointImage || now >= believable) return new(Observed.Failed, detail);
+            return new(Observed.Pending, $"waiting ({detail}), maybe still the old container's", believable);
+        }
+        return new(Observed.Pending, "no container state yet");
+    }
+
+    private async Task<Step> AttemptFailedAsync(Restore r, Pod pod, string detail, CancellationToken ct)
+    {
+        var s = r.Status!;
+        var attempts = s.Attempts ?? 0;
+        var max = r.Spec.MaxAttempts;
+        var failure = $"attempt {attempts} of {max} failed: {detail}";
+        Log.AttemptFailed(_logger, r.Metadata.Namespace!, r.Metadata.Name!, attempts, max, detail);
+        if (attempts >= max)
+        {
+            _events.Warning(pod, "RestoreAttemptFailed", $"Restore {r.Metadata.Name}: {failure}");
+            return await FallbackAsync(r, pod, $"the restore failed {attempts} times; last: {detail}", ct).ConfigureAwait(false);
+        }
+        if (RestorePods.Controller(pod) is null)
+        {
+            _events.Warning(pod, "RestoreAttemptFailed", $"Restore {r.Metadata.Name}: {failure}");
+            return await FallbackAsync(r, pod,
+                $"{failure}; pod {pod.Metadata.Name} has no controller to make a new pod, so the restore cannot be tried again", ct)
+                .ConfigureAwait(false);
+        }
+
+        // status first: patchedAt cleared on a pod still patched by this restore marks it "to be replaced"
+        var now = _time.GetUtcNow();
+        var message = $"{failure}; deleting pod {pod.Metadata.Name} so that its replacement is restored";
+        var written = await WriteAsync(r, st =>
+        {
+            st.PatchedAt = null;
+            st.Message = message;
+            st.SetCondition(ConditionTypes.Degraded, ConditionStatus.True, "AttemptFailed", failure, r.Metadata.Generation, now);
+            st.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "ReplacingPod", message, r.Metadata.Generation, now);
+        }, ct).ConfigureAwait(false);
+        _events.Warning(written, "RestoreAttemptFailed", message);
+        _events.Warning(pod, "RestoreAttemptFailed", $"Restore {r.Metadata.Name}: {failure}");
+        return Step.Next(written);
+    }
+
+    private async Task<Step> DeletePodAsync(Restore r, Pod pod, CancellationToken ct)
+    {
+        try
+        {
+            await _podsApi.DeleteAsync(pod.Metadata.Namespace, pod.Metadata.Name!, new DeleteOptions(PreconditionUid: pod.Metadata.Uid), ct)
+                .ConfigureAwait(false);
+        }
+        catch (NotFoundException)
+        {
+        }
+        Log.PodDeleted(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod.Metadata.Name!);
+        _events.Normal(r, "PodDeleted",
+            $"deleted pod {pod.Metadata.Name}; its replacement is restored next (attempt {(r.Status!.Attempts ?? 0) + 1} of {r.Spec.MaxAttempts})");
+        // the pod's deletion (or its replacement) wakes the reconcile; this is the backstop
+        return Step.Stop(ReconcileResult.RequeueAfter(_options.PodTimeout));
+    }
+
+    // ---- endings ----
+
+    /// <summary>The restore cannot (or can no longer) succeed: <c>ColdStart</c> → FellBack, <c>Fail</c> → Failed.</summary>
+    private async Task<Step> FallbackAsync(Restore r, Pod? pod, string why, CancellationToken ct, string reason = "RestoreFailed")
+    {
+        if (r.Spec.Fallback == RestoreFallback.Fail)
+            return await FinishAsync(r, pod, RestorePhase.Failed, reason, $"{why}; fallback Fail: the pod is left as it is", ct)
+                .ConfigureAwait(false);
+
+        var s = r.Status!;
+        var container = pod is null ? null : ResolveContainer(r, pod, out _);
+        var patched = pod is not null && container is not null && s.Image is not null
+            && pod.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.Restore) == r.Metadata.Name
+            && RestorePods.ContainerOf(pod, container)?.Image == s.Image;
+        if (!patched)
+            return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
+                $"{why}; fallback ColdStart: the container keeps its own image and starts without its state", ct).ConfigureAwait(false);
+
+        // the original image back; restore stays as a record, restored-from and original-image go (they describe a
+        // checkpoint image that is no longer there)
+        var annotations = new JsonObject
+        {
+            [CrscAnnotations.Restore] = r.Metadata.Name,
+            [CrscAnnotations.RestoredFrom] = null,
+            [CrscAnnotations.OriginalImage] = null,
+        };
+        await PatchPodAsync(pod!, container!, s.OriginalImage!, annotations, ct).ConfigureAwait(false);
+        Log.ColdStart(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod!.Metadata.Name!, s.OriginalImage!);
+        return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
+            $"{why}; fallback ColdStart: the original image {s.OriginalImage} is back and the container starts without its state", ct)
+            .ConfigureAwait(false);
+    }
+
+    private async Task<Step> FinishAsync(Restore r, Pod? pod, RestorePhase phase, string reason, string message, CancellationToken ct)
+    {
+        var now = _time.GetUtcNow();
+        var written = await WriteAsync(r, st =>
+        {
+            st.Phase = phase;
+            st.Message = message;
+            st.CompletedAt = KubeTime.Truncate(now);
+            st.StartedAt ??= KubeTime.Truncate(now);
+            st.Attempts ??= 0;
+            st.WaitingSince = null;
+            var ok = phase == RestorePhase.Restored;
+            st.SetCondition(ConditionTypes.Ready, ok ? ConditionStatus.True : ConditionStatus.False, reason, message, r.Metadata.Generation, now);
+            st.SetCondition(ConditionTypes.Progressing, ConditionStatus.False, reason, message, r.Metadata.Generation, now);
+            if (ok) st.RemoveCondition(ConditionTypes.Degraded);
+            else st.SetCondition(ConditionTypes.Degraded, ConditionStatus.True, reason, message, r.Metadata.Generation, now);
+        }, ct).ConfigureAwait(false);
+        Log.Finished(_logger, r.Metadata.Namespace!, r.Metadata.Name!, phase.ToString(), message);
+        var eventReason = phase switch
+        {
+            RestorePhase.Restored => "Restored",
+            RestorePhase.FellBack => "FellBack",
+            _ => "RestoreFailed",
+        };
+        if (phase == RestorePhase.Restored)
+        {
+            _events.Normal(written, eventReason, message);
+            if (pod is not null) _events.Normal(pod, eventReason, $"Restore {r.Metadata.Name}: {message}");
+        }
+        else
+        {
+            _events.Warning(written, eventReason, message);
+            if (pod is not null) _events.Warning(pod, eventReason, $"Restore {r.Metadata.Name}: {message}");
+        }
+        return Step.Stop(ReconcileResult.Done);
+    }
+
+    /// <summary>
+    /// Writes the status from <paramref name="r"/>'s resourceVersion. A 409 (the node's preparer wrote, or the cache was
+    /// behind) is thrown: <see cref="ReconcileAsync"/> decides again from the fresh object, so neither writer loses the
+    /// other's fields.
+    /// </summary>
+    private async Task<Restore> WriteAsync(Restore r, Action<RestoreStatus> change, CancellationToken ct)
+    {
+        var copy = RestorePods.Clone(r);
+        copy.Status ??= new RestoreStatus();
+        change(copy.Status);
+        copy.Status.ObservedGeneration = copy.Metadata.Generation;
+        return await _restoresApi.UpdateStatusAsync(copy, ct).ConfigureAwait(false);
+    }
+
+    private static string Describe(RestoreTarget target) => $"{target.Kind} {target.Name}";
+
+    private static void TryAddIndexer<T>(Informer<T> informer, string name, Func<T, IEnumerable<string>> index)
+        where T : class, IKubernetesObject
+    {
+        try
+        {
+            informer.AddIndexer(name, index);
+        }
+        catch (InvalidOperationException)
+        {
+            // shared informer (or a second reconciler on it): the index is there already
+        }
+    }
+}

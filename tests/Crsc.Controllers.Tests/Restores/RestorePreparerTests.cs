@@ -1,0 +1,161 @@
+using Crsc.Api.Crds;
+using Crsc.Controllers.Reconciling;
+using Crsc.Controllers.Restores;
+using Crsc.Controllers.Runtime;
+using Crsc.Controllers.Tests.NodeAgent;
+using static Crsc.Controllers.Tests.Restores.RestoreFixture;
+
+namespace Crsc.Controllers.Tests.Restores;
+
+public sealed class RestorePreparerTests : IAsyncDisposable
+{
+    private const string P1 = "counter-7d9f8c6b5-abcde";
+    private readonly RestoreFixture _f = new();
+    private readonly FakeContainerRuntime _runtime = new();
+
+    public ValueTask DisposeAsync() => _f.DisposeAsync();
+
+    private DateTimeOffset Now => _f.Time.GetUtcNow();
+
+    /// <summary>P1 on n1, checkpoint c1, and Restore r1 taken by the leader to Restoring (images chosen).</summary>
+    private async Task<Leader> RestoringAsync(string node = "n1")
+    {
+        await _f.CreatePodAsync(P1, node: node);
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r1", failedPod: P1);
+        var leader = await _f.StartLeaderAsync();
+        await leader.ReconcileAsync("r1");
+        Assert.Equal(RestorePhase.Restoring, _f.Restore("r1").Status!.Phase);
+        return leader;
+    }
+
+    [Fact]
+    public async Task Pulls_the_missing_image_into_the_pods_sandbox_and_reports_ImagesReady()
+    {
+        await RestoringAsync();
+        _runtime.AddImage(ImageV1); // the base image is there already
+        var node = await _f.StartNodeAsync("n1", _runtime);
+
+        Assert.Equal(ReconcileResult.Done, await node.ReconcileAsync("r1"));
+
+        var pull = Assert.Single(_runtime.PullCalls);
+        Assert.Equal(ImageOf("c1"), pull.Image);
+        var pod = _f.Pod(P1)!;
+        Assert.Equal(new PodIdentity(Ns, P1, pod.Metadata.Uid!), pull.Sandbox);
+        var ready = _f.Restore("r1").Status!.FindCondition(RestoreConditions.ImagesReady)!;
+        Assert.Equal(ConditionStatus.True, ready.Status);
+        Assert.Contains($"pulled {ImageOf("c1")}", ready.Message);
+        Assert.Contains("ImagesReady", _f.EventReasons("Restore", "r1"));
+
+        // answered: nothing more to do
+        await node.ReconcileAsync("r1");
+        Assert.Single(_runtime.PullCalls);
+    }
+
+    [Fact]
+    public async Task Leader_and_node_together_reach_the_patch()
+    {
+        var leader = await RestoringAsync();
+        var node = await _f.StartNodeAsync("n1", _runtime);
+
+        await node.ReconcileAsync("r1");
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal([ImageV1, ImageOf("c1")], _runtime.PullCalls.Select(p => p.Image));
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
+        Assert.Equal(1, _f.Restore("r1").Status!.Attempts);
+    }
+
+    [Fact]
+    public async Task Another_nodes_restores_and_patched_ones_are_not_its_business()
+    {
+        await RestoringAsync(node: "n2");
+        var node = await _f.StartNodeAsync("n1", _runtime);
+
+        await node.ReconcileAsync("r1");
+
+        Assert.Empty(_runtime.PullCalls);
+        Assert.Equal(0, _runtime.ImageStatusCalls);
+        Assert.Null(_f.Restore("r1").Status!.FindCondition(RestoreConditions.ImagesReady));
+
+        var patched = _f.Restore("r1");
+        patched.Status!.PatchedAt = Now;
+        await _f.RestoresApi.UpdateStatusAsync(patched, CancellationToken.None);
+        var other = await _f.StartNodeAsync("n2", _runtime);
+        await other.ReconcileAsync("r1");
+        Assert.Empty(_runtime.PullCalls);
+    }
+
+    [Fact]
+    public async Task A_failing_pull_is_retried_then_reported_False_with_the_runtimes_message()
+    {
+        var leader = await RestoringAsync();
+        _runtime.OnPull = (image, _) => throw new ContainerRuntimeException(ContainerRuntimeErrorKind.NotFound,
+            $"pull image {image}: manifest unknown", "NotFound", "manifest unknown");
+        var options = new RestorePreparerOptions { NodeName = "n1", MaxPullAttempts = 2, RetryDelay = TimeSpan.FromSeconds(10) };
+        var node = await _f.StartNodeAsync("n1", _runtime, options);
+
+        var first = await node.ReconcileAsync("r1");
+
+        Assert.Equal(ReconcileResult.RequeueAfter(options.RetryDelay), first);
+        var cond = _f.Restore("r1").Status!.FindCondition(RestoreConditions.ImagesReady)!;
+        Assert.Equal((ConditionStatus.Unknown, "Pulling"), (cond.Status, cond.Reason));
+        Assert.Contains("(1 of 2)", cond.Message);
+
+        Assert.Equal(ReconcileResult.Done, await node.ReconcileAsync("r1"));
+        cond = _f.Restore("r1").Status!.FindCondition(RestoreConditions.ImagesReady)!;
+        Assert.Equal((ConditionStatus.False, "PullFailed"), (cond.Status, cond.Reason));
+        Assert.Contains("manifest unknown", cond.Message);
+        Assert.Contains("ImagePullFailed", _f.EventReasons("Restore", "r1"));
+
+        await leader.ReconcileAsync("r1");
+        Assert.Equal(RestorePhase.FellBack, _f.Restore("r1").Status!.Phase);
+        Assert.Contains("manifest unknown", _f.Restore("r1").Status!.Message);
+        Assert.Equal(ImageV1, _f.ImageOfPod(P1));
+    }
+
+    [Fact]
+    public async Task A_conflicting_leader_write_is_kept_and_the_condition_added_to_it()
+    {
+        await RestoringAsync();
+        var node = await _f.StartNodeAsync("n1", _runtime);
+        var once = true;
+        _f.RestoresApi.BeforeCall = (verb, obj) =>
+        {
+            if (verb != "updateStatus" || !once || obj?.Status?.FindCondition(RestoreConditions.ImagesReady) is null) return;
+            once = false;
+            // the leader writes between the node's read and its write
+            var stored = _f.RestoresApi.Stored(Ns, "r1")!;
+            stored.Status!.Message = "written by the leader";
+            _f.RestoresApi.UpdateStatusAsync(stored, CancellationToken.None).GetAwaiter().GetResult();
+        };
+
+        await node.ReconcileAsync("r1");
+
+        var s = _f.Restore("r1").Status!;
+        Assert.False(once);
+        Assert.Equal("written by the leader", s.Message);
+        Assert.Equal(ConditionStatus.True, s.FindCondition(RestoreConditions.ImagesReady)!.Status);
+    }
+
+    [Fact]
+    public async Task Does_not_answer_for_a_pod_the_leader_has_moved_away_from()
+    {
+        await RestoringAsync();
+        var node = await _f.StartNodeAsync("n1", _runtime);
+        _f.RestoresApi.BeforeCall = (verb, obj) =>
+        {
+            if (verb != "updateStatus" || obj?.Status?.FindCondition(RestoreConditions.ImagesReady) is null
+                || _f.RestoresApi.Stored(Ns, "r1")!.Status!.PodName is null) return;
+            // meanwhile the leader saw the pod go and forgot it
+            var stored = _f.RestoresApi.Stored(Ns, "r1")!;
+            stored.Status!.PodName = null;
+            stored.Status.PodUid = null;
+            _f.RestoresApi.UpdateStatusAsync(stored, CancellationToken.None).GetAwaiter().GetResult();
+        };
+
+        await node.ReconcileAsync("r1");
+
+        Assert.Null(_f.Restore("r1").Status!.FindCondition(RestoreConditions.ImagesReady));
+    }
+}

@@ -1,0 +1,665 @@
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.Reconciling;
+using Crsc.Controllers.Restores;
+using static Crsc.Controllers.Tests.Restores.RestoreFixture;
+
+namespace Crsc.Controllers.Tests.Restores;
+
+public sealed class RestoreReconcilerTests : IAsyncDisposable
+{
+    private const string P1 = "counter-7d9f8c6b5-abcde";
+    private const string P2 = "counter-7d9f8c6b5-fghij";
+    private readonly RestoreFixture _f = new();
+    private readonly RestoreReconcilerOptions _options = new();
+
+    public ValueTask DisposeAsync() => _f.DisposeAsync();
+
+    private DateTimeOffset Now => _f.Time.GetUtcNow();
+
+    /// <summary>The usual start: pod P1 running v1, checkpoint c1 of v1, Restore r1 for P1's failure.</summary>
+    private async Task<Leader> SeedAsync(string? failedPod = P1, RestoreFallback fallback = RestoreFallback.ColdStart, int maxAttempts = 3,
+        bool readinessProbe = false)
+    {
+        await _f.CreatePodAsync(P1, readinessProbe: readinessProbe);
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r1", failedPod: failedPod, fallback: fallback, maxAttempts: maxAttempts);
+        return await _f.StartLeaderAsync(_options);
+    }
+
+    /// <summary>Seeds, lets the node report the images and the leader patch P1 (attempt 1).</summary>
+    private async Task<Leader> PatchedAsync(RestoreFallback fallback = RestoreFallback.ColdStart, int maxAttempts = 3, bool readinessProbe = false)
+    {
+        var leader = await SeedAsync(fallback: fallback, maxAttempts: maxAttempts, readinessProbe: readinessProbe);
+        await leader.ReconcileAsync("r1");
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.True);
+        await leader.ReconcileAsync("r1");
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
+        return leader;
+    }
+
+    // ---- checkpoint choice ----
+
+    [Fact]
+    public async Task Chooses_the_latest_completed_checkpoint_of_the_pods_image_and_of_this_workload()
+    {
+        await _f.CreatePodAsync(P1);
+        await _f.CreateCheckpointAsync("c-old", Now.AddMinutes(-10));
+        await _f.CreateCheckpointAsync("c-new", Now.AddMinutes(-5));
+        await _f.CreateCheckpointAsync("c-other-image", Now.AddMinutes(-1), baseImage: "registry.local/counter:0");
+        await _f.CreateCheckpointAsync("c-other-workload", Now.AddMinutes(-1), workload: "web", pod: "web-5f5f5-zzzzz");
+        await _f.CreateCheckpointAsync("c-running", Now, phase: ContainerCheckpointPhase.Running);
+        await _f.CreateRestoreAsync("r1", failedPod: P1);
+        var leader = await _f.StartLeaderAsync(_options);
+
+        var result = await leader.ReconcileAsync("r1");
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.Restoring, s.Phase);
+        Assert.Equal("c-new", s.CheckpointName);
+        Assert.Equal(ImageOf("c-new"), s.Image);
+        Assert.Equal(ImageV1, s.OriginalImage);
+        Assert.Equal((P1, _f.Pod(P1)!.Metadata.Uid, "n1"), (s.PodName, s.PodUid, s.Node));
+        Assert.Equal(0, s.Attempts);
+        Assert.Null(s.PatchedAt);
+        // nothing is patched before the node has the images
+        Assert.Equal(ImageV1, _f.ImageOfPod(P1));
+        Assert.Equal(0, _f.PodsApi.CallCount("patch"));
+        Assert.Equal(ReconcileResult.RequeueAfter(_options.ImagePreparationTimeout), result);
+        Assert.Equal(["PodSelected", "CheckpointSelected"], _f.EventReasons("Restore", "r1"));
+    }
+
+    [Fact]
+    public async Task An_unlabelled_checkpoint_counts_by_the_pod_it_was_taken_of_and_docker_hub_spellings_match()
+    {
+        await _f.CreatePodAsync(P1, image: "nginx");
+        await _f.CreateCheckpointAsync("c-labelled-web", Now.AddMinutes(-1), baseImage: "docker.io/library/nginx:latest", workload: "web");
+        // taken of a pod of the Deployment that is gone now: known by its name
+        await _f.CreateCheckpointAsync("c-manual", Now.AddMinutes(-3), baseImage: "docker.io/library/nginx:latest", workload: null,
+            pod: "counter-7d9f8c6b5-old00");
+        await _f.CreateRestoreAsync("r1", failedPod: P1);
+        var leader = await _f.StartLeaderAsync(_options);
+
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal("c-manual", _f.Restore("r1").Status!.CheckpointName);
+        Assert.Equal("nginx", _f.Restore("r1").Status!.OriginalImage);
+    }
+
+    [Fact]
+    public async Task A_named_checkpoint_is_used_even_when_a_newer_one_exists()
+    {
+        await _f.CreatePodAsync(P1);
+        await _f.CreateCheckpointAsync("c-old", Now.AddMinutes(-10));
+        await _f.CreateCheckpointAsync("c-new", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r1", failedPod: P1, checkpoint: "c-old");
+        var leader = await _f.StartLeaderAsync(_options);
+
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal(("c-old", ImageOf("c-old")), (_f.Restore("r1").Status!.CheckpointName, _f.Restore("r1").Status!.Image));
+    }
+
+    [Fact]
+    public async Task After_a_users_rollout_old_checkpoints_are_not_restored_and_ColdStart_leaves_the_new_version_alone()
+    {
+        await _f.CreatePodAsync(P1, image: ImageV2, replicaSet: "counter-55c8d9f7b", hash: "55c8d9f7b");
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r1", failedPod: P1);
+        var leader = await _f.StartLeaderAsync(_options);
+
+        Assert.Equal(ReconcileResult.Done, await leader.ReconcileAsync("r1"));
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.FellBack, s.Phase);
+        Assert.Contains(ImageV2, s.Message);
+        Assert.Contains($"c1 ({ImageV1})", s.Message);
+        Assert.Contains("new version", s.Message);
+        Assert.Equal(0, s.Attempts);
+        Assert.NotNull(s.CompletedAt);
+        Assert.Equal(ImageV2, _f.ImageOfPod(P1));
+        Assert.Equal(0, _f.PodsApi.CallCount("patch"));
+        Assert.Contains("FellBack", _f.EventReasons("Restore", "r1"));
+    }
+
+    [Fact]
+    public async Task A_named_checkpoint_of_an_older_version_fails_the_restore_with_fallback_Fail()
+    {
+        await _f.CreatePodAsync(P1, image: ImageV2);
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r1", failedPod: P1, checkpoint: "c1", fallback: RestoreFallback.Fail);
+        var leader = await _f.StartLeaderAsync(_options);
+
+        await leader.ReconcileAsync("r1");
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.Failed, s.Phase);
+        Assert.Contains($"checkpoint c1 was taken from image {ImageV1}, but the pod runs {ImageV2}", s.Message);
+        Assert.Equal(ImageV2, _f.ImageOfPod(P1));
+        Assert.Contains("RestoreFailed", _f.EventReasons("Restore", "r1"));
+        Assert.Contains("RestoreFailed", _f.EventReasons("Pod", P1));
+    }
+
+    [Fact]
+    public async Task A_named_checkpoint_that_does_not_exist_fails_naming_the_field()
+    {
+        await _f.CreatePodAsync(P1);
+        await _f.CreateRestoreAsync("r1", failedPod: P1, checkpoint: "nope");
+        var leader = await _f.StartLeaderAsync(_options);
+
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal(RestorePhase.Failed, _f.Restore("r1").Status!.Phase);
+        Assert.StartsWith("spec.checkpointName: ContainerCheckpoint shop/nope does not exist", _f.Restore("r1").Status!.Message);
+    }
+
+    [Fact]
+    public async Task Waits_for_the_checkpoint_image_then_gives_up_through_the_fallback()
+    {
+        await _f.CreatePodAsync(P1);
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5), imageReference: null);
+        await _f.CreateRestoreAsync("r1", failedPod: P1, fallback: RestoreFallback.Fail);
+        var leader = await _f.StartLeaderAsync(_options);
+
+        var first = await leader.ReconcileAsync("r1");
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.Pending, s.Phase);
+        Assert.Contains("checkpoint c1 has no image yet", s.Message);
+        Assert.Equal(ReconcileOutcome.RequeueAfter, first.Outcome);
+        Assert.True(first.Delay <= _options.ImageReferenceTimeout);
+
+        _f.Time.Advance(_options.ImageReferenceTimeout);
+        await leader.ReconcileAsync("r1");
+
+        s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.Failed, s.Phase);
+        Assert.Contains("spec.imageReference", s.Message);
+        Assert.Contains($"gave up after {_options.ImageReferenceTimeout}", s.Message);
+        Assert.Equal(ImageV1, _f.ImageOfPod(P1));
+    }
+
+    [Fact]
+    public async Task The_image_published_while_waiting_is_used()
+    {
+        await _f.CreatePodAsync(P1);
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5), imageReference: null);
+        await _f.CreateRestoreAsync("r1", failedPod: P1);
+        var leader = await _f.StartLeaderAsync(_options);
+        await leader.ReconcileAsync("r1");
+
+        var content = _f.ContentsApi.Stored(null, "ckpt-c1")!;
+        content.Spec.ImageReference = ImageOf("c1");
+        await _f.ContentsApi.UpdateAsync(content, CancellationToken.None);
+        _f.Time.Advance(TimeSpan.FromMinutes(1));
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal((RestorePhase.Restoring, ImageOf("c1")), (_f.Restore("r1").Status!.Phase, _f.Restore("r1").Status!.Image));
+    }
+
+    // ---- pod choice ----
+
+    [Fact]
+    public async Task The_failed_pod_of_the_annotation_is_restored_rather_than_the_newest()
+    {
+        await _f.CreatePodAsync(P1);
+        await _f.CreatePodAsync(P2);
+        await _f.CreatePodAsync("web-5f5f5-zzzzz", replicaSet: "web-5f5f5", hash: "5f5f5");
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r-failed", failedPod: P1);
+        await _f.CreateRestoreAsync("r-none");
+        await _f.CreateRestoreAsync("r-foreign", failedPod: "web-5f5f5-zzzzz");
+        var leader = await _f.StartLeaderAsync(_options);
+
+        await leader.ReconcileAsync("r-failed");
+        await leader.ReconcileAsync("r-none");
+        await leader.ReconcileAsync("r-foreign");
+
+        Assert.Equal(P1, _f.Restore("r-failed").Status!.PodName);
+        Assert.Equal(P2, _f.Restore("r-none").Status!.PodName); // newest of the Deployment
+        Assert.Equal(P2, _f.Restore("r-foreign").Status!.PodName); // the annotation names another Deployment's pod
+    }
+
+    [Fact]
+    public async Task A_lost_pod_is_replaced_by_the_ReplicaSets_new_pod_once_it_runs()
+    {
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r1", failedPod: P1); // P1 is gone already (its node died)
+        var leader = await _f.StartLeaderAsync(_options);
+
+        var waiting = await leader.ReconcileAsync("r1");
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.Pending, s.Phase);
+        Assert.Null(s.PodName);
+        Assert.Contains("waiting for a pod of Deployment counter", s.Message);
+        Assert.Equal(ReconcileOutcome.RequeueAfter, waiting.Outcome);
+
+        var replacement = await _f.CreatePodAsync(P2, node: "n2");
+        var p = _f.Pod(P2)!;
+        p.Status!.Phase = "Pending";
+        await _f.PodsApi.UpdateStatusAsync(p, CancellationToken.None);
+        await leader.ReconcileAsync("r1");
+        Assert.Null(_f.Restore("r1").Status!.PodName); // not running yet
+
+        p = _f.Pod(P2)!;
+        p.Status!.Phase = "Running";
+        await _f.PodsApi.UpdateStatusAsync(p, CancellationToken.None);
+        await leader.ReconcileAsync("r1");
+
+        s = _f.Restore("r1").Status!;
+        Assert.Equal((P2, replacement.Metadata.Uid, "n2"), (s.PodName, s.PodUid, s.Node));
+        Assert.Equal(RestorePhase.Restoring, s.Phase);
+        Assert.Equal(0, s.Attempts);
+    }
+
+    [Fact]
+    public async Task A_pod_lost_while_images_are_prepared_is_exchanged_for_its_replacement_without_counting_an_attempt()
+    {
+        var leader = await SeedAsync();
+        await leader.ReconcileAsync("r1");
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.Unknown, "pulling");
+
+        await _f.PodsApi.DeleteAsync(Ns, P1, null, CancellationToken.None);
+        await leader.ReconcileAsync("r1");
+        var s = _f.Restore("r1").Status!;
+        Assert.Null(s.PodName);
+        Assert.Null(s.Image);
+        Assert.Null(s.FindCondition(RestoreConditions.ImagesReady)); // that was the other node's answer
+        Assert.Contains(_f.Events.Events, e => e.Reason == "WaitingForPod" && e.Message.Contains($"pod {P1} is gone; waiting for its replacement"));
+
+        await _f.CreatePodAsync(P2, node: "n2");
+        await leader.ReconcileAsync("r1");
+
+        s = _f.Restore("r1").Status!;
+        Assert.Equal((P2, "n2", 0), (s.PodName, s.Node, s.Attempts));
+        Assert.Equal(ImageOf("c1"), s.Image);
+        Assert.Equal(0, _f.PodsApi.CallCount("patch"));
+    }
+
+    [Fact]
+    public async Task Gives_up_when_no_pod_runs_within_the_pod_timeout()
+    {
+        await _f.CreateRestoreAsync("r1", failedPod: P1);
+        var leader = await _f.StartLeaderAsync(_options);
+        await leader.ReconcileAsync("r1");
+
+        _f.Time.Advance(_options.PodTimeout);
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal(RestorePhase.Failed, _f.Restore("r1").Status!.Phase);
+        Assert.Contains("no running pod of Deployment counter", _f.Restore("r1").Status!.Message);
+    }
+
+    // ---- images and the patch ----
+
+    [Fact]
+    public async Task Patches_the_container_image_and_annotates_the_pod_once_the_node_reports_the_images_ready()
+    {
+        var leader = await SeedAsync();
+        await leader.ReconcileAsync("r1");
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.True);
+        var patchedAt = Now;
+
+        var result = await leader.ReconcileAsync("r1");
+
+        var pod = _f.Pod(P1)!;
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
+        Assert.Equal("r1", pod.Metadata.Annotations![CrscAnnotations.Restore]);
+        Assert.Equal("c1", pod.Metadata.Annotations[CrscAnnotations.RestoredFrom]);
+        Assert.Equal($"{RestoreFixture.Container}={ImageV1}", pod.Metadata.Annotations[CrscAnnotations.OriginalImage]);
+        Assert.Equal("Running", pod.Status!.Phase); // same pod, nothing else touched
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(1, s.Attempts);
+        Assert.Equal(patchedAt, s.PatchedAt);
+        Assert.Equal(RestorePhase.Restoring, s.Phase);
+        Assert.Equal(ReconcileResult.RequeueAfter(_options.RestoreTimeout), result);
+        Assert.Equal(["PodSelected", "CheckpointSelected", "Restoring"], _f.EventReasons("Restore", "r1"));
+        Assert.Equal(["Restoring"], _f.EventReasons("Pod", P1));
+
+        // level-triggered: nothing more until the kubelet reports
+        await leader.ReconcileAsync("r1");
+        Assert.Equal(1, _f.PodsApi.CallCount("patch"));
+        Assert.Equal(1, _f.Restore("r1").Status!.Attempts);
+    }
+
+    [Fact]
+    public async Task Without_an_answer_from_the_node_it_patches_after_the_preparation_timeout_and_says_so()
+    {
+        var leader = await SeedAsync();
+        await leader.ReconcileAsync("r1");
+        _f.Time.Advance(_options.ImagePreparationTimeout - TimeSpan.FromSeconds(1));
+        await leader.ReconcileAsync("r1");
+        Assert.Equal(ImageV1, _f.ImageOfPod(P1));
+
+        _f.Time.Advance(TimeSpan.FromSeconds(1));
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
+        var warning = Assert.Single(_f.Events.Events, e => e.Reason == "ImagesNotPrepared");
+        Assert.Equal("Warning", warning.Type);
+        Assert.Contains("no crsc on node n1 reported the images ready", warning.Message);
+        Assert.Contains("the kubelet pulls them", warning.Message);
+    }
+
+    [Fact]
+    public async Task Images_that_cannot_be_pulled_end_the_restore_through_the_fallback_with_the_runtimes_message()
+    {
+        var leader = await SeedAsync();
+        await leader.ReconcileAsync("r1");
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.False, "pulling x failed (3 of 3): manifest unknown");
+
+        await leader.ReconcileAsync("r1");
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.FellBack, s.Phase);
+        Assert.Contains("cannot be pulled on node n1: pulling x failed (3 of 3): manifest unknown", s.Message);
+        Assert.Equal(ImageV1, _f.ImageOfPod(P1));
+        Assert.Equal(0, _f.PodsApi.CallCount("patch"));
+    }
+
+    // ---- following the container ----
+
+    [Fact]
+    public async Task Restored_when_the_container_runs_from_the_checkpoint_image()
+    {
+        var leader = await PatchedAsync();
+        _f.Time.Advance(TimeSpan.FromSeconds(2));
+        await _f.SetContainerStateAsync(P1, Running(Now), image: ImageOf("c1"), ready: true, restartCount: 1);
+
+        Assert.Equal(ReconcileResult.Done, await leader.ReconcileAsync("r1"));
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.Restored, s.Phase);
+        Assert.Equal(Now, s.CompletedAt);
+        Assert.True(s.IsConditionTrue(ConditionTypes.Ready));
+        Assert.Equal(1, s.Attempts);
+        Assert.Contains("Restored", _f.EventReasons("Restore", "r1"));
+        Assert.Contains("Restored", _f.EventReasons("Pod", P1));
+        Assert.NotNull(_f.Pod(P1)); // same pod
+    }
+
+    [Fact]
+    public async Task With_a_readiness_probe_Restored_waits_for_ready()
+    {
+        var leader = await PatchedAsync(readinessProbe: true);
+        _f.Time.Advance(TimeSpan.FromSeconds(2));
+        await _f.SetContainerStateAsync(P1, Running(Now), image: ImageOf("c1"), ready: false);
+        await leader.ReconcileAsync("r1");
+        Assert.Equal(RestorePhase.Restoring, _f.Restore("r1").Status!.Phase);
+
+        await _f.SetContainerStateAsync(P1, Running(Now), image: ImageOf("c1"), ready: true);
+        await leader.ReconcileAsync("r1");
+        Assert.Equal(RestorePhase.Restored, _f.Restore("r1").Status!.Phase);
+    }
+
+    [Fact]
+    public async Task The_old_containers_state_right_after_the_patch_is_not_taken_for_the_restores()
+    {
+        var leader = await PatchedAsync();
+        // the kubelet has not acted yet: the status is still the crashing original container's
+        await _f.SetContainerStateAsync(P1, Waiting("CrashLoopBackOff", "back-off 5m0s restarting failed container"), image: ImageV1);
+        var result = await leader.ReconcileAsync("r1");
+        Assert.Equal(RestorePhase.Restoring, _f.Restore("r1").Status!.Phase);
+        Assert.Equal(ReconcileResult.RequeueAfter(_options.StatusGrace), result);
+
+        _f.Time.Advance(TimeSpan.FromSeconds(3));
+        await _f.SetContainerStateAsync(P1, Running(Now), image: ImageOf("c1"), ready: true);
+        await leader.ReconcileAsync("r1");
+        Assert.Equal(RestorePhase.Restored, _f.Restore("r1").Status!.Phase);
+    }
+
+    [Fact]
+    public async Task A_restore_that_fails_in_the_runtime_deletes_the_pod_and_restores_its_replacement()
+    {
+        var leader = await PatchedAsync();
+        _f.Time.Advance(TimeSpan.FromSeconds(3));
+        await _f.SetContainerStateAsync(P1, Waiting("CreateContainerError",
+            "failed to restore container app: criu failed: type NOTIFY errno 0"), image: ImageOf("c1"));
+
+        await leader.ReconcileAsync("r1");
+
+        Assert.Null(_f.Pod(P1)); // deleted: the ReplicaSet makes a new one
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(1, s.Attempts);
+        Assert.Null(s.PatchedAt);
+        Assert.Contains("attempt 1 of 3 failed: CreateContainerError: failed to restore container app: criu failed: type NOTIFY", s.Message);
+        Assert.Contains("RestoreAttemptFailed", _f.EventReasons("Restore", "r1"));
+        Assert.Contains("PodDeleted", _f.EventReasons("Restore", "r1"));
+        Assert.Contains("RestoreAttemptFailed", _f.EventReasons("Pod", P1));
+
+        await leader.ReconcileAsync("r1");
+        Assert.Null(_f.Restore("r1").Status!.PodName);
+
+        await _f.CreatePodAsync(P2, node: "n2");
+        await leader.ReconcileAsync("r1");
+        s = _f.Restore("r1").Status!;
+        Assert.Equal((P2, "n2", RestorePhase.Restoring), (s.PodName, s.Node, s.Phase));
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.True);
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P2));
+        Assert.Equal(2, _f.Restore("r1").Status!.Attempts);
+        Assert.Equal(2, _f.PodsApi.CallCount("patch"));
+        Assert.Equal(1, _f.PodsApi.CallCount("delete"));
+    }
+
+    [Fact]
+    public async Task A_container_that_does_not_run_within_the_restore_timeout_fails_the_attempt()
+    {
+        var leader = await PatchedAsync();
+        await _f.SetContainerStateAsync(P1, Waiting("ContainerCreating"), image: ImageOf("c1"));
+        var waiting = await leader.ReconcileAsync("r1");
+        Assert.Equal(ReconcileResult.RequeueAfter(_options.RestoreTimeout), waiting);
+
+        _f.Time.Advance(_options.RestoreTimeout);
+        await leader.ReconcileAsync("r1");
+
+        Assert.Null(_f.Pod(P1));
+        Assert.Contains($"did not run within {_options.RestoreTimeout}", _f.Restore("r1").Status!.Message);
+    }
+
+    [Fact]
+    public async Task After_max_attempts_ColdStart_puts_the_original_image_back_in_the_same_pod()
+    {
+        var leader = await PatchedAsync(maxAttempts: 1);
+        _f.Time.Advance(TimeSpan.FromSeconds(3));
+        await _f.SetContainerStateAsync(P1, Waiting("CreateContainerError", "criu failed: type NOTIFY"), image: ImageOf("c1"));
+
+        await leader.ReconcileAsync("r1");
+
+        var pod = _f.Pod(P1)!;
+        Assert.Equal(ImageV1, _f.ImageOfPod(P1));
+        Assert.Equal("r1", pod.Metadata.Annotations![CrscAnnotations.Restore]);
+        Assert.False(pod.Metadata.Annotations.ContainsKey(CrscAnnotations.RestoredFrom));
+        Assert.False(pod.Metadata.Annotations.ContainsKey(CrscAnnotations.OriginalImage));
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.FellBack, s.Phase);
+        Assert.Contains("the restore failed 1 times; last: CreateContainerError: criu failed", s.Message);
+        Assert.Contains($"the original image {ImageV1} is back", s.Message);
+        Assert.Equal(0, _f.PodsApi.CallCount("delete"));
+        Assert.Contains("FellBack", _f.EventReasons("Restore", "r1"));
+        Assert.Contains("FellBack", _f.EventReasons("Pod", P1));
+    }
+
+    [Fact]
+    public async Task After_max_attempts_Fail_stops_and_leaves_the_pod_as_it_is()
+    {
+        var leader = await PatchedAsync(fallback: RestoreFallback.Fail, maxAttempts: 1);
+        _f.Time.Advance(TimeSpan.FromSeconds(3));
+        await _f.SetContainerStateAsync(P1, Waiting("CreateContainerError", "criu failed: type NOTIFY"), image: ImageOf("c1"));
+
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal(RestorePhase.Failed, _f.Restore("r1").Status!.Phase);
+        Assert.Contains("fallback Fail", _f.Restore("r1").Status!.Message);
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
+        Assert.Equal(1, _f.PodsApi.CallCount("patch"));
+        Assert.Equal(0, _f.PodsApi.CallCount("delete"));
+    }
+
+    // ---- leadership ----
+
+    [Fact]
+    public async Task A_new_leader_after_the_patch_follows_the_container_without_a_second_patch_or_count()
+    {
+        await PatchedAsync();
+        // the old leader is gone; a new daemon starts with fresh caches and a fresh reconciler
+        var next = await _f.StartLeaderAsync(_options);
+
+        await next.ReconcileAsync("r1");
+        Assert.Equal(1, _f.PodsApi.CallCount("patch"));
+        Assert.Equal(1, _f.Restore("r1").Status!.Attempts);
+
+        _f.Time.Advance(TimeSpan.FromSeconds(2));
+        await _f.SetContainerStateAsync(P1, Running(Now), image: ImageOf("c1"), ready: true);
+        await next.ReconcileAsync("r1");
+
+        Assert.Equal(RestorePhase.Restored, _f.Restore("r1").Status!.Phase);
+        Assert.Equal(1, _f.Restore("r1").Status!.Attempts);
+        Assert.Equal(1, _f.PodsApi.CallCount("patch"));
+    }
+
+    [Fact]
+    public async Task A_new_leader_after_the_counted_attempt_but_before_the_patch_makes_the_patch_without_counting_again()
+    {
+        var leader = await SeedAsync();
+        await leader.ReconcileAsync("r1");
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.True);
+        _f.PodsApi.BeforeCall = (verb, _) =>
+        {
+            if (verb == "patch") throw new KubeUnavailableException("connection refused (fake)");
+        };
+        await Assert.ThrowsAsync<KubeUnavailableException>(async () => await leader.ReconcileAsync("r1"));
+        Assert.Equal(1, _f.Restore("r1").Status!.Attempts);
+        Assert.Equal(ImageV1, _f.ImageOfPod(P1));
+        _f.PodsApi.BeforeCall = null;
+
+        var next = await _f.StartLeaderAsync(_options);
+        await next.ReconcileAsync("r1");
+
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
+        Assert.Equal(1, _f.Restore("r1").Status!.Attempts);
+        Assert.Equal("c1", _f.Pod(P1)!.Metadata.Annotations![CrscAnnotations.RestoredFrom]);
+    }
+
+    [Fact]
+    public async Task A_new_leader_after_the_cold_start_patch_finishes_without_patching_again()
+    {
+        var leader = await PatchedAsync(maxAttempts: 1);
+        _f.Time.Advance(TimeSpan.FromSeconds(3));
+        await _f.SetContainerStateAsync(P1, Waiting("CreateContainerError", "criu failed"), image: ImageOf("c1"));
+        var written = 0;
+        _f.RestoresApi.BeforeCall = (verb, obj) =>
+        {
+            if (verb == "updateStatus" && obj?.Status?.Phase == RestorePhase.FellBack && written++ == 0)
+                throw new KubeUnavailableException("connection refused (fake)");
+        };
+        await Assert.ThrowsAsync<KubeUnavailableException>(async () => await leader.ReconcileAsync("r1"));
+        Assert.Equal(ImageV1, _f.ImageOfPod(P1));
+        Assert.Equal(RestorePhase.Restoring, _f.Restore("r1").Status!.Phase);
+
+        var next = await _f.StartLeaderAsync(_options);
+        await next.ReconcileAsync("r1");
+
+        Assert.Equal(RestorePhase.FellBack, _f.Restore("r1").Status!.Phase);
+        Assert.Equal(ImageV1, _f.ImageOfPod(P1));
+        Assert.Equal(2, _f.PodsApi.CallCount("patch")); // the restore and the one cold start
+    }
+
+    [Fact]
+    public async Task A_status_write_that_meets_another_writer_decides_again_and_keeps_their_fields()
+    {
+        var leader = await SeedAsync();
+        var once = true;
+        _f.RestoresApi.BeforeCall = (verb, obj) =>
+        {
+            // the node's preparer (another writer) gets in first
+            if (verb != "updateStatus" || !once || obj?.Status?.Phase != RestorePhase.Restoring) return;
+            once = false;
+            var stored = _f.RestoresApi.Stored(Ns, "r1")!;
+            stored.Status!.SetCondition("NodeNote", ConditionStatus.True, "Seen", "from the node", 1, Now);
+            _f.RestoresApi.UpdateStatusAsync(stored, CancellationToken.None).GetAwaiter().GetResult();
+        };
+
+        await leader.ReconcileAsync("r1");
+
+        var s = _f.Restore("r1").Status!;
+        Assert.False(once);
+        Assert.Equal(RestorePhase.Restoring, s.Phase);
+        Assert.Equal("c1", s.CheckpointName);
+        Assert.Equal("from the node", s.FindCondition("NodeNote")!.Message);
+    }
+
+    // ---- terminal and invalid ----
+
+    [Theory]
+    [InlineData(RestorePhase.Restored)]
+    [InlineData(RestorePhase.Failed)]
+    [InlineData(RestorePhase.FellBack)]
+    public async Task Terminal_phases_are_never_reconciled_again(RestorePhase phase)
+    {
+        await _f.CreatePodAsync(P1);
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r1", failedPod: P1, status: new RestoreStatus
+        {
+            Phase = phase, Attempts = 1, PodName = P1, Image = ImageOf("c1"), OriginalImage = ImageV1, CheckpointName = "c1",
+            PatchedAt = Now.AddMinutes(-1),
+        });
+        await _f.CreateRestoreAsync("r-bad", failedPod: P1, maxAttempts: 0, status: new RestoreStatus { Phase = phase });
+        var leader = await _f.StartLeaderAsync(_options);
+        _f.Time.Advance(TimeSpan.FromHours(1));
+
+        Assert.Equal(ReconcileResult.Done, await leader.ReconcileAsync("r1"));
+        Assert.Equal(ReconcileResult.Done, await leader.ReconcileAsync("r-bad"));
+
+        Assert.Equal(0, _f.RestoresApi.CallCount("updateStatus"));
+        Assert.Equal(0, _f.PodsApi.CallCount("patch"));
+        Assert.Equal(0, _f.PodsApi.CallCount("delete"));
+        Assert.Empty(_f.Events.Events);
+    }
+
+    [Fact]
+    public async Task An_invalid_spec_fails_naming_the_field()
+    {
+        await _f.CreatePodAsync(P1);
+        await _f.CreateRestoreAsync("r1", failedPod: P1, maxAttempts: 0);
+        await _f.CreateRestoreAsync("r2", failedPod: P1, container: "db");
+        var leader = await _f.StartLeaderAsync(_options);
+
+        await leader.ReconcileAsync("r1");
+        await leader.ReconcileAsync("r2");
+
+        Assert.Equal(RestorePhase.Failed, _f.Restore("r1").Status!.Phase);
+        Assert.Contains("spec.maxAttempts: must be between 1 and 10, is 0", _f.Restore("r1").Status!.Message);
+        Assert.Equal(RestorePhase.Failed, _f.Restore("r2").Status!.Phase);
+        Assert.Contains($"spec.container: pod {P1} has no container 'db'; it has: app", _f.Restore("r2").Status!.Message);
+        Assert.Equal(0, _f.PodsApi.CallCount("patch"));
+        Assert.Contains("InvalidSpec", _f.Restore("r1").Status!.FindCondition(ConditionTypes.Ready)!.Reason);
+    }
+
+    [Fact]
+    public async Task A_Pod_target_is_restored_in_that_pod()
+    {
+        await _f.CreatePodAsync("solo", replicaSet: null);
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5), workload: null, pod: "solo");
+        await _f.CreateRestoreAsync("r1", kind: RestoreTargetKind.Pod, target: "solo", container: null);
+        var leader = await _f.StartLeaderAsync(_options);
+
+        await leader.ReconcileAsync("r1");
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.True);
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod("solo"));
+        // a bare pod has nobody to recreate it: a failed attempt goes to the fallback instead of deleting it
+        _f.Time.Advance(TimeSpan.FromSeconds(30));
+        await _f.SetContainerStateAsync("solo", Waiting("CreateContainerError", "criu failed"));
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal(RestorePhase.FellBack, _f.Restore("r1").Status!.Phase);
+        Assert.Contains("no controller to make a new pod", _f.Restore("r1").Status!.Message);
+        Assert.Equal(ImageV1, _f.ImageOfPod("solo"));
+        Assert.NotNull(_f.Pod("solo"));
+    }
+}
