@@ -110,6 +110,34 @@ public sealed class InformerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Running_again_is_not_synced_until_the_new_list_and_announces_what_changed_meanwhile()
+    {
+        await CreateAsync("ns", "a", value: "1");
+        await StartAsync();
+        _events.Take();
+        await _stop.CancelAsync();
+        await _run.WaitAsync(TimeSpan.FromSeconds(20));
+
+        // while stopped (another instance led), the world moved on
+        await SetValueAsync("ns", "a", "2");
+        await CreateAsync("ns", "b", value: "1");
+        var release = new ManualResetEventSlim(false);
+        _objects.BeforeCall = (verb, _) => { if (verb == "list") release.Wait(TimeSpan.FromSeconds(20)); };
+        using var again = new CancellationTokenSource();
+        var run = Task.Run(() => _informer.RunAsync(again.Token));
+        await Eventually.TrueAsync(() => _objects.CallCount("list") >= 2, "the second run lists");
+        Assert.False(_informer.HasSynced); // the old cache must not pass for synced
+        var sync = _informer.WaitForSyncAsync(CancellationToken.None);
+        Assert.False(sync.IsCompleted);
+        release.Set();
+        await sync.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal("2", _informer.Get(new ObjectKey("ns", "a"))!.Spec.Value);
+        await SeenAsync("update ns/a 1->2", "add ns/b");
+        await again.CancelAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(20));
+    }
+
+    [Fact]
     public async Task Watch_events_update_the_cache_and_the_handlers_in_order()
     {
         await CreateAsync("ns", "a", value: "1");

@@ -52,7 +52,8 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
     private readonly Dictionary<string, Func<T, IEnumerable<string>>> _indexers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Dictionary<string, HashSet<ObjectKey>>> _indices = new(StringComparer.Ordinal);
     private IResourceEventHandler<T>[] _handlers = [];
-    private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _runs;
     private readonly IKubeResourceClient<T> _client;
     private readonly InformerOptions _options;
     private readonly TimeProvider _time;
@@ -78,9 +79,9 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
     public string Name { get; }
 
     /// <summary>True once the first complete list is in the cache (it stays true while reconnecting).</summary>
-    public bool HasSynced => _synced.Task.IsCompleted;
+    public bool HasSynced => Volatile.Read(ref _synced).Task.IsCompleted;
 
-    public Task WaitForSyncAsync(CancellationToken ct) => _synced.Task.WaitAsync(ct);
+    public Task WaitForSyncAsync(CancellationToken ct) => Volatile.Read(ref _synced).Task.WaitAsync(ct);
 
     /// <summary>The resourceVersion the cache is at: the last list, event or bookmark seen.</summary>
     public string? LastSyncResourceVersion { get { lock (_gate) return _lastResourceVersion; } }
@@ -147,6 +148,9 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
     {
         if (Interlocked.Exchange(ref _running, 1) != 0)
             throw new InvalidOperationException($"{Name} is running already");
+        // run again (a leader-only informer in a new term): not synced until the new list, so nobody reconciles
+        // from what the cache held when the last run stopped
+        if (_runs++ > 0) Volatile.Write(ref _synced, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         _health?.Report(Name, HealthStatus.Degraded, "not synced yet");
         using var resyncStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var resync = _options.ResyncPeriod is { } period && period > TimeSpan.Zero
@@ -249,7 +253,7 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
         } while (cont is not null);
         var (added, updated, deleted) = Replace(items, resourceVersion);
         Log.Listed(_logger, Name, items.Count, pages, resourceVersion, added, updated, deleted);
-        _synced.TrySetResult();
+        Volatile.Read(ref _synced).TrySetResult();
     }
 
     private async Task<int> WatchAsync(CancellationToken ct)

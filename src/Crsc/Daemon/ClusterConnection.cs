@@ -99,8 +99,19 @@ internal sealed partial class ClusterConnection(
         try
         {
             // a controller that ends before the term does is a failure: the elector then steps down
+            using var informersStop = CancellationTokenSource.CreateLinkedTokenSource(term);
+            var informers = cluster.LeaderInformers.Select(i => Guard(i.Name, i.RunAsync(informersStop.Token))).ToList();
             var controllers = cluster.LeaderControllers.Select(c => c.RunAsync(term)).ToList();
-            await Task.WhenAll(controllers).ConfigureAwait(false);
+            try
+            {
+                await Task.WhenAll(controllers).ConfigureAwait(false);
+            }
+            finally
+            {
+                // the controllers have drained: the term's caches go with them (the next term lists afresh)
+                await informersStop.CancelAsync().ConfigureAwait(false);
+                await Task.WhenAll(informers).ConfigureAwait(false);
+            }
             if (!term.IsCancellationRequested && controllers.Count > 0)
                 throw new InvalidOperationException("a leader controller stopped before leadership ended");
             await Task.Delay(Timeout.InfiniteTimeSpan, time, term).ConfigureAwait(false);

@@ -48,6 +48,7 @@ internal sealed class ClusterServices : IDisposable
     private readonly List<Controller> _leaderControllers = [];
     private readonly List<Controller> _nodeControllers = [];
     private readonly List<IInformer> _informers = [];
+    private readonly List<IInformer> _leaderInformers = [];
     private int _started;
 
     public ClusterServices(CrscOptions options, ClusterConnectionOptions timings, HealthRegistry health, TimeProvider time,
@@ -132,6 +133,9 @@ internal sealed class ClusterServices : IDisposable
 
     public IReadOnlyList<IInformer> Informers => _informers;
 
+    /// <summary>Informers only the leader-only controllers read (cluster-wide views): run for each leadership term.</summary>
+    public IReadOnlyList<IInformer> LeaderInformers => _leaderInformers;
+
     /// <summary>Controllers that run only while this instance holds the Lease.</summary>
     public IReadOnlyList<Controller> LeaderControllers => _leaderControllers;
 
@@ -143,6 +147,17 @@ internal sealed class ClusterServices : IDisposable
     {
         ThrowIfStarted();
         _informers.Add(informer);
+        return informer;
+    }
+
+    /// <summary>
+    /// An informer that only leader-only controllers read: it lists and watches while this instance leads, so the
+    /// other nodes do not keep cluster-wide caches they never use.
+    /// </summary>
+    public TInformer AddLeaderInformer<TInformer>(TInformer informer) where TInformer : IInformer
+    {
+        ThrowIfStarted();
+        _leaderInformers.Add(informer);
         return informer;
     }
 
