@@ -55,6 +55,7 @@ internal static partial class DaemonHost
         NodeApi.Map(app);
         NodeApiCheckpoints.Map(app);
         NodeCheckpointing.AttachReconciler(app.Services);
+        ClusterReconcilers.Attach(app.Services);
         return app;
     }
 

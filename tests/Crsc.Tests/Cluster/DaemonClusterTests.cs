@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Net;
 using System.Net.Sockets;
 using Crsc.Api.Kubernetes;
@@ -241,5 +242,67 @@ public sealed class DaemonClusterTests
         Assert.Contains("[~]kube degraded: no API server configured (node agent only)", body);
         Assert.DoesNotContain("informers", body);
         Assert.Null(daemon.Cluster.Api);
+    }
+
+    /// <summary>
+    /// Issue 7's seed flow as the daemon composes it: the leader's Deployment reconciler gives an annotated Deployment
+    /// its schedule, and the node agent of the node running its pod creates the schedule's ContainerCheckpoints.
+    /// </summary>
+    [Fact]
+    public async Task An_annotated_Deployment_gets_a_schedule_and_its_pod_on_this_node_gets_scheduled_checkpoints()
+    {
+        await using var server = await ServerAsync();
+        var labels = new Dictionary<string, string> { ["app"] = "web" };
+        var deployment = server.Seed(Resources.Deployments, new Deployment
+        {
+            Metadata = new ObjectMeta
+            {
+                Name = "web", Namespace = "default", Labels = labels,
+                Annotations = new() { [CrscAnnotations.CheckpointRestore] = "true", [CrscAnnotations.CheckpointInterval] = "10s" },
+            },
+            Spec = new DeploymentSpec
+            {
+                Replicas = 1, Selector = new LabelSelector { MatchLabels = labels },
+                Template = new PodTemplateSpec { Metadata = new ObjectMeta { Labels = labels },
+                    Spec = new PodSpec { Containers = [new Container { Name = "app", Image = "registry.k8s.io/pause:3.10" }] } },
+            },
+        });
+        var rs = server.Seed(Resources.ReplicaSets, new ReplicaSet
+        {
+            Metadata = new ObjectMeta
+            {
+                Name = "web-6c5d8", Namespace = "default", Labels = new(labels) { ["pod-template-hash"] = "6c5d8" },
+                OwnerReferences = [new OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = "web", Uid = deployment.Metadata.Uid!, Controller = true }],
+            },
+        });
+        var pod = ClusterTestKit.Pod("web-6c5d8-abcde", Node);
+        pod.Metadata.Labels = new(labels) { ["pod-template-hash"] = "6c5d8" };
+        pod.Metadata.OwnerReferences = [new OwnerReference { ApiVersion = "apps/v1", Kind = "ReplicaSet", Name = rs.Metadata.Name!, Uid = rs.Metadata.Uid!, Controller = true }];
+        pod.Spec.Containers[0].Name = "app";
+        pod.Status = new PodStatus { Phase = "Running" };
+        server.Seed(Resources.Pods, pod);
+
+        await using var daemon = new Daemon(server.KubeconfigYaml());
+        await daemon.StartAsync();
+
+        CheckpointSchedule? schedule = null;
+        await Eventually.TrueAsync(() => (schedule = server.Get(CrscResources.CheckpointSchedules, "default", "web")) is not null,
+            "the leader gives the Deployment its schedule", TimeSpan.FromSeconds(30));
+        Assert.Equal("10s", schedule!.Spec.Interval);
+        Assert.Equal(ScheduleTargetKind.Deployment, schedule.Spec.Target.Kind);
+        Assert.Contains(schedule.Metadata.OwnerReferences!, o => o.Kind == "Deployment" && o.Uid == deployment.Metadata.Uid && o.Controller == true);
+
+        ContainerCheckpoint? checkpoint = null;
+        await Eventually.TrueAsync(() =>
+        {
+            checkpoint = server.All(server.ResourceOf(CrscResources.ContainerCheckpoints))
+                .Select(o => o.Deserialize(CrscJsonContext.Default.ContainerCheckpoint)!).FirstOrDefault();
+            return checkpoint is not null;
+        }, "the node agent creates the schedule's first checkpoint", TimeSpan.FromSeconds(40));
+        Assert.Equal("web-6c5d8-abcde", checkpoint!.Spec.PodName);
+        Assert.Equal("app", checkpoint.Spec.Container);
+        Assert.StartsWith("web-app-", checkpoint.Metadata.Name);
+        Assert.Equal("web", checkpoint.Metadata.Labels![CrscAnnotations.ScheduleLabel]);
+        Assert.Contains(checkpoint.Metadata.OwnerReferences!, o => o.Kind == CheckpointSchedule.KindName && o.Name == "web");
     }
 }

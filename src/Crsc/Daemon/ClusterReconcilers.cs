@@ -1,0 +1,37 @@
+using Crsc.Controllers.Schedules;
+using Crsc.Controllers.Workloads;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Crsc.Daemon;
+
+/// <summary>
+/// The seed flow's reconcilers in the daemon (DESIGN.md §3): on every node the scheduler of its own pods' checkpoint
+/// schedules; on the leader the Deployment reconciler (annotated Deployments get schedules). Only wiring: the
+/// decisions live in Crsc.Controllers. Shared informers come from <see cref="ClusterServices"/>; the cluster-wide
+/// ones only the leader reads run for each leadership term.
+/// </summary>
+internal static class ClusterReconcilers
+{
+    /// <summary>Registers the controllers with the cluster connection; call before the host starts.</summary>
+    public static void Attach(IServiceProvider services)
+    {
+        var cluster = services.GetRequiredService<ClusterServices>();
+        if (cluster.Api is null || cluster.EventRecorder is null || cluster.NodePods is null || cluster.Schedules is null
+            || cluster.Checkpoints is null) return;
+        var time = services.GetRequiredService<TimeProvider>();
+        var loggers = services.GetRequiredService<ILoggerFactory>();
+
+        // node: run the schedules whose pods are here
+        var schedules = NodeScheduleComponents.Create(cluster.NodeName, cluster.Api, cluster.EventRecorder, time, loggers,
+            pods: cluster.NodePods, schedules: cluster.Schedules, checkpoints: cluster.Checkpoints);
+        foreach (var informer in schedules.OwnedInformers) cluster.AddInformer(informer);
+        cluster.AddNodeController(schedules.Controller);
+
+        // leader: annotated Deployments get their schedules
+        var deployments = DeploymentScheduleComponents.Create(cluster.Api, cluster.EventRecorder, time, loggers,
+            health: cluster.InformerHealth, schedules: cluster.Schedules);
+        foreach (var informer in deployments.OwnedInformers) cluster.AddLeaderInformer(informer);
+        cluster.AddLeaderController(deployments.Controller);
+    }
+}
