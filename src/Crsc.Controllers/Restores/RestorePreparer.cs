@@ -88,7 +88,8 @@ public sealed class RestorePreparer : IReconciler
 
     /// <summary>The Restores naming <paramref name="pod"/> (a pod arriving on this node starts their preparation).</summary>
     public static IEnumerable<ObjectKey> RestoresOfPod(Informer<Restore> restores, Pod pod) =>
-        restores.ByIndex(RestoresByPodIndex, $"{pod.Metadata.Namespace}/{pod.Metadata.Name}").Select(EnqueueHandlers.KeyOf);
+        restores.ByIndex(RestoresByPodIndex, $"{pod.Metadata.Namespace}/{pod.Metadata.Name}")
+            .Where(r => r.Status?.Phase == RestorePhase.Restoring).Select(EnqueueHandlers.KeyOf);
 
     public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
     {

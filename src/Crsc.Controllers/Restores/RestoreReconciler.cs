@@ -119,14 +119,15 @@ public sealed class RestoreReconciler : IReconciler
 
     public RestoreReconcilerOptions Options => _options;
 
-    /// <summary>The Restores a pod change may concern: those naming the pod, and those of its Deployment.</summary>
+    /// <summary>The unfinished Restores a pod change may concern: those naming the pod, and those of its Deployment.</summary>
     public static IEnumerable<ObjectKey> RestoresOfPod(Informer<Restore> restores, Pod pod)
     {
         var ns = pod.Metadata.Namespace;
-        var keys = restores.ByIndex(RestoresBySubjectIndex, $"{ns}/Pod/{pod.Metadata.Name}").Select(EnqueueHandlers.KeyOf);
+        IEnumerable<Restore> found = restores.ByIndex(RestoresBySubjectIndex, $"{ns}/Pod/{pod.Metadata.Name}");
         if (RestorePods.DeploymentOf(pod) is { } deployment)
-            keys = keys.Concat(restores.ByIndex(RestoresBySubjectIndex, $"{ns}/Deployment/{deployment}").Select(EnqueueHandlers.KeyOf));
-        return keys.Distinct();
+            found = found.Concat(restores.ByIndex(RestoresBySubjectIndex, $"{ns}/Deployment/{deployment}"));
+        // finished Restores pile up (one per incident) and never act again: not woken by every pod status change
+        return found.Where(r => !IsTerminal(r)).Select(EnqueueHandlers.KeyOf).Distinct();
     }
 
     /// <summary>The unfinished Restores of a namespace (a checkpoint or its Content changed there).</summary>

@@ -662,4 +662,21 @@ public sealed class RestoreReconcilerTests : IAsyncDisposable
         Assert.Equal(ImageV1, _f.ImageOfPod("solo"));
         Assert.NotNull(_f.Pod("solo"));
     }
+
+    [Fact]
+    public async Task Pod_changes_wake_the_unfinished_Restores_of_the_pod_and_of_its_Deployment_only()
+    {
+        await _f.CreatePodAsync(P1);
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r-active", failedPod: P1);
+        await _f.CreateRestoreAsync("r-done", failedPod: P1, status: new RestoreStatus { Phase = RestorePhase.Restored });
+        await _f.CreateRestoreAsync("r-pod", kind: RestoreTargetKind.Pod, target: P1);
+        await _f.CreateRestoreAsync("r-web", target: "web");
+        var leader = await _f.StartLeaderAsync(_options);
+        await leader.ReconcileAsync("r-active");
+
+        var keys = RestoreReconciler.RestoresOfPod(leader.Restores, _f.Pod(P1)!).Select(k => k.Name).Order().ToList();
+
+        Assert.Equal(["r-active", "r-pod"], keys);
+    }
 }
