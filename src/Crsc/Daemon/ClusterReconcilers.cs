@@ -1,3 +1,7 @@
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Informers;
+using Crsc.Controllers.Restores;
+using Crsc.Controllers.Runtime;
 using Crsc.Controllers.Schedules;
 using Crsc.Controllers.Workloads;
 using Microsoft.Extensions.DependencyInjection;
@@ -7,7 +11,8 @@ namespace Crsc.Daemon;
 
 /// <summary>
 /// The seed flow's reconcilers in the daemon (DESIGN.md §3): on every node the scheduler of its own pods' checkpoint
-/// schedules; on the leader the Deployment reconciler (annotated Deployments get schedules). Only wiring: the
+/// schedules and the preparation of restores into its pods (image pulls); on the leader the Deployment reconciler
+/// (annotated Deployments get schedules) and the Restore state manager (restore in place). Only wiring: the
 /// decisions live in Crsc.Controllers. Shared informers come from <see cref="ClusterServices"/>; the cluster-wide
 /// ones only the leader reads run for each leadership term.
 /// </summary>
@@ -33,5 +38,20 @@ internal static class ClusterReconcilers
             health: cluster.InformerHealth, schedules: cluster.Schedules);
         foreach (var informer in deployments.OwnedInformers) cluster.AddLeaderInformer(informer);
         cluster.AddLeaderController(deployments.Controller);
+
+        // leader: every pod of the cluster, read by the restore state manager (and the failure detector)
+        var allPods = cluster.AddLeaderInformer(new Informer<Pod>(cluster.Api.Resource(Resources.Pods),
+            new InformerOptions { Name = "pods-all" }, time, loggers.CreateLogger("Crsc.Informers.Pods"), cluster.InformerHealth));
+        var restores = RestoreComponents.Create(cluster.Api, cluster.EventRecorder, time, loggers, cluster.InformerHealth, pods: allPods);
+        cluster.AddLeaderInformer(restores.Restores);
+        cluster.AddLeaderInformer(restores.Checkpoints);
+        cluster.AddLeaderInformer(restores.Contents);
+        cluster.AddLeaderController(restores.Controller);
+
+        // node: pull the base and checkpoint images for restores into pods here
+        var preparer = RestorePreparerComponents.Create(cluster.NodeName, cluster.Api, services.GetRequiredService<IContainerRuntime>(),
+            cluster.EventRecorder, time, loggers, cluster.InformerHealth, podsOnNode: cluster.NodePods);
+        cluster.AddInformer(preparer.Restores);
+        cluster.AddNodeController(preparer.Controller);
     }
 }
