@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using Crsc.Controllers.Queue;
 using Microsoft.Extensions.Logging;
@@ -257,6 +258,13 @@ public sealed class RegistryClient : IDisposable
             {
                 response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
             }
+            catch (HttpRequestException e) when (e.InnerException is { } inner && !IsTransport(inner))
+            {
+                // the blob's own stream failed (e.g. a stored archive that no longer matches its digest): not the
+                // network's fault, and another try would read the same bytes
+                ExceptionDispatchInfo.Throw(inner);
+                throw;
+            }
             catch (Exception e) when (e is HttpRequestException or IOException
                                           || (e is TaskCanceledException && !ct.IsCancellationRequested))
             {
@@ -280,6 +288,10 @@ public sealed class RegistryClient : IDisposable
             return response;
         }
     }
+
+    private static bool IsTransport(Exception e) =>
+        e is IOException or System.Net.Sockets.SocketException or HttpRequestException
+            or System.Security.Authentication.AuthenticationException or OperationCanceledException;
 
     private async Task<T> RetryAsync<T>(Func<Task<T>> attempt, CancellationToken ct)
     {
