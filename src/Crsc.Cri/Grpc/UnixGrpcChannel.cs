@@ -51,6 +51,11 @@ public sealed class UnixGrpcChannel : IDisposable
 
     private async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken ct)
     {
+        // No runtime socket (the runtime is not running, or not installed yet): fail the way connect(2) would
+        // (ENOENT), without the attempt. A failed Socket.ConnectAsync records its async stack trace as a string,
+        // which under Native AOT builds the method-name map of the whole binary (~1 MB of heap, kept for the
+        // process's life) just to be discarded: the daemon retries every RuntimeMonitor interval.
+        if (!File.Exists(SocketPath)) throw new SocketException((int)SocketError.AddressNotAvailable);
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {

@@ -82,6 +82,7 @@ internal static partial class DaemonHost
         state.Started = true;
         Log.Started(logger, BuildInfo.Version, BuildInfo.Flavour, options.NodeName, options.Socket, health.Summary());
         await app.Services.GetRequiredService<SystemdStatusReporter>().NotifyReadyAsync(health.Summary(), ct);
+        StartupGarbage.Collect();
 
         await app.WaitForShutdownAsync(ct);
         Log.Stopped(logger);
