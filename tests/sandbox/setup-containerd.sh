@@ -49,6 +49,13 @@ C=$R/etc/crsc-sandbox/containerd
 mkdir -p "$C/cni/net.d" "$C/certs.d/$REGISTRY"
 subst "$SANDBOX_SCRIPTS/containerd.toml" > "$C/config.toml"
 subst "$SANDBOX_SCRIPTS/registry-hosts.toml" > "$C/certs.d/$REGISTRY/hosts.toml"
+# crsc's embedded image endpoints (the daemon's images.listen; plain HTTP on loopback): containerd may pull
+# checkpoint images from them. CRSC_SANDBOX_IMAGE_ENDPOINTS: space-separated host:port list.
+for endpoint in ${CRSC_SANDBOX_IMAGE_ENDPOINTS:-127.0.0.1:5055}; do
+  mkdir -p "$C/certs.d/$endpoint"
+  sed -e "s|@REGISTRY@|$endpoint|g" -e 's|"pull", "resolve", "push"|"pull", "resolve"|' \
+    "$SANDBOX_SCRIPTS/registry-hosts.toml" > "$C/certs.d/$endpoint/hosts.toml"
+done
 subst "$SANDBOX_SCRIPTS/registry.yml" > "$R/etc/crsc-sandbox/registry.yml"
 # pods with their own network: a bridge with a private subnet, no gateway, no routes, no
 # masquerading -- traffic stays between the pods on this machine
