@@ -34,6 +34,9 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal("/etc/kubernetes/inactive-manifests", o.InactiveManifestsDir);
         Assert.Equal("/run/crsc/crsc.sock", o.Socket);
         Assert.Equal("", o.MetricsAddress);
+        Assert.Equal("127.0.0.1:5055", o.ImagesListen);
+        Assert.Equal("", o.ImagesAdvertise);
+        Assert.Equal("127.0.0.1:5055", o.EffectiveImagesAdvertise);
         Assert.Equal("crsc-system", o.Namespace);
         Assert.Equal("", o.Kubeconfig);
         Assert.Null(r.File);
@@ -61,6 +64,9 @@ public sealed class ConfigLoaderTests : IDisposable
             socket: /tmp/crsc-test.sock
             metrics:
               address: 127.0.0.1:9464
+            images:
+              listen: 0.0.0.0:5056
+              advertise: node-a.example:5056
             namespace: crsc-test
             log:
               format: json
@@ -81,6 +87,9 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal("/srv/k8s/inactive", o.InactiveManifestsDir);
         Assert.Equal("/tmp/crsc-test.sock", o.Socket);
         Assert.Equal("127.0.0.1:9464", o.MetricsAddress);
+        Assert.Equal("0.0.0.0:5056", o.ImagesListen);
+        Assert.Equal("node-a.example:5056", o.ImagesAdvertise);
+        Assert.Equal("node-a.example:5056", o.EffectiveImagesAdvertise);
         Assert.Equal("crsc-test", o.Namespace);
         Assert.Equal("json", o.LogFormat);
         Assert.Equal("debug", o.LogLevel);
@@ -121,12 +130,15 @@ public sealed class ConfigLoaderTests : IDisposable
             ["CRSC_SOCKET"] = "/tmp/s.sock",
             ["CRSC_METRICS_ADDRESS"] = "[::1]:9000",
             ["CRSC_NAMESPACE"] = "ns1",
+            ["CRSC_IMAGES_LISTEN"] = "[::1]:5057",
+            ["CRSC_IMAGES_ADVERTISE"] = "[::1]:5057",
         };
         var r = ConfigLoader.Load(null, env, NoFlags, defaultPath: _dir.Combine("absent.yaml"));
         Assert.True(r.IsValid, string.Join("; ", r.Errors));
         var o = r.Options;
         Assert.Equal(("n1", kubeconfig, "/run/x.sock", "kubelet", "https://127.0.0.2:10250"), (o.NodeName, o.Kubeconfig, o.RuntimeEndpoint, o.CheckpointVia, o.KubeletUrl));
         Assert.Equal(("/s", "/c", "/m", "/i", "/tmp/s.sock", "[::1]:9000", "ns1"), (o.StateDir, o.CheckpointDir, o.ManifestsDir, o.InactiveManifestsDir, o.Socket, o.MetricsAddress, o.Namespace));
+        Assert.Equal(("[::1]:5057", "[::1]:5057"), (o.ImagesListen, o.ImagesAdvertise));
     }
 
     [Fact]
@@ -168,6 +180,13 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("kubeconfig: /nonexistent/kubeconfig\n", "kubeconfig", "/nonexistent/kubeconfig")]
     [InlineData("stagingDir: /var/lib/crsc/checkpoints/staging\n", "stagingDir", "/var/lib/crsc/checkpoints/staging")]
     [InlineData("inactiveManifestsDir: /etc/kubernetes/manifests\n", "inactiveManifestsDir", "/etc/kubernetes/manifests")]
+    [InlineData("images:\n  listen: nonsense\n", "images.listen", "nonsense")]
+    [InlineData("images:\n  listen: 127.0.0.1:70000\n", "images.listen", "127.0.0.1:70000")]
+    [InlineData("images:\n  listen: 127.0.0.1:9464\nmetrics:\n  address: 127.0.0.1:9464\n", "images.listen", "127.0.0.1:9464")]
+    [InlineData("images:\n  listen: 0.0.0.0:5055\n", "images.listen", "0.0.0.0:5055")]
+    [InlineData("images:\n  listen: 10.0.0.5:5055\n  advertise: 0.0.0.0:5055\n", "images.advertise", "0.0.0.0:5055")]
+    [InlineData("images:\n  advertise: http://10.0.0.5:5055\n", "images.advertise", "http://10.0.0.5:5055")]
+    [InlineData("images:\n  listen: \"\"\n  advertise: 10.0.0.5:5055\n", "images.advertise", "10.0.0.5:5055")]
     public void A_bad_value_is_named_with_its_key_value_and_source(string yaml, string key, string value)
     {
         var path = Write(yaml);
@@ -178,6 +197,18 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.StartsWith(path, e.Source);
         Assert.Contains(key, e.ToString());
         Assert.Contains(value, e.ToString());
+    }
+
+    [Fact]
+    public void An_empty_images_listen_turns_the_image_endpoint_off()
+    {
+        var r = ConfigLoader.Load(Write("images:\n  listen: \"\"\n"), NoEnv, NoFlags);
+        Assert.True(r.IsValid, string.Join("; ", r.Errors));
+        Assert.Equal("", r.Options.ImagesListen);
+        Assert.Equal("", r.Options.EffectiveImagesAdvertise);
+        var flags = ConfigLoader.Load(null, NoEnv, new Dictionary<string, string> { ["--images-listen"] = "" }, defaultPath: _dir.Combine("absent.yaml"));
+        Assert.True(flags.IsValid, string.Join("; ", flags.Errors));
+        Assert.Equal("", flags.Options.ImagesListen);
     }
 
     [Fact]

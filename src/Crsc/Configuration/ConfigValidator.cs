@@ -55,6 +55,27 @@ public static partial class ConfigValidator
         if (o.MetricsAddress.Length > 0 && !TryParseHostPort(o.MetricsAddress, out _, out _))
             Fail("metrics.address", o.MetricsAddress, "must be HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464) with a port from 1 to 65535, or empty for off");
 
+        if (o.ImagesListen.Length > 0)
+        {
+            if (!TryParseHostPort(o.ImagesListen, out var imagesHost, out var imagesPort))
+                Fail("images.listen", o.ImagesListen, "must be HOST:PORT (e.g. 127.0.0.1:5055) with a port from 1 to 65535, or empty for off");
+            else
+            {
+                // the daemon tells the image endpoint's connections from the metrics listener's by their port
+                if (o.MetricsAddress.Length > 0 && TryParseHostPort(o.MetricsAddress, out _, out var metricsPort) && metricsPort == imagesPort)
+                    Fail("images.listen", o.ImagesListen, $"uses the port of metrics.address ({o.MetricsAddress}); give each its own port");
+                if (o.ImagesAdvertise.Length == 0 && IsWildcard(imagesHost))
+                    Fail("images.listen", o.ImagesListen, "is a wildcard address, which runtimes cannot pull from: set images.advertise to the HOST:PORT they reach this node at");
+            }
+        }
+        if (o.ImagesAdvertise.Length > 0)
+        {
+            if (!TryParseHostPort(o.ImagesAdvertise, out var advertiseHost, out _) || IsWildcard(advertiseHost))
+                Fail("images.advertise", o.ImagesAdvertise, "must be HOST:PORT that runtimes reach the image endpoint at (e.g. 10.0.0.5:5055 or node-a.example:5055)");
+            else if (o.ImagesListen.Length == 0)
+                Fail("images.advertise", o.ImagesAdvertise, "is set but images.listen is empty: the image endpoint is off");
+        }
+
         if (!IsDnsLabel(o.Namespace))
             Fail("namespace", o.Namespace, "is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)");
 
@@ -115,6 +136,8 @@ public static partial class ConfigValidator
         if (host.StartsWith('[') && host.EndsWith(']')) return IPAddress.TryParse(host[1..^1], out _);
         return host == "localhost" || IPAddress.TryParse(host, out _) || IsDnsSubdomain(host);
     }
+
+    private static bool IsWildcard(string host) => host is "0.0.0.0" or "[::]" or "[0:0:0:0:0:0:0:0]";
 
     internal static bool IsAbsoluteClean(string path) =>
         path.Length > 0 && path[0] == '/' && !path.Contains('\0')

@@ -21,6 +21,12 @@ public sealed record CrscOptions
     public string Socket { get; init; } = "/run/crsc/crsc.sock";
     /// <summary><c>host:port</c> for /metrics, /healthz, /readyz over TCP; empty = off.</summary>
     public string MetricsAddress { get; init; } = "";
+    /// <summary><c>host:port</c> of the embedded read-only OCI distribution endpoint serving checkpoint images; empty = off.</summary>
+    public string ImagesListen { get; init; } = "127.0.0.1:5055";
+    /// <summary><c>host:port</c> written into checkpoint image references; empty = <see cref="ImagesListen"/>.</summary>
+    public string ImagesAdvertise { get; init; } = "";
+    /// <summary>What image references name: <see cref="ImagesAdvertise"/>, else <see cref="ImagesListen"/>; empty when images are off.</summary>
+    public string EffectiveImagesAdvertise => ImagesListen.Length == 0 ? "" : ImagesAdvertise.Length > 0 ? ImagesAdvertise : ImagesListen;
     /// <summary>Namespace of the Lease and of the daemon's own Events.</summary>
     public string Namespace { get; init; } = "crsc-system";
     /// <summary><c>auto</c> (journald under systemd, console on a terminal, JSON lines otherwise), <c>console</c>, <c>json</c>, <c>journald</c>.</summary>

@@ -75,7 +75,8 @@ internal static partial class NodeCheckpointing
         var reconciler = new ContainerCheckpointReconciler(cluster.Api, cluster.NodePods, cluster.Checkpoints, runner,
             services.GetRequiredService<ICheckpointStore>(), cluster.EventRecorder,
             new ContainerCheckpointReconcilerOptions { NodeName = cluster.NodeName }, time,
-            loggers.CreateLogger<ContainerCheckpointReconciler>(), services.GetRequiredService<CheckpointMetrics>());
+            loggers.CreateLogger<ContainerCheckpointReconciler>(), services.GetRequiredService<CheckpointMetrics>(),
+            services.GetService<ICheckpointImagePublisher>());
         var controller = new Controller(NodeAgentComponents.ControllerName, reconciler, time, loggers.CreateLogger<Controller>(),
             new ControllerOptions { Workers = runner.Options.MaxConcurrent + 2 });
         controller.Watch(cluster.Checkpoints);

@@ -47,6 +47,7 @@ public sealed class DaemonClusterTests
                 CheckpointDir = _dir.Combine("checkpoints"), StagingDir = _dir.Combine("staging"), StateDir = _dir.Combine("state"),
                 // a runtime that answers, so a connected daemon is fully ready (not degraded by its runtime)
                 RuntimeEndpoint = "unix://" + _dir.Combine("cri.sock"),
+                ImagesListen = "", // two daemons in one process: no fixed port (tests/Crsc.Tests/Images covers the endpoint)
             };
             App = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);
             var timings = App.Services.GetRequiredService<ClusterConnectionOptions>();

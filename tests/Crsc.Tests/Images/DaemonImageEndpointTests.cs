@@ -1,0 +1,82 @@
+using System.Net;
+using System.Net.Sockets;
+using Crsc.Configuration;
+using Crsc.Controllers.Storage;
+using Crsc.Daemon;
+using Crsc.Storage;
+using Crsc.Tests.Cli;
+using Crsc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Crsc.Tests.Images;
+
+/// <summary>
+/// The endpoint as <see cref="DaemonHost.Build"/> composes it: its own listener on <c>images.listen</c>, the daemon's
+/// store behind it, the publisher the reconciler gets naming what it serves; the node socket does not serve it.
+/// </summary>
+public sealed class DaemonImageEndpointTests
+{
+    [Fact]
+    public async Task The_daemon_serves_its_stores_images_on_images_listen_and_the_publisher_names_them()
+    {
+        using var dir = new TempDir("crsc-daemon-images-");
+        var options = new CrscOptions
+        {
+            NodeName = "node-a", Socket = dir.Combine("crsc.sock"),
+            CheckpointDir = dir.Combine("checkpoints"), StagingDir = dir.Combine("staging"), StateDir = dir.Combine("state"),
+            RuntimeEndpoint = "unix://" + dir.Combine("no-runtime.sock"),
+            ImagesListen = "127.0.0.1:0",
+            ImagesAdvertise = "node-a.example:5055",
+        };
+        await using var app = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);
+        await app.StartAsync();
+        try
+        {
+            var store = app.Services.GetRequiredService<DiskCheckpointStore>();
+            var info = await CliStore.AddAsync(store, "shop", "cart", "cart");
+            var endpoint = app.Services.GetRequiredService<ImageEndpoint>();
+            Assert.True(endpoint.Serving);
+            using var http = new HttpClient { BaseAddress = new Uri(endpoint.Addresses.Single()) };
+
+            var reference = await app.Services.GetRequiredService<ICheckpointImagePublisher>().PublishAsync(info, CancellationToken.None);
+            Assert.NotNull(reference);
+            Assert.StartsWith("node-a.example:5055/crsc/shop/cart/cart@sha256:", reference);
+            var digest = reference[(reference.IndexOf('@') + 1)..];
+            using var manifest = await http.GetAsync($"/v2/crsc/shop/cart/cart/manifests/{digest}");
+            Assert.Equal(HttpStatusCode.OK, manifest.StatusCode);
+            Assert.Equal(digest, manifest.Headers.GetValues("Docker-Content-Digest").Single());
+
+            // the node socket keeps its own surface: no registry there
+            using var unix = new HttpClient(new SocketsHttpHandler
+            {
+                ConnectCallback = async (_, ct) =>
+                {
+                    var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                    await s.ConnectAsync(new UnixDomainSocketEndPoint(options.Socket), ct);
+                    return new NetworkStream(s, ownsSocket: true);
+                },
+            }) { BaseAddress = new Uri("http://localhost") };
+            Assert.Equal(HttpStatusCode.NotFound, (await unix.GetAsync("/v2/")).StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/healthz")).StatusCode);
+        }
+        finally
+        {
+            await app.StopAsync();
+        }
+    }
+
+    [Fact]
+    public async Task With_images_listen_empty_there_is_no_endpoint_and_no_publisher()
+    {
+        using var dir = new TempDir("crsc-daemon-images-");
+        var options = new CrscOptions
+        {
+            NodeName = "node-a", Socket = dir.Combine("crsc.sock"),
+            CheckpointDir = dir.Combine("checkpoints"), StagingDir = dir.Combine("staging"), StateDir = dir.Combine("state"),
+            ImagesListen = "",
+        };
+        await using var app = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);
+        Assert.Null(app.Services.GetService<ImageEndpoint>());
+        Assert.Null(app.Services.GetService<ICheckpointImagePublisher>());
+    }
+}
