@@ -48,6 +48,8 @@ public sealed class Container
     public List<ContainerPort>? Ports { get; set; }
     /// <summary>Requests and limits, kept as raw JSON (quantities are strings crsc does not compute with).</summary>
     public JsonElement? Resources { get; set; }
+    /// <summary>Kept as raw JSON: the failure detector only asks whether there is one.</summary>
+    public JsonElement? LivenessProbe { get; set; }
     [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 

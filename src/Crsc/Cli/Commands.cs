@@ -55,6 +55,7 @@ public static class Commands
                 Examples = ["crsc manifests crds | kubectl apply -f -", "crsc manifests all > crsc.yaml"],
             },
             CheckpointCommand.Spec(),
+            RestoreCommand.Spec(),
             ListCommand.Spec(),
             InspectCommand.Spec(),
             GcCommand.Spec(),
