@@ -2,8 +2,12 @@ using System.Diagnostics;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
+using Crsc.Controllers.Informers;
+using Crsc.Controllers.Restores;
 using Crsc.Controllers.Workloads;
+using Crsc.Cri;
 using Crsc.Kube;
+using Crsc.Testing.Cri;
 using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -11,73 +15,115 @@ namespace Crsc.Benchmarks;
 
 /// <summary>
 /// Step 4: reaction time from a pod status change that shows a failure (a container restarted after exit code 1,
-/// written to the pod's status subresource as the kubelet does) to the Restore the failure detector creates for it.
-/// FakeApiServer over HTTP, the real client, the real informers (pods in all namespaces, ReplicaSets, Deployments,
-/// Restores), controller and <see cref="PodFailureReconciler"/>, and the real event recorder writing Events. 200
-/// incidents, one after the other, each in its own managed Deployment (so the per-workload backoff does not apply);
-/// 200 more unmanaged Deployments with pods make the informers carry some load. Measured from just before the status
-/// write is sent to the moment the Restore's POST reaches the server (and, apart, until it is stored).
+/// written to the pod's status subresource as the kubelet does) to the Restore the failure detector creates for it, and
+/// on to the patch of the pod's container image to the checkpoint image (the "failure → patch" figure).
+/// FakeApiServer over HTTP with the real client and the real components the leader and the pod's node run: informers
+/// (pods in all namespaces, ReplicaSets, Deployments, Restores, checkpoints and their Contents), the
+/// <see cref="PodFailureReconciler"/>, the <see cref="RestoreReconciler"/> (checkpoint choice, status writes, patch), the
+/// node's <see cref="RestorePreparer"/> checking the images through the real CRI client against FakeCriServer, and the
+/// event recorder writing Events. 200 incidents, one after the other, each in its own managed Deployment with a
+/// Completed checkpoint (so the per-workload backoff does not apply); 200 unmanaged Deployments with pods add load.
+/// Each is measured from just before the status write is sent to the moment the request reaches the server.
 /// </summary>
 public sealed class FailureReactionBench : IBenchmark
 {
     public string Name => "failure-reaction";
-    public string Description => "pod status showing a failure → Restore created by the failure detector, p50/p99 over 200 incidents";
+    public string Description => "pod status showing a failure → Restore created → pod image patched, p50/p99 over 200 incidents";
 
     private const int Incidents = 200;
     private const int Unmanaged = 200;
     private const string Ns = "apps";
+    private const string Node = "node-0";
+    private const string ImageHost = "127.0.0.1:5055/";
 
     public async Task RunAsync(BenchContext ctx, CancellationToken ct)
     {
         await using var server = await FakeApiServer.StartAsync();
         server.Register(CrscResources.Restores, hasStatusSubresource: true);
+        server.Register(CrscResources.ContainerCheckpoints, hasStatusSubresource: true);
+        server.Register(CrscResources.ContainerCheckpointContents, hasStatusSubresource: false);
         for (var i = 0; i < Incidents; i++) Seed(server, $"svc-{i:000}", managed: true);
         for (var i = 0; i < Unmanaged; i++) Seed(server, $"other-{i:000}", managed: false);
+        await using var cri = await FakeCriServer.StartAsync(Path.Combine(ctx.WorkDir, "cri.sock"));
+        using var runtime = new CriContainerRuntime(new CriClientOptions { Endpoint = cri.Endpoint });
 
         using var api = new KubeApi(new KubeClientConfig { Server = server.Url, Source = "bench" });
-        var events = new EventRecorder(new ApiEventSink(api.Resource(Resources.CoreEvents)), new EventRecorderOptions { Host = "bench" },
-            TimeProvider.System, NullLogger.Instance);
-        var components = PodFailureComponents.Create(api, events, TimeProvider.System, NullLoggerFactory.Instance);
+        var time = TimeProvider.System;
+        var loggers = NullLoggerFactory.Instance;
+        var events = new EventRecorder(new ApiEventSink(api.Resource(Resources.CoreEvents)), new EventRecorderOptions { Host = Node },
+            time, NullLogger.Instance);
+        // as the daemon wires them: one informer of all pods and one of Restores shared by the leader's components
+        var allPods = new Informer<Pod>(api.Resource(Resources.Pods), new InformerOptions { Name = "pods-all" }, time, NullLogger.Instance);
+        var restore = RestoreComponents.Create(api, events, time, loggers, pods: allPods);
+        var failures = PodFailureComponents.Create(api, events, time, loggers, pods: allPods, restores: restore.Restores);
+        var preparer = RestorePreparerComponents.Create(Node, api, runtime, events, time, loggers);
         using var stop = new CancellationTokenSource();
-        var runs = new[] { components.RunAsync(stop.Token), events.RunAsync(stop.Token) };
+        var runs = new[]
+        {
+            allPods.RunAsync(stop.Token), restore.RunAsync(stop.Token), failures.RunAsync(stop.Token),
+            preparer.RunAsync(stop.Token), events.RunAsync(stop.Token),
+        };
 
-        // every POST of a Restore, as it reaches the server
-        TaskCompletionSource<long>? posted = null;
+        // the first Restore POST and the first pod PATCH of each incident, as they reach the server
+        Incident? current = null;
         server.BeforeRequest = (req, _) =>
         {
-            if (req.Method == "POST" && req.Path.EndsWith("/restores", StringComparison.Ordinal))
-                Volatile.Read(ref posted)?.TrySetResult(Stopwatch.GetTimestamp());
+            var now = Stopwatch.GetTimestamp();
+            if (Volatile.Read(ref current) is { } incident)
+            {
+                if (req.Method == "POST" && req.Path.EndsWith("/restores", StringComparison.Ordinal)) incident.Posted.TrySetResult(now);
+                else if (req.Method == "PATCH" && req.Path.EndsWith("/pods/" + incident.Pod, StringComparison.Ordinal)) incident.Patched.TrySetResult(now);
+            }
             return Task.CompletedTask;
         };
-        await WaitAsync(() => components.Controller.Queue is { Count: 0, InFlight: 0 } && components.Pods.HasSynced
-                              && components.Restores.HasSynced, ct);
+        await WaitAsync(() => failures.Controller.Queue is { Count: 0, InFlight: 0 } && allPods.HasSynced
+                              && restore.Restores.HasSynced && restore.Contents.HasSynced, ct);
         await Task.Delay(500, ct); // the first reconciles have seen every pod: restart counts are known
 
         var pods = api.Resource(Resources.Pods);
         var toPost = new List<double>(Incidents);
-        var toStored = new List<double>(Incidents);
+        var toPatch = new List<double>(Incidents);
         for (var i = 0; i < Incidents; i++)
         {
-            var name = $"svc-{i:000}";
-            var pod = await pods.GetAsync(Ns, name + "-5d8f7c9b6-abcde", ct);
+            var podName = $"svc-{i:000}-5d8f7c9b6-abcde";
+            var pod = await pods.GetAsync(Ns, podName, ct);
             Crash(pod);
-            var tcs = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-            Volatile.Write(ref posted, tcs);
+            var incident = new Incident(podName);
+            Volatile.Write(ref current, incident);
             var start = Stopwatch.GetTimestamp();
             await pods.UpdateStatusAsync(pod, ct);
-            var arrived = await tcs.Task.WaitAsync(TimeSpan.FromSeconds(30), ct);
-            toPost.Add(Stopwatch.GetElapsedTime(start, arrived).TotalMilliseconds);
-            await WaitAsync(() => server.All(server.ResourceOf(CrscResources.Restores)).Count == i + 1, ct, pollMs: 1);
-            toStored.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            var posted = await incident.Posted.Task.WaitAsync(TimeSpan.FromSeconds(30), ct);
+            var patched = await incident.Patched.Task.WaitAsync(TimeSpan.FromSeconds(30), ct);
+            toPost.Add(Stopwatch.GetElapsedTime(start, posted).TotalMilliseconds);
+            toPatch.Add(Stopwatch.GetElapsedTime(start, patched).TotalMilliseconds);
+        }
+        int Patched() => server.All(server.ResourceOf(Resources.Pods))
+            .Count(p => ((string?)p["spec"]?["containers"]?[0]?["image"])?.StartsWith(ImageHost, StringComparison.Ordinal) == true);
+        try
+        {
+            await WaitAsync(() => Patched() == Incidents, ct, timeout: TimeSpan.FromSeconds(10));
+        }
+        catch (TimeoutException)
+        {
         }
         var restores = server.All(server.ResourceOf(CrscResources.Restores)).Count;
+        var patchedPods = Patched();
+        var failedWrites = server.Requests.Where(r => r.Method == "PATCH" && r.Path.Contains("/pods/", StringComparison.Ordinal)).Count();
         await stop.CancelAsync();
         await Task.WhenAll(runs);
         if (restores != Incidents) throw new InvalidOperationException($"{restores} Restores for {Incidents} incidents");
+        if (patchedPods != Incidents)
+            throw new InvalidOperationException($"{patchedPods} pods patched to their checkpoint image for {Incidents} incidents ({failedWrites} pod PATCH requests)");
 
-        Report(ctx, "status change → Restore POST", toPost);
-        Report(ctx, "status change → Restore stored", toStored);
+        Report(ctx, "status change → Restore created (POST)", toPost);
+        Report(ctx, "status change → pod image patched", toPatch);
         ctx.Report(Name, "Restores created (one per incident)", restores, "count", Incidents.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private sealed record Incident(string Pod)
+    {
+        public TaskCompletionSource<long> Posted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<long> Patched { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     private void Report(BenchContext ctx, string what, List<double> ms)
@@ -111,7 +157,7 @@ public sealed class FailureReactionBench : IBenchmark
                 OwnerReferences = [new OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = name, Uid = d.Metadata.Uid!, Controller = true }],
             },
         });
-        var pod = InformerBench.Pod(name + "-5d8f7c9b6-abcde", "node-0");
+        var pod = InformerBench.Pod(name + "-5d8f7c9b6-abcde", Node);
         pod.Metadata.Namespace = Ns;
         pod.Metadata.OwnerReferences = [new OwnerReference { ApiVersion = "apps/v1", Kind = "ReplicaSet", Name = rs.Metadata.Name!, Uid = rs.Metadata.Uid!, Controller = true }];
         pod.Status = new PodStatus
@@ -124,6 +170,40 @@ public sealed class FailureReactionBench : IBenchmark
             ],
         };
         server.Seed(Resources.Pods, pod);
+        if (!managed) return;
+
+        // a Completed checkpoint of the app container, taken from the pod's image, published as an image
+        var checkpoint = server.Seed(CrscResources.ContainerCheckpoints, new ContainerCheckpoint
+        {
+            Metadata = new ObjectMeta
+            {
+                Namespace = Ns,
+                Name = name + "-app-20260101000000",
+                Labels = new() { [CrscAnnotations.WorkloadLabel] = name, [CrscAnnotations.ContainerLabel] = "app" },
+            },
+            Spec = new ContainerCheckpointSpec { PodName = pod.Metadata.Name!, Container = "app" },
+            Status = new ContainerCheckpointStatus
+            {
+                Phase = ContainerCheckpointPhase.Completed,
+                Node = Node,
+                ContentName = "ckpt-" + name,
+                CompletedAt = DateTimeOffset.UtcNow.AddMinutes(-5),
+            },
+        });
+        server.Seed(CrscResources.ContainerCheckpointContents, new ContainerCheckpointContent
+        {
+            Metadata = new ObjectMeta { Name = "ckpt-" + name },
+            Spec = new ContainerCheckpointContentSpec
+            {
+                Node = Node,
+                Path = $"/var/lib/crsc/checkpoints/{Ns}/{name}/app/20260101T000000Z-0000.tar.zst",
+                Digest = "sha256:" + new string('1', 64),
+                SizeBytes = 4096,
+                ImageReference = $"{ImageHost}{Ns}/{name}-app@sha256:{new string('2', 64)}",
+                Source = new CheckpointSource { Namespace = Ns, Pod = pod.Metadata.Name!, Container = "app", Image = pod.Spec.Containers[0].Image },
+                CheckpointRef = new NamespacedObjectReference { Namespace = Ns, Name = checkpoint.Metadata.Name!, Uid = checkpoint.Metadata.Uid },
+            },
+        });
     }
 
     /// <summary>What the kubelet writes after the app container exited with 1 and was started again.</summary>
@@ -136,12 +216,13 @@ public sealed class FailureReactionBench : IBenchmark
         app.RestartCount++;
     }
 
-    private static async Task WaitAsync(Func<bool> condition, CancellationToken ct, int pollMs = 5)
+    private static async Task WaitAsync(Func<bool> condition, CancellationToken ct, int pollMs = 5, TimeSpan? timeout = null)
     {
         var sw = Stopwatch.StartNew();
+        var limit = timeout ?? TimeSpan.FromMinutes(2);
         while (!condition())
         {
-            if (sw.Elapsed > TimeSpan.FromMinutes(2)) throw new TimeoutException("not reached within 2 minutes");
+            if (sw.Elapsed > limit) throw new TimeoutException($"not reached within {limit}");
             await Task.Delay(pollMs, ct);
         }
     }

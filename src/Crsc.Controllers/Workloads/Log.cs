@@ -25,4 +25,21 @@ internal static partial class Log
 
     [LoggerMessage(7, LogLevel.Information, "Deployment {Namespace}/{Name}: write conflicted with another writer (409); looking again")]
     public static partial void Conflict(ILogger logger, string @namespace, string name);
+
+    // the failure detector (PodFailureReconciler): 20–39
+
+    [LoggerMessage(20, LogLevel.Information, "Created Restore {Namespace}/{Restore} for pod {Pod} container {Container} ({Signal}): {Description}")]
+    public static partial void RestoreCreated(ILogger logger, string @namespace, string restore, string pod, string container, string signal, string description);
+
+    [LoggerMessage(21, LogLevel.Warning, "Deployment {Namespace}/{Name}: {Message}")]
+    public static partial void RestoreSuppressed(ILogger logger, string @namespace, string name, string message);
+
+    [LoggerMessage(22, LogLevel.Debug, "Restore {Namespace}/{Restore} exists already: the incident is handled")]
+    public static partial void RestoreExists(ILogger logger, string @namespace, string restore);
+
+    [LoggerMessage(23, LogLevel.Debug, "Pod {Namespace}/{Pod} container {Container} is being restored by {Restore}: restart count {RestartCount} is the new baseline")]
+    public static partial void OwnRestart(ILogger logger, string @namespace, string pod, string container, string restore, int restartCount);
+
+    [LoggerMessage(24, LogLevel.Debug, "Deployment {Namespace}/{Name} is not monitored for failures: {Why}")]
+    public static partial void NotMonitored(ILogger logger, string @namespace, string name, string why);
 }

@@ -1,4 +1,3 @@
-using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 
@@ -8,25 +7,22 @@ namespace Crsc.Controllers.Workloads;
 public readonly record struct ManagedWorkload(bool Managed, string? Problem)
 {
     /// <summary>
-    /// Managed when <c>crsc.io/checkpoint-restore</c> is <c>"true"</c> and <c>crsc.io/checkpoint-interval</c>, if set,
-    /// is a positive duration. Any other value of either is a <see cref="Problem"/> naming it, and crsc uses nothing
-    /// from the Deployment (the Deployment reconciler reports it with a Warning Event and a condition).
+    /// Managed when <c>crsc.io/checkpoint-restore</c> is <c>"true"</c> and <c>crsc.io/checkpoint-interval</c> is absent
+    /// or a valid interval — exactly what the <see cref="DeploymentReconciler"/> gives a schedule (no schedule, no
+    /// checkpoints to restore from). Any other value is a <see cref="Problem"/> naming it, and crsc uses nothing from the
+    /// Deployment (the Deployment reconciler reports a bad interval with a Warning Event and a condition).
     /// </summary>
-    public static ManagedWorkload Read(Deployment deployment)
+    public static ManagedWorkload Read(Deployment deployment, DeploymentReconcilerOptions? limits = null)
     {
         var annotations = deployment.Metadata.Annotations;
-        if (annotations is null || !annotations.TryGetValue(CrscAnnotations.CheckpointRestore, out var flag))
-            return new ManagedWorkload(false, null);
-        switch (flag.Trim())
-        {
-            case var f when f.Equals("false", StringComparison.OrdinalIgnoreCase):
-                return new ManagedWorkload(false, null);
-            case var t when !t.Equals("true", StringComparison.OrdinalIgnoreCase):
-                return new ManagedWorkload(false, $"annotation {CrscAnnotations.CheckpointRestore}: '{flag}' is not \"true\" or \"false\"");
-        }
-        if (annotations.TryGetValue(CrscAnnotations.CheckpointInterval, out var interval)
-            && (!GoDuration.TryParse(interval.Trim(), out var every) || every <= TimeSpan.Zero))
-            return new ManagedWorkload(false, $"annotation {CrscAnnotations.CheckpointInterval}: '{interval}' is not a duration (e.g. 30s, 5m, 1h)");
-        return new ManagedWorkload(true, null);
+        var flag = annotations?.GetValueOrDefault(CrscAnnotations.CheckpointRestore);
+        if (flag != "true")
+            return new ManagedWorkload(false, flag is null or "false" ? null
+                : $"annotation {CrscAnnotations.CheckpointRestore}: '{flag}' is not \"true\"");
+        limits ??= new DeploymentReconcilerOptions();
+        return DeploymentReconciler.TryParseInterval(annotations?.GetValueOrDefault(CrscAnnotations.CheckpointInterval),
+            limits.MinimumInterval, limits.MaximumInterval, out _, out var error)
+            ? new ManagedWorkload(true, null)
+            : new ManagedWorkload(false, error);
     }
 }

@@ -1,13 +1,13 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
-using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Reconciling;
+using Crsc.Controllers.Restores;
+using Crsc.Controllers.Schedules;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -35,10 +35,13 @@ namespace Crsc.Controllers.Workloads;
 /// instance created that the cache does not show yet.
 /// </para>
 /// </summary>
-public sealed partial class PodFailureReconciler : IReconciler
+public sealed class PodFailureReconciler : IReconciler
 {
-    /// <summary>Index of the pod informer: <c>&lt;namespace&gt;/&lt;deployment&gt;</c> by the owner ReplicaSet's name.</summary>
-    public const string ByDeploymentIndex = "crsc.io/pods-by-deployment";
+    /// <summary>
+    /// Index of the pod informer: <c>&lt;namespace&gt;/&lt;deployment&gt;</c> by the owner ReplicaSet's name. The Restore
+    /// reconciler's index of the same name and function: on a shared informer it is kept once.
+    /// </summary>
+    public const string ByDeploymentIndex = RestoreReconciler.PodsByDeploymentIndex;
     /// <summary>Index of the Restore informer: <c>&lt;namespace&gt;/&lt;deployment&gt;</c> of <c>spec.target</c>.</summary>
     public const string ByTargetIndex = "crsc.io/restores-by-deployment";
 
@@ -81,7 +84,7 @@ public sealed partial class PodFailureReconciler : IReconciler
         _options = options;
         _time = time;
         _logger = logger ?? NullLogger.Instance;
-        AddIndex(pods, ByDeploymentIndex, p => DeploymentOf(p) is { } k ? [IndexValue(k)] : []);
+        AddIndex(pods, ByDeploymentIndex, p => RestorePods.DeploymentOf(p) is { } d ? [$"{p.Metadata.Namespace}/{d}"] : []);
         AddIndex(restores, ByTargetIndex, r => TargetOf(r) is { } k ? [IndexValue(k)] : []);
     }
 
@@ -107,14 +110,10 @@ public sealed partial class PodFailureReconciler : IReconciler
     }
 
     /// <summary>The Deployment a pod belongs to by the names alone (see <see cref="WorkloadOf"/>).</summary>
-    public static ObjectKey? DeploymentOf(Pod pod)
-    {
-        var rs = ControllingReplicaSet(pod);
-        var hash = pod.Metadata.Labels?.GetValueOrDefault(PodOwnerWorkloadResolver.PodTemplateHashLabel);
-        if (rs is null || string.IsNullOrEmpty(hash) || !rs.Name.EndsWith("-" + hash, StringComparison.Ordinal)
-            || rs.Name.Length <= hash.Length + 1) return null;
-        return new ObjectKey(pod.Metadata.Namespace, rs.Name[..^(hash.Length + 1)]);
-    }
+    public static ObjectKey? DeploymentOf(Pod pod) =>
+        ControllingReplicaSet(pod) is not null && RestorePods.DeploymentOf(pod) is { Length: > 0 } d
+            ? new ObjectKey(pod.Metadata.Namespace, d)
+            : null;
 
     /// <summary>The Deployment a Restore targets.</summary>
     public static ObjectKey? TargetOf(Restore restore) =>
@@ -126,13 +125,12 @@ public sealed partial class PodFailureReconciler : IReconciler
     public static ObjectKey? DeploymentOf(ReplicaSet rs) =>
         Controlling(rs.Metadata, "Deployment") is { } owner ? new ObjectKey(rs.Metadata.Namespace, owner.Name) : null;
 
-    /// <summary><c>&lt;deployment&gt;-&lt;container&gt;-&lt;yyyyMMddHHmmss&gt;</c> (UTC), the deployment part shortened to fit 253.</summary>
-    public static string RestoreName(string deployment, string container, DateTimeOffset at)
-    {
-        var suffix = "-" + container + "-" + at.UtcDateTime.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture);
-        var head = deployment.Length + suffix.Length > 253 ? deployment[..(253 - suffix.Length)].TrimEnd('-', '.') : deployment;
-        return head + suffix;
-    }
+    /// <summary>
+    /// <c>&lt;deployment&gt;-&lt;container&gt;-&lt;yyyyMMddHHmmss&gt;</c> (UTC), shortened with a hash to fit 253 the way
+    /// checkpoint names are (<see cref="ScheduleNames.CheckpointName"/>).
+    /// </summary>
+    public static string RestoreName(string deployment, string container, DateTimeOffset at) =>
+        ScheduleNames.CheckpointName(deployment, container, at);
 
     // ---- reconcile ----
 
@@ -148,7 +146,7 @@ public sealed partial class PodFailureReconciler : IReconciler
         if (!managed.Managed)
         {
             if (_memory.TryRemove(key, out _) || managed.Problem is not null)
-                Log.NotManaged(_logger, key.Namespace ?? "", key.Name, managed.Problem ?? "not annotated");
+                Log.NotMonitored(_logger, key.Namespace ?? "", key.Name, managed.Problem ?? "not annotated");
             return ReconcileResult.Done;
         }
 
@@ -234,7 +232,7 @@ public sealed partial class PodFailureReconciler : IReconciler
             {
                 Name = name,
                 Namespace = ns,
-                Labels = new() { [CrscAnnotations.WorkloadLabel] = LabelValue(deployment.Metadata.Name!) },
+                Labels = new() { [CrscAnnotations.WorkloadLabel] = ScheduleNames.LabelValue(deployment.Metadata.Name!) },
                 Annotations = new() { [CrscAnnotations.FailedPod] = incident.Pod },
                 // the Restore goes with its Deployment; not its controller, and it does not block the deletion
                 OwnerReferences = string.IsNullOrEmpty(deployment.Metadata.Uid)
@@ -257,7 +255,7 @@ public sealed partial class PodFailureReconciler : IReconciler
         catch (AlreadyExistsException)
         {
             // the same incident (same container, same second), created by an earlier leader or reconcile
-            Log.AlreadyCreated(_logger, ns, name);
+            Log.RestoreExists(_logger, ns, name);
             try
             {
                 memory.Remember(await _restoresApi.GetAsync(ns, name, ct).ConfigureAwait(false));
@@ -269,7 +267,7 @@ public sealed partial class PodFailureReconciler : IReconciler
             return;
         }
         memory.Remember(created);
-        Log.Created(_logger, ns, name, incident.Pod, incident.Container, incident.Signal.ToString(), incident.Description);
+        Log.RestoreCreated(_logger, ns, name, incident.Pod, incident.Container, incident.Signal.ToString(), incident.Description);
         _events.Normal(deployment, RestoreCreatedReason, $"{incident.Description}; created Restore {name}");
     }
 
@@ -278,7 +276,7 @@ public sealed partial class PodFailureReconciler : IReconciler
         var message = $"{incident.Description}; not restoring now: {why}";
         if (memory.LastSuppression == message) return;
         memory.LastSuppression = message;
-        Log.Suppressed(_logger, deployment.Metadata.Namespace ?? "", deployment.Metadata.Name ?? "", message);
+        Log.RestoreSuppressed(_logger, deployment.Metadata.Namespace ?? "", deployment.Metadata.Name ?? "", message);
         _events.Warning(deployment, RestoreSuppressedReason, message);
     }
 
@@ -382,9 +380,6 @@ public sealed partial class PodFailureReconciler : IReconciler
 
     private static string IndexValue(ObjectKey key) => $"{key.Namespace}/{key.Name}";
 
-    /// <summary>A label value holds at most 63 characters and starts and ends with a letter or digit.</summary>
-    private static string LabelValue(string name) => name.Length <= 63 ? name : name[..63].TrimEnd('-', '.', '_');
-
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     private static void AddIndex<T>(Informer<T> informer, string name, Func<T, IEnumerable<string>> index)
@@ -459,23 +454,5 @@ public sealed partial class PodFailureReconciler : IReconciler
         public DateTimeOffset FirstSeen { get; set; }
         /// <summary>A restart (signal b) not handled yet: kept until a Restore covers it or it is too old.</summary>
         public ContainerFailure? PendingRestart { get; set; }
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(1, LogLevel.Information, "Created Restore {Namespace}/{Restore} for pod {Pod} container {Container} ({Signal}): {Description}")]
-        public static partial void Created(ILogger logger, string @namespace, string restore, string pod, string container, string signal, string description);
-
-        [LoggerMessage(2, LogLevel.Warning, "Deployment {Namespace}/{Deployment}: {Message}")]
-        public static partial void Suppressed(ILogger logger, string @namespace, string deployment, string message);
-
-        [LoggerMessage(3, LogLevel.Debug, "Restore {Namespace}/{Restore} exists already: the incident is handled")]
-        public static partial void AlreadyCreated(ILogger logger, string @namespace, string restore);
-
-        [LoggerMessage(4, LogLevel.Debug, "Pod {Namespace}/{Pod} container {Container} is being restored by {Restore}: restart count {RestartCount} is the new baseline")]
-        public static partial void OwnRestart(ILogger logger, string @namespace, string pod, string container, string restore, int restartCount);
-
-        [LoggerMessage(5, LogLevel.Debug, "Deployment {Namespace}/{Deployment} is not monitored for failures: {Why}")]
-        public static partial void NotManaged(ILogger logger, string @namespace, string deployment, string why);
     }
 }
