@@ -1,46 +1,60 @@
 #!/usr/bin/env bash
-# make demo: the crsc demo on this machine. Today it runs the Native AOT daemon (built by `make publish`)
-# until READY and shows what it reports; the checkpoint/restore demo on a real containerd grows here
-# with the node checkpoint path and the restore flow.
+# make demo: crsc's seed flow on real components, set up by this script on a fresh Debian machine (as root).
+#
+#   1. the test sandbox (tests/sandbox): a Debian trixie root filesystem in a private mount namespace with CRIU 4,
+#      runc and containerd 2.1 (a real CRI runtime that checkpoints and restores), built once and reused;
+#   2. an API server (crsc's in-process fake kube-apiserver) and the kubelet's part, played over containerd's CRI
+#      socket by tests/Crsc.Testing/Kubelet/SandboxKubelet;
+#   3. the crsc daemon (the Native AOT binary from `make publish`) with its defaults: local store, embedded image
+#      endpoint on 127.0.0.1:5055.
+#
+# A Deployment annotated crsc.io/checkpoint-restore=true runs a counter; crsc checkpoints it on a schedule; the
+# container is killed and cold-starts from 1; crsc restores it in place from the checkpoint image and the counter goes
+# on from where it was. Everything started here is stopped at the end (the root filesystem stays for next time).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bin=${CRSC_BINARY:-$PWD/bin/crsc}
-[ -x "$bin" ] || { echo "demo: $bin missing; run make publish" >&2; exit 1; }
-command -v curl >/dev/null || { echo "demo: curl is needed (apt-get install curl)" >&2; exit 1; }
-
-work=$(mktemp -d /tmp/crsc-demo.XXXXXX)
-daemon_pid=
-cleanup() {
-  [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+root=$PWD
+bin=${CRSC_BINARY:-$root/bin/crsc}
+[ -x "$bin" ] || { echo "demo: $bin missing; run make publish (make demo does)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "demo: run as root (it starts containerd and CRIU in a private mount namespace)" >&2; exit 1; }
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+sandbox=$root/tests/sandbox
+shared=${CRSC_SANDBOX_SHARED:-${CRSC_SANDBOX_DIR:-/var/lib/crsc-sandbox}/shared}
+registry=${CRSC_SANDBOX_REGISTRY:-127.0.0.1:5000}
+
+cleanup() {
+  local rc=$?
+  say "cleaning up"
+  "$sandbox/stop-containerd.sh" >/dev/null 2>&1 || echo "demo: stop-containerd.sh failed (see above)" >&2
+  "$sandbox/ns-down.sh" >/dev/null 2>&1 || true
+  [ -n "${work:-}" ] && rm -rf "$work"
+  exit $rc
+}
+trap cleanup EXIT
 
 say "the binary"
 ls -l "$bin"
 "$bin" version
 
-say "starting: crsc daemon (node agent; no API server configured here, so degraded but ready)"
-export CRSC_SOCKET=$work/run/crsc.sock CRSC_STATE_DIR=$work/state CRSC_CHECKPOINT_DIR=$work/checkpoints \
-       CRSC_STAGING_DIR=$work/staging CRSC_CONFIG=$work/config.yaml CRSC_LOG_FORMAT=console NODE_NAME=demo-node
-: > "$CRSC_CONFIG"
-"$bin" config check
-start=$(date +%s%N)
-"$bin" daemon &
-daemon_pid=$!
-for _ in $(seq 1 200); do
-  curl -sf --unix-socket "$CRSC_SOCKET" http://crsc/readyz >/dev/null 2>&1 && break
-  kill -0 "$daemon_pid" 2>/dev/null || { echo "demo: the daemon exited" >&2; exit 1; }
-  sleep 0.05
-done
-echo "ready after $(( ($(date +%s%N) - start) / 1000000 )) ms (including this script's polling)"
+say "the sandbox: trixie root filesystem (first run ~2 min), containerd 2.1 + runc + CRIU 4, a loopback registry"
+"$sandbox/setup-rootfs.sh"
+"$sandbox/ns-up.sh"
+"$sandbox/setup-containerd.sh"
+"$sandbox/start-containerd.sh"
+"$sandbox/in-ns.sh" criu --version | head -n 1
 
-say "GET /readyz on $CRSC_SOCKET (mode $(stat -c %a "$CRSC_SOCKET"))"
-curl -s --unix-socket "$CRSC_SOCKET" http://crsc/readyz
-say "GET /metrics (first lines)"
-curl -s --unix-socket "$CRSC_SOCKET" http://crsc/metrics | grep -v '^#' | head -n 8
+mkdir -p "$shared"
+work=$(mktemp -d "$shared/demo-XXXXXX")
+chmod 0700 "$work"
 
-say "SIGTERM: a clean stop"
-kill -TERM "$daemon_pid"; wait "$daemon_pid"; echo "exit code $?"; daemon_pid=
+say "building the demo driver"
+dotnet build "$root/tests/Crsc.Demo" -c Release -nodeReuse:false -v:q -clp:ErrorsOnly -o "$work/driver" >/dev/null
+
+say "the seed flow"
+CRSC_BINARY=$bin \
+CRSC_DEMO_RUNTIME_ENDPOINT=unix:///run/crsc-sandbox/containerd.sock \
+CRSC_DEMO_IMAGE=$registry/crsc-sandbox/busybox:1 \
+CRSC_DEMO_CGROUP_PARENT=/crsc-sandbox \
+CRSC_DEMO_WORK=$work \
+  dotnet "$work/driver/Crsc.Demo.dll"

@@ -114,6 +114,27 @@ public sealed partial class FakeApiServer
     public T Seed<T>(ResourceType<T> type, T obj) where T : class, IKubernetesObject
         => Seed(ResourceOf(type), JsonSerializer.SerializeToNode(obj, type.Json)!.AsObject()).Deserialize(type.Json)!;
 
+    /// <summary>
+    /// Changes a stored object atomically, as a status patch from the kubelet would: <paramref name="change"/> edits a
+    /// copy and returns whether it changed anything; if so the copy is stored with a new resourceVersion and watches
+    /// see MODIFIED. Null when there is no such object.
+    /// </summary>
+    public JsonObject? Mutate(FakeResource resource, string? ns, string name, Func<JsonObject, bool> change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        lock (_gate)
+        {
+            var key = StoreKey(resource.Namespaced ? ns : null, name);
+            if (!Store(resource).TryGetValue(key, out var existing)) return null;
+            var next = existing.DeepClone().AsObject();
+            if (!change(next)) return existing.DeepClone().AsObject();
+            Meta(next)["resourceVersion"] = Rv(++_rv);
+            Store(resource)[key] = next;
+            Record(new Change(_rv, resource, "MODIFIED", existing, next));
+            return next.DeepClone().AsObject();
+        }
+    }
+
     /// <summary>Drops the watch history, like an etcd compaction: a watch from an older resourceVersion gets 410.</summary>
     public void Compact()
     {

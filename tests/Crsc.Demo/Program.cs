@@ -1,0 +1,42 @@
+using System.Diagnostics;
+using Crsc.Testing.Scenarios;
+
+// crsc demo: see tests/demo/demo.sh, which prepares the sandbox and passes these settings.
+static string Setting(string name, string? fallback = null) =>
+    Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v
+    : fallback ?? throw new ArgumentException($"the demo needs {name} (tests/demo/demo.sh sets it)");
+
+var clock = Stopwatch.StartNew();
+void Say(string line) => Console.WriteLine($"[{clock.Elapsed.TotalSeconds,6:0.0}s] {line}");
+
+var options = new CheckpointRestoreScenarioOptions
+{
+    Binary = Setting("CRSC_BINARY"),
+    RuntimeEndpoint = Setting("CRSC_DEMO_RUNTIME_ENDPOINT"),
+    Image = Setting("CRSC_DEMO_IMAGE"),
+    CgroupParent = Setting("CRSC_DEMO_CGROUP_PARENT"),
+    WorkDirectory = Setting("CRSC_DEMO_WORK"),
+    Interval = Setting("CRSC_DEMO_INTERVAL", "15s"),
+    ImagesListen = Setting("CRSC_DEMO_IMAGES_LISTEN", "127.0.0.1:5055"),
+};
+
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+try
+{
+    var result = await new CheckpointRestoreScenario(options, Say).RunAsync(cancel.Token);
+    Console.WriteLine();
+    Console.WriteLine($"checkpoint {result.CheckpointName}: the counter was between {result.CounterAtCheckpointStart} and {result.CounterAtCheckpointEnd}");
+    Console.WriteLine($"before the crash {result.CounterBeforeCrash}, after the cold start {result.CounterAfterColdStart}, after the restore {result.FirstCounterAfterRestore}");
+    Console.WriteLine(result.PodUidBefore == result.PodUidAfter ? "same pod (uid " + result.PodUidAfter + ")" : "a replacement pod");
+    var ok = result.RestorePhase == Crsc.Api.Crds.RestorePhase.Restored
+             && result.FirstCounterAfterRestore >= result.CounterAtCheckpointStart;
+    Console.WriteLine(ok ? "the process came back with its memory: the counter went on from the checkpoint."
+                         : $"the restore did not bring the counter back (Restore {result.RestorePhase})");
+    return ok ? 0 : 1;
+}
+catch (Exception e) when (e is TimeoutException or InvalidOperationException or OperationCanceledException)
+{
+    Console.Error.WriteLine("demo failed: " + e.Message);
+    return 1;
+}

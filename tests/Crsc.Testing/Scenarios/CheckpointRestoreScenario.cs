@@ -1,0 +1,357 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+using Crsc.Cri;
+using Crsc.Testing.Kube;
+using Crsc.Testing.Kubelet;
+using V1 = Runtime.V1;
+
+namespace Crsc.Testing.Scenarios;
+
+public sealed record CheckpointRestoreScenarioOptions
+{
+    /// <summary>The crsc binary (the published AOT build).</summary>
+    public required string Binary { get; init; }
+
+    /// <summary>CRI endpoint of the real runtime (the sandbox's containerd).</summary>
+    public required string RuntimeEndpoint { get; init; }
+
+    /// <summary>The image the counter runs from, pullable by the runtime.</summary>
+    public required string Image { get; init; }
+
+    /// <summary>cgroupfs parent for pods (the sandbox's <c>/crsc-sandbox</c>).</summary>
+    public required string CgroupParent { get; init; }
+
+    /// <summary>A fresh directory at the same path for this process and the runtime.</summary>
+    public required string WorkDirectory { get; init; }
+
+    /// <summary>The node's name (the pod's <c>spec.nodeName</c>, the daemon's <c>NODE_NAME</c>).</summary>
+    public string NodeName { get; init; } = "sandbox";
+
+    /// <summary>Host:port of the daemon's embedded image endpoint; the runtime must be allowed to pull from it.</summary>
+    public string ImagesListen { get; init; } = "127.0.0.1:5055";
+
+    /// <summary>The Deployment's <c>crsc.io/checkpoint-interval</c>.</summary>
+    public string Interval { get; init; } = "15s";
+
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(6);
+}
+
+/// <summary>What the scenario saw.</summary>
+public sealed record CheckpointRestoreResult(
+    string CheckpointName,
+    string CheckpointImage,
+    long CounterAtCheckpointStart,
+    long CounterAtCheckpointEnd,
+    long CounterBeforeCrash,
+    long CounterAfterColdStart,
+    long FirstCounterAfterRestore,
+    string RestoreName,
+    RestorePhase? RestorePhase,
+    string PodUidBefore,
+    string PodUidAfter);
+
+/// <summary>
+/// crsc's seed flow end to end on a real runtime: an API server (the in-process fake kube-apiserver), the kubelet's
+/// part (<see cref="SandboxKubelet"/> over the real CRI runtime), and the crsc daemon as users run it. A Deployment
+/// annotated <c>crsc.io/checkpoint-restore: "true"</c> runs a counter; crsc gives it a schedule and checkpoints it;
+/// the container is killed (its memory, the counter, is lost and it cold-starts from 1); crsc notices, creates a
+/// Restore, makes the checkpoint image pullable from its embedded endpoint and patches the pod's image to it; the
+/// kubelet restarts the container from the checkpoint image and the counter goes on from the checkpointed value —
+/// same pod. Used by <c>make demo</c> (narrated) and by the end-to-end tests (asserted).
+/// </summary>
+public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions options, Action<string> say)
+{
+    public const string Namespace = "demo";
+    public const string DeploymentName = "counter";
+    public const string ContainerName = "counter";
+    private const string ReplicaSetName = "counter-5d8f7b9c4";
+    private const string PodName = "counter-5d8f7b9c4-x7k2p";
+
+    public async Task<CheckpointRestoreResult> RunAsync(CancellationToken cancel)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        timeout.CancelAfter(options.Timeout);
+        var ct = timeout.Token;
+
+        var work = options.WorkDirectory;
+        var data = Directory.CreateDirectory(Path.Combine(work, "data")).FullName;
+        var counterFile = Path.Combine(data, "counter");
+        await using var api = await FakeApiServer.StartAsync();
+        api.Register(FakeResource.From(CrscResources.ContainerCheckpoints, true));
+        api.Register(FakeResource.From(CrscResources.ContainerCheckpointContents, true));
+        api.Register(FakeResource.From(CrscResources.CheckpointSchedules, true));
+        api.Register(FakeResource.From(CrscResources.Restores, true));
+        var kubeconfig = Path.Combine(work, "kubeconfig");
+        File.WriteAllText(kubeconfig, api.KubeconfigYaml());
+        say($"API server (in-process fake kube-apiserver) at {api.Url}; node \"{options.NodeName}\"; runtime {options.RuntimeEndpoint}");
+
+        SeedWorkload(api, data);
+        say($"Deployment {Namespace}/{DeploymentName} annotated crsc.io/checkpoint-restore=true, interval {options.Interval}; its pod {PodName} runs a counter (one step every 0.5 s, kept in memory, written to {counterFile})");
+
+        using var cri = new CriClient(new CriClientOptions { Endpoint = options.RuntimeEndpoint });
+        await using var kubelet = new SandboxKubelet(api, cri, new SandboxKubeletOptions
+        {
+            NodeName = options.NodeName, CgroupParent = options.CgroupParent, DataRoot = Path.Combine(work, "kubelet"),
+        });
+        kubelet.OnAction = line => say("kubelet: " + line);
+        using var kubeletStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var kubeletRun = kubelet.RunAsync(kubeletStop.Token);
+
+        Process? daemon = null;
+        var daemonLog = Path.Combine(work, "daemon.log");
+        try
+        {
+            await WaitAsync(() => Counter(counterFile) >= 3, "the counter is running", TimeSpan.FromSeconds(60), ct);
+            var incarnation = Incarnation(counterFile);
+            var podUidBefore = Pod(api)!.Metadata.Uid!;
+
+            daemon = StartDaemon(work, kubeconfig, daemonLog);
+            say($"crsc daemon started (pid {daemon.Id}, log {daemonLog})");
+
+            var schedule = await WaitForAsync(() => api.Get(CrscResources.CheckpointSchedules, Namespace, DeploymentName), daemon,
+                "crsc creates the CheckpointSchedule for the Deployment", TimeSpan.FromSeconds(60), daemonLog, ct);
+            say($"CheckpointSchedule {Namespace}/{schedule.Metadata.Name}: every {schedule.Spec.Interval}, owned by the Deployment");
+
+            // the first scheduled checkpoint: counter values around it bound what the restore must bring back
+            long atStart = -1;
+            ContainerCheckpoint? completed = null;
+            await WaitAsync(() =>
+            {
+                CheckDaemon(daemon, daemonLog);
+                var checkpoints = Checkpoints(api);
+                if (atStart < 0 && checkpoints.Count > 0) atStart = Counter(counterFile);
+                completed = checkpoints.FirstOrDefault(c => c.Status?.Phase == ContainerCheckpointPhase.Completed);
+                if (checkpoints.FirstOrDefault(c => c.Status?.Phase == ContainerCheckpointPhase.Failed) is { } failed)
+                    throw new InvalidOperationException($"checkpoint {failed.Metadata.Name} failed: {failed.Status!.Message}");
+                return completed is not null;
+            }, "the schedule's first checkpoint completes", TimeSpan.FromMinutes(2), ct, TimeSpan.FromMilliseconds(50));
+            var atEnd = Counter(counterFile);
+            var content = await WaitForAsync(() => completed!.Status?.ContentName is { } n
+                    ? api.Get(CrscResources.ContainerCheckpointContents, null, n) is { Spec.ImageReference: not null } c ? c : null : null,
+                daemon, "the checkpoint's image reference is published", TimeSpan.FromSeconds(30), daemonLog, ct);
+            say($"ContainerCheckpoint {completed!.Metadata.Name}: Completed, {completed.Status!.SizeBytes} bytes, {completed.Status.Digest}; the counter was between {atStart} and {atEnd}");
+            say($"checkpoint image: {content.Spec.ImageReference}");
+
+            await Task.Delay(TimeSpan.FromSeconds(3), ct);
+            var beforeCrash = Counter(counterFile);
+            var containerId = kubelet.ContainerIdOf(Namespace, PodName, ContainerName)
+                              ?? throw new InvalidOperationException("the kubelet has no container for the counter");
+            say($"counter now {beforeCrash}; killing the container {containerId[..12]} (SIGKILL): its memory is gone");
+            await cri.StopContainerAsync(new V1.StopContainerRequest { ContainerId = containerId, Timeout = 0 }, ct: ct);
+
+            // the kubelet restarts it from its image: a cold start, the counter begins again
+            long coldStart = -1;
+            await WaitAsync(() =>
+            {
+                var value = Counter(counterFile);
+                if (value >= 1 && Incarnation(counterFile) is { } i && i != incarnation) coldStart = value;
+                return coldStart >= 1;
+            }, "the kubelet cold-starts the container (the counter starts again from 1)", TimeSpan.FromSeconds(60), ct, TimeSpan.FromMilliseconds(50));
+            say($"cold start: the counter is back at {coldStart} — the state is lost");
+
+            var restore = await WaitForAsync(() => api.All(api.ResourceOf(CrscResources.Restores)).FirstOrDefault()?.Deserialize(CrscJsonContext.Default.Restore),
+                daemon, "crsc creates a Restore for the failure", TimeSpan.FromSeconds(60), daemonLog, ct);
+            say($"Restore {Namespace}/{restore.Metadata.Name} created for container {restore.Spec.Container}");
+
+            Restore? done = null;
+            RestorePhase? lastPhase = null;
+            await WaitAsync(() =>
+            {
+                CheckDaemon(daemon, daemonLog);
+                done = api.Get(CrscResources.Restores, Namespace, restore.Metadata.Name!);
+                if (done?.Status?.Phase != lastPhase)
+                {
+                    lastPhase = done?.Status?.Phase;
+                    say($"Restore phase {lastPhase}{(done?.Status?.Message is { } m ? ": " + m : "")}");
+                }
+                return done?.Status?.Phase is RestorePhase.Restored or RestorePhase.Failed or RestorePhase.FellBack;
+            }, "the Restore finishes", TimeSpan.FromMinutes(3), ct, TimeSpan.FromMilliseconds(100));
+
+            // the counter goes on from the checkpoint: the process that writes it is the first incarnation again
+            long first = -1;
+            await WaitAsync(() =>
+            {
+                var value = Counter(counterFile);
+                if (value >= 0 && Incarnation(counterFile) == incarnation) first = value;
+                return first >= 0;
+            }, "the restored counter continues from the checkpoint", TimeSpan.FromSeconds(60), ct, TimeSpan.FromMilliseconds(20));
+            var pod = Pod(api)!;
+            var image = pod.Spec.Containers.Single(c => c.Name == ContainerName).Image;
+            say($"after the restore: the counter reads {first} (checkpointed between {atStart} and {atEnd}); pod {pod.Metadata.Name} uid {pod.Metadata.Uid} runs {image}");
+            await Task.Delay(TimeSpan.FromSeconds(2), ct);
+            say($"two seconds later: {Counter(counterFile)}");
+
+            return new CheckpointRestoreResult(completed.Metadata.Name!, content.Spec.ImageReference!, atStart, atEnd, beforeCrash,
+                coldStart, first, restore.Metadata.Name!, done!.Status!.Phase, podUidBefore, pod.Metadata.Uid!);
+        }
+        finally
+        {
+            StopDaemon(daemon);
+            await kubeletStop.CancelAsync();
+            try { await kubeletRun; } catch (OperationCanceledException) { }
+        }
+    }
+
+    private static Pod? Pod(FakeApiServer api) => api.Get(Resources.Pods, Namespace, PodName);
+
+    private static List<ContainerCheckpoint> Checkpoints(FakeApiServer api) =>
+        api.All(api.ResourceOf(CrscResources.ContainerCheckpoints))
+            .Select(o => o.Deserialize(CrscJsonContext.Default.ContainerCheckpoint)!)
+            .OrderBy(c => c.Metadata.CreationTimestamp).ToList();
+
+    private void SeedWorkload(FakeApiServer api, string data)
+    {
+        var labels = new Dictionary<string, string> { ["app"] = "counter" };
+        var container = new Container
+        {
+            Name = ContainerName,
+            Image = options.Image,
+            // the start time marks the incarnation: a cold start writes a new one, a restored process its old one
+            Command = ["/bin/sh", "-c", "s=$(date +%s); i=0; while :; do i=$((i+1)); echo \"$s $i\" > /data/counter; sleep 0.5; done"],
+            VolumeMounts = [new VolumeMount { Name = "data", MountPath = "/data" }],
+        };
+        var volumes = new List<Volume> { new() { Name = "data", HostPath = new HostPathVolumeSource { Path = data } } };
+        var deployment = api.Seed(Resources.Deployments, new Deployment
+        {
+            Metadata = new ObjectMeta
+            {
+                Name = DeploymentName, Namespace = Namespace, Labels = labels,
+                Annotations = new() { ["crsc.io/checkpoint-restore"] = "true", ["crsc.io/checkpoint-interval"] = options.Interval },
+            },
+            Spec = new DeploymentSpec
+            {
+                Replicas = 1,
+                Selector = new LabelSelector { MatchLabels = labels },
+                Template = new PodTemplateSpec
+                {
+                    Metadata = new ObjectMeta { Labels = labels },
+                    Spec = new PodSpec { Containers = [container], Volumes = volumes },
+                },
+            },
+        });
+        var rsLabels = new Dictionary<string, string>(labels) { ["pod-template-hash"] = "5d8f7b9c4" };
+        var replicaSet = api.Seed(Resources.ReplicaSets, new ReplicaSet
+        {
+            Metadata = new ObjectMeta
+            {
+                Name = ReplicaSetName, Namespace = Namespace, Labels = rsLabels,
+                OwnerReferences = [Owner("apps/v1", "Deployment", deployment.Metadata)],
+            },
+            Spec = new ReplicaSetSpec
+            {
+                Replicas = 1,
+                Selector = new LabelSelector { MatchLabels = rsLabels },
+                Template = new PodTemplateSpec { Metadata = new ObjectMeta { Labels = rsLabels }, Spec = new PodSpec { Containers = [container], Volumes = volumes } },
+            },
+        });
+        api.Seed(Resources.Pods, new Pod
+        {
+            Metadata = new ObjectMeta
+            {
+                Name = PodName, Namespace = Namespace, Labels = rsLabels,
+                OwnerReferences = [Owner("apps/v1", "ReplicaSet", replicaSet.Metadata)],
+            },
+            Spec = new PodSpec { NodeName = options.NodeName, Containers = [container], Volumes = volumes, RestartPolicy = "Always" },
+            Status = new PodStatus { Phase = "Pending" },
+        });
+    }
+
+    private static OwnerReference Owner(string apiVersion, string kind, ObjectMeta meta) => new()
+    {
+        ApiVersion = apiVersion, Kind = kind, Name = meta.Name!, Uid = meta.Uid!, Controller = true, BlockOwnerDeletion = true,
+    };
+
+    private Process StartDaemon(string work, string kubeconfig, string log)
+    {
+        var psi = new ProcessStartInfo(options.Binary, ["daemon"])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        psi.Environment.Clear();
+        psi.Environment["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin";
+        psi.Environment["NODE_NAME"] = options.NodeName;
+        psi.Environment["CRSC_KUBECONFIG"] = kubeconfig;
+        psi.Environment["CRSC_RUNTIME_ENDPOINT"] = options.RuntimeEndpoint;
+        psi.Environment["CRSC_SOCKET"] = Path.Combine(work, "run", "crsc.sock");
+        psi.Environment["CRSC_STATE_DIR"] = Path.Combine(work, "state");
+        psi.Environment["CRSC_CHECKPOINT_DIR"] = Path.Combine(work, "checkpoints");
+        psi.Environment["CRSC_STAGING_DIR"] = Path.Combine(work, "staging");
+        psi.Environment["CRSC_IMAGES_LISTEN"] = options.ImagesListen;
+        psi.Environment["CRSC_CONFIG"] = Path.Combine(work, "config.yaml");
+        psi.Environment["CRSC_LOG_FORMAT"] = "json";
+        File.WriteAllText(psi.Environment["CRSC_CONFIG"]!, "");
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + options.Binary);
+        var sink = new StreamWriter(log) { AutoFlush = true };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (sink) sink.WriteLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (sink) sink.WriteLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    private static void StopDaemon(Process? daemon)
+    {
+        if (daemon is null) return;
+        if (!daemon.HasExited)
+        {
+            using (var kill = Process.Start("kill", ["-TERM", daemon.Id.ToString(CultureInfo.InvariantCulture)])) kill.WaitForExit();
+            if (!daemon.WaitForExit(20_000)) daemon.Kill();
+        }
+        daemon.Dispose();
+    }
+
+    private static void CheckDaemon(Process daemon, string log)
+    {
+        if (daemon.HasExited)
+            throw new InvalidOperationException($"the crsc daemon exited with {daemon.ExitCode}; its log:\n{Tail(log)}");
+    }
+
+    private static string Tail(string log)
+    {
+        try { return string.Join('\n', File.ReadLines(log).TakeLast(40)); }
+        catch (IOException) { return "(no log)"; }
+    }
+
+    private static async Task<T> WaitForAsync<T>(Func<T?> probe, Process daemon, string what, TimeSpan within, string log,
+        CancellationToken ct) where T : class
+    {
+        T? value = null;
+        await WaitAsync(() =>
+        {
+            CheckDaemon(daemon, log);
+            value = probe();
+            return value is not null;
+        }, what, within, ct);
+        return value!;
+    }
+
+    private static async Task WaitAsync(Func<bool> condition, string what, TimeSpan within, CancellationToken ct, TimeSpan? poll = null)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"timed out after {within.TotalSeconds:0} s waiting until {what}");
+            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(200), ct);
+        }
+    }
+
+    /// <summary>The counter file's value, or -1 while it is missing or half-written.</summary>
+    public static long Counter(string file) => Field(file, 1) ?? -1;
+
+    /// <summary>When the process writing the counter started (its incarnation), or null.</summary>
+    public static long? Incarnation(string file) => Field(file, 0);
+
+    private static long? Field(string file, int index)
+    {
+        try
+        {
+            var parts = File.ReadAllText(file).Trim().Split(' ');
+            return parts.Length == 2 && long.TryParse(parts[index], NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : null;
+        }
+        catch (IOException) { return null; }
+    }
+}
