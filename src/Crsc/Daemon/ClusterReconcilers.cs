@@ -12,7 +12,8 @@ namespace Crsc.Daemon;
 /// <summary>
 /// The seed flow's reconcilers in the daemon (DESIGN.md §3): on every node the scheduler of its own pods' checkpoint
 /// schedules and the preparation of restores into its pods (image pulls); on the leader the Deployment reconciler
-/// (annotated Deployments get schedules) and the Restore state manager (restore in place). Only wiring: the
+/// (annotated Deployments get schedules), the failure detector (failures of managed pods become Restores) and the
+/// Restore state manager (restore in place). Only wiring: the
 /// decisions live in Crsc.Controllers. Shared informers come from <see cref="ClusterServices"/>; the cluster-wide
 /// ones only the leader reads run for each leadership term.
 /// </summary>
@@ -47,6 +48,12 @@ internal static class ClusterReconcilers
         cluster.AddLeaderInformer(restores.Checkpoints);
         cluster.AddLeaderInformer(restores.Contents);
         cluster.AddLeaderController(restores.Controller);
+
+        // leader: failures of managed pods become Restores
+        var failures = PodFailureComponents.Create(cluster.Api, cluster.EventRecorder, time, loggers, health: cluster.InformerHealth,
+            pods: allPods, deployments: deployments.Deployments, restores: restores.Restores);
+        foreach (var informer in failures.CreatedInformers) cluster.AddLeaderInformer(informer);
+        cluster.AddLeaderController(failures.Controller);
 
         // node: pull the base and checkpoint images for restores into pods here
         var preparer = RestorePreparerComponents.Create(cluster.NodeName, cluster.Api, services.GetRequiredService<IContainerRuntime>(),
