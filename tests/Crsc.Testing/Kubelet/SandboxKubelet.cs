@@ -24,8 +24,8 @@ public sealed record SandboxKubeletOptions
     /// <summary>How often pods are synced with the runtime.</summary>
     public TimeSpan SyncPeriod { get; init; } = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>First wait before restarting an exited container; doubles up to <see cref="MaxRestartBackoff"/>
-    /// (the real kubelet starts at 10 s; tests shorten it).</summary>
+    /// <summary>Wait before restarting a container that exited again (the first exit restarts at once); doubles up to
+    /// <see cref="MaxRestartBackoff"/> (the real kubelet starts at 10 s; tests shorten it).</summary>
     public TimeSpan RestartBackoff { get; init; } = TimeSpan.FromSeconds(2);
 
     public TimeSpan MaxRestartBackoff { get; init; } = TimeSpan.FromSeconds(20);
@@ -162,10 +162,12 @@ public sealed class SandboxKubelet : IAsyncDisposable
                 Record($"pod {record.Name}: container {container.Name} exited with {status.ExitCode} ({status.Reason})");
                 await RemoveAsync(id, ct);
                 state.ContainerId = null;
-                state.Backoff = state.Backoff == TimeSpan.Zero ? _options.RestartBackoff
+                // like the kubelet: the first crash restarts at once, later ones back off (doubling, capped)
+                state.Backoff = state.Exits++ == 0 ? TimeSpan.Zero
+                    : state.Backoff == TimeSpan.Zero ? _options.RestartBackoff
                     : TimeSpan.FromTicks(Math.Min(state.Backoff.Ticks * 2, _options.MaxRestartBackoff.Ticks));
                 state.BackoffUntil = DateTimeOffset.UtcNow + state.Backoff;
-                state.WaitingReason = state.Restarts > 0 ? "CrashLoopBackOff" : null;
+                state.WaitingReason = state.Backoff > TimeSpan.Zero ? "CrashLoopBackOff" : null;
                 state.WaitingMessage = $"back-off {state.Backoff.TotalSeconds:0}s restarting failed container";
             }
             else
@@ -416,6 +418,7 @@ public sealed class SandboxKubelet : IAsyncDisposable
         public string? WaitingReason { get; set; }
         public string? WaitingMessage { get; set; }
         public TimeSpan Backoff { get; set; }
+        public int Exits { get; set; }
         public DateTimeOffset? BackoffUntil { get; set; }
         public ContainerStateTerminated? LastTerminated { get; set; }
 

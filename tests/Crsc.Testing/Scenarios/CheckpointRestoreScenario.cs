@@ -47,12 +47,15 @@ public sealed record CheckpointRestoreResult(
     long CounterAtCheckpointStart,
     long CounterAtCheckpointEnd,
     long CounterBeforeCrash,
+    /// <summary>-1 when crsc patched the image before the kubelet restarted the killed container.</summary>
     long CounterAfterColdStart,
     long FirstCounterAfterRestore,
     string RestoreName,
     RestorePhase? RestorePhase,
     string PodUidBefore,
-    string PodUidAfter);
+    string PodUidAfter,
+    string ContainerIdBefore,
+    string ContainerIdAfter);
 
 /// <summary>
 /// crsc's seed flow end to end on a real runtime: an API server (the in-process fake kube-apiserver), the kubelet's
@@ -143,15 +146,23 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
             say($"counter now {beforeCrash}; killing the container {containerId[..12]} (SIGKILL): its memory is gone");
             await cri.StopContainerAsync(new V1.StopContainerRequest { ContainerId = containerId, Timeout = 0 }, ct: ct);
 
-            // the kubelet restarts it from its image: a cold start, the counter begins again
+            // the kubelet restarts it at once from its image: a cold start, the counter begins again — unless crsc has
+            // patched the pod's image by then, and the first restart is the restore already
             long coldStart = -1;
-            await WaitAsync(() =>
+            using var coldStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var coldWatch = Task.Run(async () =>
             {
-                var value = Counter(counterFile);
-                if (value >= 1 && Incarnation(counterFile) is { } i && i != incarnation) coldStart = value;
-                return coldStart >= 1;
-            }, "the kubelet cold-starts the container (the counter starts again from 1)", TimeSpan.FromSeconds(60), ct, TimeSpan.FromMilliseconds(50));
-            say($"cold start: the counter is back at {coldStart} — the state is lost");
+                while (!coldStop.IsCancellationRequested && coldStart < 0)
+                {
+                    var value = Counter(counterFile);
+                    if (value >= 1 && Incarnation(counterFile) is { } i && i != incarnation)
+                    {
+                        coldStart = value;
+                        say($"cold start: the counter is back at {value} — the state is lost");
+                    }
+                    await Task.Delay(50, coldStop.Token);
+                }
+            }, coldStop.Token);
 
             var restore = await WaitForAsync(() => api.All(api.ResourceOf(CrscResources.Restores)).FirstOrDefault()?.Deserialize(CrscJsonContext.Default.Restore),
                 daemon, "crsc creates a Restore for the failure", TimeSpan.FromSeconds(60), daemonLog, ct);
@@ -171,6 +182,10 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
                 return done?.Status?.Phase is RestorePhase.Restored or RestorePhase.Failed or RestorePhase.FellBack;
             }, "the Restore finishes", TimeSpan.FromMinutes(3), ct, TimeSpan.FromMilliseconds(100));
 
+            await coldStop.CancelAsync();
+            try { await coldWatch; } catch (OperationCanceledException) { }
+            var newContainer = kubelet.ContainerIdOf(Namespace, PodName, ContainerName);
+            if (coldStart < 0) say("(no cold start seen: crsc patched the image before the kubelet's restart)");
             // the counter goes on from the checkpoint: the process that writes it is the first incarnation again
             long first = -1;
             await WaitAsync(() =>
@@ -186,7 +201,8 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
             say($"two seconds later: {Counter(counterFile)}");
 
             return new CheckpointRestoreResult(completed.Metadata.Name!, content.Spec.ImageReference!, atStart, atEnd, beforeCrash,
-                coldStart, first, restore.Metadata.Name!, done!.Status!.Phase, podUidBefore, pod.Metadata.Uid!);
+                coldStart, first, restore.Metadata.Name!, done!.Status!.Phase, podUidBefore, pod.Metadata.Uid!, containerId,
+                newContainer ?? "");
         }
         finally
         {
