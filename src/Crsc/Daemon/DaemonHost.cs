@@ -49,6 +49,7 @@ internal static partial class DaemonHost
         builder.Services.AddHostedService<ClusterConnection>();
         NodeCheckpointing.Register(builder.Services, options);
         ImageEndpoint.Register(builder.Services, options);
+        RegistryPublishing.Register(builder.Services, options);
         // READY/STATUS/STOPPING/WATCHDOG for systemd; inert when systemd did not start us
         builder.Services.AddSystemdIntegration();
 

@@ -79,4 +79,24 @@ public sealed class DaemonImageEndpointTests
         Assert.Null(app.Services.GetService<ImageEndpoint>());
         Assert.Null(app.Services.GetService<ICheckpointImagePublisher>());
     }
+
+    [Theory]
+    [InlineData("127.0.0.1:5055")]
+    [InlineData("")]
+    public async Task With_images_registry_set_checkpoint_images_are_pushed_there_and_the_endpoint_still_serves(string listen)
+    {
+        using var dir = new TempDir("crsc-daemon-images-");
+        var options = new CrscOptions
+        {
+            NodeName = "node-a", Socket = dir.Combine("crsc.sock"),
+            CheckpointDir = dir.Combine("checkpoints"), StagingDir = dir.Combine("staging"), StateDir = dir.Combine("state"),
+            ImagesListen = listen, ImagesRegistry = "127.0.0.1:5999/team", ImagesRegistryInsecure = "true",
+        };
+        await using var app = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);
+        var publisher = app.Services.GetRequiredService<ICheckpointImagePublisher>();
+        Assert.IsType<Crsc.Storage.Oci.RegistryPushPublisher>(publisher);
+        var client = app.Services.GetRequiredService<Crsc.Storage.Oci.RegistryClient>();
+        Assert.Equal("127.0.0.1:5999", client.Registry);
+        Assert.Equal(listen.Length > 0, app.Services.GetService<ImageEndpoint>() is not null);
+    }
 }
