@@ -50,8 +50,8 @@ mkdir -p "$C/cni/net.d" "$C/certs.d/$REGISTRY"
 subst "$SANDBOX_SCRIPTS/containerd.toml" > "$C/config.toml"
 subst "$SANDBOX_SCRIPTS/registry-hosts.toml" > "$C/certs.d/$REGISTRY/hosts.toml"
 # crsc's embedded image endpoints (the daemon's images.listen; plain HTTP on loopback): containerd may pull
-# checkpoint images from them. CRSC_SANDBOX_IMAGE_ENDPOINTS: space-separated host:port list.
-for endpoint in ${CRSC_SANDBOX_IMAGE_ENDPOINTS:-127.0.0.1:5055}; do
+# checkpoint images from them (5055: the default; 5056: the E2E tests' daemons). CRSC_SANDBOX_IMAGE_ENDPOINTS: space-separated host:port list.
+for endpoint in ${CRSC_SANDBOX_IMAGE_ENDPOINTS:-127.0.0.1:5055 127.0.0.1:5056}; do
   mkdir -p "$C/certs.d/$endpoint"
   sed -e "s|@REGISTRY@|$endpoint|g" -e 's|"pull", "resolve", "push"|"pull", "resolve"|' \
     "$SANDBOX_SCRIPTS/registry-hosts.toml" > "$C/certs.d/$endpoint/hosts.toml"

@@ -25,7 +25,7 @@ namespace Crsc.E2E.Tests.RealRuntime;
 /// </summary>
 [Collection(RealRuntimeCollection.Name)]
 [Trait(RealComponents.Category, RealComponents.Trait)]
-public sealed class CheckpointTests(RealRuntimeFixture sandbox, ITestOutputHelper output)
+public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOutputHelper output)
 {
     private const string PodNamespace = "crsc-e2e";
     private const string ContainerName = "counter";

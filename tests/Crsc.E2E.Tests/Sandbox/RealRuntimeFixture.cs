@@ -58,6 +58,11 @@ public sealed class RealRuntimeFixture : IAsyncLifetime
 
     /// <summary>The loopback registry (plain HTTP, no auth), e.g. <c>127.0.0.1:5000</c>.</summary>
     public string RegistryAddress { get; }
+    /// <summary>
+    /// Where the E2E tests' daemons serve checkpoint images (<c>images.listen</c>): setup-containerd.sh gives containerd a
+    /// plain-HTTP hosts.toml for it (and for the default 127.0.0.1:5055, which other daemons on the machine may hold).
+    /// </summary>
+    public string CheckpointImagesAddress => "127.0.0.1:5056";
     /// <summary>busybox-static image, entrypoint <c>/bin/sh</c>, applets in <c>/bin</c>.</summary>
     public string BusyboxImage => $"{RegistryAddress}/crsc-sandbox/busybox:1";
     /// <summary>The pod-sandbox image containerd is configured with (<c>sleep infinity</c>).</summary>
