@@ -101,7 +101,7 @@ public sealed class IngestBench : IBenchmark
         return 0;
     }
 
-    private static async Task RunToolAsync(string tool, params string[] args)
+    internal static async Task RunToolAsync(string tool, params string[] args)
     {
         var psi = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -114,7 +114,7 @@ public sealed class IngestBench : IBenchmark
     }
 
     /// <summary>A CRI checkpoint archive of about <paramref name="size"/> bytes: metadata plus CRIU page images in 64 MiB files.</summary>
-    private static void WriteArchive(string path, long size)
+    internal static void WriteArchive(string path, long size)
     {
         using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
         using var tar = new TarWriter(file, TarEntryFormat.Pax, leaveOpen: true);
