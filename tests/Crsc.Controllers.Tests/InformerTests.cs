@@ -138,6 +138,18 @@ public sealed class InformerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_second_index_of_the_same_name_is_refused_by_AddIndexer_and_skipped_by_TryAddIndexer()
+    {
+        await CreateAsync("ns", "a", node: "n1");
+        await StartAsync();
+        Assert.Throws<InvalidOperationException>(() => _informer.AddIndexer(Indexers.NodeName, _ => ["other"]));
+        Assert.False(_informer.TryAddIndexer(Indexers.NodeName, _ => ["other"]));
+        Assert.Single(_informer.ByIndex(Indexers.NodeName, "n1")); // the first index stays
+        Assert.Empty(_informer.ByIndex(Indexers.NodeName, "other"));
+        Assert.True(_informer.TryAddIndexer("by-value", o => [o.Spec.Value ?? ""]));
+    }
+
+    [Fact]
     public async Task Watch_events_update_the_cache_and_the_handlers_in_order()
     {
         await CreateAsync("ns", "a", value: "1");

@@ -108,13 +108,23 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
     /// </summary>
     public void AddIndexer(string name, Func<T, IEnumerable<string>> index)
     {
+        if (!TryAddIndexer(name, index))
+            throw new InvalidOperationException($"{Name}: an index named '{name}' exists already");
+    }
+
+    /// <summary>
+    /// Registers an index unless one named <paramref name="name"/> exists: components that share an informer (or a
+    /// reconciler built again over it) register the same index. False when it existed; the existing one stays.
+    /// </summary>
+    public bool TryAddIndexer(string name, Func<T, IEnumerable<string>> index)
+    {
         lock (_gate)
         {
-            if (!_indexers.TryAdd(name, index))
-                throw new InvalidOperationException($"{Name}: an index named '{name}' exists already");
+            if (!_indexers.TryAdd(name, index)) return false;
             var values = new Dictionary<string, HashSet<ObjectKey>>(StringComparer.Ordinal);
             _indices[name] = values;
             foreach (var (key, obj) in _items) AddToIndex(values, index, key, obj);
+            return true;
         }
     }
 

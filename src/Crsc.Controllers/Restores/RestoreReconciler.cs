@@ -111,10 +111,10 @@ public sealed class RestoreReconciler : IReconciler
         _options = options;
         _time = time;
         _logger = logger ?? NullLogger.Instance;
-        TryAddIndexer(pods, PodsByDeploymentIndex,
+        pods.TryAddIndexer(PodsByDeploymentIndex,
             p => RestorePods.DeploymentOf(p) is { } d ? [$"{p.Metadata.Namespace}/{d}"] : []);
-        TryAddIndexer(restores, RestoresBySubjectIndex, SubjectsOf);
-        TryAddIndexer(restores, Indexers.Namespace, Indexers.ByNamespace);
+        restores.TryAddIndexer(RestoresBySubjectIndex, SubjectsOf);
+        restores.TryAddIndexer(Indexers.Namespace, Indexers.ByNamespace);
     }
 
     public RestoreReconcilerOptions Options => _options;
@@ -709,17 +709,4 @@ public sealed class RestoreReconciler : IReconciler
     }
 
     private static string Describe(RestoreTarget target) => $"{target.Kind} {target.Name}";
-
-    private static void TryAddIndexer<T>(Informer<T> informer, string name, Func<T, IEnumerable<string>> index)
-        where T : class, IKubernetesObject
-    {
-        try
-        {
-            informer.AddIndexer(name, index);
-        }
-        catch (InvalidOperationException)
-        {
-            // shared informer (or a second reconciler on it): the index is there already
-        }
-    }
 }

@@ -85,8 +85,8 @@ public sealed class ScheduleReconciler : IReconciler
         _options = options;
         _time = time;
         _logger = logger ?? NullLogger.Instance;
-        TryAddIndexer(schedules, ByTargetIndex, s => [TargetKey(s.Metadata.Namespace, s.Spec.Target.Kind.ToString(), s.Spec.Target.Name)]);
-        TryAddIndexer(checkpoints, Indexers.OwnerUid, Indexers.ByOwnerUid);
+        schedules.TryAddIndexer(ByTargetIndex, s => [TargetKey(s.Metadata.Namespace, s.Spec.Target.Kind.ToString(), s.Spec.Target.Name)]);
+        checkpoints.TryAddIndexer(Indexers.OwnerUid, Indexers.ByOwnerUid);
     }
 
     /// <summary>The schedules whose target <paramref name="pod"/> is part of (for watching pods).</summary>
@@ -400,17 +400,4 @@ public sealed class ScheduleReconciler : IReconciler
     }
 
     private static string TargetKey(string? ns, string kind, string name) => $"{ns}/{kind}/{name}";
-
-    private static void TryAddIndexer<T>(Informer<T> informer, string name, Func<T, IEnumerable<string>> index)
-        where T : class, IKubernetesObject
-    {
-        try
-        {
-            informer.AddIndexer(name, index);
-        }
-        catch (InvalidOperationException)
-        {
-            // shared informer: another component registered the same index already
-        }
-    }
 }

@@ -84,8 +84,8 @@ public sealed class PodFailureReconciler : IReconciler
         _options = options;
         _time = time;
         _logger = logger ?? NullLogger.Instance;
-        AddIndex(pods, ByDeploymentIndex, p => RestorePods.DeploymentOf(p) is { } d ? [$"{p.Metadata.Namespace}/{d}"] : []);
-        AddIndex(restores, ByTargetIndex, r => TargetOf(r) is { } k ? [IndexValue(k)] : []);
+        pods.TryAddIndexer(ByDeploymentIndex, p => RestorePods.DeploymentOf(p) is { } d ? [$"{p.Metadata.Namespace}/{d}"] : []);
+        restores.TryAddIndexer(ByTargetIndex, r => TargetOf(r) is { } k ? [IndexValue(k)] : []);
     }
 
     public PodFailureOptions Options => _options;
@@ -381,19 +381,6 @@ public sealed class PodFailureReconciler : IReconciler
     private static string IndexValue(ObjectKey key) => $"{key.Namespace}/{key.Name}";
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
-
-    private static void AddIndex<T>(Informer<T> informer, string name, Func<T, IEnumerable<string>> index)
-        where T : class, IKubernetesObject
-    {
-        try
-        {
-            informer.AddIndexer(name, index);
-        }
-        catch (InvalidOperationException)
-        {
-            // a second reconciler over the same informer (a new leadership term, tests): the index is there already
-        }
-    }
 
     // ---- memory ----
 
