@@ -41,8 +41,13 @@ public sealed class RestoreComponents
     public RestoreReconciler Reconciler { get; }
     public Controller Controller { get; }
 
+    /// <summary>The informers made by <see cref="Create"/> (not the ones passed in), for the caller to run.</summary>
+    public IReadOnlyList<IInformer> OwnedInformers => _owned;
+
     /// <param name="pods">an informer of all pods shared with other leader components (the caller runs it); null: made
     /// and run here</param>
+    /// <param name="restores">Restores of every namespace (e.g. the node preparer's; the caller runs it); null: made here</param>
+    /// <param name="checkpoints">ContainerCheckpoints of every namespace (the daemon's; the caller runs it); null: made here</param>
     public static RestoreComponents Create(
         IKubeApi kube,
         IEventRecorder events,
@@ -50,7 +55,9 @@ public sealed class RestoreComponents
         ILoggerFactory loggers,
         HealthRegistry? health = null,
         RestoreReconcilerOptions? options = null,
-        Informer<Pod>? pods = null)
+        Informer<Pod>? pods = null,
+        Informer<Restore>? restores = null,
+        Informer<ContainerCheckpoint>? checkpoints = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentNullException.ThrowIfNull(loggers);
@@ -61,24 +68,33 @@ public sealed class RestoreComponents
                 time, loggers.CreateLogger("Crsc.Informers.Pods"), health);
             owned.Add(pods);
         }
-        var restores = new Informer<Restore>(kube.Resource(CrscResources.Restores), new InformerOptions { Name = "informer/restores" },
-            time, loggers.CreateLogger("Crsc.Informers.Restores"), health);
-        var checkpoints = new Informer<ContainerCheckpoint>(kube.Resource(CrscResources.ContainerCheckpoints),
-            new InformerOptions { Name = "informer/containercheckpoints-restore" }, time,
-            loggers.CreateLogger("Crsc.Informers.ContainerCheckpoints"), health);
+        if (restores is null)
+        {
+            restores = new Informer<Restore>(kube.Resource(CrscResources.Restores), new InformerOptions { Name = "informer/restores" },
+                time, loggers.CreateLogger("Crsc.Informers.Restores"), health);
+            owned.Add(restores);
+        }
+        if (checkpoints is null)
+        {
+            checkpoints = new Informer<ContainerCheckpoint>(kube.Resource(CrscResources.ContainerCheckpoints),
+                new InformerOptions { Name = "informer/containercheckpoints-restore" }, time,
+                loggers.CreateLogger("Crsc.Informers.ContainerCheckpoints"), health);
+            owned.Add(checkpoints);
+        }
         var contents = new Informer<ContainerCheckpointContent>(kube.Resource(CrscResources.ContainerCheckpointContents),
             new InformerOptions { Name = "informer/containercheckpointcontents-restore" }, time,
             loggers.CreateLogger("Crsc.Informers.ContainerCheckpointContents"), health);
-        owned.AddRange([restores, checkpoints, contents]);
+        owned.Add(contents);
 
         var reconciler = new RestoreReconciler(kube, restores, pods, checkpoints, contents, events,
             options ?? new RestoreReconcilerOptions(), time, loggers.CreateLogger<RestoreReconciler>());
         var controller = new Controller(ControllerName, reconciler, time, loggers.CreateLogger<Controller>(),
             new ControllerOptions { Workers = 2 });
+        var restoreInformer = restores;
         controller.Watch(restores);
-        controller.Watch(pods, pod => RestoreReconciler.RestoresOfPod(restores, pod));
-        controller.Watch(checkpoints, c => RestoreReconciler.ActiveRestoresIn(restores, c.Metadata.Namespace));
-        controller.Watch(contents, c => RestoreReconciler.ActiveRestoresIn(restores, c.Spec.CheckpointRef.Namespace));
+        controller.Watch(pods, pod => RestoreReconciler.RestoresOfPod(restoreInformer, pod));
+        controller.Watch(checkpoints, c => RestoreReconciler.ActiveRestoresIn(restoreInformer, c.Metadata.Namespace));
+        controller.Watch(contents, c => RestoreReconciler.ActiveRestoresIn(restoreInformer, c.Spec.CheckpointRef.Namespace));
         return new RestoreComponents(restores, pods, checkpoints, contents, reconciler, controller, owned);
     }
 

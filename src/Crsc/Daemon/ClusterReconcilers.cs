@@ -40,25 +40,25 @@ internal static class ClusterReconcilers
         foreach (var informer in deployments.OwnedInformers) cluster.AddLeaderInformer(informer);
         cluster.AddLeaderController(deployments.Controller);
 
-        // leader: every pod of the cluster, read by the restore state manager (and the failure detector)
-        var allPods = cluster.AddLeaderInformer(new Informer<Pod>(cluster.Api.Resource(Resources.Pods),
-            new InformerOptions { Name = "pods-all" }, time, loggers.CreateLogger("Crsc.Informers.Pods"), cluster.InformerHealth));
-        var restores = RestoreComponents.Create(cluster.Api, cluster.EventRecorder, time, loggers, cluster.InformerHealth, pods: allPods);
-        cluster.AddLeaderInformer(restores.Restores);
-        cluster.AddLeaderInformer(restores.Checkpoints);
-        cluster.AddLeaderInformer(restores.Contents);
-        cluster.AddLeaderController(restores.Controller);
-
-        // leader: failures of managed pods become Restores
-        var failures = PodFailureComponents.Create(cluster.Api, cluster.EventRecorder, time, loggers, health: cluster.InformerHealth,
-            pods: allPods, deployments: deployments.Deployments, restores: restores.Restores);
-        foreach (var informer in failures.CreatedInformers) cluster.AddLeaderInformer(informer);
-        cluster.AddLeaderController(failures.Controller);
-
         // node: pull the base and checkpoint images for restores into pods here
         var preparer = RestorePreparerComponents.Create(cluster.NodeName, cluster.Api, services.GetRequiredService<IContainerRuntime>(),
             cluster.EventRecorder, time, loggers, cluster.InformerHealth, podsOnNode: cluster.NodePods);
         cluster.AddInformer(preparer.Restores);
         cluster.AddNodeController(preparer.Controller);
+
+        // leader: every pod of the cluster, read by the restore state manager and the failure detector; Restores and
+        // ContainerCheckpoints come from the informers every node runs anyway
+        var allPods = cluster.AddLeaderInformer(new Informer<Pod>(cluster.Api.Resource(Resources.Pods),
+            new InformerOptions { Name = "pods-all" }, time, loggers.CreateLogger("Crsc.Informers.Pods"), cluster.InformerHealth));
+        var restores = RestoreComponents.Create(cluster.Api, cluster.EventRecorder, time, loggers, cluster.InformerHealth, pods: allPods,
+            restores: preparer.Restores, checkpoints: cluster.Checkpoints);
+        foreach (var informer in restores.OwnedInformers) cluster.AddLeaderInformer(informer);
+        cluster.AddLeaderController(restores.Controller);
+
+        // leader: failures of managed pods become Restores
+        var failures = PodFailureComponents.Create(cluster.Api, cluster.EventRecorder, time, loggers, health: cluster.InformerHealth,
+            pods: allPods, deployments: deployments.Deployments, restores: preparer.Restores);
+        foreach (var informer in failures.CreatedInformers) cluster.AddLeaderInformer(informer);
+        cluster.AddLeaderController(failures.Controller);
     }
 }
