@@ -232,7 +232,7 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
         }
         finally
         {
-            StopDaemon(daemon);
+            DaemonProcess.Stop(daemon);
             if (podId is not null) await RemovePodAsync(client, podId);
             try { Directory.Delete(work, recursive: true); } catch (IOException e) { output.WriteLine($"cleanup of {work}: {e.Message}"); }
         }
@@ -310,7 +310,7 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
         }
         finally
         {
-            StopDaemon(daemon);
+            DaemonProcess.Stop(daemon);
             if (podId is not null) await RemovePodAsync(client, podId);
             try { Directory.Delete(work, recursive: true); } catch (IOException e) { output.WriteLine($"cleanup of {work}: {e.Message}"); }
         }
@@ -350,17 +350,6 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
         var counterFile = Path.Combine(data, "counter");
         await Eventually.TrueAsync(() => ReadCounter(counterFile) >= 3, "the counter reaches 3", TimeSpan.FromSeconds(30));
         return (podId, containerId);
-    }
-
-    /// <summary>SIGTERM, then SIGKILL after 20 s.</summary>
-    private static void StopDaemon(Process? daemon)
-    {
-        if (daemon is { HasExited: false })
-        {
-            using (var kill = Process.Start("kill", ["-TERM", daemon.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) kill.WaitForExit();
-            if (!daemon.WaitForExit(20_000)) daemon.Kill();
-        }
-        daemon?.Dispose();
     }
 
     private V1.PodSandboxConfig PodConfig(string name, string uid, string logDirectory) => new()

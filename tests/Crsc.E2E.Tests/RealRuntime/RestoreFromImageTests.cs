@@ -110,7 +110,7 @@ public sealed partial class CheckpointTests
         }
         finally
         {
-            StopDaemon(daemon);
+            DaemonProcess.Stop(daemon);
             foreach (var p in pods) await RemovePodAsync(client, p);
             try { Directory.Delete(work, recursive: true); } catch (IOException e) { output.WriteLine($"cleanup of {work}: {e.Message}"); }
         }

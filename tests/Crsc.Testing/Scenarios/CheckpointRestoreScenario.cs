@@ -206,7 +206,7 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
         }
         finally
         {
-            StopDaemon(daemon);
+            DaemonProcess.Stop(daemon);
             await kubeletStop.CancelAsync();
             try { await kubeletRun; } catch (OperationCanceledException) { }
         }
@@ -307,17 +307,6 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return process;
-    }
-
-    private static void StopDaemon(Process? daemon)
-    {
-        if (daemon is null) return;
-        if (!daemon.HasExited)
-        {
-            using (var kill = Process.Start("kill", ["-TERM", daemon.Id.ToString(CultureInfo.InvariantCulture)])) kill.WaitForExit();
-            if (!daemon.WaitForExit(20_000)) daemon.Kill();
-        }
-        daemon.Dispose();
     }
 
     private static void CheckDaemon(Process daemon, string log)
