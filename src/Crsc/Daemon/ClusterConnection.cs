@@ -23,6 +23,7 @@ internal sealed partial class ClusterConnection(
     ClusterServices cluster,
     ClusterConnectionOptions timings,
     HealthRegistry health,
+    ApiServerState apiServer,
     TimeProvider time,
     ILogger<ClusterConnection> logger) : BackgroundService
 {
@@ -42,12 +43,14 @@ internal sealed partial class ClusterConnection(
         {
             // no API server is configured: run as a node agent only; this is degraded, never fatal
             health.Report(ClusterServices.KubeComponent, HealthStatus.Degraded, "no API server configured (node agent only)");
+            apiServer.ReportUnreachable("no API server configured");
             Log.NoApiServer(logger, cluster.NodeName);
             return Task.CompletedTask;
         }
         if (cluster.Api is not { } api)
         {
             health.Report(ClusterServices.KubeComponent, HealthStatus.Degraded, $"kubeconfig unusable: {cluster.ConfigError}");
+            apiServer.ReportUnreachable($"kubeconfig unusable: {cluster.ConfigError}");
             Log.ConfigUnusable(logger, cluster.ConfigError ?? "");
             return Task.CompletedTask;
         }
@@ -140,6 +143,7 @@ internal sealed partial class ClusterConnection(
                 health.Report(ClusterServices.KubeComponent, HealthStatus.Healthy, $"connected to {server} ({version})");
                 wait = timings.ProbeInterval;
                 _connected = true;
+                apiServer.ReportReachable();
                 _firstConnected.TrySetResult();
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -158,6 +162,7 @@ internal sealed partial class ClusterConnection(
                     _ => $"api-server unreachable since {since}: {e.Message}",
                 };
                 health.Report(ClusterServices.KubeComponent, HealthStatus.Degraded, message);
+                apiServer.ReportUnreachable(message);
                 wait = backoff.Next();
                 if (first) Log.Unreachable(logger, server, e.Message, wait);
             }

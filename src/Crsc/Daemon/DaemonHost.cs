@@ -42,6 +42,7 @@ internal static partial class DaemonHost
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton(metrics);
         builder.Services.AddSingleton<HealthRegistry>();
+        builder.Services.AddSingleton(new ApiServerState(time));
         builder.Services.AddSingleton<DaemonState>();
         builder.Services.AddHostedService<NodeAgentService>();
         builder.Services.AddSingleton<ClusterConnectionOptions>();
