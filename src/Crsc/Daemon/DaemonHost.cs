@@ -85,7 +85,8 @@ internal static partial class DaemonHost
         state.Started = true;
         Log.Started(logger, BuildInfo.Version, BuildInfo.Flavour, options.NodeName, options.Socket, health.Summary());
         await app.Services.GetRequiredService<SystemdStatusReporter>().NotifyReadyAsync(health.Summary(), ct);
-        StartupGarbage.Collect();
+        var released = StartupMemory.Release();
+        Log.StartupMemoryReleased(logger, released.Ranges, released.Bytes / (1024 * 1024), released.Error ?? "ok");
 
         await app.WaitForShutdownAsync(ct);
         Log.Stopped(logger);
@@ -100,6 +101,9 @@ internal static partial class DaemonHost
 
         [LoggerMessage(2, LogLevel.Information, "Stopping")]
         public static partial void Stopping(ILogger logger);
+
+        [LoggerMessage(4, LogLevel.Debug, "Startup memory released: {Ranges} read-only mapping(s) of the executable ({MiB} MiB) paged out: {Result}")]
+        public static partial void StartupMemoryReleased(ILogger logger, int ranges, long mib, string result);
 
         [LoggerMessage(3, LogLevel.Information, "Stopped")]
         public static partial void Stopped(ILogger logger);
