@@ -40,8 +40,13 @@ public sealed record ContainerCheckpointReconcilerOptions
 public sealed class ContainerCheckpointReconciler : IReconciler
 {
     public const string ArchiveFinalizer = "crsc.io/archive";
-    /// <summary>On the Content: the store id of its archive.</summary>
+    /// <summary>
+    /// On the Content: the store id of its archive. On a ContainerCheckpoint: the archive a node took for it while the
+    /// API server was away (the outbox published it); the object is finished from that archive, never executed.
+    /// </summary>
     public const string ArchiveIdAnnotation = "crsc.io/archive-id";
+    /// <summary>On a ContainerCheckpoint the outbox published: the node that took it while the API server was away.</summary>
+    public const string TakenOfflineAnnotation = "crsc.io/taken-offline-on";
     /// <summary>On the Content: the UID of its ContainerCheckpoint.</summary>
     public const string CheckpointUidLabel = "crsc.io/checkpoint-uid";
     /// <summary>The index of the checkpoint informer by <c>&lt;namespace&gt;/&lt;spec.podName&gt;</c>.</summary>
@@ -132,6 +137,8 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         {
             ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed => ReconcileResult.Done,
             ContainerCheckpointPhase.Running => await ResumeAsync(ckpt, ct).ConfigureAwait(false),
+            _ when ckpt.Metadata.Annotations?.GetValueOrDefault(ArchiveIdAnnotation) is { Length: > 0 } archiveId =>
+                await CompleteFromArchiveAsync(ckpt, archiveId, ct).ConfigureAwait(false),
             _ => podHere ? await ExecuteAsync(ckpt, pod!, ct).ConfigureAwait(false) : ReconcileResult.Done,
         };
     }
@@ -220,6 +227,41 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         }
         _produced[uid] = outcome.Checkpoint.Id;
         await CompleteAsync(current, outcome.Checkpoint, outcome.Node, ct).ConfigureAwait(false);
+        return ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// A checkpoint taken while the API server was away, published by a node's outbox: it is finished from its
+    /// archive when this node's store has it; otherwise it is left to the outbox of the node that took it. The
+    /// container is never checkpointed again.
+    /// </summary>
+    private async Task<ReconcileResult> CompleteFromArchiveAsync(ContainerCheckpoint ckpt, string archiveId, CancellationToken ct)
+    {
+        if (_store.Get(archiveId) is not { } info)
+        {
+            Log.OfflineArchiveElsewhere(_logger, ckpt.Metadata.Namespace!, ckpt.Metadata.Name!, archiveId);
+            return ReconcileResult.Done;
+        }
+        var current = ckpt;
+        if (current.Spec.DeletionPolicy == DeletionPolicy.Delete && !HasFinalizer(current))
+        {
+            current = Clone(current);
+            current.Metadata.Finalizers = [.. current.Metadata.Finalizers ?? [], ArchiveFinalizer];
+            try
+            {
+                current = await _checkpointsApi.UpdateAsync(current, ct).ConfigureAwait(false);
+            }
+            catch (ConflictException)
+            {
+                return ReconcileResult.Requeue;
+            }
+            catch (NotFoundException)
+            {
+                return ReconcileResult.Done;
+            }
+        }
+        Log.CompletedFromArchive(_logger, ckpt.Metadata.Namespace!, ckpt.Metadata.Name!, archiveId);
+        await CompleteAsync(current, info, info.NodeName ?? _options.NodeName, ct).ConfigureAwait(false);
         return ReconcileResult.Done;
     }
 
@@ -381,7 +423,32 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         var uid = ckpt.Metadata.Uid ?? "";
         var name = ContentNameFor(uid);
         var imageReference = await PublishImageAsync(ckpt, info, ct).ConfigureAwait(false);
-        var content = new ContainerCheckpointContent
+        var content = NewContent(ckpt, info, node, imageReference);
+        try
+        {
+            return await _contentsApi.CreateAsync(content, ct).ConfigureAwait(false);
+        }
+        catch (AlreadyExistsException)
+        {
+            // a retry after a crash or a failed status write: the one made before is the one
+            var existing = await _contentsApi.GetAsync(null, name, ct).ConfigureAwait(false);
+            if (existing.Spec.CheckpointRef.Uid != uid)
+                throw new InvalidOperationException($"ContainerCheckpointContent {name} exists and belongs to another checkpoint ({existing.Spec.CheckpointRef.Uid})");
+            return existing;
+        }
+    }
+
+    /// <summary>
+    /// The Content of <paramref name="ckpt"/> (which has its UID) for the archive <paramref name="info"/> on
+    /// <paramref name="node"/>: named <see cref="ContentNameFor"/> its UID, so a retry finds it. Shared with the outbox.
+    /// </summary>
+    public static ContainerCheckpointContent NewContent(ContainerCheckpoint ckpt, CheckpointInfo info, string node, string? imageReference)
+    {
+        ArgumentNullException.ThrowIfNull(ckpt);
+        ArgumentNullException.ThrowIfNull(info);
+        var uid = ckpt.Metadata.Uid ?? "";
+        var name = ContentNameFor(uid);
+        return new ContainerCheckpointContent
         {
             Metadata = new ObjectMeta
             {
@@ -428,18 +495,6 @@ public sealed class ContainerCheckpointReconciler : IReconciler
                 },
             },
         };
-        try
-        {
-            return await _contentsApi.CreateAsync(content, ct).ConfigureAwait(false);
-        }
-        catch (AlreadyExistsException)
-        {
-            // a retry after a crash or a failed status write: the one made before is the one
-            var existing = await _contentsApi.GetAsync(null, name, ct).ConfigureAwait(false);
-            if (existing.Spec.CheckpointRef.Uid != uid)
-                throw new InvalidOperationException($"ContainerCheckpointContent {name} exists and belongs to another checkpoint ({existing.Spec.CheckpointRef.Uid})");
-            return existing;
-        }
     }
 
     /// <summary>

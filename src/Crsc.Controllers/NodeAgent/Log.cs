@@ -51,4 +51,10 @@ internal static partial class Log
 
     [LoggerMessage(28, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name}: archive {CheckpointId} stored, but its image could not be published")]
     public static partial void ImagePublishFailed(ILogger logger, Exception e, string @namespace, string name, string checkpointId);
+
+    [LoggerMessage(29, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name} was taken while the API server was away (archive {CheckpointId}); finishing it from the archive")]
+    public static partial void CompletedFromArchive(ILogger logger, string @namespace, string name, string checkpointId);
+
+    [LoggerMessage(30, LogLevel.Debug, "ContainerCheckpoint {Namespace}/{Name} was taken while the API server was away (archive {CheckpointId}, not in this node's store); its node's outbox finishes it")]
+    public static partial void OfflineArchiveElsewhere(ILogger logger, string @namespace, string name, string checkpointId);
 }

@@ -40,3 +40,10 @@ public sealed class PodOwnerWorkloadResolver(Func<string, string, Pod?> findPod)
         return owner.Name;
     }
 }
+
+/// <summary>The first resolver that knows the pod.</summary>
+public sealed class ChainedWorkloadResolver(params IWorkloadNameResolver?[] resolvers) : IWorkloadNameResolver
+{
+    public string? WorkloadOf(string @namespace, string pod) =>
+        resolvers.Select(r => r?.WorkloadOf(@namespace, pod)).FirstOrDefault(w => !string.IsNullOrEmpty(w));
+}

@@ -55,7 +55,8 @@ public sealed class NodeScheduleComponents
         Informer<Pod>? pods = null,
         Informer<CheckpointSchedule>? schedules = null,
         Informer<ContainerCheckpoint>? checkpoints = null,
-        int workers = 2)
+        int workers = 2,
+        Autonomy.IScheduleRunLog? runLog = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentNullException.ThrowIfNull(loggers);
@@ -69,7 +70,7 @@ public sealed class NodeScheduleComponents
                 new InformerOptions(), time, loggers.CreateLogger("Crsc.Informers.ContainerCheckpoints"), health));
 
         var reconciler = new ScheduleReconciler(kube, schedules, pods, checkpoints, events,
-            new ScheduleReconcilerOptions { NodeName = nodeName }, time, loggers.CreateLogger<ScheduleReconciler>());
+            new ScheduleReconcilerOptions { NodeName = nodeName }, time, loggers.CreateLogger<ScheduleReconciler>(), runLog);
         var controller = new Controller(ControllerName, reconciler, time, loggers.CreateLogger<Controller>(),
             new ControllerOptions { Workers = workers });
         var scheduleInformer = schedules;

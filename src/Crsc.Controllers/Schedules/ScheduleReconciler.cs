@@ -4,6 +4,7 @@ using System.Text.Json;
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Autonomy;
 using Crsc.Controllers.Events;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
@@ -61,6 +62,7 @@ public sealed class ScheduleReconciler : IReconciler
     private readonly ScheduleReconcilerOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly IScheduleRunLog? _runLog;
     // when this process first saw a schedule that has no creationTimestamp (the anchor of its slots)
     private readonly ConcurrentDictionary<string, DateTimeOffset> _firstSeen = new(StringComparer.Ordinal);
 
@@ -72,10 +74,12 @@ public sealed class ScheduleReconciler : IReconciler
         IEventRecorder events,
         ScheduleReconcilerOptions options,
         TimeProvider time,
-        ILogger? logger = null)
+        ILogger? logger = null,
+        IScheduleRunLog? runLog = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentException.ThrowIfNullOrWhiteSpace(options.NodeName);
+        _runLog = runLog;
         _schedulesApi = kube.Resource(CrscResources.CheckpointSchedules);
         _checkpointsApi = kube.Resource(CrscResources.ContainerCheckpoints);
         _schedules = schedules;
@@ -133,9 +137,13 @@ public sealed class ScheduleReconciler : IReconciler
             }, ct).ConfigureAwait(false) == StatusWrite.Conflict ? ReconcileResult.Requeue : ReconcileResult.Done;
 
         var jitter = ScheduleTiming.Jitter(schedule.Metadata.Uid, grid.Period);
-        var decision = ScheduleTiming.Decide(grid, jitter, schedule.Status?.LastCheckpointTime, now);
         var lastTime = schedule.Status?.LastCheckpointTime;
         var lastName = schedule.Status?.LastCheckpointName;
+        // a slot this node took while the API server was away (or whose status write was lost) is not taken again
+        if (schedule.Metadata.Uid is { } scheduleUid && _runLog?.LastRun(scheduleUid) is { } logged
+            && (lastTime is null || logged.RunAt > lastTime.Value))
+            (lastTime, lastName) = (logged.RunAt, logged.CheckpointName);
+        var decision = ScheduleTiming.Decide(grid, jitter, lastTime, now);
         if (decision.RunAt is { } runAt)
         {
             var made = 0;
@@ -144,6 +152,8 @@ public sealed class ScheduleReconciler : IReconciler
                 foreach (var container in SelectContainers(schedule, pod))
                 {
                     lastName = await EnsureCheckpointAsync(schedule, pod, container, runAt, ct).ConfigureAwait(false);
+                    if (schedule.Metadata.Uid is { } uid)
+                        _runLog?.Record(new ScheduleRun(uid, pod.Metadata.Name!, container, runAt, lastName));
                     made++;
                 }
             }
@@ -184,7 +194,8 @@ public sealed class ScheduleReconciler : IReconciler
             .OrderBy(p => p.Metadata.Name, StringComparer.Ordinal)];
     }
 
-    private static bool IsTarget(Pod pod, ScheduleTarget target)
+    /// <summary>Whether <paramref name="pod"/> is one of <paramref name="target"/>'s pods.</summary>
+    public static bool IsTarget(Pod pod, ScheduleTarget target)
     {
         var owner = ControllerOf(pod);
         return target.Kind switch
@@ -202,7 +213,7 @@ public sealed class ScheduleReconciler : IReconciler
     private IEnumerable<string> SelectContainers(CheckpointSchedule schedule, Pod pod)
     {
         var present = pod.Spec.Containers.Select(c => c.Name).ToList();
-        if (schedule.Spec.Containers is not { Count: > 0 } wanted) return present.Where(c => c != InterceptorContainer);
+        if (schedule.Spec.Containers is not { Count: > 0 } wanted) return SelectContainers(schedule, present);
         var missing = wanted.Where(c => !present.Contains(c)).ToList();
         if (missing.Count > 0)
             _events.Warning(schedule, "ContainerNotFound",
@@ -210,11 +221,28 @@ public sealed class ScheduleReconciler : IReconciler
         return wanted.Where(present.Contains);
     }
 
+    /// <summary>spec.containers that <paramref name="present"/> has (in spec order), or all of them but crsc's sidecar.</summary>
+    public static IEnumerable<string> SelectContainers(CheckpointSchedule schedule, IReadOnlyCollection<string> present)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        return schedule.Spec.Containers is { Count: > 0 } wanted
+            ? wanted.Where(present.Contains)
+            : present.Where(c => c != InterceptorContainer);
+    }
+
     private ScheduleGrid? Grid(CheckpointSchedule schedule, out string? reason, out string? problem)
     {
-        reason = problem = null;
         var anchor = schedule.Metadata.CreationTimestamp
             ?? _firstSeen.GetOrAdd(schedule.Metadata.Uid ?? schedule.Metadata.Key.ToString(), _ => KubeTime.Truncate(_time.GetUtcNow()));
+        return Grid(schedule, anchor, _options.MinimumInterval, out reason, out problem);
+    }
+
+    /// <summary>The schedule's slots from <paramref name="anchor"/>; null (with the reason) when it cannot run.</summary>
+    public static ScheduleGrid? Grid(CheckpointSchedule schedule, DateTimeOffset anchor, TimeSpan minimumInterval,
+        out string? reason, out string? problem)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        reason = problem = null;
         if (schedule.Spec.Cron is { } text)
         {
             // Validate() accepted the shape; the fields' values are checked here
@@ -223,10 +251,10 @@ public sealed class ScheduleReconciler : IReconciler
             return null;
         }
         var interval = schedule.Spec.IntervalValue!.Value;
-        if (interval < _options.MinimumInterval)
+        if (interval < minimumInterval)
         {
             reason = ReasonIntervalTooShort;
-            problem = $"interval '{schedule.Spec.Interval}' is shorter than the minimum of {GoDuration.Format(_options.MinimumInterval)}";
+            problem = $"interval '{schedule.Spec.Interval}' is shorter than the minimum of {GoDuration.Format(minimumInterval)}";
             return null;
         }
         return new IntervalGrid(anchor, interval);
@@ -288,7 +316,8 @@ public sealed class ScheduleReconciler : IReconciler
         c.Spec.PodName == pod && c.Spec.Container == container
         && c.Metadata.OwnerReferences?.Any(o => o.Uid == schedule.Metadata.Uid) == true;
 
-    private static ContainerCheckpoint NewCheckpoint(CheckpointSchedule schedule, string name, string pod, string container,
+    /// <summary>The ContainerCheckpoint of one run of <paramref name="schedule"/> (online and offline alike).</summary>
+    public static ContainerCheckpoint NewCheckpoint(CheckpointSchedule schedule, string name, string pod, string container,
         DateTimeOffset runAt) => new()
     {
         Metadata = new ObjectMeta

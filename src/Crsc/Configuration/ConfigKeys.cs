@@ -54,6 +54,8 @@ internal static class ConfigKeys
             o => o.ImagesRegistryAuthFile, (o, v) => o with { ImagesRegistryAuthFile = v }),
         new("images.registryInsecure", ["CRSC_IMAGES_REGISTRY_INSECURE"], "--images-registry-insecure", "true: plain HTTP to the registry",
             o => o.ImagesRegistryInsecure, (o, v) => o with { ImagesRegistryInsecure = v }),
+        new("outbox.maxBytes", ["CRSC_OUTBOX_MAX_BYTES"], "--outbox-max-bytes", "bound of the on-disk outbox of writes waiting for the API server, in bytes",
+            o => o.OutboxMaxBytes, (o, v) => o with { OutboxMaxBytes = v }),
     ];
 
     public static ConfigKey? ByYamlPath(string path) => All.FirstOrDefault(k => k.YamlPath == path);

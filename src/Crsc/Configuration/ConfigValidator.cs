@@ -76,6 +76,10 @@ public static partial class ConfigValidator
                 Fail("images.advertise", o.ImagesAdvertise, "is set but images.listen is empty: the image endpoint is off");
         }
 
+        if (!long.TryParse(o.OutboxMaxBytes, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var outboxMax)
+            || outboxMax < 65536)
+            Fail("outbox.maxBytes", o.OutboxMaxBytes, "must be a whole number of bytes, at least 65536");
+
         if (!IsDnsLabel(o.Namespace))
             Fail("namespace", o.Namespace, "is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)");
 

@@ -40,6 +40,13 @@ public sealed record CrscOptions
     /// <summary><c>true</c>: plain HTTP to the registry; <c>false</c> (default): HTTPS.</summary>
     public string ImagesRegistryInsecure { get; init; } = "false";
 
+    /// <summary>Bound of the outbox under <see cref="StateDir"/> (bytes of records waiting for the API server).</summary>
+    public string OutboxMaxBytes { get; init; } = "67108864";
+
+    /// <summary><see cref="OutboxMaxBytes"/> as a number (validated at start).</summary>
+    public long OutboxMaxBytesValue => long.TryParse(OutboxMaxBytes, System.Globalization.NumberStyles.None,
+        System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : 64L * 1024 * 1024;
+
     public bool RegistryInsecure => string.Equals(ImagesRegistryInsecure, "true", StringComparison.OrdinalIgnoreCase);
 
     public static string DefaultNodeName()

@@ -30,7 +30,8 @@ internal static class ClusterReconcilers
 
         // node: run the schedules whose pods are here
         var schedules = NodeScheduleComponents.Create(cluster.NodeName, cluster.Api, cluster.EventRecorder, time, loggers,
-            pods: cluster.NodePods, schedules: cluster.Schedules, checkpoints: cluster.Checkpoints);
+            pods: cluster.NodePods, schedules: cluster.Schedules, checkpoints: cluster.Checkpoints,
+            runLog: services.GetRequiredService<NodeAutonomy>().State);
         foreach (var informer in schedules.OwnedInformers) cluster.AddInformer(informer);
         cluster.AddNodeController(schedules.Controller);
 

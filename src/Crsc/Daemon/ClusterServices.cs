@@ -1,6 +1,7 @@
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Configuration;
+using Crsc.Controllers.Autonomy;
 using Crsc.Controllers.Events;
 using Crsc.Controllers.Health;
 using Crsc.Controllers.Informers;
@@ -52,7 +53,7 @@ internal sealed class ClusterServices : IDisposable
     private int _started;
 
     public ClusterServices(CrscOptions options, ClusterConnectionOptions timings, HealthRegistry health, TimeProvider time,
-        ILoggerFactory loggers)
+        ILoggerFactory loggers, NodeAutonomy autonomy, ApiServerState apiServer)
     {
         NodeName = options.NodeName;
         Namespace = options.Namespace;
@@ -82,7 +83,9 @@ internal sealed class ClusterServices : IDisposable
             time, loggers.CreateLogger("Crsc.Informers.CheckpointSchedules"), InformerHealth));
 
         var identity = LeaderElectionOptions.NewIdentity(options.NodeName);
-        EventRecorder = new EventRecorder(new ApiEventSink(Api.Resource(Resources.CoreEvents)),
+        // events the API server cannot take while it is away wait in the outbox
+        EventRecorder = new EventRecorder(
+            new OutboxEventSink(new ApiEventSink(Api.Resource(Resources.CoreEvents)), () => autonomy.Outbox, apiServer, autonomy.Status),
             new EventRecorderOptions { Host = options.NodeName, ReportingInstance = identity },
             time, loggers.CreateLogger("Crsc.Events"));
         Elector = new LeaderElector(Api.Resource(Resources.Leases),

@@ -49,6 +49,7 @@ internal static partial class DaemonHost
         builder.Services.AddSingleton<ClusterServices>();
         builder.Services.AddHostedService<ClusterConnection>();
         NodeCheckpointing.Register(builder.Services, options);
+        NodeAutonomy.Register(builder.Services);
         ImageEndpoint.Register(builder.Services, options);
         RegistryPublishing.Register(builder.Services, options);
         // READY/STATUS/STOPPING/WATCHDOG for systemd; inert when systemd did not start us

@@ -55,7 +55,10 @@ internal static partial class NodeCheckpointing
                 sp.GetService<ILogger<CheckpointRunner>>(),
                 sp.GetRequiredService<CheckpointMetrics>(),
                 new FileStagingArea(),
-                cluster.NodePods is { } pods ? NodeAgentComponents.WorkloadResolver(pods) : null);
+                // the informer's pods, else (started while the API server is away) the saved node state's
+                new ChainedWorkloadResolver(
+                    cluster.NodePods is { } pods ? NodeAgentComponents.WorkloadResolver(pods) : null,
+                    sp.GetRequiredService<NodeAutonomy>().State));
         });
         services.AddSingleton<ICheckpointRunner>(sp => sp.GetRequiredService<CheckpointRunner>());
         services.AddHostedService<RuntimeMonitor>();

@@ -1,0 +1,80 @@
+using System.Text.Json.Serialization;
+using Crsc.Api.Crds;
+
+namespace Crsc.Controllers.Autonomy;
+
+/// <summary>
+/// What the node needs to run its schedules alone (<c>&lt;stateDir&gt;/node/</c>): the CheckpointSchedules whose
+/// targets have pods on this node (as last seen, status included), those pods, and the last run per schedule, pod and
+/// container (online and offline runs alike).
+/// </summary>
+public sealed record NodeState
+{
+    /// <summary>The format this build writes; a file with another (newer, unknown) version is refused.</summary>
+    public const int CurrentFormatVersion = 1;
+
+    public int FormatVersion { get; init; } = CurrentFormatVersion;
+    public required string Node { get; init; }
+    public List<SavedSchedule> Schedules { get; init; } = [];
+    public List<SavedPod> Pods { get; init; } = [];
+    public List<ScheduleRun> Runs { get; init; } = [];
+}
+
+/// <param name="Pods">names of the target's running pods on this node (in <see cref="NodeState.Pods"/>)</param>
+public sealed record SavedSchedule(CheckpointSchedule Schedule, List<string> Pods);
+
+/// <param name="Workload">the pod's workload name (Deployment, StatefulSet, or the pod itself) for the store's layout</param>
+public sealed record SavedPod(string Namespace, string Name, string? Uid, string Workload, List<string> Containers);
+
+/// <summary>One run of a schedule for one container: its due time (the name's time) and the checkpoint's name.</summary>
+public sealed record ScheduleRun(string ScheduleUid, string Pod, string Container, DateTimeOffset RunAt, string CheckpointName);
+
+/// <summary>An archive taken while the API server was away, as the outbox's Content and status records name it.</summary>
+public sealed record OfflineArchive
+{
+    public required string Namespace { get; init; }
+    public required string CheckpointName { get; init; }
+    public required string ArchiveId { get; init; }
+    public required string Node { get; init; }
+    public string? PodUid { get; init; }
+    public DateTimeOffset StartedAt { get; init; }
+    public DateTimeOffset CompletedAt { get; init; }
+}
+
+/// <summary>A schedule's last run as the outbox reports it (applied only when newer than what the API server has).</summary>
+public sealed record OfflineScheduleRun(string Namespace, string Name, string Uid, DateTimeOffset LastCheckpointTime, string LastCheckpointName);
+
+/// <summary>JSON of the node state and the outbox bodies (AOT: source-generated), with the CRD types' time format.</summary>
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    UseStringEnumConverter = true,
+    WriteIndented = false,
+    Converters = [typeof(KubeTimeJsonConverter)])]
+[JsonSerializable(typeof(NodeState))]
+[JsonSerializable(typeof(OfflineArchive))]
+[JsonSerializable(typeof(OfflineScheduleRun))]
+public sealed partial class AutonomyJsonContext : JsonSerializerContext;
+
+/// <summary>Where the node state lives; implemented in Crsc.Storage (atomic, versioned, 0600 in a 0700 directory).</summary>
+public interface INodeStateFile
+{
+    /// <summary>The saved state; null when there is none, or when it is refused (unknown version, corrupt): logged.</summary>
+    NodeState? Load();
+
+    void Save(NodeState state);
+}
+
+/// <summary>
+/// The last run of schedules on this node, shared by the online <see cref="Schedules.ScheduleReconciler"/> and the
+/// offline scheduler, so a slot one of them took is not taken again by the other.
+/// </summary>
+public interface IScheduleRunLog
+{
+    /// <summary>The latest run of the schedule with <paramref name="scheduleUid"/> (any pod and container).</summary>
+    ScheduleRun? LastRun(string scheduleUid);
+
+    ScheduleRun? LastRun(string scheduleUid, string pod, string container);
+
+    void Record(ScheduleRun run);
+}

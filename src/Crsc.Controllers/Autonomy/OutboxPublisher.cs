@@ -1,0 +1,406 @@
+using System.Text.Json;
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Events;
+using Crsc.Controllers.Health;
+using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.NodeAgent;
+using Crsc.Controllers.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using KubeTime = Crsc.Api.Crds.KubeTime;
+
+namespace Crsc.Controllers.Autonomy;
+
+public sealed record OutboxPublisherOptions
+{
+    /// <summary>First wait before a failed record is tried again; doubles up to <see cref="MaxRetry"/>, with full jitter.</summary>
+    public TimeSpan InitialRetry { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan MaxRetry { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// When the API server comes back, each node waits a random time up to this before it publishes, so that the
+    /// nodes of a cluster do not all write at the same instant.
+    /// </summary>
+    public TimeSpan Spread { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often an idle publisher looks for new records.</summary>
+    public TimeSpan Poll { get; init; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>
+/// Publishes the outbox to the API server, oldest record first, while it is reachable; acknowledges each record after
+/// it is published, so a crash in between publishes it again — every write is idempotent: creates meet AlreadyExists
+/// and compare (the same object is success), status writes re-read on 409 and apply only what is not superseded by
+/// a newer object. A record that fails is retried (exponential backoff, full jitter) before any later one.
+/// </summary>
+public sealed partial class OutboxPublisher
+{
+    private readonly IOutbox _outbox;
+    private readonly IKubeResourceClient<ContainerCheckpoint> _checkpoints;
+    private readonly IKubeResourceClient<ContainerCheckpointContent> _contents;
+    private readonly IKubeResourceClient<CheckpointSchedule> _schedules;
+    private readonly IKubeResourceClient<CoreEvent> _events;
+    private readonly ICheckpointStore _store;
+    private readonly ApiServerState _apiServer;
+    private readonly OutboxStatus _status;
+    private readonly OutboxPublisherOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ICheckpointImagePublisher? _images;
+    private readonly Random _random;
+    private int _failures;
+
+    public OutboxPublisher(IOutbox outbox, IKubeApi kube, ICheckpointStore store, ApiServerState apiServer, OutboxStatus status,
+        OutboxPublisherOptions options, TimeProvider time, ILogger? logger = null, ICheckpointImagePublisher? images = null,
+        Random? random = null)
+    {
+        ArgumentNullException.ThrowIfNull(kube);
+        _outbox = outbox;
+        _checkpoints = kube.Resource(CrscResources.ContainerCheckpoints);
+        _contents = kube.Resource(CrscResources.ContainerCheckpointContents);
+        _schedules = kube.Resource(CrscResources.CheckpointSchedules);
+        _events = kube.Resource(Resources.CoreEvents);
+        _store = store;
+        _apiServer = apiServer;
+        _status = status;
+        _options = options;
+        _time = time;
+        _logger = logger ?? NullLogger.Instance;
+        _images = images;
+        _random = random ?? Random.Shared;
+    }
+
+    public async Task RunAsync(CancellationToken ct)
+    {
+        _status.Refresh();
+        var wasReachable = false;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var flipped = _apiServer.WaitForChangeAsync(ct);
+                if (!_apiServer.IsReachable)
+                {
+                    wasReachable = false;
+                    await flipped.ConfigureAwait(false);
+                    continue;
+                }
+                if (!wasReachable && _outbox.Usage.Records > 0)
+                {
+                    // back after an outage: not every node at once
+                    var spread = TimeSpan.FromTicks((long)(_options.Spread.Ticks * _random.NextDouble()));
+                    Log.Back(_logger, _outbox.Usage.Records, spread);
+                    await Task.Delay(spread, _time, ct).ConfigureAwait(false);
+                }
+                wasReachable = true;
+                var wait = await PublishPendingAsync(ct).ConfigureAwait(false) ?? _options.Poll;
+                await Task.WhenAny(Task.Delay(wait, _time, ct), flipped).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Publishes pending records in order until none is left or one fails; returns the wait before trying again
+    /// after a failure (backoff with jitter), null when everything was published.
+    /// </summary>
+    public async Task<TimeSpan?> PublishPendingAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            var batch = _outbox.Pending(32);
+            if (batch.Count == 0) return null;
+            foreach (var entry in batch)
+            {
+                string result;
+                try
+                {
+                    result = await PublishAsync(entry.Record, ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    throw;
+                }
+                catch (Exception e) when (IsPermanent(e))
+                {
+                    // it can never be written as it is (malformed, refused as invalid): kept out of the way, loudly
+                    Log.Dropped(_logger, e, entry.Record.Kind.ToString(), entry.Position);
+                    result = "dropped";
+                }
+                catch (Exception e)
+                {
+                    var failures = Interlocked.Increment(ref _failures);
+                    var cap = Math.Min(_options.MaxRetry.Ticks, _options.InitialRetry.Ticks * (1L << Math.Min(failures - 1, 20)));
+                    var wait = TimeSpan.FromTicks((long)(cap * (0.5 + 0.5 * _random.NextDouble())));
+                    Log.Retry(_logger, entry.Record.Kind.ToString(), entry.Position, wait, e.Message);
+                    return wait;
+                }
+                Interlocked.Exchange(ref _failures, 0);
+                _outbox.Acknowledge(entry);
+                _status.Published.Inc(1, result);
+                _status.Refresh();
+            }
+        }
+    }
+
+    private static bool IsPermanent(Exception e) => e switch
+    {
+        JsonException or NotSupportedException => true,
+        InvalidException => true,
+        KubeApiException k => k.Code == 400,
+        _ => false,
+    };
+
+    /// <summary>Writes one record; returns how: <c>published</c>, <c>existed</c>, <c>superseded</c> or <c>dropped</c>.</summary>
+    public Task<string> PublishAsync(OutboxRecord record, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        return record.Kind switch
+        {
+            OutboxRecordKind.CheckpointCreate => CreateCheckpointAsync(Deserialize(record.Body, CrscResources.ContainerCheckpoints.Json), ct),
+            OutboxRecordKind.ContentCreate => CreateContentAsync(Deserialize(record.Body, AutonomyJsonContext.Default.OfflineArchive), ct),
+            OutboxRecordKind.CheckpointStatus => CompleteAsync(Deserialize(record.Body, AutonomyJsonContext.Default.OfflineArchive), ct),
+            OutboxRecordKind.ScheduleStatus => ScheduleStatusAsync(Deserialize(record.Body, AutonomyJsonContext.Default.OfflineScheduleRun), ct),
+            OutboxRecordKind.Event => CreateEventAsync(Deserialize(record.Body, Resources.CoreEvents.Json), ct),
+            OutboxRecordKind.EventRepeat => RepeatEventAsync(Deserialize(record.Body, Resources.CoreEvents.Json), ct),
+            _ => throw new NotSupportedException($"outbox record kind {(int)record.Kind} is unknown to this version of crsc"),
+        };
+    }
+
+    private static T Deserialize<T>(string body, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> info) =>
+        JsonSerializer.Deserialize(body, info) ?? throw new JsonException($"empty {typeof(T).Name} record");
+
+    private async Task<string> CreateCheckpointAsync(ContainerCheckpoint ckpt, CancellationToken ct)
+    {
+        try
+        {
+            await _checkpoints.CreateAsync(ckpt, ct).ConfigureAwait(false);
+            return "published";
+        }
+        catch (AlreadyExistsException)
+        {
+            var existing = await _checkpoints.GetAsync(ckpt.Metadata.Namespace, ckpt.Metadata.Name!, ct).ConfigureAwait(false);
+            if (SameRun(existing, ckpt)) return "existed";
+            Log.NameTaken(_logger, ckpt.Metadata.Namespace!, ckpt.Metadata.Name!);
+            return "dropped";
+        }
+    }
+
+    /// <summary>The object of that name is this run: same pod, container, archive and owning schedule.</summary>
+    private static bool SameRun(ContainerCheckpoint existing, ContainerCheckpoint ours) =>
+        existing.Spec.PodName == ours.Spec.PodName && existing.Spec.Container == ours.Spec.Container
+        && existing.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.ArchiveIdAnnotation)
+            == ours.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.ArchiveIdAnnotation)
+        && (existing.Metadata.OwnerReferences ?? []).Select(o => o.Uid).SequenceEqual((ours.Metadata.OwnerReferences ?? []).Select(o => o.Uid));
+
+    /// <summary>The published checkpoint that took <paramref name="archive"/>; null when it is gone or is another one now.</summary>
+    private async Task<ContainerCheckpoint?> CheckpointOfAsync(OfflineArchive archive, CancellationToken ct)
+    {
+        try
+        {
+            var ckpt = await _checkpoints.GetAsync(archive.Namespace, archive.CheckpointName, ct).ConfigureAwait(false);
+            return ckpt.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.ArchiveIdAnnotation) == archive.ArchiveId ? ckpt : null;
+        }
+        catch (NotFoundException)
+        {
+            return null;
+        }
+    }
+
+    private async Task<string> CreateContentAsync(OfflineArchive archive, CancellationToken ct)
+    {
+        var ckpt = await CheckpointOfAsync(archive, ct).ConfigureAwait(false);
+        if (ckpt is null)
+        {
+            Log.CheckpointGone(_logger, archive.Namespace, archive.CheckpointName, archive.ArchiveId);
+            return "superseded";
+        }
+        var name = ContainerCheckpointReconciler.ContentNameFor(ckpt.Metadata.Uid ?? "");
+        try
+        {
+            var existing = await _contents.GetAsync(null, name, ct).ConfigureAwait(false);
+            return existing.Spec.CheckpointRef.Uid == ckpt.Metadata.Uid ? "existed" : throw new InvalidOperationException(
+                $"ContainerCheckpointContent {name} exists and belongs to another checkpoint ({existing.Spec.CheckpointRef.Uid})");
+        }
+        catch (NotFoundException)
+        {
+        }
+        if (_store.Get(archive.ArchiveId) is not { } info)
+        {
+            Log.ArchiveGone(_logger, archive.Namespace, archive.CheckpointName, archive.ArchiveId);
+            return "dropped";
+        }
+        var image = await PublishImageAsync(info, ct).ConfigureAwait(false);
+        try
+        {
+            await _contents.CreateAsync(ContainerCheckpointReconciler.NewContent(ckpt, info, archive.Node, image), ct).ConfigureAwait(false);
+            return "published";
+        }
+        catch (AlreadyExistsException)
+        {
+            // the node's reconciler made it meanwhile from the same archive
+            var existing = await _contents.GetAsync(null, name, ct).ConfigureAwait(false);
+            return existing.Spec.CheckpointRef.Uid == ckpt.Metadata.Uid ? "existed" : throw new InvalidOperationException(
+                $"ContainerCheckpointContent {name} exists and belongs to another checkpoint ({existing.Spec.CheckpointRef.Uid})");
+        }
+    }
+
+    private async Task<string?> PublishImageAsync(CheckpointInfo info, CancellationToken ct)
+    {
+        if (_images is null) return null;
+        try
+        {
+            return await _images.PublishAsync(info, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Log.ImageFailed(_logger, e, info.Id);
+            return null;
+        }
+    }
+
+    private async Task<string> CompleteAsync(OfflineArchive archive, CancellationToken ct)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var ckpt = await CheckpointOfAsync(archive, ct).ConfigureAwait(false);
+            if (ckpt is null) return "superseded";
+            // finished by someone else (the node's reconciler from the same archive): nothing to add
+            if (ckpt.Status?.Phase is ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed) return "existed";
+            ContainerCheckpointContent content;
+            try
+            {
+                content = await _contents.GetAsync(null, ContainerCheckpointReconciler.ContentNameFor(ckpt.Metadata.Uid ?? ""), ct)
+                    .ConfigureAwait(false);
+            }
+            catch (NotFoundException)
+            {
+                Log.ContentMissing(_logger, archive.Namespace, archive.CheckpointName);
+                return "dropped";
+            }
+            var now = _time.GetUtcNow();
+            var generation = ckpt.Metadata.Generation;
+            var message = $"checkpoint of container {ckpt.Spec.Container} stored on node {content.Spec.Node} ({content.Spec.SizeBytes} bytes) while the API server was unreachable";
+            var s = ckpt.Status ??= new ContainerCheckpointStatus();
+            s.Phase = ContainerCheckpointPhase.Completed;
+            s.Node = content.Spec.Node;
+            s.PodUid = archive.PodUid ?? content.Spec.Source.PodUid;
+            s.ContentName = content.Metadata.Name;
+            s.SizeBytes = content.Spec.SizeBytes;
+            s.Digest = content.Spec.Digest;
+            s.StartedAt = KubeTime.Truncate(archive.StartedAt);
+            s.CompletedAt = KubeTime.Truncate(archive.CompletedAt);
+            s.Message = message;
+            s.ObservedGeneration = generation;
+            s.SetCondition(ConditionTypes.Progressing, ConditionStatus.False, "Completed", message, generation, now);
+            s.SetCondition(ConditionTypes.Ready, ConditionStatus.True, "Completed", message, generation, now);
+            try
+            {
+                await _checkpoints.UpdateStatusAsync(ckpt, ct).ConfigureAwait(false);
+                return "published";
+            }
+            catch (ConflictException) when (attempt < 4)
+            {
+                // changed meanwhile: read it again and decide from the newer object
+            }
+            catch (NotFoundException)
+            {
+                return "superseded";
+            }
+        }
+    }
+
+    private async Task<string> ScheduleStatusAsync(OfflineScheduleRun run, CancellationToken ct)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            CheckpointSchedule schedule;
+            try
+            {
+                schedule = await _schedules.GetAsync(run.Namespace, run.Name, ct).ConfigureAwait(false);
+            }
+            catch (NotFoundException)
+            {
+                return "superseded";
+            }
+            if (schedule.Metadata.Uid != run.Uid) return "superseded";
+            if (schedule.Status?.LastCheckpointTime is { } last && KubeTime.Truncate(last) >= KubeTime.Truncate(run.LastCheckpointTime))
+                return "superseded";
+            schedule.Status ??= new CheckpointScheduleStatus();
+            schedule.Status.LastCheckpointTime = KubeTime.Truncate(run.LastCheckpointTime);
+            schedule.Status.LastCheckpointName = run.LastCheckpointName;
+            try
+            {
+                await _schedules.UpdateStatusAsync(schedule, ct).ConfigureAwait(false);
+                return "published";
+            }
+            catch (ConflictException) when (attempt < 4)
+            {
+                // a newer schedule: read it again; apply only if it is still older than this run
+            }
+            catch (NotFoundException)
+            {
+                return "superseded";
+            }
+        }
+    }
+
+    private async Task<string> CreateEventAsync(CoreEvent ev, CancellationToken ct)
+    {
+        try
+        {
+            await _events.CreateAsync(ev, ct).ConfigureAwait(false);
+            return "published";
+        }
+        catch (AlreadyExistsException)
+        {
+            return "existed";
+        }
+    }
+
+    private async Task<string> RepeatEventAsync(CoreEvent ev, CancellationToken ct)
+    {
+        try
+        {
+            await new ApiEventSink(_events).UpdateRepeatAsync(ev, ct).ConfigureAwait(false);
+            return "published";
+        }
+        catch (NotFoundException)
+        {
+            ev.Metadata.ResourceVersion = null;
+            return await CreateEventAsync(ev, ct).ConfigureAwait(false);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "API server back: publishing {Records} outbox record(s) after {Spread}")]
+        public static partial void Back(ILogger logger, int records, TimeSpan spread);
+
+        [LoggerMessage(2, LogLevel.Warning, "Outbox record {Kind} at {Position} not published, retrying in {Wait}: {Reason}")]
+        public static partial void Retry(ILogger logger, string kind, long position, TimeSpan wait, string reason);
+
+        [LoggerMessage(3, LogLevel.Error, "Outbox record {Kind} at {Position} can never be published as it is; it is dropped")]
+        public static partial void Dropped(ILogger logger, Exception exception, string kind, long position);
+
+        [LoggerMessage(4, LogLevel.Error, "ContainerCheckpoint {Namespace}/{Name} taken offline is not published: another object of that name exists")]
+        public static partial void NameTaken(ILogger logger, string @namespace, string name);
+
+        [LoggerMessage(5, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name} (archive {CheckpointId}) was deleted before its Content was published; skipped")]
+        public static partial void CheckpointGone(ILogger logger, string @namespace, string name, string checkpointId);
+
+        [LoggerMessage(6, LogLevel.Warning, "Archive {CheckpointId} of ContainerCheckpoint {Namespace}/{Name} is no longer in the store; no Content is published for it")]
+        public static partial void ArchiveGone(ILogger logger, string @namespace, string name, string checkpointId);
+
+        [LoggerMessage(7, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name} has no Content to complete it with; its status is left to the node's reconciler")]
+        public static partial void ContentMissing(ILogger logger, string @namespace, string name);
+
+        [LoggerMessage(8, LogLevel.Warning, "The image of offline checkpoint {CheckpointId} could not be published; its Content has none")]
+        public static partial void ImageFailed(ILogger logger, Exception exception, string checkpointId);
+    }
+}

@@ -1,0 +1,243 @@
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Autonomy;
+using Crsc.Controllers.Health;
+using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.Metrics;
+using Crsc.Controllers.NodeAgent;
+using Crsc.Controllers.Schedules;
+using Crsc.Controllers.Tests.Fakes;
+using Crsc.Controllers.Tests.NodeAgent;
+using Crsc.Testing;
+
+namespace Crsc.Controllers.Tests.Autonomy;
+
+/// <summary>An in-memory outbox with the journal's contract: ordered, bounded, acknowledged oldest first.</summary>
+internal sealed class MemoryOutbox(long maxBytes = 1 << 20) : IOutbox
+{
+    private readonly List<OutboxEntry> _pending = [];
+    private long _next;
+    public List<OutboxRecord> Appended { get; } = [];
+
+    public void Append(IReadOnlyList<OutboxRecord> records)
+    {
+        var bytes = records.Sum(r => 9L + r.Body.Length);
+        if (Usage.Bytes + bytes > maxBytes) throw new OutboxFullException("outbox full: test bound");
+        foreach (var r in records)
+        {
+            _pending.Add(new OutboxEntry(_next, r, 9 + r.Body.Length));
+            _next += 9 + r.Body.Length;
+            Appended.Add(r);
+        }
+    }
+
+    public IReadOnlyList<OutboxEntry> Pending(int max) => [.. _pending.Take(max)];
+
+    public void Acknowledge(OutboxEntry entry)
+    {
+        Assert.Equal(_pending[0].Position, entry.Position);
+        _pending.RemoveAt(0);
+    }
+
+    public OutboxUsage Usage => new(_pending.Count, _pending.Sum(e => (long)e.Size), maxBytes);
+}
+
+internal sealed class MemoryStateFile : INodeStateFile
+{
+    public NodeState? Saved { get; private set; }
+    public int Saves { get; private set; }
+    public NodeState? Load() => Saved;
+    public void Save(NodeState state) { Saved = state; Saves++; }
+}
+
+/// <summary>A runner that "checkpoints" into the fake store, recording each request.</summary>
+internal sealed class StoreRunner(FakeCheckpointStore store, TimeProvider time) : ICheckpointRunner
+{
+    public List<CheckpointRequest> Requests { get; } = [];
+    public Task<CheckpointOutcome> CheckpointAsync(CheckpointRequest request, IProgress<CheckpointProgress>? progress, CancellationToken ct)
+    {
+        Requests.Add(request);
+        var info = store.Add(request.Namespace, "web", request.Container!, request.Pod, time.GetUtcNow(), "pod-uid-1");
+        return Task.FromResult(new CheckpointOutcome(info, "node-a", "c1", TimeSpan.Zero, TimeSpan.Zero));
+    }
+}
+
+public sealed class AutonomyTests
+{
+    private static readonly DateTimeOffset Created = new(2026, 3, 1, 10, 0, 0, TimeSpan.Zero);
+
+    private static CheckpointSchedule Schedule(string uid = "sched-uid-1") => new()
+    {
+        Metadata = new ObjectMeta { Name = "web", Namespace = "default", Uid = uid, CreationTimestamp = Created, ResourceVersion = "1" },
+        Spec = new CheckpointScheduleSpec
+        {
+            Target = new ScheduleTarget { Kind = ScheduleTargetKind.Deployment, Name = "web" },
+            Interval = "1m",
+        },
+    };
+
+    private sealed class Rig
+    {
+        public ManualTimeProvider Time { get; } = new(Created.AddSeconds(30));
+        public MemoryOutbox Outbox { get; }
+        public MemoryStateFile File { get; } = new();
+        public NodeStateStore State { get; }
+        public ApiServerState Api { get; }
+        public HealthRegistry Health { get; }
+        public OutboxStatus Status { get; }
+        public FakeCheckpointStore Store { get; }
+        public StoreRunner Runner { get; }
+        public OfflineScheduler Scheduler { get; }
+        public FakeKube Kube { get; }
+
+        public Rig(long outboxBytes = 1 << 20, long reserve = 1024)
+        {
+            Outbox = new MemoryOutbox(outboxBytes);
+            State = new NodeStateStore(File, "node-a");
+            Api = new ApiServerState(Time);
+            Health = new HealthRegistry(Time);
+            Status = new OutboxStatus(Outbox, Health, new MetricsRegistry()) { Reserve = reserve };
+            Store = new FakeCheckpointStore(Time);
+            Runner = new StoreRunner(Store, Time);
+            Scheduler = new OfflineScheduler(State, Api, Runner, Outbox, Status, new OfflineSchedulerOptions { NodeName = "node-a" }, Time);
+            Kube = new FakeKube(Time);
+            State.ReplaceView([new SavedSchedule(Schedule(), ["web-6c5d8-abcde"])],
+                [new SavedPod("default", "web-6c5d8-abcde", "pod-uid-1", "web", ["app", "crsc-interceptor"])]);
+        }
+
+        public OutboxPublisher Publisher() => new(Outbox, Kube, Store, Api, Status,
+            new OutboxPublisherOptions { Spread = TimeSpan.Zero }, Time);
+    }
+
+    [Fact]
+    public async Task Offline_runs_use_the_online_due_times_and_names_and_leave_their_records_in_the_outbox_in_order()
+    {
+        var rig = new Rig();
+        var jitter = ScheduleTiming.Jitter("sched-uid-1", TimeSpan.FromMinutes(1));
+
+        // before the first slot: nothing runs; the next wake is the first slot plus the schedule's jitter
+        var next = await rig.Scheduler.RunDueAsync(CancellationToken.None);
+        Assert.Equal(Created.AddMinutes(1) + jitter, next);
+        Assert.Empty(rig.Runner.Requests);
+
+        rig.Time.SetUtcNow(Created.AddMinutes(1) + jitter);
+        await rig.Scheduler.RunDueAsync(CancellationToken.None);
+        var runAt = Crsc.Api.Crds.KubeTime.Truncate(Created.AddMinutes(1) + jitter);
+        var name = ScheduleNames.CheckpointName("web", "app", runAt);
+        // the sidecar is not checkpointed; the app container is, once, through the runner
+        var request = Assert.Single(rig.Runner.Requests);
+        Assert.Equal(("default", "web-6c5d8-abcde", "app", name), (request.Namespace, request.Pod, request.Container, request.CheckpointObjectName));
+        Assert.Equal([OutboxRecordKind.CheckpointCreate, OutboxRecordKind.ContentCreate, OutboxRecordKind.CheckpointStatus,
+            OutboxRecordKind.ScheduleStatus, OutboxRecordKind.Event], rig.Outbox.Appended.Select(r => r.Kind));
+        Assert.Equal(runAt, rig.State.LastRun("sched-uid-1", "web-6c5d8-abcde", "app")!.RunAt);
+        Assert.Equal(name, rig.File.Saved!.Runs.Single().CheckpointName);
+        Assert.Contains("outbox: 5 record(s) waiting for the API server", rig.Health.Summary());
+
+        // the same slot again: nothing; the next slot: a second run
+        await rig.Scheduler.RunDueAsync(CancellationToken.None);
+        Assert.Single(rig.Runner.Requests);
+        rig.Time.Advance(TimeSpan.FromMinutes(1));
+        await rig.Scheduler.RunDueAsync(CancellationToken.None);
+        Assert.Equal(2, rig.Runner.Requests.Count);
+        Assert.Equal(ScheduleNames.CheckpointName("web", "app", runAt.AddMinutes(1)), rig.Runner.Requests[1].CheckpointObjectName);
+
+        // reachable: the offline scheduler leaves the schedules to the online path
+        rig.Api.ReportReachable();
+        rig.Time.Advance(TimeSpan.FromMinutes(1));
+        await rig.Scheduler.RunDueAsync(CancellationToken.None);
+        Assert.Equal(2, rig.Runner.Requests.Count);
+    }
+
+    [Fact]
+    public async Task A_full_outbox_pauses_offline_checkpoints_with_a_degraded_entry_and_drops_nothing()
+    {
+        // room for about one run's records and no more
+        var rig = new Rig(outboxBytes: 5000, reserve: 4000);
+        var jitter = ScheduleTiming.Jitter("sched-uid-1", TimeSpan.FromMinutes(1));
+        rig.Time.SetUtcNow(Created.AddMinutes(1) + jitter);
+        await rig.Scheduler.RunDueAsync(CancellationToken.None);
+        Assert.Single(rig.Runner.Requests);
+        var appended = rig.Outbox.Appended.Count;
+
+        rig.Time.Advance(TimeSpan.FromMinutes(1));
+        await rig.Scheduler.RunDueAsync(CancellationToken.None);
+        Assert.Single(rig.Runner.Requests); // paused: no checkpoint taken
+        Assert.Equal(1, rig.Scheduler.Paused);
+        Assert.Equal(appended, rig.Outbox.Appended.Count);
+        var entry = rig.Health.Snapshot().Single(e => e.Component == OutboxStatus.Component);
+        Assert.Equal(HealthStatus.Degraded, entry.Status);
+        Assert.StartsWith("outbox full: ", entry.Message);
+
+        // published: room again, and the slot that waited runs
+        rig.Api.ReportReachable();
+        Assert.Null(await rig.Publisher().PublishPendingAsync(CancellationToken.None));
+        rig.Api.ReportUnreachable("gone again");
+        await rig.Scheduler.RunDueAsync(CancellationToken.None);
+        Assert.Equal(2, rig.Runner.Requests.Count);
+    }
+
+    [Fact]
+    public async Task Republishing_after_a_crash_between_publish_and_acknowledge_makes_no_duplicates()
+    {
+        var rig = new Rig();
+        var jitter = ScheduleTiming.Jitter("sched-uid-1", TimeSpan.FromMinutes(1));
+        var schedules = rig.Kube.For(CrscResources.CheckpointSchedules);
+        var created = await schedules.CreateAsync(Schedule(), CancellationToken.None);
+        // the saved schedule is the API server's object (its UID)
+        rig.State.ReplaceView([new SavedSchedule(created, ["web-6c5d8-abcde"])],
+            [new SavedPod("default", "web-6c5d8-abcde", "pod-uid-1", "web", ["app"])]);
+        rig.Time.SetUtcNow(created.Metadata.CreationTimestamp!.Value.AddMinutes(1) + ScheduleTiming.Jitter(created.Metadata.Uid, TimeSpan.FromMinutes(1)));
+        await rig.Scheduler.RunDueAsync(CancellationToken.None);
+        Assert.Single(rig.Runner.Requests);
+
+        // a first daemon publishes every record and dies before acknowledging any
+        var publisher = rig.Publisher();
+        foreach (var e in rig.Outbox.Pending(100)) await publisher.PublishAsync(e.Record, CancellationToken.None);
+        // the next one publishes them all again, and acknowledges
+        Assert.Null(await rig.Publisher().PublishPendingAsync(CancellationToken.None));
+        Assert.Equal(0, rig.Outbox.Usage.Records);
+
+        var ckpt = Assert.Single(rig.Kube.For(CrscResources.ContainerCheckpoints).AllStored());
+        Assert.Equal(rig.Runner.Requests[0].CheckpointObjectName, ckpt.Metadata.Name);
+        Assert.Equal(ContainerCheckpointPhase.Completed, ckpt.Status!.Phase);
+        Assert.Contains(ContainerCheckpointReconciler.ArchiveFinalizer, ckpt.Metadata.Finalizers!);
+        var content = Assert.Single(rig.Kube.For(CrscResources.ContainerCheckpointContents).AllStored());
+        Assert.Equal(ckpt.Metadata.Uid, content.Spec.CheckpointRef.Uid);
+        Assert.Equal(content.Metadata.Name, ckpt.Status.ContentName);
+        Assert.Single(rig.Kube.For(Resources.CoreEvents).AllStored());
+        var schedule = schedules.Stored("default", "web")!;
+        Assert.Equal(ckpt.Metadata.Name, schedule.Status!.LastCheckpointName);
+    }
+
+    [Fact]
+    public async Task A_schedule_status_newer_on_the_api_server_is_not_overwritten_and_a_stale_write_is_retried_from_the_fresh_object()
+    {
+        var rig = new Rig();
+        var schedules = rig.Kube.For(CrscResources.CheckpointSchedules);
+        var created = await schedules.CreateAsync(Schedule(), CancellationToken.None);
+        var ours = new OfflineScheduleRun("default", "web", created.Metadata.Uid!, Created.AddMinutes(1), "web-app-20260301100100");
+        var body = System.Text.Json.JsonSerializer.Serialize(ours, AutonomyJsonContext.Default.OfflineScheduleRun);
+
+        // another writer moves the object between our read and our write (a 409): the fresh copy is read and, being older, updated
+        var interfered = false;
+        schedules.BeforeCall = (verb, obj) =>
+        {
+            if (verb != "updateStatus" || interfered) return;
+            interfered = true;
+            var fresh = schedules.Stored("default", "web")!;
+            fresh.Metadata.Labels = new() { ["touched"] = "yes" };
+            schedules.UpdateAsync(fresh, CancellationToken.None).GetAwaiter().GetResult();
+        };
+        Assert.Equal("published", await rig.Publisher().PublishAsync(new OutboxRecord(OutboxRecordKind.ScheduleStatus, body), CancellationToken.None));
+        Assert.Equal(ours.LastCheckpointName, schedules.Stored("default", "web")!.Status!.LastCheckpointName);
+        schedules.BeforeCall = null;
+
+        // the API server already has a later run: superseded, left alone
+        var newer = schedules.Stored("default", "web")!;
+        newer.Status!.LastCheckpointTime = Created.AddMinutes(5);
+        newer.Status.LastCheckpointName = "web-app-20260301100500";
+        await schedules.UpdateStatusAsync(newer, CancellationToken.None);
+        Assert.Equal("superseded", await rig.Publisher().PublishAsync(new OutboxRecord(OutboxRecordKind.ScheduleStatus, body), CancellationToken.None));
+        Assert.Equal("web-app-20260301100500", schedules.Stored("default", "web")!.Status!.LastCheckpointName);
+    }
+}
