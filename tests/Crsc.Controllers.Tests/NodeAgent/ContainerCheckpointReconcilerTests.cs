@@ -104,6 +104,57 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncDisposable
 
     private ContainerCheckpoint Stored(string name) => _ckptApi.Stored(Ns, name)!;
 
+    /// <summary>
+    /// A checkpoint the outbox published (taken while the API server was away) names its archive: the node finishes it
+    /// from that archive and never checkpoints the container again; a node whose store lacks it leaves it alone.
+    /// </summary>
+    [Fact]
+    public async Task A_checkpoint_published_by_the_outbox_is_finished_from_its_archive_and_never_executed_again()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var agent = await StartAgentAsync();
+        var archive = _store.Add(Ns, "db", "postgres", "db-0", DateTimeOffset.UtcNow);
+        var c = new ContainerCheckpoint
+        {
+            Metadata = new ObjectMeta
+            {
+                Namespace = Ns, Name = "db-postgres-20260301100100",
+                Annotations = new()
+                {
+                    [ContainerCheckpointReconciler.ArchiveIdAnnotation] = archive.Id,
+                    [ContainerCheckpointReconciler.TakenOfflineAnnotation] = "n1",
+                },
+            },
+            Spec = new ContainerCheckpointSpec { PodName = "db-0", Container = "postgres", DeletionPolicy = DeletionPolicy.Delete },
+        };
+        var created = await _ckptApi.CreateAsync(c, CancellationToken.None);
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync(c.Metadata.Name!));
+
+        Assert.Empty(_runtime.CheckpointCalls);
+        var s = Stored(c.Metadata.Name!);
+        Assert.Equal(ContainerCheckpointPhase.Completed, s.Status!.Phase);
+        Assert.Equal(archive.Digest, s.Status.Digest);
+        Assert.Contains(ContainerCheckpointReconciler.ArchiveFinalizer, s.Metadata.Finalizers!);
+        var content = _contentApi.Stored(null, ContainerCheckpointReconciler.ContentNameFor(created.Metadata.Uid!))!;
+        Assert.Equal(archive.Id, content.Metadata.Annotations![ContainerCheckpointReconciler.ArchiveIdAnnotation]);
+        Assert.Single(_store.List());
+
+        // an archive this node does not have: not executed, not failed (its node's outbox finishes it)
+        var elsewhere = await _ckptApi.CreateAsync(new ContainerCheckpoint
+        {
+            Metadata = new ObjectMeta
+            {
+                Namespace = Ns, Name = "db-postgres-20260301100200",
+                Annotations = new() { [ContainerCheckpointReconciler.ArchiveIdAnnotation] = "20260301T100200Z-other" },
+            },
+            Spec = new ContainerCheckpointSpec { PodName = "db-0", Container = "postgres" },
+        }, CancellationToken.None);
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync(elsewhere.Metadata.Name!));
+        Assert.Empty(_runtime.CheckpointCalls);
+        Assert.Null(Stored(elsewhere.Metadata.Name!).Status);
+    }
+
     [Fact]
     public async Task Executes_a_checkpoint_of_a_pod_on_this_node_and_records_the_content()
     {

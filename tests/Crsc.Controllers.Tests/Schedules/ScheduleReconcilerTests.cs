@@ -43,13 +43,14 @@ public sealed class ScheduleReconcilerTests : IAsyncDisposable
         _stop.Dispose();
     }
 
-    private async Task<Agent> StartAgentAsync(string node = "n1", bool checkpointCache = true)
+    private async Task<Agent> StartAgentAsync(string node = "n1", bool checkpointCache = true,
+        Crsc.Controllers.Autonomy.IScheduleRunLog? runLog = null)
     {
         var pods = NodeAgentComponents.CreatePodInformer(_kube, node, TimeProvider.System, NullLoggerFactory.Instance);
         var schedules = new Informer<CheckpointSchedule>(_schedulesApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance);
         var ckpts = new Informer<ContainerCheckpoint>(_ckptApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance);
         var reconciler = new ScheduleReconciler(_kube, schedules, pods, ckpts, _events,
-            new ScheduleReconcilerOptions { NodeName = node }, _time, NullLogger.Instance);
+            new ScheduleReconcilerOptions { NodeName = node }, _time, NullLogger.Instance, runLog);
         _running.Add(pods.RunAsync(_stop.Token));
         _running.Add(schedules.RunAsync(_stop.Token));
         // without it the checkpoint cache stays empty: the reconciler sees only what the API answers (a cache far behind)
@@ -130,6 +131,33 @@ public sealed class ScheduleReconcilerTests : IAsyncDisposable
         [.. _ckptApi.AllStored().OrderBy(c => c.Metadata.Name, StringComparer.Ordinal)];
 
     private static TimeSpan JitterOf(CheckpointSchedule s, TimeSpan period) => ScheduleTiming.Jitter(s.Metadata.Uid, period);
+
+    /// <summary>The node took a slot while the API server was away (its run log says so): the online path does not take it again.</summary>
+    [Fact]
+    public async Task A_slot_taken_offline_is_not_checkpointed_again_online_and_the_status_names_it()
+    {
+        await SeedDeploymentPodAsync("web", "abcde", "n1", "app");
+        var runLog = new Crsc.Controllers.Autonomy.NodeStateStore(new Crsc.Controllers.Tests.Autonomy.MemoryStateFile(), "n1");
+        var agent = await StartAgentAsync(runLog: runLog);
+        var schedule = await CreateScheduleAsync("web", ScheduleTargetKind.Deployment, "web");
+        var firstDue = Start + TimeSpan.FromMinutes(10) + JitterOf(schedule, TimeSpan.FromMinutes(10));
+        var offlineName = $"web-app-{firstDue.UtcDateTime:yyyyMMddHHmmss}";
+        runLog.Record(new Crsc.Controllers.Autonomy.ScheduleRun(schedule.Metadata.Uid!, "web-5d9c7b-abcde", "app", firstDue, offlineName));
+
+        _time.Advance(firstDue - Start + TimeSpan.FromSeconds(5));
+        await agent.ReconcileAsync("web");
+        Assert.Empty(Checkpoints()); // the outbox publishes that one
+        var status = StoredSchedule("web").Status!;
+        Assert.Equal(firstDue, status.LastCheckpointTime);
+        Assert.Equal(offlineName, status.LastCheckpointName);
+
+        // the next slot is the online path's again, and it goes into the shared log
+        _time.Advance(TimeSpan.FromMinutes(10));
+        await agent.ReconcileAsync("web");
+        var ckpt = Assert.Single(Checkpoints());
+        Assert.Equal(firstDue + TimeSpan.FromMinutes(10), runLog.LastRun(schedule.Metadata.Uid!)!.RunAt);
+        Assert.Equal(ckpt.Metadata.Name, runLog.LastRun(schedule.Metadata.Uid!)!.CheckpointName);
+    }
 
     [Fact]
     public async Task An_interval_schedule_creates_a_checkpoint_per_container_at_each_due_time()
