@@ -32,6 +32,8 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal("/var/lib/crsc/checkpoints", o.CheckpointDir);
         Assert.Equal("/etc/kubernetes/manifests", o.ManifestsDir);
         Assert.Equal("/etc/kubernetes/inactive-manifests", o.InactiveManifestsDir);
+        Assert.Equal("/etc/kubernetes/checkpoint-secrets", o.CheckpointSecretsDir);
+        Assert.Equal("/etc/kubernetes/checkpoint-configmaps", o.CheckpointConfigMapsDir);
         Assert.Equal("/run/crsc/crsc.sock", o.Socket);
         Assert.Equal("", o.MetricsAddress);
         Assert.Equal("127.0.0.1:5055", o.ImagesListen);
@@ -127,6 +129,8 @@ public sealed class ConfigLoaderTests : IDisposable
             ["CRSC_CHECKPOINT_DIR"] = "/c",
             ["CRSC_MANIFESTS_DIR"] = "/m",
             ["CRSC_INACTIVE_MANIFESTS_DIR"] = "/i",
+            ["CRSC_CHECKPOINT_SECRETS_DIR"] = "/cs",
+            ["CRSC_CHECKPOINT_CONFIGMAPS_DIR"] = "/cc",
             ["CRSC_SOCKET"] = "/tmp/s.sock",
             ["CRSC_METRICS_ADDRESS"] = "[::1]:9000",
             ["CRSC_NAMESPACE"] = "ns1",
@@ -139,6 +143,7 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal(("n1", kubeconfig, "/run/x.sock", "kubelet", "https://127.0.0.2:10250"), (o.NodeName, o.Kubeconfig, o.RuntimeEndpoint, o.CheckpointVia, o.KubeletUrl));
         Assert.Equal(("/s", "/c", "/m", "/i", "/tmp/s.sock", "[::1]:9000", "ns1"), (o.StateDir, o.CheckpointDir, o.ManifestsDir, o.InactiveManifestsDir, o.Socket, o.MetricsAddress, o.Namespace));
         Assert.Equal(("[::1]:5057", "[::1]:5057"), (o.ImagesListen, o.ImagesAdvertise));
+        Assert.Equal(("/cs", "/cc"), (o.CheckpointSecretsDir, o.CheckpointConfigMapsDir));
     }
 
     [Fact]
@@ -180,6 +185,10 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("kubeconfig: /nonexistent/kubeconfig\n", "kubeconfig", "/nonexistent/kubeconfig")]
     [InlineData("stagingDir: /var/lib/crsc/checkpoints/staging\n", "stagingDir", "/var/lib/crsc/checkpoints/staging")]
     [InlineData("inactiveManifestsDir: /etc/kubernetes/manifests\n", "inactiveManifestsDir", "/etc/kubernetes/manifests")]
+    [InlineData("checkpointSecretsDir: secrets\n", "checkpointSecretsDir", "secrets")]
+    [InlineData("checkpointSecretsDir: /etc/kubernetes/manifests\n", "checkpointSecretsDir", "/etc/kubernetes/manifests")]
+    [InlineData("checkpointConfigMapsDir: /etc/../x\n", "checkpointConfigMapsDir", "/etc/../x")]
+    [InlineData("checkpointConfigMapsDir: /etc/kubernetes/inactive-manifests\n", "checkpointConfigMapsDir", "/etc/kubernetes/inactive-manifests")]
     [InlineData("images:\n  listen: nonsense\n", "images.listen", "nonsense")]
     [InlineData("images:\n  listen: 127.0.0.1:70000\n", "images.listen", "127.0.0.1:70000")]
     [InlineData("images:\n  listen: 127.0.0.1:9464\nmetrics:\n  address: 127.0.0.1:9464\n", "images.listen", "127.0.0.1:9464")]

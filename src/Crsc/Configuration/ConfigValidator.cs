@@ -42,10 +42,16 @@ public static partial class ConfigValidator
         CheckDir("stagingDir", o.StagingDir);
         CheckDir("manifestsDir", o.ManifestsDir);
         CheckDir("inactiveManifestsDir", o.InactiveManifestsDir);
+        CheckDir("checkpointSecretsDir", o.CheckpointSecretsDir);
+        CheckDir("checkpointConfigMapsDir", o.CheckpointConfigMapsDir);
         if (IsAbsoluteClean(o.CheckpointDir) && IsAbsoluteClean(o.StagingDir) && (IsUnder(o.StagingDir, o.CheckpointDir) || IsUnder(o.CheckpointDir, o.StagingDir)))
             Fail("stagingDir", o.StagingDir, $"must not be inside checkpointDir ({o.CheckpointDir}) or contain it: staged archives would be listed as checkpoints");
         if (IsAbsoluteClean(o.ManifestsDir) && o.ManifestsDir == o.InactiveManifestsDir)
             Fail("inactiveManifestsDir", o.InactiveManifestsDir, "must differ from manifestsDir: the kubelet would run inactive checkpoints");
+        if (IsAbsoluteClean(o.CheckpointSecretsDir) && (o.CheckpointSecretsDir == o.ManifestsDir || o.CheckpointSecretsDir == o.InactiveManifestsDir || o.CheckpointSecretsDir == o.CheckpointConfigMapsDir))
+            Fail("checkpointSecretsDir", o.CheckpointSecretsDir, "must differ from manifestsDir, inactiveManifestsDir and checkpointConfigMapsDir");
+        if (IsAbsoluteClean(o.CheckpointConfigMapsDir) && (o.CheckpointConfigMapsDir == o.ManifestsDir || o.CheckpointConfigMapsDir == o.InactiveManifestsDir))
+            Fail("checkpointConfigMapsDir", o.CheckpointConfigMapsDir, "must differ from manifestsDir and inactiveManifestsDir");
 
         if (!IsAbsoluteClean(o.Socket))
             Fail("socket", o.Socket, "must be an absolute path without '..'");

@@ -18,6 +18,10 @@ public sealed record CrscOptions
     public string StagingDir { get; init; } = "/var/lib/crsc/staging";
     public string ManifestsDir { get; init; } = "/etc/kubernetes/manifests";
     public string InactiveManifestsDir { get; init; } = "/etc/kubernetes/inactive-manifests";
+    /// <summary>Secrets of static-pod checkpoints: <c>&lt;dir&gt;/&lt;ns&gt;/&lt;pod&gt;/&lt;secret&gt;/&lt;key&gt;</c> (0700/0600).</summary>
+    public string CheckpointSecretsDir { get; init; } = "/etc/kubernetes/checkpoint-secrets";
+    /// <summary>ConfigMaps of static-pod checkpoints: <c>&lt;dir&gt;/&lt;ns&gt;/&lt;pod&gt;/&lt;configmap&gt;/&lt;key&gt;</c>.</summary>
+    public string CheckpointConfigMapsDir { get; init; } = "/etc/kubernetes/checkpoint-configmaps";
     public string Socket { get; init; } = "/run/crsc/crsc.sock";
     /// <summary><c>host:port</c> for /metrics, /healthz, /readyz over TCP; empty = off.</summary>
     public string MetricsAddress { get; init; } = "";

@@ -1,0 +1,433 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Crsc.Api;
+using Crsc.Controllers.StaticPods;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Crsc.Storage.StaticManifests;
+
+/// <summary>Where the static-pod checkpoints live (absolute directories).</summary>
+public sealed record StaticManifestStoreOptions
+{
+    /// <summary>The kubelet's static-pod directory: active checkpoints.</summary>
+    public required string ManifestsDir { get; init; }
+    public required string InactiveManifestsDir { get; init; }
+    public required string SecretsDir { get; init; }
+    public required string ConfigMapsDir { get; init; }
+    /// <summary>The checkpointer's state file goes to <c>&lt;StateDir&gt;/static-pods/state.json</c>.</summary>
+    public required string StateDir { get; init; }
+}
+
+/// <summary>
+/// The static-pod checkpoints on disk. Inactive checkpoints are <c>&lt;inactive&gt;/&lt;ns&gt;-&lt;pod&gt;.json</c>, active ones
+/// the same file in the kubelet's manifest directory; Secrets are <c>&lt;secrets&gt;/&lt;ns&gt;/&lt;pod&gt;/&lt;name&gt;/&lt;key&gt;</c>
+/// and ConfigMaps likewise (directories 0700, files 0600). Every write is temp → fsync → rename → fsync(dir).
+/// Names are validated before they become paths; no symlink is followed (a symlinked root or component is refused);
+/// and only manifests carrying <c>crsc.io/checkpoint-of</c> of the parent in question are replaced or removed, so
+/// other manifests in the kubelet's directory are never touched.
+/// </summary>
+public sealed partial class DiskStaticManifestStore : IStaticManifestStore
+{
+    public const int StateFormatVersion = 1;
+    private const UnixFileMode DirMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    private readonly StaticManifestStoreOptions _options;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+
+    public DiskStaticManifestStore(StaticManifestStoreOptions options, ILogger? logger = null)
+    {
+        foreach (var (key, dir) in new[] { ("manifestsDir", options.ManifestsDir), ("inactiveManifestsDir", options.InactiveManifestsDir),
+                     ("checkpointSecretsDir", options.SecretsDir), ("checkpointConfigMapsDir", options.ConfigMapsDir), ("stateDir", options.StateDir) })
+        {
+            if (!Path.IsPathFullyQualified(dir) || dir.Split('/').Any(p => p is ".." or "."))
+                throw new ArgumentException($"{key} \"{dir}\" must be an absolute path without '..'", nameof(options));
+        }
+        _options = options;
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    public StaticManifestStoreOptions Options => _options;
+
+    private string StateDirectory => Path.Join(_options.StateDir, "static-pods");
+
+    // --- listing ---
+
+    public IReadOnlyList<StoredStaticCheckpoint> List()
+    {
+        lock (_gate)
+        {
+            var inactive = Scan(_options.InactiveManifestsDir);
+            var active = Scan(_options.ManifestsDir);
+            return inactive.Keys.Union(active.Keys)
+                .Order(Comparer<ObjectKey>.Create((a, b) => string.CompareOrdinal(a.ToString(), b.ToString())))
+                .Select(k => new StoredStaticCheckpoint(k, inactive.ContainsKey(k), active.ContainsKey(k)))
+                .ToList();
+        }
+    }
+
+    /// <summary>crsc's checkpoints in <paramref name="dir"/>: regular <c>.json</c> files whose content names their parent.</summary>
+    private Dictionary<ObjectKey, string> Scan(string dir)
+    {
+        var found = new Dictionary<ObjectKey, string>();
+        if (!Directory.Exists(dir) || IsLink(dir)) return found;
+        foreach (var file in new DirectoryInfo(dir).EnumerateFiles("*" + StaticPodManifest.Extension))
+        {
+            if (file.Name.StartsWith('.') || file.LinkTarget is not null) continue;
+            if (ReadParent(file.FullName) is { } parent && file.Name == FileName(parent)) found[parent] = file.FullName;
+        }
+        return found;
+    }
+
+    /// <summary>The parent a manifest crsc wrote names; null for anything else (not JSON, not a pod, not crsc's, bad names).</summary>
+    private ObjectKey? ReadParent(string path)
+    {
+        try
+        {
+            var parent = StaticPodManifest.ParentOf(StaticPodManifest.Deserialize(ReadNoFollow(path)));
+            if (parent is not { } p) return null;
+            StaticPodNames.Namespace(p.Namespace);
+            StaticPodNames.Object("pod name", p.Name);
+            return p;
+        }
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or InvalidStaticPodNameException)
+        {
+            Log.NotACheckpoint(_logger, path, e.Message);
+            return null;
+        }
+    }
+
+    // --- writing ---
+
+    public bool WriteInactive(StaticCheckpointData data)
+    {
+        var parent = Validate(data.Parent);
+        var manifestParent = StaticPodManifest.ParentOf(StaticPodManifest.Deserialize(data.Manifest));
+        if (manifestParent != parent)
+            throw new StaticManifestStoreException($"the manifest for {parent} names parent {manifestParent?.ToString() ?? "(none)"}");
+        foreach (var o in data.Secrets.Concat(data.ConfigMaps))
+        {
+            StaticPodNames.Object("secret or configmap name", o.Name);
+            foreach (var key in o.Files.Keys) StaticPodNames.DataKeyName(key);
+        }
+
+        lock (_gate)
+        {
+            var inactiveDir = EnsureRoot(_options.InactiveManifestsDir, "inactiveManifestsDir");
+            var target = Path.Join(inactiveDir, FileName(parent));
+            EnsureOursOrAbsent(target, parent);
+            var changed = WriteObjects(_options.SecretsDir, "checkpointSecretsDir", parent, data.Secrets);
+            changed |= WriteObjects(_options.ConfigMapsDir, "checkpointConfigMapsDir", parent, data.ConfigMaps);
+            // the manifest last: when it appears, what it mounts is there
+            changed |= WriteIfChanged(inactiveDir, FileName(parent), data.Manifest);
+            return changed;
+        }
+    }
+
+    public void Activate(ObjectKey parent)
+    {
+        parent = Validate(parent);
+        lock (_gate)
+        {
+            var source = Path.Join(_options.InactiveManifestsDir, FileName(parent));
+            if (IsLink(_options.InactiveManifestsDir)) throw Refused(_options.InactiveManifestsDir, "inactiveManifestsDir is a symbolic link");
+            if (ReadParent(source) != parent) throw new StaticManifestStoreException($"there is no inactive checkpoint of {parent} at {source}");
+            var bytes = ReadNoFollow(source);
+            var manifestsDir = EnsureRoot(_options.ManifestsDir, "manifestsDir", create: true);
+            var target = Path.Join(manifestsDir, FileName(parent));
+            EnsureOursOrAbsent(target, parent);
+            WriteIfChanged(manifestsDir, FileName(parent), bytes);
+        }
+    }
+
+    public void Deactivate(ObjectKey parent)
+    {
+        parent = Validate(parent);
+        lock (_gate) RemoveManifest(_options.ManifestsDir, "manifestsDir", parent);
+    }
+
+    public void Remove(ObjectKey parent)
+    {
+        parent = Validate(parent);
+        lock (_gate)
+        {
+            // the active copy first: the kubelet stops the pod before its files go
+            RemoveManifest(_options.ManifestsDir, "manifestsDir", parent);
+            RemoveManifest(_options.InactiveManifestsDir, "inactiveManifestsDir", parent);
+            RemoveObjects(_options.SecretsDir, "checkpointSecretsDir", parent);
+            RemoveObjects(_options.ConfigMapsDir, "checkpointConfigMapsDir", parent);
+        }
+    }
+
+    private void RemoveManifest(string root, string key, ObjectKey parent)
+    {
+        if (!Exists(root)) return;
+        if (IsLink(root)) throw Refused(root, $"{key} is a symbolic link");
+        var path = Path.Join(root, FileName(parent));
+        if (!Exists(path)) return;
+        if (ReadParent(path) != parent)
+            throw Refused(path, $"it is not crsc's checkpoint of {parent}; crsc removes only manifests it wrote");
+        File.Delete(path);
+        Native.FSyncDirectory(root);
+    }
+
+    /// <summary>Writes <c>&lt;root&gt;/&lt;ns&gt;/&lt;pod&gt;/&lt;name&gt;/&lt;key&gt;</c> for each object; removes keys and objects no longer there.</summary>
+    private bool WriteObjects(string root, string rootKey, ObjectKey parent, IReadOnlyList<StaticDataObject> objects)
+    {
+        var podDir = Path.Join(root, parent.Namespace, parent.Name);
+        if (objects.Count == 0 && !Exists(podDir)) return false;
+        EnsureRoot(root, rootKey);
+        EnsureDir(root, parent.Namespace!);
+        EnsureDir(Path.Join(root, parent.Namespace), parent.Name);
+        var changed = false;
+        var wanted = objects.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var stale in new DirectoryInfo(podDir).EnumerateFileSystemInfos().Where(e => !wanted.Contains(e.Name)))
+        {
+            RemoveTree(stale.FullName);
+            changed = true;
+        }
+        foreach (var o in objects)
+        {
+            var dir = EnsureDir(podDir, o.Name);
+            foreach (var stale in new DirectoryInfo(dir).EnumerateFileSystemInfos().Where(e => !o.Files.ContainsKey(e.Name)))
+            {
+                RemoveTree(stale.FullName);
+                changed = true;
+            }
+            foreach (var (key, bytes) in o.Files.OrderBy(f => f.Key, StringComparer.Ordinal))
+                changed |= WriteIfChanged(dir, key, bytes);
+            if (changed) Native.FSyncDirectory(dir);
+        }
+        if (changed) Native.FSyncDirectory(podDir);
+        return changed;
+    }
+
+    private static void RemoveObjects(string root, string rootKey, ObjectKey parent)
+    {
+        if (!Exists(root)) return;
+        if (IsLink(root)) throw Refused(root, $"{rootKey} is a symbolic link");
+        var nsDir = Path.Join(root, parent.Namespace);
+        if (!Exists(nsDir)) return;
+        if (IsLink(nsDir)) throw Refused(nsDir, "a symbolic link where crsc keeps a directory");
+        var podDir = Path.Join(nsDir, parent.Name);
+        if (!Exists(podDir)) return;
+        RemoveTree(podDir);
+        Native.FSyncDirectory(nsDir);
+        // the namespace directory goes with its last pod
+        if (!Directory.EnumerateFileSystemEntries(nsDir).Any())
+        {
+            Directory.Delete(nsDir);
+            Native.FSyncDirectory(root);
+        }
+    }
+
+    /// <summary>Removes a file, a symlink (the link, never its target) or a directory tree without following links.</summary>
+    private static void RemoveTree(string path)
+    {
+        var info = new FileInfo(path);
+        if (info.LinkTarget is not null || !info.Attributes.HasFlag(FileAttributes.Directory))
+        {
+            File.Delete(path);
+            return;
+        }
+        foreach (var entry in Directory.EnumerateFileSystemEntries(path)) RemoveTree(entry);
+        Directory.Delete(path);
+    }
+
+    /// <summary>Writes <paramref name="name"/> in <paramref name="dir"/> (0600) unless it already holds these bytes.</summary>
+    private static bool WriteIfChanged(string dir, string name, byte[] bytes)
+    {
+        var path = Path.Join(dir, name);
+        var info = new FileInfo(path);
+        if (info.LinkTarget is null && info.Exists)
+        {
+            if (ReadNoFollow(path).AsSpan().SequenceEqual(bytes))
+            {
+                if ((File.GetUnixFileMode(path) & ~FileMode) != 0) File.SetUnixFileMode(path, FileMode);
+                return false;
+            }
+        }
+        else if (Directory.Exists(path) && info.LinkTarget is null)
+        {
+            throw Refused(path, "a directory where crsc writes a file");
+        }
+        // a symlink at the path is replaced by the rename, never followed
+        var temp = Path.Join(dir, $".{name}.tmp-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}");
+        try
+        {
+            using (var stream = new FileStream(temp, new FileStreamOptions
+                   {
+                       Mode = System.IO.FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = FileMode,
+                   }))
+            {
+                stream.Write(bytes);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temp); } catch (IOException) { }
+            throw;
+        }
+        Native.FSyncDirectory(dir);
+        return true;
+    }
+
+    /// <summary>A root directory crsc writes into: created (0700) when missing; refused when it is a symlink or a file.</summary>
+    private static string EnsureRoot(string root, string key, bool create = true)
+    {
+        if (IsLink(root)) throw Refused(root, $"{key} is a symbolic link; crsc does not follow links");
+        if (File.Exists(root)) throw Refused(root, $"{key} is a file, not a directory");
+        if (!Directory.Exists(root) && create)
+        {
+            Directory.CreateDirectory(root, DirMode);
+            if (IsLink(root)) throw Refused(root, $"{key} is a symbolic link; crsc does not follow links");
+            if (Path.GetDirectoryName(root) is { } up) Native.FSyncDirectory(up);
+        }
+        return root;
+    }
+
+    /// <summary><c>&lt;parent&gt;/&lt;name&gt;</c> as a real directory (0700), created when missing.</summary>
+    private static string EnsureDir(string parentDir, string name)
+    {
+        var path = Path.Join(parentDir, name);
+        if (IsLink(path)) throw Refused(path, "a symbolic link where crsc keeps a directory");
+        if (File.Exists(path)) throw Refused(path, "a file where crsc keeps a directory");
+        if (!Directory.Exists(path))
+        {
+            Directory.CreateDirectory(path, DirMode);
+            if (IsLink(path)) throw Refused(path, "a symbolic link where crsc keeps a directory");
+            Native.FSyncDirectory(parentDir);
+        }
+        else if ((File.GetUnixFileMode(path) & ~DirMode) != 0)
+        {
+            File.SetUnixFileMode(path, DirMode);
+        }
+        return path;
+    }
+
+    /// <summary>Refuses to replace a manifest that is not crsc's checkpoint of <paramref name="parent"/> (another parent whose
+    /// <c>ns-name</c> collides, or someone else's file).</summary>
+    private void EnsureOursOrAbsent(string path, ObjectKey parent)
+    {
+        if (!Exists(path)) return;
+        if (IsLink(path)) throw Refused(path, "a symbolic link; crsc does not follow links");
+        var owner = ReadParent(path);
+        if (owner != parent)
+            throw Refused(path, owner is { } o
+                ? $"it is the checkpoint of {o}, whose file name collides with {parent}'s"
+                : $"it is not a checkpoint crsc wrote; crsc does not replace it with {parent}'s");
+    }
+
+    private static ObjectKey Validate(ObjectKey parent) =>
+        new(StaticPodNames.Namespace(parent.Namespace), StaticPodNames.Object("pod name", parent.Name));
+
+    private static string FileName(ObjectKey parent) => StaticPodNames.FileStem(parent) + StaticPodManifest.Extension;
+
+    private static byte[] ReadNoFollow(string path)
+    {
+        using var handle = Native.OpenReadNoFollow(path);
+        using var stream = new FileStream(handle, FileAccess.Read);
+        using var buffer = new MemoryStream();
+        stream.CopyTo(buffer);
+        return buffer.ToArray();
+    }
+
+    private static bool IsLink(string path) => new FileInfo(path).LinkTarget is not null;
+
+    /// <summary>Anything at the path, a dangling symlink included.</summary>
+    private static bool Exists(string path) => new FileInfo(path) is var f && (f.Exists || Directory.Exists(path) || f.LinkTarget is not null);
+
+    private static StaticManifestStoreException Refused(string path, string reason) => new($"refused '{path}': {reason}");
+
+    // --- state ---
+
+    public StaticCheckpointState LoadState()
+    {
+        var path = Path.Join(StateDirectory, "state.json");
+        lock (_gate)
+        {
+            if (!Exists(path)) return StaticCheckpointState.Empty;
+            try
+            {
+                var doc = JsonSerializer.Deserialize(ReadNoFollow(path), StaticPodStateJsonContext.Default.StaticPodStateDocument);
+                if (doc is null || doc.FormatVersion != StateFormatVersion)
+                {
+                    Log.StateUnusable(_logger, path, $"format version {doc?.FormatVersion} is not {StateFormatVersion}");
+                    return StaticCheckpointState.Empty;
+                }
+                var timers = new Dictionary<ObjectKey, StaticCheckpointTimers>();
+                foreach (var e in doc.Checkpoints)
+                {
+                    timers[new ObjectKey(e.Namespace, e.Name)] = new StaticCheckpointTimers
+                    {
+                        DownSince = e.DownSince, UpSince = e.UpSince, WrittenVersion = e.WrittenVersion, WrittenAt = e.WrittenAt,
+                    };
+                }
+                return new StaticCheckpointState(timers);
+            }
+            catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
+            {
+                // timers only: starting them afresh delays a decision by one grace period, nothing worse
+                Log.StateUnusable(_logger, path, e.Message);
+                return StaticCheckpointState.Empty;
+            }
+        }
+    }
+
+    public void SaveState(StaticCheckpointState state)
+    {
+        var doc = new StaticPodStateDocument
+        {
+            FormatVersion = StateFormatVersion,
+            Checkpoints = state.Timers.OrderBy(kv => kv.Key.ToString(), StringComparer.Ordinal).Select(kv => new StaticPodStateEntry
+            {
+                Namespace = kv.Key.Namespace ?? "", Name = kv.Key.Name, DownSince = kv.Value.DownSince, UpSince = kv.Value.UpSince,
+                WrittenVersion = kv.Value.WrittenVersion, WrittenAt = kv.Value.WrittenAt,
+            }).ToList(),
+        };
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(doc, StaticPodStateJsonContext.Default.StaticPodStateDocument);
+        lock (_gate)
+        {
+            EnsureRoot(_options.StateDir, "stateDir");
+            EnsureDir(_options.StateDir, "static-pods");
+            WriteIfChanged(StateDirectory, "state.json", bytes);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(300, LogLevel.Debug, "{Path} is not a crsc static-pod checkpoint; left alone: {Reason}")]
+        public static partial void NotACheckpoint(ILogger logger, string path, string reason);
+
+        [LoggerMessage(301, LogLevel.Warning, "static-pod checkpointer state {Path} is unusable, starting its timers afresh: {Reason}")]
+        public static partial void StateUnusable(ILogger logger, string path, string reason);
+    }
+}
+
+internal sealed class StaticPodStateDocument
+{
+    public int FormatVersion { get; set; }
+    public List<StaticPodStateEntry> Checkpoints { get; set; } = [];
+}
+
+internal sealed class StaticPodStateEntry
+{
+    public string Namespace { get; set; } = "";
+    public string Name { get; set; } = "";
+    public DateTimeOffset? DownSince { get; set; }
+    public DateTimeOffset? UpSince { get; set; }
+    public string? WrittenVersion { get; set; }
+    public DateTimeOffset? WrittenAt { get; set; }
+}
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    WriteIndented = true)]
+[JsonSerializable(typeof(StaticPodStateDocument))]
+internal sealed partial class StaticPodStateJsonContext : JsonSerializerContext;
