@@ -265,7 +265,8 @@ public sealed partial class StaticPodCheckpointer
         if (_health is null) return;
         var stored = _store.List();
         var message = $"{stored.Count(c => c.Inactive)} checkpoint(s), {stored.Count(c => c.Active)} active";
-        if (runtimeUnknown) problems.Insert(0, "container runtime not answering (no activation or deactivation)");
+        // the runtime's own entry says it does not answer; here it matters only for checkpoints that may need to run
+        if (runtimeUnknown && stored.Count > 0) problems.Insert(0, "container runtime not answering (no activation or deactivation)");
         _health.Report(_options.HealthComponent, problems.Count == 0 ? HealthStatus.Healthy : HealthStatus.Degraded,
             problems.Count == 0 ? message : message + "; " + string.Join("; ", problems));
     }
