@@ -4,6 +4,7 @@ DOTNET ?= dotnet
 RESULTS ?= $(CURDIR)/obj/test-results
 PUBLISH_DIR := $(CURDIR)/obj/publish
 BINARY := bin/crsc
+PACKAGES_DIR := $(CURDIR)/obj/packages
 
 .PHONY: help build publish test e2e bench demo package clean deps
 
@@ -26,9 +27,9 @@ test: publish ## unit and integration tests, and the published binary end to end
 	@rm -rf $(RESULTS)/unit
 	CRSC_BINARY=$(CURDIR)/$(BINARY) tests/run.sh unit $(RESULTS)/unit
 
-e2e: publish ## the real-component suite: CRIU, containerd, registry in a trixie sandbox (root)
+e2e: package ## the real-component suite: CRIU, containerd, registry in a trixie sandbox, package installs (root)
 	@rm -rf $(RESULTS)/e2e
-	CRSC_BINARY=$(CURDIR)/$(BINARY) tests/run.sh e2e $(RESULTS)/e2e
+	CRSC_BINARY=$(CURDIR)/$(BINARY) CRSC_PACKAGES=$(PACKAGES_DIR) tests/run.sh e2e $(RESULTS)/e2e
 
 bench: publish ## benchmarks: figures and ratios against baselines measured in the same run
 	CRSC_BINARY=$(CURDIR)/$(BINARY) $(DOTNET) run -c Release --project tests/Crsc.Benchmarks -- $(BENCH)
@@ -36,8 +37,16 @@ bench: publish ## benchmarks: figures and ratios against baselines measured in t
 demo: publish ## the demo on real components (builds the AOT binary, sets everything up itself)
 	tests/demo/demo.sh
 
-package: publish ## .deb and .rpm (nfpm when installed, else dpkg-deb and rpmbuild from nfpm.yaml)
-	@echo "packaging arrives with step 6 (issue: Packaging and installation)"; exit 1
+package: publish ## .deb and .rpm in obj/packages (nfpm when installed, else dpkg-deb and rpmbuild from nfpm.yaml)
+	@rm -rf $(PACKAGES_DIR) && mkdir -p $(PACKAGES_DIR)
+	@v=$$($(BINARY) version --short) && export CRSC_VERSION=$$v && \
+	if command -v nfpm >/dev/null 2>&1; then \
+	  nfpm package -f nfpm.yaml -p deb -t $(PACKAGES_DIR)/crsc_$${v}_amd64.deb && \
+	  nfpm package -f nfpm.yaml -p rpm -t $(PACKAGES_DIR)/crsc-$${v}-1.x86_64.rpm; \
+	else \
+	  python3 packaging/build-packages.py --config nfpm.yaml --out $(PACKAGES_DIR); \
+	fi
+	@ls -l $(PACKAGES_DIR)
 
 clean: ## remove build outputs
 	rm -rf bin obj

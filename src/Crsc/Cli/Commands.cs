@@ -54,6 +54,7 @@ public static class Commands
                 Handler = ManifestsCommand.RunAsync,
                 Examples = ["crsc manifests crds | kubectl apply -f -", "crsc manifests all > crsc.yaml"],
             },
+            PreflightCommand.Spec(),
             CheckpointCommand.Spec(),
             RestoreCommand.Spec(),
             ListCommand.Spec(),

@@ -1,0 +1,289 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Crsc.Configuration;
+using Crsc.Cri;
+
+namespace Crsc.Preflight;
+
+/// <summary>
+/// The checks of <c>crsc preflight</c>: can crsc checkpoint and restore containers on this node?
+/// The container runtime (its CRI socket and version), CRIU (≥ 4 and <c>criu check</c>), the cgroup
+/// layout, the kernel's checkpoint/restore features, and crsc's own directories. Every row that is not
+/// OK says how to fix it. Reads the node only through <see cref="IPreflightHost"/>,
+/// <see cref="IProgramRunner"/> and <see cref="IRuntimeVersionProbe"/>.
+/// </summary>
+internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner programs, IRuntimeVersionProbe runtime)
+{
+    public const int MinimumCriuMajor = 4;
+    private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan CriuVersionTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan CriuCheckTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>Kernel options CRIU needs (missing = FAIL) and those that only enable extras (missing = WARN).</summary>
+    internal static readonly string[] RequiredKernelOptions =
+        ["CONFIG_CHECKPOINT_RESTORE", "CONFIG_NAMESPACES", "CONFIG_UNIX_DIAG", "CONFIG_INET_DIAG", "CONFIG_NETLINK_DIAG", "CONFIG_PACKET_DIAG"];
+    internal static readonly string[] OptionalKernelOptions = ["CONFIG_MEM_SOFT_DIRTY", "CONFIG_USERFAULTFD"];
+
+    public async Task<IReadOnlyList<PreflightRow>> RunAsync(CrscOptions options, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var rows = new List<PreflightRow>();
+        if (host.EffectiveUid != 0)
+            rows.Add(PreflightRow.Warn("user", $"running as uid {host.EffectiveUid}, not root: some checks cannot see everything",
+                "run `sudo crsc preflight` (the daemon runs as root)"));
+        rows.AddRange(await CheckRuntimeAsync(options.RuntimeEndpoint, ct).ConfigureAwait(false));
+        rows.AddRange(await CheckCriuAsync(ct).ConfigureAwait(false));
+        rows.Add(CheckCgroups());
+        rows.AddRange(CheckKernel());
+        rows.Add(CheckPrivateDirectory("checkpointDir", options.CheckpointDir));
+        rows.Add(CheckPrivateDirectory("stagingDir", options.StagingDir));
+        rows.Add(CheckPrivateDirectory("stateDir", options.StateDir));
+        rows.Add(CheckPrivateDirectory("socket dir", Path.GetDirectoryName(options.Socket) ?? "/"));
+        return rows;
+    }
+
+    // --- container runtime -----------------------------------------------------------------------
+
+    private async Task<IEnumerable<PreflightRow>> CheckRuntimeAsync(string endpoint, CancellationToken ct)
+    {
+        string socket;
+        try { socket = CriEndpoint.Parse(endpoint).SocketPath; }
+        catch (FormatException e)
+        {
+            return [PreflightRow.Fail("runtime socket", e.Message, "set runtime.endpoint to unix:///PATH of the runtime's CRI socket")];
+        }
+        var info = host.Stat(socket);
+        if (info is null)
+            return [PreflightRow.Fail("runtime socket", $"{socket} does not exist",
+                "start the container runtime (systemctl start crio or containerd), or set runtime.endpoint (containerd: unix:///run/containerd/containerd.sock)")];
+        if (info.Kind != PathKind.Socket)
+            return [PreflightRow.Fail("runtime socket", $"{socket} is a {info.Kind.ToString().ToLowerInvariant()}, not a socket",
+                "set runtime.endpoint to the runtime's CRI socket")];
+        try
+        {
+            var v = await runtime.VersionAsync(endpoint, RuntimeTimeout, ct).ConfigureAwait(false);
+            return [PreflightRow.Ok("runtime socket", $"{socket} answers (CRI {v.RuntimeApiVersion})"), RuntimeVersionRow(v.RuntimeName, v.RuntimeVersionString)];
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            return [PreflightRow.Fail("runtime socket", $"{socket} exists but CRI Version failed: {e.Message}",
+                "check the runtime's logs (journalctl -u crio / -u containerd) and that its CRI plugin is enabled")];
+        }
+    }
+
+    /// <summary>Restore in place needs CRI-O ≥ 1.26 (CRIU enabled) or containerd 2.1–2.3; others are reported, not refused.</summary>
+    internal static PreflightRow RuntimeVersionRow(string name, string version)
+    {
+        var detail = $"{name} {version}";
+        var parsed = ParseVersion(version);
+        switch (name.ToLowerInvariant())
+        {
+            case "cri-o":
+                if (parsed is null) return PreflightRow.Warn("runtime version", detail + " (version not understood)", "crsc needs CRI-O >= 1.26 with CRIU enabled");
+                return parsed >= new Version(1, 26)
+                    ? PreflightRow.Ok("runtime version", detail + " (checkpoint and restore from images; needs enable_criu_support = true)")
+                    : PreflightRow.Fail("runtime version", detail + " cannot checkpoint containers", "upgrade CRI-O to >= 1.26 and set enable_criu_support = true");
+            case "containerd":
+                if (parsed is null) return PreflightRow.Warn("runtime version", detail + " (version not understood)", "crsc needs containerd 2.1 to 2.3");
+                if (parsed < new Version(2, 0))
+                    return PreflightRow.Fail("runtime version", detail + " cannot checkpoint containers over CRI", "upgrade containerd to 2.1 to 2.3");
+                if (parsed < new Version(2, 1))
+                    return PreflightRow.Warn("runtime version", detail + " checkpoints, but cannot restore from checkpoint images", "upgrade containerd to 2.1 to 2.3");
+                return parsed < new Version(2, 4)
+                    ? PreflightRow.Ok("runtime version", detail + " (checkpoint and restore from images)")
+                    : PreflightRow.Warn("runtime version", detail + " is newer than the versions crsc was tested with (2.1 to 2.3)", "report problems with the runtime version; restore may differ");
+            default:
+                return PreflightRow.Warn("runtime version", detail + " is not a runtime crsc knows", "use CRI-O >= 1.26 or containerd 2.1 to 2.3");
+        }
+    }
+
+    // --- CRIU ------------------------------------------------------------------------------------
+
+    private async Task<IEnumerable<PreflightRow>> CheckCriuAsync(CancellationToken ct)
+    {
+        var version = await programs.RunAsync("criu", ["--version"], CriuVersionTimeout, ct).ConfigureAwait(false);
+        if (!version.Started)
+            return [PreflightRow.Fail("criu", "criu is not installed (not on PATH)",
+                $"install CRIU >= {MinimumCriuMajor} where the runtime finds it (Debian trixie: apt install criu)")];
+        var v = ParseCriuVersion(version.Output);
+        if (version.ExitCode != 0 || v is null)
+            return [PreflightRow.Fail("criu", $"criu --version failed (exit {version.ExitCode}): {FirstLine(version.Output)}",
+                $"reinstall CRIU >= {MinimumCriuMajor}")];
+        var rows = new List<PreflightRow>();
+        rows.Add(v.Major >= MinimumCriuMajor
+            ? PreflightRow.Ok("criu", $"CRIU {v}")
+            : PreflightRow.Fail("criu", $"CRIU {v} is older than {MinimumCriuMajor}.0 (older releases fail on current kernels)",
+                $"install CRIU >= {MinimumCriuMajor} (Debian: from trixie or newer)"));
+
+        var check = await programs.RunAsync("criu", ["check"], CriuCheckTimeout, ct).ConfigureAwait(false);
+        if (check.ExitCode == 0 && check.Output.Contains("Looks good", StringComparison.OrdinalIgnoreCase))
+            rows.Add(PreflightRow.Ok("criu check", "Looks good"));
+        else
+        {
+            var errors = check.Output.Split('\n').Select(l => l.Trim())
+                .Where(l => l.Contains("Error", StringComparison.OrdinalIgnoreCase) && !l.Contains("RLIMIT_NOFILE", StringComparison.Ordinal))
+                .ToList();
+            rows.Add(PreflightRow.Fail("criu check", $"exit {check.ExitCode}: {(errors.Count > 0 ? errors[0] : FirstLine(check.Output))}",
+                "run `criu check --all` as root and fix what it names (usually kernel options, see the kernel rows)"));
+        }
+        return rows;
+    }
+
+    /// <summary>The version in <c>criu --version</c>'s output (<c>Version: 4.1.1</c>), or null.</summary>
+    internal static Version? ParseCriuVersion(string output)
+    {
+        var m = CriuVersionRegex().Match(output);
+        return m.Success ? ParseVersion(m.Groups[1].Value) : null;
+    }
+
+    // --- cgroups ---------------------------------------------------------------------------------
+
+    internal enum CgroupLayout { Unknown, V1, V2, Hybrid }
+
+    /// <summary>From /proc/self/mountinfo: v2 (cgroup2 at /sys/fs/cgroup), hybrid (v1 controllers plus a cgroup2 mount), or v1.</summary>
+    internal static CgroupLayout DetectCgroups(string mountinfo)
+    {
+        bool v2Root = false, v2Elsewhere = false, v1 = false;
+        foreach (var line in mountinfo.Split('\n'))
+        {
+            // "36 25 0:31 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw": fs type after " - "
+            var dash = line.IndexOf(" - ", StringComparison.Ordinal);
+            if (dash < 0) continue;
+            var fields = line[..dash].Split(' ');
+            var type = line[(dash + 3)..].Split(' ')[0];
+            if (fields.Length < 5) continue;
+            var mountPoint = fields[4];
+            if (type == "cgroup2")
+            {
+                if (mountPoint == "/sys/fs/cgroup") v2Root = true;
+                else v2Elsewhere = true;
+            }
+            else if (type == "cgroup") v1 = true;
+        }
+        if (v2Root && !v1) return CgroupLayout.V2;
+        if (v1 && (v2Elsewhere || v2Root)) return CgroupLayout.Hybrid;
+        if (v1) return CgroupLayout.V1;
+        return CgroupLayout.Unknown;
+    }
+
+    private PreflightRow CheckCgroups()
+    {
+        var mountinfo = host.ReadText("/proc/self/mountinfo");
+        return (mountinfo is null ? CgroupLayout.Unknown : DetectCgroups(mountinfo)) switch
+        {
+            CgroupLayout.V2 => PreflightRow.Ok("cgroups", "v2 (unified)"),
+            CgroupLayout.V1 => PreflightRow.Ok("cgroups", "v1"),
+            CgroupLayout.Hybrid => PreflightRow.Warn("cgroups", "hybrid (v1 controllers plus a v2 mount)",
+                "use runc as the OCI runtime (crun refuses hybrid), or boot with systemd.unified_cgroup_hierarchy=1"),
+            _ => PreflightRow.Fail("cgroups", "no cgroup file system is mounted", "mount cgroup2 at /sys/fs/cgroup (the runtime needs cgroups)"),
+        };
+    }
+
+    // --- kernel ----------------------------------------------------------------------------------
+
+    private IEnumerable<PreflightRow> CheckKernel()
+    {
+        var release = host.KernelRelease;
+        // ns_last_pid exists only with CONFIG_CHECKPOINT_RESTORE: CRIU restores PIDs through it
+        yield return host.Stat("/proc/sys/kernel/ns_last_pid") is not null
+            ? PreflightRow.Ok("kernel", $"{release}, checkpoint/restore support (/proc/sys/kernel/ns_last_pid)")
+            : PreflightRow.Fail("kernel", $"{release} has no /proc/sys/kernel/ns_last_pid (built without CONFIG_CHECKPOINT_RESTORE)",
+                "use a kernel built with CONFIG_CHECKPOINT_RESTORE=y (every major distribution's is)");
+
+        var config = host.ReadText($"/boot/config-{release}");
+        if (config is null)
+        {
+            yield return PreflightRow.Warn("kernel config", $"/boot/config-{release} not found: options not checked",
+                "install the kernel's config file, or rely on `criu check`");
+        }
+        else
+        {
+            var options = ParseKernelConfig(config);
+            var missing = RequiredKernelOptions.Where(o => !options.Contains(o)).ToList();
+            yield return missing.Count == 0
+                ? PreflightRow.Ok("kernel config", string.Join(", ", RequiredKernelOptions.Select(o => o["CONFIG_".Length..])))
+                : PreflightRow.Fail("kernel config", "missing " + string.Join(", ", missing), "rebuild the kernel with " + string.Join("=y, ", missing) + "=y");
+            var optionalMissing = OptionalKernelOptions.Where(o => !options.Contains(o)).ToList();
+            if (optionalMissing.Count > 0)
+                yield return PreflightRow.Warn("kernel extras", "missing " + string.Join(", ", optionalMissing) + " (optional)",
+                    "only for incremental (soft-dirty) dumps and lazy (userfaultfd) restores; crsc works without them");
+        }
+
+        yield return host.Stat("/proc/sys/vm/unprivileged_userfaultfd") is not null || host.Stat("/dev/userfaultfd") is not null
+            ? PreflightRow.Ok("userfaultfd", "available (lazy restore possible)")
+            : PreflightRow.Warn("userfaultfd", "not available (optional)", "only lazy restores need CONFIG_USERFAULTFD; crsc works without it");
+    }
+
+    /// <summary>The options set to y or m in a kernel .config.</summary>
+    internal static HashSet<string> ParseKernelConfig(string config)
+    {
+        var set = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var raw in config.Split('\n'))
+        {
+            var line = raw.Trim();
+            var eq = line.IndexOf('=');
+            if (line.StartsWith('#') || eq <= 0) continue;
+            if (line[(eq + 1)..] is "y" or "m") set.Add(line[..eq]);
+        }
+        return set;
+    }
+
+    // --- directories -----------------------------------------------------------------------------
+
+    /// <summary>
+    /// A directory that holds archives (process memory), state or the node API: root-owned and 0700.
+    /// Absent is fine when its nearest existing parent is a root-owned directory (the daemon creates it).
+    /// </summary>
+    internal PreflightRow CheckPrivateDirectory(string name, string path)
+    {
+        var check = $"{name}";
+        var info = host.Stat(path);
+        if (info is null)
+        {
+            var parent = Path.GetDirectoryName(path.TrimEnd('/'));
+            while (parent is not null && host.Stat(parent) is null) parent = Path.GetDirectoryName(parent);
+            var p = parent is null ? null : host.Stat(parent);
+            if (p is { Kind: PathKind.Directory, OwnerUid: 0 })
+                return PreflightRow.Ok(check, $"{path} absent; the daemon creates it (0700) under {parent}");
+            return PreflightRow.Fail(check, $"{path} absent and {parent ?? "/"} is not a root-owned directory",
+                $"create it: install -d -m 0700 -o root -g root {path}");
+        }
+        if (info.Kind == PathKind.Symlink)
+            return PreflightRow.Fail(check, $"{path} is a symbolic link (crsc does not follow links for its directories)",
+                $"point the {name} option at the real directory");
+        if (info.Kind != PathKind.Directory)
+            return PreflightRow.Fail(check, $"{path} is not a directory", $"remove it or point the {name} option elsewhere");
+        var mode = Convert.ToString((int)info.Mode & 0x1FF, 8).PadLeft(4, '0');
+        if (info.OwnerUid != 0)
+            return PreflightRow.Fail(check, $"{path} is owned by uid {info.OwnerUid.ToString(CultureInfo.InvariantCulture)}, not root",
+                $"chown root:root {path}");
+        var open = info.Mode & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+                                | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute);
+        if (open != 0)
+            return PreflightRow.Fail(check, $"{path} is mode {mode}: others can read checkpoint data (process memory, secrets)",
+                $"chmod 0700 {path}");
+        return PreflightRow.Ok(check, $"{path} root {mode}");
+    }
+
+    private static Version? ParseVersion(string text)
+    {
+        var m = VersionRegex().Match(text);
+        if (!m.Success) return null;
+        var major = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        var minor = m.Groups[2].Success ? int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture) : 0;
+        var patch = m.Groups[3].Success ? int.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture) : 0;
+        return new Version(major, minor, patch);
+    }
+
+    private static string FirstLine(string text)
+    {
+        var line = text.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Length > 0) ?? "(no output)";
+        return line.Length > 200 ? line[..200] + "…" : line;
+    }
+
+    [GeneratedRegex(@"Version:\s*v?([0-9]+(?:\.[0-9]+){0,2})")]
+    private static partial Regex CriuVersionRegex();
+
+    [GeneratedRegex(@"^v?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?")]
+    private static partial Regex VersionRegex();
+}

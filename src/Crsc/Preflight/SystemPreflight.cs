@@ -1,0 +1,103 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+using Crsc.Controllers.Runtime;
+using Crsc.Cri;
+
+namespace Crsc.Preflight;
+
+/// <summary>The real node: files through the BCL, owners and kinds through <c>statx(2)</c> (no symlink following).</summary>
+internal sealed partial class SystemPreflightHost : IPreflightHost
+{
+    public string? ReadText(string path)
+    {
+        try { return File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    public PathInfo? Stat(string path)
+    {
+        // struct statx: stx_uid at 20 (u32), stx_mode at 28 (u16); the layout is the same on every architecture
+        Span<byte> buffer = stackalloc byte[256];
+        const int AtFdCwd = -100, AtSymlinkNoFollow = 0x100, StatxBasicStats = 0x7ff;
+        if (Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxBasicStats, ref MemoryMarshal.GetReference(buffer)) != 0) return null;
+        var uid = BitConverter.ToUInt32(buffer[20..24]);
+        var mode = BitConverter.ToUInt16(buffer[28..30]);
+        var kind = (mode & 0xF000) switch
+        {
+            0x4000 => PathKind.Directory,
+            0x8000 => PathKind.File,
+            0xC000 => PathKind.Socket,
+            0xA000 => PathKind.Symlink,
+            _ => PathKind.Other,
+        };
+        return new PathInfo(kind, uid, (UnixFileMode)(mode & 0xFFF));
+    }
+
+    public string KernelRelease =>
+        ReadText("/proc/sys/kernel/osrelease")?.Trim() is { Length: > 0 } r ? r : Environment.OSVersion.Version.ToString();
+
+    public uint EffectiveUid => GetEuid();
+
+    [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Statx(int dirFd, string path, int flags, int mask, ref byte buffer);
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint GetEuid();
+}
+
+/// <summary>Runs programs with an argument vector (no shell); a program that is not installed is "not started".</summary>
+internal sealed class SystemProgramRunner : IProgramRunner
+{
+    public async Task<ProgramOutput> RunAsync(string program, IReadOnlyList<string> arguments, TimeSpan timeout, CancellationToken ct)
+    {
+        var psi = new ProcessStartInfo(program)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in arguments) psi.ArgumentList.Add(a);
+        using var process = new Process { StartInfo = psi };
+        var output = new StringBuilder();
+        process.OutputDataReceived += (_, e) => { if (e.Data is { } l) lock (output) output.Append(l).Append('\n'); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is { } l) lock (output) output.Append(l).Append('\n'); };
+        try
+        {
+            process.Start();
+        }
+        catch (Win32Exception)
+        {
+            return new ProgramOutput(null, $"{program}: not found");
+        }
+        process.StandardInput.Close();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        limit.CancelAfter(timeout);
+        try
+        {
+            await process.WaitForExitAsync(limit.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            ct.ThrowIfCancellationRequested();
+            lock (output) return new ProgramOutput(-1, $"{program} did not finish within {timeout.TotalSeconds:0} s\n{output}");
+        }
+        process.WaitForExit(); // drains the output readers
+        lock (output) return new ProgramOutput(process.ExitCode, output.ToString());
+    }
+}
+
+/// <summary>CRI <c>Version</c> through crsc's own CRI client, bounded by a timeout.</summary>
+internal sealed class CriRuntimeVersionProbe : IRuntimeVersionProbe
+{
+    public async Task<RuntimeVersion> VersionAsync(string endpoint, TimeSpan timeout, CancellationToken ct)
+    {
+        using var runtime = new CriContainerRuntime(new CriClientOptions { Endpoint = endpoint, DefaultTimeout = timeout });
+        return await runtime.VersionAsync(ct).ConfigureAwait(false);
+    }
+}
