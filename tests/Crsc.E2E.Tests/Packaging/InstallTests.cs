@@ -1,0 +1,225 @@
+using System.Diagnostics;
+using Crsc.E2E.Tests.Sandbox;
+using Xunit.Abstractions;
+
+namespace Crsc.E2E.Tests.Packaging;
+
+/// <summary>The install tests boot root filesystems one at a time (they share the cached rootfs).</summary>
+[CollectionDefinition(Name)]
+public sealed class InstallCollection
+{
+    public const string Name = "Package install (bookworm rootfs)";
+}
+
+/// <summary>
+/// The packages installed into a clean Debian bookworm root filesystem (tests/packaging/setup-rootfs.sh,
+/// cached; each test works on a fresh copy) and booted with systemd-nspawn: files and modes, the
+/// conffile, enabled but not started, systemd-analyze verify, `systemctl start crsc` → active (running)
+/// with the daemon's STATUS=, its structured journal, then remove and purge. Every mount is made in a
+/// private mount namespace (tests/packaging/rootfs.sh); the host's /etc and services are not touched.
+/// </summary>
+[Collection(InstallCollection.Name)]
+[Trait(RealComponents.Category, RealComponents.Trait)]
+public sealed class InstallTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private readonly string _work = Path.Combine("/var/tmp/crsc-install-tests", Guid.NewGuid().ToString("N")[..12]);
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private string Rootfs => Path.Combine(_work, "rootfs");
+    private int _init;
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        if (!Directory.Exists(_work)) return;
+        if (Environment.GetEnvironmentVariable("CRSC_E2E_KEEP") == "1") { output.WriteLine($"CRSC_E2E_KEEP=1: left {_work}"); return; }
+        var r = await Script("remove", _work);
+        if (!r.Succeeded) output.WriteLine($"WARNING: could not remove {_work}: {r}");
+    }
+
+    private Task<CommandResult> Script(params string[] args) =>
+        CommandRunner.RunAsync("bash", [Path.Combine(Packages.ScriptsDirectory, "rootfs.sh"), .. args], timeout: TimeSpan.FromMinutes(3));
+
+    private async Task<string> Step(string what, string script, params string[] args)
+    {
+        var sw = Stopwatch.StartNew();
+        var r = await CommandRunner.RunAsync("bash", [Path.Combine(Packages.ScriptsDirectory, script), .. args], timeout: TimeSpan.FromMinutes(30));
+        output.WriteLine($"[{_clock.Elapsed.TotalSeconds,6:0.0} s] {what}: exit {r.ExitCode} in {sw.Elapsed.TotalSeconds:0.0} s");
+        Assert.True(r.Succeeded, $"{what} failed: {r}");
+        return r.Stdout;
+    }
+
+    /// <summary>A command chrooted into the (not booted) rootfs.</summary>
+    private Task<CommandResult> InRoot(params string[] argv) => Script(["chroot", _work, .. argv]);
+
+    /// <summary>A command in the booted container.</summary>
+    private Task<CommandResult> InBooted(params string[] argv) => Script(["enter", _init.ToString(System.Globalization.CultureInfo.InvariantCulture), .. argv]);
+
+    private static async Task<string> Ok(Task<CommandResult> run, string what)
+    {
+        var r = await run;
+        Assert.True(r.Succeeded, $"{what}: {r}");
+        return r.Stdout;
+    }
+
+    private async Task FreshRootfsAsync()
+    {
+        await Step("cached bookworm rootfs (setup-rootfs.sh)", "setup-rootfs.sh");
+        await Step("fresh copy", "rootfs.sh", "fresh", _work);
+    }
+
+    private async Task BootAsync()
+    {
+        _init = int.Parse((await Step("boot with systemd-nspawn -b", "rootfs.sh", "boot", _work)).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>stat of a path in the rootfs, from the host: "0755 root root".</summary>
+    private string Stat(string path)
+    {
+        var full = Rootfs + path;
+        Assert.True(File.Exists(full) || Directory.Exists(full), $"{path} does not exist in the rootfs");
+        var mode = Convert.ToString((int)File.GetUnixFileMode(full), 8).PadLeft(4, '0');
+        var owner = Ok(Packages.RunAsync("stat", "-c", "%U %G", full), "stat").Result.Trim();
+        return $"{mode} {owner}";
+    }
+
+    private void AssertInstalledFiles()
+    {
+        foreach (var p in Packages.Contents())
+            Assert.Equal($"{p.Mode} root root", Stat(p.Destination));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(Packages.RepositoryRoot, "systemd", "crsc.service")), File.ReadAllBytes(Rootfs + "/lib/systemd/system/crsc.service"));
+    }
+
+    private async Task AssertEnabledNotStartedAsync(Func<string[], Task<CommandResult>> run)
+    {
+        Assert.Equal("/lib/systemd/system/crsc.service", new FileInfo(Rootfs + "/etc/systemd/system/multi-user.target.wants/crsc.service").LinkTarget);
+        Assert.Equal("enabled", (await run(["systemctl", "is-enabled", "crsc.service"])).Stdout.Trim());
+        Assert.False(Directory.Exists(Rootfs + "/var/lib/crsc"), "the package must not start crsc (or create its state) on install");
+    }
+
+    private async Task AssertUnitVerifiesAsync()
+    {
+        var verify = await InRoot("systemd-analyze", "verify", "/lib/systemd/system/crsc.service");
+        Assert.True(verify.Succeeded && verify.Output.Trim().Length == 0, $"systemd-analyze verify is not clean: {verify}");
+        // and it does complain about a unit with a mistake (so a clean result means something)
+        File.WriteAllText(Rootfs + "/etc/systemd/system/crsc-broken.service", "[Service]\nType=notify\nExecStart=/usr/bin/crsc daemon\nProtectSystem=very\n");
+        var broken = await InRoot("systemd-analyze", "verify", "/etc/systemd/system/crsc-broken.service");
+        Assert.Contains("crsc-broken.service:4", broken.Output);
+        File.Delete(Rootfs + "/etc/systemd/system/crsc-broken.service");
+    }
+
+    /// <summary>In the booted container: start crsc, see it running with its STATUS= line and its structured journal.</summary>
+    private async Task AssertStartsAndReportsAsync()
+    {
+        // enabled: it came up with the boot; stop it and start it by hand the way an admin would
+        await Ok(InBooted("systemctl", "stop", "crsc.service"), "systemctl stop crsc");
+        Assert.Equal("inactive", (await InBooted("systemctl", "is-active", "crsc.service")).Stdout.Trim());
+        var sw = Stopwatch.StartNew();
+        await Ok(InBooted("systemctl", "start", "crsc.service"), "systemctl start crsc"); // Type=notify: returns after READY=1
+        output.WriteLine($"systemctl start crsc returned after {sw.Elapsed.TotalMilliseconds:0} ms");
+        Assert.Equal("active", (await InBooted("systemctl", "is-active", "crsc.service")).Stdout.Trim());
+        var status = await InBooted("systemctl", "status", "--no-pager", "-l", "crsc.service");
+        output.WriteLine(status.Stdout);
+        Assert.Contains("Active: active (running)", status.Stdout);
+        // the daemon's STATUS= (no API server and no CRI socket here: it runs degraded, as a node agent)
+        Assert.Matches(@"Status: ""degraded: .*kube: no API server configured.*runtime: unreachable", status.Stdout);
+        var statusText = (await InBooted("systemctl", "show", "-p", "StatusText", "--value", "crsc.service")).Stdout;
+        Assert.Contains("node-agent: node crsc-install-test", statusText);
+        Assert.Equal("30s", (await InBooted("systemctl", "show", "-p", "WatchdogUSec", "--value", "crsc.service")).Stdout.Trim());
+
+        var journal = await Ok(InBooted("journalctl", "-u", "crsc.service", "-o", "verbose", "--no-pager"), "journalctl -u crsc");
+        Assert.Contains("SYSLOG_IDENTIFIER=crsc", journal);
+        Assert.Contains("_SYSTEMD_UNIT=crsc.service", journal);
+        Assert.Contains("EVENT_NAME=StoreOpened", journal);                 // crsc's own structured fields
+        Assert.Contains("CHECKPOINT_DIRECTORY=/var/lib/crsc/checkpoints", journal);
+        Assert.Contains("LOGGER=Crsc.Storage.DiskCheckpointStore", journal);
+
+        // the directories the unit gives it, root only
+        Assert.Equal("0700 root root", Stat("/var/lib/crsc"));
+        var socket = await Ok(InBooted("stat", "-c", "%a %U %F", "/run/crsc/crsc.sock"), "stat the node API socket");
+        Assert.Equal("600 root socket", socket.Trim());
+        var preflight = await InBooted("crsc", "preflight");
+        output.WriteLine(preflight.Stdout);
+        Assert.Matches(@"runtime socket\s+FAIL\s+/var/run/crio/crio.sock does not exist", preflight.Stdout);
+        Assert.Equal(1, preflight.ExitCode);
+    }
+
+    [RealComponentsFact]
+    public async Task Deb_installs_into_clean_bookworm_boots_runs_and_is_removed_then_purged()
+    {
+        await FreshRootfsAsync();
+        Directory.CreateDirectory(Rootfs + "/root/packages");
+        File.Copy(Packages.Deb, Rootfs + "/root/packages/crsc.deb");
+
+        var install = await InRoot("dpkg", "-i", "/root/packages/crsc.deb");
+        output.WriteLine(install.ToString());
+        Assert.True(install.Succeeded, $"dpkg -i: {install}");
+        Assert.Contains("crsc installed: configure /etc/crsc/config.yaml", install.Stdout);
+        Assert.Equal("install ok installed " + Packages.Version,
+            (await Ok(InRoot("dpkg-query", "-W", "-f", "${Status} ${Version}", "crsc"), "dpkg-query")).Trim());
+        AssertInstalledFiles();
+        Assert.Contains("/etc/crsc/config.yaml", await Ok(InRoot("dpkg-query", "-W", "-f", "${Conffiles}", "crsc"), "conffiles"));
+        await AssertEnabledNotStartedAsync(argv => InRoot(argv));
+        await AssertUnitVerifiesAsync();
+
+        // an admin's change to the config file survives reinstalling (upgrading) the package
+        File.AppendAllText(Rootfs + "/etc/crsc/config.yaml", "log:\n  level: debug\n");
+        await Ok(InRoot("dpkg", "-i", "/root/packages/crsc.deb"), "dpkg -i again");
+        Assert.EndsWith("log:\n  level: debug\n", File.ReadAllText(Rootfs + "/etc/crsc/config.yaml"));
+
+        await BootAsync();
+        await AssertStartsAndReportsAsync();
+
+        // remove: stopped and disabled, the program gone, the store and the configuration kept
+        File.WriteAllText(Rootfs + "/var/lib/crsc/keep-me", "state");
+        var remove = await InBooted("dpkg", "-r", "crsc");
+        Assert.True(remove.Succeeded, $"dpkg -r: {remove}");
+        Assert.Equal("inactive", (await InBooted("systemctl", "is-active", "crsc.service")).Stdout.Trim());
+        Assert.False(File.Exists(Rootfs + "/usr/bin/crsc"));
+        Assert.False(File.Exists(Rootfs + "/lib/systemd/system/crsc.service"));
+        Assert.False(File.Exists(Rootfs + "/etc/systemd/system/multi-user.target.wants/crsc.service"), "removal must disable the unit");
+        Assert.True(File.Exists(Rootfs + "/var/lib/crsc/keep-me"), "removal must keep /var/lib/crsc");
+        Assert.True(File.Exists(Rootfs + "/etc/crsc/config.yaml"), "removal keeps the conffile");
+
+        // purge: the store, the state and the configuration go
+        await Ok(InBooted("dpkg", "-P", "crsc"), "dpkg -P");
+        Assert.False(Directory.Exists(Rootfs + "/var/lib/crsc"), "purge must remove /var/lib/crsc");
+        Assert.False(Directory.Exists(Rootfs + "/etc/crsc"), "purge must remove /etc/crsc");
+        Assert.False((await InBooted("dpkg-query", "-W", "crsc")).Succeeded);
+        output.WriteLine($"deb install test: {_clock.Elapsed.TotalSeconds:0.0} s");
+    }
+
+    [RealComponentsFact]
+    public async Task Rpm_installs_into_a_root_with_its_scripts_and_boots_running()
+    {
+        await FreshRootfsAsync();
+        // rpm on the host installs into the rootfs (--root); its scriptlets run chrooted there
+        var rpm = Packages.Rpm;
+        async Task<CommandResult> Rpm(params string[] args) =>
+            await CommandRunner.RunAsync("unshare", ["--mount", "--propagation", "private", "--", "bash", "-c",
+                "mount -t proc proc \"$0/proc\" && mount --rbind /dev \"$0/dev\" && exec rpm --root \"$0\" \"$@\"", Rootfs, .. args],
+                timeout: TimeSpan.FromMinutes(3));
+
+        var install = await Rpm("-i", "--nodeps", rpm);
+        Assert.True(install.Succeeded, $"rpm -i: {install}");
+        Assert.Contains("crsc installed: configure /etc/crsc/config.yaml", install.Stdout);
+        Assert.Equal($"crsc-{Packages.Version}-1.x86_64", (await Rpm("-q", "crsc")).Stdout.Trim());
+        var verify = await Rpm("-V", "--nodeps", "crsc");
+        Assert.True(verify.Succeeded && verify.Stdout.Trim().Length == 0, $"rpm -V: {verify}");
+        Assert.Equal("/etc/crsc/config.yaml", (await Rpm("-qc", "crsc")).Stdout.Trim());
+        AssertInstalledFiles();
+        await AssertEnabledNotStartedAsync(argv => InRoot(argv));
+
+        await BootAsync();
+        Assert.Equal("active", (await InBooted("systemctl", "is-active", "crsc.service")).Stdout.Trim());
+        await AssertStartsAndReportsAsync();
+        await Ok(Script("halt", _work), "halt");
+
+        var erase = await Rpm("-e", "--nodeps", "crsc");
+        Assert.True(erase.Succeeded, $"rpm -e: {erase}");
+        Assert.False(File.Exists(Rootfs + "/usr/bin/crsc"));
+        Assert.False(File.Exists(Rootfs + "/etc/systemd/system/multi-user.target.wants/crsc.service"), "erase must disable the unit");
+        Assert.True(Directory.Exists(Rootfs + "/var/lib/crsc/checkpoints"), "erase keeps the store (rpm has no purge)");
+        output.WriteLine($"rpm install test: {_clock.Elapsed.TotalSeconds:0.0} s");
+    }
+}
