@@ -43,11 +43,25 @@ public sealed class PackagingFilesTests
         var defaults = new CrscOptions();
         foreach (var key in ConfigKeys.All.Where(k => shown.Contains(k.YamlPath) && k.YamlPath != "nodeName"))
             Assert.True(key.Get(defaults) == key.Get(result.Options), $"config.yaml shows {key.YamlPath}: '{key.Get(result.Options)}', the default is '{key.Get(defaults)}'");
-        // and the keys the file shows are the keys crsc had when it was written (a new key should be added here too)
-        string[] documented = ["nodeName", "kubeconfig", "runtime.endpoint", "runtime.checkpointVia", "kubelet.url", "stateDir", "checkpointDir",
-            "stagingDir", "manifestsDir", "inactiveManifestsDir", "socket", "metrics.address", "images.listen", "images.advertise",
-            "images.registry", "images.registryAuthFile", "images.registryInsecure", "namespace", "log.format", "log.level"];
-        Assert.Equal(documented.Order(StringComparer.Ordinal), shown.Order(StringComparer.Ordinal));
+        // and it shows every key crsc has: a new key goes into packaging/config.yaml (and the README's table) too
+        var missing = ConfigKeys.All.Select(k => k.YamlPath).Where(k => !shown.Contains(k)).ToList();
+        Assert.True(missing.Count == 0, $"packaging/config.yaml does not show {string.Join(", ", missing)}: add them, commented out with their defaults");
+    }
+
+    [Fact]
+    public void The_readme_configuration_table_has_every_key_with_its_variable_flag_and_default()
+    {
+        var rows = File.ReadAllLines(Repository.File("README.md")).Where(l => l.StartsWith("| `", StringComparison.Ordinal)).ToList();
+        var defaults = new CrscOptions();
+        foreach (var key in ConfigKeys.All)
+        {
+            var row = rows.FirstOrDefault(r => r.StartsWith($"| `{key.YamlPath}`", StringComparison.Ordinal));
+            Assert.True(row is not null, $"README.md's configuration table has no row for {key.YamlPath}");
+            Assert.Contains($"`{key.EnvironmentVariables[0]}`", row);
+            Assert.Contains($"`{key.Flag}`", row);
+            var value = key.Get(defaults);
+            if (value.Length > 0 && key.YamlPath != "nodeName") Assert.Contains($"`{value}`", row);
+        }
     }
 
     private static Dictionary<string, List<string>> UnitSettings()
@@ -98,7 +112,7 @@ public sealed class PackagingFilesTests
         writable.AddRange(optional.Select(p => p.TrimStart('-')));
         var o = new CrscOptions();
         foreach (var path in new[] { o.CheckpointDir, o.StagingDir, o.StateDir, o.ManifestsDir, o.InactiveManifestsDir, o.Socket,
-                                     "/etc/kubernetes/checkpoint-secrets", "/etc/kubernetes/checkpoint-configmaps", "/var/lib/kubelet/checkpoints" })
+                                     o.CheckpointSecretsDir, o.CheckpointConfigMapsDir, "/var/lib/kubelet/checkpoints" })
             Assert.True(writable.Any(w => path == w || path.StartsWith(w + "/", StringComparison.Ordinal)), $"{path} is read-only for the unit (writable: {string.Join(" ", writable)})");
     }
 
