@@ -240,4 +240,68 @@ public sealed class AutonomyTests
         Assert.Equal("superseded", await rig.Publisher().PublishAsync(new OutboxRecord(OutboxRecordKind.ScheduleStatus, body), CancellationToken.None));
         Assert.Equal("web-app-20260301100500", schedules.Stored("default", "web")!.Status!.LastCheckpointName);
     }
+
+    [Fact]
+    public async Task A_record_the_api_server_cannot_take_is_retried_with_growing_jittered_waits_and_kept_until_it_is_published()
+    {
+        var rig = new Rig();
+        var ev = new CoreEvent { Type = CoreEvent.Normal, Reason = "CheckpointCreated", Message = "m" };
+        ev.Metadata.Namespace = "default";
+        ev.Metadata.Name = "web.1";
+        rig.Outbox.Append([new OutboxRecord(OutboxRecordKind.Event, System.Text.Json.JsonSerializer.Serialize(ev, Resources.CoreEvents.Json))]);
+        var events = rig.Kube.For(Resources.CoreEvents);
+        events.Unavailable = true;
+        var publisher = new OutboxPublisher(rig.Outbox, rig.Kube, rig.Store, rig.Api, rig.Status,
+            new OutboxPublisherOptions { InitialRetry = TimeSpan.FromSeconds(1), MaxRetry = TimeSpan.FromSeconds(8), Spread = TimeSpan.Zero },
+            rig.Time, random: new Random(7));
+
+        var waits = new List<TimeSpan>();
+        for (var i = 0; i < 6; i++) waits.Add((await publisher.PublishPendingAsync(CancellationToken.None))!.Value);
+        // each wait is in [cap/2, cap] for a cap doubling from 1 s up to 8 s: jittered, growing, bounded
+        double[] caps = [1, 2, 4, 8, 8, 8];
+        for (var i = 0; i < waits.Count; i++)
+            Assert.InRange(waits[i].TotalSeconds, caps[i] / 2, caps[i]);
+        Assert.Equal(1, rig.Outbox.Usage.Records);
+
+        events.Unavailable = false;
+        Assert.Null(await publisher.PublishPendingAsync(CancellationToken.None));
+        Assert.Equal(0, rig.Outbox.Usage.Records);
+        Assert.NotNull(events.Stored("default", "web.1"));
+        // a republish (crash before the acknowledgement) is not a second event
+        Assert.Equal("existed", await publisher.PublishAsync(new OutboxRecord(OutboxRecordKind.Event,
+            System.Text.Json.JsonSerializer.Serialize(ev, Resources.CoreEvents.Json)), CancellationToken.None));
+        Assert.Single(events.AllStored());
+    }
+
+    [Fact]
+    public async Task Events_the_api_server_cannot_take_wait_in_the_outbox_and_go_straight_through_when_it_can()
+    {
+        var rig = new Rig();
+        var events = rig.Kube.For(Resources.CoreEvents);
+        var sink = new OutboxEventSink(new Crsc.Controllers.Events.ApiEventSink(events), () => rig.Outbox, rig.Api, rig.Status);
+        CoreEvent Ev(string name)
+        {
+            var e = new CoreEvent { Type = CoreEvent.Normal, Reason = "R", Message = name };
+            e.Metadata.Namespace = "default";
+            e.Metadata.Name = name;
+            return e;
+        }
+
+        // known unreachable: straight to the outbox
+        await sink.CreateAsync(Ev("a.1"), CancellationToken.None);
+        // believed reachable, but the write cannot get through: to the outbox as well
+        rig.Api.ReportReachable();
+        events.Unavailable = true;
+        await sink.CreateAsync(Ev("b.2"), CancellationToken.None);
+        Assert.Empty(events.AllStored());
+        Assert.Equal([OutboxRecordKind.Event, OutboxRecordKind.Event], rig.Outbox.Appended.Select(r => r.Kind));
+        Assert.Contains("outbox: 2 record(s) waiting for the API server", rig.Health.Summary());
+
+        events.Unavailable = false;
+        await sink.CreateAsync(Ev("c.3"), CancellationToken.None);
+        Assert.Equal(2, rig.Outbox.Usage.Records); // written at once, not queued
+        Assert.Null(await rig.Publisher().PublishPendingAsync(CancellationToken.None));
+        Assert.Equal(["a.1", "b.2", "c.3"], events.AllStored().Select(e => e.Metadata.Name).Order(StringComparer.Ordinal));
+        Assert.Contains("outbox: empty", rig.Health.Summary());
+    }
 }
