@@ -50,6 +50,32 @@ public sealed class BinaryTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Static_pod_manifest_is_embedded_in_the_aot_binary()
+    {
+        var (code, stdout, stderr) = await PublishedBinary.RunAsync(["manifests", "static-pod"]);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(File.ReadAllText(Path.Combine(PublishedBinary.RepoRoot, "packaging", "kubernetes", "static-pod.yaml")), stdout);
+    }
+
+    [Fact]
+    public async Task Preflight_runs_in_the_aot_binary_and_fails_naming_a_missing_runtime_socket()
+    {
+        // statx, programs and JSON under Native AOT; a socket that cannot exist makes the result certain
+        var (code, stdout, stderr) = await PublishedBinary.RunAsync(
+            ["preflight", "--json", "--runtime-endpoint", "unix://" + _dir.Combine("no-runtime.sock"), "--state-dir", _dir.Combine("state")]);
+        Assert.True(code == 1, stderr + stdout);
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+        Assert.False(doc.RootElement.GetProperty("ok").GetBoolean());
+        var rows = doc.RootElement.GetProperty("checks").EnumerateArray()
+            .ToDictionary(r => r.GetProperty("check").GetString()!, r => r.GetProperty("status").GetString());
+        Assert.Equal("FAIL", rows["runtime socket"]);
+        Assert.Equal("OK", rows["kernel"]);  // /proc/sys/kernel/ns_last_pid, read through statx
+        Assert.Contains(rows["stateDir"], new[] { "OK", "FAIL" });
+        Assert.Contains("criu", rows.Keys);
+        Assert.Contains("cgroups", rows.Keys);
+    }
+
+    [Fact]
     public async Task Unknown_verbs_and_flags_exit_2()
     {
         Assert.Equal(2, (await PublishedBinary.RunAsync(["frobnicate"])).Code);
