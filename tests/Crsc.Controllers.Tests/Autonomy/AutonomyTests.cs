@@ -9,6 +9,8 @@ using Crsc.Controllers.Schedules;
 using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Testing;
+using Crsc.Controllers.Informers;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Autonomy;
 
@@ -303,5 +305,64 @@ public sealed class AutonomyTests
         Assert.Null(await rig.Publisher().PublishPendingAsync(CancellationToken.None));
         Assert.Equal(["a.1", "b.2", "c.3"], events.AllStored().Select(e => e.Metadata.Name).Order(StringComparer.Ordinal));
         Assert.Contains("outbox: empty", rig.Health.Summary());
+    }
+
+    [Fact]
+    public async Task The_node_state_follows_the_informers_once_synced_and_is_not_rewritten_when_nothing_changed()
+    {
+        var kube = new FakeKube();
+        var podsApi = kube.For(Resources.Pods);
+        podsApi.FieldReader = (p, field) => field == "spec.nodeName" ? p.Spec.NodeName : null;
+        Pod PodOn(string name, string node) => new()
+        {
+            Metadata = new ObjectMeta
+            {
+                Name = name, Namespace = "default", Labels = new() { [PodOwnerWorkloadResolver.PodTemplateHashLabel] = "6c5d8" },
+                OwnerReferences = [new OwnerReference { Kind = "ReplicaSet", Name = "web-6c5d8", Controller = true, ApiVersion = "apps/v1", Uid = "rs" }],
+            },
+            Spec = new PodSpec { NodeName = node, Containers = [new Container { Name = "app", Image = "i" }] },
+            Status = new PodStatus { Phase = "Running" },
+        };
+        await podsApi.CreateAsync(PodOn("web-6c5d8-aaaaa", "node-a"), CancellationToken.None);
+        await podsApi.CreateAsync(PodOn("web-6c5d8-bbbbb", "node-b"), CancellationToken.None);
+        var schedule = Schedule();
+        schedule.Metadata.Uid = null;
+        await kube.For(CrscResources.CheckpointSchedules).CreateAsync(schedule, CancellationToken.None);
+        var other = Schedule();
+        other.Metadata.Name = "db";
+        other.Spec.Target = new ScheduleTarget { Kind = ScheduleTargetKind.StatefulSet, Name = "db" };
+        await kube.For(CrscResources.CheckpointSchedules).CreateAsync(other, CancellationToken.None);
+
+        var file = new MemoryStateFile();
+        var store = new NodeStateStore(file, "node-a");
+        var pods = NodeAgentComponents.CreatePodInformer(kube, "node-a", TimeProvider.System, NullLoggerFactory.Instance);
+        var schedules = new Informer<CheckpointSchedule>(kube.For(CrscResources.CheckpointSchedules), new InformerOptions(), TimeProvider.System, NullLogger.Instance);
+        var recorder = new NodeStateRecorder(store, schedules, pods, "node-a", TimeProvider.System);
+
+        // not synced yet: a saved state is never replaced by an empty cache
+        Assert.False(recorder.Refresh());
+        Assert.Equal(0, file.Saves);
+
+        using var stop = new CancellationTokenSource();
+        var running = Task.WhenAll(pods.RunAsync(stop.Token), schedules.RunAsync(stop.Token));
+        await pods.WaitForSyncAsync(CancellationToken.None);
+        await schedules.WaitForSyncAsync(CancellationToken.None);
+        Assert.True(recorder.Refresh());
+        var saved = file.Saved!;
+        var only = Assert.Single(saved.Schedules); // the StatefulSet schedule has no pod here
+        Assert.Equal("web", only.Schedule.Metadata.Name);
+        Assert.Equal(["web-6c5d8-aaaaa"], only.Pods);
+        Assert.Equal(("web-6c5d8-aaaaa", "web", "app"), (saved.Pods.Single().Name, saved.Pods.Single().Workload, saved.Pods.Single().Containers.Single()));
+
+        // nothing changed: nothing written
+        Assert.False(recorder.Refresh());
+        Assert.Equal(1, file.Saves);
+
+        // a second pod of the workload on this node: written again
+        await podsApi.CreateAsync(PodOn("web-6c5d8-ccccc", "node-a"), CancellationToken.None);
+        await Eventually.TrueAsync(() => recorder.Refresh(), "the new pod is saved");
+        Assert.Equal(["web-6c5d8-aaaaa", "web-6c5d8-ccccc"], file.Saved!.Schedules.Single().Pods);
+        await stop.CancelAsync();
+        await running;
     }
 }
