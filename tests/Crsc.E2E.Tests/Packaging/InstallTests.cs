@@ -170,6 +170,14 @@ public sealed class InstallTests(ITestOutputHelper output) : IAsyncLifetime
         await BootAsync();
         await AssertStartsAndReportsAsync();
 
+        // an upgrade (the same package again) restarts the running daemon on the new files and keeps it enabled
+        var pid = (await InBooted("systemctl", "show", "-p", "MainPID", "--value", "crsc.service")).Stdout.Trim();
+        await Ok(InBooted("dpkg", "-i", "/root/packages/crsc.deb"), "dpkg -i while running");
+        Assert.Equal("active", (await InBooted("systemctl", "is-active", "crsc.service")).Stdout.Trim());
+        Assert.Equal("enabled", (await InBooted("systemctl", "is-enabled", "crsc.service")).Stdout.Trim());
+        var newPid = (await InBooted("systemctl", "show", "-p", "MainPID", "--value", "crsc.service")).Stdout.Trim();
+        Assert.True(newPid != pid && newPid != "0", $"the upgrade did not restart crsc (MainPID {pid} → {newPid})");
+
         // remove: stopped and disabled, the program gone, the store and the configuration kept
         File.WriteAllText(Rootfs + "/var/lib/crsc/keep-me", "state");
         var remove = await InBooted("dpkg", "-r", "crsc");
