@@ -9,7 +9,7 @@ PACKAGES_DIR := $(CURDIR)/obj/packages
 .PHONY: help build publish test e2e bench demo package clean deps
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 deps: ## install the Debian packages the build and tests need (root)
 	@.ci/deps.sh

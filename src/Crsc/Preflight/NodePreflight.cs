@@ -190,10 +190,10 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
             : PreflightRow.Fail("kernel", $"{release} has no /proc/sys/kernel/ns_last_pid (built without CONFIG_CHECKPOINT_RESTORE)",
                 "use a kernel built with CONFIG_CHECKPOINT_RESTORE=y (every major distribution's is)");
 
-        var config = host.ReadText($"/boot/config-{release}");
+        var config = host.ReadText($"/boot/config-{release}") ?? host.ReadText("/proc/config.gz");
         if (config is null)
         {
-            yield return PreflightRow.Warn("kernel config", $"/boot/config-{release} not found: options not checked",
+            yield return PreflightRow.Warn("kernel config", $"neither /boot/config-{release} nor /proc/config.gz: options not checked",
                 "install the kernel's config file, or rely on `criu check`");
         }
         else

@@ -12,8 +12,16 @@ internal sealed partial class SystemPreflightHost : IPreflightHost
 {
     public string? ReadText(string path)
     {
-        try { return File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+        try
+        {
+            if (!path.EndsWith(".gz", StringComparison.Ordinal)) return File.ReadAllText(path);
+            // /proc/config.gz: the running kernel's configuration, gzipped
+            using var file = File.OpenRead(path);
+            using var gzip = new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress);
+            using var reader = new StreamReader(gzip);
+            return reader.ReadToEnd();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException) { return null; }
     }
 
     public PathInfo? Stat(string path)

@@ -250,6 +250,42 @@ public sealed class NodePreflightTests
     }
 
     [Fact]
+    public async Task The_running_kernels_proc_config_is_read_when_boot_has_none()
+    {
+        var node = FakeNode.Healthy();
+        node.Files.Remove("/boot/config-6.12.0-test");
+        node.Files["/proc/config.gz"] = "CONFIG_CHECKPOINT_RESTORE=y\n";
+        var row = Row(await node.RunAsync(), "kernel config");
+        Assert.Equal(PreflightStatus.Fail, row.Status);
+        Assert.StartsWith("missing CONFIG_NAMESPACES", row.Detail);
+    }
+
+    [Fact]
+    public void The_system_host_reads_proc_config_gz_decompressed()
+    {
+        var text = new SystemPreflightHost().ReadText("/proc/config.gz");
+        if (text is null) return; // a kernel without IKCONFIG_PROC: nothing to read here
+        Assert.Contains("CONFIG_", text);
+        Assert.Contains(NodePreflight.ParseKernelConfig(text), o => o == "CONFIG_NAMESPACES");
+    }
+
+    [Fact]
+    public void The_system_host_stats_without_following_links_and_reads_owner_and_mode()
+    {
+        using var dir = new Crsc.Testing.TempDir();
+        var link = Path.Combine(dir.Path, "link");
+        File.CreateSymbolicLink(link, "/");
+        var host = new SystemPreflightHost();
+        Assert.Equal(PathKind.Symlink, host.Stat(link)!.Kind);
+        var d = host.Stat(dir.Path)!;
+        Assert.Equal(PathKind.Directory, d.Kind);
+        Assert.Equal((UnixFileMode)0b111_000_000, d.Mode);
+        Assert.Equal(host.EffectiveUid, d.OwnerUid);
+        Assert.Null(host.Stat(Path.Combine(dir.Path, "absent")));
+        Assert.Equal(PathKind.File, host.Stat("/proc/sys/kernel/osrelease")?.Kind);
+    }
+
+    [Fact]
     public async Task A_checkpoint_dir_others_can_read_fails_with_chmod()
     {
         var node = FakeNode.Healthy();
