@@ -65,6 +65,7 @@ public sealed partial class OfflineScheduler
 
     public async Task RunAsync(CancellationToken ct)
     {
+        RecoverRuns();
         while (!ct.IsCancellationRequested)
         {
             // take the flip's task before looking, so a flip in between is not missed
@@ -199,6 +200,37 @@ public sealed partial class OfflineScheduler
         _state.Record(new ScheduleRun(schedule.Metadata.Uid!, pod.Name, container, runAt, name));
     }
 
+    /// <summary>
+    /// Records in the run log the offline runs whose records still wait in the outbox. A run is appended to the
+    /// outbox before it is recorded in the node state; a crash between the two would otherwise run the slot again
+    /// after the restart and leave a second archive whose object the outbox cannot create. Returns how many it found.
+    /// </summary>
+    public int RecoverRuns()
+    {
+        var found = 0;
+        foreach (var entry in _outbox.Pending(int.MaxValue))
+        {
+            if (entry.Record.Kind != OutboxRecordKind.CheckpointCreate) continue;
+            ContainerCheckpoint? ckpt;
+            try
+            {
+                ckpt = JsonSerializer.Deserialize(entry.Record.Body, CrscResources.ContainerCheckpoints.Json);
+            }
+            catch (JsonException)
+            {
+                continue; // the publisher reports and drops a corrupt record
+            }
+            if (ckpt?.Metadata.OwnerReferences?.FirstOrDefault(o => o.Controller == true)?.Uid is not { Length: > 0 } uid
+                || ckpt.Metadata.Annotations?.GetValueOrDefault(ScheduleReconciler.ScheduledForAnnotation) is not { } text
+                || !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var runAt))
+                continue;
+            _state.Record(new ScheduleRun(uid, ckpt.Spec.PodName, ckpt.Spec.Container ?? "", runAt, ckpt.Metadata.Name!));
+            found++;
+        }
+        if (found > 0) Log.RunsRecovered(_logger, found);
+        return found;
+    }
+
     private OutboxRecord EventRecord(CheckpointSchedule regarding, string type, string reason, string message)
     {
         var now = _time.GetUtcNow();
@@ -240,6 +272,9 @@ public sealed partial class OfflineScheduler
 
         [LoggerMessage(3, LogLevel.Warning, "Offline checkpoint {Name} of schedule {Namespace}/{Schedule} (pod {Pod}, container {Container}) failed")]
         public static partial void Failed(ILogger logger, Exception exception, string @namespace, string schedule, string name, string pod, string container);
+
+        [LoggerMessage(5, LogLevel.Information, "{Runs} offline run(s) whose records wait in the outbox are known as taken")]
+        public static partial void RunsRecovered(ILogger logger, int runs);
 
         [LoggerMessage(4, LogLevel.Warning, "Outbox full: the offline checkpoint of schedule {Namespace}/{Schedule} (pod {Pod}, container {Container}) due at {RunAt} waits")]
         public static partial void PausedFull(ILogger logger, string @namespace, string schedule, string pod, string container, DateTimeOffset runAt);

@@ -151,6 +151,30 @@ public sealed class AutonomyTests
     }
 
     [Fact]
+    public async Task After_a_crash_between_the_outbox_append_and_the_run_log_the_slot_is_not_taken_again()
+    {
+        var rig = new Rig();
+        var jitter = ScheduleTiming.Jitter("sched-uid-1", TimeSpan.FromMinutes(1));
+        rig.Time.SetUtcNow(Created.AddMinutes(1) + jitter);
+        await rig.Scheduler.RunDueAsync(CancellationToken.None);
+        Assert.Single(rig.Runner.Requests);
+
+        // the restart: the outbox kept the records, the node state lost the run (saved before the crash without it)
+        var state = new NodeStateStore(new MemoryStateFile(), "node-a");
+        state.ReplaceView([new SavedSchedule(Schedule(), ["web-6c5d8-abcde"])],
+            [new SavedPod("default", "web-6c5d8-abcde", "pod-uid-1", "web", ["app", "crsc-interceptor"])]);
+        var runner = new StoreRunner(rig.Store, rig.Time);
+        var restarted = new OfflineScheduler(state, rig.Api, runner, rig.Outbox, rig.Status,
+            new OfflineSchedulerOptions { NodeName = "node-a" }, rig.Time);
+
+        Assert.Equal(1, restarted.RecoverRuns());
+        await restarted.RunDueAsync(CancellationToken.None);
+
+        Assert.Empty(runner.Requests);
+        Assert.Equal(Crsc.Api.Crds.KubeTime.Truncate(Created.AddMinutes(1) + jitter), state.LastRun("sched-uid-1", "web-6c5d8-abcde", "app")!.RunAt);
+    }
+
+    [Fact]
     public async Task A_full_outbox_pauses_offline_checkpoints_with_a_degraded_entry_and_drops_nothing()
     {
         // room for about one run's records and no more
