@@ -116,6 +116,12 @@ public sealed partial class StaticPodCheckpointer
         _state ??= _store.LoadState();
         var reachable = _api.IsReachable;
         var pods = reachable ? _pods() : null;
+        if (NothingToDo(pods))
+        {
+            // no checkpoint on disk, no timer, no annotated pod here: a node without static checkpoints asks nothing
+            Report([], runtimeUnknown: false);
+            return [];
+        }
         var running = await RunningLocallyAsync(ct).ConfigureAwait(false);
         var now = _time.GetUtcNow();
         var plan = _planner.Plan(new StaticPodPlanInput(pods, reachable, running, _store.List(), _state, now));
@@ -181,6 +187,11 @@ public sealed partial class StaticPodCheckpointer
         Report(problems, running is null);
         return done;
     }
+
+    private bool NothingToDo(IReadOnlyList<Pod>? pods) =>
+        _state!.Timers.Count == 0
+        && _store.List().Count == 0
+        && (pods is null || !pods.Any(p => StaticPodNames.IsParent(p, _planner.Options.NodeName)));
 
     private async Task<IReadOnlySet<ObjectKey>?> RunningLocallyAsync(CancellationToken ct)
     {

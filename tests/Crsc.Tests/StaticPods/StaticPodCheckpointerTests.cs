@@ -77,6 +77,30 @@ public sealed class StaticPodCheckpointerTests : IAsyncLifetime
         Spec = new PodSpec { NodeName = Node, Containers = [new Container { Name = "main", Image = "registry.local/web:1" }], Volumes = [.. volumes] },
     };
 
+    [Fact]
+    public async Task A_node_without_static_checkpoints_or_annotated_pods_does_not_ask_the_runtime()
+    {
+        var checkpointer = Checkpointer();
+        _api.ReportReachable();
+        _pods = [new Pod
+        {
+            Metadata = new ObjectMeta { Name = "plain", Namespace = "default", ResourceVersion = "1" },
+            Spec = new PodSpec { NodeName = Node, Containers = [new Container { Name = "main", Image = "registry.local/web:1" }] },
+        }];
+
+        Assert.Empty(await checkpointer.RunOnceAsync(CancellationToken.None));
+        _api.ReportUnreachable("down");
+        Assert.Empty(await checkpointer.RunOnceAsync(CancellationToken.None));
+        Assert.Empty(_cri.CallsTo("ListPodSandbox"));
+        Assert.Equal("Healthy: 0 checkpoint(s), 0 active", Health());
+
+        // an annotated pod on the node: now the local truth matters
+        _api.ReportReachable();
+        _pods = [Web()];
+        await checkpointer.RunOnceAsync(CancellationToken.None);
+        Assert.NotEmpty(_cri.CallsTo("ListPodSandbox"));
+    }
+
     private string? Health() => _health.Snapshot().SingleOrDefault(e => e.Component == "static-pods") is { } e ? $"{e.Status}: {e.Message}" : null;
 
     [Fact]
