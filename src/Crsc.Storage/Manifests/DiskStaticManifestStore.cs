@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Crsc.Api;
@@ -255,25 +254,7 @@ public sealed partial class DiskStaticManifestStore : IStaticManifestStore
             throw Refused(path, "a directory where crsc writes a file");
         }
         // a symlink at the path is replaced by the rename, never followed
-        var temp = Path.Join(dir, $".{name}.tmp-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}");
-        try
-        {
-            using (var stream = new FileStream(temp, new FileStreamOptions
-                   {
-                       Mode = System.IO.FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = FileMode,
-                   }))
-            {
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { }
-            throw;
-        }
-        Native.FSyncDirectory(dir);
+        AtomicFile.Write(path, bytes);
         return true;
     }
 

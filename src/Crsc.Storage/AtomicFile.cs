@@ -1,0 +1,49 @@
+using System.Security.Cryptography;
+
+namespace Crsc.Storage;
+
+/// <summary>
+/// Small files replaced whole and crash-safely: a new temp file (0600, unique name beside the target) → fsync →
+/// rename → fsync(dir). A symlink at the target is replaced by the rename, never followed; a failed write leaves
+/// no temp file behind. Used for the node state, the outbox's files and static-pod checkpoints. (The archive store
+/// keeps its own manifest writer: it has fault-injection points between the steps.)
+/// </summary>
+internal static class AtomicFile
+{
+    public const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    public const UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>Creates <paramref name="path"/> (0700) when missing, and makes an existing one 0700.</summary>
+    public static void EnsureDirectory(string path)
+    {
+        Directory.CreateDirectory(path, DirectoryMode);
+        File.SetUnixFileMode(path, DirectoryMode);
+    }
+
+    public static void Write(string path, ReadOnlySpan<byte> content)
+    {
+        var dir = Path.GetDirectoryName(path)!;
+        var temp = Path.Join(dir, $".{Path.GetFileName(path)}.tmp-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}");
+        try
+        {
+            using (var stream = new FileStream(temp, new FileStreamOptions
+            {
+                Mode = System.IO.FileMode.CreateNew,
+                Access = FileAccess.Write,
+                UnixCreateMode = FileMode,
+            }))
+            {
+                stream.Write(content);
+                stream.Flush(flushToDisk: true);
+            }
+            File.SetUnixFileMode(temp, FileMode);
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temp); } catch (IOException) { }
+            throw;
+        }
+        Native.FSyncDirectory(dir);
+    }
+}
