@@ -61,30 +61,14 @@ public sealed class RestoreComponents
     {
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentNullException.ThrowIfNull(loggers);
-        var owned = new List<IInformer>();
-        if (pods is null)
-        {
-            pods = new Informer<Pod>(kube.Resource(Resources.Pods), new InformerOptions { Name = "informer/pods-restore" },
-                time, loggers.CreateLogger("Crsc.Informers.Pods"), health);
-            owned.Add(pods);
-        }
-        if (restores is null)
-        {
-            restores = new Informer<Restore>(kube.Resource(CrscResources.Restores), new InformerOptions { Name = "informer/restores" },
-                time, loggers.CreateLogger("Crsc.Informers.Restores"), health);
-            owned.Add(restores);
-        }
-        if (checkpoints is null)
-        {
-            checkpoints = new Informer<ContainerCheckpoint>(kube.Resource(CrscResources.ContainerCheckpoints),
-                new InformerOptions { Name = "informer/containercheckpoints-restore" }, time,
-                loggers.CreateLogger("Crsc.Informers.ContainerCheckpoints"), health);
-            owned.Add(checkpoints);
-        }
-        var contents = new Informer<ContainerCheckpointContent>(kube.Resource(CrscResources.ContainerCheckpointContents),
-            new InformerOptions { Name = "informer/containercheckpointcontents-restore" }, time,
-            loggers.CreateLogger("Crsc.Informers.ContainerCheckpointContents"), health);
-        owned.Add(contents);
+        var source = new InformerSource(kube, time, loggers, health);
+        pods = source.UseOrMake(pods, Resources.Pods, new InformerOptions { Name = "informer/pods-restore" }, "Crsc.Informers.Pods");
+        restores = source.UseOrMake(restores, CrscResources.Restores, new InformerOptions { Name = "informer/restores" }, "Crsc.Informers.Restores");
+        checkpoints = source.UseOrMake(checkpoints, CrscResources.ContainerCheckpoints,
+            new InformerOptions { Name = "informer/containercheckpoints-restore" }, "Crsc.Informers.ContainerCheckpoints");
+        var contents = source.UseOrMake(null, CrscResources.ContainerCheckpointContents,
+            new InformerOptions { Name = "informer/containercheckpointcontents-restore" }, "Crsc.Informers.ContainerCheckpointContents");
+        var owned = source.Made;
 
         var reconciler = new RestoreReconciler(kube, restores, pods, checkpoints, contents, events,
             options ?? new RestoreReconcilerOptions(), time, loggers.CreateLogger<RestoreReconciler>());
@@ -141,17 +125,11 @@ public sealed class RestorePreparerComponents
         ArgumentException.ThrowIfNullOrWhiteSpace(nodeName);
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentNullException.ThrowIfNull(loggers);
-        var owned = new List<IInformer>();
-        if (podsOnNode is null)
-        {
-            podsOnNode = new Informer<Pod>(kube.Resource(Resources.Pods),
-                new InformerOptions { FieldSelector = $"spec.nodeName={nodeName}", Name = "informer/pods-on-node-restore" },
-                time, loggers.CreateLogger("Crsc.Informers.Pods"), health);
-            owned.Add(podsOnNode);
-        }
-        var restores = new Informer<Restore>(kube.Resource(CrscResources.Restores),
-            new InformerOptions { Name = "informer/restores-node" }, time, loggers.CreateLogger("Crsc.Informers.Restores"), health);
-        owned.Add(restores);
+        var source = new InformerSource(kube, time, loggers, health);
+        podsOnNode = source.UseOrMake(podsOnNode, Resources.Pods,
+            new InformerOptions { FieldSelector = $"spec.nodeName={nodeName}", Name = "informer/pods-on-node-restore" }, "Crsc.Informers.Pods");
+        var restores = source.UseOrMake(null, CrscResources.Restores, new InformerOptions { Name = "informer/restores-node" }, "Crsc.Informers.Restores");
+        var owned = source.Made;
         var preparer = new RestorePreparer(kube, restores, podsOnNode, runtime, events,
             (options ?? new RestorePreparerOptions { NodeName = nodeName }) with { NodeName = nodeName }, time,
             loggers.CreateLogger<RestorePreparer>());

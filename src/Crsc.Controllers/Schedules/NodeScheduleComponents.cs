@@ -60,14 +60,11 @@ public sealed class NodeScheduleComponents
     {
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentNullException.ThrowIfNull(loggers);
-        var owned = new List<IInformer>();
-        if (pods is null) owned.Add(pods = NodeAgentComponents.CreatePodInformer(kube, nodeName, time, loggers, health));
-        if (schedules is null)
-            owned.Add(schedules = new Informer<CheckpointSchedule>(kube.Resource(CrscResources.CheckpointSchedules),
-                new InformerOptions(), time, loggers.CreateLogger("Crsc.Informers.CheckpointSchedules"), health));
-        if (checkpoints is null)
-            owned.Add(checkpoints = new Informer<ContainerCheckpoint>(kube.Resource(CrscResources.ContainerCheckpoints),
-                new InformerOptions(), time, loggers.CreateLogger("Crsc.Informers.ContainerCheckpoints"), health));
+        var source = new InformerSource(kube, time, loggers, health);
+        if (pods is null) source.Made.Add(pods = NodeAgentComponents.CreatePodInformer(kube, nodeName, time, loggers, health));
+        schedules = source.UseOrMake(schedules, CrscResources.CheckpointSchedules, new InformerOptions(), "Crsc.Informers.CheckpointSchedules");
+        checkpoints = source.UseOrMake(checkpoints, CrscResources.ContainerCheckpoints, new InformerOptions(), "Crsc.Informers.ContainerCheckpoints");
+        var owned = source.Made;
 
         var reconciler = new ScheduleReconciler(kube, schedules, pods, checkpoints, events,
             new ScheduleReconcilerOptions { NodeName = nodeName }, time, loggers.CreateLogger<ScheduleReconciler>(), runLog);

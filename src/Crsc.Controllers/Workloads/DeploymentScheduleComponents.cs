@@ -53,13 +53,10 @@ public sealed class DeploymentScheduleComponents
     {
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentNullException.ThrowIfNull(loggers);
-        var owned = new List<IInformer>();
-        if (deployments is null)
-            owned.Add(deployments = new Informer<Deployment>(kube.Resource(Resources.Deployments),
-                new InformerOptions { Name = "deployments" }, time, loggers.CreateLogger("Crsc.Informers.Deployments"), health));
-        if (schedules is null)
-            owned.Add(schedules = new Informer<CheckpointSchedule>(kube.Resource(CrscResources.CheckpointSchedules),
-                new InformerOptions(), time, loggers.CreateLogger("Crsc.Informers.CheckpointSchedules"), health));
+        var source = new InformerSource(kube, time, loggers, health);
+        deployments = source.UseOrMake(deployments, Resources.Deployments, new InformerOptions { Name = "deployments" }, "Crsc.Informers.Deployments");
+        schedules = source.UseOrMake(schedules, CrscResources.CheckpointSchedules, new InformerOptions(), "Crsc.Informers.CheckpointSchedules");
+        var owned = source.Made;
         var reconciler = new DeploymentReconciler(kube, deployments, schedules, events, time,
             loggers.CreateLogger<DeploymentReconciler>(), options);
         var controller = new Controller(ControllerName, reconciler, time, loggers.CreateLogger<Controller>());

@@ -56,19 +56,14 @@ public sealed class PodFailureComponents
     {
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentNullException.ThrowIfNull(loggers);
-        var created = new List<IInformer>();
-        Informer<T> Make<T>(Informer<T>? given, ResourceType<T> type, string name) where T : class, IKubernetesObject
-        {
-            if (given is not null) return given;
-            var informer = new Informer<T>(kube.Resource(type), new InformerOptions { Name = "informer/" + name }, time,
-                loggers.CreateLogger("Crsc.Informers." + name), health);
-            created.Add(informer);
-            return informer;
-        }
+        var source = new InformerSource(kube, time, loggers, health);
+        Informer<T> Make<T>(Informer<T>? given, ResourceType<T> type, string name) where T : class, IKubernetesObject =>
+            source.UseOrMake(given, type, new InformerOptions { Name = "informer/" + name }, "Crsc.Informers." + name);
         pods = Make(pods, Resources.Pods, "pods");
         replicaSets = Make(replicaSets, Resources.ReplicaSets, "replicasets");
         deployments = Make(deployments, Resources.Deployments, "deployments");
         restores = Make(restores, CrscResources.Restores, "restores");
+        var created = source.Made;
 
         var reconciler = new PodFailureReconciler(kube, pods, replicaSets, deployments, restores, events,
             options ?? new PodFailureOptions(), time, loggers.CreateLogger<PodFailureReconciler>());
