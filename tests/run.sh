@@ -4,6 +4,7 @@
 #   tests/run.sh unit RESULTS_DIR     unit and integration tests, plus the published-binary E2E tests
 #   tests/run.sh e2e  RESULTS_DIR     the real-component suite (root: CRIU, containerd, registry)
 #   tests/run.sh summary RESULTS_DIR  prints "N passed, N failed, N skipped" over every TRX in RESULTS_DIR
+#                                     (with CRSC_TEST_DETAILS=1 also why each failed test failed)
 #
 # `dotnet test`'s own summary is per project; the closing line printed here sums them all.
 set -uo pipefail
@@ -12,7 +13,37 @@ phase=${1:?usage: tests/run.sh unit|e2e|summary RESULTS_DIR}
 results=${2:?usage: tests/run.sh unit|e2e|summary RESULTS_DIR}
 mkdir -p "$results"
 
+# Why each failed test failed, from its TRX: the assertion message, the top of the stack and the end of
+# what the test wrote (ITestOutputHelper), so a CI log alone says what went wrong. Kept short: a CI record
+# may keep only the last lines of the log.
+failure_details() {
+  command -v python3 >/dev/null || return 0
+  python3 - "$1" <<'PY' || true
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+def tail(text, n):
+    lines = (text or "").rstrip().splitlines()
+    return lines[-n:] if len(lines) > n else lines
+for r in ET.parse(sys.argv[1]).getroot().iterfind(".//t:UnitTestResult", ns):
+    if r.get("outcome") != "Failed":
+        continue
+    print(f"---- {r.get('testName')} ({r.get('duration')})")
+    out = r.find("t:Output", ns)
+    if out is None:
+        continue
+    msg = out.findtext("t:ErrorInfo/t:Message", default="", namespaces=ns)
+    stack = out.findtext("t:ErrorInfo/t:StackTrace", default="", namespaces=ns)
+    for line in (msg or "").rstrip().splitlines()[:14]:
+        print("  | " + line[:300])
+    for line in [l for l in (stack or "").splitlines() if l.strip()][:3]:
+        print("  | " + line.strip()[:300])
+    for line in tail(out.findtext("t:StdOut", default="", namespaces=ns), 8):
+        print("  > " + line[:300])
+PY
+}
+
 summary() {
+  local details=${CRSC_TEST_DETAILS:-0}
   local passed=0 failed=0 skipped=0 f line
   shopt -s nullglob
   for f in "$results"/*.trx "$results"/*/*.trx; do
@@ -24,6 +55,7 @@ summary() {
     skipped=$((skipped + $(get total) - $(get executed)))
     # name what failed, so a red line says where to look
     grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$f" | sed -n 's/.*testName="\([^"]*\)".*/  FAILED: \1/p' >&2
+    [ "${details:-}" = 1 ] && failure_details "$f" >&2
   done
   for f in "$results"/*.runerror "$results"/*/*.runerror; do
     [ -e "$f" ] || continue
