@@ -55,7 +55,15 @@ public sealed class SystemdStatusReporter : IHostedLifecycleService, IDisposable
     {
         status ??= _health.Summary();
         var sent = await _notifier.NotifyReadyAsync(status, cancellationToken).ConfigureAwait(false);
-        lock (_gate) _lastStatus = status;
+        bool running;
+        lock (_gate)
+        {
+            _lastStatus = status;
+            running = _started && !_stopSent;
+        }
+        // The status loop may have sent a newer summary while this one was on its way: READY's STATUS= then
+        // replaced it in systemd with an older line. One more evaluation sends the current summary if it differs.
+        if (running) OnChanged();
         return sent;
     }
 

@@ -54,6 +54,38 @@ public sealed class SystemdStatusReporterTests
     }
 
     [Fact]
+    public async Task A_ready_status_older_than_the_line_already_sent_is_followed_by_the_current_one()
+    {
+        // the daemon reads the summary for READY=1 while a component reports; the status loop sends the newer
+        // summary first, READY's older line lands after it: systemd must not be left showing the older one
+        var time = new ManualTimeProvider();
+        var health = new HealthRegistry(time);
+        using var systemd = DatagramReceiver.BindAbstract();
+        using var notifier = new SystemdNotifier(systemd.Address);
+        using var reporter = NewReporter(notifier, health, time);
+        health.Report("kube", HealthStatus.Degraded, "no API server configured");
+        var readSummaryForReady = health.Summary();
+
+        await reporter.StartAsync(CancellationToken.None);
+        await Eventually.TrueAsync(() => time.ActiveTimers == 1, "the first status waits for the coalescing delay");
+        health.Report("runtime", HealthStatus.Degraded, "unreachable: no such file");
+        time.Advance(reporter.CoalesceDelay);
+        var current = health.Summary();
+        Assert.Equal(current, (await systemd.ReceiveNotifyAsync("the loop's status"))["STATUS"]);
+        await Eventually.TrueAsync(() => reporter.Evaluations == 1 && time.ActiveTimers == 0, "first evaluation done");
+
+        Assert.True(await reporter.NotifyReadyAsync(readSummaryForReady));
+        var ready = await systemd.ReceiveNotifyAsync("READY=1");
+        Assert.Equal("degraded: kube: no API server configured", ready["STATUS"]);
+
+        await Eventually.TrueAsync(() => time.ActiveTimers == 1, "READY is followed by one more evaluation");
+        time.Advance(reporter.CoalesceDelay);
+        Assert.Equal(current, (await systemd.ReceiveNotifyAsync("the current status again"))["STATUS"]);
+        Assert.Equal(current, reporter.LastStatus);
+        await reporter.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
     public async Task Ready_uses_the_health_summary_and_stopping_comes_with_a_status()
     {
         var time = new ManualTimeProvider();
