@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Crsc.E2E.Tests.Sandbox;
+using Crsc.Testing;
 using Xunit.Abstractions;
 
 namespace Crsc.E2E.Tests.Packaging;
@@ -118,13 +119,20 @@ public sealed class InstallTests(ITestOutputHelper output) : IAsyncLifetime
         await Ok(InBooted("systemctl", "start", "crsc.service"), "systemctl start crsc"); // Type=notify: returns after READY=1
         output.WriteLine($"systemctl start crsc returned after {sw.Elapsed.TotalMilliseconds:0} ms");
         Assert.Equal("active", (await InBooted("systemctl", "is-active", "crsc.service")).Stdout.Trim());
+        // READY=1 comes once the host has started; the runtime probe answers on its own time and the STATUS= line
+        // follows it (coalesced), so the line that names both is waited for, not expected at the first look
+        var statusText = "";
+        await Eventually.TrueAsync(async () =>
+        {
+            statusText = (await InBooted("systemctl", "show", "-p", "StatusText", "--value", "crsc.service")).Stdout;
+            return statusText.Contains("runtime: unreachable", StringComparison.Ordinal);
+        }, "crsc's STATUS= names the unreachable runtime", TimeSpan.FromSeconds(30));
+        Assert.Contains("node-agent: node crsc-install-test", statusText);
         var status = await InBooted("systemctl", "status", "--no-pager", "-l", "crsc.service");
         output.WriteLine(status.Stdout);
         Assert.Contains("Active: active (running)", status.Stdout);
         // the daemon's STATUS= (no API server and no CRI socket here: it runs degraded, as a node agent)
         Assert.Matches(@"Status: ""degraded: .*kube: no API server configured.*runtime: unreachable", status.Stdout);
-        var statusText = (await InBooted("systemctl", "show", "-p", "StatusText", "--value", "crsc.service")).Stdout;
-        Assert.Contains("node-agent: node crsc-install-test", statusText);
         Assert.Equal("30s", (await InBooted("systemctl", "show", "-p", "WatchdogUSec", "--value", "crsc.service")).Stdout.Trim());
 
         var journal = await Ok(InBooted("journalctl", "-u", "crsc.service", "-o", "verbose", "--no-pager"), "journalctl -u crsc");

@@ -16,7 +16,7 @@ public sealed class RealRuntimeCollection : ICollectionFixture<RealRuntimeFixtur
 /// setup-rootfs.sh → ns-up.sh → setup-containerd.sh → start-containerd.sh (each idempotent, so a
 /// machine that already built the rootfs starts in seconds). Their output goes to the xunit
 /// diagnostic messages and to <see cref="LogPath"/>. On dispose containerd, the registry and the
-/// namespace are stopped; the rootfs stays for the next run (<c>CRSC_E2E_KEEP=1</c> leaves
+/// namespace are stopped and the directories the tests made under <see cref="SharedDirectory"/> removed; the rootfs stays for the next run (<c>CRSC_E2E_KEEP=1</c> leaves
 /// everything running, for poking at it by hand).
 /// When <see cref="RealComponents.SkipReason"/> is set nothing is started (the tests are skipped).
 /// </summary>
@@ -27,6 +27,7 @@ public sealed class RealRuntimeFixture : IAsyncLifetime
     private StreamWriter? _log;
     private bool _started;
     private readonly List<(string Step, TimeSpan Took)> _timings = [];
+    private readonly List<string> _sharedDirectories = [];
 
     public RealRuntimeFixture(IMessageSink sink)
     {
@@ -88,6 +89,7 @@ public sealed class RealRuntimeFixture : IAsyncLifetime
     {
         var dir = Path.Combine(SharedDirectory, $"{prefix}{DateTime.UtcNow:HHmmss}-{Guid.NewGuid().ToString("N")[..8]}");
         Directory.CreateDirectory(dir);
+        lock (_sharedDirectories) _sharedDirectories.Add(dir);
         return dir;
     }
 
@@ -137,11 +139,26 @@ public sealed class RealRuntimeFixture : IAsyncLifetime
             var down = await RunScriptAsync("ns-down.sh", TimeSpan.FromMinutes(1));
             if (!stop.Succeeded || !down.Succeeded)
                 Log($"WARNING: teardown incomplete (stop-containerd.sh exit {stop.ExitCode}, ns-down.sh exit {down.ExitCode})");
+            // the tests' directories hold checkpoint archives (process memory) and logs: gone with the run, whatever
+            // a test left in them (a failing test's are kept in its own output, not here)
+            else RemoveSharedDirectories();
         }
         finally
         {
             _log?.Dispose();
         }
+    }
+
+    private void RemoveSharedDirectories()
+    {
+        string[] dirs;
+        lock (_sharedDirectories) dirs = [.. _sharedDirectories];
+        foreach (var dir in dirs)
+        {
+            try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Log($"WARNING: could not remove {dir}: {e.Message}"); }
+        }
+        Log($"removed {dirs.Length} test director{(dirs.Length == 1 ? "y" : "ies")} under {SharedDirectory}");
     }
 
     private async Task StepAsync(string script, TimeSpan timeout)
