@@ -85,6 +85,8 @@ internal static partial class DaemonHost
         await app.StartAsync(ct);
         NodeApi.RestrictSocket(options.Socket);
         state.Started = true;
+        // READY's STATUS= says whether the runtime answers (the probe started with the host; bounded wait)
+        await app.Services.GetRequiredService<RuntimeMonitor>().WaitForFirstProbeAsync(RuntimeMonitor.FirstProbeWait, ct);
         Log.Started(logger, BuildInfo.Version, BuildInfo.Flavour, options.NodeName, options.Socket, health.Summary());
         await app.Services.GetRequiredService<SystemdStatusReporter>().NotifyReadyAsync(health.Summary(), ct);
         var released = StartupMemory.Release();

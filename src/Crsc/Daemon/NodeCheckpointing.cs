@@ -61,7 +61,8 @@ internal static partial class NodeCheckpointing
                     sp.GetRequiredService<NodeAutonomy>().State));
         });
         services.AddSingleton<ICheckpointRunner>(sp => sp.GetRequiredService<CheckpointRunner>());
-        services.AddHostedService<RuntimeMonitor>();
+        services.AddSingleton<RuntimeMonitor>();
+        services.AddHostedService(sp => sp.GetRequiredService<RuntimeMonitor>());
     }
 
     /// <summary>
@@ -125,7 +126,33 @@ internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOpti
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long READY=1 waits for the first answer (or refusal) of the runtime, so its STATUS= names it.</summary>
+    public static readonly TimeSpan FirstProbeWait = TimeSpan.FromSeconds(1);
+
+    private readonly TaskCompletionSource _firstProbe = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Waits until the first probe has reported the runtime's state, at most <paramref name="limit"/>; true when it
+    /// has. A missing socket is refused at once and a live runtime answers in milliseconds: only a hung runtime makes
+    /// the caller wait the whole limit (and then the line without it goes out; the probe reports when it ends).
+    /// </summary>
+    public async Task<bool> WaitForFirstProbeAsync(TimeSpan limit, CancellationToken ct)
+    {
+        if (_firstProbe.Task.IsCompleted) return true;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var delay = Task.Delay(limit, time, cts.Token).ContinueWith(static _ => { }, TaskScheduler.Default); // never faults
+        var first = await Task.WhenAny(_firstProbe.Task, delay).ConfigureAwait(false);
+        await cts.CancelAsync().ConfigureAwait(false);
+        return first == _firstProbe.Task;
+    }
+
     protected override async Task ExecuteAsync(CancellationToken ct)
+    {
+        try { await ProbeLoopAsync(ct); }
+        finally { _firstProbe.TrySetResult(); } // nobody waits for a probe that will not come
+    }
+
+    private async Task ProbeLoopAsync(CancellationToken ct)
     {
         var wasReachable = (bool?)null;
         while (!ct.IsCancellationRequested)
@@ -145,6 +172,7 @@ internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOpti
                 if (wasReachable != false) Log.Unreachable(logger, options.RuntimeEndpoint, e.Message);
                 wasReachable = false;
             }
+            _firstProbe.TrySetResult();
             try { await Task.Delay(Interval, time, ct); }
             catch (OperationCanceledException) { return; }
         }

@@ -133,6 +133,9 @@ public sealed class BinaryTests(ITestOutputHelper output) : IDisposable
             await Eventually.TrueAsync(() => notify.Lines.Contains("READY=1") || daemon.HasExited, "the daemon sends READY=1");
             if (daemon.HasExited) Assert.Fail("daemon exited early: " + await stderr); // stderr ends only when it exits
             Assert.Contains(notify.Lines, l => l.StartsWith("STATUS=", StringComparison.Ordinal) && l.Contains("degraded"));
+            // READY's own STATUS= already names the runtime (it waits, bounded, for the first probe)
+            var readyMessage = notify.Messages.Single(m => m.Split('\n').Contains("READY=1"));
+            Assert.Contains("runtime: unreachable", readyMessage);
 
             // the node socket is root's only
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socket));
