@@ -224,7 +224,9 @@ public sealed class JournaldSinkTests : IDisposable
     public async Task Concurrent_writers_each_get_whole_entries()
     {
         const int threads = 4, perThread = 100;
-        using var log = NewLogger();
+        // this test is about whole entries, not about the send timeout: a receiver slowed by a busy machine must not
+        // turn into dropped entries (JournaldSinkFailureTests has the timeout's own test)
+        using var log = NewLogger(new JournaldSinkOptions { SocketPath = _journal.Address, SendTimeout = TimeSpan.FromMinutes(2) });
         // collect raw datagrams first: a receiver that stopped on a bad entry would leave the writers blocked
         var datagrams = new List<byte[]>();
         var receiving = Task.Run(async () =>
@@ -236,10 +238,11 @@ public sealed class JournaldSinkTests : IDisposable
                 datagrams.Add(datagram.Data);
             }
         });
-        var writers = Enumerable.Range(0, threads).Select(t => Task.Run(() =>
+        // writers on their own threads: four pool threads blocked in send() on a 2-core machine starve the receiver
+        var writers = Enumerable.Range(0, threads).Select(t => Task.Factory.StartNew(() =>
         {
             for (var i = 0; i < perThread; i++) log.Information("writer {Writer} entry {Seq}\nsecond line", t, i);
-        })).ToArray();
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
         var writing = Task.WhenAll(writers);
         if (await Task.WhenAny(receiving, writing) == receiving && receiving.IsFaulted)
             _journal.Dispose(); // fail fast: writers blocked on a full queue see ECONNREFUSED
@@ -299,6 +302,44 @@ public sealed class JournaldSinkFailureTests
             Assert.Equal(5, sink.EntriesDropped);
             Assert.Equal(2, CountWarnings(selfLog));
             Assert.Equal(1, sink.EntriesWritten);
+        }
+        finally
+        {
+            Serilog.Debugging.SelfLog.Disable();
+        }
+    }
+
+    [Fact]
+    public async Task A_journal_that_stops_reading_costs_a_writer_the_send_timeout_then_the_entry_is_dropped()
+    {
+        // journald stalls (its queue is full): the daemon's logging must not hang with it
+        using var journal = DatagramReceiver.BindAbstract();
+        var selfLog = new StringWriter();
+        Serilog.Debugging.SelfLog.Enable(TextWriter.Synchronized(selfLog));
+        try
+        {
+            using var sink = new JournaldSink(new JournaldSinkOptions { SocketPath = journal.Address, SendTimeout = TimeSpan.FromMilliseconds(200) });
+            using var log = new LoggerConfiguration().WriteTo.Sink(sink).CreateLogger();
+            var attempts = 0;
+            while (sink.EntriesDropped == 0)
+            {
+                Assert.True(attempts < 100_000, "the socket never filled up");
+                log.Information("entry {Seq}", attempts++);
+            }
+            Assert.Equal(1, sink.EntriesDropped);
+            Assert.Equal(attempts - 1, sink.EntriesWritten);
+            Assert.Equal(1, CountWarnings(selfLog));
+
+            // everything written is there, whole and in order; once journald reads again entries flow
+            for (var i = 0; i < attempts - 1; i++)
+            {
+                using var datagram = journal.ReceiveNow() ?? throw new Xunit.Sdk.XunitException($"entry {i} of {attempts - 1} missing");
+                Assert.Equal($"entry {i}", JournalEntry.From(datagram)["MESSAGE"]);
+            }
+            log.Information("after the stall");
+            using var after = await journal.ReceiveAsync("an entry after the stall");
+            Assert.Equal("after the stall", JournalEntry.From(after)["MESSAGE"]);
+            Assert.Equal(1, sink.EntriesDropped);
         }
         finally
         {
