@@ -28,6 +28,8 @@ public sealed class RealRuntimeFixture : IAsyncLifetime
     private bool _started;
     private readonly List<(string Step, TimeSpan Took)> _timings = [];
     private readonly List<string> _sharedDirectories = [];
+    private FileStream? _sessionLock;
+    private static readonly TimeSpan SessionLockWait = TimeSpan.FromMinutes(30);
 
     public RealRuntimeFixture(IMessageSink sink)
     {
@@ -74,6 +76,9 @@ public sealed class RealRuntimeFixture : IAsyncLifetime
     /// <summary>Host pid of the process holding the namespace.</summary>
     public int HolderPid => int.Parse(File.ReadAllText(Path.Combine(RunDirectory, "ns-holder.pid")).Trim());
 
+    /// <summary>Held (flock) while a test run or the demo uses the sandbox.</summary>
+    public string SessionLockPath => Path.Combine(SandboxDirectory, "session.lock");
+
     /// <summary>Where the scripts' output of this run is written.</summary>
     public string LogPath { get; }
 
@@ -113,6 +118,7 @@ public sealed class RealRuntimeFixture : IAsyncLifetime
         if (!RealComponents.IsRoot)
             throw new InvalidOperationException("the real-component tests must run as root (CI=true forbids skipping them)");
         Directory.CreateDirectory(SandboxDirectory);
+        await AcquireSessionLockAsync();
         _log = new StreamWriter(LogPath, append: false) { AutoFlush = true };
         Log($"sandbox scripts: {ScriptsDirectory}");
         _started = true;
@@ -146,6 +152,35 @@ public sealed class RealRuntimeFixture : IAsyncLifetime
         finally
         {
             _log?.Dispose();
+            _sessionLock?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// One user of the sandbox at a time (a second test run or <c>make demo</c> would stop this one's containerd when it
+    /// tears down): an exclusive flock on <see cref="SessionLockPath"/>, taken by demo.sh too, held until dispose.
+    /// .NET opens it close-on-exec, so the scripts and daemons started meanwhile never hold it.
+    /// </summary>
+    private async Task AcquireSessionLockAsync()
+    {
+        var waited = Stopwatch.StartNew();
+        var told = false;
+        while (true)
+        {
+            try
+            {
+                // FileShare.None is an exclusive, non-blocking flock(2) on Unix
+                _sessionLock = new FileStream(SessionLockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                if (told) _sink.OnMessage(new DiagnosticMessage($"[sandbox] got {SessionLockPath} after {waited.Elapsed.TotalSeconds:0} s"));
+                return;
+            }
+            catch (IOException) when (waited.Elapsed < SessionLockWait)
+            {
+                if (!told)
+                    _sink.OnMessage(new DiagnosticMessage($"[sandbox] waiting for {SessionLockPath}: another test run or make demo is using the sandbox"));
+                told = true;
+                await Task.Delay(TimeSpan.FromSeconds(1));
+            }
         }
     }
 
