@@ -138,15 +138,25 @@ public sealed partial class OutboxPublisher
                     var cap = Math.Min(_options.MaxRetry.Ticks, _options.InitialRetry.Ticks * (1L << Math.Min(failures - 1, 20)));
                     var wait = TimeSpan.FromTicks((long)(cap * (0.5 + 0.5 * _random.NextDouble())));
                     Log.Retry(_logger, entry.Record.Kind.ToString(), entry.Position, wait, e.Message);
+                    _status.ReportPublishFailed(Describe(e));
                     return wait;
                 }
                 Interlocked.Exchange(ref _failures, 0);
                 _outbox.Acknowledge(entry);
+                _status.ReportPublished();
                 _status.Published.Inc(1, result);
                 _status.Refresh();
             }
         }
     }
+
+    /// <summary>A failure as the health entry names it; a refusal says where to look, since it will not pass by itself.</summary>
+    private static string Describe(Exception e) => e switch
+    {
+        UnauthorizedException or ForbiddenException =>
+            $"refused by the API server ({((KubeApiException)e).Code} {((KubeApiException)e).Reason}: {e.Message}); check crsc's credentials and RBAC",
+        _ => e.Message,
+    };
 
     private static bool IsPermanent(Exception e) => e switch
     {

@@ -8,7 +8,7 @@ namespace Crsc.Controllers.Autonomy;
 
 /// <summary>
 /// The outbox's health entry (<c>outbox</c>: empty / "N record(s) waiting for the API server" / "outbox full: …",
-/// the last two Degraded) and metrics (<c>crsc_outbox_pending_records</c>, <c>crsc_outbox_pending_bytes</c>,
+/// the last two Degraded and naming the last failed publish attempt while there is one) and metrics (<c>crsc_outbox_pending_records</c>, <c>crsc_outbox_pending_bytes</c>,
 /// <c>crsc_outbox_published_total</c>). <see cref="Refresh"/> after every append and acknowledgement.
 /// </summary>
 public sealed partial class OutboxStatus
@@ -21,6 +21,7 @@ public sealed partial class OutboxStatus
     private readonly Gauge _records;
     private readonly Gauge _bytes;
     private int _full;
+    private string? _lastFailure;
 
     public OutboxStatus(IOutbox outbox, HealthRegistry health, MetricsRegistry metrics, ILogger? logger = null)
     {
@@ -49,6 +50,19 @@ public sealed partial class OutboxStatus
         Refresh(forceFull: true);
     }
 
+    /// <summary>
+    /// Publishing the head record failed (<paramref name="reason"/>) and will be retried: the entry says so until a
+    /// record is published, so an outbox stalled by a refusal (401/403) does not read like a plain wait.
+    /// </summary>
+    public void ReportPublishFailed(string reason)
+    {
+        Volatile.Write(ref _lastFailure, reason);
+        Refresh(false);
+    }
+
+    /// <summary>A record was published: the last failure, if any, is over.</summary>
+    public void ReportPublished() => Volatile.Write(ref _lastFailure, null);
+
     public void Refresh() => Refresh(false);
 
     private void Refresh(bool forceFull)
@@ -56,11 +70,12 @@ public sealed partial class OutboxStatus
         var usage = _outbox.Usage;
         _records.Set(usage.Records);
         _bytes.Set(usage.Bytes);
+        var failure = Volatile.Read(ref _lastFailure) is { } f && usage.Records > 0 ? "; last attempt failed: " + f : "";
         var full = forceFull || usage.IsFull(Reserve);
         if (full)
         {
             var message = string.Create(CultureInfo.InvariantCulture,
-                $"outbox full: {usage.Records} record(s), {usage.Bytes} of {usage.MaxBytes} bytes wait for the API server; offline checkpoints paused");
+                $"outbox full: {usage.Records} record(s), {usage.Bytes} of {usage.MaxBytes} bytes wait for the API server; offline checkpoints paused{failure}");
             if (Interlocked.Exchange(ref _full, 1) == 0) Log.Full(_logger, usage.Records, usage.Bytes, usage.MaxBytes);
             _health.Report(Component, HealthStatus.Degraded, message);
             return;
@@ -69,7 +84,7 @@ public sealed partial class OutboxStatus
         if (usage.Records == 0) _health.Report(Component, HealthStatus.Healthy, "empty");
         else
             _health.Report(Component, HealthStatus.Degraded, string.Create(CultureInfo.InvariantCulture,
-                $"{usage.Records} record(s) waiting for the API server ({usage.Bytes} bytes)"));
+                $"{usage.Records} record(s) waiting for the API server ({usage.Bytes} bytes){failure}"));
     }
 
     private static partial class Log

@@ -300,6 +300,52 @@ public sealed class AutonomyTests
     }
 
     [Fact]
+    public async Task An_outbox_stalled_by_a_refusal_says_so_in_its_health_entry_until_a_record_goes_through()
+    {
+        // reachable but refusing (RBAC taken away): the records wait and the entry names the refusal, not just a wait
+        var rig = new Rig();
+        var ev = new CoreEvent { Type = CoreEvent.Normal, Reason = "CheckpointCreated", Message = "m" };
+        ev.Metadata.Namespace = "default";
+        ev.Metadata.Name = "web.1";
+        rig.Outbox.Append([new OutboxRecord(OutboxRecordKind.Event, System.Text.Json.JsonSerializer.Serialize(ev, Resources.CoreEvents.Json))]);
+        rig.Status.Refresh();
+        Assert.Equal("1 record(s) waiting for the API server", Outbox(rig).Message[..38]);
+        var events = rig.Kube.For(Resources.CoreEvents);
+        events.BeforeCall = (verb, _) =>
+        {
+            if (verb == "create")
+                throw new ForbiddenException("Forbidden", "events is forbidden: User \"system:serviceaccount:crsc-system:crsc\" cannot create resource \"events\"");
+        };
+        var publisher = rig.Publisher();
+
+        Assert.NotNull(await publisher.PublishPendingAsync(CancellationToken.None));
+        var entry = Outbox(rig);
+        Assert.Equal(HealthStatus.Degraded, entry.Status);
+        Assert.Contains("1 record(s) waiting for the API server", entry.Message);
+        Assert.Contains("last attempt failed: refused by the API server (403 Forbidden: events is forbidden", entry.Message);
+        Assert.EndsWith("check crsc's credentials and RBAC", entry.Message);
+        Assert.Equal(1, rig.Outbox.Usage.Records);
+
+        // a plain outage reads as one
+        events.BeforeCall = null;
+        events.Unavailable = true;
+        Assert.NotNull(await publisher.PublishPendingAsync(CancellationToken.None));
+        Assert.DoesNotContain("RBAC", Outbox(rig).Message);
+        Assert.Contains("last attempt failed: ", Outbox(rig).Message);
+
+        events.Unavailable = false;
+        Assert.Null(await publisher.PublishPendingAsync(CancellationToken.None));
+        Assert.Equal((HealthStatus.Healthy, "empty"), (Outbox(rig).Status, Outbox(rig).Message));
+
+        // a later record that waits without having failed says nothing of the old failure
+        rig.Outbox.Append([new OutboxRecord(OutboxRecordKind.Event, System.Text.Json.JsonSerializer.Serialize(ev, Resources.CoreEvents.Json))]);
+        rig.Status.Refresh();
+        Assert.DoesNotContain("failed", Outbox(rig).Message);
+    }
+
+    private static HealthEntry Outbox(Rig rig) => rig.Health.Snapshot().Single(e => e.Component == OutboxStatus.Component);
+
+    [Fact]
     public async Task Events_the_api_server_cannot_take_wait_in_the_outbox_and_go_straight_through_when_it_can()
     {
         var rig = new Rig();
