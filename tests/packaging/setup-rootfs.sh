@@ -9,6 +9,8 @@
 # Idempotent: a stamp records the package list; a rootfs whose stamp or systemd is missing is
 # rebuilt from nothing. Downloads are retried. The host gets debootstrap and nothing else. Root only.
 set -euo pipefail
+# retry and host_mirror come from the sandbox's helpers; R, CLEAN_ENV, say and die below are this script's own
+. "$(dirname "$0")/../sandbox/lib.sh"
 R=${CRSC_INSTALL_ROOTFS:-/var/cache/crsc-tests/bookworm-rootfs}
 SUITE=bookworm
 STAMP_VERSION=1
@@ -24,22 +26,6 @@ say() { printf '[install-rootfs %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf '[install-rootfs] ERROR: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root"
 stamp_text() { printf 'crsc install-test rootfs v%s suite=%s\n%s\n' "$STAMP_VERSION" "$SUITE" "${PACKAGES[*]}"; }
-retry() {
-  local n=$1 i; shift
-  for ((i = 1; i <= n; i++)); do
-    "$@" && return 0
-    [ "$i" -lt "$n" ] && { say "attempt $i/$n failed: $*; retrying in $((i * 5)) s"; sleep $((i * 5)); }
-  done
-  return 1
-}
-mirror() {
-  if [ -n "${MIRROR:-}" ]; then echo "$MIRROR"; return; fi
-  local m
-  m=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1 | awk '{print $1}')
-  [ -n "$m" ] || m=$(awk '$1 == "deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-  [ -n "$m" ] || die "cannot find the host's Debian mirror; set MIRROR"
-  echo "$m"
-}
 healthy() {
   [ "$(cat "$STAMP" 2>/dev/null)" = "$(stamp_text)" ] && [ -x "$R/lib/systemd/systemd" ] && [ -x "$R/usr/bin/dpkg" ] \
     && [ -x "$R/bin/systemctl" ] && chroot "$R" /usr/bin/dpkg --audit >/dev/null 2>&1
@@ -48,7 +34,7 @@ healthy() {
 t0=$(date +%s)
 if healthy; then say "cached rootfs is ready: $R"; exit 0; fi
 command -v debootstrap >/dev/null || die "debootstrap is missing (make deps)"
-M=$(mirror)
+M=$(host_mirror)
 mkdir -p "$(dirname "$R")"
 # one builder at a time; a second caller waits and then finds the rootfs ready
 exec 9>"$R.lock"; flock -w 1800 9 || die "another build holds $R.lock"
