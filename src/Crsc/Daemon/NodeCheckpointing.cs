@@ -138,12 +138,13 @@ internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOpti
     /// </summary>
     public async Task<bool> WaitForFirstProbeAsync(TimeSpan limit, CancellationToken ct)
     {
-        if (_firstProbe.Task.IsCompleted) return true;
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var delay = Task.Delay(limit, time, cts.Token).ContinueWith(static _ => { }, TaskScheduler.Default); // never faults
-        var first = await Task.WhenAny(_firstProbe.Task, delay).ConfigureAwait(false);
-        await cts.CancelAsync().ConfigureAwait(false);
-        return first == _firstProbe.Task;
+        try
+        {
+            await _firstProbe.Task.WaitAsync(limit, time, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException) { return false; }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { return false; }
     }
 
     protected override async Task ExecuteAsync(CancellationToken ct)
