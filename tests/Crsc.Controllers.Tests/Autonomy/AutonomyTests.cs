@@ -271,10 +271,7 @@ public sealed class AutonomyTests
     public async Task A_record_the_api_server_cannot_take_is_retried_with_growing_jittered_waits_and_kept_until_it_is_published()
     {
         var rig = new Rig();
-        var ev = new CoreEvent { Type = CoreEvent.Normal, Reason = "CheckpointCreated", Message = "m" };
-        ev.Metadata.Namespace = "default";
-        ev.Metadata.Name = "web.1";
-        rig.Outbox.Append([new OutboxRecord(OutboxRecordKind.Event, System.Text.Json.JsonSerializer.Serialize(ev, Resources.CoreEvents.Json))]);
+        rig.Outbox.Append([EventRecord()]);
         var events = rig.Kube.For(Resources.CoreEvents);
         events.Unavailable = true;
         var publisher = new OutboxPublisher(rig.Outbox, rig.Kube, rig.Store, rig.Api, rig.Status,
@@ -294,8 +291,7 @@ public sealed class AutonomyTests
         Assert.Equal(0, rig.Outbox.Usage.Records);
         Assert.NotNull(events.Stored("default", "web.1"));
         // a republish (crash before the acknowledgement) is not a second event
-        Assert.Equal("existed", await publisher.PublishAsync(new OutboxRecord(OutboxRecordKind.Event,
-            System.Text.Json.JsonSerializer.Serialize(ev, Resources.CoreEvents.Json)), CancellationToken.None));
+        Assert.Equal("existed", await publisher.PublishAsync(EventRecord(), CancellationToken.None));
         Assert.Single(events.AllStored());
     }
 
@@ -304,10 +300,7 @@ public sealed class AutonomyTests
     {
         // reachable but refusing (RBAC taken away): the records wait and the entry names the refusal, not just a wait
         var rig = new Rig();
-        var ev = new CoreEvent { Type = CoreEvent.Normal, Reason = "CheckpointCreated", Message = "m" };
-        ev.Metadata.Namespace = "default";
-        ev.Metadata.Name = "web.1";
-        rig.Outbox.Append([new OutboxRecord(OutboxRecordKind.Event, System.Text.Json.JsonSerializer.Serialize(ev, Resources.CoreEvents.Json))]);
+        rig.Outbox.Append([EventRecord()]);
         rig.Status.Refresh();
         Assert.Equal("1 record(s) waiting for the API server", Outbox(rig).Message[..38]);
         var events = rig.Kube.For(Resources.CoreEvents);
@@ -338,9 +331,18 @@ public sealed class AutonomyTests
         Assert.Equal((HealthStatus.Healthy, "empty"), (Outbox(rig).Status, Outbox(rig).Message));
 
         // a later record that waits without having failed says nothing of the old failure
-        rig.Outbox.Append([new OutboxRecord(OutboxRecordKind.Event, System.Text.Json.JsonSerializer.Serialize(ev, Resources.CoreEvents.Json))]);
+        rig.Outbox.Append([EventRecord()]);
         rig.Status.Refresh();
         Assert.DoesNotContain("failed", Outbox(rig).Message);
+    }
+
+    /// <summary>An outbox record of the Event default/web.1 (the same record each call).</summary>
+    private static OutboxRecord EventRecord()
+    {
+        var ev = new CoreEvent { Type = CoreEvent.Normal, Reason = "CheckpointCreated", Message = "m" };
+        ev.Metadata.Namespace = "default";
+        ev.Metadata.Name = "web.1";
+        return new OutboxRecord(OutboxRecordKind.Event, System.Text.Json.JsonSerializer.Serialize(ev, Resources.CoreEvents.Json));
     }
 
     private static HealthEntry Outbox(Rig rig) => rig.Health.Snapshot().Single(e => e.Component == OutboxStatus.Component);
