@@ -17,8 +17,8 @@ deps: ## install the Debian packages the build and tests need (root)
 build: ## build everything on the JIT (net10.0 for development and tests)
 	$(DOTNET) build crsc.sln -nodeReuse:false
 
-publish: ## Native AOT binary (net9.0, linux-x64) to bin/crsc
-	$(DOTNET) publish src/Crsc/Crsc.csproj -f net9.0 -r linux-x64 -c Release -nodeReuse:false \
+publish: ## Native AOT binary (net10.0, linux-x64) to bin/crsc
+	$(DOTNET) publish src/Crsc/Crsc.csproj -r linux-x64 -c Release -nodeReuse:false \
 	  -p:DebugType=none -o $(PUBLISH_DIR)
 	@mkdir -p bin && install -m 0755 $(PUBLISH_DIR)/crsc $(BINARY)
 	@ls -l $(BINARY) && $(BINARY) version

@@ -24,7 +24,7 @@ fi
 cache=${CRSC_APT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/crsc/apt-$SUITE}
 mkdir -p "$cache"
 
-# one fetch at a time (parallel inner builds of the net10.0 and net9.0 targets call this together)
+# one fetch at a time (parallel builds, e.g. two checkouts or test runs, may call this together)
 if [ -z "${CRSC_FETCH_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
     export CRSC_FETCH_LOCKED=1
     exec flock "$cache/.lock" "$0" "$@"

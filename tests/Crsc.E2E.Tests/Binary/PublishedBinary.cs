@@ -33,7 +33,7 @@ public sealed class PublishedBinary
         }
         var output = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "crsc-e2e-publish");
         var psi = new ProcessStartInfo("dotnet",
-            ["publish", System.IO.Path.Combine(RepoRoot, "src/Crsc/Crsc.csproj"), "-f", "net9.0", "-r", "linux-x64", "-c", "Release",
+            ["publish", System.IO.Path.Combine(RepoRoot, "src/Crsc/Crsc.csproj"), "-r", "linux-x64", "-c", "Release",
              "-o", output, "-nodeReuse:false", "--artifacts-path", System.IO.Path.Combine(System.IO.Path.GetTempPath(), "crsc-e2e-artifacts")])
         { RedirectStandardOutput = true, RedirectStandardError = true };
         using var p = Process.Start(psi)!;
