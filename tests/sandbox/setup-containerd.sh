@@ -1,7 +1,8 @@
 #!/bin/bash
 # setup-containerd.sh -- add a CRI runtime that can checkpoint to the sandbox rootfs:
-# containerd 2.1+ from Debian sid (ONLY containerd comes from sid, by apt pinning), with runc and
-# criu 4 from trixie, the CNI plugins, and the configuration files next to this script.
+# containerd 2.1+ and criu 4.2.x from Debian sid (ONLY these come from sid, by apt pinning), with
+# runc from trixie, the CNI plugins, and the configuration files next to this script. Ends with
+# check-criu.sh: a dump of a trivial process must finish in seconds on this machine's CPU.
 # Needs setup-rootfs.sh; brings the namespace up (ns-up.sh) if it is not. Idempotent: apt runs
 # only when the package set changed (stamp in the rootfs); configs are always rewritten.
 source "$(dirname "$0")/lib.sh"
@@ -9,8 +10,10 @@ need_root
 [ -e "$R/$ROOT_MARK" ] || die "no rootfs at $R (run setup-rootfs.sh)"
 "$SANDBOX_SCRIPTS/ns-up.sh" >/dev/null
 
-STAMP_VERSION=1
-SID_PACKAGES=(containerd)
+STAMP_VERSION=2
+# criu from sid (with the libraries 4.2 needs: libcompel1, libnet9, libnl-3-200): trixie's 4.1.1 hangs in every dump
+# on some CPUs (AMD, AVX-512); 4.2.x does not. Nothing else comes from sid (no libc).
+SID_PACKAGES=(containerd criu libcriu2 libcompel1 libnet9 libnl-3-200)
 PACKAGES=(containernetworking-plugins)
 APT_OPTS=(-o Acquire::Retries=5 -o Acquire::http::Timeout=60 -o Dpkg::Use-Pty=0)
 STAMP_FILE=$R/etc/crsc-sandbox/containerd.stamp
@@ -63,4 +66,7 @@ install -m 0644 "$SANDBOX_SCRIPTS/10-crsc-sandbox.conflist" "$C/cni/net.d/10-crs
 
 v=$(in_ns containerd --version | awk '{print $3}')
 case "${v#v}" in 2.[1-9]*|[3-9].*) ;; *) die "containerd in the rootfs is '$v', need >= 2.1";; esac
-say "containerd $v, $(in_ns runc --version | head -1), criu $(in_ns criu --version | sed -n 's/^Version: *//p') ready in $(( $(date +%s) - t0 )) s"
+cv=$(in_ns criu --version | sed -n 's/^Version: *//p')
+case "$cv" in 4.[2-9]*|[5-9].*) ;; *) die "criu in the rootfs is '$cv', need >= 4.2 (from sid; trixie's 4.1.1 hangs in dumps on some CPUs)";; esac
+"$SANDBOX_SCRIPTS/check-criu.sh"
+say "containerd $v, $(in_ns runc --version | head -1), criu $cv ready in $(( $(date +%s) - t0 )) s"
