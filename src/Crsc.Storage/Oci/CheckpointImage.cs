@@ -1,7 +1,4 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
-using System.Text.Encodings.Web;
-using System.Text.Json;
 using Crsc.Controllers.Storage;
 
 namespace Crsc.Storage.Oci;
@@ -62,13 +59,6 @@ public sealed record CheckpointImagePlatform(string Os, string Architecture)
 /// </summary>
 public static class CheckpointImageWriter
 {
-    private static readonly JsonWriterOptions Json = new()
-    {
-        Indented = false,
-        // '+' in media types stays '+'; still valid JSON that any parser reads, and what registries show
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
-
     /// <exception cref="CheckpointImageException">the checkpoint lacks a fact a runtime needs, or its manifest is inconsistent</exception>
     public static CheckpointImage Write(CheckpointInfo checkpoint, CheckpointImagePlatform? platform = null)
     {
@@ -96,11 +86,13 @@ public static class CheckpointImageWriter
         if (string.IsNullOrEmpty(platform.Os) || string.IsNullOrEmpty(platform.Architecture))
             throw new ArgumentException($"platform '{platform.Os}/{platform.Architecture}' is incomplete", nameof(platform));
 
-        var created = Rfc3339(checkpoint.Archive.CheckpointedAt ?? checkpoint.CreatedAt);
+        var created = OciJson.Rfc3339(checkpoint.Archive.CheckpointedAt ?? checkpoint.CreatedAt);
         var annotations = AnnotationsOf(checkpoint, platform, created);
         var config = ConfigJson(checkpoint, platform, created, annotations);
         var configDescriptor = new OciDescriptor(OciMediaTypes.ImageConfig, OciDigest.Of(config), config.Length);
-        var manifest = ManifestJson(configDescriptor, layer, annotations);
+        // the top-level manifest's annotations: where containerd (org.criu.checkpoint.container.name) and CRI-O
+        // (io.kubernetes.cri-o.annotations.checkpoint.name) look to tell a checkpoint image from any other
+        var manifest = OciJson.Manifest(configDescriptor, [layer], annotations);
         return new CheckpointImage
         {
             CheckpointId = id,
@@ -155,75 +147,15 @@ public static class CheckpointImageWriter
     }
 
     private static byte[] ConfigJson(CheckpointInfo c, CheckpointImagePlatform platform, string created,
-        List<KeyValuePair<string, string>> labels)
-    {
-        var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, Json))
+        List<KeyValuePair<string, string>> labels) =>
+        OciJson.Config(new OciImageConfig
         {
-            w.WriteStartObject();
-            w.WriteString("created", created);
-            w.WriteString("architecture", platform.Architecture);
-            w.WriteString("os", platform.Os);
-            w.WriteStartObject("config");
-            WriteMap(w, "Labels", labels);
-            w.WriteEndObject();
-            w.WriteStartObject("rootfs");
-            w.WriteString("type", "layers");
-            w.WriteStartArray("diff_ids");
+            Created = created,
+            Platform = platform,
+            Labels = labels,
             // containerd checks the unpacked layer against it and derives the snapshot it mounts for the restore from it
-            w.WriteStringValue(c.UncompressedDigest);
-            w.WriteEndArray();
-            w.WriteEndObject();
-            w.WriteStartArray("history");
-            w.WriteStartObject();
-            w.WriteString("created", created);
-            w.WriteString("created_by", $"crsc checkpoint {c.Namespace}/{c.Workload}/{c.Container} {c.Id}");
-            w.WriteString("comment", "the CRI checkpoint archive as the runtime wrote it");
-            w.WriteEndObject();
-            w.WriteEndArray();
-            w.WriteEndObject();
-        }
-        return buffer.ToArray();
-    }
-
-    private static byte[] ManifestJson(OciDescriptor config, OciDescriptor layer, List<KeyValuePair<string, string>> annotations)
-    {
-        var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, Json))
-        {
-            w.WriteStartObject();
-            w.WriteNumber("schemaVersion", 2);
-            w.WriteString("mediaType", OciMediaTypes.ImageManifest);
-            w.WritePropertyName("config");
-            WriteDescriptor(w, config);
-            w.WriteStartArray("layers");
-            WriteDescriptor(w, layer);
-            w.WriteEndArray();
-            // the top-level manifest's annotations: where containerd (org.criu.checkpoint.container.name) and CRI-O
-            // (io.kubernetes.cri-o.annotations.checkpoint.name) look to tell a checkpoint image from any other
-            WriteMap(w, "annotations", annotations);
-            w.WriteEndObject();
-        }
-        return buffer.ToArray();
-    }
-
-    private static void WriteDescriptor(Utf8JsonWriter w, OciDescriptor d)
-    {
-        w.WriteStartObject();
-        w.WriteString("mediaType", d.MediaType);
-        w.WriteString("digest", d.Digest);
-        w.WriteNumber("size", d.Size);
-        w.WriteEndObject();
-    }
-
-    private static void WriteMap(Utf8JsonWriter w, string name, List<KeyValuePair<string, string>> map)
-    {
-        w.WriteStartObject(name);
-        foreach (var (k, v) in map) w.WriteString(k, v);
-        w.WriteEndObject();
-    }
-
-    /// <summary>RFC 3339 in UTC with the fraction only when there is one (<c>2026-01-01T01:02:03.5Z</c>).</summary>
-    private static string Rfc3339(DateTimeOffset t) =>
-        t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
+            DiffIds = [c.UncompressedDigest],
+            History = [new OciHistory(created, $"crsc checkpoint {c.Namespace}/{c.Workload}/{c.Container} {c.Id}",
+                "the CRI checkpoint archive as the runtime wrote it")],
+        });
 }

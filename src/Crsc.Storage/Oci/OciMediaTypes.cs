@@ -5,6 +5,8 @@ public static class OciMediaTypes
 {
     public const string ImageManifest = "application/vnd.oci.image.manifest.v1+json";
     public const string ImageConfig = "application/vnd.oci.image.config.v1+json";
+    /// <summary>The <c>index.json</c> of an image layout (crsc's own image, <see cref="ContainerImageBuilder"/>).</summary>
+    public const string ImageIndex = "application/vnd.oci.image.index.v1+json";
     /// <summary>An uncompressed layer: the stored archive of an uncompressed checkpoint.</summary>
     public const string LayerTar = "application/vnd.oci.image.layer.v1.tar";
     /// <summary>A zstd layer: the stored archive of a zstd checkpoint, as it is on disk.</summary>

@@ -80,6 +80,30 @@ public sealed class CheckpointImageWriterTests : IDisposable
     }
 
     [Fact]
+    public void The_bytes_of_a_checkpoint_image_do_not_change_between_versions_of_crsc()
+    {
+        // digests taken before the JSON writing moved to OciJson (shared with crsc's own image): an image a node already
+        // served must keep its digest, or runtimes that pulled it by digest would no longer find it
+        var info = new CheckpointInfo
+        {
+            FormatVersion = 1, Id = "20261122T041809Z-1a2b3c4d", Namespace = "shop", Workload = "cart", Container = "app",
+            PodName = "cart-7d9f-abcde", NodeName = "node-a",
+            Archive = new ArchiveFacts
+            {
+                ContainerName = "app", ImageName = "registry.example/shop/cart:1", ImageId = "sha256:" + new string('c', 64), Runtime = "runc",
+                CheckpointedAt = DateTimeOffset.Parse("2026-11-22T04:18:09.25Z", System.Globalization.CultureInfo.InvariantCulture),
+            },
+            Compression = CheckpointCompression.Zstd, Digest = "sha256:" + new string('a', 64), Size = 4_404_019,
+            UncompressedDigest = "sha256:" + new string('b', 64), UncompressedSize = 12_582_912,
+            CreatedAt = DateTimeOffset.Parse("2026-11-22T04:18:10Z", System.Globalization.CultureInfo.InvariantCulture),
+            CrscVersion = "test", ArchivePath = "/x.tar.zst",
+        };
+        var image = CheckpointImageWriter.Write(info, Amd64);
+        Assert.Equal("sha256:8fcbff27bb38b4083ac5bf2f2c958b33fc8c7ca75f0c2417d50578ede67eb0e3", image.Manifest.Digest);
+        Assert.Equal("sha256:2c08794f3b48543df7ab38876b49ee7487af51b39d7cb1eb87a75ff7b242cfd5", image.Config.Digest);
+    }
+
+    [Fact]
     public async Task Manifest_and_config_carry_the_checkpoint_annotations_both_runtimes_look_for_and_the_criu_facts()
     {
         var (store, info, _) = await IngestAsync(CheckpointCompression.Zstd);
