@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Crsc.Storage;
 
-/// <summary>The few libc calls the BCL does not offer: O_NOFOLLOW opens, directory fsync, flock.</summary>
+/// <summary>The few libc calls the BCL does not offer: O_NOFOLLOW opens, directory fsync, flock, the file type.</summary>
 internal static partial class Native
 {
     private const string Libc = "libc";
@@ -36,6 +36,34 @@ internal static partial class Native
 
     [LibraryImport(Libc, EntryPoint = "flock", SetLastError = true)]
     private static partial int FLock(SafeFileHandle fd, int operation);
+
+    [LibraryImport(Libc, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int Statx(int dirfd, string path, int flags, uint mask, byte* buffer);
+
+    private const int AT_FDCWD = -100;
+    private const int AT_SYMLINK_NOFOLLOW = 0x100;
+    private const uint STATX_TYPE = 1;
+    private const uint STATX_MODE = 2;
+    public const int S_IFMT = 0xF000;
+    public const int S_IFDIR = 0x4000;
+    public const int S_IFREG = 0x8000;
+    public const int S_IFLNK = 0xA000;
+
+    /// <summary>
+    /// <c>st_mode</c> of <paramref name="path"/> itself (a symlink is not followed): type (<see cref="S_IFMT"/>) and
+    /// permission bits. statx(2), whose struct is the same on every architecture (unlike struct stat).
+    /// </summary>
+    public static unsafe int LStatMode(string path)
+    {
+        var buffer = stackalloc byte[256]; // struct statx is 256 bytes
+        if (Statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE, buffer) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == 2) throw new FileNotFoundException($"'{path}' does not exist", path);
+            throw new IOException($"cannot stat '{path}': {new Win32Exception(errno).Message}");
+        }
+        return *(ushort*)(buffer + 28); // stx_mode
+    }
 
     /// <summary>Opens an existing file for reading without following a symlink in the last component.</summary>
     public static SafeFileHandle OpenReadNoFollow(string path)
