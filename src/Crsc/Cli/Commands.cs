@@ -48,12 +48,7 @@ public static class Commands
                     },
                 ],
             },
-            new CommandSpec("manifests", "Print the Kubernetes manifests embedded in the binary, for `kubectl apply -f -`.")
-            {
-                Arguments = [new ArgumentSpec("KIND", "crds, rbac, static-pod or all (default all)", Required: false)],
-                Handler = ManifestsCommand.RunAsync,
-                Examples = ["crsc manifests crds | kubectl apply -f -", "crsc manifests all > crsc.yaml"],
-            },
+            ManifestsCommand.Spec(),
             PreflightCommand.Spec(),
             CheckpointCommand.Spec(),
             RestoreCommand.Spec(),

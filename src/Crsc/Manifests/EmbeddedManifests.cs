@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace Crsc.Manifests;
 
@@ -12,7 +13,7 @@ namespace Crsc.Manifests;
 /// Reading them is <see cref="Assembly.GetManifestResourceStream(string)"/>, which is AOT-safe.
 /// Several files are joined as one multi-document YAML stream, each file's text unchanged.
 /// </remarks>
-internal static class EmbeddedManifests
+internal static partial class EmbeddedManifests
 {
     public const string Crds = "crds";
     public const string Rbac = "rbac";
@@ -40,7 +41,8 @@ internal static class EmbeddedManifests
     public static IReadOnlyList<string> Kinds { get; } = ComputeKinds();
 
     /// <summary>The manifests of <paramref name="kind"/> (case-insensitive), or false when there are none.</summary>
-    public static bool TryGet(string kind, out string yaml)
+    /// <param name="staticPodImage">the static pod's image instead of the one in its file (a valid image reference)</param>
+    public static bool TryGet(string kind, out string yaml, string? staticPodImage = null)
     {
         ArgumentNullException.ThrowIfNull(kind);
         var files = kind.ToLowerInvariant() switch
@@ -58,9 +60,31 @@ internal static class EmbeddedManifests
             yaml = "";
             return false;
         }
-        yaml = Join(files.Select(Read));
+        yaml = Join(files.Select(f => f == StaticPodResource && staticPodImage is not null ? WithImage(Read(f), staticPodImage) : Read(f)));
         return true;
     }
+
+    /// <summary>Whether <paramref name="kind"/> includes the static pod (what <c>--image</c> applies to).</summary>
+    public static bool HasStaticPod(string kind) =>
+        kind.ToLowerInvariant() is StaticPod or All && Existing(StaticPodResource).Count > 0;
+
+    /// <summary>
+    /// The static pod's text with its container's <c>image:</c> value replaced, everything else (comments included)
+    /// unchanged. The file has exactly one <c>image:</c> line (a test holds it to that).
+    /// </summary>
+    internal static string WithImage(string staticPod, string image)
+    {
+        var lines = ImageLine().Matches(staticPod);
+        if (lines.Count != 1)
+            throw new InvalidOperationException($"the embedded static-pod manifest has {lines.Count} 'image:' lines; expected one");
+        var value = lines[0].Groups["value"];
+        // a reference never needs quoting in YAML but one with an IPv6 registry ("[::1]:5000/crsc") starts a flow sequence
+        var scalar = image.StartsWith('[') ? $"\"{image}\"" : image;
+        return string.Concat(staticPod.AsSpan(0, value.Index), scalar, staticPod.AsSpan(value.Index + value.Length));
+    }
+
+    [GeneratedRegex(@"^[ \t]+(- )?image:[ \t]*(?<value>\S+)[ \t]*$", RegexOptions.Multiline | RegexOptions.CultureInvariant)]
+    private static partial Regex ImageLine();
 
     /// <summary>Joins YAML files into one stream: each text as it is, separated by <c>---</c> lines.</summary>
     internal static string Join(IEnumerable<string> documents)
