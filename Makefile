@@ -5,8 +5,9 @@ RESULTS ?= $(CURDIR)/obj/test-results
 PUBLISH_DIR := $(CURDIR)/obj/publish
 BINARY := bin/crsc
 PACKAGES_DIR := $(CURDIR)/obj/packages
+IMAGE_DIR := $(CURDIR)/obj/image
 
-.PHONY: help build publish test e2e bench demo package clean deps
+.PHONY: help build publish test e2e bench demo package image clean deps
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -47,6 +48,9 @@ package: publish ## .deb and .rpm in obj/packages (nfpm when installed, else dpk
 	  python3 packaging/build-packages.py --config nfpm.yaml --out $(PACKAGES_DIR); \
 	fi
 	@ls -l $(PACKAGES_DIR)
+
+image: publish ## crsc's container image, an OCI layout tarball in obj/image (Debian packages + bin/crsc, no container engine)
+	packaging/build-image.sh $(BINARY) $(IMAGE_DIR)
 
 clean: ## remove build outputs
 	rm -rf bin obj

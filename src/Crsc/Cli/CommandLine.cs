@@ -33,6 +33,8 @@ public sealed class CommandSpec(string name, string summary)
     public List<CommandSpec> Subcommands { get; init; } = [];
     public Func<ParsedCommand, CancellationToken, Task<int>>? Handler { get; init; }
     public List<string> Examples { get; init; } = [];
+    /// <summary>Runs when named but is left out of help and of the list of commands (build tooling, not for operators).</summary>
+    public bool Hidden { get; init; }
 }
 
 /// <summary>What the parser found for one invocation.</summary>
@@ -104,7 +106,7 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
             {
                 var sub = command.Subcommands.FirstOrDefault(c => c.Name == arg);
                 if (sub is null)
-                    return Usage($"unknown command '{arg}' for '{path}'; commands: {string.Join(", ", command.Subcommands.Select(c => c.Name))}", path);
+                    return Usage($"unknown command '{arg}' for '{path}'; commands: {string.Join(", ", command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))}", path);
                 command = sub;
                 path += " " + sub.Name;
                 var carried = parsed;
@@ -148,11 +150,12 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
         if (command.Options.Count > 0 || command == root) sb.Append(" [options]");
         foreach (var a in command.Arguments) sb.Append(a.Required ? $" {a.Name}" : $" [{a.Name}]");
         sb.AppendLine();
-        if (command.Subcommands.Count > 0)
+        var listed = command.Subcommands.Where(c => !c.Hidden).ToList();
+        if (listed.Count > 0)
         {
             sb.AppendLine().AppendLine("Commands:");
-            var w = command.Subcommands.Max(c => c.Name.Length) + 2;
-            foreach (var c in command.Subcommands) sb.Append("  ").Append(c.Name.PadRight(w)).AppendLine(c.Summary);
+            var w = listed.Max(c => c.Name.Length) + 2;
+            foreach (var c in listed) sb.Append("  ").Append(c.Name.PadRight(w)).AppendLine(c.Summary);
         }
         if (command.Arguments.Count > 0)
         {

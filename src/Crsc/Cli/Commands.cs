@@ -55,6 +55,7 @@ public static class Commands
             ListCommand.Spec(),
             InspectCommand.Spec(),
             GcCommand.Spec(),
+            BuildImageCommand.Spec(),
         ],
     };
 
