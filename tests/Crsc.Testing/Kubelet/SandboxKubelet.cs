@@ -41,7 +41,8 @@ public sealed record SandboxKubeletOptions
 /// growing back-off (<c>restartPolicy: Always</c>), and recreates a container whose image in the pod spec changed —
 /// which is what makes a restore in place happen: the new image is a checkpoint image and the runtime restores from it.
 /// It reports what it sees as the pod's status (phase, container states, restart counts, image IDs), as the kubelet's
-/// status manager does. What it leaves out: probes, init containers, resource limits, secrets and config maps.
+/// status manager does. It runs privileged containers (in a privileged sandbox) and resolves the downward API's
+/// <c>fieldRef</c> env values. What it leaves out: probes, init containers, resource limits, secrets and config maps.
 /// </summary>
 public sealed class SandboxKubelet : IAsyncDisposable
 {
@@ -115,7 +116,7 @@ public sealed class SandboxKubelet : IAsyncDisposable
     private async Task SyncPodAsync(Pod pod, CancellationToken ct)
     {
         var record = _records.GetOrAdd(pod.Metadata.Uid!, _ => new PodRecord(pod.Metadata.Namespace ?? "default", pod.Metadata.Name!, pod.Metadata.Uid!));
-        var sandboxConfig = SandboxConfig(record);
+        var sandboxConfig = SandboxConfig(record, pod.Spec.Containers.Any(Privileged));
         if (record.SandboxId is null)
         {
             Directory.CreateDirectory(sandboxConfig.LogDirectory);
@@ -285,7 +286,27 @@ public sealed class SandboxKubelet : IAsyncDisposable
     // transition times aside, has the status changed?
     private static string Comparable(JsonNode status) => status.ToJsonString();
 
-    private V1.PodSandboxConfig SandboxConfig(PodRecord record) => new()
+    /// <summary><c>securityContext.privileged</c> of a container (crsc's Container model keeps securityContext as extra JSON).</summary>
+    private static bool Privileged(Container c) =>
+        c.Extra?.GetValueOrDefault("securityContext") is { ValueKind: JsonValueKind.Object } sc
+        && sc.TryGetProperty("privileged", out var p) && p.ValueKind == JsonValueKind.True;
+
+    /// <summary>The downward API's <c>fieldRef</c> values the kubelet resolves for env (the ones static pods use).</summary>
+    private string? FieldRef(Pod pod, JsonElement? valueFrom)
+    {
+        if (valueFrom is not { ValueKind: JsonValueKind.Object } v || !v.TryGetProperty("fieldRef", out var fieldRef)
+            || !fieldRef.TryGetProperty("fieldPath", out var path)) return null;
+        return path.GetString() switch
+        {
+            "spec.nodeName" => _options.NodeName,
+            "metadata.name" => pod.Metadata.Name,
+            "metadata.namespace" => pod.Metadata.Namespace,
+            "metadata.uid" => pod.Metadata.Uid,
+            _ => null,
+        };
+    }
+
+    private V1.PodSandboxConfig SandboxConfig(PodRecord record, bool privileged) => new()
     {
         Metadata = new V1.PodSandboxMetadata { Name = record.Name, Namespace = record.Namespace, Uid = record.Uid },
         LogDirectory = Path.Combine(_options.DataRoot, "pods", $"{record.Namespace}_{record.Name}_{record.Uid}"),
@@ -300,6 +321,8 @@ public sealed class SandboxKubelet : IAsyncDisposable
             CgroupParent = $"{_options.CgroupParent}/pod{record.Uid}",
             SecurityContext = new V1.LinuxSandboxSecurityContext
             {
+                // as the kubelet: a pod with a privileged container has a privileged sandbox (containerd refuses it otherwise)
+                Privileged = privileged,
                 NamespaceOptions = new V1.NamespaceOption
                 {
                     Network = V1.NamespaceMode.Node, Pid = V1.NamespaceMode.Container, Ipc = V1.NamespaceMode.Pod,
@@ -328,6 +351,7 @@ public sealed class SandboxKubelet : IAsyncDisposable
             {
                 SecurityContext = new V1.LinuxContainerSecurityContext
                 {
+                    Privileged = Privileged(container),
                     NamespaceOptions = new V1.NamespaceOption
                     {
                         Network = V1.NamespaceMode.Node, Pid = V1.NamespaceMode.Container, Ipc = V1.NamespaceMode.Pod,
@@ -339,7 +363,7 @@ public sealed class SandboxKubelet : IAsyncDisposable
         if (container.Command is { } command) config.Command.AddRange(command);
         if (container.Args is { } args) config.Args.AddRange(args);
         foreach (var env in container.Env ?? [])
-            if (env.Value is not null) config.Envs.Add(new V1.KeyValue { Key = env.Name, Value = env.Value });
+            if ((env.Value ?? FieldRef(pod, env.ValueFrom)) is { } value) config.Envs.Add(new V1.KeyValue { Key = env.Name, Value = value });
         foreach (var mount in container.VolumeMounts ?? [])
         {
             var volume = pod.Spec.Volumes?.FirstOrDefault(v => v.Name == mount.Name)
