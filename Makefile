@@ -28,7 +28,7 @@ test: publish ## unit and integration tests, and the published binary end to end
 	@rm -rf $(RESULTS)/unit
 	CRSC_BINARY=$(CURDIR)/$(BINARY) tests/run.sh unit $(RESULTS)/unit
 
-e2e: package ## the real-component suite: CRIU, containerd, registry in a trixie sandbox, package installs (root)
+e2e: package image ## the real-component suite: CRIU, containerd, registry in a trixie sandbox, package installs, the image (root)
 	@rm -rf $(RESULTS)/e2e
 	CRSC_BINARY=$(CURDIR)/$(BINARY) CRSC_PACKAGES=$(PACKAGES_DIR) tests/run.sh e2e $(RESULTS)/e2e
 
