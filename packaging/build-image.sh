@@ -40,10 +40,11 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "downloading ${missing[*]} (apt-get download, this host's apt sources)"
   tmp=$(mktemp -d "$debs/.download.XXXXXX")
-  chmod 0755 "$tmp"  # apt drops to the _apt user for downloads
+  # as root apt would download as _apt, which cannot write here, and say so before falling back to root
+  sandbox=(); [ "$(id -u)" -eq 0 ] && sandbox=(-o APT::Sandbox::User=root)
   ok=
   for try in 1 2 3; do
-    if (cd "$tmp" && apt-get download -q -o Acquire::Retries=3 "${missing[@]}"); then ok=1; break; fi
+    if (cd "$tmp" && apt-get download -q -o Acquire::Retries=3 "${sandbox[@]}" "${missing[@]}"); then ok=1; break; fi
     echo "apt-get download failed (try $try/3); retrying in 5 s" >&2; sleep 5
   done
   [ -n "$ok" ] || { rm -rf "$tmp"; echo "build-image.sh: could not download ${missing[*]} (apt-get update? offline?)" >&2; exit 1; }
