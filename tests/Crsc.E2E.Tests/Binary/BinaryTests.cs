@@ -58,6 +58,45 @@ public sealed class BinaryTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Build_image_in_two_processes_gives_the_same_digest_and_labels_the_image_with_this_binarys_commit()
+    {
+        // two processes: nothing of a run (process id, clock, scratch names) may reach the bytes
+        var rootfs = Directory.CreateDirectory(_dir.Combine("rootfs", "etc")).Parent!.FullName;
+        File.WriteAllText(_dir.Combine("rootfs", "etc", "passwd"), "root:x:0:0:root:/root:/usr/sbin/nologin\n");
+        var runs = new List<string>();
+        foreach (var tarball in new[] { _dir.Combine("a", "crsc.oci.tar"), _dir.Combine("b", "crsc.oci.tar") })
+        {
+            var (code, stdout, stderr) = await PublishedBinary.RunAsync(
+                ["build-image", "--rootfs", rootfs, "--output", tarball, "--created", "1780000000"], timeout: TimeSpan.FromMinutes(2));
+            Assert.True(code == 0, stderr);
+            output.WriteLine(stdout);
+            runs.Add(stdout.Split('\n').Single(l => l.StartsWith("digest ", StringComparison.Ordinal)));
+            await Task.Delay(1100);
+        }
+        Assert.Equal(runs[0], runs[1]);
+        Assert.Equal(File.ReadAllBytes(_dir.Combine("a", "crsc.oci.tar")), File.ReadAllBytes(_dir.Combine("b", "crsc.oci.tar")));
+
+        // without --binary the AOT binary packs itself, and so can state its version and commit
+        var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        using (var reader = new System.Formats.Tar.TarReader(File.OpenRead(_dir.Combine("a", "crsc.oci.tar"))))
+            while (reader.GetNextEntry() is { } e)
+            {
+                if (e.DataStream is null || e.Length > 1 << 20) continue;
+                var m = new MemoryStream();
+                e.DataStream.CopyTo(m);
+                files[e.Name] = m.ToArray();
+            }
+        var manifestDigest = runs[0].Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+        using var manifest = JsonDocument.Parse(files["blobs/sha256/" + manifestDigest["sha256:".Length..]]);
+        var configDigest = manifest.RootElement.GetProperty("config").GetProperty("digest").GetString()!;
+        using var config = JsonDocument.Parse(files["blobs/sha256/" + configDigest["sha256:".Length..]]);
+        var labels = config.RootElement.GetProperty("config").GetProperty("Labels");
+        var version = (await PublishedBinary.RunAsync(["version"])).Out; // crsc 0.1.0 (commit abc, aot, …)
+        Assert.Contains($"(commit {labels.GetProperty("org.opencontainers.image.revision").GetString()}, aot", version);
+        Assert.StartsWith($"crsc {labels.GetProperty("org.opencontainers.image.version").GetString()} ", version);
+    }
+
+    [Fact]
     public async Task Preflight_runs_in_the_aot_binary_and_fails_naming_a_missing_runtime_socket()
     {
         // statx, programs and JSON under Native AOT; a socket that cannot exist makes the result certain
