@@ -69,6 +69,12 @@ public sealed record RestoreReconcilerOptions
 /// unpatched pod to patch or a patched one to follow — never a second patch or a second count. Terminal phases are
 /// never reconciled again.
 /// </para>
+/// <para>
+/// The informers lag the API server — behind this reconciler's own writes too, and the Restore and pod caches each by
+/// its own amount — so a pod is written to (patched, deleted, patched back) only on a decision taken from the Restore
+/// as the API server returned it, and a counted attempt whose patch the pod cache does not show is checked against
+/// the pod as the server has it.
+/// </para>
 /// </summary>
 public sealed class RestoreReconciler : IReconciler
 {
@@ -150,6 +156,9 @@ public sealed class RestoreReconciler : IReconciler
     public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
     {
         var restore = _restores.Get(key);
+        // the cache's copy may lag the API server, this reconciler's own last write included; what a write or a read
+        // returned is the server's
+        var fresh = false;
         for (var conflicts = 0; ; conflicts++)
         {
             if (restore is null || IsTerminal(restore)) return ReconcileResult.Done;
@@ -157,9 +166,10 @@ public sealed class RestoreReconciler : IReconciler
             {
                 for (var step = 0; step < MaxStepsPerReconcile; step++)
                 {
-                    var next = await StepAsync(restore, ct).ConfigureAwait(false);
+                    var next = await StepAsync(restore, fresh, ct).ConfigureAwait(false);
                     if (next.Result is { } result) return result;
                     restore = next.Restore!;
+                    fresh = true;
                 }
                 return ReconcileResult.Requeue;
             }
@@ -171,6 +181,7 @@ public sealed class RestoreReconciler : IReconciler
                 try
                 {
                     restore = await _restoresApi.GetAsync(key.Namespace, key.Name, ct).ConfigureAwait(false);
+                    fresh = true;
                 }
                 catch (NotFoundException)
                 {
@@ -180,14 +191,18 @@ public sealed class RestoreReconciler : IReconciler
         }
     }
 
-    /// <summary>One step: either a result for the controller, or the Restore as written, to take the next step from.</summary>
+    /// <summary>
+    /// One step: either a result for the controller, or the Restore as the API server returned it (written or read), to
+    /// take the next step from.
+    /// </summary>
     private readonly record struct Step(Restore? Restore, ReconcileResult? Result)
     {
         public static Step Next(Restore r) => new(r, null);
         public static Step Stop(ReconcileResult result) => new(null, result);
     }
 
-    private async Task<Step> StepAsync(Restore r, CancellationToken ct)
+    /// <param name="fresh">whether <paramref name="r"/> is the API server's (returned by a write or a read) rather than the cache's</param>
+    private async Task<Step> StepAsync(Restore r, bool fresh, CancellationToken ct)
     {
         if (IsTerminal(r)) return Step.Stop(ReconcileResult.Done);
         var ns = r.Metadata.Namespace!;
@@ -233,9 +248,15 @@ public sealed class RestoreReconciler : IReconciler
 
         if (patchedByMe)
         {
-            // an attempt that ended in failure left the pod to be replaced (status first, then the deletion)
-            if (s.PatchedAt is null) return await DeletePodAsync(r, pod, ct).ConfigureAwait(false);
-            return await FollowAsync(r, pod, container, now, ct).ConfigureAwait(false);
+            if (s.PatchedAt is null)
+            {
+                // an attempt that ended in failure left the pod to be replaced (status first, then the deletion). A
+                // cached Restore that does not show the attempt counted yet looks just the same while the pod cache
+                // already shows the patch: only the server's Restore says which it is
+                if (!fresh) return await ReloadAsync(r, ct).ConfigureAwait(false);
+                return await DeletePodAsync(r, pod, ct).ConfigureAwait(false);
+            }
+            return await FollowAsync(r, fresh, pod, container, now, ct).ConfigureAwait(false);
         }
 
         if (s.PatchedAt is not null)
@@ -245,14 +266,28 @@ public sealed class RestoreReconciler : IReconciler
                 return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
                     $"restore of pod {pod.Metadata.Name} gave up; the original image {s.OriginalImage} is back and the container starts without its state",
                     ct).ConfigureAwait(false);
-            // the attempt is counted and the patch not made yet (a leader stopped in between): make it now
-            await PatchToCheckpointAsync(r, pod, container, ct).ConfigureAwait(false);
-            return Step.Stop(ReconcileResult.RequeueAfter(_options.RestoreTimeout));
+            // the attempt is counted and the pod cache does not show the patch: it is on its way to the cache, or a
+            // leader stopped between the count and the patch. The server's Restore and pod tell which
+            if (!fresh) return await ReloadAsync(r, ct).ConfigureAwait(false);
+            return await PatchCountedAttemptAsync(r, pod, container, ct).ConfigureAwait(false);
         }
 
         if (s.Image is null) return await ChooseCheckpointAsync(r, pod, container, now, ct).ConfigureAwait(false);
 
         return await AwaitImagesAsync(r, pod, container, now, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The next step from the Restore as the API server has it (the cache's copy may lag).</summary>
+    private async Task<Step> ReloadAsync(Restore r, CancellationToken ct)
+    {
+        try
+        {
+            return Step.Next(await _restoresApi.GetAsync(r.Metadata.Namespace, r.Metadata.Name!, ct).ConfigureAwait(false));
+        }
+        catch (NotFoundException)
+        {
+            return Step.Stop(ReconcileResult.Done);
+        }
     }
 
     // ---- pods ----
@@ -472,6 +507,30 @@ public sealed class RestoreReconciler : IReconciler
         return Step.Stop(ReconcileResult.RequeueAfter(_options.RestoreTimeout));
     }
 
+    /// <summary>
+    /// The attempt is counted (<paramref name="r"/> is the server's) and the cached pod does not show its patch: the
+    /// server's pod does when the cache is only behind (nothing to do but wait for its event), else the patch is made now.
+    /// </summary>
+    private async Task<Step> PatchCountedAttemptAsync(Restore r, Pod cached, string container, CancellationToken ct)
+    {
+        Pod pod;
+        try
+        {
+            pod = await _podsApi.GetAsync(cached.Metadata.Namespace, cached.Metadata.Name!, ct).ConfigureAwait(false);
+        }
+        catch (NotFoundException)
+        {
+            return await PodLostAsync(r, ct).ConfigureAwait(false);
+        }
+        if (!RestorePods.IsLive(pod) || pod.Metadata.Uid != (r.Status!.PodUid ?? cached.Metadata.Uid))
+            return await PodLostAsync(r, ct).ConfigureAwait(false);
+        if (pod.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.Restore) == r.Metadata.Name
+            && RestorePods.ContainerOf(pod, container)?.Image == r.Status.Image)
+            return Step.Stop(ReconcileResult.RequeueAfter(LookAgainIn(_options.RestoreTimeout)));
+        await PatchToCheckpointAsync(r, pod, container, ct).ConfigureAwait(false);
+        return Step.Stop(ReconcileResult.RequeueAfter(_options.RestoreTimeout));
+    }
+
     private async Task PatchToCheckpointAsync(Restore r, Pod pod, string container, CancellationToken ct)
     {
         var s = r.Status!;
@@ -508,27 +567,30 @@ public sealed class RestoreReconciler : IReconciler
             .ConfigureAwait(false);
     }
 
-    private async Task<Step> FollowAsync(Restore r, Pod pod, string container, DateTimeOffset now, CancellationToken ct)
+    private async Task<Step> FollowAsync(Restore r, bool fresh, Pod pod, string container, DateTimeOffset now, CancellationToken ct)
     {
         var s = r.Status!;
         var patchedAt = s.PatchedAt!.Value;
         var observed = Observe(pod, container, s, now);
-        switch (observed.State)
-        {
-            case Observed.Running:
-                return await FinishAsync(r, pod, RestorePhase.Restored, "Restored",
-                    $"container {container} of pod {pod.Metadata.Name} runs again from checkpoint {s.CheckpointName} (attempt {s.Attempts} of {r.Spec.MaxAttempts})",
-                    ct).ConfigureAwait(false);
-            case Observed.Failed:
-                return await AttemptFailedAsync(r, pod, observed.Detail, ct).ConfigureAwait(false);
-        }
+        if (observed.State == Observed.Running)
+            return await FinishAsync(r, pod, RestorePhase.Restored, "Restored",
+                $"container {container} of pod {pod.Metadata.Name} runs again from checkpoint {s.CheckpointName} (attempt {s.Attempts} of {r.Spec.MaxAttempts})",
+                ct).ConfigureAwait(false);
         var deadline = patchedAt + _options.RestoreTimeout;
-        if (now >= deadline)
-            return await AttemptFailedAsync(r, pod,
-                $"container {container} did not run within {_options.RestoreTimeout} of the patch ({observed.Detail})", ct).ConfigureAwait(false);
+        if (observed.State == Observed.Failed || now >= deadline)
+        {
+            // a failed attempt deletes the pod or patches it back: decided from the server's Restore only
+            if (!fresh) return await ReloadAsync(r, ct).ConfigureAwait(false);
+            return await AttemptFailedAsync(r, pod, observed.State == Observed.Failed
+                ? observed.Detail
+                : $"container {container} did not run within {_options.RestoreTimeout} of the patch ({observed.Detail})", ct).ConfigureAwait(false);
+        }
         var wake = observed.LookAgainAt is { } at && at < deadline ? at : deadline;
         return Step.Stop(ReconcileResult.RequeueAfter(wake > now ? wake - now : TimeSpan.Zero));
     }
+
+    /// <summary><see cref="RestoreReconcilerOptions.StatusGrace"/>, or <paramref name="otherwise"/> when it is zero.</summary>
+    private TimeSpan LookAgainIn(TimeSpan otherwise) => _options.StatusGrace > TimeSpan.Zero ? _options.StatusGrace : otherwise;
 
     private enum Observed { Pending, Running, Failed }
 
