@@ -34,8 +34,10 @@ public sealed record RestoreReconcilerOptions
     public TimeSpan RestoreTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// A container error seen this soon after the patch may still be the old container's (the kubelet has not acted on
-    /// the new image yet); it is believed only after this grace, unless the status already names the checkpoint image.
+    /// How soon a container status that does not tell the restored container's fate yet — it still describes the
+    /// container the patch replaced — is looked at again (a change of the pod wakes the reconcile sooner). Time never
+    /// makes such a status the restored container's: only the checkpoint image in the status, a container the kubelet
+    /// made after the patch, or its failure to start one decides an attempt (or <see cref="RestoreTimeout"/> ends it).
     /// </summary>
     public TimeSpan StatusGrace { get; init; } = TimeSpan.FromSeconds(15);
 
@@ -73,7 +75,8 @@ public sealed record RestoreReconcilerOptions
 /// The informers lag the API server — behind this reconciler's own writes too, and the Restore and pod caches each by
 /// its own amount — so a pod is written to (patched, deleted, patched back) only on a decision taken from the Restore
 /// as the API server returned it, and a counted attempt whose patch the pod cache does not show is checked against
-/// the pod as the server has it.
+/// the pod as the server has it. An attempt is judged only by the container the patch brought: the pre-patch status
+/// (kept on the pod by the patch, <see cref="ReplacedContainer"/>) never counts, however late or however stamped.
 /// </para>
 /// </summary>
 public sealed class RestoreReconciler : IReconciler
@@ -531,6 +534,11 @@ public sealed class RestoreReconciler : IReconciler
         return Step.Stop(ReconcileResult.RequeueAfter(_options.RestoreTimeout));
     }
 
+    /// <summary>
+    /// Patches the container to the checkpoint image. Conditional on <paramref name="pod"/>'s resourceVersion (a 409
+    /// when the kubelet or anyone wrote since it was read), so that the status recorded as the replaced container's is
+    /// exactly the one the server held when it took the patch.
+    /// </summary>
     private async Task PatchToCheckpointAsync(Restore r, Pod pod, string container, CancellationToken ct)
     {
         var s = r.Status!;
@@ -540,8 +548,9 @@ public sealed class RestoreReconciler : IReconciler
             [CrscAnnotations.RestoredFrom] = s.CheckpointName,
             // the container's own image, also when an earlier restore had patched it
             [CrscAnnotations.OriginalImage] = $"{container}={s.OriginalImage}",
+            [CrscAnnotations.ReplacedContainer] = ReplacedContainer.Of(pod, container).ToAnnotation(),
         };
-        await PatchPodAsync(pod, container, s.Image!, annotations, ct).ConfigureAwait(false);
+        await PatchPodAsync(pod, container, s.Image!, annotations, ct, pod.Metadata.ResourceVersion).ConfigureAwait(false);
         Log.Patched(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod.Metadata.Name!, container, s.Image!, s.Attempts ?? 0);
         _events.Normal(r, "Restoring",
             $"attempt {s.Attempts} of {r.Spec.MaxAttempts}: patched container {container} of pod {pod.Metadata.Name} to checkpoint image {s.Image}");
@@ -551,13 +560,17 @@ public sealed class RestoreReconciler : IReconciler
 
     /// <summary>
     /// A strategic merge patch of the one container's image (containers merge by name) and the annotations. The pod's
-    /// UID is a precondition in the body, so a pod made again under the same name is never patched by mistake.
+    /// UID is a precondition in the body, so a pod made again under the same name is never patched by mistake; so is
+    /// <paramref name="resourceVersion"/> when given.
     /// </summary>
-    private async Task PatchPodAsync(Pod pod, string container, string image, JsonObject annotations, CancellationToken ct)
+    private async Task PatchPodAsync(Pod pod, string container, string image, JsonObject annotations, CancellationToken ct,
+        string? resourceVersion = null)
     {
+        var metadata = new JsonObject { ["uid"] = pod.Metadata.Uid, ["annotations"] = annotations };
+        if (!string.IsNullOrEmpty(resourceVersion)) metadata["resourceVersion"] = resourceVersion;
         var patch = new JsonObject
         {
-            ["metadata"] = new JsonObject { ["uid"] = pod.Metadata.Uid, ["annotations"] = annotations },
+            ["metadata"] = metadata,
             ["spec"] = new JsonObject
             {
                 ["containers"] = new JsonArray(new JsonObject { ["name"] = container, ["image"] = image }),
@@ -571,7 +584,7 @@ public sealed class RestoreReconciler : IReconciler
     {
         var s = r.Status!;
         var patchedAt = s.PatchedAt!.Value;
-        var observed = Observe(pod, container, s, now);
+        var observed = Observe(pod, container, s);
         if (observed.State == Observed.Running)
             return await FinishAsync(r, pod, RestorePhase.Restored, "Restored",
                 $"container {container} of pod {pod.Metadata.Name} runs again from checkpoint {s.CheckpointName} (attempt {s.Attempts} of {r.Spec.MaxAttempts})",
@@ -585,41 +598,50 @@ public sealed class RestoreReconciler : IReconciler
                 ? observed.Detail
                 : $"container {container} did not run within {_options.RestoreTimeout} of the patch ({observed.Detail})", ct).ConfigureAwait(false);
         }
-        var wake = observed.LookAgainAt is { } at && at < deadline ? at : deadline;
+        var wake = observed.LookAgain ? Min(now + LookAgainIn(_options.RestoreTimeout), deadline) : deadline;
         return Step.Stop(ReconcileResult.RequeueAfter(wake > now ? wake - now : TimeSpan.Zero));
     }
 
     /// <summary><see cref="RestoreReconcilerOptions.StatusGrace"/>, or <paramref name="otherwise"/> when it is zero.</summary>
     private TimeSpan LookAgainIn(TimeSpan otherwise) => _options.StatusGrace > TimeSpan.Zero ? _options.StatusGrace : otherwise;
 
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
+
     private enum Observed { Pending, Running, Failed }
 
-    private readonly record struct Observation(Observed State, string Detail, DateTimeOffset? LookAgainAt = null);
+    /// <param name="LookAgain">the status still describes the replaced container: looked at again after the status grace</param>
+    private readonly record struct Observation(Observed State, string Detail, bool LookAgain = false);
 
     /// <summary>
-    /// What the kubelet reports about the container since the patch. A state counts as the restored container's when
-    /// the status names the checkpoint image or started after the patch; an error without either is believed only after
-    /// <see cref="RestoreReconcilerOptions.StatusGrace"/> (until the kubelet acts, the status is the old container's).
+    /// What the kubelet reports about the restored container. A state is the restored container's when the status names
+    /// the checkpoint image (image, or the digest in imageID). Runtimes may report a restored container by its base
+    /// image, so a running container other than the one the patch replaced (<see cref="ReplacedContainer"/>: another
+    /// containerID) counts as restored too; and a start error where the replaced container's status said something else
+    /// is the kubelet failing to run the new image. Everything else — the replaced container running, stopping (it is
+    /// stopped for the new image), crash-looping, its last termination and restart count — is the past and decides
+    /// nothing, whatever its timestamps say (the node's clock is not crsc's) and however long it lasts.
     /// </summary>
-    private Observation Observe(Pod pod, string container, RestoreStatus s, DateTimeOffset now)
+    private static Observation Observe(Pod pod, string container, RestoreStatus s)
     {
         var cs = RestorePods.StatusOf(pod, container);
         if (cs?.State is not { } state) return new(Observed.Pending, "no container status yet");
-        var patched = KubeTime.Truncate(s.PatchedAt!.Value);
+        var replaced = ReplacedContainer.Read(pod, container);
         var checkpointImage = ImageNames.Same(cs.Image, s.Image)
             || (s.Image!.IndexOf('@', StringComparison.Ordinal) is var at and > 0 && cs.ImageID?.EndsWith(s.Image[(at + 1)..], StringComparison.Ordinal) == true);
 
-        if (state.Running is { } running)
+        if (state.Running is not null)
         {
-            if (!checkpointImage && !(running.StartedAt > patched)) return new(Observed.Pending, "the old container still runs");
+            var later = replaced is not null && !string.IsNullOrEmpty(cs.ContainerID) && cs.ContainerID != replaced.ContainerId;
+            if (!checkpointImage && !later) return new(Observed.Pending, "the container the patch replaced still runs", LookAgain: true);
             var spec = RestorePods.ContainerOf(pod, container)!;
             if (RestorePods.HasReadinessProbe(spec) && !cs.Ready) return new(Observed.Pending, "running, not ready yet");
             return new(Observed.Running, "running");
         }
         if (state.Terminated is { } t)
         {
-            if (!checkpointImage && !(t.StartedAt > patched)) return new(Observed.Pending, "the old container has stopped");
-            var detail = $"the restored container terminated ({t.Reason ?? "exit"}, exit code {t.ExitCode})";
+            var detail = $"terminated ({t.Reason ?? "exit"}, exit code {t.ExitCode})";
+            if (!checkpointImage) return new(Observed.Pending, $"the container the patch replaced has {detail}", LookAgain: true);
+            detail = $"the restored container {detail}";
             return new(Observed.Failed, string.IsNullOrEmpty(t.Message) ? detail : $"{detail}: {t.Message}");
         }
         if (state.Waiting is { } w)
@@ -627,9 +649,10 @@ public sealed class RestoreReconciler : IReconciler
             if (string.IsNullOrEmpty(w.Reason) || w.Reason is "ContainerCreating" or "PodInitializing")
                 return new(Observed.Pending, $"waiting ({w.Reason ?? "no reason"})");
             var detail = string.IsNullOrEmpty(w.Message) ? w.Reason : $"{w.Reason}: {w.Message}";
-            var believable = patched + _options.StatusGrace;
-            if (checkpointImage || now >= believable) return new(Observed.Failed, detail);
-            return new(Observed.Pending, $"waiting ({detail}), maybe still the old container's", believable);
+            // CrashLoopBackOff is about a container that ran, and the status names its image: the replaced one's here
+            var startError = w.Reason != "CrashLoopBackOff" && replaced is not null && replaced.State != ReplacedContainer.StateOf(state);
+            if (checkpointImage || startError) return new(Observed.Failed, detail);
+            return new(Observed.Pending, $"waiting ({detail}): the container the patch replaced, as far as the status tells", LookAgain: true);
         }
         return new(Observed.Pending, "no container state yet");
     }
@@ -704,13 +727,14 @@ public sealed class RestoreReconciler : IReconciler
             return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
                 $"{why}; fallback ColdStart: the container keeps its own image and starts without its state", ct).ConfigureAwait(false);
 
-        // the original image back; restore stays as a record, restored-from and original-image go (they describe a
-        // checkpoint image that is no longer there)
+        // the original image back; restore stays as a record, restored-from, original-image and replaced-container go
+        // (they describe a checkpoint image that is no longer there)
         var annotations = new JsonObject
         {
             [CrscAnnotations.Restore] = r.Metadata.Name,
             [CrscAnnotations.RestoredFrom] = null,
             [CrscAnnotations.OriginalImage] = null,
+            [CrscAnnotations.ReplacedContainer] = null,
         };
         await PatchPodAsync(pod!, container!, s.OriginalImage!, annotations, ct).ConfigureAwait(false);
         Log.ColdStart(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod!.Metadata.Name!, s.OriginalImage!);

@@ -14,12 +14,15 @@ namespace Crsc.Controllers.Tests.Restores;
 /// <summary>
 /// The failure-reaction benchmark's invariant as a test: one container failure of a managed Deployment's pod makes
 /// exactly one Restore, exactly one patch of the pod's image, and no pod deletion — the pod is restored in place —
-/// whatever order the caches see the writes in. The failure detector and the Restore reconciler run as the leader runs them, each on its own informers;
+/// whatever order the caches see the writes in and whatever the kubelet still reports about the container the patch
+/// replaced. The failure detector and the Restore reconciler run as the leader runs them, each on its own informers;
 /// the leader's Restore and pod caches can be held behind the API server.
 /// </summary>
 public sealed class FailureReactionInvariantTests : IAsyncDisposable
 {
     private const string P1 = "counter-7d9f8c6b5-abcde";
+    /// <summary>How far the node's clock is ahead of crsc's in the interleavings that say so.</summary>
+    private static readonly TimeSpan NodeClockAhead = TimeSpan.FromSeconds(3);
 
     private readonly RestoreFixture _f = new();
     private readonly RestoreReconcilerOptions _options = new();
@@ -44,15 +47,36 @@ public sealed class FailureReactionInvariantTests : IAsyncDisposable
         RestoreCacheBehindThePatch,
         /// <summary>The Restore cache shows the attempt counted while the pod cache does not show the patch yet.</summary>
         PodCacheBehindThePatch,
+        /// <summary>
+        /// The container the patch replaced crashes again and the kubelet reports CrashLoopBackOff for it (with its own
+        /// image) for longer than the status grace — it is busy pulling the checkpoint image.
+        /// </summary>
+        OldCrashLoopOutlivesTheStatusGrace,
+        /// <summary>
+        /// The kubelet stops the replaced container to apply the new image; the node's clock is ahead of crsc's, so the
+        /// terminated state it reports for the old container is stamped after the patch.
+        /// </summary>
+        OldContainerStoppedUnderANodeClockAhead,
+        /// <summary>
+        /// The Restore reconciler re-reads the pod right after the patch: the status is still the one the kubelet wrote
+        /// before it (restart count, last terminated state, the old container running), stamped by a node clock ahead.
+        /// </summary>
+        PrePatchStatusReReadUnderANodeClockAhead,
     }
 
     [Theory]
     [InlineData(Interleaving.InOrder)]
     [InlineData(Interleaving.RestoreCacheBehindThePatch)]
     [InlineData(Interleaving.PodCacheBehindThePatch)]
+    [InlineData(Interleaving.OldCrashLoopOutlivesTheStatusGrace)]
+    [InlineData(Interleaving.OldContainerStoppedUnderANodeClockAhead)]
+    [InlineData(Interleaving.PrePatchStatusReReadUnderANodeClockAhead)]
     public async Task One_failure_makes_one_Restore_one_image_patch_and_no_pod_deletion(Interleaving interleaving)
     {
-        DateTimeOffset NodeNow() => Now;
+        var skew = interleaving is Interleaving.OldContainerStoppedUnderANodeClockAhead or Interleaving.PrePatchStatusReReadUnderANodeClockAhead
+            ? NodeClockAhead
+            : TimeSpan.Zero;
+        DateTimeOffset NodeNow() => Now + skew;
 
         await SeedDeploymentAsync();
         var pod = await _f.CreatePodAsync(P1);
@@ -112,6 +136,39 @@ public sealed class FailureReactionInvariantTests : IAsyncDisposable
                 Assert.Equal(F.ImageV1, ContainerImage(leader.Pods.Get(new(F.Ns, P1))));
                 await leader.ReconcileNowAsync(name);
                 podWatch.Release();
+                break;
+            case Interleaving.OldCrashLoopOutlivesTheStatusGrace:
+                await KubeletReportsAsync(cs =>
+                {
+                    cs.LastState = new ContainerState
+                    {
+                        Terminated = new ContainerStateTerminated
+                        {
+                            ExitCode = 1, Reason = "Error", ContainerID = "containerd://app-1", StartedAt = NodeNow().AddSeconds(-1), FinishedAt = NodeNow(),
+                        },
+                    };
+                    cs.State = F.Waiting("CrashLoopBackOff", "back-off 10s restarting failed container=app");
+                });
+                await leader.ReconcileAsync(name);
+                _f.Time.Advance(_options.StatusGrace + TimeSpan.FromSeconds(5));
+                await leader.ReconcileAsync(name);
+                break;
+            case Interleaving.OldContainerStoppedUnderANodeClockAhead:
+                await KubeletReportsAsync(cs =>
+                {
+                    var started = cs.State!.Running!.StartedAt;
+                    cs.State = new ContainerState
+                    {
+                        Terminated = new ContainerStateTerminated
+                        {
+                            ExitCode = 137, Reason = "Error", ContainerID = "containerd://app-1", StartedAt = started, FinishedAt = NodeNow(),
+                        },
+                    };
+                });
+                await leader.ReconcileAsync(name);
+                break;
+            case Interleaving.PrePatchStatusReReadUnderANodeClockAhead:
+                await leader.ReconcileAsync(name);
                 break;
         }
 
