@@ -138,4 +138,16 @@ public sealed class CommandLineTests
         Assert.Contains("'nonsense'", badErr);
         Assert.Contains("crds", badErr);
     }
+
+    [Fact]
+    public async Task Manifests_all_is_what_kubectl_applies_and_leaves_the_static_pod_out()
+    {
+        var (code, output, err) = await Run("manifests");
+        Assert.True(code == 0, err);
+        Assert.Contains("kind: ClusterRole", output);
+        Assert.DoesNotMatch(@"(?m)^kind: Pod\s*$", output);
+        var (_, help, _) = await Run("manifests", "--help");
+        Assert.Contains("crsc manifests static-pod", help);
+        Assert.Contains("all (CRDs and RBAC", help);
+    }
 }

@@ -48,11 +48,19 @@ public static class Commands
                     },
                 ],
             },
-            new CommandSpec("manifests", "Print the Kubernetes manifests embedded in the binary, for `kubectl apply -f -`.")
+            new CommandSpec("manifests", "Print the Kubernetes manifests embedded in the binary (CRDs and RBAC for `kubectl apply -f -`).")
             {
-                Arguments = [new ArgumentSpec("KIND", "crds, rbac, static-pod or all (default all)", Required: false)],
+                Description = "all (the default) is what one applies to the cluster: the CRDs, then the namespace and RBAC.\n" +
+                              "The static pod is not part of it: it runs crsc on a node from the kubelet's manifests directory,\n" +
+                              "and `kubectl apply` would only make it a plain Pod; print it with `crsc manifests static-pod`.",
+                Arguments = [new ArgumentSpec("KIND", "all (CRDs and RBAC; the default), crds, rbac or static-pod", Required: false)],
                 Handler = ManifestsCommand.RunAsync,
-                Examples = ["crsc manifests crds | kubectl apply -f -", "crsc manifests all > crsc.yaml"],
+                Examples =
+                [
+                    "crsc manifests | kubectl apply -f -",
+                    "crsc manifests crds | kubectl apply -f -",
+                    "crsc manifests static-pod > /etc/kubernetes/manifests/crsc.yaml",
+                ],
             },
             PreflightCommand.Spec(),
             CheckpointCommand.Spec(),
