@@ -240,6 +240,43 @@ public sealed class StoreCommandsTests : IDisposable
         Assert.Single(output.Split('\n'), l => l.StartsWith("would delete", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Gc_max_age_without_a_unit_is_a_usage_error_and_deletes_nothing()
+    {
+        // `--max-age 7` used to mean 7 seconds: with help showing 12h and 7d, a typo deleted almost everything
+        CheckpointInfo a, b;
+        using (var store = _s.Open())
+        {
+            a = await CliStore.AddAsync(store, "shop", "cart", "app");
+            _s.Time.Advance(TimeSpan.FromHours(1));
+            b = await CliStore.AddAsync(store, "shop", "cart", "app");
+        }
+        var before = Directory.GetFiles(_s.CheckpointDir, "*", SearchOption.AllDirectories).Order().ToArray();
+
+        var (code, output, err) = await CliStore.RunAsync(["gc", "--max-age", "7", .. _s.StoreFlags]);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("--max-age '7' has no unit: write 7m, 7h or 7d", err);
+        Assert.Contains("Run 'crsc gc --help' for usage.", err);
+        Assert.Equal("", output);
+        Assert.Equal(before, Directory.GetFiles(_s.CheckpointDir, "*", SearchOption.AllDirectories).Order().ToArray());
+        Assert.True(File.Exists(a.ArchivePath) && File.Exists(b.ArchivePath));
+
+        // with a unit it is a duration as before
+        (code, output, err) = await CliStore.RunAsync(["gc", "--max-age", "7s", "--dry-run", .. _s.StoreFlags]);
+        Assert.True(code == ExitCodes.Ok, err);
+        Assert.Contains("older than 7s", output);
+    }
+
+    [Theory]
+    [InlineData("7")]
+    [InlineData("0")]
+    [InlineData("86400")]
+    public void Duration_flags_refuse_a_bare_number(string text)
+    {
+        Assert.False(CliOutput.TryParseDuration(text, out _));
+        Assert.Contains($"--timeout '{text}' has no unit", CliOutput.DurationProblem("--timeout", text, "a duration"));
+    }
+
     [Theory]
     [InlineData("500MiB", 500L << 20)]
     [InlineData("20G", 20L << 30)]
