@@ -150,4 +150,51 @@ public sealed class CommandLineTests
         Assert.Contains("crsc manifests static-pod", help);
         Assert.Contains("all (CRDs and RBAC", help);
     }
+
+    [Theory]
+    [InlineData("version")]
+    [InlineData("manifests")]
+    [InlineData("config")]
+    public async Task Verbs_that_read_no_configuration_do_not_list_or_take_config(string verb)
+    {
+        var (code, output, _) = await Run(verb, "--help");
+        Assert.Equal(ExitCodes.Ok, code);
+        Assert.DoesNotContain("--config", output);
+        Assert.DoesNotContain("-c,", output);
+        if (verb == "config") return; // a group: `crsc config --config F check` is check's
+        var (bad, _, err) = await Run(verb, "--config", "/etc/crsc/config.yaml");
+        Assert.Equal(ExitCodes.Usage, bad);
+        Assert.Contains($"option '--config' does not apply to 'crsc {verb}'", err);
+        (bad, _, err) = await Run("-c", "/etc/crsc/config.yaml", verb);
+        Assert.Equal(ExitCodes.Usage, bad);
+        Assert.Contains($"option '--config' does not apply to 'crsc {verb}'", err);
+    }
+
+    [Theory]
+    [InlineData("daemon")]
+    [InlineData("config", "check")]
+    [InlineData("preflight")]
+    [InlineData("checkpoint")]
+    [InlineData("restore")]
+    [InlineData("list")]
+    [InlineData("inspect")]
+    [InlineData("gc")]
+    public async Task Verbs_that_read_configuration_list_config_once(params string[] verb)
+    {
+        var (code, output, _) = await Run([.. verb, "--help"]);
+        Assert.Equal(ExitCodes.Ok, code);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(output, @"-c, --config FILE"));
+    }
+
+    [Fact]
+    public async Task Config_may_still_come_before_the_verb_that_reads_it()
+    {
+        using var dir = new TempDir();
+        var path = dir.Combine("c.yaml");
+        File.WriteAllText(path, "namespace: team-b\n");
+        var (code, output, err) = await Run("--config", path, "config", "check");
+        Assert.True(code == ExitCodes.Ok, err);
+        Assert.Contains("team-b", output);
+        Assert.Contains(path + ":1", output);
+    }
 }

@@ -118,8 +118,12 @@ internal static class CliOutput
         }
     }
 
-    /// <summary>The configuration flags (of <see cref="Commands.ConfigFlags"/>) a verb actually uses, e.g. <c>--socket</c>.</summary>
-    public static IEnumerable<OptionSpec> ConfigFlags(params string[] flags) => Commands.ConfigFlags().Where(o => flags.Contains(o.Name));
+    /// <summary>
+    /// <c>--config</c> and the configuration flags (of <see cref="Commands.ConfigFlags"/>) a verb actually uses, e.g. <c>--socket</c>:
+    /// a verb that reads configuration with <see cref="LoadOptions"/> honours its file.
+    /// </summary>
+    public static IEnumerable<OptionSpec> ConfigFlags(params string[] flags) =>
+        Commands.ConfigFlags().Where(o => o == Commands.Config || flags.Contains(o.Name));
 
     /// <summary>Loads the configuration the way <c>crsc daemon</c> does; on invalid configuration writes the errors and returns null (exit 78).</summary>
     public static CrscOptions? LoadOptions(ParsedCommand p)

@@ -123,6 +123,10 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
             stderr.Write(HelpText(command, path));
             return ExitCodes.Usage;
         }
+        // an option given before the verb (the root's --config) that this verb does not read is refused, not ignored
+        foreach (var name in parsed.Values.Keys.Concat(parsed.Switches))
+            if (!command.Options.Any(o => o.Name == name))
+                return Usage($"option '{name}' does not apply to '{path}'", path);
         var required = command.Arguments.Count(a => a.Required);
         if (parsed.Arguments.Count < required)
             return Usage($"'{path}' needs {string.Join(" ", command.Arguments.Where(a => a.Required).Skip(parsed.Arguments.Count).Select(a => a.Name))}", path);
@@ -160,7 +164,8 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
             var w = command.Arguments.Max(a => a.Name.Length) + 2;
             foreach (var a in command.Arguments) sb.Append("  ").Append(a.Name.PadRight(w)).AppendLine(a.Help);
         }
-        var opts = command == root ? [.. root.Options, Help] : command.Options.Concat(root.Options).Append(Help).ToList();
+        // a verb lists only the options it honours (it repeats the root's --config when it reads configuration)
+        var opts = command.Options.Append(Help).ToList();
         sb.AppendLine().AppendLine("Options:");
         var names = opts.Select(o => (o.Short is null ? "" : o.Short + ", ") + o.Name + (o.ValueName is null ? "" : " " + o.ValueName)).ToList();
         var width = names.Max(n => n.Length) + 2;

@@ -5,11 +5,15 @@ namespace Crsc.Cli;
 /// <summary>The crsc command tree. Each verb's work lives in its own class; this only describes and wires.</summary>
 public static class Commands
 {
+    /// <summary>
+    /// The configuration file. Accepted before the verb too (<c>crsc -c FILE daemon</c>), but only by the verbs that
+    /// read configuration: they list it among their options; any other verb refuses it rather than ignore it.
+    /// </summary>
     public static readonly OptionSpec Config = new("--config", "FILE", $"configuration file (default {ConfigLoader.DefaultPath}, or ${ConfigLoader.ConfigEnvironmentVariable})", "-c");
 
-    /// <summary>The option flags of the configuration table, accepted by the verbs that load configuration.</summary>
+    /// <summary><c>--config</c> and the option flags of the configuration table, accepted by the verbs that load configuration.</summary>
     public static List<OptionSpec> ConfigFlags() =>
-        [.. ConfigKeys.All.Select(k => new OptionSpec(k.Flag, "VALUE", $"{k.Description} [{k.YamlPath}, ${string.Join("/$", k.EnvironmentVariables)}]"))];
+        [Config, .. ConfigKeys.All.Select(k => new OptionSpec(k.Flag, "VALUE", $"{k.Description} [{k.YamlPath}, ${string.Join("/$", k.EnvironmentVariables)}]"))];
 
     public static CommandSpec Root() => new("crsc", "crsc: checkpoint/restore for stateful containers on Kubernetes.")
     {
