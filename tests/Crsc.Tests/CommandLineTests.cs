@@ -197,4 +197,46 @@ public sealed class CommandLineTests
         Assert.Contains("team-b", output);
         Assert.Contains(path + ":1", output);
     }
+
+    [Theory]
+    [InlineData("unknown command 'chekpoint' for 'crsc' (did you mean 'checkpoint'?)", "chekpoint", "shop/cart-0")]
+    [InlineData("unknown command 'verison' for 'crsc' (did you mean 'version'?)", "verison")]
+    [InlineData("unknown command 'lsit' for 'crsc' (did you mean 'list'?)", "lsit")]
+    [InlineData("unknown command 'chek' for 'crsc config' (did you mean 'check'?)", "config", "chek")]
+    [InlineData("unknown option '--dryrun' for 'crsc gc' (did you mean '--dry-run'?)", "gc", "--dryrun")]
+    [InlineData("unknown option '--keep_last' for 'crsc gc' (did you mean '--keep-last'?)", "gc", "--keep_last=3")]
+    [InlineData("unknown option '-json' for 'crsc list' (did you mean '--json'?)", "list", "-json")]
+    [InlineData("unknown option '--hepl' for 'crsc version' (did you mean '--help'?)", "version", "--hepl")]
+    [InlineData("unknown manifest kind 'crd' (did you mean 'crds'?)", "manifests", "crd")]
+    public async Task A_mistyped_command_or_option_gets_a_suggestion(string expected, params string[] args)
+    {
+        var (code, output, err) = await Run(args);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Equal("", output);
+        Assert.Contains(expected, err);
+    }
+
+    [Theory]
+    [InlineData("frobnicate")]
+    [InlineData("ls")]
+    [InlineData("x")]
+    public async Task Nothing_close_gets_no_suggestion(string verb)
+    {
+        var (code, _, err) = await Run(verb);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.DoesNotContain("did you mean", err);
+        Assert.Contains("commands: daemon", err);
+    }
+
+    [Fact]
+    public void Edit_distance_counts_a_swap_of_neighbours_as_one()
+    {
+        Assert.Equal(0, Suggestions.Distance("gc", "gc"));
+        Assert.Equal(1, Suggestions.Distance("lsit", "list"));
+        Assert.Equal(1, Suggestions.Distance("chekpoint", "checkpoint"));
+        Assert.Equal(2, Suggestions.Distance("ls", "gc"));
+        Assert.Equal(3, Suggestions.Distance("", "abc"));
+        Assert.Equal(["inspect"], Suggestions.For("insp", ["inspect", "list", "gc"]));
+        Assert.Equal(["--max-age", "--max-bytes"], Suggestions.For("--max", ["--max-age", "--max-bytes", "--json"]));
+    }
 }

@@ -54,7 +54,7 @@ public sealed class ParsedCommand(CommandSpec command, string path, TextWriter s
 /// <summary>
 /// A small, strict, AOT-clean command-line parser: verbs and sub-verbs, long options with values,
 /// switches, positional arguments, <c>--help</c> everywhere. Anything unknown is a usage error (exit 2)
-/// with a message that names it and says where help is.
+/// with a message that names it, suggests the closest known name, and says where help is.
 /// </summary>
 public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextWriter stderr)
 {
@@ -83,7 +83,7 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
                 }
                 var spec = options.FirstOrDefault(o => o.Name == name || o.Short == name);
                 if (spec is null)
-                    return Usage($"unknown option '{name}' for '{path}'", path);
+                    return Usage($"unknown option '{name}' for '{path}'{Suggestions.DidYouMean(name, command.Options.Append(Help).Select(o => o.Name))}", path);
                 if (spec.TakesValue)
                 {
                     string value;
@@ -103,8 +103,7 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
             if (!onlyArguments && command.Subcommands.Count > 0 && parsed.Arguments.Count == 0)
             {
                 var sub = command.Subcommands.FirstOrDefault(c => c.Name == arg);
-                if (sub is null)
-                    return Usage($"unknown command '{arg}' for '{path}'; commands: {string.Join(", ", command.Subcommands.Select(c => c.Name))}", path);
+                if (sub is null) return UnknownCommand(arg, command, path);
                 command = sub;
                 path += " " + sub.Name;
                 var carried = parsed;
@@ -133,6 +132,12 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
         if (parsed.Arguments.Count > command.Arguments.Count)
             return Usage($"'{path}' takes {(command.Arguments.Count == 0 ? "no arguments" : "at most " + command.Arguments.Count + " argument(s)")}, got '{string.Join(" ", parsed.Arguments.Skip(command.Arguments.Count))}'", path);
         return await command.Handler(parsed, ct);
+    }
+
+    private int UnknownCommand(string word, CommandSpec command, string path)
+    {
+        var names = command.Subcommands.Select(c => c.Name).ToList();
+        return Usage($"unknown command '{word}' for '{path}'{Suggestions.DidYouMean(word, names)}; commands: {string.Join(", ", names)}", path);
     }
 
     private int Usage(string message, string path)
