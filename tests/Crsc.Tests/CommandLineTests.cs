@@ -239,4 +239,38 @@ public sealed class CommandLineTests
         Assert.Equal(["inspect"], Suggestions.For("insp", ["inspect", "list", "gc"]));
         Assert.Equal(["--max-age", "--max-bytes"], Suggestions.For("--max", ["--max-age", "--max-bytes", "--json"]));
     }
+
+    [Theory]
+    [InlineData]
+    [InlineData("gc")]
+    [InlineData("config")]
+    [InlineData("config", "check")]
+    [InlineData("help")]
+    public async Task Help_verb_prints_what_help_flag_prints(params string[] command)
+    {
+        var (code, output, err) = await Run(["help", .. command]);
+        Assert.True(code == ExitCodes.Ok, err);
+        var (flagCode, flagOutput, _) = await Run([.. command, "--help"]);
+        Assert.Equal(ExitCodes.Ok, flagCode);
+        Assert.Equal(flagOutput, output);
+        Assert.Contains("Usage: crsc", output);
+        Assert.Equal("", err);
+    }
+
+    [Fact]
+    public async Task Help_verb_is_listed_and_refuses_what_it_cannot_show()
+    {
+        var (_, root, _) = await Run("--help");
+        Assert.Matches(@"(?m)^  help\s+Show help for a command", root);
+
+        var (code, _, err) = await Run("help", "chekpoint");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("unknown command 'chekpoint' for 'crsc' (did you mean 'checkpoint'?)", err);
+        (code, _, err) = await Run("help", "gc", "now");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("'crsc gc' has no sub-commands", err);
+        (code, _, err) = await Run("help", "--json");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("takes command names", err);
+    }
 }

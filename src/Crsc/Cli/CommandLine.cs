@@ -60,6 +60,16 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
 {
     public static readonly OptionSpec Help = new("--help", null, "show help for this command", "-h");
 
+    /// <summary>The verb <c>crsc help [COMMAND [SUBCOMMAND]]</c>: the same help as <c>crsc COMMAND --help</c>.</summary>
+    public const string HelpVerb = "help";
+
+    /// <summary>The spec of <see cref="HelpVerb"/>, for the root's list of commands; the parser answers it itself.</summary>
+    public static CommandSpec HelpCommand() => new(HelpVerb, "Show help for a command (the same as COMMAND --help).")
+    {
+        Arguments = [new ArgumentSpec("COMMAND", "a command, or a command and its sub-command (e.g. config check)", Required: false)],
+        Examples = ["crsc help", "crsc help gc", "crsc help config check"],
+    };
+
     public async Task<int> RunAsync(string[] args, CancellationToken ct)
     {
         var command = root;
@@ -104,6 +114,7 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
             {
                 var sub = command.Subcommands.FirstOrDefault(c => c.Name == arg);
                 if (sub is null) return UnknownCommand(arg, command, path);
+                if (command == root && sub.Name == HelpVerb) return ShowHelp(sub, args[(i + 1)..]);
                 command = sub;
                 path += " " + sub.Name;
                 var carried = parsed;
@@ -132,6 +143,29 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
         if (parsed.Arguments.Count > command.Arguments.Count)
             return Usage($"'{path}' takes {(command.Arguments.Count == 0 ? "no arguments" : "at most " + command.Arguments.Count + " argument(s)")}, got '{string.Join(" ", parsed.Arguments.Skip(command.Arguments.Count))}'", path);
         return await command.Handler(parsed, ct);
+    }
+
+    /// <summary><c>crsc help WORD...</c>: the help of the command the words name, on stdout, exit 0.</summary>
+    private int ShowHelp(CommandSpec helpVerb, string[] words)
+    {
+        var command = root;
+        var path = root.Name;
+        foreach (var word in words)
+        {
+            if (word is "--help" or "-h") return ShowHelp(helpVerb, [HelpVerb]);
+            if (word.StartsWith('-'))
+                return Usage($"'{root.Name} {HelpVerb}' takes command names, not options ('{word}')", $"{root.Name} {HelpVerb}");
+            var sub = command.Subcommands.FirstOrDefault(c => c.Name == word);
+            if (sub is null)
+            {
+                if (command.Subcommands.Count > 0) return UnknownCommand(word, command, path);
+                return Usage($"'{path}' has no sub-commands; '{word}' is not one", $"{root.Name} {HelpVerb}");
+            }
+            command = sub;
+            path += " " + sub.Name;
+        }
+        stdout.Write(HelpText(command, path));
+        return ExitCodes.Ok;
     }
 
     private int UnknownCommand(string word, CommandSpec command, string path)

@@ -72,6 +72,7 @@ public static class Commands
             ListCommand.Spec(),
             InspectCommand.Spec(),
             GcCommand.Spec(),
+            CommandLineParser.HelpCommand(),
         ],
     };
 
