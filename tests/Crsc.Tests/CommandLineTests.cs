@@ -273,4 +273,21 @@ public sealed class CommandLineTests
         Assert.Equal(ExitCodes.Usage, code);
         Assert.Contains("takes command names", err);
     }
+
+    [Fact]
+    public async Task Config_check_of_a_missing_file_fails_at_once_naming_it()
+    {
+        using var dir = new TempDir();
+        var missing = dir.Combine("nonexistent.yaml");
+        var (code, output, err) = await Run("config", "check", missing);
+        Assert.Equal(ExitCodes.Config, code);
+        Assert.Equal("", output); // no "(none; defaults)" and no table of defaults
+        Assert.Equal($"crsc: cannot check {missing}: no such file\n", err.ReplaceLineEndings("\n"));
+
+        (code, output, err) = await Run("config", "check", dir.Path);
+        Assert.Equal(ExitCodes.Config, code);
+        Assert.Equal("", output);
+        Assert.Contains($"cannot check {dir.Path}: it is a directory", err);
+        Assert.DoesNotContain("--config", err);
+    }
 }

@@ -44,7 +44,7 @@ public static class Commands
                     {
                         Description = "Reads FILE (or --config, $CRSC_CONFIG, /etc/crsc/config.yaml), applies the environment and\n" +
                                       "flags, and prints every key with the value in effect and where it came from.\n" +
-                                      "Exit 0 when valid, 78 when not (each error names the key and the value).",
+                                      "Exit 0 when valid, 78 when not (each error names the key and the value) or when FILE is not there.",
                         Arguments = [new ArgumentSpec("FILE", "configuration file to check", Required: false)],
                         Options = ConfigFlags(),
                         Handler = ConfigCommand.CheckAsync,
