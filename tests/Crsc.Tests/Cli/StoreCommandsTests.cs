@@ -166,6 +166,38 @@ public sealed class StoreCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task Inspect_of_a_file_that_is_not_a_tar_says_so_in_its_own_words()
+    {
+        // the tar reader's exception messages are bare resource keys in the AOT binary ("TarInvalidNumber, ")
+        var passwd = _s.Dir.Combine("passwd");
+        await File.WriteAllTextAsync(passwd, string.Concat(Enumerable.Repeat("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n", 12)));
+        var (code, output, err) = await CliStore.RunAsync(["inspect", passwd]);
+        Assert.Equal(ExitCodes.Failure, code);
+        Assert.Equal("", output);
+        Assert.Equal($"crsc: '{passwd}' is not a crsc checkpoint archive: it is not a tar file (nor a zstd-compressed tar): its header blocks are not tar headers\n",
+            err.ReplaceLineEndings("\n"));
+
+        if (File.Exists("/etc/passwd"))
+        {
+            (code, _, err) = await CliStore.RunAsync(["inspect", "/etc/passwd"]);
+            Assert.Equal(ExitCodes.Failure, code);
+            Assert.StartsWith("crsc: '/etc/passwd' is not a crsc checkpoint archive: it ", err);
+        }
+
+        // a real archive cut short inside an entry
+        using (var store = _s.Open(CheckpointCompression.None))
+        {
+            var a = await CliStore.AddAsync(store, "shop", "cart", "app");
+            var cut = _s.Dir.Combine("cut.tar");
+            await File.WriteAllBytesAsync(cut, (await File.ReadAllBytesAsync(a.ArchivePath))[..1000]);
+            (code, _, err) = await CliStore.RunAsync(["inspect", cut]);
+            Assert.Equal(ExitCodes.Failure, code);
+            Assert.Equal($"crsc: '{cut}' is not a crsc checkpoint archive: it ends in the middle of a tar entry (cut short, or not a tar file)\n",
+                err.ReplaceLineEndings("\n"));
+        }
+    }
+
+    [Fact]
     public async Task Gc_dry_run_reports_and_deletes_nothing_then_gc_deletes()
     {
         CheckpointInfo a, b, c;
