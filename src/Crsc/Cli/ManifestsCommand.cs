@@ -9,7 +9,7 @@ internal static class ManifestsCommand
         var kind = p.Arguments.FirstOrDefault() ?? EmbeddedManifests.All;
         if (!EmbeddedManifests.TryGet(kind, out var yaml))
         {
-            p.Error.WriteLine($"crsc: unknown manifest kind '{kind}'; this binary embeds: {string.Join(", ", EmbeddedManifests.Kinds)}");
+            p.Error.WriteLine($"crsc: unknown manifest kind '{kind}'{Suggestions.DidYouMean(kind, EmbeddedManifests.Kinds)}; this binary embeds: {string.Join(", ", EmbeddedManifests.Kinds)}");
             return Task.FromResult(ExitCodes.Usage);
         }
         p.Out.Write(yaml);
