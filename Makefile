@@ -35,7 +35,7 @@ e2e: package image ## the real-component suite: CRIU, containerd, registry in a 
 bench: publish ## benchmarks: figures and ratios against baselines measured in the same run
 	CRSC_BINARY=$(CURDIR)/$(BINARY) $(DOTNET) run -c Release --project tests/Crsc.Benchmarks -- $(BENCH)
 
-demo: publish ## the demo on real components (builds the AOT binary, sets everything up itself)
+demo: ## the demo on real components (root; builds the AOT binary and sets up the sandbox itself, the two overlapping)
 	tests/demo/demo.sh
 
 package: publish ## .deb and .rpm in obj/packages (nfpm when installed, else dpkg-deb and rpmbuild from nfpm.yaml)

@@ -3,10 +3,10 @@
 # The real-component sandbox (tests/sandbox) installs its own trixie/sid packages inside its rootfs.
 set -euo pipefail
 # docker-registry, skopeo, apache2-utils (htpasswd): the registry push round trip on the host (tests/Crsc.E2E.Tests/Registry)
-# rpm (rpmbuild, rpm -qp), systemd-container (systemd-nspawn), python3 (packaging/build-packages.py): make package and the
+# rpm (rpmbuild, rpm -qp), cpio (reading files out of the .rpm), systemd-container (systemd-nspawn), python3 (packaging/build-packages.py): make package and the
 # package install tests (tests/Crsc.E2E.Tests/Packaging)
 need=(zstd libzstd1 debootstrap ca-certificates git make util-linux iproute2 procps docker-registry skopeo apache2-utils
-      rpm systemd-container python3)
+      rpm cpio systemd-container python3)
 # Debian's docker-registry package enables a service on :5000; the tests start their own registries on free ports,
 # and 127.0.0.1:5000 is the sandbox's registry, so the host's service is stopped and disabled.
 quiet_registry() {

@@ -23,7 +23,8 @@ namespace Crsc.Benchmarks;
 /// node's <see cref="RestorePreparer"/> checking the images through the real CRI client against FakeCriServer, and the
 /// event recorder writing Events. 200 incidents, one after the other, each in its own managed Deployment with a
 /// Completed checkpoint (so the per-workload backoff does not apply); 200 unmanaged Deployments with pods add load.
-/// Each is measured from just before the status write is sent to the moment the request reaches the server.
+/// Each is measured from just before the status write is sent to the moment the request reaches the server. What a
+/// restore in place promises is checked at the end: one Restore and one image patch per incident, no pod deleted.
 /// </summary>
 public sealed class FailureReactionBench : IBenchmark
 {
@@ -108,16 +109,26 @@ public sealed class FailureReactionBench : IBenchmark
         }
         var restores = server.All(server.ResourceOf(CrscResources.Restores)).Count;
         var patchedPods = Patched();
-        var failedWrites = server.Requests.Where(r => r.Method == "PATCH" && r.Path.Contains("/pods/", StringComparison.Ordinal)).Count();
+        // restored in place: one patch per pod, and crsc never deletes the pod it has just patched
+        var podWrites = server.Requests.Where(r => r.Path.Contains("/pods/", StringComparison.Ordinal)).ToList();
+        var patches = podWrites.Count(r => r.Method == "PATCH");
+        var deleted = podWrites.Where(r => r.Method == "DELETE").Select(r => r.Path[(r.Path.LastIndexOf('/') + 1)..]).ToList();
+        var patchedTwice = podWrites.Where(r => r.Method == "PATCH").GroupBy(r => r.Path).Count(g => g.Count() > 1);
         await stop.CancelAsync();
         await Task.WhenAll(runs);
         if (restores != Incidents) throw new InvalidOperationException($"{restores} Restores for {Incidents} incidents");
+        if (deleted.Count > 0)
+            throw new InvalidOperationException($"{deleted.Count} pods deleted while being restored in place: {string.Join(", ", deleted.Take(5))}");
         if (patchedPods != Incidents)
-            throw new InvalidOperationException($"{patchedPods} pods patched to their checkpoint image for {Incidents} incidents ({failedWrites} pod PATCH requests)");
+            throw new InvalidOperationException($"{patchedPods} pods patched to their checkpoint image for {Incidents} incidents ({patches} pod PATCH requests)");
+        if (patchedTwice > 0 || patches != Incidents)
+            throw new InvalidOperationException($"{patches} pod PATCH requests for {Incidents} incidents ({patchedTwice} pods patched more than once)");
 
         Report(ctx, "status change → Restore created (POST)", toPost);
         Report(ctx, "status change → pod image patched", toPatch);
         ctx.Report(Name, "Restores created (one per incident)", restores, "count", Incidents.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        ctx.Report(Name, "pod image patches (one per incident)", patches, "count", Incidents.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        ctx.Report(Name, "pods deleted (restored in place: none)", deleted.Count, "count", "0");
     }
 
     private sealed record Incident(string Pod)

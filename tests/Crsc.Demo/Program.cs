@@ -35,8 +35,10 @@ try
                          : $"the restore did not bring the counter back (Restore {result.RestorePhase})");
     return ok ? 0 : 1;
 }
-catch (Exception e) when (e is TimeoutException or InvalidOperationException or OperationCanceledException)
+catch (Exception e)
 {
-    Console.Error.WriteLine("demo failed: " + e.Message);
+    // the first error is the one that counts (cleanup failures are warnings, printed as they happen)
+    Console.Error.WriteLine($"demo failed: {e.GetType().Name}: {e.Message}");
+    if (e is not (TimeoutException or InvalidOperationException or OperationCanceledException)) Console.Error.WriteLine(e.StackTrace);
     return 1;
 }

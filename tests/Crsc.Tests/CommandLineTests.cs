@@ -138,4 +138,156 @@ public sealed class CommandLineTests
         Assert.Contains("'nonsense'", badErr);
         Assert.Contains("crds", badErr);
     }
+
+    [Fact]
+    public async Task Manifests_all_is_what_kubectl_applies_and_leaves_the_static_pod_out()
+    {
+        var (code, output, err) = await Run("manifests");
+        Assert.True(code == 0, err);
+        Assert.Contains("kind: ClusterRole", output);
+        Assert.DoesNotMatch(@"(?m)^kind: Pod\s*$", output);
+        var (_, help, _) = await Run("manifests", "--help");
+        Assert.Contains("crsc manifests static-pod", help);
+        Assert.Contains("all (CRDs and RBAC", help);
+    }
+
+    [Theory]
+    [InlineData("version")]
+    [InlineData("manifests")]
+    [InlineData("config")]
+    public async Task Verbs_that_read_no_configuration_do_not_list_or_take_config(string verb)
+    {
+        var (code, output, _) = await Run(verb, "--help");
+        Assert.Equal(ExitCodes.Ok, code);
+        Assert.DoesNotContain("--config", output);
+        Assert.DoesNotContain("-c,", output);
+        if (verb == "config") return; // a group: `crsc config --config F check` is check's
+        var (bad, _, err) = await Run(verb, "--config", "/etc/crsc/config.yaml");
+        Assert.Equal(ExitCodes.Usage, bad);
+        Assert.Contains($"option '--config' does not apply to 'crsc {verb}'", err);
+        (bad, _, err) = await Run("-c", "/etc/crsc/config.yaml", verb);
+        Assert.Equal(ExitCodes.Usage, bad);
+        Assert.Contains($"option '--config' does not apply to 'crsc {verb}'", err);
+    }
+
+    [Theory]
+    [InlineData("daemon")]
+    [InlineData("config", "check")]
+    [InlineData("preflight")]
+    [InlineData("checkpoint")]
+    [InlineData("restore")]
+    [InlineData("list")]
+    [InlineData("inspect")]
+    [InlineData("gc")]
+    public async Task Verbs_that_read_configuration_list_config_once(params string[] verb)
+    {
+        var (code, output, _) = await Run([.. verb, "--help"]);
+        Assert.Equal(ExitCodes.Ok, code);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(output, @"-c, --config FILE"));
+    }
+
+    [Fact]
+    public async Task Config_may_still_come_before_the_verb_that_reads_it()
+    {
+        using var dir = new TempDir();
+        var path = dir.Combine("c.yaml");
+        File.WriteAllText(path, "namespace: team-b\n");
+        var (code, output, err) = await Run("--config", path, "config", "check");
+        Assert.True(code == ExitCodes.Ok, err);
+        Assert.Contains("team-b", output);
+        Assert.Contains(path + ":1", output);
+    }
+
+    [Theory]
+    [InlineData("unknown command 'chekpoint' for 'crsc' (did you mean 'checkpoint'?)", "chekpoint", "shop/cart-0")]
+    [InlineData("unknown command 'verison' for 'crsc' (did you mean 'version'?)", "verison")]
+    [InlineData("unknown command 'lsit' for 'crsc' (did you mean 'list'?)", "lsit")]
+    [InlineData("unknown command 'chek' for 'crsc config' (did you mean 'check'?)", "config", "chek")]
+    [InlineData("unknown option '--dryrun' for 'crsc gc' (did you mean '--dry-run'?)", "gc", "--dryrun")]
+    [InlineData("unknown option '--keep_last' for 'crsc gc' (did you mean '--keep-last'?)", "gc", "--keep_last=3")]
+    [InlineData("unknown option '-json' for 'crsc list' (did you mean '--json'?)", "list", "-json")]
+    [InlineData("unknown option '--hepl' for 'crsc version' (did you mean '--help'?)", "version", "--hepl")]
+    [InlineData("unknown manifest kind 'crd' (did you mean 'crds'?)", "manifests", "crd")]
+    public async Task A_mistyped_command_or_option_gets_a_suggestion(string expected, params string[] args)
+    {
+        var (code, output, err) = await Run(args);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Equal("", output);
+        Assert.Contains(expected, err);
+    }
+
+    [Theory]
+    [InlineData("frobnicate")]
+    [InlineData("ls")]
+    [InlineData("x")]
+    public async Task Nothing_close_gets_no_suggestion(string verb)
+    {
+        var (code, _, err) = await Run(verb);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.DoesNotContain("did you mean", err);
+        Assert.Contains("commands: daemon", err);
+    }
+
+    [Fact]
+    public void Edit_distance_counts_a_swap_of_neighbours_as_one()
+    {
+        Assert.Equal(0, Suggestions.Distance("gc", "gc"));
+        Assert.Equal(1, Suggestions.Distance("lsit", "list"));
+        Assert.Equal(1, Suggestions.Distance("chekpoint", "checkpoint"));
+        Assert.Equal(2, Suggestions.Distance("ls", "gc"));
+        Assert.Equal(3, Suggestions.Distance("", "abc"));
+        Assert.Equal(["inspect"], Suggestions.For("insp", ["inspect", "list", "gc"]));
+        Assert.Equal(["--max-age", "--max-bytes"], Suggestions.For("--max", ["--max-age", "--max-bytes", "--json"]));
+    }
+
+    [Theory]
+    [InlineData]
+    [InlineData("gc")]
+    [InlineData("config")]
+    [InlineData("config", "check")]
+    [InlineData("help")]
+    public async Task Help_verb_prints_what_help_flag_prints(params string[] command)
+    {
+        var (code, output, err) = await Run(["help", .. command]);
+        Assert.True(code == ExitCodes.Ok, err);
+        var (flagCode, flagOutput, _) = await Run([.. command, "--help"]);
+        Assert.Equal(ExitCodes.Ok, flagCode);
+        Assert.Equal(flagOutput, output);
+        Assert.Contains("Usage: crsc", output);
+        Assert.Equal("", err);
+    }
+
+    [Fact]
+    public async Task Help_verb_is_listed_and_refuses_what_it_cannot_show()
+    {
+        var (_, root, _) = await Run("--help");
+        Assert.Matches(@"(?m)^  help\s+Show help for a command", root);
+
+        var (code, _, err) = await Run("help", "chekpoint");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("unknown command 'chekpoint' for 'crsc' (did you mean 'checkpoint'?)", err);
+        (code, _, err) = await Run("help", "gc", "now");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("'crsc gc' has no sub-commands", err);
+        (code, _, err) = await Run("help", "--json");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("takes command names", err);
+    }
+
+    [Fact]
+    public async Task Config_check_of_a_missing_file_fails_at_once_naming_it()
+    {
+        using var dir = new TempDir();
+        var missing = dir.Combine("nonexistent.yaml");
+        var (code, output, err) = await Run("config", "check", missing);
+        Assert.Equal(ExitCodes.Config, code);
+        Assert.Equal("", output); // no "(none; defaults)" and no table of defaults
+        Assert.Equal($"crsc: cannot check {missing}: no such file\n", err.ReplaceLineEndings("\n"));
+
+        (code, output, err) = await Run("config", "check", dir.Path);
+        Assert.Equal(ExitCodes.Config, code);
+        Assert.Equal("", output);
+        Assert.Contains($"cannot check {dir.Path}: it is a directory", err);
+        Assert.DoesNotContain("--config", err);
+    }
 }

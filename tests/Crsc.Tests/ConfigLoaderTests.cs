@@ -368,4 +368,37 @@ public sealed class ConfigLoaderTests : IDisposable
         var r = ConfigLoader.Load(Write("namespace: X\nsocket: rel\nruntime:\n  checkpointVia: y\n"), NoEnv, NoFlags);
         Assert.Equal(["namespace", "runtime.checkpointVia", "socket"], r.Errors.Select(e => e.Key).Order().ToArray());
     }
+
+    [Fact]
+    public void Node_agent_absent_after_defaults_to_ten_minutes_and_comes_from_file_environment_and_flag()
+    {
+        var defaults = ConfigLoader.Load(null, NoEnv, NoFlags, defaultPath: _dir.Combine("absent.yaml")).Options;
+        Assert.Equal(("10m", TimeSpan.FromMinutes(10)), (defaults.NodeAgentAbsentAfter, defaults.NodeAgentAbsentAfterValue));
+
+        var path = Write("nodeAgent:\n  absentAfter: 1h30m\n");
+        var file = ConfigLoader.Load(path, NoEnv, NoFlags);
+        Assert.True(file.IsValid, string.Join("; ", file.Errors));
+        Assert.Equal(TimeSpan.FromMinutes(90), file.Options.NodeAgentAbsentAfterValue);
+        Assert.Equal($"{path}:2", file.Sources["nodeAgent.absentAfter"]);
+
+        var env = ConfigLoader.Load(path, new Dictionary<string, string> { ["CRSC_NODE_AGENT_ABSENT_AFTER"] = "2m" }, NoFlags);
+        Assert.Equal((TimeSpan.FromMinutes(2), "env CRSC_NODE_AGENT_ABSENT_AFTER"), (env.Options.NodeAgentAbsentAfterValue, env.Sources["nodeAgent.absentAfter"]));
+        var flag = ConfigLoader.Load(path, new Dictionary<string, string> { ["CRSC_NODE_AGENT_ABSENT_AFTER"] = "2m" },
+            new Dictionary<string, string> { ["--node-agent-absent-after"] = "90s" });
+        Assert.Equal((TimeSpan.FromSeconds(90), "flag --node-agent-absent-after"), (flag.Options.NodeAgentAbsentAfterValue, flag.Sources["nodeAgent.absentAfter"]));
+    }
+
+    [Theory]
+    [InlineData("600")]   // a bare number: seconds or minutes? refused, like the CLI's duration flags
+    [InlineData("59s")]   // shorter than three renewals of the node agent's Lease
+    [InlineData("soon")]
+    [InlineData("")]
+    public void Node_agent_absent_after_needs_a_unit_and_at_least_a_minute(string value)
+    {
+        var path = Write($"nodeAgent:\n  absentAfter: \"{value}\"\n");
+        var e = Assert.Single(ConfigLoader.Load(path, NoEnv, NoFlags).Errors);
+        Assert.Equal(("nodeAgent.absentAfter", value), (e.Key, e.Value));
+        Assert.Contains("must be a duration with a unit, at least 1m", e.Problem);
+        Assert.StartsWith(path, e.Source);
+    }
 }

@@ -41,12 +41,15 @@ public sealed class ManifestsTests
     }
 
     [Fact]
-    public void All_is_crds_then_rbac_then_the_static_pod()
+    public void All_is_crds_then_rbac_and_not_the_static_pod()
     {
+        // `crsc manifests all | kubectl apply -f -` must not create a plain Pod crsc-system/crsc:
+        // the static pod goes to a node's manifests directory, through `crsc manifests static-pod`.
         var files = CrdFiles.Append(Path.Combine(KubernetesDir, "rbac.yaml")).ToList();
-        if (File.Exists(StaticPodFile)) files.Add(StaticPodFile);
         Assert.True(EmbeddedManifests.TryGet("all", out var yaml));
         Assert.Equal(EmbeddedManifests.Join(files.Select(Read)), yaml);
+        Assert.True(File.Exists(StaticPodFile));
+        Assert.DoesNotContain(Read(StaticPodFile), yaml);
     }
 
     [Fact]
@@ -79,6 +82,8 @@ public sealed class ManifestsTests
             kinds.Skip(4).Take(6));
         // The CRDs come before anything else: the API must exist before it is used.
         Assert.All(kinds.Take(4), k => Assert.Equal("CustomResourceDefinition", k));
+        Assert.DoesNotContain("Pod", kinds);
+        Assert.Equal(10, kinds.Count);
     }
 
     [Fact]

@@ -14,11 +14,16 @@ target=$(holder_pid)
 ns() { nsenter --target "$target" --mount --root --wd -- "${CLEAN_ENV[@]}" "$@"; }
 
 if [ -n "$target" ] && pid_is "$CONTAINERD_PIDFILE" containerd; then
-  ctr_k8s() { ns ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
+  # every ctr call is bounded: a task held by a hung CRIU dump (ptrace) made `ctr tasks kill` block for minutes;
+  # what does not answer in time is left to the kill of the namespace's leftover processes below
+  ctr_k8s() { timeout --kill-after=5 20 nsenter --target "$target" --mount --root --wd -- "${CLEAN_ENV[@]}" \
+                ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
   # ids only (first column of a listing, header skipped); anything else is ignored
   ids() { ctr_k8s "$@" 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9a-f]+$/ {print $1}'; }
   # a test's own CRI cleanup normally leaves nothing here; what is left is killed and removed
-  for id in $(ids tasks ls); do ctr_k8s tasks kill --all --signal SIGKILL "$id" >/dev/null 2>&1 || true; done
+  left_tasks=$(ids tasks ls)
+  [ -n "$left_tasks" ] && say "killing and removing $(echo "$left_tasks" | wc -w) container task(s) left in containerd"
+  for id in $left_tasks; do ctr_k8s tasks kill --all --signal SIGKILL "$id" >/dev/null 2>&1 || say "could not kill task ${id:0:12} (in 20 s)"; done
   for id in $(ids tasks ls); do
     for _ in $(seq 1 30); do ctr_k8s tasks delete "$id" >/dev/null 2>&1 && break; sleep 0.1; done
   done

@@ -37,4 +37,9 @@ public static class CrscAnnotations
     public const string RestoredFrom = "crsc.io/restored-from";
     /// <summary><c>&lt;container&gt;=&lt;image&gt;</c>: the image before the restore patched it.</summary>
     public const string OriginalImage = "crsc.io/original-image";
+    /// <summary>
+    /// The container the restore's patch replaced, as the API server held its status when it took the patch (JSON:
+    /// container, containerID, restartCount, state). Only a later container, or the checkpoint image, is the restored one.
+    /// </summary>
+    public const string ReplacedContainer = "crsc.io/replaced-container";
 }

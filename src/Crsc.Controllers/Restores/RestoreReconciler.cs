@@ -34,8 +34,10 @@ public sealed record RestoreReconcilerOptions
     public TimeSpan RestoreTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// A container error seen this soon after the patch may still be the old container's (the kubelet has not acted on
-    /// the new image yet); it is believed only after this grace, unless the status already names the checkpoint image.
+    /// How soon a container status that does not tell the restored container's fate yet — it still describes the
+    /// container the patch replaced — is looked at again (a change of the pod wakes the reconcile sooner). Time never
+    /// makes such a status the restored container's: only the checkpoint image in the status, a container the kubelet
+    /// made after the patch, or its failure to start one decides an attempt (or <see cref="RestoreTimeout"/> ends it).
     /// </summary>
     public TimeSpan StatusGrace { get; init; } = TimeSpan.FromSeconds(15);
 
@@ -68,6 +70,13 @@ public sealed record RestoreReconcilerOptions
 /// the attempt count are written (resourceVersion-checked) before the pod is patched, so a new leader finds either an
 /// unpatched pod to patch or a patched one to follow — never a second patch or a second count. Terminal phases are
 /// never reconciled again.
+/// </para>
+/// <para>
+/// The informers lag the API server — behind this reconciler's own writes too, and the Restore and pod caches each by
+/// its own amount — so a pod is written to (patched, deleted, patched back) only on a decision taken from the Restore
+/// as the API server returned it, and a counted attempt whose patch the pod cache does not show is checked against
+/// the pod as the server has it. An attempt is judged only by the container the patch brought: the pre-patch status
+/// (kept on the pod by the patch, <see cref="ReplacedContainer"/>) never counts, however late or however stamped.
 /// </para>
 /// </summary>
 public sealed class RestoreReconciler : IReconciler
@@ -150,6 +159,9 @@ public sealed class RestoreReconciler : IReconciler
     public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
     {
         var restore = _restores.Get(key);
+        // the cache's copy may lag the API server, this reconciler's own last write included; what a write or a read
+        // returned is the server's
+        var fresh = false;
         for (var conflicts = 0; ; conflicts++)
         {
             if (restore is null || IsTerminal(restore)) return ReconcileResult.Done;
@@ -157,9 +169,10 @@ public sealed class RestoreReconciler : IReconciler
             {
                 for (var step = 0; step < MaxStepsPerReconcile; step++)
                 {
-                    var next = await StepAsync(restore, ct).ConfigureAwait(false);
+                    var next = await StepAsync(restore, fresh, ct).ConfigureAwait(false);
                     if (next.Result is { } result) return result;
                     restore = next.Restore!;
+                    fresh = true;
                 }
                 return ReconcileResult.Requeue;
             }
@@ -171,6 +184,7 @@ public sealed class RestoreReconciler : IReconciler
                 try
                 {
                     restore = await _restoresApi.GetAsync(key.Namespace, key.Name, ct).ConfigureAwait(false);
+                    fresh = true;
                 }
                 catch (NotFoundException)
                 {
@@ -180,14 +194,18 @@ public sealed class RestoreReconciler : IReconciler
         }
     }
 
-    /// <summary>One step: either a result for the controller, or the Restore as written, to take the next step from.</summary>
+    /// <summary>
+    /// One step: either a result for the controller, or the Restore as the API server returned it (written or read), to
+    /// take the next step from.
+    /// </summary>
     private readonly record struct Step(Restore? Restore, ReconcileResult? Result)
     {
         public static Step Next(Restore r) => new(r, null);
         public static Step Stop(ReconcileResult result) => new(null, result);
     }
 
-    private async Task<Step> StepAsync(Restore r, CancellationToken ct)
+    /// <param name="fresh">whether <paramref name="r"/> is the API server's (returned by a write or a read) rather than the cache's</param>
+    private async Task<Step> StepAsync(Restore r, bool fresh, CancellationToken ct)
     {
         if (IsTerminal(r)) return Step.Stop(ReconcileResult.Done);
         var ns = r.Metadata.Namespace!;
@@ -233,9 +251,15 @@ public sealed class RestoreReconciler : IReconciler
 
         if (patchedByMe)
         {
-            // an attempt that ended in failure left the pod to be replaced (status first, then the deletion)
-            if (s.PatchedAt is null) return await DeletePodAsync(r, pod, ct).ConfigureAwait(false);
-            return await FollowAsync(r, pod, container, now, ct).ConfigureAwait(false);
+            if (s.PatchedAt is null)
+            {
+                // an attempt that ended in failure left the pod to be replaced (status first, then the deletion). A
+                // cached Restore that does not show the attempt counted yet looks just the same while the pod cache
+                // already shows the patch: only the server's Restore says which it is
+                if (!fresh) return await ReloadAsync(r, ct).ConfigureAwait(false);
+                return await DeletePodAsync(r, pod, ct).ConfigureAwait(false);
+            }
+            return await FollowAsync(r, fresh, pod, container, now, ct).ConfigureAwait(false);
         }
 
         if (s.PatchedAt is not null)
@@ -245,14 +269,28 @@ public sealed class RestoreReconciler : IReconciler
                 return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
                     $"restore of pod {pod.Metadata.Name} gave up; the original image {s.OriginalImage} is back and the container starts without its state",
                     ct).ConfigureAwait(false);
-            // the attempt is counted and the patch not made yet (a leader stopped in between): make it now
-            await PatchToCheckpointAsync(r, pod, container, ct).ConfigureAwait(false);
-            return Step.Stop(ReconcileResult.RequeueAfter(_options.RestoreTimeout));
+            // the attempt is counted and the pod cache does not show the patch: it is on its way to the cache, or a
+            // leader stopped between the count and the patch. The server's Restore and pod tell which
+            if (!fresh) return await ReloadAsync(r, ct).ConfigureAwait(false);
+            return await PatchCountedAttemptAsync(r, pod, container, ct).ConfigureAwait(false);
         }
 
         if (s.Image is null) return await ChooseCheckpointAsync(r, pod, container, now, ct).ConfigureAwait(false);
 
         return await AwaitImagesAsync(r, pod, container, now, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The next step from the Restore as the API server has it (the cache's copy may lag).</summary>
+    private async Task<Step> ReloadAsync(Restore r, CancellationToken ct)
+    {
+        try
+        {
+            return Step.Next(await _restoresApi.GetAsync(r.Metadata.Namespace, r.Metadata.Name!, ct).ConfigureAwait(false));
+        }
+        catch (NotFoundException)
+        {
+            return Step.Stop(ReconcileResult.Done);
+        }
     }
 
     // ---- pods ----
@@ -472,6 +510,35 @@ public sealed class RestoreReconciler : IReconciler
         return Step.Stop(ReconcileResult.RequeueAfter(_options.RestoreTimeout));
     }
 
+    /// <summary>
+    /// The attempt is counted (<paramref name="r"/> is the server's) and the cached pod does not show its patch: the
+    /// server's pod does when the cache is only behind (nothing to do but wait for its event), else the patch is made now.
+    /// </summary>
+    private async Task<Step> PatchCountedAttemptAsync(Restore r, Pod cached, string container, CancellationToken ct)
+    {
+        Pod pod;
+        try
+        {
+            pod = await _podsApi.GetAsync(cached.Metadata.Namespace, cached.Metadata.Name!, ct).ConfigureAwait(false);
+        }
+        catch (NotFoundException)
+        {
+            return await PodLostAsync(r, ct).ConfigureAwait(false);
+        }
+        if (!RestorePods.IsLive(pod) || pod.Metadata.Uid != (r.Status!.PodUid ?? cached.Metadata.Uid))
+            return await PodLostAsync(r, ct).ConfigureAwait(false);
+        if (pod.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.Restore) == r.Metadata.Name
+            && RestorePods.ContainerOf(pod, container)?.Image == r.Status.Image)
+            return Step.Stop(ReconcileResult.RequeueAfter(LookAgainIn(_options.RestoreTimeout)));
+        await PatchToCheckpointAsync(r, pod, container, ct).ConfigureAwait(false);
+        return Step.Stop(ReconcileResult.RequeueAfter(_options.RestoreTimeout));
+    }
+
+    /// <summary>
+    /// Patches the container to the checkpoint image. Conditional on <paramref name="pod"/>'s resourceVersion (a 409
+    /// when the kubelet or anyone wrote since it was read), so that the status recorded as the replaced container's is
+    /// exactly the one the server held when it took the patch.
+    /// </summary>
     private async Task PatchToCheckpointAsync(Restore r, Pod pod, string container, CancellationToken ct)
     {
         var s = r.Status!;
@@ -481,8 +548,9 @@ public sealed class RestoreReconciler : IReconciler
             [CrscAnnotations.RestoredFrom] = s.CheckpointName,
             // the container's own image, also when an earlier restore had patched it
             [CrscAnnotations.OriginalImage] = $"{container}={s.OriginalImage}",
+            [CrscAnnotations.ReplacedContainer] = ReplacedContainer.Of(pod, container).ToAnnotation(),
         };
-        await PatchPodAsync(pod, container, s.Image!, annotations, ct).ConfigureAwait(false);
+        await PatchPodAsync(pod, container, s.Image!, annotations, ct, pod.Metadata.ResourceVersion).ConfigureAwait(false);
         Log.Patched(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod.Metadata.Name!, container, s.Image!, s.Attempts ?? 0);
         _events.Normal(r, "Restoring",
             $"attempt {s.Attempts} of {r.Spec.MaxAttempts}: patched container {container} of pod {pod.Metadata.Name} to checkpoint image {s.Image}");
@@ -492,13 +560,17 @@ public sealed class RestoreReconciler : IReconciler
 
     /// <summary>
     /// A strategic merge patch of the one container's image (containers merge by name) and the annotations. The pod's
-    /// UID is a precondition in the body, so a pod made again under the same name is never patched by mistake.
+    /// UID is a precondition in the body, so a pod made again under the same name is never patched by mistake; so is
+    /// <paramref name="resourceVersion"/> when given.
     /// </summary>
-    private async Task PatchPodAsync(Pod pod, string container, string image, JsonObject annotations, CancellationToken ct)
+    private async Task PatchPodAsync(Pod pod, string container, string image, JsonObject annotations, CancellationToken ct,
+        string? resourceVersion = null)
     {
+        var metadata = new JsonObject { ["uid"] = pod.Metadata.Uid, ["annotations"] = annotations };
+        if (!string.IsNullOrEmpty(resourceVersion)) metadata["resourceVersion"] = resourceVersion;
         var patch = new JsonObject
         {
-            ["metadata"] = new JsonObject { ["uid"] = pod.Metadata.Uid, ["annotations"] = annotations },
+            ["metadata"] = metadata,
             ["spec"] = new JsonObject
             {
                 ["containers"] = new JsonArray(new JsonObject { ["name"] = container, ["image"] = image }),
@@ -508,56 +580,68 @@ public sealed class RestoreReconciler : IReconciler
             .ConfigureAwait(false);
     }
 
-    private async Task<Step> FollowAsync(Restore r, Pod pod, string container, DateTimeOffset now, CancellationToken ct)
+    private async Task<Step> FollowAsync(Restore r, bool fresh, Pod pod, string container, DateTimeOffset now, CancellationToken ct)
     {
         var s = r.Status!;
         var patchedAt = s.PatchedAt!.Value;
-        var observed = Observe(pod, container, s, now);
-        switch (observed.State)
-        {
-            case Observed.Running:
-                return await FinishAsync(r, pod, RestorePhase.Restored, "Restored",
-                    $"container {container} of pod {pod.Metadata.Name} runs again from checkpoint {s.CheckpointName} (attempt {s.Attempts} of {r.Spec.MaxAttempts})",
-                    ct).ConfigureAwait(false);
-            case Observed.Failed:
-                return await AttemptFailedAsync(r, pod, observed.Detail, ct).ConfigureAwait(false);
-        }
+        var observed = Observe(pod, container, s);
+        if (observed.State == Observed.Running)
+            return await FinishAsync(r, pod, RestorePhase.Restored, "Restored",
+                $"container {container} of pod {pod.Metadata.Name} runs again from checkpoint {s.CheckpointName} (attempt {s.Attempts} of {r.Spec.MaxAttempts})",
+                ct).ConfigureAwait(false);
         var deadline = patchedAt + _options.RestoreTimeout;
-        if (now >= deadline)
-            return await AttemptFailedAsync(r, pod,
-                $"container {container} did not run within {_options.RestoreTimeout} of the patch ({observed.Detail})", ct).ConfigureAwait(false);
-        var wake = observed.LookAgainAt is { } at && at < deadline ? at : deadline;
+        if (observed.State == Observed.Failed || now >= deadline)
+        {
+            // a failed attempt deletes the pod or patches it back: decided from the server's Restore only
+            if (!fresh) return await ReloadAsync(r, ct).ConfigureAwait(false);
+            return await AttemptFailedAsync(r, pod, observed.State == Observed.Failed
+                ? observed.Detail
+                : $"container {container} did not run within {_options.RestoreTimeout} of the patch ({observed.Detail})", ct).ConfigureAwait(false);
+        }
+        var wake = observed.LookAgain ? Min(now + LookAgainIn(_options.RestoreTimeout), deadline) : deadline;
         return Step.Stop(ReconcileResult.RequeueAfter(wake > now ? wake - now : TimeSpan.Zero));
     }
 
+    /// <summary><see cref="RestoreReconcilerOptions.StatusGrace"/>, or <paramref name="otherwise"/> when it is zero.</summary>
+    private TimeSpan LookAgainIn(TimeSpan otherwise) => _options.StatusGrace > TimeSpan.Zero ? _options.StatusGrace : otherwise;
+
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
+
     private enum Observed { Pending, Running, Failed }
 
-    private readonly record struct Observation(Observed State, string Detail, DateTimeOffset? LookAgainAt = null);
+    /// <param name="LookAgain">the status still describes the replaced container: looked at again after the status grace</param>
+    private readonly record struct Observation(Observed State, string Detail, bool LookAgain = false);
 
     /// <summary>
-    /// What the kubelet reports about the container since the patch. A state counts as the restored container's when
-    /// the status names the checkpoint image or started after the patch; an error without either is believed only after
-    /// <see cref="RestoreReconcilerOptions.StatusGrace"/> (until the kubelet acts, the status is the old container's).
+    /// What the kubelet reports about the restored container. A state is the restored container's when the status names
+    /// the checkpoint image (image, or the digest in imageID). Runtimes may report a restored container by its base
+    /// image, so a running container other than the one the patch replaced (<see cref="ReplacedContainer"/>: another
+    /// containerID) counts as restored too; and a start error where the replaced container's status said something else
+    /// is the kubelet failing to run the new image. Everything else — the replaced container running, stopping (it is
+    /// stopped for the new image), crash-looping, its last termination and restart count — is the past and decides
+    /// nothing, whatever its timestamps say (the node's clock is not crsc's) and however long it lasts.
     /// </summary>
-    private Observation Observe(Pod pod, string container, RestoreStatus s, DateTimeOffset now)
+    private static Observation Observe(Pod pod, string container, RestoreStatus s)
     {
         var cs = RestorePods.StatusOf(pod, container);
         if (cs?.State is not { } state) return new(Observed.Pending, "no container status yet");
-        var patched = KubeTime.Truncate(s.PatchedAt!.Value);
+        var replaced = ReplacedContainer.Read(pod, container);
         var checkpointImage = ImageNames.Same(cs.Image, s.Image)
             || (s.Image!.IndexOf('@', StringComparison.Ordinal) is var at and > 0 && cs.ImageID?.EndsWith(s.Image[(at + 1)..], StringComparison.Ordinal) == true);
 
-        if (state.Running is { } running)
+        if (state.Running is not null)
         {
-            if (!checkpointImage && !(running.StartedAt > patched)) return new(Observed.Pending, "the old container still runs");
+            var later = replaced is not null && !string.IsNullOrEmpty(cs.ContainerID) && cs.ContainerID != replaced.ContainerId;
+            if (!checkpointImage && !later) return new(Observed.Pending, "the container the patch replaced still runs", LookAgain: true);
             var spec = RestorePods.ContainerOf(pod, container)!;
             if (RestorePods.HasReadinessProbe(spec) && !cs.Ready) return new(Observed.Pending, "running, not ready yet");
             return new(Observed.Running, "running");
         }
         if (state.Terminated is { } t)
         {
-            if (!checkpointImage && !(t.StartedAt > patched)) return new(Observed.Pending, "the old container has stopped");
-            var detail = $"the restored container terminated ({t.Reason ?? "exit"}, exit code {t.ExitCode})";
+            var detail = $"terminated ({t.Reason ?? "exit"}, exit code {t.ExitCode})";
+            if (!checkpointImage) return new(Observed.Pending, $"the container the patch replaced has {detail}", LookAgain: true);
+            detail = $"the restored container {detail}";
             return new(Observed.Failed, string.IsNullOrEmpty(t.Message) ? detail : $"{detail}: {t.Message}");
         }
         if (state.Waiting is { } w)
@@ -565,9 +649,10 @@ public sealed class RestoreReconciler : IReconciler
             if (string.IsNullOrEmpty(w.Reason) || w.Reason is "ContainerCreating" or "PodInitializing")
                 return new(Observed.Pending, $"waiting ({w.Reason ?? "no reason"})");
             var detail = string.IsNullOrEmpty(w.Message) ? w.Reason : $"{w.Reason}: {w.Message}";
-            var believable = patched + _options.StatusGrace;
-            if (checkpointImage || now >= believable) return new(Observed.Failed, detail);
-            return new(Observed.Pending, $"waiting ({detail}), maybe still the old container's", believable);
+            // CrashLoopBackOff is about a container that ran, and the status names its image: the replaced one's here
+            var startError = w.Reason != "CrashLoopBackOff" && replaced is not null && replaced.State != ReplacedContainer.StateOf(state);
+            if (checkpointImage || startError) return new(Observed.Failed, detail);
+            return new(Observed.Pending, $"waiting ({detail}): the container the patch replaced, as far as the status tells", LookAgain: true);
         }
         return new(Observed.Pending, "no container state yet");
     }
@@ -642,13 +727,14 @@ public sealed class RestoreReconciler : IReconciler
             return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
                 $"{why}; fallback ColdStart: the container keeps its own image and starts without its state", ct).ConfigureAwait(false);
 
-        // the original image back; restore stays as a record, restored-from and original-image go (they describe a
-        // checkpoint image that is no longer there)
+        // the original image back; restore stays as a record, restored-from, original-image and replaced-container go
+        // (they describe a checkpoint image that is no longer there)
         var annotations = new JsonObject
         {
             [CrscAnnotations.Restore] = r.Metadata.Name,
             [CrscAnnotations.RestoredFrom] = null,
             [CrscAnnotations.OriginalImage] = null,
+            [CrscAnnotations.ReplacedContainer] = null,
         };
         await PatchPodAsync(pod!, container!, s.OriginalImage!, annotations, ct).ConfigureAwait(false);
         Log.ColdStart(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod!.Metadata.Name!, s.OriginalImage!);

@@ -45,7 +45,7 @@ internal static class CheckpointCommand
         if (p.Value("--timeout") is { } t)
         {
             if (!CliOutput.TryParseDuration(t, out var timeout) || timeout > TimeSpan.FromDays(1))
-                return CliOutput.Usage(p, $"--timeout '{t}' is not a duration between 1s and 24h (e.g. 90s, 5m, 1h)");
+                return CliOutput.Usage(p, CliOutput.DurationProblem("--timeout", t, "a duration between 1s and 24h (e.g. 90s, 5m, 1h)"));
             timeoutSeconds = (int)Math.Ceiling(timeout.TotalSeconds);
         }
         var options = CliOutput.LoadOptions(p);

@@ -38,10 +38,15 @@ internal static class CliOutput
         return hex.Length > 12 ? hex[..12] : hex;
     }
 
-    /// <summary>A Go duration (<c>90s</c>, <c>5m</c>, <c>1h30m</c>) or whole days (<c>7d</c>); positive.</summary>
+    /// <summary>
+    /// The value of a duration flag: a Go duration (<c>90s</c>, <c>5m</c>, <c>1h30m</c>) or whole days (<c>7d</c>); positive,
+    /// and always with a unit. A bare number is refused, not read as seconds: <c>gc --max-age 7</c> meant 7 seconds and
+    /// deleted nearly everything. (Annotations and CRD fields still take bare seconds; that is their documented grammar.)
+    /// </summary>
     public static bool TryParseDuration(string text, out TimeSpan value)
     {
         value = default;
+        if (IsBareNumber(text)) return false;
         if (text.Length > 1 && text[^1] == 'd' && int.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var days))
         {
             if (days <= 0 || days > 36500) return false;
@@ -50,6 +55,19 @@ internal static class CliOutput
         }
         return GoDuration.TryParse(text, out value) && value > TimeSpan.Zero;
     }
+
+    /// <summary>
+    /// The usage message for a duration flag whose value <see cref="TryParseDuration"/> refused: a bare number is told it
+    /// needs a unit (with the value in each unit <paramref name="units"/> offers); anything else is not <paramref name="expected"/>.
+    /// </summary>
+    public static string DurationProblem(string flag, string text, string expected, string units = "smh")
+    {
+        if (!IsBareNumber(text)) return $"{flag} '{text}' is not {expected}";
+        var options = units.Select(u => text + u).ToList();
+        return $"{flag} '{text}' has no unit: write {string.Join(", ", options[..^1])} or {options[^1]} (a bare number is not taken as seconds)";
+    }
+
+    private static bool IsBareNumber(string text) => text.Length > 0 && text.All(char.IsAsciiDigit);
 
     /// <summary>Bytes (<c>1048576</c>) or with a unit: <c>K/KiB</c>, <c>M/MiB</c>, <c>G/GiB</c>, <c>T/TiB</c> (powers of 1024), <c>KB/MB/GB/TB</c> (powers of 1000).</summary>
     public static bool TryParseSize(string text, out long bytes)
@@ -100,8 +118,12 @@ internal static class CliOutput
         }
     }
 
-    /// <summary>The configuration flags (of <see cref="Commands.ConfigFlags"/>) a verb actually uses, e.g. <c>--socket</c>.</summary>
-    public static IEnumerable<OptionSpec> ConfigFlags(params string[] flags) => Commands.ConfigFlags().Where(o => flags.Contains(o.Name));
+    /// <summary>
+    /// <c>--config</c> and the configuration flags (of <see cref="Commands.ConfigFlags"/>) a verb actually uses, e.g. <c>--socket</c>:
+    /// a verb that reads configuration with <see cref="LoadOptions"/> honours its file.
+    /// </summary>
+    public static IEnumerable<OptionSpec> ConfigFlags(params string[] flags) =>
+        Commands.ConfigFlags().Where(o => o == Commands.Config || flags.Contains(o.Name));
 
     /// <summary>Loads the configuration the way <c>crsc daemon</c> does; on invalid configuration writes the errors and returns null (exit 78).</summary>
     public static CrscOptions? LoadOptions(ParsedCommand p)

@@ -56,11 +56,21 @@ public sealed class ParsedCommand(CommandSpec command, string path, TextWriter s
 /// <summary>
 /// A small, strict, AOT-clean command-line parser: verbs and sub-verbs, long options with values,
 /// switches, positional arguments, <c>--help</c> everywhere. Anything unknown is a usage error (exit 2)
-/// with a message that names it and says where help is.
+/// with a message that names it, suggests the closest known name, and says where help is.
 /// </summary>
 public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextWriter stderr)
 {
     public static readonly OptionSpec Help = new("--help", null, "show help for this command", "-h");
+
+    /// <summary>The verb <c>crsc help [COMMAND [SUBCOMMAND]]</c>: the same help as <c>crsc COMMAND --help</c>.</summary>
+    public const string HelpVerb = "help";
+
+    /// <summary>The spec of <see cref="HelpVerb"/>, for the root's list of commands; the parser answers it itself.</summary>
+    public static CommandSpec HelpCommand() => new(HelpVerb, "Show help for a command (the same as COMMAND --help).")
+    {
+        Arguments = [new ArgumentSpec("COMMAND", "a command, or a command and its sub-command (e.g. config check)", Required: false)],
+        Examples = ["crsc help", "crsc help gc", "crsc help config check"],
+    };
 
     public async Task<int> RunAsync(string[] args, CancellationToken ct)
     {
@@ -85,7 +95,7 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
                 }
                 var spec = options.FirstOrDefault(o => o.Name == name || o.Short == name);
                 if (spec is null)
-                    return Usage($"unknown option '{name}' for '{path}'", path);
+                    return Usage($"unknown option '{name}' for '{path}'{Suggestions.DidYouMean(name, command.Options.Append(Help).Select(o => o.Name))}", path);
                 if (spec.TakesValue)
                 {
                     string value;
@@ -105,8 +115,8 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
             if (!onlyArguments && command.Subcommands.Count > 0 && parsed.Arguments.Count == 0)
             {
                 var sub = command.Subcommands.FirstOrDefault(c => c.Name == arg);
-                if (sub is null)
-                    return Usage($"unknown command '{arg}' for '{path}'; commands: {string.Join(", ", command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))}", path);
+                if (sub is null) return UnknownCommand(arg, command, path);
+                if (command == root && sub.Name == HelpVerb) return ShowHelp(sub, args[(i + 1)..]);
                 command = sub;
                 path += " " + sub.Name;
                 var carried = parsed;
@@ -125,12 +135,45 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
             stderr.Write(HelpText(command, path));
             return ExitCodes.Usage;
         }
+        // an option given before the verb (the root's --config) that this verb does not read is refused, not ignored
+        foreach (var name in parsed.Values.Keys.Concat(parsed.Switches))
+            if (!command.Options.Any(o => o.Name == name))
+                return Usage($"option '{name}' does not apply to '{path}'", path);
         var required = command.Arguments.Count(a => a.Required);
         if (parsed.Arguments.Count < required)
             return Usage($"'{path}' needs {string.Join(" ", command.Arguments.Where(a => a.Required).Skip(parsed.Arguments.Count).Select(a => a.Name))}", path);
         if (parsed.Arguments.Count > command.Arguments.Count)
             return Usage($"'{path}' takes {(command.Arguments.Count == 0 ? "no arguments" : "at most " + command.Arguments.Count + " argument(s)")}, got '{string.Join(" ", parsed.Arguments.Skip(command.Arguments.Count))}'", path);
         return await command.Handler(parsed, ct);
+    }
+
+    /// <summary><c>crsc help WORD...</c>: the help of the command the words name, on stdout, exit 0.</summary>
+    private int ShowHelp(CommandSpec helpVerb, string[] words)
+    {
+        var command = root;
+        var path = root.Name;
+        foreach (var word in words)
+        {
+            if (word is "--help" or "-h") return ShowHelp(helpVerb, [HelpVerb]);
+            if (word.StartsWith('-'))
+                return Usage($"'{root.Name} {HelpVerb}' takes command names, not options ('{word}')", $"{root.Name} {HelpVerb}");
+            var sub = command.Subcommands.FirstOrDefault(c => c.Name == word);
+            if (sub is null)
+            {
+                if (command.Subcommands.Count > 0) return UnknownCommand(word, command, path);
+                return Usage($"'{path}' has no sub-commands; '{word}' is not one", $"{root.Name} {HelpVerb}");
+            }
+            command = sub;
+            path += " " + sub.Name;
+        }
+        stdout.Write(HelpText(command, path));
+        return ExitCodes.Ok;
+    }
+
+    private int UnknownCommand(string word, CommandSpec command, string path)
+    {
+        var names = command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name).ToList();
+        return Usage($"unknown command '{word}' for '{path}'{Suggestions.DidYouMean(word, names)}; commands: {string.Join(", ", names)}", path);
     }
 
     private int Usage(string message, string path)
@@ -163,7 +206,8 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
             var w = command.Arguments.Max(a => a.Name.Length) + 2;
             foreach (var a in command.Arguments) sb.Append("  ").Append(a.Name.PadRight(w)).AppendLine(a.Help);
         }
-        var opts = command == root ? [.. root.Options, Help] : command.Options.Concat(root.Options).Append(Help).ToList();
+        // a verb lists only the options it honours (it repeats the root's --config when it reads configuration)
+        var opts = command.Options.Append(Help).ToList();
         sb.AppendLine().AppendLine("Options:");
         var names = opts.Select(o => (o.Short is null ? "" : o.Short + ", ") + o.Name + (o.ValueName is null ? "" : " " + o.ValueName)).ToList();
         var width = names.Max(n => n.Length) + 2;

@@ -5,11 +5,15 @@ namespace Crsc.Cli;
 /// <summary>The crsc command tree. Each verb's work lives in its own class; this only describes and wires.</summary>
 public static class Commands
 {
+    /// <summary>
+    /// The configuration file. Accepted before the verb too (<c>crsc -c FILE daemon</c>), but only by the verbs that
+    /// read configuration: they list it among their options; any other verb refuses it rather than ignore it.
+    /// </summary>
     public static readonly OptionSpec Config = new("--config", "FILE", $"configuration file (default {ConfigLoader.DefaultPath}, or ${ConfigLoader.ConfigEnvironmentVariable})", "-c");
 
-    /// <summary>The option flags of the configuration table, accepted by the verbs that load configuration.</summary>
+    /// <summary><c>--config</c> and the option flags of the configuration table, accepted by the verbs that load configuration.</summary>
     public static List<OptionSpec> ConfigFlags() =>
-        [.. ConfigKeys.All.Select(k => new OptionSpec(k.Flag, "VALUE", $"{k.Description} [{k.YamlPath}, ${string.Join("/$", k.EnvironmentVariables)}]"))];
+        [Config, .. ConfigKeys.All.Select(k => new OptionSpec(k.Flag, "VALUE", $"{k.Description} [{k.YamlPath}, ${string.Join("/$", k.EnvironmentVariables)}]"))];
 
     public static CommandSpec Root() => new("crsc", "crsc: checkpoint/restore for stateful containers on Kubernetes.")
     {
@@ -40,7 +44,7 @@ public static class Commands
                     {
                         Description = "Reads FILE (or --config, $CRSC_CONFIG, /etc/crsc/config.yaml), applies the environment and\n" +
                                       "flags, and prints every key with the value in effect and where it came from.\n" +
-                                      "Exit 0 when valid, 78 when not (each error names the key and the value).",
+                                      "Exit 0 when valid, 78 when not (each error names the key and the value) or when FILE is not there.",
                         Arguments = [new ArgumentSpec("FILE", "configuration file to check", Required: false)],
                         Options = ConfigFlags(),
                         Handler = ConfigCommand.CheckAsync,
@@ -56,6 +60,7 @@ public static class Commands
             InspectCommand.Spec(),
             GcCommand.Spec(),
             BuildImageCommand.Spec(),
+            CommandLineParser.HelpCommand(),
         ],
     };
 

@@ -6,6 +6,12 @@ internal static class ConfigCommand
 {
     public static Task<int> CheckAsync(ParsedCommand p, CancellationToken ct)
     {
+        // a FILE the user named and that is not there: nothing to check, and no table of defaults that looks like a result
+        if (p.Arguments.FirstOrDefault() is { } named && !File.Exists(named))
+        {
+            p.Error.WriteLine($"crsc: cannot check {named}: {(Directory.Exists(named) ? "it is a directory, not a file" : "no such file")}");
+            return Task.FromResult(ExitCodes.Config);
+        }
         var file = p.Arguments.FirstOrDefault() ?? p.Value("--config");
         var result = ConfigLoader.Load(file, Commands.ProcessEnvironment(), Commands.ConfigFlagValues(p));
         p.Out.WriteLine($"# configuration file: {result.File ?? "(none; defaults)"}");

@@ -20,7 +20,7 @@ internal static class GcCommand
         [
             new OptionSpec("--dry-run", null, "only print what would be deleted"),
             new OptionSpec("--keep-last", "N", "keep the newest N checkpoints of each workload"),
-            new OptionSpec("--max-age", "DURATION", "delete checkpoints older than this (e.g. 12h, 7d)"),
+            new OptionSpec("--max-age", "DURATION", "delete checkpoints older than this (with a unit: e.g. 90m, 12h, 7d)"),
             new OptionSpec("--max-bytes", "SIZE", "keep each workload's checkpoints within this size (e.g. 500MiB, 20G)"),
             new OptionSpec("--json", null, "print the result as JSON"),
             .. CliOutput.ConfigFlags("--checkpoint-dir", "--staging-dir", "--node-name"),
@@ -44,7 +44,7 @@ internal static class GcCommand
         }
         if (p.Value("--max-age") is { } a)
         {
-            if (!CliOutput.TryParseDuration(a, out var age)) return CliOutput.Usage(p, $"--max-age '{a}' is not a duration (e.g. 90m, 12h, 7d)");
+            if (!CliOutput.TryParseDuration(a, out var age)) return CliOutput.Usage(p, CliOutput.DurationProblem("--max-age", a, "a duration (e.g. 90m, 12h, 7d)", "mhd"));
             maxAge = age;
         }
         if (p.Value("--max-bytes") is { } b)

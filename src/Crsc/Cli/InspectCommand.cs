@@ -84,6 +84,10 @@ internal static class InspectCommand
                 return CliOutput.Fail(p, $"'{what}' is neither a checkpoint id of the store nor an archive file");
             }
         }
+        catch (NotATarException e)
+        {
+            return CliOutput.Fail(p, $"'{what}' is not a crsc checkpoint archive: {e.Message}");
+        }
         catch (CheckpointCorruptException e)
         {
             return CliOutput.Fail(p, $"checkpoint {e.Id} is corrupt: {e.Message}");
@@ -92,13 +96,10 @@ internal static class InspectCommand
         {
             return CliOutput.Fail(p, $"cannot inspect '{what}': {e.Message}");
         }
-        catch (EndOfStreamException)
+        catch (InvalidDataException e)
         {
-            return CliOutput.Fail(p, $"'{what}' is not a readable tar archive: it ends in the middle of an entry (truncated, or not a tar)");
-        }
-        catch (Exception e) when (e is InvalidDataException or FormatException)
-        {
-            return CliOutput.Fail(p, $"'{what}' is not a readable tar archive: {e.Message}");
+            // from the archive's stream, not the tar reader: e.g. a zstd frame that does not decode (crsc's own words)
+            return CliOutput.Fail(p, $"'{what}' cannot be read as a checkpoint archive: {e.Message}");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -116,7 +117,28 @@ internal static class InspectCommand
     }
 
     /// <summary>Reads the tar once to its end (so a store stream verifies its digests) and collects the report.</summary>
-    internal static InspectReport Read(Stream tar, CancellationToken ct)
+    /// <exception cref="NotATarException">the bytes are not a tar archive (or it is cut short)</exception>
+    internal static InspectReport Read(Stream archive, CancellationToken ct)
+    {
+        // The tar reader's own exceptions carry only resource keys under AOT (UseSystemResourceKeys): "TarInvalidNumber, ".
+        // Those are turned into crsc's words here; what the archive's stream throws (a store's verification, zstd, I/O)
+        // passes unchanged, which the watch on the stream tells apart.
+        var tar = new FailureWatchingStream(archive);
+        try
+        {
+            return ReadTar(tar, ct);
+        }
+        catch (EndOfStreamException e) when (!tar.Failed)
+        {
+            throw new NotATarException("it ends in the middle of a tar entry (cut short, or not a tar file)", e);
+        }
+        catch (Exception e) when (!tar.Failed && e is InvalidDataException or FormatException or ArgumentException or OverflowException)
+        {
+            throw new NotATarException("it is not a tar file (nor a zstd-compressed tar): its header blocks are not tar headers", e);
+        }
+    }
+
+    private static InspectReport ReadTar(Stream tar, CancellationToken ct)
     {
         byte[]? config = null, spec = null;
         var files = new List<InspectFile>();
@@ -222,6 +244,38 @@ internal static class InspectCommand
 }
 
 internal sealed record InspectFile(string Name, string Type, long Size);
+
+/// <summary>The tar reader refused what it read: the file is not a tar archive, or is cut short. The message is crsc's own.</summary>
+internal sealed class NotATarException(string message, Exception inner) : Exception(message, inner);
+
+/// <summary>Passes everything to <paramref name="inner"/> and remembers whether one of its calls threw.</summary>
+internal sealed class FailureWatchingStream(Stream inner) : Stream
+{
+    /// <summary>True once a call to the inner stream threw: an exception seen after that is the stream's, not the tar reader's.</summary>
+    public bool Failed { get; private set; }
+
+    public override bool CanRead => inner.CanRead;
+    public override bool CanSeek => inner.CanSeek;
+    public override bool CanWrite => false;
+    public override long Length => Watch(() => inner.Length);
+    public override long Position { get => Watch(() => inner.Position); set => Watch(() => inner.Position = value); }
+    public override int Read(byte[] buffer, int offset, int count) => Watch(() => inner.Read(buffer, offset, count));
+    public override int Read(Span<byte> buffer)
+    {
+        try { return inner.Read(buffer); }
+        catch { Failed = true; throw; }
+    }
+    public override long Seek(long offset, SeekOrigin origin) => Watch(() => inner.Seek(offset, origin));
+    public override void Flush() { }
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    private T Watch<T>(Func<T> call)
+    {
+        try { return call(); }
+        catch { Failed = true; throw; }
+    }
+}
 
 internal sealed record InspectReport
 {

@@ -140,7 +140,7 @@ internal static class RestoreCommand
         var timeout = DefaultTimeout;
         if (p.Value("--timeout") is { } t && (!CliOutput.TryParseDuration(t, out timeout) || timeout > TimeSpan.FromDays(1)))
         {
-            usage = $"--timeout '{t}' is not a duration between 1s and 24h (e.g. 90s, 5m, 1h)";
+            usage = CliOutput.DurationProblem("--timeout", t, "a duration between 1s and 24h (e.g. 90s, 5m, 1h)");
             return null;
         }
         return new Request(ns, deployment, p.Value("--container"), p.Value("--checkpoint"), fallback, maxAttempts, timeout,

@@ -46,7 +46,7 @@ internal static class ConfigKeys
             o => o.ImagesListen, (o, v) => o with { ImagesListen = v }),
         new("images.advertise", ["CRSC_IMAGES_ADVERTISE"], "--images-advertise", "host:port put in checkpoint image references (default: images.listen)",
             o => o.ImagesAdvertise, (o, v) => o with { ImagesAdvertise = v }),
-        new("namespace", ["CRSC_NAMESPACE"], "--namespace", "namespace of the leader Lease and the daemon's Events",
+        new("namespace", ["CRSC_NAMESPACE"], "--namespace", "namespace of the Leases (the leader's and each node agent's) and the daemon's Events",
             o => o.Namespace, (o, v) => o with { Namespace = v }),
         new("log.format", ["CRSC_LOG_FORMAT"], "--log-format", "auto, console, json or journald",
             o => o.LogFormat, (o, v) => o with { LogFormat = v }),
@@ -60,6 +60,9 @@ internal static class ConfigKeys
             o => o.ImagesRegistryInsecure, (o, v) => o with { ImagesRegistryInsecure = v }),
         new("outbox.maxBytes", ["CRSC_OUTBOX_MAX_BYTES"], "--outbox-max-bytes", "bound of the on-disk outbox of writes waiting for the API server, in bytes",
             o => o.OutboxMaxBytes, (o, v) => o with { OutboxMaxBytes = v }),
+        new("nodeAgent.absentAfter", ["CRSC_NODE_AGENT_ABSENT_AFTER"], "--node-agent-absent-after",
+            "how long a node's crsc may go without renewing its Lease before the leader lets its deleted checkpoints go (their archives stay on that node); at least 1m",
+            o => o.NodeAgentAbsentAfter, (o, v) => o with { NodeAgentAbsentAfter = v }),
     ];
 
     public static ConfigKey? ByYamlPath(string path) => All.FirstOrDefault(k => k.YamlPath == path);

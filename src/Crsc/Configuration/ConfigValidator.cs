@@ -86,6 +86,9 @@ public static partial class ConfigValidator
             || outboxMax < 65536)
             Fail("outbox.maxBytes", o.OutboxMaxBytes, "must be a whole number of bytes, at least 65536");
 
+        if (!TryParseDurationWithUnit(o.NodeAgentAbsentAfter, out var absentAfter) || absentAfter < CrscOptions.MinNodeAgentAbsentAfter)
+            Fail("nodeAgent.absentAfter", o.NodeAgentAbsentAfter, "must be a duration with a unit, at least 1m (e.g. 10m, 1h)");
+
         if (!IsDnsLabel(o.Namespace))
             Fail("namespace", o.Namespace, "is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)");
 
@@ -128,6 +131,13 @@ public static partial class ConfigValidator
         {
             fail("images.registryAuthFile", o.ImagesRegistryAuthFile, e.Problem);
         }
+    }
+
+    /// <summary>A Go duration that says its unit (<c>90s</c>, <c>10m</c>, <c>1h30m</c>): a bare number is refused, not taken as seconds.</summary>
+    public static bool TryParseDurationWithUnit(string text, out TimeSpan value)
+    {
+        value = default;
+        return text.Length > 0 && !text.All(char.IsAsciiDigit) && Crsc.Api.GoDuration.TryParse(text, out value);
     }
 
     public static bool TryParseUnixEndpoint(string endpoint, out string path)

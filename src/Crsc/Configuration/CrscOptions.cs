@@ -51,6 +51,19 @@ public sealed record CrscOptions
     public long OutboxMaxBytesValue => long.TryParse(OutboxMaxBytes, System.Globalization.NumberStyles.None,
         System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : 64L * 1024 * 1024;
 
+    /// <summary>
+    /// How long a node's agent may go without renewing its presence Lease (while its Node is still there) before the
+    /// leader removes the archive finalizer of that node's deleted ContainerCheckpoints, leaving their archives on the node.
+    /// A Go duration with a unit, at least <see cref="MinNodeAgentAbsentAfter"/>.
+    /// </summary>
+    public string NodeAgentAbsentAfter { get; init; } = "10m";
+
+    /// <summary>Three renewals of the node agent's Lease (every 20 s): one missed renewal never lets anything go.</summary>
+    public static readonly TimeSpan MinNodeAgentAbsentAfter = TimeSpan.FromMinutes(1);
+
+    /// <summary><see cref="NodeAgentAbsentAfter"/> as a duration (validated at start).</summary>
+    public TimeSpan NodeAgentAbsentAfterValue => ConfigValidator.TryParseDurationWithUnit(NodeAgentAbsentAfter, out var v) ? v : TimeSpan.FromMinutes(10);
+
     public bool RegistryInsecure => string.Equals(ImagesRegistryInsecure, "true", StringComparison.OrdinalIgnoreCase);
 
     public static string DefaultNodeName()

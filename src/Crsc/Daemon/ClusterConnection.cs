@@ -89,6 +89,7 @@ internal sealed partial class ClusterConnection(
         };
         running.AddRange(cluster.Informers.Select(i => Guard(i.Name, i.RunAsync(ct))));
         running.AddRange(cluster.NodeControllers.Select(c => Guard(c.Name, c.RunAsync(ct))));
+        running.AddRange(cluster.NodeLoops.Select(l => Guard(l.Name, l.Run(ct))));
         running.Add(Guard("leader election", cluster.Elector!.RunAsync(LeadAsync, ct)));
         await Task.WhenAll(running).ConfigureAwait(false);
         cluster.InformerHealth.Changed -= OnInformersChanged;

@@ -1,5 +1,7 @@
 using Crsc.Api.Kubernetes;
+using Crsc.Configuration;
 using Crsc.Controllers.Informers;
+using Crsc.Controllers.Presence;
 using Crsc.Controllers.Restores;
 using Crsc.Controllers.Runtime;
 using Crsc.Controllers.Schedules;
@@ -12,8 +14,9 @@ namespace Crsc.Daemon;
 /// <summary>
 /// The seed flow's reconcilers in the daemon (DESIGN.md §3): on every node the scheduler of its own pods' checkpoint
 /// schedules and the preparation of restores into its pods (image pulls); on the leader the Deployment reconciler
-/// (annotated Deployments get schedules), the failure detector (failures of managed pods become Restores) and the
-/// Restore state manager (restore in place). Only wiring: the
+/// (annotated Deployments get schedules), the failure detector (failures of managed pods become Restores), the
+/// Restore state manager (restore in place) and the release of deleted checkpoints whose node agent is gone, which
+/// every node's presence Lease tells. Only wiring: the
 /// decisions live in Crsc.Controllers. Shared informers come from <see cref="ClusterServices"/>; the cluster-wide
 /// ones only the leader reads run for each leadership term.
 /// </summary>
@@ -61,5 +64,16 @@ internal static class ClusterReconcilers
             pods: allPods, deployments: deployments.Deployments, restores: preparer.Restores);
         foreach (var informer in failures.CreatedInformers) cluster.AddLeaderInformer(informer);
         cluster.AddLeaderController(failures.Controller);
+
+        // node: say that crsc runs here, by renewing this node's presence Lease
+        var presence = new NodeAgentLease(cluster.Api, new NodeAgentLeaseOptions { Namespace = cluster.Namespace, NodeName = cluster.NodeName },
+            time, loggers.CreateLogger<NodeAgentLease>());
+        cluster.AddNodeLoop("node presence lease", presence.RunAsync);
+
+        // leader: a deleted checkpoint whose node agent is gone (node deleted, or crsc absent there for
+        // nodeAgent.absentAfter) loses its archive finalizer, so that its namespace can finish terminating
+        var abandoned = AbandonedCheckpointComponents.Create(cluster.Api, cluster.EventRecorder, time, loggers, cluster.Checkpoints,
+            new AbandonedCheckpointOptions { Namespace = cluster.Namespace, AgentAbsentAfter = services.GetRequiredService<CrscOptions>().NodeAgentAbsentAfterValue });
+        cluster.AddLeaderController(abandoned.Controller);
     }
 }

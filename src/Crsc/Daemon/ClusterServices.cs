@@ -48,6 +48,7 @@ internal sealed class ClusterServices : IDisposable
 
     private readonly List<Controller> _leaderControllers = [];
     private readonly List<Controller> _nodeControllers = [];
+    private readonly List<(string Name, Func<CancellationToken, Task> Run)> _nodeLoops = [];
     private readonly List<IInformer> _informers = [];
     private readonly List<IInformer> _leaderInformers = [];
     private int _started;
@@ -107,7 +108,7 @@ internal sealed class ClusterServices : IDisposable
 
     public string NodeName { get; }
 
-    /// <summary>crsc's namespace (the Lease lives there).</summary>
+    /// <summary>crsc's namespace (the leader's Lease and the node agents' Leases live there).</summary>
     public string Namespace { get; }
 
     /// <summary>A kubeconfig or the in-cluster environment was given.</summary>
@@ -145,6 +146,9 @@ internal sealed class ClusterServices : IDisposable
     /// <summary>Controllers that run on every node, leader or not, while connected.</summary>
     public IReadOnlyList<Controller> NodeControllers => _nodeControllers;
 
+    /// <summary>Background work of every instance that is not a controller (renewing the node's presence Lease), by name.</summary>
+    public IReadOnlyList<(string Name, Func<CancellationToken, Task> Run)> NodeLoops => _nodeLoops;
+
     /// <summary>Another informer to run with the others (before the connection starts).</summary>
     public TInformer AddInformer<TInformer>(TInformer informer) where TInformer : IInformer
     {
@@ -176,6 +180,13 @@ internal sealed class ClusterServices : IDisposable
     {
         ThrowIfStarted();
         _nodeControllers.Add(controller);
+    }
+
+    /// <summary>A loop that runs on every instance while connected, until the daemon stops; a failure ends only it.</summary>
+    public void AddNodeLoop(string name, Func<CancellationToken, Task> run)
+    {
+        ThrowIfStarted();
+        _nodeLoops.Add((name, run));
     }
 
     internal void MarkStarted() => Interlocked.Exchange(ref _started, 1);

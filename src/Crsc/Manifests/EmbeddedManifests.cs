@@ -6,7 +6,8 @@ namespace Crsc.Manifests;
 
 /// <summary>
 /// The Kubernetes manifests the binary carries (packaging/kubernetes/**.yaml, embedded at build time)
-/// for <c>crsc manifests crds|rbac|static-pod|all</c> → <c>kubectl apply -f -</c>.
+/// for <c>crsc manifests crds|rbac|static-pod|all</c>; <c>all</c> (CRDs and RBAC) → <c>kubectl apply -f -</c>,
+/// <c>static-pod</c> → a node's <c>/etc/kubernetes/manifests/</c>.
 /// </summary>
 /// <remarks>
 /// Resources are named <c>manifests/&lt;path under packaging/kubernetes&gt;</c> (see Crsc.csproj).
@@ -50,9 +51,10 @@ internal static partial class EmbeddedManifests
             Crds => CrdResources(),
             Rbac => Existing(RbacResource),
             StaticPod => Existing(StaticPodResource),
-            // CRDs first (the API must exist before anything uses it), then the namespace and RBAC,
-            // then the static pod that runs as the ServiceAccount.
-            All => [.. CrdResources(), .. Existing(RbacResource), .. Existing(StaticPodResource)],
+            // What one applies to the cluster: CRDs first (the API must exist before anything uses it),
+            // then the namespace and RBAC. Not the static pod: it belongs in a node's manifests directory,
+            // and `kubectl apply` would make it a plain Pod crsc-system/crsc.
+            All => [.. CrdResources(), .. Existing(RbacResource)],
             _ => [],
         };
         if (files.Count == 0)
@@ -105,7 +107,7 @@ internal static partial class EmbeddedManifests
         if (CrdResources().Count > 0) kinds.Add(Crds);
         if (Existing(RbacResource).Count > 0) kinds.Add(Rbac);
         if (Existing(StaticPodResource).Count > 0) kinds.Add(StaticPod);
-        if (kinds.Count > 0) kinds.Add(All);
+        if (kinds.Contains(Crds) || kinds.Contains(Rbac)) kinds.Add(All);
         return kinds;
     }
 

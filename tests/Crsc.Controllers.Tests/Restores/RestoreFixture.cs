@@ -3,6 +3,7 @@ using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Informers;
+using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.Reconciling;
 using Crsc.Controllers.Restores;
 using Crsc.Controllers.Tests.Fakes;
@@ -57,11 +58,17 @@ public sealed class RestoreFixture : IAsyncDisposable
 
     // ---- leaders and nodes ----
 
-    /// <summary>A leader: its own informers and reconciler, as a freshly started daemon would have.</summary>
-    public async Task<Leader> StartLeaderAsync(RestoreReconcilerOptions? options = null)
+    /// <summary>
+    /// A leader: its own informers and reconciler, as a freshly started daemon would have. Its Restore and pod caches
+    /// watch through <paramref name="restoreWatch"/> and <paramref name="podWatch"/> when given (to hold their events back).
+    /// </summary>
+    public async Task<Leader> StartLeaderAsync(RestoreReconcilerOptions? options = null, HeldWatchClient<Restore>? restoreWatch = null,
+        HeldWatchClient<Pod>? podWatch = null)
     {
-        var restores = Run(new Informer<Restore>(RestoresApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance));
-        var pods = Run(new Informer<Pod>(PodsApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance));
+        var restores = Run(new Informer<Restore>(restoreWatch ?? (IKubeResourceClient<Restore>)RestoresApi, new InformerOptions(),
+            TimeProvider.System, NullLogger.Instance));
+        var pods = Run(new Informer<Pod>(podWatch ?? (IKubeResourceClient<Pod>)PodsApi, new InformerOptions(), TimeProvider.System,
+            NullLogger.Instance));
         var checkpoints = Run(new Informer<ContainerCheckpoint>(CheckpointsApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance));
         var contents = Run(new Informer<ContainerCheckpointContent>(ContentsApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance));
         var reconciler = new RestoreReconciler(Kube, restores, pods, checkpoints, contents, Events,
@@ -81,6 +88,10 @@ public sealed class RestoreFixture : IAsyncDisposable
                 && InSync(Checkpoints, F.CheckpointsApi) && InSync(Contents, F.ContentsApi), "caches as stored");
             return await Reconciler.ReconcileAsync(new ObjectKey(Ns, name), CancellationToken.None);
         }
+
+        /// <summary>Reconciles from the caches as they are, however far behind the store (a watch event woke it).</summary>
+        public async Task<ReconcileResult> ReconcileNowAsync(string name) =>
+            await Reconciler.ReconcileAsync(new ObjectKey(Ns, name), CancellationToken.None);
     }
 
     public async Task<Node> StartNodeAsync(string node, FakeContainerRuntime runtime, RestorePreparerOptions? options = null)
@@ -112,7 +123,7 @@ public sealed class RestoreFixture : IAsyncDisposable
         return informer;
     }
 
-    private static bool InSync<T>(Informer<T> informer, FakeResourceClient<T> api) where T : class, IKubernetesObject
+    public static bool InSync<T>(Informer<T> informer, FakeResourceClient<T> api) where T : class, IKubernetesObject
     {
         var stored = api.AllStored();
         if (informer.Count != stored.Count) return false;

@@ -446,6 +446,103 @@ public sealed class RestoreReconcilerTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task The_patch_records_the_container_it_replaces_as_the_server_held_its_status()
+    {
+        var leader = await SeedAsync();
+        await _f.SetContainerStateAsync(P1, Running(Now), image: ImageV1, ready: true, restartCount: 4);
+        await leader.ReconcileAsync("r1");
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.True);
+        // the kubelet writes between the leader's read of the pod (its cache) and the patch
+        var kubeletFirst = true;
+        _f.PodsApi.BeforeCall = (verb, _) =>
+        {
+            if (verb != "patch" || !kubeletFirst) return;
+            kubeletFirst = false;
+            var p = _f.PodsApi.Stored(Ns, P1)!;
+            var cs = p.Status!.ContainerStatuses!.Single();
+            cs.ContainerID = "containerd://app-5";
+            cs.RestartCount = 5;
+            cs.State = Waiting("CrashLoopBackOff", "back-off 10s restarting failed container");
+            _f.PodsApi.UpdateStatusAsync(p, CancellationToken.None).GetAwaiter().GetResult();
+        };
+
+        await leader.ReconcileAsync("r1");
+
+        // the patch made from the cache met the newer status (409); the one made is the server's pod's
+        Assert.False(kubeletFirst);
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
+        Assert.Equal(1, _f.Restore("r1").Status!.Attempts);
+        var replaced = System.Text.Json.Nodes.JsonNode.Parse(_f.Pod(P1)!.Metadata.Annotations![CrscAnnotations.ReplacedContainer])!;
+        Assert.Equal(("app", "containerd://app-5", 5, "waiting:CrashLoopBackOff"),
+            ((string?)replaced["container"], (string?)replaced["containerID"], (int)replaced["restartCount"]!, (string?)replaced["state"]));
+        Assert.Equal(1, _f.Events.Events.Count(e => e.Kind == "Restore" && e.Reason == "Restoring"));
+    }
+
+    [Fact]
+    public async Task A_restored_container_reported_with_its_base_image_counts_when_the_kubelet_made_it_after_the_patch()
+    {
+        var leader = await SeedAsync();
+        await KubeletReportsAsync("containerd://app-1", Running(Now.AddSeconds(5))); // a node clock ahead of crsc's
+        await leader.ReconcileAsync("r1");
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.True);
+        await leader.ReconcileAsync("r1");
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
+
+        // the replaced container, started "after" the patch by the node's clock, is still the replaced one
+        await leader.ReconcileAsync("r1");
+        Assert.Equal(RestorePhase.Restoring, _f.Restore("r1").Status!.Phase);
+
+        // some runtimes report a restored container by its base image: a container made after the patch is it
+        _f.Time.Advance(TimeSpan.FromSeconds(2));
+        await KubeletReportsAsync("containerd://app-2", Running(Now), restartCount: 1);
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal(RestorePhase.Restored, _f.Restore("r1").Status!.Phase);
+    }
+
+    private async Task KubeletReportsAsync(string containerId, ContainerState state, int restartCount = 0)
+    {
+        var p = _f.Pod(P1)!;
+        var cs = p.Status!.ContainerStatuses!.Single();
+        cs.ContainerID = containerId;
+        cs.RestartCount = restartCount;
+        cs.State = state;
+        await _f.PodsApi.UpdateStatusAsync(p, CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task A_start_error_where_the_replaced_container_ran_fails_the_attempt_without_waiting_for_the_checkpoint_image()
+    {
+        var leader = await PatchedAsync();
+        // the kubelet keeps reporting the last container it had (the replaced one, its image) with the reason it could
+        // not start the new one
+        await _f.SetContainerStateAsync(P1, Waiting("CreateContainerError", "failed to restore container app: criu failed"));
+
+        await leader.ReconcileAsync("r1");
+
+        Assert.Null(_f.Pod(P1));
+        Assert.Contains("attempt 1 of 3 failed: CreateContainerError: failed to restore container app", _f.Restore("r1").Status!.Message);
+    }
+
+    [Fact]
+    public async Task A_start_error_the_replaced_container_already_had_decides_nothing()
+    {
+        var leader = await SeedAsync();
+        await _f.SetContainerStateAsync(P1, Waiting("RunContainerError", "exec: no such file"), image: ImageV1);
+        await leader.ReconcileAsync("r1");
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.True);
+        await leader.ReconcileAsync("r1");
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
+
+        _f.Time.Advance(_options.StatusGrace * 2);
+        var result = await leader.ReconcileAsync("r1");
+
+        Assert.Equal(RestorePhase.Restoring, _f.Restore("r1").Status!.Phase);
+        Assert.Equal(ReconcileResult.RequeueAfter(_options.StatusGrace), result);
+        Assert.NotNull(_f.Pod(P1));
+    }
+
+    [Fact]
     public async Task A_container_that_does_not_run_within_the_restore_timeout_fails_the_attempt()
     {
         var leader = await PatchedAsync();
@@ -474,6 +571,7 @@ public sealed class RestoreReconcilerTests : IAsyncDisposable
         Assert.Equal("r1", pod.Metadata.Annotations![CrscAnnotations.Restore]);
         Assert.False(pod.Metadata.Annotations.ContainsKey(CrscAnnotations.RestoredFrom));
         Assert.False(pod.Metadata.Annotations.ContainsKey(CrscAnnotations.OriginalImage));
+        Assert.False(pod.Metadata.Annotations.ContainsKey(CrscAnnotations.ReplacedContainer));
         var s = _f.Restore("r1").Status!;
         Assert.Equal(RestorePhase.FellBack, s.Phase);
         Assert.Contains("the restore failed 1 times; last: CreateContainerError: criu failed", s.Message);

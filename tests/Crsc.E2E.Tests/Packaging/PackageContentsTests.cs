@@ -64,6 +64,21 @@ public sealed class PackageContentsTests
     }
 
     [RealComponentsFact]
+    public async Task Both_packages_carry_the_licence_the_rpm_header_names()
+    {
+        var licence = Packages.Scalar(Packages.Nfpm, "license");
+        Assert.Equal("Apache-2.0", licence);
+        Assert.Contains("Apache License", File.ReadAllText(Path.Combine(Packages.RepositoryRoot, "LICENSE")));
+        // Debian's copyright file, at the place Debian policy puts it, in both packages
+        using var deb = new TempControlDir();
+        await Packages.OutputOfAsync("dpkg-deb", "-x", Packages.Deb, deb.Path);
+        var fromDeb = File.ReadAllText(Path.Combine(deb.Path, "usr/share/doc/crsc/copyright"));
+        Assert.Contains("License: " + licence, fromDeb);
+        var fromRpm = await Packages.OutputOfAsync("sh", "-c", $"rpm2cpio '{Packages.Rpm}' | cpio -i --quiet --to-stdout ./usr/share/doc/crsc/copyright");
+        Assert.Equal(fromDeb, fromRpm);
+    }
+
+    [RealComponentsFact]
     public async Task Rpm_header_files_config_and_scripts_match_nfpm_yaml()
     {
         var rpm = Packages.Rpm;
@@ -84,7 +99,9 @@ public sealed class PackageContentsTests
             Assert.True(files.TryGetValue(p.Destination, out var f), $"{p.Destination} is not in the .rpm; it holds: {string.Join(", ", files.Keys)}");
             Assert.Equal((p.IsDirectory ? "d" : "-") + Packages.Permissions(p.Mode), f[1]);
             Assert.Equal(["root", "root"], f[2..4]);
-            Assert.Equal(p.Type == "config|noreplace" ? "cn" : p.IsConfig ? "c" : "", f[4]);
+            // rpmbuild marks what it installs under /usr/share/doc as documentation (%doc, "d")
+            var doc = p.Destination.StartsWith("/usr/share/doc/", StringComparison.Ordinal) ? "d" : "";
+            Assert.Equal(p.Type == "config|noreplace" ? "cn" : p.IsConfig ? "c" : doc, f[4]);
             if (!p.IsDirectory) Assert.Equal(new FileInfo(p.Source!).Length.ToString(System.Globalization.CultureInfo.InvariantCulture), f[5]);
         }
         Assert.Equal(contents.Where(p => !p.IsDirectory).Select(p => p.Destination).Order(StringComparer.Ordinal),

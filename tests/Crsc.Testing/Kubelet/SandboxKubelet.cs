@@ -32,6 +32,9 @@ public sealed record SandboxKubeletOptions
 
     /// <summary>Grace period of a stop (PID 1 in a container ignores SIGTERM without a handler; SIGKILL follows).</summary>
     public long StopGraceSeconds { get; init; } = 2;
+
+    /// <summary>How long <see cref="SandboxKubelet.DisposeAsync"/> may spend on one pod (stop, remove) before it gives up with a warning.</summary>
+    public TimeSpan CleanupTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }
 
 /// <summary>
@@ -402,12 +405,29 @@ public sealed class SandboxKubelet : IAsyncDisposable
         Record($"pod {record.Namespace}/{record.Name}: gone, its containers and sandbox removed");
     }
 
-    /// <summary>Stops and removes everything this kubelet started.</summary>
+    /// <summary>
+    /// Stops and removes everything this kubelet started, each pod within <see cref="SandboxKubeletOptions.CleanupTimeout"/>.
+    /// Never throws: it runs while an earlier error may be on its way out (a <c>finally</c>, an <c>await using</c>), and a
+    /// cleanup failure must not replace that error; what could not be removed is reported through <see cref="OnAction"/>
+    /// as a WARNING naming the pod and what went wrong.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         foreach (var uid in _records.Keys.ToList())
-            if (_records.TryRemove(uid, out var record)) await KillPodAsync(record, cts.Token);
+        {
+            if (!_records.TryRemove(uid, out var record)) continue;
+            using var cts = new CancellationTokenSource(_options.CleanupTimeout);
+            try { await KillPodAsync(record, cts.Token); }
+            catch (OperationCanceledException)
+            {
+                Record($"WARNING: pod {record.Namespace}/{record.Name}: cleanup did not finish within {_options.CleanupTimeout.TotalSeconds:0} s; " +
+                       $"sandbox {Short(record.SandboxId ?? "-")} and its containers may be left in the runtime");
+            }
+            catch (Exception e)
+            {
+                Record($"WARNING: pod {record.Namespace}/{record.Name}: cleanup failed: {e.GetType().Name}: {e.Message}");
+            }
+        }
     }
 
     private void Record(string line)

@@ -321,7 +321,7 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
         catch (IOException) { return "(no log)"; }
     }
 
-    private static async Task<T> WaitForAsync<T>(Func<T?> probe, Process daemon, string what, TimeSpan within, string log,
+    private async Task<T> WaitForAsync<T>(Func<T?> probe, Process daemon, string what, TimeSpan within, string log,
         CancellationToken ct) where T : class
     {
         T? value = null;
@@ -334,12 +334,26 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
         return value!;
     }
 
-    private static async Task WaitAsync(Func<bool> condition, string what, TimeSpan within, CancellationToken ct, TimeSpan? poll = null)
+    /// <summary>How often a long wait says that it is still waiting, and for what.</summary>
+    public static readonly TimeSpan ProgressEvery = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Polls <paramref name="condition"/> until it holds or <paramref name="within"/> is over (a <see cref="TimeoutException"/>
+    /// naming <paramref name="what"/>); every <see cref="ProgressEvery"/> it says what it is still waiting for, so a slow
+    /// step is never a silent one.
+    /// </summary>
+    private async Task WaitAsync(Func<bool> condition, string what, TimeSpan within, CancellationToken ct, TimeSpan? poll = null)
     {
-        var deadline = DateTime.UtcNow + within;
+        var clock = Stopwatch.StartNew();
+        var nextNote = ProgressEvery;
         while (!condition())
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"timed out after {within.TotalSeconds:0} s waiting until {what}");
+            if (clock.Elapsed > within) throw new TimeoutException($"timed out after {within.TotalSeconds:0} s waiting until {what}");
+            if (clock.Elapsed >= nextNote)
+            {
+                say($"... still waiting until {what} ({clock.Elapsed.TotalSeconds:0} s of at most {within.TotalSeconds:0} s)");
+                nextNote += ProgressEvery;
+            }
             await Task.Delay(poll ?? TimeSpan.FromMilliseconds(200), ct);
         }
     }

@@ -216,6 +216,15 @@ public sealed class CheckpointCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Timeout_without_a_unit_is_a_usage_error_and_checkpoints_nothing()
+    {
+        var (code, _, err) = await CliStore.RunAsync("checkpoint", "shop/cart-0", "--timeout", "90", "--socket", Socket);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("--timeout '90' has no unit: write 90s, 90m or 90h", err);
+        Assert.Empty(_runner.Requests);
+    }
+
+    [Fact]
     public async Task The_endpoint_refuses_bad_input_with_400_naming_the_field()
     {
         using var http = UnixHttp();

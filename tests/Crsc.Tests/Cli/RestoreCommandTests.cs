@@ -184,6 +184,7 @@ public sealed class RestoreCommandTests : IAsyncLifetime
     [InlineData("--max-attempts '0' is not a whole number from 1 to 10", "shop/cart", "--max-attempts", "0")]
     [InlineData("--max-attempts '11' is not a whole number from 1 to 10", "shop/cart", "--max-attempts", "11")]
     [InlineData("--timeout 'soon' is not a duration", "shop/cart", "--timeout", "soon")]
+    [InlineData("--timeout '60' has no unit: write 60s, 60m or 60h", "shop/cart", "--timeout", "60")]
     public async Task Usage_errors_name_the_bad_value_exit_2_and_create_nothing(string message, params string[] args)
     {
         var (code, _, err) = await RunAsync(args);

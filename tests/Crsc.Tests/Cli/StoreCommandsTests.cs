@@ -166,6 +166,38 @@ public sealed class StoreCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task Inspect_of_a_file_that_is_not_a_tar_says_so_in_its_own_words()
+    {
+        // the tar reader's exception messages are bare resource keys in the AOT binary ("TarInvalidNumber, ")
+        var passwd = _s.Dir.Combine("passwd");
+        await File.WriteAllTextAsync(passwd, string.Concat(Enumerable.Repeat("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n", 12)));
+        var (code, output, err) = await CliStore.RunAsync(["inspect", passwd]);
+        Assert.Equal(ExitCodes.Failure, code);
+        Assert.Equal("", output);
+        Assert.Equal($"crsc: '{passwd}' is not a crsc checkpoint archive: it is not a tar file (nor a zstd-compressed tar): its header blocks are not tar headers\n",
+            err.ReplaceLineEndings("\n"));
+
+        if (File.Exists("/etc/passwd"))
+        {
+            (code, _, err) = await CliStore.RunAsync(["inspect", "/etc/passwd"]);
+            Assert.Equal(ExitCodes.Failure, code);
+            Assert.StartsWith("crsc: '/etc/passwd' is not a crsc checkpoint archive: it ", err);
+        }
+
+        // a real archive cut short inside an entry
+        using (var store = _s.Open(CheckpointCompression.None))
+        {
+            var a = await CliStore.AddAsync(store, "shop", "cart", "app");
+            var cut = _s.Dir.Combine("cut.tar");
+            await File.WriteAllBytesAsync(cut, (await File.ReadAllBytesAsync(a.ArchivePath))[..1000]);
+            (code, _, err) = await CliStore.RunAsync(["inspect", cut]);
+            Assert.Equal(ExitCodes.Failure, code);
+            Assert.Equal($"crsc: '{cut}' is not a crsc checkpoint archive: it ends in the middle of a tar entry (cut short, or not a tar file)\n",
+                err.ReplaceLineEndings("\n"));
+        }
+    }
+
+    [Fact]
     public async Task Gc_dry_run_reports_and_deletes_nothing_then_gc_deletes()
     {
         CheckpointInfo a, b, c;
@@ -238,6 +270,43 @@ public sealed class StoreCommandsTests : IDisposable
         Assert.True(code == ExitCodes.Ok, err);
         Assert.True(output.Contains("older than 7d"), output);
         Assert.Single(output.Split('\n'), l => l.StartsWith("would delete", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Gc_max_age_without_a_unit_is_a_usage_error_and_deletes_nothing()
+    {
+        // `--max-age 7` used to mean 7 seconds: with help showing 12h and 7d, a typo deleted almost everything
+        CheckpointInfo a, b;
+        using (var store = _s.Open())
+        {
+            a = await CliStore.AddAsync(store, "shop", "cart", "app");
+            _s.Time.Advance(TimeSpan.FromHours(1));
+            b = await CliStore.AddAsync(store, "shop", "cart", "app");
+        }
+        var before = Directory.GetFiles(_s.CheckpointDir, "*", SearchOption.AllDirectories).Order().ToArray();
+
+        var (code, output, err) = await CliStore.RunAsync(["gc", "--max-age", "7", .. _s.StoreFlags]);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("--max-age '7' has no unit: write 7m, 7h or 7d", err);
+        Assert.Contains("Run 'crsc gc --help' for usage.", err);
+        Assert.Equal("", output);
+        Assert.Equal(before, Directory.GetFiles(_s.CheckpointDir, "*", SearchOption.AllDirectories).Order().ToArray());
+        Assert.True(File.Exists(a.ArchivePath) && File.Exists(b.ArchivePath));
+
+        // with a unit it is a duration as before
+        (code, output, err) = await CliStore.RunAsync(["gc", "--max-age", "7s", "--dry-run", .. _s.StoreFlags]);
+        Assert.True(code == ExitCodes.Ok, err);
+        Assert.Contains("older than 7s", output);
+    }
+
+    [Theory]
+    [InlineData("7")]
+    [InlineData("0")]
+    [InlineData("86400")]
+    public void Duration_flags_refuse_a_bare_number(string text)
+    {
+        Assert.False(CliOutput.TryParseDuration(text, out _));
+        Assert.Contains($"--timeout '{text}' has no unit", CliOutput.DurationProblem("--timeout", text, "a duration"));
     }
 
     [Theory]

@@ -14,6 +14,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Crsc.Api;
 using Crsc.Api.Crds;
+using Crsc.Controllers.NodeAgent;
+using Crsc.Controllers.Presence;
 using Crsc.Controllers.Reconciling;
 
 namespace Crsc.Tests.Cluster;
@@ -230,6 +232,43 @@ public sealed class DaemonClusterTests
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(12), $"failover took {sw.Elapsed}");
         await Eventually.TrueAsync(() => secondWork.Keys.Contains(new ObjectKey("apps", "ckpt-1")), "its leader controller reconciles");
         Assert.Equal(second.Cluster.Elector!.Identity, LeaseOf(server)!.Spec.HolderIdentity);
+    }
+
+    /// <summary>
+    /// The daemon renews its node's presence Lease, and as leader lets go of the archive finalizer of a deleted
+    /// checkpoint whose node and node agent are gone, so that the deletion (and its namespace's) can finish.
+    /// </summary>
+    [Fact]
+    public async Task The_daemon_renews_its_presence_lease_and_the_leader_releases_a_checkpoint_of_a_vanished_node()
+    {
+        await using var server = await ServerAsync();
+        // node-gone ran crsc once: its Lease (never renewed again: 1 s long), and a checkpoint it stored there
+        server.Seed(Resources.Leases, new Lease
+        {
+            Metadata = new ObjectMeta { Namespace = "crsc-system", Name = NodeLeases.NameFor("node-gone") },
+            Spec = new LeaseSpec { HolderIdentity = "node-gone", LeaseDurationSeconds = 1, RenewTime = DateTimeOffset.UtcNow.AddHours(-1) },
+        });
+        server.Seed(CrscResources.ContainerCheckpoints, new ContainerCheckpoint
+        {
+            Metadata = new ObjectMeta { Name = "ckpt-gone", Namespace = "apps", Finalizers = [ContainerCheckpointReconciler.ArchiveFinalizer] },
+            Spec = new ContainerCheckpointSpec { PodName = "gone-0", Container = "main" },
+            Status = new ContainerCheckpointStatus { Phase = ContainerCheckpointPhase.Completed, Node = "node-gone" },
+        });
+        await using var daemon = new Daemon(server.KubeconfigYaml());
+        await daemon.StartAsync();
+
+        await Eventually.TrueAsync(() => server.Get(Resources.Leases, "crsc-system", "crsc-node-" + Node)?.Spec.HolderIdentity == Node,
+            "the daemon's presence Lease", TimeSpan.FromSeconds(30));
+        await Eventually.TrueAsync(() => daemon.ReadyzContainsAsync("[+]leader healthy: leading"), "leading", TimeSpan.FromSeconds(30));
+        using var api = ClusterTestKit.Api(server);
+        await api.Resource(CrscResources.ContainerCheckpoints).DeleteAsync("apps", "ckpt-gone", null, ClusterTestKit.Timeout());
+        Assert.NotNull(server.Get(CrscResources.ContainerCheckpoints, "apps", "ckpt-gone")); // the finalizer holds it
+
+        await Eventually.TrueAsync(() => server.Get(CrscResources.ContainerCheckpoints, "apps", "ckpt-gone") is null,
+            "the leader removes the finalizer and the API server finishes the deletion", TimeSpan.FromSeconds(30));
+        await Eventually.TrueAsync(() => server.All(server.ResourceOf(Resources.CoreEvents)).Any(e =>
+            (string?)e["reason"] == AbandonedCheckpointReconciler.ArchiveAbandonedReason && (string?)e["type"] == "Warning"
+            && ((string?)e["message"])!.Contains("node node-gone no longer exists", StringComparison.Ordinal)), "a Warning Event says so");
     }
 
     [Fact]

@@ -1,0 +1,45 @@
+using Crsc.Controllers.Runtime;
+using Crsc.Cri;
+using Crsc.E2E.Tests.Sandbox;
+
+namespace Crsc.E2E.Tests.RealRuntime;
+
+/// <summary>
+/// Read-only checks of crsc's CRI client against the sandbox's real containerd: the wire format of the list and
+/// image calls and the error mapping as a real runtime answers them. (They were opt-in unit tests behind an
+/// environment variable nothing set; here they run wherever the real-component suite runs, CI included.)
+/// </summary>
+[Collection(RealRuntimeCollection.Name)]
+[Trait(RealComponents.Category, RealComponents.Trait)]
+public sealed class CriSmokeTests(RealRuntimeFixture sandbox)
+{
+    private CriContainerRuntime Runtime() =>
+        new(new CriClientOptions { Endpoint = sandbox.CriEndpoint, DefaultTimeout = TimeSpan.FromSeconds(20) });
+
+    [RealComponentsFact]
+    public async Task Version_lists_and_an_unknown_image_answer_as_the_runtime_means_them()
+    {
+        using var runtime = Runtime();
+        var v = await runtime.VersionAsync(default);
+        Assert.False(string.IsNullOrEmpty(v.RuntimeName));
+        Assert.Equal("v1", v.RuntimeApiVersion);
+        var sandboxes = await runtime.ListPodSandboxesAsync(null, default);
+        var containers = await runtime.ListContainersAsync(null, default);
+        Assert.All(containers, c => Assert.Contains(sandboxes, s => s.Id == c.PodSandboxId));
+        // an image the runtime has never seen is "no status", not an error
+        Assert.Null(await runtime.ImageStatusAsync("127.0.0.1:5000/crsc-test/never-pulled:" + Guid.NewGuid().ToString("N"), default));
+    }
+
+    [RealComponentsFact]
+    public async Task An_unknown_container_is_not_found_for_status_and_for_checkpoint()
+    {
+        using var runtime = Runtime();
+        string id = new('0', 64);
+        var e = await Assert.ThrowsAsync<ContainerNotFoundException>(() => runtime.ContainerStatusAsync(id, false, default));
+        Assert.Equal("NotFound", e.Code);
+        var path = Path.Combine(sandbox.CreateSharedDirectory("cri-smoke-"), "never-written.tar");
+        await Assert.ThrowsAsync<ContainerNotFoundException>(() =>
+            runtime.CheckpointContainerAsync(id, path, TimeSpan.FromSeconds(10), default));
+        Assert.False(File.Exists(path), "a refused checkpoint wrote an archive");
+    }
+}
