@@ -68,7 +68,7 @@ internal static partial class EmbeddedManifests
 
     /// <summary>Whether <paramref name="kind"/> includes the static pod (what <c>--image</c> applies to).</summary>
     public static bool HasStaticPod(string kind) =>
-        kind.ToLowerInvariant() is StaticPod or All && Existing(StaticPodResource).Count > 0;
+        kind.ToLowerInvariant() is StaticPod && Existing(StaticPodResource).Count > 0;
 
     /// <summary>
     /// The static pod's text with its container's <c>image:</c> value replaced, everything else (comments included)
