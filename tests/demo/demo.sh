@@ -27,6 +27,7 @@ sandbox=$root/tests/sandbox
 sandbox_dir=${CRSC_SANDBOX_DIR:-/var/lib/crsc-sandbox}
 shared=${CRSC_SANDBOX_SHARED:-$sandbox_dir/shared}
 registry=${CRSC_SANDBOX_REGISTRY:-127.0.0.1:5000}
+run_dir=${CRSC_SANDBOX_RUN:-/run/crsc-sandbox}
 out=$root/obj/demo            # build output of the driver and the sandbox setup log; kept between runs
 mkdir -p "$out"
 work=""
@@ -134,7 +135,7 @@ chmod 0700 "$work"
 
 say "the seed flow (every wait below names what it waits for and its limit)"
 CRSC_BINARY=$bin \
-CRSC_DEMO_RUNTIME_ENDPOINT=unix:///run/crsc-sandbox/containerd.sock \
+CRSC_DEMO_RUNTIME_ENDPOINT=unix://$run_dir/containerd.sock \
 CRSC_DEMO_IMAGE=$registry/crsc-sandbox/busybox:1 \
 CRSC_DEMO_CGROUP_PARENT=/crsc-sandbox \
 CRSC_DEMO_WORK=$work \
