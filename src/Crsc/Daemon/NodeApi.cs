@@ -13,7 +13,9 @@ namespace Crsc.Daemon;
 /// <summary>
 /// The daemon's HTTP surface: <c>/healthz</c>, <c>/readyz</c> and <c>/metrics</c> on the root-only Unix socket
 /// and, when <c>metrics.address</c> is set, on that TCP address. Handlers are thin: they read the health
-/// registry and the metrics registry, nothing else.
+/// registry and the metrics registry, nothing else. The TCP listener has no authentication, so it answers
+/// only those three paths: everything else (the checkpoint API above all) is a 404 there and lives on the
+/// Unix socket alone.
 /// </summary>
 internal static class NodeApi
 {
@@ -28,13 +30,29 @@ internal static class NodeApi
         kestrel.AddServerHeader = false;
     }
 
+    /// <summary>The only paths a TCP listener answers.</summary>
+    internal static readonly string[] TcpPaths = ["/healthz", "/readyz", "/metrics"];
+
     public static void Map(WebApplication app)
     {
+        // before any endpoint runs: a request that came over TCP reaches metrics and health, nothing else
+        app.Use((ctx, next) => ViaTcp(ctx) && !IsTcpPath(ctx.Request.Path) ? NotFound(ctx) : next(ctx));
         // RequestDelegate handlers: no reflection over delegates, AOT-clean on every target framework
         app.MapGet("/healthz", Healthz);
         app.MapGet("/readyz", Readyz);
         app.MapGet("/metrics", Metrics);
     }
+
+    /// <summary>
+    /// Whether the request arrived on an IP listener (<c>metrics.address</c>): Kestrel gives a Unix-socket
+    /// connection no local IP address.
+    /// </summary>
+    internal static bool ViaTcp(HttpContext ctx) => ctx.Connection.LocalIpAddress is not null;
+
+    private static bool IsTcpPath(PathString path) =>
+        Array.Exists(TcpPaths, p => string.Equals(path.Value, p, StringComparison.Ordinal));
+
+    private static Task NotFound(HttpContext ctx) => Text(ctx, 404, "not found\n");
 
     /// <summary>Liveness: the process is serving and no component says it is broken.</summary>
     internal static Task Healthz(HttpContext ctx)
