@@ -97,17 +97,30 @@ internal static class NodeApi
     }
 
     /// <summary>
-    /// Makes the socket's directory (0700 when crsc creates it) and removes a stale socket file. Refuses
-    /// when another daemon still answers on it: two daemons must never share a node.
+    /// Makes the socket's directory (0700 when crsc creates it) and removes a stale socket: a path that is a socket
+    /// (as <c>lstat</c> says, symlinks not followed) and that nobody answers on. Anything else at the path (a regular
+    /// file, a directory, a symlink, a device) is a configuration error that leaves the path untouched: crsc never
+    /// deletes what it did not create. Refuses too when another daemon still answers: two daemons must never share a node.
     /// </summary>
+    /// <exception cref="SocketPathException">the path holds something other than a stale socket.</exception>
     public static void PrepareSocket(string path)
     {
         var dir = Path.GetDirectoryName(path)!;
         if (!Directory.Exists(dir))
             Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        if (!File.Exists(path)) return;
-        if ((File.GetAttributes(path) & FileAttributes.Directory) != 0)
-            throw new IOException($"socket path {path} is a directory");
+        var info = new Crsc.Preflight.SystemPreflightHost().Stat(path);
+        if (info is null) return;
+        if (info.Kind != Crsc.Preflight.PathKind.Socket)
+        {
+            var what = info.Kind switch
+            {
+                Crsc.Preflight.PathKind.File => "a regular file",
+                Crsc.Preflight.PathKind.Directory => "a directory",
+                Crsc.Preflight.PathKind.Symlink => "a symbolic link",
+                _ => "a special file",
+            };
+            throw new SocketPathException(path, $"is {what}, not a socket; crsc replaces only a stale socket of its own and leaves this path alone: remove it or set socket to another path");
+        }
         using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
         {
             try
@@ -130,4 +143,12 @@ internal sealed class DaemonState
 {
     public volatile bool Started;
     public volatile bool Stopping;
+}
+
+/// <summary>The <c>socket</c> key names a path that crsc must not replace: a configuration error (exit 78).</summary>
+internal sealed class SocketPathException(string path, string problem) : Exception($"socket: \"{path}\" {problem}")
+{
+    public const string Key = "socket";
+    public string SocketPath { get; } = path;
+    public string Problem { get; } = problem;
 }
