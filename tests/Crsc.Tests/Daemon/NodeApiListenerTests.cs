@@ -77,4 +77,38 @@ public sealed class NodeApiListenerTests
             return new NetworkStream(s, ownsSocket: true);
         },
     }) { BaseAddress = new Uri("http://localhost") };
+
+    // .NET's '$' also matches before a final '\n': the node API must refuse names that end in one
+    [Fact]
+    public async Task The_node_api_refuses_names_with_a_trailing_newline()
+    {
+        using var dir = new TempDir("crsc-listeners-");
+        var options = new CrscOptions
+        {
+            NodeName = "node-a", Socket = dir.Combine("crsc.sock"),
+            CheckpointDir = dir.Combine("checkpoints"), StagingDir = dir.Combine("staging"), StateDir = dir.Combine("state"),
+            RuntimeEndpoint = "unix://" + dir.Combine("no-runtime.sock"),
+        };
+        await using var app = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);
+        await app.StartAsync();
+        try
+        {
+            using var unix = UnixClient(options.Socket);
+            foreach (var end in new[] { "\n", "\r\n" })
+            foreach (var (ns, pod, container) in new[] { ("shop" + end, "cart-0", "cart"), ("shop", "cart-0" + end, "cart"), ("shop", "cart-0", "cart" + end) })
+            {
+                var body = System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string> { ["namespace"] = ns, ["pod"] = pod, ["container"] = container },
+                    NodeApiListenerTestsJson.Default.DictionaryStringString);
+                using var post = await unix.PostAsync("/v1/checkpoints", new StringContent(body, Encoding.UTF8, "application/json"));
+                Assert.Equal(HttpStatusCode.BadRequest, post.StatusCode);
+            }
+        }
+        finally
+        {
+            await app.StopAsync();
+        }
+    }
 }
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, string>))]
+internal sealed partial class NodeApiListenerTestsJson : System.Text.Json.Serialization.JsonSerializerContext;
