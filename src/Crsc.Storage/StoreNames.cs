@@ -10,17 +10,17 @@ namespace Crsc.Storage;
 /// </summary>
 internal static partial class StoreNames
 {
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?\\z", RegexOptions.CultureInvariant)]
     private static partial Regex Dns1123Label();
 
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\\z", RegexOptions.CultureInvariant)]
     private static partial Regex Dns1123Subdomain();
 
     /// <summary>Checkpoint ids: <c>yyyyMMddTHHmmssZ-xxxxxxxx</c> (UTC time of ingestion, 32 random bits in hex).</summary>
-    [GeneratedRegex("^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}\\z", RegexOptions.CultureInvariant)]
     private static partial Regex IdPattern();
 
-    [GeneratedRegex("^[0-9a-fA-F-]{1,64}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[0-9a-fA-F-]{1,64}\\z", RegexOptions.CultureInvariant)]
     private static partial Regex UidPattern();
 
     public static string Namespace(string? value) => Label("namespace", value);

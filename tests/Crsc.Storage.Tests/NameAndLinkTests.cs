@@ -130,4 +130,25 @@ public sealed class NameAndLinkTests : IDisposable
         var e = Assert.Throws<IOException>(() => new DiskCheckpointStore(_f.Options() with { CheckpointDirectory = link }));
         Assert.Contains("symbolic link", e.Message);
     }
+
+    // .NET's '$' also matches before a final '\n': every name check must refuse a trailing newline
+    [Theory]
+    [InlineData("\n")]
+    [InlineData("\r\n")]
+    public void Names_with_a_trailing_newline_are_refused(string end)
+    {
+        Assert.Throws<InvalidCheckpointNameException>(() => StoreNames.Namespace("default" + end));
+        Assert.Throws<InvalidCheckpointNameException>(() => StoreNames.Container("app" + end));
+        Assert.Throws<InvalidCheckpointNameException>(() => StoreNames.Workload("web" + end));
+        Assert.Throws<InvalidCheckpointNameException>(() => StoreNames.Pod("web-0" + end));
+        Assert.Throws<InvalidCheckpointNameException>(() => StoreNames.PodUid("0123abcd" + end));
+        Assert.False(StoreNames.IsId("20261206T120000Z-0123abcd" + end));
+        Assert.True(StoreNames.IsId("20261206T120000Z-0123abcd"));
+        Assert.False(Crsc.Storage.Oci.RegistryNames.IsRepository("crsc/shop" + end));
+        Assert.False(Crsc.Storage.Oci.RegistryNames.IsTag("latest" + end));
+        Assert.False(Crsc.Storage.Oci.RegistryNames.IsDigest("sha256:" + new string('a', 64) + end));
+        Assert.False(Crsc.Storage.Oci.RegistryNames.IsHost("registry.example:5000" + end));
+        Assert.False(Crsc.Storage.Oci.OciRoute.IsValidName("crsc/shop" + end));
+        Assert.False(Crsc.Storage.Oci.ImageReference.TryParse("registry.example/crsc/shop@sha256:" + new string('a', 64) + end, out _, out _));
+    }
 }

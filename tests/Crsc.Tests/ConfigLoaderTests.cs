@@ -401,4 +401,14 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Contains("must be a duration with a unit, at least 1m", e.Problem);
         Assert.StartsWith(path, e.Source);
     }
+
+    // .NET's '$' also matches before a final '\n': NODE_NAME=$'node1\n' must not pass
+    [Theory]
+    [InlineData("node1\n")]
+    [InlineData("node1\r\n")]
+    public void A_node_name_with_a_trailing_newline_is_refused(string name)
+    {
+        var r = ConfigLoader.Load(null, new Dictionary<string, string> { ["NODE_NAME"] = name }, NoFlags, defaultPath: _dir.Combine("absent.yaml"));
+        Assert.Contains(r.Errors, e => e.Key == "nodeName");
+    }
 }

@@ -72,6 +72,6 @@ public sealed partial record ImageReference(string? Domain, string Path, string?
     public override string ToString() =>
         (Domain is null ? "" : Domain + "/") + Path + (Tag is null ? "" : ":" + Tag) + (Digest is null ? "" : "@" + Digest);
 
-    [GeneratedRegex(@"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}\z", RegexOptions.CultureInvariant)]
     private static partial Regex DigestPattern();
 }

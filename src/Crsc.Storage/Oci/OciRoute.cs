@@ -41,6 +41,6 @@ public readonly partial record struct OciRoute(OciRouteKind Kind, string Name = 
     /// <summary>The repository name grammar of the distribution spec (path components of lower-case alphanumerics and separators).</summary>
     public static bool IsValidName(string name) => name.Length is > 0 and <= CheckpointImageNames.MaxNameLength && NameGrammar().IsMatch(name);
 
-    [GeneratedRegex("^[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*\\z", RegexOptions.CultureInvariant)]
     private static partial Regex NameGrammar();
 }

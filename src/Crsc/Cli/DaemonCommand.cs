@@ -26,6 +26,15 @@ internal static class DaemonCommand
         {
             return await DaemonHost.RunAsync(options, logger, ct);
         }
+        catch (SocketPathException e)
+        {
+            var error = new ConfigError(SocketPathException.Key, e.SocketPath, e.Problem,
+                config.Sources.GetValueOrDefault(SocketPathException.Key) ?? "default");
+            logger.Fatal("crsc daemon cannot start: invalid configuration: {Error}", error.ToString());
+            p.Error.WriteLine($"crsc: invalid configuration: {error}");
+            p.Error.WriteLine("crsc: refusing to start; fix the configuration (check it with 'crsc config check').");
+            return ExitCodes.Config;
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException
                                    or Crsc.Controllers.Storage.CheckpointStoreException)
         {

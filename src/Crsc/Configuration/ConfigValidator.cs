@@ -173,6 +173,6 @@ public static partial class ConfigValidator
     public static bool IsDnsLabel(string value) => value.Length is > 0 and <= 63 && DnsLabel().IsMatch(value);
     public static bool IsDnsSubdomain(string value) => value.Length is > 0 and <= 253 && value.Split('.').All(DnsLabel().IsMatch);
 
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?\\z")]
     private static partial Regex DnsLabel();
 }

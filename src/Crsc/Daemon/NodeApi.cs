@@ -13,7 +13,9 @@ namespace Crsc.Daemon;
 /// <summary>
 /// The daemon's HTTP surface: <c>/healthz</c>, <c>/readyz</c> and <c>/metrics</c> on the root-only Unix socket
 /// and, when <c>metrics.address</c> is set, on that TCP address. Handlers are thin: they read the health
-/// registry and the metrics registry, nothing else.
+/// registry and the metrics registry, nothing else. The TCP listener has no authentication, so it answers
+/// only those three paths: everything else (the checkpoint API above all) is a 404 there and lives on the
+/// Unix socket alone.
 /// </summary>
 internal static class NodeApi
 {
@@ -28,13 +30,29 @@ internal static class NodeApi
         kestrel.AddServerHeader = false;
     }
 
+    /// <summary>The only paths a TCP listener answers.</summary>
+    internal static readonly string[] TcpPaths = ["/healthz", "/readyz", "/metrics"];
+
     public static void Map(WebApplication app)
     {
+        // before any endpoint runs: a request that came over TCP reaches metrics and health, nothing else
+        app.Use((ctx, next) => ViaTcp(ctx) && !IsTcpPath(ctx.Request.Path) ? NotFound(ctx) : next(ctx));
         // RequestDelegate handlers: no reflection over delegates, AOT-clean on every target framework
         app.MapGet("/healthz", Healthz);
         app.MapGet("/readyz", Readyz);
         app.MapGet("/metrics", Metrics);
     }
+
+    /// <summary>
+    /// Whether the request arrived on an IP listener (<c>metrics.address</c>): Kestrel gives a Unix-socket
+    /// connection no local IP address.
+    /// </summary>
+    internal static bool ViaTcp(HttpContext ctx) => ctx.Connection.LocalIpAddress is not null;
+
+    private static bool IsTcpPath(PathString path) =>
+        Array.Exists(TcpPaths, p => string.Equals(path.Value, p, StringComparison.Ordinal));
+
+    private static Task NotFound(HttpContext ctx) => Text(ctx, 404, "not found\n");
 
     /// <summary>Liveness: the process is serving and no component says it is broken.</summary>
     internal static Task Healthz(HttpContext ctx)
@@ -79,17 +97,30 @@ internal static class NodeApi
     }
 
     /// <summary>
-    /// Makes the socket's directory (0700 when crsc creates it) and removes a stale socket file. Refuses
-    /// when another daemon still answers on it: two daemons must never share a node.
+    /// Makes the socket's directory (0700 when crsc creates it) and removes a stale socket: a path that is a socket
+    /// (as <c>lstat</c> says, symlinks not followed) and that nobody answers on. Anything else at the path (a regular
+    /// file, a directory, a symlink, a device) is a configuration error that leaves the path untouched: crsc never
+    /// deletes what it did not create. Refuses too when another daemon still answers: two daemons must never share a node.
     /// </summary>
+    /// <exception cref="SocketPathException">the path holds something other than a stale socket.</exception>
     public static void PrepareSocket(string path)
     {
         var dir = Path.GetDirectoryName(path)!;
         if (!Directory.Exists(dir))
             Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        if (!File.Exists(path)) return;
-        if ((File.GetAttributes(path) & FileAttributes.Directory) != 0)
-            throw new IOException($"socket path {path} is a directory");
+        var info = new Crsc.Preflight.SystemPreflightHost().Stat(path);
+        if (info is null) return;
+        if (info.Kind != Crsc.Preflight.PathKind.Socket)
+        {
+            var what = info.Kind switch
+            {
+                Crsc.Preflight.PathKind.File => "a regular file",
+                Crsc.Preflight.PathKind.Directory => "a directory",
+                Crsc.Preflight.PathKind.Symlink => "a symbolic link",
+                _ => "a special file",
+            };
+            throw new SocketPathException(path, $"is {what}, not a socket; crsc replaces only a stale socket of its own and leaves this path alone: remove it or set socket to another path");
+        }
         using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
         {
             try
@@ -112,4 +143,12 @@ internal sealed class DaemonState
 {
     public volatile bool Started;
     public volatile bool Stopping;
+}
+
+/// <summary>The <c>socket</c> key names a path that crsc must not replace: a configuration error (exit 78).</summary>
+internal sealed class SocketPathException(string path, string problem) : Exception($"socket: \"{path}\" {problem}")
+{
+    public const string Key = "socket";
+    public string SocketPath { get; } = path;
+    public string Problem { get; } = problem;
 }

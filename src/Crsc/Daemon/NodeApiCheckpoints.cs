@@ -201,10 +201,10 @@ internal static class NodeApiCheckpoints
 /// <summary>The names of a checkpoint target, checked as Kubernetes checks them (DNS-1123) before they go anywhere.</summary>
 internal static partial class TargetNames
 {
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?\\z", RegexOptions.CultureInvariant)]
     private static partial Regex Label();
 
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\\z", RegexOptions.CultureInvariant)]
     private static partial Regex Subdomain();
 
     public static bool IsLabel(string? v) => v is { Length: > 0 and <= 63 } && Label().IsMatch(v);

@@ -298,4 +298,15 @@ public sealed class StaticPodSanitizerTests
         if (valid) Assert.Equal(key, StaticPodNames.DataKeyName(key));
         else Assert.Throws<InvalidStaticPodNameException>(() => StaticPodNames.DataKeyName(key));
     }
+
+    // .NET's '$' also matches before a final '\n': every name check must refuse a trailing newline
+    [Theory]
+    [InlineData("\n")]
+    [InlineData("\r\n")]
+    public void Names_with_a_trailing_newline_are_refused(string end)
+    {
+        Assert.Throws<InvalidStaticPodNameException>(() => StaticPodNames.Namespace("kube-system" + end));
+        Assert.Throws<InvalidStaticPodNameException>(() => StaticPodNames.Object("pod name", "etcd-node1" + end));
+        Assert.Throws<InvalidStaticPodNameException>(() => StaticPodNames.DataKeyName("ca.crt" + end));
+    }
 }

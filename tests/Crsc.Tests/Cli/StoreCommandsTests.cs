@@ -331,4 +331,17 @@ public sealed class StoreCommandsTests : IDisposable
         Assert.True(CliOutput.TryParseDuration("1h30m", out d) && d == TimeSpan.FromMinutes(90));
         Assert.False(CliOutput.TryParseDuration("-5m", out _));
     }
+
+    // .NET's '$' also matches before a final '\n': crsc list $'default\n' must be a usage error, not a query
+    [Theory]
+    [InlineData("default\n")]
+    [InlineData("default\r\n")]
+    [InlineData("default/web\n")]
+    [InlineData("default/web\r\n")]
+    public async Task List_refuses_a_filter_with_a_trailing_newline(string filter)
+    {
+        var (code, _, err) = await CliStore.RunAsync("list", filter, "--checkpoint-dir", "/nonexistent");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("not a valid DNS-1123", err);
+    }
 }
