@@ -11,7 +11,16 @@ public sealed record ArchiveLimits
     public long MaxArchiveBytes { get; init; } = 256L << 30;
     /// <summary>Largest single entry accepted.</summary>
     public long MaxEntryBytes { get; init; } = 64L << 30;
-    public int MaxEntries { get; init; } = 1_000_000;
+    /// <summary>Most entries accepted (a CRIU checkpoint has tens to hundreds).</summary>
+    public int MaxEntries { get; init; } = 100_000;
+    /// <summary>Longest entry name or link target, in bytes (PATH_MAX).</summary>
+    public int MaxNameBytes { get; init; } = 4096;
+    /// <summary>Most components of an entry's name.</summary>
+    public int MaxPathDepth { get; init; } = 128;
+    /// <summary>Largest extended header (PAX, GNU long name) accepted; it is read into memory.</summary>
+    public int MaxExtendedHeaderBytes { get; init; } = 64 << 10;
+    /// <summary>Most bytes of names (entries, their parent directories, link targets) a reader keeps for an archive.</summary>
+    public long MaxNameBytesTotal { get; init; } = 64L << 20;
     /// <summary>Largest <c>config.dump</c> / <c>spec.dump</c> read into memory.</summary>
     public int MaxMetadataBytes { get; init; } = 16 << 20;
 }
@@ -32,28 +41,26 @@ internal static class ArchiveInspector
     /// <exception cref="ArchiveRejectedException">the archive is not acceptable</exception>
     public static ArchiveFacts Inspect(CountingReadStream tar, ArchiveLimits limits)
     {
-        var files = new HashSet<string>(StringComparer.Ordinal);
-        var dirs = new HashSet<string>(StringComparer.Ordinal);
-        var explicitDirs = new HashSet<string>(StringComparer.Ordinal);
+        var tree = new ArchiveTree(limits);
         byte[]? config = null, spec = null;
         var entries = 0;
         long total = 0;
         long dataEnd = 0;
         string? last = null;
 
-        using (var reader = new TarReader(tar, leaveOpen: true))
+        using (var reader = new BoundedTarReader(tar, limits))
         {
             while (true)
             {
                 TarEntry? entry;
-                try { entry = reader.GetNextEntry(copyData: false); }
+                try { entry = reader.GetNextEntry(last); }
                 catch (EndOfStreamException e)
                 {
                     throw new ArchiveRejectedException(last is null
                         ? "the archive is truncated (not a complete tar)"
                         : $"the archive is truncated after entry '{last}'", last, e);
                 }
-                catch (Exception e) when (e is InvalidDataException or FormatException or ArgumentException)
+                catch (Exception e) when (e is InvalidDataException or FormatException or ArgumentException or OverflowException)
                 {
                     throw new ArchiveRejectedException(last is null
                         ? $"not a tar archive: {e.Message}"
@@ -61,53 +68,25 @@ internal static class ArchiveInspector
                 }
                 if (entry is null) break;
                 if (entry.EntryType == TarEntryType.GlobalExtendedAttributes) continue;
-                if (++entries > limits.MaxEntries)
-                    throw new ArchiveRejectedException($"the archive has more than {limits.MaxEntries} entries", entry.Name);
-
-                var name = CheckName(entry.Name);
-                last = entry.Name;
-                var dataStart = tar.Delivered;
-                switch (entry.EntryType)
+                entries++;
+                var raw = BoundedTarReader.Shorten(entry.Name);
+                var dataStart = reader.Position;
+                if (tree.Add(entry, out var name) is { } finding) throw new ArchiveRejectedException(finding.Message, finding.Entry);
+                last = raw;
+                if (entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile)
                 {
-                    case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
-                        if (entry.Length < 0 || entry.Length > limits.MaxEntryBytes)
-                            throw new ArchiveRejectedException($"entry '{entry.Name}' is {entry.Length} bytes, over the limit of {limits.MaxEntryBytes}", entry.Name);
-                        total += entry.Length;
-                        if (total > limits.MaxArchiveBytes)
-                            throw new ArchiveRejectedException($"the archive's content exceeds the limit of {limits.MaxArchiveBytes} bytes at entry '{entry.Name}'", entry.Name);
-                        AddFile(name, entry.Name, files, dirs);
-                        if (name is ConfigDump) config = ReadMetadata(entry, limits);
-                        else if (name is SpecDump) spec = ReadMetadata(entry, limits);
-                        break;
-                    case TarEntryType.Directory:
-                        if (name.Length == 0) break; // "./"
-                        if (files.Contains(name)) throw new ArchiveRejectedException($"entry '{entry.Name}' is both a file and a directory", entry.Name);
-                        if (!explicitDirs.Add(name)) throw new ArchiveRejectedException($"duplicate entry '{entry.Name}'", entry.Name);
-                        dirs.Add(name);
-                        AddParents(name, entry.Name, files, dirs);
-                        break;
-                    case TarEntryType.SymbolicLink:
-                        CheckSymlink(name, entry);
-                        AddFile(name, entry.Name, files, dirs);
-                        break;
-                    case TarEntryType.HardLink:
-                        var target = CheckName(entry.LinkName, entry.Name, "hard link target");
-                        if (!files.Contains(target))
-                            throw new ArchiveRejectedException($"hard link '{entry.Name}' points to '{entry.LinkName}', which is not an earlier file of the archive", entry.Name);
-                        AddFile(name, entry.Name, files, dirs);
-                        break;
-                    case TarEntryType.CharacterDevice or TarEntryType.BlockDevice:
-                        throw new ArchiveRejectedException($"entry '{entry.Name}' is a device node; a checkpoint archive has none", entry.Name);
-                    case TarEntryType.Fifo:
-                        throw new ArchiveRejectedException($"entry '{entry.Name}' is a fifo; a checkpoint archive has none", entry.Name);
-                    default:
-                        throw new ArchiveRejectedException($"entry '{entry.Name}' has unsupported tar type {entry.EntryType}", entry.Name);
+                    if (entry.Length < 0 || entry.Length > limits.MaxEntryBytes)
+                        throw new ArchiveRejectedException($"entry '{raw}' is {entry.Length} bytes, over the limit of {limits.MaxEntryBytes}", raw);
+                    total += entry.Length;
+                    if (total > limits.MaxArchiveBytes)
+                        throw new ArchiveRejectedException($"the archive's content exceeds the limit of {limits.MaxArchiveBytes} bytes at entry '{raw}'", raw);
+                    if (name is ConfigDump) config = ReadMetadata(entry, limits);
+                    else if (name is SpecDump) spec = ReadMetadata(entry, limits);
                 }
-                if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile) && entry.Length != 0)
-                    throw new ArchiveRejectedException($"entry '{entry.Name}' ({entry.EntryType}) claims {entry.Length} bytes of data", entry.Name);
                 dataEnd = dataStart + (entry.Length + Block - 1) / Block * Block;
             }
         }
+        if (tree.ResolveLinks().FirstOrDefault() is { } escape) throw new ArchiveRejectedException(escape.Message, escape.Entry);
 
         // after the last entry: the end-of-archive marker (two zero blocks) and only zero padding
         DrainTrailing(tar, out var nonZeroAt);
@@ -117,7 +96,7 @@ internal static class ArchiveInspector
         if (afterData < 2 * Block && entries > 0)
             throw new ArchiveRejectedException(last is null ? "the archive is truncated" : $"the archive is truncated after entry '{last}' (no end-of-archive marker)", last);
 
-        if (!dirs.Contains(CheckpointDirectory))
+        if (!tree.HasDirectory(CheckpointDirectory))
             throw new ArchiveRejectedException($"not a container checkpoint: no '{CheckpointDirectory}/' directory", CheckpointDirectory + "/");
         if (config is null)
             throw new ArchiveRejectedException($"not a container checkpoint: no '{ConfigDump}'", ConfigDump);
@@ -135,23 +114,6 @@ internal static class ArchiveInspector
         {
             var i = buffer.AsSpan(0, n).IndexOfAnyExcept((byte)0);
             if (i >= 0 && nonZeroAt < 0) nonZeroAt = tar.Delivered - n + i;
-        }
-    }
-
-    private static void AddFile(string name, string raw, HashSet<string> files, HashSet<string> dirs)
-    {
-        if (dirs.Contains(name)) throw new ArchiveRejectedException($"entry '{raw}' is both a file and a directory", raw);
-        if (!files.Add(name)) throw new ArchiveRejectedException($"duplicate entry '{raw}'", raw);
-        AddParents(name, raw, files, dirs);
-    }
-
-    private static void AddParents(string name, string raw, HashSet<string> files, HashSet<string> dirs)
-    {
-        for (var slash = name.LastIndexOf('/'); slash > 0; slash = name.LastIndexOf('/', slash - 1))
-        {
-            var parent = name[..slash];
-            if (files.Contains(parent)) throw new ArchiveRejectedException($"entry '{raw}' is inside '{parent}', which is not a directory", raw);
-            if (!dirs.Add(parent)) break;
         }
     }
 
@@ -173,25 +135,6 @@ internal static class ArchiveInspector
             if (part is "" or ".") throw new ArchiveRejectedException($"{subject} is not a normal path", entry);
         }
         return name;
-    }
-
-    private static void CheckSymlink(string name, TarEntry entry)
-    {
-        var target = entry.LinkName;
-        if (string.IsNullOrEmpty(target)) throw new ArchiveRejectedException($"symbolic link '{entry.Name}' has no target", entry.Name);
-        if (target[0] == '/') throw new ArchiveRejectedException($"symbolic link '{entry.Name}' points to the absolute path '{target}', outside the archive", entry.Name);
-        if (target.Contains('\0')) throw new ArchiveRejectedException($"symbolic link '{entry.Name}' has a NUL in its target", entry.Name);
-        var depth = name.Count(c => c == '/'); // components of the link's directory
-        foreach (var part in target.Split('/'))
-        {
-            if (part is "" or ".") continue;
-            if (part == "..")
-            {
-                if (--depth < 0)
-                    throw new ArchiveRejectedException($"symbolic link '{entry.Name}' points to '{target}', outside the archive", entry.Name);
-            }
-            else depth++;
-        }
     }
 
     private static byte[] ReadMetadata(TarEntry entry, ArchiveLimits limits)

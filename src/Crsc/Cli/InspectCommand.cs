@@ -51,7 +51,7 @@ internal static class InspectCommand
                 var info = store.Get(what);
                 if (info is null) return CliOutput.Fail(p, $"no checkpoint with id '{what}' in {store.CheckpointDirectory} (see `crsc list`)");
                 await using var stream = store.OpenRead(what);
-                report = Read(stream, ct) with
+                report = Read(stream, ct, readToEnd: true) with
                 {
                     Source = "store",
                     Id = info.Id,
@@ -71,7 +71,7 @@ internal static class InspectCommand
             else if (File.Exists(what))
             {
                 await using var stream = ReadOnlyCheckpointStore.OpenArchiveFile(what, out var zstd);
-                report = Read(stream, ct) with
+                report = Read(stream, ct, readToEnd: false) with
                 {
                     Source = "file",
                     Path = Path.GetFullPath(what),
@@ -87,6 +87,11 @@ internal static class InspectCommand
         catch (NotATarException e)
         {
             return CliOutput.Fail(p, $"'{what}' is not a crsc checkpoint archive: {e.Message}");
+        }
+        catch (ArchiveRejectedException e)
+        {
+            // a limit of the reader: the archive is refused, not shown (its message names the limit and the entry)
+            return CliOutput.Fail(p, $"'{what}' is refused: {Escape(e.Message)}");
         }
         catch (CheckpointCorruptException e)
         {
@@ -106,19 +111,60 @@ internal static class InspectCommand
             return CliOutput.Fail(p, $"cannot read '{what}': {e.Message}");
         }
 
+        // a hostile entry makes the archive not restorable: it is shown (a forensic tool), listed, and the exit code says so
+        var code = report.Findings.Count > 0 ? ExitCodes.Failure : ExitCodes.Ok;
         if (p.Has("--json"))
         {
             p.Out.WriteLine(JsonSerializer.Serialize(report, InspectJson.Default.InspectReport));
-            return ExitCodes.Ok;
+            return code;
         }
         Print(p.Out, report, p.Has("--files"));
-        foreach (var w in report.Warnings) p.Error.WriteLine($"crsc: warning: {w}");
-        return ExitCodes.Ok;
+        foreach (var w in report.Warnings) p.Error.WriteLine($"crsc: warning: {Escape(w)}");
+        if (report.Findings.Count > 0)
+        {
+            p.Error.WriteLine($"crsc: the archive is hostile, not restorable: {report.Findings.Count} finding(s)");
+            foreach (var f in report.Findings) p.Error.WriteLine($"crsc: finding: {Escape(f.Message)}");
+            if (report.FindingsNotListed > 0) p.Error.WriteLine($"crsc: finding: … and {report.FindingsNotListed} more");
+        }
+        return code;
     }
 
-    /// <summary>Reads the tar once to its end (so a store stream verifies its digests) and collects the report.</summary>
+    /// <summary>
+    /// What a name or field from an archive may be printed as: control characters (ESC, newline, C1…) and the
+    /// bidirectional overrides shown as escapes, so an archive cannot drive the terminal or forge lines of the report.
+    /// </summary>
+    internal static string Escape(string? s)
+    {
+        if (string.IsNullOrEmpty(s)) return s ?? "";
+        var i = 0;
+        while (i < s.Length && !NeedsEscape(s[i])) i++;
+        if (i == s.Length) return s;
+        var b = new System.Text.StringBuilder(s.Length + 16).Append(s, 0, i);
+        for (; i < s.Length; i++)
+        {
+            var c = s[i];
+            if (c == '\\') b.Append(@"\\");
+            else if (!NeedsEscape(c)) b.Append(c);
+            else if (c <= 0xFF) b.Append(@"\x").Append(((int)c).ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
+            else b.Append(@"\u").Append(((int)c).ToString("x4", System.Globalization.CultureInfo.InvariantCulture));
+        }
+        return b.ToString();
+    }
+
+    private static bool NeedsEscape(char c) =>
+        char.IsControl(c) || c is '\\' or (>= '\u202A' and <= '\u202E') or (>= '\u2066' and <= '\u2069') or '\u2028' or '\u2029';
+
+    /// <summary>The most bytes read after the end-of-archive marker of a file that is not in the store (padding).</summary>
+    private const long MaxTrailingBytes = 16 << 20;
+    private const int MaxFindingsListed = 1000;
+
+    /// <summary>
+    /// Reads the tar once (to its end when <paramref name="readToEnd"/>, so a store stream verifies its digests) and
+    /// collects the report, with every hostile entry as a finding.
+    /// </summary>
     /// <exception cref="NotATarException">the bytes are not a tar archive (or it is cut short)</exception>
-    internal static InspectReport Read(Stream archive, CancellationToken ct)
+    /// <exception cref="ArchiveRejectedException">a limit of the reader (name, depth, extended header, entries) is exceeded</exception>
+    internal static InspectReport Read(Stream archive, CancellationToken ct, bool readToEnd = true, ArchiveLimits? limits = null)
     {
         // The tar reader's own exceptions carry only resource keys under AOT (UseSystemResourceKeys): "TarInvalidNumber, ".
         // Those are turned into crsc's words here; what the archive's stream throws (a store's verification, zstd, I/O)
@@ -126,63 +172,87 @@ internal static class InspectCommand
         var tar = new FailureWatchingStream(archive);
         try
         {
-            return ReadTar(tar, ct);
+            return ReadTar(tar, ct, readToEnd, limits ?? new ArchiveLimits { MaxMetadataBytes = MaxMetadataBytes });
         }
         catch (EndOfStreamException e) when (!tar.Failed)
         {
             throw new NotATarException("it ends in the middle of a tar entry (cut short, or not a tar file)", e);
         }
-        catch (Exception e) when (!tar.Failed && e is InvalidDataException or FormatException or ArgumentException or OverflowException)
+        catch (Exception e) when (!tar.Failed && e is InvalidDataException or FormatException or ArgumentException or OverflowException or InvalidOperationException)
         {
             throw new NotATarException("it is not a tar file (nor a zstd-compressed tar): its header blocks are not tar headers", e);
         }
     }
 
-    private static InspectReport ReadTar(Stream tar, CancellationToken ct)
+    private static InspectReport ReadTar(Stream tar, CancellationToken ct, bool readToEnd, ArchiveLimits limits)
     {
         byte[]? config = null, spec = null;
         var files = new List<InspectFile>();
         long content = 0, pages = 0, rootfsDiff = 0;
         var warnings = new List<string>();
-        using (var reader = new TarReader(tar, leaveOpen: true))
+        var findings = new List<InspectFinding>();
+        var notListed = 0;
+        var tree = new ArchiveTree(limits);
+        var sawCheckpointDir = false;
+        void Finding(ArchiveFinding f)
         {
-            while (reader.GetNextEntry(copyData: false) is { } entry)
+            if (findings.Count < MaxFindingsListed) findings.Add(new InspectFinding(f.Entry, f.Message));
+            else notListed++;
+        }
+        using var reader = new BoundedTarReader(tar, limits);
+        string? last = null;
+        while (reader.GetNextEntry(last) is { } entry)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (entry.EntryType is TarEntryType.GlobalExtendedAttributes) continue;
+            last = BoundedTarReader.Shorten(entry.Name);
+            if (tree.Add(entry, out var checkedName) is { } finding) Finding(finding);
+            var name = entry.Name.StartsWith("./", StringComparison.Ordinal) ? entry.Name[2..] : entry.Name;
+            var type = entry.EntryType switch
             {
-                ct.ThrowIfCancellationRequested();
-                if (entry.EntryType is TarEntryType.GlobalExtendedAttributes) continue;
-                var name = entry.Name.StartsWith("./", StringComparison.Ordinal) ? entry.Name[2..] : entry.Name;
-                var type = entry.EntryType switch
-                {
-                    TarEntryType.Directory => "dir",
-                    TarEntryType.SymbolicLink => "symlink",
-                    TarEntryType.HardLink => "hardlink",
-                    TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile => "file",
-                    _ => entry.EntryType.ToString().ToLowerInvariant(),
-                };
-                files.Add(new InspectFile(name.TrimEnd('/'), type, type == "file" ? entry.Length : 0));
-                if (type != "file") continue;
-                content += entry.Length;
-                if (name.StartsWith("checkpoint/pages-", StringComparison.Ordinal) && name.EndsWith(".img", StringComparison.Ordinal)) pages += entry.Length;
-                else if (name == "rootfs-diff.tar") rootfsDiff = entry.Length;
-                else if (name is "config.dump" or "spec.dump" && entry.DataStream is { } data)
-                {
-                    if (entry.Length > MaxMetadataBytes) { warnings.Add($"{name} is {entry.Length} bytes; not read"); continue; }
-                    var bytes = new byte[entry.Length];
-                    data.ReadExactly(bytes);
-                    if (name == "config.dump") config = bytes; else spec = bytes;
-                }
+                TarEntryType.Directory => "dir",
+                TarEntryType.SymbolicLink => "symlink",
+                TarEntryType.HardLink => "hardlink",
+                TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile => "file",
+                _ => entry.EntryType.ToString().ToLowerInvariant(),
+            };
+            files.Add(new InspectFile(name.TrimEnd('/'), type, type == "file" ? entry.Length : 0));
+            if (checkedName == "checkpoint" || checkedName.StartsWith("checkpoint/", StringComparison.Ordinal)) sawCheckpointDir = true;
+            if (type != "file") continue;
+            content += entry.Length;
+            if (name.StartsWith("checkpoint/pages-", StringComparison.Ordinal) && name.EndsWith(".img", StringComparison.Ordinal)) pages += entry.Length;
+            else if (name == "rootfs-diff.tar") rootfsDiff = entry.Length;
+            else if (name is "config.dump" or "spec.dump" && entry.DataStream is { } data)
+            {
+                if (entry.Length > limits.MaxMetadataBytes) { warnings.Add($"{name} is {entry.Length} bytes; not read"); continue; }
+                var bytes = new byte[entry.Length];
+                data.ReadExactly(bytes);
+                if (name == "config.dump") config = bytes; else spec = bytes;
             }
         }
-        // the rest of the stream (end-of-archive blocks, padding): a verifying stream checks size and digest at its end
+        if (reader.Entries == 0)
+            throw new NotATarException("it has no tar entries (it starts with an end-of-archive block of zeros)", new InvalidDataException("no entries"));
+        foreach (var f in tree.ResolveLinks()) Finding(f);
+
+        // the rest of the stream (end-of-archive blocks, padding): a verifying stream checks size and digest at its end;
+        // a file not in the store is read no further than some padding (it may be a device or decompress forever)
         var sink = new byte[1 << 16];
         long total = 0;
         int n;
-        while ((n = tar.Read(sink)) > 0) total += n;
+        while ((n = reader.Stream.Read(sink)) > 0)
+        {
+            total += n;
+            if (!readToEnd && total > MaxTrailingBytes)
+            {
+                warnings.Add($"more than {MaxTrailingBytes} bytes follow the end of the tar archive; not read");
+                break;
+            }
+        }
 
         ArchiveFacts? facts = null;
         if (config is null || spec is null)
             warnings.Add($"not a CRI checkpoint archive: no {(config is null ? "config.dump" : "spec.dump")}");
-        if (!files.Any(f => f.Name == "checkpoint" && f.Type == "dir") && !files.Any(f => f.Name.StartsWith("checkpoint/", StringComparison.Ordinal)))
+        if (!sawCheckpointDir)
             warnings.Add("not a CRI checkpoint archive: no checkpoint/ directory");
         if (config is not null || spec is not null)
         {
@@ -208,23 +278,25 @@ internal static class InspectCommand
             RootfsDiffBytes = rootfsDiff,
             Files = files,
             Warnings = warnings,
+            Findings = findings,
+            FindingsNotListed = notListed,
         };
     }
 
     private static void Print(TextWriter o, InspectReport r, bool allFiles)
     {
-        static string V(string? s) => string.IsNullOrEmpty(s) ? "-" : s;
+        static string V(string? s) => string.IsNullOrEmpty(s) ? "-" : Escape(s);
         static string T(DateTimeOffset? t) => t is { } x ? x.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture) : "-";
         var rows = new List<(string, string)>();
         if (r.Id is not null) rows.Add(("Checkpoint", $"{r.Id} ({r.Namespace}/{r.Workload}){(r.Pinned == true ? ", pinned" : "")}"));
         rows.Add(("Archive", V(r.Path)));
-        rows.Add(("Container", V(r.ContainerName) + (r.RuntimeContainerId is { } cid ? $" (id {cid[..Math.Min(12, cid.Length)]})" : "")));
+        rows.Add(("Container", V(r.ContainerName) + (r.RuntimeContainerId is { } cid ? $" (id {V(cid[..Math.Min(12, cid.Length)])})" : "")));
         rows.Add(("Image", V(r.Image)));
-        if (r.ImageRef is not null && r.ImageRef != r.Image) rows.Add(("Image ref", r.ImageRef));
+        if (r.ImageRef is not null && r.ImageRef != r.Image) rows.Add(("Image ref", V(r.ImageRef)));
         rows.Add(("Image ID", V(r.ImageId)));
         rows.Add(("Runtime", V(r.Runtime)));
-        rows.Add(("Pod", r.PodName is null ? "-" : $"{V(r.PodNamespace)}/{r.PodName}{(r.PodUid is { } uid ? $" (uid {uid})" : "")}"));
-        if (r.Node is not null) rows.Add(("Node", r.Node));
+        rows.Add(("Pod", r.PodName is null ? "-" : $"{V(r.PodNamespace)}/{V(r.PodName)}{(r.PodUid is { } uid ? $" (uid {V(uid)})" : "")}"));
+        if (r.Node is not null) rows.Add(("Node", V(r.Node)));
         rows.Add(("Created", T(r.ContainerCreatedAt)));
         rows.Add(("Checkpointed", T(r.CheckpointedAt)));
         if (r.StoredAt is not null) rows.Add(("Stored", T(r.StoredAt)));
@@ -239,11 +311,14 @@ internal static class InspectCommand
 
         var shown = allFiles ? r.Files : r.Files.Where(f => !f.Name.Contains('/') || f.Name.StartsWith("checkpoint/", StringComparison.Ordinal)).ToList();
         o.WriteLine($"Files ({r.Files.Count}{(shown.Count != r.Files.Count ? $", {shown.Count} shown; --files for all" : "")}):");
-        CliOutput.Table(o, ["  NAME", "SIZE"], shown.Select(f => (IReadOnlyList<string>)["  " + f.Name + (f.Type == "dir" ? "/" : ""), f.Type == "file" ? CliOutput.Bytes(f.Size) : f.Type]));
+        CliOutput.Table(o, ["  NAME", "SIZE"], shown.Select(f => (IReadOnlyList<string>)["  " + Escape(f.Name) + (f.Type == "dir" ? "/" : ""), f.Type == "file" ? CliOutput.Bytes(f.Size) : f.Type]));
     }
 }
 
 internal sealed record InspectFile(string Name, string Type, long Size);
+
+/// <summary>A hostile entry: traversal, absolute name, device, duplicate, a link leading outside the archive.</summary>
+internal sealed record InspectFinding(string Entry, string Message);
 
 /// <summary>The tar reader refused what it read: the file is not a tar archive, or is cut short. The message is crsc's own.</summary>
 internal sealed class NotATarException(string message, Exception inner) : Exception(message, inner);
@@ -313,6 +388,9 @@ internal sealed record InspectReport
     public bool? Verified { get; init; }
     public List<InspectFile> Files { get; init; } = [];
     public List<string> Warnings { get; init; } = [];
+    /// <summary>The hostile entries (the first 1000): any makes the archive not restorable, and the exit code 1.</summary>
+    public List<InspectFinding> Findings { get; init; } = [];
+    public int FindingsNotListed { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = true)]
