@@ -90,7 +90,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "the sandbox, in the background: trixie root filesystem, containerd 2.1 + runc + CRIU 4.2, a loopback registry"
-note "first run on a fresh machine ~2-3 min (downloads ~250 MB from the Debian mirror), then ~5 s; log: $out/sandbox-setup.log"
+note "first run on a fresh machine ~4-6 min (downloads ~300 MB from the Debian mirror), then ~5 s; log: $out/sandbox-setup.log"
 ( set -e
   "$sandbox/setup-rootfs.sh"
   "$sandbox/ns-up.sh"
@@ -103,7 +103,7 @@ if [ -n "${CRSC_BINARY:-}" ]; then
   bin=$CRSC_BINARY
   [ -x "$bin" ] || { echo "demo: CRSC_BINARY=$bin is not an executable" >&2; exit 1; }
 else
-  say "the Native AOT binary (make publish; first run on a fresh machine ~5-8 min on 2 cores, then ~1-2 min)"
+  say "the Native AOT binary (make publish; first run on a fresh machine ~6-9 min on 2 cores, then ~1-2 min)"
   make --no-print-directory -C "$root" publish 9>&-
   bin=$root/bin/crsc
 fi

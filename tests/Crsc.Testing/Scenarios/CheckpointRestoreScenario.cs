@@ -112,6 +112,7 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
             var incarnation = Incarnation(counterFile);
             var podUidBefore = Pod(api)!.Metadata.Uid!;
 
+            EnsureImagesPortFree(options.ImagesListen);
             daemon = StartDaemon(work, kubeconfig, daemonLog);
             say($"crsc daemon started (pid {daemon.Id}, log {daemonLog})");
 
@@ -307,6 +308,29 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return process;
+    }
+
+    /// <summary>
+    /// The daemon serves checkpoint images on <paramref name="listen"/>; when another program holds that port the
+    /// daemon still starts (degraded) and no image reference is ever published, so say so before starting it.
+    /// </summary>
+    private static void EnsureImagesPortFree(string listen)
+    {
+        var colon = listen.LastIndexOf(':');
+        var host = System.Net.IPAddress.Parse(listen[..colon].Trim('[', ']'));
+        var port = int.Parse(listen[(colon + 1)..], CultureInfo.InvariantCulture);
+        try
+        {
+            using var probe = new System.Net.Sockets.TcpListener(host, port);
+            probe.Start();
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new InvalidOperationException(
+                $"{listen}, where the crsc daemon serves checkpoint images, is taken by another program ({e.SocketErrorCode}); " +
+                "stop it, or set CRSC_DEMO_IMAGES_LISTEN to another loopback address the sandbox's containerd may pull from " +
+                "(setup-containerd.sh allows 127.0.0.1:5055 and 127.0.0.1:5056; CRSC_SANDBOX_IMAGE_ENDPOINTS changes the list)");
+        }
     }
 
     private static void CheckDaemon(Process daemon, string log)
