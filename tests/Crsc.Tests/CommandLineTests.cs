@@ -104,6 +104,20 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task Daemon_with_a_recursive_yaml_alias_in_its_configuration_exits_78_naming_file_and_line()
+    {
+        // it used to overflow the stack (SIGSEGV under AOT), so systemd restarted it in a loop
+        using var dir = new TempDir();
+        var path = dir.Combine("c.yaml");
+        File.WriteAllText(path, "namespace: team-a\nnodeName: &n [*n]\n");
+        var (code, _, err) = await Run("daemon", "--config", path);
+        Assert.Equal(ExitCodes.Config, code);
+        Assert.Contains(path, err);
+        Assert.Contains("&n at line 2,", err);
+        Assert.Contains("refusing to start", err);
+    }
+
+    [Fact]
     public async Task Config_check_of_a_good_file_prints_values_and_sources()
     {
         using var dir = new TempDir();
