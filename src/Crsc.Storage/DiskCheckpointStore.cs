@@ -77,6 +77,12 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         return Path.Join(StagingDirectory, $"{source.Namespace}_{source.Workload}_{source.Container}-{random}.tar");
     }
 
+    /// <summary>Whether <paramref name="name"/> is one <see cref="NewStagingPath"/> hands out: <c>ns_workload_container-&lt;12 hex&gt;.tar</c>.</summary>
+    internal static bool IsStagingName(string name) => StagingName().IsMatch(name);
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[a-z0-9][a-z0-9.-]*_[a-z0-9][a-z0-9.-]*_[a-z0-9][a-z0-9-]*-[0-9a-f]{12}\.tar$")]
+    private static partial System.Text.RegularExpressions.Regex StagingName();
+
     public Task<CheckpointInfo> IngestAsync(string stagedArchivePath, CheckpointSource source, IngestOptions options,
         IProgress<long>? progress, CancellationToken ct)
     {

@@ -138,13 +138,16 @@ internal sealed class StoreFixture : IDisposable
 
     public DiskCheckpointStore Open(Func<DiskCheckpointStoreOptions, DiskCheckpointStoreOptions>? change = null) => new(Options(change), Time);
 
-    public string Stage(TestArchive archive, string? name = null) => archive.WriteTo(Staging, name ?? $"ckpt-{Guid.NewGuid():N}.tar");
+    /// <summary>A name as DiskCheckpointStore.NewStagingPath gives one (recovery removes only such names from staging).</summary>
+    public static string StagingName() => $"shop_cart_cart-{Guid.NewGuid():N}"[..27] + ".tar";
+
+    public string Stage(TestArchive archive, string? name = null) => archive.WriteTo(Staging, name ?? StagingName());
 
     /// <summary>Stages exactly these bytes (a TestArchive builds different bytes each time: tar headers carry the mtime).</summary>
     public string Stage(byte[] bytes)
     {
         Directory.CreateDirectory(Staging);
-        var path = Path.Combine(Staging, $"ckpt-{Guid.NewGuid():N}.tar");
+        var path = Path.Combine(Staging, StagingName());
         File.WriteAllBytes(path, bytes);
         return path;
     }
