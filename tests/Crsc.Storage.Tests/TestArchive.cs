@@ -130,6 +130,12 @@ internal sealed class StoreFixture : IDisposable
     public string Staging => Dir.Combine("staging");
     public string Incoming => Dir.Combine("incoming");
 
+    public StoreFixture()
+    {
+        // crsc refuses pre-existing store directories that are not 0700, and tests create staging before the store
+        Directory.CreateDirectory(Staging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
     public DiskCheckpointStoreOptions Options(Func<DiskCheckpointStoreOptions, DiskCheckpointStoreOptions>? change = null)
     {
         var options = new DiskCheckpointStoreOptions { CheckpointDirectory = Checkpoints, NodeName = "node-a", CrscVersion = "0.1.0-test" };
