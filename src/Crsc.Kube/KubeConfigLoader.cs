@@ -45,11 +45,14 @@ public static class KubeConfigLoader
         YamlMappingNode root;
         try
         {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
+            var stream = AliasFreeYaml.Load(new StringReader(yaml));
             root = stream.Documents.Count > 0 && stream.Documents[0].RootNode is YamlMappingNode m
                 ? m
                 : throw new KubeConfigException($"{fileName}: not a kubeconfig (expected a YAML mapping)");
+        }
+        catch (YamlAliasException e)
+        {
+            throw new KubeConfigException($"{fileName}: {e.Reason}", e);
         }
         catch (YamlException e)
         {

@@ -13,12 +13,8 @@ internal static class AtomicFile
     public const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     public const UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
-    /// <summary>Creates <paramref name="path"/> (0700) when missing, and makes an existing one 0700.</summary>
-    public static void EnsureDirectory(string path)
-    {
-        Directory.CreateDirectory(path, DirectoryMode);
-        File.SetUnixFileMode(path, DirectoryMode);
-    }
+    /// <summary>Creates <paramref name="path"/> (0700) when missing; refuses an existing one that is not private to crsc.</summary>
+    public static void EnsureDirectory(string path) => PrivateDirectory.Ensure(path);
 
     public static void Write(string path, ReadOnlySpan<byte> content)
     {

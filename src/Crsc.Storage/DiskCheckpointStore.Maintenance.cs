@@ -78,7 +78,7 @@ public sealed partial class DiskCheckpointStore
         {
             try
             {
-                if (directory) Directory.Delete(path, recursive: true);
+                if (directory) Directory.Delete(path, recursive: false);
                 else File.Delete(path);
                 removed.Add(new RecoveredItem(path, reason));
                 Log.RecoveryRemoved(_logger, path, reason);
@@ -95,11 +95,16 @@ public sealed partial class DiskCheckpointStore
             Log.RecoveryWarning(_logger, warning);
         }
 
-        // staging: everything there is a leftover of an ingestion that never finished (the daemon is starting)
+        // staging: a file named as NewStagingPath names them is a leftover of an ingestion that never finished
+        // (the daemon is starting); anything else is not crsc's (stagingDir may point somewhere shared by mistake)
+        // and is left alone and reported. Nothing is removed recursively.
         foreach (var entry in new DirectoryInfo(StagingDirectory).EnumerateFileSystemInfos())
         {
             var isRealDirectory = entry.LinkTarget is null && (entry.Attributes & FileAttributes.Directory) != 0;
-            Remove(entry.FullName, RecoveryReason.StagingLeftover, isRealDirectory); // a symlink is unlinked, never followed
+            if (isRealDirectory || !IsStagingName(entry.Name))
+                Warn($"{entry.FullName} in the staging directory is not a crsc staging file; left alone");
+            else
+                Remove(entry.FullName, RecoveryReason.StagingLeftover); // a symlink is unlinked, never followed
         }
 
         foreach (var nsDir in SafeSubdirectories(_root, _ => true))

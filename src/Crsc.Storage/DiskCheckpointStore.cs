@@ -23,7 +23,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
     private readonly DiskCheckpointStoreOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly StoreLock _lock;
+    private readonly StoreLock? _lock;
     private readonly string _root;
     private readonly string _nodeName;
     private readonly string _version;
@@ -48,7 +48,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
 
         CreateRoot(_root);
         CreateRoot(StagingDirectory);
-        _lock = StoreLock.Acquire(Path.Join(_root, LockFileName));
+        _lock = options.ReadOnly ? null : StoreLock.Acquire(Path.Join(_root, LockFileName));
         Log.StoreOpened(_logger, _root, StagingDirectory);
     }
 
@@ -68,7 +68,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         public const string ManifestCommitted = "manifest-committed"; // committed; staged file not yet removed
     }
 
-    public void Dispose() => _lock.Dispose();
+    public void Dispose() => _lock?.Dispose();
 
     public string NewStagingPath(CheckpointSource source)
     {
@@ -76,6 +76,12 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         var random = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6));
         return Path.Join(StagingDirectory, $"{source.Namespace}_{source.Workload}_{source.Container}-{random}.tar");
     }
+
+    /// <summary>Whether <paramref name="name"/> is one <see cref="NewStagingPath"/> hands out: <c>ns_workload_container-&lt;12 hex&gt;.tar</c>.</summary>
+    internal static bool IsStagingName(string name) => StagingName().IsMatch(name);
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[a-z0-9][a-z0-9.-]*_[a-z0-9][a-z0-9.-]*_[a-z0-9][a-z0-9-]*-[0-9a-f]{12}\.tar$")]
+    private static partial System.Text.RegularExpressions.Regex StagingName();
 
     public Task<CheckpointInfo> IngestAsync(string stagedArchivePath, CheckpointSource source, IngestOptions options,
         IProgress<long>? progress, CancellationToken ct)
@@ -392,12 +398,10 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         StoreNames.PodUid(source.PodUid);
     }
 
-    private static void CreateRoot(string path)
+    private void CreateRoot(string path)
     {
-        if (new DirectoryInfo(path).LinkTarget is not null)
-            throw new IOException($"'{path}' is a symbolic link; crsc's directories must be real directories");
-        Directory.CreateDirectory(path, DirectoryMode);
-        File.SetUnixFileMode(path, DirectoryMode);
+        if (_options.ReadOnly) PrivateDirectory.Check(path); // a dry run creates nothing
+        else PrivateDirectory.Ensure(path);
     }
 
     /// <summary>Creates <c>&lt;root&gt;/ns/workload/container</c> (0700), refusing any component that is a symlink or a file.</summary>

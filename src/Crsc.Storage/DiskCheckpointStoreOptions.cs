@@ -29,6 +29,9 @@ public sealed record DiskCheckpointStoreOptions
     /// <summary>Recorded in manifests; null: this assembly's informational version.</summary>
     public string? CrscVersion { get; init; }
 
+    /// <summary>Open for reading only (a dry run): create no directory and no lock file, change no mode, take no lock.</summary>
+    public bool ReadOnly { get; init; }
+
     internal string ResolveStagingDirectory()
     {
         if (StagingDirectory is { Length: > 0 } s) return System.IO.Path.GetFullPath(s);

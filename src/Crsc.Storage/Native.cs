@@ -40,10 +40,14 @@ internal static partial class Native
     [LibraryImport(Libc, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static unsafe partial int Statx(int dirfd, string path, int flags, uint mask, byte* buffer);
 
+    [LibraryImport(Libc, EntryPoint = "geteuid")]
+    public static partial uint GetEffectiveUserId();
+
     private const int AT_FDCWD = -100;
     private const int AT_SYMLINK_NOFOLLOW = 0x100;
     private const uint STATX_TYPE = 1;
     private const uint STATX_MODE = 2;
+    private const uint STATX_UID = 8;
     public const int S_IFMT = 0xF000;
     public const int S_IFDIR = 0x4000;
     public const int S_IFREG = 0x8000;
@@ -63,6 +67,19 @@ internal static partial class Native
             throw new IOException($"cannot stat '{path}': {new Win32Exception(errno).Message}");
         }
         return *(ushort*)(buffer + 28); // stx_mode
+    }
+
+    /// <summary><c>st_mode</c> and <c>st_uid</c> of <paramref name="path"/> itself (a symlink is not followed).</summary>
+    public static unsafe (int Mode, uint Uid) LStatModeAndOwner(string path)
+    {
+        var buffer = stackalloc byte[256];
+        if (Statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_UID, buffer) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == 2) throw new FileNotFoundException($"'{path}' does not exist", path);
+            throw new IOException($"cannot stat '{path}': {new Win32Exception(errno).Message}");
+        }
+        return (*(ushort*)(buffer + 28), *(uint*)(buffer + 20)); // stx_mode, stx_uid
     }
 
     /// <summary>Opens an existing file for reading without following a symlink in the last component.</summary>

@@ -142,6 +142,18 @@ public sealed class KubeconfigTests : IDisposable
         Assert.Contains(expected, e.Message);
     }
 
+    [Theory]
+    [InlineData("apiVersion: v1\ncurrent-context: &c [*c]\n", "&c at line 2,")]
+    [InlineData("apiVersion: v1\nclusters:\n- name: a\n  cluster: &x\n    server: https://a\n- name: b\n  cluster: *x\n", "&x at line 4,")]
+    public void Anchors_and_aliases_are_refused_naming_the_file_and_line(string yaml, string expected)
+    {
+        var path = Write(yaml);
+        var e = Assert.Throws<KubeConfigException>(() => KubeConfigLoader.FromFile(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains(expected, e.Message);
+        Assert.Contains("anchors and aliases are not accepted", e.Message);
+    }
+
     [Fact]
     public void A_missing_file_is_named()
     {

@@ -25,7 +25,7 @@ public sealed class LockTests : IDisposable
     [Fact]
     public async Task A_lock_held_by_another_process_is_refused_and_released_when_that_process_dies()
     {
-        Directory.CreateDirectory(_f.Checkpoints);
+        Directory.CreateDirectory(_f.Checkpoints, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute); // crsc refuses a pre-existing store directory that is not 0700
         var lockFile = Path.Combine(_f.Checkpoints, DiskCheckpointStore.LockFileName);
         var psi = new ProcessStartInfo("flock") { RedirectStandardOutput = true };
         foreach (var a in new[] { "-n", lockFile, "sh", "-c", $"echo $$ > '{lockFile}'; exec sleep 600" }) psi.ArgumentList.Add(a);

@@ -29,9 +29,8 @@ public sealed class RecoveryTests : IDisposable
         var tempManifest = Path.Combine(dirOf(good), ".tmp-20260301T110000Z-0badc0de.json");
         await File.WriteAllTextAsync(tempManifest, "{");
         Directory.CreateDirectory(_f.Staging);
-        var stagedFile = Path.Combine(_f.Staging, "shop_cart_cart-abc.tar");
+        var stagedFile = Path.Combine(_f.Staging, "shop_cart_cart-0123456789ab.tar");
         await File.WriteAllBytesAsync(stagedFile, new byte[10]);
-        Directory.CreateDirectory(Path.Combine(_f.Staging, "runtime-tmp", "checkpoint"));
         var stranger = Path.Combine(dirOf(good), "notes.txt");
         await File.WriteAllTextAsync(stranger, "operator's notes");
 
@@ -43,14 +42,13 @@ public sealed class RecoveryTests : IDisposable
             var report = store.Recover();
             var removed = report.Removed.ToDictionary(r => r.Path, r => r.Reason);
             Assert.Equal(RecoveryReason.StagingLeftover, removed[stagedFile]);
-            Assert.Equal(RecoveryReason.StagingLeftover, removed[Path.Combine(_f.Staging, "runtime-tmp")]);
             Assert.Equal(RecoveryReason.TempFile, removed[temp]);
             Assert.Equal(RecoveryReason.TempFile, removed[tempManifest]);
             Assert.Equal(RecoveryReason.ArchiveWithoutManifest, removed[orphanArchive.ArchivePath]);
             Assert.Equal(RecoveryReason.ManifestWithoutArchive, removed[Path.Combine(dirOf(orphanManifest), orphanManifest.Id + ".json")]);
             Assert.Equal(RecoveryReason.CorruptManifest, removed[Path.Combine(dirOf(corrupt), corrupt.Id + ".json")]);
             Assert.Equal(RecoveryReason.ArchiveWithoutManifest, removed[corrupt.ArchivePath]);
-            Assert.Equal(8, report.Removed.Count);
+            Assert.Equal(7, report.Removed.Count);
             Assert.Contains(report.Warnings, w => w.Contains("notes.txt"));
             Assert.True(File.Exists(stranger), "files crsc does not know are left alone");
 
@@ -61,6 +59,43 @@ public sealed class RecoveryTests : IDisposable
             var again = store.Recover();
             Assert.Empty(again.Removed);
         }
+    }
+
+    [Fact]
+    public void A_staging_directory_pointing_at_foreign_files_keeps_them_and_reports_each()
+    {
+        // stagingDir set to a shared directory by mistake: recovery used to delete all of it, recursively
+        Directory.CreateDirectory(_f.Staging);
+        var leftover = Path.Combine(_f.Staging, "shop_cart_cart-0123456789ab.tar");
+        File.WriteAllBytes(leftover, new byte[10]);
+        var foreign = new[]
+        {
+            Path.Combine(_f.Staging, "passwd"),
+            Path.Combine(_f.Staging, "backup.tar"),
+            Path.Combine(_f.Staging, "shop_cart_cart-0123456789ab.tar.bak"),
+            Path.Combine(_f.Staging, "shop_cart_cart-xyz.tar"),
+        };
+        foreach (var f in foreign) File.WriteAllText(f, "not crsc's");
+        var foreignDir = Path.Combine(_f.Staging, "data");
+        Directory.CreateDirectory(Path.Combine(foreignDir, "inner"));
+        File.WriteAllText(Path.Combine(foreignDir, "inner", "file"), "x");
+        var namedLikeStagingDir = Path.Combine(_f.Staging, "shop_cart_cart-ba9876543210.tar");
+        Directory.CreateDirectory(namedLikeStagingDir);
+        File.WriteAllText(Path.Combine(namedLikeStagingDir, "file"), "x");
+
+        using var store = _f.Open(o => o with { StagingDirectory = _f.Staging });
+        var report = store.Recover();
+
+        Assert.Equal([new RecoveredItem(leftover, RecoveryReason.StagingLeftover)], report.Removed);
+        foreach (var f in foreign)
+        {
+            Assert.True(File.Exists(f), f);
+            Assert.Contains(report.Warnings, w => w.Contains(f + " ") && w.Contains("not a crsc staging file"));
+        }
+        Assert.True(File.Exists(Path.Combine(foreignDir, "inner", "file")));
+        Assert.True(File.Exists(Path.Combine(namedLikeStagingDir, "file")));
+        Assert.Contains(report.Warnings, w => w.Contains(foreignDir + " "));
+        Assert.Contains(report.Warnings, w => w.Contains(namedLikeStagingDir + " "));
     }
 
     [Fact]

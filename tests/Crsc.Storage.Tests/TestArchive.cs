@@ -130,6 +130,12 @@ internal sealed class StoreFixture : IDisposable
     public string Staging => Dir.Combine("staging");
     public string Incoming => Dir.Combine("incoming");
 
+    public StoreFixture()
+    {
+        // crsc refuses pre-existing store directories that are not 0700, and tests create staging before the store
+        Directory.CreateDirectory(Staging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
     public DiskCheckpointStoreOptions Options(Func<DiskCheckpointStoreOptions, DiskCheckpointStoreOptions>? change = null)
     {
         var options = new DiskCheckpointStoreOptions { CheckpointDirectory = Checkpoints, NodeName = "node-a", CrscVersion = "0.1.0-test" };
@@ -138,13 +144,16 @@ internal sealed class StoreFixture : IDisposable
 
     public DiskCheckpointStore Open(Func<DiskCheckpointStoreOptions, DiskCheckpointStoreOptions>? change = null) => new(Options(change), Time);
 
-    public string Stage(TestArchive archive, string? name = null) => archive.WriteTo(Staging, name ?? $"ckpt-{Guid.NewGuid():N}.tar");
+    /// <summary>A name as DiskCheckpointStore.NewStagingPath gives one (recovery removes only such names from staging).</summary>
+    public static string StagingName() => $"shop_cart_cart-{Guid.NewGuid():N}"[..27] + ".tar";
+
+    public string Stage(TestArchive archive, string? name = null) => archive.WriteTo(Staging, name ?? StagingName());
 
     /// <summary>Stages exactly these bytes (a TestArchive builds different bytes each time: tar headers carry the mtime).</summary>
     public string Stage(byte[] bytes)
     {
         Directory.CreateDirectory(Staging);
-        var path = Path.Combine(Staging, $"ckpt-{Guid.NewGuid():N}.tar");
+        var path = Path.Combine(Staging, StagingName());
         File.WriteAllBytes(path, bytes);
         return path;
     }

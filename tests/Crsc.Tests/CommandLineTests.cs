@@ -104,6 +104,47 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task Daemon_with_a_recursive_yaml_alias_in_its_configuration_exits_78_naming_file_and_line()
+    {
+        // it used to overflow the stack (SIGSEGV under AOT), so systemd restarted it in a loop
+        using var dir = new TempDir();
+        var path = dir.Combine("c.yaml");
+        File.WriteAllText(path, "namespace: team-a\nnodeName: &n [*n]\n");
+        var (code, _, err) = await Run("daemon", "--config", path);
+        Assert.Equal(ExitCodes.Config, code);
+        Assert.Contains(path, err);
+        Assert.Contains("&n at line 2,", err);
+        Assert.Contains("refusing to start", err);
+    }
+
+    [Theory]
+    [InlineData("checkpointDir", "--checkpoint-dir")]
+    [InlineData("stagingDir", "--staging-dir")]
+    public async Task Daemon_refuses_a_pre_existing_store_directory_open_to_others_with_78_and_leaves_its_mode(string key, string flag)
+    {
+        using var dir = new TempDir();
+        var open = (UnixFileMode)0b111_101_101; // e.g. /var/lib by typo
+        var target = dir.Combine("given");
+        Directory.CreateDirectory(target);
+        File.SetUnixFileMode(target, open);
+        var flags = new Dictionary<string, string>
+        {
+            ["--checkpoint-dir"] = dir.Combine("checkpoints"),
+            ["--staging-dir"] = dir.Combine("staging"),
+            ["--state-dir"] = dir.Combine("state"),
+            ["--socket"] = dir.Combine("run", "crsc.sock"),
+            ["--config"] = dir.Combine("none.yaml"),
+        };
+        flags[flag] = target;
+        File.WriteAllText(flags["--config"], "");
+        var (code, _, err) = await Run(["daemon", .. flags.SelectMany(f => new[] { f.Key, f.Value })]);
+        Assert.Equal(ExitCodes.Config, code);
+        Assert.Contains(key, err);
+        Assert.Contains(target, err);
+        Assert.Equal(open, File.GetUnixFileMode(target));
+    }
+
+    [Fact]
     public async Task Config_check_of_a_good_file_prints_values_and_sources()
     {
         using var dir = new TempDir();

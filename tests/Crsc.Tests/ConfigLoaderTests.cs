@@ -411,4 +411,20 @@ public sealed class ConfigLoaderTests : IDisposable
         var r = ConfigLoader.Load(null, new Dictionary<string, string> { ["NODE_NAME"] = name }, NoFlags, defaultPath: _dir.Combine("absent.yaml"));
         Assert.Contains(r.Errors, e => e.Key == "nodeName");
     }
+
+    [Theory]
+    [InlineData("nodeName: &a [*a]\n", 1, "&a")] // recursive: the representation model built a cycle and crsc crashed walking it
+    [InlineData("namespace: x\nlabels: &l\n  a: 1\nnodeAgent: *l\n", 2, "&l")]
+    [InlineData("a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c]\n", 1, "&a")]
+    [InlineData("namespace: *undefined\n", 1, "*undefined")]
+    public void Anchors_and_aliases_are_refused_naming_the_file_and_line_before_any_expansion(string yaml, int line, string named)
+    {
+        var path = Write(yaml);
+        var r = ConfigLoader.Load(path, NoEnv, NoFlags);
+        var e = Assert.Single(r.Errors);
+        Assert.Equal(("config", path), (e.Key, e.Value));
+        Assert.Contains($"{named} at line {line},", e.Problem);
+        Assert.Contains("anchors and aliases are not accepted", e.Problem);
+        Assert.Contains(path, e.ToString());
+    }
 }

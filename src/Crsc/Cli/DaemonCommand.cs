@@ -35,6 +35,14 @@ internal static class DaemonCommand
             p.Error.WriteLine("crsc: refusing to start; fix the configuration (check it with 'crsc config check').");
             return ExitCodes.Config;
         }
+        catch (Crsc.Storage.UnsafeDirectoryException e)
+        {
+            // a configured directory that is not private to crsc: a configuration problem, so no restart loop
+            var key = DirectoryKey(options, e.Path);
+            logger.Fatal("crsc daemon cannot start: {Key}: {Reason}", key, e.Message);
+            p.Error.WriteLine($"crsc: invalid configuration: {key}: {e.Message}");
+            return ExitCodes.Config;
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException
                                    or Crsc.Controllers.Storage.CheckpointStoreException)
         {
@@ -48,5 +56,17 @@ internal static class DaemonCommand
             logger.Fatal(e, "crsc daemon failed");
             return ExitCodes.Failure;
         }
+    }
+
+    /// <summary>The configuration key whose directory <paramref name="path"/> is (or lies under).</summary>
+    private static string DirectoryKey(CrscOptions options, string path)
+    {
+        foreach (var (key, dir) in (ReadOnlySpan<(string, string)>)[("stagingDir", options.StagingDir), ("stateDir", options.StateDir), ("checkpointDir", options.CheckpointDir)])
+        {
+            if (string.IsNullOrEmpty(dir)) continue;
+            var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir));
+            if (path == full || path.StartsWith(full + "/", StringComparison.Ordinal)) return key;
+        }
+        return "checkpointDir";
     }
 }

@@ -71,6 +71,7 @@ internal static class GcCommand
                 CheckpointDirectory = options.CheckpointDir,
                 StagingDirectory = options.StagingDir,
                 NodeName = options.NodeName,
+                ReadOnly = dryRun, // a dry run writes nothing: no directory, no lock file, no mode change
             }, time);
             result = store.ApplyRetention(new RetentionRequest
             {

@@ -1,3 +1,4 @@
+using Crsc.Kube;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -99,11 +100,16 @@ public static class ConfigLoader
     /// <summary>Flattens the YAML mapping into dotted keys with scalar values.</summary>
     private static IEnumerable<(string Key, string Value, long Line)> ReadYaml(string file, List<ConfigError> errors)
     {
-        var stream = new YamlStream();
+        YamlStream stream;
         try
         {
             using var reader = new StreamReader(file);
-            stream.Load(reader);
+            stream = AliasFreeYaml.Load(reader);
+        }
+        catch (YamlAliasException e)
+        {
+            errors.Add(new ConfigError("config", file, e.Reason, file));
+            return [];
         }
         catch (YamlException e)
         {

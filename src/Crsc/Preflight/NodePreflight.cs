@@ -256,12 +256,12 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
         var mode = Convert.ToString((int)info.Mode & 0x1FF, 8).PadLeft(4, '0');
         if (info.OwnerUid != 0)
             return PreflightRow.Fail(check, $"{path} is owned by uid {info.OwnerUid.ToString(CultureInfo.InvariantCulture)}, not root",
-                $"chown root:root {path}");
+                $"chown root:root {path} if it is crsc's own, else point {name} at a dedicated directory (the daemon refuses this one)");
         var open = info.Mode & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
                                 | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute);
         if (open != 0)
             return PreflightRow.Fail(check, $"{path} is mode {mode}: others can read checkpoint data (process memory, secrets)",
-                $"chmod 0700 {path}");
+                $"chmod 0700 {path} if it is crsc's own, else point {name} at a dedicated directory (the daemon refuses this one and does not change its mode)");
         return PreflightRow.Ok(check, $"{path} root {mode}");
     }
 

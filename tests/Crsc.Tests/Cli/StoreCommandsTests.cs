@@ -233,6 +233,38 @@ public sealed class StoreCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task Gc_dry_run_writes_nothing_and_no_gc_changes_the_mode_of_a_directory_it_did_not_create()
+    {
+        // no store: nothing is created
+        var (code, _, err) = await CliStore.RunAsync(["gc", "--keep-last", "1", "--dry-run", .. _s.StoreFlags]);
+        Assert.True(code == 0, err);
+        Assert.False(Directory.Exists(_s.CheckpointDir));
+        Assert.False(Directory.Exists(_s.StagingDir));
+
+        // a store without its staging directory and lock file: a dry run creates neither
+        using (var store = _s.Open()) await CliStore.AddAsync(store, "shop", "cart", "cart");
+        Directory.Delete(_s.StagingDir);
+        File.Delete(Path.Combine(_s.CheckpointDir, ".crsc-store.lock"));
+        (code, _, err) = await CliStore.RunAsync(["gc", "--keep-last", "1", "--dry-run", .. _s.StoreFlags]);
+        Assert.True(code == 0, err);
+        Assert.False(Directory.Exists(_s.StagingDir));
+        Assert.False(File.Exists(Path.Combine(_s.CheckpointDir, ".crsc-store.lock")));
+
+        // a group/world-readable store directory is refused, dry run or not, and its mode is left as it was
+        var open = (UnixFileMode)0b111_101_101;
+        File.SetUnixFileMode(_s.CheckpointDir, open);
+        foreach (var dry in new[] { true, false })
+        {
+            (code, _, err) = await CliStore.RunAsync(["gc", "--keep-last", "1", .. dry ? ["--dry-run"] : Array.Empty<string>(), .. _s.StoreFlags]);
+            Assert.NotEqual(0, code);
+            Assert.Contains(_s.CheckpointDir, err);
+            Assert.Contains("group or others", err);
+            Assert.Equal(open, File.GetUnixFileMode(_s.CheckpointDir));
+        }
+        Assert.False(Directory.Exists(_s.StagingDir));
+    }
+
+    [Fact]
     public async Task Gc_refuses_while_the_daemon_holds_the_store_and_validates_its_rules()
     {
         using var store = _s.Open();
