@@ -14,7 +14,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.NodeAgent;
 
-public sealed class ContainerCheckpointReconcilerTests : IAsyncDisposable
+public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
 {
     private const string Ns = "shop";
     private readonly FakeKube _kube = new();
@@ -37,7 +37,10 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncDisposable
         _contentApi = _kube.For(CrscResources.ContainerCheckpointContents);
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 runs IAsyncLifetime.DisposeAsync on a test class, never IAsyncDisposable's: cleanup must be here
+    public async Task DisposeAsync()
     {
         await _stop.CancelAsync();
         await Task.WhenAll(_running);

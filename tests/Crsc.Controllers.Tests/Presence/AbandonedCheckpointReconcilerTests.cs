@@ -16,7 +16,7 @@ namespace Crsc.Controllers.Tests.Presence;
 /// The leader lets go of a deleted checkpoint's archive finalizer only when the agent of its node is gone: the node
 /// deleted (and its Lease unrenewed for the Lease's duration), or its Lease unrenewed for longer than the limit.
 /// </summary>
-public sealed class AbandonedCheckpointReconcilerTests : IAsyncDisposable
+public sealed class AbandonedCheckpointReconcilerTests : IAsyncLifetime
 {
     private const string Ns = "shop";
     private const string CrscNs = "crsc-system";
@@ -48,7 +48,10 @@ public sealed class AbandonedCheckpointReconcilerTests : IAsyncDisposable
         _running = _checkpoints.RunAsync(_stop.Token);
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 runs IAsyncLifetime.DisposeAsync on a test class, never IAsyncDisposable's: cleanup must be here
+    public async Task DisposeAsync()
     {
         await _stop.CancelAsync();
         await _running;

@@ -18,7 +18,7 @@ namespace Crsc.Controllers.Tests.Restores;
 /// replaced. The failure detector and the Restore reconciler run as the leader runs them, each on its own informers;
 /// the leader's Restore and pod caches can be held behind the API server.
 /// </summary>
-public sealed class FailureReactionInvariantTests : IAsyncDisposable
+public sealed class FailureReactionInvariantTests : IAsyncLifetime
 {
     private const string P1 = "counter-7d9f8c6b5-abcde";
     /// <summary>How far the node's clock is ahead of crsc's in the interleavings that say so.</summary>
@@ -29,7 +29,10 @@ public sealed class FailureReactionInvariantTests : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _running = [];
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 runs IAsyncLifetime.DisposeAsync on a test class, never IAsyncDisposable's: cleanup must be here
+    public async Task DisposeAsync()
     {
         await _stop.CancelAsync();
         await Task.WhenAll(_running);

@@ -8,13 +8,16 @@ using static Crsc.Controllers.Tests.Restores.RestoreFixture;
 namespace Crsc.Controllers.Tests.Restores;
 
 /// <summary>The wired leader and node halves, running: watches alone carry a Restore from creation to Restored.</summary>
-public sealed class RestoreComponentsTests : IAsyncDisposable
+public sealed class RestoreComponentsTests : IAsyncLifetime
 {
     private const string P1 = "counter-7d9f8c6b5-abcde";
     private readonly RestoreFixture _f = new();
     private readonly CancellationTokenSource _stop = new();
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 runs IAsyncLifetime.DisposeAsync on a test class, never IAsyncDisposable's: cleanup must be here
+    public async Task DisposeAsync()
     {
         await _stop.CancelAsync();
         await _f.DisposeAsync();

@@ -7,14 +7,17 @@ using static Crsc.Controllers.Tests.Restores.RestoreFixture;
 
 namespace Crsc.Controllers.Tests.Restores;
 
-public sealed class RestoreReconcilerTests : IAsyncDisposable
+public sealed class RestoreReconcilerTests : IAsyncLifetime
 {
     private const string P1 = "counter-7d9f8c6b5-abcde";
     private const string P2 = "counter-7d9f8c6b5-fghij";
     private readonly RestoreFixture _f = new();
     private readonly RestoreReconcilerOptions _options = new();
 
-    public ValueTask DisposeAsync() => _f.DisposeAsync();
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 runs IAsyncLifetime.DisposeAsync on a test class, never IAsyncDisposable's: cleanup must be here
+    public Task DisposeAsync() => _f.DisposeAsync().AsTask();
 
     private DateTimeOffset Now => _f.Time.GetUtcNow();
 

@@ -14,7 +14,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Schedules;
 
-public sealed class ScheduleReconcilerTests : IAsyncDisposable
+public sealed class ScheduleReconcilerTests : IAsyncLifetime
 {
     private const string Ns = "shop";
     private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
@@ -36,7 +36,10 @@ public sealed class ScheduleReconcilerTests : IAsyncDisposable
         _ckptApi = _kube.For(CrscResources.ContainerCheckpoints);
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 runs IAsyncLifetime.DisposeAsync on a test class, never IAsyncDisposable's: cleanup must be here
+    public async Task DisposeAsync()
     {
         await _stop.CancelAsync();
         await Task.WhenAll(_running);

@@ -11,7 +11,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Workloads;
 
-public sealed class DeploymentReconcilerTests : IAsyncDisposable
+public sealed class DeploymentReconcilerTests : IAsyncLifetime
 {
     private const string Ns = "shop";
     private readonly ManualTimeProvider _time = new();
@@ -37,7 +37,10 @@ public sealed class DeploymentReconcilerTests : IAsyncDisposable
         _running.Add(_schedules.RunAsync(_stop.Token));
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 runs IAsyncLifetime.DisposeAsync on a test class, never IAsyncDisposable's: cleanup must be here
+    public async Task DisposeAsync()
     {
         await _stop.CancelAsync();
         await Task.WhenAll(_running);

@@ -14,7 +14,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Workloads;
 
-public sealed class PodFailureReconcilerTests : IAsyncDisposable
+public sealed class PodFailureReconcilerTests : IAsyncLifetime
 {
     private const string Ns = "shop";
     private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
@@ -38,7 +38,10 @@ public sealed class PodFailureReconcilerTests : IAsyncDisposable
         _restoresApi = _kube.For(CrscResources.Restores);
     }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 runs IAsyncLifetime.DisposeAsync on a test class, never IAsyncDisposable's: cleanup must be here
+    public async Task DisposeAsync()
     {
         await _stop.CancelAsync();
         await Task.WhenAll(_running);

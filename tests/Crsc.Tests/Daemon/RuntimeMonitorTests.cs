@@ -13,7 +13,7 @@ namespace Crsc.Tests.Daemon;
 /// runtime from the start: a runtime that answers late is waited for, a refused socket ends the wait at once, and a
 /// hung runtime costs at most the limit.
 /// </summary>
-public sealed class RuntimeMonitorTests : IAsyncDisposable
+public sealed class RuntimeMonitorTests : IAsyncLifetime
 {
     private readonly TempDir _dir = new();
     private readonly HealthRegistry _health = new(TimeProvider.System);
@@ -21,7 +21,10 @@ public sealed class RuntimeMonitorTests : IAsyncDisposable
     private CriContainerRuntime? _runtime;
     private RuntimeMonitor? _monitor;
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 runs IAsyncLifetime.DisposeAsync on a test class, never IAsyncDisposable's: cleanup must be here
+    public async Task DisposeAsync()
     {
         if (_monitor is not null)
         {

@@ -23,7 +23,7 @@ namespace Crsc.Tests.StaticPods;
 /// kubelet: an annotated pod's checkpoint and Secrets/ConfigMaps are written, activated when the pod is gone and the
 /// API server away, deactivated when the pod runs again, and removed when the API server says the pod is deleted.
 /// </summary>
-public sealed class DaemonStaticPodTests : IAsyncDisposable
+public sealed class DaemonStaticPodTests : IAsyncLifetime
 {
     private const string Node = "node-t";
     private const UnixFileMode File0600 = UnixFileMode.UserRead | UnixFileMode.UserWrite;
@@ -40,7 +40,10 @@ public sealed class DaemonStaticPodTests : IAsyncDisposable
     private string SecretFile => _dir.Combine("secrets", "default", "web", "web-tls", "tls.key");
     private string ConfigMapFile => _dir.Combine("configmaps", "default", "web", "web-cfg", "app.conf");
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // xunit 2 runs IAsyncLifetime.DisposeAsync on a test class, never IAsyncDisposable's: cleanup must be here
+    public async Task DisposeAsync()
     {
         if (_app is not null)
         {
