@@ -157,16 +157,8 @@ public sealed partial class CheckpointTests
 
     private static void AssertPortFree(string hostPort)
     {
-        var port = int.Parse(hostPort[(hostPort.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-        try
-        {
-            using var probe = new TcpListener(IPAddress.Loopback, port);
-            probe.Start();
-        }
-        catch (SocketException e)
-        {
-            Assert.Fail($"{hostPort} (the sandbox's address for crsc's image endpoint) is taken by another program: {e.Message}");
-        }
+        if (LoopbackPorts.WhyTaken(hostPort) is { } why)
+            Assert.Fail($"{hostPort} (the sandbox's address for crsc's image endpoint) is taken by another program: {why}");
     }
 
     private static string TailOf(string path, int lines)

@@ -84,7 +84,7 @@ public sealed class StaticPodImageTests(RealRuntimeFixture sandbox, ITestOutputH
                     : Directory.CreateDirectory(Path.Combine(work, "host", hostPath.Path.TrimStart('/'))).FullName;
                 hostPaths[mountPath] = hostPath.Path;
             }
-            var probePort = FreeLoopbackPort();
+            var probePort = LoopbackPorts.Free();
             SetEnv(container, "CRSC_RUNTIME_ENDPOINT", $"unix://{ContainerdSocketDirectory}/containerd.sock");
             // the pod shares the host's network with whatever else runs on this machine: a free port for the probes, the
             // sandbox's port for checkpoint images (not the default 5055, which another daemon here may hold)
@@ -209,13 +209,6 @@ public sealed class StaticPodImageTests(RealRuntimeFixture sandbox, ITestOutputH
     {
         var env = container.Env!.Single(e => e.Name == name);
         env.Value = value;
-    }
-
-    private static int FreeLoopbackPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>The httpGet paths of the manifest's liveness and readiness probes.</summary>

@@ -55,7 +55,7 @@ public sealed class DockerRegistry : IAsyncDisposable
         var dir = new TempDir("crsc-registry-");
         try
         {
-            var port = FreePort();
+            var port = LoopbackPorts.Free();
             var storage = dir.Combine("storage");
             Directory.CreateDirectory(storage);
             var config = new StringBuilder($"""
@@ -150,13 +150,6 @@ public sealed class DockerRegistry : IAsyncDisposable
             await Task.Delay(50);
         }
         throw new TimeoutException($"docker-registry did not answer on {Host} within 30 s:\n{Output}");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>

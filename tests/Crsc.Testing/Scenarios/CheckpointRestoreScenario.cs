@@ -316,21 +316,11 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
     /// </summary>
     private static void EnsureImagesPortFree(string listen)
     {
-        var colon = listen.LastIndexOf(':');
-        var host = System.Net.IPAddress.Parse(listen[..colon].Trim('[', ']'));
-        var port = int.Parse(listen[(colon + 1)..], CultureInfo.InvariantCulture);
-        try
-        {
-            using var probe = new System.Net.Sockets.TcpListener(host, port);
-            probe.Start();
-        }
-        catch (System.Net.Sockets.SocketException e)
-        {
+        if (LoopbackPorts.WhyTaken(listen) is { } why)
             throw new InvalidOperationException(
-                $"{listen}, where the crsc daemon serves checkpoint images, is taken by another program ({e.SocketErrorCode}); " +
+                $"{listen}, where the crsc daemon serves checkpoint images, is taken by another program ({why}); " +
                 "stop it, or set CRSC_DEMO_IMAGES_LISTEN to another loopback address the sandbox's containerd may pull from " +
                 "(setup-containerd.sh allows 127.0.0.1:5055 and 127.0.0.1:5056; CRSC_SANDBOX_IMAGE_ENDPOINTS changes the list)");
-        }
     }
 
     private static void CheckDaemon(Process daemon, string log)

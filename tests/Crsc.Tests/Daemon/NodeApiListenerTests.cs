@@ -20,7 +20,7 @@ public sealed class NodeApiListenerTests
     public async Task The_metrics_address_serves_metrics_and_health_only_and_the_checkpoint_api_stays_on_the_socket()
     {
         using var dir = new TempDir("crsc-listeners-");
-        var port = FreePort();
+        var port = LoopbackPorts.Free();
         var options = new CrscOptions
         {
             NodeName = "node-a", Socket = dir.Combine("crsc.sock"),
@@ -59,13 +59,6 @@ public sealed class NodeApiListenerTests
         {
             await app.StopAsync();
         }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
     private static HttpClient UnixClient(string socket) => new(new SocketsHttpHandler
