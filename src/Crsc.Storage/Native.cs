@@ -57,17 +57,7 @@ internal static partial class Native
     /// <c>st_mode</c> of <paramref name="path"/> itself (a symlink is not followed): type (<see cref="S_IFMT"/>) and
     /// permission bits. statx(2), whose struct is the same on every architecture (unlike struct stat).
     /// </summary>
-    public static unsafe int LStatMode(string path)
-    {
-        var buffer = stackalloc byte[256]; // struct statx is 256 bytes
-        if (Statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE, buffer) != 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno == 2) throw new FileNotFoundException($"'{path}' does not exist", path);
-            throw new IOException($"cannot stat '{path}': {new Win32Exception(errno).Message}");
-        }
-        return *(ushort*)(buffer + 28); // stx_mode
-    }
+    public static int LStatMode(string path) => LStatModeAndOwner(path).Mode;
 
     /// <summary><c>st_mode</c> and <c>st_uid</c> of <paramref name="path"/> itself (a symlink is not followed).</summary>
     public static unsafe (int Mode, uint Uid) LStatModeAndOwner(string path)
