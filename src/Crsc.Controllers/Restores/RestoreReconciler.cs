@@ -181,15 +181,10 @@ public sealed class RestoreReconciler : IReconciler
                 // someone wrote first (the node's preparer, our own earlier write the cache has not seen, or a pod
                 // precondition): decide again from the object as it is now
                 Log.Conflict(_logger, key.Namespace ?? "", key.Name);
-                try
-                {
-                    restore = await _restoresApi.GetAsync(key.Namespace, key.Name, ct).ConfigureAwait(false);
-                    fresh = true;
-                }
-                catch (NotFoundException)
-                {
-                    return ReconcileResult.Done;
-                }
+                var reloaded = await ReloadAsync(restore, ct).ConfigureAwait(false);
+                if (reloaded.Result is { } gone) return gone;
+                restore = reloaded.Restore!;
+                fresh = true;
             }
         }
     }
