@@ -72,6 +72,21 @@ internal static partial class Native
         return (*(ushort*)(buffer + 28), *(uint*)(buffer + 20)); // stx_mode, stx_uid
     }
 
+    [LibraryImport(Libc, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int StatxFd(SafeFileHandle dirfd, string path, int flags, uint mask, byte* buffer);
+
+    private const int AT_EMPTY_PATH = 0x1000;
+    private const uint STATX_SIZE = 0x200;
+
+    /// <summary><c>st_mode</c>, <c>st_uid</c> and <c>st_size</c> of an open file (fstat through statx's AT_EMPTY_PATH).</summary>
+    public static unsafe (int Mode, uint Uid, long Size) FStat(SafeFileHandle handle)
+    {
+        var buffer = stackalloc byte[256];
+        if (StatxFd(handle, "", AT_EMPTY_PATH, STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE, buffer) != 0)
+            throw new IOException($"cannot stat an open file: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+        return (*(ushort*)(buffer + 28), *(uint*)(buffer + 20), *(long*)(buffer + 40)); // stx_mode, stx_uid, stx_size
+    }
+
     /// <summary>Opens an existing file for reading without following a symlink in the last component.</summary>
     public static SafeFileHandle OpenReadNoFollow(string path)
     {

@@ -43,6 +43,13 @@ internal static class DaemonCommand
             p.Error.WriteLine($"crsc: invalid configuration: {key}: {e.Message}");
             return ExitCodes.Config;
         }
+        catch (Crsc.Storage.Security.SecretFileException e)
+        {
+            // the node key is there but not private to crsc (or not a key): refuse, never repair a file crsc did not make
+            logger.Fatal("crsc daemon cannot start: stateDir: the node key {Reason}", e.Message);
+            p.Error.WriteLine($"crsc: invalid configuration: stateDir: the node key {e.Message}");
+            return ExitCodes.Config;
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException
                                    or Crsc.Controllers.Storage.CheckpointStoreException)
         {

@@ -1,6 +1,7 @@
 using Crsc.Configuration;
 using Crsc.Controllers.Health;
 using Crsc.Controllers.Metrics;
+using Crsc.Storage.Security;
 using Crsc.Systemd;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -8,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Serilog.Extensions.Logging;
+
 
 namespace Crsc.Daemon;
 
@@ -42,6 +44,8 @@ internal static partial class DaemonHost
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton(metrics);
         builder.Services.AddSingleton<HealthRegistry>();
+        // the key archives' MACs and pull tokens are made with; created 0600 on first start (RunAsync loads it first)
+        builder.Services.AddSingleton(sp => NodeKey.LoadOrCreate(NodeKey.PathIn(options.StateDir), out bool _));
         builder.Services.AddSingleton(new ApiServerState(time));
         builder.Services.AddSingleton<DaemonState>();
         builder.Services.AddHostedService<NodeAgentService>();
@@ -74,6 +78,7 @@ internal static partial class DaemonHost
         var state = app.Services.GetRequiredService<DaemonState>();
         var health = app.Services.GetRequiredService<HealthRegistry>();
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+        _ = app.Services.GetRequiredService<NodeKey>(); // an unusable key file stops the start here (exit 78)
 
         lifetime.ApplicationStopping.Register(() =>
         {
