@@ -49,6 +49,7 @@ public sealed class ConfigLoaderTests : IDisposable
     public void Every_key_of_the_design_table_is_read_from_the_file_with_its_exact_name()
     {
         var kubeconfig = _dir.Combine("kubeconfig");
+        var tls = TestCertificates.WriteSelfSigned(_dir.Path);
         File.WriteAllText(kubeconfig, "apiVersion: v1\nkind: Config\n");
         var path = Write($"""
             nodeName: node-a
@@ -69,6 +70,8 @@ public sealed class ConfigLoaderTests : IDisposable
             images:
               listen: 0.0.0.0:5056
               advertise: node-a.example:5056
+              tlsCertFile: {tls.CertFile}
+              tlsKeyFile: {tls.KeyFile}
             namespace: crsc-test
             log:
               format: json
@@ -192,8 +195,12 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("images:\n  listen: nonsense\n", "images.listen", "nonsense")]
     [InlineData("images:\n  listen: 127.0.0.1:70000\n", "images.listen", "127.0.0.1:70000")]
     [InlineData("images:\n  listen: 127.0.0.1:9464\nmetrics:\n  address: 127.0.0.1:9464\n", "images.listen", "127.0.0.1:9464")]
-    [InlineData("images:\n  listen: 0.0.0.0:5055\n", "images.listen", "0.0.0.0:5055")]
-    [InlineData("images:\n  listen: 10.0.0.5:5055\n  advertise: 0.0.0.0:5055\n", "images.advertise", "0.0.0.0:5055")]
+    [InlineData("images:\n  listen: 127.0.0.1:5055\n  advertise: 0.0.0.0:5055\n", "images.advertise", "0.0.0.0:5055")]
+    [InlineData("images:\n  listen: 10.0.0.5:5055\n", "images.listen", "10.0.0.5:5055")]
+    [InlineData("images:\n  listen: node-a.example:5055\n", "images.listen", "node-a.example:5055")]
+    [InlineData("images:\n  listen: '[fd00::1]:5055'\n", "images.listen", "[fd00::1]:5055")]
+    [InlineData("images:\n  tlsCertFile: /etc/crsc/tls.crt\n", "images.tlsCertFile", "/etc/crsc/tls.crt")]
+    [InlineData("images:\n  tlsKeyFile: /etc/crsc/tls.key\n", "images.tlsKeyFile", "/etc/crsc/tls.key")]
     [InlineData("images:\n  advertise: http://10.0.0.5:5055\n", "images.advertise", "http://10.0.0.5:5055")]
     [InlineData("images:\n  listen: \"\"\n  advertise: 10.0.0.5:5055\n", "images.advertise", "10.0.0.5:5055")]
     public void A_bad_value_is_named_with_its_key_value_and_source(string yaml, string key, string value)
@@ -206,6 +213,51 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.StartsWith(path, e.Source);
         Assert.Contains(key, e.ToString());
         Assert.Contains(value, e.ToString());
+    }
+
+    [Theory]
+    [InlineData("10.0.0.5:5055", "")]
+    [InlineData("0.0.0.0:5055", "node-a.example:5055")]
+    public void The_image_endpoint_listens_beyond_loopback_only_with_TLS(string listen, string advertise)
+    {
+        var tls = TestCertificates.WriteSelfSigned(_dir.Path);
+        var yaml = $"images:\n  listen: {listen}\n" + (advertise.Length > 0 ? $"  advertise: {advertise}\n" : "");
+        var without = ConfigLoader.Load(Write(yaml), NoEnv, NoFlags);
+        var e = Assert.Single(without.Errors);
+        Assert.Equal("images.listen", e.Key);
+        Assert.Contains("without TLS", e.ToString());
+
+        var with = ConfigLoader.Load(Write(yaml + $"  tlsCertFile: {tls.CertFile}\n  tlsKeyFile: {tls.KeyFile}\n"), NoEnv, NoFlags);
+        Assert.True(with.IsValid, string.Join("; ", with.Errors));
+    }
+
+    [Fact]
+    public void A_TLS_key_others_can_read_or_behind_a_link_or_not_matching_is_refused_naming_the_key()
+    {
+        var tls = TestCertificates.WriteSelfSigned(_dir.Path);
+        string Yaml(string cert, string key) => $"images:\n  listen: 10.0.0.5:5055\n  tlsCertFile: {cert}\n  tlsKeyFile: {key}\n";
+
+        File.SetUnixFileMode(tls.KeyFile, (UnixFileMode)0b110_100_100);
+        var open = Assert.Single(ConfigLoader.Load(Write(Yaml(tls.CertFile, tls.KeyFile)), NoEnv, NoFlags).Errors);
+        Assert.Equal(("images.tlsKeyFile", tls.KeyFile), (open.Key, open.Value));
+        Assert.Contains("accessible by group or others", open.ToString());
+        Assert.Equal((UnixFileMode)0b110_100_100, File.GetUnixFileMode(tls.KeyFile)); // left as it was
+        File.SetUnixFileMode(tls.KeyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        var link = _dir.Combine("link.key");
+        File.CreateSymbolicLink(link, tls.KeyFile);
+        var linked = Assert.Single(ConfigLoader.Load(Write(Yaml(tls.CertFile, link)), NoEnv, NoFlags).Errors);
+        Assert.Equal("images.tlsKeyFile", linked.Key);
+        Assert.Contains("symbolic link", linked.ToString());
+
+        var other = TestCertificates.WriteSelfSigned(_dir.Path, "other");
+        var mismatch = Assert.Single(ConfigLoader.Load(Write(Yaml(tls.CertFile, other.KeyFile)), NoEnv, NoFlags).Errors);
+        Assert.Equal("images.tlsCertFile", mismatch.Key);
+        Assert.Contains("not a PEM certificate and its private key", mismatch.ToString());
+
+        var garbage = _dir.Combine("garbage.crt");
+        File.WriteAllText(garbage, "not a certificate");
+        Assert.Equal("images.tlsCertFile", Assert.Single(ConfigLoader.Load(Write(Yaml(garbage, tls.KeyFile)), NoEnv, NoFlags).Errors).Key);
     }
 
     [Fact]

@@ -25,6 +25,9 @@ public sealed record RestorePreparerOptions
 
     /// <summary>Wait between failed pulls.</summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The pull credential of each image (crsc's image endpoint answers only callers with a token); null: none.</summary>
+    public IPullCredentials? PullCredentials { get; init; }
 }
 
 /// <summary>
@@ -111,7 +114,8 @@ public sealed class RestorePreparer : IReconciler
                 Log.Pulling(_logger, key.Namespace ?? "", key.Name, image, _options.NodeName);
                 try
                 {
-                    await _runtime.PullImageAsync(image, null, identity, linked.Token).ConfigureAwait(false);
+                    var auth = _options.PullCredentials?.For(image, key.Namespace ?? "");
+                    await _runtime.PullImageAsync(image, auth, identity, linked.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (timeout.IsCancellationRequested && !ct.IsCancellationRequested)
                 {

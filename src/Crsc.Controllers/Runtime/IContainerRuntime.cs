@@ -121,6 +121,19 @@ public sealed record RegistryAuth(
     string? IdentityToken = null,
     string? RegistryToken = null);
 
+/// <summary>
+/// Credentials a node agent hands the runtime for one image pull of a restore: a short-lived token that lets the runtime
+/// pull that checkpoint image (and nothing else) from crsc's image endpoint. Null: the image needs none from crsc (a
+/// base image, or a checkpoint image in a registry with its own credentials).
+/// </summary>
+public interface IPullCredentials
+{
+    /// <param name="image">the image reference to pull</param>
+    /// <param name="restoreNamespace">the namespace of the Restore the pull is for: a token is only minted for that
+    /// namespace's checkpoint images</param>
+    RegistryAuth? For(string image, string restoreNamespace);
+}
+
 /// <summary>The labels the kubelet puts on every sandbox and container it creates.</summary>
 public static class KubeletLabels
 {

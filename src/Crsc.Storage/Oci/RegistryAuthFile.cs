@@ -14,15 +14,12 @@ public sealed class RegistryAuthFileException(string path, string problem)
 /// <summary>
 /// <c>images.registryAuthFile</c>: a docker-config-style JSON file,
 /// <c>{"auths":{"host:port":{"auth":"base64(user:password)"}}}</c> (or <c>username</c>/<c>password</c>, or
-/// <c>identitytoken</c>). It holds secrets, so it must not be readable or writable by group or others (0600).
+/// <c>identitytoken</c>). It holds secrets, so it must be a regular file (not a link) owned by crsc's user and not
+/// readable or writable by group or others (0600).
 /// Keys may carry a scheme and a path (<c>https://host/v1/</c>); they are matched by host[:port].
 /// </summary>
 public static class RegistryAuthFile
 {
-    private const UnixFileMode GroupOrOther =
-        UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
-
     /// <summary>The credentials for <paramref name="registryHost"/>, or null when the file has no entry for it.</summary>
     /// <exception cref="RegistryAuthFileException">missing, too open, not JSON, or an entry is malformed</exception>
     public static RegistryCredentials? Load(string path, string registryHost)
@@ -38,29 +35,16 @@ public static class RegistryAuthFile
     /// <exception cref="RegistryAuthFileException">missing, too open, not JSON, or an entry is malformed</exception>
     public static IReadOnlyList<(string Key, RegistryCredentials Credentials)> Read(string path)
     {
-        UnixFileMode mode;
         byte[] bytes;
         try
         {
-            if (Directory.Exists(path)) throw new RegistryAuthFileException(path, "is a directory, not a file");
-            mode = File.GetUnixFileMode(path);
-            bytes = File.ReadAllBytes(path);
+            // credentials: only from a regular file crsc's user owns and nobody else can read or write (not a link)
+            bytes = Crsc.Storage.Security.SecretFile.Read(path, 1 << 20, "registry credentials");
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        catch (Crsc.Storage.Security.SecretFileException e)
         {
-            throw new RegistryAuthFileException(path, "does not exist");
+            throw new RegistryAuthFileException(path, e.Problem);
         }
-        catch (UnauthorizedAccessException)
-        {
-            throw new RegistryAuthFileException(path, "cannot be read (permission denied)");
-        }
-        catch (IOException e)
-        {
-            throw new RegistryAuthFileException(path, $"cannot be read: {e.Message}");
-        }
-        if ((mode & GroupOrOther) != 0)
-            throw new RegistryAuthFileException(path,
-                $"is accessible by group or others (mode {Convert.ToString((int)mode, 8).PadLeft(4, '0')}); it holds registry credentials and must be 0600 (chmod 600 {path})");
 
         var result = new List<(string, RegistryCredentials)>();
         try

@@ -59,6 +59,7 @@ public static class Commands
             ListCommand.Spec(),
             InspectCommand.Spec(),
             GcCommand.Spec(),
+            ImageTokenCommand.Spec(),
             BuildImageCommand.Spec(),
             CommandLineParser.HelpCommand(),
         ],

@@ -72,8 +72,12 @@ public static partial class ConfigValidator
                     Fail("images.listen", o.ImagesListen, $"uses the port of metrics.address ({o.MetricsAddress}); give each its own port");
                 if (o.ImagesAdvertise.Length == 0 && IsWildcard(imagesHost))
                     Fail("images.listen", o.ImagesListen, "is a wildcard address, which runtimes cannot pull from: set images.advertise to the HOST:PORT they reach this node at");
+                // tokens travel in every request: beyond this host they need TLS, or anyone on the path reads them
+                if (!IsLoopback(imagesHost) && o.ImagesTlsCertFile.Length == 0)
+                    Fail("images.listen", o.ImagesListen, "listens beyond loopback without TLS: set images.tlsCertFile and images.tlsKeyFile (the runtimes must trust the certificate), or listen on 127.0.0.1");
             }
         }
+        CheckImagesTls(o, Fail);
         if (o.ImagesAdvertise.Length > 0)
         {
             if (!TryParseHostPort(o.ImagesAdvertise, out var advertiseHost, out _) || IsWildcard(advertiseHost))
@@ -104,6 +108,36 @@ public static partial class ConfigValidator
         void CheckDir(string key, string value)
         {
             if (!IsAbsoluteClean(value)) Fail(key, value, "must be an absolute path without '..'");
+        }
+    }
+
+    private static bool IsLoopback(string host) =>
+        host == "localhost" || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
+
+    private static void CheckImagesTls(CrscOptions o, Action<string, string, string> fail)
+    {
+        if (o.ImagesTlsCertFile.Length == 0 && o.ImagesTlsKeyFile.Length == 0) return;
+        if (o.ImagesTlsCertFile.Length == 0 || o.ImagesTlsKeyFile.Length == 0)
+        {
+            var (key, value) = o.ImagesTlsCertFile.Length == 0 ? ("images.tlsKeyFile", o.ImagesTlsKeyFile) : ("images.tlsCertFile", o.ImagesTlsCertFile);
+            fail(key, value, "is set alone: images.tlsCertFile and images.tlsKeyFile go together");
+            return;
+        }
+        if (!IsAbsoluteClean(o.ImagesTlsCertFile)) { fail("images.tlsCertFile", o.ImagesTlsCertFile, "must be an absolute path without '..'"); return; }
+        if (!IsAbsoluteClean(o.ImagesTlsKeyFile)) { fail("images.tlsKeyFile", o.ImagesTlsKeyFile, "must be an absolute path without '..'"); return; }
+        try
+        {
+            using var certificate = new Crsc.Daemon.ImageEndpointTls(o.ImagesTlsCertFile, o.ImagesTlsKeyFile).Load();
+            if (!certificate.HasPrivateKey) fail("images.tlsKeyFile", o.ImagesTlsKeyFile, "is not the private key of images.tlsCertFile");
+        }
+        catch (Crsc.Storage.Security.SecretFileException e) { fail("images.tlsKeyFile", o.ImagesTlsKeyFile, e.Problem); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            fail("images.tlsCertFile", o.ImagesTlsCertFile, $"cannot be read: {e.Message}");
+        }
+        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            fail("images.tlsCertFile", o.ImagesTlsCertFile, $"and images.tlsKeyFile are not a PEM certificate and its private key: {e.Message}");
         }
     }
 

@@ -43,6 +43,10 @@ public sealed record CrscOptions
     public string ImagesRegistryAuthFile { get; init; } = "";
     /// <summary><c>true</c>: plain HTTP to the registry; <c>false</c> (default): HTTPS.</summary>
     public string ImagesRegistryInsecure { get; init; } = "false";
+    /// <summary>PEM certificate (chain) the image endpoint serves TLS with; required when it listens beyond loopback.</summary>
+    public string ImagesTlsCertFile { get; init; } = "";
+    /// <summary>PEM private key of <see cref="ImagesTlsCertFile"/> (0600, owned by crsc's user).</summary>
+    public string ImagesTlsKeyFile { get; init; } = "";
 
     /// <summary>Bound of the outbox under <see cref="StateDir"/> (bytes of records waiting for the API server).</summary>
     public string OutboxMaxBytes { get; init; } = "67108864";

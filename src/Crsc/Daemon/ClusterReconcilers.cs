@@ -46,7 +46,8 @@ internal static class ClusterReconcilers
 
         // node: pull the base and checkpoint images for restores into pods here
         var preparer = RestorePreparerComponents.Create(cluster.NodeName, cluster.Api, services.GetRequiredService<IContainerRuntime>(),
-            cluster.EventRecorder, time, loggers, cluster.InformerHealth, podsOnNode: cluster.NodePods);
+            cluster.EventRecorder, time, loggers, cluster.InformerHealth, podsOnNode: cluster.NodePods,
+            options: new RestorePreparerOptions { NodeName = cluster.NodeName, PullCredentials = services.GetService<IPullCredentials>() });
         cluster.AddInformer(preparer.Restores);
         cluster.AddNodeController(preparer.Controller);
 

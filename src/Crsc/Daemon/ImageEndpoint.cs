@@ -5,7 +5,9 @@ using System.Text.Json;
 using Crsc.Configuration;
 using Crsc.Controllers.Health;
 using Crsc.Controllers.Storage;
+using Crsc.Controllers.Runtime;
 using Crsc.Storage.Oci;
+using Crsc.Storage.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -24,9 +26,12 @@ namespace Crsc.Daemon;
 /// leaves the daemon running with the endpoint reported degraded (checkpoints go on; images are not published).
 /// The handler only translates HTTP; what exists and what it is lives in <see cref="StoreImageRegistry"/>.
 /// </summary>
-internal sealed partial class ImageEndpoint(string listen, StoreImageRegistry registry, HealthRegistry health, ILogger<ImageEndpoint> logger)
+internal sealed partial class ImageEndpoint(string listen, StoreImageRegistry registry, PullTokens tokens, ImageEndpointTls? tls,
+    HealthRegistry health, ILogger<ImageEndpoint> logger)
     : IHostedService, IAsyncDisposable
 {
+    /// <summary>The realm of the Basic challenge a request without a token gets (runtimes answer it with their credentials).</summary>
+    public const string Realm = "crsc checkpoint images";
     public const string HealthComponent = "images";
     private const string ApiVersionHeader = "Docker-Distribution-API-Version";
     private const string ApiVersion = "registry/2.0";
@@ -43,8 +48,13 @@ internal sealed partial class ImageEndpoint(string listen, StoreImageRegistry re
     {
         services.AddSingleton(sp => new StoreImageRegistry(sp.GetRequiredService<ICheckpointStore>(),
             logger: sp.GetService<ILogger<StoreImageRegistry>>()));
+        // tokens for pulls of this node's restores, whichever node's endpoint serves the image (same key: same cluster)
+        services.AddSingleton(sp => new PullTokens(sp.GetRequiredService<NodeKey>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<IPullCredentials>(sp => new CheckpointPullCredentials(sp.GetRequiredService<PullTokens>(),
+            RegistryLocation.TryParse(options.ImagesRegistry, out var registry, out _) ? registry.Host : null));
         if (options.ImagesListen.Length == 0) return;
         services.AddSingleton(sp => new ImageEndpoint(options.ImagesListen, sp.GetRequiredService<StoreImageRegistry>(),
+            sp.GetRequiredService<PullTokens>(), ImageEndpointTls.From(options),
             sp.GetRequiredService<HealthRegistry>(), sp.GetRequiredService<ILogger<ImageEndpoint>>()));
         services.AddHostedService(sp => sp.GetRequiredService<ImageEndpoint>());
         services.AddSingleton<ICheckpointImagePublisher>(sp => new ServingImagePublisher(sp.GetRequiredService<ImageEndpoint>(),
@@ -70,13 +80,18 @@ internal sealed partial class ImageEndpoint(string listen, StoreImageRegistry re
             if (colon <= 0 || !int.TryParse(listen.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port > 65535)
                 throw new ArgumentException($"images.listen '{listen}' is not HOST:PORT");
             var host = listen[..colon];
-            static void Http1(ListenOptions l) => l.Protocols = HttpProtocols.Http1;
+            var certificate = tls?.Load();
+            void Http1(ListenOptions l)
+            {
+                l.Protocols = HttpProtocols.Http1;
+                if (certificate is not null) l.UseHttps(certificate);
+            }
             if (host == "localhost") k.ListenLocalhost(port, Http1);
             else if (IPAddress.TryParse(host.Trim('[', ']'), out var ip)) k.Listen(ip, port, Http1);
             else k.Listen(Dns.GetHostAddresses(host).First(), port, Http1);
         });
         var app = builder.Build();
-        app.Run(ctx => HandleAsync(ctx, registry, logger));
+        app.Run(ctx => HandleAsync(ctx, registry, tokens, logger));
         try
         {
             await app.StartAsync(ct);
@@ -108,12 +123,22 @@ internal sealed partial class ImageEndpoint(string listen, StoreImageRegistry re
         _app = null;
     }
 
-    /// <summary>The whole of the endpoint's HTTP surface: GET and HEAD of <c>/v2/</c>, manifests, blobs and tag lists.</summary>
-    internal static async Task HandleAsync(HttpContext ctx, StoreImageRegistry registry, ILogger logger)
+    /// <summary>
+    /// The whole of the endpoint's HTTP surface: GET and HEAD of <c>/v2/</c>, manifests, blobs and tag lists, each only
+    /// for a caller whose token covers the repository (<c>/v2/</c> itself: any genuine, unexpired token). Nothing is
+    /// answered before that check, not even which paths exist.
+    /// </summary>
+    internal static async Task HandleAsync(HttpContext ctx, StoreImageRegistry registry, PullTokens tokens, ILogger logger)
     {
         var request = ctx.Request;
         var response = ctx.Response;
         response.Headers[ApiVersionHeader] = ApiVersion;
+        if (Authorize(ctx, tokens, logger) is { } refused)
+        {
+            if (refused.StatusCode == 401) response.Headers.WWWAuthenticate = $"Basic realm=\"{Realm}\"";
+            await ErrorAsync(ctx, refused);
+            return;
+        }
         var head = HttpMethods.IsHead(request.Method);
         if (!head && !HttpMethods.IsGet(request.Method))
         {
@@ -153,6 +178,41 @@ internal sealed partial class ImageEndpoint(string listen, StoreImageRegistry re
                 await BlobAsync(ctx, registry, route, head, logger);
                 return;
         }
+    }
+
+    /// <summary>Null when the request's token lets it through; else the 401 or 403 it gets.</summary>
+    private static OciError? Authorize(HttpContext ctx, PullTokens tokens, ILogger logger)
+    {
+        var route = OciRoute.Parse(ctx.Request.Path.Value);
+        var repository = route.Kind is OciRouteKind.Base or OciRouteKind.Unknown ? null : route.Name;
+        var token = TokenOf(ctx.Request);
+        var verdict = tokens.Check(token, repository);
+        if (verdict == PullTokenVerdict.Valid) return null;
+        var peer = ctx.Connection.RemoteIpAddress?.ToString() ?? "?";
+        if (token is not null) Log.Refused(logger, peer, ctx.Request.Path.Value ?? "", verdict.ToString());
+        return verdict switch
+        {
+            PullTokenVerdict.OtherRepository => OciError.Denied(
+                $"the token covers repository '{tokens.RepositoryOf(token!)}', not '{repository}'"),
+            PullTokenVerdict.Expired => OciError.Unauthorized("the pull token has expired"),
+            PullTokenVerdict.BadSignature => OciError.Unauthorized("the pull token was not made with this cluster's crsc key"),
+            _ => OciError.Unauthorized(token is null
+                ? "authentication required: checkpoint images are served only with a pull token for their repository (crsc image-token)"
+                : "the credentials are not a crsc pull token"),
+        };
+    }
+
+    /// <summary>The token of <c>Authorization: Bearer T</c>, or the password of <c>Basic</c> (a runtime's credentials).</summary>
+    internal static string? TokenOf(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return header[7..].Trim();
+        if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase) || header.Length > 2048) return null;
+        Span<byte> decoded = stackalloc byte[2048];
+        if (!Convert.TryFromBase64String(header[6..].Trim(), decoded, out var n)) return null;
+        var text = System.Text.Encoding.UTF8.GetString(decoded[..n]);
+        var colon = text.IndexOf(':', StringComparison.Ordinal);
+        return colon < 0 ? null : text[(colon + 1)..];
     }
 
     private static async Task BlobAsync(HttpContext ctx, StoreImageRegistry registry, OciRoute route, bool head, ILogger logger)
@@ -275,6 +335,9 @@ internal sealed partial class ImageEndpoint(string listen, StoreImageRegistry re
 
         [LoggerMessage(3, LogLevel.Error, "Blob {Digest} is corrupt and was not served: {Problem}")]
         public static partial void CorruptBlob(ILogger logger, string digest, string problem);
+
+        [LoggerMessage(4, LogLevel.Warning, "Image request from {Peer} for {Path} refused: its token is {Verdict}")]
+        public static partial void Refused(ILogger logger, string peer, string path, string verdict);
     }
 }
 
@@ -283,4 +346,37 @@ internal sealed class ServingImagePublisher(ImageEndpoint endpoint, ICheckpointI
 {
     public Task<string?> PublishAsync(CheckpointInfo checkpoint, CancellationToken ct) =>
         endpoint.Serving ? inner.PublishAsync(checkpoint, ct) : Task.FromResult<string?>(null);
+}
+
+/// <summary>
+/// What a node agent hands the runtime when it pulls a checkpoint image for a restore: a token for that image's
+/// repository alone, and only for a repository of the Restore's own namespace; nothing for other images (base images,
+/// or a configured registry, which has its own credentials and must not see crsc's tokens).
+/// </summary>
+internal sealed class CheckpointPullCredentials(PullTokens tokens, string? registryHost) : IPullCredentials
+{
+    public RegistryAuth? For(string image, string restoreNamespace)
+    {
+        if (!ImageReference.TryParse(image, out var reference, out _) || reference.Domain is null) return null;
+        if (registryHost is not null && string.Equals(reference.Domain, registryHost, StringComparison.OrdinalIgnoreCase)) return null;
+        if (!CheckpointImageNames.TryParseRepository(reference.Path, out var filter) || filter.Namespace != restoreNamespace) return null;
+        return new RegistryAuth(Username: PullTokens.UserName, Password: tokens.Mint(reference.Path), ServerAddress: reference.Domain);
+    }
+}
+
+/// <summary><c>images.tlsCertFile</c>/<c>images.tlsKeyFile</c>: the endpoint's serving certificate (required beyond loopback).</summary>
+internal sealed record ImageEndpointTls(string CertFile, string KeyFile)
+{
+    public static ImageEndpointTls? From(CrscOptions options) =>
+        options.ImagesTlsCertFile.Length == 0 ? null : new ImageEndpointTls(options.ImagesTlsCertFile, options.ImagesTlsKeyFile);
+
+    /// <summary>The certificate with its key; the key file must be private to crsc (0600, owned, not a link).</summary>
+    /// <exception cref="SecretFileException">the key file is unusable</exception>
+    /// <exception cref="System.Security.Cryptography.CryptographicException">the files are not a PEM certificate and its key</exception>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2 Load()
+    {
+        var key = System.Text.Encoding.UTF8.GetString(SecretFile.Read(KeyFile, 1 << 20, "the image endpoint's TLS private key"));
+        var certificate = File.ReadAllText(CertFile);
+        return System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(certificate, key);
+    }
 }

@@ -80,6 +80,9 @@ public sealed class FakeContainerRuntime : IContainerRuntime
     /// <summary>The images the runtime has (by the reference they were pulled or added by).</summary>
     public IReadOnlyCollection<string> Images => [.. _images.Keys];
     public IReadOnlyList<(string Image, PodIdentity? Sandbox)> PullCalls => [.. _pulls];
+    /// <summary>The credentials each pull was given, by image.</summary>
+    public IReadOnlyList<(string Image, RegistryAuth? Auth)> PullAuths => [.. _pullAuths];
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(string, RegistryAuth?)> _pullAuths = new();
     public int ImageStatusCalls => Volatile.Read(ref _imageStatusCalls);
     private int _imageStatusCalls;
 
@@ -93,6 +96,7 @@ public sealed class FakeContainerRuntime : IContainerRuntime
     public async Task<string> PullImageAsync(string image, RegistryAuth? auth, PodIdentity? sandbox, CancellationToken ct)
     {
         _pulls.Enqueue((image, sandbox));
+        _pullAuths.Enqueue((image, auth));
         if (OnPull is { } onPull) await onPull(image, ct);
         AddImage(image);
         return _images[image].Id;

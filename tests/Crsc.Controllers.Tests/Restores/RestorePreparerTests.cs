@@ -55,6 +55,30 @@ public sealed class RestorePreparerTests : IAsyncLifetime
         Assert.Single(_runtime.PullCalls);
     }
 
+    private sealed class TokenFor(string image) : IPullCredentials
+    {
+        public List<(string Image, string Namespace)> Asked { get; } = [];
+        public RegistryAuth? For(string i, string ns)
+        {
+            Asked.Add((i, ns));
+            return i == image ? new RegistryAuth(Username: "crsc-restore", Password: "token-for-" + ns) : null;
+        }
+    }
+
+    [Fact]
+    public async Task The_checkpoint_image_is_pulled_with_the_credential_minted_for_it_and_the_base_image_without()
+    {
+        await RestoringAsync();
+        var credentials = new TokenFor(ImageOf("c1"));
+        var node = await _f.StartNodeAsync("n1", _runtime, new RestorePreparerOptions { NodeName = "n1", PullCredentials = credentials });
+
+        Assert.Equal(ReconcileResult.Done, await node.ReconcileAsync("r1"));
+
+        Assert.Equal([(ImageV1, Ns), (ImageOf("c1"), Ns)], credentials.Asked);
+        Assert.Equal([(ImageV1, (RegistryAuth?)null), (ImageOf("c1"), new RegistryAuth(Username: "crsc-restore", Password: "token-for-" + Ns))],
+            _runtime.PullAuths);
+    }
+
     [Fact]
     public async Task Leader_and_node_together_reach_the_patch()
     {

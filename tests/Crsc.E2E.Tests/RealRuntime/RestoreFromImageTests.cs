@@ -71,6 +71,13 @@ public sealed partial class CheckpointTests
             // 2. the image as the daemon's endpoint serves it: the manifest by tag, then by the digest a pod would name
             using var http = new HttpClient { BaseAddress = new Uri($"http://{images}") };
             var repository = $"crsc/{info.Namespace}/{info.Workload}/{info.Container}";
+            using (var anonymous = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v2/{repository}/manifests/{id}"), ct))
+                Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+            // a pull token as an admin gets one (the node agent mints its own for a Restore)
+            var (tokenCode, tokenOut, tokenErr) = await Binary.PublishedBinary.RunAsync(["image-token", repository, "--ttl", "10m"], env);
+            Assert.True(tokenCode == 0, $"crsc image-token exited {tokenCode}: {tokenErr}");
+            var token = tokenOut.Trim();
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
             using var head = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v2/{repository}/manifests/{id}"), ct);
             Assert.Equal(HttpStatusCode.OK, head.StatusCode);
             var digest = head.Headers.GetValues("Docker-Content-Digest").Single();
@@ -85,8 +92,17 @@ public sealed partial class CheckpointTests
             output.WriteLine($"original stopped at {lastOriginal}");
 
             // 3. what the kubelet does after the pod's image is patched: pull the new image, create, start -- same sandbox
+            // containerd itself is refused without the token, and pulls with it as the Basic password of the challenge
+            var refused = await Assert.ThrowsAnyAsync<Exception>(() =>
+                client.PullImageAsync(new V1.PullImageRequest { Image = new V1.ImageSpec { Image = image } }, ct: ct));
+            output.WriteLine($"PullImage without credentials: {refused.Message}");
+            Assert.Contains("401", refused.Message);
             var sw = Stopwatch.StartNew();
-            var pulled = await client.PullImageAsync(new V1.PullImageRequest { Image = new V1.ImageSpec { Image = image } }, ct: ct);
+            var pulled = await client.PullImageAsync(new V1.PullImageRequest
+            {
+                Image = new V1.ImageSpec { Image = image },
+                Auth = new V1.AuthConfig { Username = Crsc.Storage.Security.PullTokens.UserName, Password = token },
+            }, ct: ct);
             output.WriteLine($"PullImage {sw.Elapsed.TotalSeconds:0.00} s: {pulled.ImageRef}");
             var restored = await RestoreAndReadAsync(client, podId, PodConfig(podName, podUid, logs), podName, podUid, data, image,
                 "the same pod sandbox", ct);

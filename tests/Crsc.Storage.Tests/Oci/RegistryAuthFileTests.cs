@@ -73,4 +73,28 @@ public sealed class RegistryAuthFileTests : IDisposable
         var e = Assert.Throws<RegistryAuthFileException>(() => RegistryAuthFile.Load(path, "r.example"));
         Assert.Equal($"registry auth file {path} does not exist", e.Message);
     }
+
+    [Fact]
+    public void A_link_to_credentials_is_refused_even_when_its_target_is_private()
+    {
+        var target = Write(Json("registry.example:5000", B64("alice:pw")));
+        var link = _dir.Combine("link.json");
+        File.CreateSymbolicLink(link, target);
+        var e = Assert.Throws<RegistryAuthFileException>(() => RegistryAuthFile.Load(link, "registry.example:5000"));
+        Assert.Contains("symbolic link", e.Message);
+        Assert.Equal(link, e.Path);
+    }
+
+    [Fact]
+    public void Credentials_in_a_file_of_another_user_are_refused_and_the_file_left_alone()
+    {
+        var path = Write(Json("registry.example:5000", B64("alice:pw")));
+        Assert.Equal(0, Chown(path, 65534, 65534)); // the suite runs as root, as the daemon does
+        var e = Assert.Throws<RegistryAuthFileException>(() => RegistryAuthFile.Load(path, "registry.example:5000"));
+        Assert.Contains("owned by uid 65534", e.Message);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "chown", SetLastError = true)]
+    private static extern int Chown(string path, uint owner, uint group);
 }

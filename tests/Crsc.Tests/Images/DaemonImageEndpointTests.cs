@@ -37,6 +37,13 @@ public sealed class DaemonImageEndpointTests
             var endpoint = app.Services.GetRequiredService<ImageEndpoint>();
             Assert.True(endpoint.Serving);
             using var http = new HttpClient { BaseAddress = new Uri(endpoint.Addresses.Single()) };
+            // nothing without a token; the daemon's own key (created 0600 at start) makes one that works
+            using (var anonymous = await http.GetAsync("/v2/crsc/shop/cart/cart/tags/list"))
+                Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+            var keyPath = Crsc.Storage.Security.NodeKey.PathIn(options.StateDir);
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyPath));
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer",
+                new Crsc.Storage.Security.PullTokens(Crsc.Storage.Security.NodeKey.Load(keyPath)).Mint("crsc/shop/cart/cart"));
 
             var reference = await app.Services.GetRequiredService<ICheckpointImagePublisher>().PublishAsync(info, CancellationToken.None);
             Assert.NotNull(reference);

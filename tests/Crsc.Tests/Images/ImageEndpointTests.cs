@@ -8,6 +8,7 @@ using Crsc.Controllers.Storage;
 using Crsc.Daemon;
 using Crsc.Storage;
 using Crsc.Storage.Oci;
+using Crsc.Storage.Security;
 using Crsc.Tests.Cli;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -26,6 +27,7 @@ public sealed class ImageEndpointTests : IAsyncLifetime
     private StoreImageRegistry _registry = null!;
     private ImageEndpoint _endpoint = null!;
     private HttpClient _http = null!;
+    private readonly PullTokens _tokens = new(NodeKey.Generate());
     private CheckpointInfo _zstd = null!;
     private CheckpointInfo _plain = null!;
     private const string Repo = "crsc/shop/cart/cart";
@@ -38,10 +40,18 @@ public sealed class ImageEndpointTests : IAsyncLifetime
         _plain = await CliStore.AddAsync(_store, "shop", "cart", "cart", CheckpointCompression.None);
         await CliStore.AddAsync(_store, "shop", "other", "cart");
         _registry = new StoreImageRegistry(_store, new CheckpointImagePlatform("linux", "amd64"));
-        _endpoint = new ImageEndpoint("127.0.0.1:0", _registry, _health, NullLogger<ImageEndpoint>.Instance);
+        _endpoint = new ImageEndpoint("127.0.0.1:0", _registry, _tokens, null, _health, NullLogger<ImageEndpoint>.Instance);
         await _endpoint.StartAsync(CancellationToken.None);
         Assert.True(_endpoint.Serving);
-        _http = new HttpClient { BaseAddress = new Uri(_endpoint.Addresses.Single()) };
+        _http = Client(_tokens.Mint(Repo));
+    }
+
+    /// <summary>A client of the endpoint that sends <paramref name="token"/> as a bearer token (null: no credentials).</summary>
+    private HttpClient Client(string? token)
+    {
+        var http = new HttpClient { BaseAddress = new Uri(_endpoint.Addresses.Single()) };
+        if (token is not null) http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return http;
     }
 
     public async Task DisposeAsync()
@@ -182,7 +192,10 @@ public sealed class ImageEndpointTests : IAsyncLifetime
     [InlineData("/metrics", 404, "NOT_FOUND")]
     public async Task Unknown_bad_and_hostile_requests_get_the_specs_errors(string path, int status, string code)
     {
-        using var r = await _http.GetAsync(path);
+        // with a token for the repository the path names, so what is tested is the answer past authentication
+        var named = System.Text.RegularExpressions.Regex.Match(path, "^/v2/(.+)/(manifests|blobs|tags|referrers)/");
+        using var own = named.Success ? Client(_tokens.Mint(named.Groups[1].Value)) : null;
+        using var r = await (own ?? _http).GetAsync(path);
         Assert.Equal(status, (int)r.StatusCode);
         Assert.Equal(code, (await ErrorOf(r)).Code);
     }
@@ -190,7 +203,8 @@ public sealed class ImageEndpointTests : IAsyncLifetime
     [Fact]
     public async Task Path_traversal_never_reaches_another_repository_or_the_file_system()
     {
-        // dot segments are resolved by the server before routing; what is left is another (unknown) name, never a file
+        // dot segments are resolved by the server before routing; what is left is another name (which the token does not
+        // cover: 403, or unknown: 404), never a file
         foreach (var path in new[]
         {
             $"/v2/crsc/shop/cart/cart/../../other/cart/blobs/{_zstd.Digest}",
@@ -199,7 +213,7 @@ public sealed class ImageEndpointTests : IAsyncLifetime
         })
         {
             using var r = await _http.GetAsync(path);
-            Assert.True((int)r.StatusCode is 400 or 404, $"{path}: {(int)r.StatusCode}");
+            Assert.True((int)r.StatusCode is 400 or 403 or 404, $"{path}: {(int)r.StatusCode}");
         }
         // another repository's layer digest is not a blob of this one
         var other = _store.List(new CheckpointFilter("shop", "other")).Single();
@@ -255,7 +269,7 @@ public sealed class ImageEndpointTests : IAsyncLifetime
         taken.Start();
         var port = ((IPEndPoint)taken.LocalEndpoint).Port;
         var health = new HealthRegistry(TimeProvider.System);
-        await using var second = new ImageEndpoint($"127.0.0.1:{port}", _registry, health, NullLogger<ImageEndpoint>.Instance);
+        await using var second = new ImageEndpoint($"127.0.0.1:{port}", _registry, _tokens, null, health, NullLogger<ImageEndpoint>.Instance);
         await second.StartAsync(CancellationToken.None);
 
         Assert.False(second.Serving);
@@ -267,5 +281,143 @@ public sealed class ImageEndpointTests : IAsyncLifetime
         // the serving one publishes
         var serving = new ServingImagePublisher(_endpoint, new EmbeddedImagePublisher(_registry, "127.0.0.1:5055"));
         Assert.Equal($"127.0.0.1:5055/{Repo}@{_registry.ImageOf(_zstd).Manifest.Digest}", await serving.PublishAsync(_zstd, CancellationToken.None));
+    }
+
+    public static TheoryData<string, string> EveryKindOfRequest => new()
+    {
+        { "GET", "/v2/" },
+        { "HEAD", "/v2/" },
+        { "GET", $"/v2/{Repo}/tags/list" },
+        { "GET", $"/v2/{Repo}/manifests/20990101T000000Z-00000000" },
+        { "HEAD", $"/v2/{Repo}/manifests/20990101T000000Z-00000000" },
+        { "GET", "/v2/crsc/shop/other/cart/tags/list" },
+        { "GET", "/v2/crsc/shop/nobody/cart/tags/list" },
+        { "GET", "/v2/_catalog" },
+        { "PUT", $"/v2/{Repo}/manifests/x" },
+        { "POST", $"/v2/{Repo}/blobs/uploads/" },
+        { "GET", "/metrics" },
+    };
+
+    [Theory]
+    [MemberData(nameof(EveryKindOfRequest))]
+    public async Task Without_a_token_every_request_is_401_with_a_Basic_challenge_and_names_nothing(string method, string path)
+    {
+        using var anonymous = Client(null);
+        using var r = await anonymous.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+        Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode);
+        var challenge = Assert.Single(r.Headers.WwwAuthenticate);
+        Assert.Equal("Basic", challenge.Scheme);
+        Assert.Contains(ImageEndpoint.Realm, challenge.Parameter);
+        if (method == "HEAD") return;
+        var (code, message) = await ErrorOf(r);
+        Assert.Equal("UNAUTHORIZED", code);
+        Assert.DoesNotContain("cart", message); // the same answer whether the repository exists or not
+    }
+
+    [Fact]
+    public async Task The_layer_of_a_checkpoint_is_never_served_without_a_token_for_its_repository()
+    {
+        var layer = _registry.ImageOf(_zstd).Layer.Digest;
+        using var anonymous = Client(null);
+        using var none = await anonymous.GetAsync($"/v2/{Repo}/blobs/{layer}");
+        Assert.Equal(HttpStatusCode.Unauthorized, none.StatusCode);
+        Assert.True(none.Content.Headers.ContentLength < 1024);
+
+        // a genuine token of another repository: 403, and it cannot list this one either
+        using var other = Client(_tokens.Mint("crsc/shop/other/cart"));
+        foreach (var path in new[] { $"/v2/{Repo}/blobs/{layer}", $"/v2/{Repo}/manifests/{_zstd.Id}", $"/v2/{Repo}/tags/list" })
+        {
+            using var r = await other.GetAsync(path);
+            Assert.Equal(HttpStatusCode.Forbidden, r.StatusCode);
+            var (code, message) = await ErrorOf(r);
+            Assert.Equal("DENIED", code);
+            Assert.Contains("crsc/shop/other/cart", message);
+        }
+        using var own = await other.GetAsync("/v2/crsc/shop/other/cart/tags/list");
+        Assert.Equal(HttpStatusCode.OK, own.StatusCode);
+
+        // a token made with another key, garbage
+        foreach (var (token, why) in new[]
+        {
+            (new PullTokens(NodeKey.Generate()).Mint(Repo), "not made with this cluster's crsc key"),
+            ("crsc1.AAAA.BBBB", "not a crsc pull token"),
+        })
+        {
+            using var c = Client(token);
+            using var r = await c.GetAsync($"/v2/{Repo}/blobs/{layer}");
+            Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode);
+            Assert.Contains(why, (await ErrorOf(r)).Message);
+        }
+    }
+
+    [Fact]
+    public async Task An_expired_token_is_401()
+    {
+        var time = new Crsc.Testing.ManualTimeProvider(DateTimeOffset.UtcNow);
+        var key = NodeKey.Generate();
+        await using var endpoint = new ImageEndpoint("127.0.0.1:0", _registry, new PullTokens(key, time), null,
+            new HealthRegistry(TimeProvider.System), NullLogger<ImageEndpoint>.Instance);
+        await endpoint.StartAsync(CancellationToken.None);
+        using var http = new HttpClient { BaseAddress = new Uri(endpoint.Addresses.Single()) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", new PullTokens(key, time).Mint(Repo, TimeSpan.FromMinutes(5)));
+        using (var ok = await http.GetAsync($"/v2/{Repo}/tags/list")) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        time.Advance(TimeSpan.FromMinutes(5));
+        using var expired = await http.GetAsync($"/v2/{Repo}/tags/list");
+        Assert.Equal(HttpStatusCode.Unauthorized, expired.StatusCode);
+        Assert.Contains("expired", (await ErrorOf(expired)).Message);
+        await endpoint.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task A_runtime_answering_the_challenge_with_Basic_credentials_pulls_with_the_token_as_password()
+    {
+        using var basic = Client(null);
+        var credentials = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{PullTokens.UserName}:{_tokens.Mint(Repo)}"));
+        basic.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", credentials);
+        var image = _registry.ImageOf(_zstd);
+        using var manifest = await basic.GetAsync($"/v2/{Repo}/manifests/{_zstd.Id}");
+        Assert.Equal(HttpStatusCode.OK, manifest.StatusCode);
+        Assert.Equal(await File.ReadAllBytesAsync(_zstd.ArchivePath), await basic.GetByteArrayAsync($"/v2/{Repo}/blobs/{image.Layer.Digest}"));
+    }
+
+    [Fact]
+    public async Task Restore_pulls_get_a_token_for_the_checkpoint_image_of_their_own_namespace_only()
+    {
+        var credentials = new CheckpointPullCredentials(_tokens, registryHost: "registry.example:5000");
+        var reference = $"{new Uri(_endpoint.Addresses.Single()).Authority}/{Repo}:{_zstd.Id}";
+        var auth = credentials.For(reference, "shop");
+        Assert.NotNull(auth);
+        Assert.Equal(PullTokens.UserName, auth.Username);
+        Assert.Equal(PullTokenVerdict.Valid, _tokens.Check(auth.Password, Repo));
+        Assert.Equal(PullTokenVerdict.OtherRepository, _tokens.Check(auth.Password, "crsc/shop/other/cart"));
+
+        Assert.Null(credentials.For(reference, "bank"));                                   // another namespace's Restore
+        Assert.Null(credentials.For("registry.example:5000/crsc/shop/cart/cart:x", "shop")); // the registry has its own
+        Assert.Null(credentials.For("docker.io/library/busybox:1.36", "shop"));              // a base image
+        Assert.Null(credentials.For("not a reference", "shop"));
+    }
+
+    [Fact]
+    public async Task With_a_certificate_the_endpoint_speaks_TLS_only()
+    {
+        using var dir = new Crsc.Testing.TempDir();
+        var tls = Crsc.Testing.TestCertificates.WriteSelfSigned(dir.Path);
+        await using var endpoint = new ImageEndpoint("127.0.0.1:0", _registry, _tokens, new ImageEndpointTls(tls.CertFile, tls.KeyFile),
+            new HealthRegistry(TimeProvider.System), NullLogger<ImageEndpoint>.Instance);
+        await endpoint.StartAsync(CancellationToken.None);
+        var address = new Uri(endpoint.Addresses.Single());
+        Assert.Equal("https", address.Scheme);
+        using var handler = new HttpClientHandler
+        {
+            ServerCertificateCustomValidationCallback = (_, cert, _, _) => cert?.Thumbprint == tls.Certificate.Thumbprint,
+        };
+        using var https = new HttpClient(handler) { BaseAddress = address };
+        https.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", _tokens.Mint(Repo));
+        using (var r = await https.GetAsync($"/v2/{Repo}/tags/list")) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+
+        // plain HTTP to the same port gets no answer a client could take for the registry
+        using var plain = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{address.Port}") };
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => plain.GetAsync($"/v2/{Repo}/tags/list"));
+        await endpoint.StopAsync(CancellationToken.None);
     }
 }
