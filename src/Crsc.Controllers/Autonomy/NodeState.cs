@@ -44,6 +44,25 @@ public sealed record OfflineArchive
 /// <summary>A schedule's last run as the outbox reports it (applied only when newer than what the API server has).</summary>
 public sealed record OfflineScheduleRun(string Namespace, string Name, string Uid, DateTimeOffset LastCheckpointTime, string LastCheckpointName);
 
+/// <summary>
+/// One offline run as the outbox marks its start and end (<see cref="OutboxRecordKind.RunStarted"/>,
+/// <see cref="OutboxRecordKind.RunEnded"/>): what it checkpoints and when it started, so an archive it stored before a
+/// crash can be told from others.
+/// </summary>
+public sealed record OfflineRun
+{
+    public required string Namespace { get; init; }
+    /// <summary>The ContainerCheckpoint's name.</summary>
+    public required string CheckpointName { get; init; }
+    public required string Schedule { get; init; }
+    public required string ScheduleUid { get; init; }
+    public required string Pod { get; init; }
+    public required string Container { get; init; }
+    public required DateTimeOffset RunAt { get; init; }
+    /// <summary>Before the runtime was called (whole seconds, rounded down): the archive is not older.</summary>
+    public required DateTimeOffset StartedAt { get; init; }
+}
+
 /// <summary>JSON of the node state and the outbox bodies (AOT: source-generated), with the CRD types' time format.</summary>
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
@@ -54,6 +73,7 @@ public sealed record OfflineScheduleRun(string Namespace, string Name, string Ui
 [JsonSerializable(typeof(NodeState))]
 [JsonSerializable(typeof(OfflineArchive))]
 [JsonSerializable(typeof(OfflineScheduleRun))]
+[JsonSerializable(typeof(OfflineRun))]
 public sealed partial class AutonomyJsonContext : JsonSerializerContext;
 
 /// <summary>Where the node state lives; implemented in Crsc.Storage (atomic, versioned, 0600 in a 0700 directory).</summary>

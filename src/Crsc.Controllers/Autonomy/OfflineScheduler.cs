@@ -5,6 +5,7 @@ using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Health;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Schedules;
+using Crsc.Controllers.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using KubeTime = Crsc.Api.Crds.KubeTime;
@@ -21,67 +22,131 @@ public sealed record OfflineSchedulerOptions
     /// <summary>The longest wait between two looks at the schedules (a paused outbox is looked at again by then).</summary>
     public TimeSpan MaxWait { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>First wait after a round that failed (e.g. the outbox could not be written); doubles up to <see cref="MaxRetry"/>.</summary>
+    public TimeSpan InitialRetry { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan MaxRetry { get; init; } = TimeSpan.FromMinutes(2);
+
     /// <summary><c>source.component</c> of the Events it records.</summary>
     public string EventComponent { get; init; } = "crsc";
 }
 
+/// <summary>What <see cref="OfflineScheduler.ResolveInterruptedRuns"/> found: runs a crash cut short.</summary>
+/// <param name="Adopted">archives stored by such a run, whose records are now in the outbox</param>
+/// <param name="Removed">archives stored by such a run that could not be adopted (their schedule is unknown), deleted</param>
+/// <param name="Ended">runs that stored no archive, marked ended</param>
+public readonly record struct InterruptedRuns(int Adopted, int Removed, int Ended);
+
 /// <summary>
-/// Runs this node's schedules while the API server is unreachable (<see cref="ApiServerState"/>), from the saved
-/// <see cref="NodeState"/>: the same due times (<see cref="ScheduleTiming"/>, one catch-up) and the same names as
-/// the online <see cref="ScheduleReconciler"/>; the container is found and checkpointed through the runtime by the
-/// <see cref="ICheckpointRunner"/> and its archive committed to the store. Each run appends to the outbox what the
-/// cluster must learn (the ContainerCheckpoint, its Content and Completed status, the schedule's last run, an Event)
-/// and then records the run in the shared <see cref="IScheduleRunLog"/>. While the outbox is full it pauses (nothing
-/// is dropped). Retention of these checkpoints waits for the API server (the online path prunes them).
+/// Runs this node's schedules while the API server is unreachable (<see cref="ApiServerState"/>; not before the
+/// daemon's first attempt to reach it), from the saved <see cref="NodeState"/>: the same due times
+/// (<see cref="ScheduleTiming"/>, one catch-up) and the same names as the online <see cref="ScheduleReconciler"/>; the
+/// container is found and checkpointed through the runtime by the <see cref="ICheckpointRunner"/> and its archive
+/// committed to the store. Each run first marks its start in the outbox (<see cref="OutboxRecordKind.RunStarted"/>),
+/// then appends what the cluster must learn (the ContainerCheckpoint, its Content and Completed status, the schedule's
+/// last run, an Event) and records the run in the shared <see cref="IScheduleRunLog"/>. Records that cannot be
+/// appended are held and written before anything else; a crash between the store's commit and the append is found at
+/// the next start by the start mark (<see cref="ResolveInterruptedRuns"/>), so no archive is left unrecorded. While the
+/// outbox is full it pauses (nothing is dropped). A round that throws is retried with backoff and reported in the
+/// <c>offline-scheduler</c> health entry. Retention of these checkpoints waits for the API server (the online path
+/// prunes them).
 /// </summary>
 public sealed partial class OfflineScheduler
 {
+    public const string HealthComponent = "offline-scheduler";
+
     private readonly NodeStateStore _state;
     private readonly ApiServerState _apiServer;
     private readonly ICheckpointRunner _runner;
+    private readonly ICheckpointStore _store;
     private readonly IOutbox _outbox;
     private readonly OutboxStatus _status;
+    private readonly LoopHealth _loop;
     private readonly OfflineSchedulerOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private HeldRecords? _held;
 
-    public OfflineScheduler(NodeStateStore state, ApiServerState apiServer, ICheckpointRunner runner, IOutbox outbox, OutboxStatus status,
-        OfflineSchedulerOptions options, TimeProvider time, ILogger? logger = null)
+    /// <summary>The records of a finished run that the outbox did not take yet, and the run to record after them.</summary>
+    private sealed record HeldRecords(string Name, IReadOnlyList<OutboxRecord> Records, ScheduleRun Run);
+
+    public OfflineScheduler(NodeStateStore state, ApiServerState apiServer, ICheckpointRunner runner, ICheckpointStore store,
+        IOutbox outbox, OutboxStatus status, HealthRegistry health, OfflineSchedulerOptions options, TimeProvider time,
+        ILogger? logger = null, Random? random = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(options.NodeName);
         _state = state;
         _apiServer = apiServer;
         _runner = runner;
+        _store = store;
         _outbox = outbox;
         _status = status;
         _options = options;
         _time = time;
         _logger = logger ?? NullLogger.Instance;
+        _loop = new LoopHealth(HealthComponent, health, time, options.InitialRetry, options.MaxRetry, random);
     }
 
     /// <summary>Offline checkpoints skipped because the outbox was full (since start).</summary>
     public int Paused => Volatile.Read(ref _paused);
     private int _paused;
 
+    /// <summary>Whether records of a finished run wait to be appended to the outbox.</summary>
+    public bool HoldsRecords => _held is not null;
+
     public async Task RunAsync(CancellationToken ct)
     {
-        RecoverRuns();
+        try
+        {
+            // a daemon that has not tried the API server yet is not offline: a restart takes no checkpoint before it has
+            await _apiServer.WaitForFirstAttemptAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return;
+        }
+        var recovered = false;
         while (!ct.IsCancellationRequested)
         {
             // take the flip's task before looking, so a flip in between is not missed
             var flipped = _apiServer.WaitForChangeAsync(ct);
+            Task wake;
             try
             {
-                if (_apiServer.IsReachable)
+                if (!recovered)
                 {
+                    ResolveInterruptedRuns();
+                    RecoverRuns();
+                    recovered = true;
+                }
+                WriteHeldRecords();
+                if (!_apiServer.IsOffline)
+                {
+                    _loop.Succeeded();
                     await flipped.ConfigureAwait(false);
                     continue;
                 }
                 var next = await RunDueAsync(ct).ConfigureAwait(false);
+                _loop.Succeeded();
                 var now = _time.GetUtcNow();
                 var wait = next is { } at && at - now < _options.MaxWait ? at - now : _options.MaxWait;
                 if (wait < TimeSpan.Zero) wait = TimeSpan.Zero;
-                await Task.WhenAny(Task.Delay(wait, _time, ct), flipped).ConfigureAwait(false);
+                wake = Task.WhenAny(Task.Delay(wait, _time, ct), flipped);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // one failed round (the outbox's disk is full, the store cannot be read) must not end offline checkpoints
+                var wait = _loop.Failed(e);
+                Log.RoundFailed(_logger, e, wait);
+                wake = Task.Delay(wait, _time, ct);
+            }
+            try
+            {
+                await wake.ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -91,12 +156,16 @@ public sealed partial class OfflineScheduler
     }
 
     /// <summary>
-    /// Runs every schedule slot that is due now (unless the API server is reachable); returns when the next one is
-    /// due (null: none).
+    /// Runs every schedule slot that is due now (only while the API server is offline: tried and unreachable); returns
+    /// when the next one is due (null: none). Records held from an earlier run are appended first.
     /// </summary>
+    /// <exception cref="IOException">the outbox could not be written (the run's records are held for the next round)</exception>
+    /// <exception cref="OutboxFullException">held records still do not fit</exception>
     public async Task<DateTimeOffset?> RunDueAsync(CancellationToken ct)
     {
+        WriteHeldRecords();
         DateTimeOffset? next = null;
+        if (!_apiServer.IsOffline) return next;
         var state = _state.Current;
         foreach (var saved in state.Schedules)
         {
@@ -114,7 +183,7 @@ public sealed partial class OfflineScheduler
                 var suffix = podIndex++ == 0 ? null : ScheduleNames.ShortHash(podName)[..6];
                 foreach (var container in ScheduleReconciler.SelectContainers(schedule, pod.Containers))
                 {
-                    if (_apiServer.IsReachable) return next;
+                    if (!_apiServer.IsOffline) return next;
                     var last = Later(schedule.Status?.LastCheckpointTime, _state.LastRun(uid, podName, container)?.RunAt);
                     var now = _time.GetUtcNow();
                     var decision = ScheduleTiming.Decide(grid, jitter, last, now);
@@ -139,7 +208,28 @@ public sealed partial class OfflineScheduler
         CancellationToken ct)
     {
         var ns = schedule.Metadata.Namespace!;
-        var started = KubeTime.Truncate(_time.GetUtcNow());
+        var run = new OfflineRun
+        {
+            Namespace = ns,
+            CheckpointName = name,
+            Schedule = schedule.Metadata.Name!,
+            ScheduleUid = schedule.Metadata.Uid!,
+            Pod = pod.Name,
+            Container = container,
+            RunAt = runAt,
+            StartedAt = KubeTime.Truncate(_time.GetUtcNow()),
+        };
+        // the start mark goes first: without it no checkpoint is taken (a crash after the store's commit is found by it)
+        try
+        {
+            _outbox.Append([RunRecord(OutboxRecordKind.RunStarted, run)]);
+        }
+        catch (OutboxFullException e)
+        {
+            _status.ReportRefused($"the start of checkpoint {name}", e);
+            return;
+        }
+        _status.Refresh();
         Log.Running(_logger, ns, schedule.Metadata.Name!, name, pod.Name, container);
         List<OutboxRecord> records;
         try
@@ -147,57 +237,159 @@ public sealed partial class OfflineScheduler
             var outcome = await _runner.CheckpointAsync(new CheckpointRequest(ns, pod.Name, container) { CheckpointObjectName = name },
                 progress: null, ct).ConfigureAwait(false);
             var info = outcome.Checkpoint;
-            var ckpt = ScheduleReconciler.NewCheckpoint(schedule, name, pod.Name, container, runAt);
-            ckpt.Metadata.Annotations![ContainerCheckpointReconciler.ArchiveIdAnnotation] = info.Id;
-            ckpt.Metadata.Annotations[ContainerCheckpointReconciler.TakenOfflineAnnotation] = _options.NodeName;
-            // so that deleting the object deletes the archive, as for checkpoints taken online
-            ckpt.Metadata.Finalizers = [ContainerCheckpointReconciler.ArchiveFinalizer];
-            var archive = new OfflineArchive
-            {
-                Namespace = ns,
-                CheckpointName = name,
-                ArchiveId = info.Id,
-                Node = outcome.Node,
-                PodUid = info.PodUid ?? pod.Uid,
-                StartedAt = started,
-                CompletedAt = KubeTime.Truncate(_time.GetUtcNow()),
-            };
-            var archiveJson = JsonSerializer.Serialize(archive, AutonomyJsonContext.Default.OfflineArchive);
-            records =
-            [
-                new(OutboxRecordKind.CheckpointCreate, JsonSerializer.Serialize(ckpt, CrscResources.ContainerCheckpoints.Json)),
-                new(OutboxRecordKind.ContentCreate, archiveJson),
-                new(OutboxRecordKind.CheckpointStatus, archiveJson),
-                new(OutboxRecordKind.ScheduleStatus, JsonSerializer.Serialize(
-                    new OfflineScheduleRun(ns, schedule.Metadata.Name!, schedule.Metadata.Uid!, runAt, name),
-                    AutonomyJsonContext.Default.OfflineScheduleRun)),
-                EventRecord(schedule, CoreEvent.Normal, "CheckpointCreated", string.Create(CultureInfo.InvariantCulture,
-                    $"created ContainerCheckpoint {name} of pod {pod.Name} container {container} on node {_options.NodeName} while the API server was unreachable ({info.Size} bytes)")),
-            ];
+            records = CheckpointRecords(schedule, run, info, outcome.Node, info.PodUid ?? pod.Uid, KubeTime.Truncate(_time.GetUtcNow()));
             Log.Taken(_logger, ns, name, info.Id, info.Size);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
+            // the start mark stays: the next start looks for an archive this run may have stored
             throw;
         }
         catch (Exception e)
         {
             Log.Failed(_logger, e, ns, schedule.Metadata.Name!, name, pod.Name, container);
-            records = [EventRecord(schedule, CoreEvent.Warning, "CheckpointFailed",
+            records = [RunRecord(OutboxRecordKind.RunEnded, run), EventRecord(schedule, CoreEvent.Warning, "CheckpointFailed",
                 $"checkpoint {name} of pod {pod.Name} container {container} taken while the API server was unreachable failed on node {_options.NodeName}: {e.Message}")];
         }
+        // the archive is in the store now: its records are held until the outbox takes them, never dropped
+        _held = new HeldRecords(name, records, new ScheduleRun(schedule.Metadata.Uid!, pod.Name, container, runAt, name));
+        WriteHeldRecords();
+    }
+
+    /// <summary>Appends the held records, then records their run; throws (keeping them) when the outbox does not take them.</summary>
+    private void WriteHeldRecords()
+    {
+        if (_held is not { } held) return;
         try
         {
-            _outbox.Append(records);
+            _outbox.Append(held.Records);
         }
         catch (OutboxFullException e)
         {
-            // the archive is in the store; the slot is not recorded, so it is not lost: it runs again once there is room
-            _status.ReportRefused($"the records of checkpoint {name}", e);
-            return;
+            _status.ReportRefused($"the records of checkpoint {held.Name}", e);
+            throw;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.RecordsHeld(_logger, e, held.Name);
+            throw;
+        }
+        _held = null;
         _status.Refresh();
-        _state.Record(new ScheduleRun(schedule.Metadata.Uid!, pod.Name, container, runAt, name));
+        _state.Record(held.Run);
+    }
+
+    /// <summary>The outbox records of a run that stored <paramref name="info"/>: the ContainerCheckpoint first.</summary>
+    private List<OutboxRecord> CheckpointRecords(CheckpointSchedule schedule, OfflineRun run, CheckpointInfo info, string node, string? podUid,
+        DateTimeOffset completedAt)
+    {
+        var ckpt = ScheduleReconciler.NewCheckpoint(schedule, run.CheckpointName, run.Pod, run.Container, run.RunAt);
+        ckpt.Metadata.Annotations![ContainerCheckpointReconciler.ArchiveIdAnnotation] = info.Id;
+        ckpt.Metadata.Annotations[ContainerCheckpointReconciler.TakenOfflineAnnotation] = _options.NodeName;
+        // so that deleting the object deletes the archive, as for checkpoints taken online
+        ckpt.Metadata.Finalizers = [ContainerCheckpointReconciler.ArchiveFinalizer];
+        var archive = new OfflineArchive
+        {
+            Namespace = run.Namespace,
+            CheckpointName = run.CheckpointName,
+            ArchiveId = info.Id,
+            Node = node,
+            PodUid = podUid,
+            StartedAt = run.StartedAt,
+            CompletedAt = completedAt,
+        };
+        var archiveJson = JsonSerializer.Serialize(archive, AutonomyJsonContext.Default.OfflineArchive);
+        return
+        [
+            new(OutboxRecordKind.CheckpointCreate, JsonSerializer.Serialize(ckpt, CrscResources.ContainerCheckpoints.Json)),
+            new(OutboxRecordKind.ContentCreate, archiveJson),
+            new(OutboxRecordKind.CheckpointStatus, archiveJson),
+            new(OutboxRecordKind.ScheduleStatus, JsonSerializer.Serialize(
+                new OfflineScheduleRun(run.Namespace, run.Schedule, run.ScheduleUid, run.RunAt, run.CheckpointName),
+                AutonomyJsonContext.Default.OfflineScheduleRun)),
+            EventRecord(schedule, CoreEvent.Normal, "CheckpointCreated", string.Create(CultureInfo.InvariantCulture,
+                $"created ContainerCheckpoint {run.CheckpointName} of pod {run.Pod} container {run.Container} on node {_options.NodeName} while the API server was unreachable ({info.Size} bytes)")),
+        ];
+    }
+
+    private static OutboxRecord RunRecord(OutboxRecordKind kind, OfflineRun run) =>
+        new(kind, JsonSerializer.Serialize(run, AutonomyJsonContext.Default.OfflineRun));
+
+    /// <summary>
+    /// Finds the offline runs that marked their start in the outbox and never ended (a crash between the store's
+    /// commit and the append of their records, or during the checkpoint). An archive such a run stored is one of that
+    /// pod's container, in the store, not older than the run's start and named by no record in the outbox: the oldest
+    /// such archive is adopted (its records are appended as the run would have, and the run recorded), or deleted
+    /// when the run's schedule is no longer known to the node (nothing could own it). A run that stored nothing is
+    /// marked ended (its slot runs again). Run at start, before new runs; the publisher waits at an unended start mark.
+    /// </summary>
+    public InterruptedRuns ResolveInterruptedRuns()
+    {
+        var pending = _outbox.Pending(int.MaxValue);
+        var starts = new List<(long Position, OfflineRun Run)>();
+        var referenced = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var entry in pending)
+        {
+            switch (entry.Record.Kind)
+            {
+                case OutboxRecordKind.RunStarted when TryRead(entry.Record.Body, AutonomyJsonContext.Default.OfflineRun) is { } started:
+                    starts.Add((entry.Position, started));
+                    break;
+                case OutboxRecordKind.CheckpointCreate when TryRead(entry.Record.Body, CrscResources.ContainerCheckpoints.Json) is { } ckpt:
+                    if (ckpt.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.ArchiveIdAnnotation) is { } id) referenced.Add(id);
+                    break;
+                case OutboxRecordKind.ContentCreate or OutboxRecordKind.CheckpointStatus
+                    when TryRead(entry.Record.Body, AutonomyJsonContext.Default.OfflineArchive) is { } archive:
+                    referenced.Add(archive.ArchiveId);
+                    break;
+            }
+        }
+        int adopted = 0, removed = 0, endedRuns = 0;
+        foreach (var (position, run) in starts)
+        {
+            if (pending.Any(e => e.Position > position && OutboxRuns.Ends(e.Record, run.Namespace, run.CheckpointName))) continue;
+            var archive = _store.List(new CheckpointFilter(run.Namespace))
+                .Where(c => c.PodName == run.Pod && c.Container == run.Container && c.CreatedAt >= run.StartedAt && !referenced.Contains(c.Id))
+                .OrderBy(c => c.CreatedAt)
+                .FirstOrDefault();
+            var schedule = _state.Current.Schedules.Select(s => s.Schedule).FirstOrDefault(s => s.Metadata.Uid == run.ScheduleUid);
+            if (archive is null)
+            {
+                _outbox.Append([RunRecord(OutboxRecordKind.RunEnded, run)]);
+                Log.InterruptedNothingStored(_logger, run.Namespace, run.CheckpointName);
+                endedRuns++;
+            }
+            else if (schedule is null)
+            {
+                _store.Delete(archive.Id);
+                _outbox.Append([RunRecord(OutboxRecordKind.RunEnded, run)]);
+                Log.InterruptedRemoved(_logger, run.Namespace, run.CheckpointName, archive.Id, run.Schedule);
+                removed++;
+            }
+            else
+            {
+                _outbox.Append(CheckpointRecords(schedule, run, archive, archive.NodeName ?? _options.NodeName, archive.PodUid,
+                    KubeTime.Truncate(archive.CreatedAt)));
+                _state.Record(new ScheduleRun(run.ScheduleUid, run.Pod, run.Container, run.RunAt, run.CheckpointName));
+                Log.InterruptedAdopted(_logger, run.Namespace, run.CheckpointName, archive.Id);
+                adopted++;
+            }
+            if (archive is not null) referenced.Add(archive.Id);
+            _status.Refresh();
+        }
+        return new InterruptedRuns(adopted, removed, endedRuns);
+    }
+
+    private static T? TryRead<T>(string body, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> info) where T : class
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(body, info);
+        }
+        catch (JsonException)
+        {
+            return null; // the publisher reports and drops a corrupt record
+        }
     }
 
     /// <summary>
@@ -275,6 +467,21 @@ public sealed partial class OfflineScheduler
 
         [LoggerMessage(5, LogLevel.Information, "{Runs} offline run(s) whose records wait in the outbox are known as taken")]
         public static partial void RunsRecovered(ILogger logger, int runs);
+
+        [LoggerMessage(6, LogLevel.Error, "Offline scheduler round failed; retrying in {Wait}")]
+        public static partial void RoundFailed(ILogger logger, Exception exception, TimeSpan wait);
+
+        [LoggerMessage(7, LogLevel.Error, "The outbox did not take the records of offline checkpoint {Name}; they are held and written before any other run")]
+        public static partial void RecordsHeld(ILogger logger, Exception exception, string name);
+
+        [LoggerMessage(8, LogLevel.Warning, "Offline checkpoint {Namespace}/{Name} was cut short by a restart after archive {CheckpointId} was stored; the archive is adopted and its records appended to the outbox")]
+        public static partial void InterruptedAdopted(ILogger logger, string @namespace, string name, string checkpointId);
+
+        [LoggerMessage(9, LogLevel.Warning, "Offline checkpoint {Namespace}/{Name} was cut short by a restart after archive {CheckpointId} was stored, and its schedule {Schedule} is no longer known on this node; the archive is deleted")]
+        public static partial void InterruptedRemoved(ILogger logger, string @namespace, string name, string checkpointId, string schedule);
+
+        [LoggerMessage(10, LogLevel.Information, "Offline checkpoint {Namespace}/{Name} was cut short by a restart before an archive was stored; its slot runs again")]
+        public static partial void InterruptedNothingStored(ILogger logger, string @namespace, string name);
 
         [LoggerMessage(4, LogLevel.Warning, "Outbox full: the offline checkpoint of schedule {Namespace}/{Schedule} (pod {Pod}, container {Container}) due at {RunAt} waits")]
         public static partial void PausedFull(ILogger logger, string @namespace, string schedule, string pod, string container, DateTimeOffset runAt);

@@ -15,6 +15,17 @@ public enum OutboxRecordKind : byte
     Event = 5,
     /// <summary>Raise the count of an Event created earlier (body: the event with its name).</summary>
     EventRepeat = 6,
+    /// <summary>
+    /// An offline run is about to checkpoint (body: <see cref="OfflineRun"/>), written before the runtime is called: a
+    /// crash before the run's records are appended leaves this mark, so the archive it may have stored is found at the
+    /// next start. Nothing is published for it.
+    /// </summary>
+    RunStarted = 7,
+    /// <summary>
+    /// The run marked by a <see cref="RunStarted"/> ended without a checkpoint to publish (body: <see cref="OfflineRun"/>).
+    /// A <see cref="CheckpointCreate"/> of the same name ends it too. Nothing is published for it.
+    /// </summary>
+    RunEnded = 8,
 }
 
 /// <summary>One write the cluster must learn: its kind and a JSON body.</summary>

@@ -27,16 +27,34 @@ public sealed record OutboxPublisherOptions
 
     /// <summary>How often an idle publisher looks for new records.</summary>
     public TimeSpan Poll { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>First wait after a round that threw (e.g. the outbox could not be written); doubles up to <see cref="MaxRoundRetry"/>.</summary>
+    public TimeSpan InitialRoundRetry { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan MaxRoundRetry { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary><c>source.component</c> of the Events it records itself (an offline checkpoint it discards).</summary>
+    public string EventComponent { get; init; } = "crsc";
 }
 
 /// <summary>
 /// Publishes the outbox to the API server, oldest record first, while it is reachable; acknowledges each record after
 /// it is published, so a crash in between publishes it again — every write is idempotent: creates meet AlreadyExists
 /// and compare (the same object is success), status writes re-read on 409 and apply only what is not superseded by
-/// a newer object. A record that fails is retried (exponential backoff, full jitter) before any later one.
+/// a newer object. A record that fails is retried (exponential backoff, full jitter) before any later one. An offline
+/// checkpoint whose ContainerCheckpoint cannot be created — another object holds its name, its namespace is gone or
+/// going, the API server refuses it as invalid — has its archive deleted (logged, and an Event on its schedule where
+/// the namespace still takes one): nothing could ever reference that archive. Records stop at the start mark of an
+/// offline run that has not ended yet (<see cref="OutboxRecordKind.RunStarted"/>). A round that throws is retried with
+/// backoff and reported in the <c>outbox-publisher</c> health entry.
 /// </summary>
 public sealed partial class OutboxPublisher
 {
+    public const string HealthComponent = "outbox-publisher";
+
+    /// <summary>The result of a start or end mark: acknowledged, not counted as published.</summary>
+    public const string MarkerResult = "marker";
+
     private readonly IOutbox _outbox;
     private readonly IKubeResourceClient<ContainerCheckpoint> _checkpoints;
     private readonly IKubeResourceClient<ContainerCheckpointContent> _contents;
@@ -50,11 +68,12 @@ public sealed partial class OutboxPublisher
     private readonly ILogger _logger;
     private readonly ICheckpointImagePublisher? _images;
     private readonly Random _random;
+    private readonly LoopHealth _loop;
     private int _failures;
 
     public OutboxPublisher(IOutbox outbox, IKubeApi kube, ICheckpointStore store, ApiServerState apiServer, OutboxStatus status,
-        OutboxPublisherOptions options, TimeProvider time, ILogger? logger = null, ICheckpointImagePublisher? images = null,
-        Random? random = null)
+        HealthRegistry health, OutboxPublisherOptions options, TimeProvider time, ILogger? logger = null,
+        ICheckpointImagePublisher? images = null, Random? random = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         _outbox = outbox;
@@ -70,16 +89,18 @@ public sealed partial class OutboxPublisher
         _logger = logger ?? NullLogger.Instance;
         _images = images;
         _random = random ?? Random.Shared;
+        _loop = new LoopHealth(HealthComponent, health, time, options.InitialRoundRetry, options.MaxRoundRetry, _random);
     }
 
     public async Task RunAsync(CancellationToken ct)
     {
-        _status.Refresh();
         var wasReachable = false;
         while (!ct.IsCancellationRequested)
         {
+            Task wake;
             try
             {
+                _status.Refresh();
                 var flipped = _apiServer.WaitForChangeAsync(ct);
                 if (!_apiServer.IsReachable)
                 {
@@ -96,7 +117,23 @@ public sealed partial class OutboxPublisher
                 }
                 wasReachable = true;
                 var wait = await PublishPendingAsync(ct).ConfigureAwait(false) ?? _options.Poll;
-                await Task.WhenAny(Task.Delay(wait, _time, ct), flipped).ConfigureAwait(false);
+                _loop.Succeeded();
+                wake = Task.WhenAny(Task.Delay(wait, _time, ct), flipped);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // the outbox could not be read or acknowledged (a full disk): the round is tried again, the loop goes on
+                var wait = _loop.Failed(e);
+                Log.RoundFailed(_logger, e, wait);
+                wake = Task.Delay(wait, _time, ct);
+            }
+            try
+            {
+                await wake.ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -117,6 +154,12 @@ public sealed partial class OutboxPublisher
             if (batch.Count == 0) return null;
             foreach (var entry in batch)
             {
+                if (entry.Record.Kind == OutboxRecordKind.RunStarted && !RunHasEnded(entry))
+                {
+                    // an offline run is checkpointing, or its records wait to be appended: what follows waits for it
+                    Log.WaitingForRun(_logger, entry.Position);
+                    return _options.Poll;
+                }
                 string result;
                 try
                 {
@@ -143,11 +186,32 @@ public sealed partial class OutboxPublisher
                 }
                 Interlocked.Exchange(ref _failures, 0);
                 _outbox.Acknowledge(entry);
-                _status.ReportPublished();
-                _status.Published.Inc(1, result);
+                if (result != MarkerResult)
+                {
+                    _status.ReportPublished();
+                    _status.Published.Inc(1, result);
+                }
                 _status.Refresh();
             }
         }
+    }
+
+    /// <summary>Whether a later record ends the run that <paramref name="start"/> marks (a corrupt mark ends nothing and is passed).</summary>
+    private bool RunHasEnded(OutboxEntry start)
+    {
+        OfflineRun? run;
+        try
+        {
+            run = JsonSerializer.Deserialize(start.Record.Body, AutonomyJsonContext.Default.OfflineRun);
+        }
+        catch (JsonException)
+        {
+            return true;
+        }
+        if (run is null) return true;
+        foreach (var later in _outbox.Pending(int.MaxValue))
+            if (later.Position > start.Position && OutboxRuns.Ends(later.Record, run.Namespace, run.CheckpointName)) return true;
+        return false;
     }
 
     /// <summary>A failure as the health entry names it; a refusal says where to look, since it will not pass by itself.</summary>
@@ -178,6 +242,7 @@ public sealed partial class OutboxPublisher
             OutboxRecordKind.ScheduleStatus => ScheduleStatusAsync(Deserialize(record.Body, AutonomyJsonContext.Default.OfflineScheduleRun), ct),
             OutboxRecordKind.Event => CreateEventAsync(Deserialize(record.Body, Resources.CoreEvents.Json), ct),
             OutboxRecordKind.EventRepeat => RepeatEventAsync(Deserialize(record.Body, Resources.CoreEvents.Json), ct),
+            OutboxRecordKind.RunStarted or OutboxRecordKind.RunEnded => Task.FromResult(MarkerResult),
             _ => throw new NotSupportedException($"outbox record kind {(int)record.Kind} is unknown to this version of crsc"),
         };
     }
@@ -187,6 +252,9 @@ public sealed partial class OutboxPublisher
 
     private async Task<string> CreateCheckpointAsync(ContainerCheckpoint ckpt, CancellationToken ct)
     {
+        var ns = ckpt.Metadata.Namespace ?? throw new JsonException("ContainerCheckpoint record without a namespace");
+        var name = ckpt.Metadata.Name ?? throw new JsonException("ContainerCheckpoint record without a name");
+        var archiveId = ArchiveOf(ckpt);
         try
         {
             await _checkpoints.CreateAsync(ckpt, ct).ConfigureAwait(false);
@@ -194,11 +262,90 @@ public sealed partial class OutboxPublisher
         }
         catch (AlreadyExistsException)
         {
-            var existing = await _checkpoints.GetAsync(ckpt.Metadata.Namespace, ckpt.Metadata.Name!, ct).ConfigureAwait(false);
-            if (SameRun(existing, ckpt)) return "existed";
-            Log.NameTaken(_logger, ckpt.Metadata.Namespace!, ckpt.Metadata.Name!);
+            ContainerCheckpoint existing;
+            try
+            {
+                existing = await _checkpoints.GetAsync(ns, name, ct).ConfigureAwait(false);
+            }
+            catch (NotFoundException e)
+            {
+                // deleted between the two calls: the create is tried again
+                throw new InvalidOperationException($"ContainerCheckpoint {ns}/{name} existed and was gone when read: {e.Message}", e);
+            }
+            // the object of that name refers to this archive (this run, published before a crash): the archive is owned
+            if (SameRun(existing, ckpt) || (archiveId is not null && ArchiveOf(existing) == archiveId)) return "existed";
+            // another checkpoint holds the name (the online path took the same slot): this archive could never be
+            // referenced, and a second object for the slot under another name would be a duplicate run
+            DiscardArchive(ns, name, archiveId, $"another ContainerCheckpoint of that name exists (uid {existing.Metadata.Uid})");
+            await RecordDiscardedAsync(ckpt, archiveId, $"another ContainerCheckpoint named {name} exists", ct).ConfigureAwait(false);
             return "dropped";
         }
+        catch (KubeApiException e) when (NamespaceGone(e, ns))
+        {
+            DiscardArchive(ns, name, archiveId, e is NotFoundException ? $"namespace {ns} no longer exists" : $"namespace {ns} is being deleted");
+            return "dropped";
+        }
+        catch (KubeApiException e) when (e is InvalidException || e.Code == 400)
+        {
+            DiscardArchive(ns, name, archiveId, $"the API server refuses the ContainerCheckpoint: {e.Message}");
+            await RecordDiscardedAsync(ckpt, archiveId, $"the API server refuses ContainerCheckpoint {name}: {e.Message}", ct).ConfigureAwait(false);
+            return "dropped";
+        }
+    }
+
+    private static string? ArchiveOf(ContainerCheckpoint ckpt) =>
+        ckpt.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.ArchiveIdAnnotation);
+
+    /// <summary>
+    /// Whether a refused write says that namespace <paramref name="ns"/> is gone (404 <c>namespaces "ns" not found</c>)
+    /// or going (403 <c>… because it is being terminated</c>), as kube-apiserver's namespace lifecycle admission answers;
+    /// any other 404 (say, the CRD is not installed) is not.
+    /// </summary>
+    internal static bool NamespaceGone(KubeApiException e, string ns) => e switch
+    {
+        NotFoundException => e.Message == $"namespaces \"{ns}\" not found",
+        ForbiddenException => e.Message.Contains($"unable to create new content in namespace {ns} because it is being terminated", StringComparison.Ordinal),
+        _ => false,
+    };
+
+    /// <summary>Deletes the archive of an offline checkpoint that can never be published (crsc's own file); says so.</summary>
+    private void DiscardArchive(string ns, string name, string? archiveId, string why)
+    {
+        var deleted = archiveId is not null && _store.Delete(archiveId);
+        if (deleted) Log.Discarded(_logger, ns, name, archiveId!, why);
+        else Log.DiscardedNoArchive(_logger, ns, name, archiveId ?? "(none)", why);
+    }
+
+    /// <summary>A Warning Event on the checkpoint's schedule that its offline archive was deleted (idempotent by name).</summary>
+    private async Task RecordDiscardedAsync(ContainerCheckpoint ckpt, string? archiveId, string why, CancellationToken ct)
+    {
+        if (ckpt.Metadata.OwnerReferences?.FirstOrDefault(o => o.Controller == true) is not { } owner) return;
+        var node = ckpt.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.TakenOfflineAnnotation);
+        var now = _time.GetUtcNow();
+        var ev = new CoreEvent
+        {
+            InvolvedObject = new CoreEventReference
+            {
+                ApiVersion = owner.ApiVersion,
+                Kind = owner.Kind,
+                Namespace = ckpt.Metadata.Namespace,
+                Name = owner.Name,
+                Uid = owner.Uid,
+            },
+            Type = CoreEvent.Warning,
+            Reason = "CheckpointDiscarded",
+            Message = $"the offline checkpoint {ckpt.Metadata.Name} (archive {archiveId ?? "none"}) was deleted{(node is null ? "" : " from node " + node)}: {why}",
+            Source = new CoreEventSource { Component = _options.EventComponent, Host = node },
+            ReportingComponent = _options.EventComponent,
+            ReportingInstance = node,
+            FirstTimestamp = now,
+            LastTimestamp = now,
+            Count = 1,
+        };
+        ev.Metadata.Namespace = ckpt.Metadata.Namespace;
+        // the same name on a retry: one Event per discarded archive
+        ev.Metadata.Name = $"{owner.Name}.{Schedules.ScheduleNames.ShortHash($"{ckpt.Metadata.Name}/{archiveId}")}";
+        await CreateEventAsync(ev, ct).ConfigureAwait(false);
     }
 
     /// <summary>The object of that name is this run: same pod, container, archive and owning schedule.</summary>
@@ -371,6 +518,11 @@ public sealed partial class OutboxPublisher
         {
             return "existed";
         }
+        catch (KubeApiException e) when (NamespaceGone(e, ev.Metadata.Namespace ?? ""))
+        {
+            // nothing is left to be told about
+            return "superseded";
+        }
     }
 
     private async Task<string> RepeatEventAsync(CoreEvent ev, CancellationToken ct)
@@ -398,8 +550,17 @@ public sealed partial class OutboxPublisher
         [LoggerMessage(3, LogLevel.Error, "Outbox record {Kind} at {Position} can never be published as it is; it is dropped")]
         public static partial void Dropped(ILogger logger, Exception exception, string kind, long position);
 
-        [LoggerMessage(4, LogLevel.Error, "ContainerCheckpoint {Namespace}/{Name} taken offline is not published: another object of that name exists")]
-        public static partial void NameTaken(ILogger logger, string @namespace, string name);
+        [LoggerMessage(4, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name} taken offline can never be published ({Reason}); its archive {CheckpointId} is deleted")]
+        public static partial void Discarded(ILogger logger, string @namespace, string name, string checkpointId, string reason);
+
+        [LoggerMessage(9, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name} taken offline can never be published ({Reason}); its archive {CheckpointId} is not in the store")]
+        public static partial void DiscardedNoArchive(ILogger logger, string @namespace, string name, string checkpointId, string reason);
+
+        [LoggerMessage(10, LogLevel.Error, "Outbox publisher round failed; retrying in {Wait}")]
+        public static partial void RoundFailed(ILogger logger, Exception exception, TimeSpan wait);
+
+        [LoggerMessage(11, LogLevel.Debug, "Outbox record at {Position} marks an offline run that has not ended; later records wait")]
+        public static partial void WaitingForRun(ILogger logger, long position);
 
         [LoggerMessage(5, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name} (archive {CheckpointId}) was deleted before its Content was published; skipped")]
         public static partial void CheckpointGone(ILogger logger, string @namespace, string name, string checkpointId);

@@ -73,6 +73,7 @@ internal sealed partial class NodeAutonomyService(
     ApiServerState apiServer,
     CheckpointRunner runner,
     ICheckpointStore store,
+    HealthRegistry health,
     IServiceProvider services,
     TimeProvider time,
     ILoggerFactory loggers) : BackgroundService
@@ -80,17 +81,25 @@ internal sealed partial class NodeAutonomyService(
     protected override Task ExecuteAsync(CancellationToken ct)
     {
         if (autonomy.Outbox is not { } outbox || autonomy.Status is not { } status || cluster.Api is not { } api) return Task.CompletedTask;
-        var scheduler = new OfflineScheduler(autonomy.State, apiServer, runner, outbox, status,
+        var scheduler = new OfflineScheduler(autonomy.State, apiServer, runner, store, outbox, status, health,
             new OfflineSchedulerOptions { NodeName = cluster.NodeName }, time, loggers.CreateLogger<OfflineScheduler>());
-        var publisher = new OutboxPublisher(outbox, api, store, apiServer, status, new OutboxPublisherOptions(), time,
+        var publisher = new OutboxPublisher(outbox, api, store, apiServer, status, health, new OutboxPublisherOptions(), time,
             loggers.CreateLogger<OutboxPublisher>(), services.GetService<ICheckpointImagePublisher>());
-        var running = new List<Task> { Guard("offline scheduler", scheduler.RunAsync(ct)), Guard("outbox publisher", publisher.RunAsync(ct)) };
+        var running = new List<Task>
+        {
+            Guard("offline scheduler", OfflineScheduler.HealthComponent, scheduler.RunAsync(ct)),
+            Guard("outbox publisher", OutboxPublisher.HealthComponent, publisher.RunAsync(ct)),
+        };
         if (cluster.Schedules is { } schedules && cluster.NodePods is { } pods)
-            running.Add(Guard("node state", new NodeStateRecorder(autonomy.State, schedules, pods, cluster.NodeName, time).RunAsync(ct)));
+            running.Add(Guard("node state", null, new NodeStateRecorder(autonomy.State, schedules, pods, cluster.NodeName, time).RunAsync(ct)));
         return Task.WhenAll(running);
     }
 
-    private async Task Guard(string what, Task task)
+    /// <summary>
+    /// The last line: the scheduler and the publisher retry their own failed rounds, so one that still ends with an
+    /// error is a bug; it is logged and shown in its health entry, and the daemon goes on.
+    /// </summary>
+    private async Task Guard(string what, string? component, Task task)
     {
         try
         {
@@ -102,6 +111,7 @@ internal sealed partial class NodeAutonomyService(
         catch (Exception e)
         {
             Log.LoopFailed(loggers.CreateLogger<NodeAutonomyService>(), e, what);
+            if (component is not null) health.Report(component, HealthStatus.Degraded, $"stopped: {e.Message}");
         }
     }
 

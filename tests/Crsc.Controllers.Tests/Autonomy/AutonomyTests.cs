@@ -21,8 +21,15 @@ internal sealed class MemoryOutbox(long maxBytes = 1 << 20) : IOutbox
     private long _next;
     public List<OutboxRecord> Appended { get; } = [];
 
+    /// <summary>Fault hook: called before each append with its records; an exception it returns is thrown and nothing is appended.</summary>
+    public Func<IReadOnlyList<OutboxRecord>, Exception?>? AppendFault { get; set; }
+
+    /// <summary>Fault hook: called before each acknowledgement; an exception it returns is thrown and nothing is acknowledged.</summary>
+    public Func<Exception?>? AcknowledgeFault { get; set; }
+
     public void Append(IReadOnlyList<OutboxRecord> records)
     {
+        if (AppendFault?.Invoke(records) is { } fault) throw fault;
         var bytes = records.Sum(r => 9L + r.Body.Length);
         if (Usage.Bytes + bytes > maxBytes) throw new OutboxFullException("outbox full: test bound");
         foreach (var r in records)
@@ -37,6 +44,7 @@ internal sealed class MemoryOutbox(long maxBytes = 1 << 20) : IOutbox
 
     public void Acknowledge(OutboxEntry entry)
     {
+        if (AcknowledgeFault?.Invoke() is { } fault) throw fault;
         Assert.Equal(_pending[0].Position, entry.Position);
         _pending.RemoveAt(0);
     }
@@ -64,7 +72,7 @@ internal sealed class StoreRunner(FakeCheckpointStore store, TimeProvider time) 
     }
 }
 
-public sealed class AutonomyTests
+public sealed partial class AutonomyTests
 {
     private static readonly DateTimeOffset Created = new(2026, 3, 1, 10, 0, 0, TimeSpan.Zero);
 
@@ -92,23 +100,29 @@ public sealed class AutonomyTests
         public OfflineScheduler Scheduler { get; }
         public FakeKube Kube { get; }
 
-        public Rig(long outboxBytes = 1 << 20, long reserve = 1024)
+        /// <param name="attempted">whether the connection monitor has already tried the API server (and failed)</param>
+        public Rig(long outboxBytes = 1 << 20, long reserve = 1024, bool attempted = true)
         {
             Outbox = new MemoryOutbox(outboxBytes);
             State = new NodeStateStore(File, "node-a");
             Api = new ApiServerState(Time);
+            if (attempted) Api.ReportUnreachable("connection refused");
             Health = new HealthRegistry(Time);
             Status = new OutboxStatus(Outbox, Health, new MetricsRegistry()) { Reserve = reserve };
             Store = new FakeCheckpointStore(Time);
             Runner = new StoreRunner(Store, Time);
-            Scheduler = new OfflineScheduler(State, Api, Runner, Outbox, Status, new OfflineSchedulerOptions { NodeName = "node-a" }, Time);
+            Scheduler = NewScheduler(State, Runner);
             Kube = new FakeKube(Time);
             State.ReplaceView([new SavedSchedule(Schedule(), ["web-6c5d8-abcde"])],
                 [new SavedPod("default", "web-6c5d8-abcde", "pod-uid-1", "web", ["app", "crsc-interceptor"])]);
         }
 
-        public OutboxPublisher Publisher() => new(Outbox, Kube, Store, Api, Status,
+        public OutboxPublisher Publisher() => new(Outbox, Kube, Store, Api, Status, Health,
             new OutboxPublisherOptions { Spread = TimeSpan.Zero }, Time);
+
+        /// <summary>A scheduler over this rig's outbox, store and health (a restarted daemon passes its own state and runner).</summary>
+        public OfflineScheduler NewScheduler(NodeStateStore state, ICheckpointRunner runner) =>
+            new(state, Api, runner, Store, Outbox, Status, Health, new OfflineSchedulerOptions { NodeName = "node-a" }, Time);
     }
 
     [Fact]
@@ -129,11 +143,12 @@ public sealed class AutonomyTests
         // the sidecar is not checkpointed; the app container is, once, through the runner
         var request = Assert.Single(rig.Runner.Requests);
         Assert.Equal(("default", "web-6c5d8-abcde", "app", name), (request.Namespace, request.Pod, request.Container, request.CheckpointObjectName));
-        Assert.Equal([OutboxRecordKind.CheckpointCreate, OutboxRecordKind.ContentCreate, OutboxRecordKind.CheckpointStatus,
-            OutboxRecordKind.ScheduleStatus, OutboxRecordKind.Event], rig.Outbox.Appended.Select(r => r.Kind));
+        // the start mark before the runtime is called, then what the cluster must learn
+        Assert.Equal([OutboxRecordKind.RunStarted, OutboxRecordKind.CheckpointCreate, OutboxRecordKind.ContentCreate,
+            OutboxRecordKind.CheckpointStatus, OutboxRecordKind.ScheduleStatus, OutboxRecordKind.Event], rig.Outbox.Appended.Select(r => r.Kind));
         Assert.Equal(runAt, rig.State.LastRun("sched-uid-1", "web-6c5d8-abcde", "app")!.RunAt);
         Assert.Equal(name, rig.File.Saved!.Runs.Single().CheckpointName);
-        Assert.Contains("outbox: 5 record(s) waiting for the API server", rig.Health.Summary());
+        Assert.Contains("outbox: 6 record(s) waiting for the API server", rig.Health.Summary());
 
         // the same slot again: nothing; the next slot: a second run
         await rig.Scheduler.RunDueAsync(CancellationToken.None);
@@ -164,8 +179,7 @@ public sealed class AutonomyTests
         state.ReplaceView([new SavedSchedule(Schedule(), ["web-6c5d8-abcde"])],
             [new SavedPod("default", "web-6c5d8-abcde", "pod-uid-1", "web", ["app", "crsc-interceptor"])]);
         var runner = new StoreRunner(rig.Store, rig.Time);
-        var restarted = new OfflineScheduler(state, rig.Api, runner, rig.Outbox, rig.Status,
-            new OfflineSchedulerOptions { NodeName = "node-a" }, rig.Time);
+        var restarted = rig.NewScheduler(state, runner);
 
         Assert.Equal(1, restarted.RecoverRuns());
         await restarted.RunDueAsync(CancellationToken.None);
@@ -274,7 +288,7 @@ public sealed class AutonomyTests
         rig.Outbox.Append([EventRecord()]);
         var events = rig.Kube.For(Resources.CoreEvents);
         events.Unavailable = true;
-        var publisher = new OutboxPublisher(rig.Outbox, rig.Kube, rig.Store, rig.Api, rig.Status,
+        var publisher = new OutboxPublisher(rig.Outbox, rig.Kube, rig.Store, rig.Api, rig.Status, rig.Health,
             new OutboxPublisherOptions { InitialRetry = TimeSpan.FromSeconds(1), MaxRetry = TimeSpan.FromSeconds(8), Spread = TimeSpan.Zero },
             rig.Time, random: new Random(7));
 

@@ -31,6 +31,24 @@ public sealed class FakeKube(TimeProvider? time = null) : IKubeApi
     }
 
     public long CurrentResourceVersion { get { lock (Gate) return ResourceVersion; } }
+
+    /// <summary>
+    /// When true, a namespaced object is created only in a Namespace stored in this fake, as kube-apiserver's
+    /// NamespaceLifecycle admission does: 404 <c>namespaces "x" not found</c> when it is missing, 403 "… because it is
+    /// being terminated" when it has a deletionTimestamp. Off by default (most tests never create namespaces).
+    /// </summary>
+    public bool NamespacesMustExist { get; set; }
+
+    // caller holds the gate (Lock is reentrant)
+    internal void CheckNamespace(string ns, string plural, string name)
+    {
+        if (!NamespacesMustExist) return;
+        var stored = For(Crsc.Api.Kubernetes.Resources.Namespaces).Stored(null, ns);
+        if (stored is null) throw new NotFoundException("NotFound", $"namespaces \"{ns}\" not found");
+        if (stored.Metadata.DeletionTimestamp is not null)
+            throw new ForbiddenException("Forbidden",
+                $"{plural} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated");
+    }
 }
 
 /// <summary>
@@ -243,6 +261,7 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
             if (string.IsNullOrEmpty(meta.Name)) throw new InvalidException("Invalid", "metadata.name: Required value");
             if (!Type.Namespaced) meta.Namespace = null;
             else if (string.IsNullOrEmpty(meta.Namespace)) throw new InvalidException("Invalid", "metadata.namespace: Required value");
+            else _kube.CheckNamespace(meta.Namespace, Type.Plural, meta.Name);
             var key = Key(meta.Namespace, meta.Name);
             if (_objects.ContainsKey(key))
                 throw new AlreadyExistsException("AlreadyExists", $"{Type.Plural} \"{meta.Name}\" already exists");

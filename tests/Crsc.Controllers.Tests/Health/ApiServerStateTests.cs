@@ -54,4 +54,23 @@ public sealed class ApiServerStateTests
         await wait.WaitAsync(TimeSpan.FromSeconds(5));
         Assert.False(state.WaitForChangeAsync(CancellationToken.None).IsCompleted);
     }
+
+    [Fact]
+    public async Task Is_not_offline_until_the_first_attempt_whatever_it_found()
+    {
+        var state = new ApiServerState(new ManualTimeProvider(DateTimeOffset.Parse("2026-01-01T00:00:00Z")));
+        var first = state.WaitForFirstAttemptAsync(CancellationToken.None);
+        Assert.False(state.Attempted);
+        Assert.False(state.IsOffline);
+        Assert.False(first.IsCompleted);
+
+        // the first attempt failed: unreachable was already the state (no flip), yet now the node is offline
+        state.ReportUnreachable("connection refused");
+        await first.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(state.Attempted);
+        Assert.True(state.IsOffline);
+        state.ReportReachable();
+        Assert.False(state.IsOffline);
+        Assert.True(state.WaitForFirstAttemptAsync(CancellationToken.None).IsCompleted);
+    }
 }
