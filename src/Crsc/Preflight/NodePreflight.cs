@@ -164,6 +164,9 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
             rows.Add(AdvisoryRow(runtime.RuntimeName.ToLowerInvariant(), runtime.RuntimeVersionString, null));
 
         var checkedAny = false;
+        void AddBinaryRow(PreflightRow row, string binary) =>
+            // two runc binaries (the configured one and the one on the path) get distinct check names: tools key rows by name
+            rows.Add(rows.Any(r => r.Check == row.Check) ? row with { Check = $"{row.Check} {binary}" } : row);
         foreach (var binary in OciRuntimeBinaries())
         {
             var output = await programs.RunAsync(binary, ["--version"], OciRuntimeVersionTimeout, ct).ConfigureAwait(false);
@@ -172,13 +175,13 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
             var fileName = Path.GetFileName(binary);
             if (output.ExitCode == 0 && m.Success)
             {
-                rows.Add(AdvisoryRow(m.Groups["name"].Value, m.Groups["version"].Value, binary));
+                AddBinaryRow(AdvisoryRow(m.Groups["name"].Value, m.Groups["version"].Value, binary), binary);
                 checkedAny = true;
             }
             else if (fileName is "runc" or "crun")
             {
-                rows.Add(PreflightRow.Warn($"{fileName} security", $"{binary} --version (exit {output.ExitCode}) did not say its version: {FirstLine(output.Output)}; its restore security fixes were not checked",
-                    $"make sure {fileName} has the fixes for {string.Join(", ", RestoreAdvisories.All.Where(a => a.Component == fileName).Select(a => a.Id))}"));
+                AddBinaryRow(PreflightRow.Warn($"{fileName} security", $"{binary} --version (exit {output.ExitCode}) did not say its version: {FirstLine(output.Output)}; its restore security fixes were not checked",
+                    $"make sure {fileName} has the fixes for {string.Join(", ", RestoreAdvisories.All.Where(a => a.Component == fileName).Select(a => a.Id))}"), binary);
                 checkedAny = true;
             }
             // another OCI runtime (runsc, kata, youki…): no advisories are tracked for it

@@ -91,6 +91,18 @@ public sealed class RestoreAdvisoryPreflightTests
     }
 
     [Fact]
+    public async Task Two_runc_binaries_get_one_row_each_under_distinct_names()
+    {
+        var node = FakeNode.Healthy();
+        node.Files["/etc/containerd/config.toml"] = "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n  BinaryName = '/usr/local/sbin/runc'\n";
+        node.Programs["/usr/local/sbin/runc --version"] = RuncSays("1.2.8");
+        var rows = (await node.RunAsync()).Where(r => r.Check.StartsWith("runc security", StringComparison.Ordinal)).ToList();
+        Assert.Equal(["runc security", "runc security /usr/bin/runc"], rows.Select(r => r.Check));
+        Assert.Equal([PreflightStatus.Warn, PreflightStatus.Ok], rows.Select(r => r.Status));
+        Assert.Contains("(/usr/local/sbin/runc)", rows[0].Detail);
+    }
+
+    [Fact]
     public async Task A_runc_whose_version_cannot_be_read_is_reported_as_not_checked()
     {
         var node = FakeNode.Healthy();
