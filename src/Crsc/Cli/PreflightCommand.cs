@@ -13,9 +13,11 @@ internal static class PreflightCommand
         Description = "Checks what crsc needs on a node and prints one row per check (OK, WARN or FAIL) with a\n" +
                       "\"fix:\" line for each row that is not OK: the runtime's CRI socket answers and its version\n" +
                       "can checkpoint and restore (CRI-O >= 1.26, containerd 2.1-2.3), CRIU >= 4 is installed and\n" +
-                      "`criu check` passes, the cgroup layout, the kernel's checkpoint/restore support, and that\n" +
-                      "crsc's directories are root-owned and 0700 (or can be created). Reads the configuration like\n" +
-                      "`crsc daemon`. Exit 0 when nothing FAILs, 1 otherwise. Run it as root.",
+                      "`criu check` passes, the cgroup layout, the kernel's checkpoint/restore support, that\n" +
+                      "crsc's directories are root-owned and 0700 (or can be created), and whether the runtime and\n" +
+                      "its runc/crun predate security fixes that matter for restores (a WARN names the advisory and\n" +
+                      "the release to upgrade to). Reads the configuration like `crsc daemon`. Exit 0 when nothing\n" +
+                      "FAILs (warnings included), 1 otherwise. Run it as root.",
         Options = [new OptionSpec("--json", null, "print the rows as JSON"), .. Commands.ConfigFlags()],
         Handler = RunAsync,
         Examples = ["sudo crsc preflight", "sudo crsc preflight --runtime-endpoint unix:///run/containerd/containerd.sock", "crsc preflight --json"],

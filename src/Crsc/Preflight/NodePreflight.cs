@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Crsc.Configuration;
+using Crsc.Controllers.Runtime;
 using Crsc.Cri;
 
 namespace Crsc.Preflight;
@@ -8,8 +9,9 @@ namespace Crsc.Preflight;
 /// <summary>
 /// The checks of <c>crsc preflight</c>: can crsc checkpoint and restore containers on this node?
 /// The container runtime (its CRI socket and version), CRIU (≥ 4 and <c>criu check</c>), the cgroup
-/// layout, the kernel's checkpoint/restore features, and crsc's own directories. Every row that is not
-/// OK says how to fix it. Reads the node only through <see cref="IPreflightHost"/>,
+/// layout, the kernel's checkpoint/restore features, crsc's own directories, and whether the runtime and
+/// its OCI runtime (runc, crun) predate security fixes that matter for restores
+/// (<see cref="RestoreAdvisories"/>). Every row that is not OK says how to fix it. Reads the node only through <see cref="IPreflightHost"/>,
 /// <see cref="IProgramRunner"/> and <see cref="IRuntimeVersionProbe"/>.
 /// </summary>
 internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner programs, IRuntimeVersionProbe runtime)
@@ -18,6 +20,15 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
     private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan CriuVersionTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan CriuCheckTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan OciRuntimeVersionTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Where CRI-O and containerd name the OCI runtime binaries they run (<c>runtime_path</c>, <c>BinaryName</c>).</summary>
+    internal static readonly string[] RuntimeConfigFiles = ["/etc/crio/crio.conf", "/etc/containerd/config.toml"];
+    internal static readonly (string Directory, string Suffix)[] RuntimeConfigDirectories =
+        [("/etc/crio/crio.conf.d", ".conf"), ("/etc/containerd/conf.d", ".toml")];
+
+    /// <summary>The OCI runtimes looked up on the search path when the configuration names none (or as well).</summary>
+    internal static readonly string[] OciRuntimeNames = ["runc", "crun"];
 
     /// <summary>Kernel options CRIU needs (missing = FAIL) and those that only enable extras (missing = WARN).</summary>
     internal static readonly string[] RequiredKernelOptions =
@@ -31,8 +42,10 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
         if (host.EffectiveUid != 0)
             rows.Add(PreflightRow.Warn("user", $"running as uid {host.EffectiveUid}, not root: some checks cannot see everything",
                 "run `sudo crsc preflight` (the daemon runs as root)"));
-        rows.AddRange(await CheckRuntimeAsync(options.RuntimeEndpoint, ct).ConfigureAwait(false));
+        var (runtimeRows, runtimeVersion) = await CheckRuntimeAsync(options.RuntimeEndpoint, ct).ConfigureAwait(false);
+        rows.AddRange(runtimeRows);
         rows.AddRange(await CheckCriuAsync(ct).ConfigureAwait(false));
+        rows.AddRange(await CheckRestoreAdvisoriesAsync(runtimeVersion, ct).ConfigureAwait(false));
         rows.Add(CheckCgroups());
         rows.AddRange(CheckKernel());
         rows.Add(CheckPrivateDirectory("checkpointDir", options.CheckpointDir));
@@ -44,30 +57,30 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
 
     // --- container runtime -----------------------------------------------------------------------
 
-    private async Task<IEnumerable<PreflightRow>> CheckRuntimeAsync(string endpoint, CancellationToken ct)
+    private async Task<(IEnumerable<PreflightRow> Rows, RuntimeVersion? Version)> CheckRuntimeAsync(string endpoint, CancellationToken ct)
     {
         string socket;
         try { socket = CriEndpoint.Parse(endpoint).SocketPath; }
         catch (FormatException e)
         {
-            return [PreflightRow.Fail("runtime socket", e.Message, "set runtime.endpoint to unix:///PATH of the runtime's CRI socket")];
+            return ([PreflightRow.Fail("runtime socket", e.Message, "set runtime.endpoint to unix:///PATH of the runtime's CRI socket")], null);
         }
         var info = host.Stat(socket);
         if (info is null)
-            return [PreflightRow.Fail("runtime socket", $"{socket} does not exist",
-                "start the container runtime (systemctl start crio or containerd), or set runtime.endpoint (containerd: unix:///run/containerd/containerd.sock)")];
+            return ([PreflightRow.Fail("runtime socket", $"{socket} does not exist",
+                "start the container runtime (systemctl start crio or containerd), or set runtime.endpoint (containerd: unix:///run/containerd/containerd.sock)")], null);
         if (info.Kind != PathKind.Socket)
-            return [PreflightRow.Fail("runtime socket", $"{socket} is a {info.Kind.ToString().ToLowerInvariant()}, not a socket",
-                "set runtime.endpoint to the runtime's CRI socket")];
+            return ([PreflightRow.Fail("runtime socket", $"{socket} is a {info.Kind.ToString().ToLowerInvariant()}, not a socket",
+                "set runtime.endpoint to the runtime's CRI socket")], null);
         try
         {
             var v = await runtime.VersionAsync(endpoint, RuntimeTimeout, ct).ConfigureAwait(false);
-            return [PreflightRow.Ok("runtime socket", $"{socket} answers (CRI {v.RuntimeApiVersion})"), RuntimeVersionRow(v.RuntimeName, v.RuntimeVersionString)];
+            return ([PreflightRow.Ok("runtime socket", $"{socket} answers (CRI {v.RuntimeApiVersion})"), RuntimeVersionRow(v.RuntimeName, v.RuntimeVersionString)], v);
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            return [PreflightRow.Fail("runtime socket", $"{socket} exists but CRI Version failed: {e.Message}",
-                "check the runtime's logs (journalctl -u crio / -u containerd) and that its CRI plugin is enabled")];
+            return ([PreflightRow.Fail("runtime socket", $"{socket} exists but CRI Version failed: {e.Message}",
+                "check the runtime's logs (journalctl -u crio / -u containerd) and that its CRI plugin is enabled")], null);
         }
     }
 
@@ -135,6 +148,89 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
         var m = CriuVersionRegex().Match(output);
         return m.Success ? ParseVersion(m.Groups[1].Value) : null;
     }
+
+    // --- restore security fixes ------------------------------------------------------------------
+
+    /// <summary>
+    /// One row per component with known restore-relevant advisories: the runtime (from its CRI Version
+    /// answer) and each runc/crun binary the runtime's configuration names or the search path has.
+    /// A component that predates a fix is a warning (never a failure): distributions backport fixes
+    /// under older version numbers, so the version alone cannot prove a node vulnerable.
+    /// </summary>
+    internal async Task<IReadOnlyList<PreflightRow>> CheckRestoreAdvisoriesAsync(RuntimeVersion? runtime, CancellationToken ct)
+    {
+        var rows = new List<PreflightRow>();
+        if (runtime is not null && RestoreAdvisories.Covers(runtime.RuntimeName.ToLowerInvariant()))
+            rows.Add(AdvisoryRow(runtime.RuntimeName.ToLowerInvariant(), runtime.RuntimeVersionString, null));
+
+        var checkedAny = false;
+        void AddBinaryRow(PreflightRow row, string binary) =>
+            // two runc binaries (the configured one and the one on the path) get distinct check names: tools key rows by name
+            rows.Add(rows.Any(r => r.Check == row.Check) ? row with { Check = $"{row.Check} {binary}" } : row);
+        foreach (var binary in OciRuntimeBinaries())
+        {
+            var output = await programs.RunAsync(binary, ["--version"], OciRuntimeVersionTimeout, ct).ConfigureAwait(false);
+            if (!output.Started) continue; // named in a configuration but not installed: the runtime cannot run it either
+            var m = OciRuntimeVersionRegex().Match(output.Output);
+            var fileName = Path.GetFileName(binary);
+            if (output.ExitCode == 0 && m.Success)
+            {
+                AddBinaryRow(AdvisoryRow(m.Groups["name"].Value, m.Groups["version"].Value, binary), binary);
+                checkedAny = true;
+            }
+            else if (fileName is "runc" or "crun")
+            {
+                AddBinaryRow(PreflightRow.Warn($"{fileName} security", $"{binary} --version (exit {output.ExitCode}) did not say its version: {FirstLine(output.Output)}; its restore security fixes were not checked",
+                    $"make sure {fileName} has the fixes for {string.Join(", ", RestoreAdvisories.All.Where(a => a.Component == fileName).Select(a => a.Id))}"), binary);
+                checkedAny = true;
+            }
+            // another OCI runtime (runsc, kata, youki…): no advisories are tracked for it
+        }
+        if (!checkedAny)
+            rows.Add(PreflightRow.Warn("oci runtime security", "neither runc nor crun was found (search path and the runtime's configuration): their restore security fixes were not checked",
+                "make sure the OCI runtime the container runtime uses is current (runc >= 1.3.6, crun >= 1.28)"));
+        return rows;
+    }
+
+    /// <summary>The row for <paramref name="component"/> at <paramref name="versionText"/>, found at <paramref name="path"/> (null: from the CRI).</summary>
+    internal static PreflightRow AdvisoryRow(string component, string versionText, string? path)
+    {
+        var check = $"{component} security";
+        var label = path is null ? $"{component} {versionText}" : $"{component} {versionText} ({path})";
+        var version = PackageVersion.Parse(versionText);
+        if (version is null)
+            return PreflightRow.Warn(check, $"{label}: version not understood, its restore security fixes were not checked",
+                $"make sure {component} has the fixes for {string.Join(", ", RestoreAdvisories.All.Where(a => a.Component == component).Select(a => a.Id))}");
+        var verdict = RestoreAdvisories.Check(component, version);
+        if (verdict.UpgradeTo is null)
+            return PreflightRow.Ok(check, $"{label} is not affected by {string.Join(", ", verdict.Known.Select(a => a.Id))}");
+        return PreflightRow.Warn(check,
+            $"{label} predates the fix for {string.Join("; ", verdict.Missing.Select(a => $"{a.Id}: {a.Summary}"))}",
+            $"upgrade {component} to {verdict.UpgradeTo} or later (a distribution package may carry the fix under an older version: check its changelog for the CVE)");
+    }
+
+    /// <summary>
+    /// The OCI runtime binaries to check: absolute paths named by <c>runtime_path</c> (CRI-O) and
+    /// <c>BinaryName</c> (containerd) in the runtime's configuration, then runc and crun on the search path.
+    /// </summary>
+    internal IReadOnlyList<string> OciRuntimeBinaries()
+    {
+        var files = new List<string>(RuntimeConfigFiles);
+        foreach (var (directory, suffix) in RuntimeConfigDirectories)
+            files.AddRange(host.ListFiles(directory).Where(f => f.EndsWith(suffix, StringComparison.Ordinal)));
+        var binaries = new List<string>();
+        foreach (var file in files)
+            if (host.ReadText(file) is { } text)
+                binaries.AddRange(ConfiguredRuntimeBinaries(text));
+        foreach (var name in OciRuntimeNames)
+            if (host.FindExecutable(name) is { } found)
+                binaries.Add(found);
+        return binaries.Distinct(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>The absolute paths set by <c>runtime_path = "…"</c> or <c>BinaryName = '…'</c> lines of a TOML file.</summary>
+    internal static IEnumerable<string> ConfiguredRuntimeBinaries(string toml) =>
+        ConfiguredBinaryRegex().Matches(toml).Select(m => m.Groups["path"].Value).Where(p => p.StartsWith('/'));
 
     // --- cgroups ---------------------------------------------------------------------------------
 
@@ -286,4 +382,11 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
 
     [GeneratedRegex(@"^v?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?")]
     private static partial Regex VersionRegex();
+
+    // "runc version 1.3.3" / "crun version 1.28" on their own line (runc also prints "spec: 1.2.1")
+    [GeneratedRegex(@"^(?<name>runc|crun) version (?<version>[^\s]+)", RegexOptions.Multiline)]
+    private static partial Regex OciRuntimeVersionRegex();
+
+    [GeneratedRegex(@"^[ \t]*(?:runtime_path|BinaryName)[ \t]*=[ \t]*(?:""(?<path>[^""\n]*)""|'(?<path>[^'\n]*)')", RegexOptions.Multiline)]
+    private static partial Regex ConfiguredBinaryRegex();
 }

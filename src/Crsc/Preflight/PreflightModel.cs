@@ -44,6 +44,12 @@ internal interface IPreflightHost
 
     /// <summary>The effective user id of this process.</summary>
     uint EffectiveUid { get; }
+
+    /// <summary>The absolute path of the executable file <paramref name="name"/> on the search path, or null.</summary>
+    string? FindExecutable(string name);
+
+    /// <summary>The full paths of the files directly in a directory, sorted; empty when it does not exist.</summary>
+    IReadOnlyList<string> ListFiles(string directory);
 }
 
 /// <summary>The outcome of running a program: null exit code when it could not be started (not installed).</summary>
@@ -52,7 +58,7 @@ internal sealed record ProgramOutput(int? ExitCode, string Output)
     public bool Started => ExitCode is not null;
 }
 
-/// <summary>Runs a program (<c>criu --version</c>, <c>criu check</c>) and returns its combined output.</summary>
+/// <summary>Runs a program (<c>criu --version</c>, <c>criu check</c>, <c>/usr/bin/runc --version</c>) and returns its combined output.</summary>
 internal interface IProgramRunner
 {
     Task<ProgramOutput> RunAsync(string program, IReadOnlyList<string> arguments, TimeSpan timeout, CancellationToken ct);

@@ -7,9 +7,46 @@ using Crsc.Cri;
 
 namespace Crsc.Preflight;
 
-/// <summary>The real node: files through the BCL, owners and kinds through <c>statx(2)</c> (no symlink following).</summary>
-internal sealed partial class SystemPreflightHost : IPreflightHost
+/// <summary>
+/// The real node: files through the BCL, owners and kinds through <c>statx(2)</c> (no symlink following),
+/// executables on <paramref name="searchPath"/> (this process's PATH when null).
+/// </summary>
+internal sealed partial class SystemPreflightHost(string? searchPath = null) : IPreflightHost
 {
+    private const string DefaultSearchPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+    public string? FindExecutable(string name)
+    {
+        if (name.Length == 0 || name.Contains('/', StringComparison.Ordinal)) return null;
+        var path = searchPath ?? Environment.GetEnvironmentVariable("PATH");
+        if (string.IsNullOrEmpty(path)) path = DefaultSearchPath;
+        foreach (var dir in path.Split(':'))
+        {
+            // an empty or relative entry means the current directory: never run a binary from there
+            if (!System.IO.Path.IsPathRooted(dir)) continue;
+            var candidate = System.IO.Path.Combine(dir, name);
+            try
+            {
+                if (!File.Exists(candidate)) continue;
+                const UnixFileMode anyExecute = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+                if ((File.GetUnixFileMode(candidate) & anyExecute) != 0) return candidate;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        return null;
+    }
+
+    public IReadOnlyList<string> ListFiles(string directory)
+    {
+        try
+        {
+            var files = Directory.GetFiles(directory);
+            Array.Sort(files, StringComparer.Ordinal);
+            return files;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
+    }
+
     public string? ReadText(string path)
     {
         try

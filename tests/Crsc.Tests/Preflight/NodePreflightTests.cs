@@ -23,6 +23,8 @@ internal sealed class FakeNode : IPreflightHost, IProgramRunner, IRuntimeVersion
     public List<string> VersionCalls { get; } = [];
     public string KernelRelease { get; set; } = "6.12.0-test";
     public uint EffectiveUid { get; set; }
+    /// <summary>Name → absolute path of the executables on the search path.</summary>
+    public Dictionary<string, string> Executables { get; } = new(StringComparer.Ordinal);
 
     /// <summary>A node where everything a full check looks at is right.</summary>
     public static FakeNode Healthy()
@@ -36,6 +38,8 @@ internal sealed class FakeNode : IPreflightHost, IProgramRunner, IRuntimeVersion
             NodePreflight.RequiredKernelOptions.Concat(NodePreflight.OptionalKernelOptions).Select(o => o + "=y")) + "\n# CONFIG_FOO is not set\n";
         n.Programs["criu --version"] = new ProgramOutput(0, "Version: 4.1.1\n");
         n.Programs["criu check"] = new ProgramOutput(0, "Error (criu/util.c:123): rlimit: Can't setup RLIMIT_NOFILE for self\nLooks good.\n");
+        n.Executables["runc"] = "/usr/bin/runc";
+        n.Programs["/usr/bin/runc --version"] = new ProgramOutput(0, "runc version 1.4.3\ncommit: v1.4.3-0-g1a2b3c4d\nspec: 1.2.1\ngo: go1.25.1\nlibseccomp: 2.6.0\n");
         n.Dir("/var/lib/crsc", 0, 0b111_000_000);
         n.Dir("/var/lib/crsc/checkpoints", 0, 0b111_000_000);
         n.Dir("/var/lib/crsc/staging", 0, 0b111_000_000);
@@ -48,6 +52,10 @@ internal sealed class FakeNode : IPreflightHost, IProgramRunner, IRuntimeVersion
 
     public string? ReadText(string path) => Files.GetValueOrDefault(path);
     public PathInfo? Stat(string path) => Paths.GetValueOrDefault(path);
+    public string? FindExecutable(string name) => Executables.GetValueOrDefault(name);
+
+    public IReadOnlyList<string> ListFiles(string directory) =>
+        Files.Keys.Where(f => Path.GetDirectoryName(f) == directory).Order(StringComparer.Ordinal).ToList();
 
     public Task<ProgramOutput> RunAsync(string program, IReadOnlyList<string> arguments, TimeSpan timeout, CancellationToken ct)
     {
@@ -79,12 +87,14 @@ public sealed class NodePreflightTests
         var node = FakeNode.Healthy();
         var rows = await node.RunAsync();
         Assert.All(rows, r => Assert.True(r.Status == PreflightStatus.Ok, $"{r.Check}: {r.Status} {r.Detail}"));
-        Assert.Equal(["runtime socket", "runtime version", "criu", "criu check", "cgroups", "kernel", "kernel config", "userfaultfd",
-                      "checkpointDir", "stagingDir", "stateDir", "socket dir"], rows.Select(r => r.Check));
+        Assert.Equal(["runtime socket", "runtime version", "criu", "criu check", "cri-o security", "runc security", "cgroups", "kernel",
+                      "kernel config", "userfaultfd", "checkpointDir", "stagingDir", "stateDir", "socket dir"], rows.Select(r => r.Check));
         Assert.Contains("cri-o 1.31.3", Row(rows, "runtime version").Detail);
         Assert.Contains("CRIU 4.1.1", Row(rows, "criu").Detail);
+        Assert.Equal("cri-o 1.31.3 is not affected by CVE-2024-8676 (GHSA-7p9f-6x8j-gxxp)", Row(rows, "cri-o security").Detail);
+        Assert.StartsWith("runc 1.4.3 (/usr/bin/runc) is not affected by CVE-2025-31133", Row(rows, "runc security").Detail);
         Assert.Equal(["unix:///var/run/crio/crio.sock"], node.VersionCalls);
-        Assert.Equal(["criu --version", "criu check"], node.Ran);
+        Assert.Equal(["criu --version", "criu check", "/usr/bin/runc --version"], node.Ran);
         Assert.Equal(0, Crsc.Cli.PreflightCommand.ExitCode(rows));
     }
 

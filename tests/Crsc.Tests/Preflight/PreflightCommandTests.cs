@@ -53,6 +53,28 @@ public sealed class PreflightCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task A_runtime_older_than_its_security_fixes_is_a_warn_row_with_the_upgrade_and_still_exits_0()
+    {
+        var node = FakeNode.Healthy();
+        node.Programs["/usr/bin/runc --version"] = new ProgramOutput(0, "runc version 1.3.5\ncommit: v1.3.5-0-g0123456\nspec: 1.2.1\n");
+        var (code, output, _) = await RunAsync(node, "");
+        Assert.Equal(0, code);
+        var lines = output.Split('\n').ToList();
+        var runc = lines.FindIndex(l => l.StartsWith("runc security", StringComparison.Ordinal));
+        Assert.Matches(@"^runc security\s+WARN\s+runc 1\.3\.5 \(/usr/bin/runc\) predates the fix for CVE-2026-41579 \(GHSA-xjvp-4fhw-gc47\)", lines[runc]);
+        Assert.Matches(@"^\s+fix: upgrade runc to 1\.3\.6 or later", lines[runc + 1]);
+        Assert.Contains("1 warning(s): this node can run crsc (see the warnings)", output);
+
+        (code, output, _) = await RunAsync(node, "", "--json");
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(output);
+        Assert.True(doc.RootElement.GetProperty("ok").GetBoolean());
+        var row = doc.RootElement.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("check").GetString() == "runc security");
+        Assert.Equal("WARN", row.GetProperty("status").GetString());
+        Assert.StartsWith("upgrade runc to 1.3.6 or later", row.GetProperty("fix").GetString());
+    }
+
+    [Fact]
     public async Task The_configured_runtime_endpoint_is_used()
     {
         var node = FakeNode.Healthy();
@@ -79,7 +101,7 @@ public sealed class PreflightCommandTests : IDisposable
         using var doc = JsonDocument.Parse(output);
         Assert.False(doc.RootElement.GetProperty("ok").GetBoolean());
         var checks = doc.RootElement.GetProperty("checks").EnumerateArray().ToList();
-        Assert.Equal(13, checks.Count);
+        Assert.Equal(15, checks.Count);
         var dir = checks.Single(c => c.GetProperty("check").GetString() == "checkpointDir");
         Assert.Equal("FAIL", dir.GetProperty("status").GetString());
         Assert.StartsWith("chmod 0700 /var/lib/crsc/checkpoints if it is crsc's own", dir.GetProperty("fix").GetString());
