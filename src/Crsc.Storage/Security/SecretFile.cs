@@ -27,6 +27,10 @@ public static class SecretFile
         {
             throw new SecretFileException(path, $"is a symbolic link; it holds {holds}, so crsc reads only a regular file at that path");
         }
+        catch (IOException e) when (e.Message.EndsWith("Permission denied", StringComparison.Ordinal))
+        {
+            throw new SecretFileException(path, "cannot be read (permission denied)");
+        }
         catch (IOException e) { throw new SecretFileException(path, $"cannot be opened: {e.Message}"); }
         using (handle)
         {

@@ -46,7 +46,11 @@ internal static class ImageTokenCommand
         if (options is null) return Task.FromResult(ExitCodes.Config);
         NodeKey key;
         try { key = NodeKey.Load(NodeKey.PathIn(options.StateDir)); }
-        catch (SecretFileException e) { return Task.FromResult(CliOutput.Fail(p, $"cannot use the node key: {e.Message}")); }
+        catch (SecretFileException e)
+        {
+            return Task.FromResult(CliOutput.Fail(p, $"cannot use the node key: {e.Message}" +
+                (e.Problem.Contains("permission denied", StringComparison.Ordinal) ? "; it is root's only (try sudo)" : "")));
+        }
         p.Out.WriteLine(new PullTokens(key).Mint(repository, ttl));
         return Task.FromResult(ExitCodes.Ok);
     }
