@@ -72,6 +72,27 @@ internal static partial class Native
         return (*(ushort*)(buffer + 28), *(uint*)(buffer + 20)); // stx_mode, stx_uid
     }
 
+    /// <summary>The device and inode of the file an open handle refers to (statx with AT_EMPTY_PATH).</summary>
+    public static unsafe Crsc.Controllers.Storage.FileIdentity Identity(SafeFileHandle handle, string path)
+    {
+        const int AT_EMPTY_PATH = 0x1000;
+        const uint STATX_INO = 0x100;
+        var buffer = stackalloc byte[256];
+        var added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            if (Statx((int)handle.DangerousGetHandle(), "", AT_EMPTY_PATH, STATX_TYPE | STATX_INO, buffer) != 0)
+                throw new IOException($"cannot stat the open file '{path}': {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+        // stx_ino @32, stx_dev_major @136, stx_dev_minor @140
+        return new(((ulong)*(uint*)(buffer + 136) << 32) | *(uint*)(buffer + 140), *(ulong*)(buffer + 32));
+    }
+
     /// <summary>Opens an existing file for reading without following a symlink in the last component.</summary>
     public static SafeFileHandle OpenReadNoFollow(string path)
     {
