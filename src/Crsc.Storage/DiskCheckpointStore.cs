@@ -102,7 +102,13 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         var stagedInfo = new FileInfo(staged);
         if (stagedInfo.LinkTarget is not null)
             throw new ArchiveRejectedException($"archive {staged} is a symbolic link; crsc ingests only regular files");
-        using var input = new FileStream(Native.OpenReadNoFollow(staged), FileAccess.Read, bufferSize: 0);
+        var handle = Native.OpenReadNoFollow(staged);
+        if (options.ExpectedFile is { } expected && Native.Identity(handle, staged) is var opened && opened != expected)
+        {
+            handle.Dispose();
+            throw new ArchiveRejectedException($"archive {staged} is not the file that was checked there ({expected}; opened {opened}): it was replaced");
+        }
+        using var input = new FileStream(handle, FileAccess.Read, bufferSize: 0);
         if (stagedInfo.Exists && (stagedInfo.Attributes & FileAttributes.Directory) != 0)
             throw new ArchiveRejectedException($"archive {staged} is not a regular file");
         if (input.Length > _options.Limits.MaxArchiveBytes)

@@ -76,15 +76,31 @@ internal static partial class Native
     private static unsafe partial int StatxFd(SafeFileHandle dirfd, string path, int flags, uint mask, byte* buffer);
 
     private const int AT_EMPTY_PATH = 0x1000;
+    private const uint STATX_INO = 0x100;
     private const uint STATX_SIZE = 0x200;
 
-    /// <summary><c>st_mode</c>, <c>st_uid</c> and <c>st_size</c> of an open file (fstat through statx's AT_EMPTY_PATH).</summary>
+    /// <summary>statx(2) of an open file (AT_EMPTY_PATH: the file the handle refers to, whatever its path is now).</summary>
+    private static unsafe void StatxOpen(SafeFileHandle handle, uint mask, byte* buffer, string what)
+    {
+        if (StatxFd(handle, "", AT_EMPTY_PATH, mask, buffer) != 0)
+            throw new IOException($"cannot stat {what}: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+    }
+
+    /// <summary><c>st_mode</c>, <c>st_uid</c> and <c>st_size</c> of an open file.</summary>
     public static unsafe (int Mode, uint Uid, long Size) FStat(SafeFileHandle handle)
     {
         var buffer = stackalloc byte[256];
-        if (StatxFd(handle, "", AT_EMPTY_PATH, STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE, buffer) != 0)
-            throw new IOException($"cannot stat an open file: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+        StatxOpen(handle, STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE, buffer, "an open file");
         return (*(ushort*)(buffer + 28), *(uint*)(buffer + 20), *(long*)(buffer + 40)); // stx_mode, stx_uid, stx_size
+    }
+
+    /// <summary>The device and inode of the file an open handle refers to.</summary>
+    public static unsafe Crsc.Controllers.Storage.FileIdentity Identity(SafeFileHandle handle, string path)
+    {
+        var buffer = stackalloc byte[256];
+        StatxOpen(handle, STATX_TYPE | STATX_INO, buffer, $"the open file '{path}'");
+        // stx_ino @32, stx_dev_major @136, stx_dev_minor @140
+        return new(((ulong)*(uint*)(buffer + 136) << 32) | *(uint*)(buffer + 140), *(ulong*)(buffer + 32));
     }
 
     /// <summary>Opens an existing file for reading without following a symlink in the last component.</summary>

@@ -105,11 +105,11 @@ public sealed class KubeletCheckpointClientTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Checkpoints_with_a_bearer_token_file_and_no_verification()
+    public async Task Checkpoints_with_a_bearer_token_file()
     {
         string tokenFile = _tmp.Combine("token");
         await File.WriteAllTextAsync(tokenFile, Token + "\n");
-        using var client = new KubeletCheckpointClient(new KubeletClientOptions { Url = _url, BearerTokenFile = tokenFile, InsecureSkipTlsVerify = true });
+        using var client = new KubeletCheckpointClient(new KubeletClientOptions { Url = _url, BearerTokenFile = tokenFile, CaFile = _pki.CaFile });
         var archive = await client.CheckpointAsync(Target, "", TimeSpan.FromSeconds(1.2), default);
         Assert.StartsWith("/var/lib/kubelet/checkpoints/", archive.Path);
         var r = Assert.Single(_requests);

@@ -169,6 +169,28 @@ public sealed class IngestTests : IDisposable
         Assert.Empty(store.List());
         Assert.True(File.Exists(staged));
     }
+
+    [Fact]
+    public async Task An_expected_file_is_ingested_only_when_the_path_still_names_it_and_is_then_left_to_the_caller()
+    {
+        using var store = _f.Open();
+        var archive = new TestArchive();
+        var staged = _f.Stage(archive);
+        var checkedFile = new Crsc.Controllers.NodeAgent.FileStagingArea().CheckFileInDirectory(Path.GetDirectoryName(staged)!, Path.GetFileName(staged));
+        var kept = new IngestOptions { ExpectedFile = checkedFile, RemoveStaged = false };
+
+        // another file took the name after it was checked: refused, nothing stored, the file left where it is
+        var replaced = checkedFile with { Inode = checkedFile.Inode + 1 };
+        var e = await Assert.ThrowsAsync<ArchiveRejectedException>(() =>
+            store.IngestAsync(staged, archive.Source(), kept with { ExpectedFile = replaced }, null, CancellationToken.None));
+        Assert.Contains("not the file that was checked", e.Message);
+        Assert.Empty(_f.StoreFiles());
+        Assert.True(File.Exists(staged));
+
+        var info = await store.IngestAsync(staged, archive.Source(), kept, null, CancellationToken.None);
+        Assert.Equal(info, store.Get(info.Id));
+        Assert.True(File.Exists(staged)); // RemoveStaged = false: the caller removes it, or not
+    }
 }
 
 /// <summary>Reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool).</summary>

@@ -104,6 +104,18 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task Daemon_with_an_http_kubelet_url_exits_78_naming_kubelet_url()
+    {
+        using var dir = new TempDir();
+        var path = dir.Combine("c.yaml");
+        File.WriteAllText(path, "runtime:\n  checkpointVia: kubelet\nkubelet:\n  url: http://127.0.0.1:10255\n");
+        var (code, _, err) = await Run("daemon", "--config", path);
+        Assert.Equal(ExitCodes.Config, code);
+        Assert.Contains("kubelet.url", err);
+        Assert.Contains("\"http://127.0.0.1:10255\"", err);
+    }
+
+    [Fact]
     public async Task Daemon_with_a_recursive_yaml_alias_in_its_configuration_exits_78_naming_file_and_line()
     {
         // it used to overflow the stack (SIGSEGV under AOT), so systemd restarted it in a loop

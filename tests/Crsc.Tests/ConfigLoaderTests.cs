@@ -176,6 +176,15 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("runtime:\n  checkpointVia: crio\n", "runtime.checkpointVia", "crio")]
     [InlineData("runtime:\n  endpoint: tcp://1.2.3.4:10000\n", "runtime.endpoint", "tcp://1.2.3.4:10000")]
     [InlineData("kubelet:\n  url: not-a-url\n", "kubelet.url", "not-a-url")]
+    [InlineData("kubelet:\n  url: http://127.0.0.1:10255\n", "kubelet.url", "http://127.0.0.1:10255")]
+    [InlineData("kubelet:\n  allowHttp: sometimes\n", "kubelet.allowHttp", "sometimes")]
+    [InlineData("kubelet:\n  checkpointDir: checkpoints\n", "kubelet.checkpointDir", "checkpoints")]
+    [InlineData("kubelet:\n  checkpointDir: /var/lib/kubelet/../checkpoints\n", "kubelet.checkpointDir", "/var/lib/kubelet/../checkpoints")]
+    [InlineData("kubelet:\n  checkpointDir: /var/lib/kubelet/checkpoints/\n", "kubelet.checkpointDir", "/var/lib/kubelet/checkpoints/")]
+    [InlineData("kubelet:\n  checkpointDir: /\n", "kubelet.checkpointDir", "/")]
+    [InlineData("kubelet:\n  caFile: ca.crt\n", "kubelet.caFile", "ca.crt")]
+    [InlineData("runtime:\n  checkpointVia: kubelet\nkubelet:\n  caFile: /nonexistent/ca.crt\n", "kubelet.caFile", "/nonexistent/ca.crt")]
+    [InlineData("kubelet:\n  serverName: Node_A\n", "kubelet.serverName", "Node_A")]
     [InlineData("stateDir: relative/dir\n", "stateDir", "relative/dir")]
     [InlineData("checkpointDir: /var/lib/../etc\n", "checkpointDir", "/var/lib/../etc")]
     [InlineData("socket: sock\n", "socket", "sock")]
@@ -258,6 +267,74 @@ public sealed class ConfigLoaderTests : IDisposable
         var garbage = _dir.Combine("garbage.crt");
         File.WriteAllText(garbage, "not a certificate");
         Assert.Equal("images.tlsCertFile", Assert.Single(ConfigLoader.Load(Write(Yaml(garbage, tls.KeyFile)), NoEnv, NoFlags).Errors).Key);
+    }
+
+    [Fact]
+    public void An_http_kubelet_url_is_refused_naming_kubelet_url_unless_kubelet_allowHttp_is_true()
+    {
+        var refused = ConfigLoader.Load(null, new Dictionary<string, string> { ["CRSC_KUBELET_URL"] = "http://127.0.0.1:10255" }, NoFlags,
+            defaultPath: _dir.Combine("absent.yaml"));
+        var e = Assert.Single(refused.Errors);
+        Assert.Equal("kubelet.url", e.Key);
+        Assert.Equal("env CRSC_KUBELET_URL", e.Source);
+        Assert.Contains("kubelet.allowHttp", e.Problem);
+
+        var allowed = ConfigLoader.Load(null, new Dictionary<string, string> { ["CRSC_KUBELET_URL"] = "http://127.0.0.1:10255" },
+            new Dictionary<string, string> { ["--kubelet-allow-http"] = "true" }, defaultPath: _dir.Combine("absent.yaml"));
+        Assert.True(allowed.IsValid, string.Join("; ", allowed.Errors));
+        Assert.True(allowed.Options.KubeletHttpAllowed);
+    }
+
+    [Fact]
+    public void The_kubelet_keys_have_safe_defaults_and_are_read_from_file_environment_and_flags()
+    {
+        var defaults = ConfigLoader.Load(null, NoEnv, NoFlags, defaultPath: _dir.Combine("absent.yaml")).Options;
+        Assert.Equal(("", "", "/var/lib/kubelet/checkpoints", "false"),
+            (defaults.KubeletCaFile, defaults.KubeletServerName, defaults.KubeletCheckpointDir, defaults.KubeletAllowHttp));
+        Assert.Equal(defaults.NodeName, defaults.EffectiveKubeletServerName);
+
+        var ca = _dir.Combine("kubelet.crt");
+        using (var pki = Crsc.Testing.Kube.TestPki.Create()) File.WriteAllText(ca, pki.CaPem);
+        var r = ConfigLoader.Load(Write($"runtime:\n  checkpointVia: kubelet\nkubelet:\n  caFile: {ca}\n"),
+            new Dictionary<string, string> { ["CRSC_KUBELET_SERVER_NAME"] = "node-a.example" },
+            new Dictionary<string, string> { ["--kubelet-checkpoint-dir"] = _dir.Path });
+        Assert.True(r.IsValid, string.Join("; ", r.Errors));
+        Assert.Equal((ca, "node-a.example", _dir.Path), (r.Options.KubeletCaFile, r.Options.EffectiveKubeletServerName, r.Options.KubeletCheckpointDir));
+    }
+
+    [Fact]
+    public void A_kubelet_ca_file_without_a_certificate_is_refused_in_kubelet_mode()
+    {
+        var ca = _dir.Combine("empty.crt");
+        File.WriteAllText(ca, "not a certificate\n");
+        var r = ConfigLoader.Load(Write($"runtime:\n  checkpointVia: kubelet\nkubelet:\n  caFile: {ca}\n"), NoEnv, NoFlags);
+        var e = Assert.Single(r.Errors);
+        Assert.Equal(("kubelet.caFile", ca), (e.Key, e.Value));
+        Assert.Contains("no PEM certificate", e.Problem);
+    }
+
+    [Fact]
+    public void A_kubelet_checkpoint_dir_reached_through_a_symbolic_link_is_refused_in_kubelet_mode()
+    {
+        var real = Directory.CreateDirectory(_dir.Combine("real", "checkpoints")).FullName;
+        var link = _dir.Combine("link");
+        Directory.CreateSymbolicLink(link, _dir.Combine("real"));
+        foreach (var configured in new[] { Path.Join(link, "checkpoints"), link })
+        {
+            var r = ConfigLoader.Load(Write($"runtime:\n  checkpointVia: kubelet\nkubelet:\n  checkpointDir: {configured}\n"), NoEnv, NoFlags);
+            var e = Assert.Single(r.Errors);
+            Assert.Equal(("kubelet.checkpointDir", configured), (e.Key, e.Value));
+            Assert.Contains($"symbolic link ({link} -> ", e.Problem);
+        }
+
+        var file = _dir.Combine("file");
+        File.WriteAllText(file, "");
+        var notDir = ConfigLoader.Load(Write($"runtime:\n  checkpointVia: kubelet\nkubelet:\n  checkpointDir: {file}/checkpoints\n"), NoEnv, NoFlags);
+        Assert.Equal("kubelet.checkpointDir", Assert.Single(notDir.Errors).Key);
+
+        // the real directory, or one the kubelet has not made yet, is fine
+        Assert.True(ConfigLoader.Load(Write($"runtime:\n  checkpointVia: kubelet\nkubelet:\n  checkpointDir: {real}\n"), NoEnv, NoFlags).IsValid);
+        Assert.True(ConfigLoader.Load(Write($"runtime:\n  checkpointVia: kubelet\nkubelet:\n  checkpointDir: {real}/later\n"), NoEnv, NoFlags).IsValid);
     }
 
     [Fact]

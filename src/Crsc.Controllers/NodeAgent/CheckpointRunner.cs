@@ -36,6 +36,29 @@ public sealed record CheckpointRunnerOptions
     /// </summary>
     public IReadOnlySet<string> CrscContainers { get; init; } = new HashSet<string>(StringComparer.Ordinal) { "crsc", "crsc-interceptor" };
 
+    /// <summary>
+    /// <c>kubelet.checkpointDir</c> when the kubelet takes the checkpoints: an archive path the checkpointer answers,
+    /// other than the staging path it was given, is accepted only as a regular file directly inside this directory,
+    /// reached without a symbolic link. Null (CRI): only the staging path is accepted.
+    /// </summary>
+    public string? KubeletCheckpointDirectory { get; init; }
+
+    /// <summary>
+    /// Where the runtimes leave CRIU's log of a failed checkpoint, <c>{id}</c> standing for the container ID. A log
+    /// path in a runtime's error message is read only when it is one of these for the container being checkpointed.
+    /// </summary>
+    public IReadOnlyList<string> CriuLogLocations { get; init; } = DefaultCriuLogLocations;
+
+    /// <summary>
+    /// CRI-O gives runc the container's directory in containers/storage as CRIU's work path (<c>dump.log</c>);
+    /// containerd's runc shim copies CRIU's log to <c>criu-dump.log</c> in the task's bundle under its state directory.
+    /// </summary>
+    public static readonly IReadOnlyList<string> DefaultCriuLogLocations =
+    [
+        "/var/lib/containers/storage/overlay-containers/{id}/userdata/dump.log",
+        "/run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}/criu-dump.log",
+    ];
+
     public void Validate()
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(NodeName, nameof(NodeName));
@@ -43,6 +66,11 @@ public sealed record CheckpointRunnerOptions
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(DefaultTimeout, TimeSpan.Zero, nameof(DefaultTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(DeadlineGrace, TimeSpan.Zero, nameof(DeadlineGrace));
         if (CompressionLevel is < -7 or > 22) throw new ArgumentOutOfRangeException(nameof(CompressionLevel), CompressionLevel, "zstd levels are -7 … 22");
+        if (KubeletCheckpointDirectory is { } dir && (!CheckpointRunner.IsAbsoluteClean(dir) || dir == "/"))
+            throw new ArgumentException($"'{dir}' must be an absolute path without '.', '..', '//' or a trailing '/'", nameof(KubeletCheckpointDirectory));
+        foreach (var location in CriuLogLocations)
+            if (!CheckpointRunner.IsAbsoluteClean(location) || !location.Contains("{id}", StringComparison.Ordinal))
+                throw new ArgumentException($"'{location}' must be an absolute clean path holding {{id}}", nameof(CriuLogLocations));
     }
 
     internal bool IsCrscContainer(string name) =>
@@ -167,13 +195,14 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
         var started = _time.GetTimestamp();
         var runtimeTime = TimeSpan.Zero;
         string? staged = null;
-        string? written = null;
+        string? containerName = null;
+        ForeignArchive? foreign = null;
         var result = CheckpointMetrics.ResultFailed;
         try
         {
             progress?.Report(new CheckpointProgress(CheckpointStages.Resolving, $"finding container {target}"));
             var container = await ResolveAsync(request, target, ct).ConfigureAwait(false);
-            var containerName = container.ContainerName ?? container.Name;
+            containerName = container.ContainerName ?? container.Name;
             var source = new CheckpointSource(request.Namespace,
                 _workloads?.WorkloadOf(request.Namespace, request.Pod) is { Length: > 0 } w ? w : request.Pod,
                 containerName)
@@ -188,6 +217,7 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
                 $"checkpointing container {containerName} ({ShortId(container.Id)}) of {request.Namespace}/{request.Pod}"));
             Log.Checkpointing(_logger, target, container.Id, staged, timeout);
             var runtimeStarted = _time.GetTimestamp();
+            string written;
             try
             {
                 written = await CheckpointWithTimeoutAsync(
@@ -201,13 +231,22 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
                 throw Failed(e, target, container.Id, staged);
             }
             runtimeTime = _time.GetElapsedTime(runtimeStarted);
+            // the kubelet picks its own path and says which: a name from over the network, checked before it is used
+            if (written != staged) foreign = AcceptForeignArchive(written, target, container.Id);
 
             progress?.Report(new CheckpointProgress(CheckpointStages.Ingesting, $"storing archive of {target}", 0));
             CheckpointInfo info;
             try
             {
                 info = await _store.IngestAsync(written, source,
-                    new IngestOptions { Compression = _options.Compression, CompressionLevel = _options.CompressionLevel },
+                    new IngestOptions
+                    {
+                        Compression = _options.Compression,
+                        CompressionLevel = _options.CompressionLevel,
+                        // the store reads only the file checked here and leaves the kubelet's file to ReleaseForeign
+                        ExpectedFile = foreign?.Identity,
+                        RemoveStaged = foreign is null,
+                    },
                     progress is null ? null : new SyncProgress(progress, target), ct).ConfigureAwait(false);
             }
             catch (CheckpointStoreException)
@@ -241,8 +280,88 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
         {
             _metrics.Checkpoints.Inc(1, result);
             Clean(staged, target);
-            if (written is not null && written != staged) Clean(written, target);
+            if (foreign is not null) ReleaseForeign(foreign, request, containerName!, target);
         }
+    }
+
+    /// <summary>An archive outside crsc's staging area (the kubelet's), checked: its directory, name and identity.</summary>
+    private sealed record ForeignArchive(string Directory, string Name, FileIdentity Identity)
+    {
+        public string Path => Directory + "/" + Name;
+    }
+
+    /// <summary>
+    /// The archive path the checkpointer answered, when it is a regular file directly inside
+    /// <see cref="CheckpointRunnerOptions.KubeletCheckpointDirectory"/> and no component of it is a symbolic link;
+    /// otherwise the checkpoint fails naming the path and the rule, and the file is neither read nor removed.
+    /// </summary>
+    private ForeignArchive AcceptForeignArchive(string path, string target, string containerId)
+    {
+        var dir = _options.KubeletCheckpointDirectory;
+        string? problem = null;
+        string name = "";
+        FileIdentity identity = default;
+        if (dir is null)
+            problem = "the runtime was asked to write the archive into crsc's staging area and named another path";
+        else if (!IsAbsoluteClean(path) || path.Any(char.IsControl))
+            problem = "an archive path must be absolute, without '.', '..', '//', a trailing '/' or control characters";
+        else if (!string.Equals(System.IO.Path.GetDirectoryName(path), dir, StringComparison.Ordinal))
+            problem = $"the archive must be a file directly inside the kubelet's checkpoint directory {dir} (kubelet.checkpointDir)";
+        else
+        {
+            name = System.IO.Path.GetFileName(path);
+            try { identity = _staging.CheckFileInDirectory(dir, name); }
+            catch (IOException e) { problem = $"{e.Message}; the archive must be a regular file directly inside {dir}, reached without a symbolic link"; }
+        }
+        if (problem is null) return new ForeignArchive(dir!, name, identity);
+
+        var message = $"checkpoint of {target} (container {ShortId(containerId)}): archive '{Shown(path)}' refused: {problem}; crsc neither read nor removed it";
+        var inner = new ContainerRuntimeException(ContainerRuntimeErrorKind.Failed, message, "ArchiveRefused");
+        Log.ForeignArchiveRefused(_logger, target, Shown(path), problem);
+        throw new CheckpointFailedException(inner, message, containerId, null, null);
+    }
+
+    /// <summary>
+    /// Removes the kubelet's archive of this checkpoint (the kubelet never does, and it holds the process's memory)
+    /// when it is still the file that was checked and stored, and is named the way the kubelet names this
+    /// container's checkpoints; anything else is left where it is.
+    /// </summary>
+    private void ReleaseForeign(ForeignArchive foreign, CheckpointRequest request, string container, string target)
+    {
+        string? kept;
+        if (!IsKubeletArchiveName(foreign.Name, request.Namespace, request.Pod, container))
+            kept = $"its name is not the kubelet's for a checkpoint of {target} (checkpoint-{request.Pod}_{request.Namespace}-{container}-<time>.tar)";
+        else
+        {
+            try { kept = _staging.DeleteIfSame(foreign.Directory, foreign.Name, foreign.Identity); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { kept = e.Message; }
+        }
+        if (kept is null) Log.ForeignArchiveRemoved(_logger, foreign.Path, target);
+        else Log.ForeignArchiveKept(_logger, foreign.Path, target, kept);
+    }
+
+    /// <summary>The kubelet's <c>checkpoint-&lt;pod&gt;_&lt;namespace&gt;-&lt;container&gt;-&lt;RFC 3339 time&gt;.tar</c>.</summary>
+    internal static bool IsKubeletArchiveName(string name, string ns, string pod, string container)
+    {
+        var prefix = $"checkpoint-{pod}_{ns}-{container}-";
+        return name.Length > prefix.Length + 4
+            && name.StartsWith(prefix, StringComparison.Ordinal)
+            && name.EndsWith(".tar", StringComparison.Ordinal)
+            && Rfc3339().IsMatch(name.AsSpan(prefix.Length, name.Length - prefix.Length - 4));
+    }
+
+    internal static bool IsAbsoluteClean(string path) =>
+        path.Length > 1 && path[0] == '/' && !path.Contains('\0')
+        && path.Split('/').Skip(1).All(part => part is not ("" or "." or ".."));
+
+    /// <summary>An untrusted path for a message: bounded, control characters replaced.</summary>
+    private static string Shown(string path)
+    {
+        var s = path.Length > 256 ? path[..256] + "…" : path;
+        return string.Create(s.Length, s, static (span, src) =>
+        {
+            for (var i = 0; i < src.Length; i++) span[i] = char.IsControl(src[i]) ? '?' : src[i];
+        });
     }
 
     /// <summary>Reports the store's byte progress as <c>ingesting</c> stages, on the caller's thread.</summary>
@@ -317,15 +436,19 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
 
     private CheckpointFailedException Failed(ContainerRuntimeException e, string target, string containerId, string staged)
     {
-        var (log, where) = FindCriuLog(e, staged);
+        var (log, where) = FindCriuLog(e, staged, containerId);
         var runtimeText = e.RuntimeMessage ?? e.Message;
         var message = $"checkpoint of {target} (container {ShortId(containerId)}) failed: {runtimeText}";
         Log.RuntimeFailed(_logger, e, target, containerId, where ?? "none");
         return new CheckpointFailedException(e, message, containerId, log, where);
     }
 
-    /// <summary>A CRIU log: a path in the runtime's message, else a log inside what the runtime left in staging.</summary>
-    private (string? Log, string? Where) FindCriuLog(ContainerRuntimeException e, string staged)
+    /// <summary>
+    /// A CRIU log: a path in the runtime's message when it is where the runtime keeps this container's log (the
+    /// message is not trusted to name a file: the kubelet's answer may come from anyone), else a log inside what the
+    /// runtime left in staging.
+    /// </summary>
+    private (string? Log, string? Where) FindCriuLog(ContainerRuntimeException e, string staged, string containerId)
     {
         try
         {
@@ -335,6 +458,11 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
                 foreach (Match m in LogPathPattern().Matches(text))
                 {
                     var path = m.Groups["path"].Value;
+                    if (!IsKnownCriuLog(path, containerId))
+                    {
+                        Log.CriuLogNotRead(_logger, Shown(path), containerId);
+                        continue;
+                    }
                     if (_staging.ReadLogTail(path, 2 * CriuLogBytes) is { Length: > 0 } tail)
                         return (Crsc.Api.Crds.ContainerCheckpointStatus.CriuLogExcerpt(tail), path);
                 }
@@ -348,6 +476,10 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
         }
         return (null, null);
     }
+
+    private bool IsKnownCriuLog(string path, string containerId) =>
+        ContainerIdPattern().IsMatch(containerId)
+        && _options.CriuLogLocations.Any(l => string.Equals(l.Replace("{id}", containerId, StringComparison.Ordinal), path, StringComparison.Ordinal));
 
     private void Clean(string? path, string target)
     {
@@ -382,4 +514,12 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
     // absolute paths of log files in a runtime message ("log file: /var/lib/…/dump.log", "see /run/…/criu-dump.log")
     [GeneratedRegex(@"(?<path>/[^\s""'(),;:]+\.log)\b", RegexOptions.CultureInvariant)]
     private static partial Regex LogPathPattern();
+
+    // one path segment: a container ID as CRI-O and containerd make them (64 hex), or any other plain name
+    [GeneratedRegex(@"^[0-9A-Za-z][0-9A-Za-z_.-]{0,127}\z", RegexOptions.CultureInvariant)]
+    private static partial Regex ContainerIdPattern();
+
+    // Go's time.RFC3339 ("2006-01-02T15:04:05Z07:00"), as the kubelet stamps its archive names
+    [GeneratedRegex(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})\z", RegexOptions.CultureInvariant)]
+    private static partial Regex Rfc3339();
 }

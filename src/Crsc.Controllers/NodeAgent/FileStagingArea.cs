@@ -1,11 +1,13 @@
 using System.Formats.Tar;
 using System.Text;
+using Crsc.Controllers.Storage;
+using Microsoft.Win32.SafeHandles;
 
 namespace Crsc.Controllers.NodeAgent;
 
 /// <summary>
-/// <see cref="IStagingArea"/> on the node's file system. Reads are bounded (only the tail of a log is read) and
-/// never follow a symbolic link out of the given path's own entry.
+/// <see cref="IStagingArea"/> on the node's file system. Reads are bounded (only the tail of a log is read), never
+/// follow a symbolic link in the given path's own entry and open only regular files (a FIFO would block).
 /// </summary>
 public sealed class FileStagingArea : IStagingArea
 {
@@ -19,23 +21,72 @@ public sealed class FileStagingArea : IStagingArea
         if (info.Exists || info.LinkTarget is not null) info.Delete();
     }
 
+    public FileIdentity CheckFileInDirectory(string directory, string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (name.Contains('/') || name is "." or "..") throw new ArgumentException($"'{name}' is not a file name", nameof(name));
+        CheckDirectory(directory);
+        var path = Path.Join(directory, name);
+        var status = NodeFiles.LStat(path) ?? throw new FileNotFoundException($"'{path}' does not exist", path);
+        if (status.Type != NodeFiles.S_IFREG) throw new IOException($"'{path}' is {NodeFiles.TypeName(status.Type)}, not a regular file");
+        return status.Identity;
+    }
+
+    public string? DeleteIfSame(string directory, string name, FileIdentity expected)
+    {
+        FileIdentity now;
+        try { now = CheckFileInDirectory(directory, name); }
+        catch (IOException e) { return e.Message; }
+        if (now != expected) return $"'{Path.Join(directory, name)}' is no longer the file that was stored (was {expected}, now {now})";
+        File.Delete(Path.Join(directory, name));
+        return null;
+    }
+
+    /// <summary>Every component of an absolute directory is a directory, none a symbolic link.</summary>
+    private static void CheckDirectory(string directory)
+    {
+        if (!directory.StartsWith('/')) throw new ArgumentException($"'{directory}' is not an absolute path", nameof(directory));
+        var prefix = "";
+        foreach (var part in directory.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            prefix += "/" + part;
+            var status = NodeFiles.LStat(prefix) ?? throw new DirectoryNotFoundException($"'{prefix}' does not exist");
+            if (status.Type != NodeFiles.S_IFDIR)
+                throw new IOException($"'{prefix}' is {NodeFiles.TypeName(status.Type)}, not a directory; crsc follows no link on this path");
+        }
+    }
+
     public string? ReadLogTail(string path, int maxBytes)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var info = new FileInfo(path);
-        if (!info.Exists || info.LinkTarget is not null) return null;
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        return ReadTail(stream, stream.Length, maxBytes);
+        if (NodeFiles.LStat(path) is not { Type: NodeFiles.S_IFREG }) return null;
+        using var stream = OpenRegular(path);
+        return stream is null ? null : ReadTail(stream, stream.Length, maxBytes);
+    }
+
+    /// <summary>The file at <paramref name="path"/> when it is a regular file (a link is not followed); null otherwise.</summary>
+    private static FileStream? OpenRegular(string path)
+    {
+        SafeFileHandle handle;
+        try { handle = NodeFiles.OpenReadNoFollow(path); }
+        catch (FileNotFoundException) { return null; }
+        if (NodeFiles.FStat(handle, path).Type != NodeFiles.S_IFREG)
+        {
+            handle.Dispose();
+            return null;
+        }
+        return new FileStream(handle, FileAccess.Read, bufferSize: 0);
     }
 
     public string? ReadArchiveLogTail(string archivePath, int maxBytes)
     {
         ArgumentException.ThrowIfNullOrEmpty(archivePath);
-        var info = new FileInfo(archivePath);
-        if (!info.Exists || info.LinkTarget is not null || info.Length == 0) return null;
+        if (NodeFiles.LStat(archivePath) is not { Type: NodeFiles.S_IFREG, Size: > 0 }) return null;
         try
         {
-            using var stream = new FileStream(archivePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            using var stream = OpenRegular(archivePath);
+            if (stream is null) return null;
             using var reader = new TarReader(stream);
             string? found = null;
             while (reader.GetNextEntry(copyData: false) is { } entry)

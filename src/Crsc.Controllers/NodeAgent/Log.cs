@@ -25,6 +25,18 @@ internal static partial class Log
     [LoggerMessage(7, LogLevel.Warning, "could not measure the checkpoint store's size")]
     public static partial void StoreBytesFailed(ILogger logger, Exception e);
 
+    [LoggerMessage(8, LogLevel.Warning, "checkpoint of {Target}: archive path {ArchivePath} refused, neither read nor removed: {Problem}")]
+    public static partial void ForeignArchiveRefused(ILogger logger, string target, string archivePath, string problem);
+
+    [LoggerMessage(9, LogLevel.Debug, "checkpoint of {Target}: removed the kubelet's archive {ArchivePath}")]
+    public static partial void ForeignArchiveRemoved(ILogger logger, string archivePath, string target);
+
+    [LoggerMessage(10, LogLevel.Warning, "checkpoint of {Target}: left the kubelet's archive {ArchivePath} in place: {Reason}")]
+    public static partial void ForeignArchiveKept(ILogger logger, string archivePath, string target, string reason);
+
+    [LoggerMessage(11, LogLevel.Information, "log file {LogPath} named in the runtime's error is not where the runtime keeps the CRIU log of container {ContainerId}; not read")]
+    public static partial void CriuLogNotRead(ILogger logger, string logPath, string containerId);
+
     [LoggerMessage(20, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name}: running on node {Node}")]
     public static partial void Claimed(ILogger logger, string @namespace, string name, string node);
 

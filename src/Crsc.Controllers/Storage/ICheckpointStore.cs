@@ -89,7 +89,19 @@ public sealed record IngestOptions
     /// <summary>Delete the staged archive once the checkpoint is committed (it is kept when ingestion fails).</summary>
     public bool RemoveStaged { get; init; } = true;
 
+    /// <summary>
+    /// The file the caller checked at that path (an archive outside the staging area, e.g. the kubelet's): the store
+    /// refuses to ingest unless the file it opens is this one, so the bytes stored are those of the checked file.
+    /// </summary>
+    public FileIdentity? ExpectedFile { get; init; }
+
     public static IngestOptions Default { get; } = new();
+}
+
+/// <summary>Which file a path named when it was looked at: its device and inode numbers.</summary>
+public readonly record struct FileIdentity(ulong Device, ulong Inode)
+{
+    public override string ToString() => $"device {Device >> 32}:{Device & 0xFFFFFFFF}, inode {Inode}";
 }
 
 /// <summary>Facts read from the archive's <c>config.dump</c> and <c>spec.dump</c> (CRI-O / containerd layout).</summary>

@@ -21,10 +21,26 @@ public sealed record KubeletClientOptions
     public string? BearerToken { get; init; }
     /// <summary>A file holding the bearer token, read at every call (service account tokens rotate).</summary>
     public string? BearerTokenFile { get; init; }
-    /// <summary>PEM CA bundle that signed the kubelet's serving certificate; null = the system's trust store.</summary>
+    /// <summary>
+    /// <c>kubelet.caFile</c>: PEM bundle the kubelet's serving certificate must chain to (for a self-signed kubelet
+    /// certificate, the kubelet's own <c>/var/lib/kubelet/pki/kubelet.crt</c>). Takes precedence over
+    /// <see cref="CertificateAuthorities"/>.
+    /// </summary>
     public string? CaFile { get; init; }
-    /// <summary>Do not verify the kubelet's certificate (self-signed kubelet certs).</summary>
-    public bool InsecureSkipTlsVerify { get; init; }
+    /// <summary>CAs to trust when <see cref="CaFile"/> is null (e.g. the cluster's CA); both null: the system's trust store.</summary>
+    public X509Certificate2Collection? CertificateAuthorities { get; init; }
+    /// <summary>What <see cref="CertificateAuthorities"/> are, for messages (<c>the cluster CA of kubeconfig /root/.kube/config</c>).</summary>
+    public string? CertificateAuthoritiesSource { get; init; }
+    /// <summary>
+    /// The name the serving certificate must carry (DNS name or IP address); null: the URL's host. Kubelet certificates
+    /// name the node, not 127.0.0.1.
+    /// </summary>
+    public string? ServerName { get; init; }
+    /// <summary>
+    /// <c>kubelet.allowHttp</c>: accept an <c>http://</c> URL, where nothing proves the answer comes from the kubelet.
+    /// For tests only.
+    /// </summary>
+    public bool AllowHttp { get; init; }
     /// <summary>Added to the checkpoint timeout for the HTTP call itself.</summary>
     public TimeSpan TimeoutSlack { get; init; } = TimeSpan.FromSeconds(15);
 }
@@ -33,19 +49,28 @@ public sealed record KubeletClientOptions
 /// Checkpoints through the kubelet's API (<c>POST /checkpoint/{namespace}/{pod}/{container}</c>,
 /// the <c>ContainerCheckpoint</c> feature): <c>runtime.checkpointVia: kubelet</c>. The kubelet asks the
 /// runtime and leaves the archive under <c>/var/lib/kubelet/checkpoints</c>; the path it answers is
-/// returned.
+/// returned as it came (the checkpoint runner decides whether to use it). The kubelet's serving certificate is
+/// always verified: against <see cref="KubeletClientOptions.CaFile"/>, else the given CAs, else the system's trust
+/// store, and for <see cref="KubeletClientOptions.ServerName"/>.
 /// </summary>
 public sealed class KubeletCheckpointClient : IContainerCheckpointer, IDisposable
 {
     private readonly HttpMessageInvoker _http;
     private readonly KubeletClientOptions _options;
     private readonly X509Certificate2Collection _ownedCerts = [];
+    private readonly string _trust;
+    private readonly string _serverName;
 
     public KubeletCheckpointClient(KubeletClientOptions options)
     {
         _options = options;
+        if (options.Url.Scheme == Uri.UriSchemeHttp && !options.AllowHttp)
+            throw new ArgumentException(
+                $"kubelet.url '{options.Url}' is http://: nothing would prove the answer comes from the kubelet; use https:// (kubelet.allowHttp is for tests)",
+                nameof(options));
         if (options.Url.Scheme != Uri.UriSchemeHttps && options.Url.Scheme != Uri.UriSchemeHttp)
             throw new ArgumentException($"kubelet.url '{options.Url}' must be an https:// URL", nameof(options));
+        _serverName = string.IsNullOrEmpty(options.ServerName) ? options.Url.IdnHost : options.ServerName;
         var ssl = new SslClientAuthenticationOptions();
         if (options.ClientCertificateFile is not null)
         {
@@ -53,19 +78,26 @@ public sealed class KubeletCheckpointClient : IContainerCheckpointer, IDisposabl
             _ownedCerts.Add(cert);
             ssl.ClientCertificates = new X509CertificateCollection { cert };
         }
-        if (options.InsecureSkipTlsVerify)
+        X509Certificate2Collection? roots = null;
+        if (options.CaFile is not null)
         {
-            ssl.RemoteCertificateValidationCallback = static (_, _, _, _) => true;
-        }
-        else if (options.CaFile is not null)
-        {
-            var roots = new X509Certificate2Collection();
+            roots = new X509Certificate2Collection();
             roots.ImportFromPemFile(options.CaFile);
             if (roots.Count == 0) throw new ArgumentException($"kubelet CA file {options.CaFile} holds no certificate", nameof(options));
             _ownedCerts.AddRange(roots);
-            ssl.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-                ValidateWithRoots(certificate, errors, roots);
+            _trust = $"a CA of {options.CaFile}";
         }
+        else if (options.CertificateAuthorities is { Count: > 0 } given)
+        {
+            roots = given; // the caller's: not disposed here
+            _trust = options.CertificateAuthoritiesSource ?? "the given CAs";
+        }
+        else
+        {
+            _trust = "a CA the system trusts";
+        }
+        var serverName = _serverName;
+        ssl.RemoteCertificateValidationCallback = (_, certificate, _, errors) => Validate(certificate, errors, roots, serverName);
         _http = new HttpMessageInvoker(new SocketsHttpHandler
         {
             SslOptions = ssl,
@@ -77,16 +109,28 @@ public sealed class KubeletCheckpointClient : IContainerCheckpointer, IDisposabl
         }, disposeHandler: true);
     }
 
-    private static bool ValidateWithRoots(X509Certificate? certificate, SslPolicyErrors errors, X509Certificate2Collection roots)
+    /// <summary>What the serving certificate must be, for messages.</summary>
+    public string TrustDescription => $"signed by {_trust}, for {_serverName}";
+
+    /// <summary>
+    /// The certificate must name <paramref name="serverName"/> and chain to <paramref name="roots"/> (only those), or
+    /// with no roots given, pass the platform's own checks against the system's trust store.
+    /// </summary>
+    private static bool Validate(X509Certificate? certificate, SslPolicyErrors errors, X509Certificate2Collection? roots, string serverName)
     {
         if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0) return false;
-        // name mismatches are errors; chain errors are re-checked against our roots only
-        if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0) return false;
+        using var leaf = new X509Certificate2(certificate);
+        if (!leaf.MatchesHostname(serverName, allowWildcards: true, allowCommonName: false)) return false;
+        if (roots is null) return (errors & SslPolicyErrors.RemoteCertificateChainErrors) == 0;
+        return ChainsTo(leaf, roots);
+    }
+
+    private static bool ChainsTo(X509Certificate2 leaf, X509Certificate2Collection roots)
+    {
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(roots);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        using var leaf = new X509Certificate2(certificate);
         return chain.Build(leaf);
     }
 
@@ -126,7 +170,8 @@ public sealed class KubeletCheckpointClient : IContainerCheckpointer, IDisposabl
         catch (HttpRequestException e) when (FindAuthenticationError(e) is { } tls)
         {
             throw new ContainerRuntimeException(ContainerRuntimeErrorKind.Failed,
-                $"{what}: TLS with the kubelet at {_options.Url} failed: {tls.Message}", "TLS", tls.Message, e);
+                $"{what}: TLS with the kubelet at {_options.Url} failed: {tls.Message} (its serving certificate must be {TrustDescription}; see kubelet.caFile and kubelet.serverName)",
+                "TLS", tls.Message, e);
         }
         catch (HttpRequestException e)
         {

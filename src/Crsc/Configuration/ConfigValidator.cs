@@ -34,8 +34,7 @@ public static partial class ConfigValidator
         if (o.CheckpointVia is not ("cri" or "kubelet"))
             Fail("runtime.checkpointVia", o.CheckpointVia, "must be cri or kubelet");
 
-        if (!Uri.TryCreate(o.KubeletUrl, UriKind.Absolute, out var kubelet) || kubelet.Scheme is not ("https" or "http") || kubelet.Host.Length == 0)
-            Fail("kubelet.url", o.KubeletUrl, "must be an absolute https:// (or http://) URL");
+        CheckKubelet(o, Fail);
 
         CheckDir("stateDir", o.StateDir);
         CheckDir("checkpointDir", o.CheckpointDir);
@@ -138,6 +137,70 @@ public static partial class ConfigValidator
         catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or ArgumentException)
         {
             fail("images.tlsCertFile", o.ImagesTlsCertFile, $"and images.tlsKeyFile are not a PEM certificate and its private key: {e.Message}");
+        }
+    }
+
+    private static void CheckKubelet(CrscOptions o, Action<string, string, string> fail)
+    {
+        var allowHttp = o.KubeletAllowHttp.ToLowerInvariant();
+        if (allowHttp is not ("true" or "false"))
+            fail("kubelet.allowHttp", o.KubeletAllowHttp, "must be true or false");
+        if (!Uri.TryCreate(o.KubeletUrl, UriKind.Absolute, out var kubelet) || kubelet.Scheme is not ("https" or "http") || kubelet.Host.Length == 0)
+            fail("kubelet.url", o.KubeletUrl, "must be an absolute https:// URL");
+        else if (kubelet.Scheme == "http" && allowHttp != "true")
+            fail("kubelet.url", o.KubeletUrl, "is http://: nothing proves the answer comes from the kubelet, which names files crsc reads; use https:// (kubelet.allowHttp: true is for tests only)");
+
+        if (o.KubeletServerName.Length > 0 && !IPAddress.TryParse(o.KubeletServerName, out _) && !IsDnsSubdomain(o.KubeletServerName))
+            fail("kubelet.serverName", o.KubeletServerName, "must be a DNS name or an IP address, or empty for nodeName");
+
+        if (!IsAbsoluteClean(o.KubeletCheckpointDir) || o.KubeletCheckpointDir == "/" || o.KubeletCheckpointDir.EndsWith('/') || o.KubeletCheckpointDir.Contains("//", StringComparison.Ordinal))
+            fail("kubelet.checkpointDir", o.KubeletCheckpointDir, "must be an absolute path without '..', '//' or a trailing '/'");
+        else if (o.CheckpointVia == "kubelet" && LinkOnPath(o.KubeletCheckpointDir) is { } problem)
+            fail("kubelet.checkpointDir", o.KubeletCheckpointDir, problem);
+
+        if (o.KubeletCaFile.Length > 0)
+        {
+            if (!IsAbsoluteClean(o.KubeletCaFile))
+                fail("kubelet.caFile", o.KubeletCaFile, "must be an absolute path without '..'");
+            else if (o.CheckpointVia == "kubelet" && CaFileProblem(o.KubeletCaFile) is { } problem)
+                fail("kubelet.caFile", o.KubeletCaFile, problem);
+        }
+    }
+
+    /// <summary>
+    /// Why crsc cannot use <paramref name="dir"/> as it is: a component is a symbolic link (crsc resolves the kubelet's
+    /// archive paths without following links, so a linked directory would refuse every archive) or not a directory.
+    /// A directory that does not exist yet is fine: the kubelet creates it.
+    /// </summary>
+    private static string? LinkOnPath(string dir)
+    {
+        var prefix = "";
+        foreach (var part in dir.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            prefix += "/" + part;
+            FileSystemInfo info = new FileInfo(prefix);
+            if (info.LinkTarget is { } target)
+                return $"passes through a symbolic link ({prefix} -> {target}): name the real directory (and have the kubelet use it), crsc follows no link to the kubelet's archives";
+            if (Directory.Exists(prefix)) continue;
+            return info.Exists ? $"is not a directory ({prefix} is a file)" : null;
+        }
+        return null;
+    }
+
+    private static string? CaFileProblem(string file)
+    {
+        if (!File.Exists(file)) return "does not exist";
+        try
+        {
+            var certificates = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+            certificates.ImportFromPemFile(file);
+            var count = certificates.Count;
+            foreach (var c in certificates) c.Dispose();
+            return count == 0 ? "holds no PEM certificate" : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+        {
+            return "cannot be read as a PEM certificate bundle: " + e.Message;
         }
     }
 

@@ -13,6 +13,22 @@ public sealed record CrscOptions
     /// <summary><c>cri</c> (default) or <c>kubelet</c>.</summary>
     public string CheckpointVia { get; init; } = "cri";
     public string KubeletUrl { get; init; } = "https://127.0.0.1:10250";
+    /// <summary>
+    /// PEM bundle the kubelet's serving certificate must chain to; empty = the cluster CA the daemon trusts for its API
+    /// server (the kubeconfig's, else the in-cluster service account's <c>ca.crt</c>), else the system's trust store.
+    /// </summary>
+    public string KubeletCaFile { get; init; } = "";
+    /// <summary>The name the kubelet's serving certificate must carry; empty = <see cref="NodeName"/>.</summary>
+    public string KubeletServerName { get; init; } = "";
+    /// <summary>Where the kubelet writes checkpoint archives: the only place an archive path it answers may point.</summary>
+    public string KubeletCheckpointDir { get; init; } = "/var/lib/kubelet/checkpoints";
+    /// <summary><c>true</c>: an <c>http://</c> <see cref="KubeletUrl"/> is accepted (tests only); <c>false</c> (default).</summary>
+    public string KubeletAllowHttp { get; init; } = "false";
+
+    public bool KubeletHttpAllowed => string.Equals(KubeletAllowHttp, "true", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary><see cref="KubeletServerName"/>, else the node's name (kubelet certificates name the node).</summary>
+    public string EffectiveKubeletServerName => KubeletServerName.Length > 0 ? KubeletServerName : NodeName;
     public string StateDir { get; init; } = "/var/lib/crsc/state";
     public string CheckpointDir { get; init; } = "/var/lib/crsc/checkpoints";
     public string StagingDir { get; init; } = "/var/lib/crsc/staging";

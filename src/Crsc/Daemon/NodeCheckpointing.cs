@@ -40,7 +40,7 @@ internal static partial class NodeCheckpointing
             sp.GetService<ILogger<CriContainerRuntime>>()));
         services.AddSingleton<IContainerRuntime>(sp => sp.GetRequiredService<CriContainerRuntime>());
         services.AddSingleton<IContainerCheckpointer>(sp => options.CheckpointVia == "kubelet"
-            ? new KubeletCheckpointClient(KubeletOptions(options))
+            ? KubeletClient(options, sp.GetRequiredService<ClusterServices>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Crsc.Kubelet"))
             : sp.GetRequiredService<CriContainerRuntime>());
         services.AddSingleton(sp => new CheckpointMetrics(sp.GetRequiredService<MetricsRegistry>()));
         services.AddSingleton(sp =>
@@ -50,7 +50,12 @@ internal static partial class NodeCheckpointing
                 sp.GetRequiredService<IContainerRuntime>(),
                 sp.GetRequiredService<IContainerCheckpointer>(),
                 sp.GetRequiredService<ICheckpointStore>(),
-                new CheckpointRunnerOptions { NodeName = options.NodeName },
+                new CheckpointRunnerOptions
+                {
+                    NodeName = options.NodeName,
+                    // only in kubelet mode may the archive be anywhere but crsc's staging path
+                    KubeletCheckpointDirectory = options.CheckpointVia == "kubelet" ? options.KubeletCheckpointDir : null,
+                },
                 sp.GetRequiredService<TimeProvider>(),
                 sp.GetService<ILogger<CheckpointRunner>>(),
                 sp.GetRequiredService<CheckpointMetrics>(),
@@ -101,22 +106,42 @@ internal static partial class NodeCheckpointing
         services.GetRequiredService<CheckpointMetrics>().UpdateStoreBytes(store);
     }
 
-    private static KubeletClientOptions KubeletOptions(CrscOptions options)
+    /// <summary>
+    /// The kubelet's checkpoint API, its serving certificate verified: against <c>kubelet.caFile</c>, else the cluster CA
+    /// the daemon's API connection trusts (kubeconfig, or the in-cluster service account's ca.crt), else the system's
+    /// trust store; for <c>kubelet.serverName</c> (default: the node's name).
+    /// </summary>
+    private static KubeletCheckpointClient KubeletClient(CrscOptions options, ClusterServices cluster, ILogger logger)
     {
         const string serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-        return new KubeletClientOptions
+        var clusterCa = options.KubeletCaFile.Length == 0 ? cluster.Api?.Config : null;
+        var client = new KubeletCheckpointClient(new KubeletClientOptions
         {
             Url = new Uri(options.KubeletUrl),
             // in a pod, the service account's token (RBAC: nodes/checkpoint create)
             BearerTokenFile = File.Exists(serviceAccount) ? serviceAccount : null,
-            InsecureSkipTlsVerify = true, // kubelet serving certificates are self-signed on most nodes
-        };
+            CaFile = options.KubeletCaFile.Length > 0 ? options.KubeletCaFile : null,
+            CertificateAuthorities = clusterCa?.CertificateAuthorities,
+            CertificateAuthoritiesSource = clusterCa is null ? null : $"the cluster CA of {clusterCa.Source}",
+            ServerName = options.EffectiveKubeletServerName,
+            AllowHttp = options.KubeletHttpAllowed,
+        });
+        Log.KubeletCheckpoints(logger, options.KubeletUrl, client.TrustDescription, options.KubeletCheckpointDir);
+        if (options.KubeletHttpAllowed && options.KubeletUrl.StartsWith("http:", StringComparison.OrdinalIgnoreCase))
+            Log.KubeletOverHttp(logger, options.KubeletUrl);
+        return client;
     }
 
     private static partial class Log
     {
         [LoggerMessage(1, LogLevel.Information, "Checkpoint store open ({Checkpoints} checkpoints; staging {Staging}); recovery: {Recovery}")]
         public static partial void StoreOpened(ILogger logger, string staging, int checkpoints, string recovery);
+
+        [LoggerMessage(2, LogLevel.Information, "Checkpoints through the kubelet at {Url}: its certificate must be {Trust}; archives only from {CheckpointDir}")]
+        public static partial void KubeletCheckpoints(ILogger logger, string url, string trust, string checkpointDir);
+
+        [LoggerMessage(3, LogLevel.Warning, "kubelet.allowHttp: talking plain HTTP to {Url}; anyone who can listen there is taken for the kubelet. For tests only")]
+        public static partial void KubeletOverHttp(ILogger logger, string url);
     }
 }
 

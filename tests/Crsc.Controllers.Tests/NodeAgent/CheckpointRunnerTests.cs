@@ -147,14 +147,15 @@ public sealed class CheckpointRunnerTests : IDisposable
     [Fact]
     public async Task A_runtime_failure_keeps_the_runtime_message_and_the_end_of_the_criu_log_named_in_it()
     {
-        _runtime.AddContainer("shop", "web-0", "app");
+        var app = _runtime.AddContainer("shop", "web-0", "app");
+        var logPath = $"/var/lib/containers/storage/overlay-containers/{app.Id}/userdata/dump.log";
         var log = new StringBuilder();
         for (var i = 0; i < 400; i++) log.Append("(00.").Append(i.ToString("D6")).Append(") dumping memory of task 1\n");
         log.Append("Error (criu/cr-dump.c:1600): Dump of task 1 failed: tcp connection in state established\n");
-        _staging.Logs["/var/lib/containers/storage/overlay-containers/abc/userdata/dump.log"] = log.ToString();
+        _staging.Logs[logPath] = log.ToString();
         _runtime.OnCheckpoint = (_, _, _, _) => throw new ContainerRuntimeException(ContainerRuntimeErrorKind.Failed,
             "runtime said Unknown", "Unknown",
-            "failed to checkpoint container abc: running \"/usr/bin/runc\" checkpoint failed: criu failed: type NOTIFY errno 0\nlog file: /var/lib/containers/storage/overlay-containers/abc/userdata/dump.log");
+            $"failed to checkpoint container {app.Id}: running \"/usr/bin/runc\" checkpoint failed: criu failed: type NOTIFY errno 0\nlog file: {logPath}");
 
         var e = await Assert.ThrowsAsync<CheckpointFailedException>(() =>
             Runner().CheckpointAsync(new CheckpointRequest("shop", "web-0", "app"), null, CancellationToken.None));
@@ -166,7 +167,7 @@ public sealed class CheckpointRunnerTests : IDisposable
         Assert.True(e.CriuLog!.Length <= 4096);
         Assert.EndsWith("tcp connection in state established\n", e.CriuLog);
         Assert.StartsWith("(00.", e.CriuLog); // cut at a line start
-        Assert.Equal("/var/lib/containers/storage/overlay-containers/abc/userdata/dump.log", e.CriuLogPath);
+        Assert.Equal(logPath, e.CriuLogPath);
         Assert.IsType<ContainerRuntimeException>(e.InnerException);
         Assert.Single(_runtime.CheckpointCalls);
         Assert.Empty(_store.Ingests);
@@ -224,16 +225,64 @@ public sealed class CheckpointRunnerTests : IDisposable
     }
 
     [Fact]
-    public async Task The_kubelets_own_archive_path_is_ingested_and_both_paths_are_cleaned()
+    public async Task The_kubelets_archive_is_ingested_as_the_file_checked_and_removed_only_after()
     {
+        const string dir = "/var/lib/kubelet/checkpoints";
+        const string name = "checkpoint-web-0_shop-app-2026-01-01T00:00:00Z.tar";
+        var identity = new FileIdentity(0x800000001, 4242);
+        _staging.Files[$"{dir}/{name}"] = identity;
         _runtime.AddContainer("shop", "web-0", "app");
-        _runtime.OnCheckpoint = (_, _, _, _) => Task.FromResult(new CheckpointArchive("/var/lib/kubelet/checkpoints/x.tar"));
+        _runtime.OnCheckpoint = (_, _, _, _) => Task.FromResult(new CheckpointArchive($"{dir}/{name}"));
 
-        await Runner().CheckpointAsync(new CheckpointRequest("shop", "web-0", "app"), null, CancellationToken.None);
+        await Runner(o => o with { KubeletCheckpointDirectory = dir }).CheckpointAsync(new CheckpointRequest("shop", "web-0", "app"), null, CancellationToken.None);
 
-        Assert.Equal("/var/lib/kubelet/checkpoints/x.tar", Assert.Single(_store.Ingests).Staged);
-        Assert.Contains("/var/lib/kubelet/checkpoints/x.tar", _staging.Deleted);
+        var ingest = Assert.Single(_store.Ingests);
+        Assert.Equal($"{dir}/{name}", ingest.Staged);
+        Assert.Equal(identity, ingest.Options.ExpectedFile);
+        Assert.False(ingest.Options.RemoveStaged); // the store leaves the kubelet's file alone
+        Assert.Contains($"{dir}/{name}", _staging.Deleted);
         Assert.Contains(_runtime.CheckpointCalls[0].Path, _staging.Deleted);
+    }
+
+    [Fact]
+    public async Task A_criu_log_named_outside_the_runtimes_log_locations_for_the_container_is_never_read()
+    {
+        var app = _runtime.AddContainer("shop", "web-0", "app");
+        var other = _runtime.AddContainer("shop", "web-1", "app");
+        string[] named =
+        [
+            "/root/.secret.log",
+            "/var/log/auth.log",
+            $"/var/lib/containers/storage/overlay-containers/{other.Id}/userdata/dump.log", // another container's
+            $"/var/lib/containers/storage/overlay-containers/{app.Id}/userdata/../../../../../../etc/x.log",
+            $"/var/lib/containers/storage/overlay-containers/{app.Id}/userdata/other.log",
+        ];
+        foreach (var path in named) _staging.Logs[path] = "secret\n";
+        _runtime.OnCheckpoint = (_, _, _, _) => throw new ContainerRuntimeException(ContainerRuntimeErrorKind.Failed,
+            "checkpoint failed", "500", "criu failed; log file: " + string.Join(" see ", named));
+
+        var e = await Assert.ThrowsAsync<CheckpointFailedException>(() =>
+            Runner().CheckpointAsync(new CheckpointRequest("shop", "web-0", "app"), null, CancellationToken.None));
+
+        Assert.Null(e.CriuLog);
+        Assert.Null(e.CriuLogPath);
+        Assert.Empty(_staging.LogReads);
+    }
+
+    [Fact]
+    public async Task A_containerd_criu_log_of_the_container_is_read()
+    {
+        var app = _runtime.AddContainer("shop", "web-0", "app");
+        var path = $"/run/containerd/io.containerd.runtime.v2.task/k8s.io/{app.Id}/criu-dump.log";
+        _staging.Logs[path] = "Error (criu/sk-inet.c:191): inet: Connected TCP socket, consider using --tcp-established option.\n";
+        _runtime.OnCheckpoint = (_, _, _, _) => throw new ContainerRuntimeException(ContainerRuntimeErrorKind.Failed,
+            "checkpoint failed", "Unknown", $"criu failed: type NOTIFY errno 0 path= {path}: unknown");
+
+        var e = await Assert.ThrowsAsync<CheckpointFailedException>(() =>
+            Runner().CheckpointAsync(new CheckpointRequest("shop", "web-0", "app"), null, CancellationToken.None));
+
+        Assert.Contains("--tcp-established", e.CriuLog);
+        Assert.Equal(path, e.CriuLogPath);
     }
 
     [Fact]

@@ -429,9 +429,11 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
     public async Task A_runtime_failure_fails_the_object_with_the_criu_log_and_a_warning_and_is_not_retried()
     {
         await SeedPodAsync("db-0", "n1", "postgres");
-        _staging.Logs["/run/containerd/criu/dump.log"] = "Error (criu/sk-inet.c:191): inet: Connected TCP socket, consider using --tcp-established option.\n";
+        var id = (await _runtime.ListContainersAsync(null, CancellationToken.None)).Single().Id;
+        var logPath = $"/run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}/criu-dump.log";
+        _staging.Logs[logPath] = "Error (criu/sk-inet.c:191): inet: Connected TCP socket, consider using --tcp-established option.\n";
         _runtime.OnCheckpoint = (_, _, _, _) => throw new ContainerRuntimeException(ContainerRuntimeErrorKind.Failed,
-            "checkpoint failed", "Unknown", "criu failed: type NOTIFY errno 0, log file: /run/containerd/criu/dump.log");
+            "checkpoint failed", "Unknown", $"criu failed: type NOTIFY errno 0 path= {logPath}");
         var agent = await StartAgentAsync();
         await CreateCheckpointAsync("c1", "db-0", "postgres");
 

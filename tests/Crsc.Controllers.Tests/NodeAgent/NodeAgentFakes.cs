@@ -123,6 +123,9 @@ public sealed class FakeCheckpointStore(TimeProvider time) : ICheckpointStore
     /// <summary>Thrown by the next ingestions while set.</summary>
     public Exception? IngestError { get; set; }
 
+    /// <summary>Runs at each ingestion, after it is recorded (e.g. to change the file under the store).</summary>
+    public Action<string>? OnIngest { get; set; }
+
     public string NewStagingPath(CheckpointSource source)
     {
         StagingRequests.Enqueue(source);
@@ -133,6 +136,7 @@ public sealed class FakeCheckpointStore(TimeProvider time) : ICheckpointStore
         IProgress<long>? progress, CancellationToken ct)
     {
         Ingests.Enqueue((stagedArchivePath, source, options));
+        OnIngest?.Invoke(stagedArchivePath);
         if (IngestError is { } e) throw e;
         progress?.Report(1000);
         var info = Add(source.Namespace, source.Workload, source.Container, source.PodName, time.GetUtcNow(), source.PodUid);
@@ -205,14 +209,35 @@ public sealed class FakeStagingArea : IStagingArea
     public ConcurrentDictionary<string, string> ArchiveLogs { get; } = new();
     public Exception? DeleteError { get; set; }
 
+    /// <summary>Files <see cref="CheckFileInDirectory"/> finds (full path → identity); any other path is missing.</summary>
+    public ConcurrentDictionary<string, FileIdentity> Files { get; } = new();
+
+    /// <summary>Every log path asked for.</summary>
+    public ConcurrentQueue<string> LogReads { get; } = new();
+
     public void Delete(string path)
     {
         Deleted.Enqueue(path);
         if (DeleteError is { } e) throw e;
     }
 
-    public string? ReadLogTail(string path, int maxBytes) =>
-        Logs.TryGetValue(path, out var log) ? (log.Length > maxBytes ? log[^maxBytes..] : log) : null;
+    public FileIdentity CheckFileInDirectory(string directory, string name) =>
+        Files.TryGetValue(directory + "/" + name, out var id) ? id : throw new FileNotFoundException($"'{directory}/{name}' does not exist");
+
+    public string? DeleteIfSame(string directory, string name, FileIdentity expected)
+    {
+        var path = directory + "/" + name;
+        if (!Files.TryGetValue(path, out var id) || id != expected) return "not the same file";
+        Deleted.Enqueue(path);
+        Files.TryRemove(path, out _);
+        return null;
+    }
+
+    public string? ReadLogTail(string path, int maxBytes)
+    {
+        LogReads.Enqueue(path);
+        return Logs.TryGetValue(path, out var log) ? (log.Length > maxBytes ? log[^maxBytes..] : log) : null;
+    }
 
     public string? ReadArchiveLogTail(string archivePath, int maxBytes) =>
         ArchiveLogs.TryGetValue(archivePath, out var log) ? (log.Length > maxBytes ? log[^maxBytes..] : log) : null;

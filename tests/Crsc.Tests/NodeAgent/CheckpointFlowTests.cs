@@ -54,7 +54,9 @@ public sealed class CheckpointFlowTests : IAsyncLifetime
 
         // the wiring the daemon does: pods informer first (it names workloads for the runner), then the rest
         var pods = NodeAgentComponents.CreatePodInformer(_kube, "n1", TimeProvider.System, NullLoggerFactory.Instance);
-        _runner = new CheckpointRunner(_runtime, _runtime, _store, new CheckpointRunnerOptions { NodeName = "n1" },
+        // CRIU logs where this test's "runtime" keeps them: <dir>/<container id>/dump.log
+        _runner = new CheckpointRunner(_runtime, _runtime, _store,
+            new CheckpointRunnerOptions { NodeName = "n1", CriuLogLocations = [_dir.Combine("{id}", "dump.log")] },
             TimeProvider.System, metrics: metrics, workloads: NodeAgentComponents.WorkloadResolver(pods));
         var agent = NodeAgentComponents.Create("n1", _kube, _runner, _store, _events, TimeProvider.System,
             NullLoggerFactory.Instance, metrics: metrics, pods: pods);
@@ -157,8 +159,8 @@ public sealed class CheckpointFlowTests : IAsyncLifetime
     public async Task A_runtime_failure_fails_the_object_with_the_runtimes_message_and_the_end_of_the_criu_log()
     {
         SeedPod("counter-1", "n1", "counter");
-        _cri.AddRunningContainer("shop", "counter-1", "counter");
-        var log = _dir.Combine("dump.log");
+        var (_, containerId) = _cri.AddRunningContainer("shop", "counter-1", "counter");
+        var log = Directory.CreateDirectory(_dir.Combine(containerId)).FullName + "/dump.log";
         await File.WriteAllTextAsync(log, string.Concat(Enumerable.Range(0, 300).Select(i => $"({i:D6}) Dumping task\n"))
             + "Error (criu/sk-inet.c:191): inet: Connected TCP socket, consider using --tcp-established option.\n");
         _cri.Inject("CheckpointContainer", CriFault.Error(GrpcStatusCode.Unknown,
