@@ -15,6 +15,9 @@ public sealed record OciError(int StatusCode, string Code, string Message)
         new(400, "DIGEST_INVALID", $"'{Clip(digest)}' is not a valid digest (expected sha256: and 64 lower-case hex digits)");
     public static OciError Unsupported(string method) => new(405, "UNSUPPORTED", $"{Clip(method)} is not supported: this endpoint is read-only (GET and HEAD)");
     public static OciError NotFound(string path) => new(404, "NOT_FOUND", $"'{Clip(path)}' is not a path of the OCI distribution API");
+    /// <summary>The checkpoint exists but this node does not vouch for it (its manifest MAC): <paramref name="problem"/> names the failed check.</summary>
+    public static OciError NotAuthentic(string name, string reference, string problem) =>
+        new(403, "DENIED", $"'{Clip(reference)}' of repository '{Clip(name)}' is not served: {problem}");
     public static OciError BlobCorrupt(string digest) => new(500, "BLOB_UNKNOWN", $"blob '{digest}' is corrupt on this node and is not served");
 
     /// <summary>The spec's error body: <c>{"errors":[{"code":…,"message":…}]}</c>.</summary>
