@@ -179,7 +179,10 @@ public sealed class RestorePreparer : IReconciler
             && c.Authenticity is CheckpointAuthenticity.Unsigned or CheckpointAuthenticity.OtherKey;
         if (c.AuthenticityProblem is { } problem)
         {
-            if (!allowed) return ("ArchiveNotAuthentic", $"checkpoint image {image} on node {_options.NodeName} is refused: {problem}");
+            var hint = c.Authenticity is CheckpointAuthenticity.Unsigned or CheckpointAuthenticity.OtherKey
+                ? $" (annotation {CrscAnnotations.AllowUnauthenticated}=\"true\", or crsc restore --allow-unauthenticated, accepts it)"
+                : "";
+            if (!allowed) return ("ArchiveNotAuthentic", $"checkpoint image {image} on node {_options.NodeName} is refused: {problem}{hint}");
             var note = $"checkpoint image {image} is not authenticated ({problem}); restoring from it because {CrscAnnotations.AllowUnauthenticated} is \"true\"";
             Log.ArchiveAllowed(_logger, restore.Metadata.Namespace ?? "", restore.Metadata.Name ?? "", note);
             _events.Warning(restore, "UnauthenticatedArchive", note);
