@@ -84,14 +84,16 @@ public sealed class StoreImageRegistry : ICheckpointImageLookup
         OciError? refused = null;
         foreach (var c in checkpoints)
         {
-            if (TryImage(c, out _) is not { } image) continue;
-            if (image.Layer.Digest != digest && image.Config.Digest != digest) continue;
             if (c.AuthenticityProblem is { } problem)
             {
-                refused ??= Refuse(name, digest, c, problem); // another, authentic checkpoint may have the same blob
+                // its layer is the stored archive (no image needed to tell: the manifest may no longer make one);
+                // another, authentic checkpoint may have the same blob, so look on
+                if (c.Digest == digest || TryImage(c, out _)?.Config.Digest == digest) refused ??= Refuse(name, digest, c, problem);
                 continue;
             }
-            return image.Layer.Digest == digest ? new OciBlob(image.Layer, null, c) : new OciBlob(image.Config, image.ConfigBytes, null);
+            if (TryImage(c, out _) is not { } image) continue;
+            if (image.Layer.Digest == digest) return new OciBlob(image.Layer, null, c);
+            if (image.Config.Digest == digest) return new OciBlob(image.Config, image.ConfigBytes, null);
         }
         return refused ?? OciError.BlobUnknown(name, digest);
     }

@@ -174,6 +174,17 @@ public sealed class ManifestMacTests : IDisposable
     }
 
     [Fact]
+    public async Task A_manifest_changed_between_finding_a_blob_and_opening_it_is_not_served()
+    {
+        var c = await IngestAsync();
+        var blob = _registry.FindBlob(Repository, _registry.ImageOf(c).Layer.Digest).Value!;
+        StoreFixture.EditManifest(c, json => json.Replace("\"nodeName\": \"node-a\"", "\"nodeName\": \"node-b\"", StringComparison.Ordinal));
+
+        var e = await Assert.ThrowsAsync<CheckpointCorruptException>(() => _registry.OpenBlobAsync(blob, null, CancellationToken.None));
+        Assert.Contains("invalid MAC", e.Message);
+    }
+
+    [Fact]
     public async Task Recovery_and_listing_keep_a_tampered_checkpoint_a_person_can_look_at()
     {
         var c = await IngestAsync();
