@@ -170,10 +170,11 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
                 CrscVersion = _version,
                 Pinned = options.Pinned,
             };
+            Manifests.Sign(doc, _options.Key);
             WriteManifest(dir, tempManifest, manifest, doc);
             committed = true;
             Fault(FaultPoints.ManifestCommitted);
-            var info = Manifests.ToInfo(doc, archive);
+            var info = Manifests.ToInfo(doc, archive, _options.Key);
             Log.Ingested(_logger, id, source.Namespace, source.Workload, source.Container, rawBytes, storedBytes, compression, storedDigest);
             if (options.RemoveStaged) TryDelete(staged);
             return info;
@@ -299,7 +300,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
             return null;
         }
         problem = null;
-        return (Manifests.ToInfo(doc, archive), doc);
+        return (Manifests.ToInfo(doc, archive, _options.Key), doc);
     }
 
     private static byte[] ReadSmallFile(string path)

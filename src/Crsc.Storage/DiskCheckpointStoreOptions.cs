@@ -29,6 +29,13 @@ public sealed record DiskCheckpointStoreOptions
     /// <summary>Recorded in manifests; null: this assembly's informational version.</summary>
     public string? CrscVersion { get; init; }
 
+    /// <summary>
+    /// The node key: manifests are signed with it at ingest and checked with it when read
+    /// (<see cref="CheckpointInfo.Authenticity"/>). Null (a tool without the key): manifests are written unsigned and
+    /// read as <see cref="CheckpointAuthenticity.Unchecked"/>.
+    /// </summary>
+    public Security.NodeKey? Key { get; init; }
+
     /// <summary>Open for reading only (a dry run): create no directory and no lock file, change no mode, take no lock.</summary>
     public bool ReadOnly { get; init; }
 

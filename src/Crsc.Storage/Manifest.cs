@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Crsc.Controllers.Storage;
+using Crsc.Storage.Security;
 
 namespace Crsc.Storage;
 
@@ -27,6 +28,10 @@ internal sealed class ManifestDocument
     public DateTimeOffset CreatedAt { get; set; }
     public string CrscVersion { get; set; } = "";
     public bool Pinned { get; set; }
+    /// <summary>Which key made <see cref="Mac"/> (<see cref="NodeKey.Id"/>); absent in manifests of older crsc.</summary>
+    public string? MacKeyId { get; set; }
+    /// <summary>HMAC-SHA256 (hex) of every field but <see cref="Pinned"/> and the MAC itself: see <see cref="Manifests.ComputeMac"/>.</summary>
+    public string? Mac { get; set; }
 }
 
 internal sealed class ManifestArchive
@@ -99,7 +104,58 @@ internal static class Manifests
     private static bool IsDigest(string? d) =>
         d is { Length: 71 } && d.StartsWith("sha256:", StringComparison.Ordinal) && d.AsSpan(7).ContainsAnyExcept("0123456789abcdef") == false;
 
-    public static CheckpointInfo ToInfo(ManifestDocument doc, string archivePath) => new()
+    /// <summary>The purpose the manifest MAC key is derived for (<see cref="NodeKey.Derive"/>).</summary>
+    public const string MacPurpose = "crsc archive mac v1";
+
+    /// <summary>
+    /// The MAC of <paramref name="doc"/>: every field a reader acts on, in a fixed order and an unambiguous encoding
+    /// (<see cref="MacWriter"/>). <see cref="ManifestDocument.Pinned"/> is left out on purpose: it only keeps retention
+    /// from deleting the checkpoint, says nothing about what the archive is, and pinning or unpinning must work for a
+    /// manifest whatever its MAC (re-signing on a pin change would turn an unsigned or foreign manifest into a trusted one).
+    /// </summary>
+    public static string ComputeMac(ManifestDocument doc, byte[] macKey)
+    {
+        using var w = new MacWriter(macKey, "crsc checkpoint manifest");
+        w.Add(doc.FormatVersion).Add(doc.Kind).Add(doc.Id).Add(doc.Namespace).Add(doc.Workload).Add(doc.Container)
+            .Add(doc.PodName).Add(doc.PodUid).Add(doc.NodeName);
+        var a = doc.Archive;
+        w.Add(a.Compression).Add(a.CompressionLevel).Add(a.Digest).Add(a.Size).Add(a.UncompressedDigest).Add(a.UncompressedSize);
+        var s = doc.Source;
+        w.Add(s.RuntimeContainerId).Add(s.ContainerName).Add(s.PodName).Add(s.PodNamespace).Add(s.PodUid)
+            .Add(s.ImageName).Add(s.ImageRef).Add(s.ImageId).Add(s.Runtime).Add(s.ContainerCreatedAt).Add(s.CheckpointedAt);
+        w.Add(doc.CreatedAt).Add(doc.CrscVersion).Add(doc.MacKeyId);
+        return w.ToHex();
+    }
+
+    /// <summary>Signs <paramref name="doc"/> with <paramref name="key"/>; without a key the manifest stays unsigned.</summary>
+    public static void Sign(ManifestDocument doc, NodeKey? key)
+    {
+        if (key is null)
+        {
+            doc.MacKeyId = null;
+            doc.Mac = null;
+            return;
+        }
+        doc.MacKeyId = key.Id;
+        doc.Mac = ComputeMac(doc, key.Derive(MacPurpose));
+    }
+
+    /// <summary>How far <paramref name="key"/> vouches for <paramref name="doc"/>.</summary>
+    public static CheckpointAuthenticity Authenticity(ManifestDocument doc, NodeKey? key)
+    {
+        if (doc.Mac is null && doc.MacKeyId is null) return CheckpointAuthenticity.Unsigned;
+        if (key is null) return CheckpointAuthenticity.Unchecked;
+        if (doc.MacKeyId != key.Id) return NodeKey.IsId(doc.MacKeyId) ? CheckpointAuthenticity.OtherKey : CheckpointAuthenticity.Invalid;
+        return MacWriter.Same(ComputeMac(doc, key.Derive(MacPurpose)), doc.Mac) ? CheckpointAuthenticity.Verified : CheckpointAuthenticity.Invalid;
+    }
+
+    public static CheckpointInfo ToInfo(ManifestDocument doc, string archivePath, NodeKey? key) => ToInfo(doc, archivePath) with
+    {
+        Authenticity = Authenticity(doc, key),
+        MacKeyId = doc.MacKeyId,
+    };
+
+    private static CheckpointInfo ToInfo(ManifestDocument doc, string archivePath) => new()
     {
         FormatVersion = doc.FormatVersion,
         Id = doc.Id,

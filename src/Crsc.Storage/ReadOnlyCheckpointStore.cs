@@ -8,9 +8,10 @@ namespace Crsc.Storage;
 /// checkpoints (a parseable manifest whose archive is a regular file, the same rule <see cref="DiskCheckpointStore"/>
 /// uses) and opens archives with both digests checked while streaming. A manifest is only visible once renamed into
 /// place, so reading beside a writing daemon never sees a half-written checkpoint; a checkpoint deleted while it is
-/// being read shows up as a missing file.
+/// being read shows up as a missing file. With the node key each checkpoint's manifest MAC is checked
+/// (<see cref="CheckpointInfo.Authenticity"/>); without it the verdict is <see cref="CheckpointAuthenticity.Unchecked"/>.
 /// </summary>
-public sealed class ReadOnlyCheckpointStore(string checkpointDirectory)
+public sealed class ReadOnlyCheckpointStore(string checkpointDirectory, Security.NodeKey? key = null)
 {
     private readonly string _root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(checkpointDirectory));
 
@@ -138,7 +139,7 @@ public sealed class ReadOnlyCheckpointStore(string checkpointDirectory)
         var archive = Path.Join(dir, id + Manifests.ArchiveExtension(Manifests.Compression(doc)));
         var a = new FileInfo(archive);
         if (a.LinkTarget is not null || !a.Exists) return null; // deleted meanwhile, or not committed: not a checkpoint
-        return Manifests.ToInfo(doc, archive);
+        return Manifests.ToInfo(doc, archive, key);
     }
 
     private static IEnumerable<DirectoryInfo> Subdirectories(string path, Func<string, bool> validName)

@@ -38,6 +38,7 @@ public sealed class ImageBench : IBenchmark
             CheckpointDirectory = Path.Combine(ctx.WorkDir, "image-store", "checkpoints"),
             CompressionLevel = 1,
             CompressionWorkers = 2,
+            Key = Crsc.Storage.Security.NodeKey.Generate(), // the endpoint serves only checkpoints its key vouches for
         });
         var info = await store.IngestAsync(archive, new CheckpointSource("bench", "app", "app"), new IngestOptions { RemoveStaged = false }, null, ct);
         ctx.Report(Name, "stored (zstd -1)", info.Size / (double)MiB, "MiB");

@@ -129,6 +129,8 @@ internal sealed class StoreFixture : IDisposable
     public string Checkpoints => Dir.Combine("checkpoints");
     public string Staging => Dir.Combine("staging");
     public string Incoming => Dir.Combine("incoming");
+    /// <summary>The node key the store signs and checks manifests with.</summary>
+    public Crsc.Storage.Security.NodeKey Key { get; } = Crsc.Storage.Security.NodeKey.Generate();
 
     public StoreFixture()
     {
@@ -138,11 +140,30 @@ internal sealed class StoreFixture : IDisposable
 
     public DiskCheckpointStoreOptions Options(Func<DiskCheckpointStoreOptions, DiskCheckpointStoreOptions>? change = null)
     {
-        var options = new DiskCheckpointStoreOptions { CheckpointDirectory = Checkpoints, NodeName = "node-a", CrscVersion = "0.1.0-test" };
+        var options = new DiskCheckpointStoreOptions { CheckpointDirectory = Checkpoints, NodeName = "node-a", CrscVersion = "0.1.0-test", Key = Key };
         return change is null ? options : change(options);
     }
 
     public DiskCheckpointStore Open(Func<DiskCheckpointStoreOptions, DiskCheckpointStoreOptions>? change = null) => new(Options(change), Time);
+
+    public static string ManifestPath(CheckpointInfo c) => Path.Combine(Path.GetDirectoryName(c.ArchivePath)!, c.Id + DiskCheckpointStore.ManifestExtension);
+
+    /// <summary>
+    /// Rewrites the manifest of <paramref name="c"/> with <paramref name="edit"/> applied to its JSON, then signs it again
+    /// with <paramref name="signWith"/> (as a crsc holding that key would have written it) or, when null, leaves its MAC as it was.
+    /// </summary>
+    public static void EditManifest(CheckpointInfo c, Func<string, string> edit, Crsc.Storage.Security.NodeKey? signWith = null)
+    {
+        var path = ManifestPath(c);
+        var json = edit(File.ReadAllText(path));
+        if (signWith is not null)
+        {
+            var doc = System.Text.Json.JsonSerializer.Deserialize(json, StorageJsonContext.Default.ManifestDocument)!;
+            Crsc.Storage.Manifests.Sign(doc, signWith);
+            json = System.Text.Encoding.UTF8.GetString(Crsc.Storage.Manifests.Serialize(doc));
+        }
+        File.WriteAllText(path, json);
+    }
 
     /// <summary>A name as DiskCheckpointStore.NewStagingPath gives one (recovery removes only such names from staging).</summary>
     public static string StagingName() => $"shop_cart_cart-{Guid.NewGuid():N}"[..27] + ".tar";

@@ -29,6 +29,14 @@ public static class CrscAnnotations
     /// <summary>The pod whose failure the Restore answers.</summary>
     public const string FailedPod = "crsc.io/failed-pod";
 
+    // --- on Restores a user creates ---
+
+    /// <summary>
+    /// <c>"true"</c>: the node may restore from an archive its key cannot vouch for (no MAC, or another key's); one whose
+    /// MAC does not verify, or that is of another workload, is refused all the same (<c>crsc restore --allow-unauthenticated</c>).
+    /// </summary>
+    public const string AllowUnauthenticated = "crsc.io/allow-unauthenticated";
+
     // --- on pods the Restore reconciler restores in place ---
 
     /// <summary>The Restore that is restoring (or restored) this pod.</summary>

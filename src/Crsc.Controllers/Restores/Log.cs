@@ -45,4 +45,10 @@ internal static partial class Log
 
     [LoggerMessage(22, LogLevel.Information, "Restore {Namespace}/{Name}: images ready on node {Node}")]
     public static partial void Ready(ILogger logger, string @namespace, string name, string node);
+
+    [LoggerMessage(23, LogLevel.Warning, "Restore {Namespace}/{Name}: checkpoint image {Image} refused ({Reason}): {Message}")]
+    public static partial void ArchiveRefused(ILogger logger, string @namespace, string name, string image, string reason, string message);
+
+    [LoggerMessage(24, LogLevel.Warning, "Restore {Namespace}/{Name}: restoring from an unauthenticated archive as its annotation allows: {Message}")]
+    public static partial void ArchiveAllowed(ILogger logger, string @namespace, string name, string message);
 }

@@ -5,8 +5,10 @@ using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Reconciling;
 using Crsc.Controllers.Runtime;
+using Crsc.Controllers.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -28,6 +30,12 @@ public sealed record RestorePreparerOptions
 
     /// <summary>The pull credential of each image (crsc's image endpoint answers only callers with a token); null: none.</summary>
     public IPullCredentials? PullCredentials { get; init; }
+
+    /// <summary>
+    /// This node's checkpoint store seen through image names: a checkpoint image of it is checked (its manifest MAC, its
+    /// namespace and workload) before anything is pulled. Null: no check (a node without a store).
+    /// </summary>
+    public ICheckpointImageLookup? LocalCheckpoints { get; init; }
 }
 
 /// <summary>
@@ -99,6 +107,13 @@ public sealed class RestorePreparer : IReconciler
         var restore = _restores.Get(key);
         if (restore is null || !NeedsImages(restore, out var pod)) return ReconcileResult.Done;
         var s = restore.Status!;
+        if (RefuseArchive(restore, pod) is var (refusal, why))
+        {
+            Log.ArchiveRefused(_logger, key.Namespace ?? "", key.Name, s.Image!, refusal, why);
+            var refused = await ReportAsync(restore, pod, ConditionStatus.False, refusal, why, ct).ConfigureAwait(false);
+            if (refused is not null) _events.Warning(refused, refusal, why);
+            return ReconcileResult.Done;
+        }
         var images = new[] { s.OriginalImage!, s.Image! }.Distinct(StringComparer.Ordinal).ToList();
         var attemptKey = $"{restore.Metadata.Uid}/{pod.Metadata.Uid}";
         var identity = new PodIdentity(pod.Metadata.Namespace ?? "", pod.Metadata.Name ?? "", pod.Metadata.Uid ?? "");
@@ -151,6 +166,38 @@ public sealed class RestorePreparer : IReconciler
             _events.Normal(done, "ImagesReady", ready);
         }
         return ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// When the checkpoint image is one of this node's store: a reason and message when it must not be restored from —
+    /// <c>ArchiveNotAuthentic</c> (its manifest MAC is missing, wrong or of another key) or <c>CheckpointOfAnotherWorkload</c>
+    /// (its namespace or workload is not the Restore's target's; for a Pod target, the workload the pod belongs to).
+    /// The annotation <see cref="CrscAnnotations.AllowUnauthenticated"/> lets a missing or foreign MAC pass, never a
+    /// wrong one and never another workload's checkpoint.
+    /// </summary>
+    private (string Reason, string Message)? RefuseArchive(Restore restore, Pod pod)
+    {
+        var image = restore.Status!.Image!;
+        if (_options.LocalCheckpoints?.FindByImage(image) is not { } c) return null;
+        var allowed = restore.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.AllowUnauthenticated) == "true"
+            && c.Authenticity is CheckpointAuthenticity.Unsigned or CheckpointAuthenticity.OtherKey;
+        if (c.AuthenticityProblem is { } problem)
+        {
+            var hint = c.Authenticity is CheckpointAuthenticity.Unsigned or CheckpointAuthenticity.OtherKey
+                ? $" (annotation {CrscAnnotations.AllowUnauthenticated}=\"true\", or crsc restore --allow-unauthenticated, accepts it)"
+                : "";
+            if (!allowed) return ("ArchiveNotAuthentic", $"checkpoint image {image} on node {_options.NodeName} is refused: {problem}{hint}");
+            var note = $"checkpoint image {image} is not authenticated ({problem}); restoring from it because {CrscAnnotations.AllowUnauthenticated} is \"true\"";
+            Log.ArchiveAllowed(_logger, restore.Metadata.Namespace ?? "", restore.Metadata.Name ?? "", note);
+            _events.Warning(restore, "UnauthenticatedArchive", note);
+        }
+        var ns = restore.Metadata.Namespace ?? "";
+        var workload = restore.Spec.Target.Kind == RestoreTargetKind.Pod ? PodOwnerWorkloadResolver.WorkloadOf(pod) : restore.Spec.Target.Name;
+        if (c.Namespace != ns || c.Workload != workload)
+            return ("CheckpointOfAnotherWorkload",
+                $"checkpoint image {image} on node {_options.NodeName} holds checkpoint {c.Id} of {c.Namespace}/{c.Workload}, " +
+                $"not of {ns}/{workload}, the Restore's target ({restore.Spec.Target.Kind} {restore.Spec.Target.Name})");
+        return null;
     }
 
     /// <summary>

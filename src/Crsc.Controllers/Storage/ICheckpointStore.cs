@@ -63,6 +63,17 @@ public interface ICheckpointStore
     RecoveryReport Recover();
 }
 
+/// <summary>Finds the checkpoint of this node's store an image reference names (the node side of a restore checks it).</summary>
+public interface ICheckpointImageLookup
+{
+    /// <summary>
+    /// The checkpoint whose image <paramref name="imageReference"/> is (repository <c>crsc/&lt;ns&gt;/&lt;workload&gt;/&lt;container&gt;</c>
+    /// on any host, by the checkpoint id as tag or by the image's manifest digest), whatever its authenticity; null when
+    /// the reference names no checkpoint of this node's store.
+    /// </summary>
+    CheckpointInfo? FindByImage(string imageReference);
+}
+
 public enum CheckpointCompression
 {
     None,
@@ -151,6 +162,38 @@ public sealed record CheckpointInfo
     public bool Pinned { get; init; }
     /// <summary>Where the archive is (for tools such as checkpointctl); never taken from the manifest itself.</summary>
     public required string ArchivePath { get; init; }
+    /// <summary>Whether this node's key vouches for the manifest (its MAC), decided when the manifest was read.</summary>
+    public CheckpointAuthenticity Authenticity { get; init; }
+    /// <summary>The id of the key whose MAC the manifest carries; null when it carries none.</summary>
+    public string? MacKeyId { get; init; }
+
+    /// <summary>Why the checkpoint is not to be trusted, in words naming the failed check; null when it is <see cref="CheckpointAuthenticity.Verified"/>.</summary>
+    public string? AuthenticityProblem => Authenticity switch
+    {
+        CheckpointAuthenticity.Verified => null,
+        CheckpointAuthenticity.Unsigned => $"the manifest of checkpoint {Id} carries no MAC (written by a crsc without manifest MACs, or the MAC was removed)",
+        CheckpointAuthenticity.Invalid => $"the MAC of checkpoint {Id}'s manifest does not verify (invalid MAC): the manifest was changed after crsc wrote it",
+        CheckpointAuthenticity.OtherKey => $"the manifest of checkpoint {Id} is signed by key id {MacKeyId}, not by this node's key",
+        _ => $"the MAC of checkpoint {Id}'s manifest was not checked (no node key at hand)",
+    };
+}
+
+/// <summary>
+/// How far a checkpoint's manifest can be believed: crsc writes an HMAC-SHA256 of every field that matters (with a key
+/// derived from the node key) into each manifest, and checks it whenever a manifest is read.
+/// </summary>
+public enum CheckpointAuthenticity
+{
+    /// <summary>Not checked: the reader has no key (e.g. a CLI that cannot read the node key).</summary>
+    Unchecked,
+    /// <summary>The MAC verifies with this node's key.</summary>
+    Verified,
+    /// <summary>No MAC: written by an older crsc, or the MAC was stripped.</summary>
+    Unsigned,
+    /// <summary>A MAC of this node's key that does not verify: the manifest was tampered with.</summary>
+    Invalid,
+    /// <summary>A MAC of another key (<see cref="CheckpointInfo.MacKeyId"/>): written by a node this one shares no key with.</summary>
+    OtherKey,
 }
 
 public sealed record CheckpointFilter(string? Namespace = null, string? Workload = null, string? Container = null);

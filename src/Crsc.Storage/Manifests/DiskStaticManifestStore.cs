@@ -15,8 +15,14 @@ public sealed record StaticManifestStoreOptions
     public required string InactiveManifestsDir { get; init; }
     public required string SecretsDir { get; init; }
     public required string ConfigMapsDir { get; init; }
-    /// <summary>The checkpointer's state file goes to <c>&lt;StateDir&gt;/static-pods/state.json</c>.</summary>
+    /// <summary>The checkpointer's state file goes to <c>&lt;StateDir&gt;/static-pods/state.json</c>, the checkpoints' MACs to <c>static-pods/macs</c>.</summary>
     public required string StateDir { get; init; }
+
+    /// <summary>
+    /// The node key: each checkpoint written gets a MAC over its manifest, Secrets and ConfigMaps, and a checkpoint is
+    /// activated only when its MAC verifies. Null (tests, tools): no MAC is written and none is checked.
+    /// </summary>
+    public Security.NodeKey? Key { get; init; }
 }
 
 /// <summary>
@@ -25,7 +31,10 @@ public sealed record StaticManifestStoreOptions
 /// and ConfigMaps likewise (directories 0700, files 0600). Every write is temp → fsync → rename → fsync(dir).
 /// Names are validated before they become paths; no symlink is followed (a symlinked root or component is refused);
 /// and only manifests carrying <c>crsc.io/checkpoint-of</c> of the parent in question are replaced or removed, so
-/// other manifests in the kubelet's directory are never touched.
+/// other manifests in the kubelet's directory are never touched. With a key, each inactive checkpoint has a MAC
+/// (<c>&lt;stateDir&gt;/static-pods/macs/&lt;ns&gt;-&lt;pod&gt;.mac</c>: key id and HMAC-SHA256 over the parent, the manifest and
+/// every key of every saved Secret and ConfigMap), checked before the checkpoint is activated: files changed by anyone
+/// but crsc are refused and left as they are.
 /// </summary>
 public sealed partial class DiskStaticManifestStore : IStaticManifestStore
 {
@@ -120,8 +129,16 @@ public sealed partial class DiskStaticManifestStore : IStaticManifestStore
             EnsureOursOrAbsent(target, parent);
             var changed = WriteObjects(_options.SecretsDir, "checkpointSecretsDir", parent, data.Secrets);
             changed |= WriteObjects(_options.ConfigMapsDir, "checkpointConfigMapsDir", parent, data.ConfigMaps);
-            // the manifest last: when it appears, what it mounts is there
+            // the manifest last: when it appears, what it mounts is there; its MAC after it (a crash between leaves a
+            // checkpoint that is refused until it is written again, never one that is trusted without a MAC)
             changed |= WriteIfChanged(inactiveDir, FileName(parent), data.Manifest);
+            if (_options.Key is { } key)
+            {
+                EnsureRoot(_options.StateDir, "stateDir");
+                EnsureDir(EnsureDir(_options.StateDir, "static-pods"), MacDirectoryName);
+                WriteIfChanged(MacDirectory, MacFileName(parent),
+                    System.Text.Encoding.ASCII.GetBytes($"{MacFormat} {key.Id} {Mac(key, parent, data.Manifest, data.Secrets, data.ConfigMaps)}\n"));
+            }
             return changed;
         }
     }
@@ -135,6 +152,8 @@ public sealed partial class DiskStaticManifestStore : IStaticManifestStore
             if (IsLink(_options.InactiveManifestsDir)) throw Refused(_options.InactiveManifestsDir, "inactiveManifestsDir is a symbolic link");
             if (ReadParent(source) != parent) throw new StaticManifestStoreException($"there is no inactive checkpoint of {parent} at {source}");
             var bytes = ReadNoFollow(source);
+            if (_options.Key is { } key && MacProblem(key, parent, bytes) is { } problem)
+                throw new StaticManifestStoreException($"refused to activate the checkpoint of {parent} ({source}): {problem}; its files are left as they are");
             var manifestsDir = EnsureRoot(_options.ManifestsDir, "manifestsDir", create: true);
             var target = Path.Join(manifestsDir, FileName(parent));
             EnsureOursOrAbsent(target, parent);
@@ -158,7 +177,91 @@ public sealed partial class DiskStaticManifestStore : IStaticManifestStore
             RemoveManifest(_options.InactiveManifestsDir, "inactiveManifestsDir", parent);
             RemoveObjects(_options.SecretsDir, "checkpointSecretsDir", parent);
             RemoveObjects(_options.ConfigMapsDir, "checkpointConfigMapsDir", parent);
+            var mac = Path.Join(MacDirectory, MacFileName(parent));
+            if (new FileInfo(mac) is { Exists: true, LinkTarget: null } && !IsLink(MacDirectory))
+            {
+                File.Delete(mac);
+                Native.FSyncDirectory(MacDirectory);
+            }
         }
+    }
+
+    // --- MACs ---
+
+    private const string MacDirectoryName = "macs";
+    private const string MacFormat = "crsc-static-mac-v1";
+    /// <summary>The purpose the static-checkpoint MAC key is derived for.</summary>
+    public const string MacPurpose = "crsc static manifest mac v1";
+
+    private string MacDirectory => Path.Join(StateDirectory, MacDirectoryName);
+
+    private static string MacFileName(ObjectKey parent) => StaticPodNames.FileStem(parent) + ".mac";
+
+    /// <summary>HMAC-SHA256 (hex) over the parent, the manifest and each Secret's and ConfigMap's keys, by name, in ordinal order.</summary>
+    private static string Mac(Security.NodeKey key, ObjectKey parent, byte[] manifest,
+        IReadOnlyList<StaticDataObject> secrets, IReadOnlyList<StaticDataObject> configMaps)
+    {
+        using var w = new Security.MacWriter(key.Derive(MacPurpose), "crsc static pod checkpoint");
+        w.Add(parent.Namespace).Add(parent.Name).Add(manifest);
+        foreach (var (kind, objects) in new[] { ("secrets", secrets), ("configmaps", configMaps) })
+        {
+            w.Add(kind).Add(objects.Count);
+            foreach (var o in objects.OrderBy(o => o.Name, StringComparer.Ordinal))
+            {
+                w.Add(o.Name).Add(o.Files.Count);
+                foreach (var (name, bytes) in o.Files.OrderBy(f => f.Key, StringComparer.Ordinal)) w.Add(name).Add(bytes);
+            }
+        }
+        return w.ToHex();
+    }
+
+    /// <summary>Why the checkpoint of <paramref name="parent"/> as it is on disk does not carry a valid MAC of <paramref name="key"/>; null when it does.</summary>
+    private string? MacProblem(Security.NodeKey key, ObjectKey parent, byte[] manifest)
+    {
+        var path = Path.Join(MacDirectory, MacFileName(parent));
+        string text;
+        try { text = System.Text.Encoding.ASCII.GetString(ReadNoFollow(path)); }
+        catch (FileNotFoundException) { return $"it has no MAC ({path} is missing): crsc did not write it, or wrote it before checkpoints had MACs"; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return $"its MAC {path} cannot be read: {e.Message}"; }
+        var parts = text.TrimEnd('\n').Split(' ');
+        if (parts is not [MacFormat, var keyId, var mac]) return $"its MAC file {path} is not one crsc writes";
+        if (keyId != key.Id)
+            return Security.NodeKey.IsId(keyId) ? $"it is signed by key id {keyId}, not by this node's key" : $"its MAC file {path} is not one crsc writes";
+        List<StaticDataObject> secrets, configMaps;
+        try
+        {
+            secrets = ReadObjects(_options.SecretsDir, parent);
+            configMaps = ReadObjects(_options.ConfigMapsDir, parent);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"its Secrets or ConfigMaps cannot be read: {e.Message}";
+        }
+        return Security.MacWriter.Same(Mac(key, parent, manifest, secrets, configMaps), mac)
+            ? null
+            : "its MAC does not verify (invalid MAC): the manifest, a Secret or a ConfigMap was changed after crsc wrote it";
+    }
+
+    /// <summary>The saved objects of <paramref name="parent"/> under <paramref name="root"/>; anything but real directories and regular files is refused.</summary>
+    private static List<StaticDataObject> ReadObjects(string root, ObjectKey parent)
+    {
+        var objects = new List<StaticDataObject>();
+        var podDir = Path.Join(root, parent.Namespace, parent.Name);
+        if (!Exists(podDir)) return objects;
+        foreach (var dir in new[] { root, Path.Join(root, parent.Namespace), podDir })
+            if (IsLink(dir)) throw new IOException($"'{dir}' is a symbolic link");
+        foreach (var entry in new DirectoryInfo(podDir).EnumerateFileSystemInfos())
+        {
+            if (entry.LinkTarget is not null || entry is not DirectoryInfo objectDir) throw new IOException($"'{entry.FullName}' is not a directory crsc wrote");
+            var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+            foreach (var file in objectDir.EnumerateFileSystemInfos())
+            {
+                if (file.LinkTarget is not null || file is not FileInfo) throw new IOException($"'{file.FullName}' is not a file crsc wrote");
+                files[file.Name] = ReadNoFollow(file.FullName);
+            }
+            objects.Add(new StaticDataObject(entry.Name, files));
+        }
+        return objects;
     }
 
     private void RemoveManifest(string root, string key, ObjectKey parent)

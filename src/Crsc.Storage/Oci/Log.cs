@@ -9,4 +9,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Checkpoint {CheckpointId} published as {ImageReference}")]
     public static partial void Published(ILogger logger, string checkpointId, string imageReference);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "Checkpoint {CheckpointId} is not served as an image: {Reason}")]
+    public static partial void NotAuthentic(ILogger logger, string checkpointId, string reason);
 }

@@ -17,6 +17,9 @@ public sealed record OciError(int StatusCode, string Code, string Message)
     public static OciError NotFound(string path) => new(404, "NOT_FOUND", $"'{Clip(path)}' is not a path of the OCI distribution API");
     public static OciError Unauthorized(string message) => new(401, "UNAUTHORIZED", message);
     public static OciError Denied(string message) => new(403, "DENIED", message);
+    /// <summary>The checkpoint exists but this node does not vouch for it (its manifest MAC): <paramref name="problem"/> names the failed check.</summary>
+    public static OciError NotAuthentic(string name, string reference, string problem) =>
+        new(403, "DENIED", $"'{Clip(reference)}' of repository '{Clip(name)}' is not served: {problem}");
     public static OciError BlobCorrupt(string digest) => new(500, "BLOB_UNKNOWN", $"blob '{digest}' is corrupt on this node and is not served");
 
     /// <summary>The spec's error body: <c>{"errors":[{"code":…,"message":…}]}</c>.</summary>

@@ -20,9 +20,11 @@ public readonly record struct OciResult<T>(T? Value, OciError? Error) where T : 
 /// one image per committed checkpoint (tag = checkpoint id), its manifest and config written by
 /// <see cref="CheckpointImageWriter"/> (cached: they are deterministic) and its layer streamed from the stored archive.
 /// The decisions of the embedded distribution endpoint live here; the HTTP handler only translates. Names and digests
-/// from requests are checked against the store's own rules and never become paths.
+/// from requests are checked against the store's own rules and never become paths. Only checkpoints whose manifest MAC
+/// verifies with this node's key are served (<see cref="CheckpointAuthenticity.Verified"/>): others are not listed, and
+/// asking for them answers DENIED naming the failed check.
 /// </summary>
-public sealed class StoreImageRegistry
+public sealed class StoreImageRegistry : ICheckpointImageLookup
 {
     private const int MaxCachedImages = 4096;
     private readonly ICheckpointStore _store;
@@ -60,13 +62,17 @@ public sealed class StoreImageRegistry
         {
             var c = checkpoints.FirstOrDefault(c => c.Id == reference);
             if (c is null) return OciError.ManifestUnknown(name, reference);
+            if (c.AuthenticityProblem is { } problem) return Refuse(name, reference, c, problem);
             var image = TryImage(c, out var why);
             return image is null ? OciError.ManifestUnknown(name, reference, why) : image;
         }
         if (!OciDigest.LooksLikeDigest(reference)) return OciError.ManifestUnknown(name, reference);
         if (!OciDigest.IsSha256(reference)) return OciError.DigestInvalid(reference);
         foreach (var c in checkpoints)
-            if (TryImage(c, out _) is { } image && image.Manifest.Digest == reference) return image;
+        {
+            if (TryImage(c, out _) is not { } image || image.Manifest.Digest != reference) continue;
+            return c.AuthenticityProblem is { } problem ? Refuse(name, reference, c, problem) : image;
+        }
         return OciError.ManifestUnknown(name, reference);
     }
 
@@ -75,20 +81,28 @@ public sealed class StoreImageRegistry
     {
         if (!OciDigest.IsSha256(digest)) return OciError.DigestInvalid(digest);
         if (Repository(name, out var checkpoints) is { } error) return error;
+        OciError? refused = null;
         foreach (var c in checkpoints)
         {
+            if (c.AuthenticityProblem is { } problem)
+            {
+                // its layer is the stored archive (no image needed to tell: the manifest may no longer make one);
+                // another, authentic checkpoint may have the same blob, so look on
+                if (c.Digest == digest || TryImage(c, out _)?.Config.Digest == digest) refused ??= Refuse(name, digest, c, problem);
+                continue;
+            }
             if (TryImage(c, out _) is not { } image) continue;
             if (image.Layer.Digest == digest) return new OciBlob(image.Layer, null, c);
             if (image.Config.Digest == digest) return new OciBlob(image.Config, image.ConfigBytes, null);
         }
-        return OciError.BlobUnknown(name, digest);
+        return refused ?? OciError.BlobUnknown(name, digest);
     }
 
     /// <summary>The tags (checkpoint ids) of the repository, in ordinal order.</summary>
     public OciResult<IReadOnlyList<string>> Tags(string name)
     {
         if (Repository(name, out var checkpoints) is { } error) return error;
-        var tags = checkpoints.Where(c => TryImage(c, out _) is not null).Select(c => c.Id).Order(StringComparer.Ordinal).ToList();
+        var tags = checkpoints.Where(c => c.Authenticity == CheckpointAuthenticity.Verified && TryImage(c, out _) is not null).Select(c => c.Id).Order(StringComparer.Ordinal).ToList();
         return new OciResult<IReadOnlyList<string>>(tags, null);
     }
 
@@ -109,6 +123,12 @@ public sealed class StoreImageRegistry
             return new MemoryStream(bytes, checked((int)r.Start), checked((int)r.Length), writable: false);
         }
         var info = blob.Stored ?? throw new ArgumentException("a blob has content or a stored checkpoint", nameof(blob));
+        // the manifest is read again when the archive is opened: it must still be the one found, and still authentic
+        var current = _store.Get(info.Id) ?? throw new CheckpointNotFoundException(info.Id);
+        if (current.AuthenticityProblem is { } problem)
+            throw new CheckpointCorruptException(info.Id, $"checkpoint {info.Id} is not served: {problem}");
+        if (current.Digest != info.Digest || current.Size != info.Size)
+            throw new CheckpointCorruptException(info.Id, $"checkpoint {info.Id} changed while it was being served");
         if (range is not { } part || (part.Start == 0 && part.Length == info.Size))
             return await _store.OpenStoredAsync(info.Id, ct).ConfigureAwait(false);
 
@@ -156,6 +176,21 @@ public sealed class StoreImageRegistry
         if (!CheckpointImageNames.TryParseRepository(name, out var filter)) return OciError.NameUnknown(name);
         checkpoints = _store.List(filter);
         return checkpoints.Count == 0 ? OciError.NameUnknown(name) : null;
+    }
+
+    public CheckpointInfo? FindByImage(string imageReference)
+    {
+        if (!ImageReference.TryParse(imageReference, out var reference, out _)) return null;
+        if (!CheckpointImageNames.TryParseRepository(reference.Path, out var filter)) return null;
+        var checkpoints = _store.List(filter);
+        if (reference.Digest is { } digest) return checkpoints.FirstOrDefault(c => TryImage(c, out _) is { } image && image.Manifest.Digest == digest);
+        return reference.Tag is { } tag ? checkpoints.FirstOrDefault(c => c.Id == tag) : null;
+    }
+
+    private OciError Refuse(string name, string reference, CheckpointInfo c, string problem)
+    {
+        Log.NotAuthentic(_logger, c.Id, problem);
+        return OciError.NotAuthentic(name, reference, problem);
     }
 
     private CheckpointImage? TryImage(CheckpointInfo c, out string? why)

@@ -25,6 +25,9 @@ public sealed class NodeKey
     /// <summary>A short public name of the key (a hash of a derived key): tells which key signed something.</summary>
     public string Id { get; }
 
+    /// <summary>Whether <paramref name="value"/> has the shape of an <see cref="Id"/> (16 lower-case hex digits).</summary>
+    public static bool IsId(string? value) => value is { Length: 16 } && !value.AsSpan().ContainsAnyExcept("0123456789abcdef");
+
     /// <summary>Where the key lives under <paramref name="stateDir"/>.</summary>
     public static string PathIn(string stateDir) => System.IO.Path.Combine(stateDir, DirectoryName, FileName);
 

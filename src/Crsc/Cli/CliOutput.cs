@@ -134,6 +134,39 @@ internal static class CliOutput
         return null;
     }
 
+    /// <summary>
+    /// The node key, to check manifest MACs: loaded when its file (under <c>stateDir</c>) can be read — as root — and never
+    /// created here. Null without one (the verdicts are then <see cref="Controllers.Storage.CheckpointAuthenticity.Unchecked"/>),
+    /// with a note on stderr when the file is there but unusable.
+    /// </summary>
+    public static Storage.Security.NodeKey? LoadNodeKey(ParsedCommand p, Configuration.CrscOptions options)
+    {
+        var path = Storage.Security.NodeKey.PathIn(options.StateDir);
+        try
+        {
+            return Storage.Security.NodeKey.Load(path);
+        }
+        catch (Storage.Security.SecretFileException e) when (e.Problem == "does not exist")
+        {
+            return null;
+        }
+        catch (Storage.Security.SecretFileException e)
+        {
+            p.Error.WriteLine($"crsc: note: manifest MACs are not checked: the node key {e.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>A checkpoint's authenticity verdict as the CLI shows it.</summary>
+    public static string Authenticity(Controllers.Storage.CheckpointAuthenticity a) => a switch
+    {
+        Controllers.Storage.CheckpointAuthenticity.Verified => "verified",
+        Controllers.Storage.CheckpointAuthenticity.Unsigned => "unsigned",
+        Controllers.Storage.CheckpointAuthenticity.Invalid => "INVALID-MAC",
+        Controllers.Storage.CheckpointAuthenticity.OtherKey => "other-key",
+        _ => "unchecked",
+    };
+
     public static int Fail(ParsedCommand p, string message)
     {
         p.Error.WriteLine($"crsc: {message}");

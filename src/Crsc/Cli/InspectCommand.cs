@@ -17,7 +17,8 @@ internal static class InspectCommand
     public static CommandSpec Spec() => new("inspect", "Show what a checkpoint archive contains: container, image, runtime, pod, times, sizes, files.")
     {
         Description = "ID is a checkpoint of this node's store (see `crsc list`); the store is read without its lock and the\n" +
-                      "archive is read to the end, so its size and digests are verified against the manifest.\n" +
+                      "archive is read to the end, so its size and digests are verified against the manifest, and the\n" +
+                      "manifest's MAC is checked with the node key (as root; `unchecked` when the key cannot be read).\n" +
                       "ARCHIVE is any checkpoint archive file as CRI-O or containerd write it (tar, or tar.zst recognised by\n" +
                       "its content); nothing is verified then. The process tree is not decoded (CRIU's pstree.img); use\n" +
                       "`checkpointctl inspect --ps-tree` for it.",
@@ -26,7 +27,7 @@ internal static class InspectCommand
         [
             new OptionSpec("--json", null, "print the report as JSON"),
             new OptionSpec("--files", null, "list every file of the archive (default: the top level and the CRIU images)"),
-            .. CliOutput.ConfigFlags("--checkpoint-dir"),
+            .. CliOutput.ConfigFlags("--checkpoint-dir", "--state-dir"),
         ],
         Handler = RunAsync,
         Examples =
@@ -47,7 +48,7 @@ internal static class InspectCommand
             {
                 var options = CliOutput.LoadOptions(p);
                 if (options is null) return ExitCodes.Config;
-                var store = new ReadOnlyCheckpointStore(options.CheckpointDir);
+                var store = new ReadOnlyCheckpointStore(options.CheckpointDir, CliOutput.LoadNodeKey(p, options));
                 var info = store.Get(what);
                 if (info is null) return CliOutput.Fail(p, $"no checkpoint with id '{what}' in {store.CheckpointDirectory} (see `crsc list`)");
                 await using var stream = store.OpenRead(what);
@@ -66,6 +67,9 @@ internal static class InspectCommand
                     StoredAt = info.CreatedAt,
                     Pinned = info.Pinned,
                     Verified = true,
+                    Authenticity = CliOutput.Authenticity(info.Authenticity),
+                    AuthenticityProblem = info.Authenticity == CheckpointAuthenticity.Unchecked ? null : info.AuthenticityProblem,
+                    MacKeyId = info.MacKeyId,
                 };
             }
             else if (File.Exists(what))
@@ -305,6 +309,8 @@ internal static class InspectCommand
         if (r.RootfsDiffBytes > 0) rows.Add(("Rootfs diff", CliOutput.Bytes(r.RootfsDiffBytes)));
         if (r.Digest is not null) rows.Add(("Digest", r.Digest + (r.Verified == true ? " (verified)" : "")));
         if (r.UncompressedDigest is not null && r.UncompressedDigest != r.Digest) rows.Add(("Tar digest", r.UncompressedDigest));
+        if (r.Authenticity is not null)
+            rows.Add(("MAC", r.Authenticity + (r.MacKeyId is { } k ? $" (key id {k})" : "") + (r.AuthenticityProblem is { } why ? ": " + why : "")));
         var w = rows.Max(x => x.Item1.Length) + 2;
         foreach (var (k, v) in rows) o.WriteLine((k + ":").PadRight(w) + v);
         o.WriteLine("Process tree:".PadRight(w) + "not decoded (use `checkpointctl inspect --ps-tree`)");
@@ -386,6 +392,10 @@ internal sealed record InspectReport
     public bool? Pinned { get; init; }
     /// <summary>True when the archive was read to the end and matched its manifest's sizes and digests.</summary>
     public bool? Verified { get; init; }
+    /// <summary>Whether the manifest's MAC verifies with the node key: verified, unsigned, INVALID-MAC, other-key or unchecked (a store checkpoint only).</summary>
+    public string? Authenticity { get; init; }
+    public string? AuthenticityProblem { get; init; }
+    public string? MacKeyId { get; init; }
     public List<InspectFile> Files { get; init; } = [];
     public List<string> Warnings { get; init; } = [];
     /// <summary>The hostile entries (the first 1000): any makes the archive not restorable, and the exit code 1.</summary>

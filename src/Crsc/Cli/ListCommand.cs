@@ -16,12 +16,13 @@ internal static class ListCommand
         Description = "Reads the archive store (`checkpointDir`, --checkpoint-dir) directly and read-only: it works while\n" +
                       "the daemon runs and does not need it. Only committed checkpoints are listed (a manifest whose archive\n" +
                       "exists); in-flight archives in staging are not. Columns: id, namespace/workload/container, node,\n" +
-                      "stored size, short digest, age.",
+                      "stored size, short digest, age, and whether the manifest's MAC verifies with the node key (verified,\n" +
+                      "unsigned, INVALID-MAC, other-key; unchecked when the key under stateDir cannot be read, e.g. not root).",
         Arguments = [new ArgumentSpec("NS[/WORKLOAD]", "only this namespace, or this workload of it", Required: false)],
         Options =
         [
             new OptionSpec("--json", null, "print a JSON array of the manifests (with archive paths)"),
-            .. CliOutput.ConfigFlags("--checkpoint-dir"),
+            .. CliOutput.ConfigFlags("--checkpoint-dir", "--state-dir"),
         ],
         Handler = RunAsync,
         Examples = ["crsc list", "crsc list shop", "crsc list shop/cart --json | jq '.[0].id'", "crsc list --checkpoint-dir /mnt/backup/checkpoints"],
@@ -45,7 +46,7 @@ internal static class ListCommand
         var options = CliOutput.LoadOptions(p);
         if (options is null) return ExitCodes.Config;
 
-        var store = new ReadOnlyCheckpointStore(options.CheckpointDir);
+        var store = new ReadOnlyCheckpointStore(options.CheckpointDir, CliOutput.LoadNodeKey(p, options));
         IReadOnlyList<CheckpointInfo> items;
         try
         {
@@ -74,7 +75,7 @@ internal static class ListCommand
             return ExitCodes.Ok;
         }
         var now = time.GetUtcNow();
-        CliOutput.Table(p.Out, ["ID", "NAMESPACE/WORKLOAD/CONTAINER", "NODE", "SIZE", "DIGEST", "AGE"],
+        CliOutput.Table(p.Out, ["ID", "NAMESPACE/WORKLOAD/CONTAINER", "NODE", "SIZE", "DIGEST", "AGE", "MAC"],
             items.Select(i => (IReadOnlyList<string>)
             [
                 i.Id + (i.Pinned ? " (pinned)" : ""),
@@ -83,6 +84,7 @@ internal static class ListCommand
                 CliOutput.Bytes(i.Size),
                 CliOutput.ShortDigest(i.Digest),
                 CliOutput.Age(i.CreatedAt, now),
+                CliOutput.Authenticity(i.Authenticity),
             ]));
         return ExitCodes.Ok;
     }

@@ -28,6 +28,9 @@ internal static class RestoreCommand
                       "besides crsc's sidecar. The API server is the kubeconfig's (--kubeconfig, $CRSC_KUBECONFIG, then\n" +
                       "$KUBECONFIG, or `kubeconfig` in the configuration file), or the cluster's when run in a pod.\n" +
                       "Interrupting the command (or --timeout) stops following; the Restore goes on in the cluster.\n" +
+                      "The node refuses a checkpoint of its store whose manifest MAC does not verify with its key, or that\n" +
+                      "is of another workload (the Restore then fails or falls back, naming the check); --allow-unauthenticated\n" +
+                      "accepts an archive without a MAC (an older crsc's) or with another key's, never a wrong MAC.\n" +
                       "Exit 0 when Restored, 1 when Failed, FellBack or not finished in time (or the API server refused),\n" +
                       "2 for bad usage (names must be DNS-1123), 78 when no API server is configured or the configuration\n" +
                       "is invalid.",
@@ -41,6 +44,7 @@ internal static class RestoreCommand
             new OptionSpec("--no-wait", null, "create the Restore, print its name and return"),
             new OptionSpec("--timeout", "DURATION", $"stop following after this long (e.g. 90s, 5m; default {(int)DefaultTimeout.TotalMinutes}m)"),
             new OptionSpec("--json", null, "print the Restore as JSON, one line each time its status changes"),
+            new OptionSpec("--allow-unauthenticated", null, "restore even from an archive without a MAC or with another key's (a warning is printed)"),
             .. CliOutput.ConfigFlags("--kubeconfig"),
         ],
         Handler = RunAsync,
@@ -54,7 +58,7 @@ internal static class RestoreCommand
     };
 
     private sealed record Request(string Namespace, string Deployment, string? Container, string? Checkpoint,
-        RestoreFallback Fallback, int MaxAttempts, TimeSpan Timeout, bool Wait, bool Json);
+        RestoreFallback Fallback, int MaxAttempts, TimeSpan Timeout, bool Wait, bool Json, bool AllowUnauthenticated);
 
     public static async Task<int> RunAsync(ParsedCommand p, CancellationToken ct)
     {
@@ -144,7 +148,7 @@ internal static class RestoreCommand
             return null;
         }
         return new Request(ns, deployment, p.Value("--container"), p.Value("--checkpoint"), fallback, maxAttempts, timeout,
-            !p.Has("--no-wait"), p.Has("--json"));
+            !p.Has("--no-wait"), p.Has("--json"), p.Has("--allow-unauthenticated"));
     }
 
     private static async Task<int> RestoreAsync(ParsedCommand p, KubeApi api, Request request, string target, CancellationToken ct)
@@ -172,6 +176,9 @@ internal static class RestoreCommand
         }
 
         var restores = api.Resource(CrscResources.Restores);
+        if (request.AllowUnauthenticated)
+            p.Error.WriteLine("crsc: warning: --allow-unauthenticated: the node restores even from an archive whose manifest has no MAC " +
+                              "or another key's; only do this for archives you know (e.g. written by a crsc without manifest MACs)");
         var restore = new Restore
         {
             Metadata = new ObjectMeta
@@ -179,6 +186,7 @@ internal static class RestoreCommand
                 Namespace = request.Namespace,
                 GenerateName = GenerateName(request.Deployment),
                 Labels = new() { [CrscAnnotations.WorkloadLabel] = LabelValue(request.Deployment) },
+                Annotations = request.AllowUnauthenticated ? new() { [CrscAnnotations.AllowUnauthenticated] = "true" } : null,
             },
             Spec = new RestoreSpec
             {

@@ -6,6 +6,7 @@ using Crsc.Controllers.Restores;
 using Crsc.Controllers.Runtime;
 using Crsc.Controllers.Schedules;
 using Crsc.Controllers.Workloads;
+using Crsc.Storage.Oci;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -44,10 +45,16 @@ internal static class ClusterReconcilers
         foreach (var informer in deployments.OwnedInformers) cluster.AddLeaderInformer(informer);
         cluster.AddLeaderController(deployments.Controller);
 
-        // node: pull the base and checkpoint images for restores into pods here
+        // node: pull the base and checkpoint images for restores into pods here (a checkpoint image of this node's
+        // store only when its manifest MAC verifies and it is of the Restore's workload)
         var preparer = RestorePreparerComponents.Create(cluster.NodeName, cluster.Api, services.GetRequiredService<IContainerRuntime>(),
             cluster.EventRecorder, time, loggers, cluster.InformerHealth, podsOnNode: cluster.NodePods,
-            options: new RestorePreparerOptions { NodeName = cluster.NodeName, PullCredentials = services.GetService<IPullCredentials>() });
+            options: new RestorePreparerOptions
+            {
+                NodeName = cluster.NodeName,
+                PullCredentials = services.GetService<IPullCredentials>(),
+                LocalCheckpoints = services.GetRequiredService<StoreImageRegistry>(),
+            });
         cluster.AddInformer(preparer.Restores);
         cluster.AddNodeController(preparer.Controller);
 

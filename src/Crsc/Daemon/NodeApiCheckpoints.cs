@@ -278,7 +278,7 @@ internal sealed record CheckpointListResponse(List<CheckpointInfo> Items);
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    Converters = [typeof(CompressionJsonConverter)])]
+    Converters = [typeof(CompressionJsonConverter), typeof(AuthenticityJsonConverter)])]
 [JsonSerializable(typeof(CheckpointApiRequest))]
 [JsonSerializable(typeof(CheckpointStreamLine))]
 [JsonSerializable(typeof(CheckpointListResponse))]
@@ -287,3 +287,6 @@ internal sealed partial class NodeApiJson : JsonSerializerContext;
 
 /// <summary>Compression as the manifests spell it: <c>"none"</c>, <c>"zstd"</c>.</summary>
 internal sealed class CompressionJsonConverter() : JsonStringEnumConverter<CheckpointCompression>(JsonNamingPolicy.CamelCase);
+
+/// <summary>Authenticity by name: <c>"verified"</c>, <c>"unsigned"</c>, <c>"invalid"</c>, <c>"otherKey"</c>, <c>"unchecked"</c>.</summary>
+internal sealed class AuthenticityJsonConverter() : JsonStringEnumConverter<CheckpointAuthenticity>(JsonNamingPolicy.CamelCase);

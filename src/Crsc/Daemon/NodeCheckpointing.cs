@@ -33,6 +33,7 @@ internal static partial class NodeCheckpointing
             CheckpointDirectory = options.CheckpointDir,
             StagingDirectory = options.StagingDir,
             NodeName = options.NodeName,
+            Key = sp.GetRequiredService<Crsc.Storage.Security.NodeKey>(), // manifests signed at ingest, checked when read
         }, sp.GetRequiredService<TimeProvider>(), sp.GetService<ILogger<DiskCheckpointStore>>()));
         services.AddSingleton<ICheckpointStore>(sp => sp.GetRequiredService<DiskCheckpointStore>());
         services.AddSingleton(sp => new CriContainerRuntime(

@@ -59,6 +59,7 @@ internal static class StaticPodCheckpointing
             SecretsDir = options.CheckpointSecretsDir,
             ConfigMapsDir = options.CheckpointConfigMapsDir,
             StateDir = options.StateDir,
+            Key = sp.GetRequiredService<Crsc.Storage.Security.NodeKey>(), // checkpoints MACed when written, checked before activation
         }, sp.GetService<ILogger<DiskStaticManifestStore>>()));
         services.AddSingleton<IStaticManifestStore>(sp => sp.GetRequiredService<DiskStaticManifestStore>());
         services.AddSingleton(sp =>

@@ -33,7 +33,10 @@ public sealed class DiskStaticManifestStoreTests : IDisposable
         SecretsDir = _dir.Combine("secrets"),
         ConfigMapsDir = _dir.Combine("configmaps"),
         StateDir = _dir.Combine("state"),
+        Key = _key,
     };
+
+    private readonly Crsc.Storage.Security.NodeKey _key = Crsc.Storage.Security.NodeKey.Generate();
 
     private static byte[] Manifest(ObjectKey parent, string image = "registry.local/web:1") => StaticPodManifest.Serialize(new Pod
     {
@@ -242,5 +245,87 @@ public sealed class DiskStaticManifestStoreTests : IDisposable
         Assert.Empty(_store.LoadState().Timers);
         File.WriteAllText(path, """{"formatVersion": 2, "checkpoints": [{"namespace":"default","name":"web"}]}""");
         Assert.Empty(_store.LoadState().Timers);
+    }
+
+    // --- MACs ---
+
+    private string MacFile => _dir.Combine("state", "static-pods", "macs", "default-web.mac");
+
+    private void WriteTlsAndCfg() =>
+        Assert.True(_store.WriteInactive(Data(Web, [Obj("tls", ("tls.crt", "CERT"), ("tls.key", "KEY"))], [Obj("cfg", ("app.conf", "x=1"))])));
+
+    /// <summary>Activation is refused with <paramref name="expected"/> in the message, and nothing on disk changes.</summary>
+    private void RefusedToActivate(string expected, DiskStaticManifestStore? store = null)
+    {
+        var before = Tree();
+        var contents = before.Where(p => !p.EndsWith('/')).ToDictionary(p => p, p => File.ReadAllBytes(_dir.Combine(p)));
+        var e = Assert.Throws<StaticManifestStoreException>(() => (store ?? _store).Activate(Web));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains("default/web", e.Message);
+        Assert.Equal(before, Tree());
+        Assert.All(contents, kv => Assert.Equal(kv.Value, File.ReadAllBytes(_dir.Combine(kv.Key))));
+        Assert.False(File.Exists(_dir.Combine("manifests", "default-web.json")));
+    }
+
+    [Fact]
+    public void A_checkpoint_gets_a_mac_of_the_node_key_and_activates_while_it_verifies()
+    {
+        WriteTlsAndCfg();
+
+        Assert.Matches($"^crsc-static-mac-v1 {_key.Id} [0-9a-f]{{64}}\n\\z", File.ReadAllText(MacFile));
+        Assert.Equal(File0600, File.GetUnixFileMode(MacFile));
+        Assert.Equal(Dir0700, File.GetUnixFileMode(Path.GetDirectoryName(MacFile)!));
+        _store.Activate(Web);
+        Assert.True(File.Exists(_dir.Combine("manifests", "default-web.json")));
+
+        _store.Remove(Web);
+        Assert.False(File.Exists(MacFile));
+    }
+
+    public static TheoryData<string> Tampering => ["manifest", "secret", "configmap", "new key", "removed key", "new object"];
+
+    [Theory]
+    [MemberData(nameof(Tampering))]
+    public void A_checkpoint_changed_after_crsc_wrote_it_is_not_activated_and_left_as_it_is(string change)
+    {
+        WriteTlsAndCfg();
+        switch (change)
+        {
+            case "manifest":
+                File.WriteAllBytes(_dir.Combine("inactive", "default-web.json"), Manifest(Web, image: "registry.local/evil:1"));
+                break;
+            case "secret":
+                File.WriteAllText(_dir.Combine("secrets", "default", "web", "tls", "tls.key"), "OTHER");
+                break;
+            case "configmap":
+                File.WriteAllText(_dir.Combine("configmaps", "default", "web", "cfg", "app.conf"), "x=2");
+                break;
+            case "new key":
+                File.WriteAllText(_dir.Combine("secrets", "default", "web", "tls", "extra"), "E");
+                break;
+            case "removed key":
+                File.Delete(_dir.Combine("secrets", "default", "web", "tls", "tls.crt"));
+                break;
+            case "new object":
+                Directory.CreateDirectory(_dir.Combine("configmaps", "default", "web", "more"));
+                break;
+        }
+
+        RefusedToActivate("invalid MAC");
+    }
+
+    [Fact]
+    public void A_checkpoint_without_a_mac_or_with_another_keys_is_not_activated()
+    {
+        WriteTlsAndCfg();
+        var other = Crsc.Storage.Security.NodeKey.Generate();
+        RefusedToActivate($"signed by key id {_key.Id}", new DiskStaticManifestStore(Options() with { Key = other }));
+
+        File.Delete(MacFile);
+        RefusedToActivate("has no MAC");
+
+        // written again (as the checkpointer does while the API server answers): the MAC is back, though nothing else changed
+        Assert.False(_store.WriteInactive(Data(Web, [Obj("tls", ("tls.crt", "CERT"), ("tls.key", "KEY"))], [Obj("cfg", ("app.conf", "x=1"))])));
+        _store.Activate(Web);
     }
 }

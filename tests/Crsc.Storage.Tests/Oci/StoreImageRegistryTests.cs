@@ -158,12 +158,11 @@ public sealed class StoreImageRegistryTests : IDisposable
         var a = await IngestAsync();
         var b = await IngestAsync();
         var c = await IngestAsync();
-        // a checkpoint whose archive named no base image (its manifest records none)
-        var manifestPath = Path.Combine(Path.GetDirectoryName(c.ArchivePath)!, c.Id + ".json");
-        var json = await File.ReadAllTextAsync(manifestPath);
-        Assert.Contains("\"imageName\"", json);
-        await File.WriteAllTextAsync(manifestPath, System.Text.RegularExpressions.Regex.Replace(json, "\"imageName\": \"[^\"]*\",", ""));
+        // a checkpoint whose archive named no base image (its manifest records none; signed as crsc would have)
+        Assert.Contains("\"imageName\"", await File.ReadAllTextAsync(StoreFixture.ManifestPath(c)));
+        StoreFixture.EditManifest(c, json => System.Text.RegularExpressions.Regex.Replace(json, "\"imageName\": \"[^\"]*\",", ""), _f.Key);
         Assert.Null(_store.Get(c.Id)!.Archive.ImageName);
+        Assert.Equal(CheckpointAuthenticity.Verified, _store.Get(c.Id)!.Authenticity);
 
         Assert.Equal([a.Id, b.Id], _registry.Tags("crsc/shop/cart/cart").Value!);
         var error = _registry.FindManifest("crsc/shop/cart/cart", c.Id).Error!;

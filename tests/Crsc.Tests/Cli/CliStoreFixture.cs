@@ -14,6 +14,10 @@ internal sealed class CliStore : IDisposable
     public string CheckpointDir => Dir.Combine("checkpoints");
     public string StagingDir => Dir.Combine("staging");
     public ManualTimeProvider Time { get; } = new(DateTimeOffset.UtcNow.AddDays(-10));
+    public string StateDir => Dir.Combine("state");
+    private Crsc.Storage.Security.NodeKey? _key;
+    /// <summary>The node key under <see cref="StateDir"/> (made on first use, as the daemon does), which list and inspect read.</summary>
+    public Crsc.Storage.Security.NodeKey Key => _key ??= Crsc.Storage.Security.NodeKey.LoadOrCreate(Crsc.Storage.Security.NodeKey.PathIn(StateDir), out _);
 
     public DiskCheckpointStore Open(CheckpointCompression compression = CheckpointCompression.Zstd) => new(new DiskCheckpointStoreOptions
     {
@@ -21,6 +25,7 @@ internal sealed class CliStore : IDisposable
         StagingDirectory = StagingDir,
         NodeName = "node-a",
         DefaultCompression = compression,
+        Key = Key,
     }, Time);
 
     /// <summary>Writes an archive as CRI-O would and ingests it into <paramref name="store"/>.</summary>
@@ -30,7 +35,7 @@ internal sealed class CliStore : IDisposable
     /// <summary>Flags of gc (opens the store for writing).</summary>
     public string[] StoreFlags => ["--checkpoint-dir", CheckpointDir, "--staging-dir", StagingDir];
     /// <summary>Flags of list and inspect (read-only: no staging directory).</summary>
-    public string[] ReadFlags => ["--checkpoint-dir", CheckpointDir];
+    public string[] ReadFlags => ["--checkpoint-dir", CheckpointDir, "--state-dir", StateDir];
 
     public static async Task<(int Code, string Out, string Err)> RunAsync(params string[] args)
     {

@@ -155,6 +155,20 @@ public sealed class RestoreCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Allow_unauthenticated_marks_the_restore_for_the_node_and_warns()
+    {
+        var (code, _, err) = await RunAsync("shop/cart", "--no-wait", "--allow-unauthenticated");
+        Assert.True(code == ExitCodes.Ok, err);
+        Assert.Contains("warning: --allow-unauthenticated", err);
+        Assert.Equal("true", Assert.Single(StoredRestores()).Metadata.Annotations![CrscAnnotations.AllowUnauthenticated]);
+
+        (code, _, err) = await RunAsync("shop/cart", "--no-wait");
+        Assert.True(code == ExitCodes.Ok, err);
+        Assert.DoesNotContain("warning", err);
+        Assert.Single(StoredRestores(), r => r.Metadata.Annotations?.ContainsKey(CrscAnnotations.AllowUnauthenticated) != true);
+    }
+
+    [Fact]
     public async Task A_missing_deployment_or_container_is_an_error_naming_it_and_creates_nothing()
     {
         SeedDeployment("multi", "app", "cache", "crsc-interceptor");

@@ -106,6 +106,45 @@ public sealed class StoreCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task List_and_inspect_show_whether_the_node_key_vouches_for_each_manifest()
+    {
+        using var store = _s.Open();
+        var good = await CliStore.AddAsync(store, "shop", "cart", "app");
+        _s.Time.Advance(TimeSpan.FromHours(1));
+        var changed = await CliStore.AddAsync(store, "shop", "orders", "app");
+        var manifest = Path.Combine(Path.GetDirectoryName(changed.ArchivePath)!, changed.Id + ".json");
+        await File.WriteAllTextAsync(manifest, (await File.ReadAllTextAsync(manifest)).Replace("\"nodeName\": \"node-a\"", "\"nodeName\": \"node-b\"", StringComparison.Ordinal));
+
+        var (code, output, err) = await CliStore.RunAsync(["list", .. _s.ReadFlags]);
+        Assert.True(code == ExitCodes.Ok, err);
+        var lines = output.TrimEnd().Split('\n');
+        Assert.Contains("MAC", lines[0]);
+        Assert.EndsWith("INVALID-MAC", lines.Single(l => l.StartsWith(changed.Id, StringComparison.Ordinal)).TrimEnd());
+        Assert.EndsWith("verified", lines.Single(l => l.StartsWith(good.Id, StringComparison.Ordinal)).TrimEnd());
+
+        (code, output, _) = await CliStore.RunAsync(["list", "--json", .. _s.ReadFlags]);
+        using (var doc = JsonDocument.Parse(output))
+        {
+            var verdicts = doc.RootElement.EnumerateArray().ToDictionary(i => i.GetProperty("id").GetString()!, i => i.GetProperty("authenticity").GetString());
+            Assert.Equal("invalid", verdicts[changed.Id]);
+            Assert.Equal("verified", verdicts[good.Id]);
+        }
+
+        (code, output, err) = await CliStore.RunAsync(["inspect", changed.Id, .. _s.ReadFlags]);
+        Assert.True(code == ExitCodes.Ok, err);
+        Assert.Matches($@"MAC:\s+INVALID-MAC \(key id {_s.Key.Id}\): .*invalid MAC", output);
+        (_, output, _) = await CliStore.RunAsync(["inspect", good.Id, .. _s.ReadFlags]);
+        Assert.Matches($@"MAC:\s+verified \(key id {_s.Key.Id}\)\n", output);
+
+        // without the node key (another state directory: none there) nothing can be checked, and no key is made
+        var elsewhere = _s.Dir.Combine("other-state");
+        (code, output, _) = await CliStore.RunAsync(["list", "--checkpoint-dir", _s.CheckpointDir, "--state-dir", elsewhere]);
+        Assert.Equal(ExitCodes.Ok, code);
+        Assert.All(output.TrimEnd().Split('\n').Skip(1), l => Assert.EndsWith("unchecked", l.TrimEnd()));
+        Assert.False(Directory.Exists(elsewhere));
+    }
+
+    [Fact]
     public async Task Inspect_a_corrupt_checkpoint_fails()
     {
         using var store = _s.Open(CheckpointCompression.None);

@@ -241,6 +241,31 @@ public sealed class ImageEndpointTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_checkpoint_whose_manifest_was_changed_is_not_listed_and_its_image_is_denied_naming_the_check()
+    {
+        var image = _registry.ImageOf(_plain);
+        using (var before = await _http.GetAsync($"/v2/{Repo}/manifests/{_plain.Id}")) Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        // a changed size: the MAC no longer verifies
+        var manifest = Path.Combine(Path.GetDirectoryName(_plain.ArchivePath)!, _plain.Id + ".json");
+        var json = await File.ReadAllTextAsync(manifest);
+        await File.WriteAllTextAsync(manifest, json.Replace($"\"size\": {_plain.Size},", $"\"size\": {_plain.Size + 1},", StringComparison.Ordinal));
+        Assert.NotEqual(json, await File.ReadAllTextAsync(manifest));
+
+        Assert.DoesNotContain(_plain.Id, await _http.GetStringAsync($"/v2/{Repo}/tags/list"));
+        Assert.Contains(_zstd.Id, await _http.GetStringAsync($"/v2/{Repo}/tags/list"));
+        foreach (var path in new[] { $"/v2/{Repo}/manifests/{_plain.Id}", $"/v2/{Repo}/blobs/{image.Layer.Digest}" })
+        {
+            using var r = await _http.GetAsync(path);
+            Assert.True(r.StatusCode == HttpStatusCode.Forbidden, $"{path}: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync()}");
+            var (code, message) = await ErrorOf(r);
+            Assert.Equal("DENIED", code);
+            Assert.Contains("invalid MAC", message);
+        }
+        using var byDigest = await _http.GetAsync($"/v2/{Repo}/manifests/{image.Manifest.Digest}");
+        Assert.NotEqual(HttpStatusCode.OK, byDigest.StatusCode);
+    }
+
+    [Fact]
     public async Task A_corrupt_layer_is_never_delivered_as_a_complete_response()
     {
         await using (var fs = new FileStream(_plain.ArchivePath, FileMode.Open, FileAccess.ReadWrite))

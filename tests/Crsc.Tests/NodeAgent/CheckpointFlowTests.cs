@@ -46,6 +46,7 @@ public sealed class CheckpointFlowTests : IAsyncLifetime
             CheckpointDirectory = _dir.Combine("checkpoints"),
             StagingDirectory = _dir.Combine("staging"),
             NodeName = "n1",
+            Key = Crsc.Storage.Security.NodeKey.Generate(),
         });
         _events = new EventRecorder(new ApiEventSink(_kube.Resource(Resources.CoreEvents)),
             new EventRecorderOptions { Host = "n1" }, TimeProvider.System, NullLogger.Instance);

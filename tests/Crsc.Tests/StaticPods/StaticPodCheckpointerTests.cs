@@ -60,7 +60,10 @@ public sealed class StaticPodCheckpointerTests : IAsyncLifetime
     {
         ManifestsDir = _dir.Combine("manifests"), InactiveManifestsDir = _dir.Combine("inactive"),
         SecretsDir = _dir.Combine("secrets"), ConfigMapsDir = _dir.Combine("configmaps"), StateDir = _dir.Combine("state"),
+        Key = _key,
     });
+
+    private readonly Crsc.Storage.Security.NodeKey _key = Crsc.Storage.Security.NodeKey.Generate();
 
     private StaticPodCheckpointer Checkpointer() => new(Store(), _runtime, _api, () => _pods,
         _client.Resource(Resources.Secrets), _client.Resource(Resources.ConfigMaps),
