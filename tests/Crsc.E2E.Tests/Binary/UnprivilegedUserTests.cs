@@ -74,11 +74,12 @@ public sealed class UnprivilegedUserTests(ITestOutputHelper output) : IAsyncLife
             ["CRSC_IMAGES_LISTEN"] = $"127.0.0.1:{imagesPort}",
             ["CRSC_LOG_FORMAT"] = "json",
         };
-        // a checkpoint in the store, as a schedule would have left it (the daemon serves it as an image)
+        // a checkpoint in the store, as a schedule would have left it, signed with the node's key (the daemon serves it)
+        var nodeKey = Crsc.Storage.Security.NodeKey.LoadOrCreate(Crsc.Storage.Security.NodeKey.PathIn(env["CRSC_STATE_DIR"]), out _);
         CheckpointInfo info;
         using (var store = new DiskCheckpointStore(new DiskCheckpointStoreOptions
                {
-                   CheckpointDirectory = env["CRSC_CHECKPOINT_DIR"], StagingDirectory = env["CRSC_STAGING_DIR"],
+                   CheckpointDirectory = env["CRSC_CHECKPOINT_DIR"], StagingDirectory = env["CRSC_STAGING_DIR"], Key = nodeKey,
                }))
         {
             info = await StoreSeed.AddAsync(store, "shop", "cart", "cart");
