@@ -27,17 +27,18 @@ public sealed class RbacTests
     {
         Assert.Equal(
             ["Namespace/crsc-system", "ServiceAccount/crsc", "ClusterRole/crsc", "ClusterRoleBinding/crsc",
-             "Role/crsc-leader-election", "RoleBinding/crsc-leader-election"],
+             "Role/crsc-leader-election", "RoleBinding/crsc-leader-election", "Role/crsc-key", "RoleBinding/crsc-key"],
             Docs.Select(d => $"{d["kind"]}/{d["metadata"]!["name"]}"));
         foreach (var d in Docs.Where(d => (string?)d["kind"] is "ServiceAccount" or "Role" or "RoleBinding"))
             Assert.Equal("crsc-system", (string?)d["metadata"]!["namespace"]);
-        foreach (var binding in new[] { Doc("ClusterRoleBinding", "crsc"), Doc("RoleBinding", "crsc-leader-election") })
+        foreach (var binding in new[] { Doc("ClusterRoleBinding", "crsc"), Doc("RoleBinding", "crsc-leader-election"), Doc("RoleBinding", "crsc-key") })
         {
             var subject = Assert.Single(binding["subjects"]!.AsArray())!;
             Assert.Equal(("ServiceAccount", "crsc", "crsc-system"), ((string?)subject["kind"], (string?)subject["name"], (string?)subject["namespace"]));
         }
         Assert.Equal("crsc", (string?)Doc("ClusterRoleBinding", "crsc")["roleRef"]!["name"]);
         Assert.Equal("crsc-leader-election", (string?)Doc("RoleBinding", "crsc-leader-election")["roleRef"]!["name"]);
+        Assert.Equal("crsc-key", (string?)Doc("RoleBinding", "crsc-key")["roleRef"]!["name"]);
     }
 
     [Fact]
@@ -101,6 +102,18 @@ public sealed class RbacTests
         Assert.All(Rules(role), r => Assert.Null(r["resourceNames"]));
         Assert.Contains("crsc-leader", Text);
         Assert.Contains("crsc-node-<node>", Text);
+    }
+
+    [Fact]
+    public void The_shared_key_secret_is_read_by_name_and_created_only_in_crscs_namespace()
+    {
+        var role = Doc("Role", "crsc-key");
+        Assert.Equal("crsc-system", (string?)role["metadata"]!["namespace"]);
+        Assert.Equal(["/secrets:create", "/secrets:get"], Grants(role).Order());
+        // get names the one Secret; create cannot be limited by name, only by the Role's namespace
+        var get = Assert.Single(Rules(role), r => Strings(r["verbs"]).Contains("get"));
+        Assert.Equal(["crsc-key"], Strings(get["resourceNames"]));
+        Assert.Equal(["create"], Strings(Assert.Single(Rules(role), r => r["resourceNames"] is null)["verbs"]));
     }
 
     [Fact]

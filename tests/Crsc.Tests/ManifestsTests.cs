@@ -78,12 +78,12 @@ public sealed class ManifestsTests
         stream.Load(new StringReader(yaml));
         var kinds = stream.Documents.Select(d => ((YamlScalarNode)((YamlMappingNode)d.RootNode)["kind"]).Value).ToList();
         Assert.Equal(4, kinds.Count(k => k == "CustomResourceDefinition"));
-        Assert.Equal(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"],
-            kinds.Skip(4).Take(6));
+        Assert.Equal(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Role", "RoleBinding"],
+            kinds.Skip(4).Take(8));
         // The CRDs come before anything else: the API must exist before it is used.
         Assert.All(kinds.Take(4), k => Assert.Equal("CustomResourceDefinition", k));
         Assert.DoesNotContain("Pod", kinds);
-        Assert.Equal(10, kinds.Count);
+        Assert.Equal(12, kinds.Count);
     }
 
     [Fact]

@@ -195,6 +195,25 @@ public sealed partial class DiskStaticManifestStore : IStaticManifestStore
 
     private string MacDirectory => Path.Join(StateDirectory, MacDirectoryName);
 
+    /// <summary>
+    /// How many static-pod checkpoints under <paramref name="stateDir"/> name <paramref name="keyId"/> as their signer
+    /// (read before the store is opened, to tell whether a key is in use; the MACs themselves are not checked here).
+    /// </summary>
+    public static int CountSignedBy(string stateDir, string keyId)
+    {
+        var dir = Path.Join(stateDir, "static-pods", MacDirectoryName);
+        if (!Directory.Exists(dir)) return 0;
+        var count = 0;
+        foreach (var file in Directory.EnumerateFiles(dir, "*.mac"))
+        {
+            string text;
+            try { text = System.Text.Encoding.ASCII.GetString(ReadNoFollow(file)); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+            if (text.TrimEnd('\n').Split(' ') is [MacFormat, var id, _] && id == keyId) count++;
+        }
+        return count;
+    }
+
     private static string MacFileName(ObjectKey parent) => StaticPodNames.FileStem(parent) + ".mac";
 
     /// <summary>HMAC-SHA256 (hex) over the parent, the manifest and each Secret's and ConfigMap's keys, by name, in ordinal order.</summary>

@@ -50,6 +50,13 @@ internal static class DaemonCommand
             p.Error.WriteLine($"crsc: invalid configuration: stateDir: the node key {e.Message}");
             return ExitCodes.Config;
         }
+        catch (SharedKeyException e)
+        {
+            // the shared key's Secret is unusable, or adopting it would orphan this node's checkpoints: a person decides
+            logger.Fatal("crsc daemon cannot start: invalid configuration: {Reason}", e.Message);
+            p.Error.WriteLine($"crsc: invalid configuration: {e.Message}");
+            return ExitCodes.Config;
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException
                                    or Crsc.Controllers.Storage.CheckpointStoreException)
         {

@@ -95,6 +95,10 @@ public static partial class ConfigValidator
         if (!IsDnsLabel(o.Namespace))
             Fail("namespace", o.Namespace, "is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)");
 
+        if (o.SecurityKeySecret.Length > 0 && !TryParseSecretReference(o.SecurityKeySecret, out _, out _))
+            Fail("security.keySecret", o.SecurityKeySecret,
+                "must be <namespace>/<name> of a Secret (a namespace name, then a Secret name: lower-case letters, digits, '-' and '.'), or empty for the node-local key only");
+
         if (o.LogFormat is not ("auto" or "console" or "json" or "journald"))
             Fail("log.format", o.LogFormat, "must be auto, console, json or journald");
         if (o.LogLevel is not ("trace" or "debug" or "information" or "info" or "warning" or "error"))
@@ -228,6 +232,15 @@ public static partial class ConfigValidator
         {
             fail("images.registryAuthFile", o.ImagesRegistryAuthFile, e.Problem);
         }
+    }
+
+    /// <summary><c>&lt;namespace&gt;/&lt;name&gt;</c>: a DNS label, then a DNS subdomain.</summary>
+    public static bool TryParseSecretReference(string value, out string ns, out string name)
+    {
+        ns = name = "";
+        if (value.Split('/') is not [var n, var m] || !IsDnsLabel(n) || !IsDnsSubdomain(m)) return false;
+        (ns, name) = (n, m);
+        return true;
     }
 
     /// <summary>A Go duration that says its unit (<c>90s</c>, <c>10m</c>, <c>1h30m</c>): a bare number is refused, not taken as seconds.</summary>

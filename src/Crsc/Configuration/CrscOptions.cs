@@ -64,6 +64,13 @@ public sealed record CrscOptions
     /// <summary>PEM private key of <see cref="ImagesTlsCertFile"/> (0600, owned by crsc's user).</summary>
     public string ImagesTlsKeyFile { get; init; } = "";
 
+    /// <summary>
+    /// <c>&lt;namespace&gt;/&lt;name&gt;</c> of a Secret whose data key <c>key</c> holds the crsc key (64 hex digits) the
+    /// node agents of a cluster share, so that one node verifies another's manifests and pull tokens; empty (default) =
+    /// the node-local key only.
+    /// </summary>
+    public string SecurityKeySecret { get; init; } = "";
+
     /// <summary>Bound of the outbox under <see cref="StateDir"/> (bytes of records waiting for the API server).</summary>
     public string OutboxMaxBytes { get; init; } = "67108864";
 

@@ -78,6 +78,8 @@ internal static partial class DaemonHost
         var state = app.Services.GetRequiredService<DaemonState>();
         var health = app.Services.GetRequiredService<HealthRegistry>();
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+        // the shared key (security.keySecret) goes into the key file before anything loads it
+        await SyncNodeKeyAsync(options, app.Services.GetRequiredService<ILoggerFactory>(), logger, time, ct);
         _ = app.Services.GetRequiredService<NodeKey>(); // an unusable key file stops the start here (exit 78)
 
         lifetime.ApplicationStopping.Register(() =>
@@ -101,6 +103,23 @@ internal static partial class DaemonHost
         Log.Stopped(logger);
         try { File.Delete(options.Socket); } catch (IOException) { }
         return 0;
+    }
+
+    private static async Task SyncNodeKeyAsync(CrscOptions options, ILoggerFactory loggers, ILogger logger, TimeProvider time, CancellationToken ct)
+    {
+        if (options.SecurityKeySecret.Length == 0 || !ClusterServices.IsConfigured(options))
+        {
+            await NodeKeySharing.SyncAsync(options, null, logger, ct);
+            return;
+        }
+        Kube.KubeApi api;
+        try { api = new Kube.KubeApi(Kube.KubeConfigLoader.Load(options.Kubeconfig, time: time), loggers); }
+        catch (Kube.KubeConfigException)
+        {
+            await NodeKeySharing.SyncAsync(options, null, logger, ct); // the cluster connection reports why
+            return;
+        }
+        using (api) await NodeKeySharing.SyncAsync(options, api.Resource(Crsc.Api.Kubernetes.Resources.Secrets), logger, ct);
     }
 
     private static partial class Log
