@@ -360,7 +360,9 @@ internal sealed class CheckpointPullCredentials(PullTokens tokens, string? regis
         if (!ImageReference.TryParse(image, out var reference, out _) || reference.Domain is null) return null;
         if (registryHost is not null && string.Equals(reference.Domain, registryHost, StringComparison.OrdinalIgnoreCase)) return null;
         if (!CheckpointImageNames.TryParseRepository(reference.Path, out var filter) || filter.Namespace != restoreNamespace) return null;
-        return new RegistryAuth(Username: PullTokens.UserName, Password: tokens.Mint(reference.Path), ServerAddress: reference.Domain);
+        // no ServerAddress: containerd parses it as a URL ("127.0.0.1:5055" is none, and the pull fails); the credential
+        // goes with this one pull request anyway
+        return new RegistryAuth(Username: PullTokens.UserName, Password: tokens.Mint(reference.Path));
     }
 }
 
