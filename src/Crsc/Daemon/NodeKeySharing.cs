@@ -24,7 +24,7 @@ internal sealed class SharedKeyException(string message) : Exception(message)
 /// <para>
 /// A node key that differs from the Secret's is replaced only while nothing on the node is signed by it: the old file
 /// stays beside the new one as <c>node.key.&lt;id&gt;</c> (no key material is ever deleted). When checkpoints or static-pod
-/// checkpoints signed by it exist, the start is refused: replacing the key would make every one of them unverifiable,
+/// checkpoints signed by it exist, the node keeps its key and logs an error: replacing the key would make every one of them unverifiable,
 /// so an operator decides (put this node's key into the Secret, or move those checkpoints away).
 /// </para>
 /// </summary>
@@ -140,10 +140,12 @@ internal static partial class NodeKeySharing
         if (store.Exists) checkpoints = store.List().Count(c => c.Authenticity == CheckpointAuthenticity.Verified);
         var staticPods = DiskStaticManifestStore.CountSignedBy(options.StateDir, local.Id);
         if (checkpoints + staticPods > 0)
-            throw new SharedKeyException(
-                $"{SharedKeyException.Key}: Secret {secret} holds key {shared.Id}, but this node's key {path} is {local.Id} and signs " +
-                $"{checkpoints} checkpoint(s) and {staticPods} static-pod checkpoint(s) here, which the shared key could not verify; " +
-                $"put this node's key into the Secret, or move those checkpoints away, then start again");
+        {
+            // turning the option on in a running cluster must not take its node agents down: this node keeps its own key
+            // (its checkpoints stay restorable here) and says loudly that it does not share the cluster's
+            Log.NotAdopted(logger, secret, shared.Id, path, local.Id, checkpoints, staticPods);
+            return local;
+        }
 
         // nothing is signed by the old key, but it is kept (not deleted) beside the new one
         var retired = $"{path}.{local.Id}";
@@ -159,6 +161,9 @@ internal static partial class NodeKeySharing
 
     private static partial class Log
     {
+        [LoggerMessage(5, LogLevel.Error, "Secret {Secret} holds key {SharedKeyId}, but this node's key {Path} is {KeyId} and signs {Checkpoints} checkpoint(s) and {StaticPods} static-pod checkpoint(s) here, which the shared key could not verify: this node keeps its own key, so restores across nodes fail to and from it; put this node's key into the Secret, or move those checkpoints away, then restart")]
+        public static partial void NotAdopted(ILogger logger, string secret, string sharedKeyId, string path, string keyId, int checkpoints, int staticPods);
+
         [LoggerMessage(1, LogLevel.Warning, "The shared key of Secret {Secret} could not be confirmed; using this node's key file as it is (key id {KeyId}): {Reason}")]
         public static partial void NotConfirmed(ILogger logger, string secret, string keyId, string reason);
 

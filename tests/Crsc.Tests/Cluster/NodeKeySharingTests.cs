@@ -178,10 +178,14 @@ public sealed class NodeKeySharingTests : IAsyncLifetime
         File.WriteAllText(Path.Combine(macs, "kube-system_etcd.mac"), $"crsc-static-mac-v1 {local.Id} {new string('0', 64)}\n");
         SeedSecret(NodeKey.Generate().ToText());
 
-        var e = await Assert.ThrowsAsync<SharedKeyException>(() => SyncAsync(node));
+        var logger = new RecordingLogger();
+        var key = await SyncAsync(node, logger);
 
-        Assert.Contains("Secret crsc-system/crsc-key", e.Message);
-        Assert.Contains($"is {local.Id} and signs 0 checkpoint(s) and 1 static-pod checkpoint(s)", e.Message);
+        // the node keeps working with its own key, and says why it does not share the cluster's
+        Assert.Equal(local.Id, key.Id);
+        var error = Assert.Single(logger.Entries, e => e.Level == LogLevel.Error);
+        Assert.Contains("Secret crsc-system/crsc-key", error.Message);
+        Assert.Contains($"is {local.Id} and signs 0 checkpoint(s) and 1 static-pod checkpoint(s)", error.Message);
         Assert.Equal(local.Id, NodeKey.Load(NodeKey.PathIn(node.StateDir)).Id);
     }
 
