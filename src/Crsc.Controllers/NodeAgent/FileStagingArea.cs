@@ -7,9 +7,10 @@ namespace Crsc.Controllers.NodeAgent;
 
 /// <summary>
 /// <see cref="IStagingArea"/> on the node's file system. Reads are bounded (only the tail of a log is read), never
-/// follow a symbolic link in the given path's own entry and open only regular files (a FIFO would block).
+/// follow a symbolic link in the given path's own entry and open only regular files (a FIFO would block). A (partial)
+/// archive is read only through <paramref name="tar"/>, the bounded tar reader: without one, no archive is opened.
 /// </summary>
-public sealed class FileStagingArea : IStagingArea
+public sealed class FileStagingArea(IBoundedTarReader? tar = null) : IStagingArea
 {
     /// <summary>Archive entries that hold CRIU's dump log, by the runtimes' naming.</summary>
     private static readonly string[] LogNames = ["dump.log", "criu-dump.log", "dump-criu.log"];
@@ -82,14 +83,15 @@ public sealed class FileStagingArea : IStagingArea
     public string? ReadArchiveLogTail(string archivePath, int maxBytes)
     {
         ArgumentException.ThrowIfNullOrEmpty(archivePath);
+        // the archive holds what the container wrote: only a reader whose memory is bounded may open it
+        if (tar is null) return null;
         if (NodeFiles.LStat(archivePath) is not { Type: NodeFiles.S_IFREG, Size: > 0 }) return null;
         try
         {
             using var stream = OpenRegular(archivePath);
             if (stream is null) return null;
-            using var reader = new TarReader(stream);
             string? found = null;
-            while (reader.GetNextEntry(copyData: false) is { } entry)
+            foreach (var entry in tar.Entries(stream))
             {
                 if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile)) continue;
                 var name = Path.GetFileName(entry.Name.TrimEnd('/'));
@@ -99,7 +101,8 @@ public sealed class FileStagingArea : IStagingArea
             }
             return found;
         }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException or ArgumentException or IOException)
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException or ArgumentException or IOException
+                                       or ArchiveRejectedException)
         {
             // a partial archive: whatever was found before the cut is not worth more than nothing
             return null;

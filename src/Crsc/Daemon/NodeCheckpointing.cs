@@ -60,7 +60,8 @@ internal static partial class NodeCheckpointing
                 sp.GetRequiredService<TimeProvider>(),
                 sp.GetService<ILogger<CheckpointRunner>>(),
                 sp.GetRequiredService<CheckpointMetrics>(),
-                new FileStagingArea(),
+                // a partial archive is read for CRIU's log only through the bounded tar reader, as every archive is
+                new FileStagingArea(new BoundedTarEntries(new ArchiveLimits())),
                 // the informer's pods, else (started while the API server is away) the saved node state's
                 new ChainedWorkloadResolver(
                     cluster.NodePods is { } pods ? NodeAgentComponents.WorkloadResolver(pods) : null,
