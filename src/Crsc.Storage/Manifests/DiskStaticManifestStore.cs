@@ -365,11 +365,9 @@ public sealed partial class DiskStaticManifestStore : IStaticManifestStore
         var info = new FileInfo(path);
         if (info.LinkTarget is null && info.Exists)
         {
-            if (ReadNoFollow(path).AsSpan().SequenceEqual(bytes))
-            {
-                if ((File.GetUnixFileMode(path) & ~FileMode) != 0) File.SetUnixFileMode(path, FileMode);
-                return false;
-            }
+            // the same bytes in a private file: nothing to do; a file someone opened up is replaced by a new 0600 one
+            // (crsc never changes the mode of a path in place)
+            if ((File.GetUnixFileMode(path) & ~FileMode) == 0 && ReadNoFollow(path).AsSpan().SequenceEqual(bytes)) return false;
         }
         else if (Directory.Exists(path) && info.LinkTarget is null)
         {
@@ -406,9 +404,10 @@ public sealed partial class DiskStaticManifestStore : IStaticManifestStore
             if (IsLink(path)) throw Refused(path, "a symbolic link where crsc keeps a directory");
             Native.FSyncDirectory(parentDir);
         }
-        else if ((File.GetUnixFileMode(path) & ~DirMode) != 0)
+        else if (PrivateDirectory.Problem((int)File.GetUnixFileMode(path), Native.LStatModeAndOwner(path).Uid) is { } problem)
         {
-            File.SetUnixFileMode(path, DirMode);
+            // a directory that holds Secrets must be crsc's own; an open or foreign one is refused, not re-moded
+            throw Refused(path, $"it {problem}; crsc keeps Secrets only in a directory private to it (make it 0700, owned by crsc's user, or remove it)");
         }
         return path;
     }

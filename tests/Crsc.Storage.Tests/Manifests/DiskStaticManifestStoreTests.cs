@@ -93,6 +93,39 @@ public sealed class DiskStaticManifestStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_pre_existing_open_directory_for_secrets_is_refused_and_its_mode_left_alone()
+    {
+        var podDir = _dir.Combine("secrets", "default", "web");
+        Directory.CreateDirectory(podDir, Dir0700);
+        File.SetUnixFileMode(_dir.Combine("secrets"), Dir0700);
+        File.SetUnixFileMode(_dir.Combine("secrets", "default"), Dir0700);
+        File.SetUnixFileMode(podDir, (UnixFileMode)0b111_101_101);
+
+        var e = Assert.Throws<StaticManifestStoreException>(() => _store.WriteInactive(Data(Web, [Obj("tls", ("tls.key", "KEY"))])));
+        Assert.Contains(podDir, e.Message);
+        Assert.Contains("accessible to group or others (mode 0755)", e.Message);
+        Assert.Equal((UnixFileMode)0b111_101_101, File.GetUnixFileMode(podDir)); // not re-moded
+        Assert.False(Directory.Exists(Path.Combine(podDir, "tls")));
+    }
+
+    [Fact]
+    public void A_written_file_someone_opened_up_is_replaced_by_a_new_private_one_not_chmodded()
+    {
+        var data = Data(Web, [Obj("tls", ("tls.key", "KEY"))]);
+        _store.WriteInactive(data);
+        var key = _dir.Combine("secrets", "default", "web", "tls", "tls.key");
+        File.SetUnixFileMode(key, (UnixFileMode)0b110_100_100);
+        var kept = _dir.Combine("kept.key");
+        Assert.Equal(0, Link(key, kept)); // the opened-up inode, as whoever opened it may still hold it
+
+        _store.WriteInactive(data);
+
+        Assert.Equal(File0600, File.GetUnixFileMode(key));
+        Assert.Equal("KEY", File.ReadAllText(key));
+        Assert.Equal((UnixFileMode)0b110_100_100, File.GetUnixFileMode(kept)); // the old inode was not changed in place
+    }
+
+    [Fact]
     public void Activate_copies_into_the_manifest_directory_deactivate_removes_it_and_remove_takes_everything()
     {
         File.WriteAllText(_dir.Combine("manifests", "etcd.yaml"), "apiVersion: v1\nkind: Pod\n");
@@ -328,4 +361,7 @@ public sealed class DiskStaticManifestStoreTests : IDisposable
         Assert.False(_store.WriteInactive(Data(Web, [Obj("tls", ("tls.crt", "CERT"), ("tls.key", "KEY"))], [Obj("cfg", ("app.conf", "x=1"))])));
         _store.Activate(Web);
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "link", SetLastError = true)]
+    private static extern int Link(string existing, string created);
 }
