@@ -55,3 +55,41 @@ public sealed class StagingAreaArchiveLogTests : IDisposable
         Assert.True(allocated < 48L << 20, $"{kind}: {allocated} bytes allocated");
     }
 }
+
+/// <summary>
+/// The third archive reader (CRIU's log out of a partial archive, on the node agent's failure path) against the same
+/// generated hostile tars as ingest and <c>crsc inspect</c>: never an exception, bounded memory, and an end to each read
+/// (a generous per-input bound: it catches a reader that loops, not a slow machine).
+/// </summary>
+public sealed class StagingAreaArchiveLogFuzzTests : IDisposable
+{
+    private const int Inputs = 2000;
+    private const long MemoryBound = 64L << 20;
+    private static readonly TimeSpan PerInput = TimeSpan.FromSeconds(10);
+    private readonly TempDir _dir = new();
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public void Generated_hostile_partial_archives_give_a_log_or_none_in_bounded_memory_and_time()
+    {
+        var area = new FileStagingArea(new BoundedTarEntries(new ArchiveLimits { MaxNameBytesTotal = 8 << 20 }));
+        var path = _dir.Combine("partial.tar");
+        var found = 0;
+        for (var i = 0; i < Inputs; i++)
+        {
+            var bytes = HostileTars.Generate(new Random(9000 + i));
+            File.WriteAllBytes(path, bytes);
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            string? log = null;
+            try { log = area.ReadArchiveLogTail(path, 4096); }
+            catch (Exception e) { Assert.Fail($"input {i} (seed {9000 + i}, {bytes.Length} bytes): {e.GetType().Name}: {e.Message}"); }
+            Assert.True(watch.Elapsed < PerInput, $"input {i} (seed {9000 + i}) took {watch.Elapsed}");
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.True(allocated < MemoryBound + 4L * bytes.Length, $"input {i} (seed {9000 + i}): {allocated} bytes allocated for {bytes.Length} bytes");
+            Assert.True(log is null || log.Length <= 4096);
+            if (log is not null) found++;
+        }
+        Assert.True(found < Inputs);
+    }
+}
