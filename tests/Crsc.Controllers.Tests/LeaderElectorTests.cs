@@ -246,6 +246,24 @@ public sealed class LeaderElectorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_renewal_whose_answer_was_lost_does_not_stop_the_release()
+    {
+        var a = Add("a");
+        await StepUntilAsync(() => a.Elector.IsLeader, TimeSpan.FromSeconds(10), "a leads");
+        // a renewal that reached the API server while its answer was lost (cancelled in flight): the Lease there has a
+        // newer resourceVersion than the one the leader last saw, still naming it
+        var renewed = StoredLease;
+        renewed.Spec.RenewTime = _time.GetUtcNow();
+        await _leases.UpdateAsync(renewed, CancellationToken.None);
+
+        await a.Cts.CancelAsync();
+        await a.Run.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Null(StoredLease.Spec.HolderIdentity); // released after a re-read, not left for the others to wait out
+        Assert.Equal(1, StoredLease.Spec.LeaseDurationSeconds);
+    }
+
+    [Fact]
     public async Task Three_candidates_keep_exactly_one_leader_through_crashes()
     {
         foreach (var id in new[] { "a", "b", "c" }) Add(id, releaseOnCancel: false);

@@ -389,37 +389,56 @@ public sealed class LeaderElector
            && a.RenewTime == b.RenewTime
            && a.LeaseTransitions == b.LeaseTransitions;
 
-    /// <summary>Empties the Lease if we still hold it, so that the next candidate need not wait for it to expire.</summary>
+    /// <summary>
+    /// Empties the Lease if we still hold it, so that the next candidate need not wait for it to expire. A renewal cut off
+    /// by the cancellation may have reached the API server after all (its answer never came back), so a 409 is not the end:
+    /// the Lease is read again and, while it still names us, released with what the server has.
+    /// </summary>
     private async Task ReleaseAsync()
     {
         Lease? observed;
         lock (_gate) observed = _observed;
         if (observed is null || observed.Spec.HolderIdentity != Identity) return;
-        var now = _time.GetUtcNow();
-        var released = new Lease
-        {
-            ApiVersion = observed.ApiVersion,
-            Kind = observed.Kind,
-            Metadata = observed.Metadata,
-            Spec = new LeaseSpec
-            {
-                HolderIdentity = null,
-                LeaseDurationSeconds = 1,
-                AcquireTime = now,
-                RenewTime = now,
-                LeaseTransitions = observed.Spec.LeaseTransitions,
-            },
-        };
         using var timeout = new CancellationTokenSource(_options.RenewDeadline, _time);
-        try
+        for (var attempt = 0; ; attempt++)
         {
-            // with the resourceVersion of our last write: if someone took it over meanwhile, this is a 409
-            Observe(await _leases.UpdateAsync(released, timeout.Token).ConfigureAwait(false), now);
-            Log.Released(_logger, Identity, _options.Namespace, _options.LeaseName);
-        }
-        catch (Exception e)
-        {
-            Log.ReleaseFailed(_logger, e, Identity);
+            var now = _time.GetUtcNow();
+            var released = new Lease
+            {
+                ApiVersion = observed.ApiVersion,
+                Kind = observed.Kind,
+                Metadata = observed.Metadata,
+                Spec = new LeaseSpec
+                {
+                    HolderIdentity = null,
+                    LeaseDurationSeconds = 1,
+                    AcquireTime = now,
+                    RenewTime = now,
+                    LeaseTransitions = observed.Spec.LeaseTransitions,
+                },
+            };
+            try
+            {
+                // with the resourceVersion of the Lease as last seen: if someone took it over meanwhile, this is a 409
+                Observe(await _leases.UpdateAsync(released, timeout.Token).ConfigureAwait(false), now);
+                Log.Released(_logger, Identity, _options.Namespace, _options.LeaseName);
+                return;
+            }
+            catch (ConflictException) when (attempt < 2)
+            {
+                try { observed = await _leases.GetAsync(_options.Namespace, _options.LeaseName, timeout.Token).ConfigureAwait(false); }
+                catch (Exception e)
+                {
+                    Log.ReleaseFailed(_logger, e, Identity);
+                    return;
+                }
+                if (observed?.Spec.HolderIdentity != Identity) return; // another holds it now: nothing of ours to release
+            }
+            catch (Exception e)
+            {
+                Log.ReleaseFailed(_logger, e, Identity);
+                return;
+            }
         }
     }
 
