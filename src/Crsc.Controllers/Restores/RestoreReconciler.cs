@@ -145,7 +145,7 @@ public sealed class RestoreReconciler : IReconciler
             ? []
             : restores.ByIndex(Indexers.Namespace, ns).Where(r => !IsTerminal(r)).Select(EnqueueHandlers.KeyOf);
 
-    public static bool IsTerminal(Restore r) => r.Status?.Phase is RestorePhase.Restored or RestorePhase.Failed or RestorePhase.FellBack;
+    public static bool IsTerminal(Restore r) => RestoreStages.IsTerminal(r);
 
     private static IEnumerable<string> SubjectsOf(Restore r)
     {
@@ -202,77 +202,75 @@ public sealed class RestoreReconciler : IReconciler
     /// <param name="fresh">whether <paramref name="r"/> is the API server's (returned by a write or a read) rather than the cache's</param>
     private async Task<Step> StepAsync(Restore r, bool fresh, CancellationToken ct)
     {
-        if (IsTerminal(r)) return Step.Stop(ReconcileResult.Done);
-        var ns = r.Metadata.Namespace!;
         var now = _time.GetUtcNow();
-
-        var errors = r.Spec.Validate();
-        if (errors.Count > 0)
-            return await FinishAsync(r, null, RestorePhase.Failed, "InvalidSpec",
-                "invalid spec: " + string.Join("; ", errors.Select(e => e.ToString())), ct).ConfigureAwait(false);
-
-        if (r.Status?.Phase is null)
+        var pod = r.Status?.PodName is { } podName ? _pods.Get(new ObjectKey(r.Metadata.Namespace!, podName)) : null;
+        var at = RestoreStages.Classify(r, pod, now, _options);
+        // these stages delete, patch or patch back the pod. A cached Restore may not show this reconciler's last write
+        // yet (an attempt failed but not counted looks like one counted but not patched) while the pod cache already
+        // shows its effect: only the server's Restore says which it is
+        if (at.NeedsServerCopy && !fresh) return await ReloadAsync(r, ct).ConfigureAwait(false);
+        switch (at.Stage)
         {
-            var started = await WriteAsync(r, s =>
-            {
-                s.Phase = RestorePhase.Pending;
-                s.Attempts ??= 0;
-                s.StartedAt ??= KubeTime.Truncate(now);
-                s.WaitingSince = KubeTime.Truncate(now);
-                s.Message = $"looking for the pod of {Describe(r.Spec.Target)} to restore";
-                s.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "Pending", s.Message, r.Metadata.Generation, now);
-            }, ct).ConfigureAwait(false);
-            Log.Started(_logger, ns, r.Metadata.Name!, Describe(r.Spec.Target));
-            return Step.Next(started);
-        }
-
-        var s = r.Status!;
-        var pod = s.PodName is { } podName ? _pods.Get(new ObjectKey(ns, podName)) : null;
-
-        // the pod of the current attempt is gone (node lost, deleted, replaced): its replacement is restored next
-        if (s.PodName is not null && !(RestorePods.IsLive(pod) && (s.PodUid is null || pod!.Metadata.Uid == s.PodUid)))
-            return await PodLostAsync(r, ct).ConfigureAwait(false);
-
-        if (pod is null) return await ChoosePodAsync(r, now, ct).ConfigureAwait(false);
-
-        var container = ResolveContainer(r, pod, out var containerError);
-        if (container is null)
-            return await FinishAsync(r, pod, RestorePhase.Failed, "ContainerNotFound", containerError!, ct).ConfigureAwait(false);
-
-        var annotations = pod.Metadata.Annotations;
-        var mine = annotations?.GetValueOrDefault(CrscAnnotations.Restore) == r.Metadata.Name;
-        var specImage = RestorePods.ContainerOf(pod, container)!.Image;
-        var patchedByMe = mine && s.Image is not null && specImage == s.Image;
-
-        if (patchedByMe)
-        {
-            if (s.PatchedAt is null)
-            {
-                // an attempt that ended in failure left the pod to be replaced (status first, then the deletion). A
-                // cached Restore that does not show the attempt counted yet looks just the same while the pod cache
-                // already shows the patch: only the server's Restore says which it is
-                if (!fresh) return await ReloadAsync(r, ct).ConfigureAwait(false);
-                return await DeletePodAsync(r, pod, ct).ConfigureAwait(false);
-            }
-            return await FollowAsync(r, fresh, pod, container, now, ct).ConfigureAwait(false);
-        }
-
-        if (s.PatchedAt is not null)
-        {
-            // the fallback put the original image back and the status write did not happen: finish it
-            if (mine && annotations?.ContainsKey(CrscAnnotations.RestoredFrom) != true)
+            case RestoreStage.Finished:
+                return Step.Stop(ReconcileResult.Done);
+            case RestoreStage.InvalidSpec:
+                return await FinishAsync(r, null, RestorePhase.Failed, "InvalidSpec", at.Detail!, ct).ConfigureAwait(false);
+            case RestoreStage.New:
+                return await StartAsync(r, now, ct).ConfigureAwait(false);
+            case RestoreStage.PodGone:
+                return await PodLostAsync(r, ct).ConfigureAwait(false);
+            case RestoreStage.ChoosingPod:
+                return await ChoosePodAsync(r, now, ct).ConfigureAwait(false);
+            case RestoreStage.ContainerNotFound:
+                return await FinishAsync(r, pod, RestorePhase.Failed, "ContainerNotFound", at.Detail!, ct).ConfigureAwait(false);
+            case RestoreStage.ChoosingCheckpoint:
+                return await ChooseCheckpointAsync(r, pod!, at.Container!, now, ct).ConfigureAwait(false);
+            case RestoreStage.WaitingForImages:
+                return WaitForImages(r, now);
+            case RestoreStage.ImagesFailed:
+                return await FallbackAsync(r, pod, $"the images cannot be pulled on node {r.Status!.Node}: {at.ImagesReady!.Message}", ct,
+                    reason: "ImagePullFailed").ConfigureAwait(false);
+            case RestoreStage.ReadyToPatch:
+                return await BeginAttemptAsync(r, pod!, at.Container!, null, ct).ConfigureAwait(false);
+            case RestoreStage.ImagesOverdue:
+                return await BeginAttemptAsync(r, pod!, at.Container!, ImagesOverdueNote(r, at.ImagesReady), ct).ConfigureAwait(false);
+            case RestoreStage.CountedNotPatched:
+                return await PatchCountedAttemptAsync(r, pod!, at.Container!, ct).ConfigureAwait(false);
+            case RestoreStage.PatchedBack:
+                // the fallback put the original image back and the status write did not happen: finish it
                 return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
-                    $"restore of pod {pod.Metadata.Name} gave up; the original image {s.OriginalImage} is back and the container starts without its state",
+                    $"restore of pod {pod!.Metadata.Name} gave up; the original image {r.Status!.OriginalImage} is back and the container starts without its state",
                     ct).ConfigureAwait(false);
-            // the attempt is counted and the pod cache does not show the patch: it is on its way to the cache, or a
-            // leader stopped between the count and the patch. The server's Restore and pod tell which
-            if (!fresh) return await ReloadAsync(r, ct).ConfigureAwait(false);
-            return await PatchCountedAttemptAsync(r, pod, container, ct).ConfigureAwait(false);
+            case RestoreStage.Restoring:
+                return WaitForContainer(r, now, at.LookAgain);
+            case RestoreStage.AttemptSucceeded:
+                return await FinishAsync(r, pod, RestorePhase.Restored, "Restored",
+                    $"container {at.Container} of pod {pod!.Metadata.Name} runs again from checkpoint {r.Status!.CheckpointName} (attempt {r.Status.Attempts} of {r.Spec.MaxAttempts})",
+                    ct).ConfigureAwait(false);
+            case RestoreStage.AttemptFailed:
+                return await AttemptFailedAsync(r, pod!, at.TimedOut
+                    ? $"container {at.Container} did not run within {_options.RestoreTimeout} of the patch ({at.Detail})"
+                    : at.Detail!, ct).ConfigureAwait(false);
+            case RestoreStage.PodToReplace:
+                return await DeletePodAsync(r, pod!, ct).ConfigureAwait(false);
+            default:
+                throw new InvalidOperationException($"restore stage {at.Stage} has no action");
         }
+    }
 
-        if (s.Image is null) return await ChooseCheckpointAsync(r, pod, container, now, ct).ConfigureAwait(false);
-
-        return await AwaitImagesAsync(r, pod, container, now, ct).ConfigureAwait(false);
+    private async Task<Step> StartAsync(Restore r, DateTimeOffset now, CancellationToken ct)
+    {
+        var started = await WriteAsync(r, s =>
+        {
+            s.Phase = RestorePhase.Pending;
+            s.Attempts ??= 0;
+            s.StartedAt ??= KubeTime.Truncate(now);
+            s.WaitingSince = KubeTime.Truncate(now);
+            s.Message = $"looking for the pod of {Describe(r.Spec.Target)} to restore";
+            s.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "Pending", s.Message, r.Metadata.Generation, now);
+        }, ct).ConfigureAwait(false);
+        Log.Started(_logger, r.Metadata.Namespace!, r.Metadata.Name!, Describe(r.Spec.Target));
+        return Step.Next(started);
     }
 
     /// <summary>The next step from the Restore as the API server has it (the cache's copy may lag).</summary>
@@ -392,21 +390,6 @@ public sealed class RestoreReconciler : IReconciler
                 : $"waiting for a pod of Deployment {target.Name} to run ({pods.Count} not running)");
     }
 
-    private static string? ResolveContainer(Restore r, Pod pod, out string? error)
-    {
-        error = null;
-        var names = pod.Spec.Containers.Select(c => c.Name).ToList();
-        if (r.Spec.Container is { } wanted)
-        {
-            if (names.Contains(wanted)) return wanted;
-            error = $"spec.container: pod {pod.Metadata.Name} has no container '{wanted}'; it has: {string.Join(", ", names)}";
-            return null;
-        }
-        if (names.Count == 1) return names[0];
-        error = $"spec.container: pod {pod.Metadata.Name} has {names.Count} containers ({string.Join(", ", names)}); name the one to restore";
-        return null;
-    }
-
     // ---- checkpoint and images ----
 
     private async Task<Step> ChooseCheckpointAsync(Restore r, Pod pod, string container, DateTimeOffset now, CancellationToken ct)
@@ -463,23 +446,15 @@ public sealed class RestoreReconciler : IReconciler
         return Step.Next(written);
     }
 
-    private async Task<Step> AwaitImagesAsync(Restore r, Pod pod, string container, DateTimeOffset now, CancellationToken ct)
+    private Step WaitForImages(Restore r, DateTimeOffset now)
     {
-        var s = r.Status!;
-        var ready = s.FindCondition(RestoreConditions.ImagesReady);
-        if (ready?.Status == ConditionStatus.True) return await BeginAttemptAsync(r, pod, container, null, ct).ConfigureAwait(false);
-        if (ready?.Status == ConditionStatus.False)
-            return await FallbackAsync(r, pod, $"the images cannot be pulled on node {s.Node}: {ready.Message}", ct,
-                reason: "ImagePullFailed").ConfigureAwait(false);
-
-        var since = s.WaitingSince ?? now;
-        if (now - since < _options.ImagePreparationTimeout)
-            return Step.Stop(ReconcileResult.RequeueAfter(since + _options.ImagePreparationTimeout - now));
-        var note = ready is null
-            ? $"no crsc on node {s.Node} reported the images ready within {_options.ImagePreparationTimeout}; patching anyway, the kubelet pulls them"
-            : $"the images are still not ready on node {s.Node} after {_options.ImagePreparationTimeout} ({ready.Message}); patching anyway, the kubelet pulls them";
-        return await BeginAttemptAsync(r, pod, container, note, ct).ConfigureAwait(false);
+        var since = r.Status!.WaitingSince ?? now;
+        return Step.Stop(ReconcileResult.RequeueAfter(since + _options.ImagePreparationTimeout - now));
     }
+
+    private string ImagesOverdueNote(Restore r, Condition? ready) => ready is null
+        ? $"no crsc on node {r.Status!.Node} reported the images ready within {_options.ImagePreparationTimeout}; patching anyway, the kubelet pulls them"
+        : $"the images are still not ready on node {r.Status!.Node} after {_options.ImagePreparationTimeout} ({ready.Message}); patching anyway, the kubelet pulls them";
 
     // ---- the attempt ----
 
@@ -522,8 +497,7 @@ public sealed class RestoreReconciler : IReconciler
         }
         if (!RestorePods.IsLive(pod) || pod.Metadata.Uid != (r.Status!.PodUid ?? cached.Metadata.Uid))
             return await PodLostAsync(r, ct).ConfigureAwait(false);
-        if (pod.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.Restore) == r.Metadata.Name
-            && RestorePods.ContainerOf(pod, container)?.Image == r.Status.Image)
+        if (RestoreStages.PatchedBy(r, pod, container))
             return Step.Stop(ReconcileResult.RequeueAfter(LookAgainIn(_options.RestoreTimeout)));
         await PatchToCheckpointAsync(r, pod, container, ct).ConfigureAwait(false);
         return Step.Stop(ReconcileResult.RequeueAfter(_options.RestoreTimeout));
@@ -575,25 +549,14 @@ public sealed class RestoreReconciler : IReconciler
             .ConfigureAwait(false);
     }
 
-    private async Task<Step> FollowAsync(Restore r, bool fresh, Pod pod, string container, DateTimeOffset now, CancellationToken ct)
+    /// <summary>
+    /// The restored container has neither run nor failed: looked at again at the restore timeout, or after the status
+    /// grace when the status still describes the container the patch replaced (a change of the pod wakes it sooner).
+    /// </summary>
+    private Step WaitForContainer(Restore r, DateTimeOffset now, bool lookAgain)
     {
-        var s = r.Status!;
-        var patchedAt = s.PatchedAt!.Value;
-        var observed = Observe(pod, container, s);
-        if (observed.State == Observed.Running)
-            return await FinishAsync(r, pod, RestorePhase.Restored, "Restored",
-                $"container {container} of pod {pod.Metadata.Name} runs again from checkpoint {s.CheckpointName} (attempt {s.Attempts} of {r.Spec.MaxAttempts})",
-                ct).ConfigureAwait(false);
-        var deadline = patchedAt + _options.RestoreTimeout;
-        if (observed.State == Observed.Failed || now >= deadline)
-        {
-            // a failed attempt deletes the pod or patches it back: decided from the server's Restore only
-            if (!fresh) return await ReloadAsync(r, ct).ConfigureAwait(false);
-            return await AttemptFailedAsync(r, pod, observed.State == Observed.Failed
-                ? observed.Detail
-                : $"container {container} did not run within {_options.RestoreTimeout} of the patch ({observed.Detail})", ct).ConfigureAwait(false);
-        }
-        var wake = observed.LookAgain ? Min(now + LookAgainIn(_options.RestoreTimeout), deadline) : deadline;
+        var deadline = r.Status!.PatchedAt!.Value + _options.RestoreTimeout;
+        var wake = lookAgain ? Min(now + LookAgainIn(_options.RestoreTimeout), deadline) : deadline;
         return Step.Stop(ReconcileResult.RequeueAfter(wake > now ? wake - now : TimeSpan.Zero));
     }
 
@@ -601,56 +564,6 @@ public sealed class RestoreReconciler : IReconciler
     private TimeSpan LookAgainIn(TimeSpan otherwise) => _options.StatusGrace > TimeSpan.Zero ? _options.StatusGrace : otherwise;
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
-
-    private enum Observed { Pending, Running, Failed }
-
-    /// <param name="LookAgain">the status still describes the replaced container: looked at again after the status grace</param>
-    private readonly record struct Observation(Observed State, string Detail, bool LookAgain = false);
-
-    /// <summary>
-    /// What the kubelet reports about the restored container. A state is the restored container's when the status names
-    /// the checkpoint image (image, or the digest in imageID). Runtimes may report a restored container by its base
-    /// image, so a running container other than the one the patch replaced (<see cref="ReplacedContainer"/>: another
-    /// containerID) counts as restored too; and a start error where the replaced container's status said something else
-    /// is the kubelet failing to run the new image. Everything else — the replaced container running, stopping (it is
-    /// stopped for the new image), crash-looping, its last termination and restart count — is the past and decides
-    /// nothing, whatever its timestamps say (the node's clock is not crsc's) and however long it lasts.
-    /// </summary>
-    private static Observation Observe(Pod pod, string container, RestoreStatus s)
-    {
-        var cs = RestorePods.StatusOf(pod, container);
-        if (cs?.State is not { } state) return new(Observed.Pending, "no container status yet");
-        var replaced = ReplacedContainer.Read(pod, container);
-        var checkpointImage = ImageNames.Same(cs.Image, s.Image)
-            || (s.Image!.IndexOf('@', StringComparison.Ordinal) is var at and > 0 && cs.ImageID?.EndsWith(s.Image[(at + 1)..], StringComparison.Ordinal) == true);
-
-        if (state.Running is not null)
-        {
-            var later = replaced is not null && !string.IsNullOrEmpty(cs.ContainerID) && cs.ContainerID != replaced.ContainerId;
-            if (!checkpointImage && !later) return new(Observed.Pending, "the container the patch replaced still runs", LookAgain: true);
-            var spec = RestorePods.ContainerOf(pod, container)!;
-            if (RestorePods.HasReadinessProbe(spec) && !cs.Ready) return new(Observed.Pending, "running, not ready yet");
-            return new(Observed.Running, "running");
-        }
-        if (state.Terminated is { } t)
-        {
-            var detail = $"terminated ({t.Reason ?? "exit"}, exit code {t.ExitCode})";
-            if (!checkpointImage) return new(Observed.Pending, $"the container the patch replaced has {detail}", LookAgain: true);
-            detail = $"the restored container {detail}";
-            return new(Observed.Failed, string.IsNullOrEmpty(t.Message) ? detail : $"{detail}: {t.Message}");
-        }
-        if (state.Waiting is { } w)
-        {
-            if (string.IsNullOrEmpty(w.Reason) || w.Reason is "ContainerCreating" or "PodInitializing")
-                return new(Observed.Pending, $"waiting ({w.Reason ?? "no reason"})");
-            var detail = string.IsNullOrEmpty(w.Message) ? w.Reason : $"{w.Reason}: {w.Message}";
-            // CrashLoopBackOff is about a container that ran, and the status names its image: the replaced one's here
-            var startError = w.Reason != "CrashLoopBackOff" && replaced is not null && replaced.State != ReplacedContainer.StateOf(state);
-            if (checkpointImage || startError) return new(Observed.Failed, detail);
-            return new(Observed.Pending, $"waiting ({detail}): the container the patch replaced, as far as the status tells", LookAgain: true);
-        }
-        return new(Observed.Pending, "no container state yet");
-    }
 
     private async Task<Step> AttemptFailedAsync(Restore r, Pod pod, string detail, CancellationToken ct)
     {
@@ -714,10 +627,8 @@ public sealed class RestoreReconciler : IReconciler
                 .ConfigureAwait(false);
 
         var s = r.Status!;
-        var container = pod is null ? null : ResolveContainer(r, pod, out _);
-        var patched = pod is not null && container is not null && s.Image is not null
-            && pod.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.Restore) == r.Metadata.Name
-            && RestorePods.ContainerOf(pod, container)?.Image == s.Image;
+        var container = pod is null ? null : RestoreStages.ResolveContainer(r, pod, out _);
+        var patched = container is not null && RestoreStages.PatchedBy(r, pod!, container);
         if (!patched)
             return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
                 $"{why}; fallback ColdStart: the container keeps its own image and starts without its state", ct).ConfigureAwait(false);
