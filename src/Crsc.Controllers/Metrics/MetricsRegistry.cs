@@ -98,7 +98,7 @@ public abstract class Metric(string name, string help, string[] labelNames)
 
     internal static string Format(double v) =>
         double.IsPositiveInfinity(v) ? "+Inf" : double.IsNegativeInfinity(v) ? "-Inf" : double.IsNaN(v) ? "NaN"
-        : v.ToString("R", CultureInfo.InvariantCulture);
+        : v.ToString("R", CultureInfo.InvariantCulture).Replace('E', 'e'); // 1e-08, as Prometheus' own clients write it
 }
 
 public sealed class Counter(string name, string help, string[] labelNames) : Metric(name, help, labelNames)

@@ -1,3 +1,5 @@
+using Crsc.Controllers.Metrics;
+
 namespace Crsc.Controllers.Queue;
 
 /// <summary>
@@ -12,6 +14,8 @@ namespace Crsc.Controllers.Queue;
 /// <item>shutdown: adds are ignored afterwards, workers still get what was queued, and
 /// <see cref="ShutDownWithDrainAsync"/> waits until the keys in flight are done.</item>
 /// </list>
+/// With <see cref="WorkQueueMetrics"/> it reports as client-go's queue does: depth (keys added and not yet taken),
+/// adds, retries (delayed adds), the wait from add to take and the work from take to done, on the queue's clock.
 /// </summary>
 public sealed class WorkQueue<TKey> : IDisposable where TKey : notnull
 {
@@ -23,13 +27,17 @@ public sealed class WorkQueue<TKey> : IDisposable where TKey : notnull
     private readonly Dictionary<TKey, Delayed> _delayed = [];
     private readonly TimeProvider _time;
     private readonly IRateLimiter<TKey> _limiter;
+    private readonly WorkQueueMetrics? _metrics;
+    private readonly Dictionary<TKey, long> _addedAt = []; // with metrics: when each dirty key was added
+    private readonly Dictionary<TKey, long> _takenAt = []; // with metrics: when each key in flight was taken
     private TaskCompletionSource? _drained;
     private bool _shuttingDown;
 
-    public WorkQueue(TimeProvider time, IRateLimiter<TKey>? rateLimiter = null)
+    public WorkQueue(TimeProvider time, IRateLimiter<TKey>? rateLimiter = null, WorkQueueMetrics? metrics = null)
     {
         _time = time;
         _limiter = rateLimiter ?? RateLimiters.DefaultControllerRateLimiter<TKey>(time);
+        _metrics = metrics;
     }
 
     /// <summary>Keys waiting for a worker (not the delayed ones, not the ones in flight).</summary>
@@ -49,8 +57,13 @@ public sealed class WorkQueue<TKey> : IDisposable where TKey : notnull
         lock (_gate)
         {
             if (_shuttingDown || !_dirty.Add(key)) return;
-            if (_processing.Contains(key)) return; // Done queues it again
-            Enqueue(key);
+            if (_metrics is not null)
+            {
+                _metrics.Added();
+                _addedAt.TryAdd(key, _time.GetTimestamp());
+            }
+            if (!_processing.Contains(key)) Enqueue(key); // else Done queues it again
+            _metrics?.Depth(_dirty.Count);
         }
     }
 
@@ -59,6 +72,7 @@ public sealed class WorkQueue<TKey> : IDisposable where TKey : notnull
     {
         if (delay <= TimeSpan.Zero)
         {
+            lock (_gate) if (!_shuttingDown) _metrics?.Retried();
             Add(key);
             return;
         }
@@ -66,6 +80,7 @@ public sealed class WorkQueue<TKey> : IDisposable where TKey : notnull
         lock (_gate)
         {
             if (_shuttingDown) return;
+            _metrics?.Retried();
             var due = _time.GetUtcNow() + delay;
             if (_delayed.TryGetValue(key, out replaced) && replaced.Due <= due) return; // an earlier add wins
             var entry = new Delayed(due);
@@ -99,6 +114,8 @@ public sealed class WorkQueue<TKey> : IDisposable where TKey : notnull
             if (_queue.TryDequeue(out var ready))
             {
                 Take(ready);
+                ObserveTaken(ready);
+                _metrics?.Depth(_dirty.Count);
                 return (true, ready);
             }
             if (_shuttingDown) return (false, default!);
@@ -129,7 +146,12 @@ public sealed class WorkQueue<TKey> : IDisposable where TKey : notnull
         lock (_gate)
         {
             if (!_processing.Remove(key)) return;
-            if (_dirty.Contains(key)) Enqueue(key);
+            if (_metrics is not null && _takenAt.Remove(key, out var taken)) _metrics.Worked(_time.GetElapsedTime(taken));
+            if (_dirty.Contains(key))
+            {
+                Enqueue(key);
+                _metrics?.Depth(_dirty.Count);
+            }
             if (_processing.Count == 0) _drained?.TrySetResult();
         }
     }
@@ -178,7 +200,11 @@ public sealed class WorkQueue<TKey> : IDisposable where TKey : notnull
         {
             _waiters.RemoveFirst();
             Take(key);
-            if (first.Value.TrySetResult(key)) return;
+            if (first.Value.TrySetResult(key))
+            {
+                ObserveTaken(key);
+                return;
+            }
             // that waiter was cancelled meanwhile: undo and try the next one
             _processing.Remove(key);
             _dirty.Add(key);
@@ -191,6 +217,15 @@ public sealed class WorkQueue<TKey> : IDisposable where TKey : notnull
     {
         _processing.Add(key);
         _dirty.Remove(key);
+    }
+
+    // caller holds _gate; the key was handed to a worker
+    private void ObserveTaken(TKey key)
+    {
+        if (_metrics is null) return;
+        var now = _time.GetTimestamp();
+        if (_addedAt.Remove(key, out var added)) _metrics.Taken(_time.GetElapsedTime(added, now));
+        _takenAt[key] = now;
     }
 
     private void DelayedFired(TKey key, Delayed entry)

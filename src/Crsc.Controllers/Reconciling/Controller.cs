@@ -2,6 +2,7 @@ using System.Collections;
 using Crsc.Api;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Informers;
+using Crsc.Controllers.Metrics;
 using Crsc.Controllers.Queue;
 using Microsoft.Extensions.Logging;
 
@@ -29,6 +30,10 @@ public sealed record ControllerOptions
 /// <see cref="RunAsync"/> may be called again after it returned (a new leadership term): each run has its own
 /// queue, and the watch sources replay the informers' caches into it.
 /// </para>
+/// <para>
+/// With <see cref="UseMetrics"/> it reports controller-runtime's series for itself and its queue (see
+/// <see cref="ControllerMetrics"/>), labelled with its name.
+/// </para>
 /// </summary>
 public sealed class Controller
 {
@@ -39,6 +44,8 @@ public sealed class Controller
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private WorkQueue<ObjectKey>? _queue;
+    private ControllerMetrics? _metrics;
+    private WorkQueueMetrics? _queueMetrics;
     private int _running;
 
     public Controller(string name, IReconciler reconciler, TimeProvider time, ILogger logger,
@@ -82,6 +89,16 @@ public sealed class Controller
         return this;
     }
 
+    /// <summary>Reports this controller's reconciles and queue into <paramref name="metrics"/> (before it runs).</summary>
+    public Controller UseMetrics(ControllerMetrics metrics)
+    {
+        ArgumentNullException.ThrowIfNull(metrics);
+        if (Volatile.Read(ref _running) != 0) throw new InvalidOperationException($"controller {Name} is running");
+        _metrics = metrics;
+        _queueMetrics = metrics.ForQueue(Name);
+        return this;
+    }
+
     /// <summary>Queues <paramref name="key"/> for reconciling; ignored while the controller is not running.</summary>
     public void Enqueue(ObjectKey key) => Queue?.Add(key);
 
@@ -97,7 +114,8 @@ public sealed class Controller
         if (Interlocked.Exchange(ref _running, 1) != 0)
             throw new InvalidOperationException($"controller {Name} is running already");
         var queue = new WorkQueue<ObjectKey>(_time,
-            _options.RateLimiter?.Invoke(_time) ?? RateLimiters.DefaultControllerRateLimiter<ObjectKey>(_time));
+            _options.RateLimiter?.Invoke(_time) ?? RateLimiters.DefaultControllerRateLimiter<ObjectKey>(_time), _queueMetrics);
+        _metrics?.MaxConcurrentReconciles.Set(_options.Workers, Name);
         Volatile.Write(ref _queue, queue);
         var registrations = new List<IDisposable>();
         try
@@ -124,6 +142,9 @@ public sealed class Controller
         {
             foreach (var r in registrations) r.Dispose();
             queue.ShutDown();
+            // the keys left in this run's queue are dropped with it; the next run starts empty
+            _queueMetrics?.Depth(0);
+            _metrics?.MaxConcurrentReconciles.Set(0, Name);
             Volatile.Write(ref _queue, null);
             Volatile.Write(ref _running, 0);
         }
@@ -159,6 +180,7 @@ public sealed class Controller
         var id = Guid.NewGuid().ToString("N")[..16];
         using var scope = _logger.BeginScope(new ReconcileScope(Name, key, id));
         var started = _time.GetTimestamp();
+        _metrics?.ActiveWorkers.Add(1, Name);
         try
         {
             var result = await _reconciler.ReconcileAsync(key, ct).ConfigureAwait(false);
@@ -166,32 +188,51 @@ public sealed class Controller
             {
                 case ReconcileOutcome.Requeue:
                     queue.AddRateLimited(key);
+                    Count(started, ControllerMetrics.ResultRequeue);
                     break;
                 case ReconcileOutcome.RequeueAfter:
                     queue.Forget(key);
                     queue.AddAfter(key, result.Delay);
+                    Count(started, ControllerMetrics.ResultRequeueAfter);
                     break;
                 default:
                     queue.Forget(key);
+                    Count(started, ControllerMetrics.ResultSuccess);
                     break;
             }
             Log.Reconciled(_logger, Name, key.ToString(), result.ToString(), _time.GetElapsedTime(started));
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            // stopping: the next run (or leader) reconciles it again from scratch
+            // stopping: the next run (or leader) reconciles it again from scratch; not an outcome to count
         }
         catch (TerminalException e)
         {
             queue.Forget(key);
+            Count(started, ControllerMetrics.ResultError, terminal: true);
             Log.Terminal(_logger, e, Name, key.ToString());
         }
         catch (Exception e)
         {
             var retries = queue.NumRequeues(key);
             queue.AddRateLimited(key);
+            Count(started, ControllerMetrics.ResultError);
             Log.Failed(_logger, e, Name, key.ToString(), retries + 1);
         }
+        finally
+        {
+            _metrics?.ActiveWorkers.Add(-1, Name);
+        }
+    }
+
+    private void Count(long started, string result, bool terminal = false)
+    {
+        if (_metrics is null) return;
+        _metrics.ReconcileTime.Observe(_time.GetElapsedTime(started).TotalSeconds, Name);
+        _metrics.ReconcileTotal.Inc(1, Name, result);
+        if (result != ControllerMetrics.ResultError) return;
+        _metrics.ReconcileErrors.Inc(1, Name);
+        if (terminal) _metrics.TerminalReconcileErrors.Inc(1, Name);
     }
 }
 

@@ -6,6 +6,7 @@ using Crsc.Controllers.Events;
 using Crsc.Controllers.Health;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Leadership;
+using Crsc.Controllers.Metrics;
 using Crsc.Controllers.Reconciling;
 using Crsc.Kube;
 using Microsoft.Extensions.Logging;
@@ -37,8 +38,9 @@ internal sealed class ClusterConnectionOptions
 /// The daemon's side of the cluster, shared through DI: the API connection, the node agent's informers, the event
 /// recorder, the leader elector and the leader-only controllers. <see cref="ClusterConnection"/> runs them; later
 /// steps add reconcilers with <see cref="AddLeaderController"/> / <see cref="AddNodeController"/> before the host
-/// starts. When no API server is configured, or the kubeconfig cannot be used, <see cref="Api"/> is null and so is
-/// everything built on it.
+/// starts; every controller added reports controller-runtime's metrics (<see cref="ControllerMetrics"/>) into the
+/// daemon's registry. When no API server is configured, or the kubeconfig cannot be used, <see cref="Api"/> is null
+/// and so is everything built on it.
 /// </summary>
 internal sealed class ClusterServices : IDisposable
 {
@@ -54,7 +56,7 @@ internal sealed class ClusterServices : IDisposable
     private int _started;
 
     public ClusterServices(CrscOptions options, ClusterConnectionOptions timings, HealthRegistry health, TimeProvider time,
-        ILoggerFactory loggers, NodeAutonomy autonomy, ApiServerState apiServer)
+        ILoggerFactory loggers, NodeAutonomy autonomy, ApiServerState apiServer, MetricsRegistry metrics)
     {
         NodeName = options.NodeName;
         Namespace = options.Namespace;
@@ -69,6 +71,7 @@ internal sealed class ClusterServices : IDisposable
             ConfigError = e.Message;
             return;
         }
+        ControllerMetrics = new ControllerMetrics(metrics);
 
         // the node agent's view: its own pods, and crsc's objects in every namespace. They report into a registry
         // of their own; ClusterConnection folds that into one "informers" entry so STATUS= stays one short line.
@@ -118,6 +121,9 @@ internal sealed class ClusterServices : IDisposable
     public string? ConfigError { get; }
 
     public KubeApi? Api { get; }
+
+    /// <summary>Where the controllers report (null without an API server: then there are none).</summary>
+    public ControllerMetrics? ControllerMetrics { get; }
 
     /// <summary>Pods scheduled to this node (<c>spec.nodeName=&lt;node&gt;</c>).</summary>
     public Informer<Pod>? NodePods { get; }
@@ -172,6 +178,7 @@ internal sealed class ClusterServices : IDisposable
     public void AddLeaderController(Controller controller)
     {
         ThrowIfStarted();
+        if (ControllerMetrics is not null) controller.UseMetrics(ControllerMetrics);
         _leaderControllers.Add(controller);
     }
 
@@ -179,6 +186,7 @@ internal sealed class ClusterServices : IDisposable
     public void AddNodeController(Controller controller)
     {
         ThrowIfStarted();
+        if (ControllerMetrics is not null) controller.UseMetrics(ControllerMetrics);
         _nodeControllers.Add(controller);
     }
 

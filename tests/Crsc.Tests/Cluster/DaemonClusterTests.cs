@@ -87,6 +87,13 @@ public sealed class DaemonClusterTests
             return (response.StatusCode, await response.Content.ReadAsStringAsync());
         }
 
+        public async Task<string> MetricsAsync()
+        {
+            using var response = await _http.GetAsync("/metrics");
+            response.EnsureSuccessStatusCode();
+            return await response.Content.ReadAsStringAsync();
+        }
+
         public async Task<bool> ReadyzContainsAsync(params string[] lines)
         {
             var (code, body) = await ReadyzAsync();
@@ -269,6 +276,22 @@ public sealed class DaemonClusterTests
         await Eventually.TrueAsync(() => server.All(server.ResourceOf(Resources.CoreEvents)).Any(e =>
             (string?)e["reason"] == AbandonedCheckpointReconciler.ArchiveAbandonedReason && (string?)e["type"] == "Warning"
             && ((string?)e["message"])!.Contains("node node-gone no longer exists", StringComparison.Ordinal)), "a Warning Event says so");
+
+        // the daemon's /metrics shows its controllers as controller-runtime's metrics: the leader's that released the
+        // checkpoint, and the node's that reconciled it too (it is not this node's: nothing to do)
+        const string abandoned = AbandonedCheckpointComponents.ControllerName;
+        await Eventually.TrueAsync(async () => (await daemon.MetricsAsync()).Contains(
+            $"controller_runtime_reconcile_total{{controller=\"{abandoned}\",result=\"success\"}} ", StringComparison.Ordinal),
+            "the leader's controller counts its reconciles");
+        var metrics = await daemon.MetricsAsync();
+        Assert.Contains($"controller_runtime_max_concurrent_reconciles{{controller=\"{abandoned}\"}} 1\n", metrics);
+        Assert.Contains($"controller_runtime_reconcile_time_seconds_count{{controller=\"{abandoned}\"}} ", metrics);
+        Assert.Contains($"workqueue_adds_total{{name=\"{abandoned}\",controller=\"{abandoned}\"}} ", metrics);
+        Assert.Contains($"workqueue_queue_duration_seconds_bucket{{name=\"{abandoned}\",controller=\"{abandoned}\",le=\"1e-08\"}} ", metrics);
+        const string node = NodeAgentComponents.ControllerName;
+        Assert.Contains($"controller_runtime_reconcile_total{{controller=\"{node}\",result=\"success\"}} ", metrics);
+        Assert.Contains($"workqueue_depth{{name=\"{node}\",controller=\"{node}\"}} ", metrics);
+        Assert.Contains("# TYPE controller_runtime_reconcile_time_seconds histogram\n", metrics);
     }
 
     [Fact]
