@@ -112,11 +112,9 @@ internal static class Manifests
         if (doc.Archive.Compression is not ("none" or "zstd")) throw new InvalidDataException($"unknown compression '{doc.Archive.Compression}'");
         if (!IsDigest(doc.Archive.Digest) || !IsDigest(doc.Archive.UncompressedDigest)) throw new InvalidDataException("the manifest's digests are not sha256 digests");
         if (doc.Archive.Size < 0 || doc.Archive.UncompressedSize < 0) throw new InvalidDataException("the manifest's sizes are negative");
-        if (doc.Owner is { } owner)
+        // an owner in a format 1 manifest was added by someone else (format 1 has none): never read, and the MAC says Invalid
+        if (doc.Owner is { } owner && doc.FormatVersion >= ManifestDocument.OwnerFormatVersion)
         {
-            // format 1's MAC does not cover an owner: one found there was added by someone else
-            if (doc.FormatVersion < ManifestDocument.OwnerFormatVersion)
-                throw new InvalidDataException($"a manifest of format version {doc.FormatVersion} has no owner, and this one names one");
             if (owner.Kind != CheckpointOwner.ContainerCheckpointKind)
                 throw new InvalidDataException($"unknown owner kind '{owner.Kind}' (an archive is owned by a {CheckpointOwner.ContainerCheckpointKind})");
             if (owner.Namespace != doc.Namespace)
@@ -210,6 +208,7 @@ internal static class Manifests
         if (doc.Mac is null && doc.MacKeyId is null) return CheckpointAuthenticity.Unsigned;
         if (key is null) return CheckpointAuthenticity.Unchecked;
         if (doc.MacKeyId != key.Id) return NodeKey.IsId(doc.MacKeyId) ? CheckpointAuthenticity.OtherKey : CheckpointAuthenticity.Invalid;
+        if (doc.FormatVersion < ManifestDocument.OwnerFormatVersion && doc.Owner is not null) return CheckpointAuthenticity.Invalid;
         return MacWriter.Same(ComputeMac(doc, key.Derive(MacPurpose)), doc.Mac) ? CheckpointAuthenticity.Verified : CheckpointAuthenticity.Invalid;
     }
 
@@ -252,7 +251,7 @@ internal static class Manifests
         CreatedAt = doc.CreatedAt,
         CrscVersion = doc.CrscVersion,
         Pinned = doc.Pinned,
-        Owner = ToOwner(doc.Owner),
+        Owner = doc.FormatVersion >= ManifestDocument.OwnerFormatVersion ? ToOwner(doc.Owner) : null,
         ArchivePath = archivePath,
     };
 
