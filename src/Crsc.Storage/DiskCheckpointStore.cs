@@ -166,6 +166,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
                     UncompressedSize = rawBytes,
                 },
                 Source = Manifests.FromFacts(facts),
+                Owner = Manifests.FromOwner(source.Owner),
                 CreatedAt = now,
                 CrscVersion = _version,
                 Pinned = options.Pinned,
@@ -242,6 +243,15 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
     }
 
     public CheckpointInfo? Get(string id) => Find(id)?.Info;
+
+    public IReadOnlyList<CheckpointInfo> FindByOwner(string @namespace, string name, string? uid)
+    {
+        StoreNames.Namespace(@namespace);
+        StoreNames.ObjectName(name);
+        StoreNames.ObjectUid(uid);
+        // an owner is in the namespace of the pod it checkpointed: only that namespace's manifests are read
+        return [.. List(new CheckpointFilter(@namespace)).Where(c => c.Owner?.Is(@namespace, name, uid) == true)];
+    }
 
     private (CheckpointInfo Info, ManifestDocument Doc)? Find(string id)
     {
@@ -403,6 +413,16 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         StoreNames.Container(source.Container);
         if (source.PodName is not null) StoreNames.Pod(source.PodName);
         StoreNames.PodUid(source.PodUid);
+        if (source.Owner is { } owner)
+        {
+            if (owner.Namespace != source.Namespace)
+                throw new InvalidCheckpointNameException("ContainerCheckpoint namespace", owner.Namespace,
+                    $"the owner of a checkpoint is in the checkpointed pod's namespace, '{source.Namespace}'");
+            StoreNames.ObjectName(owner.Name);
+            StoreNames.ObjectUid(owner.Uid);
+            if (owner.Origin == CheckpointOrigin.Online && owner.Uid is null)
+                throw new InvalidCheckpointNameException("ContainerCheckpoint UID", "", "an online run knows its object's UID");
+        }
     }
 
     private void CreateRoot(string path)

@@ -7,11 +7,15 @@ namespace Crsc.Storage;
 
 /// <summary>
 /// The on-disk manifest <c>&lt;id&gt;.json</c> beside each archive. Its presence is the commit record: an archive without
-/// one is not a checkpoint. Versioned; a reader refuses versions it does not know.
+/// one is not a checkpoint. Versioned; a reader refuses versions it does not know. Format 2 adds <see cref="Owner"/>;
+/// format 1 (no owner) is still read, and its MAC checked over format 1's fields.
 /// </summary>
 internal sealed class ManifestDocument
 {
-    public const int CurrentFormatVersion = 1;
+    public const int CurrentFormatVersion = 2;
+    /// <summary>The first format with <see cref="Owner"/>.</summary>
+    public const int OwnerFormatVersion = 2;
+    public const int OldestFormatVersion = 1;
     public const string KindValue = "crsc.io/checkpoint-manifest";
 
     public int FormatVersion { get; set; }
@@ -25,6 +29,8 @@ internal sealed class ManifestDocument
     public string? NodeName { get; set; }
     public ManifestArchive Archive { get; set; } = new();
     public ManifestSource Source { get; set; } = new();
+    /// <summary>The ContainerCheckpoint the archive was taken for (format 2); absent when there was none.</summary>
+    public ManifestOwner? Owner { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public string CrscVersion { get; set; } = "";
     public bool Pinned { get; set; }
@@ -43,6 +49,17 @@ internal sealed class ManifestArchive
     public long Size { get; set; }
     public string UncompressedDigest { get; set; } = "";
     public long UncompressedSize { get; set; }
+}
+
+internal sealed class ManifestOwner
+{
+    public string Kind { get; set; } = "";
+    public string Namespace { get; set; } = "";
+    public string Name { get; set; } = "";
+    /// <summary>Null for an offline run: the object is created later, by the outbox.</summary>
+    public string? Uid { get; set; }
+    /// <summary><c>online</c> or <c>offline</c>.</summary>
+    public string Origin { get; set; } = "";
 }
 
 internal sealed class ManifestSource
@@ -88,15 +105,52 @@ internal static class Manifests
         catch (JsonException e) { throw new InvalidDataException($"not a valid manifest: {e.Message}", e); }
         if (doc is null) throw new InvalidDataException("the manifest is empty");
         if (doc.Kind != ManifestDocument.KindValue) throw new InvalidDataException($"unknown manifest kind '{doc.Kind}'");
-        if (doc.FormatVersion != ManifestDocument.CurrentFormatVersion)
-            throw new NotSupportedException($"manifest format version {doc.FormatVersion} is not supported (this crsc reads version {ManifestDocument.CurrentFormatVersion})");
+        if (doc.FormatVersion is < ManifestDocument.OldestFormatVersion or > ManifestDocument.CurrentFormatVersion)
+            throw new NotSupportedException($"manifest format version {doc.FormatVersion} is not supported (this crsc reads versions {ManifestDocument.OldestFormatVersion} to {ManifestDocument.CurrentFormatVersion})");
         if (doc.Id != id || doc.Namespace != ns || doc.Workload != workload || doc.Container != container)
             throw new InvalidDataException($"the manifest describes {doc.Namespace}/{doc.Workload}/{doc.Container}/{doc.Id}, not the place it is in");
         if (doc.Archive.Compression is not ("none" or "zstd")) throw new InvalidDataException($"unknown compression '{doc.Archive.Compression}'");
         if (!IsDigest(doc.Archive.Digest) || !IsDigest(doc.Archive.UncompressedDigest)) throw new InvalidDataException("the manifest's digests are not sha256 digests");
         if (doc.Archive.Size < 0 || doc.Archive.UncompressedSize < 0) throw new InvalidDataException("the manifest's sizes are negative");
+        // an owner in a format 1 manifest was added by someone else (format 1 has none): never read, and the MAC says Invalid
+        if (doc.Owner is { } owner && doc.FormatVersion >= ManifestDocument.OwnerFormatVersion)
+        {
+            if (owner.Kind != CheckpointOwner.ContainerCheckpointKind)
+                throw new InvalidDataException($"unknown owner kind '{owner.Kind}' (an archive is owned by a {CheckpointOwner.ContainerCheckpointKind})");
+            if (owner.Namespace != doc.Namespace)
+                throw new InvalidDataException($"the owner {owner.Namespace}/{owner.Name} is not in the checkpoint's namespace {doc.Namespace}");
+            if (!StoreNames.IsSubdomain(owner.Name)) throw new InvalidDataException($"the owner's name '{owner.Name}' is not a DNS-1123 subdomain");
+            if (owner.Uid is not null && !StoreNames.IsUid(owner.Uid)) throw new InvalidDataException($"the owner's uid '{owner.Uid}' is not a UID");
+            if (ParseOrigin(owner.Origin) is null) throw new InvalidDataException($"unknown owner origin '{owner.Origin}'");
+        }
         return doc;
     }
+
+    public static string OriginName(CheckpointOrigin origin) => origin switch
+    {
+        CheckpointOrigin.Online => "online",
+        CheckpointOrigin.Offline => "offline",
+        _ => throw new ArgumentOutOfRangeException(nameof(origin), origin, null),
+    };
+
+    private static CheckpointOrigin? ParseOrigin(string? origin) => origin switch
+    {
+        "online" => CheckpointOrigin.Online,
+        "offline" => CheckpointOrigin.Offline,
+        _ => null,
+    };
+
+    public static ManifestOwner? FromOwner(CheckpointOwner? owner) => owner is null ? null : new ManifestOwner
+    {
+        Kind = owner.Kind,
+        Namespace = owner.Namespace,
+        Name = owner.Name,
+        Uid = owner.Uid,
+        Origin = OriginName(owner.Origin),
+    };
+
+    private static CheckpointOwner? ToOwner(ManifestOwner? owner) =>
+        owner is null ? null : new CheckpointOwner(owner.Namespace, owner.Name, owner.Uid, ParseOrigin(owner.Origin) ?? CheckpointOrigin.Online);
 
     public static CheckpointCompression Compression(ManifestDocument doc) =>
         doc.Archive.Compression == "zstd" ? CheckpointCompression.Zstd : CheckpointCompression.None;
@@ -112,6 +166,8 @@ internal static class Manifests
     /// (<see cref="MacWriter"/>). <see cref="ManifestDocument.Pinned"/> is left out on purpose: it only keeps retention
     /// from deleting the checkpoint, says nothing about what the archive is, and pinning or unpinning must work for a
     /// manifest whatever its MAC (re-signing on a pin change would turn an unsigned or foreign manifest into a trusted one).
+    /// Format 1 covers exactly the fields it had; format 2 adds the owner after them. The format version is the first
+    /// field covered, so a format 2 manifest passed off as format 1 (its owner removed) does not verify.
     /// </summary>
     public static string ComputeMac(ManifestDocument doc, byte[] macKey)
     {
@@ -124,6 +180,12 @@ internal static class Manifests
         w.Add(s.RuntimeContainerId).Add(s.ContainerName).Add(s.PodName).Add(s.PodNamespace).Add(s.PodUid)
             .Add(s.ImageName).Add(s.ImageRef).Add(s.ImageId).Add(s.Runtime).Add(s.ContainerCreatedAt).Add(s.CheckpointedAt);
         w.Add(doc.CreatedAt).Add(doc.CrscVersion).Add(doc.MacKeyId);
+        if (doc.FormatVersion >= ManifestDocument.OwnerFormatVersion)
+        {
+            // a presence mark first: "no owner" and an owner are never the same bytes
+            if (doc.Owner is not { } o) w.Add((string?)null);
+            else w.Add("owner").Add(o.Kind).Add(o.Namespace).Add(o.Name).Add(o.Uid).Add(o.Origin);
+        }
         return w.ToHex();
     }
 
@@ -146,6 +208,7 @@ internal static class Manifests
         if (doc.Mac is null && doc.MacKeyId is null) return CheckpointAuthenticity.Unsigned;
         if (key is null) return CheckpointAuthenticity.Unchecked;
         if (doc.MacKeyId != key.Id) return NodeKey.IsId(doc.MacKeyId) ? CheckpointAuthenticity.OtherKey : CheckpointAuthenticity.Invalid;
+        if (doc.FormatVersion < ManifestDocument.OwnerFormatVersion && doc.Owner is not null) return CheckpointAuthenticity.Invalid;
         return MacWriter.Same(ComputeMac(doc, key.Derive(MacPurpose)), doc.Mac) ? CheckpointAuthenticity.Verified : CheckpointAuthenticity.Invalid;
     }
 
@@ -188,6 +251,7 @@ internal static class Manifests
         CreatedAt = doc.CreatedAt,
         CrscVersion = doc.CrscVersion,
         Pinned = doc.Pinned,
+        Owner = doc.FormatVersion >= ManifestDocument.OwnerFormatVersion ? ToOwner(doc.Owner) : null,
         ArchivePath = archivePath,
     };
 

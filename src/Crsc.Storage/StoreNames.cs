@@ -28,10 +28,18 @@ internal static partial class StoreNames
     public static string Workload(string? value) => Subdomain("workload name", value);
     public static string Pod(string? value) => Subdomain("pod name", value);
 
-    public static string? PodUid(string? value)
+    public static string ObjectName(string? value) => Subdomain("ContainerCheckpoint name", value);
+
+    public static string? PodUid(string? value) => Uid("pod UID", value);
+
+    public static string? ObjectUid(string? value) => Uid("ContainerCheckpoint UID", value);
+
+    public static bool IsUid(string? value) => value is not null && UidPattern().IsMatch(value);
+
+    private static string? Uid(string kind, string? value)
     {
         if (value is null) return null;
-        if (!UidPattern().IsMatch(value)) throw new InvalidCheckpointNameException("pod UID", value, "expected a UID (hex digits and dashes)");
+        if (!IsUid(value)) throw new InvalidCheckpointNameException(kind, value, "expected a UID (hex digits and dashes)");
         return value;
     }
 

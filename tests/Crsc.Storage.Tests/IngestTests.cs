@@ -78,7 +78,7 @@ public sealed class IngestTests : IDisposable
 
         using var doc = JsonDocument.Parse(await File.ReadAllBytesAsync(Path.Combine(Path.GetDirectoryName(info.ArchivePath)!, info.Id + ".json")));
         var root = doc.RootElement;
-        Assert.Equal(1, root.GetProperty("formatVersion").GetInt32());
+        Assert.Equal(2, root.GetProperty("formatVersion").GetInt32());
         Assert.Equal("crsc.io/checkpoint-manifest", root.GetProperty("kind").GetString());
         Assert.Equal(info.Id, root.GetProperty("id").GetString());
         Assert.Equal("cart-deploy", root.GetProperty("workload").GetString());

@@ -108,13 +108,13 @@ public sealed class RecoveryTests : IDisposable
             info = await store.IngestAsync(_f.Stage(a), a.Source(), IngestOptions.Default, null, CancellationToken.None);
         }
         var manifest = Path.Combine(Path.GetDirectoryName(info.ArchivePath)!, info.Id + ".json");
-        await File.WriteAllTextAsync(manifest, (await File.ReadAllTextAsync(manifest)).Replace("\"formatVersion\": 1", "\"formatVersion\": 2"));
+        await File.WriteAllTextAsync(manifest, (await File.ReadAllTextAsync(manifest)).Replace("\"formatVersion\": 2", "\"formatVersion\": 3"));
         using (var store = _f.Open())
         {
             Assert.Empty(store.List()); // this version cannot read it
             var report = store.Recover();
             Assert.Empty(report.Removed); // but it is not this version's to delete
-            Assert.Contains(report.Warnings, w => w.Contains("format version 2"));
+            Assert.Contains(report.Warnings, w => w.Contains("format version 3"));
             Assert.True(File.Exists(manifest));
             Assert.True(File.Exists(info.ArchivePath));
         }

@@ -234,7 +234,11 @@ public sealed partial class OfflineScheduler
         List<OutboxRecord> records;
         try
         {
-            var outcome = await _runner.CheckpointAsync(new CheckpointRequest(ns, pod.Name, container) { CheckpointObjectName = name },
+            var outcome = await _runner.CheckpointAsync(new CheckpointRequest(ns, pod.Name, container)
+            {
+                // the object is created later, by the outbox: its UID is not known yet (the archive id annotation ties them)
+                Owner = new CheckpointOwner(ns, name, null, CheckpointOrigin.Offline),
+            },
                 progress: null, ct).ConfigureAwait(false);
             var info = outcome.Checkpoint;
             records = CheckpointRecords(schedule, run, info, outcome.Node, info.PodUid ?? pod.Uid, KubeTime.Truncate(_time.GetUtcNow()));

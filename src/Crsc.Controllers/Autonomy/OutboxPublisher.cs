@@ -58,6 +58,7 @@ public sealed partial class OutboxPublisher
     private readonly IOutbox _outbox;
     private readonly IKubeResourceClient<ContainerCheckpoint> _checkpoints;
     private readonly IKubeResourceClient<ContainerCheckpointContent> _contents;
+    private readonly CheckpointRecorder _recorder;
     private readonly IKubeResourceClient<CheckpointSchedule> _schedules;
     private readonly IKubeResourceClient<CoreEvent> _events;
     private readonly ICheckpointStore _store;
@@ -79,6 +80,7 @@ public sealed partial class OutboxPublisher
         _outbox = outbox;
         _checkpoints = kube.Resource(CrscResources.ContainerCheckpoints);
         _contents = kube.Resource(CrscResources.ContainerCheckpointContents);
+        _recorder = new CheckpointRecorder(kube);
         _schedules = kube.Resource(CrscResources.CheckpointSchedules);
         _events = kube.Resource(Resources.CoreEvents);
         _store = store;
@@ -377,34 +379,16 @@ public sealed partial class OutboxPublisher
             Log.CheckpointGone(_logger, archive.Namespace, archive.CheckpointName, archive.ArchiveId);
             return "superseded";
         }
-        var name = ContainerCheckpointReconciler.ContentNameFor(ckpt.Metadata.Uid ?? "");
-        try
-        {
-            var existing = await _contents.GetAsync(null, name, ct).ConfigureAwait(false);
-            return existing.Spec.CheckpointRef.Uid == ckpt.Metadata.Uid ? "existed" : throw new InvalidOperationException(
-                $"ContainerCheckpointContent {name} exists and belongs to another checkpoint ({existing.Spec.CheckpointRef.Uid})");
-        }
-        catch (NotFoundException)
-        {
-        }
+        if (await _recorder.FindContentAsync(ckpt, ct).ConfigureAwait(false) is not null) return "existed";
         if (_store.Get(archive.ArchiveId) is not { } info)
         {
             Log.ArchiveGone(_logger, archive.Namespace, archive.CheckpointName, archive.ArchiveId);
             return "dropped";
         }
         var image = await PublishImageAsync(info, ct).ConfigureAwait(false);
-        try
-        {
-            await _contents.CreateAsync(ContainerCheckpointReconciler.NewContent(ckpt, info, archive.Node, image), ct).ConfigureAwait(false);
-            return "published";
-        }
-        catch (AlreadyExistsException)
-        {
-            // the node's reconciler made it meanwhile from the same archive
-            var existing = await _contents.GetAsync(null, name, ct).ConfigureAwait(false);
-            return existing.Spec.CheckpointRef.Uid == ckpt.Metadata.Uid ? "existed" : throw new InvalidOperationException(
-                $"ContainerCheckpointContent {name} exists and belongs to another checkpoint ({existing.Spec.CheckpointRef.Uid})");
-        }
+        // "existed": the node's reconciler made it meanwhile from the same archive
+        var (_, created) = await _recorder.EnsureContentAsync(ckpt, info, archive.Node, image, ct).ConfigureAwait(false);
+        return created ? "published" : "existed";
     }
 
     private async Task<string?> PublishImageAsync(CheckpointInfo info, CancellationToken ct)
@@ -443,19 +427,8 @@ public sealed partial class OutboxPublisher
             var now = _time.GetUtcNow();
             var generation = ckpt.Metadata.Generation;
             var message = $"checkpoint of container {ckpt.Spec.Container} stored on node {content.Spec.Node} ({content.Spec.SizeBytes} bytes) while the API server was unreachable";
-            var s = ckpt.Status ??= new ContainerCheckpointStatus();
-            s.Phase = ContainerCheckpointPhase.Completed;
-            s.Node = content.Spec.Node;
-            s.PodUid = archive.PodUid ?? content.Spec.Source.PodUid;
-            s.ContentName = content.Metadata.Name;
-            s.SizeBytes = content.Spec.SizeBytes;
-            s.Digest = content.Spec.Digest;
-            s.StartedAt = KubeTime.Truncate(archive.StartedAt);
-            s.CompletedAt = KubeTime.Truncate(archive.CompletedAt);
-            s.Message = message;
-            s.ObservedGeneration = generation;
-            s.SetCondition(ConditionTypes.Progressing, ConditionStatus.False, "Completed", message, generation, now);
-            s.SetCondition(ConditionTypes.Ready, ConditionStatus.True, "Completed", message, generation, now);
+            CheckpointRecorder.MarkCompleted(ckpt.Status ??= new ContainerCheckpointStatus(), content, message,
+                archive.PodUid ?? content.Spec.Source.PodUid, archive.StartedAt, archive.CompletedAt, generation, now);
             try
             {
                 await _checkpoints.UpdateStatusAsync(ckpt, ct).ConfigureAwait(false);

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Crsc.Api;
 using Crsc.Api.Crds;
@@ -18,12 +17,6 @@ public sealed record ContainerCheckpointReconcilerOptions
 {
     /// <summary>This node: only checkpoints of pods running here (or already executed here) are reconciled.</summary>
     public required string NodeName { get; init; }
-
-    /// <summary>
-    /// How long after <c>status.startedAt</c> an archive found in the store can belong to an object an earlier daemon
-    /// left <c>Running</c>: the runtime timeout plus the time to ingest.
-    /// </summary>
-    public TimeSpan RecoveryWindow { get; init; } = TimeSpan.FromMinutes(15);
 }
 
 /// <summary>
@@ -32,8 +25,10 @@ public sealed record ContainerCheckpointReconcilerOptions
 /// else moved first, so nobody executes an object twice) → checkpoint through <see cref="ICheckpointRunner"/> →
 /// a <see cref="ContainerCheckpointContent"/> named after the object's UID (a retry finds it instead of making a
 /// second) → <c>Completed</c>; or <c>Failed</c> with the runtime's message and CRIU log, and a Warning Event.
-/// An object an earlier daemon left <c>Running</c> is finished from its archive when the store has one, else failed
-/// ("interrupted by daemon restart"); it is never checkpointed again. <c>deletionPolicy: Delete</c> puts the
+/// The archive's manifest records the object (namespace, name, UID) as its owner, so an object left <c>Running</c> —
+/// by an earlier daemon, or by a status write that failed — is finished from the archive the store says it owns
+/// (<see cref="ICheckpointStore.FindByOwner"/>), else failed ("interrupted by daemon restart"); it is never
+/// checkpointed again. Content and status are written by the <see cref="CheckpointRecorder"/> the outbox uses too. <c>deletionPolicy: Delete</c> puts the
 /// <see cref="ArchiveFinalizer"/> on the object before it runs; deleting the object then deletes the archive and the
 /// Content.
 /// </summary>
@@ -64,9 +59,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
     private readonly ILogger _logger;
     private readonly CheckpointMetrics? _metrics;
     private readonly ICheckpointImagePublisher? _images;
-    // archives this process committed, by checkpoint UID: a status write that failed after the archive was stored is
-    // finished from here, and recovery never mistakes one of them for an earlier daemon's archive
-    private readonly ConcurrentDictionary<string, string> _produced = new(StringComparer.Ordinal);
+    private readonly CheckpointRecorder _recorder;
 
     public ContainerCheckpointReconciler(
         IKubeApi kube,
@@ -95,6 +88,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         _logger = logger ?? NullLogger.Instance;
         _metrics = metrics;
         _images = imagePublisher;
+        _recorder = new CheckpointRecorder(kube);
         try
         {
             checkpoints.AddIndexer(ByPodIndex, c => [$"{c.Metadata.Namespace}/{c.Spec.PodName}"]);
@@ -194,15 +188,14 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         }
         Log.Claimed(_logger, ns, name, _options.NodeName);
 
-        var uid = current.Metadata.Uid ?? "";
         CheckpointOutcome outcome;
         try
         {
             outcome = await _runner.CheckpointAsync(
                 new CheckpointRequest(ns, current.Spec.PodName, current.Spec.Container)
                 {
-                    CheckpointObjectName = name,
-                    CheckpointObjectUid = uid,
+                    // recorded in the archive's manifest: a retry or a restarted daemon finds the archive by it
+                    Owner = new CheckpointOwner(ns, name, current.Metadata.Uid, CheckpointOrigin.Online),
                 },
                 progress: null, ct).ConfigureAwait(false);
         }
@@ -225,7 +218,6 @@ public sealed class ContainerCheckpointReconciler : IReconciler
             await FailAsync(current, reason, e.Message, criuLog, ct).ConfigureAwait(false);
             return ReconcileResult.Done;
         }
-        _produced[uid] = outcome.Checkpoint.Id;
         await CompleteAsync(current, outcome.Checkpoint, outcome.Node, ct).ConfigureAwait(false);
         return ReconcileResult.Done;
     }
@@ -277,17 +269,12 @@ public sealed class ContainerCheckpointReconciler : IReconciler
             await WriteCompletedAsync(ckpt, content, ct).ConfigureAwait(false);
             return ReconcileResult.Done;
         }
-        if (_produced.TryGetValue(uid, out var producedId) && _store.Get(producedId) is { } mine)
+        // the archive this object owns: stored by this process before a status write failed, or by an earlier daemon
+        // that stopped before it could record it (the oldest, should there ever be two)
+        if (_store.FindByOwner(ns, name, uid).LastOrDefault() is { } owned)
         {
-            await CompleteAsync(ckpt, mine, _options.NodeName, ct).ConfigureAwait(false);
-            return ReconcileResult.Done;
-        }
-        var orphan = await FindOrphanArchiveAsync(ckpt, ct).ConfigureAwait(false);
-        if (orphan is not null)
-        {
-            Log.Recovered(_logger, ns, name, orphan.Id);
-            _produced[uid] = orphan.Id;
-            await CompleteAsync(ckpt, orphan, _options.NodeName, ct).ConfigureAwait(false);
+            Log.Recovered(_logger, ns, name, owned.Id);
+            await CompleteAsync(ckpt, owned, _options.NodeName, ct).ConfigureAwait(false);
             return ReconcileResult.Done;
         }
         Log.Interrupted(_logger, ns, name);
@@ -295,36 +282,6 @@ public sealed class ContainerCheckpointReconciler : IReconciler
             $"interrupted by daemon restart on node {_options.NodeName}: the checkpoint was running when the daemon stopped and no archive of it was stored; create a new ContainerCheckpoint to try again",
             null, ct).ConfigureAwait(false);
         return ReconcileResult.Done;
-    }
-
-    /// <summary>
-    /// An archive an earlier daemon stored for <paramref name="ckpt"/> before it could record it: same namespace, pod
-    /// and container, committed after the object went Running (within <see cref="ContainerCheckpointReconcilerOptions.RecoveryWindow"/>),
-    /// and not the archive of any Content nor of any checkpoint this process ran. The oldest such one.
-    /// </summary>
-    private async Task<CheckpointInfo?> FindOrphanArchiveAsync(ContainerCheckpoint ckpt, CancellationToken ct)
-    {
-        if (ckpt.Status?.StartedAt is not { } started) return null;
-        var candidates = _store.List(new CheckpointFilter(ckpt.Metadata.Namespace, Container: ckpt.Spec.Container))
-            .Where(c => c.PodName == ckpt.Spec.PodName
-                && c.CreatedAt >= started - TimeSpan.FromSeconds(1)
-                && c.CreatedAt <= started + _options.RecoveryWindow)
-            .OrderBy(c => c.CreatedAt)
-            .ToList();
-        if (candidates.Count == 0) return null;
-        var claimed = new HashSet<string>(_produced.Values, StringComparer.Ordinal);
-        string? cont = null;
-        do
-        {
-            var page = await _contentsApi.ListAsync(null, new ListOptions(Limit: 500, Continue: cont), ct).ConfigureAwait(false);
-            foreach (var c in page.Items)
-            {
-                if (c.Metadata.Annotations?.GetValueOrDefault(ArchiveIdAnnotation) is { } id) claimed.Add(id);
-                claimed.Add("path:" + c.Spec.Path);
-            }
-            cont = string.IsNullOrEmpty(page.Metadata.Continue) ? null : page.Metadata.Continue;
-        } while (cont is not null);
-        return candidates.FirstOrDefault(c => !claimed.Contains(c.Id) && !claimed.Contains("path:" + c.ArchivePath));
     }
 
     private async Task CompleteAsync(ContainerCheckpoint ckpt, CheckpointInfo info, string node, CancellationToken ct)
@@ -339,24 +296,8 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         var name = ckpt.Metadata.Name!;
         var contentName = content.Metadata.Name!;
         var message = $"checkpoint of container {ckpt.Spec.Container} stored on node {content.Spec.Node} ({content.Spec.SizeBytes} bytes)";
-        var written = await UpdateStatusAsync(ckpt, (s, now, generation) =>
-        {
-            s.Phase = ContainerCheckpointPhase.Completed;
-            s.Node = content.Spec.Node;
-            s.ContentName = contentName;
-            s.SizeBytes = content.Spec.SizeBytes;
-            s.Digest = content.Spec.Digest;
-            s.PodUid ??= content.Spec.Source.PodUid;
-            s.StartedAt ??= Crsc.Api.Crds.KubeTime.Truncate(now);
-            s.CompletedAt = Crsc.Api.Crds.KubeTime.Truncate(now);
-            s.Message = message;
-            s.CriuLog = null;
-            s.ObservedGeneration = generation;
-            s.SetCondition(ConditionTypes.Progressing, ConditionStatus.False, "Completed", message, generation, now);
-            s.SetCondition(ConditionTypes.Ready, ConditionStatus.True, "Completed", message, generation, now);
-        }, ct).ConfigureAwait(false);
-        // from here the Content names the archive: recovery and retries go by it
-        _produced.TryRemove(ckpt.Metadata.Uid ?? "", out _);
+        var written = await UpdateStatusAsync(ckpt, (s, now, generation) => CheckpointRecorder.MarkCompleted(s, content, message,
+            s.PodUid ?? content.Spec.Source.PodUid, s.StartedAt ?? now, now, generation, now), ct).ConfigureAwait(false);
         if (written is null) return;
         Log.Completed(_logger, ns, name, contentName, content.Spec.SizeBytes, content.Spec.Digest);
         _events.Normal(written, "CheckpointCompleted", $"{message}, {content.Spec.Digest}, content {contentName}");
@@ -420,81 +361,8 @@ public sealed class ContainerCheckpointReconciler : IReconciler
     private async Task<ContainerCheckpointContent> EnsureContentAsync(ContainerCheckpoint ckpt, CheckpointInfo info, string node,
         CancellationToken ct)
     {
-        var uid = ckpt.Metadata.Uid ?? "";
-        var name = ContentNameFor(uid);
         var imageReference = await PublishImageAsync(ckpt, info, ct).ConfigureAwait(false);
-        var content = NewContent(ckpt, info, node, imageReference);
-        try
-        {
-            return await _contentsApi.CreateAsync(content, ct).ConfigureAwait(false);
-        }
-        catch (AlreadyExistsException)
-        {
-            // a retry after a crash or a failed status write: the one made before is the one
-            var existing = await _contentsApi.GetAsync(null, name, ct).ConfigureAwait(false);
-            if (existing.Spec.CheckpointRef.Uid != uid)
-                throw new InvalidOperationException($"ContainerCheckpointContent {name} exists and belongs to another checkpoint ({existing.Spec.CheckpointRef.Uid})");
-            return existing;
-        }
-    }
-
-    /// <summary>
-    /// The Content of <paramref name="ckpt"/> (which has its UID) for the archive <paramref name="info"/> on
-    /// <paramref name="node"/>: named <see cref="ContentNameFor"/> its UID, so a retry finds it. Shared with the outbox.
-    /// </summary>
-    public static ContainerCheckpointContent NewContent(ContainerCheckpoint ckpt, CheckpointInfo info, string node, string? imageReference)
-    {
-        ArgumentNullException.ThrowIfNull(ckpt);
-        ArgumentNullException.ThrowIfNull(info);
-        var uid = ckpt.Metadata.Uid ?? "";
-        var name = ContentNameFor(uid);
-        return new ContainerCheckpointContent
-        {
-            Metadata = new ObjectMeta
-            {
-                Name = name,
-                Labels = new() { [CheckpointUidLabel] = uid },
-                Annotations = new() { [ArchiveIdAnnotation] = info.Id },
-                // informative: the API's garbage collector does not delete a cluster-scoped object for a namespaced
-                // owner; the archive finalizer does that for deletionPolicy Delete
-                OwnerReferences =
-                [
-                    new OwnerReference
-                    {
-                        ApiVersion = CrscApi.GroupVersion,
-                        Kind = ContainerCheckpoint.KindName,
-                        Name = ckpt.Metadata.Name!,
-                        Uid = uid,
-                        Controller = true,
-                    },
-                ],
-            },
-            Spec = new ContainerCheckpointContentSpec
-            {
-                Node = node,
-                Path = info.ArchivePath,
-                Digest = info.Digest,
-                SizeBytes = info.Size,
-                Compression = info.Compression == CheckpointCompression.Zstd ? ArchiveCompression.Zstd : ArchiveCompression.None,
-                ImageReference = imageReference,
-                Source = new Crsc.Api.Crds.CheckpointSource
-                {
-                    Namespace = info.Namespace,
-                    Pod = info.PodName ?? ckpt.Spec.PodName,
-                    PodUid = info.PodUid ?? ckpt.Status?.PodUid,
-                    Container = info.Container,
-                    Image = info.Archive.ImageName,
-                    ImageId = info.Archive.ImageId ?? info.Archive.ImageRef,
-                },
-                DeletionPolicy = ckpt.Spec.DeletionPolicy,
-                CheckpointRef = new NamespacedObjectReference
-                {
-                    Namespace = ckpt.Metadata.Namespace!,
-                    Name = ckpt.Metadata.Name!,
-                    Uid = uid,
-                },
-            },
-        };
+        return (await _recorder.EnsureContentAsync(ckpt, info, node, imageReference, ct).ConfigureAwait(false)).Content;
     }
 
     /// <summary>
@@ -551,7 +419,6 @@ public sealed class ContainerCheckpointReconciler : IReconciler
             catch (NotFoundException)
             {
             }
-            _produced.TryRemove(uid, out _);
             _metrics?.UpdateStoreBytes(_store);
             Log.ArchiveDeleted(_logger, ckpt.Metadata.Namespace!, ckpt.Metadata.Name!, id ?? "(none)", content.Metadata.Name!);
         }

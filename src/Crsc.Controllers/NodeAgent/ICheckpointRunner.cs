@@ -5,9 +5,13 @@ namespace Crsc.Controllers.NodeAgent;
 /// <summary>One container to checkpoint on this node. <see cref="Container"/> null = the pod's only (app) container.</summary>
 public sealed record CheckpointRequest(string Namespace, string Pod, string? Container)
 {
-    /// <summary>The ContainerCheckpoint object this execution belongs to, when there is one (idempotency key).</summary>
-    public string? CheckpointObjectName { get; init; }
-    public string? CheckpointObjectUid { get; init; }
+    /// <summary>
+    /// The ContainerCheckpoint this execution belongs to, when there is one: recorded in the archive's manifest, so the
+    /// store can say which archive belongs to the object (<see cref="ICheckpointStore.FindByOwner"/>).
+    /// </summary>
+    public CheckpointOwner? Owner { get; init; }
+    /// <summary>The name of <see cref="Owner"/>.</summary>
+    public string? CheckpointObjectName => Owner?.Name;
     /// <summary>Overrides the node's default per-checkpoint timeout.</summary>
     public TimeSpan? Timeout { get; init; }
 }

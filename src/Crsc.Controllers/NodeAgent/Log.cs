@@ -49,7 +49,7 @@ internal static partial class Log
     [LoggerMessage(23, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name}: failed: {Message}")]
     public static partial void FailedCheckpoint(ILogger logger, string @namespace, string name, string message);
 
-    [LoggerMessage(24, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name} was left running by an earlier daemon; finishing it from archive {CheckpointId}")]
+    [LoggerMessage(24, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name} was left running (an earlier daemon stopped, or its status write failed); finishing it from archive {CheckpointId}, whose manifest names it as owner")]
     public static partial void Recovered(ILogger logger, string @namespace, string name, string checkpointId);
 
     [LoggerMessage(25, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name} was left running by an earlier daemon and no archive of it exists; marking it failed")]

@@ -67,7 +67,6 @@ public sealed class NodeAgentComponents
         CheckpointMetrics? metrics = null,
         Informer<Pod>? pods = null,
         int? workers = null,
-        TimeSpan? recoveryWindow = null,
         ICheckpointImagePublisher? imagePublisher = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
@@ -76,7 +75,6 @@ public sealed class NodeAgentComponents
         var checkpoints = new Informer<ContainerCheckpoint>(kube.Resource(CrscResources.ContainerCheckpoints),
             new InformerOptions(), time, loggers.CreateLogger("Crsc.Informers.ContainerCheckpoints"), health);
         var options = new ContainerCheckpointReconcilerOptions { NodeName = nodeName };
-        if (recoveryWindow is { } window) options = options with { RecoveryWindow = window };
         var reconciler = new ContainerCheckpointReconciler(kube, pods, checkpoints, runner, store, events, options, time,
             loggers.CreateLogger<ContainerCheckpointReconciler>(), metrics, imagePublisher);
         var concurrency = (runner as CheckpointRunner)?.Options.MaxConcurrent ?? 1;

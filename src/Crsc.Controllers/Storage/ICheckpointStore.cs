@@ -32,6 +32,16 @@ public interface ICheckpointStore
     CheckpointInfo? Get(string id);
 
     /// <summary>
+    /// The committed checkpoints whose manifest records the ContainerCheckpoint <paramref name="namespace"/>/<paramref name="name"/>
+    /// with UID <paramref name="uid"/> as their owner (<see cref="CheckpointInfo.Owner"/>), newest first. The UID is part
+    /// of the match: null finds only archives recorded without one (offline runs, whose object did not exist yet), a UID
+    /// only archives recorded with that UID — an object deleted and created again under the same name owns none of the
+    /// old one's archives. Archives without an owner (manifest format 1, <c>crsc checkpoint</c>) are never returned.
+    /// </summary>
+    /// <exception cref="InvalidCheckpointNameException"><paramref name="namespace"/> is not a valid namespace</exception>
+    IReadOnlyList<CheckpointInfo> FindByOwner(string @namespace, string name, string? uid);
+
+    /// <summary>
     /// The archive as the runtime wrote it (uncompressed tar). Both digests are checked while streaming: reading to the
     /// end throws <see cref="CheckpointCorruptException"/> when the bytes differ from the manifest.
     /// </summary>
@@ -88,6 +98,34 @@ public sealed record CheckpointSource(string Namespace, string Workload, string 
 {
     public string? PodName { get; init; }
     public string? PodUid { get; init; }
+    /// <summary>The ContainerCheckpoint the archive is taken for; recorded in (and MAC-covered by) its manifest. Null: none (<c>crsc checkpoint</c>).</summary>
+    public CheckpointOwner? Owner { get; init; }
+}
+
+/// <summary>How the run that stored an archive was started.</summary>
+public enum CheckpointOrigin
+{
+    /// <summary>A ContainerCheckpoint executed by the node agent while the API server was reachable: its UID is known.</summary>
+    Online,
+    /// <summary>A schedule's run while the API server was unreachable: the object is created later by the outbox, so no UID.</summary>
+    Offline,
+}
+
+/// <summary>
+/// The ContainerCheckpoint an archive belongs to, as the run that stored it knew it: its namespace (the checkpointed
+/// pod's), name, UID (null for an <see cref="CheckpointOrigin.Offline"/> run) and how the run started.
+/// </summary>
+public sealed record CheckpointOwner(string Namespace, string Name, string? Uid, CheckpointOrigin Origin)
+{
+    /// <summary>The kind of object that owns archives (the only one so far).</summary>
+    public const string ContainerCheckpointKind = "ContainerCheckpoint";
+
+    public string Kind => ContainerCheckpointKind;
+
+    /// <summary>Whether this owner is the object <paramref name="ns"/>/<paramref name="name"/> with exactly <paramref name="uid"/> (see <see cref="ICheckpointStore.FindByOwner"/>).</summary>
+    public bool Is(string ns, string name, string? uid) =>
+        string.Equals(Namespace, ns, StringComparison.Ordinal) && string.Equals(Name, name, StringComparison.Ordinal)
+        && string.Equals(Uid, uid, StringComparison.Ordinal);
 }
 
 public sealed record IngestOptions
@@ -160,6 +198,8 @@ public sealed record CheckpointInfo
     public required DateTimeOffset CreatedAt { get; init; }
     public required string CrscVersion { get; init; }
     public bool Pinned { get; init; }
+    /// <summary>The ContainerCheckpoint the archive was taken for; null for manifests of format 1 and checkpoints taken without one.</summary>
+    public CheckpointOwner? Owner { get; init; }
     /// <summary>Where the archive is (for tools such as checkpointctl); never taken from the manifest itself.</summary>
     public required string ArchivePath { get; init; }
     /// <summary>Whether this node's key vouches for the manifest (its MAC), decided when the manifest was read.</summary>

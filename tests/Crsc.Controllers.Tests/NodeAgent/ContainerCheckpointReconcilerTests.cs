@@ -350,9 +350,10 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
         var startedAt = Crsc.Api.Crds.KubeTime.Truncate(DateTimeOffset.UtcNow.AddSeconds(-20));
         var ckpt = await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain,
             new ContainerCheckpointStatus { Phase = ContainerCheckpointPhase.Running, Node = "n1", StartedAt = startedAt });
-        // older archives of the same container are not it; the one committed after startedAt is
+        // older archives of the same container are not it; the one whose manifest names the object as owner is
         _store.Add(Ns, "db", "postgres", "db-0", startedAt.AddMinutes(-10));
-        var orphan = _store.Add(Ns, "db", "postgres", "db-0", startedAt.AddSeconds(7));
+        var orphan = _store.Add(Ns, "db", "postgres", "db-0", startedAt.AddSeconds(7),
+            owner: new CheckpointOwner(Ns, "c1", ckpt.Metadata.Uid, CheckpointOrigin.Online));
         var agent = await StartAgentAsync();
 
         Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
@@ -363,6 +364,87 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
         Assert.Equal(orphan.Digest, s.Digest);
         var content = _contentApi.Stored(null, ContainerCheckpointReconciler.ContentNameFor(ckpt.Metadata.Uid!))!;
         Assert.Equal(orphan.ArchivePath, content.Spec.Path);
+    }
+
+    /// <summary>
+    /// Two objects of the same container, both left Running by a daemon that stopped after storing their archives: each
+    /// is finished from the archive its manifest names it the owner of — not the oldest unrecorded archive of the
+    /// container after its start (c2's, here), nor nothing when its own was stored later than a time window allows.
+    /// An archive of an object of the same name but another UID (deleted and created again) is nobody's here.
+    /// </summary>
+    [Fact]
+    public async Task After_a_restart_each_object_left_running_is_finished_from_the_archive_it_owns_not_one_of_the_same_container()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var startedAt = Crsc.Api.Crds.KubeTime.Truncate(DateTimeOffset.UtcNow.AddHours(-1));
+        var running = new ContainerCheckpointStatus { Phase = ContainerCheckpointPhase.Running, Node = "n1", StartedAt = startedAt };
+        var c1 = await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain, running);
+        var c2 = await CreateCheckpointAsync("c2", "db-0", "postgres", DeletionPolicy.Retain, running);
+        var c3 = await CreateCheckpointAsync("c3", "db-0", "postgres", DeletionPolicy.Retain, running);
+        var ofC2 = _store.Add(Ns, "db", "postgres", "db-0", startedAt.AddSeconds(3),
+            owner: new CheckpointOwner(Ns, "c2", c2.Metadata.Uid, CheckpointOrigin.Online));
+        var ofC1 = _store.Add(Ns, "db", "postgres", "db-0", startedAt.AddMinutes(40),
+            owner: new CheckpointOwner(Ns, "c1", c1.Metadata.Uid, CheckpointOrigin.Online));
+        _store.Add(Ns, "db", "postgres", "db-0", startedAt.AddSeconds(5),
+            owner: new CheckpointOwner(Ns, "c3", Guid.NewGuid().ToString(), CheckpointOrigin.Online));
+        var agent = await StartAgentAsync();
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c2"));
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c3"));
+
+        Assert.Empty(_runtime.CheckpointCalls);
+        Assert.Equal((ContainerCheckpointPhase.Completed, ofC1.Digest), (Stored("c1").Status!.Phase, Stored("c1").Status!.Digest));
+        Assert.Equal((ContainerCheckpointPhase.Completed, ofC2.Digest), (Stored("c2").Status!.Phase, Stored("c2").Status!.Digest));
+        Assert.Equal(ofC1.ArchivePath, _contentApi.Stored(null, ContainerCheckpointReconciler.ContentNameFor(c1.Metadata.Uid!))!.Spec.Path);
+        Assert.Equal(ofC2.ArchivePath, _contentApi.Stored(null, ContainerCheckpointReconciler.ContentNameFor(c2.Metadata.Uid!))!.Spec.Path);
+        Assert.Equal(ContainerCheckpointPhase.Failed, Stored("c3").Status!.Phase);
+        Assert.Contains("interrupted by daemon restart", Stored("c3").Status!.Message);
+    }
+
+    /// <summary>
+    /// A daemon that stored the archive and stopped before recording it (here: the Content could not be created): the
+    /// next daemon finishes the object from that archive, found by its owner, and checkpoints nothing again — though a
+    /// later archive of the same container, of a checkpoint taken outside crsc, was stored meanwhile.
+    /// </summary>
+    [Fact]
+    public async Task After_a_crash_between_ingest_and_recording_the_next_daemon_adopts_the_archive_by_its_owner()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var first = await StartAgentAsync();
+        var ckpt = await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain);
+        _contentApi.BeforeCall = (verb, _) =>
+        {
+            if (verb == "create") throw new KubeUnavailableException("connection refused (fake)");
+        };
+        await Assert.ThrowsAsync<KubeUnavailableException>(async () => await first.ReconcileAsync("c1"));
+        Assert.Equal(ContainerCheckpointPhase.Running, Stored("c1").Status!.Phase);
+        var stored = Assert.Single(_store.List());
+        _contentApi.BeforeCall = null;
+        _store.Add(Ns, "db", "postgres", "db-0", DateTimeOffset.UtcNow.AddSeconds(1));
+
+        var second = await StartAgentAsync();
+        Assert.Equal(ReconcileResult.Done, await second.ReconcileAsync("c1"));
+
+        Assert.Single(_runtime.CheckpointCalls);
+        Assert.Equal(ContainerCheckpointPhase.Completed, Stored("c1").Status!.Phase);
+        Assert.Equal(stored.Digest, Stored("c1").Status!.Digest);
+        Assert.Equal(stored.ArchivePath, _contentApi.Stored(null, ContainerCheckpointReconciler.ContentNameFor(ckpt.Metadata.Uid!))!.Spec.Path);
+    }
+
+    /// <summary>The runner records the object as the archive's owner, with its UID and origin online.</summary>
+    [Fact]
+    public async Task An_executed_checkpoint_records_its_object_as_the_archives_owner()
+    {
+        await SeedPodAsync("db-0", "n1", "postgres");
+        var ckpt = await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain);
+        var agent = await StartAgentAsync();
+
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
+
+        var (_, source, _) = Assert.Single(_store.Ingests);
+        Assert.Equal(new CheckpointOwner(Ns, "c1", ckpt.Metadata.Uid, CheckpointOrigin.Online), source.Owner);
+        Assert.Equal(_store.List().Single().Id, Assert.Single(_store.FindByOwner(Ns, "c1", ckpt.Metadata.Uid)).Id);
     }
 
     [Fact]

@@ -139,18 +139,19 @@ public sealed class FakeCheckpointStore(TimeProvider time) : ICheckpointStore
         OnIngest?.Invoke(stagedArchivePath);
         if (IngestError is { } e) throw e;
         progress?.Report(1000);
-        var info = Add(source.Namespace, source.Workload, source.Container, source.PodName, time.GetUtcNow(), source.PodUid);
+        var info = Add(source.Namespace, source.Workload, source.Container, source.PodName, time.GetUtcNow(), source.PodUid, source.Owner);
         return Task.FromResult(info);
     }
 
     /// <summary>Adds a committed checkpoint, as an earlier daemon would have left it.</summary>
-    public CheckpointInfo Add(string ns, string workload, string container, string? pod, DateTimeOffset createdAt, string? podUid = null)
+    public CheckpointInfo Add(string ns, string workload, string container, string? pod, DateTimeOffset createdAt, string? podUid = null,
+        CheckpointOwner? owner = null)
     {
         var n = Interlocked.Increment(ref _seq);
         var id = $"20260101T000000Z-{n:x6}";
         var info = new CheckpointInfo
         {
-            FormatVersion = 1,
+            FormatVersion = owner is null ? 1 : 2,
             Id = id,
             Namespace = ns,
             Workload = workload,
@@ -167,6 +168,7 @@ public sealed class FakeCheckpointStore(TimeProvider time) : ICheckpointStore
             UncompressedSize = 8192,
             CreatedAt = createdAt,
             CrscVersion = "test",
+            Owner = owner,
             ArchivePath = $"/fake/checkpoints/{ns}/{workload}/{container}/{id}.tar.zst",
         };
         lock (_items) _items.Add(info);
@@ -186,6 +188,9 @@ public sealed class FakeCheckpointStore(TimeProvider time) : ICheckpointStore
     {
         lock (_items) return _items.FirstOrDefault(c => c.Id == id);
     }
+
+    public IReadOnlyList<CheckpointInfo> FindByOwner(string @namespace, string name, string? uid) =>
+        [.. List(new CheckpointFilter(@namespace)).Where(c => c.Owner?.Is(@namespace, name, uid) == true)];
 
     public bool Delete(string id)
     {
