@@ -157,18 +157,3 @@ public sealed class BoundedTarReader : IDisposable
         protected override void Dispose(bool disposing) { }
     }
 }
-
-/// <summary>The node agent's view of <see cref="BoundedTarReader"/> (it reads partial archives for CRIU's log).</summary>
-public sealed class BoundedTarEntries(ArchiveLimits limits) : Crsc.Controllers.NodeAgent.IBoundedTarReader
-{
-    public IEnumerable<TarEntry> Entries(Stream tar)
-    {
-        using var reader = new BoundedTarReader(tar, limits);
-        string? previous = null;
-        while (reader.GetNextEntry(previous) is { } entry)
-        {
-            previous = entry.Name;
-            yield return entry;
-        }
-    }
-}

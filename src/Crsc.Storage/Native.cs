@@ -45,68 +45,90 @@ internal static partial class Native
 
     private const int AT_FDCWD = -100;
     private const int AT_SYMLINK_NOFOLLOW = 0x100;
+    private const int AT_EMPTY_PATH = 0x1000;
     private const uint STATX_TYPE = 1;
     private const uint STATX_MODE = 2;
     private const uint STATX_UID = 8;
+    private const uint STATX_INO = 0x100;
+    private const uint STATX_SIZE = 0x200;
+    private const uint STATX_WANTED = STATX_TYPE | STATX_MODE | STATX_UID | STATX_INO | STATX_SIZE;
+    private const int ENOENT = 2;
     public const int S_IFMT = 0xF000;
     public const int S_IFDIR = 0x4000;
     public const int S_IFREG = 0x8000;
     public const int S_IFLNK = 0xA000;
 
-    /// <summary>
-    /// <c>st_mode</c> of <paramref name="path"/> itself (a symlink is not followed): type (<see cref="S_IFMT"/>) and
-    /// permission bits. statx(2), whose struct is the same on every architecture (unlike struct stat).
-    /// </summary>
-    public static int LStatMode(string path) => LStatModeAndOwner(path).Mode;
-
-    /// <summary><c>st_mode</c> and <c>st_uid</c> of <paramref name="path"/> itself (a symlink is not followed).</summary>
-    public static unsafe (int Mode, uint Uid) LStatModeAndOwner(string path)
+    /// <summary>What statx(2) says of one file: <c>st_mode</c> (type and permission bits), owner, identity and size.</summary>
+    public readonly record struct FileStatus(int Mode, uint Uid, Crsc.Controllers.Storage.FileIdentity Identity, long Size)
     {
-        var buffer = stackalloc byte[256];
-        if (Statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_MODE | STATX_UID, buffer) != 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno == 2) throw new FileNotFoundException($"'{path}' does not exist", path);
-            throw new IOException($"cannot stat '{path}': {new Win32Exception(errno).Message}");
-        }
-        return (*(ushort*)(buffer + 28), *(uint*)(buffer + 20)); // stx_mode, stx_uid
+        /// <summary>The type bits (<see cref="S_IFMT"/>).</summary>
+        public int Type => Mode & S_IFMT;
     }
 
     [LibraryImport(Libc, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static unsafe partial int StatxFd(SafeFileHandle dirfd, string path, int flags, uint mask, byte* buffer);
 
-    private const int AT_EMPTY_PATH = 0x1000;
-    private const uint STATX_INO = 0x100;
-    private const uint STATX_SIZE = 0x200;
-
-    /// <summary>statx(2) of an open file (AT_EMPTY_PATH: the file the handle refers to, whatever its path is now).</summary>
-    private static unsafe void StatxOpen(SafeFileHandle handle, uint mask, byte* buffer, string what)
-    {
-        if (StatxFd(handle, "", AT_EMPTY_PATH, mask, buffer) != 0)
-            throw new IOException($"cannot stat {what}: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
-    }
-
-    /// <summary><c>st_mode</c>, <c>st_uid</c> and <c>st_size</c> of an open file.</summary>
-    public static unsafe (int Mode, uint Uid, long Size) FStat(SafeFileHandle handle)
+    /// <summary>
+    /// <paramref name="path"/> itself (a symbolic link is not followed), or null when nothing is there. statx(2), whose
+    /// struct is the same on every architecture (unlike struct stat).
+    /// </summary>
+    public static unsafe FileStatus? LStat(string path)
     {
         var buffer = stackalloc byte[256];
-        StatxOpen(handle, STATX_TYPE | STATX_MODE | STATX_UID | STATX_SIZE, buffer, "an open file");
-        return (*(ushort*)(buffer + 28), *(uint*)(buffer + 20), *(long*)(buffer + 40)); // stx_mode, stx_uid, stx_size
+        if (Statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_WANTED, buffer) == 0) return Read(buffer);
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno == ENOENT) return null;
+        throw new IOException($"cannot stat '{path}': {new Win32Exception(errno).Message}");
     }
+
+    /// <summary>The file an open handle refers to (AT_EMPTY_PATH: whatever its path is now).</summary>
+    public static unsafe FileStatus FStat(SafeFileHandle handle, string what = "an open file")
+    {
+        var buffer = stackalloc byte[256];
+        if (StatxFd(handle, "", AT_EMPTY_PATH, STATX_WANTED, buffer) != 0)
+            throw new IOException($"cannot stat {what}: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+        return Read(buffer);
+    }
+
+    // struct statx: stx_uid u32 @20, stx_mode u16 @28, stx_ino u64 @32, stx_size u64 @40, stx_dev_major/minor u32 @136/@140
+    private static unsafe FileStatus Read(byte* b) => new(
+        *(ushort*)(b + 28), *(uint*)(b + 20),
+        new(((ulong)*(uint*)(b + 136) << 32) | *(uint*)(b + 140), *(ulong*)(b + 32)),
+        *(long*)(b + 40));
+
+    /// <summary><c>st_mode</c> of <paramref name="path"/> itself: type (<see cref="S_IFMT"/>) and permission bits.</summary>
+    public static int LStatMode(string path) => LStatModeAndOwner(path).Mode;
+
+    /// <summary><c>st_mode</c> and <c>st_uid</c> of <paramref name="path"/> itself (a symlink is not followed).</summary>
+    public static (int Mode, uint Uid) LStatModeAndOwner(string path) =>
+        LStat(path) is { } s ? (s.Mode, s.Uid) : throw new FileNotFoundException($"'{path}' does not exist", path);
 
     /// <summary>The device and inode of the file an open handle refers to.</summary>
-    public static unsafe Crsc.Controllers.Storage.FileIdentity Identity(SafeFileHandle handle, string path)
-    {
-        var buffer = stackalloc byte[256];
-        StatxOpen(handle, STATX_TYPE | STATX_INO, buffer, $"the open file '{path}'");
-        // stx_ino @32, stx_dev_major @136, stx_dev_minor @140
-        return new(((ulong)*(uint*)(buffer + 136) << 32) | *(uint*)(buffer + 140), *(ulong*)(buffer + 32));
-    }
+    public static Crsc.Controllers.Storage.FileIdentity Identity(SafeFileHandle handle, string path) =>
+        FStat(handle, $"the open file '{path}'").Identity;
 
-    /// <summary>Opens an existing file for reading without following a symlink in the last component.</summary>
-    public static SafeFileHandle OpenReadNoFollow(string path)
+    /// <summary>A short name for a file type, for messages.</summary>
+    public static string TypeName(int type) => (type & S_IFMT) switch
     {
-        var fd = Open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+        S_IFREG => "a regular file",
+        S_IFDIR => "a directory",
+        S_IFLNK => "a symbolic link",
+        0x1000 => "a FIFO",
+        0xC000 => "a socket",
+        0x2000 => "a character device",
+        0x6000 => "a block device",
+        _ => "not a regular file",
+    };
+
+    private const int O_NONBLOCK = 0x800;
+
+    /// <summary>
+    /// Opens an existing file for reading without following a symlink in the last component; <paramref name="nonBlocking"/>:
+    /// without blocking on a FIFO (for a path someone else named; the caller checks the type of what it got).
+    /// </summary>
+    public static SafeFileHandle OpenReadNoFollow(string path, bool nonBlocking = false)
+    {
+        var fd = Open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0), 0);
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();

@@ -29,7 +29,8 @@ public sealed class CheckpointOverheadBench : IBenchmark
             StagingDirectory = Path.Combine(ctx.WorkDir, "overhead", "staging"),
             NodeName = "bench",
         });
-        using var runner = new CheckpointRunner(runtime, runtime, store, new CheckpointRunnerOptions { NodeName = "bench" }, TimeProvider.System);
+        using var runner = new CheckpointRunner(runtime, runtime, store, new CheckpointRunnerOptions { NodeName = "bench" }, TimeProvider.System,
+            new Crsc.Storage.FileStagingArea());
 
         var runtimeMs = new List<double>();
         var crscMs = new List<double>();

@@ -176,7 +176,7 @@ public sealed class IngestTests : IDisposable
         using var store = _f.Open();
         var archive = new TestArchive();
         var staged = _f.Stage(archive);
-        var checkedFile = new Crsc.Controllers.NodeAgent.FileStagingArea().CheckFileInDirectory(Path.GetDirectoryName(staged)!, Path.GetFileName(staged));
+        var checkedFile = new FileStagingArea().CheckFileInDirectory(Path.GetDirectoryName(staged)!, Path.GetFileName(staged));
         var kept = new IngestOptions { ExpectedFile = checkedFile, RemoveStaged = false };
 
         // another file took the name after it was checked: refused, nothing stored, the file left where it is

@@ -1,6 +1,5 @@
 using System.Formats.Tar;
 using System.Text;
-using Crsc.Controllers.NodeAgent;
 using Crsc.Testing;
 
 namespace Crsc.Storage.Tests;
@@ -14,7 +13,7 @@ public sealed class StagingAreaArchiveLogTests : IDisposable
     private readonly TempDir _dir = new();
     public void Dispose() => _dir.Dispose();
 
-    private readonly FileStagingArea _area = new(new BoundedTarEntries(new ArchiveLimits()));
+    private readonly FileStagingArea _area = new();
 
     private string Write(string name, byte[] bytes)
     {
@@ -72,7 +71,7 @@ public sealed class StagingAreaArchiveLogFuzzTests : IDisposable
     [Fact]
     public void Generated_hostile_partial_archives_give_a_log_or_none_in_bounded_memory_and_time()
     {
-        var area = new FileStagingArea(new BoundedTarEntries(new ArchiveLimits { MaxNameBytesTotal = 8 << 20 }));
+        var area = new FileStagingArea(new ArchiveLimits { MaxNameBytesTotal = 8 << 20 });
         var path = _dir.Combine("partial.tar");
         var found = 0;
         for (var i = 0; i < Inputs; i++)

@@ -118,9 +118,9 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
         ICheckpointStore store,
         CheckpointRunnerOptions options,
         TimeProvider time,
+        IStagingArea staging,
         ILogger<CheckpointRunner>? logger = null,
         CheckpointMetrics? metrics = null,
-        IStagingArea? staging = null,
         IWorkloadNameResolver? workloads = null)
     {
         ArgumentNullException.ThrowIfNull(runtime);
@@ -136,7 +136,8 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
         _time = time;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _metrics = metrics ?? new CheckpointMetrics(new MetricsRegistry());
-        _staging = staging ?? new FileStagingArea();
+        ArgumentNullException.ThrowIfNull(staging);
+        _staging = staging;
         _workloads = workloads;
         _slots = new SemaphoreSlim(options.MaxConcurrent, options.MaxConcurrent);
     }

@@ -40,15 +40,3 @@ public interface IStagingArea
     /// </summary>
     string? ReadArchiveLogTail(string archivePath, int maxBytes);
 }
-
-/// <summary>
-/// The entries of a tar read with bounded memory whatever it holds (limits on names, depth, extended headers and entry
-/// count, checked before anything is allocated). Implemented in Crsc.Storage by its <c>BoundedTarReader</c>, the reader
-/// of every archive crsc opens; the node agent gets it from the daemon.
-/// </summary>
-public interface IBoundedTarReader
-{
-    /// <summary>The entries of <paramref name="tar"/>, their data not copied (read each before moving on).</summary>
-    /// <exception cref="ArchiveRejectedException">a limit is exceeded</exception>
-    IEnumerable<System.Formats.Tar.TarEntry> Entries(Stream tar);
-}

@@ -34,7 +34,7 @@ public static class SecretFile
         catch (IOException e) { throw new SecretFileException(path, $"cannot be opened: {e.Message}"); }
         using (handle)
         {
-            var (mode, uid, size) = Native.FStat(handle);
+            var (mode, uid, _, size) = Native.FStat(handle);
             if ((mode & Native.S_IFMT) != Native.S_IFREG)
                 throw new SecretFileException(path, (mode & Native.S_IFMT) == Native.S_IFDIR ? "is a directory, not a file" : "is not a regular file");
             var euid = Native.GetEffectiveUserId();

@@ -58,10 +58,10 @@ internal static partial class NodeCheckpointing
                     KubeletCheckpointDirectory = options.CheckpointVia == "kubelet" ? options.KubeletCheckpointDir : null,
                 },
                 sp.GetRequiredService<TimeProvider>(),
+                // node files through Storage: no link followed, and a partial archive only through the bounded tar reader
+                new FileStagingArea(),
                 sp.GetService<ILogger<CheckpointRunner>>(),
                 sp.GetRequiredService<CheckpointMetrics>(),
-                // a partial archive is read for CRIU's log only through the bounded tar reader, as every archive is
-                new FileStagingArea(new BoundedTarEntries(new ArchiveLimits())),
                 // the informer's pods, else (started while the API server is away) the saved node state's
                 new ChainedWorkloadResolver(
                     cluster.NodePods is { } pods ? NodeAgentComponents.WorkloadResolver(pods) : null,

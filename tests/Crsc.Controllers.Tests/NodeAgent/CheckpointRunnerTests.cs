@@ -1,3 +1,4 @@
+using Crsc.Storage;
 using System.Formats.Tar;
 using System.Text;
 using Crsc.Controllers.Metrics;
@@ -437,8 +438,11 @@ public sealed class CheckpointRunnerTests : IDisposable
             };
             tar.WriteEntry(dump);
         }
-        // no bounded tar reader given: the archive is not opened (Crsc.Storage.Tests read it through one)
-        Assert.Null(area.ReadArchiveLogTail(archive, 4096));
+        Assert.EndsWith("Error (criu): failed\n", area.ReadArchiveLogTail(archive, 4096));
+        Assert.Equal(4096, area.ReadArchiveLogTail(archive, 4096)!.Length);
+        Assert.Null(area.ReadArchiveLogTail(dir.Combine("missing.tar"), 4096));
+        File.WriteAllText(dir.Combine("garbage.tar"), "not a tar at all, just text that is long enough to be read as a header maybe");
+        Assert.Null(area.ReadArchiveLogTail(dir.Combine("garbage.tar"), 4096));
 
         area.Delete(archive);
         Assert.False(File.Exists(archive));

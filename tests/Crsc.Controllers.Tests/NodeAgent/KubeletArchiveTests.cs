@@ -1,3 +1,4 @@
+using Crsc.Storage;
 using System.Runtime.InteropServices;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Runtime;

@@ -34,7 +34,8 @@ public sealed class CheckpointWithRealRunnerTests : IAsyncLifetime
         _cri = await FakeCriServer.StartAsync();
         _runtime = new CriContainerRuntime(new CriClientOptions { Endpoint = _cri.Endpoint });
         _store = _s.Open();
-        _runner = new CheckpointRunner(_runtime, _runtime, _store, new CheckpointRunnerOptions { NodeName = "node-a" }, TimeProvider.System);
+        _runner = new CheckpointRunner(_runtime, _runtime, _store, new CheckpointRunnerOptions { NodeName = "node-a" }, TimeProvider.System,
+            new Crsc.Storage.FileStagingArea());
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(Socket, l => l.Protocols = HttpProtocols.Http1));

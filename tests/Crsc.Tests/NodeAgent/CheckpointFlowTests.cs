@@ -58,7 +58,7 @@ public sealed class CheckpointFlowTests : IAsyncLifetime
         // CRIU logs where this test's "runtime" keeps them: <dir>/<container id>/dump.log
         _runner = new CheckpointRunner(_runtime, _runtime, _store,
             new CheckpointRunnerOptions { NodeName = "n1", CriuLogLocations = [_dir.Combine("{id}", "dump.log")] },
-            TimeProvider.System, metrics: metrics, workloads: NodeAgentComponents.WorkloadResolver(pods));
+            TimeProvider.System, new Crsc.Storage.FileStagingArea(), metrics: metrics, workloads: NodeAgentComponents.WorkloadResolver(pods));
         var agent = NodeAgentComponents.Create("n1", _kube, _runner, _store, _events, TimeProvider.System,
             NullLoggerFactory.Instance, metrics: metrics, pods: pods);
         _running.Add(_events.RunAsync(_stop.Token));

@@ -3,15 +3,19 @@ using System.Text;
 using Crsc.Controllers.Storage;
 using Microsoft.Win32.SafeHandles;
 
-namespace Crsc.Controllers.NodeAgent;
+using Crsc.Controllers.NodeAgent;
+
+namespace Crsc.Storage;
 
 /// <summary>
 /// <see cref="IStagingArea"/> on the node's file system. Reads are bounded (only the tail of a log is read), never
 /// follow a symbolic link in the given path's own entry and open only regular files (a FIFO would block). A (partial)
-/// archive is read only through <paramref name="tar"/>, the bounded tar reader: without one, no archive is opened.
+/// archive is read only through the <see cref="BoundedTarReader"/>, as every archive crsc opens.
 /// </summary>
-public sealed class FileStagingArea(IBoundedTarReader? tar = null) : IStagingArea
+public sealed class FileStagingArea(ArchiveLimits? limits = null) : IStagingArea
 {
+    private readonly ArchiveLimits _limits = limits ?? new ArchiveLimits();
+
     /// <summary>Archive entries that hold CRIU's dump log, by the runtimes' naming.</summary>
     private static readonly string[] LogNames = ["dump.log", "criu-dump.log", "dump-criu.log"];
 
@@ -29,8 +33,8 @@ public sealed class FileStagingArea(IBoundedTarReader? tar = null) : IStagingAre
         if (name.Contains('/') || name is "." or "..") throw new ArgumentException($"'{name}' is not a file name", nameof(name));
         CheckDirectory(directory);
         var path = Path.Join(directory, name);
-        var status = NodeFiles.LStat(path) ?? throw new FileNotFoundException($"'{path}' does not exist", path);
-        if (status.Type != NodeFiles.S_IFREG) throw new IOException($"'{path}' is {NodeFiles.TypeName(status.Type)}, not a regular file");
+        var status = Native.LStat(path) ?? throw new FileNotFoundException($"'{path}' does not exist", path);
+        if (status.Type != Native.S_IFREG) throw new IOException($"'{path}' is {Native.TypeName(status.Type)}, not a regular file");
         return status.Identity;
     }
 
@@ -52,16 +56,16 @@ public sealed class FileStagingArea(IBoundedTarReader? tar = null) : IStagingAre
         foreach (var part in directory.Split('/', StringSplitOptions.RemoveEmptyEntries))
         {
             prefix += "/" + part;
-            var status = NodeFiles.LStat(prefix) ?? throw new DirectoryNotFoundException($"'{prefix}' does not exist");
-            if (status.Type != NodeFiles.S_IFDIR)
-                throw new IOException($"'{prefix}' is {NodeFiles.TypeName(status.Type)}, not a directory; crsc follows no link on this path");
+            var status = Native.LStat(prefix) ?? throw new DirectoryNotFoundException($"'{prefix}' does not exist");
+            if (status.Type != Native.S_IFDIR)
+                throw new IOException($"'{prefix}' is {Native.TypeName(status.Type)}, not a directory; crsc follows no link on this path");
         }
     }
 
     public string? ReadLogTail(string path, int maxBytes)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (NodeFiles.LStat(path) is not { Type: NodeFiles.S_IFREG }) return null;
+        if (Native.LStat(path) is not { Type: Native.S_IFREG }) return null;
         using var stream = OpenRegular(path);
         return stream is null ? null : ReadTail(stream, stream.Length, maxBytes);
     }
@@ -70,9 +74,9 @@ public sealed class FileStagingArea(IBoundedTarReader? tar = null) : IStagingAre
     private static FileStream? OpenRegular(string path)
     {
         SafeFileHandle handle;
-        try { handle = NodeFiles.OpenReadNoFollow(path); }
+        try { handle = Native.OpenReadNoFollow(path, nonBlocking: true); }
         catch (FileNotFoundException) { return null; }
-        if (NodeFiles.FStat(handle, path).Type != NodeFiles.S_IFREG)
+        if (Native.FStat(handle, path).Type != Native.S_IFREG)
         {
             handle.Dispose();
             return null;
@@ -83,16 +87,18 @@ public sealed class FileStagingArea(IBoundedTarReader? tar = null) : IStagingAre
     public string? ReadArchiveLogTail(string archivePath, int maxBytes)
     {
         ArgumentException.ThrowIfNullOrEmpty(archivePath);
-        // the archive holds what the container wrote: only a reader whose memory is bounded may open it
-        if (tar is null) return null;
-        if (NodeFiles.LStat(archivePath) is not { Type: NodeFiles.S_IFREG, Size: > 0 }) return null;
+        if (Native.LStat(archivePath) is not { Type: Native.S_IFREG, Size: > 0 }) return null;
         try
         {
             using var stream = OpenRegular(archivePath);
             if (stream is null) return null;
             string? found = null;
-            foreach (var entry in tar.Entries(stream))
+            // the archive holds what the container wrote: read with bounded memory, like every archive
+            using var reader = new BoundedTarReader(stream, _limits);
+            string? previous = null;
+            while (reader.GetNextEntry(previous) is { } entry)
             {
+                previous = entry.Name;
                 if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile)) continue;
                 var name = Path.GetFileName(entry.Name.TrimEnd('/'));
                 if (!LogNames.Contains(name, StringComparer.Ordinal) || entry.DataStream is null) continue;
