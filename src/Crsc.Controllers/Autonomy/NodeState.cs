@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using Crsc.Api.Crds;
+using Crsc.Controllers.Schedules;
 
 namespace Crsc.Controllers.Autonomy;
 
@@ -25,9 +26,6 @@ public sealed record SavedSchedule(CheckpointSchedule Schedule, List<string> Pod
 
 /// <param name="Workload">the pod's workload name (Deployment, StatefulSet, or the pod itself) for the store's layout</param>
 public sealed record SavedPod(string Namespace, string Name, string? Uid, string Workload, List<string> Containers);
-
-/// <summary>One run of a schedule for one container: its due time (the name's time) and the checkpoint's name.</summary>
-public sealed record ScheduleRun(string ScheduleUid, string Pod, string Container, DateTimeOffset RunAt, string CheckpointName);
 
 /// <summary>An archive taken while the API server was away, as the outbox's Content and status records name it.</summary>
 public sealed record OfflineArchive
@@ -85,16 +83,3 @@ public interface INodeStateFile
     void Save(NodeState state);
 }
 
-/// <summary>
-/// The last run of schedules on this node, shared by the online <see cref="Schedules.ScheduleReconciler"/> and the
-/// offline scheduler, so a slot one of them took is not taken again by the other.
-/// </summary>
-public interface IScheduleRunLog
-{
-    /// <summary>The latest run of the schedule with <paramref name="scheduleUid"/> (any pod and container).</summary>
-    ScheduleRun? LastRun(string scheduleUid);
-
-    ScheduleRun? LastRun(string scheduleUid, string pod, string container);
-
-    void Record(ScheduleRun run);
-}

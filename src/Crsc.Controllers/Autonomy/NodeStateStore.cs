@@ -2,6 +2,7 @@ using System.Text.Json;
 using Crsc.Controllers.NodeAgent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Crsc.Controllers.Schedules;
 
 namespace Crsc.Controllers.Autonomy;
 

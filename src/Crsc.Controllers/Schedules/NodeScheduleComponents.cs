@@ -56,7 +56,7 @@ public sealed class NodeScheduleComponents
         Informer<CheckpointSchedule>? schedules = null,
         Informer<ContainerCheckpoint>? checkpoints = null,
         int workers = 2,
-        Autonomy.IScheduleRunLog? runLog = null)
+        IScheduleRunLog? runLog = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentNullException.ThrowIfNull(loggers);

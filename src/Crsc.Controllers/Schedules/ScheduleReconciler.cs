@@ -4,7 +4,6 @@ using System.Text.Json;
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
-using Crsc.Controllers.Autonomy;
 using Crsc.Controllers.Events;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;

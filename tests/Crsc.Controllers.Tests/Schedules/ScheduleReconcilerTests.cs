@@ -47,7 +47,7 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
     }
 
     private async Task<Agent> StartAgentAsync(string node = "n1", bool checkpointCache = true,
-        Crsc.Controllers.Autonomy.IScheduleRunLog? runLog = null)
+        Crsc.Controllers.Schedules.IScheduleRunLog? runLog = null)
     {
         var pods = NodeAgentComponents.CreatePodInformer(_kube, node, TimeProvider.System, NullLoggerFactory.Instance);
         var schedules = new Informer<CheckpointSchedule>(_schedulesApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance);
@@ -145,7 +145,7 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
         var schedule = await CreateScheduleAsync("web", ScheduleTargetKind.Deployment, "web");
         var firstDue = Start + TimeSpan.FromMinutes(10) + JitterOf(schedule, TimeSpan.FromMinutes(10));
         var offlineName = $"web-app-{firstDue.UtcDateTime:yyyyMMddHHmmss}";
-        runLog.Record(new Crsc.Controllers.Autonomy.ScheduleRun(schedule.Metadata.Uid!, "web-5d9c7b-abcde", "app", firstDue, offlineName));
+        runLog.Record(new Crsc.Controllers.Schedules.ScheduleRun(schedule.Metadata.Uid!, "web-5d9c7b-abcde", "app", firstDue, offlineName));
 
         _time.Advance(firstDue - Start + TimeSpan.FromSeconds(5));
         await agent.ReconcileAsync("web");
