@@ -6,9 +6,9 @@ using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.Metrics;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Schedules;
-using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Crsc.Controllers.Informers;
 using Microsoft.Extensions.Logging.Abstractions;
 

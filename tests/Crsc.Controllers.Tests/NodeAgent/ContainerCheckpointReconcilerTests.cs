@@ -8,8 +8,8 @@ using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Reconciling;
 using Crsc.Controllers.Runtime;
 using Crsc.Controllers.Storage;
-using Crsc.Controllers.Tests.Fakes;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.NodeAgent;

@@ -5,9 +5,9 @@ using Crsc.Controllers.Informers;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Presence;
 using Crsc.Controllers.Reconciling;
-using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Presence;

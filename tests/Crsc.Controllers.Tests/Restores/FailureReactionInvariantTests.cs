@@ -6,6 +6,7 @@ using Crsc.Controllers.Restores;
 using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Workloads;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 using F = Crsc.Controllers.Tests.Restores.RestoreFixture;
 

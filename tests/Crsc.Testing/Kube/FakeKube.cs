@@ -6,7 +6,7 @@ using Crsc.Api;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Kubernetes;
 
-namespace Crsc.Controllers.Tests.Fakes;
+namespace Crsc.Testing.Kube;
 
 /// <summary>
 /// An in-memory API server for the controller machinery's tests: one global resourceVersion across all resource
@@ -318,8 +318,8 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
                     // kube-apiserver refuses strategic merge patches of custom resources (415)
                     PatchType.StrategicMerge when Type.Group.Contains('.') =>
                         throw new KubeApiException(415, "UnsupportedMediaType", $"strategic merge patch is not supported for {Type.Plural}"),
-                    PatchType.StrategicMerge => Crsc.Testing.Kube.JsonPatches.StrategicMergePatch(doc, JsonNode.Parse(body))!,
-                    PatchType.Json => Crsc.Testing.Kube.JsonPatches.ApplyJsonPatch(doc,
+                    PatchType.StrategicMerge => JsonPatches.StrategicMergePatch(doc, JsonNode.Parse(body))!,
+                    PatchType.Json => JsonPatches.ApplyJsonPatch(doc,
                         JsonNode.Parse(body) as JsonArray ?? throw new KubeApiException(400, "BadRequest", "a JSON patch must be an array")),
                     _ => throw new NotSupportedException($"the fake does not apply {type} patches"),
                 };
