@@ -425,6 +425,9 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
     private T Commit(string key, T old, T stored)
     {
         stored.Metadata.DeletionTimestamp = old.Metadata.DeletionTimestamp;
+        stored.Metadata.ResourceVersion = old.Metadata.ResourceVersion;
+        // a write that changes nothing is no write: same resourceVersion, no event
+        if (JsonSerializer.Serialize(stored, Type.Json) == JsonSerializer.Serialize(old, Type.Json)) return Copy(old);
         stored.Metadata.ResourceVersion = (++_kube.ResourceVersion).ToString();
         if (stored.Metadata.DeletionTimestamp is not null && stored.Metadata.Finalizers is not { Count: > 0 })
         {
