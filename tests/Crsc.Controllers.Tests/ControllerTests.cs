@@ -3,9 +3,9 @@ using Crsc.Api;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Queue;
 using Crsc.Controllers.Reconciling;
-using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Tests.Support;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests;

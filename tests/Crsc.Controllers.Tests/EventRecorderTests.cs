@@ -1,9 +1,9 @@
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
 using Crsc.Controllers.Kubernetes;
-using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Tests.Support;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests;

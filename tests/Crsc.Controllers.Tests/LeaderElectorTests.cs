@@ -6,6 +6,7 @@ using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.Leadership;
 using Crsc.Controllers.Tests.Fakes;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests;

@@ -173,7 +173,7 @@ public sealed partial class AutonomyTests
     {
         var rig = new Rig();
         var schedules = rig.Kube.For(CrscResources.CheckpointSchedules);
-        var created = await schedules.CreateAsync(Schedule(), CancellationToken.None);
+        var created = await schedules.SeedAsync(Schedule(), CancellationToken.None);
         var uid = created.Metadata.Uid!;
         rig.State.ReplaceView([new SavedSchedule(created, [Pod])], [new SavedPod("default", Pod, "pod-uid-1", "web", ["app"])]);
         rig.Time.SetUtcNow(FirstSlot(uid, created.Metadata.CreationTimestamp));
@@ -252,7 +252,7 @@ public sealed partial class AutonomyTests
     {
         var rig = new Rig();
         var schedules = rig.Kube.For(CrscResources.CheckpointSchedules);
-        var created = await schedules.CreateAsync(Schedule(), CancellationToken.None);
+        var created = await schedules.SeedAsync(Schedule(), CancellationToken.None);
         rig.State.ReplaceView([new SavedSchedule(created, [Pod])], [new SavedPod("default", Pod, "pod-uid-1", "web", ["app"])]);
         rig.Time.SetUtcNow(FirstSlot(created.Metadata.Uid!, created.Metadata.CreationTimestamp));
         await rig.Scheduler.RunDueAsync(CancellationToken.None);
@@ -263,7 +263,7 @@ public sealed partial class AutonomyTests
         var online = ScheduleReconciler.NewCheckpoint(created, name, Pod, "app", KubeTime.Truncate(FirstSlot(created.Metadata.Uid!, created.Metadata.CreationTimestamp)));
         online.Metadata.Annotations![ContainerCheckpointReconciler.ArchiveIdAnnotation] = "20260301T100100Z-online";
         var checkpoints = rig.Kube.For(CrscResources.ContainerCheckpoints);
-        await checkpoints.CreateAsync(online, CancellationToken.None);
+        await checkpoints.SeedAsync(online, CancellationToken.None);
 
         rig.Api.ReportReachable();
         Assert.Null(await rig.Publisher().PublishPendingAsync(CancellationToken.None));
@@ -291,7 +291,7 @@ public sealed partial class AutonomyTests
         // published before a crash, then its owner reference changed (say, re-owned): it still names this archive
         var published = JsonSerializer.Deserialize(create.Body, CrscResources.ContainerCheckpoints.Json)!;
         published.Metadata.OwnerReferences = [];
-        await rig.Kube.For(CrscResources.ContainerCheckpoints).CreateAsync(published, CancellationToken.None);
+        await rig.Kube.For(CrscResources.ContainerCheckpoints).SeedAsync(published, CancellationToken.None);
 
         Assert.Equal("existed", await rig.Publisher().PublishAsync(create, CancellationToken.None));
         Assert.NotNull(rig.Store.Get(ours.Id));
@@ -309,7 +309,7 @@ public sealed partial class AutonomyTests
             var ns = new Namespace();
             ns.Metadata.Name = "default";
             ns.Metadata.DeletionTimestamp = Created;
-            await rig.Kube.For(Resources.Namespaces).CreateAsync(ns, CancellationToken.None);
+            await rig.Kube.For(Resources.Namespaces).SeedAsync(ns, CancellationToken.None);
         }
         rig.Time.SetUtcNow(FirstSlot());
         await rig.Scheduler.RunDueAsync(CancellationToken.None);
@@ -317,7 +317,7 @@ public sealed partial class AutonomyTests
         // a later record of another namespace still gets through
         var other = new Namespace();
         other.Metadata.Name = "other";
-        await rig.Kube.For(Resources.Namespaces).CreateAsync(other, CancellationToken.None);
+        await rig.Kube.For(Resources.Namespaces).SeedAsync(other, CancellationToken.None);
         var ev = new CoreEvent { Type = CoreEvent.Normal, Reason = "R", Message = "m" };
         ev.Metadata.Namespace = "other";
         ev.Metadata.Name = "later.1";

@@ -6,9 +6,9 @@ using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.Metrics;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Schedules;
-using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Crsc.Controllers.Informers;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -222,7 +222,7 @@ public sealed partial class AutonomyTests
         var rig = new Rig();
         var jitter = ScheduleTiming.Jitter("sched-uid-1", TimeSpan.FromMinutes(1));
         var schedules = rig.Kube.For(CrscResources.CheckpointSchedules);
-        var created = await schedules.CreateAsync(Schedule(), CancellationToken.None);
+        var created = await schedules.SeedAsync(Schedule(), CancellationToken.None);
         // the saved schedule is the API server's object (its UID)
         rig.State.ReplaceView([new SavedSchedule(created, ["web-6c5d8-abcde"])],
             [new SavedPod("default", "web-6c5d8-abcde", "pod-uid-1", "web", ["app"])]);
@@ -254,7 +254,7 @@ public sealed partial class AutonomyTests
     {
         var rig = new Rig();
         var schedules = rig.Kube.For(CrscResources.CheckpointSchedules);
-        var created = await schedules.CreateAsync(Schedule(), CancellationToken.None);
+        var created = await schedules.SeedAsync(Schedule(), CancellationToken.None);
         var ours = new OfflineScheduleRun("default", "web", created.Metadata.Uid!, Created.AddMinutes(1), "web-app-20260301100100");
         var body = System.Text.Json.JsonSerializer.Serialize(ours, AutonomyJsonContext.Default.OfflineScheduleRun);
 
@@ -409,15 +409,15 @@ public sealed partial class AutonomyTests
             Spec = new PodSpec { NodeName = node, Containers = [new Container { Name = "app", Image = "i" }] },
             Status = new PodStatus { Phase = "Running" },
         };
-        await podsApi.CreateAsync(PodOn("web-6c5d8-aaaaa", "node-a"), CancellationToken.None);
-        await podsApi.CreateAsync(PodOn("web-6c5d8-bbbbb", "node-b"), CancellationToken.None);
+        await podsApi.SeedAsync(PodOn("web-6c5d8-aaaaa", "node-a"), CancellationToken.None);
+        await podsApi.SeedAsync(PodOn("web-6c5d8-bbbbb", "node-b"), CancellationToken.None);
         var schedule = Schedule();
         schedule.Metadata.Uid = null;
-        await kube.For(CrscResources.CheckpointSchedules).CreateAsync(schedule, CancellationToken.None);
+        await kube.For(CrscResources.CheckpointSchedules).SeedAsync(schedule, CancellationToken.None);
         var other = Schedule();
         other.Metadata.Name = "db";
         other.Spec.Target = new ScheduleTarget { Kind = ScheduleTargetKind.StatefulSet, Name = "db" };
-        await kube.For(CrscResources.CheckpointSchedules).CreateAsync(other, CancellationToken.None);
+        await kube.For(CrscResources.CheckpointSchedules).SeedAsync(other, CancellationToken.None);
 
         var file = new MemoryStateFile();
         var store = new NodeStateStore(file, "node-a");
@@ -445,7 +445,7 @@ public sealed partial class AutonomyTests
         Assert.Equal(1, file.Saves);
 
         // a second pod of the workload on this node: written again
-        await podsApi.CreateAsync(PodOn("web-6c5d8-ccccc", "node-a"), CancellationToken.None);
+        await podsApi.SeedAsync(PodOn("web-6c5d8-ccccc", "node-a"), CancellationToken.None);
         await Eventually.TrueAsync(() => recorder.Refresh(), "the new pod is saved");
         Assert.Equal(["web-6c5d8-aaaaa", "web-6c5d8-ccccc"], file.Saved!.Schedules.Single().Pods);
         await stop.CancelAsync();

@@ -1,5 +1,6 @@
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Kubernetes;
+using Crsc.Testing.Kube;
 
 namespace Crsc.Controllers.Tests.Fakes;
 

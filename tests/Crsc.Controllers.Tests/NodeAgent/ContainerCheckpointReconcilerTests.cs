@@ -8,8 +8,8 @@ using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Reconciling;
 using Crsc.Controllers.Runtime;
 using Crsc.Controllers.Storage;
-using Crsc.Controllers.Tests.Fakes;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.NodeAgent;
@@ -88,7 +88,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
         pod.Metadata.OwnerReferences = [new OwnerReference { Kind = "StatefulSet", Name = "db", Controller = true, ApiVersion = "apps/v1", Uid = "ss-1" }];
         pod.Spec.NodeName = node;
         pod.Spec.Containers = [.. containers.Select(c => new Container { Name = c, Image = "registry.local/app:1" })];
-        var created = await _podsApi.CreateAsync(pod, CancellationToken.None);
+        var created = await _podsApi.SeedAsync(pod, CancellationToken.None);
         foreach (var c in containers) _runtime.AddContainer(Ns, name, c, podUid: created.Metadata.Uid);
         return created;
     }
@@ -102,7 +102,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
             Spec = new ContainerCheckpointSpec { PodName = pod, Container = container, DeletionPolicy = policy },
             Status = status,
         };
-        return _ckptApi.CreateAsync(c, CancellationToken.None);
+        return _ckptApi.SeedAsync(c, CancellationToken.None);
     }
 
     private ContainerCheckpoint Stored(string name) => _ckptApi.Stored(Ns, name)!;
@@ -130,7 +130,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
             },
             Spec = new ContainerCheckpointSpec { PodName = "db-0", Container = "postgres", DeletionPolicy = DeletionPolicy.Delete },
         };
-        var created = await _ckptApi.CreateAsync(c, CancellationToken.None);
+        var created = await _ckptApi.SeedAsync(c, CancellationToken.None);
 
         Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync(c.Metadata.Name!));
 
@@ -144,7 +144,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
         Assert.Single(_store.List());
 
         // an archive this node does not have: not executed, not failed (its node's outbox finishes it)
-        var elsewhere = await _ckptApi.CreateAsync(new ContainerCheckpoint
+        var elsewhere = await _ckptApi.SeedAsync(new ContainerCheckpoint
         {
             Metadata = new ObjectMeta
             {
@@ -462,7 +462,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
                 CheckpointRef = new NamespacedObjectReference { Namespace = Ns, Name = "c1", Uid = ckpt.Metadata.Uid },
             },
         };
-        await _contentApi.CreateAsync(content, CancellationToken.None);
+        await _contentApi.SeedAsync(content, CancellationToken.None);
         var agent = await StartAgentAsync();
 
         Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
@@ -576,17 +576,16 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
         var archive = Assert.Single(_store.List());
         var contentName = Stored("c1").Status!.ContentName!;
 
-        // what the API server does on DELETE of an object with finalizers: it only sets deletionTimestamp
-        var deleting = Stored("c1");
-        deleting.Metadata.DeletionTimestamp = DateTimeOffset.UtcNow;
-        await _ckptApi.UpdateAsync(deleting, CancellationToken.None);
+        // the fake, as the API server, only sets deletionTimestamp on DELETE of an object with finalizers
+        await _ckptApi.DeleteAsync(Ns, "c1", null, CancellationToken.None);
+        Assert.NotNull(Stored("c1").Metadata.DeletionTimestamp);
 
         Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync("c1"));
 
         Assert.Contains(archive.Id, _store.Deleted);
         Assert.Empty(_store.List());
         Assert.Null(_contentApi.Stored(null, contentName));
-        Assert.Null(Stored("c1").Metadata.Finalizers);
+        Assert.Null(_ckptApi.Stored(Ns, "c1")); // its last finalizer removed, the object is gone
     }
 
     [Fact]

@@ -5,9 +5,9 @@ using Crsc.Controllers.Informers;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Presence;
 using Crsc.Controllers.Reconciling;
-using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Presence;
@@ -69,7 +69,7 @@ public sealed class AbandonedCheckpointReconcilerTests : IAsyncLifetime
     /// <summary>A checkpoint node-b executed and stored, with its Content; being deleted unless <paramref name="deleting"/> is false.</summary>
     private async Task<ContainerCheckpoint> CheckpointAsync(string name = "ckpt-1", bool deleting = true, string node = NodeB)
     {
-        var created = await _checkpointsApi.CreateAsync(new ContainerCheckpoint
+        var created = await _checkpointsApi.SeedAsync(new ContainerCheckpoint
         {
             Metadata = new ObjectMeta
             {
@@ -83,7 +83,7 @@ public sealed class AbandonedCheckpointReconcilerTests : IAsyncLifetime
         var contentName = ContainerCheckpointReconciler.ContentNameFor(created.Metadata.Uid!);
         created.Status = new ContainerCheckpointStatus { Phase = ContainerCheckpointPhase.Completed, Node = node, ContentName = contentName };
         created = await _checkpointsApi.UpdateStatusAsync(created, CancellationToken.None);
-        await _contentsApi.CreateAsync(new ContainerCheckpointContent
+        await _contentsApi.SeedAsync(new ContainerCheckpointContent
         {
             Metadata = new ObjectMeta { Name = contentName },
             Spec = new ContainerCheckpointContentSpec
@@ -99,7 +99,7 @@ public sealed class AbandonedCheckpointReconcilerTests : IAsyncLifetime
     }
 
     private Task NodeAsync(string name = NodeB) =>
-        _nodesApi.CreateAsync(new Node { Metadata = new ObjectMeta { Name = name } }, CancellationToken.None);
+        _nodesApi.SeedAsync(new Node { Metadata = new ObjectMeta { Name = name } }, CancellationToken.None);
 
     /// <summary>What the agent of <paramref name="node"/> does every 20 s.</summary>
     private async Task RenewAsync(string node = NodeB)
@@ -107,7 +107,7 @@ public sealed class AbandonedCheckpointReconcilerTests : IAsyncLifetime
         var lease = _leasesApi.Stored(CrscNs, NodeLeases.NameFor(node));
         if (lease is null)
         {
-            await _leasesApi.CreateAsync(new Lease
+            await _leasesApi.SeedAsync(new Lease
             {
                 Metadata = new ObjectMeta { Namespace = CrscNs, Name = NodeLeases.NameFor(node) },
                 Spec = new LeaseSpec { HolderIdentity = node, LeaseDurationSeconds = 60, RenewTime = _time.GetUtcNow() },
@@ -118,7 +118,8 @@ public sealed class AbandonedCheckpointReconcilerTests : IAsyncLifetime
         await _leasesApi.UpdateAsync(lease, CancellationToken.None);
     }
 
-    private List<string>? Finalizers(string name = "ckpt-1") => _checkpointsApi.Stored(Ns, name)!.Metadata.Finalizers;
+    // null also when the object is gone: a deleting object whose last finalizer is removed is deleted
+    private List<string>? Finalizers(string name = "ckpt-1") => _checkpointsApi.Stored(Ns, name)?.Metadata.Finalizers;
 
     private void AssertKept(string name = "ckpt-1")
     {

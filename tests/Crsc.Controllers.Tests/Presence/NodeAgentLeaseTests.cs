@@ -1,8 +1,8 @@
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.Presence;
-using Crsc.Controllers.Tests.Fakes;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Presence;

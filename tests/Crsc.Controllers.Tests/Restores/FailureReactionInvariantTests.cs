@@ -6,6 +6,7 @@ using Crsc.Controllers.Restores;
 using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Workloads;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 using F = Crsc.Controllers.Tests.Restores.RestoreFixture;
 
@@ -219,14 +220,14 @@ public sealed class FailureReactionInvariantTests : IAsyncLifetime
 
     private async Task SeedDeploymentAsync()
     {
-        var d = await _f.Kube.For(Resources.Deployments).CreateAsync(new Deployment
+        var d = await _f.Kube.For(Resources.Deployments).SeedAsync(new Deployment
         {
             Metadata = new ObjectMeta
             {
                 Namespace = F.Ns, Name = F.Deployment, Annotations = new() { [CrscAnnotations.CheckpointRestore] = "true" },
             },
         }, CancellationToken.None);
-        await _f.Kube.For(Resources.ReplicaSets).CreateAsync(new ReplicaSet
+        await _f.Kube.For(Resources.ReplicaSets).SeedAsync(new ReplicaSet
         {
             Metadata = new ObjectMeta
             {

@@ -9,6 +9,7 @@ using Crsc.Controllers.Restores;
 using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Restores;
@@ -164,7 +165,7 @@ public sealed class RestoreFixture : IAsyncDisposable
                 },
             ],
         };
-        var created = await PodsApi.CreateAsync(pod, CancellationToken.None);
+        var created = await PodsApi.SeedAsync(pod, CancellationToken.None);
         Time.Advance(TimeSpan.FromSeconds(1)); // creation times in order
         return created;
     }
@@ -209,10 +210,10 @@ public sealed class RestoreFixture : IAsyncDisposable
                 Message = phase == ContainerCheckpointPhase.Failed ? "criu dump failed" : null,
             },
         };
-        var created = await CheckpointsApi.CreateAsync(ckpt, CancellationToken.None);
+        var created = await CheckpointsApi.SeedAsync(ckpt, CancellationToken.None);
         if (phase == ContainerCheckpointPhase.Completed)
         {
-            await ContentsApi.CreateAsync(new ContainerCheckpointContent
+            await ContentsApi.SeedAsync(new ContainerCheckpointContent
             {
                 Metadata = new ObjectMeta { Name = contentName },
                 Spec = new ContainerCheckpointContentSpec
@@ -252,7 +253,7 @@ public sealed class RestoreFixture : IAsyncDisposable
             },
             Status = status,
         };
-        return RestoresApi.CreateAsync(r, CancellationToken.None);
+        return RestoresApi.SeedAsync(r, CancellationToken.None);
     }
 
     public Restore Restore(string name) => RestoresApi.Stored(Ns, name)!;

@@ -6,10 +6,10 @@ using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Reconciling;
 using Crsc.Controllers.Schedules;
-using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Controllers.Tests.Support;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Schedules;
@@ -105,7 +105,7 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
         pod.Spec.NodeName = node;
         pod.Spec.Containers = [.. containers.Select(c => new Container { Name = c, Image = "registry.local/app:1" })];
         pod.Status = new PodStatus { Phase = phase };
-        return await _podsApi.CreateAsync(pod, CancellationToken.None);
+        return await _podsApi.SeedAsync(pod, CancellationToken.None);
     }
 
     private async Task<CheckpointSchedule> CreateScheduleAsync(string name, ScheduleTargetKind kind, string target,
@@ -125,7 +125,7 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
                 Suspend = suspend,
             },
         };
-        return await _schedulesApi.CreateAsync(s, CancellationToken.None);
+        return await _schedulesApi.SeedAsync(s, CancellationToken.None);
     }
 
     private CheckpointSchedule StoredSchedule(string name) => _schedulesApi.Stored(Ns, name)!;
@@ -435,9 +435,9 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
             Owned("r5", ContainerCheckpointPhase.Running, 1),
             Owned("other-c1", ContainerCheckpointPhase.Completed, 50, "sidecar"), Owned("other-c2", ContainerCheckpointPhase.Completed, 40, "sidecar"),
         })
-            await _ckptApi.CreateAsync(c, CancellationToken.None);
+            await _ckptApi.SeedAsync(c, CancellationToken.None);
         // not the schedule's (a user's one-off checkpoint of the same container)
-        await _ckptApi.CreateAsync(new ContainerCheckpoint
+        await _ckptApi.SeedAsync(new ContainerCheckpoint
         {
             Metadata = new ObjectMeta { Namespace = Ns, Name = "manual" },
             Spec = new ContainerCheckpointSpec { PodName = "web-5d9c7b-abcde", Container = "app" },

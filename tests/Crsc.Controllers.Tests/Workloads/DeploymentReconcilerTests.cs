@@ -3,10 +3,10 @@ using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Reconciling;
-using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Controllers.Workloads;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Workloads;
@@ -63,7 +63,7 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
     {
         var d = new Deployment { Metadata = new ObjectMeta { Namespace = Ns, Name = name } };
         if (annotations.Length > 0) d.Metadata.Annotations = annotations.ToDictionary(a => a.Key, a => a.Value);
-        return await _deploymentsApi.CreateAsync(d, CancellationToken.None);
+        return await _deploymentsApi.SeedAsync(d, CancellationToken.None);
     }
 
     private async Task AnnotateAsync(string name, params (string Key, string? Value)[] changes)
@@ -219,7 +219,7 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
     [Fact]
     public async Task A_users_own_schedule_of_that_name_is_not_touched()
     {
-        var mine = await _schedulesApi.CreateAsync(new CheckpointSchedule
+        var mine = await _schedulesApi.SeedAsync(new CheckpointSchedule
         {
             Metadata = new ObjectMeta { Namespace = Ns, Name = "web" },
             Spec = new CheckpointScheduleSpec

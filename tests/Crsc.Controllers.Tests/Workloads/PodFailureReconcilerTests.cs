@@ -6,10 +6,10 @@ using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Reconciling;
-using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Controllers.Workloads;
 using Crsc.Testing;
+using Crsc.Testing.Kube;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Workloads;
@@ -95,7 +95,7 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
     private async Task<Deployment> SeedDeploymentAsync(string name = "web", int replicas = 1,
         Dictionary<string, string>? annotations = null, bool liveness = false)
     {
-        var d = await _deployApi.CreateAsync(new Deployment
+        var d = await _deployApi.SeedAsync(new Deployment
         {
             Metadata = new ObjectMeta
             {
@@ -104,7 +104,7 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
                 Annotations = annotations ?? new() { [CrscAnnotations.CheckpointRestore] = "true" },
             },
         }, CancellationToken.None);
-        var rs = await _rsApi.CreateAsync(new ReplicaSet
+        var rs = await _rsApi.SeedAsync(new ReplicaSet
         {
             Metadata = new ObjectMeta
             {
@@ -114,7 +114,7 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
             },
         }, CancellationToken.None);
         for (var i = 0; i < replicas; i++)
-            await _podsApi.CreateAsync(NewPod($"{name}-7d9f8b6c5-p{i}", rs.Metadata.Name!, "ReplicaSet", rs.Metadata.Uid!, liveness), CancellationToken.None);
+            await _podsApi.SeedAsync(NewPod($"{name}-7d9f8b6c5-p{i}", rs.Metadata.Name!, "ReplicaSet", rs.Metadata.Uid!, liveness), CancellationToken.None);
         return d;
     }
 
@@ -166,7 +166,7 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
     {
         var p = _podsApi.Stored(Ns, pod)!;
         change(p);
-        await _podsApi.UpdateAsync(p, CancellationToken.None);
+        await _podsApi.SeedAsync(p, CancellationToken.None); // the kubelet's write: spec and status
     }
 
     private ContainerStatus App(Pod p) => p.Status!.ContainerStatuses!.Single(c => c.Name == "app");
@@ -332,10 +332,10 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
         await SeedDeploymentAsync("off", annotations: new() { [CrscAnnotations.CheckpointRestore] = "false" });
         await SeedDeploymentAsync("web");
         // a StatefulSet's pod and a bare pod, failing
-        await _podsApi.CreateAsync(NewPod("db-0", "db", "StatefulSet", "ss-1"), CancellationToken.None);
+        await _podsApi.SeedAsync(NewPod("db-0", "db", "StatefulSet", "ss-1"), CancellationToken.None);
         var bare = NewPod("bare", "x", "ReplicaSet", "x");
         bare.Metadata.OwnerReferences = null;
-        await _podsApi.CreateAsync(bare, CancellationToken.None);
+        await _podsApi.SeedAsync(bare, CancellationToken.None);
         var detector = await StartDetectorAsync();
         await ReconcileAsync("plain");
         await ReconcileAsync("off");

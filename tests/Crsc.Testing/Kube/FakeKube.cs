@@ -6,7 +6,7 @@ using Crsc.Api;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Kubernetes;
 
-namespace Crsc.Controllers.Tests.Fakes;
+namespace Crsc.Testing.Kube;
 
 /// <summary>
 /// An in-memory API server for the controller machinery's tests: one global resourceVersion across all resource
@@ -55,14 +55,18 @@ public sealed class FakeKube(TimeProvider? time = null) : IKubeApi
 /// One resource type of <see cref="FakeKube"/>, behaving like kube-apiserver where the machinery relies on it:
 /// resourceVersion per write, 409 on a stale update, AlreadyExists, NotFound, paginated lists at a snapshot,
 /// watch from a resourceVersion replaying history, 410 for a resourceVersion older than the last
-/// <see cref="Compact"/>, label/field selectors, and fault injection (unavailable, closing or breaking watches).
-/// Objects are copied in and out (JSON round trip), so callers never share the store's instances.
+/// <see cref="Compact"/>, label/field selectors (a watch sees an object leaving its selection as DELETED), the status
+/// subresource, finalizers (DELETE marks, removing the last finalizer deletes), and fault injection (unavailable,
+/// closing or breaking watches). Kept in line with <see cref="FakeApiServer"/> by the contract suite in
+/// Crsc.Kube.Tests (ApiContractTests). State other writers would make (status, deletionTimestamp) is set up with
+/// <see cref="SeedAsync"/>. Objects are copied in and out (JSON round trip), so callers never share the store's
+/// instances.
 /// </summary>
 public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : class, IKubernetesObject
 {
     private readonly FakeKube _kube;
     private readonly SortedDictionary<string, T> _objects = new(StringComparer.Ordinal);
-    private readonly List<(long Rv, WatchEventType Type, T Obj)> _history = [];
+    private readonly List<(long Rv, WatchEventType Type, T? Old, T Obj)> _history = [];
     private readonly List<Watcher> _watchers = [];
     private readonly Dictionary<string, (long Rv, List<T> Items)> _continues = [];
     private long _compactedThrough;
@@ -72,9 +76,17 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
     {
         _kube = kube;
         Type = type;
+        StatusSubresource = type.Kind is not ("ConfigMap" or "Secret" or "Lease" or "Event");
     }
 
     public ResourceType<T> Type { get; }
+
+    /// <summary>
+    /// Whether the type has a status subresource, as in kube-apiserver: then create and update ignore the status
+    /// in the body, and UpdateStatusAsync (or a status patch) changes only the status. On by default except for the
+    /// built-in kinds without one (ConfigMap, Secret, Lease, Event); crsc's CRDs all declare it.
+    /// </summary>
+    public bool StatusSubresource { get; set; }
 
     /// <summary>Every call throws <see cref="KubeUnavailableException"/> while true (and open watches break).</summary>
     public bool Unavailable
@@ -154,6 +166,32 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
     }
 
     public IReadOnlyList<T> AllStored() { lock (_kube.Gate) return [.. _objects.Values.Select(o => Copy(o))]; }
+
+    /// <summary>
+    /// Creates or replaces an object as it is, status and deletionTimestamp included, bypassing the API's rules: a
+    /// test's way to set up state that other controllers or the kubelet would produce (as
+    /// <see cref="FakeApiServer.Seed"/>). Stamps uid/creationTimestamp when missing, takes a new resourceVersion and
+    /// notifies watches. Counts no call and runs no <see cref="BeforeCall"/>.
+    /// </summary>
+    public Task<T> SeedAsync(T obj, CancellationToken ct = default)
+    {
+        lock (_kube.Gate)
+        {
+            var stored = Copy(obj);
+            var meta = stored.Metadata;
+            if (string.IsNullOrEmpty(meta.Name)) throw new ArgumentException("metadata.name is required", nameof(obj));
+            if (!Type.Namespaced) meta.Namespace = null;
+            var key = Key(meta.Namespace, meta.Name);
+            var old = _objects.GetValueOrDefault(key);
+            meta.Uid ??= old?.Metadata.Uid ?? Guid.NewGuid().ToString();
+            meta.CreationTimestamp ??= old?.Metadata.CreationTimestamp ?? _kube.Time.GetUtcNow();
+            if (meta.Generation is null or 0) meta.Generation = old?.Metadata.Generation ?? 1;
+            meta.ResourceVersion = (++_kube.ResourceVersion).ToString();
+            _objects[key] = stored;
+            Publish(old is null ? WatchEventType.Added : WatchEventType.Modified, old, stored);
+            return Task.FromResult(Copy(stored));
+        }
+    }
 
     public Task<T> GetAsync(string? ns, string name, CancellationToken ct)
     {
@@ -238,10 +276,9 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
                 var from = long.Parse(options.ResourceVersion);
                 if (from < _compactedThrough)
                     throw new ResourceExpiredException("Expired", $"too old resource version: {from} ({_compactedThrough})");
-                foreach (var (rv, type, obj) in _history.Where(h => h.Rv > from))
+                foreach (var (_, type, old, obj) in _history.Where(h => h.Rv > from))
                 {
-                    if (Matches(obj, ns, options.LabelSelector, options.FieldSelector))
-                        watcher.Channel.Writer.TryWrite(new WatchEvent<T>(type, Copy(obj)));
+                    if (EventFor(watcher, type, old, obj) is { } seen) watcher.Channel.Writer.TryWrite(new WatchEvent<T>(seen, Copy(obj)));
                 }
             }
             _watchers.Add(watcher);
@@ -254,7 +291,7 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
         lock (_kube.Gate)
         {
             Enter("create", obj);
-            var stored = Copy(obj);
+            var stored = StatusSubresource ? WithStatus(obj, null) : Copy(obj);
             var meta = stored.Metadata;
             if (string.IsNullOrEmpty(meta.Name) && !string.IsNullOrEmpty(meta.GenerateName))
                 meta.Name = meta.GenerateName + Guid.NewGuid().ToString("N")[..5];
@@ -266,11 +303,12 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
             if (_objects.ContainsKey(key))
                 throw new AlreadyExistsException("AlreadyExists", $"{Type.Plural} \"{meta.Name}\" already exists");
             meta.Uid = Guid.NewGuid().ToString();
+            meta.DeletionTimestamp = null;
             meta.Generation = 1;
             meta.CreationTimestamp = _kube.Time.GetUtcNow();
             meta.ResourceVersion = (++_kube.ResourceVersion).ToString();
             _objects[key] = stored;
-            Publish(WatchEventType.Added, stored);
+            Publish(WatchEventType.Added, null, stored);
             return Task.FromResult(Copy(stored));
         }
     }
@@ -289,14 +327,17 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
             if (!string.IsNullOrEmpty(obj.Metadata.ResourceVersion) && obj.Metadata.ResourceVersion != old.Metadata.ResourceVersion)
                 throw new ConflictException("Conflict",
                     $"Operation cannot be fulfilled on {Type.Plural} \"{obj.Metadata.Name}\": the object has been modified; please apply your changes to the latest version and try again");
-            var stored = Copy(obj);
+            T stored;
+            if (verb == "updateStatus")
+            {
+                if (!StatusSubresource) throw NotFound(obj.Metadata.Name ?? "");
+                stored = WithStatus(old, obj);
+            }
+            else stored = StatusSubresource ? WithStatus(obj, old) : Copy(obj);
             stored.Metadata.Uid = old.Metadata.Uid;
             stored.Metadata.CreationTimestamp = old.Metadata.CreationTimestamp;
             stored.Metadata.Generation = old.Metadata.Generation;
-            stored.Metadata.ResourceVersion = (++_kube.ResourceVersion).ToString();
-            _objects[key] = stored;
-            Publish(WatchEventType.Modified, stored);
-            return Task.FromResult(Copy(stored));
+            return Task.FromResult(Commit(key, old, stored));
         }
     }
 
@@ -318,8 +359,8 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
                     // kube-apiserver refuses strategic merge patches of custom resources (415)
                     PatchType.StrategicMerge when Type.Group.Contains('.') =>
                         throw new KubeApiException(415, "UnsupportedMediaType", $"strategic merge patch is not supported for {Type.Plural}"),
-                    PatchType.StrategicMerge => Crsc.Testing.Kube.JsonPatches.StrategicMergePatch(doc, JsonNode.Parse(body))!,
-                    PatchType.Json => Crsc.Testing.Kube.JsonPatches.ApplyJsonPatch(doc,
+                    PatchType.StrategicMerge => JsonPatches.StrategicMergePatch(doc, JsonNode.Parse(body))!,
+                    PatchType.Json => JsonPatches.ApplyJsonPatch(doc,
                         JsonNode.Parse(body) as JsonArray ?? throw new KubeApiException(400, "BadRequest", "a JSON patch must be an array")),
                     _ => throw new NotSupportedException($"the fake does not apply {type} patches"),
                 };
@@ -336,13 +377,16 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
             if ((string?)patched["metadata"]?["uid"] is { } patchedUid && patchedUid != old.Metadata.Uid)
                 throw new InvalidException("Invalid", $"{Type.Plural} \"{name}\" is invalid: metadata.uid: Invalid value: \"{patchedUid}\": field is immutable");
             var stored = patched.Deserialize(Type.Json)!;
+            if (status)
+            {
+                if (!StatusSubresource) throw NotFound(name);
+                stored = WithStatus(old, stored);
+            }
+            else if (StatusSubresource) stored = WithStatus(stored, old);
             stored.Metadata.Uid = old.Metadata.Uid;
             stored.Metadata.Name = old.Metadata.Name;
             stored.Metadata.Namespace = old.Metadata.Namespace;
-            stored.Metadata.ResourceVersion = (++_kube.ResourceVersion).ToString();
-            _objects[key] = stored;
-            Publish(WatchEventType.Modified, stored);
-            return Task.FromResult(Copy(stored));
+            return Task.FromResult(Commit(key, old, stored));
         }
     }
 
@@ -357,12 +401,52 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
                 throw new ConflictException("Conflict", $"Precondition failed: UID in precondition: {uid}, UID in object meta: {old.Metadata.Uid}");
             if (options?.PreconditionResourceVersion is { } rv && rv != old.Metadata.ResourceVersion)
                 throw new ConflictException("Conflict", $"Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {old.Metadata.ResourceVersion}");
+            if (old.Metadata.Finalizers is { Count: > 0 })
+            {
+                // like kube-apiserver: finalizers turn the delete into a mark; the last one removed completes it
+                if (old.Metadata.DeletionTimestamp is not null) return Task.CompletedTask;
+                var marked = Copy(old);
+                marked.Metadata.DeletionTimestamp = _kube.Time.GetUtcNow();
+                marked.Metadata.ResourceVersion = (++_kube.ResourceVersion).ToString();
+                _objects[key] = marked;
+                Publish(WatchEventType.Modified, old, marked);
+                return Task.CompletedTask;
+            }
             _objects.Remove(key);
             var gone = Copy(old);
             gone.Metadata.ResourceVersion = (++_kube.ResourceVersion).ToString();
-            Publish(WatchEventType.Deleted, gone);
+            Publish(WatchEventType.Deleted, old, gone);
             return Task.CompletedTask;
         }
+    }
+
+    // caller holds the gate. Stores a write over old: a new resourceVersion, the deletionTimestamp kept (a client
+    // cannot set or clear it), and a marked object whose last finalizer went is deleted.
+    private T Commit(string key, T old, T stored)
+    {
+        stored.Metadata.DeletionTimestamp = old.Metadata.DeletionTimestamp;
+        stored.Metadata.ResourceVersion = old.Metadata.ResourceVersion;
+        // a write that changes nothing is no write: same resourceVersion, no event
+        if (JsonSerializer.Serialize(stored, Type.Json) == JsonSerializer.Serialize(old, Type.Json)) return Copy(old);
+        stored.Metadata.ResourceVersion = (++_kube.ResourceVersion).ToString();
+        if (stored.Metadata.DeletionTimestamp is not null && stored.Metadata.Finalizers is not { Count: > 0 })
+        {
+            _objects.Remove(key);
+            Publish(WatchEventType.Deleted, old, stored);
+            return Copy(stored);
+        }
+        _objects[key] = stored;
+        Publish(WatchEventType.Modified, old, stored);
+        return Copy(stored);
+    }
+
+    // a copy of obj with the status of source (none when source is null or has none)
+    private T WithStatus(T obj, T? source)
+    {
+        var node = JsonSerializer.SerializeToNode(obj, Type.Json)!.AsObject();
+        var status = source is null ? null : JsonSerializer.SerializeToNode(source, Type.Json)!["status"];
+        if (status is null) node.Remove("status"); else node["status"] = status.DeepClone();
+        return node.Deserialize(Type.Json)!;
     }
 
     // caller holds the gate
@@ -374,14 +458,31 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
     }
 
     // caller holds the gate
-    private void Publish(WatchEventType type, T obj)
+    private void Publish(WatchEventType type, T? old, T obj)
     {
-        _history.Add((long.Parse(obj.Metadata.ResourceVersion!), type, Copy(obj)));
+        _history.Add((long.Parse(obj.Metadata.ResourceVersion!), type, old is null ? null : Copy(old), Copy(obj)));
         foreach (var w in _watchers)
         {
-            if (Matches(obj, w.Namespace, w.Options.LabelSelector, w.Options.FieldSelector))
-                w.Channel.Writer.TryWrite(new WatchEvent<T>(type, Copy(obj)));
+            if (EventFor(w, type, old, obj) is { } seen) w.Channel.Writer.TryWrite(new WatchEvent<T>(seen, Copy(obj)));
         }
+    }
+
+    /// <summary>
+    /// What a watch with selectors sees of a change, as kube-apiserver sends it: an object entering the selection is
+    /// ADDED, one leaving it DELETED, one outside it before and after nothing.
+    /// </summary>
+    private WatchEventType? EventFor(Watcher w, WatchEventType type, T? old, T obj)
+    {
+        var wasIn = old is not null && Matches(old, w.Namespace, w.Options.LabelSelector, w.Options.FieldSelector);
+        var isIn = Matches(obj, w.Namespace, w.Options.LabelSelector, w.Options.FieldSelector);
+        return type switch
+        {
+            WatchEventType.Deleted => wasIn || (old is null && isIn) ? WatchEventType.Deleted : null,
+            _ when wasIn && isIn => WatchEventType.Modified,
+            _ when isIn => WatchEventType.Added,
+            _ when wasIn => WatchEventType.Deleted,
+            _ => null,
+        };
     }
 
     private bool Matches(T obj, string? ns, string? labelSelector, string? fieldSelector)
@@ -428,6 +529,8 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
             {
                 "metadata.name" => obj.Metadata.Name,
                 "metadata.namespace" => obj.Metadata.Namespace,
+                "spec.nodeName" when obj is Pod pod => pod.Spec.NodeName,
+                "status.phase" when obj is Pod pod => pod.Status?.Phase,
                 _ => FieldReader?.Invoke(obj, field) ?? throw new InvalidException("BadRequest", $"field label not supported: {field}"),
             } ?? "";
             if ((have == want) == negate) return false;
