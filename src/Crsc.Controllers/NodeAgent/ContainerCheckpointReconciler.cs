@@ -236,20 +236,18 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         var current = ckpt;
         if (current.Spec.DeletionPolicy == DeletionPolicy.Delete && !HasFinalizer(current))
         {
-            current = StatusWriter.DeepCopy(_checkpointsApi.Type, current);
-            current.Metadata.Finalizers = [.. current.Metadata.Finalizers ?? [], ArchiveFinalizer];
-            try
+            var uid = current.Metadata.Uid;
+            var added = await StatusWriter.UpdateAsync(_checkpointsApi, current, c =>
             {
-                current = await _checkpointsApi.UpdateAsync(current, ct).ConfigureAwait(false);
-            }
-            catch (ConflictException)
-            {
-                return ReconcileResult.Requeue;
-            }
-            catch (NotFoundException)
-            {
-                return ReconcileResult.Done;
-            }
+                // after a 409: only while it is the same object, still unfinished and still without the finalizer
+                if (c.Metadata.Uid != uid || HasFinalizer(c) || c.Status?.Phase is ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed)
+                    return false;
+                c.Metadata.Finalizers = [.. c.Metadata.Finalizers ?? [], ArchiveFinalizer];
+                return true;
+            }, ct).ConfigureAwait(false);
+            // null: gone, or changed by someone else meanwhile (whose write queues it again)
+            if (added is null) return ReconcileResult.Done;
+            current = added;
         }
         Log.CompletedFromArchive(_logger, ckpt.Metadata.Namespace!, ckpt.Metadata.Name!, archiveId);
         await CompleteAsync(current, info, info.NodeName ?? _options.NodeName, ct).ConfigureAwait(false);
