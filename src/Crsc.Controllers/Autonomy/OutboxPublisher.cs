@@ -407,77 +407,68 @@ public sealed partial class OutboxPublisher
 
     private async Task<string> CompleteAsync(OfflineArchive archive, CancellationToken ct)
     {
-        for (var attempt = 0; ; attempt++)
+        var ckpt = await CheckpointOfAsync(archive, ct).ConfigureAwait(false);
+        if (ckpt is null) return "superseded";
+        // finished by someone else (the node's reconciler from the same archive): nothing to add
+        if (IsFinished(ckpt)) return "existed";
+        ContainerCheckpointContent content;
+        try
         {
-            var ckpt = await CheckpointOfAsync(archive, ct).ConfigureAwait(false);
-            if (ckpt is null) return "superseded";
-            // finished by someone else (the node's reconciler from the same archive): nothing to add
-            if (ckpt.Status?.Phase is ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed) return "existed";
-            ContainerCheckpointContent content;
-            try
-            {
-                content = await _contents.GetAsync(null, ContainerCheckpointReconciler.ContentNameFor(ckpt.Metadata.Uid ?? ""), ct)
-                    .ConfigureAwait(false);
-            }
-            catch (NotFoundException)
-            {
-                Log.ContentMissing(_logger, archive.Namespace, archive.CheckpointName);
-                return "dropped";
-            }
-            var now = _time.GetUtcNow();
-            var generation = ckpt.Metadata.Generation;
-            var message = $"checkpoint of container {ckpt.Spec.Container} stored on node {content.Spec.Node} ({content.Spec.SizeBytes} bytes) while the API server was unreachable";
-            CheckpointRecorder.MarkCompleted(ckpt.Status ??= new ContainerCheckpointStatus(), content, message,
-                archive.PodUid ?? content.Spec.Source.PodUid, archive.StartedAt, archive.CompletedAt, generation, now);
-            try
-            {
-                await _checkpoints.UpdateStatusAsync(ckpt, ct).ConfigureAwait(false);
-                return "published";
-            }
-            catch (ConflictException) when (attempt < 4)
-            {
-                // changed meanwhile: read it again and decide from the newer object
-            }
-            catch (NotFoundException)
-            {
-                return "superseded";
-            }
+            content = await _contents.GetAsync(null, ContainerCheckpointReconciler.ContentNameFor(ckpt.Metadata.Uid ?? ""), ct)
+                .ConfigureAwait(false);
         }
+        catch (NotFoundException)
+        {
+            Log.ContentMissing(_logger, archive.Namespace, archive.CheckpointName);
+            return "dropped";
+        }
+        // changed meanwhile (409): read again and decide from the newer object
+        var declined = "superseded";
+        var written = await StatusWriter.UpdateStatusAsync(_checkpoints, ckpt, current =>
+        {
+            if (current.Metadata.Uid != ckpt.Metadata.Uid
+                || current.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.ArchiveIdAnnotation) != archive.ArchiveId)
+                return false;
+            if (IsFinished(current))
+            {
+                declined = "existed";
+                return false;
+            }
+            var message = $"checkpoint of container {current.Spec.Container} stored on node {content.Spec.Node} ({content.Spec.SizeBytes} bytes) while the API server was unreachable";
+            CheckpointRecorder.MarkCompleted(current.Status ??= new ContainerCheckpointStatus(), content, message,
+                archive.PodUid ?? content.Spec.Source.PodUid, archive.StartedAt, archive.CompletedAt, current.Metadata.Generation,
+                _time.GetUtcNow());
+            return true;
+        }, ct).ConfigureAwait(false);
+        return written is null ? declined : "published";
     }
+
+    private static bool IsFinished(ContainerCheckpoint ckpt) =>
+        ckpt.Status?.Phase is ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed;
 
     private async Task<string> ScheduleStatusAsync(OfflineScheduleRun run, CancellationToken ct)
     {
-        for (var attempt = 0; ; attempt++)
+        CheckpointSchedule schedule;
+        try
         {
-            CheckpointSchedule schedule;
-            try
-            {
-                schedule = await _schedules.GetAsync(run.Namespace, run.Name, ct).ConfigureAwait(false);
-            }
-            catch (NotFoundException)
-            {
-                return "superseded";
-            }
-            if (schedule.Metadata.Uid != run.Uid) return "superseded";
-            if (schedule.Status?.LastCheckpointTime is { } last && KubeTime.Truncate(last) >= KubeTime.Truncate(run.LastCheckpointTime))
-                return "superseded";
-            schedule.Status ??= new CheckpointScheduleStatus();
-            schedule.Status.LastCheckpointTime = KubeTime.Truncate(run.LastCheckpointTime);
-            schedule.Status.LastCheckpointName = run.LastCheckpointName;
-            try
-            {
-                await _schedules.UpdateStatusAsync(schedule, ct).ConfigureAwait(false);
-                return "published";
-            }
-            catch (ConflictException) when (attempt < 4)
-            {
-                // a newer schedule: read it again; apply only if it is still older than this run
-            }
-            catch (NotFoundException)
-            {
-                return "superseded";
-            }
+            schedule = await _schedules.GetAsync(run.Namespace, run.Name, ct).ConfigureAwait(false);
         }
+        catch (NotFoundException)
+        {
+            return "superseded";
+        }
+        // a newer schedule (409): read again; applied only while it is still older than this run
+        var written = await StatusWriter.UpdateStatusAsync(_schedules, schedule, current =>
+        {
+            if (current.Metadata.Uid != run.Uid) return false;
+            if (current.Status?.LastCheckpointTime is { } last && KubeTime.Truncate(last) >= KubeTime.Truncate(run.LastCheckpointTime))
+                return false;
+            current.Status ??= new CheckpointScheduleStatus();
+            current.Status.LastCheckpointTime = KubeTime.Truncate(run.LastCheckpointTime);
+            current.Status.LastCheckpointName = run.LastCheckpointName;
+            return true;
+        }, ct).ConfigureAwait(false);
+        return written is null ? "superseded" : "published";
     }
 
     private async Task<string> CreateEventAsync(CoreEvent ev, CancellationToken ct)

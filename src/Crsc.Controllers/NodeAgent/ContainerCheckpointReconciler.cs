@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
@@ -156,7 +155,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
             return ReconcileResult.Done;
         }
 
-        var current = Clone(cached);
+        var current = StatusWriter.DeepCopy(_checkpointsApi.Type, cached);
         try
         {
             if (current.Spec.DeletionPolicy == DeletionPolicy.Delete && !HasFinalizer(current))
@@ -237,20 +236,18 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         var current = ckpt;
         if (current.Spec.DeletionPolicy == DeletionPolicy.Delete && !HasFinalizer(current))
         {
-            current = Clone(current);
-            current.Metadata.Finalizers = [.. current.Metadata.Finalizers ?? [], ArchiveFinalizer];
-            try
+            var uid = current.Metadata.Uid;
+            var added = await StatusWriter.UpdateAsync(_checkpointsApi, current, c =>
             {
-                current = await _checkpointsApi.UpdateAsync(current, ct).ConfigureAwait(false);
-            }
-            catch (ConflictException)
-            {
-                return ReconcileResult.Requeue;
-            }
-            catch (NotFoundException)
-            {
-                return ReconcileResult.Done;
-            }
+                // after a 409: only while it is the same object, still unfinished and still without the finalizer
+                if (c.Metadata.Uid != uid || HasFinalizer(c) || c.Status?.Phase is ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed)
+                    return false;
+                c.Metadata.Finalizers = [.. c.Metadata.Finalizers ?? [], ArchiveFinalizer];
+                return true;
+            }, ct).ConfigureAwait(false);
+            // null: gone, or changed by someone else meanwhile (whose write queues it again)
+            if (added is null) return ReconcileResult.Done;
+            current = added;
         }
         Log.CompletedFromArchive(_logger, ckpt.Metadata.Namespace!, ckpt.Metadata.Name!, archiveId);
         await CompleteAsync(current, info, info.NodeName ?? _options.NodeName, ct).ConfigureAwait(false);
@@ -321,41 +318,21 @@ public sealed class ContainerCheckpointReconciler : IReconciler
     }
 
     /// <summary>
-    /// Writes the status from <paramref name="ckpt"/>'s resourceVersion; on a 409 reads the object again and, while it
-    /// is the same object and not finished by someone else, applies the change to the fresh copy. Null: nothing written
-    /// (gone, replaced, or finished already).
+    /// Writes the status through <see cref="StatusWriter"/>: on a 409 the change is applied to the object read again,
+    /// while it is the same object and not finished by someone else. Null: nothing written (gone, replaced, or finished
+    /// already).
     /// </summary>
-    private async Task<ContainerCheckpoint?> UpdateStatusAsync(ContainerCheckpoint ckpt,
+    private Task<ContainerCheckpoint?> UpdateStatusAsync(ContainerCheckpoint ckpt,
         Action<ContainerCheckpointStatus, DateTimeOffset, long?> change, CancellationToken ct)
     {
-        var current = Clone(ckpt);
         var uid = ckpt.Metadata.Uid;
-        for (var attempt = 0; ; attempt++)
+        return StatusWriter.UpdateStatusAsync(_checkpointsApi, ckpt, current =>
         {
-            current.Status ??= new ContainerCheckpointStatus();
-            change(current.Status, _time.GetUtcNow(), current.Metadata.Generation);
-            try
-            {
-                return await _checkpointsApi.UpdateStatusAsync(current, ct).ConfigureAwait(false);
-            }
-            catch (NotFoundException)
-            {
-                return null;
-            }
-            catch (ConflictException) when (attempt < 4)
-            {
-                try
-                {
-                    current = await _checkpointsApi.GetAsync(ckpt.Metadata.Namespace, ckpt.Metadata.Name!, ct).ConfigureAwait(false);
-                }
-                catch (NotFoundException)
-                {
-                    return null;
-                }
-                if (current.Metadata.Uid != uid) return null;
-                if (current.Status?.Phase is ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed) return null;
-            }
-        }
+            if (current.Metadata.Uid != uid) return false;
+            if (current.Status?.Phase is ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed) return false;
+            change(current.Status ??= new ContainerCheckpointStatus(), _time.GetUtcNow(), current.Metadata.Generation);
+            return true;
+        }, ct);
     }
 
     private async Task<ContainerCheckpointContent> EnsureContentAsync(ContainerCheckpoint ckpt, CheckpointInfo info, string node,
@@ -426,27 +403,18 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         return ReconcileResult.Done;
     }
 
+    /// <summary>Lets go of the archive finalizer; after a 409 only while the object read again is the same one.</summary>
     private async Task RemoveFinalizerAsync(ContainerCheckpoint ckpt, CancellationToken ct)
     {
-        var updated = Clone(ckpt);
-        updated.Metadata.Finalizers?.RemoveAll(f => f == ArchiveFinalizer);
-        if (updated.Metadata.Finalizers is { Count: 0 }) updated.Metadata.Finalizers = null;
-        try
+        var uid = ckpt.Metadata.Uid;
+        await StatusWriter.UpdateAsync(_checkpointsApi, ckpt, current =>
         {
-            // a 409 (stale cache) is thrown: the controller retries from the fresh object
-            await _checkpointsApi.UpdateAsync(updated, ct).ConfigureAwait(false);
-        }
-        catch (NotFoundException)
-        {
-        }
+            if (current.Metadata.Uid != uid || !HasFinalizer(current)) return false;
+            current.Metadata.Finalizers!.RemoveAll(f => f == ArchiveFinalizer);
+            if (current.Metadata.Finalizers is { Count: 0 }) current.Metadata.Finalizers = null;
+            return true;
+        }, ct).ConfigureAwait(false);
     }
 
     private static bool HasFinalizer(ContainerCheckpoint ckpt) => ckpt.Metadata.Finalizers?.Contains(ArchiveFinalizer) == true;
-
-    /// <summary>A deep copy: cached objects are shared with the informer and never changed in place.</summary>
-    private static ContainerCheckpoint Clone(ContainerCheckpoint obj)
-    {
-        var json = CrscResources.ContainerCheckpoints.Json;
-        return JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(obj, json), json)!;
-    }
 }

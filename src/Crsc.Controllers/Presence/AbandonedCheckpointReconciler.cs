@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
@@ -177,22 +176,24 @@ public sealed class AbandonedCheckpointReconciler : IReconciler
         }
     }
 
-    /// <summary>Removes the finalizer (a 409 is thrown: the controller retries from the fresh object); false when the object is gone.</summary>
+    /// <summary>
+    /// Removes the finalizer; after a 409, only while the object read again is the same one, still being deleted and
+    /// still of the same node. False when nothing was removed (gone, or no longer abandoned as decided).
+    /// </summary>
     private async Task<bool> RemoveFinalizerAsync(ContainerCheckpoint ckpt, CancellationToken ct)
     {
-        var json = CrscResources.ContainerCheckpoints.Json;
-        var updated = JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(ckpt, json), json)!;
-        updated.Metadata.Finalizers?.RemoveAll(f => f == ContainerCheckpointReconciler.ArchiveFinalizer);
-        if (updated.Metadata.Finalizers is { Count: 0 }) updated.Metadata.Finalizers = null;
-        try
+        var uid = ckpt.Metadata.Uid;
+        var node = ckpt.Status?.Node;
+        var written = await StatusWriter.UpdateAsync(_checkpointsApi, ckpt, current =>
         {
-            await _checkpointsApi.UpdateAsync(updated, ct).ConfigureAwait(false);
+            if (current.Metadata.Uid != uid || current.Metadata.DeletionTimestamp is null || current.Status?.Node != node
+                || !HasFinalizer(current))
+                return false;
+            current.Metadata.Finalizers!.RemoveAll(f => f == ContainerCheckpointReconciler.ArchiveFinalizer);
+            if (current.Metadata.Finalizers is { Count: 0 }) current.Metadata.Finalizers = null;
             return true;
-        }
-        catch (NotFoundException)
-        {
-            return false;
-        }
+        }, ct).ConfigureAwait(false);
+        return written is not null;
     }
 
     private static bool HasFinalizer(ContainerCheckpoint ckpt) =>

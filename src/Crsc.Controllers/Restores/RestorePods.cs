@@ -57,11 +57,4 @@ internal static class RestorePods
         }
         return ContainerOf(pod, container)?.Image;
     }
-
-    /// <summary>A deep copy: cached objects are shared with the informer and never changed in place.</summary>
-    public static Restore Clone(Restore restore)
-    {
-        var json = CrscResources.Restores.Json;
-        return JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(restore, json), json)!;
-    }
 }

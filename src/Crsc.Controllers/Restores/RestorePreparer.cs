@@ -222,38 +222,16 @@ public sealed class RestorePreparer : IReconciler
     /// Sets the ImagesReady condition, nothing else. On a 409 reads the Restore again and writes only while it is
     /// still about the same pod and unpatched; null when nothing was written.
     /// </summary>
-    private async Task<Restore?> ReportAsync(Restore restore, Pod pod, ConditionStatus value, string reason, string message,
-        CancellationToken ct)
-    {
-        var current = RestorePods.Clone(restore);
-        for (var attempt = 0; ; attempt++)
+    private Task<Restore?> ReportAsync(Restore restore, Pod pod, ConditionStatus value, string reason, string message,
+        CancellationToken ct) =>
+        StatusWriter.UpdateStatusAsync(_restoresApi, restore, current =>
         {
             var s = current.Status;
             if (s?.Phase != RestorePhase.Restoring || s.PatchedAt is not null || s.PodName != pod.Metadata.Name
                 || (s.PodUid is not null && s.PodUid != pod.Metadata.Uid) || current.Metadata.Uid != restore.Metadata.Uid
                 || s.Image != restore.Status!.Image)
-                return null;
-            if (!s.SetCondition(RestoreConditions.ImagesReady, value, reason, message, current.Metadata.Generation, _time.GetUtcNow()))
-                return null; // already said
-            try
-            {
-                return await _restoresApi.UpdateStatusAsync(current, ct).ConfigureAwait(false);
-            }
-            catch (NotFoundException)
-            {
-                return null;
-            }
-            catch (ConflictException) when (attempt < 5)
-            {
-                try
-                {
-                    current = await _restoresApi.GetAsync(restore.Metadata.Namespace, restore.Metadata.Name!, ct).ConfigureAwait(false);
-                }
-                catch (NotFoundException)
-                {
-                    return null;
-                }
-            }
-        }
-    }
+                return false;
+            // false: already said
+            return s.SetCondition(RestoreConditions.ImagesReady, value, reason, message, current.Metadata.Generation, _time.GetUtcNow());
+        }, ct, attempts: 6);
 }

@@ -693,7 +693,7 @@ public sealed class RestoreReconciler : IReconciler
     /// </summary>
     private async Task<Restore> WriteAsync(Restore r, Action<RestoreStatus> change, CancellationToken ct)
     {
-        var copy = RestorePods.Clone(r);
+        var copy = StatusWriter.DeepCopy(_restoresApi.Type, r);
         copy.Status ??= new RestoreStatus();
         change(copy.Status);
         copy.Status.ObservedGeneration = copy.Metadata.Generation;

@@ -401,29 +401,28 @@ public sealed class ScheduleReconciler : IReconciler
 
     /// <summary>
     /// Writes the status <paramref name="change"/> makes of the cached one, when it changes anything. Conflict on a 409
-    /// (the cache is behind another writer): requeue and decide again from the newer object.
+    /// (the cache is behind another writer): one attempt only, because the change was decided from the cached object
+    /// (a checkpoint may have been made for it); requeue and decide again from the newer object.
     /// </summary>
     private async Task<StatusWrite> WriteStatusAsync(CheckpointSchedule cached, Action<CheckpointScheduleStatus> change, CancellationToken ct)
     {
-        var json = CrscResources.CheckpointSchedules.Json;
-        var updated = JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(cached, json), json)!;
-        updated.Status ??= new CheckpointScheduleStatus();
-        change(updated.Status);
-        updated.Status.ObservedGeneration = cached.Metadata.Generation;
-        if (JsonSerializer.Serialize(updated, json) == JsonSerializer.Serialize(cached, json)) return StatusWrite.Unchanged;
+        var json = _schedulesApi.Type.Json;
+        var before = JsonSerializer.Serialize(cached, json);
         try
         {
-            await _schedulesApi.UpdateStatusAsync(updated, ct).ConfigureAwait(false);
-            return StatusWrite.Written;
+            var written = await StatusWriter.UpdateStatusAsync(_schedulesApi, cached, updated =>
+            {
+                change(updated.Status ??= new CheckpointScheduleStatus());
+                updated.Status.ObservedGeneration = cached.Metadata.Generation;
+                return JsonSerializer.Serialize(updated, json) != before;
+            }, ct, attempts: 1).ConfigureAwait(false);
+            // null: unchanged, or the schedule is gone
+            return written is null ? StatusWrite.Unchanged : StatusWrite.Written;
         }
         catch (ConflictException)
         {
             Log.StatusConflict(_logger, cached.Metadata.Namespace!, cached.Metadata.Name!);
             return StatusWrite.Conflict;
-        }
-        catch (NotFoundException)
-        {
-            return StatusWrite.Unchanged;
         }
     }
 

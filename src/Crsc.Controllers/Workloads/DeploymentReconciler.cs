@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
@@ -173,36 +172,33 @@ public sealed class DeploymentReconciler : IReconciler
             return ReconcileResult.Done;
         }
 
+        // on a 409 each write reads the schedule again and applies the change while it is the same schedule, still ours
+        var uid = schedule.Metadata.Uid;
         var current = schedule;
-        try
+        if (NeedsUpdate(schedule, key.Name, intervalText))
         {
-            if (NeedsUpdate(schedule, key.Name, intervalText))
+            var updated = await StatusWriter.UpdateAsync(_schedulesApi, schedule, c =>
             {
-                var updated = Clone(schedule);
-                updated.Spec.Target = new ScheduleTarget { Kind = ScheduleTargetKind.Deployment, Name = key.Name };
-                updated.Spec.Interval = intervalText;
-                updated.Spec.Cron = null;
-                updated.Spec.Retention ??= DefaultRetention();
-                current = await _schedulesApi.UpdateAsync(updated, ct).ConfigureAwait(false);
-                Log.ScheduleUpdated(_logger, ns, key.Name, schedule.Spec.Interval, intervalText);
-                _events.Normal(deployment, "ScheduleUpdated",
-                    $"CheckpointSchedule {key.Name}: interval {schedule.Spec.Interval ?? schedule.Spec.Cron} -> {intervalText}");
-            }
-            if (current.Status?.FindCondition(ConditionTypes.Degraded) is { Reason: ReasonInvalidAnnotation })
-            {
-                var cleared = Clone(current);
-                cleared.Status!.RemoveCondition(ConditionTypes.Degraded);
-                await _schedulesApi.UpdateStatusAsync(cleared, ct).ConfigureAwait(false);
-            }
+                if (c.Metadata.Uid != uid || OwnershipOf(c, deployment) != Ownership.Ours || !NeedsUpdate(c, key.Name, intervalText))
+                    return false;
+                c.Spec.Target = new ScheduleTarget { Kind = ScheduleTargetKind.Deployment, Name = key.Name };
+                c.Spec.Interval = intervalText;
+                c.Spec.Cron = null;
+                c.Spec.Retention ??= DefaultRetention();
+                return true;
+            }, ct).ConfigureAwait(false);
+            // gone, or changed by someone else meanwhile: decide again from the cache
+            if (updated is null) return ReconcileResult.Requeue;
+            current = updated;
+            Log.ScheduleUpdated(_logger, ns, key.Name, schedule.Spec.Interval, intervalText);
+            _events.Normal(deployment, "ScheduleUpdated",
+                $"CheckpointSchedule {key.Name}: interval {schedule.Spec.Interval ?? schedule.Spec.Cron} -> {intervalText}");
         }
-        catch (ConflictException)
+        if (current.Status?.FindCondition(ConditionTypes.Degraded) is { Reason: ReasonInvalidAnnotation })
         {
-            Log.Conflict(_logger, ns, key.Name);
-            return ReconcileResult.Requeue;
-        }
-        catch (NotFoundException)
-        {
-            return ReconcileResult.Requeue;
+            await StatusWriter.UpdateStatusAsync(_schedulesApi, current, c =>
+                c.Metadata.Uid == uid && c.Status?.FindCondition(ConditionTypes.Degraded) is { Reason: ReasonInvalidAnnotation }
+                && c.Status.RemoveCondition(ConditionTypes.Degraded), ct).ConfigureAwait(false);
         }
         return ReconcileResult.Done;
     }
@@ -218,24 +214,11 @@ public sealed class DeploymentReconciler : IReconciler
         Log.InvalidAnnotation(_logger, ns, name, message);
         _events.Warning(deployment, ReasonInvalidAnnotation, message);
         if (schedule is null) return ReconcileResult.Done;
-        var updated = Clone(schedule);
-        updated.Status ??= new CheckpointScheduleStatus();
-        if (!updated.Status.SetCondition(ConditionTypes.Degraded, ConditionStatus.True, ReasonInvalidAnnotation, message,
-                schedule.Metadata.Generation, _time.GetUtcNow()))
-            return ReconcileResult.Done;
-        try
-        {
-            await _schedulesApi.UpdateStatusAsync(updated, ct).ConfigureAwait(false);
-        }
-        catch (ConflictException)
-        {
-            Log.Conflict(_logger, ns, name);
-            return ReconcileResult.Requeue;
-        }
-        catch (NotFoundException)
-        {
-            return ReconcileResult.Requeue;
-        }
+        var uid = schedule.Metadata.Uid;
+        await StatusWriter.UpdateStatusAsync(_schedulesApi, schedule, c =>
+            c.Metadata.Uid == uid
+            && (c.Status ??= new CheckpointScheduleStatus()).SetCondition(ConditionTypes.Degraded, ConditionStatus.True,
+                ReasonInvalidAnnotation, message, schedule.Metadata.Generation, _time.GetUtcNow()), ct).ConfigureAwait(false);
         return ReconcileResult.Done;
     }
 
@@ -307,10 +290,4 @@ public sealed class DeploymentReconciler : IReconciler
     private static OwnerReference? OwnerOf(CheckpointSchedule schedule) =>
         schedule.Metadata.OwnerReferences?.FirstOrDefault(o =>
             o.Controller == true && o.Kind == DeploymentKind && o.ApiVersion.StartsWith("apps/", StringComparison.Ordinal));
-
-    private static CheckpointSchedule Clone(CheckpointSchedule obj)
-    {
-        var json = CrscResources.CheckpointSchedules.Json;
-        return JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(obj, json), json)!;
-    }
 }

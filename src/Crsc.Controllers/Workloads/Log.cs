@@ -23,9 +23,6 @@ internal static partial class Log
     [LoggerMessage(6, LogLevel.Information, "Deployment {Namespace}/{Name}: CheckpointSchedule was left by an earlier Deployment of that name (owner uid {OldUid}); replacing it")]
     public static partial void StaleSchedule(ILogger logger, string @namespace, string name, string oldUid);
 
-    [LoggerMessage(7, LogLevel.Information, "Deployment {Namespace}/{Name}: write conflicted with another writer (409); looking again")]
-    public static partial void Conflict(ILogger logger, string @namespace, string name);
-
     // the failure detector (PodFailureReconciler): 20–39
 
     [LoggerMessage(20, LogLevel.Information, "Created Restore {Namespace}/{Restore} for pod {Pod} container {Container} ({Signal}): {Description}")]

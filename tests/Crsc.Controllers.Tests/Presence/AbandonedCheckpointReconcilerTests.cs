@@ -268,6 +268,30 @@ public sealed class AbandonedCheckpointReconcilerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_write_by_someone_else_just_before_the_removal_is_kept_and_the_finalizer_still_goes()
+    {
+        await CheckpointAsync();
+        await ReconcileAsync();
+        _time.Advance(TimeSpan.FromMinutes(1));
+        var once = true;
+        _checkpointsApi.BeforeCall = (verb, _) =>
+        {
+            if (verb != "update" || !once) return;
+            once = false;
+            // a real 409: the stored object moves on after the reconciler read its cached copy
+            _checkpointsApi.PatchAsync(Ns, "ckpt-1", Crsc.Controllers.Kubernetes.PatchType.Merge,
+                """{"metadata":{"labels":{"team":"cart"}}}""", CancellationToken.None).GetAwaiter().GetResult();
+        };
+
+        Assert.Equal(ReconcileResult.Done, await ReconcileAsync());
+
+        Assert.Null(Finalizers());
+        Assert.Equal("cart", _checkpointsApi.Stored(Ns, "ckpt-1")!.Metadata.Labels!["team"]);
+        Assert.Equal(2, _checkpointsApi.CallCount("update"));
+        AbandonedEvent();
+    }
+
+    [Fact]
     public async Task A_conflicting_write_is_retried_from_the_fresh_object()
     {
         await CheckpointAsync();

@@ -147,6 +147,31 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
         Assert.Equal("10m", Schedule()!.Spec.Interval);
     }
 
+    [Fact]
+    public async Task A_users_edit_landing_just_before_the_update_is_kept_and_the_update_still_made()
+    {
+        await CreateDeploymentAsync("web", Managed, Interval("5m"));
+        await ReconcileAsync();
+        await AnnotateAsync("web", Interval("1h"));
+        var once = true;
+        _schedulesApi.BeforeCall = (verb, _) =>
+        {
+            if (verb != "update" || !once) return;
+            once = false;
+            // a real 409: the user tunes retention after the reconciler read the schedule from its cache
+            _schedulesApi.PatchAsync(Ns, "web", Crsc.Controllers.Kubernetes.PatchType.Merge,
+                """{"spec":{"retention":{"keepLast":12}}}""", CancellationToken.None).GetAwaiter().GetResult();
+        };
+
+        Assert.Equal(ReconcileResult.Done, await ReconcileAsync());
+
+        var s = Schedule()!;
+        Assert.Equal("1h", s.Spec.Interval);
+        Assert.Equal(12, s.Spec.Retention!.KeepLast);
+        Assert.Equal(2, _schedulesApi.CallCount("update"));
+        Assert.Single(_events.Events, e => e.Reason == "ScheduleUpdated" && e.Message.Contains("5m -> 1h"));
+    }
+
     [Theory]
     [InlineData(null)] // annotation removed
     [InlineData("false")]
