@@ -1,3 +1,4 @@
+using Crsc.Testing.Kube;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Kubernetes;
@@ -19,8 +20,11 @@ public sealed class StatusWriterTests
         }, CancellationToken.None);
 
     /// <summary>A real write by someone else (runs inside the fake's call, so it uses a verb the test ignores).</summary>
+    private int _otherWrites;
+
+    // a different value each time: a write that changes nothing keeps the resourceVersion (as the API server does)
     private void OtherWriter() =>
-        _ = _api.PatchAsync(Ns, "ckpt-1", PatchType.Merge, """{"metadata":{"labels":{"other":"x"}}}""", CancellationToken.None);
+        _ = _api.PatchAsync(Ns, "ckpt-1", PatchType.Merge, "{\"metadata\":{\"labels\":{\"other\":\"x" + ++_otherWrites + "\"}}}", CancellationToken.None);
 
     private static Func<ContainerCheckpoint, bool> SetMessage(string message) => c =>
     {

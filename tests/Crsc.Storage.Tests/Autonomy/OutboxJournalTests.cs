@@ -1,3 +1,4 @@
+using Crsc.Controllers.Schedules;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Autonomy;
