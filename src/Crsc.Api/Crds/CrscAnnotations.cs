@@ -1,7 +1,7 @@
 namespace Crsc.Api.Crds;
 
 /// <summary>
-/// The annotations and labels the Step 4 reconcilers agree on (workloads, schedules, checkpoints, restores). Stable:
+/// The annotations and labels crsc's reconcilers agree on (workloads, schedules, checkpoints, restores). Stable:
 /// users, tooling and the other reconcilers select by them. One constant a line; add yours in its group.
 /// </summary>
 public static class CrscAnnotations

@@ -106,53 +106,30 @@ public sealed partial class OfflineScheduler
             return;
         }
         var recovered = false;
-        while (!ct.IsCancellationRequested)
+        // one failed round (the outbox's disk is full, the store cannot be read) must not end offline checkpoints
+        await _loop.RunAsync(async token =>
         {
             // take the flip's task before looking, so a flip in between is not missed
-            var flipped = _apiServer.WaitForChangeAsync(ct);
-            Task wake;
-            try
+            var flipped = _apiServer.WaitForChangeAsync(token);
+            if (!recovered)
             {
-                if (!recovered)
-                {
-                    ResolveInterruptedRuns();
-                    RecoverRuns();
-                    recovered = true;
-                }
-                WriteHeldRecords();
-                if (!_apiServer.IsOffline)
-                {
-                    _loop.Succeeded();
-                    await flipped.ConfigureAwait(false);
-                    continue;
-                }
-                var next = await RunDueAsync(ct).ConfigureAwait(false);
+                ResolveInterruptedRuns();
+                RecoverRuns();
+                recovered = true;
+            }
+            WriteHeldRecords();
+            if (!_apiServer.IsOffline)
+            {
                 _loop.Succeeded();
-                var now = _time.GetUtcNow();
-                var wait = next is { } at && at - now < _options.MaxWait ? at - now : _options.MaxWait;
-                if (wait < TimeSpan.Zero) wait = TimeSpan.Zero;
-                wake = Task.WhenAny(Task.Delay(wait, _time, ct), flipped);
+                return flipped;
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                // one failed round (the outbox's disk is full, the store cannot be read) must not end offline checkpoints
-                var wait = _loop.Failed(e);
-                Log.RoundFailed(_logger, e, wait);
-                wake = Task.Delay(wait, _time, ct);
-            }
-            try
-            {
-                await wake.ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                return;
-            }
-        }
+            var next = await RunDueAsync(token).ConfigureAwait(false);
+            _loop.Succeeded();
+            var now = _time.GetUtcNow();
+            var wait = next is { } at && at - now < _options.MaxWait ? at - now : _options.MaxWait;
+            if (wait < TimeSpan.Zero) wait = TimeSpan.Zero;
+            return Task.WhenAny(Task.Delay(wait, _time, token), flipped);
+        }, (e, wait) => Log.RoundFailed(_logger, e, wait), ct).ConfigureAwait(false);
     }
 
     /// <summary>

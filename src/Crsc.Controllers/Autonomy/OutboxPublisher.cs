@@ -97,51 +97,28 @@ public sealed partial class OutboxPublisher
     public async Task RunAsync(CancellationToken ct)
     {
         var wasReachable = false;
-        while (!ct.IsCancellationRequested)
+        // the outbox could not be read or acknowledged (a full disk): the round is tried again, the loop goes on
+        await _loop.RunAsync(async token =>
         {
-            Task wake;
-            try
+            _status.Refresh();
+            var flipped = _apiServer.WaitForChangeAsync(token);
+            if (!_apiServer.IsReachable)
             {
-                _status.Refresh();
-                var flipped = _apiServer.WaitForChangeAsync(ct);
-                if (!_apiServer.IsReachable)
-                {
-                    wasReachable = false;
-                    await flipped.ConfigureAwait(false);
-                    continue;
-                }
-                if (!wasReachable && _outbox.Usage.Records > 0)
-                {
-                    // back after an outage: not every node at once
-                    var spread = TimeSpan.FromTicks((long)(_options.Spread.Ticks * _random.NextDouble()));
-                    Log.Back(_logger, _outbox.Usage.Records, spread);
-                    await Task.Delay(spread, _time, ct).ConfigureAwait(false);
-                }
-                wasReachable = true;
-                var wait = await PublishPendingAsync(ct).ConfigureAwait(false) ?? _options.Poll;
-                _loop.Succeeded();
-                wake = Task.WhenAny(Task.Delay(wait, _time, ct), flipped);
+                wasReachable = false;
+                return flipped;
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            if (!wasReachable && _outbox.Usage.Records > 0)
             {
-                return;
+                // back after an outage: not every node at once
+                var spread = TimeSpan.FromTicks((long)(_options.Spread.Ticks * _random.NextDouble()));
+                Log.Back(_logger, _outbox.Usage.Records, spread);
+                await Task.Delay(spread, _time, token).ConfigureAwait(false);
             }
-            catch (Exception e)
-            {
-                // the outbox could not be read or acknowledged (a full disk): the round is tried again, the loop goes on
-                var wait = _loop.Failed(e);
-                Log.RoundFailed(_logger, e, wait);
-                wake = Task.Delay(wait, _time, ct);
-            }
-            try
-            {
-                await wake.ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                return;
-            }
-        }
+            wasReachable = true;
+            var wait = await PublishPendingAsync(token).ConfigureAwait(false) ?? _options.Poll;
+            _loop.Succeeded();
+            return Task.WhenAny(Task.Delay(wait, _time, token), flipped);
+        }, (e, wait) => Log.RoundFailed(_logger, e, wait), ct).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -53,4 +53,42 @@ public sealed class LoopHealth
             $"failing since {since}: {error.Message}; retrying in {Math.Ceiling(wait.TotalSeconds)} s"));
         return wait;
     }
+
+    /// <summary>
+    /// Runs rounds until <paramref name="ct"/> fires. A round does its work (reporting <see cref="Succeeded"/> itself)
+    /// and returns what to wait on before the next one (a timer, a change of state); a round that throws is reported
+    /// (<see cref="Failed"/>, then <paramref name="failed"/> with the wait, for the caller's log) and the next one comes
+    /// after the backoff. Only cancellation ends the loop.
+    /// </summary>
+    public async Task RunAsync(Func<CancellationToken, Task<Task>> round, Action<Exception, TimeSpan> failed, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(round);
+        ArgumentNullException.ThrowIfNull(failed);
+        while (!ct.IsCancellationRequested)
+        {
+            Task wake;
+            try
+            {
+                wake = await round(ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                var wait = Failed(e);
+                failed(e, wait);
+                wake = Task.Delay(wait, _time, ct);
+            }
+            try
+            {
+                await wake.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+    }
 }

@@ -12,7 +12,7 @@ using Microsoft.Extensions.Logging;
 namespace Crsc.Daemon;
 
 /// <summary>
-/// The node's autonomy in the daemon (issue 5): the node state under <c>&lt;stateDir&gt;/node/</c> (loaded at start,
+/// The node's autonomy in the daemon (working while the API server is away): the node state under <c>&lt;stateDir&gt;/node/</c> (loaded at start,
 /// refreshed from the informers while connected), the outbox under <c>&lt;stateDir&gt;/outbox/</c> (bounded by
 /// <c>outbox.maxBytes</c>; health entry <c>outbox</c>), the offline scheduler (runs this node's schedules while the
 /// API server is unreachable) and the outbox publisher. Only with an API server configured. A state directory that

@@ -41,7 +41,7 @@ internal sealed class StaticPodSettings
 }
 
 /// <summary>
-/// The static-pod checkpointer in the daemon (Step 5): the on-disk store (manifestsDir, inactiveManifestsDir,
+/// The static-pod checkpointer in the daemon: the on-disk store (manifestsDir, inactiveManifestsDir,
 /// checkpointSecretsDir, checkpointConfigMapsDir, stateDir/static-pods), the loop fed by the node's pod informer,
 /// the shared <see cref="ApiServerState"/> and the runtime's sandboxes. Runs with or without an API server (after a
 /// reboot without one it is what brings the checkpointed pods back). Only wiring: the decisions live in
