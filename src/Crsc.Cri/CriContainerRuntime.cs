@@ -218,7 +218,7 @@ public sealed class CriContainerRuntime : IContainerRuntime, IDisposable
 
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 4001, Level = LogLevel.Debug,
+    [LoggerMessage(EventId = 30001, Level = LogLevel.Debug,
         Message = "CRI checkpoint of container {ContainerId} to {ArchivePath} (deadline {TimeoutSeconds}s)")]
     public static partial void Checkpointing(ILogger logger, string containerId, string archivePath, double timeoutSeconds);
 }

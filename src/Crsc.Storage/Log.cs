@@ -5,44 +5,44 @@ namespace Crsc.Storage;
 
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information,
+    [LoggerMessage(EventId = 50201, Level = LogLevel.Information,
         Message = "Checkpoint store opened at {CheckpointDirectory} (staging {StagingDirectory})")]
     public static partial void StoreOpened(ILogger logger, string checkpointDirectory, string stagingDirectory);
 
-    [LoggerMessage(EventId = 2, Level = LogLevel.Information,
+    [LoggerMessage(EventId = 50202, Level = LogLevel.Information,
         Message = "Ingested checkpoint {CheckpointId} of {Namespace}/{Workload}/{Container}: {UncompressedSize} bytes, stored {Size} bytes ({Compression}), {Digest}")]
     public static partial void Ingested(ILogger logger, string checkpointId, string @namespace, string workload, string container,
         long uncompressedSize, long size, CheckpointCompression compression, string digest);
 
-    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Refused archive {Path}: {Reason}")]
+    [LoggerMessage(EventId = 50203, Level = LogLevel.Warning, Message = "Refused archive {Path}: {Reason}")]
     public static partial void Rejected(ILogger logger, string path, string reason);
 
-    [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Deleted checkpoint {CheckpointId} ({Path})")]
+    [LoggerMessage(EventId = 50204, Level = LogLevel.Information, Message = "Deleted checkpoint {CheckpointId} ({Path})")]
     public static partial void Deleted(ILogger logger, string checkpointId, string path);
 
-    [LoggerMessage(EventId = 5, Level = LogLevel.Information,
+    [LoggerMessage(EventId = 50205, Level = LogLevel.Information,
         Message = "Retention {Action} checkpoint {CheckpointId} of {Namespace}/{Workload}/{Container} ({Reason}, {Size} bytes)")]
     public static partial void Retention(ILogger logger, string action, string checkpointId, string @namespace, string workload,
         string container, RetentionReason reason, long size);
 
-    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Recovery removed {Path} ({Reason})")]
+    [LoggerMessage(EventId = 50206, Level = LogLevel.Warning, Message = "Recovery removed {Path} ({Reason})")]
     public static partial void RecoveryRemoved(ILogger logger, string path, RecoveryReason reason);
 
-    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Recovery: {Warning}")]
+    [LoggerMessage(EventId = 50207, Level = LogLevel.Warning, Message = "Recovery: {Warning}")]
     public static partial void RecoveryWarning(ILogger logger, string warning);
 
-    [LoggerMessage(EventId = 8, Level = LogLevel.Warning, Message = "Cleanup of {Path} failed: {Error}")]
+    [LoggerMessage(EventId = 50208, Level = LogLevel.Warning, Message = "Cleanup of {Path} failed: {Error}")]
     public static partial void CleanupFailed(ILogger logger, string path, string error);
 
-    [LoggerMessage(EventId = 9, Level = LogLevel.Warning, Message = "Skipping manifest {Path}: {Reason}")]
+    [LoggerMessage(EventId = 50209, Level = LogLevel.Warning, Message = "Skipping manifest {Path}: {Reason}")]
     public static partial void ManifestSkipped(ILogger logger, string path, string reason);
 
-    [LoggerMessage(EventId = 10, Level = LogLevel.Error, Message = "Checkpoint {CheckpointId} failed verification: {Problem}")]
+    [LoggerMessage(EventId = 50210, Level = LogLevel.Error, Message = "Checkpoint {CheckpointId} failed verification: {Problem}")]
     public static partial void VerificationFailed(ILogger logger, string checkpointId, string problem);
 
-    [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "Skipping {Path}: {Reason}")]
+    [LoggerMessage(EventId = 50211, Level = LogLevel.Warning, Message = "Skipping {Path}: {Reason}")]
     public static partial void PathSkipped(ILogger logger, string path, string reason);
 
-    [LoggerMessage(EventId = 12, Level = LogLevel.Information, Message = "Checkpoint {CheckpointId} pinned: {Pinned}")]
+    [LoggerMessage(EventId = 50212, Level = LogLevel.Information, Message = "Checkpoint {CheckpointId} pinned: {Pinned}")]
     public static partial void PinChanged(ILogger logger, string checkpointId, bool pinned);
 }

@@ -120,13 +120,13 @@ public sealed partial class NodeStateStore : IScheduleRunLog, IWorkloadNameResol
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Node state loaded: {Schedules} schedule(s), {Pods} pod(s), {Runs} run(s)")]
+        [LoggerMessage(20001, LogLevel.Information, "Node state loaded: {Schedules} schedule(s), {Pods} pod(s), {Runs} run(s)")]
         public static partial void Loaded(ILogger logger, int schedules, int pods, int runs);
 
-        [LoggerMessage(2, LogLevel.Warning, "Node state belongs to node {SavedNode}, not {NodeName}; starting without it")]
+        [LoggerMessage(20002, LogLevel.Warning, "Node state belongs to node {SavedNode}, not {NodeName}; starting without it")]
         public static partial void OtherNode(ILogger logger, string savedNode, string nodeName);
 
-        [LoggerMessage(3, LogLevel.Warning, "Node state could not be saved; it is kept in memory and saved at the next change")]
+        [LoggerMessage(20003, LogLevel.Warning, "Node state could not be saved; it is kept in memory and saved at the next change")]
         public static partial void SaveFailed(ILogger logger, Exception exception);
     }
 }

@@ -437,34 +437,34 @@ public sealed partial class OfflineScheduler
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "API server unreachable: schedule {Namespace}/{Schedule} checkpoints pod {Pod} container {Container} as {Name} through the runtime")]
+        [LoggerMessage(20101, LogLevel.Information, "API server unreachable: schedule {Namespace}/{Schedule} checkpoints pod {Pod} container {Container} as {Name} through the runtime")]
         public static partial void Running(ILogger logger, string @namespace, string schedule, string name, string pod, string container);
 
-        [LoggerMessage(2, LogLevel.Information, "Offline checkpoint {Namespace}/{Name} stored as {CheckpointId} ({Size} bytes); its records wait in the outbox")]
+        [LoggerMessage(20102, LogLevel.Information, "Offline checkpoint {Namespace}/{Name} stored as {CheckpointId} ({Size} bytes); its records wait in the outbox")]
         public static partial void Taken(ILogger logger, string @namespace, string name, string checkpointId, long size);
 
-        [LoggerMessage(3, LogLevel.Warning, "Offline checkpoint {Name} of schedule {Namespace}/{Schedule} (pod {Pod}, container {Container}) failed")]
+        [LoggerMessage(20103, LogLevel.Warning, "Offline checkpoint {Name} of schedule {Namespace}/{Schedule} (pod {Pod}, container {Container}) failed")]
         public static partial void Failed(ILogger logger, Exception exception, string @namespace, string schedule, string name, string pod, string container);
 
-        [LoggerMessage(5, LogLevel.Information, "{Runs} offline run(s) whose records wait in the outbox are known as taken")]
+        [LoggerMessage(20105, LogLevel.Information, "{Runs} offline run(s) whose records wait in the outbox are known as taken")]
         public static partial void RunsRecovered(ILogger logger, int runs);
 
-        [LoggerMessage(6, LogLevel.Error, "Offline scheduler round failed; retrying in {Wait}")]
+        [LoggerMessage(20106, LogLevel.Error, "Offline scheduler round failed; retrying in {Wait}")]
         public static partial void RoundFailed(ILogger logger, Exception exception, TimeSpan wait);
 
-        [LoggerMessage(7, LogLevel.Error, "The outbox did not take the records of offline checkpoint {Name}; they are held and written before any other run")]
+        [LoggerMessage(20107, LogLevel.Error, "The outbox did not take the records of offline checkpoint {Name}; they are held and written before any other run")]
         public static partial void RecordsHeld(ILogger logger, Exception exception, string name);
 
-        [LoggerMessage(8, LogLevel.Warning, "Offline checkpoint {Namespace}/{Name} was cut short by a restart after archive {CheckpointId} was stored; the archive is adopted and its records appended to the outbox")]
+        [LoggerMessage(20108, LogLevel.Warning, "Offline checkpoint {Namespace}/{Name} was cut short by a restart after archive {CheckpointId} was stored; the archive is adopted and its records appended to the outbox")]
         public static partial void InterruptedAdopted(ILogger logger, string @namespace, string name, string checkpointId);
 
-        [LoggerMessage(9, LogLevel.Warning, "Offline checkpoint {Namespace}/{Name} was cut short by a restart after archive {CheckpointId} was stored, and its schedule {Schedule} is no longer known on this node; the archive is deleted")]
+        [LoggerMessage(20109, LogLevel.Warning, "Offline checkpoint {Namespace}/{Name} was cut short by a restart after archive {CheckpointId} was stored, and its schedule {Schedule} is no longer known on this node; the archive is deleted")]
         public static partial void InterruptedRemoved(ILogger logger, string @namespace, string name, string checkpointId, string schedule);
 
-        [LoggerMessage(10, LogLevel.Information, "Offline checkpoint {Namespace}/{Name} was cut short by a restart before an archive was stored; its slot runs again")]
+        [LoggerMessage(20110, LogLevel.Information, "Offline checkpoint {Namespace}/{Name} was cut short by a restart before an archive was stored; its slot runs again")]
         public static partial void InterruptedNothingStored(ILogger logger, string @namespace, string name);
 
-        [LoggerMessage(4, LogLevel.Warning, "Outbox full: the offline checkpoint of schedule {Namespace}/{Schedule} (pod {Pod}, container {Container}) due at {RunAt} waits")]
+        [LoggerMessage(20104, LogLevel.Warning, "Outbox full: the offline checkpoint of schedule {Namespace}/{Schedule} (pod {Pod}, container {Container}) due at {RunAt} waits")]
         public static partial void PausedFull(ILogger logger, string @namespace, string schedule, string pod, string container, DateTimeOffset runAt);
     }
 }

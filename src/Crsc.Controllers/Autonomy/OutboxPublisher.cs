@@ -482,37 +482,37 @@ public sealed partial class OutboxPublisher
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "API server back: publishing {Records} outbox record(s) after {Spread}")]
+        [LoggerMessage(20201, LogLevel.Information, "API server back: publishing {Records} outbox record(s) after {Spread}")]
         public static partial void Back(ILogger logger, int records, TimeSpan spread);
 
-        [LoggerMessage(2, LogLevel.Warning, "Outbox record {Kind} at {Position} not published, retrying in {Wait}: {Reason}")]
+        [LoggerMessage(20202, LogLevel.Warning, "Outbox record {Kind} at {Position} not published, retrying in {Wait}: {Reason}")]
         public static partial void Retry(ILogger logger, string kind, long position, TimeSpan wait, string reason);
 
-        [LoggerMessage(3, LogLevel.Error, "Outbox record {Kind} at {Position} can never be published as it is; it is dropped")]
+        [LoggerMessage(20203, LogLevel.Error, "Outbox record {Kind} at {Position} can never be published as it is; it is dropped")]
         public static partial void Dropped(ILogger logger, Exception exception, string kind, long position);
 
-        [LoggerMessage(4, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name} taken offline can never be published ({Reason}); its archive {CheckpointId} is deleted")]
+        [LoggerMessage(20204, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name} taken offline can never be published ({Reason}); its archive {CheckpointId} is deleted")]
         public static partial void Discarded(ILogger logger, string @namespace, string name, string checkpointId, string reason);
 
-        [LoggerMessage(9, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name} taken offline can never be published ({Reason}); its archive {CheckpointId} is not in the store")]
+        [LoggerMessage(20209, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name} taken offline can never be published ({Reason}); its archive {CheckpointId} is not in the store")]
         public static partial void DiscardedNoArchive(ILogger logger, string @namespace, string name, string checkpointId, string reason);
 
-        [LoggerMessage(10, LogLevel.Error, "Outbox publisher round failed; retrying in {Wait}")]
+        [LoggerMessage(20210, LogLevel.Error, "Outbox publisher round failed; retrying in {Wait}")]
         public static partial void RoundFailed(ILogger logger, Exception exception, TimeSpan wait);
 
-        [LoggerMessage(11, LogLevel.Debug, "Outbox record at {Position} marks an offline run that has not ended; later records wait")]
+        [LoggerMessage(20211, LogLevel.Debug, "Outbox record at {Position} marks an offline run that has not ended; later records wait")]
         public static partial void WaitingForRun(ILogger logger, long position);
 
-        [LoggerMessage(5, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name} (archive {CheckpointId}) was deleted before its Content was published; skipped")]
+        [LoggerMessage(20205, LogLevel.Information, "ContainerCheckpoint {Namespace}/{Name} (archive {CheckpointId}) was deleted before its Content was published; skipped")]
         public static partial void CheckpointGone(ILogger logger, string @namespace, string name, string checkpointId);
 
-        [LoggerMessage(6, LogLevel.Warning, "Archive {CheckpointId} of ContainerCheckpoint {Namespace}/{Name} is no longer in the store; no Content is published for it")]
+        [LoggerMessage(20206, LogLevel.Warning, "Archive {CheckpointId} of ContainerCheckpoint {Namespace}/{Name} is no longer in the store; no Content is published for it")]
         public static partial void ArchiveGone(ILogger logger, string @namespace, string name, string checkpointId);
 
-        [LoggerMessage(7, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name} has no Content to complete it with; its status is left to the node's reconciler")]
+        [LoggerMessage(20207, LogLevel.Warning, "ContainerCheckpoint {Namespace}/{Name} has no Content to complete it with; its status is left to the node's reconciler")]
         public static partial void ContentMissing(ILogger logger, string @namespace, string name);
 
-        [LoggerMessage(8, LogLevel.Warning, "The image of offline checkpoint {CheckpointId} could not be published; its Content has none")]
+        [LoggerMessage(20208, LogLevel.Warning, "The image of offline checkpoint {CheckpointId} could not be published; its Content has none")]
         public static partial void ImageFailed(ILogger logger, Exception exception, string checkpointId);
     }
 }

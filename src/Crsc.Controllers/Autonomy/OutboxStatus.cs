@@ -89,13 +89,13 @@ public sealed partial class OutboxStatus
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Outbox full: {Records} record(s), {Bytes} of {MaxBytes} bytes wait for the API server; offline checkpoints pause until they are published (outbox.maxBytes)")]
+        [LoggerMessage(20301, LogLevel.Warning, "Outbox full: {Records} record(s), {Bytes} of {MaxBytes} bytes wait for the API server; offline checkpoints pause until they are published (outbox.maxBytes)")]
         public static partial void Full(ILogger logger, int records, long bytes, long maxBytes);
 
-        [LoggerMessage(2, LogLevel.Information, "Outbox has room again ({Bytes} of {MaxBytes} bytes); offline checkpoints go on")]
+        [LoggerMessage(20302, LogLevel.Information, "Outbox has room again ({Bytes} of {MaxBytes} bytes); offline checkpoints go on")]
         public static partial void NotFull(ILogger logger, long bytes, long maxBytes);
 
-        [LoggerMessage(3, LogLevel.Warning, "Outbox refused {What}: {Reason}")]
+        [LoggerMessage(20303, LogLevel.Warning, "Outbox refused {What}: {Reason}")]
         public static partial void Refused(ILogger logger, string what, string reason);
     }
 }

@@ -4,51 +4,51 @@ namespace Crsc.Controllers.Restores;
 
 internal static partial class Log
 {
-    [LoggerMessage(1, LogLevel.Information, "Restore {Namespace}/{Name}: started for {Target}")]
+    [LoggerMessage(21001, LogLevel.Information, "Restore {Namespace}/{Name}: started for {Target}")]
     public static partial void Started(ILogger logger, string @namespace, string name, string target);
 
-    [LoggerMessage(2, LogLevel.Information, "Restore {Namespace}/{Name}: restoring pod {Pod} on node {Node}")]
+    [LoggerMessage(21002, LogLevel.Information, "Restore {Namespace}/{Name}: restoring pod {Pod} on node {Node}")]
     public static partial void PodSelected(ILogger logger, string @namespace, string name, string pod, string node);
 
-    [LoggerMessage(3, LogLevel.Warning, "Restore {Namespace}/{Name}: pod {Pod} is gone; waiting for its replacement")]
+    [LoggerMessage(21003, LogLevel.Warning, "Restore {Namespace}/{Name}: pod {Pod} is gone; waiting for its replacement")]
     public static partial void PodLost(ILogger logger, string @namespace, string name, string pod);
 
-    [LoggerMessage(4, LogLevel.Information, "Restore {Namespace}/{Name}: checkpoint {Checkpoint}, image {Image}")]
+    [LoggerMessage(21004, LogLevel.Information, "Restore {Namespace}/{Name}: checkpoint {Checkpoint}, image {Image}")]
     public static partial void CheckpointSelected(ILogger logger, string @namespace, string name, string checkpoint, string image);
 
-    [LoggerMessage(5, LogLevel.Warning, "Restore {Namespace}/{Name}: {Note}")]
+    [LoggerMessage(21005, LogLevel.Warning, "Restore {Namespace}/{Name}: {Note}")]
     public static partial void ImagesNotPrepared(ILogger logger, string @namespace, string name, string note);
 
-    [LoggerMessage(6, LogLevel.Information, "Restore {Namespace}/{Name}: patched container {Container} of pod {Pod} to {Image} (attempt {Attempt})")]
+    [LoggerMessage(21006, LogLevel.Information, "Restore {Namespace}/{Name}: patched container {Container} of pod {Pod} to {Image} (attempt {Attempt})")]
     public static partial void Patched(ILogger logger, string @namespace, string name, string pod, string container, string image, int attempt);
 
-    [LoggerMessage(7, LogLevel.Warning, "Restore {Namespace}/{Name}: attempt {Attempt} of {MaxAttempts} failed: {Detail}")]
+    [LoggerMessage(21007, LogLevel.Warning, "Restore {Namespace}/{Name}: attempt {Attempt} of {MaxAttempts} failed: {Detail}")]
     public static partial void AttemptFailed(ILogger logger, string @namespace, string name, int attempt, int maxAttempts, string detail);
 
-    [LoggerMessage(8, LogLevel.Information, "Restore {Namespace}/{Name}: deleted pod {Pod} so that its replacement is restored")]
+    [LoggerMessage(21008, LogLevel.Information, "Restore {Namespace}/{Name}: deleted pod {Pod} so that its replacement is restored")]
     public static partial void PodDeleted(ILogger logger, string @namespace, string name, string pod);
 
-    [LoggerMessage(9, LogLevel.Warning, "Restore {Namespace}/{Name}: cold start of pod {Pod}, original image {Image} put back")]
+    [LoggerMessage(21009, LogLevel.Warning, "Restore {Namespace}/{Name}: cold start of pod {Pod}, original image {Image} put back")]
     public static partial void ColdStart(ILogger logger, string @namespace, string name, string pod, string image);
 
-    [LoggerMessage(10, LogLevel.Information, "Restore {Namespace}/{Name}: {Phase}: {Message}")]
+    [LoggerMessage(21010, LogLevel.Information, "Restore {Namespace}/{Name}: {Phase}: {Message}")]
     public static partial void Finished(ILogger logger, string @namespace, string name, string phase, string message);
 
-    [LoggerMessage(11, LogLevel.Information, "Restore {Namespace}/{Name}: another writer changed it first (409); deciding again")]
+    [LoggerMessage(21011, LogLevel.Information, "Restore {Namespace}/{Name}: another writer changed it first (409); deciding again")]
     public static partial void Conflict(ILogger logger, string @namespace, string name);
 
-    [LoggerMessage(20, LogLevel.Information, "Restore {Namespace}/{Name}: pulling {Image} on node {Node}")]
+    [LoggerMessage(21020, LogLevel.Information, "Restore {Namespace}/{Name}: pulling {Image} on node {Node}")]
     public static partial void Pulling(ILogger logger, string @namespace, string name, string image, string node);
 
-    [LoggerMessage(21, LogLevel.Warning, "Restore {Namespace}/{Name}: pulling {Image} on node {Node} failed ({Failures} of {MaxAttempts})")]
+    [LoggerMessage(21021, LogLevel.Warning, "Restore {Namespace}/{Name}: pulling {Image} on node {Node} failed ({Failures} of {MaxAttempts})")]
     public static partial void PullFailed(ILogger logger, Exception e, string @namespace, string name, string image, string node, int failures, int maxAttempts);
 
-    [LoggerMessage(22, LogLevel.Information, "Restore {Namespace}/{Name}: images ready on node {Node}")]
+    [LoggerMessage(21022, LogLevel.Information, "Restore {Namespace}/{Name}: images ready on node {Node}")]
     public static partial void Ready(ILogger logger, string @namespace, string name, string node);
 
-    [LoggerMessage(23, LogLevel.Warning, "Restore {Namespace}/{Name}: checkpoint image {Image} refused ({Reason}): {Message}")]
+    [LoggerMessage(21023, LogLevel.Warning, "Restore {Namespace}/{Name}: checkpoint image {Image} refused ({Reason}): {Message}")]
     public static partial void ArchiveRefused(ILogger logger, string @namespace, string name, string image, string reason, string message);
 
-    [LoggerMessage(24, LogLevel.Warning, "Restore {Namespace}/{Name}: restoring from an unauthenticated archive as its annotation allows: {Message}")]
+    [LoggerMessage(21024, LogLevel.Warning, "Restore {Namespace}/{Name}: restoring from an unauthenticated archive as its annotation allows: {Message}")]
     public static partial void ArchiveAllowed(ILogger logger, string @namespace, string name, string message);
 }

@@ -4,18 +4,18 @@ namespace Crsc.Controllers.Schedules;
 
 internal static partial class Log
 {
-    [LoggerMessage(1, LogLevel.Information, "CheckpointSchedule {Namespace}/{Name}: created ContainerCheckpoint {Checkpoint} of pod {Pod} container {Container} for {Due}")]
+    [LoggerMessage(21101, LogLevel.Information, "CheckpointSchedule {Namespace}/{Name}: created ContainerCheckpoint {Checkpoint} of pod {Pod} container {Container} for {Due}")]
     public static partial void CheckpointCreated(ILogger logger, string @namespace, string name, string checkpoint, string pod, string container, DateTimeOffset due);
 
-    [LoggerMessage(2, LogLevel.Information, "CheckpointSchedule {Namespace}/{Name}: ContainerCheckpoint {Checkpoint} for {Due} exists already (an earlier attempt made it)")]
+    [LoggerMessage(21102, LogLevel.Information, "CheckpointSchedule {Namespace}/{Name}: ContainerCheckpoint {Checkpoint} for {Due} exists already (an earlier attempt made it)")]
     public static partial void CheckpointExisted(ILogger logger, string @namespace, string name, string checkpoint, DateTimeOffset due);
 
-    [LoggerMessage(3, LogLevel.Information, "CheckpointSchedule {Namespace}/{Name}: status changed by another writer (409); looking again")]
+    [LoggerMessage(21103, LogLevel.Information, "CheckpointSchedule {Namespace}/{Name}: status changed by another writer (409); looking again")]
     public static partial void StatusConflict(ILogger logger, string @namespace, string name);
 
-    [LoggerMessage(4, LogLevel.Information, "CheckpointSchedule {Namespace}/{Name}: retention deleted ContainerCheckpoint {Checkpoint} (container {Container}, phase {Phase})")]
+    [LoggerMessage(21104, LogLevel.Information, "CheckpointSchedule {Namespace}/{Name}: retention deleted ContainerCheckpoint {Checkpoint} (container {Container}, phase {Phase})")]
     public static partial void Pruned(ILogger logger, string @namespace, string name, string checkpoint, string container, string phase);
 
-    [LoggerMessage(5, LogLevel.Warning, "CheckpointSchedule {Namespace}/{Name}: not runnable: {Reason}: {Message}")]
+    [LoggerMessage(21105, LogLevel.Warning, "CheckpointSchedule {Namespace}/{Name}: not runnable: {Reason}: {Message}")]
     public static partial void NotRunnable(ILogger logger, string @namespace, string name, string reason, string message);
 }

@@ -284,31 +284,31 @@ public sealed partial class StaticPodCheckpointer
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "static-pod checkpoint of {Parent} written ({Reason})")]
+        [LoggerMessage(21201, LogLevel.Information, "static-pod checkpoint of {Parent} written ({Reason})")]
         public static partial void Written(ILogger logger, string parent, string reason);
 
-        [LoggerMessage(2, LogLevel.Warning, "static-pod checkpoint of {Parent} activated: {Reason}")]
+        [LoggerMessage(21202, LogLevel.Warning, "static-pod checkpoint of {Parent} activated: {Reason}")]
         public static partial void Activated(ILogger logger, string parent, string reason);
 
-        [LoggerMessage(3, LogLevel.Information, "static-pod checkpoint of {Parent} deactivated: {Reason}")]
+        [LoggerMessage(21203, LogLevel.Information, "static-pod checkpoint of {Parent} deactivated: {Reason}")]
         public static partial void Deactivated(ILogger logger, string parent, string reason);
 
-        [LoggerMessage(4, LogLevel.Information, "static-pod checkpoint of {Parent} removed: {Reason}")]
+        [LoggerMessage(21204, LogLevel.Information, "static-pod checkpoint of {Parent} removed: {Reason}")]
         public static partial void Removed(ILogger logger, string parent, string reason);
 
-        [LoggerMessage(5, LogLevel.Warning, "static-pod checkpoint: {Action} of {Parent} failed; retried next round")]
+        [LoggerMessage(21205, LogLevel.Warning, "static-pod checkpoint: {Action} of {Parent} failed; retried next round")]
         public static partial void ActionFailed(ILogger logger, Exception exception, string action, string parent);
 
-        [LoggerMessage(6, LogLevel.Warning, "pod {Parent} is not checkpointed: {Reason}")]
+        [LoggerMessage(21206, LogLevel.Warning, "pod {Parent} is not checkpointed: {Reason}")]
         public static partial void Refused(ILogger logger, string parent, string reason);
 
-        [LoggerMessage(7, LogLevel.Warning, "static-pod checkpointer: the container runtime does not answer ({Reason}); no checkpoint is activated or deactivated until it does")]
+        [LoggerMessage(21207, LogLevel.Warning, "static-pod checkpointer: the container runtime does not answer ({Reason}); no checkpoint is activated or deactivated until it does")]
         public static partial void RuntimeUnavailable(ILogger logger, string reason);
 
-        [LoggerMessage(8, LogLevel.Information, "static-pod checkpointer: the container runtime answers again")]
+        [LoggerMessage(21208, LogLevel.Information, "static-pod checkpointer: the container runtime answers again")]
         public static partial void RuntimeBack(ILogger logger);
 
-        [LoggerMessage(9, LogLevel.Error, "static-pod checkpointer round failed; retried at the next one")]
+        [LoggerMessage(21209, LogLevel.Error, "static-pod checkpointer round failed; retried at the next one")]
         public static partial void RoundFailed(ILogger logger, Exception exception);
     }
 }

@@ -82,7 +82,7 @@ public sealed partial class NodeStateFile : INodeStateFile
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Error, "Node state {Path} {Problem}; starting without it (it is replaced at the next save)")]
+        [LoggerMessage(50001, LogLevel.Error, "Node state {Path} {Problem}; starting without it (it is replaced at the next save)")]
         public static partial void Refused(ILogger logger, string path, string problem);
     }
 }

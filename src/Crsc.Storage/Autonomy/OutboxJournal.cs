@@ -252,13 +252,13 @@ public sealed partial class OutboxJournal : IOutbox, IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Outbox journal {Path}: cut a torn or corrupt tail of {Bytes} bytes at offset {Offset} (a crash during an append)")]
+        [LoggerMessage(50101, LogLevel.Warning, "Outbox journal {Path}: cut a torn or corrupt tail of {Bytes} bytes at offset {Offset} (a crash during an append)")]
         public static partial void TornTail(ILogger logger, string path, long offset, long bytes);
 
-        [LoggerMessage(2, LogLevel.Warning, "Outbox {Path}: acknowledged offset {Offset} is no record boundary; publishing again from {Fixed}")]
+        [LoggerMessage(50102, LogLevel.Warning, "Outbox {Path}: acknowledged offset {Offset} is no record boundary; publishing again from {Fixed}")]
         public static partial void AcknowledgedMoved(ILogger logger, string path, long offset, long @fixed);
 
-        [LoggerMessage(3, LogLevel.Warning, "Outbox {Path} cannot be read ('{Text}'); publishing every record again")]
+        [LoggerMessage(50103, LogLevel.Warning, "Outbox {Path} cannot be read ('{Text}'); publishing every record again")]
         public static partial void AcknowledgedUnreadable(ILogger logger, string path, string text);
     }
 }

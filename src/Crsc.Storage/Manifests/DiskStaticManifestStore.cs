@@ -503,10 +503,10 @@ public sealed partial class DiskStaticManifestStore : IStaticManifestStore
 
     private static partial class Log
     {
-        [LoggerMessage(300, LogLevel.Debug, "{Path} is not a crsc static-pod checkpoint; left alone: {Reason}")]
+        [LoggerMessage(50300, LogLevel.Debug, "{Path} is not a crsc static-pod checkpoint; left alone: {Reason}")]
         public static partial void NotACheckpoint(ILogger logger, string path, string reason);
 
-        [LoggerMessage(301, LogLevel.Warning, "static-pod checkpointer state {Path} is unusable, starting its timers afresh: {Reason}")]
+        [LoggerMessage(50301, LogLevel.Warning, "static-pod checkpointer state {Path} is unusable, starting its timers afresh: {Reason}")]
         public static partial void StateUnusable(ILogger logger, string path, string reason);
     }
 }

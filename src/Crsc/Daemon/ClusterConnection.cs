@@ -236,31 +236,31 @@ internal sealed partial class ClusterConnection(
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "No API server is configured (no kubeconfig, not in a cluster); node {NodeName} runs as a node agent only")]
+        [LoggerMessage(70001, LogLevel.Warning, "No API server is configured (no kubeconfig, not in a cluster); node {NodeName} runs as a node agent only")]
         public static partial void NoApiServer(ILogger logger, string nodeName);
 
-        [LoggerMessage(2, LogLevel.Error, "The API server configuration cannot be used; running as a node agent only: {Reason}")]
+        [LoggerMessage(70002, LogLevel.Error, "The API server configuration cannot be used; running as a node agent only: {Reason}")]
         public static partial void ConfigUnusable(ILogger logger, string reason);
 
-        [LoggerMessage(3, LogLevel.Information, "Connecting to the API server {Server} ({Source})")]
+        [LoggerMessage(70003, LogLevel.Information, "Connecting to the API server {Server} ({Source})")]
         public static partial void Connecting(ILogger logger, string server, string source);
 
-        [LoggerMessage(4, LogLevel.Information, "Connected to the API server {Server} ({ServerVersion})")]
+        [LoggerMessage(70004, LogLevel.Information, "Connected to the API server {Server} ({ServerVersion})")]
         public static partial void Connected(ILogger logger, string server, string serverVersion);
 
-        [LoggerMessage(5, LogLevel.Warning, "The API server {Server} is unreachable, retrying in {Retry}: {Reason}")]
+        [LoggerMessage(70005, LogLevel.Warning, "The API server {Server} is unreachable, retrying in {Retry}: {Reason}")]
         public static partial void Unreachable(ILogger logger, string server, string reason, TimeSpan retry);
 
-        [LoggerMessage(6, LogLevel.Information, "leading: cluster reconcilers started ({Identity}, {Controllers} controllers)")]
+        [LoggerMessage(70006, LogLevel.Information, "leading: cluster reconcilers started ({Identity}, {Controllers} controllers)")]
         public static partial void Leading(ILogger logger, string identity, int controllers);
 
-        [LoggerMessage(7, LogLevel.Information, "leading: cluster reconcilers stopped ({Identity})")]
+        [LoggerMessage(70007, LogLevel.Information, "leading: cluster reconcilers stopped ({Identity})")]
         public static partial void NotLeading(ILogger logger, string identity);
 
-        [LoggerMessage(8, LogLevel.Error, "The cluster loop {Loop} failed; the node agent goes on without it")]
+        [LoggerMessage(70008, LogLevel.Error, "The cluster loop {Loop} failed; the node agent goes on without it")]
         public static partial void LoopFailed(ILogger logger, Exception exception, string loop);
 
-        [LoggerMessage(9, LogLevel.Information, "Disconnected from the API server {Server}")]
+        [LoggerMessage(70009, LogLevel.Information, "Disconnected from the API server {Server}")]
         public static partial void Disconnected(ILogger logger, string server);
     }
 }

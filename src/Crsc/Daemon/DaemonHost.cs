@@ -124,16 +124,16 @@ internal static partial class DaemonHost
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "crsc {Version} ({Flavour}) started on node {NodeName}, node API on {Socket}: {Status}")]
+        [LoggerMessage(70101, LogLevel.Information, "crsc {Version} ({Flavour}) started on node {NodeName}, node API on {Socket}: {Status}")]
         public static partial void Started(ILogger logger, string version, string flavour, string nodeName, string socket, string status);
 
-        [LoggerMessage(2, LogLevel.Information, "Stopping")]
+        [LoggerMessage(70102, LogLevel.Information, "Stopping")]
         public static partial void Stopping(ILogger logger);
 
-        [LoggerMessage(4, LogLevel.Debug, "Startup memory released: {Ranges} read-only mapping(s) of the executable ({MiB} MiB) paged out: {Result}")]
+        [LoggerMessage(70104, LogLevel.Debug, "Startup memory released: {Ranges} read-only mapping(s) of the executable ({MiB} MiB) paged out: {Result}")]
         public static partial void StartupMemoryReleased(ILogger logger, int ranges, long mib, string result);
 
-        [LoggerMessage(3, LogLevel.Information, "Stopped")]
+        [LoggerMessage(70103, LogLevel.Information, "Stopped")]
         public static partial void Stopped(ILogger logger);
     }
 }

@@ -327,16 +327,16 @@ internal sealed partial class ImageEndpoint(string listen, StoreImageRegistry re
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Checkpoint images served on {Addresses}")]
+        [LoggerMessage(70201, LogLevel.Information, "Checkpoint images served on {Addresses}")]
         public static partial void Listening(ILogger logger, string addresses);
 
-        [LoggerMessage(2, LogLevel.Error, "Cannot serve checkpoint images on {Listen}: {Reason}; checkpoints go on, but no image references are published")]
+        [LoggerMessage(70202, LogLevel.Error, "Cannot serve checkpoint images on {Listen}: {Reason}; checkpoints go on, but no image references are published")]
         public static partial void ListenFailed(ILogger logger, string listen, string reason);
 
-        [LoggerMessage(3, LogLevel.Error, "Blob {Digest} is corrupt and was not served: {Problem}")]
+        [LoggerMessage(70203, LogLevel.Error, "Blob {Digest} is corrupt and was not served: {Problem}")]
         public static partial void CorruptBlob(ILogger logger, string digest, string problem);
 
-        [LoggerMessage(4, LogLevel.Warning, "Image request from {Peer} for {Path} refused: its token is {Verdict}")]
+        [LoggerMessage(70204, LogLevel.Warning, "Image request from {Peer} for {Path} refused: its token is {Verdict}")]
         public static partial void Refused(ILogger logger, string peer, string path, string verdict);
     }
 }

@@ -61,7 +61,7 @@ internal sealed partial class NodeAutonomy : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Error, "The outbox at {Path} cannot be used: no checkpoints while the API server is away")]
+        [LoggerMessage(70301, LogLevel.Error, "The outbox at {Path} cannot be used: no checkpoints while the API server is away")]
         public static partial void OutboxUnavailable(ILogger logger, Exception exception, string path);
     }
 }
@@ -117,7 +117,7 @@ internal sealed partial class NodeAutonomyService(
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Error, "The {Loop} loop failed; the daemon goes on without it")]
+        [LoggerMessage(70401, LogLevel.Error, "The {Loop} loop failed; the daemon goes on without it")]
         public static partial void LoopFailed(ILogger logger, Exception exception, string loop);
     }
 }

@@ -136,13 +136,13 @@ internal static partial class NodeCheckpointing
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Checkpoint store open ({Checkpoints} checkpoints; staging {Staging}); recovery: {Recovery}")]
+        [LoggerMessage(70501, LogLevel.Information, "Checkpoint store open ({Checkpoints} checkpoints; staging {Staging}); recovery: {Recovery}")]
         public static partial void StoreOpened(ILogger logger, string staging, int checkpoints, string recovery);
 
-        [LoggerMessage(2, LogLevel.Information, "Checkpoints through the kubelet at {Url}: its certificate must be {Trust}; archives only from {CheckpointDir}")]
+        [LoggerMessage(70502, LogLevel.Information, "Checkpoints through the kubelet at {Url}: its certificate must be {Trust}; archives only from {CheckpointDir}")]
         public static partial void KubeletCheckpoints(ILogger logger, string url, string trust, string checkpointDir);
 
-        [LoggerMessage(3, LogLevel.Warning, "kubelet.allowHttp: talking plain HTTP to {Url}; anyone who can listen there is taken for the kubelet. For tests only")]
+        [LoggerMessage(70503, LogLevel.Warning, "kubelet.allowHttp: talking plain HTTP to {Url}; anyone who can listen there is taken for the kubelet. For tests only")]
         public static partial void KubeletOverHttp(ILogger logger, string url);
     }
 }
@@ -208,10 +208,10 @@ internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOpti
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Container runtime at {Endpoint}: {RuntimeName} {RuntimeVersion}")]
+        [LoggerMessage(70601, LogLevel.Information, "Container runtime at {Endpoint}: {RuntimeName} {RuntimeVersion}")]
         public static partial void Reachable(ILogger logger, string endpoint, string runtimeName, string runtimeVersion);
 
-        [LoggerMessage(2, LogLevel.Warning, "Container runtime at {Endpoint} is unreachable: {Reason}")]
+        [LoggerMessage(70602, LogLevel.Warning, "Container runtime at {Endpoint} is unreachable: {Reason}")]
         public static partial void Unreachable(ILogger logger, string endpoint, string reason);
     }
 }

@@ -161,19 +161,19 @@ internal static partial class NodeKeySharing
 
     private static partial class Log
     {
-        [LoggerMessage(5, LogLevel.Error, "Secret {Secret} holds key {SharedKeyId}, but this node's key {Path} is {KeyId} and signs {Checkpoints} checkpoint(s) and {StaticPods} static-pod checkpoint(s) here, which the shared key could not verify: this node keeps its own key, so restores across nodes fail to and from it; put this node's key into the Secret, or move those checkpoints away, then restart")]
+        [LoggerMessage(70705, LogLevel.Error, "Secret {Secret} holds key {SharedKeyId}, but this node's key {Path} is {KeyId} and signs {Checkpoints} checkpoint(s) and {StaticPods} static-pod checkpoint(s) here, which the shared key could not verify: this node keeps its own key, so restores across nodes fail to and from it; put this node's key into the Secret, or move those checkpoints away, then restart")]
         public static partial void NotAdopted(ILogger logger, string secret, string sharedKeyId, string path, string keyId, int checkpoints, int staticPods);
 
-        [LoggerMessage(1, LogLevel.Warning, "The shared key of Secret {Secret} could not be confirmed; using this node's key file as it is (key id {KeyId}): {Reason}")]
+        [LoggerMessage(70701, LogLevel.Warning, "The shared key of Secret {Secret} could not be confirmed; using this node's key file as it is (key id {KeyId}): {Reason}")]
         public static partial void NotConfirmed(ILogger logger, string secret, string keyId, string reason);
 
-        [LoggerMessage(2, LogLevel.Information, "Node key {KeyId} is the shared key of Secret {Secret}")]
+        [LoggerMessage(70702, LogLevel.Information, "Node key {KeyId} is the shared key of Secret {Secret}")]
         public static partial void Confirmed(ILogger logger, string secret, string keyId);
 
-        [LoggerMessage(3, LogLevel.Information, "Secret {Secret} did not exist: created it with this node's key (key id {KeyId})")]
+        [LoggerMessage(70703, LogLevel.Information, "Secret {Secret} did not exist: created it with this node's key (key id {KeyId})")]
         public static partial void Published(ILogger logger, string secret, string keyId);
 
-        [LoggerMessage(4, LogLevel.Warning, "Node key is now the shared key {KeyId} of Secret {Secret}; the previous key {OldKeyId} signed nothing here and is kept as {Retired}")]
+        [LoggerMessage(70704, LogLevel.Warning, "Node key is now the shared key {KeyId} of Secret {Secret}; the previous key {OldKeyId} signed nothing here and is kept as {Retired}")]
         public static partial void Adopted(ILogger logger, string secret, string keyId, string oldKeyId, string retired);
     }
 }
