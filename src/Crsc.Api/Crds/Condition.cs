@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Crsc.Api.Kubernetes;
 
 namespace Crsc.Api.Crds;
 

@@ -30,11 +30,27 @@ public sealed class MicroTimeConverter : JsonConverter<DateTimeOffset>
         => writer.WriteStringValue(KubeTime.FormatMicroTime(value));
 }
 
-/// <summary>Formatting and parsing of Kubernetes timestamps.</summary>
+/// <summary>
+/// Kubernetes timestamps: <c>metav1.Time</c> is RFC 3339 in UTC with whole seconds (<c>2025-05-20T10:00:00Z</c>; the
+/// API server stores no more than that, so crsc writes no more either), <c>metav1.MicroTime</c> has microseconds.
+/// </summary>
 public static class KubeTime
 {
+    /// <summary>The <c>metav1.Time</c> format.</summary>
+    public const string Format = "yyyy-MM-dd'T'HH:mm:ss'Z'";
+
+    /// <summary><paramref name="value"/> in UTC without its fraction of a second (what a metav1.Time keeps).</summary>
+    public static DateTimeOffset Truncate(DateTimeOffset value)
+    {
+        var utc = value.ToUniversalTime();
+        return new DateTimeOffset(utc.Ticks - utc.Ticks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
+    }
+
+    /// <summary>A <c>metav1.Time</c>: <see cref="Format"/> of the truncated value.</summary>
+    public static string ToText(DateTimeOffset value) => FormatTime(value);
+
     public static string FormatTime(DateTimeOffset value)
-        => value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        => value.UtcDateTime.ToString(Format, CultureInfo.InvariantCulture);
 
     public static string FormatMicroTime(DateTimeOffset value)
         => value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);

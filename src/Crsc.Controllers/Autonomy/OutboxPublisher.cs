@@ -8,7 +8,7 @@ using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using KubeTime = Crsc.Api.Crds.KubeTime;
+using KubeTime = Crsc.Api.Kubernetes.KubeTime;
 
 namespace Crsc.Controllers.Autonomy;
 

@@ -3,7 +3,7 @@ using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.Storage;
-using KubeTime = Crsc.Api.Crds.KubeTime;
+using KubeTime = Crsc.Api.Kubernetes.KubeTime;
 
 namespace Crsc.Controllers.NodeAgent;
 

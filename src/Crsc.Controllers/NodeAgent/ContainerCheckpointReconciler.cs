@@ -169,7 +169,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
             current.Status.Phase = ContainerCheckpointPhase.Running;
             current.Status.Node = _options.NodeName;
             current.Status.PodUid = pod.Metadata.Uid;
-            current.Status.StartedAt = Crsc.Api.Crds.KubeTime.Truncate(now);
+            current.Status.StartedAt = Crsc.Api.Kubernetes.KubeTime.Truncate(now);
             current.Status.Message = $"checkpointing container {current.Spec.Container} on node {_options.NodeName}";
             current.Status.ObservedGeneration = current.Metadata.Generation;
             current.Status.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "Running", current.Status.Message,
@@ -307,7 +307,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
             s.Phase = ContainerCheckpointPhase.Failed;
             s.Message = message;
             s.CriuLog = criuLog is null ? null : ContainerCheckpointStatus.CriuLogExcerpt(criuLog);
-            s.CompletedAt = Crsc.Api.Crds.KubeTime.Truncate(now);
+            s.CompletedAt = Crsc.Api.Kubernetes.KubeTime.Truncate(now);
             s.ObservedGeneration = generation;
             s.SetCondition(ConditionTypes.Progressing, ConditionStatus.False, reason, message, generation, now);
             s.SetCondition(ConditionTypes.Ready, ConditionStatus.False, reason, message, generation, now);

@@ -8,7 +8,7 @@ using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.Reconciling;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using KubeTime = Crsc.Api.Crds.KubeTime;
+using KubeTime = Crsc.Api.Kubernetes.KubeTime;
 
 namespace Crsc.Controllers.Restores;
 

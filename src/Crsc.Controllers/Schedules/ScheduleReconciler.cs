@@ -11,7 +11,7 @@ using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Reconciling;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using KubeTime = Crsc.Api.Crds.KubeTime;
+using KubeTime = Crsc.Api.Kubernetes.KubeTime;
 
 namespace Crsc.Controllers.Schedules;
 

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
 
 namespace Crsc.Controllers.Schedules;
 

@@ -1,3 +1,4 @@
+using Crsc.Api.Kubernetes;
 using Crsc.Api.Crds;
 
 namespace Crsc.Api.Tests.Crds;

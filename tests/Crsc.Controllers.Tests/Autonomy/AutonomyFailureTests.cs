@@ -6,7 +6,7 @@ using Crsc.Controllers.Health;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Schedules;
 using Crsc.Testing;
-using KubeTime = Crsc.Api.Crds.KubeTime;
+using KubeTime = Crsc.Api.Kubernetes.KubeTime;
 
 namespace Crsc.Controllers.Tests.Autonomy;
 

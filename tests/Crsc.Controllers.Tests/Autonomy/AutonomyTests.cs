@@ -138,7 +138,7 @@ public sealed partial class AutonomyTests
 
         rig.Time.SetUtcNow(Created.AddMinutes(1) + jitter);
         await rig.Scheduler.RunDueAsync(CancellationToken.None);
-        var runAt = Crsc.Api.Crds.KubeTime.Truncate(Created.AddMinutes(1) + jitter);
+        var runAt = Crsc.Api.Kubernetes.KubeTime.Truncate(Created.AddMinutes(1) + jitter);
         var name = ScheduleNames.CheckpointName("web", "app", runAt);
         // the sidecar is not checkpointed; the app container is, once, through the runner
         var request = Assert.Single(rig.Runner.Requests);
@@ -185,7 +185,7 @@ public sealed partial class AutonomyTests
         await restarted.RunDueAsync(CancellationToken.None);
 
         Assert.Empty(runner.Requests);
-        Assert.Equal(Crsc.Api.Crds.KubeTime.Truncate(Created.AddMinutes(1) + jitter), state.LastRun("sched-uid-1", "web-6c5d8-abcde", "app")!.RunAt);
+        Assert.Equal(Crsc.Api.Kubernetes.KubeTime.Truncate(Created.AddMinutes(1) + jitter), state.LastRun("sched-uid-1", "web-6c5d8-abcde", "app")!.RunAt);
     }
 
     [Fact]

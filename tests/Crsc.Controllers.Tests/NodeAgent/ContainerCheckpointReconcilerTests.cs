@@ -347,7 +347,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
     public async Task After_a_restart_an_object_left_running_is_finished_from_the_archive_already_stored()
     {
         await SeedPodAsync("db-0", "n1", "postgres");
-        var startedAt = Crsc.Api.Crds.KubeTime.Truncate(DateTimeOffset.UtcNow.AddSeconds(-20));
+        var startedAt = Crsc.Api.Kubernetes.KubeTime.Truncate(DateTimeOffset.UtcNow.AddSeconds(-20));
         var ckpt = await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain,
             new ContainerCheckpointStatus { Phase = ContainerCheckpointPhase.Running, Node = "n1", StartedAt = startedAt });
         // older archives of the same container are not it; the one whose manifest names the object as owner is
@@ -376,7 +376,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
     public async Task After_a_restart_each_object_left_running_is_finished_from_the_archive_it_owns_not_one_of_the_same_container()
     {
         await SeedPodAsync("db-0", "n1", "postgres");
-        var startedAt = Crsc.Api.Crds.KubeTime.Truncate(DateTimeOffset.UtcNow.AddHours(-1));
+        var startedAt = Crsc.Api.Kubernetes.KubeTime.Truncate(DateTimeOffset.UtcNow.AddHours(-1));
         var running = new ContainerCheckpointStatus { Phase = ContainerCheckpointPhase.Running, Node = "n1", StartedAt = startedAt };
         var c1 = await CreateCheckpointAsync("c1", "db-0", "postgres", DeletionPolicy.Retain, running);
         var c2 = await CreateCheckpointAsync("c2", "db-0", "postgres", DeletionPolicy.Retain, running);
