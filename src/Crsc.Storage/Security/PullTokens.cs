@@ -50,8 +50,12 @@ public sealed class PullTokens
 
     /// <summary>Whether <paramref name="token"/> lets its holder pull <paramref name="repository"/> now; null repository:
     /// only whether the token is genuine and unexpired (the <c>/v2/</c> version check).</summary>
-    public PullTokenVerdict Check(string? token, string? repository)
+    public PullTokenVerdict Check(string? token, string? repository) => Check(token, repository, out _);
+
+    /// <param name="covered">the repository a genuine, unexpired token covers (for messages), else null</param>
+    public PullTokenVerdict Check(string? token, string? repository, out string? covered)
     {
+        covered = null;
         if (token is null || token.Length > MaxTokenLength || !token.StartsWith(Prefix, StringComparison.Ordinal)) return PullTokenVerdict.Malformed;
         var parts = token[Prefix.Length..].Split('.');
         if (parts.Length != 2 || !TryBase64Url(parts[0], out var payload) || !TryBase64Url(parts[1], out var mac) || payload.Length <= 16)
@@ -59,14 +63,12 @@ public sealed class PullTokens
         if (!CryptographicOperations.FixedTimeEquals(HMACSHA256.HashData(_key, payload), mac)) return PullTokenVerdict.BadSignature;
         var expires = BinaryPrimitives.ReadInt64BigEndian(payload);
         if (_time.GetUtcNow().ToUnixTimeSeconds() >= expires) return PullTokenVerdict.Expired;
-        if (repository is not null && !payload.AsSpan(16).SequenceEqual(Encoding.UTF8.GetBytes(repository))) return PullTokenVerdict.OtherRepository;
-        return PullTokenVerdict.Valid;
+        covered = Encoding.UTF8.GetString(payload.AsSpan(16));
+        return repository is null || covered == repository ? PullTokenVerdict.Valid : PullTokenVerdict.OtherRepository;
     }
 
     /// <summary>The repository a genuine token covers (for messages), or null.</summary>
-    public string? RepositoryOf(string token) =>
-        Check(token, null) == PullTokenVerdict.Valid && TryBase64Url(token[Prefix.Length..].Split('.')[0], out var payload)
-            ? Encoding.UTF8.GetString(payload.AsSpan(16)) : null;
+    public string? RepositoryOf(string token) => Check(token, null, out var covered) == PullTokenVerdict.Valid ? covered : null;
 
     private static string Base64Url(ReadOnlySpan<byte> bytes) => System.Buffers.Text.Base64Url.EncodeToString(bytes);
 

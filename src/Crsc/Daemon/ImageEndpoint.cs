@@ -186,14 +186,14 @@ internal sealed partial class ImageEndpoint(string listen, StoreImageRegistry re
         var route = OciRoute.Parse(ctx.Request.Path.Value);
         var repository = route.Kind is OciRouteKind.Base or OciRouteKind.Unknown ? null : route.Name;
         var token = TokenOf(ctx.Request);
-        var verdict = tokens.Check(token, repository);
+        var verdict = tokens.Check(token, repository, out var covered);
         if (verdict == PullTokenVerdict.Valid) return null;
         var peer = ctx.Connection.RemoteIpAddress?.ToString() ?? "?";
         if (token is not null) Log.Refused(logger, peer, ctx.Request.Path.Value ?? "", verdict.ToString());
         return verdict switch
         {
             PullTokenVerdict.OtherRepository => OciError.Denied(
-                $"the token covers repository '{tokens.RepositoryOf(token!)}', not '{repository}'"),
+                $"the token covers repository '{covered}', not '{repository}'"),
             PullTokenVerdict.Expired => OciError.Unauthorized("the pull token has expired"),
             PullTokenVerdict.BadSignature => OciError.Unauthorized("the pull token was not made with this cluster's crsc key"),
             _ => OciError.Unauthorized(token is null
