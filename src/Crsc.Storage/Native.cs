@@ -132,11 +132,19 @@ internal static partial class Native
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
-            if (errno == ELOOP) throw new IOException($"'{path}' is a symbolic link; crsc does not follow links in its store");
+            if (errno == ELOOP) throw new ErrnoException(errno, $"'{path}' is a symbolic link; crsc does not follow links in its store");
             if (errno == 2) throw new FileNotFoundException($"'{path}' does not exist", path);
-            throw new IOException($"cannot open '{path}': {new Win32Exception(errno).Message}");
+            throw new ErrnoException(errno, $"cannot open '{path}': {new Win32Exception(errno).Message}");
         }
         return new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    public const int EACCES = 13;
+
+    /// <summary>An <see cref="IOException"/> that keeps the errno, so callers decide by it rather than by the message.</summary>
+    public sealed class ErrnoException(int errno, string message) : IOException(message)
+    {
+        public int Errno { get; } = errno;
     }
 
     /// <summary>Opens (creating with 0600) a file for reading and writing, without following a symlink.</summary>

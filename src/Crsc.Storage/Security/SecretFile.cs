@@ -22,12 +22,11 @@ public static class SecretFile
         Microsoft.Win32.SafeHandles.SafeFileHandle handle;
         try { handle = Native.OpenReadNoFollow(path); }
         catch (FileNotFoundException) { throw new SecretFileException(path, "does not exist"); }
-        catch (UnauthorizedAccessException) { throw new SecretFileException(path, "cannot be read (permission denied)"); }
-        catch (IOException e) when (e.Message.Contains("symbolic link", StringComparison.Ordinal))
+        catch (Native.ErrnoException e) when (e.Errno == Native.ELOOP)
         {
             throw new SecretFileException(path, $"is a symbolic link; it holds {holds}, so crsc reads only a regular file at that path");
         }
-        catch (IOException e) when (e.Message.EndsWith("Permission denied", StringComparison.Ordinal))
+        catch (Native.ErrnoException e) when (e.Errno == Native.EACCES)
         {
             throw new SecretFileException(path, "cannot be read (permission denied)");
         }
