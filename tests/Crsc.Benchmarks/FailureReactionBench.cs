@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
+using Crsc.Controllers.Hosting;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Restores;
 using Crsc.Controllers.Workloads;
@@ -53,17 +54,14 @@ public sealed class FailureReactionBench : IBenchmark
         var loggers = NullLoggerFactory.Instance;
         var events = new EventRecorder(new ApiEventSink(api.Resource(Resources.CoreEvents)), new EventRecorderOptions { Host = Node },
             time, NullLogger.Instance);
-        // as the daemon wires them: one informer of all pods and one of Restores shared by the leader's components
-        var allPods = new Informer<Pod>(api.Resource(Resources.Pods), new InformerOptions { Name = "pods-all" }, time, NullLogger.Instance);
-        var restore = RestoreComponents.Create(api, events, time, loggers, pods: allPods);
-        var failures = PodFailureComponents.Create(api, events, time, loggers, pods: allPods, restores: restore.Restores);
-        var preparer = RestorePreparerComponents.Create(Node, api, runtime, events, time, loggers);
+        // as the daemon sets them up: one manager, whose shared informers the leader's controllers and the node's share
+        var manager = new ControllerManager(new ControllerManagerOptions { Kube = api, Events = events, Time = time, Loggers = loggers });
+        RestorePreparer.SetUp(manager, runtime, new RestorePreparerOptions { NodeName = Node });
+        RestoreReconciler.SetUp(manager);
+        PodFailureReconciler.SetUp(manager);
+        manager.AddRunnable("event recorder", events.RunAsync);
         using var stop = new CancellationTokenSource();
-        var runs = new[]
-        {
-            allPods.RunAsync(stop.Token), restore.RunAsync(stop.Token), failures.RunAsync(stop.Token),
-            preparer.RunAsync(stop.Token), events.RunAsync(stop.Token),
-        };
+        var runs = new[] { manager.RunAsync(stop.Token) };
 
         // the first Restore POST and the first pod PATCH of each incident, as they reach the server
         Incident? current = null;
@@ -77,8 +75,8 @@ public sealed class FailureReactionBench : IBenchmark
             }
             return Task.CompletedTask;
         };
-        await WaitAsync(() => failures.Controller.Queue is { Count: 0, InFlight: 0 } && allPods.HasSynced
-                              && restore.Restores.HasSynced && restore.Contents.HasSynced, ct);
+        var failures = manager.Controller(PodFailureReconciler.ControllerName);
+        await WaitAsync(() => failures.Queue is { Count: 0, InFlight: 0 } && manager.Informers.All.All(i => i.HasSynced), ct);
         await Task.Delay(500, ct); // the first reconciles have seen every pod: restart counts are known
 
         var pods = api.Resource(Resources.Pods);

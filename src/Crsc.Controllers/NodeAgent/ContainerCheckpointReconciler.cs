@@ -9,6 +9,7 @@ using Crsc.Controllers.Runtime;
 using Crsc.Controllers.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Crsc.Controllers.Hosting;
 
 namespace Crsc.Controllers.NodeAgent;
 
@@ -33,6 +34,32 @@ public sealed record ContainerCheckpointReconcilerOptions
 /// </summary>
 public sealed class ContainerCheckpointReconciler : IReconciler
 {
+    public const string ControllerName = "containercheckpoint-node";
+
+    /// <summary>
+    /// Sets the node agent's checkpoint controller up with <paramref name="manager"/> (node work, every instance):
+    /// ContainerCheckpoints of every namespace and the pods of <paramref name="nodeName"/>.
+    /// </summary>
+    /// <param name="workers">keys reconciled at once; default the runner's concurrency plus two, so deletions and
+    /// status work never wait behind a long checkpoint</param>
+    public static ControllerSetup<ContainerCheckpointReconciler> SetUp(ControllerManager manager, string nodeName,
+        ICheckpointRunner runner, ICheckpointStore store, CheckpointMetrics? metrics = null,
+        ICheckpointImagePublisher? imagePublisher = null, int? workers = null)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        var pods = manager.Informers.PodsOnNode(nodeName);
+        var checkpoints = manager.Informers.For(CrscResources.ContainerCheckpoints);
+        var reconciler = new ContainerCheckpointReconciler(manager.Kube, pods, checkpoints, runner, store, manager.Events,
+            new ContainerCheckpointReconcilerOptions { NodeName = nodeName }, manager.Time,
+            manager.Loggers.CreateLogger<ContainerCheckpointReconciler>(), metrics, imagePublisher);
+        var concurrency = (runner as CheckpointRunner)?.Options.MaxConcurrent ?? 1;
+        var controller = new Controller(ControllerName, reconciler, manager.Time, manager.Loggers.CreateLogger<Controller>(),
+            new ControllerOptions { Workers = workers ?? concurrency + 2 });
+        controller.Watch(checkpoints);
+        controller.Watch(pods, pod => CheckpointsOfPod(checkpoints, pod));
+        return new(manager.Add(controller, leaderOnly: false), reconciler);
+    }
+
     public const string ArchiveFinalizer = "crsc.io/archive";
     /// <summary>
     /// On the Content: the store id of its archive. On a ContainerCheckpoint: the archive a node took for it while the

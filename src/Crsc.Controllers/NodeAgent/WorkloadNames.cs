@@ -20,6 +20,11 @@ public sealed class PodOwnerWorkloadResolver(Func<string, string, Pod?> findPod)
 {
     public const string PodTemplateHashLabel = "pod-template-hash";
 
+    /// <summary>Over the node agent's pod informer.</summary>
+    public PodOwnerWorkloadResolver(Informers.Informer<Pod> pods) : this((ns, name) => pods.Get(new Crsc.Api.ObjectKey(ns, name)))
+    {
+    }
+
     public string? WorkloadOf(string @namespace, string pod) => findPod(@namespace, pod) is { } p ? WorkloadOf(p) : null;
 
     /// <summary>The workload name for <paramref name="pod"/>; its own name when it has no controller.</summary>

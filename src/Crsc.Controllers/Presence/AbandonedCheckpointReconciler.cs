@@ -9,6 +9,7 @@ using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Reconciling;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Crsc.Controllers.Hosting;
 
 namespace Crsc.Controllers.Presence;
 
@@ -55,6 +56,23 @@ public sealed record AbandonedCheckpointOptions
 /// </remarks>
 public sealed class AbandonedCheckpointReconciler : IReconciler
 {
+    public const string ControllerName = "containercheckpoint-abandoned";
+
+    /// <summary>
+    /// Sets the release of abandoned checkpoints up with <paramref name="manager"/> (leader-only): a ContainerCheckpoint
+    /// is reconciled when it changes. Nodes and Leases are read with a GET when a deleted checkpoint is looked at,
+    /// which is rare: no cluster-wide cache of them.
+    /// </summary>
+    public static ControllerSetup<AbandonedCheckpointReconciler> SetUp(ControllerManager manager, AbandonedCheckpointOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        var checkpoints = manager.Informers.For(CrscResources.ContainerCheckpoints);
+        var reconciler = new AbandonedCheckpointReconciler(manager.Kube, checkpoints, manager.Events, options, manager.Time,
+            manager.Loggers.CreateLogger<AbandonedCheckpointReconciler>());
+        var controller = new Controller(ControllerName, reconciler, manager.Time, manager.Loggers.CreateLogger<Controller>()).Watch(checkpoints);
+        return new(manager.Add(controller, leaderOnly: true), reconciler);
+    }
+
     /// <summary>The Event reason on a checkpoint let go without deleting its archive.</summary>
     public const string ArchiveAbandonedReason = "ArchiveAbandoned";
 

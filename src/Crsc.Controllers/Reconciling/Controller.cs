@@ -62,6 +62,9 @@ public sealed class Controller
 
     public string Name { get; }
 
+    /// <summary>The informers this controller watches (what it waits for before its first reconcile).</summary>
+    public IReadOnlyList<IInformer> Informers => _informers;
+
     /// <summary>The queue of the current run; null while not running.</summary>
     public WorkQueue<ObjectKey>? Queue => Volatile.Read(ref _queue);
 

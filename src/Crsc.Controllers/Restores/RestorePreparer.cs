@@ -11,6 +11,7 @@ using Crsc.Controllers.Runtime;
 using Crsc.Controllers.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Crsc.Controllers.Hosting;
 
 namespace Crsc.Controllers.Restores;
 
@@ -49,6 +50,28 @@ public sealed record RestorePreparerOptions
 /// </summary>
 public sealed class RestorePreparer : IReconciler
 {
+    public const string ControllerName = "restore-images-node";
+
+    /// <summary>
+    /// Sets the node side of restores up with <paramref name="manager"/> (node work, every instance): Restores of
+    /// every namespace and the pods of <see cref="RestorePreparerOptions.NodeName"/>.
+    /// </summary>
+    public static ControllerSetup<RestorePreparer> SetUp(ControllerManager manager, IContainerRuntime runtime,
+        RestorePreparerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        ArgumentNullException.ThrowIfNull(options);
+        var pods = manager.Informers.PodsOnNode(options.NodeName);
+        var restores = manager.Informers.For(CrscResources.Restores);
+        var preparer = new RestorePreparer(manager.Kube, restores, pods, runtime, manager.Events, options, manager.Time,
+            manager.Loggers.CreateLogger<RestorePreparer>());
+        var controller = new Controller(ControllerName, preparer, manager.Time, manager.Loggers.CreateLogger<Controller>(),
+            new ControllerOptions { Workers = 2 });
+        controller.Watch(restores);
+        controller.Watch(pods, pod => RestoresOfPod(restores, pod));
+        return new(manager.Add(controller, leaderOnly: false), preparer);
+    }
+
     private readonly IKubeResourceClient<Restore> _restoresApi;
     private readonly Informer<Restore> _restores;
     private readonly Informer<Pod> _pods;
@@ -60,7 +83,7 @@ public sealed class RestorePreparer : IReconciler
     // failed pulls per (restore UID, pod UID); a new pod or a new Restore starts again
     private readonly ConcurrentDictionary<string, int> _failures = new(StringComparer.Ordinal);
 
-    /// <param name="pods">the pods of this node (see <c>NodeAgentComponents.CreatePodInformer</c>)</param>
+    /// <param name="pods">the pods of this node (<see cref="SharedInformers.PodsOnNode"/>)</param>
     public RestorePreparer(
         IKubeApi kube,
         Informer<Restore> restores,

@@ -9,6 +9,7 @@ using Crsc.Controllers.Reconciling;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using KubeTime = Crsc.Api.Kubernetes.KubeTime;
+using Crsc.Controllers.Hosting;
 
 namespace Crsc.Controllers.Restores;
 
@@ -81,6 +82,31 @@ public sealed record RestoreReconcilerOptions
 /// </summary>
 public sealed class RestoreReconciler : IReconciler
 {
+    public const string ControllerName = "restore";
+
+    /// <summary>
+    /// Sets the restore state manager up with <paramref name="manager"/> (leader-only): Restores, all pods,
+    /// ContainerCheckpoints and their Contents. Restore changes reconcile themselves; pod changes the Restores naming
+    /// the pod or its Deployment; checkpoint and Content changes the namespace's unfinished Restores.
+    /// </summary>
+    public static ControllerSetup<RestoreReconciler> SetUp(ControllerManager manager, RestoreReconcilerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        var restores = manager.Informers.For(CrscResources.Restores);
+        var pods = manager.Informers.For(Resources.Pods);
+        var checkpoints = manager.Informers.For(CrscResources.ContainerCheckpoints);
+        var contents = manager.Informers.For(CrscResources.ContainerCheckpointContents);
+        var reconciler = new RestoreReconciler(manager.Kube, restores, pods, checkpoints, contents, manager.Events,
+            options ?? new RestoreReconcilerOptions(), manager.Time, manager.Loggers.CreateLogger<RestoreReconciler>());
+        var controller = new Controller(ControllerName, reconciler, manager.Time, manager.Loggers.CreateLogger<Controller>(),
+            new ControllerOptions { Workers = 2 });
+        controller.Watch(restores);
+        controller.Watch(pods, pod => RestoresOfPod(restores, pod));
+        controller.Watch(checkpoints, c => ActiveRestoresIn(restores, c.Metadata.Namespace));
+        controller.Watch(contents, c => ActiveRestoresIn(restores, c.Spec.CheckpointRef.Namespace));
+        return new(manager.Add(controller, leaderOnly: true), reconciler);
+    }
+
     /// <summary>Pods by <c>&lt;namespace&gt;/&lt;deployment&gt;</c> (ReplicaSet-owned pods only).</summary>
     public const string PodsByDeploymentIndex = "crsc.io/restore-deployment";
     /// <summary>Restores by the pods and workloads they concern: <c>&lt;ns&gt;/Pod/&lt;name&gt;</c>, <c>&lt;ns&gt;/Deployment/&lt;name&gt;</c>.</summary>

@@ -12,6 +12,7 @@ using Crsc.Controllers.Reconciling;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using KubeTime = Crsc.Api.Kubernetes.KubeTime;
+using Crsc.Controllers.Hosting;
 
 namespace Crsc.Controllers.Schedules;
 
@@ -38,6 +39,29 @@ public sealed record ScheduleReconcilerOptions
 /// </summary>
 public sealed class ScheduleReconciler : IReconciler
 {
+    public const string ControllerName = "checkpointschedule-node";
+
+    /// <summary>
+    /// Sets the node agent's scheduler up with <paramref name="manager"/> (node work, every instance): the schedules
+    /// (all namespaces), the pods of <paramref name="nodeName"/> and the ContainerCheckpoints the schedules own.
+    /// </summary>
+    public static ControllerSetup<ScheduleReconciler> SetUp(ControllerManager manager, string nodeName,
+        IScheduleRunLog? runLog = null, int workers = 2)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        var pods = manager.Informers.PodsOnNode(nodeName);
+        var schedules = manager.Informers.For(CrscResources.CheckpointSchedules);
+        var checkpoints = manager.Informers.For(CrscResources.ContainerCheckpoints);
+        var reconciler = new ScheduleReconciler(manager.Kube, schedules, pods, checkpoints, manager.Events,
+            new ScheduleReconcilerOptions { NodeName = nodeName }, manager.Time, manager.Loggers.CreateLogger<ScheduleReconciler>(), runLog);
+        var controller = new Controller(ControllerName, reconciler, manager.Time, manager.Loggers.CreateLogger<Controller>(),
+            new ControllerOptions { Workers = workers });
+        controller.Watch(schedules);
+        controller.Watch(pods, pod => SchedulesOfPod(schedules, pod));
+        controller.WatchOwned(checkpoints, CheckpointSchedule.KindName, onlyController: true);
+        return new(manager.Add(controller, leaderOnly: false), reconciler);
+    }
+
     /// <summary>crsc's sidecar: never checkpointed unless a schedule names it.</summary>
     public const string InterceptorContainer = "crsc-interceptor";
 

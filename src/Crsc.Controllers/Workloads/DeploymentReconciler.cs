@@ -8,6 +8,7 @@ using Crsc.Controllers.Reconciling;
 using Crsc.Controllers.Schedules;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Crsc.Controllers.Hosting;
 
 namespace Crsc.Controllers.Workloads;
 
@@ -32,6 +33,25 @@ public sealed record DeploymentReconcilerOptions
 /// </summary>
 public sealed class DeploymentReconciler : IReconciler
 {
+    public const string ControllerName = "deployment-schedules";
+
+    /// <summary>
+    /// Sets the Deployment reconciler up with <paramref name="manager"/> (leader-only): Deployments and
+    /// CheckpointSchedules of every namespace; a Deployment is reconciled when it or a schedule of it changes.
+    /// </summary>
+    public static ControllerSetup<DeploymentReconciler> SetUp(ControllerManager manager, DeploymentReconcilerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        var deployments = manager.Informers.For(Resources.Deployments);
+        var schedules = manager.Informers.For(CrscResources.CheckpointSchedules);
+        var reconciler = new DeploymentReconciler(manager.Kube, deployments, schedules, manager.Events, manager.Time,
+            manager.Loggers.CreateLogger<DeploymentReconciler>(), options);
+        var controller = new Controller(ControllerName, reconciler, manager.Time, manager.Loggers.CreateLogger<Controller>());
+        controller.Watch(deployments, DeploymentEvents);
+        controller.Watch(schedules, DeploymentsOfSchedule);
+        return new(manager.Add(controller, leaderOnly: true), reconciler);
+    }
+
     public const string ReasonInvalidAnnotation = "InvalidAnnotation";
     public const string ReasonScheduleNotOwned = "ScheduleNotOwned";
     private const string DeploymentApiVersion = "apps/v1";

@@ -10,6 +10,7 @@ using Crsc.Controllers.Restores;
 using Crsc.Controllers.Schedules;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Crsc.Controllers.Hosting;
 
 namespace Crsc.Controllers.Workloads;
 
@@ -37,6 +38,30 @@ namespace Crsc.Controllers.Workloads;
 /// </summary>
 public sealed class PodFailureReconciler : IReconciler
 {
+    public const string ControllerName = "pod-failure";
+
+    /// <summary>
+    /// Sets the failure detector up with <paramref name="manager"/> (leader-only): Pods, ReplicaSets, Deployments and
+    /// Restores of every namespace; keys are Deployments.
+    /// </summary>
+    public static ControllerSetup<PodFailureReconciler> SetUp(ControllerManager manager, PodFailureOptions? options = null, int workers = 2)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        var pods = manager.Informers.For(Resources.Pods);
+        var replicaSets = manager.Informers.For(Resources.ReplicaSets);
+        var deployments = manager.Informers.For(Resources.Deployments);
+        var restores = manager.Informers.For(CrscResources.Restores);
+        var reconciler = new PodFailureReconciler(manager.Kube, pods, replicaSets, deployments, restores, manager.Events,
+            options ?? new PodFailureOptions(), manager.Time, manager.Loggers.CreateLogger<PodFailureReconciler>());
+        var controller = new Controller(ControllerName, reconciler, manager.Time, manager.Loggers.CreateLogger<Controller>(),
+            new ControllerOptions { Workers = workers });
+        controller.Watch(deployments);
+        controller.Watch(pods, p => reconciler.WorkloadOf(p) is { } k ? [k] : []);
+        controller.Watch(replicaSets, rs => DeploymentOf(rs) is { } k ? [k] : []);
+        controller.Watch(restores, r => TargetOf(r) is { } k ? [k] : []);
+        return new(manager.Add(controller, leaderOnly: true), reconciler);
+    }
+
     /// <summary>
     /// Index of the pod informer: <c>&lt;namespace&gt;/&lt;deployment&gt;</c> by the owner ReplicaSet's name. The Restore
     /// reconciler's index of the same name and function: on a shared informer it is kept once.

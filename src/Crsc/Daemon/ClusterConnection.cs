@@ -13,8 +13,8 @@ namespace Crsc.Daemon;
 
 /// <summary>
 /// The daemon's cluster half. With a kubeconfig (or in a cluster) it probes the API server until it answers,
-/// then runs the node agent's informers, the node controllers and leader election, whose term runs the leader-only
-/// controllers. It reports three health entries: <c>kube</c> (connecting / connected to … / api-server unreachable
+/// then runs the controller manager: the shared informers, the node controllers and leader election, whose term runs
+/// the leader-only controllers. It reports three health entries: <c>kube</c> (connecting / connected to … / api-server unreachable
 /// since …), <c>informers</c> (syncing / synced (N pods on node)) and <c>leader</c> (leading / following …). An
 /// unreachable or failing API server is retried forever and is Degraded, never fatal: the node agent goes on.
 /// On shutdown the elector releases the Lease so that another instance takes over at once.
@@ -54,7 +54,6 @@ internal sealed partial class ClusterConnection(
             Log.ConfigUnusable(logger, cluster.ConfigError ?? "");
             return Task.CompletedTask;
         }
-        cluster.MarkStarted();
         health.Report(ClusterServices.KubeComponent, HealthStatus.Degraded, $"connecting to {Server(api)}");
         health.Report(ClusterServices.InformersComponent, HealthStatus.Degraded, "waiting for the API server");
         Log.Connecting(logger, Server(api), api.Config.Source);
@@ -81,49 +80,12 @@ internal sealed partial class ClusterConnection(
         cluster.InformerHealth!.Changed += OnInformersChanged;
         using var podCount = cluster.NodePods!.AddEventHandler(new ResourceEventHandler<Pod>(
             _ => OnInformersChanged(), null, _ => OnInformersChanged()));
-        var running = new List<Task>
-        {
-            monitor,
-            Guard("informer health", FoldInformersAsync(ct)),
-            Guard("event recorder", cluster.EventRecorder!.RunAsync(ct)),
-        };
-        running.AddRange(cluster.Informers.Select(i => Guard(i.Name, i.RunAsync(ct))));
-        running.AddRange(cluster.NodeControllers.Select(c => Guard(c.Name, c.RunAsync(ct))));
-        running.AddRange(cluster.NodeLoops.Select(l => Guard(l.Name, l.Run(ct))));
-        running.Add(Guard("leader election", cluster.Elector!.RunAsync(LeadAsync, ct)));
-        await Task.WhenAll(running).ConfigureAwait(false);
+        // the manager runs the informers, the node controllers and the leader election, whose terms run the
+        // leader-only controllers; on shutdown the elector releases the Lease so that another instance takes over
+        await Task.WhenAll(monitor, Guard("informer health", FoldInformersAsync(ct)), Guard("controllers", cluster.Manager!.RunAsync(ct)))
+            .ConfigureAwait(false);
         cluster.InformerHealth.Changed -= OnInformersChanged;
         Log.Disconnected(logger, server);
-    }
-
-    /// <summary>One leadership term: the leader-only controllers run until the term's token fires.</summary>
-    private async Task LeadAsync(CancellationToken term)
-    {
-        Log.Leading(logger, cluster.Elector!.Identity, cluster.LeaderControllers.Count);
-        try
-        {
-            // a controller that ends before the term does is a failure: the elector then steps down
-            using var informersStop = CancellationTokenSource.CreateLinkedTokenSource(term);
-            var informers = cluster.LeaderInformers.Select(i => Guard(i.Name, i.RunAsync(informersStop.Token))).ToList();
-            var controllers = cluster.LeaderControllers.Select(c => c.RunAsync(term)).ToList();
-            try
-            {
-                await Task.WhenAll(controllers).ConfigureAwait(false);
-            }
-            finally
-            {
-                // the controllers have drained: the term's caches go with them (the next term lists afresh)
-                await informersStop.CancelAsync().ConfigureAwait(false);
-                await Task.WhenAll(informers).ConfigureAwait(false);
-            }
-            if (!term.IsCancellationRequested && controllers.Count > 0)
-                throw new InvalidOperationException("a leader controller stopped before leadership ended");
-            await Task.Delay(Timeout.InfiniteTimeSpan, time, term).ConfigureAwait(false);
-        }
-        finally
-        {
-            Log.NotLeading(logger, cluster.Elector.Identity);
-        }
     }
 
     /// <summary>Probes <c>/version</c>: until it answers, then every probe interval, and at once when an informer
@@ -205,7 +167,7 @@ internal sealed partial class ClusterConnection(
 
     internal void FoldInformers()
     {
-        var synced = cluster.Informers.All(i => i.HasSynced);
+        var synced = cluster.Manager!.NodeInformers.All(i => i.HasSynced);
         var troubles = cluster.InformerHealth!.Snapshot()
             .Where(e => e.Status != HealthStatus.Healthy && e.Message != "not synced yet")
             .Select(e => $"{e.Component}: {e.Message}")
@@ -250,12 +212,6 @@ internal sealed partial class ClusterConnection(
 
         [LoggerMessage(70005, LogLevel.Warning, "The API server {Server} is unreachable, retrying in {Retry}: {Reason}")]
         public static partial void Unreachable(ILogger logger, string server, string reason, TimeSpan retry);
-
-        [LoggerMessage(70006, LogLevel.Information, "leading: cluster reconcilers started ({Identity}, {Controllers} controllers)")]
-        public static partial void Leading(ILogger logger, string identity, int controllers);
-
-        [LoggerMessage(70007, LogLevel.Information, "leading: cluster reconcilers stopped ({Identity})")]
-        public static partial void NotLeading(ILogger logger, string identity);
 
         [LoggerMessage(70008, LogLevel.Error, "The cluster loop {Loop} failed; the node agent goes on without it")]
         public static partial void LoopFailed(ILogger logger, Exception exception, string loop);

@@ -18,70 +18,48 @@ namespace Crsc.Daemon;
 /// (annotated Deployments get schedules), the failure detector (failures of managed pods become Restores), the
 /// Restore state manager (restore in place) and the release of deleted checkpoints whose node agent is gone, which
 /// every node's presence Lease tells. Only wiring: the
-/// decisions live in Crsc.Controllers. Shared informers come from <see cref="ClusterServices"/>; the cluster-wide
-/// ones only the leader reads run for each leadership term.
+/// decisions live in Crsc.Controllers. The manager shares the informers between them and runs the cluster-wide ones only
+/// the leader reads for each leadership term.
 /// </summary>
 internal static class ClusterReconcilers
 {
-    /// <summary>Registers the controllers with the cluster connection; call before the host starts.</summary>
+    /// <summary>Sets the controllers up with the cluster connection's manager; call before the host starts.</summary>
     public static void Attach(IServiceProvider services)
     {
         var cluster = services.GetRequiredService<ClusterServices>();
-        if (cluster.Api is null || cluster.EventRecorder is null || cluster.NodePods is null || cluster.Schedules is null
-            || cluster.Checkpoints is null) return;
-        var time = services.GetRequiredService<TimeProvider>();
-        var loggers = services.GetRequiredService<ILoggerFactory>();
+        if (cluster.Manager is not { } manager) return;
 
         // node: run the schedules whose pods are here
-        var schedules = NodeScheduleComponents.Create(cluster.NodeName, cluster.Api, cluster.EventRecorder, time, loggers,
-            pods: cluster.NodePods, schedules: cluster.Schedules, checkpoints: cluster.Checkpoints,
-            runLog: services.GetRequiredService<NodeAutonomy>().State);
-        foreach (var informer in schedules.OwnedInformers) cluster.AddInformer(informer);
-        cluster.AddNodeController(schedules.Controller);
+        ScheduleReconciler.SetUp(manager, cluster.NodeName, runLog: services.GetRequiredService<NodeAutonomy>().State);
 
         // leader: annotated Deployments get their schedules
-        var deployments = DeploymentScheduleComponents.Create(cluster.Api, cluster.EventRecorder, time, loggers,
-            health: cluster.InformerHealth, schedules: cluster.Schedules);
-        foreach (var informer in deployments.OwnedInformers) cluster.AddLeaderInformer(informer);
-        cluster.AddLeaderController(deployments.Controller);
+        DeploymentReconciler.SetUp(manager);
 
         // node: pull the base and checkpoint images for restores into pods here (a checkpoint image of this node's
         // store only when its manifest MAC verifies and it is of the Restore's workload)
-        var preparer = RestorePreparerComponents.Create(cluster.NodeName, cluster.Api, services.GetRequiredService<IContainerRuntime>(),
-            cluster.EventRecorder, time, loggers, cluster.InformerHealth, podsOnNode: cluster.NodePods,
-            options: new RestorePreparerOptions
-            {
-                NodeName = cluster.NodeName,
-                PullCredentials = services.GetService<IPullCredentials>(),
-                LocalCheckpoints = services.GetRequiredService<StoreImageRegistry>(),
-            });
-        cluster.AddInformer(preparer.Restores);
-        cluster.AddNodeController(preparer.Controller);
+        RestorePreparer.SetUp(manager, services.GetRequiredService<IContainerRuntime>(), new RestorePreparerOptions
+        {
+            NodeName = cluster.NodeName,
+            PullCredentials = services.GetService<IPullCredentials>(),
+            LocalCheckpoints = services.GetRequiredService<StoreImageRegistry>(),
+        });
 
-        // leader: every pod of the cluster, read by the restore state manager and the failure detector; Restores and
-        // ContainerCheckpoints come from the informers every node runs anyway
-        var allPods = cluster.AddLeaderInformer(new Informer<Pod>(cluster.Api.Resource(Resources.Pods),
-            new InformerOptions { Name = "pods-all" }, time, loggers.CreateLogger("Crsc.Informers.Pods"), cluster.InformerHealth));
-        var restores = RestoreComponents.Create(cluster.Api, cluster.EventRecorder, time, loggers, cluster.InformerHealth, pods: allPods,
-            restores: preparer.Restores, checkpoints: cluster.Checkpoints);
-        foreach (var informer in restores.OwnedInformers) cluster.AddLeaderInformer(informer);
-        cluster.AddLeaderController(restores.Controller);
-
-        // leader: failures of managed pods become Restores
-        var failures = PodFailureComponents.Create(cluster.Api, cluster.EventRecorder, time, loggers, health: cluster.InformerHealth,
-            pods: allPods, deployments: deployments.Deployments, restores: preparer.Restores);
-        foreach (var informer in failures.CreatedInformers) cluster.AddLeaderInformer(informer);
-        cluster.AddLeaderController(failures.Controller);
+        // leader: the restore state manager (restore in place) and the failure detector (failures of managed pods
+        // become Restores), both over every pod of the cluster
+        RestoreReconciler.SetUp(manager);
+        PodFailureReconciler.SetUp(manager);
 
         // node: say that crsc runs here, by renewing this node's presence Lease
-        var presence = new NodeAgentLease(cluster.Api, new NodeAgentLeaseOptions { Namespace = cluster.Namespace, NodeName = cluster.NodeName },
-            time, loggers.CreateLogger<NodeAgentLease>());
-        cluster.AddNodeLoop("node presence lease", presence.RunAsync);
+        var presence = new NodeAgentLease(manager.Kube, new NodeAgentLeaseOptions { Namespace = cluster.Namespace, NodeName = cluster.NodeName },
+            manager.Time, manager.Loggers.CreateLogger<NodeAgentLease>());
+        manager.AddRunnable("node presence lease", presence.RunAsync);
 
         // leader: a deleted checkpoint whose node agent is gone (node deleted, or crsc absent there for
         // nodeAgent.absentAfter) loses its archive finalizer, so that its namespace can finish terminating
-        var abandoned = AbandonedCheckpointComponents.Create(cluster.Api, cluster.EventRecorder, time, loggers, cluster.Checkpoints,
-            new AbandonedCheckpointOptions { Namespace = cluster.Namespace, AgentAbsentAfter = services.GetRequiredService<CrscOptions>().NodeAgentAbsentAfterValue });
-        cluster.AddLeaderController(abandoned.Controller);
+        AbandonedCheckpointReconciler.SetUp(manager, new AbandonedCheckpointOptions
+        {
+            Namespace = cluster.Namespace,
+            AgentAbsentAfter = services.GetRequiredService<CrscOptions>().NodeAgentAbsentAfterValue,
+        });
     }
 }

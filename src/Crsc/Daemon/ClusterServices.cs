@@ -7,7 +7,7 @@ using Crsc.Controllers.Health;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Leadership;
 using Crsc.Controllers.Metrics;
-using Crsc.Controllers.Reconciling;
+using Crsc.Controllers.Hosting;
 using Crsc.Kube;
 using Microsoft.Extensions.Logging;
 
@@ -35,25 +35,17 @@ internal sealed class ClusterConnectionOptions
 }
 
 /// <summary>
-/// The daemon's side of the cluster, shared through DI: the API connection, the node agent's informers, the event
-/// recorder, the leader elector and the leader-only controllers. <see cref="ClusterConnection"/> runs them; later
-/// steps add reconcilers with <see cref="AddLeaderController"/> / <see cref="AddNodeController"/> before the host
-/// starts; every controller added reports controller-runtime's metrics (<see cref="ControllerMetrics"/>) into the
-/// daemon's registry. When no API server is configured, or the kubeconfig cannot be used, <see cref="Api"/> is null
-/// and so is everything built on it.
+/// The daemon's side of the cluster, shared through DI: the API connection, the event recorder, the leader elector
+/// and the <see cref="ControllerManager"/> that owns the shared informers, the controllers (node and leader-only) and
+/// the leadership term. Controllers are set up with the manager (the <c>SetUp</c> method beside each reconciler)
+/// before the host starts; <see cref="ClusterConnection"/> runs the manager once the API server answers. When no API
+/// server is configured, or the kubeconfig cannot be used, <see cref="Api"/> is null and so is everything built on it.
 /// </summary>
 internal sealed class ClusterServices : IDisposable
 {
     public const string KubeComponent = "kube";
     public const string InformersComponent = "informers";
     public const string LeaderComponent = "leader";
-
-    private readonly List<Controller> _leaderControllers = [];
-    private readonly List<Controller> _nodeControllers = [];
-    private readonly List<(string Name, Func<CancellationToken, Task> Run)> _nodeLoops = [];
-    private readonly List<IInformer> _informers = [];
-    private readonly List<IInformer> _leaderInformers = [];
-    private int _started;
 
     public ClusterServices(CrscOptions options, ClusterConnectionOptions timings, HealthRegistry health, TimeProvider time,
         ILoggerFactory loggers, NodeAutonomy autonomy, ApiServerState apiServer, MetricsRegistry metrics)
@@ -71,20 +63,6 @@ internal sealed class ClusterServices : IDisposable
             ConfigError = e.Message;
             return;
         }
-        ControllerMetrics = new ControllerMetrics(metrics);
-
-        // the node agent's view: its own pods, and crsc's objects in every namespace. They report into a registry
-        // of their own; ClusterConnection folds that into one "informers" entry so STATUS= stays one short line.
-        InformerHealth = new HealthRegistry(time);
-        NodePods = AddInformer(new Informer<Pod>(Api.Resource(Resources.Pods),
-            new InformerOptions { FieldSelector = $"spec.nodeName={options.NodeName}", Name = "pods" },
-            time, loggers.CreateLogger("Crsc.Informers.Pods"), InformerHealth));
-        Checkpoints = AddInformer(new Informer<ContainerCheckpoint>(Api.Resource(CrscResources.ContainerCheckpoints),
-            new InformerOptions { Name = "containercheckpoints" },
-            time, loggers.CreateLogger("Crsc.Informers.ContainerCheckpoints"), InformerHealth));
-        Schedules = AddInformer(new Informer<CheckpointSchedule>(Api.Resource(CrscResources.CheckpointSchedules),
-            new InformerOptions { Name = "checkpointschedules" },
-            time, loggers.CreateLogger("Crsc.Informers.CheckpointSchedules"), InformerHealth));
 
         var identity = LeaderElectionOptions.NewIdentity(options.NodeName);
         // events the API server cannot take while it is away wait in the outbox
@@ -103,6 +81,24 @@ internal sealed class ClusterServices : IDisposable
                 HealthComponent = LeaderComponent,
             },
             time, loggers.CreateLogger("Crsc.LeaderElection"), health, EventRecorder);
+        // the informers report into a registry of their own; ClusterConnection folds it into one "informers" entry
+        // so that STATUS= stays one short line
+        InformerHealth = new HealthRegistry(time);
+        Manager = new ControllerManager(new ControllerManagerOptions
+        {
+            Kube = Api,
+            Events = EventRecorder,
+            Time = time,
+            Loggers = loggers,
+            InformerHealth = InformerHealth,
+            Metrics = new ControllerMetrics(metrics),
+            Elector = Elector,
+        });
+        Manager.AddRunnable("event recorder", EventRecorder.RunAsync);
+        // the node agent's view, read outside controllers too (node state, static pods, workload names)
+        NodePods = Manager.Informers.PodsOnNode(options.NodeName);
+        Checkpoints = Manager.Informers.For(CrscResources.ContainerCheckpoints);
+        Schedules = Manager.Informers.For(CrscResources.CheckpointSchedules);
     }
 
     /// <summary>A kubeconfig is set, or the in-cluster service environment is present.</summary>
@@ -122,16 +118,16 @@ internal sealed class ClusterServices : IDisposable
 
     public KubeApi? Api { get; }
 
-    /// <summary>Where the controllers report (null without an API server: then there are none).</summary>
-    public ControllerMetrics? ControllerMetrics { get; }
+    /// <summary>The controllers, their informers and the leadership term (null without an API server).</summary>
+    public ControllerManager? Manager { get; }
 
-    /// <summary>Pods scheduled to this node (<c>spec.nodeName=&lt;node&gt;</c>).</summary>
+    /// <summary>Pods scheduled to this node (<c>spec.nodeName=&lt;node&gt;</c>), from the manager's informers.</summary>
     public Informer<Pod>? NodePods { get; }
 
-    /// <summary>ContainerCheckpoints in every namespace.</summary>
+    /// <summary>ContainerCheckpoints in every namespace, from the manager's informers.</summary>
     public Informer<ContainerCheckpoint>? Checkpoints { get; }
 
-    /// <summary>CheckpointSchedules in every namespace.</summary>
+    /// <summary>CheckpointSchedules in every namespace, from the manager's informers.</summary>
     public Informer<CheckpointSchedule>? Schedules { get; }
 
     public EventRecorder? EventRecorder { get; }
@@ -140,69 +136,6 @@ internal sealed class ClusterServices : IDisposable
 
     /// <summary>Where the informers report, one entry each; folded into the daemon's "informers" entry.</summary>
     internal HealthRegistry? InformerHealth { get; }
-
-    public IReadOnlyList<IInformer> Informers => _informers;
-
-    /// <summary>Informers only the leader-only controllers read (cluster-wide views): run for each leadership term.</summary>
-    public IReadOnlyList<IInformer> LeaderInformers => _leaderInformers;
-
-    /// <summary>Controllers that run only while this instance holds the Lease.</summary>
-    public IReadOnlyList<Controller> LeaderControllers => _leaderControllers;
-
-    /// <summary>Controllers that run on every node, leader or not, while connected.</summary>
-    public IReadOnlyList<Controller> NodeControllers => _nodeControllers;
-
-    /// <summary>Background work of every instance that is not a controller (renewing the node's presence Lease), by name.</summary>
-    public IReadOnlyList<(string Name, Func<CancellationToken, Task> Run)> NodeLoops => _nodeLoops;
-
-    /// <summary>Another informer to run with the others (before the connection starts).</summary>
-    public TInformer AddInformer<TInformer>(TInformer informer) where TInformer : IInformer
-    {
-        ThrowIfStarted();
-        _informers.Add(informer);
-        return informer;
-    }
-
-    /// <summary>
-    /// An informer that only leader-only controllers read: it lists and watches while this instance leads, so the
-    /// other nodes do not keep cluster-wide caches they never use.
-    /// </summary>
-    public TInformer AddLeaderInformer<TInformer>(TInformer informer) where TInformer : IInformer
-    {
-        ThrowIfStarted();
-        _leaderInformers.Add(informer);
-        return informer;
-    }
-
-    /// <summary>A cluster reconciler: started when this instance becomes leader, cancelled and drained when it stops.</summary>
-    public void AddLeaderController(Controller controller)
-    {
-        ThrowIfStarted();
-        if (ControllerMetrics is not null) controller.UseMetrics(ControllerMetrics);
-        _leaderControllers.Add(controller);
-    }
-
-    /// <summary>A node reconciler: runs on every instance while the daemon runs.</summary>
-    public void AddNodeController(Controller controller)
-    {
-        ThrowIfStarted();
-        if (ControllerMetrics is not null) controller.UseMetrics(ControllerMetrics);
-        _nodeControllers.Add(controller);
-    }
-
-    /// <summary>A loop that runs on every instance while connected, until the daemon stops; a failure ends only it.</summary>
-    public void AddNodeLoop(string name, Func<CancellationToken, Task> run)
-    {
-        ThrowIfStarted();
-        _nodeLoops.Add((name, run));
-    }
-
-    internal void MarkStarted() => Interlocked.Exchange(ref _started, 1);
-
-    private void ThrowIfStarted()
-    {
-        if (Volatile.Read(ref _started) != 0) throw new InvalidOperationException("the cluster connection is running already");
-    }
 
     public void Dispose() => Api?.Dispose();
 }

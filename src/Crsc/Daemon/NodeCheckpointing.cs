@@ -64,7 +64,7 @@ internal static partial class NodeCheckpointing
                 sp.GetRequiredService<CheckpointMetrics>(),
                 // the informer's pods, else (started while the API server is away) the saved node state's
                 new ChainedWorkloadResolver(
-                    cluster.NodePods is { } pods ? NodeAgentComponents.WorkloadResolver(pods) : null,
+                    cluster.NodePods is { } pods ? new PodOwnerWorkloadResolver(pods) : null,
                     sp.GetRequiredService<NodeAutonomy>().State));
         });
         services.AddSingleton<ICheckpointRunner>(sp => sp.GetRequiredService<CheckpointRunner>());
@@ -78,21 +78,10 @@ internal static partial class NodeCheckpointing
     /// </summary>
     public static void AttachReconciler(IServiceProvider services)
     {
-        var cluster = services.GetRequiredService<ClusterServices>();
-        if (cluster.Api is null || cluster.NodePods is null || cluster.Checkpoints is null || cluster.EventRecorder is null) return;
-        var time = services.GetRequiredService<TimeProvider>();
-        var loggers = services.GetRequiredService<ILoggerFactory>();
-        var runner = services.GetRequiredService<CheckpointRunner>();
-        var reconciler = new ContainerCheckpointReconciler(cluster.Api, cluster.NodePods, cluster.Checkpoints, runner,
-            services.GetRequiredService<ICheckpointStore>(), cluster.EventRecorder,
-            new ContainerCheckpointReconcilerOptions { NodeName = cluster.NodeName }, time,
-            loggers.CreateLogger<ContainerCheckpointReconciler>(), services.GetRequiredService<CheckpointMetrics>(),
+        if (services.GetRequiredService<ClusterServices>() is not { Manager: { } manager } cluster) return;
+        ContainerCheckpointReconciler.SetUp(manager, cluster.NodeName, services.GetRequiredService<CheckpointRunner>(),
+            services.GetRequiredService<ICheckpointStore>(), services.GetRequiredService<CheckpointMetrics>(),
             services.GetService<ICheckpointImagePublisher>());
-        var controller = new Controller(NodeAgentComponents.ControllerName, reconciler, time, loggers.CreateLogger<Controller>(),
-            new ControllerOptions { Workers = runner.Options.MaxConcurrent + 2 });
-        controller.Watch(cluster.Checkpoints);
-        controller.Watch(cluster.NodePods, pod => ContainerCheckpointReconciler.CheckpointsOfPod(cluster.Checkpoints, pod));
-        cluster.AddNodeController(controller);
     }
 
     /// <summary>Takes the store (its lock refuses a second daemon on the same store) and cleans what a crash left.</summary>

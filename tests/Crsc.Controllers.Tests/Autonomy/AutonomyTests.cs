@@ -9,6 +9,7 @@ using Crsc.Controllers.Schedules;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Testing;
 using Crsc.Testing.Kube;
+using Crsc.Controllers.Hosting;
 using Crsc.Controllers.Informers;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -421,7 +422,7 @@ public sealed partial class AutonomyTests
 
         var file = new MemoryStateFile();
         var store = new NodeStateStore(file, "node-a");
-        var pods = NodeAgentComponents.CreatePodInformer(kube, "node-a", TimeProvider.System, NullLoggerFactory.Instance);
+        var pods = new Informer<Pod>(kube.For(Resources.Pods), new InformerOptions { FieldSelector = "spec.nodeName=node-a" }, TimeProvider.System, NullLogger.Instance);
         var schedules = new Informer<CheckpointSchedule>(kube.For(CrscResources.CheckpointSchedules), new InformerOptions(), TimeProvider.System, NullLogger.Instance);
         var recorder = new NodeStateRecorder(store, schedules, pods, "node-a", TimeProvider.System);
 

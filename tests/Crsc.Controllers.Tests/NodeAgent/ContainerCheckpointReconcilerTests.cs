@@ -1,6 +1,7 @@
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Hosting;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.Metrics;
@@ -51,10 +52,11 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
     /// <summary>A node agent (informers + reconciler) for <paramref name="node"/>; a new one is a daemon restart.</summary>
     private async Task<Agent> StartAgentAsync(string node = "n1", ICheckpointImagePublisher? images = null)
     {
-        var pods = NodeAgentComponents.CreatePodInformer(_kube, node, TimeProvider.System, NullLoggerFactory.Instance);
+        var pods = new Informer<Pod>(_kube.For(Resources.Pods), new InformerOptions { FieldSelector = $"spec.nodeName={node}" },
+            TimeProvider.System, NullLogger.Instance);
         var ckpts = new Informer<ContainerCheckpoint>(_ckptApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance);
         var runner = new CheckpointRunner(_runtime, _runtime, _store, new CheckpointRunnerOptions { NodeName = node },
-            TimeProvider.System, staging: _staging, workloads: NodeAgentComponents.WorkloadResolver(pods));
+            TimeProvider.System, staging: _staging, workloads: new PodOwnerWorkloadResolver(pods));
         _runners.Add(runner);
         var reconciler = new ContainerCheckpointReconciler(_kube, pods, ckpts, runner, _store, _events,
             new ContainerCheckpointReconcilerOptions { NodeName = node }, TimeProvider.System, NullLogger.Instance,
@@ -604,13 +606,15 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
     [Fact]
     public async Task The_controller_starts_checkpoints_when_their_pod_arrives_on_the_node()
     {
-        var pods = NodeAgentComponents.CreatePodInformer(_kube, "n1", TimeProvider.System, NullLoggerFactory.Instance);
+        var manager = new ControllerManager(new ControllerManagerOptions
+        {
+            Kube = _kube, Events = _events, Time = TimeProvider.System, Loggers = NullLoggerFactory.Instance,
+        });
         var runner = new CheckpointRunner(_runtime, _runtime, _store, new CheckpointRunnerOptions { NodeName = "n1" },
             TimeProvider.System, staging: _staging);
         _runners.Add(runner);
-        var components = NodeAgentComponents.Create("n1", _kube, runner, _store, _events, TimeProvider.System,
-            NullLoggerFactory.Instance, pods: pods);
-        _running.Add(components.RunAsync(_stop.Token));
+        ContainerCheckpointReconciler.SetUp(manager, "n1", runner, _store);
+        _running.Add(manager.RunAsync(_stop.Token));
         await CreateCheckpointAsync("early", "db-0", "postgres");
         await Task.Delay(200);
         Assert.Null(Stored("early").Status); // its pod is not here (yet)

@@ -1,6 +1,7 @@
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Hosting;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.NodeAgent;
@@ -49,7 +50,7 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
     private async Task<Agent> StartAgentAsync(string node = "n1", bool checkpointCache = true,
         Crsc.Controllers.Schedules.IScheduleRunLog? runLog = null)
     {
-        var pods = NodeAgentComponents.CreatePodInformer(_kube, node, TimeProvider.System, NullLoggerFactory.Instance);
+        var pods = new Informer<Pod>(_kube.For(Resources.Pods), new InformerOptions { FieldSelector = $"spec.nodeName={node}" }, TimeProvider.System, NullLogger.Instance);
         var schedules = new Informer<CheckpointSchedule>(_schedulesApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance);
         var ckpts = new Informer<ContainerCheckpoint>(_ckptApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance);
         var reconciler = new ScheduleReconciler(_kube, schedules, pods, ckpts, _events,
@@ -465,9 +466,11 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
     public async Task The_node_controller_fires_on_time_as_the_clock_moves()
     {
         await SeedDeploymentPodAsync("web", "abcde", "n1", "app");
-        var components = NodeScheduleComponents.Create("n1", _kube, _events, _time, NullLoggerFactory.Instance);
-        Assert.Equal(3, components.OwnedInformers.Count);
-        _running.Add(components.RunAsync(_stop.Token));
+        var manager = new ControllerManager(new ControllerManagerOptions { Kube = _kube, Events = _events, Time = _time, Loggers = NullLoggerFactory.Instance });
+        ScheduleReconciler.SetUp(manager, "n1");
+        Assert.Equal(3, manager.Informers.All.Count);
+        Assert.Empty(manager.Informers.All.Where(manager.RunsOnlyWhileLeading)); // node work: its caches run all the time
+        _running.Add(manager.RunAsync(_stop.Token));
         var schedule = await CreateScheduleAsync("web", ScheduleTargetKind.Deployment, "web", interval: "1m");
         var jitter = JitterOf(schedule, TimeSpan.FromMinutes(1));
         await Eventually.TrueAsync(() => StoredSchedule("web").Status?.NextCheckpointTime is not null, "first status written");

@@ -1,6 +1,7 @@
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Hosting;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Reconciling;
 using Crsc.Controllers.Tests.NodeAgent;
@@ -327,10 +328,14 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
     [Fact]
     public async Task The_controller_reconciles_on_deployment_and_schedule_changes()
     {
-        var components = DeploymentScheduleComponents.Create(_kube, _events, TimeProvider.System, NullLoggerFactory.Instance,
-            deployments: _deployments, schedules: _schedules);
-        Assert.Empty(components.OwnedInformers);
-        _running.Add(components.RunAsync(_stop.Token));
+        var manager = new ControllerManager(new ControllerManagerOptions
+        {
+            Kube = _kube, Events = _events, Time = TimeProvider.System, Loggers = NullLoggerFactory.Instance,
+        });
+        DeploymentReconciler.SetUp(manager);
+        Assert.Equal(["informer/deployments", "informer/checkpointschedules"], manager.Informers.All.Select(i => i.Name));
+        Assert.All(manager.Informers.All, i => Assert.True(manager.RunsOnlyWhileLeading(i), $"{i.Name} is the leader's only"));
+        _running.Add(manager.RunAsync(_stop.Token));
 
         await CreateDeploymentAsync("web", Managed, Interval("5m"));
         await Eventually.TrueAsync(() => Schedule()?.Spec.Interval == "5m", "schedule created");

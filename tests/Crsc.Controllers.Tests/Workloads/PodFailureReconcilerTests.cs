@@ -2,6 +2,7 @@ using System.Text.Json;
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Hosting;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.NodeAgent;
@@ -628,11 +629,13 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
     public async Task Wired_with_its_controller_a_pod_status_change_turns_into_a_restore()
     {
         await SeedDeploymentAsync();
-        var components = PodFailureComponents.Create(_kube, _events, _time, NullLoggerFactory.Instance);
-        Assert.Equal(4, components.CreatedInformers.Count);
-        _running.Add(components.RunAsync(_stop.Token));
-        await Eventually.TrueAsync(() => components.Controller.Queue is not null && components.Pods.HasSynced, "controller running");
-        await Eventually.TrueAsync(() => components.Controller.Queue is { Count: 0, InFlight: 0 }, "first reconcile done");
+        var manager = new ControllerManager(new ControllerManagerOptions { Kube = _kube, Events = _events, Time = _time, Loggers = NullLoggerFactory.Instance });
+        var setup = PodFailureReconciler.SetUp(manager);
+        Assert.Equal(4, manager.Informers.All.Count);
+        Assert.All(manager.Informers.All, i => Assert.True(manager.RunsOnlyWhileLeading(i), $"{i.Name} is the leader's only"));
+        _running.Add(manager.RunAsync(_stop.Token));
+        await Eventually.TrueAsync(() => setup.Controller.Queue is not null && manager.Informers.For(Resources.Pods).HasSynced, "controller running");
+        await Eventually.TrueAsync(() => setup.Controller.Queue is { Count: 0, InFlight: 0 }, "first reconcile done");
 
         Advance(TimeSpan.FromSeconds(10));
         await CrashAndRestartAsync("web-7d9f8b6c5-p0", exitCode: 1);

@@ -204,8 +204,8 @@ public sealed class DaemonClusterTests
     private static RecordingReconciler AddLeaderController(Daemon daemon)
     {
         var reconciler = new RecordingReconciler();
-        daemon.Cluster.AddLeaderController(new Controller("test-checkpoints", reconciler, TimeProvider.System, NullLogger.Instance)
-            .Watch(daemon.Cluster.Checkpoints!));
+        daemon.Cluster.Manager!.Add(new Controller("test-checkpoints", reconciler, TimeProvider.System, NullLogger.Instance)
+            .Watch(daemon.Cluster.Checkpoints!), leaderOnly: true);
         return reconciler;
     }
 
@@ -279,7 +279,7 @@ public sealed class DaemonClusterTests
 
         // the daemon's /metrics shows its controllers as controller-runtime's metrics: the leader's that released the
         // checkpoint, and the node's that reconciled it too (it is not this node's: nothing to do)
-        const string abandoned = AbandonedCheckpointComponents.ControllerName;
+        const string abandoned = AbandonedCheckpointReconciler.ControllerName;
         await Eventually.TrueAsync(async () => (await daemon.MetricsAsync()).Contains(
             $"controller_runtime_reconcile_total{{controller=\"{abandoned}\",result=\"success\"}} ", StringComparison.Ordinal),
             "the leader's controller counts its reconciles");
@@ -288,7 +288,7 @@ public sealed class DaemonClusterTests
         Assert.Contains($"controller_runtime_reconcile_time_seconds_count{{controller=\"{abandoned}\"}} ", metrics);
         Assert.Contains($"workqueue_adds_total{{name=\"{abandoned}\",controller=\"{abandoned}\"}} ", metrics);
         Assert.Contains($"workqueue_queue_duration_seconds_bucket{{name=\"{abandoned}\",controller=\"{abandoned}\",le=\"1e-08\"}} ", metrics);
-        const string node = NodeAgentComponents.ControllerName;
+        const string node = ContainerCheckpointReconciler.ControllerName;
         Assert.Contains($"controller_runtime_reconcile_total{{controller=\"{node}\",result=\"success\"}} ", metrics);
         Assert.Contains($"workqueue_depth{{name=\"{node}\",controller=\"{node}\"}} ", metrics);
         Assert.Contains("# TYPE controller_runtime_reconcile_time_seconds histogram\n", metrics);

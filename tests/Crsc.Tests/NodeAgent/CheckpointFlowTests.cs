@@ -1,6 +1,7 @@
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
+using Crsc.Controllers.Hosting;
 using Crsc.Controllers.Metrics;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Cri;
@@ -54,15 +55,18 @@ public sealed class CheckpointFlowTests : IAsyncLifetime
         var metrics = new CheckpointMetrics(_metrics);
 
         // the wiring the daemon does: pods informer first (it names workloads for the runner), then the rest
-        var pods = NodeAgentComponents.CreatePodInformer(_kube, "n1", TimeProvider.System, NullLoggerFactory.Instance);
+        var manager = new ControllerManager(new ControllerManagerOptions
+        {
+            Kube = _kube, Events = _events, Time = TimeProvider.System, Loggers = NullLoggerFactory.Instance,
+        });
+        var pods = manager.Informers.PodsOnNode("n1");
         // CRIU logs where this test's "runtime" keeps them: <dir>/<container id>/dump.log
         _runner = new CheckpointRunner(_runtime, _runtime, _store,
             new CheckpointRunnerOptions { NodeName = "n1", CriuLogLocations = [_dir.Combine("{id}", "dump.log")] },
-            TimeProvider.System, new Crsc.Storage.FileStagingArea(), metrics: metrics, workloads: NodeAgentComponents.WorkloadResolver(pods));
-        var agent = NodeAgentComponents.Create("n1", _kube, _runner, _store, _events, TimeProvider.System,
-            NullLoggerFactory.Instance, metrics: metrics, pods: pods);
-        _running.Add(_events.RunAsync(_stop.Token));
-        _running.Add(agent.RunAsync(_stop.Token));
+            TimeProvider.System, new Crsc.Storage.FileStagingArea(), metrics: metrics, workloads: new PodOwnerWorkloadResolver(pods));
+        ContainerCheckpointReconciler.SetUp(manager, "n1", _runner, _store, metrics);
+        manager.AddRunnable("event recorder", _events.RunAsync);
+        _running.Add(manager.RunAsync(_stop.Token));
     }
 
     public async Task DisposeAsync()

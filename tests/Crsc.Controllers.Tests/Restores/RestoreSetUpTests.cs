@@ -1,4 +1,5 @@
 using Crsc.Api.Crds;
+using Crsc.Controllers.Hosting;
 using Crsc.Controllers.Restores;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Testing;
@@ -7,8 +8,8 @@ using static Crsc.Controllers.Tests.Restores.RestoreFixture;
 
 namespace Crsc.Controllers.Tests.Restores;
 
-/// <summary>The wired leader and node halves, running: watches alone carry a Restore from creation to Restored.</summary>
-public sealed class RestoreComponentsTests : IAsyncLifetime
+/// <summary>The leader and node halves set up as the daemon sets them up, running: watches alone carry a Restore from creation to Restored.</summary>
+public sealed class RestoreSetUpTests : IAsyncLifetime
 {
     private const string P1 = "counter-7d9f8c6b5-abcde";
     private readonly RestoreFixture _f = new();
@@ -30,9 +31,13 @@ public sealed class RestoreComponentsTests : IAsyncLifetime
         await _f.CreatePodAsync(P1, node: "n1");
         await _f.CreateCheckpointAsync("c1", _f.Time.GetUtcNow().AddMinutes(-5));
         var runtime = new FakeContainerRuntime();
-        var leader = RestoreComponents.Create(_f.Kube, _f.Events, TimeProvider.System, NullLoggerFactory.Instance);
-        var node1 = RestorePreparerComponents.Create("n1", _f.Kube, runtime, _f.Events, TimeProvider.System, NullLoggerFactory.Instance);
-        var node2 = RestorePreparerComponents.Create("n2", _f.Kube, runtime, _f.Events, TimeProvider.System, NullLoggerFactory.Instance);
+        // three instances as the daemon sets them up: the leader's restore state manager, and each node's preparer
+        var leader = Manager();
+        RestoreReconciler.SetUp(leader);
+        var node1 = Manager();
+        RestorePreparer.SetUp(node1, runtime, new RestorePreparerOptions { NodeName = "n1" });
+        var node2 = Manager();
+        RestorePreparer.SetUp(node2, runtime, new RestorePreparerOptions { NodeName = "n2" });
         var running = Task.WhenAll(leader.RunAsync(_stop.Token), node1.RunAsync(_stop.Token), node2.RunAsync(_stop.Token));
 
         await _f.CreateRestoreAsync("r1", failedPod: P1);
@@ -47,4 +52,9 @@ public sealed class RestoreComponentsTests : IAsyncLifetime
         await _stop.CancelAsync();
         await running;
     }
+
+    private ControllerManager Manager() => new(new ControllerManagerOptions
+    {
+        Kube = _f.Kube, Events = _f.Events, Time = TimeProvider.System, Loggers = NullLoggerFactory.Instance,
+    });
 }
