@@ -12,7 +12,7 @@ public sealed class CoreEvent : IKubernetesObject
     public string? ApiVersion { get; set; } = "v1";
     public string? Kind { get; set; } = "Event";
     public ObjectMeta Metadata { get; set; } = new();
-    public CoreEventReference InvolvedObject { get; set; } = new();
+    public ObjectReference InvolvedObject { get; set; } = new();
     /// <summary>A short UpperCamelCase machine-readable reason (<c>CheckpointFailed</c>).</summary>
     public string? Reason { get; set; }
     public string? Message { get; set; }
@@ -26,18 +26,6 @@ public sealed class CoreEvent : IKubernetesObject
     public string? ReportingComponent { get; set; }
     /// <summary>Which instance of that controller (here: the daemon's identity on its node).</summary>
     public string? ReportingInstance { get; set; }
-}
-
-/// <summary>The object an event is about (core/v1 <c>ObjectReference</c>).</summary>
-public sealed class CoreEventReference
-{
-    public string? ApiVersion { get; set; }
-    public string? Kind { get; set; }
-    public string? Namespace { get; set; }
-    public string? Name { get; set; }
-    public string? Uid { get; set; }
-    public string? ResourceVersion { get; set; }
-    public string? FieldPath { get; set; }
 }
 
 /// <summary>core/v1 <c>EventSource</c>.</summary>

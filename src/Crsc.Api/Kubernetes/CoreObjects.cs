@@ -112,7 +112,7 @@ public sealed class NamespaceStatus
     [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 
-/// <summary>core/v1 <c>ObjectReference</c>: the object an <c>events.k8s.io/v1</c> Event is about.</summary>
+/// <summary>core/v1 <c>ObjectReference</c>: the object an Event (core/v1 or <c>events.k8s.io/v1</c>) is about.</summary>
 public sealed class ObjectReference
 {
     public string? ApiVersion { get; set; }

@@ -409,7 +409,7 @@ public sealed partial class OfflineScheduler
         var now = _time.GetUtcNow();
         var ev = new CoreEvent
         {
-            InvolvedObject = new CoreEventReference
+            InvolvedObject = new ObjectReference
             {
                 ApiVersion = regarding.ApiVersion,
                 Kind = regarding.Kind,

@@ -303,7 +303,7 @@ public sealed partial class OutboxPublisher
         var now = _time.GetUtcNow();
         var ev = new CoreEvent
         {
-            InvolvedObject = new CoreEventReference
+            InvolvedObject = new ObjectReference
             {
                 ApiVersion = owner.ApiVersion,
                 Kind = owner.Kind,

@@ -115,7 +115,7 @@ public sealed class EventRecorder : IEventRecorder
             var meta = regarding.Metadata;
             var ev = new CoreEvent
             {
-                InvolvedObject = new CoreEventReference
+                InvolvedObject = new ObjectReference
                 {
                     ApiVersion = regarding.ApiVersion,
                     Kind = regarding.Kind,

@@ -90,6 +90,13 @@ public sealed partial class ControllerManager
                 ?? throw new InvalidOperationException($"no controller named {name}");
     }
 
+    /// <summary>
+    /// A controller named <paramref name="name"/> for <paramref name="reconciler"/> on the manager's clock and logs,
+    /// with <paramref name="workers"/> keys reconciled at once; <see cref="Add"/> it once its watches are set.
+    /// </summary>
+    public Controller NewController(string name, IReconciler reconciler, int workers = 1) =>
+        new(name, reconciler, Time, Loggers.CreateLogger<Controller>(), new ControllerOptions { Workers = workers });
+
     /// <summary>Registers <paramref name="controller"/> (before the manager runs). It reports into the manager's metrics.</summary>
     public Controller Add(Controller controller, bool leaderOnly)
     {

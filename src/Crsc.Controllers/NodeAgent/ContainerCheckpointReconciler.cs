@@ -53,8 +53,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
             new ContainerCheckpointReconcilerOptions { NodeName = nodeName }, manager.Time,
             manager.Loggers.CreateLogger<ContainerCheckpointReconciler>(), metrics, imagePublisher);
         var concurrency = (runner as CheckpointRunner)?.Options.MaxConcurrent ?? 1;
-        var controller = new Controller(ControllerName, reconciler, manager.Time, manager.Loggers.CreateLogger<Controller>(),
-            new ControllerOptions { Workers = workers ?? concurrency + 2 });
+        var controller = manager.NewController(ControllerName, reconciler, workers ?? concurrency + 2);
         controller.Watch(checkpoints);
         controller.Watch(pods, pod => CheckpointsOfPod(checkpoints, pod));
         return new(manager.Add(controller, leaderOnly: false), reconciler);

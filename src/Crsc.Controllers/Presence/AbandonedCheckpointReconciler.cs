@@ -69,7 +69,7 @@ public sealed class AbandonedCheckpointReconciler : IReconciler
         var checkpoints = manager.Informers.For(CrscResources.ContainerCheckpoints);
         var reconciler = new AbandonedCheckpointReconciler(manager.Kube, checkpoints, manager.Events, options, manager.Time,
             manager.Loggers.CreateLogger<AbandonedCheckpointReconciler>());
-        var controller = new Controller(ControllerName, reconciler, manager.Time, manager.Loggers.CreateLogger<Controller>()).Watch(checkpoints);
+        var controller = manager.NewController(ControllerName, reconciler).Watch(checkpoints);
         return new(manager.Add(controller, leaderOnly: true), reconciler);
     }
 

@@ -65,8 +65,7 @@ public sealed class RestorePreparer : IReconciler
         var restores = manager.Informers.For(CrscResources.Restores);
         var preparer = new RestorePreparer(manager.Kube, restores, pods, runtime, manager.Events, options, manager.Time,
             manager.Loggers.CreateLogger<RestorePreparer>());
-        var controller = new Controller(ControllerName, preparer, manager.Time, manager.Loggers.CreateLogger<Controller>(),
-            new ControllerOptions { Workers = 2 });
+        var controller = manager.NewController(ControllerName, preparer, workers: 2);
         controller.Watch(restores);
         controller.Watch(pods, pod => RestoresOfPod(restores, pod));
         return new(manager.Add(controller, leaderOnly: false), preparer);

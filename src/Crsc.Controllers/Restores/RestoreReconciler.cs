@@ -98,8 +98,7 @@ public sealed class RestoreReconciler : IReconciler
         var contents = manager.Informers.For(CrscResources.ContainerCheckpointContents);
         var reconciler = new RestoreReconciler(manager.Kube, restores, pods, checkpoints, contents, manager.Events,
             options ?? new RestoreReconcilerOptions(), manager.Time, manager.Loggers.CreateLogger<RestoreReconciler>());
-        var controller = new Controller(ControllerName, reconciler, manager.Time, manager.Loggers.CreateLogger<Controller>(),
-            new ControllerOptions { Workers = 2 });
+        var controller = manager.NewController(ControllerName, reconciler, workers: 2);
         controller.Watch(restores);
         controller.Watch(pods, pod => RestoresOfPod(restores, pod));
         controller.Watch(checkpoints, c => ActiveRestoresIn(restores, c.Metadata.Namespace));

@@ -54,8 +54,7 @@ public sealed class ScheduleReconciler : IReconciler
         var checkpoints = manager.Informers.For(CrscResources.ContainerCheckpoints);
         var reconciler = new ScheduleReconciler(manager.Kube, schedules, pods, checkpoints, manager.Events,
             new ScheduleReconcilerOptions { NodeName = nodeName }, manager.Time, manager.Loggers.CreateLogger<ScheduleReconciler>(), runLog);
-        var controller = new Controller(ControllerName, reconciler, manager.Time, manager.Loggers.CreateLogger<Controller>(),
-            new ControllerOptions { Workers = workers });
+        var controller = manager.NewController(ControllerName, reconciler, workers);
         controller.Watch(schedules);
         controller.Watch(pods, pod => SchedulesOfPod(schedules, pod));
         controller.WatchOwned(checkpoints, CheckpointSchedule.KindName, onlyController: true);

@@ -46,7 +46,7 @@ public sealed class DeploymentReconciler : IReconciler
         var schedules = manager.Informers.For(CrscResources.CheckpointSchedules);
         var reconciler = new DeploymentReconciler(manager.Kube, deployments, schedules, manager.Events, manager.Time,
             manager.Loggers.CreateLogger<DeploymentReconciler>(), options);
-        var controller = new Controller(ControllerName, reconciler, manager.Time, manager.Loggers.CreateLogger<Controller>());
+        var controller = manager.NewController(ControllerName, reconciler);
         controller.Watch(deployments, DeploymentEvents);
         controller.Watch(schedules, DeploymentsOfSchedule);
         return new(manager.Add(controller, leaderOnly: true), reconciler);

@@ -53,8 +53,7 @@ public sealed class PodFailureReconciler : IReconciler
         var restores = manager.Informers.For(CrscResources.Restores);
         var reconciler = new PodFailureReconciler(manager.Kube, pods, replicaSets, deployments, restores, manager.Events,
             options ?? new PodFailureOptions(), manager.Time, manager.Loggers.CreateLogger<PodFailureReconciler>());
-        var controller = new Controller(ControllerName, reconciler, manager.Time, manager.Loggers.CreateLogger<Controller>(),
-            new ControllerOptions { Workers = workers });
+        var controller = manager.NewController(ControllerName, reconciler, workers);
         controller.Watch(deployments);
         controller.Watch(pods, p => reconciler.WorkloadOf(p) is { } k ? [k] : []);
         controller.Watch(replicaSets, rs => DeploymentOf(rs) is { } k ? [k] : []);
