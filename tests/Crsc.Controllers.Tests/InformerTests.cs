@@ -338,6 +338,201 @@ public sealed class InformerTests : IAsyncLifetime
         Assert.Empty(late.Take()); // removed
     }
 
+    /// <summary>
+    /// Runs <paramref name="read"/> on another thread and waits for it a bounded time: "read" if it finished and
+    /// returned true, "stale" if it returned false, "blocked" if it did not finish.
+    /// </summary>
+    private static string ReadFromAnotherThread(Func<bool> read)
+    {
+        var task = Task.Run(read);
+        return !task.Wait(TimeSpan.FromSeconds(5)) ? "blocked" : task.Result ? "read" : "stale";
+    }
+
+    [Fact]
+    public async Task A_handler_may_wait_for_another_thread_reading_the_cache_and_that_reader_sees_the_change()
+    {
+        await StartAsync();
+        var reads = new ConcurrentQueue<string>();
+        // the reader also checks that the cache already holds what the handler is told about
+        _informer.AddEventHandler(new ResourceEventHandler<TestObject>(
+            onAdd: o => reads.Enqueue(ReadFromAnotherThread(() => _informer.Get(o.Metadata.Key) is not null)),
+            onUpdate: (_, o) => reads.Enqueue(ReadFromAnotherThread(() =>
+                _informer.Get(o.Metadata.Key)?.Spec.Value == o.Spec.Value
+                && _informer.ByIndex(Indexers.Namespace, "ns").Count == 1))));
+        await CreateAsync("ns", "a", value: "1");
+        await SetValueAsync("ns", "a", "2");
+        await Eventually.TrueAsync(() => reads.Count == 2, "both handled");
+        Assert.Equal(["read", "read"], reads);
+        await SeenAsync("add ns/a", "update ns/a 1->2");
+    }
+
+    [Fact]
+    public async Task Handlers_of_two_informers_reading_each_others_cache_from_other_threads_do_not_deadlock()
+    {
+        await StartAsync();
+        var other = new Informer<TestObject>(_objects, new InformerOptions { PageSize = 10, JitterFactor = 0 },
+            _time, NullLogger.Instance, random: new Random(2));
+        var reads = new ConcurrentQueue<string>();
+        // each informer's handler, for each event, waits on a thread that reads the other informer
+        _informer.AddEventHandler(new ResourceEventHandler<TestObject>(onAdd: o =>
+            reads.Enqueue("first " + ReadFromAnotherThread(() => other.List() is not null))));
+        other.AddEventHandler(new ResourceEventHandler<TestObject>(onAdd: o =>
+            reads.Enqueue("second " + ReadFromAnotherThread(() => _informer.List() is not null))));
+        var run = other.RunAsync(_stop.Token);
+        await other.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20));
+        await Eventually.TrueAsync(() => _objects.OpenWatches == 2, "both watching");
+
+        for (var i = 0; i < 5; i++) await CreateAsync("ns", $"o{i}");
+        await Eventually.TrueAsync(() => reads.Count == 10, "every event handled by both", TimeSpan.FromSeconds(60));
+        Assert.Equal(5, reads.Count(r => r == "first read"));
+        Assert.Equal(5, reads.Count(r => r == "second read"));
+        await _stop.CancelAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(20));
+    }
+
+    /// <summary>Replays notifications onto its own copy of the cache and notes every one that does not fit.</summary>
+    private sealed class Replayer : IResourceEventHandler<TestObject>
+    {
+        private readonly Dictionary<ObjectKey, string> _state = [];
+        public List<string> Problems { get; } = [];
+        public int Seen { get; private set; }
+
+        public Dictionary<ObjectKey, string> State { get { lock (_state) return new(_state); } }
+
+        public void OnAdd(TestObject obj)
+        {
+            lock (_state)
+            {
+                Seen++;
+                if (!_state.TryAdd(obj.Metadata.Key, obj.Metadata.ResourceVersion!)) Problems.Add($"add of known {obj.Metadata.Key}");
+            }
+        }
+
+        public void OnUpdate(TestObject oldObj, TestObject newObj)
+        {
+            lock (_state)
+            {
+                Seen++;
+                if (!_state.TryGetValue(newObj.Metadata.Key, out var rv)) Problems.Add($"update of unknown {newObj.Metadata.Key}");
+                else if (rv != oldObj.Metadata.ResourceVersion) Problems.Add($"update of {newObj.Metadata.Key} from {oldObj.Metadata.ResourceVersion}, last told {rv}");
+                _state[newObj.Metadata.Key] = newObj.Metadata.ResourceVersion!;
+            }
+        }
+
+        public void OnDelete(TestObject obj)
+        {
+            lock (_state)
+            {
+                Seen++;
+                if (!_state.Remove(obj.Metadata.Key)) Problems.Add($"delete of unknown {obj.Metadata.Key}");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Handlers_added_while_watch_events_stream_in_miss_nothing_and_repeat_nothing()
+    {
+        await StartAsync();
+        var writes = Task.Run(async () =>
+        {
+            for (var i = 0; i < 200; i++)
+            {
+                await CreateAsync("ns", $"o{i % 40}-{i / 40}", value: "1");
+                if (i % 3 == 0) await SetValueAsync("ns", $"o{i % 40}-{i / 40}", "2");
+                if (i % 5 == 0) await _objects.DeleteAsync("ns", $"o{i % 40}-{i / 40}", null, default);
+                if (i % 10 != 9) continue;
+                // now and then let the informer catch up, so handlers are added all along the stream
+                var rv = _kube.CurrentResourceVersion.ToString();
+                await Eventually.TrueAsync(() => _informer.LastSyncResourceVersion == rv, "the informer follows");
+            }
+        });
+        // on another thread, a new handler whenever the informer has moved on
+        var late = new List<Replayer>();
+        var adding = Task.Run(() =>
+        {
+            string? lastRv = null;
+            while (!writes.IsCompleted)
+            {
+                var rv = _informer.LastSyncResourceVersion;
+                if (rv == lastRv)
+                {
+                    Thread.Yield();
+                    continue;
+                }
+                lastRv = rv;
+                var replayer = new Replayer();
+                _informer.AddEventHandler(replayer);
+                late.Add(replayer);
+            }
+        });
+        await adding.WaitAsync(TimeSpan.FromSeconds(60));
+        await writes;
+        var final = _kube.CurrentResourceVersion.ToString();
+        await Eventually.TrueAsync(() => _informer.LastSyncResourceVersion == final, "the informer caught up");
+        var expected = _informer.List().ToDictionary(o => o.Metadata.Key, o => o.Metadata.ResourceVersion!);
+        Assert.Equal(160, expected.Count);
+        Assert.True(late.Count > 2, "handlers were added while the events came");
+        foreach (var replayer in late)
+        {
+            Assert.Empty(replayer.Problems);
+            Assert.Equal(expected.OrderBy(e => e.Key.ToString()), replayer.State.OrderBy(e => e.Key.ToString()));
+        }
+    }
+
+    [Fact]
+    public async Task A_handler_may_add_and_remove_handlers_while_it_is_being_told()
+    {
+        await CreateAsync("ns", "a", value: "1");
+        await CreateAsync("ns", "b", value: "1");
+        await StartAsync();
+        _events.Take();
+        var added = new Recorder();
+        var removed = new Recorder();
+        IDisposable? removedRegistration = null;
+        using var changer = _informer.AddEventHandler(new ResourceEventHandler<TestObject>(onUpdate: (_, o) =>
+        {
+            if (o.Spec.Value != "2") return;
+            removedRegistration!.Dispose();
+            _informer.AddEventHandler(added);
+        }));
+        removedRegistration = _informer.AddEventHandler(removed);
+        Assert.Equal(["add ns/a", "add ns/b"], removed.Take());
+
+        await SetValueAsync("ns", "a", "2");
+        await SetValueAsync("ns", "a", "3");
+        await Eventually.TrueAsync(() => added.Seen.Count == 3, "the added handler's cache and the next change");
+        // told the cache as it is with the change that made it be added, then only what came after
+        Assert.Equal(["add ns/a", "add ns/b", "update ns/a 2->3"], added.Take().Order(StringComparer.Ordinal));
+        await SeenAsync("update ns/a 1->2", "update ns/a 2->3");
+        // removed in the round of the change that removed it, by a handler told before it: not told that change
+        Assert.Empty(removed.Take());
+    }
+
+    [Fact]
+    public async Task Removing_a_handler_waits_for_its_delivery_on_another_thread_and_ends_it()
+    {
+        await StartAsync();
+        var entered = new ManualResetEventSlim();
+        var release = new ManualResetEventSlim();
+        var calls = 0;
+        var registration = _informer.AddEventHandler(new ResourceEventHandler<TestObject>(onAdd: _ =>
+        {
+            Interlocked.Increment(ref calls);
+            entered.Set();
+            release.Wait(TimeSpan.FromSeconds(20));
+        }));
+        await CreateAsync("ns", "a");
+        Assert.True(entered.Wait(TimeSpan.FromSeconds(20)), "the handler runs");
+        var removing = Task.Run(registration.Dispose);
+        await Task.Delay(100);
+        Assert.False(removing.IsCompleted); // the handler is still running
+        release.Set();
+        await removing.WaitAsync(TimeSpan.FromSeconds(20));
+        await CreateAsync("ns", "b");
+        await SeenAsync("add ns/a", "add ns/b");
+        Assert.Equal(1, calls);
+    }
+
     [Fact]
     public async Task Periodic_resync_reannounces_cached_objects()
     {

@@ -332,6 +332,88 @@ public abstract class ApiContractTests : IAsyncLifetime
         await Assert.ThrowsAsync<NotFoundException>(() => Pods.GetAsync(Ns, "a", _ct));
     }
 
+    [Fact]
+    public async Task Generation_starts_at_1_and_grows_only_when_the_spec_changes()
+    {
+        var pod = await CreateAsync("a", node: "n1");
+        Assert.Equal(1, pod.Metadata.Generation);
+
+        pod.Metadata.Labels = new() { ["v"] = "1" };
+        pod = await Pods.UpdateAsync(pod, _ct);
+        Assert.Equal(1, pod.Metadata.Generation); // metadata only
+
+        pod.Spec.NodeName = "n2";
+        pod = await Pods.UpdateAsync(pod, _ct);
+        Assert.Equal(2, pod.Metadata.Generation);
+
+        pod.Status = new PodStatus { Phase = "Running" };
+        pod = await Pods.UpdateStatusAsync(pod, _ct);
+        Assert.Equal("Running", pod.Status?.Phase);
+        Assert.Equal(2, pod.Metadata.Generation); // status subresource
+
+        pod = await Pods.PatchAsync(Ns, "a", PatchType.Merge, """{"status":{"phase":"Succeeded"}}""", _ct, status: true);
+        Assert.Equal("Succeeded", pod.Status?.Phase);
+        Assert.Equal(2, pod.Metadata.Generation);
+
+        pod = await Pods.PatchAsync(Ns, "a", PatchType.Merge, """{"spec":{"nodeName":"n3"}}""", _ct);
+        Assert.Equal(3, pod.Metadata.Generation);
+
+        // the generation is the server's: a client's value is ignored, in an update as in a patch
+        pod = await Pods.PatchAsync(Ns, "a", PatchType.Merge, """{"metadata":{"generation":10,"annotations":{"x":"1"}}}""", _ct);
+        Assert.Equal(3, pod.Metadata.Generation);
+        pod.Metadata.Generation = 20;
+        pod.Metadata.Labels = new() { ["v"] = "2" };
+        pod = await Pods.UpdateAsync(pod, _ct);
+        Assert.Equal(3, pod.Metadata.Generation);
+
+        var read = await Pods.GetAsync(Ns, "a", _ct);
+        Assert.Equal(3, read.Metadata.Generation);
+        Assert.Equal("n3", read.Spec.NodeName);
+    }
+
+    [Fact]
+    public async Task Generation_of_a_kind_without_a_status_subresource_grows_with_any_change_outside_metadata()
+    {
+        var cms = Api.Resource(Resources.ConfigMaps);
+        var cm = await cms.CreateAsync(new ConfigMap { Metadata = new() { Name = "a", Namespace = Ns }, Data = new() { ["k"] = "1" } }, _ct);
+        Assert.Equal(1, cm.Metadata.Generation);
+
+        cm.Metadata.Labels = new() { ["v"] = "1" };
+        cm = await cms.UpdateAsync(cm, _ct);
+        Assert.Equal(1, cm.Metadata.Generation);
+
+        cm.Data = new() { ["k"] = "2" };
+        cm = await cms.UpdateAsync(cm, _ct);
+        Assert.Equal(2, cm.Metadata.Generation);
+
+        cm = await cms.PatchAsync(Ns, "a", PatchType.Merge, """{"data":{"k":"3"}}""", _ct);
+        Assert.Equal(3, cm.Metadata.Generation);
+        Assert.Equal(3, (await cms.GetAsync(Ns, "a", _ct)).Metadata.Generation);
+    }
+
+    [Fact]
+    public async Task Marking_an_object_for_deletion_grows_its_generation_once()
+    {
+        var from = await ListRvAsync();
+        var created = await CreateAsync("a", finalizers: ["example.com/one"]);
+        Assert.Equal(1, created.Metadata.Generation);
+
+        await Pods.DeleteAsync(Ns, "a", null, _ct);
+        var marked = await Pods.GetAsync(Ns, "a", _ct);
+        Assert.NotNull(marked.Metadata.DeletionTimestamp);
+        Assert.Equal(2, marked.Metadata.Generation);
+
+        await Pods.DeleteAsync(Ns, "a", null, _ct); // marked already: nothing changes
+        Assert.Equal(2, (await Pods.GetAsync(Ns, "a", _ct)).Metadata.Generation);
+
+        marked.Metadata.Finalizers = [];
+        await Pods.UpdateAsync(marked, _ct);
+        await using var watch = Watch(new WatchOptions(from.ToString(), AllowBookmarks: false));
+        var events = await watch.TakeAsync(3, _ct);
+        Assert.Equal(["Added a", "Modified a", "Deleted a"], events.Select(Describe));
+        Assert.Equal([1L, 2L, 2L], events.Select(e => e.Object.Metadata.Generation ?? 0));
+    }
+
     private static string Describe(WatchEvent<Pod> e) => $"{e.Type} {e.Object.Metadata.Name}";
 
     private WatchReader Watch(WatchOptions options) => new(Pods.WatchAsync(Ns, options, CancellationToken.None));

@@ -180,68 +180,34 @@ public sealed class WatchTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ListWatch_recovers_from_410_without_losing_or_duplicating_an_event()
+    public async Task A_watch_resumed_from_its_last_resource_version_after_a_close_or_an_outage_repeats_nothing()
     {
-        await CreateAsync("a");
-        await CreateAsync("b");
-        var loop = new ListWatch<ConfigMap>(_cms, "ns1", new ListWatchOptions { InitialBackoff = TimeSpan.FromMilliseconds(20) });
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_ct);
-        var collector = new Collector(loop.RunAsync(stop.Token));
-        await Eventually.TrueAsync(() => collector.Events.Count == 2 && _server.WatchCount == 1, "initial list and watch");
-        await SetAsync("a", "2");
-        await Eventually.TrueAsync(() => collector.Events.Count == 3, "a live event");
-
-        // hold the reconnect back, change things while the client is away, then compact that history
-        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _server.BeforeRequest = (r, ct) => r.IsWatch ? gate.Task.WaitAsync(ct) : Task.CompletedTask;
+        var created = await CreateAsync("a");
+        var first = new Collector(_cms.WatchAsync("ns1", new WatchOptions(created.Metadata.ResourceVersion), _ct));
+        await Eventually.TrueAsync(() => _server.WatchCount == 1, "watching");
+        var updated = await SetAsync("a", "2");
+        await Eventually.TrueAsync(() => first.Events.Count == 1, "a live event");
         _server.CloseWatches();
-        await Eventually.TrueAsync(() => _server.Requests.Count(r => r.IsWatch) == 2, "the client reconnects");
+        await first.Completion.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Null(first.Error);
+
+        var second = new Collector(_cms.WatchAsync("ns1", new WatchOptions(first.Events[^1].Object.Metadata.ResourceVersion), _ct));
+        await Eventually.TrueAsync(() => _server.WatchCount == 1, "resumed");
         await SetAsync("a", "3");
-        await _cms.DeleteAsync("ns1", "b", null, _ct);
-        await CreateAsync("c");
-        await SetAsync("c", "2");
-        _server.Compact();
-        _server.BeforeRequest = null;
-        gate.SetResult();
+        await Eventually.TrueAsync(() => second.Events.Count == 1, "the event after the resume");
 
-        await Eventually.TrueAsync(() => loop.Lists == 2 && _server.WatchCount == 1, "relisted after 410 and watching again");
-        await CreateAsync("d");
-        await Eventually.TrueAsync(() => collector.Events.Count == 7, "events after recovery");
-        Assert.Equal(
-        [
-            "Added a=1", "Added b=1", "Modified a=2",
-            // the relist reports exactly the difference, each change once
-            "Modified a=3", "Added c=2", "Deleted b=1",
-            "Added d=1",
-        ], collector.Describe());
-        Assert.Null(collector.Error);
-        await Task.Delay(200);
-        Assert.Equal(7, collector.Events.Count);
-        stop.Cancel();
-    }
-
-    [Fact]
-    public async Task ListWatch_resumes_after_a_close_and_an_outage_without_duplicates()
-    {
-        await CreateAsync("a");
-        var loop = new ListWatch<ConfigMap>(_cms, "ns1", new ListWatchOptions { InitialBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromMilliseconds(200) });
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(_ct);
-        var collector = new Collector(loop.RunAsync(stop.Token));
-        await Eventually.TrueAsync(() => collector.Events.Count == 1 && _server.WatchCount == 1, "listed and watching");
-
-        _server.CloseWatches();
-        await Eventually.TrueAsync(() => _server.WatchCount == 1 && _server.Requests.Count(r => r.IsWatch) == 2, "resumed");
-        await SetAsync("a", "2");
-        await Eventually.TrueAsync(() => collector.Events.Count == 2, "event after resume");
-
+        // the server stops under an open watch: the sequence ends, and after the outage the watch resumes
         await _server.StopAsync();
-        await Task.Delay(300);
+        await second.Completion.WaitAsync(TimeSpan.FromSeconds(20));
         await _server.StartAsync();
+        var third = new Collector(_cms.WatchAsync("ns1", new WatchOptions(second.Events[^1].Object.Metadata.ResourceVersion), _ct));
         await Eventually.TrueAsync(() => _server.WatchCount == 1, "watching again after the outage");
-        await SetAsync("a", "3");
-        await Eventually.TrueAsync(() => collector.Events.Count == 3, "event after outage");
-        Assert.Equal(["Added a=1", "Modified a=2", "Modified a=3"], collector.Describe());
-        Assert.Equal(1, loop.Lists);
-        stop.Cancel();
+        await SetAsync("a", "4");
+        await Eventually.TrueAsync(() => third.Events.Count == 1, "the event after the outage");
+
+        Assert.Equal(["Modified a=2"], first.Describe());
+        Assert.Equal(["Modified a=3"], second.Describe());
+        Assert.Equal(["Modified a=4"], third.Describe());
+        Assert.Equal(updated.Metadata.ResourceVersion, first.Events[0].Object.Metadata.ResourceVersion);
     }
 }

@@ -44,14 +44,28 @@ public sealed record InformerOptions
 /// notifications. A 410 relists and announces only the difference (deletions for objects that are gone, updates
 /// for changed ones); a stream the server closes is resumed from the last resourceVersion (bookmarks move it);
 /// an unreachable API server is retried forever with backoff and reported as Degraded meanwhile.
+/// <para>
+/// Locking: handlers run outside the cache's lock, so a handler may read this informer or another one (from its
+/// own thread or any other) without deadlocking, and readers never wait for a handler. Two locks, always taken in
+/// this order: <c>_dispatch</c> serializes everything that produces notifications (a watch event, a relist, a
+/// resync round, <see cref="AddEventHandler"/>) and is held while they are delivered, so handlers see changes one
+/// at a time and in the cache's order; <c>_gate</c> guards the cache and indexes and is held only to change or read
+/// them, never while a handler runs. Each change is made under <c>_gate</c>, the notifications it produces are
+/// collected, <c>_gate</c> is released and then they are delivered. A handler may add or remove handlers on its
+/// own thread (the lock is reentrant), but must not wait for another thread that adds a handler or disposes a
+/// registration: those take <c>_dispatch</c>, so they wait for the handler in turn.
+/// </para>
 /// </summary>
 public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
 {
+    // taken before _gate by every path that notifies handlers, and held while they run (see the class doc)
+    private readonly Lock _dispatch = new();
+    // the cache, indexes, handler list and resourceVersion; never held while a handler runs
     private readonly Lock _gate = new();
     private readonly Dictionary<ObjectKey, T> _items = [];
     private readonly Dictionary<string, Func<T, IEnumerable<string>>> _indexers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Dictionary<string, HashSet<ObjectKey>>> _indices = new(StringComparer.Ordinal);
-    private IResourceEventHandler<T>[] _handlers = [];
+    private Subscription[] _handlers = [];
     private TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _runs;
     private readonly IKubeResourceClient<T> _client;
@@ -145,12 +159,19 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
     /// </summary>
     public IDisposable AddEventHandler(IResourceEventHandler<T> handler)
     {
-        lock (_gate)
+        var subscription = new Subscription(handler);
+        lock (_dispatch)
         {
-            _handlers = [.. _handlers, handler];
-            foreach (var obj in _items.Values) Notify(handler, h => h.OnAdd(obj));
+            // under _dispatch no change can come between the snapshot and the handler's first notification
+            List<Change> adds;
+            lock (_gate)
+            {
+                _handlers = [.. _handlers, subscription];
+                adds = [.. _items.Values.Select(Change.Added)];
+            }
+            Deliver([subscription], adds);
         }
-        return new Registration(this, handler);
+        return new Registration(this, subscription);
     }
 
     /// <summary>Lists and watches until <paramref name="ct"/> fires. Returns then (never throws for the API's sake).</summary>
@@ -283,29 +304,36 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
     private void Apply(WatchEvent<T> ev)
     {
         var rv = ev.Object.Metadata.ResourceVersion;
-        lock (_gate)
+        lock (_dispatch)
         {
-            switch (ev.Type)
+            var changes = new List<Change>(1);
+            Subscription[] handlers;
+            lock (_gate)
             {
-                case WatchEventType.Added:
-                case WatchEventType.Modified:
-                    Upsert(ev.Object);
-                    break;
-                case WatchEventType.Deleted:
-                    Remove(EnqueueHandlers.KeyOf(ev.Object), ev.Object);
-                    break;
-                case WatchEventType.Bookmark:
-                    break;
-                default:
-                    // an Error event the client did not turn into an exception: start over from a list
-                    throw new KubeApiException(500, "WatchError", $"{Name}: the watch reported an error");
+                switch (ev.Type)
+                {
+                    case WatchEventType.Added:
+                    case WatchEventType.Modified:
+                        Upsert(ev.Object, changes);
+                        break;
+                    case WatchEventType.Deleted:
+                        Remove(EnqueueHandlers.KeyOf(ev.Object), ev.Object, changes);
+                        break;
+                    case WatchEventType.Bookmark:
+                        break;
+                    default:
+                        // an Error event the client did not turn into an exception: start over from a list
+                        throw new KubeApiException(500, "WatchError", $"{Name}: the watch reported an error");
+                }
+                if (!string.IsNullOrEmpty(rv)) _lastResourceVersion = rv;
+                handlers = _handlers;
             }
-            if (!string.IsNullOrEmpty(rv)) _lastResourceVersion = rv;
+            Deliver(handlers, changes);
         }
     }
 
-    // caller holds _gate
-    private void Upsert(T obj)
+    // caller holds _gate; the notification goes into changes
+    private void Upsert(T obj, List<Change> changes)
     {
         var key = EnqueueHandlers.KeyOf(obj);
         if (_items.TryGetValue(key, out var old))
@@ -313,62 +341,68 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
             Unindex(key, old);
             _items[key] = obj;
             Index(key, obj);
-            foreach (var h in _handlers) Notify(h, x => x.OnUpdate(old, obj));
+            changes.Add(Change.Updated(old, obj));
         }
         else
         {
             _items[key] = obj;
             Index(key, obj);
-            foreach (var h in _handlers) Notify(h, x => x.OnAdd(obj));
+            changes.Add(Change.Added(obj));
         }
     }
 
-    // caller holds _gate
-    private void Remove(ObjectKey key, T? lastSeen)
+    // caller holds _gate; the notification goes into changes
+    private void Remove(ObjectKey key, T? lastSeen, List<Change> changes)
     {
         if (!_items.Remove(key, out var old)) return; // never saw it: nothing to announce
         Unindex(key, old);
-        var final = lastSeen ?? old;
-        foreach (var h in _handlers) Notify(h, x => x.OnDelete(final));
+        changes.Add(Change.Deleted(lastSeen ?? old));
     }
 
     private (int Added, int Updated, int Deleted) Replace(List<T> items, string? resourceVersion)
     {
         int added = 0, updated = 0, deleted = 0;
-        lock (_gate)
+        lock (_dispatch)
         {
-            var fresh = new Dictionary<ObjectKey, T>(items.Count);
-            foreach (var obj in items) fresh[EnqueueHandlers.KeyOf(obj)] = obj;
-            foreach (var key in _items.Keys.Where(k => !fresh.ContainsKey(k)).ToList())
+            var changes = new List<Change>();
+            Subscription[] handlers;
+            lock (_gate)
             {
-                Remove(key, null);
-                deleted++;
-            }
-            foreach (var (key, obj) in fresh)
-            {
-                if (_items.TryGetValue(key, out var old))
+                var fresh = new Dictionary<ObjectKey, T>(items.Count);
+                foreach (var obj in items) fresh[EnqueueHandlers.KeyOf(obj)] = obj;
+                foreach (var key in _items.Keys.Where(k => !fresh.ContainsKey(k)).ToList())
                 {
-                    // unchanged objects are not announced again: a relist repeats nothing
-                    if (old.Metadata.ResourceVersion == obj.Metadata.ResourceVersion
-                        && old.Metadata.Uid == obj.Metadata.Uid) continue;
-                    if (old.Metadata.Uid != obj.Metadata.Uid)
+                    Remove(key, null, changes);
+                    deleted++;
+                }
+                foreach (var (key, obj) in fresh)
+                {
+                    if (_items.TryGetValue(key, out var old))
                     {
-                        // deleted and created again while we were not watching
-                        Remove(key, null);
-                        Upsert(obj);
-                        deleted++;
-                        added++;
-                        continue;
+                        // unchanged objects are not announced again: a relist repeats nothing
+                        if (old.Metadata.ResourceVersion == obj.Metadata.ResourceVersion
+                            && old.Metadata.Uid == obj.Metadata.Uid) continue;
+                        if (old.Metadata.Uid != obj.Metadata.Uid)
+                        {
+                            // deleted and created again while we were not watching
+                            Remove(key, null, changes);
+                            Upsert(obj, changes);
+                            deleted++;
+                            added++;
+                            continue;
+                        }
+                        updated++;
                     }
-                    updated++;
+                    else
+                    {
+                        added++;
+                    }
+                    Upsert(obj, changes);
                 }
-                else
-                {
-                    added++;
-                }
-                Upsert(obj);
+                if (!string.IsNullOrEmpty(resourceVersion)) _lastResourceVersion = resourceVersion;
+                handlers = _handlers;
             }
-            if (!string.IsNullOrEmpty(resourceVersion)) _lastResourceVersion = resourceVersion;
+            Deliver(handlers, changes);
         }
         return (added, updated, deleted);
     }
@@ -381,10 +415,16 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
             while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
             {
                 if (!HasSynced) continue;
-                lock (_gate)
+                lock (_dispatch)
                 {
-                    foreach (var obj in _items.Values)
-                        foreach (var h in _handlers) Notify(h, x => x.OnUpdate(obj, obj));
+                    List<Change> changes;
+                    Subscription[] handlers;
+                    lock (_gate)
+                    {
+                        changes = [.. _items.Values.Select(obj => Change.Updated(obj, obj))];
+                        handlers = _handlers;
+                    }
+                    Deliver(handlers, changes);
                 }
             }
         }
@@ -435,11 +475,27 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
         }
     }
 
-    private void Notify(IResourceEventHandler<T> handler, Action<IResourceEventHandler<T>> call)
+    // caller holds _dispatch and not _gate: each change in order, to each handler in the order they were added
+    private void Deliver(Subscription[] handlers, List<Change> changes)
+    {
+        foreach (var change in changes)
+            foreach (var s in handlers)
+            {
+                // removed meanwhile (by a handler, on this thread): told nothing more
+                if (!s.Removed) Notify(s.Handler, change);
+            }
+    }
+
+    private void Notify(IResourceEventHandler<T> handler, Change change)
     {
         try
         {
-            call(handler);
+            switch (change.Kind)
+            {
+                case ChangeKind.Add: handler.OnAdd(change.New); break;
+                case ChangeKind.Update: handler.OnUpdate(change.Old!, change.New); break;
+                default: handler.OnDelete(change.New); break;
+            }
         }
         catch (Exception e)
         {
@@ -447,11 +503,38 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
         }
     }
 
-    private sealed class Registration(Informer<T> owner, IResourceEventHandler<T> handler) : IDisposable
+    private enum ChangeKind { Add, Update, Delete }
+
+    /// <summary>One notification, made under <c>_gate</c> and delivered after it is released.</summary>
+    private readonly record struct Change(ChangeKind Kind, T? Old, T New)
+    {
+        public static Change Added(T obj) => new(ChangeKind.Add, null, obj);
+        public static Change Updated(T old, T obj) => new(ChangeKind.Update, old, obj);
+        public static Change Deleted(T obj) => new(ChangeKind.Delete, null, obj);
+    }
+
+    private sealed class Subscription(IResourceEventHandler<T> handler)
+    {
+        public IResourceEventHandler<T> Handler { get; } = handler;
+        public volatile bool Removed;
+    }
+
+    /// <summary>
+    /// Removes the handler. Waits for a delivery in progress on another thread, so once this returns the handler is
+    /// not called again; from inside a handler it takes effect at once (the rest of the round skips it).
+    /// </summary>
+    private sealed class Registration(Informer<T> owner, Subscription subscription) : IDisposable
     {
         public void Dispose()
         {
-            lock (owner._gate) owner._handlers = [.. owner._handlers.Where(h => !ReferenceEquals(h, handler))];
+            lock (owner._dispatch)
+            {
+                lock (owner._gate)
+                {
+                    subscription.Removed = true;
+                    owner._handlers = [.. owner._handlers.Where(s => !ReferenceEquals(s, subscription))];
+                }
+            }
         }
     }
 }

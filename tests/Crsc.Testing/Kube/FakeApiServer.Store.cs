@@ -439,6 +439,8 @@ public sealed partial class FakeApiServer
                 var marked = existing.DeepClone().AsObject();
                 marked["metadata"]!["deletionTimestamp"] = Now();
                 marked["metadata"]!["deletionGracePeriodSeconds"] = 0;
+                // the mark changes what controllers of the object must do: kube-apiserver bumps the generation
+                if (Long(meta["generation"]) is > 0 and var generation) marked["metadata"]!["generation"] = generation + 1;
                 // Commit keeps identity fields from the stored object; set them on it through the marked copy
                 Store(r)[StoreKey(ns, name)] = marked;
                 marked["metadata"]!["resourceVersion"] = Rv(++_rv);

@@ -19,8 +19,8 @@ namespace Crsc.Testing.Kube;
 /// certificates of its own <see cref="Pki"/>), driven by the real client in tests.
 /// <para>
 /// Behaves like the real server for: a global resourceVersion; uid, creationTimestamp and generation (bumped by
-/// spec changes only); optimistic concurrency (409 Conflict); 409 AlreadyExists; generateName; the status
-/// subresource; merge, JSON, strategic-merge (approximated: merge by name/type keys) and apply patches; label and
+/// spec changes and by the deletion mark only); optimistic concurrency (409 Conflict); 409 AlreadyExists;
+/// generateName; the status subresource; merge, JSON, strategic-merge (approximated: merge by name/type keys) and apply patches; label and
 /// field selectors; limit/continue pagination with opaque tokens; watches from a resourceVersion, synthetic ADDED
 /// without one, bookmarks, 410 after <see cref="Compact"/>, selector-aware ADDED/DELETED transitions, timeoutSeconds;
 /// DELETE with preconditions, finalizers (deletionTimestamp first) and a DELETED event with the final

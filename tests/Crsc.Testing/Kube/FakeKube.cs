@@ -56,9 +56,10 @@ public sealed class FakeKube(TimeProvider? time = null) : IKubeApi
 /// resourceVersion per write, 409 on a stale update, AlreadyExists, NotFound, paginated lists at a snapshot,
 /// watch from a resourceVersion replaying history, 410 for a resourceVersion older than the last
 /// <see cref="Compact"/>, label/field selectors (a watch sees an object leaving its selection as DELETED), the status
-/// subresource, finalizers (DELETE marks, removing the last finalizer deletes), and fault injection (unavailable,
-/// closing or breaking watches). Kept in line with <see cref="FakeApiServer"/> by the contract suite in
-/// Crsc.Kube.Tests (ApiContractTests). State other writers would make (status, deletionTimestamp) is set up with
+/// subresource, metadata.generation (1 on create, one more for each write that changes the spec and for the
+/// deletion mark; a client cannot set it), finalizers (DELETE marks, removing the last finalizer deletes), and
+/// fault injection (unavailable, closing or breaking watches). Kept in line with <see cref="FakeApiServer"/> by the
+/// contract suite in Crsc.Kube.Tests (ApiContractTests). State other writers would make (status, deletionTimestamp) is set up with
 /// <see cref="SeedAsync"/>. Objects are copied in and out (JSON round trip), so callers never share the store's
 /// instances.
 /// </summary>
@@ -386,6 +387,7 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
             stored.Metadata.Uid = old.Metadata.Uid;
             stored.Metadata.Name = old.Metadata.Name;
             stored.Metadata.Namespace = old.Metadata.Namespace;
+            stored.Metadata.Generation = old.Metadata.Generation;
             return Task.FromResult(Commit(key, old, stored));
         }
     }
@@ -407,6 +409,8 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
                 if (old.Metadata.DeletionTimestamp is not null) return Task.CompletedTask;
                 var marked = Copy(old);
                 marked.Metadata.DeletionTimestamp = _kube.Time.GetUtcNow();
+                // the mark changes what controllers of the object must do: kube-apiserver bumps the generation
+                if (marked.Metadata.Generation > 0) marked.Metadata.Generation++;
                 marked.Metadata.ResourceVersion = (++_kube.ResourceVersion).ToString();
                 _objects[key] = marked;
                 Publish(WatchEventType.Modified, old, marked);
@@ -420,14 +424,16 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
         }
     }
 
-    // caller holds the gate. Stores a write over old: a new resourceVersion, the deletionTimestamp kept (a client
-    // cannot set or clear it), and a marked object whose last finalizer went is deleted.
+    // caller holds the gate; stored carries old's generation. Stores a write over old: a new resourceVersion, the
+    // deletionTimestamp kept (a client cannot set or clear it), the generation one more when the spec changed, and a
+    // marked object whose last finalizer went is deleted.
     private T Commit(string key, T old, T stored)
     {
         stored.Metadata.DeletionTimestamp = old.Metadata.DeletionTimestamp;
         stored.Metadata.ResourceVersion = old.Metadata.ResourceVersion;
         // a write that changes nothing is no write: same resourceVersion, no event
         if (JsonSerializer.Serialize(stored, Type.Json) == JsonSerializer.Serialize(old, Type.Json)) return Copy(old);
+        if (!JsonNode.DeepEquals(SpecPart(old), SpecPart(stored))) stored.Metadata.Generation = (old.Metadata.Generation ?? 0) + 1;
         stored.Metadata.ResourceVersion = (++_kube.ResourceVersion).ToString();
         if (stored.Metadata.DeletionTimestamp is not null && stored.Metadata.Finalizers is not { Count: > 0 })
         {
@@ -438,6 +444,16 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
         _objects[key] = stored;
         Publish(WatchEventType.Modified, old, stored);
         return Copy(stored);
+    }
+
+    // what the generation follows, as kube-apiserver's strategies compare it: everything outside metadata, and
+    // outside status too when status is a subresource
+    private JsonObject SpecPart(T obj)
+    {
+        var node = JsonSerializer.SerializeToNode(obj, Type.Json)!.AsObject();
+        node.Remove("metadata");
+        if (StatusSubresource) node.Remove("status");
+        return node;
     }
 
     // a copy of obj with the status of source (none when source is null or has none)
