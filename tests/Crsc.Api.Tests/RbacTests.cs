@@ -27,7 +27,8 @@ public sealed class RbacTests
     {
         Assert.Equal(
             ["Namespace/crsc-system", "ServiceAccount/crsc", "ClusterRole/crsc", "ClusterRoleBinding/crsc",
-             "Role/crsc-leader-election", "RoleBinding/crsc-leader-election", "Role/crsc-key", "RoleBinding/crsc-key"],
+             "Role/crsc-leader-election", "RoleBinding/crsc-leader-election", "Role/crsc-key", "RoleBinding/crsc-key",
+             "ValidatingAdmissionPolicy/crsc-checkpointnode-own-node", "ValidatingAdmissionPolicyBinding/crsc-checkpointnode-own-node"],
             Docs.Select(d => $"{d["kind"]}/{d["metadata"]!["name"]}"));
         foreach (var d in Docs.Where(d => (string?)d["kind"] is "ServiceAccount" or "Role" or "RoleBinding"))
             Assert.Equal("crsc-system", (string?)d["metadata"]!["namespace"]);
@@ -81,6 +82,9 @@ public sealed class RbacTests
         }));
         Add("crsc.io", plurals, "get,list,watch,create,update,patch,delete");
         Add("crsc.io", string.Join(',', plurals.Split(',').Select(p => p + "/status")), "get,update,patch");
+        // its own node's CheckpointNode (the admission policy holds it to that name); never deleted by an agent
+        Add("crsc.io", CrscResources.CheckpointNodes.Plural, "get,list,watch,create,update,patch");
+        Add("crsc.io", CrscResources.CheckpointNodes.Plural + "/status", "get,update,patch");
         Add("crsc.io", string.Join(',', plurals.Split(',').Select(p => p + "/finalizers")), "update");
         Add("", "events", "create,patch");
         Add("events.k8s.io", "events", "create,patch");
@@ -125,5 +129,29 @@ public sealed class RbacTests
         Assert.NotEmpty(ruleLines);
         var uncommented = ruleLines.Where(i => !lines[i - 1].TrimStart().StartsWith('#')).Select(i => $"line {i + 1}").ToList();
         Assert.True(uncommented.Count == 0, "rules without a comment: " + string.Join(", ", uncommented));
+    }
+
+    [Fact]
+    public void A_node_agent_may_write_only_the_CheckpointNode_of_its_own_node()
+    {
+        var policy = Doc("ValidatingAdmissionPolicy", "crsc-checkpointnode-own-node");
+        var spec = policy["spec"]!;
+        Assert.Equal("Fail", (string?)spec["failurePolicy"]);
+        var rule = Assert.Single(spec["matchConstraints"]!["resourceRules"]!.AsArray())!;
+        Assert.Equal(["crsc.io"], Strings(rule["apiGroups"]));
+        Assert.Equal(["CREATE", "UPDATE", "DELETE"], Strings(rule["operations"]));
+        // the status subresource too: an agent writes its object's status, and that is where the capability is
+        Assert.Equal([CrscResources.CheckpointNodes.Plural, CrscResources.CheckpointNodes.Plural + "/status"], Strings(rule["resources"]));
+        // held to it: the ServiceAccount the bindings above grant the ClusterRole to, and nobody else
+        var match = (string)Assert.Single(spec["matchConditions"]!.AsArray())!["expression"]!;
+        Assert.Equal("request.userInfo.username == 'system:serviceaccount:crsc-system:crsc'", match);
+        // the node a pod-bound token was issued on (k8s.io/apiserver serviceaccount.NodeNameKey) names the one object;
+        // a request without it is refused (the && fails), not waved through
+        var check = (string)Assert.Single(spec["validations"]!.AsArray())!["expression"]!;
+        Assert.Equal("'authentication.kubernetes.io/node-name' in request.userInfo.extra && "
+            + "request.userInfo.extra['authentication.kubernetes.io/node-name'].exists(n, n == request.name)", check.Trim());
+        var binding = Doc("ValidatingAdmissionPolicyBinding", "crsc-checkpointnode-own-node");
+        Assert.Equal("crsc-checkpointnode-own-node", (string?)binding["spec"]!["policyName"]);
+        Assert.Equal(["Deny"], Strings(binding["spec"]!["validationActions"]));
     }
 }

@@ -29,7 +29,7 @@ public sealed class ManifestsTests
     {
         Assert.True(EmbeddedManifests.TryGet("crds", out var yaml));
         Assert.Equal(EmbeddedManifests.Join(CrdFiles.Select(Read)), yaml);
-        Assert.Equal(4, CrdFiles.Count());
+        Assert.Equal(5, CrdFiles.Count());
         foreach (var file in CrdFiles) Assert.Contains(Read(file), yaml);
     }
 

@@ -20,6 +20,8 @@ namespace Crsc.Api.Crds;
 [JsonSerializable(typeof(KubeList<ContainerCheckpointContent>))]
 [JsonSerializable(typeof(Restore))]
 [JsonSerializable(typeof(KubeList<Restore>))]
+[JsonSerializable(typeof(CheckpointNode))]
+[JsonSerializable(typeof(KubeList<CheckpointNode>))]
 public sealed partial class CrscJsonContext : JsonSerializerContext;
 
 /// <summary>Where crsc's resources live in the API (<c>crsc.io/v1alpha1</c>) and how they are (de)serialized.</summary>
@@ -40,4 +42,8 @@ public static class CrscResources
     public static readonly ResourceType<Restore> Restores = new(
         CrscApi.Group, CrscApi.Version, "restores", Restore.KindName, Namespaced: true,
         CrscJsonContext.Default.Restore, CrscJsonContext.Default.KubeListRestore);
+
+    public static readonly ResourceType<CheckpointNode> CheckpointNodes = new(
+        CrscApi.Group, CrscApi.Version, "checkpointnodes", CheckpointNode.KindName, Namespaced: false,
+        CrscJsonContext.Default.CheckpointNode, CrscJsonContext.Default.KubeListCheckpointNode);
 }

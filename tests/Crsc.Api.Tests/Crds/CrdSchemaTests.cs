@@ -9,7 +9,7 @@ namespace Crsc.Api.Tests.Crds;
 /// <summary>The CRD YAML under packaging/kubernetes/crds: valid, structural, and equal to the C# types.</summary>
 public sealed class CrdSchemaTests
 {
-    public static TheoryData<string> Kinds => new() { "CheckpointSchedule", "ContainerCheckpoint", "ContainerCheckpointContent", "Restore" };
+    public static TheoryData<string> Kinds => new() { "CheckpointSchedule", "ContainerCheckpoint", "ContainerCheckpointContent", "Restore", "CheckpointNode" };
 
     private static JsonObject Schema(JsonObject crd) =>
         (JsonObject)crd["spec"]!["versions"]![0]!["schema"]!["openAPIV3Schema"]!;
@@ -24,6 +24,8 @@ public sealed class CrdSchemaTests
             JsonSerializer.SerializeToNode(Samples.Content(), CrscResources.ContainerCheckpointContents.Json)!),
         "Restore" => (CrscResources.Restores.Json, CrscResources.Restores.Plural, true,
             JsonSerializer.SerializeToNode(Samples.Restore(), CrscResources.Restores.Json)!),
+        "CheckpointNode" => (CrscResources.CheckpointNodes.Json, CrscResources.CheckpointNodes.Plural, false,
+            JsonSerializer.SerializeToNode(Samples.Node(), CrscResources.CheckpointNodes.Json)!),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -31,7 +33,7 @@ public sealed class CrdSchemaTests
     public void There_is_one_file_per_crd_named_after_it()
     {
         var files = RepoFiles.CrdFiles;
-        Assert.Equal(4, files.Count);
+        Assert.Equal(5, files.Count);
         foreach (var file in files)
         {
             var crd = (JsonObject)YamlTree.LoadSingle(File.ReadAllText(file))!;
@@ -75,6 +77,7 @@ public sealed class CrdSchemaTests
     [InlineData("CheckpointSchedule", "cks", "Kind,Target,Interval,Suspended,Last,Age")]
     [InlineData("ContainerCheckpointContent", "ckptc", "Node,Namespace,Pod,Container,Size,Policy,Age")]
     [InlineData("Restore", "rst", "Kind,Target,Container,Phase,Attempts,Checkpoint,Age")]
+    [InlineData("CheckpointNode", "ckn", "Runtime,Checkpoint,Restore,Checkpoints,Store,Age")]
     public void Kubectl_get_shows_the_designed_columns(string kind, string shortName, string columns)
     {
         var crd = RepoFiles.LoadCrd(kind);

@@ -98,4 +98,25 @@ public static class Samples
             Conditions = Conditions(),
         },
     };
+
+    public static CheckpointNode Node() => new()
+    {
+        Metadata = Meta("node-1", ns: null),
+        Status = new CheckpointNodeStatus
+        {
+            Runtime = new NodeRuntime { Name = "containerd", Version = "v2.2.7", ApiVersion = "v1" },
+            RuntimeSummary = "containerd v2.2.7",
+            CriuVersion = "4.2.1",
+            Checkpoint = new NodeCapability { State = CapabilityState.Supported, Reason = "CheckpointContainer answers" },
+            Restore = new NodeCapability
+            {
+                State = CapabilityState.DisabledByConfig, Reason = "containerd 2.2.7 restores via CreateContainer only when enabled",
+                Fix = "set enable_experimental_restore_via_create = true in the CRI runtime section and restart containerd",
+            },
+            Store = new NodeStore { Checkpoints = 3, Bytes = 3 << 20, FreeBytes = 40L << 30, Used = "3.0 MiB" },
+            AgentVersion = "0.9.0",
+            LastHeartbeatTime = T0,
+            Conditions = Conditions(),
+        },
+    };
 }

@@ -1,0 +1,206 @@
+using Crsc.Api.Crds;
+using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Hosting;
+using Crsc.Controllers.Nodes;
+using Crsc.Controllers.Tests.NodeAgent;
+using Crsc.Controllers.Tests.Support;
+using Crsc.Testing;
+using Crsc.Testing.Kube;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Crsc.Controllers.Tests.Nodes;
+
+/// <summary>The node agent's own CheckpointNode: what it found, written only when that changes.</summary>
+public sealed class CheckpointNodeReporterTests : IAsyncLifetime
+{
+    private const string Node = "node-a";
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
+    private readonly ManualTimeProvider _time = new(new DateTimeOffset(2026, 12, 7, 8, 0, 0, TimeSpan.Zero));
+    private readonly FakeKube _kube;
+    private readonly FakeResourceClient<CheckpointNode> _objects;
+    private readonly Source _source = new();
+    private readonly CancellationTokenSource _stop = new();
+    private Task _running = Task.CompletedTask;
+    private CheckpointNodeReporter _reporter = null!;
+    private ControllerManager _manager = null!;
+
+    public CheckpointNodeReporterTests()
+    {
+        _kube = new FakeKube(_time);
+        _objects = _kube.For(CrscResources.CheckpointNodes);
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await _running.WaitAsync(TimeSpan.FromSeconds(20));
+        _stop.Dispose();
+    }
+
+    private sealed class Source : INodeReportSource
+    {
+        public volatile NodeReport Report = new(
+            new NodeRuntime { Name = "containerd", Version = "v2.2.7", ApiVersion = "v1" }, "4.2.1",
+            new NodeCapability { State = CapabilityState.Supported, Reason = "CheckpointContainer answers" },
+            new NodeCapability
+            {
+                State = CapabilityState.DisabledByConfig, Reason = "restore via CreateContainer is off by default in containerd 2.2.7",
+                Fix = "enable_experimental_restore_via_create = true, then restart containerd",
+            },
+            new NodeStore { Checkpoints = 2, Bytes = 2 << 20, FreeBytes = 10L << 30, Used = "2.0 MiB" },
+            "0.9.0");
+        public int Calls;
+        public ValueTask<NodeReport> ReportAsync(CancellationToken ct)
+        {
+            Interlocked.Increment(ref Calls);
+            return ValueTask.FromResult(Report);
+        }
+    }
+
+    private async Task StartAsync(TimeSpan? heartbeat = null)
+    {
+        var manager = _manager = new ControllerManager(new ControllerManagerOptions
+        {
+            Kube = _kube, Events = new RecordingEventRecorder(), Time = _time, Loggers = NullLoggerFactory.Instance,
+        });
+        _reporter = CheckpointNodeReporter.SetUp(manager, _source, new CheckpointNodeReporterOptions
+        {
+            NodeName = Node, Interval = Interval, HeartbeatInterval = heartbeat ?? TimeSpan.FromHours(6),
+        });
+        _running = manager.RunAsync(_stop.Token);
+        await Eventually.TrueAsync(() => Stored()?.Status is not null, "the first report");
+        await SettleAsync();
+    }
+
+    /// <summary>Until the reporter waits with its cache at the stored object (its own writes seen, nothing in flight).</summary>
+    private Task SettleAsync() => Eventually.TrueAsync(() =>
+        _reporter.Waiting
+        && _manager.Informers.For(CrscResources.CheckpointNodes, new() { FieldSelector = $"metadata.name={Node}" })
+            .Get(Crsc.Api.ObjectKey.Cluster(Node))?.Metadata.ResourceVersion == Stored()?.Metadata.ResourceVersion,
+        "the reporter at rest");
+
+    private CheckpointNode? Stored() => _objects.AllStored().SingleOrDefault();
+
+    private int Writes => _objects.CallCount("create") + _objects.CallCount("updateStatus") + _objects.CallCount("update")
+                          + _objects.CallCount("patch");
+
+    /// <summary>Moves the clock one interval at a time, each time once the reporter waits, and lets the round run.</summary>
+    private async Task PassAsync(TimeSpan span)
+    {
+        for (var t = TimeSpan.Zero; t < span; t += Interval)
+        {
+            await SettleAsync();
+            var rounds = _reporter.Rounds;
+            _time.Advance(Interval);
+            await Eventually.TrueAsync(() => _reporter.Rounds > rounds, "a round ran");
+        }
+        await SettleAsync();
+    }
+
+    [Fact]
+    public async Task The_node_agent_creates_its_CheckpointNode_with_what_it_found()
+    {
+        await StartAsync();
+        var node = Stored()!;
+        Assert.Equal(Node, node.Metadata.Name);
+        var s = node.Status!;
+        Assert.Equal("containerd v2.2.7", s.RuntimeSummary);
+        Assert.Equal(("containerd", "v2.2.7"), (s.Runtime!.Name, s.Runtime.Version));
+        Assert.Equal("4.2.1", s.CriuVersion);
+        Assert.Equal(CapabilityState.Supported, s.Checkpoint.State);
+        Assert.Equal(CapabilityState.DisabledByConfig, s.Restore.State);
+        Assert.Equal("enable_experimental_restore_via_create = true, then restart containerd", s.Restore.Fix);
+        Assert.Equal((2, 2L << 20, "2.0 MiB"), (s.Store!.Checkpoints, s.Store.Bytes, s.Store.Used));
+        Assert.Equal("0.9.0", s.AgentVersion);
+        Assert.Equal(_time.GetUtcNow(), s.LastHeartbeatTime);
+        Assert.True(s.IsConditionTrue(CheckpointNodeConditions.CheckpointReady));
+        var restore = s.FindCondition(CheckpointNodeConditions.RestoreReady)!;
+        Assert.Equal((ConditionStatus.False, "DisabledByConfig"), (restore.Status, restore.Reason));
+        Assert.Contains("enable_experimental_restore_via_create = true", restore.Message);
+    }
+
+    [Fact]
+    public async Task At_rest_a_simulated_hour_writes_nothing()
+    {
+        await StartAsync();
+        var writes = Writes;
+        Assert.Equal(2, writes); // the object, then its status (the status subresource ignores a create's status)
+
+        await PassAsync(TimeSpan.FromHours(1));
+
+        Assert.Equal(writes, Writes);
+        Assert.True(_reporter.Rounds >= 120, $"{_reporter.Rounds} rounds: the report was looked at every interval");
+    }
+
+    [Fact]
+    public async Task A_change_is_written_once_and_the_condition_moves()
+    {
+        await StartAsync();
+        var before = Writes;
+        var transition = Stored()!.Status!.FindCondition(CheckpointNodeConditions.RestoreReady)!.LastTransitionTime;
+        _source.Report = _source.Report with
+        {
+            Restore = new NodeCapability { State = CapabilityState.Supported, Reason = "enabled in the CRI runtime config" },
+        };
+        _reporter.Poke();
+        await Eventually.TrueAsync(() => Stored()!.Status!.Restore.State == CapabilityState.Supported, "the new state");
+        await PassAsync(TimeSpan.FromMinutes(5));
+        Assert.Equal(before + 1, Writes);
+        var restore = Stored()!.Status!.FindCondition(CheckpointNodeConditions.RestoreReady)!;
+        Assert.Equal(ConditionStatus.True, restore.Status);
+        Assert.Null(Stored()!.Status!.Restore.Fix);
+        Assert.True(restore.LastTransitionTime >= transition);
+    }
+
+    [Fact]
+    public async Task The_heartbeat_is_written_when_due_and_only_then()
+    {
+        await StartAsync(heartbeat: TimeSpan.FromMinutes(10));
+        var first = Stored()!.Status!.LastHeartbeatTime;
+        var before = Writes;
+        await PassAsync(TimeSpan.FromMinutes(9));
+        Assert.Equal(before, Writes);
+        await PassAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(before + 1, Writes);
+        Assert.True(Stored()!.Status!.LastHeartbeatTime > first);
+    }
+
+    [Fact]
+    public async Task A_deleted_object_is_made_again_and_someone_elses_edit_is_put_right()
+    {
+        await StartAsync();
+        await _objects.DeleteAsync(null, Node, null, CancellationToken.None);
+        await Eventually.TrueAsync(() => Stored()?.Status?.Restore.State == CapabilityState.DisabledByConfig, "made again");
+
+        var edited = StatusWriterCopy(Stored()!);
+        edited.Status!.Restore = new NodeCapability { State = CapabilityState.Supported, Reason = "someone says so" };
+        await _objects.UpdateStatusAsync(edited, CancellationToken.None);
+        await Eventually.TrueAsync(() => Stored()!.Status!.Restore.State == CapabilityState.DisabledByConfig, "put right");
+    }
+
+    [Fact]
+    public async Task While_the_api_server_is_away_the_report_waits_and_is_written_when_it_is_back()
+    {
+        await StartAsync();
+        _objects.Unavailable = true;
+        _source.Report = _source.Report with { Store = new NodeStore { Checkpoints = 3, Bytes = 3 << 20, FreeBytes = 10L << 30, Used = "3.0 MiB" } };
+        _reporter.Poke();
+        for (var i = 0; i < 8; i++)
+        {
+            await Eventually.TrueAsync(() => _reporter.Waiting, "the reporter waits for its retry");
+            _time.Advance(TimeSpan.FromSeconds(15));
+        }
+        await Eventually.TrueAsync(() => _reporter.Waiting, "the reporter waits for its retry");
+        Assert.True(_reporter.Rounds >= 4, $"{_reporter.Rounds} rounds: it kept trying");
+        Assert.Equal(2, Stored()!.Status!.Store!.Checkpoints);
+        _objects.Unavailable = false;
+        // the informer and the reporter both wait on the clock to try again
+        await Clock.AdvanceUntilAsync(_time, () => Stored()!.Status!.Store!.Checkpoints == 3, TimeSpan.FromSeconds(5),
+            TimeSpan.FromMinutes(5), "written once the server is back");
+    }
+
+    private static CheckpointNode StatusWriterCopy(CheckpointNode obj) =>
+        Crsc.Controllers.Kubernetes.StatusWriter.DeepCopy(CrscResources.CheckpointNodes, obj);
+}
