@@ -185,7 +185,7 @@ public sealed class CommandLineTests
     {
         var (code, output, err) = await Run("manifests", "crds");
         Assert.True(code == 0, err);
-        Assert.Equal(4, System.Text.RegularExpressions.Regex.Matches(output, "kind: CustomResourceDefinition").Count);
+        Assert.Equal(5, System.Text.RegularExpressions.Regex.Matches(output, "kind: CustomResourceDefinition").Count);
         var (bad, _, badErr) = await Run("manifests", "nonsense");
         Assert.Equal(ExitCodes.Usage, bad);
         Assert.Contains("'nonsense'", badErr);

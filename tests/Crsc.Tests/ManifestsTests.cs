@@ -77,13 +77,13 @@ public sealed class ManifestsTests
         var stream = new YamlStream();
         stream.Load(new StringReader(yaml));
         var kinds = stream.Documents.Select(d => ((YamlScalarNode)((YamlMappingNode)d.RootNode)["kind"]).Value).ToList();
-        Assert.Equal(4, kinds.Count(k => k == "CustomResourceDefinition"));
-        Assert.Equal(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Role", "RoleBinding"],
-            kinds.Skip(4).Take(8));
+        Assert.Equal(5, kinds.Count(k => k == "CustomResourceDefinition"));
+        Assert.Equal(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Role", "RoleBinding",
+            "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"], kinds.Skip(5));
         // The CRDs come before anything else: the API must exist before it is used.
-        Assert.All(kinds.Take(4), k => Assert.Equal("CustomResourceDefinition", k));
+        Assert.All(kinds.Take(5), k => Assert.Equal("CustomResourceDefinition", k));
         Assert.DoesNotContain("Pod", kinds);
-        Assert.Equal(12, kinds.Count);
+        Assert.Equal(15, kinds.Count);
     }
 
     [Fact]
