@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Reflection;
+using Crsc.Api.Archives;
 using Crsc.Controllers.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -199,11 +200,11 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
     {
         // the archive's own annotations must agree with what the cluster says it is: a mix-up files it in the wrong place
         if (facts.PodNamespace is { } ns && ns != source.Namespace)
-            throw new ArchiveRejectedException($"archive {staged} is of a container in namespace '{ns}', not '{source.Namespace}'", ArchiveInspector.SpecDump);
+            throw new ArchiveRejectedException($"archive {staged} is of a container in namespace '{ns}', not '{source.Namespace}'", CheckpointArchiveLayout.SpecDump);
         if (facts.PodUid is { } uid && source.PodUid is { } expected && uid != expected)
-            throw new ArchiveRejectedException($"archive {staged} is of pod UID '{uid}', not '{expected}'", ArchiveInspector.SpecDump);
+            throw new ArchiveRejectedException($"archive {staged} is of pod UID '{uid}', not '{expected}'", CheckpointArchiveLayout.SpecDump);
         if (facts.PodName is { } pod && source.PodName is { } expectedPod && pod != expectedPod)
-            throw new ArchiveRejectedException($"archive {staged} is of pod '{pod}', not '{expectedPod}'", ArchiveInspector.SpecDump);
+            throw new ArchiveRejectedException($"archive {staged} is of pod '{pod}', not '{expectedPod}'", CheckpointArchiveLayout.SpecDump);
     }
 
     private void WriteManifest(string dir, string tempManifest, string manifest, ManifestDocument doc)

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using ContainerCheckpoint = Crsc.Api.Crds.ContainerCheckpoint;
 using ContainerCheckpointPhase = Crsc.Api.Crds.ContainerCheckpointPhase;
+using KubeletLabels = Crsc.Api.Kubernetes.KubeletLabels;
 using CrscJsonContext = Crsc.Api.Crds.CrscJsonContext;
 using CrscResources = Crsc.Api.Crds.CrscResources;
 using Crsc.Controllers.Runtime;
