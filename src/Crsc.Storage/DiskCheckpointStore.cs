@@ -71,7 +71,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
 
     public void Dispose() => _lock?.Dispose();
 
-    public string NewStagingPath(CheckpointSource source)
+    public string NewStagingPath(CheckpointedContainer source)
     {
         ValidateSource(source);
         var random = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6));
@@ -84,7 +84,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
     [System.Text.RegularExpressions.GeneratedRegex(@"^[a-z0-9][a-z0-9.-]*_[a-z0-9][a-z0-9.-]*_[a-z0-9][a-z0-9-]*-[0-9a-f]{12}\.tar$")]
     private static partial System.Text.RegularExpressions.Regex StagingName();
 
-    public Task<CheckpointInfo> IngestAsync(string stagedArchivePath, CheckpointSource source, IngestOptions options,
+    public Task<CheckpointInfo> IngestAsync(string stagedArchivePath, CheckpointedContainer source, IngestOptions options,
         IProgress<long>? progress, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrEmpty(stagedArchivePath);
@@ -94,7 +94,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         return Task.Run(() => Ingest(Path.GetFullPath(stagedArchivePath), source, options, progress, ct), ct);
     }
 
-    private CheckpointInfo Ingest(string staged, CheckpointSource source, IngestOptions options, IProgress<long>? progress, CancellationToken ct)
+    private CheckpointInfo Ingest(string staged, CheckpointedContainer source, IngestOptions options, IProgress<long>? progress, CancellationToken ct)
     {
         var compression = options.Compression ?? _options.DefaultCompression;
         var level = options.CompressionLevel ?? _options.CompressionLevel;
@@ -196,7 +196,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         }
     }
 
-    private static void CheckAgainstSource(string staged, ArchiveFacts facts, CheckpointSource source)
+    private static void CheckAgainstSource(string staged, ArchiveFacts facts, CheckpointedContainer source)
     {
         // the archive's own annotations must agree with what the cluster says it is: a mix-up files it in the wrong place
         if (facts.PodNamespace is { } ns && ns != source.Namespace)
@@ -406,7 +406,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         Native.FSyncDirectory(dir);
     }
 
-    private static void ValidateSource(CheckpointSource source)
+    private static void ValidateSource(CheckpointedContainer source)
     {
         ArgumentNullException.ThrowIfNull(source);
         StoreNames.Namespace(source.Namespace);

@@ -124,7 +124,7 @@ public sealed class CheckpointRecorder
                 SizeBytes = info.Size,
                 Compression = info.Compression == CheckpointCompression.Zstd ? ArchiveCompression.Zstd : ArchiveCompression.None,
                 ImageReference = imageReference,
-                Source = new Crsc.Api.Crds.CheckpointSource
+                Source = new CheckpointSource
                 {
                     Namespace = info.Namespace,
                     Pod = info.PodName ?? ckpt.Spec.PodName,

@@ -206,7 +206,7 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
             progress?.Report(new CheckpointProgress(CheckpointStages.Resolving, $"finding container {target}"));
             var container = await ResolveAsync(request, target, ct).ConfigureAwait(false);
             containerName = container.ContainerName ?? container.Name;
-            var source = new CheckpointSource(request.Namespace,
+            var source = new CheckpointedContainer(request.Namespace,
                 _workloads?.WorkloadOf(request.Namespace, request.Pod) is { Length: > 0 } w ? w : request.Pod,
                 containerName)
             {

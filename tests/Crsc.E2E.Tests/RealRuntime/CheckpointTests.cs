@@ -82,7 +82,7 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
                 StagingDirectory = Path.Combine(work, "store", "staging"),
                 NodeName = "sandbox",
             });
-            var source = new CheckpointSource(PodNamespace, podName, ContainerName) { PodName = podName, PodUid = podUid };
+            var source = new CheckpointedContainer(PodNamespace, podName, ContainerName) { PodName = podName, PodUid = podUid };
             var staged = store.NewStagingPath(source);
             var before = ReadCounter(counterFile);
             var sw = Stopwatch.StartNew();
