@@ -3,6 +3,7 @@ using Google.Protobuf.Collections;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using V1 = Runtime.V1;
+using KubeletLabels = Crsc.Api.Kubernetes.KubeletLabels;
 
 namespace Crsc.Cri;
 

@@ -1,5 +1,7 @@
 using System.Formats.Tar;
 using System.Text.Json;
+using Crsc.Api.Archives;
+using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Storage;
 
 namespace Crsc.Storage;
@@ -32,9 +34,6 @@ public sealed record ArchiveLimits
 /// </summary>
 internal static class ArchiveInspector
 {
-    public const string CheckpointDirectory = "checkpoint";
-    public const string ConfigDump = "config.dump";
-    public const string SpecDump = "spec.dump";
     private const int Block = 512;
 
     /// <summary>Reads <paramref name="tar"/> to its very end (so every byte passes the caller's sinks) and returns the facts.</summary>
@@ -42,7 +41,7 @@ internal static class ArchiveInspector
     public static ArchiveFacts Inspect(CountingReadStream tar, ArchiveLimits limits)
     {
         var tree = new ArchiveTree(limits);
-        byte[]? config = null, spec = null;
+        var metadata = new CheckpointMetadata(limits);
         var entries = 0;
         long total = 0;
         long dataEnd = 0;
@@ -80,8 +79,11 @@ internal static class ArchiveInspector
                     total += entry.Length;
                     if (total > limits.MaxArchiveBytes)
                         throw new ArchiveRejectedException($"the archive's content exceeds the limit of {limits.MaxArchiveBytes} bytes at entry '{raw}'", raw);
-                    if (name is ConfigDump) config = ReadMetadata(entry, limits);
-                    else if (name is SpecDump) spec = ReadMetadata(entry, limits);
+                    MetadataEntry read;
+                    try { read = metadata.Read(name, entry); }
+                    catch (EndOfStreamException e) { throw new ArchiveRejectedException($"the archive is truncated inside entry '{entry.Name}'", entry.Name, e); }
+                    if (read == MetadataEntry.TooLarge)
+                        throw new ArchiveRejectedException($"entry '{entry.Name}' is {entry.Length} bytes; metadata over {limits.MaxMetadataBytes} bytes is refused", entry.Name);
                 }
                 dataEnd = dataStart + (entry.Length + Block - 1) / Block * Block;
             }
@@ -96,13 +98,11 @@ internal static class ArchiveInspector
         if (afterData < 2 * Block && entries > 0)
             throw new ArchiveRejectedException(last is null ? "the archive is truncated" : $"the archive is truncated after entry '{last}' (no end-of-archive marker)", last);
 
-        if (!tree.HasDirectory(CheckpointDirectory))
-            throw new ArchiveRejectedException($"not a container checkpoint: no '{CheckpointDirectory}/' directory", CheckpointDirectory + "/");
-        if (config is null)
-            throw new ArchiveRejectedException($"not a container checkpoint: no '{ConfigDump}'", ConfigDump);
-        if (spec is null)
-            throw new ArchiveRejectedException($"not a container checkpoint: no '{SpecDump}'", SpecDump);
-        return ReadFacts(config, spec);
+        if (!tree.HasDirectory(CheckpointArchiveLayout.CheckpointDirectory))
+            throw new ArchiveRejectedException($"not a container checkpoint: no '{CheckpointArchiveLayout.CheckpointDirectory}/' directory", CheckpointArchiveLayout.CheckpointDirectory + "/");
+        if (metadata.Missing is { } missing)
+            throw new ArchiveRejectedException($"not a container checkpoint: no '{missing}'", missing);
+        return metadata.ReadFacts();
     }
 
     private static void DrainTrailing(CountingReadStream tar, out long nonZeroAt)
@@ -137,16 +137,6 @@ internal static class ArchiveInspector
         return name;
     }
 
-    private static byte[] ReadMetadata(TarEntry entry, ArchiveLimits limits)
-    {
-        if (entry.Length > limits.MaxMetadataBytes)
-            throw new ArchiveRejectedException($"entry '{entry.Name}' is {entry.Length} bytes; metadata over {limits.MaxMetadataBytes} bytes is refused", entry.Name);
-        var data = new byte[entry.Length];
-        try { entry.DataStream?.ReadExactly(data); }
-        catch (EndOfStreamException e) { throw new ArchiveRejectedException($"the archive is truncated inside entry '{entry.Name}'", entry.Name, e); }
-        return data;
-    }
-
     /// <summary>Reads CRI-O's / containerd's <c>config.dump</c> (ContainerConfig) and <c>spec.dump</c> (the OCI runtime spec).</summary>
     internal static ArchiveFacts ReadFacts(byte[] config, byte[] spec)
     {
@@ -155,27 +145,28 @@ internal static class ArchiveInspector
         try
         {
             try { cfgDoc = JsonDocument.Parse(config); }
-            catch (JsonException e) { throw new ArchiveRejectedException($"'{ConfigDump}' is not valid JSON: {e.Message}", ConfigDump, e); }
+            catch (JsonException e) { throw new ArchiveRejectedException($"'{CheckpointArchiveLayout.ConfigDump}' is not valid JSON: {e.Message}", CheckpointArchiveLayout.ConfigDump, e); }
             try { specDoc = JsonDocument.Parse(spec); }
-            catch (JsonException e) { throw new ArchiveRejectedException($"'{SpecDump}' is not valid JSON: {e.Message}", SpecDump, e); }
+            catch (JsonException e) { throw new ArchiveRejectedException($"'{CheckpointArchiveLayout.SpecDump}' is not valid JSON: {e.Message}", CheckpointArchiveLayout.SpecDump, e); }
             cfg = cfgDoc.RootElement;
-            if (cfg.ValueKind != JsonValueKind.Object) throw new ArchiveRejectedException($"'{ConfigDump}' is not a JSON object", ConfigDump);
-            if (specDoc.RootElement.ValueKind != JsonValueKind.Object) throw new ArchiveRejectedException($"'{SpecDump}' is not a JSON object", SpecDump);
-            if (specDoc.RootElement.TryGetProperty("annotations", out var a) && a.ValueKind == JsonValueKind.Object) annotations = a;
+            if (cfg.ValueKind != JsonValueKind.Object) throw new ArchiveRejectedException($"'{CheckpointArchiveLayout.ConfigDump}' is not a JSON object", CheckpointArchiveLayout.ConfigDump);
+            if (specDoc.RootElement.ValueKind != JsonValueKind.Object) throw new ArchiveRejectedException($"'{CheckpointArchiveLayout.SpecDump}' is not a JSON object", CheckpointArchiveLayout.SpecDump);
+            if (specDoc.RootElement.TryGetProperty(SpecDumpAnnotations.Key, out var a) && a.ValueKind == JsonValueKind.Object) annotations = a;
 
             return new ArchiveFacts
             {
-                RuntimeContainerId = Str(cfg, "id"),
-                ContainerName = Ann(annotations, "io.kubernetes.container.name", "io.kubernetes.cri.container-name") ?? Str(cfg, "name"),
-                PodName = Ann(annotations, "io.kubernetes.pod.name", "io.kubernetes.cri.sandbox-name"),
-                PodNamespace = Ann(annotations, "io.kubernetes.pod.namespace", "io.kubernetes.cri.sandbox-namespace"),
-                PodUid = Ann(annotations, "io.kubernetes.pod.uid", "io.kubernetes.cri.sandbox-uid"),
-                ImageName = Str(cfg, "rootfsImageName") ?? Ann(annotations, "io.kubernetes.cri-o.ImageName", "io.kubernetes.cri.image-name"),
-                ImageRef = Str(cfg, "rootfsImageRef") ?? Ann(annotations, "io.kubernetes.cri-o.ImageRef", null),
-                ImageId = Str(cfg, "rootfsImage"),
-                Runtime = Str(cfg, "runtime"),
-                ContainerCreatedAt = Time(cfg, "createdTime"),
-                CheckpointedAt = Time(cfg, "checkpointedTime"),
+                RuntimeContainerId = Str(cfg, ConfigDumpFields.Id),
+                // CRI-O's spec carries the kubelet's labels, containerd's its CRI annotations
+                ContainerName = Ann(annotations, KubeletLabels.ContainerName, SpecDumpAnnotations.ContainerdContainerName) ?? Str(cfg, ConfigDumpFields.Name),
+                PodName = Ann(annotations, KubeletLabels.PodName, SpecDumpAnnotations.ContainerdSandboxName),
+                PodNamespace = Ann(annotations, KubeletLabels.PodNamespace, SpecDumpAnnotations.ContainerdSandboxNamespace),
+                PodUid = Ann(annotations, KubeletLabels.PodUid, SpecDumpAnnotations.ContainerdSandboxUid),
+                ImageName = Str(cfg, ConfigDumpFields.RootfsImageName) ?? Ann(annotations, SpecDumpAnnotations.CriOImageName, SpecDumpAnnotations.ContainerdImageName),
+                ImageRef = Str(cfg, ConfigDumpFields.RootfsImageRef) ?? Ann(annotations, SpecDumpAnnotations.CriOImageRef, null),
+                ImageId = Str(cfg, ConfigDumpFields.RootfsImage),
+                Runtime = Str(cfg, ConfigDumpFields.Runtime),
+                ContainerCreatedAt = Time(cfg, ConfigDumpFields.CreatedTime),
+                CheckpointedAt = Time(cfg, ConfigDumpFields.CheckpointedTime),
             };
         }
         finally

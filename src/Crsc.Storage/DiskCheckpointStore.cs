@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Reflection;
+using Crsc.Api.Archives;
 using Crsc.Controllers.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -70,7 +71,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
 
     public void Dispose() => _lock?.Dispose();
 
-    public string NewStagingPath(CheckpointSource source)
+    public string NewStagingPath(CheckpointedContainer source)
     {
         ValidateSource(source);
         var random = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6));
@@ -83,7 +84,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
     [System.Text.RegularExpressions.GeneratedRegex(@"^[a-z0-9][a-z0-9.-]*_[a-z0-9][a-z0-9.-]*_[a-z0-9][a-z0-9-]*-[0-9a-f]{12}\.tar$")]
     private static partial System.Text.RegularExpressions.Regex StagingName();
 
-    public Task<CheckpointInfo> IngestAsync(string stagedArchivePath, CheckpointSource source, IngestOptions options,
+    public Task<CheckpointInfo> IngestAsync(string stagedArchivePath, CheckpointedContainer source, IngestOptions options,
         IProgress<long>? progress, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrEmpty(stagedArchivePath);
@@ -93,7 +94,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         return Task.Run(() => Ingest(Path.GetFullPath(stagedArchivePath), source, options, progress, ct), ct);
     }
 
-    private CheckpointInfo Ingest(string staged, CheckpointSource source, IngestOptions options, IProgress<long>? progress, CancellationToken ct)
+    private CheckpointInfo Ingest(string staged, CheckpointedContainer source, IngestOptions options, IProgress<long>? progress, CancellationToken ct)
     {
         var compression = options.Compression ?? _options.DefaultCompression;
         var level = options.CompressionLevel ?? _options.CompressionLevel;
@@ -195,15 +196,15 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         }
     }
 
-    private static void CheckAgainstSource(string staged, ArchiveFacts facts, CheckpointSource source)
+    private static void CheckAgainstSource(string staged, ArchiveFacts facts, CheckpointedContainer source)
     {
         // the archive's own annotations must agree with what the cluster says it is: a mix-up files it in the wrong place
         if (facts.PodNamespace is { } ns && ns != source.Namespace)
-            throw new ArchiveRejectedException($"archive {staged} is of a container in namespace '{ns}', not '{source.Namespace}'", ArchiveInspector.SpecDump);
+            throw new ArchiveRejectedException($"archive {staged} is of a container in namespace '{ns}', not '{source.Namespace}'", CheckpointArchiveLayout.SpecDump);
         if (facts.PodUid is { } uid && source.PodUid is { } expected && uid != expected)
-            throw new ArchiveRejectedException($"archive {staged} is of pod UID '{uid}', not '{expected}'", ArchiveInspector.SpecDump);
+            throw new ArchiveRejectedException($"archive {staged} is of pod UID '{uid}', not '{expected}'", CheckpointArchiveLayout.SpecDump);
         if (facts.PodName is { } pod && source.PodName is { } expectedPod && pod != expectedPod)
-            throw new ArchiveRejectedException($"archive {staged} is of pod '{pod}', not '{expectedPod}'", ArchiveInspector.SpecDump);
+            throw new ArchiveRejectedException($"archive {staged} is of pod '{pod}', not '{expectedPod}'", CheckpointArchiveLayout.SpecDump);
     }
 
     private void WriteManifest(string dir, string tempManifest, string manifest, ManifestDocument doc)
@@ -405,7 +406,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         Native.FSyncDirectory(dir);
     }
 
-    private static void ValidateSource(CheckpointSource source)
+    private static void ValidateSource(CheckpointedContainer source)
     {
         ArgumentNullException.ThrowIfNull(source);
         StoreNames.Namespace(source.Namespace);

@@ -1,5 +1,6 @@
 using System.Formats.Tar;
 using System.Text;
+using Crsc.Api.Archives;
 using Crsc.Controllers.Storage;
 using Microsoft.Win32.SafeHandles;
 
@@ -15,9 +16,6 @@ namespace Crsc.Storage;
 public sealed class FileStagingArea(ArchiveLimits? limits = null) : IStagingArea
 {
     private readonly ArchiveLimits _limits = limits ?? new ArchiveLimits();
-
-    /// <summary>Archive entries that hold CRIU's dump log, by the runtimes' naming.</summary>
-    private static readonly string[] LogNames = ["dump.log", "criu-dump.log", "dump-criu.log"];
 
     public void Delete(string path)
     {
@@ -100,8 +98,8 @@ public sealed class FileStagingArea(ArchiveLimits? limits = null) : IStagingArea
             {
                 previous = entry.Name;
                 if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile)) continue;
-                var name = Path.GetFileName(entry.Name.TrimEnd('/'));
-                if (!LogNames.Contains(name, StringComparer.Ordinal) || entry.DataStream is null) continue;
+                // CRIU's dump log, by any of the runtimes' names
+                if (!CheckpointArchiveLayout.IsDumpLog(entry.Name) || entry.DataStream is null) continue;
                 // the archive may hold more than one log (pre-dump, dump): the last one is the failing step
                 found = ReadTail(entry.DataStream, entry.Length, maxBytes);
             }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Crsc.Api.Archives;
 using Crsc.Controllers.Storage;
 using Crsc.Storage.Security;
 
@@ -16,10 +17,9 @@ internal sealed class ManifestDocument
     /// <summary>The first format with <see cref="Owner"/>.</summary>
     public const int OwnerFormatVersion = 2;
     public const int OldestFormatVersion = 1;
-    public const string KindValue = "crsc.io/checkpoint-manifest";
 
     public int FormatVersion { get; set; }
-    public string Kind { get; set; } = KindValue;
+    public string Kind { get; set; } = StoreManifest.Kind;
     public string Id { get; set; } = "";
     public string Namespace { get; set; } = "";
     public string Workload { get; set; } = "";
@@ -104,7 +104,7 @@ internal static class Manifests
         try { doc = JsonSerializer.Deserialize(json, StorageJsonContext.Default.ManifestDocument); }
         catch (JsonException e) { throw new InvalidDataException($"not a valid manifest: {e.Message}", e); }
         if (doc is null) throw new InvalidDataException("the manifest is empty");
-        if (doc.Kind != ManifestDocument.KindValue) throw new InvalidDataException($"unknown manifest kind '{doc.Kind}'");
+        if (doc.Kind != StoreManifest.Kind) throw new InvalidDataException($"unknown manifest kind '{doc.Kind}'");
         if (doc.FormatVersion is < ManifestDocument.OldestFormatVersion or > ManifestDocument.CurrentFormatVersion)
             throw new NotSupportedException($"manifest format version {doc.FormatVersion} is not supported (this crsc reads versions {ManifestDocument.OldestFormatVersion} to {ManifestDocument.CurrentFormatVersion})");
         if (doc.Id != id || doc.Namespace != ns || doc.Workload != workload || doc.Container != container)

@@ -88,10 +88,6 @@ public sealed class ReadOnlyCheckpointStore(string checkpointDirectory, Security
         }
     }
 
-    /// <summary>The container facts of a CRI checkpoint archive, read from its <c>config.dump</c> and <c>spec.dump</c>.</summary>
-    /// <exception cref="ArchiveRejectedException">either file is not a JSON object</exception>
-    public static ArchiveFacts ReadFacts(byte[] configDump, byte[] specDump) => ArchiveInspector.ReadFacts(configDump, specDump);
-
     private IEnumerable<CheckpointInfo> Scan(CheckpointFilter? filter, string? onlyId)
     {
         foreach (var nsDir in Subdirectories(_root, StoreNames.IsLabel))

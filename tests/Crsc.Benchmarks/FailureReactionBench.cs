@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
@@ -154,7 +155,7 @@ public sealed class FailureReactionBench : IBenchmark
             {
                 Namespace = Ns,
                 Name = name,
-                Annotations = managed ? new() { [CrscAnnotations.CheckpointRestore] = "true" } : null,
+                Annotations = managed ? new() { [Annotations.CheckpointRestore] = "true" } : null,
             },
         });
         var rs = server.Seed(Resources.ReplicaSets, new ReplicaSet
@@ -188,7 +189,7 @@ public sealed class FailureReactionBench : IBenchmark
             {
                 Namespace = Ns,
                 Name = name + "-app-20260101000000",
-                Labels = new() { [CrscAnnotations.WorkloadLabel] = name, [CrscAnnotations.ContainerLabel] = "app" },
+                Labels = new() { [Labels.Workload] = name, [Labels.Container] = "app" },
             },
             Spec = new ContainerCheckpointSpec { PodName = pod.Metadata.Name!, Container = "app" },
             Status = new ContainerCheckpointStatus

@@ -40,7 +40,7 @@ public sealed class ImageBench : IBenchmark
             CompressionWorkers = 2,
             Key = Crsc.Storage.Security.NodeKey.Generate(), // the endpoint serves only checkpoints its key vouches for
         });
-        var info = await store.IngestAsync(archive, new CheckpointSource("bench", "app", "app"), new IngestOptions { RemoveStaged = false }, null, ct);
+        var info = await store.IngestAsync(archive, new CheckpointedContainer("bench", "app", "app"), new IngestOptions { RemoveStaged = false }, null, ct);
         ctx.Report(Name, "stored (zstd -1)", info.Size / (double)MiB, "MiB");
 
         // crsc: the image of the committed checkpoint as the node publishes it (a fresh registry and publisher, the

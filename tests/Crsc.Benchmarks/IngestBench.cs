@@ -75,7 +75,7 @@ public sealed class IngestBench : IBenchmark
         }))
         {
             elapsed = await BenchContext.TimeAsync(async () =>
-                info = await store.IngestAsync(archive, new CheckpointSource("bench", "app", "app"),
+                info = await store.IngestAsync(archive, new CheckpointedContainer("bench", "app", "app"),
                     new IngestOptions { RemoveStaged = false }, null, ct));
         }
         Directory.Delete(root, recursive: true);

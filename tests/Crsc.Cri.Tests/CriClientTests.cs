@@ -1,5 +1,6 @@
 using System.Formats.Tar;
 using System.Text.Json;
+using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Runtime;
 using Crsc.Cri.Grpc;
 using Crsc.Testing;

@@ -141,7 +141,7 @@ public sealed class HostileArchiveTests : IDisposable
         new Random(7).NextBytes(junk);
         await File.WriteAllBytesAsync(staged, junk);
         var e = await Assert.ThrowsAsync<ArchiveRejectedException>(() =>
-            store.IngestAsync(staged, new CheckpointSource("shop", "cart", "cart"), IngestOptions.Default, null, CancellationToken.None));
+            store.IngestAsync(staged, new CheckpointedContainer("shop", "cart", "cart"), IngestOptions.Default, null, CancellationToken.None));
         Assert.Contains("not a tar archive", e.Message);
         Assert.Empty(_f.StoreFiles());
     }
@@ -154,7 +154,7 @@ public sealed class HostileArchiveTests : IDisposable
         var staged = Path.Combine(_f.Staging, "empty.tar");
         await File.WriteAllBytesAsync(staged, []);
         await Assert.ThrowsAsync<ArchiveRejectedException>(() =>
-            store.IngestAsync(staged, new CheckpointSource("shop", "cart", "cart"), IngestOptions.Default, null, CancellationToken.None));
+            store.IngestAsync(staged, new CheckpointedContainer("shop", "cart", "cart"), IngestOptions.Default, null, CancellationToken.None));
         Assert.Empty(_f.StoreFiles());
     }
 

@@ -116,10 +116,10 @@ public sealed class IngestTests : IDisposable
         using var store = _f.Open();
         Assert.Equal(_f.Staging, store.StagingDirectory);
         Assert.True(Directory.Exists(_f.Staging));
-        var path = store.NewStagingPath(new CheckpointSource("shop", "cart", "cart"));
+        var path = store.NewStagingPath(new CheckpointedContainer("shop", "cart", "cart"));
         Assert.Equal(_f.Staging, Path.GetDirectoryName(path));
         Assert.StartsWith("shop_cart_cart-", Path.GetFileName(path));
-        Assert.NotEqual(path, store.NewStagingPath(new CheckpointSource("shop", "cart", "cart")));
+        Assert.NotEqual(path, store.NewStagingPath(new CheckpointedContainer("shop", "cart", "cart")));
         Assert.Equal("/var/lib/crsc/staging", new DiskCheckpointStoreOptions().ResolveStagingDirectory());
     }
 

@@ -27,7 +27,7 @@ public sealed class NameAndLinkTests : IDisposable
         using var store = _f.Open();
         var archive = new TestArchive();
         var staged = _f.Stage(archive);
-        var source = new CheckpointSource(ns, workload, container);
+        var source = new CheckpointedContainer(ns, workload, container);
         await Assert.ThrowsAsync<InvalidCheckpointNameException>(() => store.IngestAsync(staged, source, IngestOptions.Default, null, CancellationToken.None));
         Assert.Throws<InvalidCheckpointNameException>(() => store.NewStagingPath(source));
         Assert.Equal([Path.Combine(_f.Checkpoints, DiskCheckpointStore.LockFileName)], Directory.EnumerateFileSystemEntries(_f.Checkpoints));

@@ -22,7 +22,7 @@ public static class Program
         }
         store.FaultInjection = p => { if (p == point) Stop(p); };
         var progress = new SyncProgress(bytes => { if (point == "mid-archive" && bytes >= 2 << 20) Stop(point); });
-        await store.IngestAsync(staged, new CheckpointSource("shop", "cart", "cart"), IngestOptions.Default, progress, CancellationToken.None);
+        await store.IngestAsync(staged, new CheckpointedContainer("shop", "cart", "cart"), IngestOptions.Default, progress, CancellationToken.None);
         return 1; // never reached: the parent kills us first
     }
 }

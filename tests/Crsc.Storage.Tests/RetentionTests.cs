@@ -30,7 +30,7 @@ public sealed class RetentionTests : IDisposable
     {
         using var store = _f.Open();
         var c = await SeedAsync(store, 5);
-        var result = store.ApplyRetention(new RetentionRequest { Default = new RetentionPolicy(KeepLast: 2) });
+        var result = store.ApplyRetention(new RetentionRequest { Default = new StoreRetention(KeepLast: 2) });
         Assert.Equal(Ids(c.Take(3)), Ids(result.Deleted.Select(d => d.Checkpoint)));
         Assert.All(result.Deleted, d => Assert.Equal(RetentionReason.KeepLast, d.Reason));
         Assert.Equal(Ids(c.Skip(3)), Ids(store.List()));
@@ -44,7 +44,7 @@ public sealed class RetentionTests : IDisposable
     {
         using var store = _f.Open();
         var c = await SeedAsync(store, 4); // created at t0, t0+1h, t0+2h, t0+3h; now t0+4h
-        var policy = new RetentionRequest { Default = new RetentionPolicy(MaxAge: TimeSpan.FromMinutes(150)) };
+        var policy = new RetentionRequest { Default = new StoreRetention(MaxAge: TimeSpan.FromMinutes(150)) };
         Assert.Equal(Ids(c.Take(2)), Ids(store.ApplyRetention(policy).Deleted.Select(d => d.Checkpoint)));
         _f.Time.Advance(TimeSpan.FromHours(1));
         Assert.Equal(Ids(c.Skip(2).Take(1)), Ids(store.ApplyRetention(policy).Deleted.Select(d => d.Checkpoint)));
@@ -57,7 +57,7 @@ public sealed class RetentionTests : IDisposable
         using var store = _f.Open();
         var c = await SeedAsync(store, 4);
         var two = c[2].Size + c[3].Size;
-        var result = store.ApplyRetention(new RetentionRequest { Default = new RetentionPolicy(MaxBytes: two) });
+        var result = store.ApplyRetention(new RetentionRequest { Default = new StoreRetention(MaxBytes: two) });
         Assert.Equal(Ids(c.Take(2)), Ids(result.Deleted.Select(d => d.Checkpoint)));
         Assert.All(result.Deleted, d => Assert.Equal(RetentionReason.MaxBytes, d.Reason));
     }
@@ -68,7 +68,7 @@ public sealed class RetentionTests : IDisposable
         using var store = _f.Open();
         var c = await SeedAsync(store, 3);
         // every rule says "delete all": the newest survives anyway
-        var result = store.ApplyRetention(new RetentionRequest { Default = new RetentionPolicy(KeepLast: 0, MaxAge: TimeSpan.Zero, MaxBytes: 0), GlobalMaxBytes = 0 });
+        var result = store.ApplyRetention(new RetentionRequest { Default = new StoreRetention(KeepLast: 0, MaxAge: TimeSpan.Zero, MaxBytes: 0), GlobalMaxBytes = 0 });
         Assert.Equal(Ids(c.Take(2)), Ids(result.Deleted.Select(d => d.Checkpoint)));
         Assert.Equal([c[2].Id], Ids(store.List()));
         Assert.False(result.QuotaSatisfied);
@@ -76,7 +76,7 @@ public sealed class RetentionTests : IDisposable
         // when the newest is damaged (not the size its manifest records), the newest intact one is the one kept
         var d = await SeedAsync(store, 2, workload: "api");
         await using (var fs = new FileStream(d[1].ArchivePath, FileMode.Open, FileAccess.Write)) fs.SetLength(10);
-        result = store.ApplyRetention(new RetentionRequest { Default = new RetentionPolicy(KeepLast: 0) });
+        result = store.ApplyRetention(new RetentionRequest { Default = new StoreRetention(KeepLast: 0) });
         Assert.Equal([d[1].Id], Ids(result.Deleted.Select(x => x.Checkpoint)));
         Assert.Contains(d[0].Id, Ids(store.List()));
     }
@@ -88,13 +88,13 @@ public sealed class RetentionTests : IDisposable
         var c = await SeedAsync(store, 4, pinFirst: true);
         await store.SetPinnedAsync(c[1].Id, true, CancellationToken.None);
         Assert.True(store.Get(c[1].Id)!.Pinned);
-        var result = store.ApplyRetention(new RetentionRequest { Default = new RetentionPolicy(KeepLast: 1), GlobalMaxBytes = 1 });
+        var result = store.ApplyRetention(new RetentionRequest { Default = new StoreRetention(KeepLast: 1), GlobalMaxBytes = 1 });
         Assert.Equal([c[2].Id], Ids(result.Deleted.Select(d => d.Checkpoint)));
         Assert.Equal(Ids([c[0], c[1], c[3]]), Ids(store.List()));
 
         await store.SetPinnedAsync(c[1].Id, false, CancellationToken.None);
         Assert.False(store.Get(c[1].Id)!.Pinned);
-        result = store.ApplyRetention(new RetentionRequest { Default = new RetentionPolicy(KeepLast: 1) });
+        result = store.ApplyRetention(new RetentionRequest { Default = new StoreRetention(KeepLast: 1) });
         Assert.Equal([c[1].Id], Ids(result.Deleted.Select(d => d.Checkpoint)));
     }
 
@@ -123,8 +123,8 @@ public sealed class RetentionTests : IDisposable
         var api = await SeedAsync(store, 3, workload: "api", container: "api");
         var result = store.ApplyRetention(new RetentionRequest
         {
-            Default = new RetentionPolicy(KeepLast: 1),
-            PerWorkload = new Dictionary<WorkloadRef, RetentionPolicy> { [new WorkloadRef("shop", "api")] = new(KeepLast: 3) },
+            Default = new StoreRetention(KeepLast: 1),
+            PerWorkload = new Dictionary<WorkloadRef, StoreRetention> { [new WorkloadRef("shop", "api")] = new(KeepLast: 3) },
         });
         Assert.Equal(Ids(cart.Take(2)), Ids(result.Deleted.Select(d => d.Checkpoint)));
         Assert.Equal(4, store.List().Count);
@@ -137,7 +137,7 @@ public sealed class RetentionTests : IDisposable
         using var store = _f.Open();
         var app = await SeedAsync(store, 2, workload: "web", container: "app");
         var sidecar = await SeedAsync(store, 2, workload: "web", container: "proxy");
-        var result = store.ApplyRetention(new RetentionRequest { Default = new RetentionPolicy(KeepLast: 1) });
+        var result = store.ApplyRetention(new RetentionRequest { Default = new StoreRetention(KeepLast: 1) });
         Assert.Equal(Ids([app[0], sidecar[0]]), Ids(result.Deleted.Select(d => d.Checkpoint)));
     }
 
@@ -147,7 +147,7 @@ public sealed class RetentionTests : IDisposable
         using var store = _f.Open();
         var c = await SeedAsync(store, 4);
         var files = _f.StoreFiles();
-        var request = new RetentionRequest { Default = new RetentionPolicy(KeepLast: 1), DryRun = true };
+        var request = new RetentionRequest { Default = new StoreRetention(KeepLast: 1), DryRun = true };
         var dry = store.ApplyRetention(request);
         Assert.True(dry.DryRun);
         Assert.Equal(Ids(c.Take(3)), Ids(dry.Deleted.Select(d => d.Checkpoint)));

@@ -57,7 +57,7 @@ internal sealed class TestArchive
             }
             """;
 
-    public CheckpointSource Source(string workload = "cart") => new(Namespace, workload, Container) { PodName = Pod, PodUid = PodUid };
+    public CheckpointedContainer Source(string workload = "cart") => new(Namespace, workload, Container) { PodName = Pod, PodUid = PodUid };
 
     public byte[] Build()
     {

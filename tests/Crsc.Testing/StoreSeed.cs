@@ -11,7 +11,7 @@ public static class StoreSeed
     public static async Task<CheckpointInfo> AddAsync(ICheckpointStore store, string ns, string workload, string container,
         CheckpointCompression? compression = null)
     {
-        var source = new CheckpointSource(ns, workload, container) { PodName = workload + "-0", PodUid = "0d1e2f3a-1111-2222-3333-444455556666" };
+        var source = new CheckpointedContainer(ns, workload, container) { PodName = workload + "-0", PodUid = "0d1e2f3a-1111-2222-3333-444455556666" };
         var staged = store.NewStagingPath(source);
         var sandbox = new PodSandbox
         {

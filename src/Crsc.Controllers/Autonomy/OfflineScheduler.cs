@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Health;
@@ -265,10 +266,10 @@ public sealed partial class OfflineScheduler
         DateTimeOffset completedAt)
     {
         var ckpt = ScheduleReconciler.NewCheckpoint(schedule, run.CheckpointName, run.Pod, run.Container, run.RunAt);
-        ckpt.Metadata.Annotations![ContainerCheckpointReconciler.ArchiveIdAnnotation] = info.Id;
-        ckpt.Metadata.Annotations[ContainerCheckpointReconciler.TakenOfflineAnnotation] = _options.NodeName;
+        ckpt.Metadata.Annotations![Annotations.ArchiveId] = info.Id;
+        ckpt.Metadata.Annotations[Annotations.TakenOfflineOn] = _options.NodeName;
         // so that deleting the object deletes the archive, as for checkpoints taken online
-        ckpt.Metadata.Finalizers = [ContainerCheckpointReconciler.ArchiveFinalizer];
+        ckpt.Metadata.Finalizers = [Finalizers.Archive];
         var archive = new OfflineArchive
         {
             Namespace = run.Namespace,
@@ -317,7 +318,7 @@ public sealed partial class OfflineScheduler
                     starts.Add((entry.Position, started));
                     break;
                 case OutboxRecordKind.CheckpointCreate when TryRead(entry.Record.Body, CrscResources.ContainerCheckpoints.Json) is { } ckpt:
-                    if (ckpt.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.ArchiveIdAnnotation) is { } id) referenced.Add(id);
+                    if (ckpt.Metadata.Annotations?.GetValueOrDefault(Annotations.ArchiveId) is { } id) referenced.Add(id);
                     break;
                 case OutboxRecordKind.ContentCreate or OutboxRecordKind.CheckpointStatus
                     when TryRead(entry.Record.Body, AutonomyJsonContext.Default.OfflineArchive) is { } archive:
@@ -394,7 +395,7 @@ public sealed partial class OfflineScheduler
                 continue; // the publisher reports and drops a corrupt record
             }
             if (ckpt?.Metadata.OwnerReferences?.FirstOrDefault(o => o.Controller == true)?.Uid is not { Length: > 0 } uid
-                || ckpt.Metadata.Annotations?.GetValueOrDefault(ScheduleReconciler.ScheduledForAnnotation) is not { } text
+                || ckpt.Metadata.Annotations?.GetValueOrDefault(Annotations.ScheduledFor) is not { } text
                 || !DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var runAt))
                 continue;
             _state.Record(new ScheduleRun(uid, ckpt.Spec.PodName, ckpt.Spec.Container ?? "", runAt, ckpt.Metadata.Name!));

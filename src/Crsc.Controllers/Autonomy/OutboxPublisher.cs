@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
@@ -273,7 +274,7 @@ public sealed partial class OutboxPublisher
     }
 
     private static string? ArchiveOf(ContainerCheckpoint ckpt) =>
-        ckpt.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.ArchiveIdAnnotation);
+        ckpt.Metadata.Annotations?.GetValueOrDefault(Annotations.ArchiveId);
 
     /// <summary>
     /// Whether a refused write says that namespace <paramref name="ns"/> is gone (404 <c>namespaces "ns" not found</c>)
@@ -299,7 +300,7 @@ public sealed partial class OutboxPublisher
     private async Task RecordDiscardedAsync(ContainerCheckpoint ckpt, string? archiveId, string why, CancellationToken ct)
     {
         if (ckpt.Metadata.OwnerReferences?.FirstOrDefault(o => o.Controller == true) is not { } owner) return;
-        var node = ckpt.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.TakenOfflineAnnotation);
+        var node = ckpt.Metadata.Annotations?.GetValueOrDefault(Annotations.TakenOfflineOn);
         var now = _time.GetUtcNow();
         var ev = new CoreEvent
         {
@@ -330,8 +331,8 @@ public sealed partial class OutboxPublisher
     /// <summary>The object of that name is this run: same pod, container, archive and owning schedule.</summary>
     private static bool SameRun(ContainerCheckpoint existing, ContainerCheckpoint ours) =>
         existing.Spec.PodName == ours.Spec.PodName && existing.Spec.Container == ours.Spec.Container
-        && existing.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.ArchiveIdAnnotation)
-            == ours.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.ArchiveIdAnnotation)
+        && existing.Metadata.Annotations?.GetValueOrDefault(Annotations.ArchiveId)
+            == ours.Metadata.Annotations?.GetValueOrDefault(Annotations.ArchiveId)
         && (existing.Metadata.OwnerReferences ?? []).Select(o => o.Uid).SequenceEqual((ours.Metadata.OwnerReferences ?? []).Select(o => o.Uid));
 
     /// <summary>The published checkpoint that took <paramref name="archive"/>; null when it is gone or is another one now.</summary>
@@ -340,7 +341,7 @@ public sealed partial class OutboxPublisher
         try
         {
             var ckpt = await _checkpoints.GetAsync(archive.Namespace, archive.CheckpointName, ct).ConfigureAwait(false);
-            return ckpt.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.ArchiveIdAnnotation) == archive.ArchiveId ? ckpt : null;
+            return ckpt.Metadata.Annotations?.GetValueOrDefault(Annotations.ArchiveId) == archive.ArchiveId ? ckpt : null;
         }
         catch (NotFoundException)
         {
@@ -404,7 +405,7 @@ public sealed partial class OutboxPublisher
         var written = await StatusWriter.UpdateStatusAsync(_checkpoints, ckpt, current =>
         {
             if (current.Metadata.Uid != ckpt.Metadata.Uid
-                || current.Metadata.Annotations?.GetValueOrDefault(ContainerCheckpointReconciler.ArchiveIdAnnotation) != archive.ArchiveId)
+                || current.Metadata.Annotations?.GetValueOrDefault(Annotations.ArchiveId) != archive.ArchiveId)
                 return false;
             if (IsFinished(current))
             {

@@ -100,8 +100,8 @@ public sealed class CheckpointRecorder
             Metadata = new ObjectMeta
             {
                 Name = ContainerCheckpointReconciler.ContentNameFor(uid),
-                Labels = new() { [ContainerCheckpointReconciler.CheckpointUidLabel] = uid },
-                Annotations = new() { [ContainerCheckpointReconciler.ArchiveIdAnnotation] = info.Id },
+                Labels = new() { [Labels.CheckpointUid] = uid },
+                Annotations = new() { [Annotations.ArchiveId] = info.Id },
                 // informative: the API's garbage collector does not delete a cluster-scoped object for a namespaced
                 // owner; the archive finalizer does that for deletionPolicy Delete
                 OwnerReferences =
@@ -124,7 +124,7 @@ public sealed class CheckpointRecorder
                 SizeBytes = info.Size,
                 Compression = info.Compression == CheckpointCompression.Zstd ? ArchiveCompression.Zstd : ArchiveCompression.None,
                 ImageReference = imageReference,
-                Source = new Crsc.Api.Crds.CheckpointSource
+                Source = new CheckpointSource
                 {
                     Namespace = info.Namespace,
                     Pod = info.PodName ?? ckpt.Spec.PodName,

@@ -1,10 +1,12 @@
 using System.Text.RegularExpressions;
 
+using Crsc.Api.Archives;
 using Crsc.Controllers.Metrics;
 using Crsc.Controllers.Runtime;
 using Crsc.Controllers.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using KubeletLabels = Crsc.Api.Kubernetes.KubeletLabels;
 
 namespace Crsc.Controllers.NodeAgent;
 
@@ -204,7 +206,7 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
             progress?.Report(new CheckpointProgress(CheckpointStages.Resolving, $"finding container {target}"));
             var container = await ResolveAsync(request, target, ct).ConfigureAwait(false);
             containerName = container.ContainerName ?? container.Name;
-            var source = new CheckpointSource(request.Namespace,
+            var source = new CheckpointedContainer(request.Namespace,
                 _workloads?.WorkloadOf(request.Namespace, request.Pod) is { Length: > 0 } w ? w : request.Pod,
                 containerName)
             {
@@ -470,7 +472,7 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
                 }
             }
             if (_staging.ReadArchiveLogTail(staged, 2 * CriuLogBytes) is { Length: > 0 } inArchive)
-                return (Crsc.Api.Crds.ContainerCheckpointStatus.CriuLogExcerpt(inArchive), staged + "!dump.log");
+                return (Crsc.Api.Crds.ContainerCheckpointStatus.CriuLogExcerpt(inArchive), $"{staged}!{CheckpointArchiveLayout.DumpLog}");
         }
         catch (Exception x) when (x is IOException or UnauthorizedAccessException or NotSupportedException)
         {

@@ -29,7 +29,7 @@ public sealed record ContainerCheckpointReconcilerOptions
 /// by an earlier daemon, or by a status write that failed — is finished from the archive the store says it owns
 /// (<see cref="ICheckpointStore.FindByOwner"/>), else failed ("interrupted by daemon restart"); it is never
 /// checkpointed again. Content and status are written by the <see cref="CheckpointRecorder"/> the outbox uses too. <c>deletionPolicy: Delete</c> puts the
-/// <see cref="ArchiveFinalizer"/> on the object before it runs; deleting the object then deletes the archive and the
+/// <see cref="Finalizers.Archive"/> on the object before it runs; deleting the object then deletes the archive and the
 /// Content.
 /// </summary>
 public sealed class ContainerCheckpointReconciler : IReconciler
@@ -59,18 +59,8 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         return new(manager.Add(controller, leaderOnly: false), reconciler);
     }
 
-    public const string ArchiveFinalizer = "crsc.io/archive";
-    /// <summary>
-    /// On the Content: the store id of its archive. On a ContainerCheckpoint: the archive a node took for it while the
-    /// API server was away (the outbox published it); the object is finished from that archive, never executed.
-    /// </summary>
-    public const string ArchiveIdAnnotation = "crsc.io/archive-id";
-    /// <summary>On a ContainerCheckpoint the outbox published: the node that took it while the API server was away.</summary>
-    public const string TakenOfflineAnnotation = "crsc.io/taken-offline-on";
-    /// <summary>On the Content: the UID of its ContainerCheckpoint.</summary>
-    public const string CheckpointUidLabel = "crsc.io/checkpoint-uid";
-    /// <summary>The index of the checkpoint informer by <c>&lt;namespace&gt;/&lt;spec.podName&gt;</c>.</summary>
-    public const string ByPodIndex = "crsc.io/by-pod";
+    /// <summary>The index of the checkpoint informer by <c>&lt;namespace&gt;/&lt;spec.podName&gt;</c> (internal, not API).</summary>
+    private const string ByPodIndex = "crsc.io/by-pod";
 
     private readonly IKubeResourceClient<ContainerCheckpoint> _checkpointsApi;
     private readonly IKubeResourceClient<ContainerCheckpointContent> _contentsApi;
@@ -156,7 +146,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         {
             ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed => ReconcileResult.Done,
             ContainerCheckpointPhase.Running => await ResumeAsync(ckpt, ct).ConfigureAwait(false),
-            _ when ckpt.Metadata.Annotations?.GetValueOrDefault(ArchiveIdAnnotation) is { Length: > 0 } archiveId =>
+            _ when ckpt.Metadata.Annotations?.GetValueOrDefault(Annotations.ArchiveId) is { Length: > 0 } archiveId =>
                 await CompleteFromArchiveAsync(ckpt, archiveId, ct).ConfigureAwait(false),
             _ => podHere ? await ExecuteAsync(ckpt, pod!, ct).ConfigureAwait(false) : ReconcileResult.Done,
         };
@@ -186,7 +176,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         {
             if (current.Spec.DeletionPolicy == DeletionPolicy.Delete && !HasFinalizer(current))
             {
-                current.Metadata.Finalizers = [.. current.Metadata.Finalizers ?? [], ArchiveFinalizer];
+                current.Metadata.Finalizers = [.. current.Metadata.Finalizers ?? [], Finalizers.Archive];
                 current = await _checkpointsApi.UpdateAsync(current, ct).ConfigureAwait(false);
             }
             // the claim: a stale resourceVersion (another daemon, or our own cache behind our last write) is a 409
@@ -268,7 +258,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
                 // after a 409: only while it is the same object, still unfinished and still without the finalizer
                 if (c.Metadata.Uid != uid || HasFinalizer(c) || c.Status?.Phase is ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed)
                     return false;
-                c.Metadata.Finalizers = [.. c.Metadata.Finalizers ?? [], ArchiveFinalizer];
+                c.Metadata.Finalizers = [.. c.Metadata.Finalizers ?? [], Finalizers.Archive];
                 return true;
             }, ct).ConfigureAwait(false);
             // null: gone, or changed by someone else meanwhile (whose write queues it again)
@@ -411,7 +401,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         var content = await GetContentAsync(uid, ct).ConfigureAwait(false);
         if (content is not null && content.Spec.DeletionPolicy == DeletionPolicy.Delete)
         {
-            var id = content.Metadata.Annotations?.GetValueOrDefault(ArchiveIdAnnotation)
+            var id = content.Metadata.Annotations?.GetValueOrDefault(Annotations.ArchiveId)
                 ?? _store.List(new CheckpointFilter(content.Spec.Source.Namespace)).FirstOrDefault(c => c.ArchivePath == content.Spec.Path)?.Id;
             if (id is not null) _store.Delete(id);
             try
@@ -436,11 +426,11 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         await StatusWriter.UpdateAsync(_checkpointsApi, ckpt, current =>
         {
             if (current.Metadata.Uid != uid || !HasFinalizer(current)) return false;
-            current.Metadata.Finalizers!.RemoveAll(f => f == ArchiveFinalizer);
+            current.Metadata.Finalizers!.RemoveAll(f => f == Finalizers.Archive);
             if (current.Metadata.Finalizers is { Count: 0 }) current.Metadata.Finalizers = null;
             return true;
         }, ct).ConfigureAwait(false);
     }
 
-    private static bool HasFinalizer(ContainerCheckpoint ckpt) => ckpt.Metadata.Finalizers?.Contains(ArchiveFinalizer) == true;
+    private static bool HasFinalizer(ContainerCheckpoint ckpt) => ckpt.Metadata.Finalizers?.Contains(Finalizers.Archive) == true;
 }

@@ -37,7 +37,7 @@ public sealed record AbandonedCheckpointOptions
 
 /// <summary>
 /// Lets go of deleted <see cref="ContainerCheckpoint"/>s whose node agent is gone (leader-only). The
-/// <see cref="ContainerCheckpointReconciler.ArchiveFinalizer"/> keeps a checkpoint until the agent of its node
+/// <see cref="Finalizers.Archive"/> keeps a checkpoint until the agent of its node
 /// (<c>status.node</c>) has deleted its archive; with that agent gone for good, the object, and the namespace it is
 /// in, would stay Terminating forever. This reconciler removes the finalizer of a checkpoint being deleted when
 /// <list type="bullet">
@@ -136,7 +136,7 @@ public sealed class AbandonedCheckpointReconciler : IReconciler
             ? $"no ContainerCheckpointContent records an archive of it; if node {node} stored one, it is left there"
             : $"its archive {content.Spec.Path} ({content.Spec.SizeBytes} bytes, {content.Spec.Digest}; ContainerCheckpointContent {content.Metadata.Name}) " +
               $"is left on node {node}: delete it there by hand";
-        _events.Warning(ckpt, ArchiveAbandonedReason, $"{why}: removed finalizer {ContainerCheckpointReconciler.ArchiveFinalizer} so that the deletion can finish; {archive}");
+        _events.Warning(ckpt, ArchiveAbandonedReason, $"{why}: removed finalizer {Finalizers.Archive} so that the deletion can finish; {archive}");
         Log.Abandoned(_logger, key.Namespace ?? "", key.Name, node, why, content?.Spec.Path ?? "(unknown)");
         return ReconcileResult.Done;
     }
@@ -207,7 +207,7 @@ public sealed class AbandonedCheckpointReconciler : IReconciler
             if (current.Metadata.Uid != uid || current.Metadata.DeletionTimestamp is null || current.Status?.Node != node
                 || !HasFinalizer(current))
                 return false;
-            current.Metadata.Finalizers!.RemoveAll(f => f == ContainerCheckpointReconciler.ArchiveFinalizer);
+            current.Metadata.Finalizers!.RemoveAll(f => f == Finalizers.Archive);
             if (current.Metadata.Finalizers is { Count: 0 }) current.Metadata.Finalizers = null;
             return true;
         }, ct).ConfigureAwait(false);
@@ -215,7 +215,7 @@ public sealed class AbandonedCheckpointReconciler : IReconciler
     }
 
     private static bool HasFinalizer(ContainerCheckpoint ckpt) =>
-        ckpt.Metadata.Finalizers?.Contains(ContainerCheckpointReconciler.ArchiveFinalizer) == true;
+        ckpt.Metadata.Finalizers?.Contains(Finalizers.Archive) == true;
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 

@@ -107,8 +107,8 @@ internal sealed class CheckpointChooser(Informer<Pod> pods, Informer<ContainerCh
     private bool BelongsTo(ContainerCheckpoint c, Restore restore, Pod pod, string container)
     {
         var labels = c.Metadata.Labels;
-        if (labels?.GetValueOrDefault(CrscAnnotations.ContainerLabel) is { } labelled && labelled != container) return false;
-        var workloadLabel = labels?.GetValueOrDefault(CrscAnnotations.WorkloadLabel);
+        if (labels?.GetValueOrDefault(Labels.Container) is { } labelled && labelled != container) return false;
+        var workloadLabel = labels?.GetValueOrDefault(Labels.Workload);
         var target = restore.Spec.Target;
         if (target.Kind == RestoreTargetKind.Pod)
         {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 
@@ -10,7 +11,7 @@ namespace Crsc.Controllers.Restores;
 /// The patch carries the resourceVersion of the pod it was made from, so this is exactly the status the server held
 /// then — and the kubelet cannot have acted on an image the server had not stored yet, so neither this container nor
 /// any state the status reports for it is the restored container's, however late it is reported or however it is
-/// stamped. Written by the patch itself into <see cref="CrscAnnotations.ReplacedContainer"/>.
+/// stamped. Written by the patch itself into <see cref="Annotations.ReplacedContainer"/>.
 /// </summary>
 internal sealed record ReplacedContainer(string Container, string? ContainerId, int RestartCount, string State)
 {
@@ -41,7 +42,7 @@ internal sealed record ReplacedContainer(string Container, string? ContainerId, 
     /// <summary>The record on <paramref name="pod"/> for <paramref name="container"/>, or null (none, another container's, unreadable).</summary>
     public static ReplacedContainer? Read(Pod pod, string container)
     {
-        if (pod.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.ReplacedContainer) is not { Length: > 0 } text) return null;
+        if (pod.Metadata.Annotations?.GetValueOrDefault(Annotations.ReplacedContainer) is not { Length: > 0 } text) return null;
         try
         {
             if (JsonNode.Parse(text) is not JsonObject o || (string?)o["container"] != container) return null;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.NodeAgent;
@@ -50,7 +51,7 @@ internal static class RestorePods
     /// <summary>The container's own image: the one crsc recorded before patching it, else the pod spec's.</summary>
     public static string? OriginalImageOf(Pod pod, string container)
     {
-        if (pod.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.OriginalImage) is { } recorded)
+        if (pod.Metadata.Annotations?.GetValueOrDefault(Annotations.OriginalImage) is { } recorded)
         {
             var eq = recorded.IndexOf('=', StringComparison.Ordinal);
             if (eq > 0 && recorded[..eq] == container && eq < recorded.Length - 1) return recorded[(eq + 1)..];

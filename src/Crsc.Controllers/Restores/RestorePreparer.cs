@@ -116,8 +116,8 @@ public sealed class RestorePreparer : IReconciler
         }
     }
 
-    /// <summary>Restores by <c>&lt;namespace&gt;/&lt;status.podName&gt;</c>.</summary>
-    public const string RestoresByPodIndex = "crsc.io/restore-pod";
+    /// <summary>Restores by <c>&lt;namespace&gt;/&lt;status.podName&gt;</c> (an informer index: internal, not API).</summary>
+    private const string RestoresByPodIndex = "crsc.io/restore-pod";
 
     /// <summary>The Restores naming <paramref name="pod"/> (a pod arriving on this node starts their preparation).</summary>
     public static IEnumerable<ObjectKey> RestoresOfPod(Informer<Restore> restores, Pod pod) =>
@@ -194,22 +194,22 @@ public sealed class RestorePreparer : IReconciler
     /// When the checkpoint image is one of this node's store: a reason and message when it must not be restored from —
     /// <c>ArchiveNotAuthentic</c> (its manifest MAC is missing, wrong or of another key) or <c>CheckpointOfAnotherWorkload</c>
     /// (its namespace or workload is not the Restore's target's; for a Pod target, the workload the pod belongs to).
-    /// The annotation <see cref="CrscAnnotations.AllowUnauthenticated"/> lets a missing or foreign MAC pass, never a
+    /// The annotation <see cref="Annotations.AllowUnauthenticated"/> lets a missing or foreign MAC pass, never a
     /// wrong one and never another workload's checkpoint.
     /// </summary>
     private (string Reason, string Message)? RefuseArchive(Restore restore, Pod pod)
     {
         var image = restore.Status!.Image!;
         if (_options.LocalCheckpoints?.FindByImage(image) is not { } c) return null;
-        var allowed = restore.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.AllowUnauthenticated) == "true"
+        var allowed = restore.Metadata.Annotations?.GetValueOrDefault(Annotations.AllowUnauthenticated) == "true"
             && c.Authenticity is CheckpointAuthenticity.Unsigned or CheckpointAuthenticity.OtherKey;
         if (c.AuthenticityProblem is { } problem)
         {
             var hint = c.Authenticity is CheckpointAuthenticity.Unsigned or CheckpointAuthenticity.OtherKey
-                ? $" (annotation {CrscAnnotations.AllowUnauthenticated}=\"true\", or crsc restore --allow-unauthenticated, accepts it)"
+                ? $" (annotation {Annotations.AllowUnauthenticated}=\"true\", or crsc restore --allow-unauthenticated, accepts it)"
                 : "";
             if (!allowed) return ("ArchiveNotAuthentic", $"checkpoint image {image} on node {_options.NodeName} is refused: {problem}{hint}");
-            var note = $"checkpoint image {image} is not authenticated ({problem}); restoring from it because {CrscAnnotations.AllowUnauthenticated} is \"true\"";
+            var note = $"checkpoint image {image} is not authenticated ({problem}); restoring from it because {Annotations.AllowUnauthenticated} is \"true\"";
             Log.ArchiveAllowed(_logger, restore.Metadata.Namespace ?? "", restore.Metadata.Name ?? "", note);
             _events.Warning(restore, "UnauthenticatedArchive", note);
         }

@@ -106,10 +106,13 @@ public sealed class RestoreReconciler : IReconciler
         return new(manager.Add(controller, leaderOnly: true), reconciler);
     }
 
-    /// <summary>Pods by <c>&lt;namespace&gt;/&lt;deployment&gt;</c> (ReplicaSet-owned pods only).</summary>
-    public const string PodsByDeploymentIndex = "crsc.io/restore-deployment";
-    /// <summary>Restores by the pods and workloads they concern: <c>&lt;ns&gt;/Pod/&lt;name&gt;</c>, <c>&lt;ns&gt;/Deployment/&lt;name&gt;</c>.</summary>
-    public const string RestoresBySubjectIndex = "crsc.io/restore-subject";
+    /// <summary>
+    /// Pods by <c>&lt;namespace&gt;/&lt;deployment&gt;</c> (ReplicaSet-owned pods only). An informer index (internal, not
+    /// API), shared with the <see cref="Workloads.PodFailureReconciler"/>, which keeps the same index on the same informer.
+    /// </summary>
+    internal const string PodsByDeploymentIndex = "crsc.io/restore-deployment";
+    /// <summary>Restores by the pods and workloads they concern: <c>&lt;ns&gt;/Pod/&lt;name&gt;</c>, <c>&lt;ns&gt;/Deployment/&lt;name&gt;</c> (internal, not API).</summary>
+    private const string RestoresBySubjectIndex = "crsc.io/restore-subject";
 
     private const int MaxStepsPerReconcile = 16;
 
@@ -177,7 +180,7 @@ public sealed class RestoreReconciler : IReconciler
         var ns = r.Metadata.Namespace;
         var subjects = new List<string> { $"{ns}/{r.Spec.Target.Kind}/{r.Spec.Target.Name}" };
         if (r.Status?.PodName is { Length: > 0 } pod) subjects.Add($"{ns}/Pod/{pod}");
-        if (r.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.FailedPod) is { Length: > 0 } failed) subjects.Add($"{ns}/Pod/{failed}");
+        if (r.Metadata.Annotations?.GetValueOrDefault(Annotations.FailedPod) is { Length: > 0 } failed) subjects.Add($"{ns}/Pod/{failed}");
         return subjects.Distinct(StringComparer.Ordinal);
     }
 
@@ -401,7 +404,7 @@ public sealed class RestoreReconciler : IReconciler
         }
 
         var pods = _pods.ByIndex(PodsByDeploymentIndex, $"{ns}/{target.Name}");
-        if (r.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.FailedPod) is { Length: > 0 } failedName
+        if (r.Metadata.Annotations?.GetValueOrDefault(Annotations.FailedPod) is { Length: > 0 } failedName
             && pods.FirstOrDefault(p => p.Metadata.Name == failedName) is { } failed && RestorePods.IsRunning(failed))
             return (failed, "");
         var newest = pods.Where(RestorePods.IsRunning)
@@ -538,11 +541,11 @@ public sealed class RestoreReconciler : IReconciler
         var s = r.Status!;
         var annotations = new JsonObject
         {
-            [CrscAnnotations.Restore] = r.Metadata.Name,
-            [CrscAnnotations.RestoredFrom] = s.CheckpointName,
+            [Annotations.Restore] = r.Metadata.Name,
+            [Annotations.RestoredFrom] = s.CheckpointName,
             // the container's own image, also when an earlier restore had patched it
-            [CrscAnnotations.OriginalImage] = $"{container}={s.OriginalImage}",
-            [CrscAnnotations.ReplacedContainer] = ReplacedContainer.Of(pod, container).ToAnnotation(),
+            [Annotations.OriginalImage] = $"{container}={s.OriginalImage}",
+            [Annotations.ReplacedContainer] = ReplacedContainer.Of(pod, container).ToAnnotation(),
         };
         await PatchPodAsync(pod, container, s.Image!, annotations, ct, pod.Metadata.ResourceVersion).ConfigureAwait(false);
         Log.Patched(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod.Metadata.Name!, container, s.Image!, s.Attempts ?? 0);
@@ -662,10 +665,10 @@ public sealed class RestoreReconciler : IReconciler
         // (they describe a checkpoint image that is no longer there)
         var annotations = new JsonObject
         {
-            [CrscAnnotations.Restore] = r.Metadata.Name,
-            [CrscAnnotations.RestoredFrom] = null,
-            [CrscAnnotations.OriginalImage] = null,
-            [CrscAnnotations.ReplacedContainer] = null,
+            [Annotations.Restore] = r.Metadata.Name,
+            [Annotations.RestoredFrom] = null,
+            [Annotations.OriginalImage] = null,
+            [Annotations.ReplacedContainer] = null,
         };
         await PatchPodAsync(pod!, container!, s.OriginalImage!, annotations, ct).ConfigureAwait(false);
         Log.ColdStart(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod!.Metadata.Name!, s.OriginalImage!);

@@ -1,3 +1,4 @@
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 
@@ -120,8 +121,8 @@ internal static class RestoreStages
 
         if (s.PatchedAt is not null)
         {
-            var mine = pod!.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.Restore) == restore.Metadata.Name;
-            return mine && pod.Metadata.Annotations?.ContainsKey(CrscAnnotations.RestoredFrom) != true
+            var mine = pod!.Metadata.Annotations?.GetValueOrDefault(Annotations.Restore) == restore.Metadata.Name;
+            return mine && pod.Metadata.Annotations?.ContainsKey(Annotations.RestoredFrom) != true
                 ? new(RestoreStage.PatchedBack, container)
                 : new(RestoreStage.CountedNotPatched, container);
         }
@@ -143,7 +144,7 @@ internal static class RestoreStages
     /// </summary>
     public static bool PatchedBy(Restore r, Pod pod, string container) =>
         r.Status?.Image is { } image
-        && pod.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.Restore) == r.Metadata.Name
+        && pod.Metadata.Annotations?.GetValueOrDefault(Annotations.Restore) == r.Metadata.Name
         && RestorePods.ContainerOf(pod, container)?.Image == image;
 
     /// <summary>The container to restore: <c>spec.container</c>, else the pod's only one; null with the error otherwise.</summary>

@@ -1,3 +1,5 @@
+using Crsc.Api.Kubernetes;
+
 namespace Crsc.Controllers.Runtime;
 
 /// <summary>
@@ -132,13 +134,4 @@ public interface IPullCredentials
     /// <param name="restoreNamespace">the namespace of the Restore the pull is for: a token is only minted for that
     /// namespace's checkpoint images</param>
     RegistryAuth? For(string image, string restoreNamespace);
-}
-
-/// <summary>The labels the kubelet puts on every sandbox and container it creates.</summary>
-public static class KubeletLabels
-{
-    public const string PodName = "io.kubernetes.pod.name";
-    public const string PodNamespace = "io.kubernetes.pod.namespace";
-    public const string PodUid = "io.kubernetes.pod.uid";
-    public const string ContainerName = "io.kubernetes.container.name";
 }

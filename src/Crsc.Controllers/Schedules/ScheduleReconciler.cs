@@ -64,8 +64,8 @@ public sealed class ScheduleReconciler : IReconciler
     /// <summary>crsc's sidecar: never checkpointed unless a schedule names it.</summary>
     public const string InterceptorContainer = "crsc-interceptor";
 
-    /// <summary>The index of the schedule informer by <c>&lt;namespace&gt;/&lt;kind&gt;/&lt;name&gt;</c> of the target.</summary>
-    public const string ByTargetIndex = "crsc.io/by-target";
+    /// <summary>The index of the schedule informer by <c>&lt;namespace&gt;/&lt;kind&gt;/&lt;name&gt;</c> of the target (internal, not API).</summary>
+    private const string ByTargetIndex = "crsc.io/by-target";
 
     public const string ReasonScheduled = "Scheduled";
     public const string ReasonSuspended = "Suspended";
@@ -348,11 +348,11 @@ public sealed class ScheduleReconciler : IReconciler
             Namespace = schedule.Metadata.Namespace,
             Labels = new()
             {
-                [CrscAnnotations.ScheduleLabel] = ScheduleNames.LabelValue(schedule.Metadata.Name!),
-                [CrscAnnotations.WorkloadLabel] = ScheduleNames.LabelValue(schedule.Spec.Target.Name),
-                [CrscAnnotations.ContainerLabel] = container,
+                [Labels.Schedule] = ScheduleNames.LabelValue(schedule.Metadata.Name!),
+                [Labels.Workload] = ScheduleNames.LabelValue(schedule.Spec.Target.Name),
+                [Labels.Container] = container,
             },
-            Annotations = new() { [ScheduledForAnnotation] = KubeTime.ToText(runAt) },
+            Annotations = new() { [Annotations.ScheduledFor] = KubeTime.ToText(runAt) },
             OwnerReferences =
             [
                 new OwnerReference
@@ -368,9 +368,6 @@ public sealed class ScheduleReconciler : IReconciler
         },
         Spec = new ContainerCheckpointSpec { PodName = pod, Container = container, DeletionPolicy = DeletionPolicy.Delete },
     };
-
-    /// <summary>On ContainerCheckpoints a schedule made: the due time of the run (UTC, RFC 3339).</summary>
-    public const string ScheduledForAnnotation = "crsc.io/scheduled-for";
 
     private async Task ApplyRetentionAsync(CheckpointSchedule schedule, DateTimeOffset now, CancellationToken ct)
     {

@@ -13,7 +13,7 @@ public interface ICheckpointStore
 
     /// <summary>A fresh, unused path inside <see cref="StagingDirectory"/> for the runtime to write an archive to.</summary>
     /// <exception cref="InvalidCheckpointNameException">a name of <paramref name="source"/> is not valid</exception>
-    string NewStagingPath(CheckpointSource source);
+    string NewStagingPath(CheckpointedContainer source);
 
     /// <summary>
     /// Validates the archive at <paramref name="stagedArchivePath"/> (a CRI checkpoint tar), streams it once through
@@ -22,7 +22,7 @@ public interface ICheckpointStore
     /// <param name="progress">uncompressed bytes read so far</param>
     /// <exception cref="ArchiveRejectedException">the archive is not an acceptable checkpoint (names the entry)</exception>
     /// <exception cref="InvalidCheckpointNameException">a name of <paramref name="source"/> is not valid</exception>
-    Task<CheckpointInfo> IngestAsync(string stagedArchivePath, CheckpointSource source, IngestOptions options,
+    Task<CheckpointInfo> IngestAsync(string stagedArchivePath, CheckpointedContainer source, IngestOptions options,
         IProgress<long>? progress, CancellationToken ct);
 
     /// <summary>Committed checkpoints matching <paramref name="filter"/>, newest first.</summary>
@@ -90,11 +90,15 @@ public enum CheckpointCompression
     Zstd,
 }
 
-/// <summary>What the cluster says about the checkpointed container. Every name is validated before it touches a path.</summary>
+/// <summary>
+/// The container an archive is of, as the cluster names it: what the store files the archive under and checks the archive
+/// against (not the CRD's <see cref="Crsc.Api.Crds.CheckpointSource"/>, a Content's record of pod and image). Every name
+/// is validated before it touches a path.
+/// </summary>
 /// <param name="Namespace">a DNS-1123 label</param>
 /// <param name="Workload">the owning workload (Deployment, StatefulSet, or the pod itself); a DNS-1123 subdomain</param>
 /// <param name="Container">a DNS-1123 label</param>
-public sealed record CheckpointSource(string Namespace, string Workload, string Container)
+public sealed record CheckpointedContainer(string Namespace, string Workload, string Container)
 {
     public string? PodName { get; init; }
     public string? PodUid { get; init; }
@@ -240,16 +244,19 @@ public sealed record CheckpointFilter(string? Namespace = null, string? Workload
 
 public sealed record VerificationResult(string Id, bool Valid, string? Problem);
 
-/// <summary>A workload's retention rules; null fields do not limit.</summary>
-public sealed record RetentionPolicy(int? KeepLast = null, TimeSpan? MaxAge = null, long? MaxBytes = null);
+/// <summary>
+/// The store's retention rules for a workload's archives (<c>crsc gc</c>); null fields do not limit. Not the CRD's
+/// <see cref="Crsc.Api.Crds.RetentionPolicy"/>, which a schedule applies to its ContainerCheckpoints.
+/// </summary>
+public sealed record StoreRetention(int? KeepLast = null, TimeSpan? MaxAge = null, long? MaxBytes = null);
 
 public readonly record struct WorkloadRef(string Namespace, string Workload);
 
 public sealed record RetentionRequest
 {
     /// <summary>Rules for workloads that have none of their own.</summary>
-    public RetentionPolicy Default { get; init; } = new();
-    public IReadOnlyDictionary<WorkloadRef, RetentionPolicy> PerWorkload { get; init; } = new Dictionary<WorkloadRef, RetentionPolicy>();
+    public StoreRetention Default { get; init; } = new();
+    public IReadOnlyDictionary<WorkloadRef, StoreRetention> PerWorkload { get; init; } = new Dictionary<WorkloadRef, StoreRetention>();
     /// <summary>Store-wide byte quota; the oldest eligible checkpoints go first.</summary>
     public long? GlobalMaxBytes { get; init; }
     public bool DryRun { get; init; }

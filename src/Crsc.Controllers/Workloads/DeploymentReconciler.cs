@@ -104,8 +104,8 @@ public sealed class DeploymentReconciler : IReconciler
 
     private static (string?, bool, string?, string?) Relevant(Deployment d) =>
         (d.Metadata.Uid, d.Metadata.DeletionTimestamp is null,
-         d.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.CheckpointRestore),
-         d.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.CheckpointInterval));
+         d.Metadata.Annotations?.GetValueOrDefault(Annotations.CheckpointRestore),
+         d.Metadata.Annotations?.GetValueOrDefault(Annotations.CheckpointInterval));
 
     /// <summary>
     /// Reads <c>crsc.io/checkpoint-interval</c> (absent: 10m). False with a message naming the value when it is not a
@@ -116,22 +116,22 @@ public sealed class DeploymentReconciler : IReconciler
         error = "";
         if (text is null)
         {
-            interval = GoDuration.Parse(CrscAnnotations.DefaultCheckpointInterval);
+            interval = GoDuration.Parse(Annotations.DefaultCheckpointInterval);
             return true;
         }
         if (!GoDuration.TryParse(text.Trim(), out interval, out var why))
         {
-            error = $"annotation {CrscAnnotations.CheckpointInterval}: '{text}' is not a duration: {why}";
+            error = $"annotation {Annotations.CheckpointInterval}: '{text}' is not a duration: {why}";
             return false;
         }
         if (interval < min)
         {
-            error = $"annotation {CrscAnnotations.CheckpointInterval}: '{text}' is shorter than the minimum of {GoDuration.Format(min)}";
+            error = $"annotation {Annotations.CheckpointInterval}: '{text}' is shorter than the minimum of {GoDuration.Format(min)}";
             return false;
         }
         if (interval > max)
         {
-            error = $"annotation {CrscAnnotations.CheckpointInterval}: '{text}' is longer than the maximum of {GoDuration.Format(max)}";
+            error = $"annotation {Annotations.CheckpointInterval}: '{text}' is longer than the maximum of {GoDuration.Format(max)}";
             return false;
         }
         return true;
@@ -146,7 +146,7 @@ public sealed class DeploymentReconciler : IReconciler
         var schedule = _schedules.Get(key);
         var ownership = OwnershipOf(schedule, deployment);
         var annotations = deployment.Metadata.Annotations;
-        var managed = annotations?.GetValueOrDefault(CrscAnnotations.CheckpointRestore) == "true";
+        var managed = annotations?.GetValueOrDefault(Annotations.CheckpointRestore) == "true";
 
         if (ownership == Ownership.Stale)
         {
@@ -160,7 +160,7 @@ public sealed class DeploymentReconciler : IReconciler
             var result = await DeleteAsync(schedule!, ct).ConfigureAwait(false);
             Log.ScheduleDeleted(_logger, ns, key.Name);
             _events.Normal(deployment, "ScheduleDeleted",
-                $"deleted CheckpointSchedule {key.Name}: annotation {CrscAnnotations.CheckpointRestore} is not \"true\"");
+                $"deleted CheckpointSchedule {key.Name}: annotation {Annotations.CheckpointRestore} is not \"true\"");
             return result;
         }
         if (ownership == Ownership.Foreign)
@@ -171,7 +171,7 @@ public sealed class DeploymentReconciler : IReconciler
             return ReconcileResult.Done;
         }
 
-        var text = annotations?.GetValueOrDefault(CrscAnnotations.CheckpointInterval);
+        var text = annotations?.GetValueOrDefault(Annotations.CheckpointInterval);
         if (!TryParseInterval(text, _options.MinimumInterval, _options.MaximumInterval, out var interval, out var error))
             return await RejectAsync(deployment, schedule, error, ct).ConfigureAwait(false);
         var intervalText = GoDuration.Format(interval);
@@ -273,7 +273,7 @@ public sealed class DeploymentReconciler : IReconciler
         {
             Name = deployment.Metadata.Name,
             Namespace = deployment.Metadata.Namespace,
-            Labels = new() { [CrscAnnotations.WorkloadLabel] = ScheduleNames.LabelValue(deployment.Metadata.Name!) },
+            Labels = new() { [Labels.Workload] = ScheduleNames.LabelValue(deployment.Metadata.Name!) },
             OwnerReferences =
             [
                 new OwnerReference

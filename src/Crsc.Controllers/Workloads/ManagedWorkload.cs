@@ -1,3 +1,4 @@
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 
@@ -15,12 +16,12 @@ public readonly record struct ManagedWorkload(bool Managed, string? Problem)
     public static ManagedWorkload Read(Deployment deployment, DeploymentReconcilerOptions? limits = null)
     {
         var annotations = deployment.Metadata.Annotations;
-        var flag = annotations?.GetValueOrDefault(CrscAnnotations.CheckpointRestore);
+        var flag = annotations?.GetValueOrDefault(Annotations.CheckpointRestore);
         if (flag != "true")
             return new ManagedWorkload(false, flag is null or "false" ? null
-                : $"annotation {CrscAnnotations.CheckpointRestore}: '{flag}' is not \"true\"");
+                : $"annotation {Annotations.CheckpointRestore}: '{flag}' is not \"true\"");
         limits ??= new DeploymentReconcilerOptions();
-        return DeploymentReconciler.TryParseInterval(annotations?.GetValueOrDefault(CrscAnnotations.CheckpointInterval),
+        return DeploymentReconciler.TryParseInterval(annotations?.GetValueOrDefault(Annotations.CheckpointInterval),
             limits.MinimumInterval, limits.MaximumInterval, out _, out var error)
             ? new ManagedWorkload(true, null)
             : new ManagedWorkload(false, error);

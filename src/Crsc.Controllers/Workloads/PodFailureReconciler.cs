@@ -61,13 +61,8 @@ public sealed class PodFailureReconciler : IReconciler
         return new(manager.Add(controller, leaderOnly: true), reconciler);
     }
 
-    /// <summary>
-    /// Index of the pod informer: <c>&lt;namespace&gt;/&lt;deployment&gt;</c> by the owner ReplicaSet's name. The Restore
-    /// reconciler's index of the same name and function: on a shared informer it is kept once.
-    /// </summary>
-    public const string ByDeploymentIndex = RestoreReconciler.PodsByDeploymentIndex;
-    /// <summary>Index of the Restore informer: <c>&lt;namespace&gt;/&lt;deployment&gt;</c> of <c>spec.target</c>.</summary>
-    public const string ByTargetIndex = "crsc.io/restores-by-deployment";
+    /// <summary>Index of the Restore informer: <c>&lt;namespace&gt;/&lt;deployment&gt;</c> of <c>spec.target</c> (internal, not API).</summary>
+    private const string ByTargetIndex = "crsc.io/restores-by-deployment";
 
     public const string RestoreCreatedReason = "RestoreCreated";
     public const string RestoreSuppressedReason = "RestoreSuppressed";
@@ -108,7 +103,8 @@ public sealed class PodFailureReconciler : IReconciler
         _options = options;
         _time = time;
         _logger = logger ?? NullLogger.Instance;
-        pods.TryAddIndexer(ByDeploymentIndex, p => RestorePods.DeploymentOf(p) is { } d ? [$"{p.Metadata.Namespace}/{d}"] : []);
+        // the Restore reconciler's index of the same name and function: on a shared informer it is kept once
+        pods.TryAddIndexer(RestoreReconciler.PodsByDeploymentIndex, p => RestorePods.DeploymentOf(p) is { } d ? [$"{p.Metadata.Namespace}/{d}"] : []);
         restores.TryAddIndexer(ByTargetIndex, r => TargetOf(r) is { } k ? [IndexValue(k)] : []);
     }
 
@@ -256,8 +252,8 @@ public sealed class PodFailureReconciler : IReconciler
             {
                 Name = name,
                 Namespace = ns,
-                Labels = new() { [CrscAnnotations.WorkloadLabel] = ScheduleNames.LabelValue(deployment.Metadata.Name!) },
-                Annotations = new() { [CrscAnnotations.FailedPod] = incident.Pod },
+                Labels = new() { [Labels.Workload] = ScheduleNames.LabelValue(deployment.Metadata.Name!) },
+                Annotations = new() { [Annotations.FailedPod] = incident.Pod },
                 // the Restore goes with its Deployment; not its controller, and it does not block the deletion
                 OwnerReferences = string.IsNullOrEmpty(deployment.Metadata.Uid)
                     ? null
@@ -310,7 +306,7 @@ public sealed class PodFailureReconciler : IReconciler
     private List<Pod> PodsOf(Deployment deployment)
     {
         var key = deployment.Metadata.Key;
-        return [.. _pods.ByIndex(ByDeploymentIndex, IndexValue(key))
+        return [.. _pods.ByIndex(RestoreReconciler.PodsByDeploymentIndex, IndexValue(key))
             .Where(p => WorkloadOf(p) == key && OwnedByThisDeployment(p, deployment))
             .OrderBy(p => p.Metadata.Name, StringComparer.Ordinal)];
     }
@@ -340,7 +336,7 @@ public sealed class PodFailureReconciler : IReconciler
     /// </summary>
     private string? CrscRestoring(Pod pod, Dictionary<string, Restore> restores, DateTimeOffset now)
     {
-        if (pod.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.Restore) is not { Length: > 0 } name) return null;
+        if (pod.Metadata.Annotations?.GetValueOrDefault(Annotations.Restore) is not { Length: > 0 } name) return null;
         if (!restores.TryGetValue(name, out var restore)) return null;
         if (IsActive(restore)) return name;
         return restore.Status?.Phase is RestorePhase.Restored or RestorePhase.FellBack
@@ -363,7 +359,7 @@ public sealed class PodFailureReconciler : IReconciler
             // a pod crsc restored in place: its restarts in the grace period were crsc's (as CrscRestoring says while
             // it lasts; a leader that comes later reads the same from the failure's time)
             if (r.Status?.Phase is RestorePhase.Restored or RestorePhase.FellBack
-                && pod.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.Restore) == r.Metadata.Name)
+                && pod.Metadata.Annotations?.GetValueOrDefault(Annotations.Restore) == r.Metadata.Name)
                 end += _options.RestoredGracePeriod;
             if (failure.At <= end) return true;
         }
@@ -377,8 +373,8 @@ public sealed class PodFailureReconciler : IReconciler
     {
         if (restore.Spec.Container is { Length: > 0 } c && c != container) return false;
         var podName = pod.Metadata.Name;
-        if (pod.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.Restore) == restore.Metadata.Name) return true;
-        var failed = restore.Metadata.Annotations?.GetValueOrDefault(CrscAnnotations.FailedPod);
+        if (pod.Metadata.Annotations?.GetValueOrDefault(Annotations.Restore) == restore.Metadata.Name) return true;
+        var failed = restore.Metadata.Annotations?.GetValueOrDefault(Annotations.FailedPod);
         var restoring = restore.Status?.PodName;
         if (string.IsNullOrEmpty(failed) && string.IsNullOrEmpty(restoring)) return true; // a user's, for the workload
         return failed == podName || restoring == podName;
@@ -388,7 +384,7 @@ public sealed class PodFailureReconciler : IReconciler
 
     /// <summary>Made by this reconciler (not by a user): it names the failed pod.</summary>
     private static bool IsAutomatic(Restore restore) =>
-        restore.Metadata.Annotations?.ContainsKey(CrscAnnotations.FailedPod) == true;
+        restore.Metadata.Annotations?.ContainsKey(Annotations.FailedPod) == true;
 
     /// <summary>When a finished Restore finished: <c>status.completedAt</c>, else its last condition change, else its creation.</summary>
     private DateTimeOffset EndedAt(Restore restore) =>

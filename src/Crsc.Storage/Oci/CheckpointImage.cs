@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Crsc.Api.Archives;
 using Crsc.Controllers.Storage;
 
 namespace Crsc.Storage.Oci;
@@ -82,7 +83,7 @@ public static class CheckpointImageWriter
         // it no runtime can restore the image, so none is made
         if (string.IsNullOrWhiteSpace(checkpoint.Archive.ImageName))
             throw new CheckpointImageException(id,
-                $"checkpoint {id} records no base image (rootfsImageName of config.dump): a runtime could not restore it, so crsc makes no image of it");
+                $"checkpoint {id} records no base image ({ConfigDumpFields.RootfsImageName} of {CheckpointArchiveLayout.ConfigDump}): a runtime could not restore it, so crsc makes no image of it");
         if (string.IsNullOrEmpty(platform.Os) || string.IsNullOrEmpty(platform.Architecture))
             throw new ArgumentException($"platform '{platform.Os}/{platform.Architecture}' is incomplete", nameof(platform));
 

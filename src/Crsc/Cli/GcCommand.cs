@@ -75,7 +75,7 @@ internal static class GcCommand
             }, time);
             result = store.ApplyRetention(new RetentionRequest
             {
-                Default = new RetentionPolicy(keepLast, maxAge, maxBytes),
+                Default = new StoreRetention(keepLast, maxAge, maxBytes),
                 DryRun = dryRun,
             });
         }

@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Crsc.Api.Archives;
 using Crsc.Controllers.Storage;
 using Crsc.Storage;
 
@@ -12,8 +13,6 @@ namespace Crsc.Cli;
 /// </summary>
 internal static class InspectCommand
 {
-    private const int MaxMetadataBytes = 16 << 20;
-
     public static CommandSpec Spec() => new("inspect", "Show what a checkpoint archive contains: container, image, runtime, pod, times, sizes, files.")
     {
         Description = "ID is a checkpoint of this node's store (see `crsc list`); the store is read without its lock and the\n" +
@@ -176,7 +175,7 @@ internal static class InspectCommand
         var tar = new FailureWatchingStream(archive);
         try
         {
-            return ReadTar(tar, ct, readToEnd, limits ?? new ArchiveLimits { MaxMetadataBytes = MaxMetadataBytes });
+            return ReadTar(tar, ct, readToEnd, limits ?? new ArchiveLimits());
         }
         catch (EndOfStreamException e) when (!tar.Failed)
         {
@@ -190,7 +189,8 @@ internal static class InspectCommand
 
     private static InspectReport ReadTar(Stream tar, CancellationToken ct, bool readToEnd, ArchiveLimits limits)
     {
-        byte[]? config = null, spec = null;
+        // the archive's parts are told and read as ingest tells and reads them (CheckpointMetadata, ArchiveTree's names)
+        var metadata = new CheckpointMetadata(limits);
         var files = new List<InspectFile>();
         long content = 0, pages = 0, rootfsDiff = 0;
         var warnings = new List<string>();
@@ -221,18 +221,12 @@ internal static class InspectCommand
                 _ => entry.EntryType.ToString().ToLowerInvariant(),
             };
             files.Add(new InspectFile(name.TrimEnd('/'), type, type == "file" ? entry.Length : 0));
-            if (checkedName == "checkpoint" || checkedName.StartsWith("checkpoint/", StringComparison.Ordinal)) sawCheckpointDir = true;
+            if (CheckpointArchiveLayout.IsInCheckpointDirectory(checkedName)) sawCheckpointDir = true;
             if (type != "file") continue;
             content += entry.Length;
-            if (name.StartsWith("checkpoint/pages-", StringComparison.Ordinal) && name.EndsWith(".img", StringComparison.Ordinal)) pages += entry.Length;
-            else if (name == "rootfs-diff.tar") rootfsDiff = entry.Length;
-            else if (name is "config.dump" or "spec.dump" && entry.DataStream is { } data)
-            {
-                if (entry.Length > limits.MaxMetadataBytes) { warnings.Add($"{name} is {entry.Length} bytes; not read"); continue; }
-                var bytes = new byte[entry.Length];
-                data.ReadExactly(bytes);
-                if (name == "config.dump") config = bytes; else spec = bytes;
-            }
+            if (CheckpointArchiveLayout.IsMemoryPages(checkedName)) pages += entry.Length;
+            else if (checkedName == CheckpointArchiveLayout.RootfsDiffTar) rootfsDiff = entry.Length;
+            else if (metadata.Read(checkedName, entry) == MetadataEntry.TooLarge) warnings.Add($"{name} is {entry.Length} bytes; not read");
         }
         if (reader.Entries == 0)
             throw new NotATarException("it has no tar entries (it starts with an end-of-archive block of zeros)", new InvalidDataException("no entries"));
@@ -254,13 +248,13 @@ internal static class InspectCommand
         }
 
         ArchiveFacts? facts = null;
-        if (config is null || spec is null)
-            warnings.Add($"not a CRI checkpoint archive: no {(config is null ? "config.dump" : "spec.dump")}");
+        if (metadata.Missing is { } missing)
+            warnings.Add($"not a CRI checkpoint archive: no {missing}");
         if (!sawCheckpointDir)
-            warnings.Add("not a CRI checkpoint archive: no checkpoint/ directory");
-        if (config is not null || spec is not null)
+            warnings.Add($"not a CRI checkpoint archive: no {CheckpointArchiveLayout.CheckpointDirectory}/ directory");
+        if (metadata.ConfigDump is not null || metadata.SpecDump is not null)
         {
-            try { facts = ReadOnlyCheckpointStore.ReadFacts(config ?? "{}"u8.ToArray(), spec ?? "{}"u8.ToArray()); }
+            try { facts = metadata.ReadFacts(); }
             catch (ArchiveRejectedException e) { warnings.Add(e.Message); }
         }
         return new InspectReport
@@ -315,7 +309,7 @@ internal static class InspectCommand
         foreach (var (k, v) in rows) o.WriteLine((k + ":").PadRight(w) + v);
         o.WriteLine("Process tree:".PadRight(w) + "not decoded (use `checkpointctl inspect --ps-tree`)");
 
-        var shown = allFiles ? r.Files : r.Files.Where(f => !f.Name.Contains('/') || f.Name.StartsWith("checkpoint/", StringComparison.Ordinal)).ToList();
+        var shown = allFiles ? r.Files : r.Files.Where(f => !f.Name.Contains('/') || CheckpointArchiveLayout.IsInCheckpointDirectory(f.Name)).ToList();
         o.WriteLine($"Files ({r.Files.Count}{(shown.Count != r.Files.Count ? $", {shown.Count} shown; --files for all" : "")}):");
         CliOutput.Table(o, ["  NAME", "SIZE"], shown.Select(f => (IReadOnlyList<string>)["  " + Escape(f.Name) + (f.Type == "dir" ? "/" : ""), f.Type == "file" ? CliOutput.Bytes(f.Size) : f.Type]));
     }

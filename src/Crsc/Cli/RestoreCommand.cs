@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Kubernetes;
@@ -185,8 +186,8 @@ internal static class RestoreCommand
             {
                 Namespace = request.Namespace,
                 GenerateName = GenerateName(request.Deployment),
-                Labels = new() { [CrscAnnotations.WorkloadLabel] = LabelValue(request.Deployment) },
-                Annotations = request.AllowUnauthenticated ? new() { [CrscAnnotations.AllowUnauthenticated] = "true" } : null,
+                Labels = new() { [Labels.Workload] = LabelValue(request.Deployment) },
+                Annotations = request.AllowUnauthenticated ? new() { [Annotations.AllowUnauthenticated] = "true" } : null,
             },
             Spec = new RestoreSpec
             {

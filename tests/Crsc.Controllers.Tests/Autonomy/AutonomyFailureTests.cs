@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Autonomy;
@@ -141,7 +142,7 @@ public sealed partial class AutonomyTests
         Assert.Single(rig.Store.List());
         var create = rig.Outbox.Appended.Single(r => r.Kind == OutboxRecordKind.CheckpointCreate);
         var ckpt = JsonSerializer.Deserialize(create.Body, CrscResources.ContainerCheckpoints.Json)!;
-        Assert.Equal(archive.Id, ckpt.Metadata.Annotations![ContainerCheckpointReconciler.ArchiveIdAnnotation]);
+        Assert.Equal(archive.Id, ckpt.Metadata.Annotations![Annotations.ArchiveId]);
         Assert.NotNull(rig.State.LastRun("sched-uid-1", Pod, "app"));
     }
 
@@ -203,7 +204,7 @@ public sealed partial class AutonomyTests
         Assert.Null(await rig.Publisher().PublishPendingAsync(CancellationToken.None));
         var ckpt = Assert.Single(rig.Kube.For(CrscResources.ContainerCheckpoints).AllStored());
         Assert.Equal(ScheduleNames.CheckpointName("web", "app", KubeTime.Truncate(FirstSlot(uid, created.Metadata.CreationTimestamp))), ckpt.Metadata.Name);
-        Assert.Equal(archive.Id, ckpt.Metadata.Annotations![ContainerCheckpointReconciler.ArchiveIdAnnotation]);
+        Assert.Equal(archive.Id, ckpt.Metadata.Annotations![Annotations.ArchiveId]);
         Assert.Equal(ContainerCheckpointPhase.Completed, ckpt.Status!.Phase);
         Assert.Equal(archive.Digest, ckpt.Status.Digest);
         Assert.Equal(ckpt.Metadata.Uid, Assert.Single(rig.Kube.For(CrscResources.ContainerCheckpointContents).AllStored()).Spec.CheckpointRef.Uid);
@@ -261,7 +262,7 @@ public sealed partial class AutonomyTests
 
         // the online path took the same slot first: an object of that name with its own archive
         var online = ScheduleReconciler.NewCheckpoint(created, name, Pod, "app", KubeTime.Truncate(FirstSlot(created.Metadata.Uid!, created.Metadata.CreationTimestamp)));
-        online.Metadata.Annotations![ContainerCheckpointReconciler.ArchiveIdAnnotation] = "20260301T100100Z-online";
+        online.Metadata.Annotations![Annotations.ArchiveId] = "20260301T100100Z-online";
         var checkpoints = rig.Kube.For(CrscResources.ContainerCheckpoints);
         await checkpoints.SeedAsync(online, CancellationToken.None);
 
@@ -272,7 +273,7 @@ public sealed partial class AutonomyTests
         Assert.Null(rig.Store.Get(ours.Id));
         Assert.Contains(ours.Id, rig.Store.Deleted);
         var kept = Assert.Single(checkpoints.AllStored());
-        Assert.Equal("20260301T100100Z-online", kept.Metadata.Annotations![ContainerCheckpointReconciler.ArchiveIdAnnotation]);
+        Assert.Equal("20260301T100100Z-online", kept.Metadata.Annotations![Annotations.ArchiveId]);
         Assert.Empty(rig.Kube.For(CrscResources.ContainerCheckpointContents).AllStored());
         var warning = Assert.Single(rig.Kube.For(Resources.CoreEvents).AllStored(), e => e.Reason == "CheckpointDiscarded");
         Assert.Equal((CoreEvent.Warning, "web", created.Metadata.Uid), (warning.Type, warning.InvolvedObject.Name, warning.InvolvedObject.Uid));

@@ -1,3 +1,4 @@
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Autonomy;
@@ -241,7 +242,7 @@ public sealed partial class AutonomyTests
         var ckpt = Assert.Single(rig.Kube.For(CrscResources.ContainerCheckpoints).AllStored());
         Assert.Equal(rig.Runner.Requests[0].CheckpointObjectName, ckpt.Metadata.Name);
         Assert.Equal(ContainerCheckpointPhase.Completed, ckpt.Status!.Phase);
-        Assert.Contains(ContainerCheckpointReconciler.ArchiveFinalizer, ckpt.Metadata.Finalizers!);
+        Assert.Contains(Finalizers.Archive, ckpt.Metadata.Finalizers!);
         var content = Assert.Single(rig.Kube.For(CrscResources.ContainerCheckpointContents).AllStored());
         Assert.Equal(ckpt.Metadata.Uid, content.Spec.CheckpointRef.Uid);
         Assert.Equal(content.Metadata.Name, ckpt.Status.ContentName);

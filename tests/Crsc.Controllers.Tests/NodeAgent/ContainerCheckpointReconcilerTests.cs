@@ -126,8 +126,8 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
                 Namespace = Ns, Name = "db-postgres-20260301100100",
                 Annotations = new()
                 {
-                    [ContainerCheckpointReconciler.ArchiveIdAnnotation] = archive.Id,
-                    [ContainerCheckpointReconciler.TakenOfflineAnnotation] = "n1",
+                    [Annotations.ArchiveId] = archive.Id,
+                    [Annotations.TakenOfflineOn] = "n1",
                 },
             },
             Spec = new ContainerCheckpointSpec { PodName = "db-0", Container = "postgres", DeletionPolicy = DeletionPolicy.Delete },
@@ -140,9 +140,9 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
         var s = Stored(c.Metadata.Name!);
         Assert.Equal(ContainerCheckpointPhase.Completed, s.Status!.Phase);
         Assert.Equal(archive.Digest, s.Status.Digest);
-        Assert.Contains(ContainerCheckpointReconciler.ArchiveFinalizer, s.Metadata.Finalizers!);
+        Assert.Contains(Finalizers.Archive, s.Metadata.Finalizers!);
         var content = _contentApi.Stored(null, ContainerCheckpointReconciler.ContentNameFor(created.Metadata.Uid!))!;
-        Assert.Equal(archive.Id, content.Metadata.Annotations![ContainerCheckpointReconciler.ArchiveIdAnnotation]);
+        Assert.Equal(archive.Id, content.Metadata.Annotations![Annotations.ArchiveId]);
         Assert.Single(_store.List());
 
         // an archive this node does not have: not executed, not failed (its node's outbox finishes it)
@@ -151,7 +151,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
             Metadata = new ObjectMeta
             {
                 Namespace = Ns, Name = "db-postgres-20260301100200",
-                Annotations = new() { [ContainerCheckpointReconciler.ArchiveIdAnnotation] = "20260301T100200Z-other" },
+                Annotations = new() { [Annotations.ArchiveId] = "20260301T100200Z-other" },
             },
             Spec = new ContainerCheckpointSpec { PodName = "db-0", Container = "postgres" },
         }, CancellationToken.None);
@@ -181,7 +181,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
         Assert.Equal(archive.Size, s.Status.SizeBytes);
         Assert.Equal(ContainerCheckpointReconciler.ContentNameFor(ckpt.Metadata.Uid!), s.Status.ContentName);
         Assert.True(s.Status.IsConditionTrue(ConditionTypes.Ready));
-        Assert.Contains(ContainerCheckpointReconciler.ArchiveFinalizer, s.Metadata.Finalizers!);
+        Assert.Contains(Finalizers.Archive, s.Metadata.Finalizers!);
 
         var content = _contentApi.Stored(null, s.Status.ContentName!)!;
         Assert.Equal("n1", content.Spec.Node);
@@ -197,7 +197,7 @@ public sealed class ContainerCheckpointReconcilerTests : IAsyncLifetime
         Assert.Empty(content.Spec.Validate());
         var owner = Assert.Single(content.Metadata.OwnerReferences!);
         Assert.Equal((ContainerCheckpoint.KindName, "db-0-manual", ckpt.Metadata.Uid), (owner.Kind, owner.Name, owner.Uid));
-        Assert.Equal(archive.Id, content.Metadata.Annotations![ContainerCheckpointReconciler.ArchiveIdAnnotation]);
+        Assert.Equal(archive.Id, content.Metadata.Annotations![Annotations.ArchiveId]);
         Assert.Contains(_events.Events, e => e.Reason == "CheckpointCompleted" && e.Type == "Normal" && e.Name == "db-0-manual");
 
         // completed objects are never run again

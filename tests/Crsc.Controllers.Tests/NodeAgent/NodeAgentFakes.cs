@@ -116,8 +116,8 @@ public sealed class FakeCheckpointStore(TimeProvider time) : ICheckpointStore
     private int _seq;
 
     public string StagingDirectory => "/fake/staging";
-    public ConcurrentQueue<CheckpointSource> StagingRequests { get; } = new();
-    public ConcurrentQueue<(string Staged, CheckpointSource Source, IngestOptions Options)> Ingests { get; } = new();
+    public ConcurrentQueue<CheckpointedContainer> StagingRequests { get; } = new();
+    public ConcurrentQueue<(string Staged, CheckpointedContainer Source, IngestOptions Options)> Ingests { get; } = new();
     public ConcurrentQueue<string> Deleted { get; } = new();
 
     /// <summary>Thrown by the next ingestions while set.</summary>
@@ -126,13 +126,13 @@ public sealed class FakeCheckpointStore(TimeProvider time) : ICheckpointStore
     /// <summary>Runs at each ingestion, after it is recorded (e.g. to change the file under the store).</summary>
     public Action<string>? OnIngest { get; set; }
 
-    public string NewStagingPath(CheckpointSource source)
+    public string NewStagingPath(CheckpointedContainer source)
     {
         StagingRequests.Enqueue(source);
         return $"{StagingDirectory}/{source.Namespace}_{source.Workload}_{source.Container}-{Interlocked.Increment(ref _seq)}.tar";
     }
 
-    public Task<CheckpointInfo> IngestAsync(string stagedArchivePath, CheckpointSource source, IngestOptions options,
+    public Task<CheckpointInfo> IngestAsync(string stagedArchivePath, CheckpointedContainer source, IngestOptions options,
         IProgress<long>? progress, CancellationToken ct)
     {
         Ingests.Enqueue((stagedArchivePath, source, options));

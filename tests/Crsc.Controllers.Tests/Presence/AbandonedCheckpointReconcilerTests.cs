@@ -75,7 +75,7 @@ public sealed class AbandonedCheckpointReconcilerTests : IAsyncLifetime
             {
                 Namespace = Ns,
                 Name = name,
-                Finalizers = [ContainerCheckpointReconciler.ArchiveFinalizer],
+                Finalizers = [Crsc.Api.Finalizers.Archive],
                 DeletionTimestamp = deleting ? _time.GetUtcNow() : null,
             },
             Spec = new ContainerCheckpointSpec { PodName = "cart-0", Container = "app" },
@@ -123,7 +123,7 @@ public sealed class AbandonedCheckpointReconcilerTests : IAsyncLifetime
 
     private void AssertKept(string name = "ckpt-1")
     {
-        Assert.Equal([ContainerCheckpointReconciler.ArchiveFinalizer], Finalizers(name));
+        Assert.Equal([Crsc.Api.Finalizers.Archive], Finalizers(name));
         Assert.Empty(_events.Events);
     }
 

@@ -224,7 +224,7 @@ public sealed class FailureReactionInvariantTests : IAsyncLifetime
         {
             Metadata = new ObjectMeta
             {
-                Namespace = F.Ns, Name = F.Deployment, Annotations = new() { [CrscAnnotations.CheckpointRestore] = "true" },
+                Namespace = F.Ns, Name = F.Deployment, Annotations = new() { [Annotations.CheckpointRestore] = "true" },
             },
         }, CancellationToken.None);
         await _f.Kube.For(Resources.ReplicaSets).SeedAsync(new ReplicaSet

@@ -198,7 +198,7 @@ public sealed class RestoreFixture : IAsyncDisposable
             Metadata = new ObjectMeta
             {
                 Namespace = Ns, Name = name,
-                Labels = workload is null ? null : new() { [CrscAnnotations.WorkloadLabel] = workload, [CrscAnnotations.ContainerLabel] = Container },
+                Labels = workload is null ? null : new() { [Labels.Workload] = workload, [Labels.Container] = Container },
             },
             Spec = new ContainerCheckpointSpec { PodName = pod, Container = Container },
             Status = new ContainerCheckpointStatus
@@ -243,8 +243,8 @@ public sealed class RestoreFixture : IAsyncDisposable
             Metadata = new ObjectMeta
             {
                 Namespace = Ns, Name = name,
-                Labels = new() { [CrscAnnotations.WorkloadLabel] = target },
-                Annotations = failedPod is null ? null : new() { [CrscAnnotations.FailedPod] = failedPod },
+                Labels = new() { [Labels.Workload] = target },
+                Annotations = failedPod is null ? null : new() { [Annotations.FailedPod] = failedPod },
             },
             Spec = new RestoreSpec
             {

@@ -1,3 +1,4 @@
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Controllers.Reconciling;
 using Crsc.Controllers.Restores;
@@ -53,7 +54,7 @@ public sealed class RestorePreparerArchiveTests : IAsyncLifetime
         var r = await _f.CreateRestoreAsync("r1", kind: kind, target: target, failedPod: P1);
         if (allowUnauthenticated)
         {
-            r.Metadata.Annotations![CrscAnnotations.AllowUnauthenticated] = "true";
+            r.Metadata.Annotations![Annotations.AllowUnauthenticated] = "true";
             await _f.RestoresApi.UpdateAsync(r, CancellationToken.None);
         }
         var leader = await _f.StartLeaderAsync();

@@ -1,3 +1,4 @@
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Kubernetes;
@@ -309,9 +310,9 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
 
         var pod = _f.Pod(P1)!;
         Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
-        Assert.Equal("r1", pod.Metadata.Annotations![CrscAnnotations.Restore]);
-        Assert.Equal("c1", pod.Metadata.Annotations[CrscAnnotations.RestoredFrom]);
-        Assert.Equal($"{RestoreFixture.Container}={ImageV1}", pod.Metadata.Annotations[CrscAnnotations.OriginalImage]);
+        Assert.Equal("r1", pod.Metadata.Annotations![Annotations.Restore]);
+        Assert.Equal("c1", pod.Metadata.Annotations[Annotations.RestoredFrom]);
+        Assert.Equal($"{RestoreFixture.Container}={ImageV1}", pod.Metadata.Annotations[Annotations.OriginalImage]);
         Assert.Equal("Running", pod.Status!.Phase); // same pod, nothing else touched
         var s = _f.Restore("r1").Status!;
         Assert.Equal(1, s.Attempts);
@@ -475,7 +476,7 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
         Assert.False(kubeletFirst);
         Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
         Assert.Equal(1, _f.Restore("r1").Status!.Attempts);
-        var replaced = System.Text.Json.Nodes.JsonNode.Parse(_f.Pod(P1)!.Metadata.Annotations![CrscAnnotations.ReplacedContainer])!;
+        var replaced = System.Text.Json.Nodes.JsonNode.Parse(_f.Pod(P1)!.Metadata.Annotations![Annotations.ReplacedContainer])!;
         Assert.Equal(("app", "containerd://app-5", 5, "waiting:CrashLoopBackOff"),
             ((string?)replaced["container"], (string?)replaced["containerID"], (int)replaced["restartCount"]!, (string?)replaced["state"]));
         Assert.Equal(1, _f.Events.Events.Count(e => e.Kind == "Restore" && e.Reason == "Restoring"));
@@ -571,10 +572,10 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
 
         var pod = _f.Pod(P1)!;
         Assert.Equal(ImageV1, _f.ImageOfPod(P1));
-        Assert.Equal("r1", pod.Metadata.Annotations![CrscAnnotations.Restore]);
-        Assert.False(pod.Metadata.Annotations.ContainsKey(CrscAnnotations.RestoredFrom));
-        Assert.False(pod.Metadata.Annotations.ContainsKey(CrscAnnotations.OriginalImage));
-        Assert.False(pod.Metadata.Annotations.ContainsKey(CrscAnnotations.ReplacedContainer));
+        Assert.Equal("r1", pod.Metadata.Annotations![Annotations.Restore]);
+        Assert.False(pod.Metadata.Annotations.ContainsKey(Annotations.RestoredFrom));
+        Assert.False(pod.Metadata.Annotations.ContainsKey(Annotations.OriginalImage));
+        Assert.False(pod.Metadata.Annotations.ContainsKey(Annotations.ReplacedContainer));
         var s = _f.Restore("r1").Status!;
         Assert.Equal(RestorePhase.FellBack, s.Phase);
         Assert.Contains("the restore failed 1 times; last: CreateContainerError: criu failed", s.Message);
@@ -642,7 +643,7 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
 
         Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
         Assert.Equal(1, _f.Restore("r1").Status!.Attempts);
-        Assert.Equal("c1", _f.Pod(P1)!.Metadata.Annotations![CrscAnnotations.RestoredFrom]);
+        Assert.Equal("c1", _f.Pod(P1)!.Metadata.Annotations![Annotations.RestoredFrom]);
     }
 
     [Fact]

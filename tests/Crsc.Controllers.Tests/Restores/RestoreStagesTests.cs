@@ -84,7 +84,7 @@ public sealed class RestoreStagesTests
         // ---- counted, not (or no longer) patched ----
         ["counted and the pod not patched"] = new(Counted(), LivePod(), RestoreStage.CountedNotPatched),
         ["counted and the pod patched by another restore"] = new(Counted(),
-            With(Patched(LivePod()), p => p.Metadata.Annotations![CrscAnnotations.Restore] = "other"), RestoreStage.CountedNotPatched),
+            With(Patched(LivePod()), p => p.Metadata.Annotations![Annotations.Restore] = "other"), RestoreStage.CountedNotPatched),
         ["counted, the pod annotated as mine with restored-from, the original image"] = new(Counted(),
             With(Patched(LivePod()), p => p.Spec.Containers[0].Image = RestoreFixture.ImageV1), RestoreStage.CountedNotPatched),
         ["counted, the pod mine without restored-from: patched back"] = new(Counted(), PatchedBack(LivePod()), RestoreStage.PatchedBack),
@@ -216,16 +216,16 @@ public sealed class RestoreStagesTests
         p.Spec.Containers[0].Image = CheckpointImage;
         p.Metadata.Annotations = new Dictionary<string, string>
         {
-            [CrscAnnotations.Restore] = "rst",
-            [CrscAnnotations.RestoredFrom] = "cp1",
-            [CrscAnnotations.OriginalImage] = "app=" + RestoreFixture.ImageV1,
-            [CrscAnnotations.ReplacedContainer] = new ReplacedContainer("app", "c-old", 0, "running").ToAnnotation(),
+            [Annotations.Restore] = "rst",
+            [Annotations.RestoredFrom] = "cp1",
+            [Annotations.OriginalImage] = "app=" + RestoreFixture.ImageV1,
+            [Annotations.ReplacedContainer] = new ReplacedContainer("app", "c-old", 0, "running").ToAnnotation(),
         };
     });
 
     /// <summary>As the fallback's patch back leaves the pod: the original image, the restore annotation alone.</summary>
     private static Pod PatchedBack(Pod pod) => With(pod, p =>
-        p.Metadata.Annotations = new Dictionary<string, string> { [CrscAnnotations.Restore] = "rst" });
+        p.Metadata.Annotations = new Dictionary<string, string> { [Annotations.Restore] = "rst" });
 
     private static Pod WithProbe(Pod pod) => With(pod, p =>
         p.Spec.Containers[0].Extra = new Dictionary<string, JsonElement> { ["readinessProbe"] = JsonDocument.Parse("{}").RootElement });

@@ -194,9 +194,9 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
         Assert.Equal(("web-5d9c7b-abcde", "app", DeletionPolicy.Delete), (ckpt.Spec.PodName, ckpt.Spec.Container, ckpt.Spec.DeletionPolicy));
         Assert.Equal(new Dictionary<string, string>
         {
-            [CrscAnnotations.ScheduleLabel] = "web",
-            [CrscAnnotations.WorkloadLabel] = "web",
-            [CrscAnnotations.ContainerLabel] = "app",
+            [Labels.Schedule] = "web",
+            [Labels.Workload] = "web",
+            [Labels.Container] = "app",
         }, ckpt.Metadata.Labels);
         var owner = Assert.Single(ckpt.Metadata.OwnerReferences!);
         Assert.Equal((CrscApi.GroupVersion, CheckpointSchedule.KindName, "web", schedule.Metadata.Uid, true, true),
@@ -272,7 +272,7 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
         var ckpt = Assert.Single(Checkpoints());
         Assert.Equal($"db-postgres-{due.UtcDateTime:yyyyMMddHHmmss}", ckpt.Metadata.Name);
         Assert.Equal("db-0", ckpt.Spec.PodName);
-        Assert.Equal("db", ckpt.Metadata.Labels![CrscAnnotations.WorkloadLabel]);
+        Assert.Equal("db", ckpt.Metadata.Labels![Labels.Workload]);
         Assert.Equal(due + TimeSpan.FromMinutes(15), StoredSchedule("db-quarterly").Status!.NextCheckpointTime);
     }
 

@@ -79,8 +79,8 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
         await _deploymentsApi.UpdateAsync(d, CancellationToken.None);
     }
 
-    private static (string, string) Managed => (CrscAnnotations.CheckpointRestore, "true");
-    private static (string, string) Interval(string value) => (CrscAnnotations.CheckpointInterval, value);
+    private static (string, string) Managed => (Annotations.CheckpointRestore, "true");
+    private static (string, string) Interval(string value) => (Annotations.CheckpointInterval, value);
 
     private CheckpointSchedule? Schedule(string name = "web") => _schedulesApi.Stored(Ns, name);
 
@@ -143,7 +143,7 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
         Assert.Contains(_events.Events, e => e.Reason == "ScheduleUpdated" && e.Message.Contains("5m -> 1h"));
 
         // removing the interval annotation is the default again
-        await AnnotateAsync("web", (CrscAnnotations.CheckpointInterval, null));
+        await AnnotateAsync("web", (Annotations.CheckpointInterval, null));
         await ReconcileAsync();
         Assert.Equal("10m", Schedule()!.Spec.Interval);
     }
@@ -183,7 +183,7 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
         await ReconcileAsync();
         Assert.NotNull(Schedule());
 
-        await AnnotateAsync("web", (CrscAnnotations.CheckpointRestore, value));
+        await AnnotateAsync("web", (Annotations.CheckpointRestore, value));
         Assert.Equal(ReconcileResult.Done, await ReconcileAsync());
 
         Assert.Null(Schedule());
@@ -209,7 +209,7 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
         var e = Assert.Single(_events.Events, e => e.Reason == DeploymentReconciler.ReasonInvalidAnnotation);
         Assert.Equal(("Deployment", "web", "Warning"), (e.Kind, e.Name, e.Type));
         Assert.Contains(message, e.Message);
-        Assert.Contains(CrscAnnotations.CheckpointInterval, e.Message);
+        Assert.Contains(Annotations.CheckpointInterval, e.Message);
     }
 
     [Fact]
@@ -263,7 +263,7 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
         Assert.Equal(("web", "Warning"), (e.Name, e.Type));
 
         // nor deleted when the Deployment stops being managed
-        await AnnotateAsync("web", (CrscAnnotations.CheckpointRestore, null));
+        await AnnotateAsync("web", (Annotations.CheckpointRestore, null));
         await ReconcileAsync();
         Assert.Equal(mine.Metadata.ResourceVersion, Schedule()!.Metadata.ResourceVersion);
         Assert.Equal(0, _schedulesApi.CallCount("delete"));
@@ -306,8 +306,8 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
         Deployment D(string? restore, string? interval, int ready = 1)
         {
             var d = new Deployment { Metadata = new ObjectMeta { Namespace = Ns, Name = "web", Uid = "u1", Annotations = [] } };
-            if (restore is not null) d.Metadata.Annotations[CrscAnnotations.CheckpointRestore] = restore;
-            if (interval is not null) d.Metadata.Annotations[CrscAnnotations.CheckpointInterval] = interval;
+            if (restore is not null) d.Metadata.Annotations[Annotations.CheckpointRestore] = restore;
+            if (interval is not null) d.Metadata.Annotations[Annotations.CheckpointInterval] = interval;
             d.Status = new DeploymentStatus { ReadyReplicas = ready };
             return d;
         }
@@ -345,7 +345,7 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
         await _schedulesApi.DeleteAsync(Ns, "web", null, CancellationToken.None);
         await Eventually.TrueAsync(() => Schedule() is { } s && s.Metadata.Uid != first, "schedule made again");
 
-        await AnnotateAsync("web", (CrscAnnotations.CheckpointRestore, "no"));
+        await AnnotateAsync("web", (Annotations.CheckpointRestore, "no"));
         await Eventually.TrueAsync(() => Schedule() is null, "schedule deleted");
     }
 }

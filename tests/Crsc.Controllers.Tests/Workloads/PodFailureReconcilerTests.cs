@@ -102,7 +102,7 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
             {
                 Namespace = Ns,
                 Name = name,
-                Annotations = annotations ?? new() { [CrscAnnotations.CheckpointRestore] = "true" },
+                Annotations = annotations ?? new() { [Annotations.CheckpointRestore] = "true" },
             },
         }, CancellationToken.None);
         var rs = await _rsApi.SeedAsync(new ReplicaSet
@@ -226,8 +226,8 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
         var r = Assert.Single(Restores());
         Assert.Equal("web-app-20260101000010", r.Metadata.Name);
         Assert.Equal(Ns, r.Metadata.Namespace);
-        Assert.Equal("web", r.Metadata.Labels![CrscAnnotations.WorkloadLabel]);
-        Assert.Equal("web-7d9f8b6c5-p0", r.Metadata.Annotations![CrscAnnotations.FailedPod]);
+        Assert.Equal("web", r.Metadata.Labels![Labels.Workload]);
+        Assert.Equal("web-7d9f8b6c5-p0", r.Metadata.Annotations![Annotations.FailedPod]);
         Assert.Equal((RestoreTargetKind.Deployment, "web"), (r.Spec.Target.Kind, r.Spec.Target.Name));
         Assert.Equal("app", r.Spec.Container);
         Assert.Equal(RestoreFallback.ColdStart, r.Spec.Fallback);
@@ -330,7 +330,7 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
     public async Task Pods_of_unmanaged_workloads_and_crsc_sidecar_are_ignored()
     {
         await SeedDeploymentAsync("plain", annotations: new() { ["team"] = "shop" });
-        await SeedDeploymentAsync("off", annotations: new() { [CrscAnnotations.CheckpointRestore] = "false" });
+        await SeedDeploymentAsync("off", annotations: new() { [Annotations.CheckpointRestore] = "false" });
         await SeedDeploymentAsync("web");
         // a StatefulSet's pod and a bare pod, failing
         await _podsApi.SeedAsync(NewPod("db-0", "db", "StatefulSet", "ss-1"), CancellationToken.None);
@@ -362,12 +362,12 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData(CrscAnnotations.CheckpointRestore, "yes")]
-    [InlineData(CrscAnnotations.CheckpointInterval, "abc")]
-    [InlineData(CrscAnnotations.CheckpointInterval, "0s")]
+    [InlineData(Annotations.CheckpointRestore, "yes")]
+    [InlineData(Annotations.CheckpointInterval, "abc")]
+    [InlineData(Annotations.CheckpointInterval, "0s")]
     public async Task A_bad_annotation_on_the_Deployment_creates_nothing(string annotation, string value)
     {
-        var annotations = new Dictionary<string, string> { [CrscAnnotations.CheckpointRestore] = "true", [annotation] = value };
+        var annotations = new Dictionary<string, string> { [Annotations.CheckpointRestore] = "true", [annotation] = value };
         await SeedDeploymentAsync(annotations: annotations);
         await StartDetectorAsync();
         await ReconcileAsync();
@@ -381,7 +381,7 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
 
         // the same Deployment with good values is watched
         await _deployApi.PatchAsync(Ns, "web", PatchType.Merge,
-            "{\"metadata\":{\"annotations\":{\"" + CrscAnnotations.CheckpointRestore + "\":\"true\",\"" + CrscAnnotations.CheckpointInterval + "\":\"5m\"}}}",
+            "{\"metadata\":{\"annotations\":{\"" + Annotations.CheckpointRestore + "\":\"true\",\"" + Annotations.CheckpointInterval + "\":\"5m\"}}}",
             CancellationToken.None);
         await ReconcileAsync();
         Assert.Single(Restores());
@@ -421,7 +421,7 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
         Assert.Equal(2, Restores().Count);
         var second = Restores()[1];
         Assert.Equal("web-app-20260101000020", second.Metadata.Name);
-        Assert.Equal("web-7d9f8b6c5-p1", second.Metadata.Annotations![CrscAnnotations.FailedPod]);
+        Assert.Equal("web-7d9f8b6c5-p1", second.Metadata.Annotations![Annotations.FailedPod]);
     }
 
     [Fact]
@@ -532,7 +532,7 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
         // the Restore reconciler patches the image: the kubelet kills the container (137) and starts the checkpoint
         Advance(TimeSpan.FromSeconds(2));
         await SetRestorePhaseAsync(r1, RestorePhase.Restoring, pod);
-        await UpdatePodAsync(pod, p => (p.Metadata.Annotations ??= [])[CrscAnnotations.Restore] = r1);
+        await UpdatePodAsync(pod, p => (p.Metadata.Annotations ??= [])[Annotations.Restore] = r1);
         Advance(TimeSpan.FromSeconds(1));
         await CrashAndRestartAsync(pod, exitCode: 137, reason: "Error");
         await ReconcileAsync();

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using ContainerCheckpoint = Crsc.Api.Crds.ContainerCheckpoint;
 using ContainerCheckpointPhase = Crsc.Api.Crds.ContainerCheckpointPhase;
+using KubeletLabels = Crsc.Api.Kubernetes.KubeletLabels;
 using CrscJsonContext = Crsc.Api.Crds.CrscJsonContext;
 using CrscResources = Crsc.Api.Crds.CrscResources;
 using Crsc.Controllers.Runtime;
@@ -81,7 +82,7 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
                 StagingDirectory = Path.Combine(work, "store", "staging"),
                 NodeName = "sandbox",
             });
-            var source = new CheckpointSource(PodNamespace, podName, ContainerName) { PodName = podName, PodUid = podUid };
+            var source = new CheckpointedContainer(PodNamespace, podName, ContainerName) { PodName = podName, PodUid = podUid };
             var staged = store.NewStagingPath(source);
             var before = ReadCounter(counterFile);
             var sw = Stopwatch.StartNew();

@@ -49,7 +49,7 @@ public sealed class DockerRegistryRoundTripTests : IDisposable
             StagingDirectory = _dir.Combine($"staging-{compression}"),
             NodeName = "node-a",
         });
-        var source = new CheckpointSource("shop", "cart", "cart") { PodName = "cart-0", PodUid = "0d1e2f3a-1111-2222-3333-444455556666" };
+        var source = new CheckpointedContainer("shop", "cart", "cart") { PodName = "cart-0", PodUid = "0d1e2f3a-1111-2222-3333-444455556666" };
         var sandbox = new PodSandbox
         {
             Id = "5b0c9e1f2a3b4c5d6e7f8091a2b3c4d5",

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Cli;
@@ -87,8 +88,8 @@ public sealed class RestoreCommandTests : IAsyncLifetime
         Assert.Equal("app", r.Spec.Container); // the only container besides crsc's sidecar
         Assert.Null(r.Spec.CheckpointName);
         Assert.Equal((RestoreFallback.ColdStart, 3), (r.Spec.Fallback, r.Spec.MaxAttempts));
-        Assert.Equal("cart", r.Metadata.Labels![CrscAnnotations.WorkloadLabel]);
-        Assert.False(r.Metadata.Annotations?.ContainsKey(CrscAnnotations.FailedPod) ?? false); // a user's, not an incident's
+        Assert.Equal("cart", r.Metadata.Labels![Labels.Workload]);
+        Assert.False(r.Metadata.Annotations?.ContainsKey(Annotations.FailedPod) ?? false); // a user's, not an incident's
 
         await Eventually.TrueAsync(() => _server.Requests.Any(q => q.IsWatch && q.Path.EndsWith("/restores", StringComparison.Ordinal)), "the command watches");
         await SetStatusAsync(name, RestorePhase.Pending, "choosing a checkpoint");
@@ -160,12 +161,12 @@ public sealed class RestoreCommandTests : IAsyncLifetime
         var (code, _, err) = await RunAsync("shop/cart", "--no-wait", "--allow-unauthenticated");
         Assert.True(code == ExitCodes.Ok, err);
         Assert.Contains("warning: --allow-unauthenticated", err);
-        Assert.Equal("true", Assert.Single(StoredRestores()).Metadata.Annotations![CrscAnnotations.AllowUnauthenticated]);
+        Assert.Equal("true", Assert.Single(StoredRestores()).Metadata.Annotations![Annotations.AllowUnauthenticated]);
 
         (code, _, err) = await RunAsync("shop/cart", "--no-wait");
         Assert.True(code == ExitCodes.Ok, err);
         Assert.DoesNotContain("warning", err);
-        Assert.Single(StoredRestores(), r => r.Metadata.Annotations?.ContainsKey(CrscAnnotations.AllowUnauthenticated) != true);
+        Assert.Single(StoredRestores(), r => r.Metadata.Annotations?.ContainsKey(Annotations.AllowUnauthenticated) != true);
     }
 
     [Fact]

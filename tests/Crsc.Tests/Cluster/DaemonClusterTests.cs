@@ -257,7 +257,7 @@ public sealed class DaemonClusterTests
         });
         server.Seed(CrscResources.ContainerCheckpoints, new ContainerCheckpoint
         {
-            Metadata = new ObjectMeta { Name = "ckpt-gone", Namespace = "apps", Finalizers = [ContainerCheckpointReconciler.ArchiveFinalizer] },
+            Metadata = new ObjectMeta { Name = "ckpt-gone", Namespace = "apps", Finalizers = [Finalizers.Archive] },
             Spec = new ContainerCheckpointSpec { PodName = "gone-0", Container = "main" },
             Status = new ContainerCheckpointStatus { Phase = ContainerCheckpointPhase.Completed, Node = "node-gone" },
         });
@@ -321,7 +321,7 @@ public sealed class DaemonClusterTests
             Metadata = new ObjectMeta
             {
                 Name = "web", Namespace = "default", Labels = labels,
-                Annotations = new() { [CrscAnnotations.CheckpointRestore] = "true", [CrscAnnotations.CheckpointInterval] = "10s" },
+                Annotations = new() { [Annotations.CheckpointRestore] = "true", [Annotations.CheckpointInterval] = "10s" },
             },
             Spec = new DeploymentSpec
             {
@@ -365,7 +365,7 @@ public sealed class DaemonClusterTests
         Assert.Equal("web-6c5d8-abcde", checkpoint!.Spec.PodName);
         Assert.Equal("app", checkpoint.Spec.Container);
         Assert.StartsWith("web-app-", checkpoint.Metadata.Name);
-        Assert.Equal("web", checkpoint.Metadata.Labels![CrscAnnotations.ScheduleLabel]);
+        Assert.Equal("web", checkpoint.Metadata.Labels![Labels.Schedule]);
         Assert.Contains(checkpoint.Metadata.OwnerReferences!, o => o.Kind == CheckpointSchedule.KindName && o.Name == "web");
     }
 }

@@ -1,3 +1,4 @@
+using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
@@ -120,7 +121,7 @@ public sealed class CheckpointFlowTests : IAsyncLifetime
         Assert.NotNull(status.CompletedAt);
         Assert.True(status.IsConditionTrue(ConditionTypes.Ready));
         Assert.Equal(ContainerCheckpointReconciler.ContentNameFor(created.Metadata.Uid!), status.ContentName);
-        Assert.Contains(ContainerCheckpointReconciler.ArchiveFinalizer, done.Metadata.Finalizers!);
+        Assert.Contains(Finalizers.Archive, done.Metadata.Finalizers!);
 
         var content = await _kube.Resource(CrscResources.ContainerCheckpointContents).GetAsync(null, status.ContentName!, ClusterTestKit.Timeout());
         Assert.Equal("n1", content.Spec.Node);

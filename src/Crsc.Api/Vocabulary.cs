@@ -1,0 +1,105 @@
+namespace Crsc.Api;
+
+// crsc's API strings (DESIGN.md §2): every annotation, label and finalizer name crsc reads or writes, in one place,
+// the way checkpointctl's metadata package holds CRI-O's and Podman's. Stable: users, tooling and crsc's other
+// reconcilers select by them, so a value never changes (tests/Crsc.Api.Tests pins each one). One constant a line; add
+// yours in its group. Informer index names are not API: they stay private next to their indexer.
+
+/// <summary>The annotation names crsc reads and writes.</summary>
+public static class Annotations
+{
+    // --- on Deployments (users set them) ---
+
+    /// <summary><c>"true"</c> on a Deployment: crsc manages it (a schedule, automatic restore on failure).</summary>
+    public const string CheckpointRestore = "crsc.io/checkpoint-restore";
+    /// <summary>Time between checkpoints of a managed Deployment (Go duration or plain seconds).</summary>
+    public const string CheckpointInterval = "crsc.io/checkpoint-interval";
+    /// <summary>What <see cref="CheckpointInterval"/> means when it is absent (a value, not a name).</summary>
+    public const string DefaultCheckpointInterval = "10m";
+
+    // --- on pods ---
+
+    /// <summary>Reserved (DESIGN.md §2, a later wave): on pods whose template crsc gave the interceptor sidecar. Nothing reads it yet.</summary>
+    public const string InterceptorSidecarAttached = "crsc.io/interceptor-sidecar-attached";
+    /// <summary>Reserved (DESIGN.md §2, a later wave): restore this pod in place from that ContainerCheckpoint. Nothing reads it yet.</summary>
+    public const string RestoreFrom = "crsc.io/restore-from";
+
+    // --- static pods (manifests in the kubelet's static pod directory) ---
+
+    /// <summary><c>"true"</c>: keep this pod alive without an API server (a static-pod checkpoint).</summary>
+    public const string StaticCheckpoint = "crsc.io/static-checkpoint";
+    /// <summary>The pod-checkpointer's annotation of the same meaning as <see cref="StaticCheckpoint"/>, accepted too.</summary>
+    public const string CoreOsCheckpoint = "checkpointer.alpha.coreos.com/checkpoint";
+    /// <summary>Marks a static-pod checkpoint crsc wrote and names its parent pod.</summary>
+    public const string CheckpointOf = "crsc.io/checkpoint-of";
+
+    // --- on ContainerCheckpoints and ContainerCheckpointContents ---
+
+    /// <summary>On ContainerCheckpoints a schedule made: the due time of the run (UTC, RFC 3339).</summary>
+    public const string ScheduledFor = "crsc.io/scheduled-for";
+    /// <summary>
+    /// On the Content: the store id of its archive. On a ContainerCheckpoint: the archive a node took for it while the
+    /// API server was away (the outbox published it); the object is finished from that archive, never executed.
+    /// </summary>
+    public const string ArchiveId = "crsc.io/archive-id";
+    /// <summary>On a ContainerCheckpoint the outbox published: the node that took it while the API server was away.</summary>
+    public const string TakenOfflineOn = "crsc.io/taken-offline-on";
+
+    // --- on Restores made by the pod reconciler ---
+
+    /// <summary>The pod whose failure the Restore answers.</summary>
+    public const string FailedPod = "crsc.io/failed-pod";
+
+    // --- on Restores a user creates ---
+
+    /// <summary>
+    /// <c>"true"</c>: the node may restore from an archive its key cannot vouch for (no MAC, or another key's); one whose
+    /// MAC does not verify, or that is of another workload, is refused all the same (<c>crsc restore --allow-unauthenticated</c>).
+    /// </summary>
+    public const string AllowUnauthenticated = "crsc.io/allow-unauthenticated";
+
+    // --- on pods the Restore reconciler restores in place ---
+
+    /// <summary>The Restore that is restoring (or restored) this pod.</summary>
+    public const string Restore = "crsc.io/restore";
+    /// <summary>The ContainerCheckpoint the pod was restored from.</summary>
+    public const string RestoredFrom = "crsc.io/restored-from";
+    /// <summary><c>&lt;container&gt;=&lt;image&gt;</c>: the image before the restore patched it.</summary>
+    public const string OriginalImage = "crsc.io/original-image";
+    /// <summary>
+    /// The container the restore's patch replaced, as the API server held its status when it took the patch (JSON:
+    /// container, containerID, restartCount, state). Only a later container, or the checkpoint image, is the restored one.
+    /// </summary>
+    public const string ReplacedContainer = "crsc.io/replaced-container";
+}
+
+/// <summary>The label names crsc puts on the objects it creates (and selects them by).</summary>
+public static class Labels
+{
+    /// <summary>On ContainerCheckpoints a schedule created: the schedule's name.</summary>
+    public const string Schedule = "crsc.io/schedule";
+    /// <summary>On ContainerCheckpoints, CheckpointSchedules and Restores: the workload (Deployment, StatefulSet or pod) they are of.</summary>
+    public const string Workload = "crsc.io/workload";
+    /// <summary>On ContainerCheckpoints: the container checkpointed.</summary>
+    public const string Container = "crsc.io/container";
+    /// <summary>On a ContainerCheckpointContent: the UID of its ContainerCheckpoint.</summary>
+    public const string CheckpointUid = "crsc.io/checkpoint-uid";
+}
+
+/// <summary>The finalizers crsc puts on objects.</summary>
+public static class Finalizers
+{
+    /// <summary>
+    /// On a ContainerCheckpoint of <c>deletionPolicy: Delete</c>: deleting it deletes its archive (on its node) and its
+    /// Content first.
+    /// </summary>
+    public const string Archive = "crsc.io/archive";
+}
+
+/// <summary>API group and version of crsc's own resources.</summary>
+public static class CrscApi
+{
+    public const string Group = "crsc.io";
+    public const string Version = "v1alpha1";
+    public const string GroupVersion = Group + "/" + Version;
+}
