@@ -187,7 +187,7 @@ public sealed partial class RuntimeCapabilityProbe(
     }
 
     /// <summary>2.2.7+ and 2.3.4+ (containerd PRs 13937 and 13913): restore in CreateContainer is off unless enabled.</summary>
-    internal static bool RestoreOffByDefault(Version v) =>
+    public static bool RestoreOffByDefault(Version v) =>
         v.Major == 2 && ((v.Minor == 2 && v.Build >= 7) || (v.Minor == 3 && v.Build >= 4));
 
     /// <summary>containerd's CRI configuration from Status verbose <c>info["config"]</c>, or null with the reason.</summary>
