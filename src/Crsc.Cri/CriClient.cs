@@ -41,6 +41,10 @@ public sealed class CriClient : IDisposable
     public Task<VersionResponse> VersionAsync(VersionRequest request, TimeSpan? timeout = null, CancellationToken ct = default) =>
         CallAsync(RuntimeService + "Version", request, VersionResponse.Parser, "", timeout, ct);
 
+    /// <summary><c>Status</c>; with <c>Verbose</c> the runtime adds its extra information (containerd: its CRI config as JSON under <c>config</c>).</summary>
+    public Task<StatusResponse> StatusAsync(StatusRequest request, TimeSpan? timeout = null, CancellationToken ct = default) =>
+        CallAsync(RuntimeService + "Status", request, StatusResponse.Parser, "", timeout, ct);
+
     public Task<RunPodSandboxResponse> RunPodSandboxAsync(RunPodSandboxRequest request, TimeSpan? timeout = null, CancellationToken ct = default) =>
         CallAsync(RuntimeService + "RunPodSandbox", request, RunPodSandboxResponse.Parser,
             $"pod {request.Config?.Metadata?.Namespace}/{request.Config?.Metadata?.Name}", timeout, ct);

@@ -36,6 +36,13 @@ public sealed class CriContainerRuntime : IContainerRuntime, IDisposable
         return new RuntimeVersion(r.Version, r.RuntimeName, r.RuntimeVersion, r.RuntimeApiVersion);
     }
 
+    public async Task<RuntimeStatusInfo> StatusAsync(bool verbose, CancellationToken ct)
+    {
+        var r = await _client.StatusAsync(new V1.StatusRequest { Verbose = verbose }, ct: ct).ConfigureAwait(false);
+        var conditions = r.Status?.Conditions.Select(c => new RuntimeCondition(c.Type, c.Status, c.Reason, c.Message)).ToList() ?? [];
+        return new RuntimeStatusInfo(conditions, Copy(r.Info));
+    }
+
     public async Task<IReadOnlyList<PodSandboxInfo>> ListPodSandboxesAsync(PodSandboxFilter? filter, CancellationToken ct)
     {
         var request = new V1.ListPodSandboxRequest();

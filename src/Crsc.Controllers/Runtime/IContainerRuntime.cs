@@ -12,6 +12,12 @@ public interface IContainerRuntime : IContainerCheckpointer
     /// <summary>The runtime's name and versions (CRI <c>Version</c>).</summary>
     Task<RuntimeVersion> VersionAsync(CancellationToken ct);
 
+    /// <summary>
+    /// CRI <c>RuntimeService/Status</c>: the runtime's conditions and, with <paramref name="verbose"/>, its extra
+    /// information (containerd puts its CRI configuration as JSON under <c>info["config"]</c>).
+    /// </summary>
+    Task<RuntimeStatusInfo> StatusAsync(bool verbose, CancellationToken ct);
+
     Task<IReadOnlyList<PodSandboxInfo>> ListPodSandboxesAsync(PodSandboxFilter? filter, CancellationToken ct);
 
     Task<IReadOnlyList<ContainerInfo>> ListContainersAsync(ContainerFilter? filter, CancellationToken ct);
@@ -37,6 +43,12 @@ public interface IContainerRuntime : IContainerCheckpointer
 
 /// <summary>CRI <c>VersionResponse</c>.</summary>
 public sealed record RuntimeVersion(string ApiVersion, string RuntimeName, string RuntimeVersionString, string RuntimeApiVersion);
+
+/// <summary>CRI <c>StatusResponse</c>: the runtime's conditions and its verbose information (JSON values by key).</summary>
+public sealed record RuntimeStatusInfo(IReadOnlyList<RuntimeCondition> Conditions, IReadOnlyDictionary<string, string> Info);
+
+/// <summary>CRI <c>RuntimeCondition</c> (<c>RuntimeReady</c>, <c>NetworkReady</c>, runtime-specific ones).</summary>
+public sealed record RuntimeCondition(string Type, bool Status, string Reason, string Message);
 
 public enum PodSandboxState { Ready, NotReady }
 

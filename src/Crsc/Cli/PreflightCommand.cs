@@ -12,7 +12,10 @@ internal static class PreflightCommand
     {
         Description = "Checks what crsc needs on a node and prints one row per check (OK, WARN or FAIL) with a\n" +
                       "\"fix:\" line for each row that is not OK: the runtime's CRI socket answers and its version\n" +
-                      "can checkpoint and restore (CRI-O >= 1.26, containerd 2.1-2.3), CRIU >= 4 is installed and\n" +
+                      "can checkpoint and restore (CRI-O >= 1.26, containerd 2.1-2.3), what its configuration allows\n" +
+                      "(checkpoint: FAIL when off; restore from checkpoint images: WARN when off, with the exact\n" +
+                      "setting, e.g. CRI-O's container_level_enabled or containerd's\n" +
+                      "enable_experimental_restore_via_create), CRIU >= 4 is installed and\n" +
                       "`criu check` passes, the cgroup layout, the kernel's checkpoint/restore support, that\n" +
                       "crsc's directories are root-owned and 0700 (or can be created), and whether the runtime and\n" +
                       "its runc/crun predate security fixes that matter for restores (a WARN names the advisory and\n" +
@@ -24,7 +27,10 @@ internal static class PreflightCommand
     };
 
     public static Task<int> RunAsync(ParsedCommand p, CancellationToken ct) =>
-        RunAsync(p, new NodePreflight(new SystemPreflightHost(), new SystemProgramRunner(), new CriRuntimeVersionProbe()), ct);
+        RunAsync(p, Preflight(new SystemProgramRunner()), ct);
+
+    private static NodePreflight Preflight(SystemProgramRunner programs) =>
+        new(new SystemPreflightHost(), programs, new CriRuntimeVersionProbe(), new CriRuntimeCapabilitySource(programs));
 
     internal static async Task<int> RunAsync(ParsedCommand p, NodePreflight preflight, CancellationToken ct)
     {

@@ -12,9 +12,11 @@ namespace Crsc.Preflight;
 /// layout, the kernel's checkpoint/restore features, crsc's own directories, and whether the runtime and
 /// its OCI runtime (runc, crun) predate security fixes that matter for restores
 /// (<see cref="RestoreAdvisories"/>). Every row that is not OK says how to fix it. Reads the node only through <see cref="IPreflightHost"/>,
-/// <see cref="IProgramRunner"/> and <see cref="IRuntimeVersionProbe"/>.
+/// <see cref="IProgramRunner"/> and <see cref="IRuntimeVersionProbe"/>; the checkpoint and restore rows come from the
+/// runtime capability probe (<see cref="IRuntimeCapabilitySource"/>), when one is given.
 /// </summary>
-internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner programs, IRuntimeVersionProbe runtime)
+internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner programs, IRuntimeVersionProbe runtime,
+    IRuntimeCapabilitySource? capabilities = null)
 {
     public const int MinimumCriuMajor = 4;
     private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(5);
@@ -44,6 +46,8 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
                 "run `sudo crsc preflight` (the daemon runs as root)"));
         var (runtimeRows, runtimeVersion) = await CheckRuntimeAsync(options.RuntimeEndpoint, ct).ConfigureAwait(false);
         rows.AddRange(runtimeRows);
+        if (runtimeVersion is not null && capabilities is not null)
+            rows.AddRange(await CheckCapabilitiesAsync(options.RuntimeEndpoint, ct).ConfigureAwait(false));
         rows.AddRange(await CheckCriuAsync(ct).ConfigureAwait(false));
         rows.AddRange(await CheckRestoreAdvisoriesAsync(runtimeVersion, ct).ConfigureAwait(false));
         rows.Add(CheckCgroups());
@@ -84,6 +88,60 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
         }
     }
 
+    // --- checkpoint and restore capability ---------------------------------------------------------
+
+    private async Task<IEnumerable<PreflightRow>> CheckCapabilitiesAsync(string endpoint, CancellationToken ct)
+    {
+        RuntimeCapabilities caps;
+        try
+        {
+            caps = await capabilities!.ProbeAsync(endpoint, RuntimeTimeout, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            var why = $"the runtime's checkpoint and restore support could not be probed: {e.Message}";
+            return [PreflightRow.Warn(CheckpointCheck, why, "run `sudo crsc preflight` again; check the runtime's logs"),
+                    PreflightRow.Warn(RestoreCheck, why, "run `sudo crsc preflight` again; check the runtime's logs")];
+        }
+        return CapabilityRows(caps);
+    }
+
+    public const string CheckpointCheck = "checkpoint support";
+    public const string RestoreCheck = "restore support";
+
+    /// <summary>
+    /// The rows for the probe's verdicts. Checkpointing is crsc's core: a checkpoint that is disabled or not supported
+    /// FAILs. Restore from a checkpoint image WARNs when it is not possible: crsc still checkpoints, and a Restore on this
+    /// node follows its fallback. Unknown is a WARN that says what could not be read. Every row that is not OK names the
+    /// cause and the exact change.
+    /// </summary>
+    internal static IReadOnlyList<PreflightRow> CapabilityRows(RuntimeCapabilities caps)
+    {
+        var checkpoint = caps.Checkpoint;
+        var restore = caps.Restore;
+        return
+        [
+            checkpoint.State switch
+            {
+                CapabilityState.Supported => PreflightRow.Ok(CheckpointCheck, checkpoint.Reason),
+                CapabilityState.Unknown => PreflightRow.Warn(CheckpointCheck, "unknown: " + checkpoint.Reason, checkpoint.Fix ?? "check the runtime's checkpoint configuration"),
+                CapabilityState.DisabledByConfig => PreflightRow.Fail(CheckpointCheck, "disabled by the runtime's configuration: " + checkpoint.Reason, checkpoint.Fix ?? "enable checkpointing in the runtime"),
+                _ => PreflightRow.Fail(CheckpointCheck, "not supported: " + checkpoint.Reason, checkpoint.Fix ?? "use a runtime that can checkpoint (CRI-O >= 1.26, containerd 2.1 to 2.3)"),
+            },
+            restore.State switch
+            {
+                CapabilityState.Supported => PreflightRow.Ok(RestoreCheck, restore.Reason),
+                CapabilityState.Unknown => PreflightRow.Warn(RestoreCheck, "unknown: " + restore.Reason, restore.Fix ?? "check the runtime's restore configuration"),
+                CapabilityState.DisabledByConfig => PreflightRow.Warn(RestoreCheck,
+                    "disabled by the runtime's configuration: " + restore.Reason + " (crsc still checkpoints; a Restore on this node follows its fallback)",
+                    restore.Fix ?? "enable restore in the runtime"),
+                _ => PreflightRow.Warn(RestoreCheck,
+                    "not supported: " + restore.Reason + " (crsc still checkpoints; a Restore on this node follows its fallback)",
+                    restore.Fix ?? "use a runtime that restores from checkpoint images (CRI-O >= 1.26, containerd 2.1 to 2.3)"),
+            },
+        ];
+    }
+
     /// <summary>Restore in place needs CRI-O ≥ 1.26 (CRIU enabled) or containerd 2.1–2.3; others are reported, not refused.</summary>
     internal static PreflightRow RuntimeVersionRow(string name, string version)
     {
@@ -94,7 +152,7 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
             case "cri-o":
                 if (parsed is null) return PreflightRow.Warn("runtime version", detail + " (version not understood)", "crsc needs CRI-O >= 1.26 with CRIU enabled");
                 return parsed >= new Version(1, 26)
-                    ? PreflightRow.Ok("runtime version", detail + " (checkpoint and restore from images; needs enable_criu_support = true)")
+                    ? PreflightRow.Ok("runtime version", detail + " (checkpoint and restore from images when its configuration allows: see the checkpoint and restore rows)")
                     : PreflightRow.Fail("runtime version", detail + " cannot checkpoint containers", "upgrade CRI-O to >= 1.26 and set enable_criu_support = true");
             case "containerd":
                 if (parsed is null) return PreflightRow.Warn("runtime version", detail + " (version not understood)", "crsc needs containerd 2.1 to 2.3");
@@ -102,6 +160,8 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
                     return PreflightRow.Fail("runtime version", detail + " cannot checkpoint containers over CRI", "upgrade containerd to 2.1 to 2.3");
                 if (parsed < new Version(2, 1))
                     return PreflightRow.Warn("runtime version", detail + " checkpoints, but cannot restore from checkpoint images", "upgrade containerd to 2.1 to 2.3");
+                if (RuntimeCapabilityProbe.RestoreOffByDefault(parsed))
+                    return PreflightRow.Ok("runtime version", detail + $" (checkpoint; restore from images only with {RuntimeCapabilityProbe.ContainerdRestoreKey} = true: see the restore row)");
                 return parsed < new Version(2, 4)
                     ? PreflightRow.Ok("runtime version", detail + " (checkpoint and restore from images)")
                     : PreflightRow.Warn("runtime version", detail + " is newer than the versions crsc was tested with (2.1 to 2.3)", "report problems with the runtime version; restore may differ");

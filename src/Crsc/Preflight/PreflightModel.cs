@@ -69,3 +69,9 @@ internal interface IRuntimeVersionProbe
 {
     Task<RuntimeVersion> VersionAsync(string endpoint, TimeSpan timeout, CancellationToken ct);
 }
+
+/// <summary>What the runtime at a CRI endpoint can do: checkpoint, and restore from a checkpoint image (<see cref="RuntimeCapabilityProbe"/>).</summary>
+internal interface IRuntimeCapabilitySource
+{
+    Task<RuntimeCapabilities> ProbeAsync(string endpoint, TimeSpan timeout, CancellationToken ct);
+}

@@ -146,3 +146,29 @@ internal sealed class CriRuntimeVersionProbe : IRuntimeVersionProbe
         return await runtime.VersionAsync(ct).ConfigureAwait(false);
     }
 }
+
+/// <summary>
+/// The capability probe over CRI at the endpoint, CRI-O's <c>GET /config</c> on the same socket (or
+/// <paramref name="crioConfigEndpoint"/>), and <c>criu --version</c> from the search path for whether CRIU is there.
+/// </summary>
+internal sealed class CriRuntimeCapabilitySource(IProgramRunner programs, string? crioConfigEndpoint = null) : IRuntimeCapabilitySource
+{
+    private static readonly TimeSpan CriuTimeout = TimeSpan.FromSeconds(10);
+
+    public async Task<RuntimeCapabilities> ProbeAsync(string endpoint, TimeSpan timeout, CancellationToken ct)
+    {
+        using var runtime = new CriContainerRuntime(new CriClientOptions { Endpoint = endpoint, DefaultTimeout = timeout });
+        var probe = new RuntimeCapabilityProbe(runtime, CriuAsync, new CrioConfigReader(crioConfigEndpoint ?? endpoint, timeout));
+        return await probe.ProbeAsync(ct).ConfigureAwait(false);
+    }
+
+    private async Task<CriuFact> CriuAsync(CancellationToken ct)
+    {
+        var output = await programs.RunAsync("criu", ["--version"], CriuTimeout, ct).ConfigureAwait(false);
+        if (!output.Started) return CriuFact.Missing("criu is not on the search path");
+        var version = NodePreflight.ParseCriuVersion(output.Output);
+        return output.ExitCode == 0 && version is not null
+            ? CriuFact.Found($"criu {version}")
+            : CriuFact.NotChecked($"criu --version exited {output.ExitCode} without a version");
+    }
+}

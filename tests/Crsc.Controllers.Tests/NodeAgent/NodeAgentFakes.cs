@@ -65,11 +65,29 @@ public sealed class FakeContainerRuntime : IContainerRuntime
     public async Task CheckpointContainerAsync(string containerId, string archivePath, TimeSpan timeout, CancellationToken ct)
         => await CheckpointAsync(new CheckpointTarget("", "", "", containerId), archivePath, timeout, ct);
 
-    public Task<RuntimeVersion> VersionAsync(CancellationToken ct) =>
-        Task.FromResult(new RuntimeVersion("0.1.0", "fake", "1.0", "v1"));
+    /// <summary>What <see cref="VersionAsync"/> answers.</summary>
+    public RuntimeVersion Version { get; set; } = new("0.1.0", "fake", "1.0", "v1");
+
+    public Task<RuntimeVersion> VersionAsync(CancellationToken ct) => Task.FromResult(Version);
 
     public Task<IReadOnlyList<PodSandboxInfo>> ListPodSandboxesAsync(PodSandboxFilter? filter, CancellationToken ct) =>
         Task.FromResult<IReadOnlyList<PodSandboxInfo>>([]);
+
+    /// <summary>What <see cref="StatusAsync"/> answers; default: ready, no verbose information.</summary>
+    public RuntimeStatusInfo Status { get; set; } = new([new RuntimeCondition("RuntimeReady", true, "", "")], new Dictionary<string, string>());
+
+    /// <summary>Replaces the <see cref="Status"/> answer (e.g. to fail); gets the verbose flag.</summary>
+    public Func<bool, RuntimeStatusInfo>? OnStatus { get; set; }
+
+    /// <summary>The verbose flag of every Status call.</summary>
+    public IReadOnlyList<bool> StatusCalls => [.. _statusCalls];
+    private readonly ConcurrentQueue<bool> _statusCalls = new();
+
+    public Task<RuntimeStatusInfo> StatusAsync(bool verbose, CancellationToken ct)
+    {
+        _statusCalls.Enqueue(verbose);
+        return Task.FromResult(OnStatus is { } f ? f(verbose) : Status);
+    }
 
     public Task<ContainerStatusInfo> ContainerStatusAsync(string containerId, bool verbose, CancellationToken ct) =>
         throw new NotSupportedException();

@@ -469,7 +469,7 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
         var manager = new ControllerManager(new ControllerManagerOptions { Kube = _kube, Events = _events, Time = _time, Loggers = NullLoggerFactory.Instance });
         ScheduleReconciler.SetUp(manager, "n1");
         Assert.Equal(3, manager.Informers.All.Count);
-        Assert.Empty(manager.Informers.All.Where(manager.RunsOnlyWhileLeading)); // node work: its caches run all the time
+        Assert.DoesNotContain(manager.Informers.All, manager.RunsOnlyWhileLeading); // node work: its caches run all the time
         _running.Add(manager.RunAsync(_stop.Token));
         var schedule = await CreateScheduleAsync("web", ScheduleTargetKind.Deployment, "web", interval: "1m");
         var jitter = JitterOf(schedule, TimeSpan.FromMinutes(1));

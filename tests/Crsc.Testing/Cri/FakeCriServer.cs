@@ -58,6 +58,32 @@ public sealed class FakeCriServer : IAsyncDisposable
     public string RuntimeName { get; set; } = "fake-cri";
     public string RuntimeVersion { get; set; } = "1.0.0";
 
+    /// <summary>The conditions <c>Status</c> answers; default: RuntimeReady and NetworkReady true.</summary>
+    public List<RuntimeCondition> StatusConditions { get; } =
+    [
+        new() { Type = "RuntimeReady", Status = true },
+        new() { Type = "NetworkReady", Status = true },
+    ];
+
+    /// <summary>
+    /// What <c>Status</c> answers in <c>info</c> when asked with verbose (nothing otherwise, as the CRI says).
+    /// containerd puts its CRI configuration there as JSON under <c>config</c> (internal/cri/server/status.go).
+    /// </summary>
+    public Dictionary<string, string> StatusInfo { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// When set, <c>GET /config</c> over HTTP/1.1 answers this text as <c>application/toml</c>, the way CRI-O serves its
+    /// configuration (cri-o server/inspect.go); unset, it answers 404. Served on <see cref="InfoSocketPath"/>: CRI-O
+    /// multiplexes HTTP/1.1 and gRPC on one socket, which Kestrel cannot do on a cleartext listener (it picks HTTP/1.1
+    /// for <c>Http1AndHttp2</c> without TLS), so the fake has a second socket for it. Needs <c>StartAsync(…, http1: true)</c>.
+    /// </summary>
+    public string? CrioConfig { get; set; }
+
+    /// <summary>The HTTP/1.1 socket of CRI-O's info endpoints (<see cref="CrioConfig"/>), when started with <c>http1: true</c>.</summary>
+    public string? InfoSocketPath { get; private set; }
+    /// <summary><c>unix://</c> endpoint of <see cref="InfoSocketPath"/>.</summary>
+    public string? InfoEndpoint => InfoSocketPath is null ? null : "unix://" + InfoSocketPath;
+
     /// <summary>When set, each response message is written in pieces of this many bytes, each flushed (separate DATA frames).</summary>
     public int? ResponseChunkSize { get; set; }
 
@@ -75,7 +101,8 @@ public sealed class FakeCriServer : IAsyncDisposable
     }
 
     /// <param name="socketPath">where to listen; a private temporary directory when null</param>
-    public static async Task<FakeCriServer> StartAsync(string? socketPath = null)
+    /// <param name="http1">also serve CRI-O's HTTP/1.1 info endpoints (<see cref="CrioConfig"/>) on <see cref="InfoSocketPath"/></param>
+    public static async Task<FakeCriServer> StartAsync(string? socketPath = null, bool http1 = false)
     {
         TempDir? dir = null;
         if (socketPath is null)
@@ -88,14 +115,17 @@ public sealed class FakeCriServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.ListenUnixSocket(socketPath, l => l.Protocols = HttpProtocols.Http2);
+            if (http1) k.ListenUnixSocket(InfoSocketFor(socketPath), l => l.Protocols = HttpProtocols.Http1);
             k.Limits.MaxRequestBodySize = 64 * 1024 * 1024;
         });
         var app = builder.Build();
-        var server = new FakeCriServer(app, socketPath, dir);
+        var server = new FakeCriServer(app, socketPath, dir) { InfoSocketPath = http1 ? InfoSocketFor(socketPath) : null };
         app.Run(server.HandleAsync);
         await app.StartAsync().ConfigureAwait(false);
         return server;
     }
+
+    private static string InfoSocketFor(string socketPath) => socketPath + ".info";
 
     // --- faults ---
 
@@ -173,6 +203,11 @@ public sealed class FakeCriServer : IAsyncDisposable
     private async Task HandleAsync(HttpContext ctx)
     {
         string path = ctx.Request.Path.Value ?? "";
+        if (ctx.Request.Protocol == "HTTP/1.1")
+        {
+            await HandleHttp1Async(ctx, path).ConfigureAwait(false);
+            return;
+        }
         string method = path[(path.LastIndexOf('/') + 1)..];
         var call = new CriCall(method, null,
             ctx.Request.Headers["grpc-timeout"].FirstOrDefault(),
@@ -246,6 +281,22 @@ public sealed class FakeCriServer : IAsyncDisposable
         await WriteResponseAsync(ctx, response.ToByteArray(), fault?.Malformation ?? CriMalformation.None).ConfigureAwait(false);
     }
 
+    /// <summary>CRI-O's <c>GET /config</c>: the configuration as TOML (cri-o server/inspect.go sets <c>application/toml</c>).</summary>
+    private async Task HandleHttp1Async(HttpContext ctx, string path)
+    {
+        _calls.Enqueue(new CriCall(ctx.Request.Method + " " + path, null, null, null, ctx.Request.ContentType, ctx.Request.Protocol, DateTimeOffset.UtcNow));
+        if (ctx.Request.Method == "GET" && path == "/config" && CrioConfig is { } toml)
+        {
+            ctx.Response.StatusCode = 200;
+            ctx.Response.ContentType = "application/toml";
+            await ctx.Response.WriteAsync(toml).ConfigureAwait(false);
+            return;
+        }
+        ctx.Response.StatusCode = 404;
+        ctx.Response.ContentType = "text/plain";
+        await ctx.Response.WriteAsync("404 page not found\n").ConfigureAwait(false);
+    }
+
     private static async Task WriteStatusAsync(HttpContext ctx, GrpcStatusCode status, string message, bool trailersOnly)
     {
         ctx.Response.StatusCode = 200;
@@ -310,6 +361,7 @@ public sealed class FakeCriServer : IAsyncDisposable
     private static readonly Dictionary<string, Handler> Handlers = new()
     {
         ["/runtime.v1.RuntimeService/Version"] = H(VersionRequest.Parser, (s, r) => s.Version(r)),
+        ["/runtime.v1.RuntimeService/Status"] = H(StatusRequest.Parser, (s, r) => s.Status(r)),
         ["/runtime.v1.RuntimeService/RunPodSandbox"] = H(RunPodSandboxRequest.Parser, (s, r) => s.RunPodSandbox(r)),
         ["/runtime.v1.RuntimeService/StopPodSandbox"] = H(StopPodSandboxRequest.Parser, (s, r) => s.StopPodSandbox(r)),
         ["/runtime.v1.RuntimeService/RemovePodSandbox"] = H(RemovePodSandboxRequest.Parser, (s, r) => s.RemovePodSandbox(r)),
@@ -333,6 +385,17 @@ public sealed class FakeCriServer : IAsyncDisposable
     private long Now() => Interlocked.Add(ref _clock, 1_000);
 
     private static string NewId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+
+    private StatusResponse Status(StatusRequest r)
+    {
+        var response = new StatusResponse { Status = new RuntimeStatus() };
+        lock (_lock)
+        {
+            response.Status.Conditions.AddRange(StatusConditions.Select(c => c.Clone()));
+            if (r.Verbose) response.Info.Add(StatusInfo);
+        }
+        return response;
+    }
 
     private VersionResponse Version(VersionRequest r) => new()
     {
