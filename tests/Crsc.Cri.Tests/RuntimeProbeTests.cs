@@ -1,3 +1,4 @@
+using Crsc.Api.Crds;
 using System.Net.Sockets;
 using System.Text;
 using Crsc.Controllers.Runtime;

@@ -1,22 +1,10 @@
 using System.Security.Cryptography;
 using System.Text;
+using Crsc.Api.Crds;
 
 namespace Crsc.Controllers.Runtime;
 
-/// <summary>What a node's runtime can do for one operation (checkpoint, or restore from a checkpoint image).</summary>
-public enum CapabilityState
-{
-    /// <summary>The runtime does it, as configured now.</summary>
-    Supported,
-    /// <summary>The runtime could, but its configuration turns it off; <see cref="Capability.Fix"/> names the key and value.</summary>
-    DisabledByConfig,
-    /// <summary>This runtime, version or node cannot (version, missing CRIU, removed feature); the reason says which.</summary>
-    NotSupported,
-    /// <summary>Not known: something the verdict needs could not be read; the reason says what. Never a guess.</summary>
-    Unknown,
-}
-
-/// <summary>One verdict: the state, why (in words a person can act on), and the exact change that fixes it, if any.</summary>
+/// <summary>One verdict (its state is the API's <see cref="CapabilityState"/>, as <c>CheckpointNode</c> shows it): the state, why (in words a person can act on), and the exact change that fixes it, if any.</summary>
 public sealed record Capability(CapabilityState State, string Reason, string? Fix = null)
 {
     public static Capability Supported(string reason) => new(CapabilityState.Supported, reason);

@@ -1,3 +1,4 @@
+using Crsc.Api.Crds;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;

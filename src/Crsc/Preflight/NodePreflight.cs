@@ -1,3 +1,4 @@
+using Crsc.Api.Crds;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Crsc.Configuration;

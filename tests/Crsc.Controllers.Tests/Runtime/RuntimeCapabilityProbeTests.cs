@@ -1,7 +1,8 @@
+using Crsc.Api.Crds;
 using Crsc.Controllers.Runtime;
 using Crsc.Controllers.Tests.NodeAgent;
 using static Crsc.Testing.Cri.RuntimeAnswers;
-using S = Crsc.Controllers.Runtime.CapabilityState;
+using S = Crsc.Api.Crds.CapabilityState;
 
 namespace Crsc.Controllers.Tests.Runtime;
 
