@@ -1,6 +1,7 @@
 using Crsc.Api.Kubernetes;
 using Crsc.Configuration;
 using Crsc.Controllers.Informers;
+using Crsc.Controllers.Nodes;
 using Crsc.Controllers.Presence;
 using Crsc.Controllers.Restores;
 using Crsc.Controllers.Runtime;
@@ -53,6 +54,10 @@ internal static class ClusterReconcilers
         var presence = new NodeAgentLease(manager.Kube, new NodeAgentLeaseOptions { Namespace = cluster.Namespace, NodeName = cluster.NodeName },
             manager.Time, manager.Loggers.CreateLogger<NodeAgentLease>());
         manager.AddRunnable("node presence lease", presence.RunAsync);
+
+        // node: this node's CheckpointNode says what its runtime can do (written only when that changes)
+        CheckpointNodeReporter.SetUp(manager, services.GetRequiredService<DaemonNodeReportSource>(),
+            new CheckpointNodeReporterOptions { NodeName = cluster.NodeName });
 
         // leader: a deleted checkpoint whose node agent is gone (node deleted, or crsc absent there for
         // nodeAgent.absentAfter) loses its archive finalizer, so that its namespace can finish terminating

@@ -68,6 +68,7 @@ internal static partial class NodeCheckpointing
                     sp.GetRequiredService<NodeAutonomy>().State));
         });
         services.AddSingleton<ICheckpointRunner>(sp => sp.GetRequiredService<CheckpointRunner>());
+        services.AddSingleton<DaemonNodeReportSource>();
         services.AddSingleton<RuntimeMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<RuntimeMonitor>());
     }

@@ -294,6 +294,35 @@ public sealed class DaemonClusterTests
         Assert.Contains("# TYPE controller_runtime_reconcile_time_seconds histogram\n", metrics);
     }
 
+    /// <summary>
+    /// The daemon writes its node's CheckpointNode: what the runtime probe found (this fake runtime is no runtime the
+    /// probe knows: never a guess shown as a fact), its store and its version.
+    /// </summary>
+    [Fact]
+    public async Task The_daemon_reports_its_node_in_a_CheckpointNode()
+    {
+        await using var server = await ServerAsync();
+        await using var daemon = new Daemon(server.KubeconfigYaml());
+        await daemon.StartAsync();
+
+        await Eventually.TrueAsync(() => server.Get(CrscResources.CheckpointNodes, null, Node)?.Status is not null,
+            "the daemon's CheckpointNode", TimeSpan.FromSeconds(30));
+        using var api = ClusterTestKit.Api(server);
+        var node = await api.Resource(CrscResources.CheckpointNodes).GetAsync(null, Node, ClusterTestKit.Timeout());
+        var status = node.Status!;
+        Assert.Equal("fake-cri", status.Runtime!.Name);
+        Assert.StartsWith("fake-cri ", status.RuntimeSummary);
+        // without CRIU on this machine's search path the verdict is NotSupported naming criu; with it, Unknown naming
+        // the runtime the probe does not know. Either way never Supported, and the condition says the same
+        var criuMissing = status.Restore.State == CapabilityState.NotSupported;
+        Assert.Equal(criuMissing ? CapabilityState.NotSupported : CapabilityState.Unknown, status.Restore.State);
+        Assert.Contains(criuMissing ? "criu" : "fake-cri", status.Restore.Reason, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(criuMissing ? ConditionStatus.False : ConditionStatus.Unknown,
+            status.FindCondition(CheckpointNodeConditions.RestoreReady)!.Status);
+        Assert.Equal((0, 0L, "0 B"), (status.Store!.Checkpoints, status.Store.Bytes, status.Store.Used));
+        Assert.Equal(BuildInfo.Version, status.AgentVersion);
+    }
+
     [Fact]
     public async Task Without_an_api_server_the_daemon_is_a_node_agent_only_and_still_ready()
     {
