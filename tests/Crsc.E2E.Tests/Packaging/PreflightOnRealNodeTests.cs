@@ -28,6 +28,9 @@ public sealed class PreflightOnRealNodeTests(RealRuntimeFixture sandbox)
             Assert.Matches(@"runtime version\s+OK\s+containerd v?2\.[1-3]\.", output);
             Assert.Matches(@"\ncriu\s+OK\s+CRIU [4-9]\.", output);
             Assert.Matches(@"criu check\s+OK\s+Looks good", output);
+            // containerd 2.1 restores through CreateContainer with no opt-in, and CRIU is there: both capabilities
+            Assert.Matches(@"checkpoint support\s+OK\s", output);
+            Assert.Matches(@"restore support\s+OK\s", output);
             Assert.Matches(@"kernel\s+OK\s+.*ns_last_pid", output);
             Assert.Matches(@"checkpointDir\s+OK\s+.*the daemon creates it", output);
             Assert.DoesNotContain("FAIL", output);

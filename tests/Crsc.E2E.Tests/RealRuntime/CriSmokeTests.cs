@@ -42,4 +42,25 @@ public sealed class CriSmokeTests(RealRuntimeFixture sandbox)
             runtime.CheckpointContainerAsync(id, path, TimeSpan.FromSeconds(10), default));
         Assert.False(File.Exists(path), "a refused checkpoint wrote an archive");
     }
+
+    /// <summary>
+    /// The runtime capability probe against the real containerd 2.1: verbose CRI Status carries its CRI configuration
+    /// (info["config"]), and the verdicts are Supported for both (2.1 restores in CreateContainer with no opt-in).
+    /// </summary>
+    [RealComponentsFact]
+    public async Task The_capability_probe_finds_that_containerd_2_1_checkpoints_and_restores()
+    {
+        using var runtime = Runtime();
+        var status = await runtime.StatusAsync(verbose: true, default);
+        Assert.True(status.Info.ContainsKey("config"), "containerd's verbose Status has its CRI config: " + string.Join(", ", status.Info.Keys));
+        var criu = await sandbox.InNamespaceAsync(["criu", "--version"], TimeSpan.FromMinutes(1));
+        Assert.True(criu.Succeeded, criu.ToString());
+        var probe = new RuntimeCapabilityProbe(runtime, _ => Task.FromResult(CriuFact.Found(criu.Stdout.Trim())));
+        var caps = await probe.ProbeAsync(default);
+        Assert.Equal("containerd", caps.RuntimeName);
+        Assert.Matches(@"^v?2\.1\.", caps.RuntimeVersion);
+        Assert.True(caps.Checkpoint.State == Crsc.Api.Crds.CapabilityState.Supported, caps.Checkpoint.Reason);
+        Assert.True(caps.Restore.State == Crsc.Api.Crds.CapabilityState.Supported, caps.Restore.Reason);
+        Assert.NotEmpty(caps.Fingerprint);
+    }
 }
