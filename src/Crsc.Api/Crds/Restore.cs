@@ -70,6 +70,12 @@ public static class RestoreConditions
     /// runtime, False when they cannot be pulled (message: the runtime's), Unknown while pulling.
     /// </summary>
     public const string ImagesReady = "ImagesReady";
+
+    /// <summary>
+    /// Set by the leader: True when the pod's node said (in its CheckpointNode) that its runtime cannot restore; the
+    /// message names the node, the runtime and version, and the setting that turns restore on. The fallback applied.
+    /// </summary>
+    public const string RuntimeCannotRestore = "RuntimeCannotRestore";
 }
 
 public sealed class RestoreStatus : IHasConditions

@@ -51,4 +51,7 @@ internal static partial class Log
 
     [LoggerMessage(21024, LogLevel.Warning, "Restore {Namespace}/{Name}: restoring from an unauthenticated archive as its annotation allows: {Message}")]
     public static partial void ArchiveAllowed(ILogger logger, string @namespace, string name, string message);
+
+    [LoggerMessage(21025, LogLevel.Warning, "Restore {Namespace}/{Name}: node {Node} cannot restore, the fallback applies: {Message}")]
+    public static partial void RuntimeCannotRestore(ILogger logger, string @namespace, string name, string node, string message);
 }

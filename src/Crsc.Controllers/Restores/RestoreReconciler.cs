@@ -96,13 +96,15 @@ public sealed class RestoreReconciler : IReconciler
         var pods = manager.Informers.For(Resources.Pods);
         var checkpoints = manager.Informers.For(CrscResources.ContainerCheckpoints);
         var contents = manager.Informers.For(CrscResources.ContainerCheckpointContents);
+        var nodes = manager.Informers.For(CrscResources.CheckpointNodes);
         var reconciler = new RestoreReconciler(manager.Kube, restores, pods, checkpoints, contents, manager.Events,
-            options ?? new RestoreReconcilerOptions(), manager.Time, manager.Loggers.CreateLogger<RestoreReconciler>());
+            options ?? new RestoreReconcilerOptions(), manager.Time, manager.Loggers.CreateLogger<RestoreReconciler>(), nodes);
         var controller = manager.NewController(ControllerName, reconciler, workers: 2);
         controller.Watch(restores);
         controller.Watch(pods, pod => RestoresOfPod(restores, pod));
         controller.Watch(checkpoints, c => ActiveRestoresIn(restores, c.Metadata.Namespace));
         controller.Watch(contents, c => ActiveRestoresIn(restores, c.Spec.CheckpointRef.Namespace));
+        controller.Watch(nodes, n => ActiveRestoresOnNode(restores, n.Metadata.Name));
         return new(manager.Add(controller, leaderOnly: true), reconciler);
     }
 
@@ -120,6 +122,7 @@ public sealed class RestoreReconciler : IReconciler
     private readonly IKubeResourceClient<Pod> _podsApi;
     private readonly Informer<Restore> _restores;
     private readonly Informer<Pod> _pods;
+    private readonly Informer<CheckpointNode>? _nodes;
     private readonly CheckpointChooser _chooser;
     private readonly IEventRecorder _events;
     private readonly RestoreReconcilerOptions _options;
@@ -135,10 +138,12 @@ public sealed class RestoreReconciler : IReconciler
         IEventRecorder events,
         RestoreReconcilerOptions options,
         TimeProvider time,
-        ILogger? logger = null)
+        ILogger? logger = null,
+        Informer<CheckpointNode>? nodes = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         options.Validate();
+        _nodes = nodes;
         _restoresApi = kube.Resource(CrscResources.Restores);
         _podsApi = kube.Resource(Resources.Pods);
         _restores = restores;
@@ -172,6 +177,12 @@ public sealed class RestoreReconciler : IReconciler
         string.IsNullOrEmpty(ns)
             ? []
             : restores.ByIndex(Indexers.Namespace, ns).Where(r => !IsTerminal(r)).Select(EnqueueHandlers.KeyOf);
+
+    /// <summary>The unfinished Restores whose pod is on <paramref name="node"/> (its CheckpointNode changed).</summary>
+    public static IEnumerable<ObjectKey> ActiveRestoresOnNode(Informer<Restore> restores, string? node) =>
+        string.IsNullOrEmpty(node)
+            ? []
+            : restores.List().Where(r => !IsTerminal(r) && r.Status?.Node == node).Select(EnqueueHandlers.KeyOf);
 
     public static bool IsTerminal(Restore r) => RestoreStages.IsTerminal(r);
 
@@ -237,6 +248,11 @@ public sealed class RestoreReconciler : IReconciler
         // yet (an attempt failed but not counted looks like one counted but not patched) while the pod cache already
         // shows its effect: only the server's Restore says which it is
         if (at.NeedsServerCopy && !fresh) return await ReloadAsync(r, ct).ConfigureAwait(false);
+        // a node whose runtime said it cannot restore gets no patch: the fallback applies at once, naming the fix
+        if (at.Stage is RestoreStage.ChoosingCheckpoint or RestoreStage.WaitingForImages or RestoreStage.ReadyToPatch
+                or RestoreStage.ImagesOverdue or RestoreStage.CountedNotPatched
+            && pod?.Spec.NodeName is { Length: > 0 } nodeName && NodeThatCannotRestore(nodeName) is { } node)
+            return await RuntimeCannotRestoreAsync(r, pod, node, ct).ConfigureAwait(false);
         switch (at.Stage)
         {
             case RestoreStage.Finished:
@@ -284,6 +300,30 @@ public sealed class RestoreReconciler : IReconciler
             default:
                 throw new InvalidOperationException($"restore stage {at.Stage} has no action");
         }
+    }
+
+    /// <summary>
+    /// The CheckpointNode of <paramref name="nodeName"/> when its agent found that the runtime cannot restore
+    /// (<see cref="CapabilityState.DisabledByConfig"/> or <see cref="CapabilityState.NotSupported"/>); null when it can, when
+    /// that is not known, or when the node has no CheckpointNode (an older agent): then the restore is tried.
+    /// </summary>
+    private CheckpointNode? NodeThatCannotRestore(string nodeName) =>
+        _nodes?.Get(ObjectKey.Cluster(nodeName)) is { Status.Restore.State: CapabilityState.DisabledByConfig or CapabilityState.NotSupported } node
+            ? node
+            : null;
+
+    private async Task<Step> RuntimeCannotRestoreAsync(Restore r, Pod pod, CheckpointNode node, CancellationToken ct)
+    {
+        var s = node.Status!;
+        var runtime = s.RuntimeSummary ?? "its container runtime";
+        var fix = s.Restore.Fix is { Length: > 0 } f ? $"; to enable it: {f}" : "";
+        var why = $"node {node.Metadata.Name} cannot restore: {runtime} {(s.Restore.State == CapabilityState.DisabledByConfig ? "has restore turned off" : "does not support it")} ({s.Restore.Reason}){fix}";
+        var now = _time.GetUtcNow();
+        _events.Warning(r, RestoreConditions.RuntimeCannotRestore, why);
+        Log.RuntimeCannotRestore(_logger, r.Metadata.Namespace!, r.Metadata.Name!, node.Metadata.Name!, why);
+        return await FallbackAsync(r, pod, why, ct, reason: RestoreConditions.RuntimeCannotRestore,
+            also: st => st.SetCondition(RestoreConditions.RuntimeCannotRestore, ConditionStatus.True, s.Restore.State.ToString(), why,
+                r.Metadata.Generation, now)).ConfigureAwait(false);
     }
 
     private async Task<Step> StartAsync(Restore r, DateTimeOffset now, CancellationToken ct)
@@ -648,10 +688,12 @@ public sealed class RestoreReconciler : IReconciler
     // ---- endings ----
 
     /// <summary>The restore cannot (or can no longer) succeed: <c>ColdStart</c> → FellBack, <c>Fail</c> → Failed.</summary>
-    private async Task<Step> FallbackAsync(Restore r, Pod? pod, string why, CancellationToken ct, string reason = "RestoreFailed")
+    /// <param name="also">more to record in the status write that ends the Restore</param>
+    private async Task<Step> FallbackAsync(Restore r, Pod? pod, string why, CancellationToken ct, string reason = "RestoreFailed",
+        Action<RestoreStatus>? also = null)
     {
         if (r.Spec.Fallback == RestoreFallback.Fail)
-            return await FinishAsync(r, pod, RestorePhase.Failed, reason, $"{why}; fallback Fail: the pod is left as it is", ct)
+            return await FinishAsync(r, pod, RestorePhase.Failed, reason, $"{why}; fallback Fail: the pod is left as it is", ct, also)
                 .ConfigureAwait(false);
 
         var s = r.Status!;
@@ -659,7 +701,7 @@ public sealed class RestoreReconciler : IReconciler
         var patched = container is not null && RestoreStages.PatchedBy(r, pod!, container);
         if (!patched)
             return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
-                $"{why}; fallback ColdStart: the container keeps its own image and starts without its state", ct).ConfigureAwait(false);
+                $"{why}; fallback ColdStart: the container keeps its own image and starts without its state", ct, also).ConfigureAwait(false);
 
         // the original image back; restore stays as a record, restored-from, original-image and replaced-container go
         // (they describe a checkpoint image that is no longer there)
@@ -673,11 +715,12 @@ public sealed class RestoreReconciler : IReconciler
         await PatchPodAsync(pod!, container!, s.OriginalImage!, annotations, ct).ConfigureAwait(false);
         Log.ColdStart(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod!.Metadata.Name!, s.OriginalImage!);
         return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
-            $"{why}; fallback ColdStart: the original image {s.OriginalImage} is back and the container starts without its state", ct)
+            $"{why}; fallback ColdStart: the original image {s.OriginalImage} is back and the container starts without its state", ct, also)
             .ConfigureAwait(false);
     }
 
-    private async Task<Step> FinishAsync(Restore r, Pod? pod, RestorePhase phase, string reason, string message, CancellationToken ct)
+    private async Task<Step> FinishAsync(Restore r, Pod? pod, RestorePhase phase, string reason, string message, CancellationToken ct,
+        Action<RestoreStatus>? also = null)
     {
         var now = _time.GetUtcNow();
         var written = await WriteAsync(r, st =>
@@ -693,6 +736,7 @@ public sealed class RestoreReconciler : IReconciler
             st.SetCondition(ConditionTypes.Progressing, ConditionStatus.False, reason, message, r.Metadata.Generation, now);
             if (ok) st.RemoveCondition(ConditionTypes.Degraded);
             else st.SetCondition(ConditionTypes.Degraded, ConditionStatus.True, reason, message, r.Metadata.Generation, now);
+            also?.Invoke(st);
         }, ct).ConfigureAwait(false);
         Log.Finished(_logger, r.Metadata.Namespace!, r.Metadata.Name!, phase.ToString(), message);
         var eventReason = phase switch

@@ -40,6 +40,7 @@ public sealed class RestoreFixture : IAsyncDisposable
         RestoresApi = Kube.For(CrscResources.Restores);
         CheckpointsApi = Kube.For(CrscResources.ContainerCheckpoints);
         ContentsApi = Kube.For(CrscResources.ContainerCheckpointContents);
+        NodesApi = Kube.For(CrscResources.CheckpointNodes);
     }
 
     public ManualTimeProvider Time { get; } = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
@@ -48,6 +49,7 @@ public sealed class RestoreFixture : IAsyncDisposable
     public FakeResourceClient<Restore> RestoresApi { get; }
     public FakeResourceClient<ContainerCheckpoint> CheckpointsApi { get; }
     public FakeResourceClient<ContainerCheckpointContent> ContentsApi { get; }
+    public FakeResourceClient<CheckpointNode> NodesApi { get; }
     public RecordingEventRecorder Events { get; } = new();
 
     public async ValueTask DisposeAsync()
@@ -72,21 +74,22 @@ public sealed class RestoreFixture : IAsyncDisposable
             NullLogger.Instance));
         var checkpoints = Run(new Informer<ContainerCheckpoint>(CheckpointsApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance));
         var contents = Run(new Informer<ContainerCheckpointContent>(ContentsApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance));
+        var nodes = Run(new Informer<CheckpointNode>(NodesApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance));
         var reconciler = new RestoreReconciler(Kube, restores, pods, checkpoints, contents, Events,
-            options ?? new RestoreReconcilerOptions(), Time, NullLogger.Instance);
+            options ?? new RestoreReconcilerOptions(), Time, NullLogger.Instance, nodes);
         await Task.WhenAll(restores.WaitForSyncAsync(_stop.Token), pods.WaitForSyncAsync(_stop.Token),
-            checkpoints.WaitForSyncAsync(_stop.Token), contents.WaitForSyncAsync(_stop.Token));
-        return new Leader(this, reconciler, restores, pods, checkpoints, contents);
+            checkpoints.WaitForSyncAsync(_stop.Token), contents.WaitForSyncAsync(_stop.Token), nodes.WaitForSyncAsync(_stop.Token));
+        return new Leader(this, reconciler, restores, pods, checkpoints, contents, nodes);
     }
 
     public sealed record Leader(RestoreFixture F, RestoreReconciler Reconciler, Informer<Restore> Restores, Informer<Pod> Pods,
-        Informer<ContainerCheckpoint> Checkpoints, Informer<ContainerCheckpointContent> Contents)
+        Informer<ContainerCheckpoint> Checkpoints, Informer<ContainerCheckpointContent> Contents, Informer<CheckpointNode> Nodes)
     {
         /// <summary>Reconciles once every cache shows the store as it is now (level-triggered, from the caches).</summary>
         public async Task<ReconcileResult> ReconcileAsync(string name)
         {
             await Eventually.TrueAsync(() => InSync(Restores, F.RestoresApi) && InSync(Pods, F.PodsApi)
-                && InSync(Checkpoints, F.CheckpointsApi) && InSync(Contents, F.ContentsApi), "caches as stored");
+                && InSync(Checkpoints, F.CheckpointsApi) && InSync(Contents, F.ContentsApi) && InSync(Nodes, F.NodesApi), "caches as stored");
             return await Reconciler.ReconcileAsync(new ObjectKey(Ns, name), CancellationToken.None);
         }
 
@@ -259,6 +262,21 @@ public sealed class RestoreFixture : IAsyncDisposable
     public Restore Restore(string name) => RestoresApi.Stored(Ns, name)!;
     public Pod? Pod(string name) => PodsApi.Stored(Ns, name);
     public string? ImageOfPod(string name) => Pod(name)?.Spec.Containers.Single(c => c.Name == Container).Image;
+
+    /// <summary>What a node's agent writes about its runtime: the CheckpointNode named after the node.</summary>
+    public async Task SetNodeRestoreAsync(string node, CapabilityState state, string reason, string? fix = null)
+    {
+        var existing = NodesApi.AllStored().SingleOrDefault(n => n.Metadata.Name == node)
+            ?? await NodesApi.CreateAsync(new CheckpointNode { Metadata = new ObjectMeta { Name = node } }, CancellationToken.None);
+        existing.Status = new CheckpointNodeStatus
+        {
+            Runtime = new NodeRuntime { Name = "containerd", Version = "v2.3.4" },
+            RuntimeSummary = "containerd v2.3.4",
+            Checkpoint = new NodeCapability { State = CapabilityState.Supported, Reason = "checkpoints" },
+            Restore = new NodeCapability { State = state, Reason = reason, Fix = fix },
+        };
+        await NodesApi.UpdateStatusAsync(existing, CancellationToken.None);
+    }
 
     /// <summary>What the node's preparer writes: the ImagesReady condition.</summary>
     public async Task SetImagesReadyAsync(string restore, ConditionStatus value, string message = "images present")

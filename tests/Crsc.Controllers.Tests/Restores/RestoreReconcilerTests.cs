@@ -43,6 +43,66 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
         return leader;
     }
 
+    // ---- the node's runtime cannot restore ----
+
+    private const string Fix = "set enable_experimental_restore_via_create = true under [plugins.\"io.containerd.cri.v1.runtime\"], then restart containerd";
+
+    [Theory]
+    [InlineData(RestoreFallback.ColdStart, RestorePhase.FellBack)]
+    [InlineData(RestoreFallback.Fail, RestorePhase.Failed)]
+    public async Task On_a_node_whose_runtime_cannot_restore_nothing_is_patched_and_the_fallback_applies_at_once(
+        RestoreFallback fallback, RestorePhase expected)
+    {
+        await _f.SetNodeRestoreAsync("n1", CapabilityState.DisabledByConfig, "restore via CreateContainer is off by default in containerd 2.3.4", Fix);
+        var leader = await SeedAsync(fallback: fallback);
+
+        await leader.ReconcileAsync("r1");
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(expected, s.Phase);
+        var condition = s.FindCondition(RestoreConditions.RuntimeCannotRestore)!;
+        Assert.Equal((ConditionStatus.True, "DisabledByConfig"), (condition.Status, condition.Reason));
+        Assert.Contains("node n1 cannot restore", condition.Message);
+        Assert.Contains("containerd v2.3.4", condition.Message);
+        Assert.Contains(Fix, condition.Message);
+        Assert.Contains(Fix, s.Message);
+        // no patch, no pull asked of the node, the pod keeps its image
+        Assert.Equal(0, _f.PodsApi.CallCount("patch"));
+        Assert.Equal(ImageV1, _f.ImageOfPod(P1));
+        Assert.Null(s.Image);
+        Assert.Contains(RestoreConditions.RuntimeCannotRestore, _f.EventReasons("Restore", "r1"));
+        Assert.Equal("Warning", _f.Events.Events.Single(e => e.Reason == RestoreConditions.RuntimeCannotRestore).Type);
+    }
+
+    [Theory]
+    [InlineData(CapabilityState.Supported)]
+    [InlineData(CapabilityState.Unknown)]
+    public async Task A_node_that_can_restore_or_does_not_know_is_restored_as_before(CapabilityState state)
+    {
+        // Unknown is never acted on as if it were a fact: the restore is tried
+        await _f.SetNodeRestoreAsync("n1", state, "whatever the probe found");
+        var leader = await PatchedAsync();
+        Assert.Null(_f.Restore("r1").Status!.FindCondition(RestoreConditions.RuntimeCannotRestore));
+        Assert.Equal(RestorePhase.Restoring, _f.Restore("r1").Status!.Phase);
+        _ = leader;
+    }
+
+    [Fact]
+    public async Task A_node_that_loses_restore_while_images_are_pulled_gets_no_patch()
+    {
+        var leader = await SeedAsync();
+        await leader.ReconcileAsync("r1"); // checkpoint chosen, waiting for the node's images
+        Assert.Equal(RestorePhase.Restoring, _f.Restore("r1").Status!.Phase);
+        await _f.SetNodeRestoreAsync("n1", CapabilityState.NotSupported, "containerd 2.4 removed restore in CreateContainer");
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.True);
+
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal(RestorePhase.FellBack, _f.Restore("r1").Status!.Phase);
+        Assert.Equal(0, _f.PodsApi.CallCount("patch"));
+        Assert.Contains("does not support it", _f.Restore("r1").Status!.FindCondition(RestoreConditions.RuntimeCannotRestore)!.Message);
+    }
+
     // ---- checkpoint choice ----
 
     [Fact]
