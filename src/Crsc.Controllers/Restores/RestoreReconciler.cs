@@ -6,6 +6,7 @@ using Crsc.Controllers.Events;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.Reconciling;
+using Crsc.Controllers.Runtime;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using KubeTime = Crsc.Api.Kubernetes.KubeTime;
@@ -291,6 +292,8 @@ public sealed class RestoreReconciler : IReconciler
                 return await FinishAsync(r, pod, RestorePhase.Restored, "Restored",
                     $"container {at.Container} of pod {pod!.Metadata.Name} runs again from checkpoint {r.Status!.CheckpointName} (attempt {r.Status.Attempts} of {r.Spec.MaxAttempts})",
                     ct).ConfigureAwait(false);
+            case RestoreStage.AttemptFailed when !at.TimedOut && RuntimeRefusals.RestoreRefusal(at.Detail) is { } refusal:
+                return await RuntimeRefusedAsync(r, pod!, refusal, at.Detail!, ct).ConfigureAwait(false);
             case RestoreStage.AttemptFailed:
                 return await AttemptFailedAsync(r, pod!, at.TimedOut
                     ? $"container {at.Container} did not run within {_options.RestoreTimeout} of the patch ({at.Detail})"
@@ -323,6 +326,24 @@ public sealed class RestoreReconciler : IReconciler
         Log.RuntimeCannotRestore(_logger, r.Metadata.Namespace!, r.Metadata.Name!, node.Metadata.Name!, why);
         return await FallbackAsync(r, pod, why, ct, reason: RestoreConditions.RuntimeCannotRestore,
             also: st => st.SetCondition(RestoreConditions.RuntimeCannotRestore, ConditionStatus.True, s.Restore.State.ToString(), why,
+                r.Metadata.Generation, now)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The node's probe said yes, the runtime said no when the kubelet created the restored container: the same verdict
+    /// as a probe's no. No more attempts (another would be refused alike); the fallback applies at once. The node agent
+    /// probes its runtime again every interval, so its CheckpointNode catches up and the next Restore is not tried there.
+    /// </summary>
+    private async Task<Step> RuntimeRefusedAsync(Restore r, Pod pod, string refusal, string detail, CancellationToken ct)
+    {
+        var node = pod.Spec.NodeName ?? r.Status?.Node ?? "?";
+        var why = $"the container runtime of node {node} refused the restore (\"{refusal}\"): it cannot restore from checkpoint images "
+                  + $"as configured; see kubectl get ckn {node} or crsc preflight on the node for the setting that enables it ({detail})";
+        var now = _time.GetUtcNow();
+        _events.Warning(r, RestoreConditions.RuntimeCannotRestore, why);
+        Log.RuntimeCannotRestore(_logger, r.Metadata.Namespace!, r.Metadata.Name!, node, why);
+        return await FallbackAsync(r, pod, why, ct, reason: RestoreConditions.RuntimeCannotRestore,
+            also: st => st.SetCondition(RestoreConditions.RuntimeCannotRestore, ConditionStatus.True, "RefusedByRuntime", why,
                 r.Metadata.Generation, now)).ConfigureAwait(false);
     }
 

@@ -474,6 +474,32 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
         Assert.Equal(RestorePhase.Restored, _f.Restore("r1").Status!.Phase);
     }
 
+    [Theory]
+    // containerd 2.2.7+/2.3.4+ without the opt-in, as the kubelet passes CreateContainer's error on
+    [InlineData("failed to create containerd container: checkpoint restore via CreateContainer is disabled by configuration")]
+    // CRI-O with CRIU support off
+    [InlineData("checkpoint/restore support not available")]
+    public async Task A_runtime_that_refuses_the_restore_at_the_patch_falls_back_at_once_without_deleting_the_pod(string message)
+    {
+        var leader = await PatchedAsync(); // the node's CheckpointNode said nothing against it (an older agent, or a stale probe)
+        _f.Time.Advance(TimeSpan.FromSeconds(3));
+        await _f.SetContainerStateAsync(P1, Waiting("CreateContainerError", message), image: ImageOf("c1"));
+
+        await leader.ReconcileAsync("r1");
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.FellBack, s.Phase);
+        Assert.Equal(1, s.Attempts); // no second attempt: it would be refused alike
+        Assert.NotNull(_f.Pod(P1)); // not deleted: the fallback puts the original image back in place
+        Assert.Equal(ImageV1, _f.ImageOfPod(P1));
+        var condition = s.FindCondition(RestoreConditions.RuntimeCannotRestore)!;
+        Assert.Equal((ConditionStatus.True, "RefusedByRuntime"), (condition.Status, condition.Reason));
+        Assert.Contains("refused the restore", condition.Message);
+        Assert.Contains("kubectl get ckn n1", condition.Message);
+        Assert.Contains(RestoreConditions.RuntimeCannotRestore, _f.EventReasons("Restore", "r1"));
+        Assert.DoesNotContain("PodDeleted", _f.EventReasons("Restore", "r1"));
+    }
+
     [Fact]
     public async Task A_restore_that_fails_in_the_runtime_deletes_the_pod_and_restores_its_replacement()
     {
