@@ -19,12 +19,16 @@ public sealed partial class RuntimeCapabilityProbe(
     Func<CancellationToken, Task<CriuFact>> criu,
     ICrioConfigReader? crioConfig = null)
 {
-    public async Task<RuntimeCapabilities> ProbeAsync(CancellationToken ct)
+    /// <param name="known">the runtime's CRI <c>Version</c> answer when the caller has just had it (not asked again)</param>
+    public async Task<RuntimeCapabilities> ProbeAsync(CancellationToken ct, RuntimeVersion? known = null)
     {
-        RuntimeVersion? version = null;
+        var version = known;
         string? versionError = null;
-        try { version = await runtime.VersionAsync(ct).ConfigureAwait(false); }
-        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested) { versionError = e.Message; }
+        if (version is null)
+        {
+            try { version = await runtime.VersionAsync(ct).ConfigureAwait(false); }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested) { versionError = e.Message; }
+        }
 
         RuntimeStatusInfo? status = null;
         string? statusError = null;

@@ -139,7 +139,7 @@ internal static partial class NodeCheckpointing
 
 /// <summary>Reports whether the container runtime answers on its CRI socket (<c>runtime</c> in /readyz and STATUS=).</summary>
 internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOptions options, HealthRegistry health, TimeProvider time,
-    ILogger<RuntimeMonitor> logger) : BackgroundService
+    ILogger<RuntimeMonitor> logger, DaemonNodeReportSource capabilities) : BackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
 
@@ -173,14 +173,23 @@ internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOpti
     private async Task ProbeLoopAsync(CancellationToken ct)
     {
         var wasReachable = (bool?)null;
+        string? lastSaid = null;
         while (!ct.IsCancellationRequested)
         {
             try
             {
                 var v = await runtime.VersionAsync(ct);
-                health.Report(NodeCheckpointing.RuntimeComponent, HealthStatus.Healthy, $"{v.RuntimeName} {v.RuntimeVersionString}");
                 if (wasReachable != true) Log.Reachable(logger, options.RuntimeEndpoint, v.RuntimeName, v.RuntimeVersionString);
                 wasReachable = true;
+                // what it can do, from the runtime itself: a runtime that turns restore off (or cannot) is degraded,
+                // named in /readyz and STATUS= ("restore: disabled by runtime config"); Unknown is said, not alarmed
+                var caps = await capabilities.ProbeAsync(ct, v);
+                var said = DaemonNodeReportSource.Describe(caps);
+                health.Report(NodeCheckpointing.RuntimeComponent,
+                    DaemonNodeReportSource.NeedsAction(caps) ? HealthStatus.Degraded : HealthStatus.Healthy,
+                    said.Length == 0 ? $"{v.RuntimeName} {v.RuntimeVersionString}" : $"{v.RuntimeName} {v.RuntimeVersionString}; {said}");
+                if (said != lastSaid) Log.Capabilities(logger, v.RuntimeName, v.RuntimeVersionString, said.Length == 0 ? "checkpoint and restore supported" : said);
+                lastSaid = said;
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
             catch (Exception e)
@@ -203,5 +212,8 @@ internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOpti
 
         [LoggerMessage(70602, LogLevel.Warning, "Container runtime at {Endpoint} is unreachable: {Reason}")]
         public static partial void Unreachable(ILogger logger, string endpoint, string reason);
+
+        [LoggerMessage(70603, LogLevel.Information, "Container runtime {RuntimeName} {RuntimeVersion}: {Capabilities}")]
+        public static partial void Capabilities(ILogger logger, string runtimeName, string runtimeVersion, string capabilities);
     }
 }

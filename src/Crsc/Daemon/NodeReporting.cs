@@ -1,6 +1,7 @@
 using Crsc.Api.Crds;
 using Crsc.Cli;
 using Crsc.Configuration;
+using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Nodes;
 using Crsc.Controllers.Runtime;
 using Crsc.Controllers.Storage;
@@ -13,11 +14,18 @@ namespace Crsc.Daemon;
 /// What the daemon reports in its node's <c>CheckpointNode</c>: the runtime capability probe (CRI Version and verbose
 /// Status, CRI-O's configuration, CRIU), the store's checkpoints and space, and this binary's version. The probe's CRI
 /// calls are local and cheap and run every round, so a runtime restarted with another version or configuration is
-/// seen within one interval; <c>criu --version</c> is a process and runs at most every <see cref="CriuRecheck"/>.
+/// seen within one interval. The same probe's verdicts are in the <c>runtime</c> health entry (/readyz, STATUS=).
 /// </summary>
+/// <remarks>
+/// CRIU: the runtime runs it, on its own search path, which crsc may not see (a static pod's image has no criu). So
+/// the daemon counts CRIU as there when <c>criu --version</c> answers on its own path (checked at most every
+/// <see cref="CriuRecheck"/>) or when a checkpoint through the runtime has succeeded since start; otherwise it says it
+/// could not check, never that CRIU is missing (<c>crsc preflight</c>, run on the node, can say that).
+/// </remarks>
 internal sealed class DaemonNodeReportSource(
     IContainerRuntime runtime,
     ICheckpointStore store,
+    CheckpointMetrics metrics,
     CrscOptions options,
     TimeProvider time) : INodeReportSource
 {
@@ -30,11 +38,19 @@ internal sealed class DaemonNodeReportSource(
     /// <summary>The last probe's verdicts (null before the first), for status and health.</summary>
     public RuntimeCapabilities? Last { get; private set; }
 
-    public async ValueTask<NodeReport> ReportAsync(CancellationToken ct)
+    /// <summary>Probes the runtime now (CRI calls; criu at most every <see cref="CriuRecheck"/>).</summary>
+    /// <param name="known">the runtime's Version answer the caller has just had</param>
+    public async Task<RuntimeCapabilities> ProbeAsync(CancellationToken ct, RuntimeVersion? known = null)
     {
         var probe = new RuntimeCapabilityProbe(runtime, CriuAsync, new CrioConfigReader(options.RuntimeEndpoint));
-        var caps = await probe.ProbeAsync(ct).ConfigureAwait(false);
+        var caps = await probe.ProbeAsync(ct, known).ConfigureAwait(false);
         Last = caps;
+        return caps;
+    }
+
+    public async ValueTask<NodeReport> ReportAsync(CancellationToken ct)
+    {
+        var caps = await ProbeAsync(ct).ConfigureAwait(false);
         return new NodeReport(
             caps.RuntimeName.Length == 0 ? null : new NodeRuntime { Name = caps.RuntimeName, Version = caps.RuntimeVersion },
             _criu?.Version,
@@ -43,6 +59,24 @@ internal sealed class DaemonNodeReportSource(
             StoreReport(),
             BuildInfo.Version);
     }
+
+    /// <summary>The verdicts in a few words for the <c>runtime</c> health entry; empty when both are Supported.</summary>
+    public static string Describe(RuntimeCapabilities caps)
+    {
+        static string? One(string what, Capability c) => c.State switch
+        {
+            CapabilityState.Supported => null,
+            CapabilityState.DisabledByConfig => $"{what}: disabled by runtime config (crsc preflight shows the setting)",
+            CapabilityState.NotSupported => $"{what}: not supported ({c.Reason})",
+            _ => $"{what}: unknown",
+        };
+        return string.Join("; ", new[] { One("checkpoint", caps.Checkpoint), One("restore", caps.Restore) }.Where(x => x is not null));
+    }
+
+    /// <summary>A verdict a person must act on: the runtime turns it off or cannot (Unknown is not).</summary>
+    public static bool NeedsAction(RuntimeCapabilities caps) =>
+        caps.Checkpoint.State is CapabilityState.DisabledByConfig or CapabilityState.NotSupported
+        || caps.Restore.State is CapabilityState.DisabledByConfig or CapabilityState.NotSupported;
 
     public static NodeCapability ToApi(Capability c) => new()
     {
@@ -74,13 +108,17 @@ internal sealed class DaemonNodeReportSource(
     private async Task<CriuFact> CriuAsync(CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        if (_criu is { } cached && now - cached.At < CriuRecheck) return cached.Fact;
-        var output = await _programs.RunAsync("criu", ["--version"], CriuTimeout, ct).ConfigureAwait(false);
-        var version = NodePreflight.ParseCriuVersion(output.Output);
-        var fact = !output.Started ? CriuFact.Missing("criu is not on the search path")
-            : output.ExitCode == 0 && version is not null ? CriuFact.Found($"criu {version}")
-            : CriuFact.NotChecked($"criu --version exited {output.ExitCode} without a version");
-        _criu = (fact, version?.ToString(), now);
-        return fact;
+        if (_criu is not { } cached || now - cached.At >= CriuRecheck)
+        {
+            var output = await _programs.RunAsync("criu", ["--version"], CriuTimeout, ct).ConfigureAwait(false);
+            var version = NodePreflight.ParseCriuVersion(output.Output);
+            var fact = !output.Started ? CriuFact.NotChecked("criu is not on crsc's own search path (the runtime's may differ)")
+                : output.ExitCode == 0 && version is not null ? CriuFact.Found($"criu {version}")
+                : CriuFact.NotChecked($"criu --version exited {output.ExitCode} without a version");
+            _criu = cached = (fact, version?.ToString(), now);
+        }
+        if (cached.Fact.Present != true && metrics.Checkpoints.Value(CheckpointMetrics.ResultSucceeded) > 0)
+            return CriuFact.Found("a checkpoint through the runtime succeeded since crsc started");
+        return cached.Fact;
     }
 }

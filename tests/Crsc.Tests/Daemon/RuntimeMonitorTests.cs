@@ -39,8 +39,15 @@ public sealed class RuntimeMonitorTests : IAsyncLifetime
     private RuntimeMonitor Monitor(string endpoint, TimeProvider time)
     {
         _runtime = new CriContainerRuntime(new CriClientOptions { Endpoint = endpoint });
-        var options = new CrscOptions { RuntimeEndpoint = endpoint };
-        return _monitor = new RuntimeMonitor(_runtime, options, _health, time, NullLogger<RuntimeMonitor>.Instance);
+        var options = new CrscOptions { RuntimeEndpoint = endpoint, CheckpointDir = _dir.Combine("checkpoints") };
+        var store = new Crsc.Storage.DiskCheckpointStore(new Crsc.Storage.DiskCheckpointStoreOptions
+        {
+            CheckpointDirectory = _dir.Combine("checkpoints"), StagingDirectory = _dir.Combine("staging"), NodeName = "n1",
+            Key = Crsc.Storage.Security.NodeKey.Generate(),
+        });
+        var capabilities = new DaemonNodeReportSource(_runtime, store,
+            new Crsc.Controllers.NodeAgent.CheckpointMetrics(new Crsc.Controllers.Metrics.MetricsRegistry()), options, time);
+        return _monitor = new RuntimeMonitor(_runtime, options, _health, time, NullLogger<RuntimeMonitor>.Instance, capabilities);
     }
 
     private string? Runtime() => _health.Snapshot().FirstOrDefault(e => e.Component == NodeCheckpointing.RuntimeComponent)?.Message;
@@ -54,8 +61,43 @@ public sealed class RuntimeMonitorTests : IAsyncLifetime
         await monitor.StartAsync(CancellationToken.None);
 
         Assert.True(await monitor.WaitForFirstProbeAsync(TimeSpan.FromSeconds(30), CancellationToken.None));
-        Assert.Equal("fake-cri 1.0.0", Runtime());
+        // named first; then what the probe could tell of a runtime it does not know: nothing, said as such
+        Assert.Equal("fake-cri 1.0.0; checkpoint: unknown; restore: unknown", Runtime());
         Assert.Single(_cri.CallsTo("Version"));
+    }
+
+    /// <summary>
+    /// A containerd 2.3.4 that has restore off (no enable_experimental_restore_via_create) is degraded, and /readyz and
+    /// STATUS= say so in words; one that restores is not.
+    /// </summary>
+    [Theory]
+    [InlineData(false, HealthStatus.Degraded, "containerd v2.3.4; checkpoint: unknown; restore: disabled by runtime config (crsc preflight shows the setting)")]
+    [InlineData(true, HealthStatus.Healthy, "containerd v2.3.4; checkpoint: unknown; restore: unknown")]
+    public async Task The_runtime_entry_says_what_the_runtime_can_do(bool restoreViaCreate, HealthStatus expected, string message)
+    {
+        _cri = await FakeCriServer.StartAsync();
+        _cri.RuntimeName = "containerd";
+        _cri.RuntimeVersion = "v2.3.4";
+        _cri.StatusInfo["config"] = RuntimeAnswers.ContainerdConfigJson(restoreViaCreate: restoreViaCreate);
+        var monitor = Monitor(_cri.Endpoint, TimeProvider.System);
+        await monitor.StartAsync(CancellationToken.None);
+
+        Assert.True(await monitor.WaitForFirstProbeAsync(TimeSpan.FromSeconds(30), CancellationToken.None));
+        // whether CRIU is there is not checked from the daemon when criu is not on its own path (this machine):
+        // checkpoint then is "unknown", never "missing"
+        var entry = _health.Snapshot().Single(e => e.Component == NodeCheckpointing.RuntimeComponent);
+        if (await CriuOnPathAsync())
+        {
+            message = message.Replace("checkpoint: unknown; ", "", StringComparison.Ordinal).Replace("; restore: unknown", "", StringComparison.Ordinal);
+        }
+        Assert.Equal(message, entry.Message);
+        Assert.Equal(expected, entry.Status);
+    }
+
+    private static async Task<bool> CriuOnPathAsync()
+    {
+        var r = await new Crsc.Preflight.SystemProgramRunner().RunAsync("criu", ["--version"], TimeSpan.FromSeconds(10), CancellationToken.None);
+        return r.Started && r.ExitCode == 0;
     }
 
     [Fact]
