@@ -54,6 +54,7 @@ public static class Commands
             },
             ManifestsCommand.Spec(),
             PreflightCommand.Spec(),
+            StatusCommand.Spec(),
             CheckpointCommand.Spec(),
             RestoreCommand.Spec(),
             ListCommand.Spec(),

@@ -117,6 +117,27 @@ internal sealed class NodeApiClient : IDisposable
         return last;
     }
 
+    /// <summary>The daemon's <c>GET /v1/status</c>, and its raw JSON.</summary>
+    /// <exception cref="NodeApiUnavailableException">the daemon could not be reached</exception>
+    /// <exception cref="NodeApiException">the daemon's answer was not a status</exception>
+    public async Task<(NodeStatusResponse Status, string Json)> StatusAsync(CancellationToken ct)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Get, NodeApiStatus.Path);
+        using var response = await SendAsync(message, ct);
+        var text = await response.Content.ReadAsStringAsync(ct);
+        if (!response.IsSuccessStatusCode)
+            throw new NodeApiException($"the daemon answered {(int)response.StatusCode} {response.ReasonPhrase}: {Trim(text)}", (int)response.StatusCode);
+        try
+        {
+            return (JsonSerializer.Deserialize(text, NodeStatusJson.Default.NodeStatusResponse)
+                    ?? throw new NodeApiException("the daemon answered an empty status"), text);
+        }
+        catch (JsonException e)
+        {
+            throw new NodeApiException($"the daemon's status is not JSON ({e.Message}): {Trim(text)}", (int)response.StatusCode);
+        }
+    }
+
     private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage message, CancellationToken ct)
     {
         try

@@ -63,6 +63,7 @@ internal static partial class DaemonHost
         var app = builder.Build();
         NodeApi.Map(app);
         NodeApiCheckpoints.Map(app);
+        NodeApiStatus.Map(app);
         NodeCheckpointing.AttachReconciler(app.Services);
         ClusterReconcilers.Attach(app.Services);
         return app;

@@ -74,9 +74,10 @@ public sealed class DaemonClusterTests
 
         private FakeCriServer? _cri;
 
-        public async Task StartAsync()
+        public async Task StartAsync(Action<FakeCriServer>? runtime = null)
         {
             _cri = await FakeCriServer.StartAsync(_dir.Combine("cri.sock"));
+            runtime?.Invoke(_cri);
             await App.StartAsync(ClusterTestKit.Timeout());
             App.Services.GetRequiredService<DaemonState>().Started = true;
         }
@@ -321,6 +322,53 @@ public sealed class DaemonClusterTests
             status.FindCondition(CheckpointNodeConditions.RestoreReady)!.Status);
         Assert.Equal((0, 0L, "0 B"), (status.Store!.Checkpoints, status.Store.Bytes, status.Store.Used));
         Assert.Equal(BuildInfo.Version, status.AgentVersion);
+    }
+
+    /// <summary>
+    /// `crsc status` on a node whose containerd 2.3.4 has restore off: the runtime rows name the verdict and the setting
+    /// that turns restore on, the runtime health entry is degraded for it, and the store and schedules are shown; no API
+    /// server is needed for any of it.
+    /// </summary>
+    [Fact]
+    public async Task Crsc_status_shows_what_the_runtime_can_do_and_how_to_change_it()
+    {
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST"))) return; // in a cluster
+        await using var daemon = new Daemon(null);
+        await daemon.StartAsync(cri =>
+        {
+            cri.RuntimeName = "containerd";
+            cri.RuntimeVersion = "v2.3.4";
+            cri.StatusInfo["config"] = RuntimeAnswers.ContainerdConfigJson(restoreViaCreate: false);
+        });
+        await Eventually.TrueAsync(() => daemon.ReadyzContainsAsync("restore: disabled by runtime config"), "the runtime probed");
+
+        var (code, output, err) = await Crsc.Tests.Cli.CliStore.RunAsync("status", "--socket", daemon.Socket);
+
+        Assert.True(code == 0, err);
+        Assert.Contains($"Node {Node}: crsc {BuildInfo.Version}, degraded", output);
+        Assert.Contains("Runtime: containerd v2.3.4", output);
+        Assert.Matches(@"restore\s+DisabledByConfig: .*enable_experimental_restore_via_create", output);
+        Assert.Matches(@"to change it: .*enable_experimental_restore_via_create = true", output);
+        Assert.Contains("[~] runtime      containerd v2.3.4", output);
+        Assert.Contains("Store: 0 checkpoint(s), 0 B", output);
+        Assert.Contains("Schedules: none of this node's pods has one", output);
+        Assert.Contains("Recent checkpoints: none in the store", output);
+
+        var (jsonCode, json, _) = await Crsc.Tests.Cli.CliStore.RunAsync("status", "--json", "--socket", daemon.Socket);
+        Assert.Equal(0, jsonCode);
+        using var doc = JsonDocument.Parse(json);
+        Assert.Equal("DisabledByConfig", doc.RootElement.GetProperty("runtime").GetProperty("restore").GetProperty("state").GetString());
+        Assert.Equal(Node, doc.RootElement.GetProperty("node").GetString());
+    }
+
+    [Fact]
+    public async Task Crsc_status_without_a_daemon_says_so_and_fails()
+    {
+        using var dir = new TempDir();
+        var (code, _, err) = await Crsc.Tests.Cli.CliStore.RunAsync("status", "--socket", dir.Combine("crsc.sock"));
+        Assert.Equal(1, code);
+        Assert.Contains("cannot reach the crsc daemon", err);
+        Assert.Contains(dir.Combine("crsc.sock"), err);
     }
 
     [Fact]
