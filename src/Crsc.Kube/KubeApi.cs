@@ -52,5 +52,29 @@ public sealed class KubeApi : IKubeApi, IDisposable
         return doc.RootElement.TryGetProperty("gitVersion", out var v) ? v.GetString() ?? "" : "";
     }
 
+    /// <summary>
+    /// The versions of API group <paramref name="group"/> the server serves (discovery, <c>GET /apis/&lt;group&gt;</c>),
+    /// e.g. <c>checkpoint.k8s.io/v1alpha1</c>; empty when it does not serve the group (404).
+    /// </summary>
+    public async Task<IReadOnlyList<string>> GetGroupVersionsAsync(string group, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(group);
+        try
+        {
+            using var response = await Http.SendAsync(HttpMethod.Get, "/apis/" + Uri.EscapeDataString(group), null, null, streaming: false, ct)
+                .ConfigureAwait(false);
+            var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+            using var doc = JsonDocument.Parse(text);
+            if (!doc.RootElement.TryGetProperty("versions", out var versions) || versions.ValueKind != JsonValueKind.Array) return [];
+            return [.. versions.EnumerateArray()
+                .Select(v => v.TryGetProperty("groupVersion", out var gv) ? gv.GetString() : null)
+                .OfType<string>()];
+        }
+        catch (NotFoundException)
+        {
+            return [];
+        }
+    }
+
     public void Dispose() => Http.Dispose();
 }

@@ -366,4 +366,20 @@ public sealed class ClientVerbTests : IAsyncLifetime
         Assert.DoesNotContain(_server.Requests, r => r.IsWrite);
         Assert.Equal(2, _server.Requests.Count);
     }
+
+    /// <summary>
+    /// API discovery of one group: the versions served, and none (not an error) for a group the server does not serve
+    /// — how crsc tells whether the API server has the pod-level checkpoint API (KEP-5823, checkpoint.k8s.io).
+    /// </summary>
+    [Fact]
+    public async Task Group_discovery_lists_the_served_versions_and_nothing_for_an_unknown_group()
+    {
+        Assert.Empty(await _api.GetGroupVersionsAsync("checkpoint.k8s.io", _ct));
+        Assert.Equal("/apis/checkpoint.k8s.io", _server.Requests[^1].Path);
+
+        _server.Register(new FakeResource("checkpoint.k8s.io", "v1alpha1", "podcheckpoints", "PodCheckpoint", Namespaced: true,
+            HasStatusSubresource: true));
+        Assert.Equal(["checkpoint.k8s.io/v1alpha1"], await _api.GetGroupVersionsAsync("checkpoint.k8s.io", _ct));
+        Assert.Equal(["apps/v1"], await _api.GetGroupVersionsAsync("apps", _ct));
+    }
 }

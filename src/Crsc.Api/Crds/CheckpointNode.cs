@@ -78,6 +78,12 @@ public sealed class CheckpointNodeStatus : IHasConditions
     public NodeCapability Checkpoint { get; set; } = new();
     public NodeCapability Restore { get; set; } = new();
     public NodeStore? Store { get; set; }
+    /// <summary>
+    /// Whether the API server serves the pod-level checkpoint API (KEP-5823, group <c>checkpoint.k8s.io</c>):
+    /// <c>served: checkpoint.k8s.io/v1alpha1</c>, or <c>not served</c>; absent when it could not be asked. crsc does not
+    /// use it yet; it says whether a pod-level restore could be.
+    /// </summary>
+    public string? PodCheckpointApi { get; set; }
     /// <summary>The crsc version of the node agent that wrote this.</summary>
     public string? AgentVersion { get; set; }
     /// <summary>

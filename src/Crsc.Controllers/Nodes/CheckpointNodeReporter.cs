@@ -16,7 +16,8 @@ public sealed record NodeReport(
     NodeCapability Checkpoint,
     NodeCapability Restore,
     NodeStore? Store,
-    string AgentVersion);
+    string AgentVersion,
+    string? PodCheckpointApi = null);
 
 /// <summary>Where the reporter gets a <see cref="NodeReport"/> from (the daemon: its runtime probe and its store).</summary>
 public interface INodeReportSource
@@ -190,6 +191,7 @@ public sealed partial class CheckpointNodeReporter
         status.Restore = report.Restore;
         status.Store = report.Store;
         status.AgentVersion = report.AgentVersion;
+        status.PodCheckpointApi = report.PodCheckpointApi;
         SetCapabilityCondition(status, CheckpointNodeConditions.CheckpointReady, report.Checkpoint, now);
         SetCapabilityCondition(status, CheckpointNodeConditions.RestoreReady, report.Restore, now);
         var changed = !string.Equals(before, Comparable(status), StringComparison.Ordinal);

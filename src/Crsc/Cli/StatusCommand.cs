@@ -66,6 +66,7 @@ internal static class StatusCommand
         {
             o.WriteLine("Runtime: not probed yet (the daemon probes it at start and every 30 s)");
         }
+        if (s.PodCheckpointApi is { } pod) o.WriteLine($"  pod-level checkpoint API (KEP-5823) on the API server: {pod}");
         o.WriteLine();
         o.WriteLine($"Store: {s.Store.Checkpoints} checkpoint(s), {CliOutput.Bytes(s.Store.Bytes)}");
         o.WriteLine();

@@ -43,6 +43,7 @@ internal static class NodeApiStatus
             Runtime = caps is null ? null : new NodeStatusRuntime(caps.RuntimeName, caps.RuntimeVersion,
                 Verdict(caps.Checkpoint), Verdict(caps.Restore)),
             Store = new NodeStatusStore(checkpoints.Count, checkpoints.Sum(c => c.Size)),
+            PodCheckpointApi = services.GetService<DaemonNodeReportSource>()?.LastPodCheckpointApi,
             Schedules = [.. schedules.Select(s => new NodeStatusSchedule(
                 s.Schedule.Metadata.Namespace ?? "", s.Schedule.Metadata.Name ?? "",
                 $"{s.Schedule.Spec.Target.Kind}/{s.Schedule.Spec.Target.Name}", s.Schedule.Spec.Interval ?? s.Schedule.Spec.Cron,
@@ -70,6 +71,8 @@ internal sealed record NodeStatusResponse
     /// <summary>Null until the runtime monitor's first probe.</summary>
     public NodeStatusRuntime? Runtime { get; init; }
     public required NodeStatusStore Store { get; init; }
+    /// <summary>Whether the API server serves the pod-level checkpoint API (KEP-5823); null when not asked (no API server).</summary>
+    public string? PodCheckpointApi { get; init; }
     public List<NodeStatusSchedule> Schedules { get; init; } = [];
     public List<NodeStatusCheckpoint> Checkpoints { get; init; } = [];
 }

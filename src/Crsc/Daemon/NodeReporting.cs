@@ -27,13 +27,21 @@ internal sealed class DaemonNodeReportSource(
     ICheckpointStore store,
     CheckpointMetrics metrics,
     CrscOptions options,
-    TimeProvider time) : INodeReportSource
+    TimeProvider time,
+    ClusterServices? cluster = null) : INodeReportSource
 {
+    /// <summary>The API group of the pod-level checkpoint API (KEP-5823).</summary>
+    public const string PodCheckpointGroup = "checkpoint.k8s.io";
+    public static readonly TimeSpan DiscoveryRecheck = TimeSpan.FromMinutes(10);
+    private (string Answer, DateTimeOffset At)? _podCheckpointApi;
     public static readonly TimeSpan CriuRecheck = TimeSpan.FromMinutes(10);
     private static readonly TimeSpan CriuTimeout = TimeSpan.FromSeconds(10);
 
     private readonly SystemProgramRunner _programs = new();
     private (CriuFact Fact, string? Version, DateTimeOffset At)? _criu;
+
+    /// <summary>The last answer about the pod-level checkpoint API (null: not asked, no API server).</summary>
+    public string? LastPodCheckpointApi => _podCheckpointApi?.Answer;
 
     /// <summary>The last probe's verdicts (null before the first), for status and health.</summary>
     public RuntimeCapabilities? Last { get; private set; }
@@ -57,7 +65,27 @@ internal sealed class DaemonNodeReportSource(
             ToApi(caps.Checkpoint),
             ToApi(caps.Restore),
             StoreReport(),
-            BuildInfo.Version);
+            BuildInfo.Version,
+            await PodCheckpointApiAsync(ct).ConfigureAwait(false));
+    }
+
+    /// <summary>What discovery says of the pod-level checkpoint API, asked at most every <see cref="DiscoveryRecheck"/>; null when it cannot be asked.</summary>
+    public async Task<string?> PodCheckpointApiAsync(CancellationToken ct)
+    {
+        if (cluster?.Api is not { } api) return null;
+        var now = time.GetUtcNow();
+        if (_podCheckpointApi is { } cached && now - cached.At < DiscoveryRecheck) return cached.Answer;
+        try
+        {
+            var versions = await api.GetGroupVersionsAsync(PodCheckpointGroup, ct).ConfigureAwait(false);
+            var answer = versions.Count == 0 ? "not served" : "served: " + string.Join(", ", versions);
+            _podCheckpointApi = (answer, now);
+            return answer;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            return _podCheckpointApi?.Answer; // the API server away: the last answer, or unknown
+        }
     }
 
     /// <summary>The verdicts in a few words for the <c>runtime</c> health entry; empty when both are Supported.</summary>

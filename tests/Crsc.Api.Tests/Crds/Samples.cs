@@ -114,6 +114,7 @@ public static class Samples
                 Fix = "set enable_experimental_restore_via_create = true in the CRI runtime section and restart containerd",
             },
             Store = new NodeStore { Checkpoints = 3, Bytes = 3 << 20, FreeBytes = 40L << 30, Used = "3.0 MiB" },
+            PodCheckpointApi = "not served",
             AgentVersion = "0.9.0",
             LastHeartbeatTime = T0,
             Conditions = Conditions(),

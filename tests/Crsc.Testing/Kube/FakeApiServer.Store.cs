@@ -59,6 +59,12 @@ public sealed partial class FakeApiServer
 
     private static string RouteKey(string group, string version, string plural) => $"{group}/{version}/{plural}";
 
+    /// <summary>Every registered resource (for discovery).</summary>
+    private List<FakeResource> Resources()
+    {
+        lock (_gate) return [.. _resources.Values];
+    }
+
     private FakeResource? Find(string group, string version, string plural)
     {
         lock (_gate) return _resources.GetValueOrDefault(RouteKey(group, version, plural));

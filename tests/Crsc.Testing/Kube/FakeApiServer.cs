@@ -252,6 +252,19 @@ public sealed partial class FakeApiServer : IAsyncDisposable
         }
 
         var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 2 && parts[0] == "apis")
+        {
+            // API discovery of one group (APIGroup), as the real server answers it; 404 for a group it does not serve
+            var versions = Resources().Where(r => r.Group == parts[1]).Select(r => r.Version).Distinct(StringComparer.Ordinal).ToList();
+            if (versions.Count == 0) throw new FakeStatusException(404, "NotFound", "the server could not find the requested resource");
+            var list = new JsonArray([.. versions.Select(v => (JsonNode)new JsonObject { ["groupVersion"] = $"{parts[1]}/{v}", ["version"] = v })]);
+            await WriteJsonAsync(ctx, 200, new JsonObject
+            {
+                ["kind"] = "APIGroup", ["apiVersion"] = "v1", ["name"] = parts[1], ["versions"] = list,
+                ["preferredVersion"] = list[0]!.DeepClone(),
+            });
+            return;
+        }
         string group, version;
         int rest;
         if (parts.Length >= 2 && parts[0] == "api") { group = ""; version = parts[1]; rest = 2; }

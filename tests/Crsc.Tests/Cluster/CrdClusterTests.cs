@@ -188,7 +188,7 @@ public sealed class CrdClusterTests
                 CriuVersion = "4.2.1", Checkpoint = new NodeCapability { State = CapabilityState.Supported, Reason = "ok" },
                 Restore = new NodeCapability { State = CapabilityState.DisabledByConfig, Reason = "off by default", Fix = "enable it" },
                 Store = new NodeStore { Checkpoints = 1, Bytes = 1234, FreeBytes = 1L << 30, Used = "1.2 KiB" },
-                AgentVersion = "0.9.0", LastHeartbeatTime = T, Conditions = Conditions(),
+                PodCheckpointApi = "served: checkpoint.k8s.io/v1alpha1", AgentVersion = "0.9.0", LastHeartbeatTime = T, Conditions = Conditions(),
             },
         });
 

@@ -322,6 +322,21 @@ public sealed class DaemonClusterTests
             status.FindCondition(CheckpointNodeConditions.RestoreReady)!.Status);
         Assert.Equal((0, 0L, "0 B"), (status.Store!.Checkpoints, status.Store.Bytes, status.Store.Used));
         Assert.Equal(BuildInfo.Version, status.AgentVersion);
+        // this API server has no pod-level checkpoint API (KEP-5823): said, from discovery
+        Assert.Equal("not served", status.PodCheckpointApi);
+    }
+
+    [Fact]
+    public async Task An_api_server_with_the_pod_level_checkpoint_api_is_reported_as_serving_it()
+    {
+        await using var server = await ServerAsync();
+        server.Register(new FakeResource("checkpoint.k8s.io", "v1alpha1", "podcheckpoints", "PodCheckpoint", Namespaced: true,
+            HasStatusSubresource: true));
+        await using var daemon = new Daemon(server.KubeconfigYaml());
+        await daemon.StartAsync();
+        await Eventually.TrueAsync(() => server.Get(CrscResources.CheckpointNodes, null, Node)?.Status?.PodCheckpointApi is not null,
+            "the daemon's CheckpointNode", TimeSpan.FromSeconds(30));
+        Assert.Equal("served: checkpoint.k8s.io/v1alpha1", server.Get(CrscResources.CheckpointNodes, null, Node)!.Status!.PodCheckpointApi);
     }
 
     /// <summary>
