@@ -271,4 +271,25 @@ public sealed class ControllerTests : IAsyncLifetime
         await informerStop.CancelAsync();
         await informerRun;
     }
+
+    [Fact]
+    public async Task A_controller_does_not_wait_for_an_informer_watched_without_waiting()
+    {
+        // e.g. CheckpointNodes whose CRD is not applied: its list never succeeds, the controller works all the same
+        var kube = new FakeKube(_time);
+        var awaited = new Informer<TestObject>(kube.For(TestResources.TestObjects), new InformerOptions(), _time, NullLogger.Instance);
+        var neverSynced = new Informer<TestObject>(kube.For(TestResources.TestObjects), new InformerOptions { Name = "never" }, _time, NullLogger.Instance);
+        var r = new ScriptedReconciler();
+        var c = new Controller("test", r, _time, _log).Watch(awaited).WatchWithoutWaiting(neverSynced, o => [EnqueueHandlers.KeyOf(o)]);
+        Assert.Equal([awaited, neverSynced], c.Informers);
+        using var informerStop = new CancellationTokenSource();
+        var informerRun = awaited.RunAsync(informerStop.Token);
+        _run = c.RunAsync(_stop.Token);
+        await WaitForQueueAsync(c);
+        c.Enqueue(A);
+        await Eventually.TrueAsync(() => r.CallsOf(A) == 1, "reconciled with one informer never synced");
+        Assert.False(neverSynced.HasSynced);
+        await informerStop.CancelAsync();
+        await informerRun;
+    }
 }

@@ -39,6 +39,7 @@ public sealed class Controller
 {
     private readonly List<Func<Action<ObjectKey>, IDisposable>> _sources = [];
     private readonly List<IInformer> _informers = [];
+    private readonly List<IInformer> _notAwaited = [];
     private readonly IReconciler _reconciler;
     private readonly ControllerOptions _options;
     private readonly TimeProvider _time;
@@ -76,6 +77,19 @@ public sealed class Controller
     public Controller WatchOwned<T>(Informer<T> informer, string ownerKind, bool onlyController = false)
         where T : class, IKubernetesObject
         => Watch(informer, enqueue => EnqueueHandlers.ForOwner<T>(ownerKind, enqueue, onlyController: onlyController));
+
+    /// <summary>
+    /// As <see cref="Watch{T}(Informer{T}, Func{T, IEnumerable{ObjectKey}})"/>, but the controller starts without waiting
+    /// for this informer's first list: for a kind that may not be served yet (a CRD of a newer crsc not applied), whose
+    /// objects only refine decisions the controller can make without them.
+    /// </summary>
+    public Controller WatchWithoutWaiting<T>(Informer<T> informer, Func<T, IEnumerable<ObjectKey>> map)
+        where T : class, IKubernetesObject
+    {
+        Watch(informer, map);
+        if (!_notAwaited.Contains(informer)) _notAwaited.Add(informer);
+        return this;
+    }
 
     /// <summary>Reconcile the keys <paramref name="map"/> derives from the objects of <paramref name="informer"/>.</summary>
     public Controller Watch<T>(Informer<T> informer, Func<T, IEnumerable<ObjectKey>> map)
@@ -128,7 +142,7 @@ public sealed class Controller
             {
                 try
                 {
-                    await Task.WhenAll(_informers.Select(i => i.WaitForSyncAsync(ct))).ConfigureAwait(false);
+                    await Task.WhenAll(_informers.Except(_notAwaited).Select(i => i.WaitForSyncAsync(ct))).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (ct.IsCancellationRequested)
                 {

@@ -105,7 +105,9 @@ public sealed class RestoreReconciler : IReconciler
         controller.Watch(pods, pod => RestoresOfPod(restores, pod));
         controller.Watch(checkpoints, c => ActiveRestoresIn(restores, c.Metadata.Namespace));
         controller.Watch(contents, c => ActiveRestoresIn(restores, c.Spec.CheckpointRef.Namespace));
-        controller.Watch(nodes, n => ActiveRestoresOnNode(restores, n.Metadata.Name));
+        // CheckpointNodes refine the decision (no patch on a node that cannot restore); without them (their CRD not
+        // applied yet, an older node agent) restores go on as before, so the controller does not wait for them
+        controller.WatchWithoutWaiting(nodes, n => ActiveRestoresOnNode(restores, n.Metadata.Name));
         return new(manager.Add(controller, leaderOnly: true), reconciler);
     }
 
