@@ -45,6 +45,7 @@ public sealed class FailureReactionBench : IBenchmark
         server.Register(CrscResources.Restores, hasStatusSubresource: true);
         server.Register(CrscResources.ContainerCheckpoints, hasStatusSubresource: true);
         server.Register(CrscResources.ContainerCheckpointContents, hasStatusSubresource: false);
+        server.Register(CrscResources.CheckpointNodes, hasStatusSubresource: true);
         for (var i = 0; i < Incidents; i++) Seed(server, $"svc-{i:000}", managed: true);
         for (var i = 0; i < Unmanaged; i++) Seed(server, $"other-{i:000}", managed: false);
         await using var cri = await FakeCriServer.StartAsync(Path.Combine(ctx.WorkDir, "cri.sock"));
