@@ -1,7 +1,9 @@
+using System.Globalization;
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Informers;
+using Crsc.Controllers.Schedules;
 
 namespace Crsc.Controllers.Restores;
 
@@ -23,7 +25,9 @@ internal sealed record CheckpointChoice(CheckpointChoiceKind Kind, string Messag
 /// <summary>
 /// Picks the checkpoint of a restore: the one the spec names, or the latest <c>Completed</c> one of the workload's
 /// container whose base image (its Content's <c>spec.source.image</c>) is the pod's own image. A checkpoint of another
-/// image is of another version of the app (a user's rollout) and is never restored into this one.
+/// image is of another version of the app (a user's rollout) and is never restored into this one. When none is usable
+/// the message says why, from the workload's checkpoints in the API: none was ever taken, the last ones failed (with the
+/// runtime's message), some are not finished, or the completed ones are of another image.
 /// </summary>
 internal sealed class CheckpointChooser(Informer<Pod> pods, Informer<ContainerCheckpoint> checkpoints,
     Informer<ContainerCheckpointContent> contents)
@@ -43,7 +47,8 @@ internal sealed class CheckpointChooser(Informer<Pod> pods, Informer<ContainerCh
             .ThenByDescending(c => c.Metadata.Name, StringComparer.Ordinal)
             .ToList();
         if (candidates.Count == 0)
-            return new(CheckpointChoiceKind.NoneUsable, $"there is no Completed checkpoint of container {container} of {workload}");
+            return new(CheckpointChoiceKind.NoneUsable,
+                $"there is no Completed checkpoint of container {container} of {workload}: {WhyNoneCompleted(ns, restore, pod, container)}");
 
         var otherImages = new List<string>();
         foreach (var c in candidates)
@@ -61,8 +66,47 @@ internal sealed class CheckpointChooser(Informer<Pod> pods, Informer<ContainerCh
         }
         return new(CheckpointChoiceKind.NoneUsable,
             $"none of the {candidates.Count} Completed checkpoints of container {container} of {workload} was taken from the pod's image {baseImage} " +
-            $"(a new image is a new version of the app, and an older version's checkpoint is not restored into it): {string.Join(", ", otherImages.Take(5))}");
+            $"(a new image is a new version of the app, and an older version's checkpoint is not restored into it): {string.Join(", ", otherImages.Take(5))}" +
+            SinceThen(ns, restore, pod, container));
     }
+
+    /// <summary>The checkpoints of the restore's workload and container, any phase.</summary>
+    private List<ContainerCheckpoint> OfWorkload(string ns, Restore restore, Pod pod, string container) =>
+        [.. checkpoints.List().Where(c => c.Metadata.Namespace == ns && c.Spec.Container == container && BelongsTo(c, restore, pod, container))];
+
+    /// <summary>Why the workload's container has no Completed checkpoint (there is none).</summary>
+    private string WhyNoneCompleted(string ns, Restore restore, Pod pod, string container)
+    {
+        var mine = OfWorkload(ns, restore, pod, container);
+        if (mine.Count == 0)
+        {
+            var others = checkpoints.List()
+                .Where(c => c.Metadata.Namespace == ns && c.Spec.Container != container && BelongsTo(c, restore, pod, c.Spec.Container))
+                .Select(c => c.Spec.Container).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+            return others.Count > 0
+                ? $"no checkpoint of it was ever taken (there are checkpoints of its other containers: {string.Join(", ", others)})"
+                : "no checkpoint of it was ever taken (no ContainerCheckpoint of it exists: a CheckpointSchedule or a ContainerCheckpoint makes one)";
+        }
+        var parts = new List<string>();
+        if (CheckpointFailures.Streaks(mine).FirstOrDefault() is { FailedInARow: > 0 } failed) parts.Add(failed.Describe());
+        var unfinished = mine
+            .Where(c => c.Status?.Phase is not (ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed))
+            .OrderBy(c => c.Metadata.Name, StringComparer.Ordinal)
+            .ToList();
+        if (unfinished.Count > 0)
+            parts.Add(unfinished.Count == 1
+                ? $"checkpoint {unfinished[0].Metadata.Name} is not finished (phase {unfinished[0].Status?.Phase?.ToString() ?? "Pending"})"
+                : $"{unfinished.Count} checkpoints are not finished ({string.Join(", ", unfinished.Take(5).Select(c => c.Metadata.Name))})");
+        if (parts.Count == 0) // only failed ones, being deleted
+            parts.Add(string.Create(CultureInfo.InvariantCulture, $"its {mine.Count} checkpoint(s) are being deleted"));
+        return string.Join("; ", parts);
+    }
+
+    /// <summary>"; since then, the last 2 checkpoints of container app failed (…)" when the newest finished ones failed.</summary>
+    private string SinceThen(string ns, Restore restore, Pod pod, string container) =>
+        CheckpointFailures.Streaks(OfWorkload(ns, restore, pod, container)).FirstOrDefault() is { FailedInARow: > 0 } failed
+            ? $"; since then, {failed.Describe()}"
+            : "";
 
     private CheckpointChoice Named(string ns, string name, string container, string baseImage)
     {

@@ -18,4 +18,7 @@ internal static partial class Log
 
     [LoggerMessage(21105, LogLevel.Warning, "CheckpointSchedule {Namespace}/{Name}: not runnable: {Reason}: {Message}")]
     public static partial void NotRunnable(ILogger logger, string @namespace, string name, string reason, string message);
+
+    [LoggerMessage(21106, LogLevel.Warning, "CheckpointSchedule {Namespace}/{Name}: its checkpoints are failing: {Failure}")]
+    public static partial void CheckpointsFailing(ILogger logger, string @namespace, string name, string failure);
 }

@@ -23,6 +23,12 @@ public sealed record ScheduleReconcilerOptions
 
     /// <summary>Intervals below this are refused (Ready=False, <c>IntervalTooShort</c>).</summary>
     public TimeSpan MinimumInterval { get; init; } = ScheduleTiming.MinimumInterval;
+
+    /// <summary>
+    /// Failed checkpoints of a container in a row (after a success) that make the schedule Ready=False,
+    /// <c>CheckpointsFailing</c>; with no success at all, the first failure does (see <see cref="CheckpointFailures"/>).
+    /// </summary>
+    public int FailingAfter { get; init; } = CheckpointFailures.DefaultFailingAfter;
 }
 
 /// <summary>
@@ -35,7 +41,10 @@ public sealed record ScheduleReconcilerOptions
 /// <see cref="ReconcileResult.RequeueAfter"/>. Names come from the due time, so a retry after a crash or a lost
 /// status write finds the checkpoint it made (AlreadyExists) instead of making a second. After each completed
 /// checkpoint, <see cref="CheckpointRetention"/> deletes what the schedule's retention lets go; the checkpoints'
-/// finalizer then removes their archives.
+/// finalizer then removes their archives. When the checkpoints it made keep failing (see <see cref="CheckpointFailures"/>)
+/// the schedule is Ready=False and Degraded=True, reason <c>CheckpointsFailing</c>, naming the failures, the runtime's
+/// last message and the last success, with one Warning Event when it turns; a completed checkpoint turns it back (its
+/// phase change queues the schedule: the reconciler watches the checkpoints it owns).
 /// </summary>
 public sealed class ScheduleReconciler : IReconciler
 {
@@ -74,6 +83,10 @@ public sealed class ScheduleReconciler : IReconciler
     public const string ReasonInvalidCron = "InvalidCron";
     public const string ReasonNoNextTime = "NoNextTime";
     public const string ReasonNoContainers = "NoContainers";
+    /// <summary>Ready=False and Degraded=True: the schedule's recent checkpoints failed (see <see cref="CheckpointFailures"/>).</summary>
+    public const string ReasonCheckpointsFailing = "CheckpointsFailing";
+    /// <summary>The Normal Event when a checkpoint completes after the schedule was failing.</summary>
+    public const string ReasonCheckpointsRecovered = "CheckpointsRecovered";
 
     private readonly IKubeResourceClient<CheckpointSchedule> _schedulesApi;
     private readonly IKubeResourceClient<ContainerCheckpoint> _checkpointsApi;
@@ -156,6 +169,7 @@ public sealed class ScheduleReconciler : IReconciler
                 s.NextCheckpointTime = null;
                 s.SetCondition(ConditionTypes.Ready, ConditionStatus.False, ReasonSuspended,
                     "suspended: no new checkpoints until spec.suspend is false", schedule.Metadata.Generation, now);
+                s.RemoveCondition(ConditionTypes.Degraded); // failures of before the suspension are not news
             }, ct).ConfigureAwait(false) == StatusWrite.Conflict ? ReconcileResult.Requeue : ReconcileResult.Done;
 
         var jitter = ScheduleTiming.Jitter(schedule.Metadata.Uid, grid.Period);
@@ -189,14 +203,37 @@ public sealed class ScheduleReconciler : IReconciler
         var (reason, message, ready) = decision.NextAt is { } next
             ? (ReasonScheduled, $"next checkpoint at {KubeTime.ToText(next)}", ConditionStatus.True)
             : (ReasonNoNextTime, $"cron schedule '{schedule.Spec.Cron}' names no time in the next five years", ConditionStatus.False);
+        // the checkpoints it made: a schedule that runs on time but whose checkpoints all fail is not Ready
+        var failing = CheckpointFailures.Failing(Owned(schedule), _options.FailingAfter);
+        var wasFailing = schedule.Status?.FindCondition(ConditionTypes.Ready)?.Reason == ReasonCheckpointsFailing;
+        string? failure = null;
+        if (failing is not null && ready == ConditionStatus.True)
+        {
+            failure = failing.Describe();
+            (reason, message, ready) = (ReasonCheckpointsFailing, $"{failure}; {message}", ConditionStatus.False);
+        }
         var written = await WriteStatusAsync(schedule, s =>
         {
             s.LastCheckpointTime = lastTime;
             s.LastCheckpointName = lastName;
             s.NextCheckpointTime = decision.NextAt is { } n ? KubeTime.Truncate(n) : null;
             s.SetCondition(ConditionTypes.Ready, ready, reason, message, schedule.Metadata.Generation, now);
+            if (failure is not null)
+                s.SetCondition(ConditionTypes.Degraded, ConditionStatus.True, ReasonCheckpointsFailing, message, schedule.Metadata.Generation, now);
+            else
+                s.RemoveCondition(ConditionTypes.Degraded);
         }, ct).ConfigureAwait(false);
         if (written == StatusWrite.Conflict) return ReconcileResult.Requeue;
+        // said once, when it turns (the write that turned it; a node whose cache was behind got a conflict above)
+        if (written == StatusWrite.Written && failure is not null && !wasFailing)
+        {
+            Log.CheckpointsFailing(_logger, schedule.Metadata.Namespace!, schedule.Metadata.Name!, failure);
+            _events.Warning(schedule, ReasonCheckpointsFailing, failure);
+        }
+        else if (written == StatusWrite.Written && wasFailing && failing is null)
+        {
+            _events.Normal(schedule, ReasonCheckpointsRecovered, "a checkpoint completed: the schedule's checkpoints are no longer failing");
+        }
         return decision.NextAt is { } wake
             ? ReconcileResult.RequeueAfter(wake > now ? wake - now : TimeSpan.Zero)
             : ReconcileResult.Done;
@@ -369,12 +406,18 @@ public sealed class ScheduleReconciler : IReconciler
         Spec = new ContainerCheckpointSpec { PodName = pod, Container = container, DeletionPolicy = DeletionPolicy.Delete },
     };
 
-    private async Task ApplyRetentionAsync(CheckpointSchedule schedule, DateTimeOffset now, CancellationToken ct)
+    /// <summary>The ContainerCheckpoints <paramref name="schedule"/> controls (from the cache).</summary>
+    private IEnumerable<ContainerCheckpoint> Owned(CheckpointSchedule schedule)
     {
-        if (schedule.Metadata.Uid is not { Length: > 0 } uid) return;
-        var owned = _checkpoints.ByIndex(Indexers.OwnerUid, uid)
+        if (schedule.Metadata.Uid is not { Length: > 0 } uid) return [];
+        return _checkpoints.ByIndex(Indexers.OwnerUid, uid)
             .Where(c => c.Metadata.Namespace == schedule.Metadata.Namespace
                 && c.Metadata.OwnerReferences!.Any(o => o.Uid == uid && o.Controller == true));
+    }
+
+    private async Task ApplyRetentionAsync(CheckpointSchedule schedule, DateTimeOffset now, CancellationToken ct)
+    {
+        var owned = Owned(schedule);
         foreach (var group in owned.GroupBy(c => c.Spec.Container, StringComparer.Ordinal))
         {
             var doomed = CheckpointRetention.Select(group, schedule.Spec.Retention, now);
@@ -410,6 +453,7 @@ public sealed class ScheduleReconciler : IReconciler
         {
             s.NextCheckpointTime = null;
             s.SetCondition(ConditionTypes.Ready, ConditionStatus.False, reason, message, schedule.Metadata.Generation, now);
+            s.RemoveCondition(ConditionTypes.Degraded); // Ready says what is wrong: the spec, not the checkpoints
         }, ct).ConfigureAwait(false);
         // once, when it becomes so (the schedule is reconciled again on every change of its pods)
         if (written == StatusWrite.Written) _events.Warning(schedule, reason, message);

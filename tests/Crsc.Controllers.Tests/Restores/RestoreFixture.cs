@@ -193,7 +193,7 @@ public sealed class RestoreFixture : IAsyncDisposable
     /// <summary>A Completed checkpoint of the Deployment's container and its Content (base image, image reference).</summary>
     public async Task<ContainerCheckpoint> CreateCheckpointAsync(string name, DateTimeOffset completedAt, string baseImage = ImageV1,
         string? imageReference = "auto", string? workload = Deployment, string pod = "counter-7d9f8c6b5-abcde",
-        ContainerCheckpointPhase phase = ContainerCheckpointPhase.Completed)
+        ContainerCheckpointPhase phase = ContainerCheckpointPhase.Completed, string container = Container, string? failure = null)
     {
         var contentName = "ckpt-" + name;
         var ckpt = new ContainerCheckpoint
@@ -201,16 +201,17 @@ public sealed class RestoreFixture : IAsyncDisposable
             Metadata = new ObjectMeta
             {
                 Namespace = Ns, Name = name,
-                Labels = workload is null ? null : new() { [Labels.Workload] = workload, [Labels.Container] = Container },
+                Labels = workload is null ? null : new() { [Labels.Workload] = workload, [Labels.Container] = container },
             },
-            Spec = new ContainerCheckpointSpec { PodName = pod, Container = Container },
+            Spec = new ContainerCheckpointSpec { PodName = pod, Container = container },
             Status = new ContainerCheckpointStatus
             {
                 Phase = phase,
                 Node = "n1",
                 ContentName = phase == ContainerCheckpointPhase.Completed ? contentName : null,
-                CompletedAt = phase == ContainerCheckpointPhase.Completed ? completedAt : null,
-                Message = phase == ContainerCheckpointPhase.Failed ? "criu dump failed" : null,
+                // a failure is stamped when it ends too (what the node agent writes)
+                CompletedAt = phase is ContainerCheckpointPhase.Completed or ContainerCheckpointPhase.Failed ? completedAt : null,
+                Message = phase == ContainerCheckpointPhase.Failed ? failure ?? "criu dump failed" : null,
             },
         };
         var created = await CheckpointsApi.SeedAsync(ckpt, CancellationToken.None);
@@ -226,7 +227,7 @@ public sealed class RestoreFixture : IAsyncDisposable
                     Digest = "sha256:" + new string('1', 64),
                     SizeBytes = 4096,
                     ImageReference = imageReference == "auto" ? ImageOf(name) : imageReference,
-                    Source = new CheckpointSource { Namespace = Ns, Pod = pod, Container = Container, Image = baseImage },
+                    Source = new CheckpointSource { Namespace = Ns, Pod = pod, Container = container, Image = baseImage },
                     CheckpointRef = new NamespacedObjectReference { Namespace = Ns, Name = name, Uid = created.Metadata.Uid },
                 },
             }, CancellationToken.None);

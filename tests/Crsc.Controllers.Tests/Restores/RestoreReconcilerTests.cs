@@ -187,6 +187,84 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
         Assert.Contains("FellBack", _f.EventReasons("Restore", "r1"));
     }
 
+    // ---- no checkpoint: why there is none ----
+
+    private const string RuntimeRefusal = "rpc error: code = Unknown desc = checkpoint/restore support not available";
+
+    [Fact]
+    public async Task With_no_checkpoint_ever_taken_the_fallback_says_so()
+    {
+        await _f.CreatePodAsync(P1);
+        await _f.CreateCheckpointAsync("c-web", Now.AddMinutes(-5), workload: "web", pod: "web-5f5f5-zzzzz"); // another workload's
+        await _f.CreateRestoreAsync("r1", failedPod: P1);
+        var leader = await _f.StartLeaderAsync(_options);
+
+        Assert.Equal(ReconcileResult.Done, await leader.ReconcileAsync("r1"));
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.FellBack, s.Phase);
+        const string why = "there is no Completed checkpoint of container app of Deployment counter: no checkpoint of it was ever taken " +
+            "(no ContainerCheckpoint of it exists: a CheckpointSchedule or a ContainerCheckpoint makes one)";
+        Assert.StartsWith(why, s.Message);
+        Assert.StartsWith(why, s.FindCondition(ConditionTypes.Degraded)!.Message);
+        Assert.Equal(0, _f.PodsApi.CallCount("patch"));
+    }
+
+    [Fact]
+    public async Task With_checkpoints_of_other_containers_only_the_fallback_names_them()
+    {
+        await _f.CreatePodAsync(P1);
+        await _f.CreateCheckpointAsync("c-sidecar", Now.AddMinutes(-5), container: "sidecar");
+        await _f.CreateRestoreAsync("r1", failedPod: P1);
+        var leader = await _f.StartLeaderAsync(_options);
+
+        await leader.ReconcileAsync("r1");
+
+        Assert.StartsWith("there is no Completed checkpoint of container app of Deployment counter: no checkpoint of it was ever taken " +
+            "(there are checkpoints of its other containers: sidecar)", _f.Restore("r1").Status!.Message);
+    }
+
+    /// <summary>Seen on a CRI-O node with checkpointing off: the fallback said only "there is no Completed checkpoint".</summary>
+    [Fact]
+    public async Task When_every_checkpoint_failed_the_fallback_counts_them_and_quotes_the_runtime()
+    {
+        await _f.CreatePodAsync(P1);
+        for (var i = 1; i <= 4; i++)
+            await _f.CreateCheckpointAsync($"f{i}", Now.AddMinutes(-50 + 10 * i), phase: ContainerCheckpointPhase.Failed, failure: RuntimeRefusal);
+        await _f.CreateCheckpointAsync("c-running", Now, phase: ContainerCheckpointPhase.Running);
+        await _f.CreateRestoreAsync("r1", failedPod: P1, fallback: RestoreFallback.Fail);
+        var leader = await _f.StartLeaderAsync(_options);
+
+        await leader.ReconcileAsync("r1");
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.Failed, s.Phase);
+        Assert.Equal("NoUsableCheckpoint", s.FindCondition(ConditionTypes.Ready)!.Reason);
+        var lastFailed = _f.CheckpointsApi.Stored(Ns, "f4")!.Status!.CompletedAt!.Value;
+        Assert.StartsWith("there is no Completed checkpoint of container app of Deployment counter: " +
+            $"the last 4 checkpoints of container app failed (latest f4 at {KubeTime.ToText(lastFailed)}: {RuntimeRefusal}); last success: never; " +
+            "checkpoint c-running is not finished (phase Running); fallback Fail", s.Message);
+    }
+
+    [Fact]
+    public async Task After_a_rollout_whose_checkpoints_fail_the_fallback_says_both()
+    {
+        await _f.CreatePodAsync(P1, image: ImageV2, replicaSet: "counter-55c8d9f7b", hash: "55c8d9f7b");
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-30));
+        await _f.CreateCheckpointAsync("f2", Now.AddMinutes(-10), phase: ContainerCheckpointPhase.Failed, failure: RuntimeRefusal);
+        await _f.CreateRestoreAsync("r1", failedPod: P1);
+        var leader = await _f.StartLeaderAsync(_options);
+
+        await leader.ReconcileAsync("r1");
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.FellBack, s.Phase);
+        Assert.Contains($"was taken from the pod's image {ImageV2}", s.Message);
+        Assert.Contains($"c1 ({ImageV1}); since then, the last checkpoint of container app failed (latest f2 at ", s.Message);
+        Assert.Contains($"{RuntimeRefusal}); last success: ", s.Message);
+        Assert.Contains("(c1)", s.Message);
+    }
+
     [Fact]
     public async Task A_named_checkpoint_of_an_older_version_fails_the_restore_with_fallback_Fail()
     {

@@ -512,4 +512,139 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
         if (reason != ScheduleReconciler.ReasonNoNextTime)
             Assert.Single(_events.Events, e => e.Reason == reason && e.Type == "Warning" && e.Message.Contains(message));
     }
+
+    // ---- checkpoints that fail ----
+
+    private const string RuntimeRefusal = "rpc error: code = Unknown desc = checkpoint/restore support not available";
+
+    /// <summary>The checkpoint the last run made ends as the runtime left it (what the node agent writes).</summary>
+    private async Task<ContainerCheckpoint> FinishNewestAsync(ContainerCheckpointPhase phase, string? message = null)
+    {
+        var made = Checkpoints().Where(c => c.Status?.Phase is null).OrderBy(c => c.Metadata.Name, StringComparer.Ordinal).Last();
+        made.Status = new ContainerCheckpointStatus { Phase = phase, Message = message, CompletedAt = KubeTime.Truncate(_time.GetUtcNow()), SizeBytes = 10 };
+        return await _ckptApi.UpdateStatusAsync(made, CancellationToken.None);
+    }
+
+    private ContainerCheckpoint OwnedBy(CheckpointSchedule schedule, string name, ContainerCheckpointPhase phase, DateTimeOffset finished,
+        string? message = null) => new()
+    {
+        Metadata = new ObjectMeta
+        {
+            Namespace = Ns,
+            Name = name,
+            OwnerReferences = [new OwnerReference { ApiVersion = CrscApi.GroupVersion, Kind = CheckpointSchedule.KindName, Name = schedule.Metadata.Name!, Uid = schedule.Metadata.Uid!, Controller = true }],
+        },
+        Spec = new ContainerCheckpointSpec { PodName = "web-5d9c7b-abcde", Container = "app" },
+        Status = new ContainerCheckpointStatus { Phase = phase, Message = message, CompletedAt = finished, SizeBytes = 10 },
+    };
+
+    /// <summary>
+    /// Seen on a CRI-O node with checkpointing off: every checkpoint failed within 40 ms and the schedule said Ready.
+    /// After a success, three failures in a row turn it not Ready (one or two may be passing trouble).
+    /// </summary>
+    [Fact]
+    public async Task Checkpoints_that_keep_failing_make_the_schedule_not_Ready_with_the_runtimes_message_once_and_a_success_turns_it_back()
+    {
+        await SeedDeploymentPodAsync("web", "abcde", "n1", "app");
+        var agent = await StartAgentAsync();
+        var schedule = await CreateScheduleAsync("web", ScheduleTargetKind.Deployment, "web", retention: new RetentionPolicy { KeepLast = 10 });
+        var succeededAt = Start.AddMinutes(-30);
+        await _ckptApi.SeedAsync(OwnedBy(schedule, "web-app-good", ContainerCheckpointPhase.Completed, succeededAt), CancellationToken.None);
+        _time.Advance(TimeSpan.FromMinutes(10) + JitterOf(schedule, TimeSpan.FromMinutes(10)));
+
+        for (var run = 1; run <= 2; run++)
+        {
+            await agent.ReconcileAsync("web");
+            await FinishNewestAsync(ContainerCheckpointPhase.Failed, RuntimeRefusal);
+            await agent.ReconcileAsync("web");
+            Assert.True(StoredSchedule("web").Status!.IsConditionTrue(ConditionTypes.Ready), $"after {run} failure(s)");
+            Assert.Null(StoredSchedule("web").Status!.FindCondition(ConditionTypes.Degraded));
+            _time.Advance(TimeSpan.FromMinutes(10));
+        }
+        await agent.ReconcileAsync("web");
+        var third = await FinishNewestAsync(ContainerCheckpointPhase.Failed, RuntimeRefusal);
+        await agent.ReconcileAsync("web");
+
+        var status = StoredSchedule("web").Status!;
+        var ready = status.FindCondition(ConditionTypes.Ready)!;
+        Assert.Equal((ConditionStatus.False, ScheduleReconciler.ReasonCheckpointsFailing), (ready.Status, ready.Reason));
+        Assert.StartsWith("the last 3 checkpoints of container app failed", ready.Message);
+        Assert.Contains($"latest {third.Metadata.Name} at {KubeTime.ToText(third.Status!.CompletedAt!.Value)}: {RuntimeRefusal}", ready.Message);
+        Assert.Contains($"last success: {KubeTime.ToText(succeededAt)} (web-app-good)", ready.Message);
+        Assert.Contains("next checkpoint at", ready.Message); // it keeps trying
+        Assert.NotNull(status.NextCheckpointTime);
+        var degraded = status.FindCondition(ConditionTypes.Degraded)!;
+        Assert.Equal((ConditionStatus.True, ScheduleReconciler.ReasonCheckpointsFailing, ready.Message),
+            (degraded.Status, degraded.Reason, degraded.Message));
+        var warning = Assert.Single(_events.Events, e => e.Reason == ScheduleReconciler.ReasonCheckpointsFailing);
+        Assert.Equal(("Warning", "web"), (warning.Type, warning.Name));
+        Assert.Contains(RuntimeRefusal, warning.Message);
+
+        // nothing changed: no write, no second Event
+        var writes = _schedulesApi.CallCount("updateStatus");
+        await agent.ReconcileAsync("web");
+        Assert.Equal(writes, _schedulesApi.CallCount("updateStatus"));
+
+        // a fourth failure: the count moves, the Event is not said again
+        _time.Advance(TimeSpan.FromMinutes(10));
+        await agent.ReconcileAsync("web");
+        await FinishNewestAsync(ContainerCheckpointPhase.Failed, RuntimeRefusal);
+        await agent.ReconcileAsync("web");
+        Assert.StartsWith("the last 4 checkpoints of container app failed", StoredSchedule("web").Status!.FindCondition(ConditionTypes.Ready)!.Message);
+        Assert.Single(_events.Events, e => e.Reason == ScheduleReconciler.ReasonCheckpointsFailing);
+
+        // the runtime is fixed: the next checkpoint completes and the schedule is Ready again
+        _time.Advance(TimeSpan.FromMinutes(10));
+        await agent.ReconcileAsync("web");
+        await FinishNewestAsync(ContainerCheckpointPhase.Completed);
+        await agent.ReconcileAsync("web");
+        status = StoredSchedule("web").Status!;
+        ready = status.FindCondition(ConditionTypes.Ready)!;
+        Assert.Equal((ConditionStatus.True, ScheduleReconciler.ReasonScheduled), (ready.Status, ready.Reason));
+        Assert.Null(status.FindCondition(ConditionTypes.Degraded));
+        Assert.Single(_events.Events, e => e.Reason == ScheduleReconciler.ReasonCheckpointsRecovered && e.Type == "Normal");
+    }
+
+    [Fact]
+    public async Task A_schedule_none_of_whose_checkpoints_ever_completed_is_not_Ready_after_the_first_failure()
+    {
+        await SeedDeploymentPodAsync("web", "abcde", "n1", "app");
+        var agent = await StartAgentAsync();
+        var schedule = await CreateScheduleAsync("web", ScheduleTargetKind.Deployment, "web");
+        _time.Advance(TimeSpan.FromMinutes(10) + JitterOf(schedule, TimeSpan.FromMinutes(10)));
+        await agent.ReconcileAsync("web");
+        Assert.True(StoredSchedule("web").Status!.IsConditionTrue(ConditionTypes.Ready)); // pending: not a failure
+
+        var failed = await FinishNewestAsync(ContainerCheckpointPhase.Failed, RuntimeRefusal + "\n" + new string('x', 400));
+        await agent.ReconcileAsync("web");
+
+        var ready = StoredSchedule("web").Status!.FindCondition(ConditionTypes.Ready)!;
+        Assert.Equal((ConditionStatus.False, ScheduleReconciler.ReasonCheckpointsFailing), (ready.Status, ready.Reason));
+        Assert.StartsWith($"the last checkpoint of container app failed (latest {failed.Metadata.Name} at ", ready.Message);
+        Assert.Contains(RuntimeRefusal + " xxx", ready.Message); // on one line
+        Assert.Contains("…); last success: never; next checkpoint at", ready.Message); // clipped
+        Assert.True(ready.Message.Length < CheckpointFailures.MaxMessageLength + 200, ready.Message);
+        Assert.True(StoredSchedule("web").Status!.IsConditionTrue(ConditionTypes.Degraded));
+        Assert.Single(_events.Events, e => e.Reason == ScheduleReconciler.ReasonCheckpointsFailing && e.Type == "Warning");
+    }
+
+    /// <summary>The node controller is woken by the checkpoint's phase change (it watches what it owns), not by the clock.</summary>
+    [Fact]
+    public async Task The_node_controller_turns_the_schedule_not_Ready_when_an_owned_checkpoint_fails_without_the_clock_moving()
+    {
+        await SeedDeploymentPodAsync("web", "abcde", "n1", "app");
+        var manager = new ControllerManager(new ControllerManagerOptions { Kube = _kube, Events = _events, Time = _time, Loggers = NullLoggerFactory.Instance });
+        ScheduleReconciler.SetUp(manager, "n1");
+        _running.Add(manager.RunAsync(_stop.Token));
+        await CreateScheduleAsync("web", ScheduleTargetKind.Deployment, "web", interval: "1m");
+        await Eventually.TrueAsync(() => StoredSchedule("web").Status?.NextCheckpointTime is not null, "first status written");
+        await Clock.AdvanceUntilAsync(_time, () => Checkpoints().Count == 1, TimeSpan.FromSeconds(5), TimeSpan.FromMinutes(2), "a checkpoint");
+        await Eventually.TrueAsync(() => StoredSchedule("web").Status?.LastCheckpointName == Checkpoints()[0].Metadata.Name, "run recorded");
+
+        await FinishNewestAsync(ContainerCheckpointPhase.Failed, RuntimeRefusal);
+
+        await Eventually.TrueAsync(() => StoredSchedule("web").Status!.FindCondition(ConditionTypes.Ready)?.Reason
+            == ScheduleReconciler.ReasonCheckpointsFailing, "the schedule says its checkpoints fail");
+        Assert.Contains(RuntimeRefusal, StoredSchedule("web").Status!.FindCondition(ConditionTypes.Ready)!.Message);
+    }
 }
