@@ -53,11 +53,18 @@ public sealed partial class DiskCheckpointStore
         }
 
         var deleted = doomed.Values.OrderBy(d => d.Checkpoint.CreatedAt).ThenBy(d => d.Checkpoint.Id, StringComparer.Ordinal).ToList();
-        foreach (var d in deleted)
+        try
         {
-            var c = d.Checkpoint;
-            Log.Retention(_logger, request.DryRun ? "would delete" : "deletes", c.Id, c.Namespace, c.Workload, c.Container, d.Reason, c.Size);
-            if (!request.DryRun) DeleteCommitted(c);
+            foreach (var d in deleted)
+            {
+                var c = d.Checkpoint;
+                Log.Retention(_logger, request.DryRun ? "would delete" : "deletes", c.Id, c.Namespace, c.Workload, c.Container, d.Reason, c.Size);
+                if (!request.DryRun) DeleteCommitted(c);
+            }
+        }
+        finally
+        {
+            if (!request.DryRun && deleted.Count > 0) OnChanged(); // once for the whole run
         }
         return new RetentionResult(request.DryRun, deleted, deleted.Sum(d => d.Checkpoint.Size), remainingBytes, quotaSatisfied);
     }

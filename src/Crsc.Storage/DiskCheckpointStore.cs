@@ -71,6 +71,23 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
 
     public void Dispose() => _lock?.Dispose();
 
+    /// <summary>
+    /// Fires after the committed checkpoints changed: one ingested, deleted, or removed by retention (not for a dry run).
+    /// Listeners (the daemon's <c>store</c> health entry and <c>crsc_store_bytes</c>) read the store again; one that
+    /// throws is logged and never fails the change.
+    /// </summary>
+    public event Action? Changed;
+
+    private void OnChanged()
+    {
+        if (Changed is not { } changed) return;
+        foreach (var listener in changed.GetInvocationList().Cast<Action>())
+        {
+            try { listener(); }
+            catch (Exception e) { Log.ChangeListenerFailed(_logger, e); }
+        }
+    }
+
     public string NewStagingPath(CheckpointedContainer source)
     {
         ValidateSource(source);
@@ -178,6 +195,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
             Fault(FaultPoints.ManifestCommitted);
             var info = Manifests.ToInfo(doc, archive, _options.Key);
             Log.Ingested(_logger, id, source.Namespace, source.Workload, source.Container, rawBytes, storedBytes, compression, storedDigest);
+            OnChanged();
             if (options.RemoveStaged) TryDelete(staged);
             return info;
         }
@@ -391,7 +409,8 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
     {
         var found = Find(id);
         if (found is null) return false;
-        DeleteCommitted(found.Value.Info);
+        try { DeleteCommitted(found.Value.Info); }
+        finally { OnChanged(); } // even a half-done delete (manifest gone, archive not) changed what the store lists
         Log.Deleted(_logger, id, found.Value.Info.ArchivePath);
         return true;
     }

@@ -45,4 +45,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 50212, Level = LogLevel.Information, Message = "Checkpoint {CheckpointId} pinned: {Pinned}")]
     public static partial void PinChanged(ILogger logger, string checkpointId, bool pinned);
+
+    [LoggerMessage(EventId = 50213, Level = LogLevel.Warning, Message = "A listener to the store's changes failed; the store's change stands")]
+    public static partial void ChangeListenerFailed(ILogger logger, Exception exception);
 }

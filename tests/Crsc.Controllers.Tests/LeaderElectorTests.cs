@@ -224,6 +224,87 @@ public sealed class LeaderElectorTests : IAsyncLifetime
         Assert.Equal(2, StoredLease.Spec.LeaseTransitions);
     }
 
+    private static HealthEntry LeaderHealth(Candidate c) => Assert.Single(c.Health.Snapshot(), e => e.Component == "leader-election");
+
+    private static string Stamp(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public async Task A_leader_cut_off_from_the_api_server_reads_degraded_until_it_renews_again()
+    {
+        var a = Add("a");
+        await StepUntilAsync(() => a.Elector.IsLeader, TimeSpan.FromSeconds(10), "a leads");
+        await StepAsync(TimeSpan.FromSeconds(4));
+        Assert.Equal((HealthStatus.Healthy, "leading"), (LeaderHealth(a).Status, LeaderHealth(a).Message));
+
+        a.Client.Unavailable = true;
+        var lastRenew = StoredLease.Spec.RenewTime!.Value;
+        var cutAt = _time.GetUtcNow();
+        // the next renewal fails: still leading (within its renew deadline), but it says it cannot renew
+        await StepUntilAsync(() => LeaderHealth(a).Status != HealthStatus.Healthy, TimeSpan.FromSeconds(3), "a reads degraded");
+        Assert.True(a.Elector.IsLeader);
+        Assert.Equal((HealthStatus.Degraded, $"leading (api-server unreachable: cannot renew since {Stamp(lastRenew)})"),
+            (LeaderHealth(a).Status, LeaderHealth(a).Message));
+
+        // past the renew deadline it steps down, and says it campaigns without an API server
+        await StepUntilAsync(() => !a.Elector.IsLeader, TimeSpan.FromSeconds(15), "a steps down");
+        await StepAsync(TimeSpan.FromSeconds(1));
+        var down = LeaderHealth(a);
+        Assert.Equal(HealthStatus.Degraded, down.Status);
+        Assert.StartsWith("campaigning (api-server unreachable since ", down.Message);
+        var since = DateTimeOffset.Parse(down.Message["campaigning (api-server unreachable since ".Length..^1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(since, cutAt - TimeSpan.FromSeconds(1), cutAt + TimeSpan.FromSeconds(3));
+
+        // the API server is back: a takes its Lease again and reads exactly as before
+        a.Client.Unavailable = false;
+        await StepUntilAsync(() => a.Elector.IsLeader, TimeSpan.FromSeconds(30), "a leads again");
+        Assert.Equal((HealthStatus.Healthy, "leading"), (LeaderHealth(a).Status, LeaderHealth(a).Message));
+    }
+
+    [Fact]
+    public async Task A_follower_cut_off_from_the_api_server_does_not_claim_to_know_the_leader()
+    {
+        var a = Add("a");
+        await StepUntilAsync(() => a.Elector.IsLeader, TimeSpan.FromSeconds(10), "a leads");
+        var b = Add("b");
+        await StepAsync(TimeSpan.FromSeconds(6));
+        Assert.Equal((HealthStatus.Healthy, "following a"), (LeaderHealth(b).Status, LeaderHealth(b).Message));
+
+        var cutAt = _time.GetUtcNow();
+        b.Client.Unavailable = true;
+        await StepUntilAsync(() => LeaderHealth(b).Status != HealthStatus.Healthy, TimeSpan.FromSeconds(6), "b reads degraded");
+        var message = LeaderHealth(b).Message;
+        var match = System.Text.RegularExpressions.Regex.Match(message,
+            @"^following a \(api-server unreachable since (\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ): leadership unknown\)$");
+        Assert.True(match.Success, message);
+        // since its first attempt that got no answer
+        var since = DateTimeOffset.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(since, cutAt - TimeSpan.FromSeconds(1), _time.GetUtcNow());
+        // and it stays so, however long the outage lasts (the old code read "following a" for ever)
+        await StepAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal((HealthStatus.Degraded, message), (LeaderHealth(b).Status, LeaderHealth(b).Message));
+        Assert.True(a.Elector.IsLeader);
+
+        b.Client.Unavailable = false;
+        await StepUntilAsync(() => LeaderHealth(b).Status == HealthStatus.Healthy, TimeSpan.FromSeconds(6), "b healthy again");
+        Assert.Equal("following a", LeaderHealth(b).Message);
+    }
+
+    [Fact]
+    public async Task A_refusal_of_the_lease_reads_degraded_with_its_code()
+    {
+        var a = Add("a");
+        await StepUntilAsync(() => a.Elector.IsLeader, TimeSpan.FromSeconds(10), "a leads");
+        var b = Add("b");
+        await StepAsync(TimeSpan.FromSeconds(6));
+        b.Client.Failure = new ForbiddenException("Forbidden", "leases.coordination.k8s.io is forbidden");
+        await StepUntilAsync(() => LeaderHealth(b).Status != HealthStatus.Healthy, TimeSpan.FromSeconds(6), "b reads degraded");
+        Assert.StartsWith("following a (api-server refusing the Lease (403 Forbidden) since ", LeaderHealth(b).Message);
+        Assert.EndsWith(": leadership unknown)", LeaderHealth(b).Message);
+        b.Client.Failure = null;
+        await StepUntilAsync(() => LeaderHealth(b).Status == HealthStatus.Healthy, TimeSpan.FromSeconds(6), "b healthy again");
+        Assert.Equal("following a", LeaderHealth(b).Message);
+    }
+
     [Fact]
     public async Task Releasing_on_shutdown_hands_over_at_once()
     {

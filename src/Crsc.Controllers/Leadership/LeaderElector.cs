@@ -1,3 +1,4 @@
+using System.Globalization;
 using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
 using Crsc.Controllers.Health;
@@ -83,6 +84,9 @@ public sealed class LeaderElector
     private string? _leader;
     private int _running;
     private int _sleeping;
+    private DateTimeOffset? _unreachableSince;
+    private string? _unreachableProblem;
+    private DateTimeOffset? _lastRenewed;
 
     public LeaderElector(IKubeResourceClient<Lease> leases, LeaderElectionOptions options, TimeProvider time,
         ILogger logger, HealthRegistry? health = null, IEventRecorder? events = null, Random? random = null)
@@ -268,7 +272,8 @@ public sealed class LeaderElector
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            return false; // the API call outlived the renew deadline
+            MarkUnreachable(null); // the API call outlived the renew deadline
+            return false;
         }
     }
 
@@ -285,6 +290,7 @@ public sealed class LeaderElector
             }
             catch (NotFoundException)
             {
+                MarkReachable();
                 var fresh = new Lease
                 {
                     Metadata = new ObjectMeta { Name = _options.LeaseName, Namespace = _options.Namespace },
@@ -293,6 +299,7 @@ public sealed class LeaderElector
                 try
                 {
                     Observe(await _leases.CreateAsync(fresh, ct).ConfigureAwait(false), now);
+                    Renewed(now);
                     return true;
                 }
                 catch (AlreadyExistsException)
@@ -301,6 +308,7 @@ public sealed class LeaderElector
                 }
             }
 
+            MarkReachable();
             Observe(current, now);
             var holder = current.Spec.HolderIdentity;
             if (!string.IsNullOrEmpty(holder) && holder != Identity && !ObservedExpired(now)) return false;
@@ -313,10 +321,12 @@ public sealed class LeaderElector
                 Spec = NewRecord(now, current.Spec),
             };
             Observe(await _leases.UpdateAsync(update, ct).ConfigureAwait(false), now);
+            Renewed(now);
             return true;
         }
         catch (ConflictException)
         {
+            MarkReachable();
             return false; // another candidate wrote in between: ordinary contention
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -326,6 +336,7 @@ public sealed class LeaderElector
         catch (Exception e)
         {
             Log.AttemptFailed(_logger, e, Identity, _options.Namespace, _options.LeaseName);
+            MarkUnreachable(e);
             return false;
         }
     }
@@ -460,17 +471,72 @@ public sealed class LeaderElector
         }
     }
 
+    /// <summary>The Lease was written by us (taken or renewed): the API server answers.</summary>
+    private void Renewed(DateTimeOffset now)
+    {
+        lock (_gate) _lastRenewed = now;
+        MarkReachable();
+    }
+
+    /// <summary>The API server answered (whatever it said about the Lease).</summary>
+    private void MarkReachable()
+    {
+        lock (_gate)
+        {
+            if (_unreachableSince is null) return;
+            _unreachableSince = null;
+            _unreachableProblem = null;
+        }
+        ReportHealth();
+    }
+
+    /// <summary>
+    /// An attempt got no answer about the Lease (<paramref name="error"/> null: it outlived the renew deadline): from now
+    /// until an answer comes, neither our leadership nor the holder we saw can be known to be current.
+    /// </summary>
+    private void MarkUnreachable(Exception? error)
+    {
+        lock (_gate)
+        {
+            if (_unreachableSince is not null) return;
+            _unreachableSince = _time.GetUtcNow();
+            // a refusal is an answer, but one that leaves the Lease as unknown as no answer does
+            _unreachableProblem = error is KubeApiException k ? $"api-server refusing the Lease ({k.Code} {k.Reason})" : "api-server unreachable";
+        }
+        ReportHealth();
+    }
+
+    /// <summary>
+    /// "leading" / "following X" / "campaigning", Healthy while the API server answers; Degraded, saying since when
+    /// and what cannot be known, while it does not.
+    /// </summary>
     private void ReportHealth()
     {
         if (_health is null) return;
         bool leading;
         string? leader;
+        DateTimeOffset? since, lastRenewed;
+        string? problem;
         lock (_gate)
         {
             leading = _isLeader;
             leader = _leader;
+            since = _unreachableSince;
+            problem = _unreachableProblem;
+            lastRenewed = _lastRenewed;
         }
-        var message = leading ? "leading" : leader is null || leader == Identity ? "campaigning" : $"following {leader}";
-        _health.Report(_options.HealthComponent, HealthStatus.Healthy, message);
+        var following = !leading && leader is not null && leader != Identity;
+        var message = leading ? "leading" : following ? $"following {leader}" : "campaigning";
+        if (since is not { } down)
+        {
+            _health.Report(_options.HealthComponent, HealthStatus.Healthy, message);
+            return;
+        }
+        var detail = leading ? $"{problem}: cannot renew since {Format(lastRenewed ?? down)}"
+            : following ? $"{problem} since {Format(down)}: leadership unknown"
+            : $"{problem} since {Format(down)}";
+        _health.Report(_options.HealthComponent, HealthStatus.Degraded, $"{message} ({detail})");
     }
+
+    private static string Format(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 }

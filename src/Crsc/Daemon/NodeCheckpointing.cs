@@ -23,7 +23,7 @@ namespace Crsc.Daemon;
 internal static partial class NodeCheckpointing
 {
     public const string RuntimeComponent = "runtime";
-    public const string StoreComponent = "store";
+    public const string StoreComponent = StoreUsageReporter.Component;
 
     public static void Register(IServiceCollection services, CrscOptions options)
     {
@@ -44,6 +44,8 @@ internal static partial class NodeCheckpointing
             ? KubeletClient(options, sp.GetRequiredService<ClusterServices>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Crsc.Kubelet"))
             : sp.GetRequiredService<CriContainerRuntime>());
         services.AddSingleton(sp => new CheckpointMetrics(sp.GetRequiredService<MetricsRegistry>()));
+        services.AddSingleton(sp => new StoreUsageReporter(sp.GetRequiredService<ICheckpointStore>(),
+            sp.GetRequiredService<HealthRegistry>(), sp.GetRequiredService<CheckpointMetrics>(), Cli.CliOutput.Bytes));
         services.AddSingleton(sp =>
         {
             var cluster = sp.GetRequiredService<ClusterServices>();
@@ -85,17 +87,19 @@ internal static partial class NodeCheckpointing
             services.GetService<ICheckpointImagePublisher>());
     }
 
-    /// <summary>Takes the store (its lock refuses a second daemon on the same store) and cleans what a crash left.</summary>
+    /// <summary>
+    /// Takes the store (its lock refuses a second daemon on the same store), cleans what a crash left, and from then on
+    /// keeps <c>store</c> in /readyz and <c>crsc_store_bytes</c> following every change of the store.
+    /// </summary>
     public static void OpenStore(IServiceProvider services, ILogger logger)
     {
         var store = services.GetRequiredService<DiskCheckpointStore>();
         var report = store.Recover();
-        var health = services.GetRequiredService<HealthRegistry>();
-        var count = store.List().Count;
-        health.Report(StoreComponent, HealthStatus.Healthy, $"{count} checkpoint(s)");
+        var usage = services.GetRequiredService<StoreUsageReporter>();
+        store.Changed += () => usage.Refresh();
+        var count = usage.Refresh()?.Checkpoints ?? 0;
         Log.StoreOpened(logger, store.StagingDirectory, count,
             report.Clean ? "nothing to clean" : $"{report.Removed.Count} leftover(s) removed, {report.Warnings.Count} warning(s)");
-        services.GetRequiredService<CheckpointMetrics>().UpdateStoreBytes(store);
     }
 
     /// <summary>

@@ -14,6 +14,9 @@ public sealed class PartitionedClient<T>(IKubeResourceClient<T> inner) : IKubeRe
 
     public volatile bool Unavailable;
 
+    /// <summary>When set, every call fails with it (the API server answering with an error, e.g. a 403).</summary>
+    public volatile Exception? Failure;
+
     /// <summary>Runs before an update is forwarded (e.g. another writer slipping in).</summary>
     public Func<T, Task>? BeforeUpdate { get; set; }
 
@@ -27,6 +30,7 @@ public sealed class PartitionedClient<T>(IKubeResourceClient<T> inner) : IKubeRe
     private void Check()
     {
         if (Unavailable) throw new KubeUnavailableException("network partition (fake)");
+        if (Failure is { } failure) throw failure;
     }
 
     public Task<T> GetAsync(string? ns, string name, CancellationToken ct) { Check(); return inner.GetAsync(ns, name, ct); }

@@ -144,6 +144,9 @@ public sealed class FakeCheckpointStore(TimeProvider time) : ICheckpointStore
     /// <summary>Runs at each ingestion, after it is recorded (e.g. to change the file under the store).</summary>
     public Action<string>? OnIngest { get; set; }
 
+    /// <summary>Thrown by <see cref="List"/> while set (a store directory that cannot be read).</summary>
+    public Exception? ListError { get; set; }
+
     public string NewStagingPath(CheckpointedContainer source)
     {
         StagingRequests.Enqueue(source);
@@ -195,6 +198,7 @@ public sealed class FakeCheckpointStore(TimeProvider time) : ICheckpointStore
 
     public IReadOnlyList<CheckpointInfo> List(CheckpointFilter? filter = null)
     {
+        if (ListError is { } error) throw error;
         lock (_items)
             return [.. _items.Where(c => (filter?.Namespace is null || c.Namespace == filter.Namespace)
                     && (filter?.Workload is null || c.Workload == filter.Workload)
