@@ -33,6 +33,10 @@ internal static class ClusterReconcilers
         // node: run the schedules whose pods are here
         ScheduleReconciler.SetUp(manager, cluster.NodeName, runLog: services.GetRequiredService<NodeAutonomy>().State);
 
+        // node: /readyz and STATUS= name the schedules of this node's pods whose checkpoints keep failing
+        var scheduleHealth = new ScheduleHealth(cluster.Schedules!, cluster.NodePods!, services.GetRequiredService<Crsc.Controllers.Health.HealthRegistry>());
+        manager.AddRunnable("schedule health", scheduleHealth.RunAsync);
+
         // leader: annotated Deployments get their schedules
         DeploymentReconciler.SetUp(manager);
 

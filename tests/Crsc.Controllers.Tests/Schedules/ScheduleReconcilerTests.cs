@@ -1,6 +1,7 @@
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Api.Kubernetes;
+using Crsc.Controllers.Health;
 using Crsc.Controllers.Hosting;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
@@ -646,5 +647,32 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
         await Eventually.TrueAsync(() => StoredSchedule("web").Status!.FindCondition(ConditionTypes.Ready)?.Reason
             == ScheduleReconciler.ReasonCheckpointsFailing, "the schedule says its checkpoints fail");
         Assert.Contains(RuntimeRefusal, StoredSchedule("web").Status!.FindCondition(ConditionTypes.Ready)!.Message);
+    }
+
+    /// <summary>The node's `schedules` health entry (/readyz, STATUS=) names a schedule of its pods whose checkpoints fail, and clears.</summary>
+    [Fact]
+    public async Task The_schedules_health_entry_names_a_failing_schedule_of_this_nodes_pods()
+    {
+        await SeedDeploymentPodAsync("web", "abcde", "n1", "app");
+        await SeedDeploymentPodAsync("other", "fghij", "n2", "app"); // another node's: not counted here
+        var manager = new ControllerManager(new ControllerManagerOptions { Kube = _kube, Events = _events, Time = _time, Loggers = NullLoggerFactory.Instance });
+        ScheduleReconciler.SetUp(manager, "n1");
+        var health = new HealthRegistry(_time);
+        manager.AddRunnable("schedule health", new ScheduleHealth(manager.Informers.For(CrscResources.CheckpointSchedules),
+            manager.Informers.PodsOnNode("n1"), health).RunAsync);
+        _running.Add(manager.RunAsync(_stop.Token));
+        await CreateScheduleAsync("web", ScheduleTargetKind.Deployment, "web", interval: "1m");
+        await CreateScheduleAsync("other", ScheduleTargetKind.Deployment, "other", interval: "1m");
+        HealthEntry? Entry() => health.Snapshot().SingleOrDefault(e => e.Component == ScheduleHealth.Component);
+        await Eventually.TrueAsync(() => Entry()?.Message == "1 on this node's pods, none failing", "healthy entry");
+        Assert.Equal(HealthStatus.Healthy, Entry()!.Status);
+
+        await Clock.AdvanceUntilAsync(_time, () => Checkpoints().Count == 1, TimeSpan.FromSeconds(5), TimeSpan.FromMinutes(2), "a checkpoint");
+        await Eventually.TrueAsync(() => StoredSchedule("web").Status?.LastCheckpointName == Checkpoints()[0].Metadata.Name, "run recorded");
+        await FinishNewestAsync(ContainerCheckpointPhase.Failed, RuntimeRefusal);
+
+        await Eventually.TrueAsync(() => Entry()?.Status == HealthStatus.Degraded, "the entry turns degraded");
+        Assert.StartsWith($"1 of 1 failing: {Ns}/web: ", Entry()!.Message);
+        Assert.Contains(RuntimeRefusal, Entry()!.Message);
     }
 }
