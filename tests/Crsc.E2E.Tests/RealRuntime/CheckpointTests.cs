@@ -212,6 +212,18 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
             Assert.True(list.Code == 0, list.Err);
             Assert.Contains(id, list.Out);
 
+            // crsc status: the real containerd 2.1 named, its verdicts never "disabled" or "not supported" (2.1 restores
+            // in CreateContainer without an opt-in; whether CRIU is there may be unknown to a daemon that has no criu on
+            // its own path until a checkpoint succeeded), the store and the checkpoint just taken
+            var status = await Binary.PublishedBinary.RunAsync(["status"], env, TimeSpan.FromMinutes(1));
+            output.WriteLine(status.Out);
+            Assert.True(status.Code == 0, status.Err);
+            Assert.Matches(@"Runtime: containerd v?2\.1\.", status.Out);
+            Assert.Matches(@"\n  restore\s+(Supported|Unknown): ", status.Out);
+            Assert.Matches(@"\n  checkpoint\s+(Supported|Unknown): ", status.Out);
+            Assert.Contains("Store: 1 checkpoint(s)", status.Out);
+            Assert.Contains(id, status.Out);
+
             var inspect = await Binary.PublishedBinary.RunAsync(["inspect", id], env, TimeSpan.FromMinutes(1));
             output.WriteLine(inspect.Out);
             Assert.True(inspect.Code == 0, inspect.Err);
