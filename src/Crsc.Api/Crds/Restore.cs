@@ -96,6 +96,13 @@ public sealed class RestoreStatus : IHasConditions
     public string? Image { get; set; }
     /// <summary>The container's own image, the base the checkpoint was taken from; <c>ColdStart</c> puts it back.</summary>
     public string? OriginalImage { get; set; }
+    /// <summary>
+    /// The restored container instance when the Restore turned Restored (its containerID and the restart count the
+    /// kubelet reported for it): a later restart of that container is a new failure, not crsc's own doing.
+    /// </summary>
+    public string? RestoredContainerId { get; set; }
+    /// <summary>The container's restart count when it was Restored (see <see cref="RestoredContainerId"/>).</summary>
+    public int? RestoredRestartCount { get; set; }
     /// <summary>When the pod was patched to <see cref="Image"/> in the current attempt; empty until then.</summary>
     public DateTimeOffset? PatchedAt { get; set; }
     /// <summary>When the current wait began (for a running pod, the checkpoint's image, the node's images).</summary>

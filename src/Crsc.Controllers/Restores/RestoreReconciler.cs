@@ -291,9 +291,17 @@ public sealed class RestoreReconciler : IReconciler
             case RestoreStage.Restoring:
                 return WaitForContainer(r, now, at.LookAgain);
             case RestoreStage.AttemptSucceeded:
+            {
+                // the instance it restored: the failure detector tells a later restart (a new failure) by it, not by time
+                var restored = RestorePods.StatusOf(pod!, at.Container!);
                 return await FinishAsync(r, pod, RestorePhase.Restored, "Restored",
                     $"container {at.Container} of pod {pod!.Metadata.Name} runs again from checkpoint {r.Status!.CheckpointName} (attempt {r.Status.Attempts} of {r.Spec.MaxAttempts})",
-                    ct).ConfigureAwait(false);
+                    ct, also: st =>
+                    {
+                        st.RestoredContainerId = restored?.ContainerID;
+                        st.RestoredRestartCount = restored?.RestartCount;
+                    }).ConfigureAwait(false);
+            }
             case RestoreStage.AttemptFailed when !at.TimedOut && RuntimeRefusals.RestoreRefusal(at.Detail) is { } refusal:
                 return await RuntimeRefusedAsync(r, pod!, refusal, at.Detail!, ct).ConfigureAwait(false);
             case RestoreStage.AttemptFailed:

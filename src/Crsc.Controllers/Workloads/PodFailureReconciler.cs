@@ -191,7 +191,7 @@ public sealed class PodFailureReconciler : IReconciler
                 var spec = pod.Spec.Containers.FirstOrDefault(c => c.Name == status.Name);
                 if (spec is null) continue;
                 var seen = memory.Observe(pod.Metadata.Uid ?? "", status, now, out var previous);
-                if (ownRestore is not null)
+                if (ownRestore is not null && !RestartedSinceRestored(byName[ownRestore], status))
                 {
                     // crsc restarted it (image patch): the count seen now is the baseline, nothing is a failure
                     if (seen.PendingRestart is not null || previous != status.RestartCount)
@@ -357,14 +357,25 @@ public sealed class PodFailureReconciler : IReconciler
             if (IsActive(r)) return true;
             var end = EndedAt(r);
             // a pod crsc restored in place: its restarts in the grace period were crsc's (as CrscRestoring says while
-            // it lasts; a leader that comes later reads the same from the failure's time)
+            // it lasts; a leader that comes later reads the same from the failure's time) — unless the Restore recorded
+            // the instance it restored and the container has restarted since: that is a new failure
             if (r.Status?.Phase is RestorePhase.Restored or RestorePhase.FellBack
-                && pod.Metadata.Annotations?.GetValueOrDefault(Annotations.Restore) == r.Metadata.Name)
+                && pod.Metadata.Annotations?.GetValueOrDefault(Annotations.Restore) == r.Metadata.Name
+                && !(RestorePods.StatusOf(pod, failure.Container) is { } status && RestartedSinceRestored(r, status)))
                 end += _options.RestoredGracePeriod;
             if (failure.At <= end) return true;
         }
         return false;
     }
+
+    /// <summary>
+    /// The container restarted after <paramref name="restore"/> restored it: the Restore recorded the restored instance's
+    /// restart count and the status now shows more. (FellBack and older Restores record none: their time window applies.)
+    /// </summary>
+    private static bool RestartedSinceRestored(Restore restore, ContainerStatus status) =>
+        restore.Status is { Phase: RestorePhase.Restored, RestoredRestartCount: { } restored }
+        && (restore.Spec.Container is not { Length: > 0 } c || c == status.Name)
+        && status.RestartCount > restored;
 
     private bool Stale(ContainerFailure failure, DateTimeOffset now) => !failure.Ongoing && now - failure.At > _options.IncidentWindow;
 

@@ -517,6 +517,9 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
         Assert.Equal(Now, s.CompletedAt);
         Assert.True(s.IsConditionTrue(ConditionTypes.Ready));
         Assert.Equal(1, s.Attempts);
+        // the restored instance, by which the failure detector tells a later crash from crsc's own restarts
+        Assert.Equal(1, s.RestoredRestartCount);
+        Assert.Equal(_f.Pod(P1)!.Status!.ContainerStatuses![0].ContainerID, s.RestoredContainerId);
         Assert.Contains("Restored", _f.EventReasons("Restore", "r1"));
         Assert.Contains("Restored", _f.EventReasons("Pod", P1));
         Assert.NotNull(_f.Pod(P1)); // same pod

@@ -185,12 +185,13 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
         p.Status!.ContainerStatuses![p.Status.ContainerStatuses.IndexOf(s)] = restarted;
     });
 
-    private async Task SetRestorePhaseAsync(string name, RestorePhase phase, string? pod = null)
+    private async Task SetRestorePhaseAsync(string name, RestorePhase phase, string? pod = null, int? restoredRestartCount = null)
     {
         var r = _restoresApi.Stored(Ns, name)!;
         r.Status ??= new RestoreStatus();
         r.Status.Phase = phase;
         r.Status.PodName ??= pod;
+        r.Status.RestoredRestartCount = restoredRestartCount;
         if (phase is RestorePhase.Restored or RestorePhase.Failed or RestorePhase.FellBack) r.Status.CompletedAt = _time.GetUtcNow();
         else r.Status.StartedAt ??= _time.GetUtcNow();
         await _restoresApi.UpdateStatusAsync(r, CancellationToken.None);
@@ -558,6 +559,50 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
         await ReconcileAsync();
         Assert.Equal(2, Restores().Count);
         Assert.Contains("restart count 4 → 5", Events(PodFailureReconciler.RestoreCreatedReason)[^1].Message);
+    }
+
+    /// <summary>
+    /// A Restore that recorded the instance it restored: a crash of that instance, however soon after Restored, is a new
+    /// failure (a new Restore from the newest checkpoint), while crsc's own restarts before Restored stay its own.
+    /// </summary>
+    [Fact]
+    public async Task A_crash_of_the_restored_instance_soon_after_Restored_is_a_new_failure()
+    {
+        await SeedDeploymentAsync();
+        await StartDetectorAsync();
+        await ReconcileAsync();
+        const string pod = "web-7d9f8b6c5-p0";
+
+        Advance(TimeSpan.FromSeconds(10));
+        await CrashAndRestartAsync(pod, exitCode: 1);
+        await ReconcileAsync();
+        var r1 = Assert.Single(Restores()).Metadata.Name!;
+
+        // crsc's patch restarts the container (137): its own doing
+        Advance(TimeSpan.FromSeconds(2));
+        await SetRestorePhaseAsync(r1, RestorePhase.Restoring, pod);
+        await UpdatePodAsync(pod, p => (p.Metadata.Annotations ??= [])[Annotations.Restore] = r1);
+        Advance(TimeSpan.FromSeconds(1));
+        await CrashAndRestartAsync(pod, exitCode: 137, reason: "Error");
+        await ReconcileAsync();
+        Assert.Single(Restores());
+        // Restored, with the restored instance's restart count
+        Advance(TimeSpan.FromSeconds(3));
+        await SetRestorePhaseAsync(r1, RestorePhase.Restored, restoredRestartCount: App(_podsApi.Stored(Ns, pod)!).RestartCount);
+        await ReconcileAsync();
+        Assert.Single(Restores());
+
+        // 10 s later the restored process crashes: well inside the old 60 s window, and a failure all the same
+        Advance(TimeSpan.FromSeconds(10));
+        await CrashAndRestartAsync(pod, exitCode: 1);
+        await ReconcileAsync();
+
+        // seen as a failure at once (the old time window hid it); the workload's backoff holds the new Restore a minute
+        Assert.Contains("(restart count 3); not restoring now: backoff", Assert.Single(Events(PodFailureReconciler.RestoreSuppressedReason)).Message);
+        Advance(TimeSpan.FromMinutes(1));
+        await ReconcileAsync();
+        Assert.True(Restores().Count == 2, string.Join(" | ", _events.Events.Select(e => $"{e.Reason}: {e.Message}")));
+        Assert.Contains("restart count 3", Events(PodFailureReconciler.RestoreCreatedReason)[^1].Message);
     }
 
     // ---- leader change ----
