@@ -49,6 +49,8 @@ public static class Annotations
 
     /// <summary>The pod whose failure the Restore answers.</summary>
     public const string FailedPod = "crsc.io/failed-pod";
+    /// <summary>On Restores made by the failure detector: when the failure showed in the pod's status (RFC 3339).</summary>
+    public const string FailedAt = "crsc.io/failed-at";
 
     // --- on Restores a user creates ---
 

@@ -25,6 +25,7 @@ public sealed class VocabularyTests
         ["Annotations.ArchiveId"] = "crsc.io/archive-id",
         ["Annotations.TakenOfflineOn"] = "crsc.io/taken-offline-on",
         ["Annotations.FailedPod"] = "crsc.io/failed-pod",
+        ["Annotations.FailedAt"] = "crsc.io/failed-at",
         ["Annotations.AllowUnauthenticated"] = "crsc.io/allow-unauthenticated",
         ["Annotations.Restore"] = "crsc.io/restore",
         ["Annotations.RestoredFrom"] = "crsc.io/restored-from",

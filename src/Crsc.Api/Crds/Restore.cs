@@ -110,5 +110,27 @@ public sealed class RestoreStatus : IHasConditions
     public string? Message { get; set; }
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? CompletedAt { get; set; }
+    /// <summary>When each step of the restore happened, from the failure to the restored container running.</summary>
+    public RestoreTimeline? Timeline { get; set; }
     public List<Condition>? Conditions { get; set; }
+}
+
+/// <summary>
+/// The phases of a restore as timestamps (the current attempt's for the patch and later), so that where the time goes
+/// from a container's death to its restored process running can be read off one object.
+/// </summary>
+public sealed class RestoreTimeline
+{
+    /// <summary>The failure showed in the pod's status (from the failure detector; absent for Restores made by hand).</summary>
+    public DateTimeOffset? FailedAt { get; set; }
+    /// <summary>The checkpoint was chosen (its image named).</summary>
+    public DateTimeOffset? CheckpointChosenAt { get; set; }
+    /// <summary>The node reported both images present (ImagesReady True seen).</summary>
+    public DateTimeOffset? ImagesReadyAt { get; set; }
+    /// <summary>The pod was patched to the checkpoint image.</summary>
+    public DateTimeOffset? PatchedAt { get; set; }
+    /// <summary>The restored container started (its <c>state.running.startedAt</c>, the node's clock).</summary>
+    public DateTimeOffset? RunningAt { get; set; }
+    /// <summary>The Restore turned Restored.</summary>
+    public DateTimeOffset? RestoredAt { get; set; }
 }

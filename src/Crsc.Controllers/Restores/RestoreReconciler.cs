@@ -300,6 +300,9 @@ public sealed class RestoreReconciler : IReconciler
                     {
                         st.RestoredContainerId = restored?.ContainerID;
                         st.RestoredRestartCount = restored?.RestartCount;
+                        var timeline = st.Timeline ??= new RestoreTimeline();
+                        timeline.RunningAt = restored?.State?.Running?.StartedAt;
+                        timeline.RestoredAt = KubeTime.Truncate(_time.GetUtcNow());
                     }).ConfigureAwait(false);
             }
             case RestoreStage.AttemptFailed when !at.TimedOut && RuntimeRefusals.RestoreRefusal(at.Detail) is { } refusal:
@@ -364,6 +367,10 @@ public sealed class RestoreReconciler : IReconciler
             s.Phase = RestorePhase.Pending;
             s.Attempts ??= 0;
             s.StartedAt ??= KubeTime.Truncate(now);
+            if (r.Metadata.Annotations?.GetValueOrDefault(Annotations.FailedAt) is { } failedAt
+                && DateTimeOffset.TryParse(failedAt, System.Globalization.CultureInfo.InvariantCulture,
+                    System.Globalization.DateTimeStyles.AssumeUniversal, out var at))
+                (s.Timeline ??= new RestoreTimeline()).FailedAt ??= at.ToUniversalTime();
             s.WaitingSince = KubeTime.Truncate(now);
             s.Message = $"looking for the pod of {Describe(r.Spec.Target)} to restore";
             s.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "Pending", s.Message, r.Metadata.Generation, now);
@@ -535,6 +542,7 @@ public sealed class RestoreReconciler : IReconciler
             st.Image = choice.Image;
             st.OriginalImage = baseImage;
             st.WaitingSince = KubeTime.Truncate(now);
+            (st.Timeline ??= new RestoreTimeline()).CheckpointChosenAt = KubeTime.Truncate(now);
             st.RemoveCondition(RestoreConditions.ImagesReady);
             st.Message = message;
             st.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "PreparingImages", message, r.Metadata.Generation, now);
@@ -567,6 +575,10 @@ public sealed class RestoreReconciler : IReconciler
         {
             st.Attempts = attempt;
             st.PatchedAt = KubeTime.Truncate(now);
+            var timeline = st.Timeline ??= new RestoreTimeline();
+            timeline.PatchedAt = KubeTime.Truncate(now);
+            if (st.FindCondition(RestoreConditions.ImagesReady) is { Status: ConditionStatus.True } ready) timeline.ImagesReadyAt = ready.LastTransitionTime;
+            timeline.RunningAt = null;
             st.Message = message;
             st.SetCondition(ConditionTypes.Progressing, ConditionStatus.True, "Restoring", message, r.Metadata.Generation, now);
         }, ct).ConfigureAwait(false);

@@ -253,7 +253,12 @@ public sealed class PodFailureReconciler : IReconciler
                 Name = name,
                 Namespace = ns,
                 Labels = new() { [Labels.Workload] = ScheduleNames.LabelValue(deployment.Metadata.Name!) },
-                Annotations = new() { [Annotations.FailedPod] = incident.Pod },
+                Annotations = new()
+                {
+                    [Annotations.FailedPod] = incident.Pod,
+                    // the start of the restore's timeline (status.timeline.failedAt)
+                    [Annotations.FailedAt] = KubeTime.FormatTime(incident.At),
+                },
                 // the Restore goes with its Deployment; not its controller, and it does not block the deletion
                 OwnerReferences = string.IsNullOrEmpty(deployment.Metadata.Uid)
                     ? null

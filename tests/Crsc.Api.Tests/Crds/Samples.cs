@@ -94,6 +94,11 @@ public static class Samples
             PodUid = "6f1c2a4e-0000-4000-8000-000000000002", Node = "node-1",
             Image = "10.0.0.1:5055/shop/counter@sha256:" + new string('a', 64), OriginalImage = "registry.local/counter:1",
             RestoredContainerId = "containerd://" + new string('c', 64), RestoredRestartCount = 2,
+            Timeline = new RestoreTimeline
+            {
+                FailedAt = T0.AddSeconds(-5), CheckpointChosenAt = T0, ImagesReadyAt = T0.AddSeconds(20), PatchedAt = T0.AddMinutes(1),
+                RunningAt = T0.AddMinutes(1).AddSeconds(2), RestoredAt = T0.AddMinutes(2),
+            },
             PatchedAt = T0.AddMinutes(1), WaitingSince = T0,
             Message = "restore failed 5 times; original image put back", StartedAt = T0, CompletedAt = T0.AddMinutes(2),
             Conditions = Conditions(),

@@ -240,7 +240,7 @@ public sealed class RestoreFixture : IAsyncDisposable
 
     public Task<Restore> CreateRestoreAsync(string name, RestoreTargetKind kind = RestoreTargetKind.Deployment, string target = Deployment,
         string? failedPod = null, string? checkpoint = null, RestoreFallback fallback = RestoreFallback.ColdStart, int maxAttempts = 3,
-        RestoreStatus? status = null, string? container = Container)
+        RestoreStatus? status = null, string? container = Container, DateTimeOffset? failedAt = null)
     {
         var r = new Restore
         {
@@ -248,7 +248,9 @@ public sealed class RestoreFixture : IAsyncDisposable
             {
                 Namespace = Ns, Name = name,
                 Labels = new() { [Labels.Workload] = target },
-                Annotations = failedPod is null ? null : new() { [Annotations.FailedPod] = failedPod },
+                Annotations = failedPod is null ? null : failedAt is { } at
+                    ? new() { [Annotations.FailedPod] = failedPod, [Annotations.FailedAt] = KubeTime.FormatTime(at) }
+                    : new() { [Annotations.FailedPod] = failedPod },
             },
             Spec = new RestoreSpec
             {

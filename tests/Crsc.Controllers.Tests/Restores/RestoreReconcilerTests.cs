@@ -501,6 +501,44 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
         Assert.Equal(0, _f.PodsApi.CallCount("patch"));
     }
 
+    // ---- the timeline ----
+
+    [Fact]
+    public async Task The_timeline_records_each_phase_from_the_failure_to_Restored()
+    {
+        var failedAt = Now.AddSeconds(-3);
+        await _f.CreatePodAsync(P1);
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r1", failedPod: P1, failedAt: failedAt);
+        var leader = await _f.StartLeaderAsync(_options);
+
+        var chosen = Now;
+        await leader.ReconcileAsync("r1"); // Pending, then the checkpoint chosen
+        var t = _f.Restore("r1").Status!.Timeline!;
+        Assert.Equal(KubeTime.Truncate(failedAt), t.FailedAt);
+        Assert.Equal(chosen, t.CheckpointChosenAt);
+        Assert.Null(t.PatchedAt);
+
+        _f.Time.Advance(TimeSpan.FromSeconds(4));
+        var ready = Now;
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.True);
+        _f.Time.Advance(TimeSpan.FromSeconds(1));
+        var patched = Now;
+        await leader.ReconcileAsync("r1");
+        t = _f.Restore("r1").Status!.Timeline!;
+        Assert.Equal(ready, t.ImagesReadyAt);
+        Assert.Equal(patched, t.PatchedAt);
+
+        _f.Time.Advance(TimeSpan.FromSeconds(2));
+        var running = Now.AddSeconds(-1); // the node's clock, as the kubelet reports it
+        await _f.SetContainerStateAsync(P1, Running(running), image: ImageOf("c1"), ready: true, restartCount: 1);
+        await leader.ReconcileAsync("r1");
+        t = _f.Restore("r1").Status!.Timeline!;
+        Assert.Equal(running, t.RunningAt);
+        Assert.Equal(Now, t.RestoredAt);
+        Assert.Equal(RestorePhase.Restored, _f.Restore("r1").Status!.Phase);
+    }
+
     // ---- following the container ----
 
     [Fact]

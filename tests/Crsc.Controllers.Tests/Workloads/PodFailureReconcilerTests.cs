@@ -686,5 +686,7 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
         await CrashAndRestartAsync("web-7d9f8b6c5-p0", exitCode: 1);
         await Eventually.TrueAsync(() => Restores().Count == 1, "a Restore for the crash");
         Assert.Equal("web-app-20260101000010", Restores()[0].Metadata.Name);
+        // when the failure showed: the start of the Restore's timeline
+        Assert.Equal("2026-01-01T00:00:10Z", Restores()[0].Metadata.Annotations![Annotations.FailedAt]);
     }
 }
