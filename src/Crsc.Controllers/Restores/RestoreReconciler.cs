@@ -328,18 +328,13 @@ public sealed class RestoreReconciler : IReconciler
             ? node
             : null;
 
-    private async Task<Step> RuntimeCannotRestoreAsync(Restore r, Pod pod, CheckpointNode node, CancellationToken ct)
+    private Task<Step> RuntimeCannotRestoreAsync(Restore r, Pod pod, CheckpointNode node, CancellationToken ct)
     {
         var s = node.Status!;
         var runtime = s.RuntimeSummary ?? "its container runtime";
         var fix = s.Restore.Fix is { Length: > 0 } f ? $"; to enable it: {f}" : "";
         var why = $"node {node.Metadata.Name} cannot restore: {runtime} {(s.Restore.State == CapabilityState.DisabledByConfig ? "has restore turned off" : "does not support it")} ({s.Restore.Reason}){fix}";
-        var now = _time.GetUtcNow();
-        _events.Warning(r, RestoreConditions.RuntimeCannotRestore, why);
-        Log.RuntimeCannotRestore(_logger, r.Metadata.Namespace!, r.Metadata.Name!, node.Metadata.Name!, why);
-        return await FallbackAsync(r, pod, why, ct, reason: RestoreConditions.RuntimeCannotRestore,
-            also: st => st.SetCondition(RestoreConditions.RuntimeCannotRestore, ConditionStatus.True, s.Restore.State.ToString(), why,
-                r.Metadata.Generation, now)).ConfigureAwait(false);
+        return CannotRestoreOnNodeAsync(r, pod, node.Metadata.Name!, s.Restore.State.ToString(), why, ct);
     }
 
     /// <summary>
@@ -347,16 +342,22 @@ public sealed class RestoreReconciler : IReconciler
     /// as a probe's no. No more attempts (another would be refused alike); the fallback applies at once. The node agent
     /// probes its runtime again every interval, so its CheckpointNode catches up and the next Restore is not tried there.
     /// </summary>
-    private async Task<Step> RuntimeRefusedAsync(Restore r, Pod pod, string refusal, string detail, CancellationToken ct)
+    private Task<Step> RuntimeRefusedAsync(Restore r, Pod pod, string refusal, string detail, CancellationToken ct)
     {
         var node = pod.Spec.NodeName ?? r.Status?.Node ?? "?";
         var why = $"the container runtime of node {node} refused the restore (\"{refusal}\"): it cannot restore from checkpoint images "
                   + $"as configured; see kubectl get ckn {node} or crsc preflight on the node for the setting that enables it ({detail})";
+        return CannotRestoreOnNodeAsync(r, pod, node, "RefusedByRuntime", why, ct);
+    }
+
+    /// <summary>The pod's node cannot restore: a Warning Event, condition <c>RuntimeCannotRestore</c> (<paramref name="reason"/>), the fallback.</summary>
+    private async Task<Step> CannotRestoreOnNodeAsync(Restore r, Pod pod, string node, string reason, string why, CancellationToken ct)
+    {
         var now = _time.GetUtcNow();
         _events.Warning(r, RestoreConditions.RuntimeCannotRestore, why);
         Log.RuntimeCannotRestore(_logger, r.Metadata.Namespace!, r.Metadata.Name!, node, why);
         return await FallbackAsync(r, pod, why, ct, reason: RestoreConditions.RuntimeCannotRestore,
-            also: st => st.SetCondition(RestoreConditions.RuntimeCannotRestore, ConditionStatus.True, "RefusedByRuntime", why,
+            also: st => st.SetCondition(RestoreConditions.RuntimeCannotRestore, ConditionStatus.True, reason, why,
                 r.Metadata.Generation, now)).ConfigureAwait(false);
     }
 
