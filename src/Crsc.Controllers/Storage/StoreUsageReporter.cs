@@ -19,7 +19,14 @@ public sealed class StoreUsageReporter(ICheckpointStore store, HealthRegistry he
     public const string Component = "store";
 
     private readonly Lock _gate = new();
+    private StoreUsage? _last;
     private readonly Func<long, string> _formatBytes = formatBytes ?? (b => b.ToString(CultureInfo.InvariantCulture) + " B");
+
+    /// <summary>What the last successful <see cref="Refresh"/> found (null before the first): no store read.</summary>
+    public StoreUsage? Last
+    {
+        get { lock (_gate) return _last; }
+    }
 
     /// <summary>Reads the store and reports it; null when it cannot be listed (the entry then says why).</summary>
     public StoreUsage? Refresh()
@@ -39,6 +46,7 @@ public sealed class StoreUsageReporter(ICheckpointStore store, HealthRegistry he
             var usage = new StoreUsage(checkpoints.Count, checkpoints.Sum(c => c.Size));
             health.Report(Component, HealthStatus.Healthy, $"{usage.Checkpoints} checkpoint(s), {_formatBytes(usage.Bytes)}");
             metrics?.StoreBytes.Set(usage.Bytes);
+            _last = usage;
             return usage;
         }
     }

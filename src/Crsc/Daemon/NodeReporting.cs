@@ -24,7 +24,7 @@ namespace Crsc.Daemon;
 /// </remarks>
 internal sealed class DaemonNodeReportSource(
     IContainerRuntime runtime,
-    ICheckpointStore store,
+    StoreUsageReporter storeUsage,
     CheckpointMetrics metrics,
     CrscOptions options,
     TimeProvider time,
@@ -56,9 +56,13 @@ internal sealed class DaemonNodeReportSource(
         return caps;
     }
 
+    /// <remarks>
+    /// The runtime monitor probes every interval and keeps <see cref="Last"/>; the report takes that rather than asking
+    /// the runtime a second time, and probes itself only before the monitor's first probe.
+    /// </remarks>
     public async ValueTask<NodeReport> ReportAsync(CancellationToken ct)
     {
-        var caps = await ProbeAsync(ct).ConfigureAwait(false);
+        var caps = Last ?? await ProbeAsync(ct).ConfigureAwait(false);
         return new NodeReport(
             caps.RuntimeName.Length == 0 ? null : new NodeRuntime { Name = caps.RuntimeName, Version = caps.RuntimeVersion },
             _criu?.Version,
@@ -116,10 +120,10 @@ internal sealed class DaemonNodeReportSource(
     private static string Clip(string text) =>
         text.Length <= NodeCapability.MaxTextLength ? text : text[..(NodeCapability.MaxTextLength - 1)] + "…";
 
+    /// <summary>The store's usage as the store's own change events keep it (no listing of the store per round).</summary>
     private NodeStore StoreReport()
     {
-        var checkpoints = store.List();
-        var bytes = checkpoints.Sum(c => c.Size);
+        var usage = storeUsage.Last ?? storeUsage.Refresh() ?? default;
         long free = 0;
         try
         {
@@ -130,7 +134,7 @@ internal sealed class DaemonNodeReportSource(
         {
             // no store directory yet: nothing free to report
         }
-        return new NodeStore { Checkpoints = checkpoints.Count, Bytes = bytes, FreeBytes = free, Used = CliOutput.Bytes(bytes) };
+        return new NodeStore { Checkpoints = usage.Checkpoints, Bytes = usage.Bytes, FreeBytes = free, Used = CliOutput.Bytes(usage.Bytes) };
     }
 
     private async Task<CriuFact> CriuAsync(CancellationToken ct)

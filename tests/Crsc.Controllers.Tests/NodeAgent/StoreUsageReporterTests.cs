@@ -29,6 +29,7 @@ public sealed class StoreUsageReporterTests
     public void Each_refresh_reports_what_the_store_holds_now_in_the_health_entry_and_the_bytes_gauge()
     {
         var reporter = new StoreUsageReporter(_store, _health, _metrics);
+        Assert.Null(reporter.Last);
         Assert.Equal(new StoreUsage(0, 0), reporter.Refresh());
         Assert.Equal((HealthStatus.Healthy, "0 checkpoint(s), 0 B"), Entry());
         Assert.Equal(0, _metrics.StoreBytes.Value());
@@ -39,8 +40,11 @@ public sealed class StoreUsageReporterTests
         Assert.Equal((HealthStatus.Healthy, $"2 checkpoint(s), {first.Size + second.Size} B"), Entry());
         Assert.Equal(first.Size + second.Size, _metrics.StoreBytes.Value());
 
+        // Last is what the last refresh found, without reading the store: the delete is not in it until the next
         _store.Delete(first.Id);
+        Assert.Equal(new StoreUsage(2, first.Size + second.Size), reporter.Last);
         Assert.Equal(new StoreUsage(1, second.Size), reporter.Refresh());
+        Assert.Equal(new StoreUsage(1, second.Size), reporter.Last);
         Assert.Equal((HealthStatus.Healthy, $"1 checkpoint(s), {second.Size} B"), Entry());
         Assert.Equal(second.Size, _metrics.StoreBytes.Value());
     }

@@ -45,7 +45,7 @@ public sealed class RuntimeMonitorTests : IAsyncLifetime
             CheckpointDirectory = _dir.Combine("checkpoints"), StagingDirectory = _dir.Combine("staging"), NodeName = "n1",
             Key = Crsc.Storage.Security.NodeKey.Generate(),
         });
-        var capabilities = new DaemonNodeReportSource(_runtime, store,
+        var capabilities = new DaemonNodeReportSource(_runtime, new Crsc.Controllers.Storage.StoreUsageReporter(store, new HealthRegistry(time)),
             new Crsc.Controllers.NodeAgent.CheckpointMetrics(new Crsc.Controllers.Metrics.MetricsRegistry()), options, time);
         return _monitor = new RuntimeMonitor(_runtime, options, _health, time, NullLogger<RuntimeMonitor>.Instance, capabilities);
     }
