@@ -35,7 +35,6 @@ internal sealed class DaemonNodeReportSource(
     public static readonly TimeSpan DiscoveryRecheck = TimeSpan.FromMinutes(10);
     private (string Answer, DateTimeOffset At)? _podCheckpointApi;
     public static readonly TimeSpan CriuRecheck = TimeSpan.FromMinutes(10);
-    private static readonly TimeSpan CriuTimeout = TimeSpan.FromSeconds(10);
 
     private readonly SystemProgramRunner _programs = new();
     private (CriuFact Fact, string? Version, DateTimeOffset At)? _criu;
@@ -142,11 +141,8 @@ internal sealed class DaemonNodeReportSource(
         var now = time.GetUtcNow();
         if (_criu is not { } cached || now - cached.At >= CriuRecheck)
         {
-            var output = await _programs.RunAsync("criu", ["--version"], CriuTimeout, ct).ConfigureAwait(false);
-            var version = NodePreflight.ParseCriuVersion(output.Output);
-            var fact = !output.Started ? CriuFact.NotChecked("criu is not on crsc's own search path (the runtime's may differ)")
-                : output.ExitCode == 0 && version is not null ? CriuFact.Found($"criu {version}")
-                : CriuFact.NotChecked($"criu --version exited {output.ExitCode} without a version");
+            var (fact, version) = await NodePreflight.CriuFactAsync(_programs,
+                CriuFact.NotChecked("criu is not on crsc's own search path (the runtime's may differ)"), ct).ConfigureAwait(false);
             _criu = cached = (fact, version?.ToString(), now);
         }
         if (cached.Fact.Present != true && metrics.Checkpoints.Value(CheckpointMetrics.ResultSucceeded) > 0)

@@ -175,11 +175,10 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
 
     private async Task<IEnumerable<PreflightRow>> CheckCriuAsync(CancellationToken ct)
     {
-        var version = await programs.RunAsync("criu", ["--version"], CriuVersionTimeout, ct).ConfigureAwait(false);
+        var (version, v) = await CriuVersionAsync(programs, ct).ConfigureAwait(false);
         if (!version.Started)
             return [PreflightRow.Fail("criu", "criu is not installed (not on PATH)",
                 $"install CRIU >= {MinimumCriuMajor} where the runtime finds it (Debian trixie: apt install criu)")];
-        var v = ParseCriuVersion(version.Output);
         if (version.ExitCode != 0 || v is null)
             return [PreflightRow.Fail("criu", $"criu --version failed (exit {version.ExitCode}): {FirstLine(version.Output)}",
                 $"reinstall CRIU >= {MinimumCriuMajor}")];
@@ -201,6 +200,27 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
                 "run `criu check --all` as root and fix what it names (usually kernel options, see the kernel rows)"));
         }
         return rows;
+    }
+
+    /// <summary><c>criu --version</c> from the search path: what it said, and the version in it (null when none).</summary>
+    internal static async Task<(ProgramOutput Output, Version? Version)> CriuVersionAsync(IProgramRunner programs, CancellationToken ct)
+    {
+        var output = await programs.RunAsync("criu", ["--version"], CriuVersionTimeout, ct).ConfigureAwait(false);
+        return (output, ParseCriuVersion(output.Output));
+    }
+
+    /// <summary>
+    /// <c>criu --version</c> as the capability probe's CRIU fact: found with its version, not checked when it answers
+    /// without one, and <paramref name="notFound"/> when it is not on the search path (preflight, run on the node, says
+    /// missing; the daemon, which may not see the runtime's search path, says not checked).
+    /// </summary>
+    internal static async Task<(CriuFact Fact, Version? Version)> CriuFactAsync(IProgramRunner programs, CriuFact notFound, CancellationToken ct)
+    {
+        var (output, version) = await CriuVersionAsync(programs, ct).ConfigureAwait(false);
+        var fact = !output.Started ? notFound
+            : output.ExitCode == 0 && version is not null ? CriuFact.Found($"criu {version}")
+            : CriuFact.NotChecked($"criu --version exited {output.ExitCode} without a version");
+        return (fact, version);
     }
 
     /// <summary>The version in <c>criu --version</c>'s output (<c>Version: 4.1.1</c>), or null.</summary>

@@ -153,8 +153,6 @@ internal sealed class CriRuntimeVersionProbe : IRuntimeVersionProbe
 /// </summary>
 internal sealed class CriRuntimeCapabilitySource(IProgramRunner programs, string? crioConfigEndpoint = null) : IRuntimeCapabilitySource
 {
-    private static readonly TimeSpan CriuTimeout = TimeSpan.FromSeconds(10);
-
     public async Task<RuntimeCapabilities> ProbeAsync(string endpoint, TimeSpan timeout, CancellationToken ct)
     {
         using var runtime = new CriContainerRuntime(new CriClientOptions { Endpoint = endpoint, DefaultTimeout = timeout });
@@ -162,13 +160,6 @@ internal sealed class CriRuntimeCapabilitySource(IProgramRunner programs, string
         return await probe.ProbeAsync(ct).ConfigureAwait(false);
     }
 
-    private async Task<CriuFact> CriuAsync(CancellationToken ct)
-    {
-        var output = await programs.RunAsync("criu", ["--version"], CriuTimeout, ct).ConfigureAwait(false);
-        if (!output.Started) return CriuFact.Missing("criu is not on the search path");
-        var version = NodePreflight.ParseCriuVersion(output.Output);
-        return output.ExitCode == 0 && version is not null
-            ? CriuFact.Found($"criu {version}")
-            : CriuFact.NotChecked($"criu --version exited {output.ExitCode} without a version");
-    }
+    private async Task<CriuFact> CriuAsync(CancellationToken ct) =>
+        (await NodePreflight.CriuFactAsync(programs, CriuFact.Missing("criu is not on the search path"), ct).ConfigureAwait(false)).Fact;
 }
