@@ -517,26 +517,37 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
 
     // ---- crsc's own restarts ----
 
-    [Fact]
-    public async Task Restarts_while_crsc_restores_the_pod_are_not_failures_and_become_the_baseline()
+    private const string RestoredPod = "web-7d9f8b6c5-p0";
+
+    /// <summary>
+    /// A crash of <see cref="RestoredPod"/> makes Restore r1; the Restore reconciler patches the image, and the kubelet
+    /// kills the container (137) and starts the checkpoint: crsc's own restart. Returns r1's name.
+    /// </summary>
+    private async Task<string> CrashAndRestoreInPlaceAsync()
     {
         await SeedDeploymentAsync();
         await StartDetectorAsync();
         await ReconcileAsync();
-        const string pod = "web-7d9f8b6c5-p0";
 
         Advance(TimeSpan.FromSeconds(10));
-        await CrashAndRestartAsync(pod, exitCode: 1);
+        await CrashAndRestartAsync(RestoredPod, exitCode: 1);
         await ReconcileAsync();
         var r1 = Assert.Single(Restores()).Metadata.Name!;
 
-        // the Restore reconciler patches the image: the kubelet kills the container (137) and starts the checkpoint
         Advance(TimeSpan.FromSeconds(2));
-        await SetRestorePhaseAsync(r1, RestorePhase.Restoring, pod);
-        await UpdatePodAsync(pod, p => (p.Metadata.Annotations ??= [])[Annotations.Restore] = r1);
+        await SetRestorePhaseAsync(r1, RestorePhase.Restoring, RestoredPod);
+        await UpdatePodAsync(RestoredPod, p => (p.Metadata.Annotations ??= [])[Annotations.Restore] = r1);
         Advance(TimeSpan.FromSeconds(1));
-        await CrashAndRestartAsync(pod, exitCode: 137, reason: "Error");
+        await CrashAndRestartAsync(RestoredPod, exitCode: 137, reason: "Error");
         await ReconcileAsync();
+        return r1;
+    }
+
+    [Fact]
+    public async Task Restarts_while_crsc_restores_the_pod_are_not_failures_and_become_the_baseline()
+    {
+        const string pod = RestoredPod;
+        var r1 = await CrashAndRestoreInPlaceAsync();
         Advance(TimeSpan.FromSeconds(1));
         await CrashAndRestartAsync(pod, exitCode: 137, reason: "Error"); // a second try of the runtime
         await ReconcileAsync();
@@ -568,23 +579,8 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
     [Fact]
     public async Task A_crash_of_the_restored_instance_soon_after_Restored_is_a_new_failure()
     {
-        await SeedDeploymentAsync();
-        await StartDetectorAsync();
-        await ReconcileAsync();
-        const string pod = "web-7d9f8b6c5-p0";
-
-        Advance(TimeSpan.FromSeconds(10));
-        await CrashAndRestartAsync(pod, exitCode: 1);
-        await ReconcileAsync();
-        var r1 = Assert.Single(Restores()).Metadata.Name!;
-
-        // crsc's patch restarts the container (137): its own doing
-        Advance(TimeSpan.FromSeconds(2));
-        await SetRestorePhaseAsync(r1, RestorePhase.Restoring, pod);
-        await UpdatePodAsync(pod, p => (p.Metadata.Annotations ??= [])[Annotations.Restore] = r1);
-        Advance(TimeSpan.FromSeconds(1));
-        await CrashAndRestartAsync(pod, exitCode: 137, reason: "Error");
-        await ReconcileAsync();
+        const string pod = RestoredPod;
+        var r1 = await CrashAndRestoreInPlaceAsync(); // crsc's patch restarts the container (137): its own doing
         Assert.Single(Restores());
         // Restored, with the restored instance's restart count
         Advance(TimeSpan.FromSeconds(3));
