@@ -112,6 +112,13 @@ public sealed class UnprivilegedUserTests(ITestOutputHelper output) : IAsyncLife
             output.WriteLine($"user crsc checkpoint: exit {cli.Code} {cli.Err.Trim()}");
             Assert.NotEqual(0, cli.Code);
             Assert.Contains("ermission denied", cli.Err);
+            // the node's status (health, runtime verdicts, checkpoint ids) is root's too
+            Assert.Equal(HttpStatusCode.OK, (await root.GetAsync("/v1/status")).StatusCode);
+            var status = await AsUserAsync([PublishedBinary.Path, "status", "--socket", socket, "--config", env["CRSC_CONFIG"]]);
+            output.WriteLine($"user crsc status: exit {status.Code} {status.Err.Trim()}");
+            Assert.NotEqual(0, status.Code);
+            Assert.Contains("ermission denied", status.Err);
+            Assert.DoesNotContain(info.Id, status.Out);
 
             // 2. the image endpoint: root (with a token from the node key) pulls the layer; the user gets 401 for every
             //    path, even with the exact digest, and cannot make a token
@@ -143,6 +150,9 @@ public sealed class UnprivilegedUserTests(ITestOutputHelper output) : IAsyncLife
                     "-H", "Content-Type: application/json", "-d", "{\"namespace\":\"shop\",\"pod\":\"cart-0\",\"container\":\"cart\"}",
                     $"http://127.0.0.1:{metricsPort}/v1/checkpoints"]);
                 Assert.True(r.Out == "404", $"user {method} /v1/checkpoints on the metrics port: {r.Out} {r.Err}");
+                var statusOnTcp = await AsUserAsync(["curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "-X", method,
+                    $"http://127.0.0.1:{metricsPort}/v1/status"]);
+                Assert.True(statusOnTcp.Out == "404", $"user {method} /v1/status on the metrics port: {statusOnTcp.Out} {statusOnTcp.Err}");
                 var onImages = await AsUserAsync(["curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "-X", method,
                     $"http://127.0.0.1:{imagesPort}/v1/checkpoints"]);
                 Assert.True(onImages.Out == "401", $"user {method} /v1/checkpoints on the image port: {onImages.Out} {onImages.Err}");

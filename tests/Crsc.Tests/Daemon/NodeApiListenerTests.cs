@@ -40,7 +40,7 @@ public sealed class NodeApiListenerTests
             Assert.Equal(HttpStatusCode.OK, (await tcp.GetAsync("/healthz")).StatusCode);
             Assert.NotEqual(HttpStatusCode.NotFound, (await tcp.GetAsync("/readyz")).StatusCode); // 503 until started
 
-            foreach (var path in new[] { "/v1/checkpoints", "/V1/checkpoints", "/v1/checkpoints?namespace=shop", "/", "/metrics/x" })
+            foreach (var path in new[] { "/v1/checkpoints", "/V1/checkpoints", "/v1/checkpoints?namespace=shop", "/v1/status", "/", "/metrics/x" })
                 Assert.Equal(HttpStatusCode.NotFound, (await tcp.GetAsync(path)).StatusCode);
             using (var post = await tcp.PostAsync("/v1/checkpoints", new StringContent(Request, Encoding.UTF8, "application/json")))
                 Assert.Equal(HttpStatusCode.NotFound, post.StatusCode);
@@ -50,6 +50,7 @@ public sealed class NodeApiListenerTests
 
             // the socket keeps the whole node API
             Assert.Equal(HttpStatusCode.OK, (await unix.GetAsync("/v1/checkpoints")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await unix.GetAsync("/v1/status")).StatusCode);
             using (var invalid = await unix.PostAsync("/v1/checkpoints", new StringContent("{}", Encoding.UTF8, "application/json")))
                 Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
             Assert.Equal(HttpStatusCode.OK, (await unix.GetAsync("/metrics")).StatusCode);
