@@ -73,6 +73,21 @@ public static class Annotations
     /// container, containerID, restartCount, state). Only a later container, or the checkpoint image, is the restored one.
     /// </summary>
     public const string ReplacedContainer = "crsc.io/replaced-container";
+    /// <summary>
+    /// On a pod crsc released from <see cref="SchedulingGates.RestorePlacement"/>: what it did (<c>restricted: …</c>, the
+    /// nodes it kept the pod off because they cannot restore; or <c>released</c>, with why nothing was restricted).
+    /// </summary>
+    public const string Placement = "crsc.io/placement";
+}
+
+/// <summary>The scheduling gates crsc removes from pods (a workload opts in by putting one in its pod template).</summary>
+public static class SchedulingGates
+{
+    /// <summary>
+    /// Holds a new pod until crsc has looked at it: the replacement a Restore waits for gets a node affinity that keeps it
+    /// off nodes whose runtime cannot restore, then the gate goes; any other pod is released at once.
+    /// </summary>
+    public const string RestorePlacement = "crsc.io/restore-placement";
 }
 
 /// <summary>The label names crsc puts on the objects it creates (and selects them by).</summary>

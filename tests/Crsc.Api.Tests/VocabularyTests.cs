@@ -31,6 +31,8 @@ public sealed class VocabularyTests
         ["Annotations.RestoredFrom"] = "crsc.io/restored-from",
         ["Annotations.OriginalImage"] = "crsc.io/original-image",
         ["Annotations.ReplacedContainer"] = "crsc.io/replaced-container",
+        ["Annotations.Placement"] = "crsc.io/placement",
+        ["SchedulingGates.RestorePlacement"] = "crsc.io/restore-placement",
 
         ["Labels.Schedule"] = "crsc.io/schedule",
         ["Labels.Workload"] = "crsc.io/workload",
@@ -96,7 +98,7 @@ public sealed class VocabularyTests
 
     private static readonly Type[] Vocabulary =
     [
-        typeof(Annotations), typeof(Labels), typeof(Finalizers), typeof(CrscApi),
+        typeof(Annotations), typeof(Labels), typeof(Finalizers), typeof(SchedulingGates), typeof(CrscApi),
         typeof(CheckpointArchiveLayout), typeof(ConfigDumpFields), typeof(SpecDumpAnnotations), typeof(KubeletLabels),
         typeof(CheckpointImageAnnotations), typeof(StoreManifest),
     ];

@@ -50,6 +50,31 @@ public abstract class ApiContractTests : IAsyncLifetime
         => [.. (await Pods.ListAsync(Ns, options, _ct)).Items.Select(p => p.Metadata.Name!).Order(StringComparer.Ordinal)];
 
     [Fact]
+    public async Task Scheduling_gates_can_only_be_removed_and_node_affinity_only_narrowed_while_the_pod_is_gated()
+    {
+        var gated = NewPod("gated");
+        gated.Spec.Extra = new() { ["schedulingGates"] = System.Text.Json.JsonDocument.Parse("""[{"name":"example.com/a"}]""").RootElement.Clone() };
+        var created = await Pods.CreateAsync(gated, _ct);
+        await CreateAsync("plain");
+        const string narrow = """{"spec":{"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchFields":[{"key":"metadata.name","operator":"NotIn","values":["n1"]}]}]}}}}}""";
+
+        var added = await Assert.ThrowsAsync<InvalidException>(() => Pods.PatchAsync(Ns, "gated", PatchType.Merge,
+            """{"spec":{"schedulingGates":[{"name":"example.com/a"},{"name":"example.com/b"}]}}""", _ct));
+        Assert.Contains("only deletion is allowed, but found new scheduling gate 'example.com/b'", added.Message);
+        var ungated = await Assert.ThrowsAsync<InvalidException>(() => Pods.PatchAsync(Ns, "plain", PatchType.Merge, narrow, _ct));
+        Assert.Contains("pod updates may not change fields other than", ungated.Message);
+
+        // narrowing and releasing in one write is allowed (the old pod is gated); then the affinity is fixed
+        var released = await Pods.PatchAsync(Ns, "gated", PatchType.Merge, narrow.Replace("""{"spec":{""", """{"spec":{"schedulingGates":null,"""), _ct);
+        Assert.True(Rv(released) > Rv(created));
+        Assert.False(released.Spec.Extra?.ContainsKey("schedulingGates") ?? false);
+        Assert.Contains("NotIn", released.Spec.Affinity!.Value.GetRawText());
+        var late = await Assert.ThrowsAsync<InvalidException>(() => Pods.PatchAsync(Ns, "gated", PatchType.Merge,
+            narrow.Replace("n1", "n2"), _ct));
+        Assert.Contains("pod updates may not change fields other than", late.Message);
+    }
+
+    [Fact]
     public async Task Create_stamps_identity_and_a_resourceVersion()
     {
         var created = await CreateAsync("a");

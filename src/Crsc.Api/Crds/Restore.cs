@@ -76,6 +76,13 @@ public static class RestoreConditions
     /// message names the node, the runtime and version, and the setting that turns restore on. The fallback applied.
     /// </summary>
     public const string RuntimeCannotRestore = "RuntimeCannotRestore";
+
+    /// <summary>
+    /// Set by the leader for a Restore that waits for its pod's replacement: True (reason <c>Restricted</c>) when the
+    /// replacement was kept off the nodes that cannot restore, False when it could not be (<c>NoNodeCanRestore</c>: every
+    /// node it could run on cannot restore, so the replacement was let go to any node).
+    /// </summary>
+    public const string ReplacementPlacement = "ReplacementPlacement";
 }
 
 public sealed class RestoreStatus : IHasConditions

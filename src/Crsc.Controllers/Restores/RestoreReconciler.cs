@@ -333,8 +333,23 @@ public sealed class RestoreReconciler : IReconciler
         var s = node.Status!;
         var runtime = s.RuntimeSummary ?? "its container runtime";
         var fix = s.Restore.Fix is { Length: > 0 } f ? $"; to enable it: {f}" : "";
-        var why = $"node {node.Metadata.Name} cannot restore: {runtime} {(s.Restore.State == CapabilityState.DisabledByConfig ? "has restore turned off" : "does not support it")} ({s.Restore.Reason}){fix}";
+        var why = $"node {node.Metadata.Name} cannot restore: {runtime} {(s.Restore.State == CapabilityState.DisabledByConfig ? "has restore turned off" : "does not support it")} ({s.Restore.Reason}){fix}{PlacementNote(r, pod)}";
         return CannotRestoreOnNodeAsync(r, pod, node.Metadata.Name!, s.Restore.State.ToString(), why, ct);
+    }
+
+    /// <summary>
+    /// For a replacement pod (a Deployment's pod other than the one that failed): why crsc did not keep it off this node —
+    /// what its placement did, or that the workload does not let crsc choose (no scheduling gate in its pod template).
+    /// </summary>
+    private static string PlacementNote(Restore r, Pod pod)
+    {
+        if (r.Spec.Target.Kind != RestoreTargetKind.Deployment
+            || pod.Metadata.Name == r.Metadata.Annotations?.GetValueOrDefault(Annotations.FailedPod))
+            return "";
+        return pod.Metadata.Annotations?.GetValueOrDefault(Annotations.Placement) is { } placed
+            ? $"; this replacement's placement: {placed}"
+            : $"; crsc could not keep this replacement off the node: the pod template of Deployment {r.Spec.Target.Name} has no "
+              + $"scheduling gate {SchedulingGates.RestorePlacement} (add it to let crsc keep replacements on nodes that can restore)";
     }
 
     /// <summary>

@@ -52,6 +52,7 @@ internal static class ClusterReconcilers
         // leader: the restore state manager (restore in place) and the failure detector (failures of managed pods
         // become Restores), both over every pod of the cluster
         RestoreReconciler.SetUp(manager);
+        ReplacementPlacementReconciler.SetUp(manager);
         PodFailureReconciler.SetUp(manager);
 
         // node: say that crsc runs here, by renewing this node's presence Lease

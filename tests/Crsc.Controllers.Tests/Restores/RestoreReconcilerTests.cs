@@ -74,6 +74,35 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
         Assert.Equal("Warning", _f.Events.Events.Single(e => e.Reason == RestoreConditions.RuntimeCannotRestore).Type);
     }
 
+    [Fact]
+    public async Task A_replacement_on_a_node_that_cannot_restore_says_the_workload_did_not_let_crsc_choose_its_node()
+    {
+        await _f.SetNodeRestoreAsync("n1", CapabilityState.DisabledByConfig, "off by default in containerd 2.3.4", Fix);
+        // the failed pod P1 is gone; its replacement P2 runs on n1, where the scheduler put it
+        await _f.CreatePodAsync(P2);
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r1", failedPod: P1);
+        var leader = await _f.StartLeaderAsync(_options);
+
+        await leader.ReconcileAsync("r1");
+
+        var message = _f.Restore("r1").Status!.FindCondition(RestoreConditions.RuntimeCannotRestore)!.Message;
+        Assert.Contains($"no scheduling gate {SchedulingGates.RestorePlacement}", message);
+        Assert.Contains("Deployment counter", message);
+        Assert.Equal(0, _f.PodsApi.CallCount("patch"));
+    }
+
+    [Fact]
+    public async Task The_failed_pod_itself_on_a_node_that_cannot_restore_gets_no_placement_advice()
+    {
+        await _f.SetNodeRestoreAsync("n1", CapabilityState.DisabledByConfig, "off by default in containerd 2.3.4", Fix);
+        var leader = await SeedAsync();
+
+        await leader.ReconcileAsync("r1");
+
+        Assert.DoesNotContain(SchedulingGates.RestorePlacement, _f.Restore("r1").Status!.FindCondition(RestoreConditions.RuntimeCannotRestore)!.Message);
+    }
+
     [Theory]
     [InlineData(CapabilityState.Supported)]
     [InlineData(CapabilityState.Unknown)]

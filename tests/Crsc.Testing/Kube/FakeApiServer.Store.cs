@@ -302,6 +302,8 @@ public sealed partial class FakeApiServer
                 {
                     if (existing["status"] is { } s) next["status"] = s.DeepClone(); else next.Remove("status");
                 }
+                if (r.Kind == "Pod" && PodUpdateRules.Check(name, existing, next) is { } invalid)
+                    throw new FakeStatusException(422, "Invalid", invalid, r, name);
             }
             return Commit(r, ns, name, existing, next);
         }
@@ -362,6 +364,8 @@ public sealed partial class FakeApiServer
                 {
                     if (existing["status"] is { } s) next["status"] = s.DeepClone(); else next.Remove("status");
                 }
+                if (r.Kind == "Pod" && PodUpdateRules.Check(name, existing, next) is { } invalid)
+                    throw new FakeStatusException(422, "Invalid", invalid, r, name);
             }
             return Commit(r, ns, name, existing, next);
         }

@@ -334,7 +334,11 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
                 if (!StatusSubresource) throw NotFound(obj.Metadata.Name ?? "");
                 stored = WithStatus(old, obj);
             }
-            else stored = StatusSubresource ? WithStatus(obj, old) : Copy(obj);
+            else
+            {
+                stored = StatusSubresource ? WithStatus(obj, old) : Copy(obj);
+                CheckPodUpdate(old, stored);
+            }
             stored.Metadata.Uid = old.Metadata.Uid;
             stored.Metadata.CreationTimestamp = old.Metadata.CreationTimestamp;
             stored.Metadata.Generation = old.Metadata.Generation;
@@ -383,13 +387,26 @@ public sealed class FakeResourceClient<T> : IKubeResourceClient<T> where T : cla
                 if (!StatusSubresource) throw NotFound(name);
                 stored = WithStatus(old, stored);
             }
-            else if (StatusSubresource) stored = WithStatus(stored, old);
+            else
+            {
+                if (StatusSubresource) stored = WithStatus(stored, old);
+                CheckPodUpdate(old, stored);
+            }
             stored.Metadata.Uid = old.Metadata.Uid;
             stored.Metadata.Name = old.Metadata.Name;
             stored.Metadata.Namespace = old.Metadata.Namespace;
             stored.Metadata.Generation = old.Metadata.Generation;
             return Task.FromResult(Commit(key, old, stored));
         }
+    }
+
+    /// <summary>kube-apiserver's scheduling gate and node affinity update rules (<see cref="PodUpdateRules"/>), for pods.</summary>
+    private void CheckPodUpdate(T old, T next)
+    {
+        if (Type.Kind != "Pod") return;
+        var oldJson = JsonSerializer.SerializeToNode(old, Type.Json)!.AsObject();
+        var nextJson = JsonSerializer.SerializeToNode(next, Type.Json)!.AsObject();
+        if (PodUpdateRules.Check(old.Metadata.Name ?? "", oldJson, nextJson) is { } invalid) throw new InvalidException("Invalid", invalid);
     }
 
     public Task DeleteAsync(string? ns, string name, DeleteOptions? options, CancellationToken ct)
