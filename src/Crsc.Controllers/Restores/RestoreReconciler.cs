@@ -90,7 +90,8 @@ public sealed class RestoreReconciler : IReconciler
     /// ContainerCheckpoints and their Contents. Restore changes reconcile themselves; pod changes the Restores naming
     /// the pod or its Deployment; checkpoint and Content changes the namespace's unfinished Restores.
     /// </summary>
-    public static ControllerSetup<RestoreReconciler> SetUp(ControllerManager manager, RestoreReconcilerOptions? options = null)
+    public static ControllerSetup<RestoreReconciler> SetUp(ControllerManager manager, RestoreReconcilerOptions? options = null,
+        IRestoreBackend? backend = null)
     {
         ArgumentNullException.ThrowIfNull(manager);
         var restores = manager.Informers.For(CrscResources.Restores);
@@ -99,7 +100,7 @@ public sealed class RestoreReconciler : IReconciler
         var contents = manager.Informers.For(CrscResources.ContainerCheckpointContents);
         var nodes = manager.Informers.For(CrscResources.CheckpointNodes);
         var reconciler = new RestoreReconciler(manager.Kube, restores, pods, checkpoints, contents, manager.Events,
-            options ?? new RestoreReconcilerOptions(), manager.Time, manager.Loggers.CreateLogger<RestoreReconciler>(), nodes);
+            options ?? new RestoreReconcilerOptions(), manager.Time, manager.Loggers.CreateLogger<RestoreReconciler>(), nodes, backend);
         var controller = manager.NewController(ControllerName, reconciler, workers: 2);
         controller.Watch(restores);
         controller.Watch(pods, pod => RestoresOfPod(restores, pod));
@@ -126,6 +127,7 @@ public sealed class RestoreReconciler : IReconciler
     private readonly Informer<Restore> _restores;
     private readonly Informer<Pod> _pods;
     private readonly Informer<CheckpointNode>? _nodes;
+    private readonly IRestoreBackend _backend;
     private readonly CheckpointChooser _chooser;
     private readonly IEventRecorder _events;
     private readonly RestoreReconcilerOptions _options;
@@ -142,11 +144,13 @@ public sealed class RestoreReconciler : IReconciler
         RestoreReconcilerOptions options,
         TimeProvider time,
         ILogger? logger = null,
-        Informer<CheckpointNode>? nodes = null)
+        Informer<CheckpointNode>? nodes = null,
+        IRestoreBackend? backend = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         options.Validate();
         _nodes = nodes;
+        _backend = backend ?? new ImageSwapRestoreBackend(kube);
         _restoresApi = kube.Resource(CrscResources.Restores);
         _podsApi = kube.Resource(Resources.Pods);
         _restores = restores;
@@ -324,9 +328,7 @@ public sealed class RestoreReconciler : IReconciler
     /// that is not known, or when the node has no CheckpointNode (an older agent): then the restore is tried.
     /// </summary>
     private CheckpointNode? NodeThatCannotRestore(string nodeName) =>
-        _nodes?.Get(ObjectKey.Cluster(nodeName)) is { Status.Restore.State: CapabilityState.DisabledByConfig or CapabilityState.NotSupported } node
-            ? node
-            : null;
+        _nodes?.Get(ObjectKey.Cluster(nodeName)) is { } node && _backend.CannotRestoreOn(node) ? node : null;
 
     private Task<Step> RuntimeCannotRestoreAsync(Restore r, Pod pod, CheckpointNode node, CancellationToken ct)
     {
@@ -624,7 +626,7 @@ public sealed class RestoreReconciler : IReconciler
         }
         if (!RestorePods.IsLive(pod) || pod.Metadata.Uid != (r.Status!.PodUid ?? cached.Metadata.Uid))
             return await PodLostAsync(r, ct).ConfigureAwait(false);
-        if (RestoreStages.PatchedBy(r, pod, container))
+        if (_backend.Started(r, pod, container))
             return Step.Stop(ReconcileResult.RequeueAfter(LookAgainIn(_options.RestoreTimeout)));
         await PatchToCheckpointAsync(r, pod, container, ct).ConfigureAwait(false);
         return Step.Stop(ReconcileResult.RequeueAfter(_options.RestoreTimeout));
@@ -638,42 +640,12 @@ public sealed class RestoreReconciler : IReconciler
     private async Task PatchToCheckpointAsync(Restore r, Pod pod, string container, CancellationToken ct)
     {
         var s = r.Status!;
-        var annotations = new JsonObject
-        {
-            [Annotations.Restore] = r.Metadata.Name,
-            [Annotations.RestoredFrom] = s.CheckpointName,
-            // the container's own image, also when an earlier restore had patched it
-            [Annotations.OriginalImage] = $"{container}={s.OriginalImage}",
-            [Annotations.ReplacedContainer] = ReplacedContainer.Of(pod, container).ToAnnotation(),
-        };
-        await PatchPodAsync(pod, container, s.Image!, annotations, ct, pod.Metadata.ResourceVersion).ConfigureAwait(false);
+        await _backend.StartAsync(r, pod, container, ct).ConfigureAwait(false);
         Log.Patched(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod.Metadata.Name!, container, s.Image!, s.Attempts ?? 0);
         _events.Normal(r, "Restoring",
             $"attempt {s.Attempts} of {r.Spec.MaxAttempts}: patched container {container} of pod {pod.Metadata.Name} to checkpoint image {s.Image}");
         _events.Normal(pod, "Restoring",
             $"container {container} restores from checkpoint {s.CheckpointName} (image {s.Image}) for Restore {r.Metadata.Name}; original image {s.OriginalImage}");
-    }
-
-    /// <summary>
-    /// A strategic merge patch of the one container's image (containers merge by name) and the annotations. The pod's
-    /// UID is a precondition in the body, so a pod made again under the same name is never patched by mistake; so is
-    /// <paramref name="resourceVersion"/> when given.
-    /// </summary>
-    private async Task PatchPodAsync(Pod pod, string container, string image, JsonObject annotations, CancellationToken ct,
-        string? resourceVersion = null)
-    {
-        var metadata = new JsonObject { ["uid"] = pod.Metadata.Uid, ["annotations"] = annotations };
-        if (!string.IsNullOrEmpty(resourceVersion)) metadata["resourceVersion"] = resourceVersion;
-        var patch = new JsonObject
-        {
-            ["metadata"] = metadata,
-            ["spec"] = new JsonObject
-            {
-                ["containers"] = new JsonArray(new JsonObject { ["name"] = container, ["image"] = image }),
-            },
-        };
-        await _podsApi.PatchAsync(pod.Metadata.Namespace, pod.Metadata.Name!, PatchType.StrategicMerge, patch.ToJsonString(), ct)
-            .ConfigureAwait(false);
     }
 
     /// <summary>
@@ -757,21 +729,13 @@ public sealed class RestoreReconciler : IReconciler
 
         var s = r.Status!;
         var container = pod is null ? null : RestoreStages.ResolveContainer(r, pod, out _);
-        var patched = container is not null && RestoreStages.PatchedBy(r, pod!, container);
+        var patched = container is not null && _backend.Started(r, pod!, container);
         if (!patched)
             return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
                 $"{why}; fallback ColdStart: the container keeps its own image and starts without its state", ct, also).ConfigureAwait(false);
 
-        // the original image back; restore stays as a record, restored-from, original-image and replaced-container go
-        // (they describe a checkpoint image that is no longer there)
-        var annotations = new JsonObject
-        {
-            [Annotations.Restore] = r.Metadata.Name,
-            [Annotations.RestoredFrom] = null,
-            [Annotations.OriginalImage] = null,
-            [Annotations.ReplacedContainer] = null,
-        };
-        await PatchPodAsync(pod!, container!, s.OriginalImage!, annotations, ct).ConfigureAwait(false);
+        // the original image back
+        await _backend.UndoAsync(r, pod!, container!, ct).ConfigureAwait(false);
         Log.ColdStart(_logger, r.Metadata.Namespace!, r.Metadata.Name!, pod!.Metadata.Name!, s.OriginalImage!);
         return await FinishAsync(r, pod, RestorePhase.FellBack, "ColdStart",
             $"{why}; fallback ColdStart: the original image {s.OriginalImage} is back and the container starts without its state", ct, also)

@@ -66,7 +66,7 @@ public sealed class RestoreFixture : IAsyncDisposable
     /// watch through <paramref name="restoreWatch"/> and <paramref name="podWatch"/> when given (to hold their events back).
     /// </summary>
     public async Task<Leader> StartLeaderAsync(RestoreReconcilerOptions? options = null, HeldWatchClient<Restore>? restoreWatch = null,
-        HeldWatchClient<Pod>? podWatch = null)
+        HeldWatchClient<Pod>? podWatch = null, IRestoreBackend? backend = null)
     {
         var restores = Run(new Informer<Restore>(restoreWatch ?? (IKubeResourceClient<Restore>)RestoresApi, new InformerOptions(),
             TimeProvider.System, NullLogger.Instance));
@@ -76,7 +76,7 @@ public sealed class RestoreFixture : IAsyncDisposable
         var contents = Run(new Informer<ContainerCheckpointContent>(ContentsApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance));
         var nodes = Run(new Informer<CheckpointNode>(NodesApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance));
         var reconciler = new RestoreReconciler(Kube, restores, pods, checkpoints, contents, Events,
-            options ?? new RestoreReconcilerOptions(), Time, NullLogger.Instance, nodes);
+            options ?? new RestoreReconcilerOptions(), Time, NullLogger.Instance, nodes, backend);
         await Task.WhenAll(restores.WaitForSyncAsync(_stop.Token), pods.WaitForSyncAsync(_stop.Token),
             checkpoints.WaitForSyncAsync(_stop.Token), contents.WaitForSyncAsync(_stop.Token), nodes.WaitForSyncAsync(_stop.Token));
         return new Leader(this, reconciler, restores, pods, checkpoints, contents, nodes);

@@ -132,6 +132,68 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
         Assert.Contains("does not support it", _f.Restore("r1").Status!.FindCondition(RestoreConditions.RuntimeCannotRestore)!.Message);
     }
 
+    // ---- the restore step is a backend's ----
+
+    /// <summary>The image swap, counted; and a node verdict of its own (a pod-level backend would read other fields).</summary>
+    private sealed class RecordingBackend(IRestoreBackend inner, Func<CheckpointNode, bool>? cannot = null) : IRestoreBackend
+    {
+        public List<string> Calls { get; } = [];
+        public string Name => "recording " + inner.Name;
+        public bool CannotRestoreOn(CheckpointNode node) => cannot?.Invoke(node) ?? inner.CannotRestoreOn(node);
+        public Task StartAsync(Restore r, Pod pod, string container, CancellationToken ct)
+        {
+            Calls.Add($"start {pod.Metadata.Name}/{container}");
+            return inner.StartAsync(r, pod, container, ct);
+        }
+        public bool Started(Restore r, Pod pod, string container) => inner.Started(r, pod, container);
+        public Task UndoAsync(Restore r, Pod pod, string container, CancellationToken ct)
+        {
+            Calls.Add($"undo {pod.Metadata.Name}/{container}");
+            return inner.UndoAsync(r, pod, container, ct);
+        }
+    }
+
+    [Fact]
+    public async Task The_restore_is_started_and_undone_through_its_backend()
+    {
+        var backend = new RecordingBackend(new ImageSwapRestoreBackend(_f.Kube));
+        await _f.CreatePodAsync(P1);
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r1", failedPod: P1, maxAttempts: 1);
+        var leader = await _f.StartLeaderAsync(_options, backend: backend);
+        await leader.ReconcileAsync("r1");
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.True);
+
+        await leader.ReconcileAsync("r1");
+        Assert.Equal([$"start {P1}/{RestoreFixture.Container}"], backend.Calls);
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
+
+        _f.Time.Advance(_options.RestoreTimeout + TimeSpan.FromSeconds(1));
+        await leader.ReconcileAsync("r1");
+
+        Assert.Equal([$"start {P1}/{RestoreFixture.Container}", $"undo {P1}/{RestoreFixture.Container}"], backend.Calls);
+        Assert.Equal(RestorePhase.FellBack, _f.Restore("r1").Status!.Phase);
+        Assert.Equal(ImageV1, _f.ImageOfPod(P1));
+    }
+
+    [Fact]
+    public async Task Whether_a_node_can_restore_is_the_backends_verdict()
+    {
+        // the node's runtime restores containers, but this backend needs what the node lacks
+        await _f.SetNodeRestoreAsync("n1", CapabilityState.Supported, "restores containers");
+        var backend = new RecordingBackend(new ImageSwapRestoreBackend(_f.Kube), cannot: n => n.Status?.PodCheckpointApi?.StartsWith("served", StringComparison.Ordinal) != true);
+        await _f.CreatePodAsync(P1);
+        await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        await _f.CreateRestoreAsync("r1", failedPod: P1);
+        var leader = await _f.StartLeaderAsync(_options, backend: backend);
+
+        await leader.ReconcileAsync("r1");
+
+        Assert.Empty(backend.Calls);
+        Assert.Equal(RestorePhase.FellBack, _f.Restore("r1").Status!.Phase);
+        Assert.NotNull(_f.Restore("r1").Status!.FindCondition(RestoreConditions.RuntimeCannotRestore));
+    }
+
     // ---- checkpoint choice ----
 
     [Fact]
