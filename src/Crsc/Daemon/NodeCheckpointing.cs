@@ -141,11 +141,28 @@ internal static partial class NodeCheckpointing
     }
 }
 
-/// <summary>Reports whether the container runtime answers on its CRI socket (<c>runtime</c> in /readyz and STATUS=).</summary>
+/// <summary>
+/// Reports whether the container runtime answers on its CRI socket (<c>runtime</c> in /readyz and STATUS=), and what it
+/// can do: a full probe (CRI Version, then the capability probe) every <see cref="Interval"/>, and at once when the
+/// runtime restarted. A restarted runtime recreates its socket, so between probes the socket's identity (device, inode,
+/// change time: one stat) is looked at every <see cref="RestartCheck"/>; a socket changed, gone or back is probed
+/// without waiting out the interval (and, not answering yet, at every check for <see cref="RestartGrace"/>). A runtime
+/// that restarts behind a socket that stays (socket activation) shows at the next probe, by its Version answer.
+/// </summary>
 internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOptions options, HealthRegistry health, TimeProvider time,
     ILogger<RuntimeMonitor> logger, DaemonNodeReportSource capabilities) : BackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often, between full probes, the runtime's socket is looked at for a restart (a stat, no connection).</summary>
+    public static readonly TimeSpan RestartCheck = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// How long after its socket changed a runtime that does not answer is asked again at every check rather than every
+    /// interval: a runtime binds its socket a moment before it serves (containerd answers "server is not initialized
+    /// yet" until its CRI plugin is up), and the first probe can still meet the old runtime's closing connection.
+    /// </summary>
+    public static readonly TimeSpan RestartGrace = TimeSpan.FromSeconds(10);
 
     /// <summary>How long READY=1 waits for the first answer (or refusal) of the runtime, so its STATUS= names it.</summary>
     public static readonly TimeSpan FirstProbeWait = TimeSpan.FromSeconds(1);
@@ -174,17 +191,32 @@ internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOpti
         finally { _firstProbe.TrySetResult(); } // nobody waits for a probe that will not come
     }
 
+    // Changed: another device, inode or change time. Not told apart: a socket recreated at once often gets the freed
+    // inode back, so only its change time differs (a chmod of the same socket counts too: a probe costs a few CRI calls)
+    private enum SocketChange { None, Changed, Appeared, Gone }
+
     private async Task ProbeLoopAsync(CancellationToken ct)
     {
+        // an endpoint that does not parse has no socket to look at: the probe says what is wrong with it
+        var socket = CriEndpoint.TryParse(options.RuntimeEndpoint, out var endpoint) ? endpoint!.SocketPath : null;
         var wasReachable = (bool?)null;
         string? lastSaid = null;
+        (string Name, string Version)? lastRuntime = null;
+        var restartLogged = false;
+        long? changedAt = null; // when the socket last changed or appeared, until the runtime behind it answered
         while (!ct.IsCancellationRequested)
         {
+            // taken before the probe: a restart while it runs shows at the next check, and is probed again
+            var seen = socket is null ? null : NativeMethods.Stamp(socket);
             try
             {
                 var v = await runtime.VersionAsync(ct);
+                var now = (v.RuntimeName, v.RuntimeVersionString);
                 if (wasReachable != true) Log.Reachable(logger, options.RuntimeEndpoint, v.RuntimeName, v.RuntimeVersionString);
+                else if (lastRuntime is { } before && before != now && !restartLogged)
+                    Log.Restarted(logger, options.RuntimeEndpoint, $"was {before.Name} {before.Version}, now {v.RuntimeName} {v.RuntimeVersionString}");
                 wasReachable = true;
+                changedAt = null;
                 // what it can do, from the runtime itself: a runtime that turns restore off (or cannot) is degraded,
                 // named in /readyz and STATUS= ("restore: disabled by runtime config"); Unknown is said, not alarmed
                 var caps = await capabilities.ProbeAsync(ct, v);
@@ -192,8 +224,11 @@ internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOpti
                 health.Report(NodeCheckpointing.RuntimeComponent,
                     DaemonNodeReportSource.NeedsAction(caps) ? HealthStatus.Degraded : HealthStatus.Healthy,
                     said.Length == 0 ? $"{v.RuntimeName} {v.RuntimeVersionString}" : $"{v.RuntimeName} {v.RuntimeVersionString}; {said}");
-                if (said != lastSaid) Log.Capabilities(logger, v.RuntimeName, v.RuntimeVersionString, said.Length == 0 ? "checkpoint and restore supported" : said);
+                // another version is said again even when its verdicts are the same
+                if (said != lastSaid || lastRuntime != now)
+                    Log.Capabilities(logger, v.RuntimeName, v.RuntimeVersionString, said.Length == 0 ? "checkpoint and restore supported" : said);
                 lastSaid = said;
+                lastRuntime = now;
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
             catch (Exception e)
@@ -204,8 +239,33 @@ internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOpti
                 wasReachable = false;
             }
             _firstProbe.TrySetResult();
-            try { await Task.Delay(Interval, time, ct); }
+            var soon = wasReachable == false && seen is not null && changedAt is { } at && time.GetElapsedTime(at) < RestartGrace;
+            SocketChange change;
+            try { change = await WaitForProbeAsync(socket, seen, soon ? RestartCheck : Interval, ct); }
             catch (OperationCanceledException) { return; }
+            // gone or back: the probe's unreachable or reachable line says it
+            if (change is SocketChange.Changed or SocketChange.Appeared) changedAt = time.GetTimestamp();
+            restartLogged = change == SocketChange.Changed;
+            if (restartLogged) Log.Restarted(logger, options.RuntimeEndpoint, $"its socket {socket} changed");
+        }
+    }
+
+    /// <summary>
+    /// Waits out <paramref name="wait"/>, looking at the socket every <see cref="RestartCheck"/>; returns early with what
+    /// changed when it is no longer the file <paramref name="seen"/> (the runtime restarted, stopped or came back).
+    /// </summary>
+    private async Task<SocketChange> WaitForProbeAsync(string? socket, NativeMethods.FileStamp? seen, TimeSpan wait, CancellationToken ct)
+    {
+        var start = time.GetTimestamp();
+        while (true)
+        {
+            var left = wait - time.GetElapsedTime(start);
+            if (left <= TimeSpan.Zero) return SocketChange.None;
+            await Task.Delay(left < RestartCheck ? left : RestartCheck, time, ct);
+            if (socket is null) continue;
+            var now = NativeMethods.Stamp(socket);
+            if (now == seen) continue;
+            return seen is null ? SocketChange.Appeared : now is null ? SocketChange.Gone : SocketChange.Changed;
         }
     }
 
@@ -219,5 +279,8 @@ internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOpti
 
         [LoggerMessage(70603, LogLevel.Information, "Container runtime {RuntimeName} {RuntimeVersion}: {Capabilities}")]
         public static partial void Capabilities(ILogger logger, string runtimeName, string runtimeVersion, string capabilities);
+
+        [LoggerMessage(70604, LogLevel.Information, "Container runtime at {Endpoint} restarted ({Evidence}); probing it again")]
+        public static partial void Restarted(ILogger logger, string endpoint, string evidence);
     }
 }
