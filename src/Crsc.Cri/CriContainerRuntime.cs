@@ -111,6 +111,17 @@ public sealed class CriContainerRuntime : IContainerRuntime, IDisposable
             Copy(r.Info));
     }
 
+    public async Task StopContainerAsync(string containerId, TimeSpan gracePeriod, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(containerId);
+        if (gracePeriod < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(gracePeriod), gracePeriod, "must not be negative");
+        await _client.StopContainerAsync(new V1.StopContainerRequest
+        {
+            ContainerId = containerId,
+            Timeout = (long)Math.Ceiling(gracePeriod.TotalSeconds),
+        }, ct: ct).ConfigureAwait(false);
+    }
+
     public async Task CheckpointContainerAsync(string containerId, string archivePath, TimeSpan timeout, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrEmpty(containerId);

@@ -52,6 +52,12 @@ internal static partial class Log
     [LoggerMessage(21024, LogLevel.Warning, "Restore {Namespace}/{Name}: restoring from an unauthenticated archive as its annotation allows: {Message}")]
     public static partial void ArchiveAllowed(ILogger logger, string @namespace, string name, string message);
 
+    [LoggerMessage(21026, LogLevel.Information, "Restore {Namespace}/{Name}: stopped container {ContainerId} of pod {Pod}, the one the patch replaced, without a grace period")]
+    public static partial void ColdInstanceStopped(ILogger logger, string @namespace, string name, string containerId, string pod);
+
+    [LoggerMessage(21027, LogLevel.Warning, "Restore {Namespace}/{Name}: container {ContainerId} is not stopped early ({Why}); the kubelet stops it with the grace period")]
+    public static partial void ColdInstanceNotStopped(ILogger logger, string @namespace, string name, string containerId, string why);
+
     [LoggerMessage(21025, LogLevel.Warning, "Restore {Namespace}/{Name}: node {Node} cannot restore, the fallback applies: {Message}")]
     public static partial void RuntimeCannotRestore(ILogger logger, string @namespace, string name, string node, string message);
 }

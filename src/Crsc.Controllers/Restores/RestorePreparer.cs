@@ -81,6 +81,8 @@ public sealed class RestorePreparer : IReconciler
     private readonly ILogger _logger;
     // failed pulls per (restore UID, pod UID); a new pod or a new Restore starts again
     private readonly ConcurrentDictionary<string, int> _failures = new(StringComparer.Ordinal);
+    // replaced containers stopped (or looked at) per (restore UID, attempt, container ID): once each
+    private readonly ConcurrentDictionary<string, byte> _stopped = new(StringComparer.Ordinal);
 
     /// <param name="pods">the pods of this node (<see cref="SharedInformers.PodsOnNode"/>)</param>
     public RestorePreparer(
@@ -127,6 +129,8 @@ public sealed class RestorePreparer : IReconciler
     public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
     {
         var restore = _restores.Get(key);
+        if (restore?.Status is { Phase: RestorePhase.Restoring, PatchedAt: not null })
+            return await StopColdInstanceAsync(restore, ct).ConfigureAwait(false);
         if (restore is null || !NeedsImages(restore, out var pod)) return ReconcileResult.Done;
         var s = restore.Status!;
         if (RefuseArchive(restore, pod) is var (refusal, why))
@@ -187,6 +191,87 @@ public sealed class RestorePreparer : IReconciler
             Log.Ready(_logger, key.Namespace ?? "", key.Name, _options.NodeName);
             _events.Normal(done, "ImagesReady", ready);
         }
+        return ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// After the leader's patch, the container it replaced — typically the instance the kubelet cold-started after the
+    /// failure, which holds nothing worth keeping (the checkpoint is the state) — would be stopped by the kubelet with the
+    /// pod's whole termination grace period (30 s by default, all of it for an app that ignores SIGTERM) before the
+    /// restored container is created. The node stops it at once (CRI StopContainer, no grace) when, and only when: the pod
+    /// here shows the patch (its spec has this Restore's checkpoint image: the API server accepted it), the container is
+    /// the one the patch recorded as replaced (<see cref="Annotations.ReplacedContainer"/>), the runtime's container of
+    /// that ID is this pod's (kubelet labels: pod UID, container name), still running, and runs the original image — never
+    /// the checkpoint image, never another pod's or another container's process. Once per attempt.
+    /// </summary>
+    private async Task<ReconcileResult> StopColdInstanceAsync(Restore r, CancellationToken ct)
+    {
+        var s = r.Status!;
+        if (string.IsNullOrEmpty(s.PodName) || string.IsNullOrEmpty(s.Image) || string.IsNullOrEmpty(s.OriginalImage)) return ReconcileResult.Done;
+        var pod = _pods.Get(new ObjectKey(r.Metadata.Namespace, s.PodName));
+        if (pod is null || pod.Spec.NodeName != _options.NodeName || (s.PodUid is not null && pod.Metadata.Uid != s.PodUid))
+            return ReconcileResult.Done;
+        var container = RestoreStages.ResolveContainer(r, pod, out _);
+        if (container is null) return ReconcileResult.Done;
+        // the patch accepted: the stored pod asks for the checkpoint image, for this Restore
+        if (RestorePods.ContainerOf(pod, container)?.Image != s.Image
+            || pod.Metadata.Annotations?.GetValueOrDefault(Annotations.Restore) != r.Metadata.Name)
+            return ReconcileResult.Done;
+        if (ReplacedContainer.Read(pod, container)?.ContainerId is not { Length: > 0 } recorded) return ReconcileResult.Done;
+        var id = recorded.Contains("://", StringComparison.Ordinal) ? recorded[(recorded.IndexOf("://", StringComparison.Ordinal) + 3)..] : recorded;
+        var once = $"{r.Metadata.Uid}/{s.Attempts}/{id}";
+        if (!_stopped.TryAdd(once, 0)) return ReconcileResult.Done;
+
+        ContainerStatusInfo found;
+        try
+        {
+            found = await _runtime.ContainerStatusAsync(id, verbose: false, ct).ConfigureAwait(false);
+        }
+        catch (ContainerNotFoundException)
+        {
+            return ReconcileResult.Done; // gone already: the kubelet is ahead
+        }
+        catch (ContainerRuntimeException e)
+        {
+            _stopped.TryRemove(once, out _);
+            Log.ColdInstanceNotStopped(_logger, r.Metadata.Namespace ?? "", r.Metadata.Name ?? "", id, $"its status could not be read: {e.Message}");
+            return ReconcileResult.Done; // the kubelet stops it, with the grace period
+        }
+        var refusal = found.Labels.GetValueOrDefault(KubeletLabels.PodUid) != pod.Metadata.Uid
+            ? $"it is not a container of pod {pod.Metadata.Name} (pod UID {found.Labels.GetValueOrDefault(KubeletLabels.PodUid) ?? "none"})"
+            : found.Labels.GetValueOrDefault(KubeletLabels.ContainerName) != container
+                ? $"it is container {found.Labels.GetValueOrDefault(KubeletLabels.ContainerName) ?? found.Name}, not {container}"
+                : found.State != Runtime.ContainerState.Running
+                    ? null
+                    : found.Image == s.Image
+                        ? $"it runs the checkpoint image {s.Image}"
+                        : found.Image != s.OriginalImage
+                            ? $"it runs image {found.Image}, not the original image {s.OriginalImage}"
+                            : null;
+        if (refusal is not null)
+        {
+            Log.ColdInstanceNotStopped(_logger, r.Metadata.Namespace ?? "", r.Metadata.Name ?? "", id, refusal);
+            return ReconcileResult.Done;
+        }
+        if (found.State != Runtime.ContainerState.Running) return ReconcileResult.Done; // nothing to stop
+
+        try
+        {
+            await _runtime.StopContainerAsync(id, TimeSpan.Zero, ct).ConfigureAwait(false);
+        }
+        catch (ContainerNotFoundException)
+        {
+            return ReconcileResult.Done;
+        }
+        catch (ContainerRuntimeException e)
+        {
+            Log.ColdInstanceNotStopped(_logger, r.Metadata.Namespace ?? "", r.Metadata.Name ?? "", id, $"StopContainer failed: {e.Message}");
+            return ReconcileResult.Done;
+        }
+        var message = $"stopped container {container} ({id[..Math.Min(12, id.Length)]}, image {s.OriginalImage}) at once: the restored container "
+                      + $"from checkpoint {s.CheckpointName} replaces it without waiting out the termination grace period";
+        Log.ColdInstanceStopped(_logger, r.Metadata.Namespace ?? "", r.Metadata.Name ?? "", id, pod.Metadata.Name ?? "");
+        _events.Normal(pod, "StoppedReplacedContainer", message);
         return ReconcileResult.Done;
     }
 

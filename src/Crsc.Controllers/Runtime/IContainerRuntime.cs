@@ -34,6 +34,13 @@ public interface IContainerRuntime : IContainerCheckpointer
     /// <exception cref="CheckpointNotSupportedException">the runtime cannot checkpoint</exception>
     Task CheckpointContainerAsync(string containerId, string archivePath, TimeSpan timeout, CancellationToken ct);
 
+    /// <summary>
+    /// CRI <c>StopContainer</c>: the runtime signals the container's process and kills it after
+    /// <paramref name="gracePeriod"/> (zero: killed at once). Stopping a container that has stopped already succeeds.
+    /// </summary>
+    /// <exception cref="ContainerNotFoundException">no such container</exception>
+    Task StopContainerAsync(string containerId, TimeSpan gracePeriod, CancellationToken ct);
+
     /// <summary>Pulls an image; returns the runtime's reference to it (an image ID or digest).</summary>
     Task<string> PullImageAsync(string image, RegistryAuth? auth, PodIdentity? sandbox, CancellationToken ct);
 

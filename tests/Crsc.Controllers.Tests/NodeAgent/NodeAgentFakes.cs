@@ -28,7 +28,7 @@ public sealed class FakeContainerRuntime : IContainerRuntime
         (_, path, _, _) => Task.FromResult(new CheckpointArchive(path));
 
     public ContainerInfo AddContainer(string ns, string pod, string name, ContainerState state = ContainerState.Running,
-        uint attempt = 0, string? podUid = null)
+        uint attempt = 0, string? podUid = null, string image = "registry.local/app:1")
     {
         var id = $"{++_seq:x4}{Guid.NewGuid():N}";
         var labels = new Dictionary<string, string>
@@ -38,7 +38,7 @@ public sealed class FakeContainerRuntime : IContainerRuntime
             [KubeletLabels.ContainerName] = name,
         };
         if (podUid is not null) labels[KubeletLabels.PodUid] = podUid;
-        var c = new ContainerInfo(id, "sandbox-" + pod, name, attempt, "registry.local/app:1", "sha256:aa", state,
+        var c = new ContainerInfo(id, "sandbox-" + pod, name, attempt, image, "sha256:aa", state,
             DateTimeOffset.UnixEpoch.AddSeconds(_seq), labels, new Dictionary<string, string>());
         lock (_containers) _containers.Add(c);
         return c;
@@ -89,8 +89,34 @@ public sealed class FakeContainerRuntime : IContainerRuntime
         return Task.FromResult(OnStatus is { } f ? f(verbose) : Status);
     }
 
-    public Task<ContainerStatusInfo> ContainerStatusAsync(string containerId, bool verbose, CancellationToken ct) =>
-        throw new NotSupportedException();
+    public Task<ContainerStatusInfo> ContainerStatusAsync(string containerId, bool verbose, CancellationToken ct)
+    {
+        lock (_containers)
+        {
+            var c = _containers.FirstOrDefault(c => c.Id == containerId)
+                ?? throw new ContainerNotFoundException($"CRI ContainerStatus of container {containerId}: not found", "NotFound");
+            return Task.FromResult(new ContainerStatusInfo(c.Id, c.Name, c.Attempt, c.State, c.CreatedAt,
+                c.State == ContainerState.Created ? null : c.CreatedAt, c.State == ContainerState.Exited ? c.CreatedAt : null,
+                c.State == ContainerState.Exited ? 137 : 0, c.Image, c.ImageRef, "", "", "", c.Labels, c.Annotations,
+                new Dictionary<string, string>()));
+        }
+    }
+
+    /// <summary>Every StopContainer call: the container and its grace period.</summary>
+    public IReadOnlyList<(string Id, TimeSpan GracePeriod)> StopCalls => [.. _stops];
+    private readonly ConcurrentQueue<(string, TimeSpan)> _stops = new();
+
+    public Task StopContainerAsync(string containerId, TimeSpan gracePeriod, CancellationToken ct)
+    {
+        _stops.Enqueue((containerId, gracePeriod));
+        lock (_containers)
+        {
+            var i = _containers.FindIndex(c => c.Id == containerId);
+            if (i < 0) throw new ContainerNotFoundException($"CRI StopContainer of container {containerId}: not found", "NotFound");
+            _containers[i] = _containers[i] with { State = ContainerState.Exited };
+        }
+        return Task.CompletedTask;
+    }
 
     private readonly ConcurrentDictionary<string, ImageInfo> _images = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<(string Image, PodIdentity? Sandbox)> _pulls = new();

@@ -185,4 +185,94 @@ public sealed class RestorePreparerTests : IAsyncLifetime
 
         Assert.Null(_f.Restore("r1").Status!.FindCondition(RestoreConditions.ImagesReady));
     }
+
+    // ---- the container the patch replaced is stopped at once ----
+
+    /// <summary>
+    /// Restoring, with the cold-started instance the kubelet runs in P1 (a container in the runtime, reported in the pod's
+    /// status); the node reports the images and the leader patches P1 to the checkpoint image (recording that instance).
+    /// </summary>
+    private async Task<string> PatchedWithColdInstanceAsync(string? podUid = null, string image = ImageV1, string container = Container)
+    {
+        var leader = await RestoringAsync();
+        var pod = _f.Pod(P1)!;
+        var cold = _runtime.AddContainer(Ns, P1, container, podUid: podUid ?? pod.Metadata.Uid, image: image);
+        pod.Status!.ContainerStatuses![0].ContainerID = "containerd://" + cold.Id;
+        await _f.PodsApi.UpdateStatusAsync(pod, CancellationToken.None);
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.True);
+        await leader.ReconcileAsync("r1");
+        Assert.Equal(ImageOf("c1"), _f.ImageOfPod(P1));
+        return cold.Id;
+    }
+
+    [Fact]
+    public async Task After_the_patch_the_replaced_instance_is_stopped_at_once_and_only_once()
+    {
+        var id = await PatchedWithColdInstanceAsync();
+        var node = await _f.StartNodeAsync("n1", _runtime);
+
+        await node.ReconcileAsync("r1");
+        await node.ReconcileAsync("r1");
+
+        Assert.Equal([(id, TimeSpan.Zero)], _runtime.StopCalls);
+        Assert.Contains("StoppedReplacedContainer", _f.EventReasons("Pod", P1));
+    }
+
+    [Theory]
+    [InlineData("another pod's container")]
+    [InlineData("another container of the pod")]
+    [InlineData("the checkpoint image")]
+    [InlineData("an image that is not the original")]
+    public async Task A_container_that_is_not_exactly_the_replaced_instance_is_never_stopped(string which)
+    {
+        await PatchedWithColdInstanceAsync(
+            podUid: which == "another pod's container" ? "uid-of-another-pod" : null,
+            container: which == "another container of the pod" ? "sidecar" : Container,
+            image: which switch
+            {
+                "the checkpoint image" => ImageOf("c1"),
+                "an image that is not the original" => "registry.local/counter:0",
+                _ => ImageV1,
+            });
+        var node = await _f.StartNodeAsync("n1", _runtime);
+
+        await node.ReconcileAsync("r1");
+
+        Assert.Empty(_runtime.StopCalls);
+    }
+
+    [Fact]
+    public async Task Nothing_is_stopped_before_the_API_server_took_the_patch()
+    {
+        await RestoringAsync();
+        var pod = _f.Pod(P1)!;
+        var cold = _runtime.AddContainer(Ns, P1, Container, podUid: pod.Metadata.Uid, image: ImageV1);
+        pod.Status!.ContainerStatuses![0].ContainerID = "containerd://" + cold.Id;
+        await _f.PodsApi.UpdateStatusAsync(pod, CancellationToken.None);
+        // the leader counted the attempt (status first) but its patch has not reached the pod
+        var r = _f.Restore("r1");
+        r.Status!.Attempts = 1;
+        r.Status.PatchedAt = Now;
+        await _f.RestoresApi.UpdateStatusAsync(r, CancellationToken.None);
+        var node = await _f.StartNodeAsync("n1", _runtime);
+
+        await node.ReconcileAsync("r1");
+
+        Assert.Empty(_runtime.StopCalls);
+        Assert.Equal(Crsc.Controllers.Runtime.ContainerState.Running, (await _runtime.ContainerStatusAsync(cold.Id, false, CancellationToken.None)).State);
+    }
+
+    [Fact]
+    public async Task Another_nodes_agent_stops_nothing_and_an_instance_already_gone_is_no_error()
+    {
+        var id = await PatchedWithColdInstanceAsync();
+        var other = await _f.StartNodeAsync("n2", _runtime);
+        await other.ReconcileAsync("r1");
+        Assert.Empty(_runtime.StopCalls);
+
+        await _runtime.StopContainerAsync(id, TimeSpan.FromSeconds(30), CancellationToken.None); // the kubelet was first
+        var node = await _f.StartNodeAsync("n1", _runtime);
+        Assert.Equal(ReconcileResult.Done, await node.ReconcileAsync("r1"));
+        Assert.Single(_runtime.StopCalls); // the kubelet's, not another
+    }
 }

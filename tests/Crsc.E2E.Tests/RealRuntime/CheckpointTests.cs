@@ -157,6 +157,50 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
     }
 
     /// <summary>
+    /// What the node agent does to the instance a restore's patch replaced: CRI StopContainer with no grace period. The
+    /// counter runs as PID 1 of its PID namespace under sh, which ignores SIGTERM, so only an immediate kill ends it
+    /// well inside the 30 s a graceful stop would wait; a second stop succeeds, an unknown container is not found.
+    /// </summary>
+    [RealComponentsFact]
+    public async Task StopContainer_without_a_grace_period_kills_a_container_that_ignores_SIGTERM_at_once()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var ct = timeout.Token;
+        var work = sandbox.CreateSharedDirectory("stop-test-");
+        var data = Directory.CreateDirectory(Path.Combine(work, "data")).FullName;
+        var logs = Directory.CreateDirectory(Path.Combine(work, "pod-logs")).FullName;
+        var podName = "counter-" + Guid.NewGuid().ToString("N")[..6];
+        var podUid = Guid.NewGuid().ToString();
+        using var client = new CriClient(new CriClientOptions { Endpoint = sandbox.CriEndpoint });
+        using var runtime = new CriContainerRuntime(client);
+        string? podId = null;
+        try
+        {
+            string containerId;
+            (podId, containerId) = await StartCounterAsync(client, podName, podUid, logs, data, ct);
+            var before = await runtime.ContainerStatusAsync(containerId, verbose: false, ct);
+            Assert.Equal(ContainerState.Running, before.State);
+            Assert.Equal(podUid, before.Labels[KubeletLabels.PodUid]);
+
+            var stopped = Stopwatch.StartNew();
+            await runtime.StopContainerAsync(containerId, TimeSpan.Zero, ct);
+            var after = await runtime.ContainerStatusAsync(containerId, verbose: false, ct);
+            output.WriteLine($"StopContainer(timeout 0) returned after {stopped.ElapsedMilliseconds} ms; state {after.State}, exit code {after.ExitCode}");
+            Assert.Equal(ContainerState.Exited, after.State);
+            Assert.Equal(137, after.ExitCode); // SIGKILL, not a graceful end
+            Assert.True(stopped.Elapsed < TimeSpan.FromSeconds(20), $"a stop without grace took {stopped.Elapsed}");
+
+            await runtime.StopContainerAsync(containerId, TimeSpan.Zero, ct); // stopped already: no error
+            await Assert.ThrowsAsync<ContainerNotFoundException>(() => runtime.StopContainerAsync(new string('f', 64), TimeSpan.Zero, ct));
+        }
+        finally
+        {
+            if (podId is not null) await RemovePodAsync(client, podId);
+            try { Directory.Delete(work, recursive: true); } catch (IOException e) { output.WriteLine($"cleanup of {work}: {e.Message}"); }
+        }
+    }
+
+    /// <summary>
     /// The product end to end: the published AOT daemon on the real containerd, <c>crsc checkpoint NS/POD/CONTAINER</c>
     /// through its node socket, then <c>crsc list</c> and <c>crsc inspect</c> reading the verified archive.
     /// </summary>
