@@ -191,6 +191,12 @@ public sealed class CriContainerRuntime : IContainerRuntime, IDisposable
         return r.ImageRef;
     }
 
+    public async Task RemoveImageAsync(string image, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(image);
+        await _client.RemoveImageAsync(new V1.RemoveImageRequest { Image = new V1.ImageSpec { Image = image } }, ct: ct).ConfigureAwait(false);
+    }
+
     public async Task<ImageInfo?> ImageStatusAsync(string image, CancellationToken ct)
     {
         ArgumentException.ThrowIfNullOrEmpty(image);

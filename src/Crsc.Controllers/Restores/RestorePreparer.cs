@@ -259,10 +259,6 @@ public sealed class RestorePreparer : IReconciler
         {
             await _runtime.StopContainerAsync(id, TimeSpan.Zero, ct).ConfigureAwait(false);
         }
-        catch (ContainerNotFoundException)
-        {
-            return ReconcileResult.Done;
-        }
         catch (ContainerRuntimeException e)
         {
             Log.ColdInstanceNotStopped(_logger, r.Metadata.Namespace ?? "", r.Metadata.Name ?? "", id, $"StopContainer failed: {e.Message}");

@@ -36,9 +36,9 @@ public interface IContainerRuntime : IContainerCheckpointer
 
     /// <summary>
     /// CRI <c>StopContainer</c>: the runtime signals the container's process and kills it after
-    /// <paramref name="gracePeriod"/> (zero: killed at once). Stopping a container that has stopped already succeeds.
+    /// <paramref name="gracePeriod"/> (zero: killed at once). Idempotent, as the CRI asks: stopping a container that has
+    /// stopped already, or is not there at all, succeeds (containerd 2.1 answers both with success).
     /// </summary>
-    /// <exception cref="ContainerNotFoundException">no such container</exception>
     Task StopContainerAsync(string containerId, TimeSpan gracePeriod, CancellationToken ct);
 
     /// <summary>Pulls an image; returns the runtime's reference to it (an image ID or digest).</summary>
@@ -46,6 +46,9 @@ public interface IContainerRuntime : IContainerCheckpointer
 
     /// <summary>The image, or null when the runtime does not have it.</summary>
     Task<ImageInfo?> ImageStatusAsync(string image, CancellationToken ct);
+
+    /// <summary>CRI <c>RemoveImage</c>: the runtime forgets the image (removing one it does not have succeeds).</summary>
+    Task RemoveImageAsync(string image, CancellationToken ct);
 }
 
 /// <summary>CRI <c>VersionResponse</c>.</summary>

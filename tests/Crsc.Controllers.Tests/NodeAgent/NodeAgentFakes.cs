@@ -112,8 +112,8 @@ public sealed class FakeContainerRuntime : IContainerRuntime
         lock (_containers)
         {
             var i = _containers.FindIndex(c => c.Id == containerId);
-            if (i < 0) throw new ContainerNotFoundException($"CRI StopContainer of container {containerId}: not found", "NotFound");
-            _containers[i] = _containers[i] with { State = ContainerState.Exited };
+            // like containerd: an unknown container is no error (the CRI's StopContainer is idempotent)
+            if (i >= 0) _containers[i] = _containers[i] with { State = ContainerState.Exited };
         }
         return Task.CompletedTask;
     }
@@ -144,6 +144,17 @@ public sealed class FakeContainerRuntime : IContainerRuntime
         if (OnPull is { } onPull) await onPull(image, ct);
         AddImage(image);
         return _images[image].Id;
+    }
+
+    /// <summary>Every RemoveImage call, in order.</summary>
+    public IReadOnlyList<string> RemoveCalls => [.. _removes];
+    private readonly ConcurrentQueue<string> _removes = new();
+
+    public Task RemoveImageAsync(string image, CancellationToken ct)
+    {
+        _removes.Enqueue(image);
+        _images.TryRemove(image, out _);
+        return Task.CompletedTask;
     }
 
     public Task<ImageInfo?> ImageStatusAsync(string image, CancellationToken ct)
