@@ -49,6 +49,14 @@ internal static class ClusterReconcilers
             LocalCheckpoints = services.GetRequiredService<StoreImageRegistry>(),
         });
 
+        // node: each container's newest checkpoint image pulled here as soon as the checkpoint completes, so a restore
+        // finds it in the runtime; the one it replaces (pulled by this warmer, used by nothing) removed
+        CheckpointImageWarmer.SetUp(manager, services.GetRequiredService<IContainerRuntime>(), new CheckpointImageWarmerOptions
+        {
+            NodeName = cluster.NodeName,
+            PullCredentials = services.GetService<IPullCredentials>(),
+        });
+
         // leader: the restore state manager (restore in place) and the failure detector (failures of managed pods
         // become Restores), both over every pod of the cluster
         RestoreReconciler.SetUp(manager);

@@ -30,6 +30,28 @@ public sealed class CriSmokeTests(RealRuntimeFixture sandbox)
         Assert.Null(await runtime.ImageStatusAsync("127.0.0.1:5000/crsc-test/never-pulled:" + Guid.NewGuid().ToString("N"), default));
     }
 
+    /// <summary>
+    /// What the checkpoint image warmer does on a real runtime: pull, remove (the image is gone from the runtime's
+    /// view), and remove again without an error; the image is pulled back for the tests that start containers from it.
+    /// </summary>
+    [RealComponentsFact]
+    public async Task A_pulled_image_is_removed_and_removing_it_again_is_no_error()
+    {
+        using var runtime = Runtime();
+        await runtime.PullImageAsync(sandbox.BusyboxImage, null, null, default);
+        Assert.NotNull(await runtime.ImageStatusAsync(sandbox.BusyboxImage, default));
+        try
+        {
+            await runtime.RemoveImageAsync(sandbox.BusyboxImage, default);
+            Assert.Null(await runtime.ImageStatusAsync(sandbox.BusyboxImage, default));
+            await runtime.RemoveImageAsync(sandbox.BusyboxImage, default);
+        }
+        finally
+        {
+            await runtime.PullImageAsync(sandbox.BusyboxImage, null, null, default);
+        }
+    }
+
     [RealComponentsFact]
     public async Task An_unknown_container_is_not_found_for_status_and_for_checkpoint()
     {
