@@ -37,6 +37,13 @@ public sealed record RestorePreparerOptions
     /// namespace and workload) before anything is pulled. Null: no check (a node without a store).
     /// </summary>
     public ICheckpointImageLookup? LocalCheckpoints { get; init; }
+
+    /// <summary>
+    /// Told when the runtime of this node refused a restore the node's probe had allowed (the leader's
+    /// <c>RuntimeCannotRestore</c>, reason <c>RefusedByRuntime</c>), so the probe runs again now and this node's
+    /// CheckpointNode stops offering restores. Null: nothing to tell.
+    /// </summary>
+    public IRuntimeProbeTrigger? RuntimeProbe { get; init; }
 }
 
 /// <summary>
@@ -83,6 +90,8 @@ public sealed class RestorePreparer : IReconciler
     private readonly ConcurrentDictionary<string, int> _failures = new(StringComparer.Ordinal);
     // replaced containers stopped (or looked at) per (restore UID, attempt, container ID): once each
     private readonly ConcurrentDictionary<string, byte> _stopped = new(StringComparer.Ordinal);
+    // Restores whose runtime refusal asked for a probe (once each)
+    private readonly ConcurrentDictionary<string, byte> _reprobed = new(StringComparer.Ordinal);
 
     /// <param name="pods">the pods of this node (<see cref="SharedInformers.PodsOnNode"/>)</param>
     public RestorePreparer(
@@ -129,6 +138,10 @@ public sealed class RestorePreparer : IReconciler
     public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
     {
         var restore = _restores.Get(key);
+        if (restore?.Status?.Node == _options.NodeName
+            && restore.Status.FindCondition(RestoreConditions.RuntimeCannotRestore)?.Reason == RestoreReconciler.RefusedByRuntime
+            && _reprobed.TryAdd(restore.Metadata.Uid ?? key.ToString(), 0))
+            _options.RuntimeProbe?.ProbeNow($"the runtime refused Restore {key.Namespace}/{key.Name}");
         if (restore?.Status is { Phase: RestorePhase.Restoring, PatchedAt: not null })
             return await StopColdInstanceAsync(restore, ct).ConfigureAwait(false);
         if (restore is null || !NeedsImages(restore, out var pod)) return ReconcileResult.Done;

@@ -85,6 +85,9 @@ public sealed class RestoreReconciler : IReconciler
 {
     public const string ControllerName = "restore";
 
+    /// <summary>The reason of <c>RuntimeCannotRestore</c> when the runtime refused a restore the node's probe allowed.</summary>
+    public const string RefusedByRuntime = "RefusedByRuntime";
+
     /// <summary>
     /// Sets the restore state manager up with <paramref name="manager"/> (leader-only): Restores, all pods,
     /// ContainerCheckpoints and their Contents. Restore changes reconcile themselves; pod changes the Restores naming
@@ -364,7 +367,7 @@ public sealed class RestoreReconciler : IReconciler
         var node = pod.Spec.NodeName ?? r.Status?.Node ?? "?";
         var why = $"the container runtime of node {node} refused the restore (\"{refusal}\"): it cannot restore from checkpoint images "
                   + $"as configured; see kubectl get ckn {node} or crsc preflight on the node for the setting that enables it ({detail})";
-        return CannotRestoreOnNodeAsync(r, pod, node, "RefusedByRuntime", why, ct);
+        return CannotRestoreOnNodeAsync(r, pod, node, RefusedByRuntime, why, ct);
     }
 
     /// <summary>The pod's node cannot restore: a Warning Event, condition <c>RuntimeCannotRestore</c> (<paramref name="reason"/>), the fallback.</summary>

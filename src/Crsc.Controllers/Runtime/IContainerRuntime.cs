@@ -157,3 +157,10 @@ public interface IPullCredentials
     /// namespace's checkpoint images</param>
     RegistryAuth? For(string image, string restoreNamespace);
 }
+
+/// <summary>Asks this node's runtime monitor to probe the runtime again now, not at its next interval.</summary>
+public interface IRuntimeProbeTrigger
+{
+    /// <param name="why">what made the probe worth doing now (logged)</param>
+    void ProbeNow(string why);
+}

@@ -47,6 +47,7 @@ internal static class ClusterReconcilers
             NodeName = cluster.NodeName,
             PullCredentials = services.GetService<IPullCredentials>(),
             LocalCheckpoints = services.GetRequiredService<StoreImageRegistry>(),
+            RuntimeProbe = services.GetService<IRuntimeProbeTrigger>(),
         });
 
         // node: each container's newest checkpoint image pulled here as soon as the checkpoint completes, so a restore

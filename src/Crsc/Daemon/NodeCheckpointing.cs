@@ -73,6 +73,7 @@ internal static partial class NodeCheckpointing
         services.AddSingleton<DaemonNodeReportSource>();
         services.AddSingleton<RuntimeMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<RuntimeMonitor>());
+        services.AddSingleton<IRuntimeProbeTrigger>(sp => sp.GetRequiredService<RuntimeMonitor>());
     }
 
     /// <summary>
@@ -150,8 +151,21 @@ internal static partial class NodeCheckpointing
 /// that restarts behind a socket that stays (socket activation) shows at the next probe, by its Version answer.
 /// </summary>
 internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOptions options, HealthRegistry health, TimeProvider time,
-    ILogger<RuntimeMonitor> logger, DaemonNodeReportSource capabilities) : BackgroundService
+    ILogger<RuntimeMonitor> logger, DaemonNodeReportSource capabilities) : BackgroundService, IRuntimeProbeTrigger
 {
+    // completed by ProbeNow; the wait between probes ends on it and takes a fresh one
+    private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Probes at once (a restore the probe allowed was refused by the runtime: the verdict may be stale). The reason is
+    /// logged when the wait ends on it.
+    /// </summary>
+    public void ProbeNow(string why)
+    {
+        Log.ProbeAsked(logger, options.RuntimeEndpoint, why);
+        Volatile.Read(ref _wake).TrySetResult();
+    }
+
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
 
     /// <summary>How often, between full probes, the runtime's socket is looked at for a restart (a stat, no connection).</summary>
@@ -261,7 +275,18 @@ internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOpti
         {
             var left = wait - time.GetElapsedTime(start);
             if (left <= TimeSpan.Zero) return SocketChange.None;
-            await Task.Delay(left < RestartCheck ? left : RestartCheck, time, ct);
+            var wake = Volatile.Read(ref _wake);
+            using (var check = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                var delay = Task.Delay(left < RestartCheck ? left : RestartCheck, time, check.Token);
+                if (await Task.WhenAny(delay, wake.Task) == wake.Task)
+                {
+                    await check.CancelAsync(); // its timer goes with it
+                    Interlocked.CompareExchange(ref _wake, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), wake);
+                    return SocketChange.None; // probe now
+                }
+                await delay;
+            }
             if (socket is null) continue;
             var now = NativeMethods.Stamp(socket);
             if (now == seen) continue;
@@ -279,6 +304,9 @@ internal sealed partial class RuntimeMonitor(IContainerRuntime runtime, CrscOpti
 
         [LoggerMessage(70603, LogLevel.Information, "Container runtime {RuntimeName} {RuntimeVersion}: {Capabilities}")]
         public static partial void Capabilities(ILogger logger, string runtimeName, string runtimeVersion, string capabilities);
+
+        [LoggerMessage(70605, LogLevel.Information, "Container runtime at {Endpoint} probed again now: {Why}")]
+        public static partial void ProbeAsked(ILogger logger, string endpoint, string why);
 
         [LoggerMessage(70604, LogLevel.Information, "Container runtime at {Endpoint} restarted ({Evidence}); probing it again")]
         public static partial void Restarted(ILogger logger, string endpoint, string evidence);

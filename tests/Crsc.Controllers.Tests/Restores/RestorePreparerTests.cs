@@ -275,4 +275,30 @@ public sealed class RestorePreparerTests : IAsyncLifetime
         Assert.Equal(ReconcileResult.Done, await node.ReconcileAsync("r1"));
         Assert.Single(_runtime.StopCalls); // the kubelet's, not another
     }
+
+    private sealed class ProbeAsks : IRuntimeProbeTrigger
+    {
+        public List<string> Asked { get; } = [];
+        public void ProbeNow(string why) => Asked.Add(why);
+    }
+
+    [Theory]
+    [InlineData("n1", RestoreReconciler.RefusedByRuntime, 1)]
+    [InlineData("n2", RestoreReconciler.RefusedByRuntime, 0)] // another node's runtime refused
+    [InlineData("n1", "DisabledByConfig", 0)] // the probe had said so already
+    public async Task A_runtime_that_refused_a_restore_is_probed_again_on_its_node_once(string restoreNode, string reason, int asks)
+    {
+        await _f.CreateRestoreAsync("r1", failedPod: P1, status: new RestoreStatus { Phase = RestorePhase.FellBack, Node = restoreNode, PodName = P1 });
+        var r = _f.Restore("r1");
+        r.Status!.SetCondition(RestoreConditions.RuntimeCannotRestore, ConditionStatus.True, reason, "refused", 1, Now);
+        await _f.RestoresApi.UpdateStatusAsync(r, CancellationToken.None);
+        var probe = new ProbeAsks();
+        var node = await _f.StartNodeAsync("n1", _runtime, new RestorePreparerOptions { NodeName = "n1", RuntimeProbe = probe });
+
+        await node.ReconcileAsync("r1");
+        await node.ReconcileAsync("r1");
+
+        Assert.Equal(asks, probe.Asked.Count);
+        Assert.All(probe.Asked, a => Assert.Contains("refused Restore shop/r1", a));
+    }
 }

@@ -185,6 +185,24 @@ public sealed class RuntimeMonitorTests : IAsyncLifetime
     private string[] Logged(int eventId) => [.. _log.Entries.Where(e => e.Id == eventId).Select(e => e.Message)];
 
     [Fact]
+    public async Task Asked_to_probe_now_it_probes_at_once_not_at_the_next_interval()
+    {
+        var socket = _dir.Combine("cri.sock");
+        _cri = await FakeCriServer.StartAsync(socket);
+        var (monitor, time) = await StartedAsync(socket);
+        Assert.Single(_cri.CallsTo("Version"));
+
+        monitor.ProbeNow("the runtime refused Restore shop/r1");
+
+        await Eventually.TrueAsync(() => _cri.CallsTo("Version").Count() == 2, "probed again without any time passing");
+        Assert.Contains(_log.Entries, e => e.Id == 70605 && e.Message.Contains("refused Restore shop/r1", StringComparison.Ordinal));
+        // and then the interval again: one ask, one probe
+        await IdleAsync(time);
+        for (var i = 1; i < ChecksPerInterval; i++) await CheckAsync(time);
+        Assert.Equal(2, _cri.CallsTo("Version").Count());
+    }
+
+    [Fact]
     public async Task An_unchanged_socket_is_probed_every_interval_and_no_more()
     {
         var socket = _dir.Combine("cri.sock");
