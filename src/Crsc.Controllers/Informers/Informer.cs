@@ -27,9 +27,17 @@ public sealed record InformerOptions
     public int PageSize { get; init; } = 500;
     /// <summary>When set, every cached object is re-announced as an update this often.</summary>
     public TimeSpan? ResyncPeriod { get; init; }
-    /// <summary>First wait before reconnecting (client-go's reflector: 800 ms, doubling up to 30 s).</summary>
+    /// <summary>
+    /// First wait before reconnecting (client-go's reflector: 800 ms, doubling up to <see cref="MaxBackoff"/> = 30 s
+    /// after errors the API server answers, up to <see cref="UnreachableMaxBackoff"/> while it cannot be reached).
+    /// </summary>
     public TimeSpan InitialBackoff { get; init; } = TimeSpan.FromMilliseconds(800);
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// The cap while the API server cannot be reached at all (its jitter at most 25 %): the informer lists again
+    /// within seconds of the server's return, however long it was away. See <see cref="ReconnectBackoff"/>.
+    /// </summary>
+    public TimeSpan UnreachableMaxBackoff { get; init; } = ReconnectBackoff.DefaultUnreachableMax;
     /// <summary>Each wait is stretched by a random share of up to this much of itself.</summary>
     public double JitterFactor { get; init; } = 1.0;
     /// <summary>Server-side watch timeout; null picks a random 5–10 minutes per watch, like client-go.</summary>
@@ -43,7 +51,8 @@ public sealed record InformerOptions
 /// thread-safe cache keyed by <see cref="ObjectKey"/>, with named indexes and ordered add/update/delete
 /// notifications. A 410 relists and announces only the difference (deletions for objects that are gone, updates
 /// for changed ones); a stream the server closes is resumed from the last resourceVersion (bookmarks move it);
-/// an unreachable API server is retried forever with backoff and reported as Degraded meanwhile.
+/// an unreachable API server is retried forever (every few seconds at most, see <see cref="ReconnectBackoff"/>) and
+/// reported as Degraded meanwhile.
 /// <para>
 /// Locking: handlers run outside the cache's lock, so a handler may read this informer or another one (from its
 /// own thread or any other) without deadlocking, and readers never wait for a handler. Two locks, always taken in
@@ -202,7 +211,8 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
 
     private async Task ListAndWatchLoopAsync(CancellationToken ct)
     {
-        var backoff = new Backoff(_options.InitialBackoff, _options.MaxBackoff, _options.JitterFactor, _random);
+        var backoff = new ReconnectBackoff(_options.InitialBackoff, _options.MaxBackoff, _options.UnreachableMaxBackoff,
+            _options.JitterFactor, _random);
         var needList = true;
         var expiredInARow = 0;
         while (!ct.IsCancellationRequested)
@@ -222,7 +232,7 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
                 // that delivered something or lasted a while is healthy, so the wait starts small again
                 expiredInARow = 0;
                 if (events > 0 || _time.GetElapsedTime(watchedSince) >= TimeSpan.FromSeconds(1)) backoff.Reset();
-                wait = backoff.Next();
+                wait = backoff.Next(null);
                 Log.WatchClosed(_logger, Name, events, LastSyncResourceVersion, wait);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -234,21 +244,21 @@ public sealed class Informer<T> : IInformer where T : class, IKubernetesObject
                 // 410: our resourceVersion was compacted away; relist (at once the first time)
                 needList = true;
                 expiredInARow++;
-                wait = expiredInARow > 1 ? backoff.Next() : TimeSpan.Zero;
+                wait = expiredInARow > 1 ? backoff.Next(e) : TimeSpan.Zero;
                 Log.Expired(_logger, Name, LastSyncResourceVersion, e.Message);
             }
             catch (KubeUnavailableException e)
             {
                 // after an outage the watch history may be gone anyway: relist and announce the difference
                 needList = true;
-                wait = backoff.Next();
+                wait = backoff.Next(e);
                 _health?.Report(Name, HealthStatus.Degraded, $"API server unreachable: {e.Message}");
                 Log.Unavailable(_logger, Name, e.Message, wait);
             }
             catch (Exception e)
             {
                 needList = needList || e is not KubeApiException;
-                wait = backoff.Next();
+                wait = backoff.Next(e);
                 _health?.Report(Name, HealthStatus.Degraded, $"list/watch failed: {e.Message}");
                 Log.Failed(_logger, e, Name, wait);
             }

@@ -5,6 +5,7 @@ using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Hosting;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.Queue;
 using Microsoft.Extensions.Logging;
 
 namespace Crsc.Controllers.Nodes;
@@ -38,7 +39,10 @@ public sealed record CheckpointNodeReporterOptions
     /// </summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromHours(6);
 
-    /// <summary>After a failed write, the first wait before trying again (doubling up to <see cref="Interval"/>).</summary>
+    /// <summary>
+    /// After a failed write, the first wait before trying again: doubling up to <see cref="Interval"/> when the API
+    /// server answered with an error, up to 3 s while it cannot be reached (<see cref="ReconnectBackoff"/>).
+    /// </summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(1);
 }
 
@@ -112,7 +116,7 @@ public sealed partial class CheckpointNodeReporter
         {
             return;
         }
-        var retry = _options.RetryDelay;
+        var retry = new ReconnectBackoff(_options.RetryDelay, _options.Interval, ReconnectBackoff.DefaultUnreachableMax, jitter: 0);
         while (!ct.IsCancellationRequested)
         {
             TimeSpan wait;
@@ -121,7 +125,7 @@ public sealed partial class CheckpointNodeReporter
                 await ReportOnceAsync(ct).ConfigureAwait(false);
                 Interlocked.Increment(ref _rounds);
                 wait = _options.Interval;
-                retry = _options.RetryDelay;
+                retry.Reset();
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -131,8 +135,7 @@ public sealed partial class CheckpointNodeReporter
             {
                 // the API server away or refusing: the report waits; the node agent goes on
                 Interlocked.Increment(ref _rounds);
-                wait = retry;
-                retry = TimeSpan.FromTicks(Math.Min(retry.Ticks * 2, _options.Interval.Ticks));
+                wait = retry.Next(e);
                 Log.WriteFailed(_logger, _options.NodeName, e.Message, wait);
             }
             using var delay = CancellationTokenSource.CreateLinkedTokenSource(ct);

@@ -88,11 +88,12 @@ internal sealed partial class ClusterConnection(
         Log.Disconnected(logger, server);
     }
 
-    /// <summary>Probes <c>/version</c>: until it answers, then every probe interval, and at once when an informer
-    /// says the server went away. Reports the <c>kube</c> entry.</summary>
+    /// <summary>Probes <c>/version</c>: until it answers (every few seconds while it cannot be reached, backing off
+    /// further when it answers with errors), then every probe interval, and at once when an informer says the server
+    /// went away. Reports the <c>kube</c> entry.</summary>
     private async Task MonitorAsync(Kube.KubeApi api, string server, CancellationToken ct)
     {
-        var backoff = new Backoff(timings.InitialRetry, timings.MaxRetry);
+        var backoff = new ReconnectBackoff(timings.InitialRetry, timings.MaxRetry, timings.UnreachableMaxRetry);
         DateTimeOffset? downSince = null;
         while (!ct.IsCancellationRequested)
         {
@@ -126,7 +127,7 @@ internal sealed partial class ClusterConnection(
                 };
                 health.Report(ClusterServices.KubeComponent, HealthStatus.Degraded, message);
                 apiServer.ReportUnreachable(message);
-                wait = backoff.Next();
+                wait = backoff.Next(e);
                 if (first) Log.Unreachable(logger, server, e.Message, wait);
             }
 

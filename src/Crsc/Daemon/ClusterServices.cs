@@ -7,6 +7,7 @@ using Crsc.Controllers.Health;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Leadership;
 using Crsc.Controllers.Metrics;
+using Crsc.Controllers.Queue;
 using Crsc.Controllers.Hosting;
 using Crsc.Kube;
 using Microsoft.Extensions.Logging;
@@ -22,10 +23,19 @@ internal sealed class ClusterConnectionOptions
     /// <summary>How often a connected daemon checks that the API server still answers (<c>GET /version</c>).</summary>
     public TimeSpan ProbeInterval { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>First wait before probing an unreachable API server again; doubles up to <see cref="MaxRetry"/>.</summary>
+    /// <summary>
+    /// First wait before probing an API server that did not answer again; doubles up to <see cref="MaxRetry"/> when
+    /// it answers with errors, up to <see cref="UnreachableMaxRetry"/> while it cannot be reached at all.
+    /// </summary>
     public TimeSpan InitialRetry { get; set; } = TimeSpan.FromSeconds(1);
 
     public TimeSpan MaxRetry { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The cap while the API server cannot be reached (refused, reset, timed out), stretched by up to 25 %: the daemon
+    /// connects within seconds of its return, also when it started while the server was away.
+    /// </summary>
+    public TimeSpan UnreachableMaxRetry { get; set; } = ReconnectBackoff.DefaultUnreachableMax;
 
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(15);
 

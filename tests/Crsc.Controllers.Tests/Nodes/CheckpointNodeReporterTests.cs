@@ -201,6 +201,49 @@ public sealed class CheckpointNodeReporterTests : IAsyncLifetime
             TimeSpan.FromMinutes(5), "written once the server is back");
     }
 
+    /// <summary>
+    /// After minutes away the report is written within 5 s of the API server's return: while it cannot be reached the
+    /// retry grows only to 3 s. The old retry doubled up to the interval (<c>CheckpointNodeReporterOptions.Interval</c>,
+    /// 30 s here and in production) whatever the failure.
+    /// </summary>
+    [Fact]
+    public async Task After_minutes_away_the_report_is_written_within_5_s_of_the_api_servers_return()
+    {
+        await StartAsync();
+        _objects.Unavailable = true;
+        _source.Report = _source.Report with { Store = new NodeStore { Checkpoints = 3, Bytes = 3 << 20, FreeBytes = 10L << 30, Used = "3.0 MiB" } };
+        _reporter.Poke();
+        var step = TimeSpan.FromMilliseconds(100);
+        var lastMinute = _time.GetUtcNow() + TimeSpan.FromMinutes(4);
+        await StepUntilAsync(() => _time.GetUtcNow() >= lastMinute, step, TimeSpan.FromMinutes(5), "away");
+        var rounds = _reporter.Rounds;
+        var back = lastMinute + TimeSpan.FromMinutes(1);
+        await StepUntilAsync(() => _time.GetUtcNow() >= back, step, TimeSpan.FromMinutes(2), "still away");
+        Assert.Equal(2, Stored()!.Status!.Store!.Checkpoints);
+        // in the fifth minute away it tries every 3 s (a little later when a step of the clock overtakes it), not
+        // more often; the old doubling tried twice (every 30 s)
+        Assert.InRange(_reporter.Rounds - rounds, 15, 21);
+
+        _objects.Unavailable = false;
+        var took = await StepUntilAsync(() => Stored()!.Status!.Store!.Checkpoints == 3, step, TimeSpan.FromMinutes(1),
+            "written once the server is back");
+        Assert.True(took <= TimeSpan.FromSeconds(5), $"written {took} after the server came back");
+    }
+
+    /// <summary>Advances the clock by <paramref name="step"/>, each time once the reporter waits, until <paramref name="done"/>.</summary>
+    private async Task<TimeSpan> StepUntilAsync(Func<bool> done, TimeSpan step, TimeSpan max, string what)
+    {
+        var advanced = TimeSpan.Zero;
+        while (true)
+        {
+            await Eventually.TrueAsync(() => done() || _reporter.Waiting, $"{what}, or the reporter waits");
+            if (done()) return advanced;
+            if (advanced >= max) throw new TimeoutException($"not true within {max} of simulated time: {what}");
+            _time.Advance(step);
+            advanced += step;
+        }
+    }
+
     private static CheckpointNode StatusWriterCopy(CheckpointNode obj) =>
         Crsc.Controllers.Kubernetes.StatusWriter.DeepCopy(CrscResources.CheckpointNodes, obj);
 }

@@ -181,4 +181,42 @@ public sealed class InformerClusterTests : IAsyncLifetime
         await Eventually.TrueAsync(CacheMatchesServerAsync, "the cache caught up");
         Assert.Equal(["add during-outage"], Events());
     }
+
+    /// <summary>
+    /// With production's backoff: while the API server cannot be reached, however long, the informer tries every 3 to
+    /// 3.75 s (never more often, never less), so that it lists again within 5 s of the server's return. The old single
+    /// backoff (<c>InformerOptions.MaxBackoff</c> = 30 s, stretched by up to 100 %) waited 30 to 60 s between attempts
+    /// after the first half minute.
+    /// </summary>
+    [Fact]
+    public async Task An_api_server_away_for_minutes_is_tried_every_few_seconds_and_listed_within_5_s_of_its_return()
+    {
+        Seed(3);
+        var time = new ManualTimeProvider();
+        var outage = new ApiServerOutage(_server, time, IsListOfPods);
+        _informer = new Informer<Pod>(Pods, new InformerOptions(), time, NullLogger.Instance, _health, new Random(5));
+        _run = _informer.RunAsync(_stop.Token);
+        await _informer.WaitForSyncAsync(ClusterTestKit.Timeout());
+        await Eventually.TrueAsync(() => _server.Requests.Any(r => r.IsWatch), "watching");
+
+        var step = TimeSpan.FromMilliseconds(100);
+        var away = time.GetUtcNow();
+        outage.Away = true;
+        _server.CloseWatches(); // the stream breaks as the server goes
+        await ApiServerOutage.AdvanceUntilAsync(time, () => false, step, TimeSpan.FromMinutes(5), "away");
+        Assert.Equal(HealthStatus.Degraded, Entry?.Status);
+        Assert.Contains("unreachable", Entry!.Message);
+
+        var back = time.GetUtcNow();
+        outage.Away = false;
+        var took = await ApiServerOutage.AdvanceUntilAsync(time, () => Entry?.Status == HealthStatus.Healthy, step,
+            TimeSpan.FromSeconds(30), "listed again");
+        Assert.True(took <= TimeSpan.FromSeconds(5), $"listed again {took} after the server came back");
+
+        // after the first attempts (0.8 s, 1.6 s), each wait is the 3 s cap plus up to 25 %: within a step of the clock
+        var gaps = ApiServerOutage.Gaps(outage.Attempts(away, back));
+        Assert.True(gaps.Count >= 75, $"{gaps.Count} attempts in 5 minutes");
+        Assert.All(gaps, g => Assert.InRange(g, TimeSpan.Zero, TimeSpan.FromSeconds(3.75) + step));
+        Assert.All(gaps.Skip(3), g => Assert.InRange(g, TimeSpan.FromSeconds(3) - step, TimeSpan.FromSeconds(3.75) + step));
+    }
 }
