@@ -32,7 +32,7 @@ e2e: package image ## the real-component suite: CRIU, containerd, registry in a 
 	@rm -rf $(RESULTS)/e2e
 	CRSC_BINARY=$(CURDIR)/$(BINARY) CRSC_PACKAGES=$(PACKAGES_DIR) tests/run.sh e2e $(RESULTS)/e2e
 
-bench: publish ## benchmarks: figures and ratios against baselines measured in the same run
+bench: publish ## benchmarks: figures and ratios against baselines measured in the same run (checkpoint-overhead-real: root, on tests/sandbox)
 	CRSC_BINARY=$(CURDIR)/$(BINARY) $(DOTNET) run -c Release --project tests/Crsc.Benchmarks -- $(BENCH)
 
 demo: ## the demo on real components (root; builds the AOT binary and sets up the sandbox itself, the two overlapping)

@@ -49,7 +49,7 @@ public sealed class CheckpointOverheadBench : IBenchmark
         ctx.Ratio(Name, "crsc added / runtime call (p50)", Percentile(crscMs, 0.5), Percentile(runtimeMs, 0.5));
     }
 
-    private static double Percentile(List<double> values, double p)
+    internal static double Percentile(List<double> values, double p)
     {
         var sorted = values.Order().ToList();
         return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];

@@ -410,55 +410,12 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
         return (podId, containerId);
     }
 
-    private V1.PodSandboxConfig PodConfig(string name, string uid, string logDirectory) => new()
-    {
-        Metadata = new V1.PodSandboxMetadata { Name = name, Namespace = PodNamespace, Uid = uid },
-        LogDirectory = logDirectory,
-        Labels =
-        {
-            [KubeletLabels.PodName] = name,
-            [KubeletLabels.PodNamespace] = PodNamespace,
-            [KubeletLabels.PodUid] = uid,
-        },
-        Linux = new V1.LinuxPodSandboxConfig
-        {
-            CgroupParent = $"{sandbox.CgroupParent}/pod{uid}",
-            SecurityContext = new V1.LinuxSandboxSecurityContext
-            {
-                // the node's network: the test needs no pod network
-                NamespaceOptions = new V1.NamespaceOption
-                {
-                    Network = V1.NamespaceMode.Node, Pid = V1.NamespaceMode.Container, Ipc = V1.NamespaceMode.Pod,
-                },
-            },
-        },
-    };
+    private V1.PodSandboxConfig PodConfig(string name, string uid, string logDirectory) =>
+        SandboxPods.PodConfig(sandbox, PodNamespace, name, uid, logDirectory);
 
-    private V1.ContainerConfig CounterConfig(string podName, string podUid, string dataDirectory) => new()
-    {
-        Metadata = new V1.ContainerMetadata { Name = ContainerName },
-        Image = new V1.ImageSpec { Image = sandbox.BusyboxImage },
-        Command = { "/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /data/counter; echo $i; sleep 0.2; done" },
-        Mounts = { new V1.Mount { HostPath = dataDirectory, ContainerPath = "/data" } },
-        LogPath = ContainerName + ".log",
-        Labels =
-        {
-            [KubeletLabels.PodName] = podName,
-            [KubeletLabels.PodNamespace] = PodNamespace,
-            [KubeletLabels.PodUid] = podUid,
-            [KubeletLabels.ContainerName] = ContainerName,
-        },
-        Linux = new V1.LinuxContainerConfig
-        {
-            SecurityContext = new V1.LinuxContainerSecurityContext
-            {
-                NamespaceOptions = new V1.NamespaceOption
-                {
-                    Network = V1.NamespaceMode.Node, Pid = V1.NamespaceMode.Container, Ipc = V1.NamespaceMode.Pod,
-                },
-            },
-        },
-    };
+    private V1.ContainerConfig CounterConfig(string podName, string podUid, string dataDirectory) =>
+        SandboxPods.BusyboxConfig(sandbox, PodNamespace, podName, podUid, ContainerName, dataDirectory,
+            "/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /data/counter; echo $i; sleep 0.2; done");
 
     /// <summary>Whether any CRIU memory image (<c>checkpoint/pages-N.img</c>) of the tar at <paramref name="tarPath"/> holds <paramref name="text"/>.</summary>
     private static async Task<bool> MemoryPagesContainAsync(string tarPath, string text, CancellationToken ct)
@@ -493,25 +450,5 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
     }
 
     /// <summary>Stops and removes the pod and its containers; a failure here is reported, not thrown.</summary>
-    private async Task RemovePodAsync(CriClient client, string podId)
-    {
-        try
-        {
-            var containers = await client.ListContainersAsync(new V1.ListContainersRequest
-            {
-                Filter = new V1.ContainerFilter { PodSandboxId = podId },
-            });
-            foreach (var c in containers.Containers)
-            {
-                await client.StopContainerAsync(new V1.StopContainerRequest { ContainerId = c.Id, Timeout = 0 });
-                await client.RemoveContainerAsync(new V1.RemoveContainerRequest { ContainerId = c.Id });
-            }
-            await client.StopPodSandboxAsync(new V1.StopPodSandboxRequest { PodSandboxId = podId });
-            await client.RemovePodSandboxAsync(new V1.RemovePodSandboxRequest { PodSandboxId = podId });
-        }
-        catch (Exception e) when (e is ContainerRuntimeException or IOException)
-        {
-            output.WriteLine($"cleanup of pod {podId}: {e.Message}");
-        }
-    }
+    private Task RemovePodAsync(CriClient client, string podId) => SandboxPods.RemovePodAsync(client, podId, output.WriteLine);
 }
