@@ -33,7 +33,7 @@ public sealed class FailureReactionFailoverTests : IAsyncLifetime
     private const string Hash = "7d9f8c6b5";
     private const string CheckpointRegistry = "10.0.0.1:5055/";
     private const int Incidents = 20;
-    /// <summary>Incidents the first leader finishes before it goes.</summary>
+    /// <summary>Incidents the first leader finishes before it goes (the answer to the last one's PATCH is lost on the way back).</summary>
     private static readonly int[] FinishedByTheFirst = [0, 1, 2, 3, 4];
     /// <summary>
     /// Incidents whose attempt the first leader has counted and not patched when it goes: the first one's PATCH is on its
@@ -44,7 +44,7 @@ public sealed class FailureReactionFailoverTests : IAsyncLifetime
     private static readonly int[] PatchedNotFinished = [8, 9, 10];
     /// <summary>Incidents reported just before the leader goes (in flight, wherever they are).</summary>
     private static readonly int[] AtTheHandover = [11, 12, 13, 14];
-    /// <summary>Incidents reported while the leadership moves.</summary>
+    /// <summary>Incidents reported while the leadership moves (the answer to the first one's PATCH is lost on the way back).</summary>
     private static readonly int[] DuringTheHandover = [15, 16, 17, 18, 19];
 
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
@@ -91,6 +91,8 @@ public sealed class FailureReactionFailoverTests : IAsyncLifetime
         var second = StartDaemon("second");
         await WaitForAsync(() => second.Elector.CurrentLeader == "first", "the second daemon follows");
 
+        first.Pods.LoseAnswer(PodName(FinishedByTheFirst[^1]));
+        foreach (var d in new[] { first, second }) d.Pods.LoseAnswer(PodName(DuringTheHandover[0])); // whichever leads then
         first.Pods.HoldPatch(PodName(CountedNotPatched[0]));
         foreach (var i in CountedNotPatched[1..]) first.Pods.CutPatch(PodName(i));
         foreach (var i in PatchedNotFinished) _kubeletHolds[PodName(i)] = 0;
@@ -138,6 +140,9 @@ public sealed class FailureReactionFailoverTests : IAsyncLifetime
         Assert.All(CountedNotPatched, i => Assert.Equal("second", patches.Single(p => p.Pod == PodName(i)).Daemon));
         Assert.All(PatchedNotFinished, i => Assert.Equal("first", patches.Single(p => p.Pod == PodName(i)).Daemon));
         Assert.Equal(Incidents, pods.CallCount("patch")); // what reached the API server, whoever sent it
+        await first.Pods.PatchTried(PodName(FinishedByTheFirst[^1])).WaitAsync(Wait); // a patch whose answer was lost is not sent again
+        await Task.WhenAny(first.Pods.PatchTried(PodName(DuringTheHandover[0])), second.Pods.PatchTried(PodName(DuringTheHandover[0])))
+            .WaitAsync(Wait);
         Assert.Equal(0, pods.CallCount("delete"));
         Assert.Equal(Incidents, _kube.For(CrscResources.Restores).AllStored().Count);
     }
@@ -389,13 +394,20 @@ public sealed class FailureReactionFailoverTests : IAsyncLifetime
     /// </summary>
     private sealed class DaemonPods(string daemon, FakeResourceClient<Pod> inner, ConcurrentQueue<PodPatch> record) : IKubeResourceClient<Pod>
     {
-        private readonly ConcurrentDictionary<string, (bool Cut, TaskCompletionSource Tried)> _blocked = new(StringComparer.Ordinal);
+        private enum Mode { Hold, Cut, LoseAnswer }
 
-        public void HoldPatch(string pod) => _blocked[pod] = (false, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        private readonly ConcurrentDictionary<string, (Mode Mode, TaskCompletionSource Tried)> _blocked = new(StringComparer.Ordinal);
 
-        public void CutPatch(string pod) => _blocked[pod] = (true, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        public void HoldPatch(string pod) => Block(pod, Mode.Hold);
 
-        /// <summary>Completes when a PATCH of <paramref name="pod"/> was held or cut.</summary>
+        public void CutPatch(string pod) => Block(pod, Mode.Cut);
+
+        /// <summary>The first PATCH of <paramref name="pod"/> reaches the API server, its answer does not come back (a request timeout).</summary>
+        public void LoseAnswer(string pod) => Block(pod, Mode.LoseAnswer);
+
+        private void Block(string pod, Mode mode) => _blocked[pod] = (mode, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+        /// <summary>Completes when a PATCH of <paramref name="pod"/> was held, cut or sent without an answer.</summary>
         public Task PatchTried(string pod) => _blocked[pod].Tried.Task;
 
         public ResourceType<Pod> Type => inner.Type;
@@ -403,16 +415,23 @@ public sealed class FailureReactionFailoverTests : IAsyncLifetime
         public async Task<Pod> PatchAsync(string? ns, string name, PatchType type, string body, CancellationToken ct, bool status = false,
             string? fieldManager = null, bool force = false)
         {
+            var loseAnswer = false;
             if (_blocked.TryGetValue(name, out var blocked))
             {
-                blocked.Tried.TrySetResult();
-                if (blocked.Cut) throw new KubeUnavailableException("connection refused (fake)");
-                await Task.Delay(Timeout.Infinite, ct);
+                var firstTry = blocked.Tried.TrySetResult();
+                switch (blocked.Mode)
+                {
+                    case Mode.Cut: throw new KubeUnavailableException("connection refused (fake)");
+                    case Mode.Hold: await Task.Delay(Timeout.Infinite, ct); break;
+                    default: loseAnswer = firstTry; break;
+                }
             }
             try
             {
                 var patched = await inner.PatchAsync(ns, name, type, body, ct, status, fieldManager, force);
                 record.Enqueue(new PodPatch(daemon, name, PatchOutcome.Applied, null));
+                if (loseAnswer)
+                    throw new KubeUnavailableException($"the API server did not answer PATCH of pod {name} within 30 s (fake)");
                 return patched;
             }
             catch (KubeApiException e)
