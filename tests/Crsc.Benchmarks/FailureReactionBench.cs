@@ -5,6 +5,7 @@ using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
 using Crsc.Controllers.Hosting;
 using Crsc.Controllers.Informers;
+using Crsc.Controllers.Leadership;
 using Crsc.Controllers.Restores;
 using Crsc.Controllers.Workloads;
 using Crsc.Cri;
@@ -27,17 +28,26 @@ namespace Crsc.Benchmarks;
 /// Completed checkpoint (so the per-workload backoff does not apply); 200 unmanaged Deployments with pods add load.
 /// Each is measured from just before the status write is sent to the moment the request reaches the server. What a
 /// restore in place promises is checked at the end: one Restore and one image patch per incident, no pod deleted.
+/// <para>
+/// The leader changes in the middle: two daemons' leader halves (each its own manager, informers and Lease elector)
+/// campaign for the Lease and the node's half (the preparer) runs beside them; right after the status write of the middle
+/// incident the leader's daemon stops (its work cancelled and drained, the Lease released) and the other takes over, with
+/// the middle incident and every Restore before it in flight. The invariant holds across it; how long the change took and
+/// the reaction times of the incidents it held up are printed besides the overall figures.
+/// </para>
 /// </summary>
 public sealed class FailureReactionBench : IBenchmark
 {
     public string Name => "failure-reaction";
-    public string Description => "pod status showing a failure → Restore created → pod image patched, p50/p99 over 200 incidents";
+    public string Description => "pod status showing a failure → Restore created → pod image patched, p50/p99 over 200 incidents, the leader changing in the middle";
 
     private const int Incidents = 200;
     private const int Unmanaged = 200;
     private const string Ns = "apps";
     private const string Node = "node-0";
     private const string ImageHost = "127.0.0.1:5055/";
+    /// <summary>The incident at which the leader's daemon stops.</summary>
+    private const int Handover = Incidents / 2;
 
     public async Task RunAsync(BenchContext ctx, CancellationToken ct)
     {
@@ -56,14 +66,34 @@ public sealed class FailureReactionBench : IBenchmark
         var loggers = NullLoggerFactory.Instance;
         var events = new EventRecorder(new ApiEventSink(api.Resource(Resources.CoreEvents)), new EventRecorderOptions { Host = Node },
             time, NullLogger.Instance);
-        // as the daemon sets them up: one manager, whose shared informers the leader's controllers and the node's share
-        var manager = new ControllerManager(new ControllerManagerOptions { Kube = api, Events = events, Time = time, Loggers = loggers });
-        RestorePreparer.SetUp(manager, runtime, new RestorePreparerOptions { NodeName = Node });
-        RestoreReconciler.SetUp(manager);
-        PodFailureReconciler.SetUp(manager);
-        manager.AddRunnable("event recorder", events.RunAsync);
+        // as the daemons set them up: the pod's node runs the preparer; two daemons' managers campaign for the Lease and
+        // run the failure detector and the Restore reconciler while they lead
+        var node = new ControllerManager(new ControllerManagerOptions { Kube = api, Events = events, Time = time, Loggers = loggers });
+        RestorePreparer.SetUp(node, runtime, new RestorePreparerOptions { NodeName = Node });
+        node.AddRunnable("event recorder", events.RunAsync);
+        ControllerManager Leader(string identity)
+        {
+            var elector = new LeaderElector(api.Resource(Resources.Leases), new LeaderElectionOptions
+            {
+                Namespace = "crsc-system",
+                Identity = identity,
+                LeaseDuration = TimeSpan.FromSeconds(5),
+                RenewDeadline = TimeSpan.FromSeconds(3),
+                RetryPeriod = TimeSpan.FromMilliseconds(250),
+            }, time, NullLogger.Instance);
+            var m = new ControllerManager(new ControllerManagerOptions { Kube = api, Events = events, Time = time, Loggers = loggers, Elector = elector });
+            RestoreReconciler.SetUp(m);
+            PodFailureReconciler.SetUp(m);
+            return m;
+        }
+        var first = Leader("first");
+        var second = Leader("second");
         using var stop = new CancellationTokenSource();
-        var runs = new[] { manager.RunAsync(stop.Token) };
+        using var stopFirst = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+        var runs = new List<Task> { node.RunAsync(stop.Token), first.RunAsync(stopFirst.Token) };
+        await WaitAsync(() => first.IsLeading, ct);
+        runs.Add(second.RunAsync(stop.Token));
+        await WaitAsync(() => second.Elector!.CurrentLeader == "first" && node.Informers.All.All(i => i.HasSynced), ct);
 
         // the first Restore POST and the first pod PATCH of each incident, as they reach the server
         Incident? current = null;
@@ -77,13 +107,15 @@ public sealed class FailureReactionBench : IBenchmark
             }
             return Task.CompletedTask;
         };
-        var failures = manager.Controller(PodFailureReconciler.ControllerName);
-        await WaitAsync(() => failures.Queue is { Count: 0, InFlight: 0 } && manager.Informers.All.All(i => i.HasSynced), ct);
+        var failures = first.Controller(PodFailureReconciler.ControllerName);
+        await WaitAsync(() => failures.Queue is { Count: 0, InFlight: 0 } && first.Informers.All.All(i => i.HasSynced), ct);
         await Task.Delay(500, ct); // the first reconciles have seen every pod: restart counts are known
 
         var pods = api.Resource(Resources.Pods);
         var toPost = new List<double>(Incidents);
         var toPatch = new List<double>(Incidents);
+        var afterHandover = new List<double>();
+        long handoverStart = 0, handoverEnd = 0;
         for (var i = 0; i < Incidents; i++)
         {
             var podName = $"svc-{i:000}-5d8f7c9b6-abcde";
@@ -93,11 +125,25 @@ public sealed class FailureReactionBench : IBenchmark
             Volatile.Write(ref current, incident);
             var start = Stopwatch.GetTimestamp();
             await pods.UpdateStatusAsync(pod, ct);
+            if (i == Handover)
+            {
+                // the leader's daemon stops with this incident just reported and the earlier Restores in flight
+                handoverStart = Stopwatch.GetTimestamp();
+                await stopFirst.CancelAsync();
+                _ = Task.Run(async () =>
+                {
+                    await WaitAsync(() => second.IsLeading, ct, pollMs: 1);
+                    Interlocked.Exchange(ref handoverEnd, Stopwatch.GetTimestamp());
+                }, ct);
+            }
             var posted = await incident.Posted.Task.WaitAsync(TimeSpan.FromSeconds(30), ct);
             var patched = await incident.Patched.Task.WaitAsync(TimeSpan.FromSeconds(30), ct);
             toPost.Add(Stopwatch.GetElapsedTime(start, posted).TotalMilliseconds);
             toPatch.Add(Stopwatch.GetElapsedTime(start, patched).TotalMilliseconds);
+            // the incidents the change held up: from the stop until the new leader's controllers had caught up
+            if (i >= Handover && afterHandover.Count < 10) afterHandover.Add(Stopwatch.GetElapsedTime(start, patched).TotalMilliseconds);
         }
+        if (first.IsLeading || !second.IsLeading) throw new InvalidOperationException("the leadership did not move to the second daemon");
         int Patched() => server.All(server.ResourceOf(Resources.Pods))
             .Count(p => ((string?)p["spec"]?["containers"]?[0]?["image"])?.StartsWith(ImageHost, StringComparison.Ordinal) == true);
         try
@@ -126,9 +172,12 @@ public sealed class FailureReactionBench : IBenchmark
 
         Report(ctx, "status change → Restore created (POST)", toPost);
         Report(ctx, "status change → pod image patched", toPatch);
+        ctx.Report(Name, "leader change: stop → new leader leads", Stopwatch.GetElapsedTime(handoverStart, Interlocked.Read(ref handoverEnd)).TotalMilliseconds, "ms");
+        Report(ctx, "10 incidents from the leader change → patched", afterHandover);
         ctx.Report(Name, "Restores created (one per incident)", restores, "count", Incidents.ToString(System.Globalization.CultureInfo.InvariantCulture));
         ctx.Report(Name, "pod image patches (one per incident)", patches, "count", Incidents.ToString(System.Globalization.CultureInfo.InvariantCulture));
         ctx.Report(Name, "pods deleted (restored in place: none)", deleted.Count, "count", "0");
+        ctx.Report(Name, "pods patched more than once (none)", patchedTwice, "count", "0");
     }
 
     private sealed record Incident(string Pod)
