@@ -114,6 +114,8 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
     private CheckpointInfo Ingest(string staged, CheckpointedContainer source, IngestOptions options, IProgress<long>? progress, CancellationToken ct)
     {
         var compression = options.Compression ?? _options.DefaultCompression;
+        // only the store's default adapts: an archive zstd cannot shrink is stored as it is
+        var skipIncompressible = options.Compression is null && _options.SkipIncompressible;
         var level = options.CompressionLevel ?? _options.CompressionLevel;
         if (level is < -7 or > 22) throw new ArgumentOutOfRangeException(nameof(options), level, "zstd levels are -7 … 22");
 
@@ -135,8 +137,9 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
         var now = _time.GetUtcNow();
         var id = StoreNames.NewId(now);
         var dir = EnsureContainerDirectory(source.Namespace, source.Workload, source.Container);
+        // the extension follows the compression chosen while writing
         var archive = Path.Join(dir, id + Manifests.ArchiveExtension(compression));
-        var tempArchive = Path.Join(dir, TempPrefix + id + Manifests.ArchiveExtension(compression));
+        var tempArchive = Path.Join(dir, TempPrefix + id + ".archive");
         var manifest = Path.Join(dir, id + ManifestExtension);
         var tempManifest = Path.Join(dir, TempPrefix + id + ManifestExtension);
         _inFlight[id] = 0;
@@ -146,7 +149,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
             ArchiveFacts facts;
             string rawDigest, storedDigest;
             long rawBytes, storedBytes;
-            using (var writer = new IngestWriter(tempArchive, compression, level, _options.CompressionWorkers))
+            using (var writer = new IngestWriter(tempArchive, compression, level, _options.CompressionWorkers, skipIncompressible))
             {
                 var tee = new CountingReadStream(input, writer.Accept, ChunkSize, progress, ct);
                 try { facts = ArchiveInspector.Inspect(tee, _options.Limits); }
@@ -158,6 +161,8 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
                 (rawDigest, storedDigest) = writer.Complete();
                 rawBytes = writer.RawBytes;
                 storedBytes = writer.StoredBytes;
+                compression = writer.Compression;
+                archive = Path.Join(dir, id + Manifests.ArchiveExtension(compression));
             }
             Fault(FaultPoints.ArchiveWritten);
             File.Move(tempArchive, archive, overwrite: false);

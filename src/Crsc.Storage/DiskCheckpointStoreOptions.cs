@@ -18,6 +18,13 @@ public sealed record DiskCheckpointStoreOptions
 
     public CheckpointCompression DefaultCompression { get; init; } = CheckpointCompression.Zstd;
 
+    /// <summary>
+    /// With <see cref="DefaultCompression"/> zstd, an archive whose first 4 MiB zstd cannot shrink by 3 % is stored
+    /// uncompressed (memory of random or already-compressed data: compressing it costs a pass and a second digest and
+    /// saves nothing). Only the default: a caller that asks for a compression gets it.
+    /// </summary>
+    public bool SkipIncompressible { get; init; } = true;
+
     /// <summary>zstd level (1 fast … 19 small; negative levels are faster still).</summary>
     public int CompressionLevel { get; init; } = 1;
 

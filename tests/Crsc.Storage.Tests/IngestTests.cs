@@ -11,6 +11,46 @@ public sealed class IngestTests : IDisposable
 
     private static string Sha(byte[] data) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(data));
 
+    /// <summary>
+    /// The store's default compression adapts: memory zstd cannot shrink (random pages, past the 4 MiB probe or not) is
+    /// stored as it is — one digest, no compression pass — while compressible memory and an explicit request are zstd.
+    /// </summary>
+    [Theory]
+    [InlineData(true, 6 << 20, null, true, ".tar")]          // incompressible, larger than the probe
+    [InlineData(true, 1 << 20, null, true, ".tar")]          // incompressible, decided at the end
+    [InlineData(false, 6 << 20, null, true, ".tar.zst")]     // compressible
+    [InlineData(true, 6 << 20, CheckpointCompression.Zstd, true, ".tar.zst")]  // asked for: honoured
+    [InlineData(true, 6 << 20, null, false, ".tar.zst")]     // adapting turned off
+    public async Task The_default_compression_stores_memory_zstd_cannot_shrink_uncompressed(bool random, int pageBytes,
+        CheckpointCompression? asked, bool skipIncompressible, string ext)
+    {
+        using var store = _f.Open(o => o with { SkipIncompressible = skipIncompressible });
+        var archive = new TestArchive { RandomPages = random, PageBytes = pageBytes };
+        var original = archive.Build();
+
+        var info = await store.IngestAsync(_f.Stage(original), archive.Source(), new IngestOptions { Compression = asked }, null,
+            CancellationToken.None);
+
+        Assert.EndsWith(info.Id + ext, info.ArchivePath);
+        Assert.Equal([$"shop/cart/cart/{info.Id}.json", $"shop/cart/cart/{info.Id}{ext}"], _f.StoreFiles());
+        var stored = await File.ReadAllBytesAsync(info.ArchivePath);
+        Assert.Equal(Sha(stored), info.Digest);
+        Assert.Equal(Sha(original), info.UncompressedDigest);
+        if (ext == ".tar")
+        {
+            Assert.Equal(CheckpointCompression.None, info.Compression);
+            Assert.Equal(original, stored);
+            Assert.Equal(info.UncompressedDigest, info.Digest);
+        }
+        else Assert.Equal(CheckpointCompression.Zstd, info.Compression);
+        // verified and read back as the runtime wrote it, whichever way it is stored
+        Assert.True((await store.VerifyAsync(info.Id, CancellationToken.None)).Valid);
+        await using var read = await store.OpenReadAsync(info.Id, CancellationToken.None);
+        var back = new MemoryStream();
+        await read.CopyToAsync(back);
+        Assert.Equal(original, back.ToArray());
+    }
+
     [Theory]
     [InlineData(CheckpointCompression.Zstd, false)]
     [InlineData(CheckpointCompression.None, false)]

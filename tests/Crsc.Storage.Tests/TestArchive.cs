@@ -18,6 +18,8 @@ internal sealed class TestArchive
     public string Container { get; set; } = "cart";
     public bool Containerd { get; set; }
     public int PageBytes { get; set; } = 192 * 1024;
+    /// <summary>Every page random (memory zstd cannot shrink), rather than a mix of zero, text and random pages.</summary>
+    public bool RandomPages { get; set; }
     public bool WithConfig { get; set; } = true;
     public bool WithSpec { get; set; } = true;
     public bool WithCheckpointDirectory { get; set; } = true;
@@ -69,7 +71,7 @@ internal sealed class TestArchive
                 tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "checkpoint/") { Mode = (UnixFileMode)0b111_000_000 });
                 File(tar, "checkpoint/inventory.img", Encoding.ASCII.GetBytes("CRIU inventory image\n"));
                 File(tar, "checkpoint/pstree.img", Encoding.ASCII.GetBytes("pid 1 cart\n"));
-                File(tar, "checkpoint/pages-1.img", Pages(PageBytes, Seed));
+                File(tar, "checkpoint/pages-1.img", RandomPages ? RandomBytes(PageBytes, Seed) : Pages(PageBytes, Seed));
             }
             if (WithConfig) File(tar, "config.dump", Encoding.UTF8.GetBytes(ConfigDump));
             if (WithSpec) File(tar, "spec.dump", Encoding.UTF8.GetBytes(SpecDump));
@@ -93,6 +95,13 @@ internal sealed class TestArchive
         tar.WriteEntry(new PaxTarEntry(type, name) { DataStream = new MemoryStream(data), Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite });
 
     /// <summary>Memory pages as CRIU dumps them: runs of zeros, text-like data and random bytes.</summary>
+    public static byte[] RandomBytes(int size, int seed)
+    {
+        var data = new byte[size];
+        new Random(seed).NextBytes(data);
+        return data;
+    }
+
     public static byte[] Pages(int size, int seed)
     {
         var data = new byte[size];
