@@ -114,8 +114,6 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
     private CheckpointInfo Ingest(string staged, CheckpointedContainer source, IngestOptions options, IProgress<long>? progress, CancellationToken ct)
     {
         var compression = options.Compression ?? _options.DefaultCompression;
-        // only the store's default adapts: an archive zstd cannot shrink is stored as it is
-        var skipIncompressible = options.Compression is null && _options.SkipIncompressible;
         var level = options.CompressionLevel ?? _options.CompressionLevel;
         if (level is < -7 or > 22) throw new ArgumentOutOfRangeException(nameof(options), level, "zstd levels are -7 … 22");
 
@@ -133,13 +131,16 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
             throw new ArchiveRejectedException($"archive {staged} is not a regular file");
         if (input.Length > _options.Limits.MaxArchiveBytes)
             throw new ArchiveRejectedException($"archive {staged} is {input.Length} bytes, over the limit of {_options.Limits.MaxArchiveBytes}");
+        // only the store's default adapts: an archive zstd cannot shrink is stored as it is (one digest, no compression pass)
+        if (options.Compression is null && _options.SkipIncompressible && compression == CheckpointCompression.Zstd
+            && !IngestWriter.WorthCompressing(handle, input.Length, level))
+            compression = CheckpointCompression.None;
 
         var now = _time.GetUtcNow();
         var id = StoreNames.NewId(now);
         var dir = EnsureContainerDirectory(source.Namespace, source.Workload, source.Container);
-        // the extension follows the compression chosen while writing
         var archive = Path.Join(dir, id + Manifests.ArchiveExtension(compression));
-        var tempArchive = Path.Join(dir, TempPrefix + id + ".archive");
+        var tempArchive = Path.Join(dir, TempPrefix + id + Manifests.ArchiveExtension(compression));
         var manifest = Path.Join(dir, id + ManifestExtension);
         var tempManifest = Path.Join(dir, TempPrefix + id + ManifestExtension);
         _inFlight[id] = 0;
@@ -149,7 +150,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
             ArchiveFacts facts;
             string rawDigest, storedDigest;
             long rawBytes, storedBytes;
-            using (var writer = new IngestWriter(tempArchive, compression, level, _options.CompressionWorkers, skipIncompressible))
+            using (var writer = new IngestWriter(tempArchive, compression, level, _options.CompressionWorkers))
             {
                 var tee = new CountingReadStream(input, writer.Accept, ChunkSize, progress, ct);
                 try { facts = ArchiveInspector.Inspect(tee, _options.Limits); }
@@ -161,8 +162,6 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
                 (rawDigest, storedDigest) = writer.Complete();
                 rawBytes = writer.RawBytes;
                 storedBytes = writer.StoredBytes;
-                compression = writer.Compression;
-                archive = Path.Join(dir, id + Manifests.ArchiveExtension(compression));
             }
             Fault(FaultPoints.ArchiveWritten);
             File.Move(tempArchive, archive, overwrite: false);

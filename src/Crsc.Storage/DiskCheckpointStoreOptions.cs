@@ -19,8 +19,8 @@ public sealed record DiskCheckpointStoreOptions
     public CheckpointCompression DefaultCompression { get; init; } = CheckpointCompression.Zstd;
 
     /// <summary>
-    /// With <see cref="DefaultCompression"/> zstd, an archive whose first 4 MiB zstd cannot shrink by 3 % is stored
-    /// uncompressed (memory of random or already-compressed data: compressing it costs a pass and a second digest and
+    /// With <see cref="DefaultCompression"/> zstd, an archive zstd cannot shrink by 3 % (tried on 16 pieces of 256 KiB
+    /// spread over it) is stored uncompressed (memory of random or already-compressed data: compressing it costs a pass and a second digest and
     /// saves nothing). Only the default: a caller that asks for a compression gets it.
     /// </summary>
     public bool SkipIncompressible { get; init; } = true;

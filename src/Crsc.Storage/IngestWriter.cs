@@ -5,31 +5,50 @@ namespace Crsc.Storage;
 
 /// <summary>
 /// The sink of an ingestion: hashes the uncompressed bytes, compresses them (optionally), hashes what is stored and
-/// writes it to a new temp file (0600, never an existing path). The uncompressed hash runs beside compression. With
-/// <c>skipIncompressible</c>, zstd is first tried on the archive's first <see cref="ProbeBytes"/> (held in memory):
-/// when it saves less than 3 % there, the archive is stored uncompressed (<see cref="Compression"/> says which).
+/// writes it to a new temp file (0600, never an existing path). The uncompressed hash runs beside compression.
 /// </summary>
 internal sealed class IngestWriter : IDisposable
 {
-    /// <summary>How much of the archive decides whether compressing it pays.</summary>
-    internal const int ProbeBytes = 4 << 20;
-
     /// <summary>Stored/raw size at or above which compression does not pay.</summary>
     internal const double NotWorthIt = 0.97;
 
-    private readonly IncrementalHash _raw = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-    private IncrementalHash? _stored;
-    private ZstdCompressor? _zstd;
-    private readonly FileStream _file;
-    private readonly int _level;
-    private List<byte[]>? _probe;
-    private long _probed;
+    /// <summary>How many places of an archive <see cref="WorthCompressing"/> tries, and how much at each.</summary>
+    internal const int Samples = 16, SampleBytes = 256 << 10;
 
-    public IngestWriter(string tempPath, CheckpointCompression compression, int level, int workers, bool skipIncompressible = false)
+    private readonly IncrementalHash _raw = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly IncrementalHash? _stored;
+    private readonly ZstdCompressor? _zstd;
+    private readonly FileStream _file;
+
+    /// <summary>
+    /// Whether zstd at <paramref name="level"/> shrinks the file by at least 3 %, judged from
+    /// <see cref="Samples"/> pieces spread evenly over it (read in place; the file position does not move): the memory
+    /// of a process is stored in address order, so its start alone says little about the rest.
+    /// </summary>
+    public static bool WorthCompressing(Microsoft.Win32.SafeHandles.SafeFileHandle file, long length, int level)
     {
-        _level = level;
-        Compression = compression;
-        if (skipIncompressible && compression == CheckpointCompression.Zstd) _probe = [];
+        if (length <= 0) return true;
+        var size = (int)Math.Min(SampleBytes, length);
+        // pieces that do not overlap: a piece seen twice would compress against itself
+        var count = (int)Math.Clamp(length / size, 1, Samples);
+        var step = length / count;
+        var buffer = new byte[size];
+        long raw = 0, compressed = 0;
+        using var trial = new ZstdCompressor(level, 0, data => compressed += data.Length);
+        for (var i = 0; i < count; i++)
+        {
+            var offset = i * step + (step - size) / 2; // the middle of each part: no part of the file weighs more
+            var n = RandomAccess.Read(file, buffer, offset);
+            if (n <= 0) break;
+            trial.Write(buffer.AsSpan(0, n));
+            raw += n;
+        }
+        trial.Finish();
+        return raw == 0 || compressed < raw * NotWorthIt;
+    }
+
+    public IngestWriter(string tempPath, CheckpointCompression compression, int level, int workers)
+    {
         _file = new FileStream(tempPath, new FileStreamOptions
         {
             Mode = FileMode.CreateNew, // O_EXCL: never opens an existing file or follows a planted link
@@ -56,46 +75,8 @@ internal sealed class IngestWriter : IDisposable
     public long RawBytes { get; private set; }
     public long StoredBytes { get; private set; }
 
-    /// <summary>How the archive is stored: as asked, or <c>None</c> when compressing it did not pay.</summary>
-    public CheckpointCompression Compression { get; private set; }
-
     /// <summary>One block of the staged archive, in order.</summary>
     public void Accept(byte[] buffer, int count)
-    {
-        if (_probe is not null)
-        {
-            // the caller reuses its buffer: keep a copy until the decision
-            _probe.Add(buffer.AsSpan(0, count).ToArray());
-            _probed += count;
-            if (_probed >= ProbeBytes) Decide();
-            return;
-        }
-        Store(buffer, count);
-    }
-
-    /// <summary>Compresses the probe to see whether it pays, then stores the held blocks the way chosen.</summary>
-    private void Decide()
-    {
-        var held = _probe!;
-        _probe = null;
-        long compressed = 0;
-        using (var trial = new ZstdCompressor(_level, 0, data => compressed += data.Length))
-        {
-            foreach (var block in held) trial.Write(block);
-            trial.Finish();
-        }
-        if (_probed > 0 && compressed >= _probed * NotWorthIt)
-        {
-            Compression = CheckpointCompression.None;
-            _zstd?.Dispose();
-            _zstd = null;
-            _stored?.Dispose();
-            _stored = null;
-        }
-        foreach (var block in held) Store(block, block.Length);
-    }
-
-    private void Store(byte[] buffer, int count)
     {
         RawBytes += count;
         if (_zstd is null)
@@ -120,7 +101,6 @@ internal sealed class IngestWriter : IDisposable
     /// <summary>Ends the compressed frame and makes the file durable (fsync).</summary>
     public (string RawDigest, string StoredDigest) Complete()
     {
-        if (_probe is not null) Decide();
         _zstd?.Finish();
         _file.Flush(flushToDisk: true);
         var raw = "sha256:" + Convert.ToHexStringLower(_raw.GetHashAndReset());

@@ -12,6 +12,31 @@ public sealed class IngestTests : IDisposable
     private static string Sha(byte[] data) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(data));
 
     /// <summary>
+    /// Whether compressing pays is judged over the whole file, not its start: a process's memory is stored in address
+    /// order, so a compressible start (code, zeroed pages) can precede a bulk that zstd cannot shrink, and the reverse.
+    /// </summary>
+    [Theory]
+    [InlineData("1 MiB of zeros, then 63 MiB random", false)] // its start compresses; the whole would save ~1.5 %
+    [InlineData("4 MiB random, then 12 MiB of zeros", true)]  // its start does not; the whole saves ~75 %
+    [InlineData("16 MiB of text", true)]
+    [InlineData("100 KiB random", false)]
+    public void Compression_is_judged_from_pieces_spread_over_the_whole_archive(string layout, bool worthIt)
+    {
+        var data = layout switch
+        {
+            "1 MiB of zeros, then 63 MiB random" => [.. new byte[1 << 20], .. TestArchive.RandomBytes(63 << 20, 1)],
+            "4 MiB random, then 12 MiB of zeros" => [.. TestArchive.RandomBytes(4 << 20, 3), .. new byte[12 << 20]],
+            "16 MiB of text" => System.Text.Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("heap object cart item 0123456789 ", (16 << 20) / 33))),
+            _ => TestArchive.RandomBytes(100 << 10, 4),
+        };
+        var path = _f.Dir.Combine("sample-" + Guid.NewGuid().ToString("N"));
+        File.WriteAllBytes(path, data);
+        using var handle = File.OpenHandle(path);
+
+        Assert.Equal(worthIt, IngestWriter.WorthCompressing(handle, data.Length, level: 1));
+    }
+
+    /// <summary>
     /// The store's default compression adapts: memory zstd cannot shrink (random pages, past the 4 MiB probe or not) is
     /// stored as it is — one digest, no compression pass — while compressible memory and an explicit request are zstd.
     /// </summary>

@@ -27,7 +27,11 @@ public sealed record CheckpointRunnerOptions
     /// </summary>
     public TimeSpan DeadlineGrace { get; init; } = TimeSpan.FromSeconds(30);
 
-    public CheckpointCompression Compression { get; init; } = CheckpointCompression.Zstd;
+    /// <summary>
+    /// Null: the store's default (zstd, except for an archive zstd cannot shrink, which is kept as it is); a value is
+    /// passed on as asked.
+    /// </summary>
+    public CheckpointCompression? Compression { get; init; }
 
     /// <summary>zstd level (1: fast).</summary>
     public int CompressionLevel { get; init; } = 1;
