@@ -81,8 +81,10 @@ internal sealed class IngestWriter : IDisposable
         RawBytes += count;
         if (_zstd is null)
         {
-            _raw.AppendData(buffer, 0, count);
-            _file.Write(buffer, 0, count);
+            // the digest beside the write, as beside compression below
+            var digesting = Task.Run(() => _raw.AppendData(buffer, 0, count));
+            try { _file.Write(buffer, 0, count); }
+            finally { digesting.GetAwaiter().GetResult(); }
             StoredBytes += count;
             return;
         }
