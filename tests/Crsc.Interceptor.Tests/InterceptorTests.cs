@@ -14,7 +14,7 @@ public sealed class InterceptorTests : IAsyncLifetime
     public async Task InitializeAsync() => _app = await EchoApp.StartAsync();
     public async Task DisposeAsync() => await _app.DisposeAsync();
 
-    private Interceptor Start(EndPoint upstream, InterceptorMode mode = InterceptorMode.Http, HoldOptions? hold = null)
+    private InterceptorProxy Start(EndPoint upstream, InterceptorMode mode = InterceptorMode.Http, HoldOptions? hold = null)
     {
         var options = new InterceptorOptions
         {
@@ -23,12 +23,12 @@ public sealed class InterceptorTests : IAsyncLifetime
             Mode = mode,
             Hold = hold ?? new HoldOptions(),
         };
-        var proxy = new Interceptor(options, new HoldGate(options.Hold, _time), _time, NullLogger.Instance);
+        var proxy = new InterceptorProxy(options, new HoldGate(options.Hold, _time), _time, NullLogger.Instance);
         proxy.Start();
         return proxy;
     }
 
-    private static HttpClient Client(Interceptor proxy) =>
+    private static HttpClient Client(InterceptorProxy proxy) =>
         new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { BaseAddress = new Uri($"http://{proxy.LocalEndPoint}/") };
 
     [Fact]
@@ -275,7 +275,7 @@ public sealed class InterceptorTests : IAsyncLifetime
         Assert.Equal(["hold\n"], echo.Received);
     }
 
-    private static async Task<(int, string, string)> GetOnNewConnection(Interceptor proxy, string path)
+    private static async Task<(int, string, string)> GetOnNewConnection(InterceptorProxy proxy, string path)
     {
         using var c = await RawClient.ConnectAsync(proxy.LocalEndPoint);
         await c.SendAsync($"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");

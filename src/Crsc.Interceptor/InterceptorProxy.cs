@@ -34,7 +34,7 @@ public sealed record InterceptorOptions
 /// may be frozen or not listening at all. A refused HTTP request gets <c>503</c> with <c>Retry-After</c>; a refused TCP
 /// connection is closed politely (FIN, never a reset). Raw sockets and pooled buffers, no Kestrel: the sidecar must stay small.
 /// </summary>
-public sealed class Interceptor : IAsyncDisposable
+public sealed class InterceptorProxy : IAsyncDisposable
 {
     private const int BufferSize = 16 * 1024;
     private readonly InterceptorOptions _options;
@@ -46,7 +46,7 @@ public sealed class Interceptor : IAsyncDisposable
     private Task? _acceptLoop;
     private long _requests, _upstreamFailures;
 
-    public Interceptor(InterceptorOptions options, HoldGate gate, TimeProvider time, ILogger log)
+    public InterceptorProxy(InterceptorOptions options, HoldGate gate, TimeProvider time, ILogger log)
     {
         _options = options;
         Gate = gate;
