@@ -282,3 +282,75 @@ public sealed class InterceptorTests : IAsyncLifetime
         return await c.ReadResponseAsync();
     }
 }
+
+public sealed class InterceptorUpstreamTests
+{
+    private static InterceptorProxy Start(EndPoint upstream)
+    {
+        var options = new InterceptorOptions { Listen = new IPEndPoint(IPAddress.Loopback, 0), Upstream = upstream };
+        var proxy = new InterceptorProxy(options, new HoldGate(options.Hold, TimeProvider.System), TimeProvider.System, NullLogger.Instance);
+        proxy.Start();
+        return proxy;
+    }
+
+    [Fact]
+    public async Task An_app_connection_closed_while_idle_is_replaced_for_the_next_request()
+    {
+        // like an app restored from a checkpoint: the kept-alive connection of the old process is gone
+        using var app = new ScriptedApp(async (s, n) =>
+        {
+            await ScriptedApp.ReadHeadAsync(s);
+            await s.SendAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{n}"));
+        });
+        await using var proxy = Start(app.EndPoint);
+        using var c = await RawClient.ConnectAsync(proxy.LocalEndPoint);
+        await c.SendAsync("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.Equal("1", (await c.ReadResponseAsync()).Body);
+        await Eventually.TrueAsync(() => app.Closed.Contains(1), "the app closed its first connection");
+        await Task.Delay(20); // its FIN crosses loopback
+        await c.SendAsync("GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+        var (status, _, body) = await c.ReadResponseAsync();
+        Assert.Equal(200, status);
+        Assert.Equal("2", body);
+    }
+
+    [Fact]
+    public async Task Interim_100_continue_and_an_upgrade_to_a_tunnel_are_forwarded()
+    {
+        using var app = new ScriptedApp(async (s, _) =>
+        {
+            await ScriptedApp.ReadHeadAsync(s);
+            await s.SendAsync(Encoding.ASCII.GetBytes("HTTP/1.1 100 Continue\r\n\r\n"));
+            var body = new byte[2];
+            var got = 0;
+            while (got < 2) got += await s.ReceiveAsync(body.AsMemory(got));
+            await s.SendAsync(Encoding.ASCII.GetBytes("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n"));
+            var buffer = new byte[100];
+            int n;
+            while ((n = await s.ReceiveAsync(buffer)) > 0) await s.SendAsync(buffer.AsMemory(0, n).ToArray().Reverse().ToArray());
+            s.Shutdown(SocketShutdown.Send);
+        });
+        await using var proxy = Start(app.EndPoint);
+        using var c = await RawClient.ConnectAsync(proxy.LocalEndPoint);
+        await c.SendAsync("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n");
+        await Eventually.TrueAsync(() => app.Accepted == 1, "forwarded");
+        await c.SendAsync("hi");
+        await Task.Delay(20);
+        await c.SendAsync("abc");
+        c.Socket.Shutdown(SocketShutdown.Send);
+        var all = await c.ReadToEndAsync();
+        Assert.StartsWith("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n", all);
+        Assert.EndsWith("\r\n\r\ncba", all);
+    }
+
+    [Fact]
+    public async Task A_request_that_is_not_http_gets_400_and_nothing_reaches_the_app()
+    {
+        using var app = new ScriptedApp((_, _) => Task.CompletedTask);
+        await using var proxy = Start(app.EndPoint);
+        using var c = await RawClient.ConnectAsync(proxy.LocalEndPoint);
+        await c.SendAsync("HELLO THERE\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 400 Bad Request", await c.ReadToEndAsync());
+        Assert.Equal(0, app.Accepted);
+    }
+}

@@ -168,3 +168,52 @@ internal sealed class RawClient : IDisposable
 
     public void Dispose() => _socket.Dispose();
 }
+
+/// <summary>An app on raw sockets that runs a script per connection: for answers Kestrel would not give (101, a silent close).</summary>
+internal sealed class ScriptedApp : IDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private int _accepted;
+
+    public ScriptedApp(Func<Socket, int, Task> script)
+    {
+        _listener.Start();
+        _ = AcceptAsync(script);
+    }
+
+    public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndpoint;
+    public int Accepted => Volatile.Read(ref _accepted);
+    public ConcurrentQueue<int> Closed { get; } = new();
+
+    private async Task AcceptAsync(Func<Socket, int, Task> script)
+    {
+        while (true)
+        {
+            Socket s;
+            try { s = await _listener.AcceptSocketAsync(); }
+            catch (Exception) { return; }
+            var n = Interlocked.Increment(ref _accepted);
+            _ = Task.Run(async () =>
+            {
+                try { await script(s, n); }
+                catch (SocketException) { }
+                finally { s.Dispose(); Closed.Enqueue(n); }
+            });
+        }
+    }
+
+    /// <summary>Reads one request head (no body) from <paramref name="s"/>.</summary>
+    public static async Task<string> ReadHeadAsync(Socket s)
+    {
+        var text = new StringBuilder();
+        var one = new byte[1];
+        while (!text.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
+        {
+            if (await s.ReceiveAsync(one) == 0) throw new IOException("closed");
+            text.Append((char)one[0]);
+        }
+        return text.ToString();
+    }
+
+    public void Dispose() => _listener.Stop();
+}
