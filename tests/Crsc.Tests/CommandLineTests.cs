@@ -61,6 +61,7 @@ public sealed class CommandLineTests
     [InlineData("version", "-h")]
     [InlineData("config", "--help")]
     [InlineData("config", "check", "--help")]
+    [InlineData("interceptor", "--help")]
     public async Task Every_verb_has_help(params string[] args)
     {
         var (code, output, _) = await Run(args);
@@ -208,6 +209,7 @@ public sealed class CommandLineTests
     [InlineData("version")]
     [InlineData("manifests")]
     [InlineData("config")]
+    [InlineData("interceptor")]
     public async Task Verbs_that_read_no_configuration_do_not_list_or_take_config(string verb)
     {
         var (code, output, _) = await Run(verb, "--help");

@@ -62,6 +62,7 @@ public static class Commands
             GcCommand.Spec(),
             ImageTokenCommand.Spec(),
             BuildImageCommand.Spec(),
+            InterceptorCommand.Spec(),
             CommandLineParser.HelpCommand(),
         ],
     };

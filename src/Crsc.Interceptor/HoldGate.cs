@@ -1,0 +1,308 @@
+namespace Crsc.Interceptor;
+
+/// <summary>Bounds of the queue that holds traffic while the app is frozen or restoring.</summary>
+public sealed record HoldOptions
+{
+    /// <summary>Requests (HTTP) or connections (TCP) that may wait at once; one more is refused.</summary>
+    public int MaxQueued { get; init; } = 1000;
+    /// <summary>Bytes the waiting requests may add up to (request head plus its declared Content-Length).</summary>
+    public long MaxQueuedBytes { get; init; } = 64L << 20;
+    /// <summary>How long one request or connection may wait before it is refused.</summary>
+    public TimeSpan MaxWait { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>The Retry-After a refused HTTP request is given.</summary>
+    public TimeSpan RetryAfter { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// On release the queue drains one request at a time, in arrival order: the next goes when the previous one has been
+    /// answered (its response head came back) or failed, or after this long, so one slow request cannot stall the rest.
+    /// </summary>
+    public TimeSpan DrainStepTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Null when valid; otherwise what is wrong, naming the option.</summary>
+    public string? Problem() =>
+        MaxQueued < 0 ? $"max queued {MaxQueued} is negative"
+        : MaxQueuedBytes < 0 ? $"max queued bytes {MaxQueuedBytes} is negative"
+        : MaxWait <= TimeSpan.Zero ? $"max wait {MaxWait} is not positive"
+        : RetryAfter < TimeSpan.Zero ? $"retry-after {RetryAfter} is negative"
+        : DrainStepTimeout <= TimeSpan.Zero ? $"drain step timeout {DrainStepTimeout} is not positive"
+        : null;
+}
+
+/// <summary>What became of a request or connection that asked to pass.</summary>
+public enum AdmissionOutcome
+{
+    /// <summary>Go on: forward it (call <see cref="Admission.Forwarded"/> once it has been answered, or dispose).</summary>
+    Admitted,
+    /// <summary>Refused: the queue already held <see cref="HoldOptions.MaxQueued"/> waiters.</summary>
+    QueueFull,
+    /// <summary>Refused: its bytes would take the queue over <see cref="HoldOptions.MaxQueuedBytes"/>.</summary>
+    BytesFull,
+    /// <summary>Refused: it waited <see cref="HoldOptions.MaxWait"/> and the hold was still on.</summary>
+    TimedOut,
+}
+
+/// <summary>The answer of <see cref="HoldGate.EnterAsync"/>. Dispose it (or call <see cref="Forwarded"/>) when done.</summary>
+public sealed class Admission : IDisposable
+{
+    private readonly HoldGate? _gate;
+    private int _done;
+
+    internal Admission(AdmissionOutcome outcome, TimeSpan waited, HoldGate? gate)
+    {
+        Outcome = outcome;
+        Waited = waited;
+        _gate = gate;
+        if (gate is null) _done = 1;
+    }
+
+    public AdmissionOutcome Outcome { get; }
+    public bool Admitted => Outcome == AdmissionOutcome.Admitted;
+    /// <summary>How long it waited in the queue (zero when it passed at once).</summary>
+    public TimeSpan Waited { get; }
+    /// <summary>True when it waited in the queue (it was held), whatever became of it.</summary>
+    public bool WasQueued { get; internal init; }
+
+    /// <summary>It has been forwarded and answered (or failed): the next queued one may go. Idempotent.</summary>
+    public void Forwarded()
+    {
+        if (Interlocked.Exchange(ref _done, 1) == 0) _gate!.StepDone(this);
+    }
+
+    public void Dispose() => Forwarded();
+}
+
+/// <summary>A snapshot of the gate: the hold, the queue and the counters since start (<c>status</c> prints it).</summary>
+public sealed record HoldStatus
+{
+    public bool Held { get; init; }
+    public string? Reason { get; init; }
+    public double HeldForSeconds { get; init; }
+    public int Queued { get; init; }
+    public long QueuedBytes { get; init; }
+    /// <summary>Holds started since start.</summary>
+    public long Holds { get; init; }
+    /// <summary>Requests (or connections) that had to wait in the queue since start.</summary>
+    public long HeldRequests { get; init; }
+    /// <summary>Of those, released and forwarded.</summary>
+    public long ReleasedRequests { get; init; }
+    public long RejectedQueueFull { get; init; }
+    public long RejectedBytes { get; init; }
+    public long RejectedTimeout { get; init; }
+    /// <summary>Time spent held, over every finished hold.</summary>
+    public double TotalHoldSeconds { get; init; }
+    public double LongestHoldSeconds { get; init; }
+    public double LongestWaitSeconds { get; init; }
+}
+
+/// <summary>
+/// The hold: while it is on, whoever asks to pass (<see cref="EnterAsync"/>) waits in a bounded FIFO queue; over a bound
+/// it is refused at once, and after <see cref="HoldOptions.MaxWait"/> it is refused too. On <see cref="Release"/> the queue
+/// drains in arrival order, one at a time (each goes when the one before it was answered), and whatever arrives while it
+/// drains queues behind it, so nothing overtakes a request that waited. Requests admitted before the hold are not touched.
+/// Every wait is timed with the injected <see cref="TimeProvider"/>.
+/// </summary>
+public sealed class HoldGate : IDisposable
+{
+    private readonly HoldOptions _options;
+    private readonly TimeProvider _time;
+    private readonly Lock _gate = new();
+    private readonly LinkedList<Waiter> _queue = new();
+    private bool _held;
+    private string? _reason;
+    private long _heldSince;
+    private long _queuedBytes;
+    private Admission? _draining;
+    private ITimer? _stepTimer;
+    private long _holds, _heldRequests, _released, _rejectedQueue, _rejectedBytes, _rejectedTimeout;
+    private TimeSpan _totalHold, _longestHold, _longestWait;
+
+    public HoldGate(HoldOptions options, TimeProvider time)
+    {
+        if (options.Problem() is { } problem) throw new ArgumentException(problem, nameof(options));
+        _options = options;
+        _time = time;
+    }
+
+    public HoldOptions Options => _options;
+
+    /// <summary>Starts holding (again: only the reason changes). Whatever was admitted before goes on.</summary>
+    public void Hold(string reason)
+    {
+        lock (_gate)
+        {
+            _reason = reason;
+            if (_held) return;
+            _held = true;
+            _holds++;
+            _heldSince = _time.GetTimestamp();
+        }
+    }
+
+    /// <summary>Ends the hold: the queue drains in arrival order. Releasing when not held does nothing.</summary>
+    public void Release()
+    {
+        lock (_gate)
+        {
+            if (!_held) return;
+            _held = false;
+            _reason = null;
+            var held = _time.GetElapsedTime(_heldSince);
+            _totalHold += held;
+            if (held > _longestHold) _longestHold = held;
+            PumpLocked();
+        }
+    }
+
+    public HoldStatus Status()
+    {
+        lock (_gate)
+        {
+            var heldFor = _held ? _time.GetElapsedTime(_heldSince) : TimeSpan.Zero;
+            var longest = heldFor > _longestHold ? heldFor : _longestHold;
+            return new HoldStatus
+            {
+                Held = _held,
+                Reason = _reason,
+                HeldForSeconds = heldFor.TotalSeconds,
+                Queued = _queue.Count,
+                QueuedBytes = _queuedBytes,
+                Holds = _holds,
+                HeldRequests = _heldRequests,
+                ReleasedRequests = _released,
+                RejectedQueueFull = _rejectedQueue,
+                RejectedBytes = _rejectedBytes,
+                RejectedTimeout = _rejectedTimeout,
+                TotalHoldSeconds = _totalHold.TotalSeconds,
+                LongestHoldSeconds = longest.TotalSeconds,
+                LongestWaitSeconds = _longestWait.TotalSeconds,
+            };
+        }
+    }
+
+    /// <summary>
+    /// Asks to pass with <paramref name="bytes"/> (what the request holds while it waits). Returns at once when nothing is
+    /// held or queued; otherwise waits in the queue. Cancelling (the client went away) takes it out of the queue.
+    /// </summary>
+    public ValueTask<Admission> EnterAsync(long bytes, CancellationToken ct)
+    {
+        Waiter waiter;
+        lock (_gate)
+        {
+            if (!_held && _draining is null && _queue.Count == 0)
+                return ValueTask.FromResult(new Admission(AdmissionOutcome.Admitted, TimeSpan.Zero, null));
+            _heldRequests++;
+            if (_queue.Count >= _options.MaxQueued)
+            {
+                _rejectedQueue++;
+                return ValueTask.FromResult(new Admission(AdmissionOutcome.QueueFull, TimeSpan.Zero, null) { WasQueued = true });
+            }
+            if (_queuedBytes + bytes > _options.MaxQueuedBytes)
+            {
+                _rejectedBytes++;
+                return ValueTask.FromResult(new Admission(AdmissionOutcome.BytesFull, TimeSpan.Zero, null) { WasQueued = true });
+            }
+            waiter = new Waiter(bytes, _time.GetTimestamp());
+            waiter.Node = _queue.AddLast(waiter);
+            _queuedBytes += bytes;
+            waiter.Timer = _time.CreateTimer(static s => { var (g, w) = ((HoldGate, Waiter))s!; g.TimedOut(w); },
+                (this, waiter), _options.MaxWait, Timeout.InfiniteTimeSpan);
+            // a hold may already have ended while draining: a waiter behind the drain is released by the pump
+            PumpLocked();
+        }
+        if (ct.CanBeCanceled)
+            waiter.Cancellation = ct.Register(static s => { var (g, w) = ((HoldGate, Waiter))s!; g.Cancelled(w); }, (this, waiter));
+        return new ValueTask<Admission>(waiter.Done.Task);
+    }
+
+    private void TimedOut(Waiter w)
+    {
+        lock (_gate)
+        {
+            if (!RemoveLocked(w)) return;
+            _rejectedTimeout++;
+            NoteWaitLocked(w);
+        }
+        w.Complete(new Admission(AdmissionOutcome.TimedOut, _time.GetElapsedTime(w.Since), null) { WasQueued = true });
+    }
+
+    private void Cancelled(Waiter w)
+    {
+        lock (_gate)
+        {
+            if (!RemoveLocked(w)) return;
+        }
+        w.Done.TrySetCanceled();
+        w.Timer?.Dispose();
+    }
+
+    private bool RemoveLocked(Waiter w)
+    {
+        if (w.Node?.List is null) return false;
+        _queue.Remove(w.Node);
+        _queuedBytes -= w.Bytes;
+        return true;
+    }
+
+    private void NoteWaitLocked(Waiter w)
+    {
+        var waited = _time.GetElapsedTime(w.Since);
+        if (waited > _longestWait) _longestWait = waited;
+    }
+
+    /// <summary>Lets the first waiter go when nothing is held and no earlier one is still being forwarded.</summary>
+    private void PumpLocked()
+    {
+        if (_held || _draining is not null || _queue.First is not { } first) return;
+        var w = first.Value;
+        RemoveLocked(w);
+        _released++;
+        NoteWaitLocked(w);
+        var admission = new Admission(AdmissionOutcome.Admitted, _time.GetElapsedTime(w.Since), this) { WasQueued = true };
+        _draining = admission;
+        _stepTimer = _time.CreateTimer(static s => { var (g, a) = ((HoldGate, Admission))s!; g.StepDone(a); },
+            (this, admission), _options.DrainStepTimeout, Timeout.InfiniteTimeSpan);
+        // completed outside of any caller's stack: its continuation runs on the pool (RunContinuationsAsynchronously)
+        w.Complete(admission);
+    }
+
+    internal void StepDone(Admission admission)
+    {
+        lock (_gate)
+        {
+            if (!ReferenceEquals(_draining, admission)) return;
+            _draining = null;
+            _stepTimer?.Dispose();
+            _stepTimer = null;
+            PumpLocked();
+        }
+    }
+
+    public void Dispose()
+    {
+        List<Waiter> left;
+        lock (_gate)
+        {
+            left = [.. _queue];
+            _queue.Clear();
+            _queuedBytes = 0;
+            _stepTimer?.Dispose();
+        }
+        foreach (var w in left) { w.Timer?.Dispose(); w.Done.TrySetCanceled(); }
+    }
+
+    private sealed class Waiter(long bytes, long since)
+    {
+        public readonly long Bytes = bytes;
+        public readonly long Since = since;
+        public readonly TaskCompletionSource<Admission> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public LinkedListNode<Waiter>? Node;
+        public ITimer? Timer;
+        public CancellationTokenRegistration Cancellation;
+
+        public void Complete(Admission a)
+        {
+            Timer?.Dispose();
+            Cancellation.Unregister(); // never waits for a running callback (it may wait for the gate's lock)
+            if (!Done.TrySetResult(a)) a.Forwarded();
+        }
+    }
+}

@@ -1,0 +1,343 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+
+namespace Crsc.Interceptor;
+
+/// <summary>What the interceptor speaks on its port.</summary>
+public enum InterceptorMode
+{
+    /// <summary>HTTP/1.1 (keep-alive, Content-Length and chunked bodies, upgrades tunnelled): held per request.</summary>
+    Http,
+    /// <summary>Any TCP protocol: held per connection.</summary>
+    Tcp,
+}
+
+public sealed record InterceptorOptions
+{
+    public required EndPoint Listen { get; init; }
+    /// <summary>The app's port, normally on loopback.</summary>
+    public required EndPoint Upstream { get; init; }
+    public InterceptorMode Mode { get; init; } = InterceptorMode.Http;
+    public HoldOptions Hold { get; init; } = new();
+    /// <summary>The longest request or response head (start line and headers); a longer request gets 431.</summary>
+    public int MaxHeadBytes { get; init; } = 64 * 1024;
+    /// <summary>A polite close (shutdown, then reading what the peer still sends so the kernel sends no reset) lasts at most this.</summary>
+    public TimeSpan CloseLinger { get; init; } = TimeSpan.FromSeconds(2);
+}
+
+/// <summary>
+/// The interceptor sidecar's proxy: listens on <see cref="InterceptorOptions.Listen"/> and forwards to the app's port,
+/// one upstream connection per client connection, opened when its first request (HTTP) or the connection (TCP) is let
+/// through <see cref="Gate"/> — so while the gate holds, connections are accepted but nothing reaches the app, which
+/// may be frozen or not listening at all. A refused HTTP request gets <c>503</c> with <c>Retry-After</c>; a refused TCP
+/// connection is closed politely (FIN, never a reset). Raw sockets and pooled buffers, no Kestrel: the sidecar must stay small.
+/// </summary>
+public sealed class InterceptorProxy : IAsyncDisposable
+{
+    private const int BufferSize = 16 * 1024;
+    private readonly InterceptorOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _log;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ConcurrentDictionary<Socket, Task> _connections = new();
+    private Socket? _listener;
+    private Task? _acceptLoop;
+    private long _requests, _upstreamFailures;
+
+    public InterceptorProxy(InterceptorOptions options, HoldGate gate, TimeProvider time, ILogger log)
+    {
+        _options = options;
+        Gate = gate;
+        _time = time;
+        _log = log;
+    }
+
+    public HoldGate Gate { get; }
+    public EndPoint LocalEndPoint => _listener?.LocalEndPoint ?? throw new InvalidOperationException("not started");
+    /// <summary>Requests (HTTP) or connections (TCP) forwarded to the app.</summary>
+    public long Forwarded => Interlocked.Read(ref _requests);
+    /// <summary>Connections to the app that failed (each answered 502, or closed in TCP mode).</summary>
+    public long UpstreamFailures => Interlocked.Read(ref _upstreamFailures);
+
+    /// <summary>Binds and starts accepting. Throws <see cref="SocketException"/> when the address cannot be bound.</summary>
+    public void Start()
+    {
+        var listener = new Socket(_options.Listen.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Bind(_options.Listen);
+            listener.Listen(512);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+        _listener = listener;
+        Log.Started(_log, listener.LocalEndPoint!.ToString()!, _options.Upstream.ToString()!, _options.Mode);
+        _acceptLoop = AcceptLoopAsync(listener, _stopping.Token);
+    }
+
+    private async Task AcceptLoopAsync(Socket listener, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            Socket client;
+            try { client = await listener.AcceptAsync(ct); }
+            catch (OperationCanceledException) { return; }
+            catch (ObjectDisposedException) { return; }
+            catch (SocketException e) { Log.AcceptFailed(_log, e.SocketErrorCode); continue; }
+            client.NoDelay = true;
+            var task = Task.Run(() => ServeAsync(client, ct), CancellationToken.None);
+            _connections[client] = task;
+            _ = task.ContinueWith(_ => _connections.TryRemove(client, out Task? _), TaskScheduler.Default);
+        }
+    }
+
+    private async Task ServeAsync(Socket client, CancellationToken ct)
+    {
+        try
+        {
+            if (_options.Mode == InterceptorMode.Http) await ServeHttpAsync(client, ct);
+            else await ServeTcpAsync(client, ct);
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException) { }
+        catch (Exception e) when (e is SocketException or IOException) { Log.ConnectionFailed(_log, e.Message); }
+        catch (Exception e) { Log.ConnectionCrashed(_log, e); }
+        finally { client.Dispose(); }
+    }
+
+    private async Task<Socket?> ConnectUpstreamAsync(CancellationToken ct)
+    {
+        var up = new Socket(_options.Upstream.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await up.ConnectAsync(_options.Upstream, ct);
+            return up;
+        }
+        catch (SocketException e)
+        {
+            up.Dispose();
+            Interlocked.Increment(ref _upstreamFailures);
+            Log.UpstreamFailed(_log, _options.Upstream.ToString()!, e.SocketErrorCode);
+            return null;
+        }
+    }
+
+    private async Task ServeHttpAsync(Socket client, CancellationToken ct)
+    {
+        using var fromClient = new BufferedReader(client, BufferSize, _options.MaxHeadBytes);
+        Socket? up = null;
+        BufferedReader? fromApp = null;
+        Task<bool>? requestBody = null;
+        try
+        {
+            while (true)
+            {
+                var length = await Http1.ReadHeadAsync(fromClient, ct);
+                if (length is 0 or -1) return; // the client closed (inside a head: nothing to answer)
+                if (length == -2)
+                {
+                    await RefuseAsync(client, 431, "Request Header Fields Too Large", $"the request head is over {_options.MaxHeadBytes} bytes", close: true, ct);
+                    return;
+                }
+                var head = HttpHead.Parse(fromClient.Buffered, length, response: false, out var problem);
+                if (head is null)
+                {
+                    await RefuseAsync(client, 400, "Bad Request", problem!, close: true, ct);
+                    return;
+                }
+
+                using var admission = await Gate.EnterAsync(length + Math.Max(0, head.ContentLength), ct);
+                if (!admission.Admitted)
+                {
+                    fromClient.Consume(length);
+                    // a refused request with a body ends the connection: its body may never come (Expect: 100-continue)
+                    var close = head.Close || head.Body != BodyKind.None;
+                    await RefuseAsync(client, 503, "Service Unavailable", Why(admission.Outcome), close, ct, Gate.Options.RetryAfter);
+                    if (close) return;
+                    continue;
+                }
+
+                if (up is not null && !StillOpen(up))
+                {
+                    fromApp!.Dispose();
+                    up.Dispose();
+                    up = null;
+                }
+                if (up is null)
+                {
+                    up = await ConnectUpstreamAsync(ct);
+                    if (up is null)
+                    {
+                        await RefuseAsync(client, 502, "Bad Gateway", "the app is not accepting connections", close: true, ct);
+                        return;
+                    }
+                    fromApp = new BufferedReader(up, BufferSize, _options.MaxHeadBytes);
+                }
+
+                await up.SendAllAsync(fromClient.BufferedMemory[..length], ct);
+                fromClient.Consume(length);
+                Interlocked.Increment(ref _requests);
+                requestBody = Http1.CopyBodyAsync(fromClient, up, head.Body, head.ContentLength, ct).AsTask();
+
+                HttpHead? response;
+                var answered = false;
+                while (true)
+                {
+                    var rlength = await Http1.ReadHeadAsync(fromApp!, ct);
+                    response = rlength > 0 ? HttpHead.Parse(fromApp!.Buffered, rlength, response: true, out _) : null;
+                    if (response is null)
+                    {
+                        // the app closed or answered garbage: a 502 when the client has had nothing yet, else just close
+                        if (!answered) await RefuseAsync(client, 502, "Bad Gateway", "the app closed the connection without a response", close: true, ct);
+                        return;
+                    }
+                    admission.Forwarded(); // answered: the next held request may go
+                    answered = true;
+                    await client.SendAllAsync(fromApp!.BufferedMemory[..rlength], ct);
+                    fromApp.Consume(rlength);
+                    if (response.Status == 101)
+                    {
+                        await TunnelAsync(fromClient, client, fromApp, up, ct);
+                        return;
+                    }
+                    if (response.Status >= 200) break; // 1xx interim responses (100 Continue) come before the final one
+                }
+                if (!await Http1.CopyBodyAsync(fromApp, client, response.ResponseBody(head.Method), response.ContentLength, ct)) return;
+                if (!await requestBody || head.Close || response.Close) return;
+            }
+        }
+        finally
+        {
+            up?.Dispose();
+            if (requestBody is { IsCompleted: false })
+            {
+                // the request body's copy still reads the client's buffer: end it before the buffer goes back to the pool
+                client.Dispose();
+                try { await requestBody; } catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or IOException) { }
+            }
+            fromApp?.Dispose();
+        }
+    }
+
+    private static string Why(AdmissionOutcome outcome) => outcome switch
+    {
+        AdmissionOutcome.QueueFull => "the app is paused (checkpoint or restore) and the queue of waiting requests is full",
+        AdmissionOutcome.BytesFull => "the app is paused (checkpoint or restore) and the queue's byte budget is spent",
+        _ => "the app is paused (checkpoint or restore) and the request waited as long as it may",
+    };
+
+    /// <summary>A kept-alive upstream connection the app has not closed (a restore ends the old process's sockets).</summary>
+    private static bool StillOpen(Socket up)
+    {
+        try { return !(up.Poll(0, SelectMode.SelectRead) && up.Available == 0); }
+        catch (SocketException) { return false; }
+    }
+
+    private async Task RefuseAsync(Socket client, int status, string reason, string message, bool close, CancellationToken ct, TimeSpan? retryAfter = null)
+    {
+        await client.SendAllAsync(Http1.SimpleResponse(status, reason, message, close, retryAfter), ct);
+        if (close) await CloseGentlyAsync(client, ct);
+    }
+
+    /// <summary>FIN, then read and drop what the peer still sends until it closes (or the linger ends): closing with unread data would send a reset.</summary>
+    private async Task CloseGentlyAsync(Socket socket, CancellationToken ct)
+    {
+        try
+        {
+            socket.Shutdown(SocketShutdown.Send);
+            using var timeout = new CancellationTokenSource(_options.CloseLinger, _time);
+            using var linger = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
+            var sink = new byte[4096];
+            while (await socket.ReceiveAsync(sink, SocketFlags.None, linger.Token) > 0) { }
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException) { }
+    }
+
+    private async Task ServeTcpAsync(Socket client, CancellationToken ct)
+    {
+        using var admission = await Gate.EnterAsync(0, ct);
+        if (!admission.Admitted)
+        {
+            Log.TcpRefused(_log, admission.Outcome);
+            await CloseGentlyAsync(client, ct);
+            return;
+        }
+        using var up = await ConnectUpstreamAsync(ct);
+        if (up is null)
+        {
+            await CloseGentlyAsync(client, ct);
+            return;
+        }
+        Interlocked.Increment(ref _requests);
+        admission.Forwarded();
+        await Task.WhenAll(PumpAsync(client, up, ReadOnlyMemory<byte>.Empty, ct), PumpAsync(up, client, ReadOnlyMemory<byte>.Empty, ct));
+    }
+
+    private static async Task TunnelAsync(BufferedReader fromClient, Socket client, BufferedReader fromApp, Socket up, CancellationToken ct)
+    {
+        var clientRest = fromClient.BufferedMemory.ToArray();
+        var appRest = fromApp.BufferedMemory.ToArray();
+        await Task.WhenAll(PumpAsync(client, up, clientRest, ct), PumpAsync(up, client, appRest, ct));
+    }
+
+    /// <summary>Copies one direction until end of stream, then half-closes the other side.</summary>
+    private static async Task PumpAsync(Socket from, Socket to, ReadOnlyMemory<byte> first, CancellationToken ct)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            if (!first.IsEmpty) await to.SendAllAsync(first, ct);
+            while (true)
+            {
+                var n = await from.ReceiveAsync(buffer, SocketFlags.None, ct);
+                if (n == 0) break;
+                await to.SendAllAsync(buffer.AsMemory(0, n), ct);
+            }
+            to.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync();
+        _listener?.Dispose();
+        if (_acceptLoop is not null) await _acceptLoop;
+        foreach (var s in _connections.Keys) s.Dispose();
+        await Task.WhenAll(_connections.Values);
+        _stopping.Dispose();
+    }
+}
+
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "Interceptor listening on {Listen}, forwarding to {Upstream} ({Mode})")]
+    public static partial void Started(ILogger logger, string listen, string upstream, InterceptorMode mode);
+
+    [LoggerMessage(2, LogLevel.Warning, "Accepting a connection failed: {Error}")]
+    public static partial void AcceptFailed(ILogger logger, SocketError error);
+
+    [LoggerMessage(3, LogLevel.Debug, "Connection ended with an error: {Error}")]
+    public static partial void ConnectionFailed(ILogger logger, string error);
+
+    [LoggerMessage(4, LogLevel.Error, "Connection handler failed")]
+    public static partial void ConnectionCrashed(ILogger logger, Exception exception);
+
+    [LoggerMessage(5, LogLevel.Warning, "Cannot connect to the app at {Upstream}: {Error}")]
+    public static partial void UpstreamFailed(ILogger logger, string upstream, SocketError error);
+
+    [LoggerMessage(6, LogLevel.Information, "TCP connection refused while held: {Outcome}")]
+    public static partial void TcpRefused(ILogger logger, AdmissionOutcome outcome);
+
+    [LoggerMessage(7, LogLevel.Information, "Control: {Command} ({Reason})")]
+    public static partial void Control(ILogger logger, string command, string reason);
+
+    [LoggerMessage(8, LogLevel.Information, "Control socket at {Path}")]
+    public static partial void ControlListening(ILogger logger, string path);
+}

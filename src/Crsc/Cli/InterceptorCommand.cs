@@ -1,0 +1,155 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Crsc.Interceptor;
+using Crsc.Logging;
+using Serilog.Extensions.Logging;
+
+namespace Crsc.Cli;
+
+/// <summary>
+/// <c>crsc interceptor</c>: the sidecar in front of an app's port that holds traffic while crsc checkpoints or restores
+/// the app (<see cref="InterceptorProxy"/>, <see cref="HoldGate"/>, <see cref="ControlServer"/>). This only
+/// reads the flags, names what is wrong with them, and runs the pieces until SIGTERM/SIGINT.
+/// </summary>
+internal static class InterceptorCommand
+{
+    public static CommandSpec Spec() => new("interceptor", "Run the interceptor sidecar: a proxy that holds requests while the app is checkpointed or restored.")
+    {
+        Description = "Listens on --listen and forwards to the app at --upstream (normally a loopback port). In http mode (HTTP/1.1,\n" +
+                      "keep-alive, Content-Length and chunked bodies) each request passes the hold; in tcp mode each connection does.\n" +
+                      "While held, new requests (connections) wait in a bounded queue and nothing reaches the app; requests already\n" +
+                      "forwarded complete. Over --max-queue or --max-queued-bytes, or after --max-wait, an HTTP client gets\n" +
+                      "503 Service Unavailable with Retry-After (never a reset); a TCP client's connection is closed politely.\n" +
+                      "On release the queue drains in arrival order.\n" +
+                      "\n" +
+                      "The node agent drives the hold over --control-socket (a Unix socket, 0600), one line per request:\n" +
+                      "  hold [REASON]  release  status      each answered 'ok {JSON status}' or 'error MESSAGE'.\n" +
+                      "The proxied port never answers these itself. Runs until SIGTERM/SIGINT.",
+        Options =
+        [
+            new OptionSpec("--listen", "ADDR", "address to listen on: IP:PORT, [IPv6]:PORT or :PORT (all interfaces)"),
+            new OptionSpec("--upstream", "ADDR", "the app's address: IP:PORT, localhost:PORT or PORT (127.0.0.1)"),
+            new OptionSpec("--mode", "MODE", "http (default) or tcp"),
+            new OptionSpec("--control-socket", "PATH", "Unix socket for hold/release/status (its directory must exist; made 0600)"),
+            new OptionSpec("--max-queue", "N", $"requests (tcp: connections) that may wait at once (default {new HoldOptions().MaxQueued})"),
+            new OptionSpec("--max-queued-bytes", "SIZE", "bytes the waiting requests may hold: heads plus declared bodies (default 64MiB)"),
+            new OptionSpec("--max-wait", "DURATION", $"how long one request may wait while held (default {(int)new HoldOptions().MaxWait.TotalSeconds}s)"),
+        ],
+        Handler = RunAsync,
+        Examples =
+        [
+            "crsc interceptor --listen :8080 --upstream 127.0.0.1:18080 --control-socket /run/crsc-interceptor/control.sock",
+            "crsc interceptor --listen :5432 --upstream 15432 --mode tcp --max-queue 50 --max-wait 20s",
+            "echo status | socat - UNIX-CONNECT:/run/crsc-interceptor/control.sock",
+        ],
+    };
+
+    /// <summary>The options the flags describe, or the usage message that names the bad one.</summary>
+    internal static (InterceptorOptions? Options, string? ControlSocket, string? Problem) Parse(ParsedCommand p)
+    {
+        if (p.Value("--listen") is not { } listenText) return (null, null, "interceptor needs --listen ADDR (the port clients and Services use)");
+        if (p.Value("--upstream") is not { } upstreamText) return (null, null, "interceptor needs --upstream ADDR (the app's port, e.g. 127.0.0.1:18080)");
+        if (!TryParseEndPoint(listenText, IPAddress.Any, out var listen))
+            return (null, null, $"--listen '{listenText}' is not an address (HOST:PORT, [IPv6]:PORT or :PORT; port 1-65535)");
+        if (!TryParseEndPoint(upstreamText, IPAddress.Loopback, out var upstream) || upstream.Address.Equals(IPAddress.Any) || upstream.Address.Equals(IPAddress.IPv6Any))
+            return (null, null, $"--upstream '{upstreamText}' is not an address to connect to (HOST:PORT or PORT; port 1-65535)");
+        var mode = InterceptorMode.Http;
+        if (p.Value("--mode") is { } m)
+        {
+            mode = m switch
+            {
+                "http" => InterceptorMode.Http,
+                "tcp" => InterceptorMode.Tcp,
+                _ => (InterceptorMode)(-1),
+            };
+            if ((int)mode < 0) return (null, null, $"--mode '{m}' is not a mode: http or tcp");
+        }
+        var hold = new HoldOptions();
+        if (p.Value("--max-queue") is { } q)
+        {
+            if (!int.TryParse(q, NumberStyles.None, CultureInfo.InvariantCulture, out var n)) return (null, null, $"--max-queue '{q}' is not a whole number (0 refuses every request while held)");
+            hold = hold with { MaxQueued = n };
+        }
+        if (p.Value("--max-queued-bytes") is { } b)
+        {
+            if (!CliOutput.TryParseSize(b, out var size) || size < 0) return (null, null, $"--max-queued-bytes '{b}' is not a size (e.g. 64MiB, 1G, 1048576)");
+            hold = hold with { MaxQueuedBytes = size };
+        }
+        if (p.Value("--max-wait") is { } w)
+        {
+            if (!CliOutput.TryParseDuration(w, out var wait)) return (null, null, CliOutput.DurationProblem("--max-wait", w, "a duration (e.g. 500ms, 30s, 2m)", "sm"));
+            hold = hold with { MaxWait = wait };
+        }
+        string? control = null;
+        if (p.Value("--control-socket") is { } c)
+        {
+            if (c.Length == 0 || !Path.IsPathFullyQualified(c)) return (null, null, $"--control-socket '{c}' is not an absolute path");
+            // sun_path holds 108 bytes with its terminating NUL
+            if (System.Text.Encoding.UTF8.GetByteCount(c) > 100) return (null, null, $"--control-socket '{c}' is too long for a Unix socket (at most 100 bytes)");
+            control = c;
+        }
+        return (new InterceptorOptions { Listen = listen, Upstream = upstream, Mode = mode, Hold = hold }, control, null);
+    }
+
+    /// <summary><c>HOST:PORT</c>, <c>[V6]:PORT</c>, <c>:PORT</c> or a bare <c>PORT</c> (on <paramref name="defaultHost"/>); <c>localhost</c> is loopback.</summary>
+    internal static bool TryParseEndPoint(string text, IPAddress defaultHost, out IPEndPoint endPoint)
+    {
+        endPoint = null!;
+        var colon = text.LastIndexOf(':');
+        var host = colon < 0 ? "" : text[..colon];
+        var portText = colon < 0 ? text : text[(colon + 1)..];
+        if (!int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535) return false;
+        IPAddress? address;
+        if (host.Length == 0) address = defaultHost;
+        else if (host == "localhost") address = IPAddress.Loopback;
+        else if (!IPAddress.TryParse(host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host, out address)) return false;
+        else if (address.AddressFamily == AddressFamily.InterNetworkV6 && !host.StartsWith('[')) return false;
+        endPoint = new IPEndPoint(address, port);
+        return true;
+    }
+
+    public static async Task<int> RunAsync(ParsedCommand p, CancellationToken ct)
+    {
+        var (options, controlPath, problem) = Parse(p);
+        if (problem is not null) return CliOutput.Usage(p, problem);
+
+        var target = LoggingSetup.Choose("auto", startedBySystemd: false, journalAvailable: false, stdoutIsTerminal: !Console.IsOutputRedirected);
+        using var serilog = LoggingSetup.Create(new Configuration.CrscOptions(), target);
+        using var loggers = new SerilogLoggerFactory(serilog);
+        var log = loggers.CreateLogger("Crsc.Interceptor");
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+
+        using var gate = new HoldGate(options!.Hold, TimeProvider.System);
+        await using var proxy = new InterceptorProxy(options, gate, TimeProvider.System, log);
+        try { proxy.Start(); }
+        catch (SocketException e)
+        {
+            return CliOutput.Fail(p, $"cannot listen on {options.Listen} (--listen): {e.Message}");
+        }
+        ControlServer? control = null;
+        if (controlPath is not null)
+        {
+            control = new ControlServer(controlPath, gate, log);
+            try { control.Start(); }
+            catch (Exception e) when (e is IOException or SocketException or UnauthorizedAccessException)
+            {
+                await control.DisposeAsync();
+                return CliOutput.Fail(p, $"cannot serve the control socket (--control-socket): {e.Message}");
+            }
+        }
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+        finally
+        {
+            if (control is not null) await control.DisposeAsync();
+        }
+        return ExitCodes.Ok;
+    }
+}

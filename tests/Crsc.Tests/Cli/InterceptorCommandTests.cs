@@ -1,0 +1,109 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Crsc.Cli;
+using Crsc.Testing;
+
+namespace Crsc.Tests.Cli;
+
+public sealed class InterceptorCommandTests
+{
+    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        var code = await new CommandLineParser(Commands.Root(), o, e).RunAsync(args, CancellationToken.None);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Theory]
+    [InlineData("needs --listen", "--upstream", "127.0.0.1:1")]
+    [InlineData("needs --upstream", "--listen", ":8080")]
+    [InlineData("--listen 'eighty' is not an address", "--listen", "eighty", "--upstream", "1")]
+    [InlineData("--listen ':70000' is not an address", "--listen", ":70000", "--upstream", "1")]
+    [InlineData("--upstream '0.0.0.0:80' is not an address to connect to", "--listen", ":1", "--upstream", "0.0.0.0:80")]
+    [InlineData("--upstream 'app:80' is not an address", "--listen", ":1", "--upstream", "app:80")]
+    [InlineData("--mode 'udp' is not a mode: http or tcp", "--listen", ":1", "--upstream", "2", "--mode", "udp")]
+    [InlineData("--max-queue '-1' is not a whole number", "--listen", ":1", "--upstream", "2", "--max-queue=-1")]
+    [InlineData("--max-queued-bytes 'lots' is not a size", "--listen", ":1", "--upstream", "2", "--max-queued-bytes", "lots")]
+    [InlineData("--max-wait '30' has no unit", "--listen", ":1", "--upstream", "2", "--max-wait", "30")]
+    [InlineData("--max-wait 'soon' is not a duration", "--listen", ":1", "--upstream", "2", "--max-wait", "soon")]
+    [InlineData("--control-socket 'control.sock' is not an absolute path", "--listen", ":1", "--upstream", "2", "--control-socket", "control.sock")]
+    public async Task Bad_input_is_a_usage_error_naming_it(string expected, params string[] args)
+    {
+        var (code, _, err) = await Run(["interceptor", .. args]);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains(expected, err);
+        Assert.Contains("crsc interceptor --help", err);
+    }
+
+    [Fact]
+    public async Task Help_names_every_flag_and_the_control_protocol()
+    {
+        var (code, output, _) = await Run("interceptor", "--help");
+        Assert.Equal(ExitCodes.Ok, code);
+        foreach (var flag in new[] { "--listen ADDR", "--upstream ADDR", "--mode MODE", "--control-socket PATH", "--max-queue N", "--max-queued-bytes SIZE", "--max-wait DURATION" })
+            Assert.Contains(flag, output);
+        Assert.Contains("hold [REASON]", output);
+        Assert.Contains("Retry-After", output);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:8080", "127.0.0.1:8080")]
+    [InlineData(":8080", "0.0.0.0:8080")]
+    [InlineData("8080", "127.0.0.1:8080")]
+    [InlineData("localhost:8080", "127.0.0.1:8080")]
+    [InlineData("[::1]:8080", "[::1]:8080")]
+    public void Addresses_parse(string text, string expected)
+    {
+        var fallback = text.StartsWith(':') ? IPAddress.Any : IPAddress.Loopback;
+        Assert.True(InterceptorCommand.TryParseEndPoint(text, fallback, out var ep));
+        Assert.Equal(expected, ep.ToString());
+    }
+
+    [Fact]
+    public async Task A_port_in_use_fails_naming_listen()
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var (code, _, err) = await Run("interceptor", "--listen", taken.LocalEndpoint.ToString()!, "--upstream", "1");
+        Assert.Equal(ExitCodes.Failure, code);
+        Assert.Contains("(--listen)", err);
+    }
+
+    [Fact]
+    public async Task Runs_the_proxy_and_the_control_socket_until_cancelled()
+    {
+        using var dir = new TempDir();
+        var control = dir.Combine("control.sock");
+        var listen = LoopbackPorts.Free();
+        using var cts = new CancellationTokenSource();
+        var o = new StringWriter();
+        var e = new StringWriter();
+        var run = new CommandLineParser(Commands.Root(), o, e).RunAsync(
+            ["interceptor", "--listen", $"127.0.0.1:{listen}", "--upstream", "127.0.0.1:1", "--control-socket", control, "--max-queue", "0"], cts.Token);
+        await Eventually.TrueAsync(() => File.Exists(control), "control socket made");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(control));
+
+        using (var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            await s.ConnectAsync(new UnixDomainSocketEndPoint(control));
+            await s.SendAsync(Encoding.ASCII.GetBytes("hold test\n"));
+            var buffer = new byte[4096];
+            var answer = Encoding.ASCII.GetString(buffer, 0, await s.ReceiveAsync(buffer));
+            Assert.StartsWith("ok {\"held\":true", answer);
+        }
+        // held with no queue allowed: the proxy answers 503 at once
+        using (var c = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            await c.ConnectAsync(IPAddress.Loopback, listen);
+            await c.SendAsync(Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+            var buffer = new byte[4096];
+            var response = Encoding.ASCII.GetString(buffer, 0, await c.ReceiveAsync(buffer));
+            Assert.StartsWith("HTTP/1.1 503 Service Unavailable", response);
+        }
+        await cts.CancelAsync();
+        Assert.Equal(ExitCodes.Ok, await run.WaitAsync(Eventually.DefaultTimeout));
+        Assert.False(File.Exists(control));
+    }
+}
