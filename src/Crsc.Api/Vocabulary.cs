@@ -16,10 +16,30 @@ public static class Annotations
     public const string CheckpointInterval = "crsc.io/checkpoint-interval";
     /// <summary>What <see cref="CheckpointInterval"/> means when it is absent (a value, not a name).</summary>
     public const string DefaultCheckpointInterval = "10m";
+    /// <summary><c>"true"</c> on a Deployment: crsc gives its pod template the interceptor sidecar (any other value: no sidecar).</summary>
+    public const string Interceptor = "crsc.io/interceptor";
+    /// <summary>
+    /// <c>&lt;containerPort name or number&gt;:&lt;loopback port&gt;</c>, or a comma list of them: the app port the sidecar
+    /// takes over (it moves to the sidecar, so Services keep working) and the port on 127.0.0.1 the app moves to.
+    /// </summary>
+    public const string InterceptorPort = "crsc.io/interceptor-port";
+    /// <summary>
+    /// Optional: the env var (one per <see cref="InterceptorPort"/> entry, comma-separated, in order) crsc sets on the app
+    /// container to the loopback port. Absent: the app must listen on the loopback port by itself.
+    /// </summary>
+    public const string InterceptorPortEnv = "crsc.io/interceptor-port-env";
+    /// <summary>
+    /// Written by crsc on a Deployment whose template it gave the sidecar: what the injection replaced (JSON), so that it
+    /// is undone exactly when <see cref="Interceptor"/> goes away.
+    /// </summary>
+    public const string InterceptorOriginal = "crsc.io/interceptor-original";
 
     // --- on pods ---
 
-    /// <summary>Reserved (DESIGN.md §2, a later wave): on pods whose template crsc gave the interceptor sidecar. Nothing reads it yet.</summary>
+    /// <summary>
+    /// <c>"true"</c> on pods whose template crsc gave the interceptor sidecar (set in the pod template). Of a Deployment
+    /// with <see cref="Interceptor"/>, only pods that carry it are restored automatically.
+    /// </summary>
     public const string InterceptorSidecarAttached = "crsc.io/interceptor-sidecar-attached";
     /// <summary>Reserved (DESIGN.md §2, a later wave): restore this pod in place from that ContainerCheckpoint. Nothing reads it yet.</summary>
     public const string RestoreFrom = "crsc.io/restore-from";

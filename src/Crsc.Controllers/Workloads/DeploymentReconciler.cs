@@ -19,6 +19,9 @@ public sealed record DeploymentReconcilerOptions
 
     /// <summary>Longer values are refused too (they are typing mistakes, and overflow date arithmetic).</summary>
     public TimeSpan MaximumInterval { get; init; } = TimeSpan.FromDays(366);
+
+    /// <summary>The sidecar given to Deployments annotated <c>crsc.io/interceptor: "true"</c> (image, resources).</summary>
+    public InterceptorSidecarOptions Interceptor { get; init; } = new();
 }
 
 /// <summary>
@@ -30,6 +33,12 @@ public sealed record DeploymentReconcilerOptions
 /// nothing: a Warning Event on the Deployment names the value, and an existing schedule keeps its interval and gets
 /// <c>Degraded=True</c>, reason <c>InvalidAnnotation</c>. A schedule of that name that the Deployment does not own
 /// is a user's: it is left alone, and said so with an Event.
+/// <para>
+/// Independently of the schedule, a Deployment annotated <c>crsc.io/interceptor: "true"</c> gets the interceptor sidecar in
+/// its pod template, and loses it (the template put back exactly) when the annotation goes (<see cref="InterceptorInjection"/>):
+/// the only edit crsc makes to a workload. A PUT with the Deployment's resourceVersion, only when the template differs
+/// from what the annotations ask (no rollout loops); a bad annotation is a Warning Event and no edit.
+/// </para>
 /// </summary>
 public sealed class DeploymentReconciler : IReconciler
 {
@@ -54,10 +63,14 @@ public sealed class DeploymentReconciler : IReconciler
 
     public const string ReasonInvalidAnnotation = "InvalidAnnotation";
     public const string ReasonScheduleNotOwned = "ScheduleNotOwned";
+    public const string ReasonInterceptorInjected = "InterceptorInjected";
+    public const string ReasonInterceptorUpdated = "InterceptorUpdated";
+    public const string ReasonInterceptorRemoved = "InterceptorRemoved";
     private const string DeploymentApiVersion = "apps/v1";
     private const string DeploymentKind = "Deployment";
 
     private readonly IKubeResourceClient<CheckpointSchedule> _schedulesApi;
+    private readonly IKubeResourceClient<Deployment> _deploymentsApi;
     private readonly Informer<Deployment> _deployments;
     private readonly Informer<CheckpointSchedule> _schedules;
     private readonly IEventRecorder _events;
@@ -76,6 +89,7 @@ public sealed class DeploymentReconciler : IReconciler
     {
         ArgumentNullException.ThrowIfNull(kube);
         _schedulesApi = kube.Resource(CrscResources.CheckpointSchedules);
+        _deploymentsApi = kube.Resource(Resources.Deployments);
         _deployments = deployments;
         _schedules = schedules;
         _events = events;
@@ -90,7 +104,7 @@ public sealed class DeploymentReconciler : IReconciler
 
     /// <summary>
     /// Enqueues a Deployment when it comes or goes, and on an update only when something the reconciler reads changed
-    /// (its UID, deletion, the two annotations) or on a resync: Deployments' status changes with every pod, and those
+    /// (its UID, deletion, its spec's generation, crsc's annotations) or on a resync: Deployments' status changes with every pod, and those
     /// updates would only repeat the same decision (and any Warning event).
     /// </summary>
     public static IResourceEventHandler<Deployment> DeploymentEvents(Action<ObjectKey> enqueue) =>
@@ -102,10 +116,14 @@ public sealed class DeploymentReconciler : IReconciler
             },
             d => enqueue(EnqueueHandlers.KeyOf(d)));
 
-    private static (string?, bool, string?, string?) Relevant(Deployment d) =>
-        (d.Metadata.Uid, d.Metadata.DeletionTimestamp is null,
+    private static (string?, bool, long?, string?, string?, string?, string?, string?, string?) Relevant(Deployment d) =>
+        (d.Metadata.Uid, d.Metadata.DeletionTimestamp is null, d.Metadata.Generation,
          d.Metadata.Annotations?.GetValueOrDefault(Annotations.CheckpointRestore),
-         d.Metadata.Annotations?.GetValueOrDefault(Annotations.CheckpointInterval));
+         d.Metadata.Annotations?.GetValueOrDefault(Annotations.CheckpointInterval),
+         d.Metadata.Annotations?.GetValueOrDefault(Annotations.Interceptor),
+         d.Metadata.Annotations?.GetValueOrDefault(Annotations.InterceptorPort),
+         d.Metadata.Annotations?.GetValueOrDefault(Annotations.InterceptorPortEnv),
+         d.Metadata.Annotations?.GetValueOrDefault(Annotations.InterceptorOriginal));
 
     /// <summary>
     /// Reads <c>crsc.io/checkpoint-interval</c> (absent: 10m). False with a message naming the value when it is not a
@@ -142,6 +160,50 @@ public sealed class DeploymentReconciler : IReconciler
         var deployment = _deployments.Get(key);
         // gone or going: garbage collection removes the schedule it owns
         if (deployment is null || deployment.Metadata.DeletionTimestamp is not null) return ReconcileResult.Done;
+        var schedule = await ReconcileScheduleAsync(key, deployment, ct).ConfigureAwait(false);
+        var interceptor = await ReconcileInterceptorAsync(deployment, ct).ConfigureAwait(false);
+        return schedule.Outcome != ReconcileOutcome.Done ? schedule : interceptor;
+    }
+
+    /// <summary>
+    /// The interceptor sidecar in the pod template as the annotations ask (<see cref="InterceptorInjection"/>): one PUT with
+    /// the resourceVersion when the template differs (on a 409 decided again on the Deployment read afresh), none when
+    /// it matches; a bad annotation is a Warning Event naming it and no change.
+    /// </summary>
+    private async Task<ReconcileResult> ReconcileInterceptorAsync(Deployment deployment, CancellationToken ct)
+    {
+        var ns = deployment.Metadata.Namespace ?? "";
+        var name = deployment.Metadata.Name ?? "";
+        var outcome = InterceptorInjection.Reconcile(StatusWriter.DeepCopy(Resources.Deployments, deployment), _options.Interceptor);
+        if (outcome.Error is { } error)
+        {
+            Log.InvalidAnnotation(_logger, ns, name, error);
+            _events.Warning(deployment, ReasonInvalidAnnotation, error);
+            return ReconcileResult.Done;
+        }
+        if (!outcome.Changed) return ReconcileResult.Done;
+
+        var uid = deployment.Metadata.Uid;
+        var injected = deployment.Metadata.Annotations?.ContainsKey(Annotations.InterceptorOriginal) == true;
+        InterceptorInjection.Outcome? written = null;
+        var updated = await StatusWriter.UpdateAsync(_deploymentsApi, deployment, d =>
+        {
+            if (d.Metadata.Uid != uid || d.Metadata.DeletionTimestamp is not null) return false;
+            injected = d.Metadata.Annotations?.ContainsKey(Annotations.InterceptorOriginal) == true;
+            written = InterceptorInjection.Reconcile(d, _options.Interceptor);
+            return written.Changed;
+        }, ct).ConfigureAwait(false);
+        // gone, or changed meanwhile so that nothing is left to do (or a bad annotation now): decide again from the cache
+        if (updated is null || written is null) return ReconcileResult.Requeue;
+        var wanted = InterceptorInjection.Wanted(updated);
+        var reason = !wanted ? ReasonInterceptorRemoved : injected ? ReasonInterceptorUpdated : ReasonInterceptorInjected;
+        Log.InterceptorChanged(_logger, ns, name, reason, written.Description);
+        _events.Normal(deployment, reason, written.Description);
+        return ReconcileResult.Done;
+    }
+
+    private async Task<ReconcileResult> ReconcileScheduleAsync(ObjectKey key, Deployment deployment, CancellationToken ct)
+    {
         var ns = key.Namespace ?? "";
         var schedule = _schedules.Get(key);
         var ownership = OwnershipOf(schedule, deployment);

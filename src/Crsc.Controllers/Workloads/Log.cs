@@ -23,6 +23,9 @@ internal static partial class Log
     [LoggerMessage(21306, LogLevel.Information, "Deployment {Namespace}/{Name}: CheckpointSchedule was left by an earlier Deployment of that name (owner uid {OldUid}); replacing it")]
     public static partial void StaleSchedule(ILogger logger, string @namespace, string name, string oldUid);
 
+    [LoggerMessage(21307, LogLevel.Information, "Deployment {Namespace}/{Name}: {Reason}: {Description}")]
+    public static partial void InterceptorChanged(ILogger logger, string @namespace, string name, string reason, string description);
+
     // the failure detector (PodFailureReconciler): 20–39
 
     [LoggerMessage(21320, LogLevel.Information, "Created Restore {Namespace}/{Restore} for pod {Pod} container {Container} ({Signal}): {Description}")]
@@ -39,4 +42,7 @@ internal static partial class Log
 
     [LoggerMessage(21324, LogLevel.Debug, "Deployment {Namespace}/{Name} is not monitored for failures: {Why}")]
     public static partial void NotMonitored(ILogger logger, string @namespace, string name, string why);
+
+    [LoggerMessage(21325, LogLevel.Information, "Pod {Namespace}/{Pod} has no interceptor sidecar, which Deployment {Deployment} asks for: its failures are not restored")]
+    public static partial void NotIntercepted(ILogger logger, string @namespace, string pod, string deployment);
 }

@@ -35,6 +35,11 @@ namespace Crsc.Controllers.Workloads;
 /// leader neither repeats a Restore nor misses one; memory only holds restart counts (signal b) and the Restores this
 /// instance created that the cache does not show yet.
 /// </para>
+/// <para>
+/// A Deployment that asks for the interceptor (<c>crsc.io/interceptor: "true"</c>) gets Restores only for its pods that carry
+/// <c>crsc.io/interceptor-sidecar-attached: "true"</c>: a pod of the template before the sidecar has nothing holding its
+/// requests while it is restored. Deployments without the annotation are watched as before.
+/// </para>
 /// </summary>
 public sealed class PodFailureReconciler : IReconciler
 {
@@ -179,9 +184,18 @@ public sealed class PodFailureReconciler : IReconciler
 
         var incidents = new List<ContainerFailure>();
         DateTimeOffset? recheck = null;
+        var interceptor = InterceptorInjection.Wanted(deployment);
         foreach (var pod in pods)
         {
             if (pod.Metadata.DeletionTimestamp is not null || pod.Status?.Phase is "Succeeded" or "Failed") continue;
+            if (interceptor && pod.Metadata.Annotations?.GetValueOrDefault(Annotations.InterceptorSidecarAttached) != "true")
+            {
+                // a pod of a template without the sidecar (the rollout that adds it is under way): nothing would hold its
+                // requests during a restore, so it is left to the kubelet and the rollout
+                if (memory.NotIntercepted.Add(pod.Metadata.Uid ?? ""))
+                    Log.NotIntercepted(_logger, key.Namespace ?? "", pod.Metadata.Name ?? "", key.Name);
+                continue;
+            }
             var statuses = pod.Status?.ContainerStatuses;
             if (statuses is null) continue;
             var ownRestore = CrscRestoring(pod, byName, now);
@@ -428,6 +442,9 @@ public sealed class PodFailureReconciler : IReconciler
         /// <summary>Restores created here that the informer did not show yet.</summary>
         public List<Restore> Created { get; } = [];
 
+        /// <summary>Pods (UIDs) without the interceptor sidecar of a Deployment that asks for it, logged once each.</summary>
+        public HashSet<string> NotIntercepted { get; } = new(StringComparer.Ordinal);
+
         /// <summary>The last suppression reported (an unchanged one is not recorded again).</summary>
         public string? LastSuppression { get; set; }
 
@@ -462,6 +479,7 @@ public sealed class PodFailureReconciler : IReconciler
         {
             var live = livePodUids.ToHashSet(StringComparer.Ordinal);
             foreach (var k in _containers.Keys.Where(k => !live.Contains(k.PodUid)).ToList()) _containers.Remove(k);
+            NotIntercepted.IntersectWith(live);
         }
 
         private static string StateKey(ContainerStatus s) =>

@@ -664,6 +664,54 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
         Assert.Single(Events(PodFailureReconciler.RestoreCreatedReason));
     }
 
+    // ---- the interceptor: a Deployment that asks for it is restored only in pods that have it ----
+
+    [Fact]
+    public async Task Of_a_deployment_asking_for_the_interceptor_only_pods_with_the_sidecar_get_a_restore()
+    {
+        await SeedDeploymentAsync(replicas: 2, annotations: new()
+        {
+            [Annotations.CheckpointRestore] = "true",
+            [Annotations.Interceptor] = "true",
+            [Annotations.InterceptorPort] = "http:18080",
+        });
+        // p1 is of the template with the sidecar; p0 of the template before it
+        await UpdatePodAsync("web-7d9f8b6c5-p1", p => p.Metadata.Annotations = new() { [Annotations.InterceptorSidecarAttached] = "true" });
+        await StartDetectorAsync();
+        await ReconcileAsync();
+
+        Advance(TimeSpan.FromSeconds(10));
+        await CrashAndRestartAsync("web-7d9f8b6c5-p0", exitCode: 1);
+        await ReconcileAsync();
+        Assert.Empty(Restores());
+        Assert.Equal(0, _restoresApi.CallCount("create"));
+
+        Advance(TimeSpan.FromSeconds(10));
+        await CrashAndRestartAsync("web-7d9f8b6c5-p1", exitCode: 1);
+        await ReconcileAsync();
+        var r = Assert.Single(Restores());
+        Assert.Equal("web-7d9f8b6c5-p1", r.Metadata.Annotations![Annotations.FailedPod]);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("false")]
+    public async Task Of_a_deployment_not_asking_for_the_interceptor_a_pod_without_the_sidecar_annotation_gets_a_restore(string? interceptor)
+    {
+        var annotations = new Dictionary<string, string> { [Annotations.CheckpointRestore] = "true" };
+        if (interceptor is not null) annotations[Annotations.Interceptor] = interceptor;
+        await SeedDeploymentAsync(annotations: annotations);
+        await StartDetectorAsync();
+        await ReconcileAsync();
+
+        Advance(TimeSpan.FromSeconds(10));
+        await CrashAndRestartAsync("web-7d9f8b6c5-p0", exitCode: 1);
+        await ReconcileAsync();
+
+        var r = Assert.Single(Restores());
+        Assert.Equal("web-7d9f8b6c5-p0", r.Metadata.Annotations![Annotations.FailedPod]);
+    }
+
     // ---- wired: informers, controller, events → keys ----
 
     [Fact]
