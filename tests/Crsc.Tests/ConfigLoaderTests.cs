@@ -424,6 +424,8 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("images:\n  registry: registry.example/Crsc\n", "images.registry", "registry.example/Crsc", "repository path")]
     [InlineData("images:\n  registry: reg istry\n", "images.registry", "reg istry", "host[:port]")]
     [InlineData("images:\n  registryInsecure: yes-please\n", "images.registryInsecure", "yes-please", "true or false")]
+    [InlineData("interceptor:\n  image: https://registry.example/crsc:1\n", "interceptor.image", "https://registry.example/crsc:1", "not an image reference")]
+    [InlineData("interceptor:\n  image: 'crsc :1'\n", "interceptor.image", "crsc :1", "not an image reference")]
     [InlineData("images:\n  registryAuthFile: auth.json\n", "images.registryAuthFile", "auth.json", "absolute path")]
     [InlineData("images:\n  registryAuthFile: /nonexistent/auth.json\n", "images.registryAuthFile", "/nonexistent/auth.json", "does not exist")]
     public void A_bad_registry_value_is_named_with_its_key(string yaml, string key, string value, string problem)

@@ -301,6 +301,9 @@ public static partial class InterceptorInjection
         var env = new List<SetEnv>();
         var sidecarPorts = new List<ContainerPort>();
         var args = new List<string> { "interceptor" };
+        // one sidecar for every port: pairs in order, as comma lists (crsc interceptor --help)
+        var listens = new List<string>();
+        var upstreams = new List<string>();
         foreach (var (w, app, port) in found)
         {
             var loopback = w.Loopback.ToString(CultureInfo.InvariantCulture);
@@ -308,7 +311,8 @@ public static partial class InterceptorInjection
             app.Ports!.Remove(port);
             if (app.Ports.Count == 0) app.Ports = null;
             sidecarPorts.Add(port);
-            args.AddRange(["--listen", $"0.0.0.0:{port.Port.ToString(CultureInfo.InvariantCulture)}", "--upstream", $"127.0.0.1:{loopback}"]);
+            listens.Add($"0.0.0.0:{port.Port.ToString(CultureInfo.InvariantCulture)}");
+            upstreams.Add($"127.0.0.1:{loopback}");
             if (w.Env is { } name)
             {
                 var vars = app.Env ??= [];
@@ -319,7 +323,8 @@ public static partial class InterceptorInjection
                 else vars.Add(set);
             }
         }
-        args.AddRange(["--mode", "http", "--control-socket", ControlSocket]);
+        args.AddRange(["--listen", string.Join(',', listens), "--upstream", string.Join(',', upstreams),
+            "--mode", "http", "--control-socket", ControlSocket]);
 
         var sidecar = new Container
         {

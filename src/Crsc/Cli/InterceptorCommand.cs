@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Crsc.Interceptor;
 using Crsc.Logging;
+using Microsoft.Extensions.Logging;
 using Serilog.Extensions.Logging;
 
 namespace Crsc.Cli;
@@ -29,8 +30,8 @@ internal static class InterceptorCommand
                       "The proxied port never answers these itself. Runs until SIGTERM/SIGINT.",
         Options =
         [
-            new OptionSpec("--listen", "ADDR", "address to listen on: IP:PORT, [IPv6]:PORT or :PORT (all interfaces)"),
-            new OptionSpec("--upstream", "ADDR", "the app's address: IP:PORT, localhost:PORT or PORT (127.0.0.1)"),
+            new OptionSpec("--listen", "ADDR", "address to listen on: IP:PORT, [IPv6]:PORT or :PORT (all interfaces); several: a comma list"),
+            new OptionSpec("--upstream", "ADDR", "the app's address: IP:PORT, localhost:PORT or PORT (127.0.0.1); one per --listen address, in order"),
             new OptionSpec("--mode", "MODE", "http (default) or tcp"),
             new OptionSpec("--control-socket", "PATH", "Unix socket for hold/release/status (its directory must exist; made 0600)"),
             new OptionSpec("--max-queue", "N", $"requests (tcp: connections) that may wait at once (default {new HoldOptions().MaxQueued})"),
@@ -42,19 +43,34 @@ internal static class InterceptorCommand
         [
             "crsc interceptor --listen :8080 --upstream 127.0.0.1:18080 --control-socket /run/crsc-interceptor/control.sock",
             "crsc interceptor --listen :5432 --upstream 15432 --mode tcp --max-queue 50 --max-wait 20s",
+            "crsc interceptor --listen :8080,:9090 --upstream 18080,19090     (two ports, one hold)",
             "echo status | socat - UNIX-CONNECT:/run/crsc-interceptor/control.sock",
         ],
     };
 
     /// <summary>The options the flags describe, or the usage message that names the bad one.</summary>
-    internal static (InterceptorOptions? Options, string? ControlSocket, string? Problem) Parse(ParsedCommand p)
+    internal static (IReadOnlyList<InterceptorOptions>? Options, string? ControlSocket, string? Problem) Parse(ParsedCommand p)
     {
-        if (p.Value("--listen") is not { } listenText) return (null, null, "interceptor needs --listen ADDR (the port clients and Services use)");
-        if (p.Value("--upstream") is not { } upstreamText) return (null, null, "interceptor needs --upstream ADDR (the app's port, e.g. 127.0.0.1:18080)");
-        if (!TryParseEndPoint(listenText, IPAddress.Any, out var listen))
-            return (null, null, $"--listen '{listenText}' is not an address (HOST:PORT, [IPv6]:PORT or :PORT; port 1-65535)");
-        if (!TryParseEndPoint(upstreamText, IPAddress.Loopback, out var upstream) || upstream.Address.Equals(IPAddress.Any) || upstream.Address.Equals(IPAddress.IPv6Any))
-            return (null, null, $"--upstream '{upstreamText}' is not an address to connect to (HOST:PORT or PORT; port 1-65535)");
+        if (p.Value("--listen") is not { } listenList) return (null, null, "interceptor needs --listen ADDR (the port clients and Services use)");
+        if (p.Value("--upstream") is not { } upstreamList) return (null, null, "interceptor needs --upstream ADDR (the app's port, e.g. 127.0.0.1:18080)");
+        // several ports: comma lists, paired in order (one hold for all of them)
+        var listenTexts = listenList.Split(',');
+        var upstreamTexts = upstreamList.Split(',');
+        if (listenTexts.Length != upstreamTexts.Length)
+            return (null, null, $"--listen names {listenTexts.Length} address(es) and --upstream {upstreamTexts.Length}: give one upstream for each listen address, in the same order");
+        var pairs = new List<(IPEndPoint Listen, IPEndPoint Upstream)>();
+        for (var i = 0; i < listenTexts.Length; i++)
+        {
+            var listenText = listenTexts[i];
+            var upstreamText = upstreamTexts[i];
+            if (!TryParseEndPoint(listenText, IPAddress.Any, out var listen))
+                return (null, null, $"--listen '{listenText}' is not an address (HOST:PORT, [IPv6]:PORT or :PORT; port 1-65535)");
+            if (!TryParseEndPoint(upstreamText, IPAddress.Loopback, out var upstream) || upstream.Address.Equals(IPAddress.Any) || upstream.Address.Equals(IPAddress.IPv6Any))
+                return (null, null, $"--upstream '{upstreamText}' is not an address to connect to (HOST:PORT or PORT; port 1-65535)");
+            if (pairs.Any(x => x.Listen.Port == listen.Port))
+                return (null, null, $"--listen names port {listen.Port} twice");
+            pairs.Add((listen, upstream));
+        }
         var mode = InterceptorMode.Http;
         if (p.Value("--mode") is { } m)
         {
@@ -90,7 +106,7 @@ internal static class InterceptorCommand
             if (System.Text.Encoding.UTF8.GetByteCount(c) > 100) return (null, null, $"--control-socket '{c}' is too long for a Unix socket (at most 100 bytes)");
             control = c;
         }
-        return (new InterceptorOptions { Listen = listen, Upstream = upstream, Mode = mode, Hold = hold }, control, null);
+        return ([.. pairs.Select(x => new InterceptorOptions { Listen = x.Listen, Upstream = x.Upstream, Mode = mode, Hold = hold })], control, null);
     }
 
     /// <summary><c>HOST:PORT</c>, <c>[V6]:PORT</c>, <c>:PORT</c> or a bare <c>PORT</c> (on <paramref name="defaultHost"/>); <c>localhost</c> is loopback.</summary>
@@ -124,13 +140,31 @@ internal static class InterceptorCommand
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
-        using var gate = new HoldGate(options!.Hold, TimeProvider.System);
-        await using var proxy = new InterceptorProxy(options, gate, TimeProvider.System, log);
-        try { proxy.Start(); }
-        catch (SocketException e)
+        // one gate: a hold holds every port of the pod
+        using var gate = new HoldGate(options![0].Hold, TimeProvider.System);
+        var proxies = new List<InterceptorProxy>();
+        try
         {
-            return CliOutput.Fail(p, $"cannot listen on {options.Listen} (--listen): {e.Message}");
+            foreach (var one in options)
+            {
+                var proxy = new InterceptorProxy(one, gate, TimeProvider.System, log);
+                proxies.Add(proxy);
+                try { proxy.Start(); }
+                catch (SocketException e)
+                {
+                    return CliOutput.Fail(p, $"cannot listen on {one.Listen} (--listen): {e.Message}");
+                }
+            }
+            return await ServeAsync(p, controlPath, gate, log, stop.Token);
         }
+        finally
+        {
+            foreach (var proxy in proxies) await proxy.DisposeAsync();
+        }
+    }
+
+    private static async Task<int> ServeAsync(ParsedCommand p, string? controlPath, HoldGate gate, ILogger log, CancellationToken stop)
+    {
         ControlServer? control = null;
         if (controlPath is not null)
         {
@@ -144,7 +178,7 @@ internal static class InterceptorCommand
         }
         try
         {
-            await Task.Delay(Timeout.Infinite, stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            await Task.Delay(Timeout.Infinite, stop).ContinueWith(_ => { }, TaskScheduler.Default);
         }
         finally
         {

@@ -53,6 +53,8 @@ public sealed record CrscOptions
     public string LogFormat { get; init; } = "auto";
     /// <summary><c>trace</c>, <c>debug</c>, <c>information</c>, <c>warning</c>, <c>error</c>.</summary>
     public string LogLevel { get; init; } = "information";
+    /// <summary>The image of the interceptor sidecar (a crsc image); empty = <c>ghcr.io/crsc-io/crsc:&lt;this version&gt;</c>.</summary>
+    public string InterceptorImage { get; init; } = "";
     /// <summary><c>host[:port][/prefix]</c> of a registry checkpoint images are pushed to; empty = none.</summary>
     public string ImagesRegistry { get; init; } = "";
     /// <summary>docker-config-style JSON with the registry's credentials (0600); empty = anonymous.</summary>

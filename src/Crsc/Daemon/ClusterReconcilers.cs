@@ -38,7 +38,12 @@ internal static class ClusterReconcilers
         manager.AddRunnable("schedule health", scheduleHealth.RunAsync);
 
         // leader: annotated Deployments get their schedules
-        DeploymentReconciler.SetUp(manager);
+        // leader: and the interceptor sidecar for those that ask for it (crsc.io/interceptor), from the configured image
+        var interceptorImage = services.GetRequiredService<CrscOptions>().InterceptorImage;
+        DeploymentReconciler.SetUp(manager, new DeploymentReconcilerOptions
+        {
+            Interceptor = interceptorImage.Length > 0 ? new InterceptorSidecarOptions { Image = interceptorImage } : new InterceptorSidecarOptions(),
+        });
 
         // node: pull the base and checkpoint images for restores into pods here (a checkpoint image of this node's
         // store only when its manifest MAC verifies and it is of the Restore's workload)

@@ -192,8 +192,8 @@ public sealed class InterceptorInjectionTests : IAsyncLifetime
         Assert.Equal([("MODE", "prod"), ("PORT", "18080"), ("METRICS_PORT", "19090")], spec.Containers[0].Env!.Select(e => (e.Name, e.Value)));
         var sidecar = spec.Containers.Single(c => c.Name == "crsc-interceptor");
         Assert.Equal(["http", "metrics"], sidecar.Ports!.Select(p => p.Name));
-        Assert.Equal(["interceptor", "--listen", "0.0.0.0:8080", "--upstream", "127.0.0.1:18080", "--listen", "0.0.0.0:9090",
-            "--upstream", "127.0.0.1:19090", "--mode", "http", "--control-socket", "/run/crsc-interceptor/control.sock"], sidecar.Args!);
+        Assert.Equal(["interceptor", "--listen", "0.0.0.0:8080,0.0.0.0:9090", "--upstream", "127.0.0.1:18080,127.0.0.1:19090",
+            "--mode", "http", "--control-socket", "/run/crsc-interceptor/control.sock"], sidecar.Args!);
     }
 
     [Fact]

@@ -28,6 +28,9 @@ public sealed class InterceptorCommandTests
     [InlineData("--max-queued-bytes 'lots' is not a size", "--listen", ":1", "--upstream", "2", "--max-queued-bytes", "lots")]
     [InlineData("--max-wait '30' has no unit", "--listen", ":1", "--upstream", "2", "--max-wait", "30")]
     [InlineData("--max-wait 'soon' is not a duration", "--listen", ":1", "--upstream", "2", "--max-wait", "soon")]
+    [InlineData("--listen names 2 address(es) and --upstream 1", "--listen", ":1,:2", "--upstream", "3")]
+    [InlineData("--listen names port 1 twice", "--listen", ":1,127.0.0.1:1", "--upstream", "3,4")]
+    [InlineData("--listen 'x' is not an address", "--listen", ":1,x", "--upstream", "3,4")]
     [InlineData("--control-socket 'control.sock' is not an absolute path", "--listen", ":1", "--upstream", "2", "--control-socket", "control.sock")]
     public async Task Bad_input_is_a_usage_error_naming_it(string expected, params string[] args)
     {
@@ -105,5 +108,40 @@ public sealed class InterceptorCommandTests
         await cts.CancelAsync();
         Assert.Equal(ExitCodes.Ok, await run.WaitAsync(Eventually.DefaultTimeout));
         Assert.False(File.Exists(control));
+    }
+
+    [Fact]
+    public async Task Two_ports_are_proxied_and_one_hold_holds_both()
+    {
+        using var dir = new TempDir();
+        var control = dir.Combine("control.sock");
+        var (a, b) = (LoopbackPorts.Free(), LoopbackPorts.Free());
+        using var cts = new CancellationTokenSource();
+        var run = new CommandLineParser(Commands.Root(), new StringWriter(), new StringWriter()).RunAsync(
+            ["interceptor", "--listen", $"127.0.0.1:{a},127.0.0.1:{b}", "--upstream", "127.0.0.1:1,127.0.0.1:2", "--control-socket", control,
+                "--max-queue", "0"], cts.Token);
+        await Eventually.TrueAsync(() => File.Exists(control), "control socket made");
+
+        // not held: both ports answer, and as proxies (nothing listens upstream: 502 from the interceptor)
+        foreach (var port in new[] { a, b }) Assert.StartsWith("HTTP/1.1 502", await GetAsync(port));
+        using (var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            await s.ConnectAsync(new UnixDomainSocketEndPoint(control));
+            await s.SendAsync(Encoding.ASCII.GetBytes("hold both\n"));
+            var buffer = new byte[4096];
+            Assert.StartsWith("ok", Encoding.ASCII.GetString(buffer, 0, await s.ReceiveAsync(buffer)));
+        }
+        foreach (var port in new[] { a, b }) Assert.StartsWith("HTTP/1.1 503", await GetAsync(port));
+        await cts.CancelAsync();
+        Assert.Equal(ExitCodes.Ok, await run.WaitAsync(Eventually.DefaultTimeout));
+    }
+
+    private static async Task<string> GetAsync(int port)
+    {
+        using var c = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await c.ConnectAsync(IPAddress.Loopback, port);
+        await c.SendAsync(Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        var buffer = new byte[4096];
+        return Encoding.ASCII.GetString(buffer, 0, await c.ReceiveAsync(buffer));
     }
 }
