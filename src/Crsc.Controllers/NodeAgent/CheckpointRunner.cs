@@ -33,6 +33,9 @@ public sealed record CheckpointRunnerOptions
     /// </summary>
     public CheckpointCompression? Compression { get; init; }
 
+    /// <summary>The pod's interceptor, held during the runtime's checkpoint call; null: no hold.</summary>
+    public IPodTrafficHold? TrafficHold { get; init; }
+
     /// <summary>zstd level (1: fast).</summary>
     public int CompressionLevel { get; init; } = 1;
 
@@ -224,6 +227,11 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
             progress?.Report(new CheckpointProgress(CheckpointStages.Checkpointing,
                 $"checkpointing container {containerName} ({ShortId(container.Id)}) of {request.Namespace}/{request.Pod}"));
             Log.Checkpointing(_logger, target, container.Id, staged, timeout);
+            // the interceptor (if the pod has one) holds new requests while CRIU freezes the app, and lets them go after
+            // (released as soon as the runtime answers: the ingest that follows does not touch the app)
+            var held = _options.TrafficHold is { } hold && !string.IsNullOrEmpty(container.PodUid)
+                ? await hold.HoldAsync(request.Namespace, request.Pod, container.PodUid, $"checkpoint of {containerName}", ct).ConfigureAwait(false)
+                : null;
             var runtimeStarted = _time.GetTimestamp();
             string written;
             try
@@ -237,6 +245,10 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
                 runtimeTime = _time.GetElapsedTime(runtimeStarted);
                 if (e.Kind == ContainerRuntimeErrorKind.DeadlineExceeded) result = CheckpointMetrics.ResultTimeout;
                 throw Failed(e, target, container.Id, staged);
+            }
+            finally
+            {
+                if (held is not null) await held.DisposeAsync().ConfigureAwait(false);
             }
             runtimeTime = _time.GetElapsedTime(runtimeStarted);
             // the kubelet picks its own path and says which: a name from over the network, checked before it is used

@@ -58,6 +58,7 @@ internal static partial class NodeCheckpointing
                     NodeName = options.NodeName,
                     // only in kubelet mode may the archive be anywhere but crsc's staging path
                     KubeletCheckpointDirectory = options.CheckpointVia == "kubelet" ? options.KubeletCheckpointDir : null,
+                    TrafficHold = sp.GetRequiredService<IPodTrafficHold>(),
                 },
                 sp.GetRequiredService<TimeProvider>(),
                 // node files through Storage: no link followed, and a partial archive only through the bounded tar reader
@@ -71,6 +72,10 @@ internal static partial class NodeCheckpointing
         });
         services.AddSingleton<ICheckpointRunner>(sp => sp.GetRequiredService<CheckpointRunner>());
         services.AddSingleton<DaemonNodeReportSource>();
+        // the kubelet keeps its checkpoints under <root-dir>/checkpoints: its pods' volumes are under <root-dir>/pods
+        services.AddSingleton<IPodTrafficHold>(sp => new InterceptorTrafficHold(
+            Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(options.KubeletCheckpointDir)) ?? "/var/lib/kubelet",
+            sp.GetRequiredService<ILogger<InterceptorTrafficHold>>()));
         services.AddSingleton<RuntimeMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<RuntimeMonitor>());
         services.AddSingleton<IRuntimeProbeTrigger>(sp => sp.GetRequiredService<RuntimeMonitor>());

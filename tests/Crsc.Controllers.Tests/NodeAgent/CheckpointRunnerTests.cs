@@ -37,6 +37,66 @@ public sealed class CheckpointRunnerTests : IDisposable
 
     public void Dispose() => _runner?.Dispose();
 
+    /// <summary>Records what happened to the pod's traffic, in order with the runtime's call and the ingest.</summary>
+    private sealed class RecordingHold(List<string> log, bool hasInterceptor = true) : IPodTrafficHold
+    {
+        public Task<IAsyncDisposable?> HoldAsync(string ns, string pod, string podUid, string reason, CancellationToken ct)
+        {
+            if (!hasInterceptor) return Task.FromResult<IAsyncDisposable?>(null);
+            log.Add($"hold {ns}/{pod} {podUid}: {reason}");
+            return Task.FromResult<IAsyncDisposable?>(new Releaser(log));
+        }
+
+        private sealed class Releaser(List<string> log) : IAsyncDisposable
+        {
+            public ValueTask DisposeAsync()
+            {
+                log.Add("release");
+                return ValueTask.CompletedTask;
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task The_pods_traffic_is_held_for_the_runtimes_checkpoint_call_only_and_released_when_it_fails(bool runtimeFails)
+    {
+        var log = new List<string>();
+        _runtime.AddContainer("shop", "web-7d9f-abcde", "app", podUid: "uid-1");
+        var original = _runtime.OnCheckpoint;
+        _runtime.OnCheckpoint = (t, p, timeout, ct) =>
+        {
+            log.Add("runtime checkpoint");
+            return runtimeFails
+                ? throw new ContainerRuntimeException(ContainerRuntimeErrorKind.Failed, "criu dump failed", "Internal")
+                : original(t, p, timeout, ct);
+        };
+        _store.OnIngest = _ => log.Add("ingest");
+        var runner = Runner(o => o with { TrafficHold = new RecordingHold(log) });
+
+        var run = runner.CheckpointAsync(new CheckpointRequest("shop", "web-7d9f-abcde", "app"), null, CancellationToken.None);
+        if (runtimeFails) await Assert.ThrowsAnyAsync<Exception>(() => run);
+        else await run;
+
+        Assert.Equal(runtimeFails
+            ? ["hold shop/web-7d9f-abcde uid-1: checkpoint of app", "runtime checkpoint", "release"]
+            : ["hold shop/web-7d9f-abcde uid-1: checkpoint of app", "runtime checkpoint", "release", "ingest"], log);
+    }
+
+    [Fact]
+    public async Task A_pod_without_an_interceptor_is_checkpointed_as_before()
+    {
+        var log = new List<string>();
+        _runtime.AddContainer("shop", "web-7d9f-abcde", "app", podUid: "uid-1");
+        var runner = Runner(o => o with { TrafficHold = new RecordingHold(log, hasInterceptor: false) });
+
+        await runner.CheckpointAsync(new CheckpointRequest("shop", "web-7d9f-abcde", "app"), null, CancellationToken.None);
+
+        Assert.Empty(log);
+        Assert.Single(_store.Ingests);
+    }
+
     [Fact]
     public async Task Checkpoints_the_named_container_into_staging_and_ingests_it_with_the_stores_default_compression_at_level_1()
     {

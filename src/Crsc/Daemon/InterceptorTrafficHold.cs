@@ -1,0 +1,131 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+using Crsc.Controllers.NodeAgent;
+using Crsc.Controllers.Workloads;
+using Microsoft.Extensions.Logging;
+
+namespace Crsc.Daemon;
+
+/// <summary>
+/// Holds a pod's traffic through its interceptor's control socket, which lives in the emptyDir crsc injected
+/// (<c>&lt;kubelet root&gt;/pods/&lt;pod UID&gt;/volumes/kubernetes.io~empty-dir/crsc-interceptor/control.sock</c>). The
+/// path is made from the pod's UID (as the runtime labels the container, checked to be a UUID) and crsc's own volume
+/// name, never from anything the pod says. The pod can write into that directory, so the file is opened without
+/// following links (O_PATH|O_NOFOLLOW), checked to be a socket on that very handle, and connected to through the
+/// handle (<c>/proc/self/fd/N</c>): a link or a file the pod put there is never connected to.
+/// </summary>
+internal sealed partial class InterceptorTrafficHold(string kubeletRoot, ILogger<InterceptorTrafficHold> logger, TimeSpan? answerTimeout = null)
+    : IPodTrafficHold
+{
+    private readonly TimeSpan _timeout = answerTimeout ?? TimeSpan.FromSeconds(1);
+
+    /// <summary>The control socket of the pod's interceptor (whether or not it exists).</summary>
+    public string SocketPath(string podUid) =>
+        Path.Join(kubeletRoot, "pods", podUid, "volumes", "kubernetes.io~empty-dir", InterceptorInjection.VolumeName,
+            Path.GetFileName(InterceptorInjection.ControlSocket));
+
+    public async Task<IAsyncDisposable?> HoldAsync(string ns, string pod, string podUid, string reason, CancellationToken ct)
+    {
+        if (!Guid.TryParseExact(podUid, "D", out _)) return null;
+        var path = SocketPath(podUid);
+        var answer = await AskAsync(path, $"hold {Clean(reason)}", ct).ConfigureAwait(false);
+        if (answer is null) return null; // no interceptor in this pod
+        if (!answer.StartsWith("ok", StringComparison.Ordinal))
+        {
+            Log.NotHeld(logger, ns, pod, answer);
+            return null;
+        }
+        Log.Held(logger, ns, pod, reason);
+        return new Release(this, path, ns, pod);
+    }
+
+    private sealed class Release(InterceptorTrafficHold owner, string path, string ns, string pod) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            var answer = await owner.AskAsync(path, "release", CancellationToken.None).ConfigureAwait(false);
+            if (answer?.StartsWith("ok", StringComparison.Ordinal) == true) Log.Released(owner.Logger, ns, pod);
+            // the interceptor's own max wait answers whatever waits, should it not hear this
+            else Log.NotReleased(owner.Logger, ns, pod, answer ?? "its control socket is gone");
+        }
+    }
+
+    private ILogger Logger => logger;
+
+    private static string Clean(string reason) => new([.. reason.Where(c => !char.IsControl(c)).Take(200)]);
+
+    /// <summary>One request line and its answer; null when there is no socket of the interceptor there.</summary>
+    private async Task<string?> AskAsync(string path, string request, CancellationToken ct)
+    {
+        var fd = Open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) return null;
+        try
+        {
+            if (!IsSocket(fd)) return null; // a link, a file or a directory the pod put there: not ours to talk to
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(_timeout);
+            using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                await s.ConnectAsync(new UnixDomainSocketEndPoint($"/proc/self/fd/{fd}"), timeout.Token).ConfigureAwait(false);
+                await s.SendAsync(Encoding.UTF8.GetBytes(request + "\n"), timeout.Token).ConfigureAwait(false);
+                var buffer = new byte[4096];
+                var n = 0;
+                while (n < buffer.Length)
+                {
+                    var got = await s.ReceiveAsync(buffer.AsMemory(n), timeout.Token).ConfigureAwait(false);
+                    if (got == 0) break;
+                    n += got;
+                    if (Array.IndexOf(buffer, (byte)'\n', 0, n) >= 0) break;
+                }
+                return Encoding.UTF8.GetString(buffer, 0, n).Split('\n')[0];
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+            {
+                return $"error: no answer from {path}: {e.Message}";
+            }
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    private const int O_PATH = 0x200000, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000;
+    private const int AtEmptyPath = 0x1000, AtSymlinkNoFollow = 0x100;
+
+    private static bool IsSocket(int fd)
+    {
+        // struct statx: stx_mode (u16) at offset 28
+        Span<byte> b = stackalloc byte[256];
+        const uint StatxType = 0x1;
+        if (Statx(fd, "", AtEmptyPath | AtSymlinkNoFollow, StatxType, ref MemoryMarshal.GetReference(b)) != 0) return false;
+        var mode = BitConverter.ToUInt16(b[28..30]);
+        return (mode & 0xF000) == 0xC000;
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Statx(int dirFd, string path, int flags, uint mask, ref byte buffer);
+
+    private static partial class Log
+    {
+        [LoggerMessage(70901, LogLevel.Information, "Holding the traffic of pod {Namespace}/{Pod} in its interceptor: {Reason}")]
+        public static partial void Held(ILogger logger, string @namespace, string pod, string reason);
+
+        [LoggerMessage(70902, LogLevel.Information, "Released the traffic of pod {Namespace}/{Pod}")]
+        public static partial void Released(ILogger logger, string @namespace, string pod);
+
+        [LoggerMessage(70903, LogLevel.Warning, "The interceptor of pod {Namespace}/{Pod} did not hold its traffic ({Answer}); going on without")]
+        public static partial void NotHeld(ILogger logger, string @namespace, string pod, string answer);
+
+        [LoggerMessage(70904, LogLevel.Warning, "The interceptor of pod {Namespace}/{Pod} did not confirm the release ({Answer}); its max wait ends the hold")]
+        public static partial void NotReleased(ILogger logger, string @namespace, string pod, string answer);
+    }
+}
