@@ -16,6 +16,11 @@ public sealed record HoldOptions
     /// answered (its response head came back) or failed, or after this long, so one slow request cannot stall the rest.
     /// </summary>
     public TimeSpan DrainStepTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// A hold nobody ends (the node agent that asked for it stopped) ends by itself after this long: the traffic goes on
+    /// rather than waiting for ever. A new <c>hold</c> while held starts this time again.
+    /// </summary>
+    public TimeSpan MaxHold { get; init; } = TimeSpan.FromMinutes(2);
 
     /// <summary>Null when valid; otherwise what is wrong, naming the option.</summary>
     public string? Problem() =>
@@ -24,6 +29,7 @@ public sealed record HoldOptions
         : MaxWait <= TimeSpan.Zero ? $"max wait {MaxWait} is not positive"
         : RetryAfter < TimeSpan.Zero ? $"retry-after {RetryAfter} is negative"
         : DrainStepTimeout <= TimeSpan.Zero ? $"drain step timeout {DrainStepTimeout} is not positive"
+        : MaxHold <= TimeSpan.Zero ? $"max hold {MaxHold} is not positive"
         : null;
 }
 
@@ -91,6 +97,8 @@ public sealed record HoldStatus
     public double TotalHoldSeconds { get; init; }
     public double LongestHoldSeconds { get; init; }
     public double LongestWaitSeconds { get; init; }
+    /// <summary>Holds that ended by themselves after <see cref="HoldOptions.MaxHold"/> (nobody released them).</summary>
+    public long ExpiredHolds { get; init; }
 }
 
 /// <summary>
@@ -112,6 +120,8 @@ public sealed class HoldGate : IDisposable
     private long _queuedBytes;
     private Admission? _draining;
     private ITimer? _stepTimer;
+    private ITimer? _holdTimer;
+    private long _expiredHolds;
     private long _holds, _heldRequests, _released, _rejectedQueue, _rejectedBytes, _rejectedTimeout;
     private TimeSpan _totalHold, _longestHold, _longestWait;
 
@@ -130,6 +140,9 @@ public sealed class HoldGate : IDisposable
         lock (_gate)
         {
             _reason = reason;
+            // (again) at most MaxHold from now
+            _holdTimer?.Dispose();
+            _holdTimer = _time.CreateTimer(static s => ((HoldGate)s!).Expire(), this, _options.MaxHold, Timeout.InfiniteTimeSpan);
             if (_held) return;
             _held = true;
             _holds++;
@@ -137,19 +150,33 @@ public sealed class HoldGate : IDisposable
         }
     }
 
-    /// <summary>Ends the hold: the queue drains in arrival order. Releasing when not held does nothing.</summary>
-    public void Release()
+    private void Expire()
     {
         lock (_gate)
         {
             if (!_held) return;
-            _held = false;
-            _reason = null;
-            var held = _time.GetElapsedTime(_heldSince);
-            _totalHold += held;
-            if (held > _longestHold) _longestHold = held;
-            PumpLocked();
+            _expiredHolds++;
+            ReleaseLocked();
         }
+    }
+
+    /// <summary>Ends the hold: the queue drains in arrival order. Releasing when not held does nothing.</summary>
+    public void Release()
+    {
+        lock (_gate) ReleaseLocked();
+    }
+
+    private void ReleaseLocked()
+    {
+        if (!_held) return;
+        _holdTimer?.Dispose();
+        _holdTimer = null;
+        _held = false;
+        _reason = null;
+        var held = _time.GetElapsedTime(_heldSince);
+        _totalHold += held;
+        if (held > _longestHold) _longestHold = held;
+        PumpLocked();
     }
 
     public HoldStatus Status()
@@ -174,6 +201,7 @@ public sealed class HoldGate : IDisposable
                 TotalHoldSeconds = _totalHold.TotalSeconds,
                 LongestHoldSeconds = longest.TotalSeconds,
                 LongestWaitSeconds = _longestWait.TotalSeconds,
+                ExpiredHolds = _expiredHolds,
             };
         }
     }
@@ -285,6 +313,7 @@ public sealed class HoldGate : IDisposable
             _queue.Clear();
             _queuedBytes = 0;
             _stepTimer?.Dispose();
+            _holdTimer?.Dispose();
         }
         foreach (var w in left) { w.Timer?.Dispose(); w.Done.TrySetCanceled(); }
     }

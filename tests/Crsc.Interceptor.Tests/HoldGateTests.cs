@@ -9,6 +9,39 @@ public sealed class HoldGateTests
         new(new HoldOptions { MaxQueued = maxQueued, MaxQueuedBytes = maxBytes, MaxWait = TimeSpan.FromSeconds(maxWaitSeconds) }, time);
 
     [Fact]
+    public async Task A_hold_nobody_ends_ends_by_itself_after_max_hold_and_a_new_hold_starts_that_time_again()
+    {
+        var time = new ManualTimeProvider();
+        using var gate = new HoldGate(new HoldOptions { MaxHold = TimeSpan.FromMinutes(2), MaxWait = TimeSpan.FromMinutes(10) }, time);
+        gate.Hold("checkpoint");
+        time.Advance(TimeSpan.FromSeconds(90));
+        gate.Hold("restore"); // asked again: two minutes from now
+        var waiting = gate.EnterAsync(10, CancellationToken.None).AsTask();
+
+        time.Advance(TimeSpan.FromSeconds(100));
+        Assert.True(gate.Status().Held);
+        Assert.False(waiting.IsCompleted);
+
+        time.Advance(TimeSpan.FromSeconds(20));
+        Assert.False(gate.Status().Held);
+        Assert.Equal(1, gate.Status().ExpiredHolds);
+        Assert.True((await waiting.WaitAsync(Eventually.DefaultTimeout)).Admitted);
+    }
+
+    [Fact]
+    public void A_released_hold_does_not_expire_later()
+    {
+        var time = new ManualTimeProvider();
+        using var gate = new HoldGate(new HoldOptions { MaxHold = TimeSpan.FromMinutes(2) }, time);
+        gate.Hold("checkpoint");
+        gate.Release();
+        gate.Hold("checkpoint again");
+        time.Advance(TimeSpan.FromSeconds(119));
+        Assert.True(gate.Status().Held); // the first hold's timer is gone with it
+        Assert.Equal(0, gate.Status().ExpiredHolds);
+    }
+
+    [Fact]
     public async Task Nothing_held_passes_at_once()
     {
         using var gate = Gate(new ManualTimeProvider());

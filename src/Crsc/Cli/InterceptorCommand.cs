@@ -23,7 +23,7 @@ internal static class InterceptorCommand
                       "While held, new requests (connections) wait in a bounded queue and nothing reaches the app; requests already\n" +
                       "forwarded complete. Over --max-queue or --max-queued-bytes, or after --max-wait, an HTTP client gets\n" +
                       "503 Service Unavailable with Retry-After (never a reset); a TCP client's connection is closed politely.\n" +
-                      "On release the queue drains in arrival order.\n" +
+                      "On release the queue drains in arrival order; a hold nobody releases ends by itself after --max-hold.\n" +
                       "\n" +
                       "The node agent drives the hold over --control-socket (a Unix socket, 0600), one line per request:\n" +
                       "  hold [REASON]  release  status      each answered 'ok {JSON status}' or 'error MESSAGE'.\n" +
@@ -37,6 +37,7 @@ internal static class InterceptorCommand
             new OptionSpec("--max-queue", "N", $"requests (tcp: connections) that may wait at once (default {new HoldOptions().MaxQueued})"),
             new OptionSpec("--max-queued-bytes", "SIZE", "bytes the waiting requests may hold: heads plus declared bodies (default 64MiB)"),
             new OptionSpec("--max-wait", "DURATION", $"how long one request may wait while held (default {(int)new HoldOptions().MaxWait.TotalSeconds}s)"),
+            new OptionSpec("--max-hold", "DURATION", $"a hold nobody releases ends by itself after this long (default {(int)new HoldOptions().MaxHold.TotalMinutes}m)"),
         ],
         Handler = RunAsync,
         Examples =
@@ -97,6 +98,12 @@ internal static class InterceptorCommand
         {
             if (!CliOutput.TryParseDuration(w, out var wait)) return (null, null, CliOutput.DurationProblem("--max-wait", w, "a duration (e.g. 500ms, 30s, 2m)", "sm"));
             hold = hold with { MaxWait = wait };
+        }
+        if (p.Value("--max-hold") is { } h)
+        {
+            if (!CliOutput.TryParseDuration(h, out var maxHold) || maxHold <= TimeSpan.Zero)
+                return (null, null, CliOutput.DurationProblem("--max-hold", h, "a duration (e.g. 30s, 2m)", "sm"));
+            hold = hold with { MaxHold = maxHold };
         }
         string? control = null;
         if (p.Value("--control-socket") is { } c)

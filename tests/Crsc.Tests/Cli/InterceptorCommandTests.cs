@@ -27,6 +27,7 @@ public sealed class InterceptorCommandTests
     [InlineData("--max-queue '-1' is not a whole number", "--listen", ":1", "--upstream", "2", "--max-queue=-1")]
     [InlineData("--max-queued-bytes 'lots' is not a size", "--listen", ":1", "--upstream", "2", "--max-queued-bytes", "lots")]
     [InlineData("--max-wait '30' has no unit", "--listen", ":1", "--upstream", "2", "--max-wait", "30")]
+    [InlineData("--max-hold 'forever' is not a duration", "--listen", ":1", "--upstream", "2", "--max-hold", "forever")]
     [InlineData("--max-wait 'soon' is not a duration", "--listen", ":1", "--upstream", "2", "--max-wait", "soon")]
     [InlineData("--listen names 2 address(es) and --upstream 1", "--listen", ":1,:2", "--upstream", "3")]
     [InlineData("--listen names port 1 twice", "--listen", ":1,127.0.0.1:1", "--upstream", "3,4")]
@@ -45,7 +46,7 @@ public sealed class InterceptorCommandTests
     {
         var (code, output, _) = await Run("interceptor", "--help");
         Assert.Equal(ExitCodes.Ok, code);
-        foreach (var flag in new[] { "--listen ADDR", "--upstream ADDR", "--mode MODE", "--control-socket PATH", "--max-queue N", "--max-queued-bytes SIZE", "--max-wait DURATION" })
+        foreach (var flag in new[] { "--listen ADDR", "--upstream ADDR", "--mode MODE", "--control-socket PATH", "--max-queue N", "--max-queued-bytes SIZE", "--max-wait DURATION", "--max-hold DURATION" })
             Assert.Contains(flag, output);
         Assert.Contains("hold [REASON]", output);
         Assert.Contains("Retry-After", output);
