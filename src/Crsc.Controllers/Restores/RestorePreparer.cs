@@ -44,6 +44,13 @@ public sealed record RestorePreparerOptions
     /// CheckpointNode stops offering restores. Null: nothing to tell.
     /// </summary>
     public IRuntimeProbeTrigger? RuntimeProbe { get; init; }
+
+    /// <summary>
+    /// The pod's interceptor, held from the moment the API server holds the restore's patch until the Restore is no
+    /// longer restoring that attempt (restored, fallen back, failed, or the attempt given up): requests wait instead of
+    /// meeting a closed port. Null: no hold.
+    /// </summary>
+    public Crsc.Controllers.NodeAgent.IPodTrafficHold? TrafficHold { get; init; }
 }
 
 /// <summary>
@@ -90,6 +97,8 @@ public sealed class RestorePreparer : IReconciler
     private readonly ConcurrentDictionary<string, int> _failures = new(StringComparer.Ordinal);
     // replaced containers stopped (or looked at) per (restore UID, attempt, container ID): once each
     private readonly ConcurrentDictionary<string, byte> _stopped = new(StringComparer.Ordinal);
+    // the pod traffic held for a Restore's attempt, by <namespace>/<name>
+    private readonly ConcurrentDictionary<string, RestoreHold> _restoreHolds = new(StringComparer.Ordinal);
     // Restores whose runtime refusal asked for a probe (once each)
     private readonly ConcurrentDictionary<string, byte> _reprobed = new(StringComparer.Ordinal);
 
@@ -142,8 +151,15 @@ public sealed class RestorePreparer : IReconciler
             && restore.Status.FindCondition(RestoreConditions.RuntimeCannotRestore)?.Reason == RestoreReconciler.RefusedByRuntime
             && _reprobed.TryAdd(restore.Metadata.Uid ?? key.ToString(), 0))
             _options.RuntimeProbe?.ProbeNow($"the runtime refused Restore {key.Namespace}/{key.Name}");
-        if (restore?.Status is { Phase: RestorePhase.Restoring, PatchedAt: not null })
-            return await StopColdInstanceAsync(restore, ct).ConfigureAwait(false);
+        var restoring = restore?.Status is { Phase: RestorePhase.Restoring, PatchedAt: not null };
+        // the attempt that held the pod's traffic is over (or the Restore is gone): the traffic goes on
+        var holdKey = $"{key.Namespace}/{key.Name}";
+        if (_restoreHolds.TryGetValue(holdKey, out var held) && (!restoring || held.Attempt != restore!.Status!.Attempts))
+        {
+            if (_restoreHolds.TryRemove(holdKey, out held)) await held.Release.DisposeAsync().ConfigureAwait(false);
+        }
+        if (restoring)
+            return await StopColdInstanceAsync(restore!, ct).ConfigureAwait(false);
         if (restore is null || !NeedsImages(restore, out var pod)) return ReconcileResult.Done;
         var s = restore.Status!;
         if (RefuseArchive(restore, pod) is var (refusal, why))
@@ -230,6 +246,7 @@ public sealed class RestorePreparer : IReconciler
         if (RestorePods.ContainerOf(pod, container)?.Image != s.Image
             || pod.Metadata.Annotations?.GetValueOrDefault(Annotations.Restore) != r.Metadata.Name)
             return ReconcileResult.Done;
+        await HoldTrafficAsync(r, pod, container, ct).ConfigureAwait(false);
         if (ReplacedContainer.Read(pod, container)?.ContainerId is not { Length: > 0 } recorded) return ReconcileResult.Done;
         var id = recorded.Contains("://", StringComparison.Ordinal) ? recorded[(recorded.IndexOf("://", StringComparison.Ordinal) + 3)..] : recorded;
         var once = $"{r.Metadata.Uid}/{s.Attempts}/{id}";
@@ -283,6 +300,20 @@ public sealed class RestorePreparer : IReconciler
         _events.Normal(pod, "StoppedReplacedContainer", message);
         return ReconcileResult.Done;
     }
+
+    /// <summary>Holds the pod's traffic in its interceptor for this attempt (once), when the pod has one.</summary>
+    private async Task HoldTrafficAsync(Restore r, Pod pod, string container, CancellationToken ct)
+    {
+        if (_options.TrafficHold is not { } hold || string.IsNullOrEmpty(pod.Metadata.Uid)) return;
+        var key = $"{r.Metadata.Namespace}/{r.Metadata.Name}";
+        if (_restoreHolds.ContainsKey(key)) return;
+        var release = await hold.HoldAsync(pod.Metadata.Namespace ?? "", pod.Metadata.Name ?? "", pod.Metadata.Uid,
+            $"restore of {container} from checkpoint {r.Status!.CheckpointName}", ct).ConfigureAwait(false);
+        if (release is not null && !_restoreHolds.TryAdd(key, new RestoreHold(r.Status.Attempts, release)))
+            await release.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private sealed record RestoreHold(int? Attempt, IAsyncDisposable Release);
 
     /// <summary>
     /// When the checkpoint image is one of this node's store: a reason and message when it must not be restored from —

@@ -53,6 +53,7 @@ internal static class ClusterReconcilers
             PullCredentials = services.GetService<IPullCredentials>(),
             LocalCheckpoints = services.GetRequiredService<StoreImageRegistry>(),
             RuntimeProbe = services.GetService<IRuntimeProbeTrigger>(),
+            TrafficHold = services.GetService<Crsc.Controllers.NodeAgent.IPodTrafficHold>(),
         });
 
         // node: each container's newest checkpoint image pulled here as soon as the checkpoint completes, so a restore

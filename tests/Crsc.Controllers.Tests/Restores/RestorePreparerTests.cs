@@ -301,4 +301,60 @@ public sealed class RestorePreparerTests : IAsyncLifetime
         Assert.Equal(asks, probe.Asked.Count);
         Assert.All(probe.Asked, a => Assert.Contains("refused Restore shop/r1", a));
     }
+
+    private sealed class TrafficLog : Crsc.Controllers.NodeAgent.IPodTrafficHold
+    {
+        public List<string> Log { get; } = [];
+
+        public Task<IAsyncDisposable?> HoldAsync(string ns, string pod, string podUid, string reason, CancellationToken ct)
+        {
+            Log.Add($"hold {ns}/{pod}: {reason}");
+            return Task.FromResult<IAsyncDisposable?>(new Releaser(Log));
+        }
+
+        private sealed class Releaser(List<string> log) : IAsyncDisposable
+        {
+            public ValueTask DisposeAsync()
+            {
+                log.Add("release");
+                return ValueTask.CompletedTask;
+            }
+        }
+    }
+
+    [Fact]
+    public async Task The_pods_traffic_is_held_from_the_accepted_patch_until_the_Restore_is_done()
+    {
+        await PatchedWithColdInstanceAsync();
+        var traffic = new TrafficLog();
+        var node = await _f.StartNodeAsync("n1", _runtime, new RestorePreparerOptions { NodeName = "n1", TrafficHold = traffic });
+
+        await node.ReconcileAsync("r1");
+        await node.ReconcileAsync("r1"); // once per attempt
+        Assert.Equal([$"hold {Ns}/{P1}: restore of {RestoreFixture.Container} from checkpoint c1"], traffic.Log);
+
+        // the leader finds the restored container running: Restored
+        var r = _f.Restore("r1");
+        r.Status!.Phase = RestorePhase.Restored;
+        await _f.RestoresApi.UpdateStatusAsync(r, CancellationToken.None);
+        await node.ReconcileAsync("r1");
+
+        Assert.Equal([$"hold {Ns}/{P1}: restore of {RestoreFixture.Container} from checkpoint c1", "release"], traffic.Log);
+    }
+
+    [Fact]
+    public async Task No_traffic_is_held_before_the_API_server_took_the_patch()
+    {
+        await RestoringAsync();
+        var r = _f.Restore("r1");
+        r.Status!.Attempts = 1;
+        r.Status.PatchedAt = Now;
+        await _f.RestoresApi.UpdateStatusAsync(r, CancellationToken.None);
+        var traffic = new TrafficLog();
+        var node = await _f.StartNodeAsync("n1", _runtime, new RestorePreparerOptions { NodeName = "n1", TrafficHold = traffic });
+
+        await node.ReconcileAsync("r1");
+
+        Assert.Empty(traffic.Log);
+    }
 }
