@@ -148,21 +148,11 @@ public sealed partial class CheckpointImageWarmer : IReconciler
         if (_pulled.TryRemove(source, out var old)) _retired[old] = source;
     }
 
-    private async Task PullAsync(ContainerCheckpointContent content, string image, CancellationToken ct)
+    private Task PullAsync(ContainerCheckpointContent content, string image, CancellationToken ct)
     {
-        using var timeout = new CancellationTokenSource(_options.PullTimeout, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
         var src = content.Spec.Source!;
-        var auth = _options.PullCredentials?.For(image, src.Namespace!);
-        try
-        {
-            await _runtime.PullImageAsync(image, auth, new PodIdentity(src.Namespace!, src.Pod!, src.PodUid ?? ""), linked.Token)
-                .ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !ct.IsCancellationRequested)
-        {
-            throw new TimeoutException($"pulling {image} took longer than {_options.PullTimeout}");
-        }
+        return ImagePulls.PullAsync(_runtime, image, _options.PullCredentials?.For(image, src.Namespace!),
+            new PodIdentity(src.Namespace!, src.Pod!, src.PodUid ?? ""), _options.PullTimeout, _time, ct);
     }
 
     /// <summary>Removes an image this warmer pulled, unless a pod of this node runs it or a Restore names it; true when removed.</summary>

@@ -179,18 +179,9 @@ public sealed class RestorePreparer : IReconciler
             try
             {
                 if (await _runtime.ImageStatusAsync(image, ct).ConfigureAwait(false) is not null) continue;
-                using var timeout = new CancellationTokenSource(_options.PullTimeout, _time);
-                using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
                 Log.Pulling(_logger, key.Namespace ?? "", key.Name, image, _options.NodeName);
-                try
-                {
-                    var auth = _options.PullCredentials?.For(image, key.Namespace ?? "");
-                    await _runtime.PullImageAsync(image, auth, identity, linked.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (timeout.IsCancellationRequested && !ct.IsCancellationRequested)
-                {
-                    throw new TimeoutException($"pulling {image} took longer than {_options.PullTimeout}");
-                }
+                await ImagePulls.PullAsync(_runtime, image, _options.PullCredentials?.For(image, key.Namespace ?? ""), identity,
+                    _options.PullTimeout, _time, ct).ConfigureAwait(false);
                 pulled.Add(image);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
