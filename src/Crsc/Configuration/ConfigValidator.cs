@@ -105,10 +105,8 @@ public static partial class ConfigValidator
             Fail("log.level", o.LogLevel, "must be trace, debug, information, warning or error");
 
         CheckRegistry(o, Fail);
-        if (o.InterceptorImage.Length > 0
-            && (o.InterceptorImage.Length > 512 || o.InterceptorImage.Any(char.IsWhiteSpace) || o.InterceptorImage.Contains("://", StringComparison.Ordinal)
-                || o.InterceptorImage.StartsWith('/') || o.InterceptorImage.EndsWith(':') || o.InterceptorImage.EndsWith('/')))
-            Fail("interceptor.image", o.InterceptorImage, "is not an image reference (e.g. registry.example/crsc:0.1.0, without a scheme)");
+        if (o.InterceptorImage.Length > 0 && !ImageReference.TryParse(o.InterceptorImage, out _, out var imageProblem))
+            Fail("interceptor.image", o.InterceptorImage, imageProblem);
 
         return errors;
 
