@@ -93,16 +93,14 @@ internal sealed partial class InterceptorTrafficHold(string kubeletRoot, ILogger
     }
 
     private const int O_PATH = 0x200000, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000;
-    private const int AtEmptyPath = 0x1000, AtSymlinkNoFollow = 0x100;
 
+    /// <summary>Whether the file the handle <paramref name="fd"/> is (not a path) is a socket.</summary>
     private static bool IsSocket(int fd)
     {
-        // struct statx: stx_mode (u16) at offset 28
-        Span<byte> b = stackalloc byte[256];
+        Span<byte> b = stackalloc byte[NativeMethods.StatxSize];
         const uint StatxType = 0x1;
-        if (Statx(fd, "", AtEmptyPath | AtSymlinkNoFollow, StatxType, ref MemoryMarshal.GetReference(b)) != 0) return false;
-        var mode = BitConverter.ToUInt16(b[28..30]);
-        return (mode & 0xF000) == 0xC000;
+        return NativeMethods.Stat(fd, "", NativeMethods.AtEmptyPath | NativeMethods.AtSymlinkNoFollow, StatxType, b)
+            && (NativeMethods.ModeOf(b) & 0xF000) == 0xC000;
     }
 
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
@@ -110,9 +108,6 @@ internal sealed partial class InterceptorTrafficHold(string kubeletRoot, ILogger
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int Close(int fd);
-
-    [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int Statx(int dirFd, string path, int flags, uint mask, ref byte buffer);
 
     private static partial class Log
     {

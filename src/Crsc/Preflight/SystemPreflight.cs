@@ -64,11 +64,11 @@ internal sealed partial class SystemPreflightHost(string? searchPath = null) : I
     public PathInfo? Stat(string path)
     {
         // struct statx: stx_uid at 20 (u32), stx_mode at 28 (u16); the layout is the same on every architecture
-        Span<byte> buffer = stackalloc byte[256];
-        const int AtFdCwd = -100, AtSymlinkNoFollow = 0x100, StatxBasicStats = 0x7ff;
-        if (Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxBasicStats, ref MemoryMarshal.GetReference(buffer)) != 0) return null;
+        Span<byte> buffer = stackalloc byte[NativeMethods.StatxSize];
+        const uint StatxBasicStats = 0x7ff;
+        if (!NativeMethods.Stat(NativeMethods.AtFdCwd, path, NativeMethods.AtSymlinkNoFollow, StatxBasicStats, buffer)) return null;
         var uid = BitConverter.ToUInt32(buffer[20..24]);
-        var mode = BitConverter.ToUInt16(buffer[28..30]);
+        var mode = NativeMethods.ModeOf(buffer);
         var kind = (mode & 0xF000) switch
         {
             0x4000 => PathKind.Directory,
@@ -84,9 +84,6 @@ internal sealed partial class SystemPreflightHost(string? searchPath = null) : I
         ReadText("/proc/sys/kernel/osrelease")?.Trim() is { Length: > 0 } r ? r : Environment.OSVersion.Version.ToString();
 
     public uint EffectiveUid => GetEuid();
-
-    [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int Statx(int dirFd, string path, int flags, int mask, ref byte buffer);
 
     [LibraryImport("libc", EntryPoint = "geteuid")]
     private static partial uint GetEuid();
