@@ -54,19 +54,22 @@ public sealed partial class ReplacementPlacementReconciler : IReconciler
     private readonly Informer<Pod> _pods;
     private readonly Informer<Restore> _restores;
     private readonly Informer<CheckpointNode> _nodes;
+    private readonly IRestoreBackend _backend;
     private readonly IEventRecorder _events;
     private readonly ReplacementPlacementOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
-    public static ControllerSetup<ReplacementPlacementReconciler> SetUp(ControllerManager manager, ReplacementPlacementOptions? options = null)
+    /// <param name="backend">whose verdict says which nodes cannot restore (the restore reconciler's; default: the image swap)</param>
+    public static ControllerSetup<ReplacementPlacementReconciler> SetUp(ControllerManager manager, ReplacementPlacementOptions? options = null,
+        IRestoreBackend? backend = null)
     {
         ArgumentNullException.ThrowIfNull(manager);
         var pods = manager.Informers.For(Resources.Pods);
         var restores = manager.Informers.For(CrscResources.Restores);
         var nodes = manager.Informers.For(CrscResources.CheckpointNodes);
         var reconciler = new ReplacementPlacementReconciler(manager.Kube, pods, restores, nodes, manager.Events,
-            options ?? new ReplacementPlacementOptions(), manager.Time, manager.Loggers.CreateLogger<ReplacementPlacementReconciler>());
+            options ?? new ReplacementPlacementOptions(), manager.Time, manager.Loggers.CreateLogger<ReplacementPlacementReconciler>(), backend);
         var controller = manager.NewController(ControllerName, reconciler, workers: 1);
         controller.Watch(pods, p => Watched(p) ? [EnqueueHandlers.KeyOf(p)] : []);
         controller.Watch(restores, r => reconciler.WatchedPodsOf(r));
@@ -76,10 +79,11 @@ public sealed partial class ReplacementPlacementReconciler : IReconciler
     }
 
     public ReplacementPlacementReconciler(IKubeApi kube, Informer<Pod> pods, Informer<Restore> restores, Informer<CheckpointNode> nodes,
-        IEventRecorder events, ReplacementPlacementOptions options, TimeProvider time, ILogger? logger = null)
+        IEventRecorder events, ReplacementPlacementOptions options, TimeProvider time, ILogger? logger = null, IRestoreBackend? backend = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         options.Validate();
+        _backend = backend ?? new ImageSwapRestoreBackend(kube);
         _podsApi = kube.Resource(Resources.Pods);
         _restoresApi = kube.Resource(CrscResources.Restores);
         _pods = pods;
@@ -90,8 +94,8 @@ public sealed partial class ReplacementPlacementReconciler : IReconciler
         _time = time;
         _logger = logger ?? NullLogger.Instance;
         pods.TryAddIndexer(WatchedPodsIndex, p => Watched(p) ? ["yes"] : []);
-        pods.TryAddIndexer(RestoreReconciler.PodsByDeploymentIndex,
-            p => RestorePods.DeploymentOf(p) is { } d ? [$"{p.Metadata.Namespace}/{d}"] : []);
+        pods.TryAddIndexer(RestoreReconciler.PodsByDeploymentIndex, RestorePods.DeploymentKeys);
+        RestoreReconciler.IndexBySubject(restores);
     }
 
     public static bool IsGated(Pod pod) =>
@@ -138,21 +142,18 @@ public sealed partial class ReplacementPlacementReconciler : IReconciler
     }
 
     /// <summary>The Restore of the pod's Deployment that waits for a pod to restore (has none yet), if any.</summary>
-    private Restore? WaitingRestoreOf(Pod pod)
-    {
-        if (RestorePods.DeploymentOf(pod) is not { } deployment) return null;
-        return _restores.List()
-            .Where(r => r.Metadata.Namespace == pod.Metadata.Namespace && r.Spec.Target.Kind == RestoreTargetKind.Deployment
-                && r.Spec.Target.Name == deployment && !RestoreReconciler.IsTerminal(r) && string.IsNullOrEmpty(r.Status?.PodName))
-            .OrderBy(r => r.Metadata.CreationTimestamp ?? DateTimeOffset.MinValue)
-            .ThenBy(r => r.Metadata.Name, StringComparer.Ordinal)
+    private Restore? WaitingRestoreOf(Pod pod) =>
+        RestoreReconciler.RestoresOfPod(_restores, pod)
+            .Select(_restores.Get)
+            .Where(r => r is { Spec.Target.Kind: RestoreTargetKind.Deployment } && string.IsNullOrEmpty(r.Status?.PodName))
+            .OrderBy(r => r!.Metadata.CreationTimestamp ?? DateTimeOffset.MinValue)
+            .ThenBy(r => r!.Metadata.Name, StringComparer.Ordinal)
             .FirstOrDefault();
-    }
 
-    /// <summary>The nodes whose CheckpointNode says the runtime cannot restore (a fact, not an Unknown), by name.</summary>
+    /// <summary>The nodes where the restore step cannot run (the backend's verdict on their CheckpointNode: a fact, not an Unknown), by name.</summary>
     private List<string> NodesThatCannotRestore() =>
         _nodes.List()
-            .Where(n => n.Status?.Restore.State is CapabilityState.DisabledByConfig or CapabilityState.NotSupported)
+            .Where(_backend.CannotRestoreOn)
             .Select(n => n.Metadata.Name!)
             .Order(StringComparer.Ordinal)
             .ToList();

@@ -19,6 +19,12 @@ internal static class RestorePods
         return owner.Name[..^(hash.Length + 1)];
     }
 
+    /// <summary>
+    /// The index of pods by <c>&lt;namespace&gt;/&lt;deployment&gt;</c> (ReplicaSet-owned pods only) that the restore
+    /// reconciler, the failure detector and the replacement placement keep on the shared pod informer.
+    /// </summary>
+    public static IEnumerable<string> DeploymentKeys(Pod p) => DeploymentOf(p) is { } d ? [$"{p.Metadata.Namespace}/{d}"] : [];
+
     /// <summary>The owner reference marked controller (what recreates the pod when it is deleted), or null.</summary>
     public static OwnerReference? Controller(Pod pod) =>
         pod.Metadata.OwnerReferences?.FirstOrDefault(o => o.Controller == true && !string.IsNullOrEmpty(o.Name));

@@ -163,13 +163,15 @@ public sealed class RestoreReconciler : IReconciler
         _options = options;
         _time = time;
         _logger = logger ?? NullLogger.Instance;
-        pods.TryAddIndexer(PodsByDeploymentIndex,
-            p => RestorePods.DeploymentOf(p) is { } d ? [$"{p.Metadata.Namespace}/{d}"] : []);
-        restores.TryAddIndexer(RestoresBySubjectIndex, SubjectsOf);
+        pods.TryAddIndexer(PodsByDeploymentIndex, RestorePods.DeploymentKeys);
+        IndexBySubject(restores);
         restores.TryAddIndexer(Indexers.Namespace, Indexers.ByNamespace);
     }
 
     public RestoreReconcilerOptions Options => _options;
+
+    /// <summary>Keeps the index <see cref="RestoresOfPod"/> reads on <paramref name="restores"/> (once per informer).</summary>
+    internal static void IndexBySubject(Informer<Restore> restores) => restores.TryAddIndexer(RestoresBySubjectIndex, SubjectsOf);
 
     /// <summary>The unfinished Restores a pod change may concern: those naming the pod, and those of its Deployment.</summary>
     public static IEnumerable<ObjectKey> RestoresOfPod(Informer<Restore> restores, Pod pod)

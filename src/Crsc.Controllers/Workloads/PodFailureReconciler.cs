@@ -109,7 +109,7 @@ public sealed class PodFailureReconciler : IReconciler
         _time = time;
         _logger = logger ?? NullLogger.Instance;
         // the Restore reconciler's index of the same name and function: on a shared informer it is kept once
-        pods.TryAddIndexer(RestoreReconciler.PodsByDeploymentIndex, p => RestorePods.DeploymentOf(p) is { } d ? [$"{p.Metadata.Namespace}/{d}"] : []);
+        pods.TryAddIndexer(RestoreReconciler.PodsByDeploymentIndex, RestorePods.DeploymentKeys);
         restores.TryAddIndexer(ByTargetIndex, r => TargetOf(r) is { } k ? [IndexValue(k)] : []);
     }
 
