@@ -156,10 +156,14 @@ public sealed class RestorePreparer : IReconciler
         var holdKey = $"{key.Namespace}/{key.Name}";
         if (_restoreHolds.TryGetValue(holdKey, out var held) && (!restoring || held.Attempt != restore!.Status!.Attempts))
         {
-            if (_restoreHolds.TryRemove(holdKey, out held)) await held.Release.DisposeAsync().ConfigureAwait(false);
+            if (_restoreHolds.TryRemove(holdKey, out held) && held.Release is not null) await held.Release.DisposeAsync().ConfigureAwait(false);
         }
         if (restoring)
-            return await StopColdInstanceAsync(restore!, ct).ConfigureAwait(false);
+        {
+            if (PatchedHere(restore!) is not var (patched, container)) return ReconcileResult.Done;
+            await HoldTrafficAsync(restore!, patched, container, ct).ConfigureAwait(false);
+            return await StopColdInstanceAsync(restore!, patched, container, ct).ConfigureAwait(false);
+        }
         if (restore is null || !NeedsImages(restore, out var pod)) return ReconcileResult.Done;
         var s = restore.Status!;
         if (RefuseArchive(restore, pod) is var (refusal, why))
@@ -224,20 +228,9 @@ public sealed class RestorePreparer : IReconciler
     /// that ID is this pod's (kubelet labels: pod UID, container name), still running, and runs the original image — never
     /// the checkpoint image, never another pod's or another container's process. Once per attempt.
     /// </summary>
-    private async Task<ReconcileResult> StopColdInstanceAsync(Restore r, CancellationToken ct)
+    private async Task<ReconcileResult> StopColdInstanceAsync(Restore r, Pod pod, string container, CancellationToken ct)
     {
         var s = r.Status!;
-        if (string.IsNullOrEmpty(s.PodName) || string.IsNullOrEmpty(s.Image) || string.IsNullOrEmpty(s.OriginalImage)) return ReconcileResult.Done;
-        var pod = _pods.Get(new ObjectKey(r.Metadata.Namespace, s.PodName));
-        if (pod is null || pod.Spec.NodeName != _options.NodeName || (s.PodUid is not null && pod.Metadata.Uid != s.PodUid))
-            return ReconcileResult.Done;
-        var container = RestoreStages.ResolveContainer(r, pod, out _);
-        if (container is null) return ReconcileResult.Done;
-        // the patch accepted: the stored pod asks for the checkpoint image, for this Restore
-        if (RestorePods.ContainerOf(pod, container)?.Image != s.Image
-            || pod.Metadata.Annotations?.GetValueOrDefault(Annotations.Restore) != r.Metadata.Name)
-            return ReconcileResult.Done;
-        await HoldTrafficAsync(r, pod, container, ct).ConfigureAwait(false);
         if (ReplacedContainer.Read(pod, container)?.ContainerId is not { Length: > 0 } recorded) return ReconcileResult.Done;
         var id = recorded.Contains("://", StringComparison.Ordinal) ? recorded[(recorded.IndexOf("://", StringComparison.Ordinal) + 3)..] : recorded;
         var once = $"{r.Metadata.Uid}/{s.Attempts}/{id}";
@@ -292,7 +285,27 @@ public sealed class RestorePreparer : IReconciler
         return ReconcileResult.Done;
     }
 
-    /// <summary>Holds the pod's traffic in its interceptor for this attempt (once), when the pod has one.</summary>
+    /// <summary>
+    /// The pod of a patched Restore and the container, when the pod runs here and shows the patch — the API server
+    /// accepted it: the stored pod asks for this Restore's checkpoint image — else null.
+    /// </summary>
+    private (Pod Pod, string Container)? PatchedHere(Restore r)
+    {
+        var s = r.Status!;
+        if (string.IsNullOrEmpty(s.PodName) || string.IsNullOrEmpty(s.Image) || string.IsNullOrEmpty(s.OriginalImage)) return null;
+        var pod = _pods.Get(new ObjectKey(r.Metadata.Namespace, s.PodName));
+        if (pod is null || pod.Spec.NodeName != _options.NodeName || (s.PodUid is not null && pod.Metadata.Uid != s.PodUid)) return null;
+        var container = RestoreStages.ResolveContainer(r, pod, out _);
+        if (container is null || RestorePods.ContainerOf(pod, container)?.Image != s.Image
+            || pod.Metadata.Annotations?.GetValueOrDefault(Annotations.Restore) != r.Metadata.Name)
+            return null;
+        return (pod, container);
+    }
+
+    /// <summary>
+    /// Holds the pod's traffic in its interceptor for this attempt, asked once per attempt (a pod without an interceptor is
+    /// remembered as such, so the pod's status changes during the restore do not ask again).
+    /// </summary>
     private async Task HoldTrafficAsync(Restore r, Pod pod, string container, CancellationToken ct)
     {
         if (_options.TrafficHold is not { } hold || string.IsNullOrEmpty(pod.Metadata.Uid)) return;
@@ -300,11 +313,12 @@ public sealed class RestorePreparer : IReconciler
         if (_restoreHolds.ContainsKey(key)) return;
         var release = await hold.HoldAsync(pod.Metadata.Namespace ?? "", pod.Metadata.Name ?? "", pod.Metadata.Uid,
             $"restore of {container} from checkpoint {r.Status!.CheckpointName}", ct).ConfigureAwait(false);
-        if (release is not null && !_restoreHolds.TryAdd(key, new RestoreHold(r.Status.Attempts, release)))
+        if (!_restoreHolds.TryAdd(key, new RestoreHold(r.Status.Attempts, release)) && release is not null)
             await release.DisposeAsync().ConfigureAwait(false);
     }
 
-    private sealed record RestoreHold(int? Attempt, IAsyncDisposable Release);
+    /// <summary>The hold asked for an attempt; <see cref="Release"/> null when the pod has no interceptor.</summary>
+    private sealed record RestoreHold(int? Attempt, IAsyncDisposable? Release);
 
     /// <summary>
     /// When the checkpoint image is one of this node's store: a reason and message when it must not be restored from —
