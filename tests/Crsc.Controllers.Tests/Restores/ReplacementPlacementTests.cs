@@ -159,14 +159,21 @@ public sealed class ReplacementPlacementTests : IAsyncLifetime
         Assert.StartsWith("released: every node crsc knows can restore", pod.Metadata.Annotations![Annotations.Placement]);
     }
 
-    [Fact]
-    public async Task A_restricted_replacement_no_node_takes_is_given_up_after_the_timeout_and_the_next_one_goes_anywhere()
+    /// <summary>n1 cannot restore; the gated replacement r1 waits for is restricted off it and released.</summary>
+    private async Task RestrictedAsync()
     {
         await _f.SetNodeRestoreAsync("n1", CapabilityState.DisabledByConfig, "off");
         await CreateWaitingRestoreAsync();
         await CreateGatedPodAsync();
         await ReconcilerAsync();
         await _reconcile(Gated);
+        Assert.StartsWith("restricted by Restore r1", _f.Pod(Gated)!.Metadata.Annotations![Annotations.Placement]);
+    }
+
+    [Fact]
+    public async Task A_restricted_replacement_no_node_takes_is_given_up_after_the_timeout_and_the_next_one_goes_anywhere()
+    {
+        await RestrictedAsync();
         // the scheduler: no node fits but n1
         var pod = _f.Pod(Gated)!;
         pod.Status = new PodStatus
@@ -203,11 +210,7 @@ public sealed class ReplacementPlacementTests : IAsyncLifetime
     [Fact]
     public async Task A_restricted_replacement_that_was_scheduled_is_left_alone()
     {
-        await _f.SetNodeRestoreAsync("n1", CapabilityState.DisabledByConfig, "off");
-        await CreateWaitingRestoreAsync();
-        await CreateGatedPodAsync();
-        await ReconcilerAsync();
-        await _reconcile(Gated);
+        await RestrictedAsync();
         var pod = _f.Pod(Gated)!;
         pod.Spec.NodeName = "n2";
         await _f.PodsApi.SeedAsync(pod, CancellationToken.None);
