@@ -48,11 +48,7 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
         var ct = timeout.Token;
         // everything the runtime reads or writes is in the shared directory: the same path on the host
         // (this test, the store) and in the namespace (containerd)
-        var work = sandbox.CreateSharedDirectory("checkpoint-test-");
-        var data = Directory.CreateDirectory(Path.Combine(work, "data")).FullName;
-        var logs = Directory.CreateDirectory(Path.Combine(work, "pod-logs")).FullName;
-        var podName = "counter-" + Guid.NewGuid().ToString("N")[..6];
-        var podUid = Guid.NewGuid().ToString();
+        var (work, data, logs, podName, podUid) = NewCounterPod("checkpoint-test-");
 
         using var client = new CriClient(new CriClientOptions { Endpoint = sandbox.CriEndpoint });
         using var runtime = new CriContainerRuntime(client);
@@ -166,11 +162,7 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var ct = timeout.Token;
-        var work = sandbox.CreateSharedDirectory("stop-test-");
-        var data = Directory.CreateDirectory(Path.Combine(work, "data")).FullName;
-        var logs = Directory.CreateDirectory(Path.Combine(work, "pod-logs")).FullName;
-        var podName = "counter-" + Guid.NewGuid().ToString("N")[..6];
-        var podUid = Guid.NewGuid().ToString();
+        var (work, data, logs, podName, podUid) = NewCounterPod("stop-test-");
         using var client = new CriClient(new CriClientOptions { Endpoint = sandbox.CriEndpoint });
         using var runtime = new CriContainerRuntime(client);
         string? podId = null;
@@ -210,11 +202,7 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
         var ct = timeout.Token;
-        var work = sandbox.CreateSharedDirectory("daemon-checkpoint-test-");
-        var data = Directory.CreateDirectory(Path.Combine(work, "data")).FullName;
-        var logs = Directory.CreateDirectory(Path.Combine(work, "pod-logs")).FullName;
-        var podName = "counter-" + Guid.NewGuid().ToString("N")[..6];
-        var podUid = Guid.NewGuid().ToString();
+        var (work, data, logs, podName, podUid) = NewCounterPod("daemon-checkpoint-test-");
         using var client = new CriClient(new CriClientOptions { Endpoint = sandbox.CriEndpoint });
         string? podId = null;
         Process? daemon = null;
@@ -306,11 +294,7 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
         var ct = timeout.Token;
-        var work = sandbox.CreateSharedDirectory("ckpt-object-test-");
-        var data = Directory.CreateDirectory(Path.Combine(work, "data")).FullName;
-        var logs = Directory.CreateDirectory(Path.Combine(work, "pod-logs")).FullName;
-        var podName = "counter-" + Guid.NewGuid().ToString("N")[..6];
-        var podUid = Guid.NewGuid().ToString();
+        var (work, data, logs, podName, podUid) = NewCounterPod("ckpt-object-test-");
         await using var api = await Crsc.Testing.Kube.FakeApiServer.StartAsync();
         api.Register(Crsc.Testing.Kube.FakeResource.From(CrscResources.ContainerCheckpoints, true));
         api.Register(Crsc.Testing.Kube.FakeResource.From(CrscResources.ContainerCheckpointContents, true));
@@ -394,6 +378,18 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
     }
 
     /// <summary>A pod sandbox and the counter container, started as the kubelet would, counting to 3 at least.</summary>
+    /// <summary>
+    /// A test's directory under the sandbox's shared one (the same path on the host and in the namespace), with the
+    /// counter's data and pod-log directories in it, and a new pod name and UID for the counter.
+    /// </summary>
+    private (string Work, string Data, string Logs, string PodName, string PodUid) NewCounterPod(string prefix)
+    {
+        var work = sandbox.CreateSharedDirectory(prefix);
+        return (work, Directory.CreateDirectory(Path.Combine(work, "data")).FullName,
+            Directory.CreateDirectory(Path.Combine(work, "pod-logs")).FullName,
+            "counter-" + Guid.NewGuid().ToString("N")[..6], Guid.NewGuid().ToString());
+    }
+
     private async Task<(string PodId, string ContainerId)> StartCounterAsync(CriClient client, string podName, string podUid,
         string logs, string data, CancellationToken ct)
     {
