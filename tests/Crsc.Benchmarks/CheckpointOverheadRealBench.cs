@@ -69,7 +69,7 @@ public sealed class CheckpointOverheadRealBench : IBenchmark
     }
 
     /// <summary>Null when the sandbox can run here; else why the benchmark is skipped.</summary>
-    private static string? SkipReason(RealRuntimeFixture sandbox)
+    internal static string? SkipReason(RealRuntimeFixture sandbox)
     {
         if (!RealComponents.IsRoot)
             return "needs root (the sandbox builds and enters a mount namespace and runs containerd); run `sudo make bench BENCH=checkpoint-overhead-real`";
@@ -222,7 +222,7 @@ public sealed class CheckpointOverheadRealBench : IBenchmark
     }
 
     /// <summary>The fixture's messages: its own steps are printed, the scripts' lines go only to its log file.</summary>
-    private sealed class BenchMessageSink : LongLivedMarshalByRefObject, IMessageSink
+    internal sealed class BenchMessageSink : LongLivedMarshalByRefObject, IMessageSink
     {
         public bool OnMessage(IMessageSinkMessage message)
         {

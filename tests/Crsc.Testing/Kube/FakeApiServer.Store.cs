@@ -141,6 +141,14 @@ public sealed partial class FakeApiServer
         }
     }
 
+    /// <summary>
+    /// Deletes a stored object as a DELETE without options would (an object with finalizers is only marked); watches see
+    /// DELETED (or MODIFIED for the mark).
+    /// </summary>
+    /// <exception cref="FakeStatusException">404 when there is no such object</exception>
+    public JsonObject Remove(FakeResource resource, string? ns, string name) =>
+        Delete(resource, resource.Namespaced ? ns : null, name, null);
+
     /// <summary>Drops the watch history, like an etcd compaction: a watch from an older resourceVersion gets 410.</summary>
     public void Compact()
     {

@@ -10,6 +10,17 @@ using V1 = Runtime.V1;
 
 namespace Crsc.Testing.Kubelet;
 
+/// <summary>
+/// One container the sandbox kubelet created and started: <see cref="Create"/> and <see cref="Start"/> are the runtime's
+/// CreateContainer and StartContainer calls. For a checkpoint image they are the runtime's restore (containerd restores
+/// in CreateContainer and resumes the process in StartContainer).
+/// </summary>
+public sealed record ContainerStart(string Namespace, string Pod, string Container, string Image, string ContainerId,
+    DateTimeOffset CreateCalledAt, TimeSpan Create, TimeSpan Start)
+{
+    public TimeSpan Runtime => Create + Start;
+}
+
 public sealed record SandboxKubeletOptions
 {
     /// <summary>The node whose pods this kubelet runs (<c>spec.nodeName</c>).</summary>
@@ -57,6 +68,7 @@ public sealed class SandboxKubelet : IAsyncDisposable
     private readonly FakeResource _pods;
     private readonly ConcurrentDictionary<string, PodRecord> _records = new(StringComparer.Ordinal);
     private readonly List<string> _log = [];
+    private readonly List<ContainerStart> _starts = [];
 
     public SandboxKubelet(FakeApiServer api, CriClient cri, SandboxKubeletOptions options)
     {
@@ -71,6 +83,9 @@ public sealed class SandboxKubelet : IAsyncDisposable
 
     /// <summary>Called for each action as it happens.</summary>
     public Action<string>? OnAction { get; set; }
+
+    /// <summary>Every container this kubelet created and started, in order, with how long the runtime took for each call.</summary>
+    public IReadOnlyList<ContainerStart> Starts { get { lock (_starts) return _starts.ToList(); } }
 
     /// <summary>The runtime's id of a pod's current container, or null.</summary>
     public string? ContainerIdOf(string ns, string pod, string container)
@@ -166,7 +181,14 @@ public sealed class SandboxKubelet : IAsyncDisposable
                 Record($"pod {record.Name}: container {container.Name} exited with {status.ExitCode} ({status.Reason})");
                 await RemoveAsync(id, ct);
                 state.ContainerId = null;
-                // like the kubelet: the first crash restarts at once, later ones back off (doubling, capped)
+                // like the kubelet: the first crash restarts at once, later ones back off (doubling, capped). The kubelet
+                // keys its back-off by the container's spec hash, so a container whose image changed in the pod spec
+                // (crsc's patch to a checkpoint image) starts over: it is restarted at once, not after the old back-off.
+                if (state.Image != image)
+                {
+                    state.Exits = 0;
+                    state.Backoff = TimeSpan.Zero;
+                }
                 state.Backoff = state.Exits++ == 0 ? TimeSpan.Zero
                     : state.Backoff == TimeSpan.Zero ? _options.RestartBackoff
                     : TimeSpan.FromTicks(Math.Min(state.Backoff.Ticks * 2, _options.MaxRestartBackoff.Ticks));
@@ -180,16 +202,20 @@ public sealed class SandboxKubelet : IAsyncDisposable
             }
         }
 
-        if (state.BackoffUntil is { } until && DateTimeOffset.UtcNow < until) return;
+        // a back-off belongs to the container's spec (the kubelet keys it by the spec's hash): a new image starts at once
+        if (state.BackoffUntil is { } until && DateTimeOffset.UtcNow < until && state.Image == image) return;
 
         try
         {
             var imageRef = await EnsureImageAsync(image, ct);
             var config = ContainerConfig(pod, record, container, image, state.Attempt);
+            var createCalledAt = DateTimeOffset.UtcNow;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             var newId = (await _cri.CreateContainerAsync(new V1.CreateContainerRequest
             {
                 PodSandboxId = record.SandboxId, Config = config, SandboxConfig = sandboxConfig,
             }, ct: ct)).ContainerId;
+            var created = clock.Elapsed;
             if (state.Attempt > 0) state.Restarts++;
             state.Attempt++;
             state.ContainerId = newId;
@@ -208,6 +234,9 @@ public sealed class SandboxKubelet : IAsyncDisposable
                 state.BackoffUntil = DateTimeOffset.UtcNow + _options.RestartBackoff;
                 return;
             }
+            lock (_starts)
+                _starts.Add(new ContainerStart(record.Namespace, record.Name, container.Name, image, newId, createCalledAt, created,
+                    clock.Elapsed - created));
             state.Running = true;
             state.WaitingReason = null;
             state.WaitingMessage = null;

@@ -38,6 +38,12 @@ public sealed record CheckpointRestoreScenarioOptions
     public string Interval { get; init; } = "15s";
 
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(6);
+
+    /// <summary>Seconds between two steps of the counter (busybox sleep takes fractions).</summary>
+    public string Step { get; init; } = "0.5";
+
+    /// <summary>MiB of incompressible memory the counter's container keeps resident (0: a small container).</summary>
+    public int MemoryMiB { get; init; }
 }
 
 /// <summary>What the scenario saw.</summary>
@@ -66,7 +72,7 @@ public sealed record CheckpointRestoreResult(
 /// kubelet restarts the container from the checkpoint image and the counter goes on from the checkpointed value —
 /// same pod. Used by <c>make demo</c> (narrated) and by the end-to-end tests (asserted).
 /// </summary>
-public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions options, Action<string> say)
+public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions options, Action<string> say)
 {
     public const string Namespace = "demo";
     public const string DeploymentName = "counter";
@@ -83,26 +89,11 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
         var work = options.WorkDirectory;
         var data = Directory.CreateDirectory(Path.Combine(work, "data")).FullName;
         var counterFile = Path.Combine(data, "counter");
-        await using var api = await FakeApiServer.StartAsync();
-        api.Register(FakeResource.From(CrscResources.ContainerCheckpoints, true));
-        api.Register(FakeResource.From(CrscResources.ContainerCheckpointContents, true));
-        api.Register(FakeResource.From(CrscResources.CheckpointSchedules, true));
-        api.Register(FakeResource.From(CrscResources.Restores, true));
-        var kubeconfig = Path.Combine(work, "kubeconfig");
-        File.WriteAllText(kubeconfig, api.KubeconfigYaml());
-        say($"API server (in-process fake kube-apiserver) at {api.Url}; node \"{options.NodeName}\"; runtime {options.RuntimeEndpoint}");
+        await using var rig = await Rig.StartAsync(options, say, ct);
+        var (api, cri, kubelet, kubeconfig) = (rig.Api, rig.Cri, rig.Kubelet, rig.Kubeconfig);
 
         SeedWorkload(api, data);
-        say($"Deployment {Namespace}/{DeploymentName} annotated crsc.io/checkpoint-restore=true, interval {options.Interval}; its pod {PodName} runs a counter (one step every 0.5 s, kept in memory, written to {counterFile})");
-
-        using var cri = new CriClient(new CriClientOptions { Endpoint = options.RuntimeEndpoint });
-        await using var kubelet = new SandboxKubelet(api, cri, new SandboxKubeletOptions
-        {
-            NodeName = options.NodeName, CgroupParent = options.CgroupParent, DataRoot = Path.Combine(work, "kubelet"),
-        });
-        kubelet.OnAction = line => say("kubelet: " + line);
-        using var kubeletStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var kubeletRun = kubelet.RunAsync(kubeletStop.Token);
+        say($"Deployment {Namespace}/{DeploymentName} annotated crsc.io/checkpoint-restore=true, interval {options.Interval}; its pod {PodName} runs a counter (one step every {options.Step} s, kept in memory, written to {counterFile})");
 
         Process? daemon = null;
         var daemonLog = Path.Combine(work, "daemon.log");
@@ -208,8 +199,53 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
         finally
         {
             DaemonProcess.Stop(daemon);
-            await kubeletStop.CancelAsync();
-            try { await kubeletRun; } catch (OperationCanceledException) { }
+        }
+    }
+
+    /// <summary>
+    /// What every run of the scenario stands on: the in-process API server with crsc's resources, its kubeconfig, a CRI
+    /// client of the real runtime and the sandbox kubelet syncing the node's pods (stopped, its pods removed, on dispose).
+    /// </summary>
+    private sealed class Rig : IAsyncDisposable
+    {
+        public required FakeApiServer Api { get; init; }
+        public required CriClient Cri { get; init; }
+        public required SandboxKubelet Kubelet { get; init; }
+        public required string Kubeconfig { get; init; }
+        private CancellationTokenSource? _stop;
+        private Task? _run;
+
+        public static async Task<Rig> StartAsync(CheckpointRestoreScenarioOptions options, Action<string> say, CancellationToken ct)
+        {
+            var api = await FakeApiServer.StartAsync();
+            api.Register(FakeResource.From(CrscResources.ContainerCheckpoints, true));
+            api.Register(FakeResource.From(CrscResources.ContainerCheckpointContents, true));
+            api.Register(FakeResource.From(CrscResources.CheckpointSchedules, true));
+            api.Register(FakeResource.From(CrscResources.Restores, true));
+            api.Register(FakeResource.From(CrscResources.CheckpointNodes, true));
+            var kubeconfig = Path.Combine(options.WorkDirectory, "kubeconfig");
+            File.WriteAllText(kubeconfig, api.KubeconfigYaml());
+            say($"API server (in-process fake kube-apiserver) at {api.Url}; node \"{options.NodeName}\"; runtime {options.RuntimeEndpoint}");
+            var cri = new CriClient(new CriClientOptions { Endpoint = options.RuntimeEndpoint });
+            var kubelet = new SandboxKubelet(api, cri, new SandboxKubeletOptions
+            {
+                NodeName = options.NodeName, CgroupParent = options.CgroupParent, DataRoot = Path.Combine(options.WorkDirectory, "kubelet"),
+            });
+            kubelet.OnAction = line => say("kubelet: " + line);
+            var rig = new Rig { Api = api, Cri = cri, Kubelet = kubelet, Kubeconfig = kubeconfig };
+            rig._stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            rig._run = kubelet.RunAsync(rig._stop.Token);
+            return rig;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_stop is not null) await _stop.CancelAsync();
+            try { if (_run is not null) await _run; } catch (OperationCanceledException) { }
+            await Kubelet.DisposeAsync();
+            Cri.Dispose();
+            await Api.DisposeAsync();
+            _stop?.Dispose();
         }
     }
 
@@ -222,21 +258,42 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
 
     private void SeedWorkload(FakeApiServer api, string data)
     {
-        var labels = new Dictionary<string, string> { ["app"] = "counter" };
-        var container = new Container
-        {
-            Name = ContainerName,
-            Image = options.Image,
-            // the start time marks the incarnation: a cold start writes a new one, a restored process its old one
-            Command = ["/bin/sh", "-c", "s=$(date +%s); i=0; while :; do i=$((i+1)); echo \"$s $i\" > /data/counter; sleep 0.5; done"],
-            VolumeMounts = [new VolumeMount { Name = "data", MountPath = "/data" }],
-        };
-        var volumes = new List<Volume> { new() { Name = "data", HostPath = new HostPathVolumeSource { Path = data } } };
+        var replicaSet = SeedDeployment(api, data, DeploymentName, ReplicaSetName);
+        SeedPod(api, PodName, data, replicaSet);
+    }
+
+    /// <summary>The counter's command: the start time marks the incarnation (a cold start writes a new one, a restored
+    /// process its old one). With <see cref="CheckpointRestoreScenarioOptions.MemoryMiB"/>, a dd first reads that much
+    /// random data into one buffer and keeps it resident (it blocks writing into a pipe the counter never drains).</summary>
+    private string[] CounterCommand()
+    {
+        var loop = $"s=$(date +%s); i=0; while :; do i=$((i+1)); echo \"$s $i\" > /data/counter; sleep {options.Step}; done";
+        return options.MemoryMiB > 0
+            ? ["/bin/sh", "-c", $"dd if=/dev/urandom bs={options.MemoryMiB}M count=1 iflag=fullblock 2>/dev/null | {{ head -c 1 >/dev/null; {loop}; }}"]
+            : ["/bin/sh", "-c", loop];
+    }
+
+    private Container CounterContainer() => new()
+    {
+        Name = ContainerName,
+        Image = options.Image,
+        Command = [.. CounterCommand()],
+        VolumeMounts = [new VolumeMount { Name = "data", MountPath = "/data" }],
+    };
+
+    private static List<Volume> DataVolume(string data) => [new() { Name = "data", HostPath = new HostPathVolumeSource { Path = data } }];
+
+    /// <summary>The annotated Deployment and its ReplicaSet (as the Deployment controller would make it); returns the latter.</summary>
+    private ReplicaSet SeedDeployment(FakeApiServer api, string data, string name, string replicaSetName)
+    {
+        var labels = new Dictionary<string, string> { ["app"] = name };
+        var container = CounterContainer();
+        var volumes = DataVolume(data);
         var deployment = api.Seed(Resources.Deployments, new Deployment
         {
             Metadata = new ObjectMeta
             {
-                Name = DeploymentName, Namespace = Namespace, Labels = labels,
+                Name = name, Namespace = Namespace, Labels = labels,
                 Annotations = new() { ["crsc.io/checkpoint-restore"] = "true", ["crsc.io/checkpoint-interval"] = options.Interval },
             },
             Spec = new DeploymentSpec
@@ -251,11 +308,11 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
             },
         });
         var rsLabels = new Dictionary<string, string>(labels) { ["pod-template-hash"] = "5d8f7b9c4" };
-        var replicaSet = api.Seed(Resources.ReplicaSets, new ReplicaSet
+        return api.Seed(Resources.ReplicaSets, new ReplicaSet
         {
             Metadata = new ObjectMeta
             {
-                Name = ReplicaSetName, Namespace = Namespace, Labels = rsLabels,
+                Name = replicaSetName, Namespace = Namespace, Labels = rsLabels,
                 OwnerReferences = [Owner("apps/v1", "Deployment", deployment.Metadata)],
             },
             Spec = new ReplicaSetSpec
@@ -265,17 +322,19 @@ public sealed class CheckpointRestoreScenario(CheckpointRestoreScenarioOptions o
                 Template = new PodTemplateSpec { Metadata = new ObjectMeta { Labels = rsLabels }, Spec = new PodSpec { Containers = [container], Volumes = volumes } },
             },
         });
-        api.Seed(Resources.Pods, new Pod
-        {
-            Metadata = new ObjectMeta
-            {
-                Name = PodName, Namespace = Namespace, Labels = rsLabels,
-                OwnerReferences = [Owner("apps/v1", "ReplicaSet", replicaSet.Metadata)],
-            },
-            Spec = new PodSpec { NodeName = options.NodeName, Containers = [container], Volumes = volumes, RestartPolicy = "Always" },
-            Status = new PodStatus { Phase = "Pending" },
-        });
     }
+
+    /// <summary>A pod of <paramref name="replicaSet"/> on the node, as the scheduler leaves it, its counter writing into <paramref name="data"/>.</summary>
+    private Pod SeedPod(FakeApiServer api, string name, string data, ReplicaSet replicaSet) => api.Seed(Resources.Pods, new Pod
+    {
+        Metadata = new ObjectMeta
+        {
+            Name = name, Namespace = Namespace, Labels = replicaSet.Metadata.Labels,
+            OwnerReferences = [Owner("apps/v1", "ReplicaSet", replicaSet.Metadata)],
+        },
+        Spec = new PodSpec { NodeName = options.NodeName, Containers = [CounterContainer()], Volumes = DataVolume(data), RestartPolicy = "Always" },
+        Status = new PodStatus { Phase = "Pending" },
+    });
 
     private static OwnerReference Owner(string apiVersion, string kind, ObjectMeta meta) => new()
     {
