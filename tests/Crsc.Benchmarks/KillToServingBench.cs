@@ -38,8 +38,11 @@ public sealed class KillToServingBench : IBenchmark
         try
         {
             await sandbox.InitializeAsync();
-            await MeasureAsync(ctx, sandbox, binary, "small", 0, incidents, ct);
-            await MeasureAsync(ctx, sandbox, binary, $"{LargeMiB}MiB", LargeMiB, incidents, ct);
+            // CRSC_BENCH_SIZES=small or 256MiB runs one of them
+            var sizes = Environment.GetEnvironmentVariable("CRSC_BENCH_SIZES") is { Length: > 0 } only ? only : $"small,{LargeMiB}MiB";
+            if (sizes.Contains("small", StringComparison.OrdinalIgnoreCase)) await MeasureAsync(ctx, sandbox, binary, "small", 0, incidents, ct);
+            if (sizes.Contains($"{LargeMiB}MiB", StringComparison.OrdinalIgnoreCase))
+                await MeasureAsync(ctx, sandbox, binary, $"{LargeMiB}MiB", LargeMiB, incidents, ct);
         }
         finally
         {
@@ -64,11 +67,22 @@ public sealed class KillToServingBench : IBenchmark
             MemoryMiB = memoryMiB,
             Timeout = TimeSpan.FromMinutes(5),
         }, Console.WriteLine);
-        var results = await scenario.MeasureIncidentsAsync(incidents, m => Console.WriteLine(string.Create(
+        IReadOnlyList<IncidentMeasurement> results;
+        try
+        {
+            results = await scenario.MeasureIncidentsAsync(incidents, m => Console.WriteLine(string.Create(
             System.Globalization.CultureInfo.InvariantCulture,
             $"  {size} #{m.Index:00}: kill->serving {Ms(m.KillToServing)} ms (kubelet report {Ms(m.KillToStatus)}, crsc to patch {Ms(m.StatusToPatch)}, " +
             $"patch->create {Ms(m.PatchToCreate)}, runtime restore {Ms(m.RuntimeRestore)}, resume {Ms(m.StartToServing)}) " +
             $"crsc share {Ms(m.CrscShare)} ms{(m.ColdStartSeen ? ", a cold start came first" : "")}, {m.Phase}")), ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // the sandbox fixture removes the work directory: keep the daemon's log where it can be read
+            var kept = Path.Combine(Path.GetTempPath(), $"crsc-bench-{Name}-{size}-daemon.log");
+            try { File.Copy(Path.Combine(work, "daemon.log"), kept, overwrite: true); } catch (IOException) { kept = "(none)"; }
+            throw new InvalidOperationException($"{size}: {e.Message} (the daemon's log: {kept})", e);
+        }
 
         var bench = Name;
         static double P(IEnumerable<TimeSpan> v, double p) => CheckpointOverheadBench.Percentile([.. v.Select(t => t.TotalMilliseconds)], p);

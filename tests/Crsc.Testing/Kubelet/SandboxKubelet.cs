@@ -87,6 +87,10 @@ public sealed class SandboxKubelet : IAsyncDisposable
     /// <summary>Every container this kubelet created and started, in order, with how long the runtime took for each call.</summary>
     public IReadOnlyList<ContainerStart> Starts { get { lock (_starts) return _starts.ToList(); } }
 
+    /// <summary>The host directory of a pod's emptyDir volume, laid out as the kubelet lays it out under its root.</summary>
+    public string EmptyDirPath(string podUid, string volume) =>
+        Path.Combine(_options.DataRoot, "pods", podUid, "volumes", "kubernetes.io~empty-dir", volume);
+
     /// <summary>The runtime's id of a pod's current container, or null.</summary>
     public string? ContainerIdOf(string ns, string pod, string container)
         => _records.Values.FirstOrDefault(r => r.Namespace == ns && r.Name == pod)?.Containers.GetValueOrDefault(container)?.ContainerId;
@@ -404,7 +408,8 @@ public sealed class SandboxKubelet : IAsyncDisposable
             if (volume.HostPath is { } hp) hostPath = hp.Path;
             else if (volume.EmptyDir is not null)
             {
-                hostPath = Path.Combine(_options.DataRoot, "pods", $"{record.Namespace}_{record.Name}_{record.Uid}", "volumes", volume.Name);
+                // where the kubelet keeps it: <root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<name>
+                hostPath = EmptyDirPath(record.Uid, volume.Name);
                 Directory.CreateDirectory(hostPath);
             }
             else throw new InvalidOperationException($"volume {volume.Name}: only hostPath and emptyDir are supported here");

@@ -325,16 +325,21 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
     }
 
     /// <summary>A pod of <paramref name="replicaSet"/> on the node, as the scheduler leaves it, its counter writing into <paramref name="data"/>.</summary>
-    private Pod SeedPod(FakeApiServer api, string name, string data, ReplicaSet replicaSet) => api.Seed(Resources.Pods, new Pod
+    private Pod SeedPod(FakeApiServer api, string name, string data, ReplicaSet replicaSet, Action<Pod>? edit = null)
     {
-        Metadata = new ObjectMeta
+        var pod = new Pod
         {
-            Name = name, Namespace = Namespace, Labels = replicaSet.Metadata.Labels,
-            OwnerReferences = [Owner("apps/v1", "ReplicaSet", replicaSet.Metadata)],
-        },
-        Spec = new PodSpec { NodeName = options.NodeName, Containers = [CounterContainer()], Volumes = DataVolume(data), RestartPolicy = "Always" },
-        Status = new PodStatus { Phase = "Pending" },
-    });
+            Metadata = new ObjectMeta
+            {
+                Name = name, Namespace = Namespace, Labels = replicaSet.Metadata.Labels,
+                OwnerReferences = [Owner("apps/v1", "ReplicaSet", replicaSet.Metadata)],
+            },
+            Spec = new PodSpec { NodeName = options.NodeName, Containers = [CounterContainer()], Volumes = DataVolume(data), RestartPolicy = "Always" },
+            Status = new PodStatus { Phase = "Pending" },
+        };
+        edit?.Invoke(pod);
+        return api.Seed(Resources.Pods, pod);
+    }
 
     private static OwnerReference Owner(string apiVersion, string kind, ObjectMeta meta) => new()
     {
@@ -357,6 +362,8 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
         psi.Environment["CRSC_CHECKPOINT_DIR"] = Path.Combine(work, "checkpoints");
         psi.Environment["CRSC_STAGING_DIR"] = Path.Combine(work, "staging");
         psi.Environment["CRSC_IMAGES_LISTEN"] = options.ImagesListen;
+        // the sandbox kubelet's root (its pods' volumes are under <root>/pods, where crsc finds an interceptor's socket)
+        psi.Environment["CRSC_KUBELET_CHECKPOINT_DIR"] = Path.Combine(work, "kubelet", "checkpoints");
         psi.Environment["CRSC_CONFIG"] = Path.Combine(work, "config.yaml");
         psi.Environment["CRSC_LOG_FORMAT"] = "json";
         File.WriteAllText(psi.Environment["CRSC_CONFIG"]!, "");
