@@ -171,7 +171,8 @@ public sealed partial class ControlServer : IAsyncDisposable
                 }
                 break;
             default:
-                return $"error unknown command '{verb}' (hold [REASON], release, status, checkpointed POS, replay)";
+                // without a replay log checkpointed and replay are accepted and do nothing (the node agent need not know)
+                return $"error unknown command '{verb}' (hold [REASON], release, status{(_replay is null ? "" : ", checkpointed POS, replay")})";
         }
         var status = _gate.Status() with { Quiesced = quiesced, Replay = _replay?.Status() };
         return "ok " + System.Text.Json.JsonSerializer.Serialize(status, ControlJson.Default.HoldStatus);

@@ -543,6 +543,12 @@ public sealed partial class ReplayLog : IDisposable
         finally { _file.Release(); }
     }
 
+    /// <summary>Requests appended and not yet durable (pending or being written): tests see a batch form.</summary>
+    internal int UnwrittenEntries
+    {
+        get { lock (_lock) return _unwrittenEntries; }
+    }
+
     public bool Overflowed
     {
         get { lock (_lock) return _overflowed; }
