@@ -196,6 +196,7 @@ public sealed class InterceptorProxy : IAsyncDisposable
 
                 HttpHead? response;
                 var answered = false;
+                var continued = false;
                 while (true)
                 {
                     var rlength = await Http1.ReadHeadAsync(fromApp!, ct);
@@ -209,9 +210,12 @@ public sealed class InterceptorProxy : IAsyncDisposable
                     if (logged.Body is not null && response.Status >= 200)
                     {
                         // acknowledged ⇒ logged: the final answer goes back only once the request is durable in the log
-                        // (a request whose body did not reach the app whole is not logged)
-                        if (await requestBody) await AppendAsync(head.Method, logged.Parts, logged.Body);
+                        // (a request whose body did not reach the app whole is not logged). A client that waits for
+                        // 100 Continue and got a final answer instead never sends its body: nothing to wait for.
+                        var refusedBeforeBody = !requestBody.IsCompleted && !continued && ExpectsContinue(logged.Parts.Headers);
+                        if (!refusedBeforeBody && await requestBody) await AppendAsync(head.Method, logged.Parts, logged.Body);
                     }
+                    if (response.Status == 100) continued = true;
                     admission.Forwarded(); // answered: the next held request may go
                     answered = true;
                     await client.SendAllAsync(fromApp!.BufferedMemory[..rlength], ct);
@@ -250,6 +254,9 @@ public sealed class InterceptorProxy : IAsyncDisposable
         }
         await _replay!.AppendAsync(_options.Upstream.ToString()!, method, parts.Target, parts.Headers, body.Written);
     }
+
+    private static bool ExpectsContinue(List<KeyValuePair<string, string>> headers) =>
+        headers.Any(h => h.Key.Equals("Expect", StringComparison.OrdinalIgnoreCase) && h.Value.Equals("100-continue", StringComparison.OrdinalIgnoreCase));
 
     private static string Why(AdmissionOutcome outcome) => outcome switch
     {

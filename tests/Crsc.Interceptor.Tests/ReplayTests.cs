@@ -432,6 +432,26 @@ public sealed class ReplayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_request_the_app_refuses_before_its_body_is_answered_at_once_and_not_logged()
+    {
+        // the app answers 417 to the head alone: a client waiting for 100 Continue never sends the body
+        using var app = new ScriptedApp(async (s, _) =>
+        {
+            await ScriptedApp.ReadHeadAsync(s);
+            await s.SendAsync("HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n"u8.ToArray());
+            await ScriptedApp.ReadHeadAsync(s); // until the client goes
+        });
+        await using var rig = Start(upstream: app.EndPoint);
+        using var client = await RawClient.ConnectAsync(rig.Proxy.LocalEndPoint);
+        await client.SendAsync("POST /big HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+
+        var (status, _, _) = await client.ReadResponseAsync().WaitAsync(Eventually.DefaultTimeout);
+
+        Assert.Equal(417, status);
+        Assert.Equal(0, rig.Log.Status().Entries);
+    }
+
+    [Fact]
     public void A_file_that_is_not_a_replay_log_is_left_alone()
     {
         File.WriteAllText(LogPath, "precious data, not a log");
