@@ -29,6 +29,18 @@ public static class Annotations
     /// </summary>
     public const string InterceptorPortEnv = "crsc.io/interceptor-port-env";
     /// <summary>
+    /// <c>"true"</c> or <c>"false"</c> (absent: false): the sidecar keeps a log of the requests (of
+    /// <see cref="InterceptorReplayMethods"/>) answered since the last completed checkpoint, and after a restore replays
+    /// them to the restored app, in order, before it lets held traffic go.
+    /// </summary>
+    public const string InterceptorReplay = "crsc.io/interceptor-replay";
+    /// <summary>
+    /// Which requests are safe to replay: <c>all</c>, <c>non-GET</c> (all but GET, HEAD, OPTIONS) or a comma list of
+    /// methods such as <c>POST,PUT</c>. Required (and not <c>none</c>) with <see cref="InterceptorReplay"/> <c>"true"</c>;
+    /// ignored without it.
+    /// </summary>
+    public const string InterceptorReplayMethods = "crsc.io/interceptor-replay-methods";
+    /// <summary>
     /// Written by crsc on a Deployment whose template it gave the sidecar: what the injection replaced (JSON), so that it
     /// is undone exactly when <see cref="Interceptor"/> goes away.
     /// </summary>

@@ -11,10 +11,14 @@ namespace Crsc.Interceptor;
 /// the proxied port forwards everything to the app and answers nothing itself. The protocol is one line per request,
 /// one line per answer (UTF-8, LF; a connection may send several):
 /// <code>
-/// hold [REASON]   → ok {status}        start holding (again: only the reason changes)
-/// release         → ok {status}        end the hold; the queue drains in arrival order
-/// status          → ok {status}        the hold, the queue and the counters
-/// anything else   → error MESSAGE
+/// hold [REASON]    → ok {status}       start holding (again: only the reason changes); answers once the requests
+///                                       admitted before it are done (quiesced), with the replay log's position
+/// release          → ok {status}       end the hold; the queue drains in arrival order
+/// status           → ok {status}       the hold, the queue, the counters and the replay log
+/// checkpointed POS → ok {status}       the checkpoint whose hold answered POS is complete: the log keeps what came after
+/// replay           → ok {status}       (while held, after a restore) the log's requests go to the restored app, in
+///                                       order, one at a time; a failure answers error and the log is kept
+/// anything else    → error MESSAGE
 /// </code>
 /// where {status} is one JSON object (<see cref="HoldStatus"/>, camelCase). Try it with
 /// <c>echo status | socat - UNIX-CONNECT:PATH</c>.
@@ -30,11 +34,17 @@ public sealed partial class ControlServer : IAsyncDisposable
     private Socket? _listener;
     private Task? _acceptLoop;
 
-    public ControlServer(string path, HoldGate gate, ILogger log)
+    private readonly ReplayLog? _replay;
+    private readonly TimeProvider _time;
+
+    /// <param name="replay">The replay log, when replay is on (<c>checkpointed</c> truncates it, <c>replay</c> replays it).</param>
+    public ControlServer(string path, HoldGate gate, ILogger log, ReplayLog? replay = null, TimeProvider? time = null)
     {
         _path = Path.GetFullPath(path);
         _gate = gate;
         _log = log;
+        _replay = replay;
+        _time = time ?? TimeProvider.System;
     }
 
     public string SocketPath => _path;
@@ -106,24 +116,28 @@ public sealed partial class ControlServer : IAsyncDisposable
                 }
                 var line = Encoding.UTF8.GetString(reader.Buffered[..eol]).TrimEnd('\r');
                 reader.Consume(eol + 1);
-                await s.SendAllAsync(Encoding.UTF8.GetBytes(Answer(line) + "\n"), ct);
+                await s.SendAllAsync(Encoding.UTF8.GetBytes(await AnswerAsync(line, ct) + "\n"), ct);
             }
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException) { }
     }
 
     /// <summary>The answer to one request line.</summary>
-    public string Answer(string line)
+    public async Task<string> AnswerAsync(string line, CancellationToken ct)
     {
         var trimmed = line.Trim();
         var space = trimmed.IndexOf(' ');
         var verb = space < 0 ? trimmed : trimmed[..space];
         var argument = space < 0 ? "" : trimmed[(space + 1)..].Trim();
+        bool? quiesced = null;
         switch (verb)
         {
             case "hold":
                 _gate.Hold(argument.Length > 0 ? argument : "hold");
                 Log.Control(_log, "hold", argument);
+                // the requests admitted before the hold finish first: the position answered is the app's state
+                quiesced = await _gate.QuiesceAsync(ct);
+                if (quiesced == false) Log.NotQuiesced(_log, _gate.Options.QuiesceTimeout);
                 break;
             case "release":
                 if (argument.Length > 0) return "error release takes no argument";
@@ -133,10 +147,35 @@ public sealed partial class ControlServer : IAsyncDisposable
             case "status":
                 if (argument.Length > 0) return "error status takes no argument";
                 break;
+            case "checkpointed":
+                if (!long.TryParse(argument, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var position))
+                    return $"error checkpointed takes the position the checkpoint's hold answered ('{argument}' is not one)";
+                Log.Control(_log, "checkpointed", argument);
+                if (_replay is not null)
+                {
+                    try { await _replay.TruncateAsync(position, ct); }
+                    catch (ArgumentOutOfRangeException e) { return $"error {e.Message}"; }
+                    catch (IOException e) { return $"error truncating the replay log failed: {e.Message}"; }
+                    Log.Truncated(_log, _replay.Options.LogPath, position, _replay.Status().Entries);
+                }
+                break;
+            case "replay":
+                if (argument.Length > 0) return "error replay takes no argument";
+                Log.Control(_log, "replay", "");
+                if (_replay is not null)
+                {
+                    // new requests must not overtake the replayed ones: they wait behind the hold
+                    if (!_gate.Status().Held) return "error replay needs the traffic held (send hold first, release after)";
+                    var result = await Replayer.ReplayAsync(_replay, _time, _log, ct);
+                    if (!result.Succeeded) return $"error replay failed: {result.Error}";
+                }
+                break;
             default:
-                return $"error unknown command '{verb}' (hold [REASON], release, status)";
+                // without a replay log checkpointed and replay are accepted and do nothing (the node agent need not know)
+                return $"error unknown command '{verb}' (hold [REASON], release, status{(_replay is null ? "" : ", checkpointed POS, replay")})";
         }
-        return "ok " + System.Text.Json.JsonSerializer.Serialize(_gate.Status(), ControlJson.Default.HoldStatus);
+        var status = _gate.Status() with { Quiesced = quiesced, Replay = _replay?.Status() };
+        return "ok " + System.Text.Json.JsonSerializer.Serialize(status, ControlJson.Default.HoldStatus);
     }
 
     public async ValueTask DisposeAsync()

@@ -21,6 +21,12 @@ public sealed record HoldOptions
     /// rather than waiting for ever. A new <c>hold</c> while held starts this time again.
     /// </summary>
     public TimeSpan MaxHold { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>
+    /// <c>hold</c> answers once the requests admitted before it are done (their responses passed back), so the log
+    /// position it reports is the app's state; it waits at most this long for them (then it answers, saying it did not
+    /// quiesce).
+    /// </summary>
+    public TimeSpan QuiesceTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Null when valid; otherwise what is wrong, naming the option.</summary>
     public string? Problem() =>
@@ -30,6 +36,7 @@ public sealed record HoldOptions
         : RetryAfter < TimeSpan.Zero ? $"retry-after {RetryAfter} is negative"
         : DrainStepTimeout <= TimeSpan.Zero ? $"drain step timeout {DrainStepTimeout} is not positive"
         : MaxHold <= TimeSpan.Zero ? $"max hold {MaxHold} is not positive"
+        : QuiesceTimeout < TimeSpan.Zero ? $"quiesce timeout {QuiesceTimeout} is negative"
         : null;
 }
 
@@ -46,18 +53,22 @@ public enum AdmissionOutcome
     TimedOut,
 }
 
-/// <summary>The answer of <see cref="HoldGate.EnterAsync"/>. Dispose it (or call <see cref="Forwarded"/>) when done.</summary>
+/// <summary>
+/// The answer of <see cref="HoldGate.EnterAsync"/>. Call <see cref="Forwarded"/> when the app answered (the next queued
+/// one may go), and dispose it when the request is done (its response passed back): until then it is in flight, and a
+/// hold's quiesce waits for it.
+/// </summary>
 public sealed class Admission : IDisposable
 {
     private readonly HoldGate? _gate;
-    private int _done;
+    private int _done, _disposed;
 
     internal Admission(AdmissionOutcome outcome, TimeSpan waited, HoldGate? gate)
     {
         Outcome = outcome;
         Waited = waited;
         _gate = gate;
-        if (gate is null) _done = 1;
+        if (gate is null) _done = _disposed = 1;
     }
 
     public AdmissionOutcome Outcome { get; }
@@ -73,7 +84,12 @@ public sealed class Admission : IDisposable
         if (Interlocked.Exchange(ref _done, 1) == 0) _gate!.StepDone(this);
     }
 
-    public void Dispose() => Forwarded();
+    /// <summary>Done: forwarded (if not yet) and no longer in flight. Idempotent.</summary>
+    public void Dispose()
+    {
+        Forwarded();
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) _gate!.Finished();
+    }
 }
 
 /// <summary>A snapshot of the gate: the hold, the queue and the counters since start (<c>status</c> prints it).</summary>
@@ -99,6 +115,12 @@ public sealed record HoldStatus
     public double LongestWaitSeconds { get; init; }
     /// <summary>Holds that ended by themselves after <see cref="HoldOptions.MaxHold"/> (nobody released them).</summary>
     public long ExpiredHolds { get; init; }
+    /// <summary>Requests admitted and not done yet.</summary>
+    public int InFlight { get; init; }
+    /// <summary>Whether the last hold saw every request admitted before it done (false: its quiesce timed out).</summary>
+    public bool? Quiesced { get; init; }
+    /// <summary>The replay log (null when replay is off).</summary>
+    public ReplayLogStatus? Replay { get; init; }
 }
 
 /// <summary>
@@ -124,6 +146,8 @@ public sealed class HoldGate : IDisposable
     private long _expiredHolds;
     private long _holds, _heldRequests, _released, _rejectedQueue, _rejectedBytes, _rejectedTimeout;
     private TimeSpan _totalHold, _longestHold, _longestWait;
+    private int _inFlight;
+    private TaskCompletionSource? _quiet;
 
     public HoldGate(HoldOptions options, TimeProvider time)
     {
@@ -202,6 +226,7 @@ public sealed class HoldGate : IDisposable
                 LongestHoldSeconds = longest.TotalSeconds,
                 LongestWaitSeconds = _longestWait.TotalSeconds,
                 ExpiredHolds = _expiredHolds,
+                InFlight = _inFlight,
             };
         }
     }
@@ -216,7 +241,10 @@ public sealed class HoldGate : IDisposable
         lock (_gate)
         {
             if (!_held && _draining is null && _queue.Count == 0)
-                return ValueTask.FromResult(new Admission(AdmissionOutcome.Admitted, TimeSpan.Zero, null));
+            {
+                _inFlight++;
+                return ValueTask.FromResult(new Admission(AdmissionOutcome.Admitted, TimeSpan.Zero, this));
+            }
             _heldRequests++;
             if (_queue.Count >= _options.MaxQueued)
             {
@@ -285,6 +313,7 @@ public sealed class HoldGate : IDisposable
         _released++;
         NoteWaitLocked(w);
         var admission = new Admission(AdmissionOutcome.Admitted, _time.GetElapsedTime(w.Since), this) { WasQueued = true };
+        _inFlight++;
         _draining = admission;
         _stepTimer = _time.CreateTimer(static s => { var (g, a) = ((HoldGate, Admission))s!; g.StepDone(a); },
             (this, admission), _options.DrainStepTimeout, Timeout.InfiniteTimeSpan);
@@ -302,6 +331,41 @@ public sealed class HoldGate : IDisposable
             _stepTimer = null;
             PumpLocked();
         }
+    }
+
+    /// <summary>An admitted request is done.</summary>
+    internal void Finished()
+    {
+        TaskCompletionSource? quiet = null;
+        lock (_gate)
+        {
+            if (--_inFlight == 0)
+            {
+                quiet = _quiet;
+                _quiet = null;
+            }
+        }
+        quiet?.TrySetResult();
+    }
+
+    /// <summary>
+    /// Waits (at most <see cref="HoldOptions.QuiesceTimeout"/>) until no admitted request is in flight; true when none
+    /// is. Meant while held: then nothing new is admitted, and the app's state is that of every request answered so far.
+    /// </summary>
+    public async Task<bool> QuiesceAsync(CancellationToken ct)
+    {
+        Task quiet;
+        lock (_gate)
+        {
+            if (_inFlight == 0) return true;
+            quiet = (_quiet ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        }
+        try
+        {
+            await quiet.WaitAsync(_options.QuiesceTimeout, _time, ct);
+            return true;
+        }
+        catch (TimeoutException) { return false; }
     }
 
     public void Dispose()
@@ -331,7 +395,7 @@ public sealed class HoldGate : IDisposable
         {
             Timer?.Dispose();
             Cancellation.Unregister(); // never waits for a running callback (it may wait for the gate's lock)
-            if (!Done.TrySetResult(a)) a.Forwarded();
+            if (!Done.TrySetResult(a)) a.Dispose();
         }
     }
 }

@@ -109,12 +109,14 @@ internal static class Http1
     /// Copies one body framed as <paramref name="kind"/> from <paramref name="from"/> to <paramref name="to"/> (null: reads
     /// and drops it), byte for byte (chunk lines and trailers included). False when the stream ended or broke the framing.
     /// </summary>
-    public static async ValueTask<bool> CopyBodyAsync(BufferedReader from, Socket? to, BodyKind kind, long length, CancellationToken ct)
+    /// <param name="capture">Also keeps the body's data (without chunk framing) there: the replay log's copy.</param>
+    public static async ValueTask<bool> CopyBodyAsync(BufferedReader from, Socket? to, BodyKind kind, long length, CancellationToken ct,
+        BodyCapture? capture = null)
     {
         switch (kind)
         {
             case BodyKind.None: return true;
-            case BodyKind.ContentLength: return await CopyExactAsync(from, to, length, ct);
+            case BodyKind.ContentLength: return await CopyExactAsync(from, to, length, ct, capture);
             case BodyKind.UntilClose:
                 while (true)
                 {
@@ -147,7 +149,7 @@ internal static class Http1
                             if (t == 0) return true;
                         }
                     }
-                    if (!await CopyExactAsync(from, to, size, ct)) return false;
+                    if (!await CopyExactAsync(from, to, size, ct, capture)) return false;
                     var end = await from.LineAsync(ct);
                     if (end != 0) return false; // the CRLF after the chunk's data
                     if (!await CopyExactAsync(from, to, 2, ct)) return false;
@@ -155,17 +157,33 @@ internal static class Http1
         }
     }
 
-    private static async ValueTask<bool> CopyExactAsync(BufferedReader from, Socket? to, long count, CancellationToken ct)
+    private static async ValueTask<bool> CopyExactAsync(BufferedReader from, Socket? to, long count, CancellationToken ct, BodyCapture? capture = null)
     {
         while (count > 0)
         {
             if (from.Count == 0 && !await from.FillAsync(ct)) return false;
             var n = (int)Math.Min(count, from.Count);
+            capture?.Add(from.Buffered[..n]);
             if (to is not null) await to.SendAllAsync(from.BufferedMemory[..n], ct);
             from.Consume(n);
             count -= n;
         }
         return true;
+    }
+
+    /// <summary>A request head's target and header fields (Latin-1, as on the wire), for the replay log.</summary>
+    public static (string Target, List<KeyValuePair<string, string>> Headers) RequestParts(ReadOnlySpan<byte> head)
+    {
+        var lines = Encoding.Latin1.GetString(head).Split("\r\n");
+        var target = lines[0].Split(' ', 3)[1];
+        var headers = new List<KeyValuePair<string, string>>();
+        foreach (var line in lines.Skip(1))
+        {
+            if (line.Length == 0) continue;
+            var colon = line.IndexOf(':');
+            headers.Add(new(line[..colon], line[(colon + 1)..].Trim()));
+        }
+        return (target, headers);
     }
 
     /// <summary>A complete response with no body worth reading: 503 with Retry-After, 400, 431, 502.</summary>
@@ -180,5 +198,26 @@ internal static class Http1
         if (close) sb.Append("Connection: close\r\n");
         sb.Append("\r\n").Append(body);
         return Encoding.UTF8.GetBytes(sb.ToString());
+    }
+}
+
+/// <summary>A request body kept for the replay log, up to a limit (past it: <see cref="TooLarge"/>, nothing more kept).</summary>
+internal sealed class BodyCapture(long limit)
+{
+    private readonly System.Buffers.ArrayBufferWriter<byte> _written = new();
+
+    public bool TooLarge { get; private set; }
+    public ReadOnlyMemory<byte> Written => _written.WrittenMemory;
+
+    public void Add(ReadOnlySpan<byte> data)
+    {
+        if (TooLarge) return;
+        if (_written.WrittenCount + (long)data.Length > limit)
+        {
+            TooLarge = true;
+            _written.Clear();
+            return;
+        }
+        System.Buffers.BuffersExtensions.Write(_written, data);
     }
 }

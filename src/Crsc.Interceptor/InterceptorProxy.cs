@@ -46,12 +46,18 @@ public sealed class InterceptorProxy : IAsyncDisposable
     private Task? _acceptLoop;
     private long _requests, _upstreamFailures;
 
-    public InterceptorProxy(InterceptorOptions options, HoldGate gate, TimeProvider time, ILogger log)
+    private readonly ReplayLog? _replay;
+
+    /// <param name="replay">The replay log (HTTP mode only): requests whose method it logs are appended, and durable,
+    /// before the app's response to them is passed back.</param>
+    public InterceptorProxy(InterceptorOptions options, HoldGate gate, TimeProvider time, ILogger log, ReplayLog? replay = null)
     {
+        if (replay is not null && options.Mode != InterceptorMode.Http) throw new ArgumentException("replay needs HTTP mode", nameof(replay));
         _options = options;
         Gate = gate;
         _time = time;
         _log = log;
+        _replay = replay;
     }
 
     public HoldGate Gate { get; }
@@ -179,13 +185,18 @@ public sealed class InterceptorProxy : IAsyncDisposable
                     fromApp = new BufferedReader(up, BufferSize, _options.MaxHeadBytes);
                 }
 
+                // a request the replay log keeps: its target and headers now, its body as it is copied
+                var logged = _replay is not null && !head.Upgrade && _replay.Logs(head.Method)
+                    ? (Parts: Http1.RequestParts(fromClient.Buffered[..length]), Body: new BodyCapture(_replay.Options.MaxBytes))
+                    : default;
                 await up.SendAllAsync(fromClient.BufferedMemory[..length], ct);
                 fromClient.Consume(length);
                 Interlocked.Increment(ref _requests);
-                requestBody = Http1.CopyBodyAsync(fromClient, up, head.Body, head.ContentLength, ct).AsTask();
+                requestBody = Http1.CopyBodyAsync(fromClient, up, head.Body, head.ContentLength, ct, logged.Body).AsTask();
 
                 HttpHead? response;
                 var answered = false;
+                var continued = false;
                 while (true)
                 {
                     var rlength = await Http1.ReadHeadAsync(fromApp!, ct);
@@ -196,12 +207,22 @@ public sealed class InterceptorProxy : IAsyncDisposable
                         if (!answered) await RefuseAsync(client, 502, "Bad Gateway", "the app closed the connection without a response", close: true, ct);
                         return;
                     }
+                    if (logged.Body is not null && response.Status >= 200)
+                    {
+                        // acknowledged ⇒ logged: the final answer goes back only once the request is durable in the log
+                        // (a request whose body did not reach the app whole is not logged). A client that waits for
+                        // 100 Continue and got a final answer instead never sends its body: nothing to wait for.
+                        var refusedBeforeBody = !requestBody.IsCompleted && !continued && ExpectsContinue(logged.Parts.Headers);
+                        if (!refusedBeforeBody && await requestBody) await AppendAsync(head.Method, logged.Parts, logged.Body);
+                    }
+                    if (response.Status == 100) continued = true;
                     admission.Forwarded(); // answered: the next held request may go
                     answered = true;
                     await client.SendAllAsync(fromApp!.BufferedMemory[..rlength], ct);
                     fromApp.Consume(rlength);
                     if (response.Status == 101)
                     {
+                        admission.Dispose(); // a tunnel is not a request in flight: a hold does not wait for it
                         await TunnelAsync(fromClient, client, fromApp, up, ct);
                         return;
                     }
@@ -223,6 +244,19 @@ public sealed class InterceptorProxy : IAsyncDisposable
             fromApp?.Dispose();
         }
     }
+
+    private async Task AppendAsync(string method, (string Target, List<KeyValuePair<string, string>> Headers) parts, BodyCapture body)
+    {
+        if (body.TooLarge)
+        {
+            _replay!.TooLarge(method, parts.Target);
+            return;
+        }
+        await _replay!.AppendAsync(_options.Upstream.ToString()!, method, parts.Target, parts.Headers, body.Written);
+    }
+
+    private static bool ExpectsContinue(List<KeyValuePair<string, string>> headers) =>
+        headers.Any(h => h.Key.Equals("Expect", StringComparison.OrdinalIgnoreCase) && h.Value.Equals("100-continue", StringComparison.OrdinalIgnoreCase));
 
     private static string Why(AdmissionOutcome outcome) => outcome switch
     {
@@ -274,7 +308,7 @@ public sealed class InterceptorProxy : IAsyncDisposable
             return;
         }
         Interlocked.Increment(ref _requests);
-        admission.Forwarded();
+        admission.Dispose(); // a connection is not a request in flight: a hold does not wait for it to end
         await Task.WhenAll(PumpAsync(client, up, ReadOnlyMemory<byte>.Empty, ct), PumpAsync(up, client, ReadOnlyMemory<byte>.Empty, ct));
     }
 
@@ -340,4 +374,25 @@ internal static partial class Log
 
     [LoggerMessage(8, LogLevel.Information, "Control socket at {Path}")]
     public static partial void ControlListening(ILogger logger, string path);
+
+    [LoggerMessage(9, LogLevel.Warning, "Replay log {Path}: cut a torn tail of {Bytes} bytes at offset {Offset} (a crash mid-append); those records are not replayed")]
+    public static partial void TornTail(ILogger logger, string path, long bytes, long offset);
+
+    [LoggerMessage(10, LogLevel.Error, "Replay log {Path} OVERFLOWED: {Reason}. Requests are no longer logged and a replay refuses until a checkpoint completes")]
+    public static partial void Overflowed(ILogger logger, string path, string reason);
+
+    [LoggerMessage(11, LogLevel.Information, "Replay log {Path}: a checkpoint at position {Position} covers every dropped request; logging again")]
+    public static partial void OverflowEnded(ILogger logger, string path, long position);
+
+    [LoggerMessage(12, LogLevel.Information, "Replayed {Count} request(s) to the restored app")]
+    public static partial void Replayed(ILogger logger, int count);
+
+    [LoggerMessage(13, LogLevel.Error, "Replay failed after {Replayed} of {Entries} request(s): {Error}; the log is kept")]
+    public static partial void ReplayFailed(ILogger logger, int replayed, int entries, string error);
+
+    [LoggerMessage(14, LogLevel.Information, "Replay log {Path}: truncated at position {Position} ({Entries} request(s) left)")]
+    public static partial void Truncated(ILogger logger, string path, long position, int entries);
+
+    [LoggerMessage(15, LogLevel.Warning, "Hold: requests admitted before it were still in flight after {Timeout}; the log position it reports may miss them")]
+    public static partial void NotQuiesced(ILogger logger, TimeSpan timeout);
 }

@@ -19,6 +19,8 @@ public sealed class VocabularyTests
         ["Annotations.Interceptor"] = "crsc.io/interceptor",
         ["Annotations.InterceptorPort"] = "crsc.io/interceptor-port",
         ["Annotations.InterceptorPortEnv"] = "crsc.io/interceptor-port-env",
+        ["Annotations.InterceptorReplay"] = "crsc.io/interceptor-replay",
+        ["Annotations.InterceptorReplayMethods"] = "crsc.io/interceptor-replay-methods",
         ["Annotations.InterceptorOriginal"] = "crsc.io/interceptor-original",
         ["Annotations.InterceptorSidecarAttached"] = "crsc.io/interceptor-sidecar-attached",
         ["Annotations.RestoreFrom"] = "crsc.io/restore-from",

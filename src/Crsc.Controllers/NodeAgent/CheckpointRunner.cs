@@ -282,6 +282,8 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
             _metrics.Duration.Observe(Math.Max(0, (total - runtimeTime).TotalSeconds), "crsc");
             TryUpdateStoreBytes();
             Log.Committed(_logger, target, info.Id, info.Size, info.Digest, runtimeTime, total);
+            // committed: the interceptor's replay log drops what this checkpoint holds (only now: a failed ingest keeps it)
+            if (held is not null) await held.CheckpointCommittedAsync(ct).ConfigureAwait(false);
             progress?.Report(new CheckpointProgress(CheckpointStages.Committed,
                 $"committed {info.Id} ({info.Size} bytes, {info.Digest})", info.Size));
             return new CheckpointOutcome(info, _options.NodeName, container.Id, runtimeTime, total);

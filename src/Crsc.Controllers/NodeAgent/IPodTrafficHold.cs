@@ -11,5 +11,25 @@ public interface IPodTrafficHold
     /// interceptor (nothing to hold). Never throws for a sidecar that does not answer: it says so in the log and returns
     /// null, since a checkpoint or restore must not fail because traffic could not be held.
     /// </summary>
-    Task<IAsyncDisposable?> HoldAsync(string ns, string pod, string podUid, string reason, CancellationToken ct);
+    Task<IHeldTraffic?> HoldAsync(string ns, string pod, string podUid, string reason, CancellationToken ct);
+}
+
+/// <summary>
+/// A hold of a pod's traffic (dispose: release). Its interceptor may keep a replay log (<c>crsc.io/interceptor-replay</c>);
+/// the hold remembers where the log was when it began, for the two steps that concern it. Neither throws for a sidecar
+/// that does not answer (they say so in the log): the checkpoint or restore has happened either way.
+/// </summary>
+public interface IHeldTraffic : IAsyncDisposable
+{
+    /// <summary>
+    /// The checkpoint this hold was for is committed: the requests logged before the hold are in its state, so the
+    /// interceptor drops them from its log. Called after the release (the ingest comes after the runtime's call).
+    /// </summary>
+    Task CheckpointCommittedAsync(CancellationToken ct);
+
+    /// <summary>
+    /// The restore this hold was for brought the app back: the interceptor replays its log to it (in order) while the
+    /// traffic is still held. Called just before the release.
+    /// </summary>
+    Task ReplayAsync(CancellationToken ct);
 }

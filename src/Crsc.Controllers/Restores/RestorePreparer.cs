@@ -156,7 +156,14 @@ public sealed class RestorePreparer : IReconciler
         var holdKey = $"{key.Namespace}/{key.Name}";
         if (_restoreHolds.TryGetValue(holdKey, out var held) && (!restoring || held.Attempt != restore!.Status!.Attempts))
         {
-            if (_restoreHolds.TryRemove(holdKey, out held) && held.Release is not null) await held.Release.DisposeAsync().ConfigureAwait(false);
+            if (_restoreHolds.TryRemove(holdKey, out held) && held.Release is not null)
+            {
+                // restored: the requests since the checkpoint go to the restored app before the held ones do (a failed or
+                // fallen-back attempt replays nothing: its app is not the checkpoint's)
+                if (restore?.Status?.Phase == RestorePhase.Restored && restore.Status.Attempts == held.Attempt)
+                    await held.Release.ReplayAsync(ct).ConfigureAwait(false);
+                await held.Release.DisposeAsync().ConfigureAwait(false);
+            }
         }
         if (restoring)
         {
@@ -318,7 +325,7 @@ public sealed class RestorePreparer : IReconciler
     }
 
     /// <summary>The hold asked for an attempt; <see cref="Release"/> null when the pod has no interceptor.</summary>
-    private sealed record RestoreHold(int? Attempt, IAsyncDisposable? Release);
+    private sealed record RestoreHold(int? Attempt, Crsc.Controllers.NodeAgent.IHeldTraffic? Release);
 
     /// <summary>
     /// When the checkpoint image is one of this node's store: a reason and message when it must not be restored from —

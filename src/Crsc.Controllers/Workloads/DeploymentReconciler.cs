@@ -116,13 +116,15 @@ public sealed class DeploymentReconciler : IReconciler
             },
             d => enqueue(EnqueueHandlers.KeyOf(d)));
 
-    private static (string?, bool, long?, string?, string?, string?, string?, string?, string?) Relevant(Deployment d) =>
+    private static (string?, bool, long?, string?, string?, string?, string?, string?, string?, string?, string?) Relevant(Deployment d) =>
         (d.Metadata.Uid, d.Metadata.DeletionTimestamp is null, d.Metadata.Generation,
          d.Metadata.Annotations?.GetValueOrDefault(Annotations.CheckpointRestore),
          d.Metadata.Annotations?.GetValueOrDefault(Annotations.CheckpointInterval),
          d.Metadata.Annotations?.GetValueOrDefault(Annotations.Interceptor),
          d.Metadata.Annotations?.GetValueOrDefault(Annotations.InterceptorPort),
          d.Metadata.Annotations?.GetValueOrDefault(Annotations.InterceptorPortEnv),
+         d.Metadata.Annotations?.GetValueOrDefault(Annotations.InterceptorReplay),
+         d.Metadata.Annotations?.GetValueOrDefault(Annotations.InterceptorReplayMethods),
          d.Metadata.Annotations?.GetValueOrDefault(Annotations.InterceptorOriginal));
 
     /// <summary>

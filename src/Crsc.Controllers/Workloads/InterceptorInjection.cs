@@ -86,7 +86,9 @@ public static partial class InterceptorInjection
         var record = recordText is null ? null : ParseRecord(recordText);
         var wanted = Wanted(deployment);
         List<InterceptorPortSpec>? ports = null;
+        string? replayMethods = null;
         if (wanted && !TryParse(annotations, out ports, out var parseError)) return new Outcome(parseError, false, "");
+        if (wanted && !TryParseReplay(annotations, out replayMethods, out var replayError)) return new Outcome(replayError, false, "");
 
         var template = deployment.Spec.Template;
         var before = JsonSerializer.SerializeToElement(template, KubeJsonContext.Default.PodTemplateSpec);
@@ -102,7 +104,7 @@ public static partial class InterceptorInjection
         InterceptorRecord? newRecord = null;
         if (wanted)
         {
-            var error = Inject(work, ports!, options, previous, out newRecord, out description);
+            var error = Inject(work, ports!, replayMethods, options, previous, out newRecord, out description);
             if (error is not null) return new Outcome(error, false, "");
         }
         else
@@ -187,6 +189,44 @@ public static partial class InterceptorInjection
         return true;
     }
 
+    /// <summary>
+    /// Reads <c>crsc.io/interceptor-replay</c> (<c>"true"</c>/<c>"false"</c>, absent: false) and, when it is true,
+    /// <c>crsc.io/interceptor-replay-methods</c> (required, not <c>none</c>: replay of nothing is a mistake to say, not to
+    /// do quietly). <paramref name="methods"/> is null when replay is off; without replay the methods are ignored.
+    /// </summary>
+    public static bool TryParseReplay(IReadOnlyDictionary<string, string>? annotations, out string? methods, out string error)
+    {
+        methods = null;
+        error = "";
+        var replay = annotations?.GetValueOrDefault(Annotations.InterceptorReplay);
+        if (replay is null or "false") return true;
+        if (replay != "true")
+        {
+            error = $"annotation {Annotations.InterceptorReplay}: '{replay}' is neither \"true\" nor \"false\"";
+            return false;
+        }
+        var text = annotations?.GetValueOrDefault(Annotations.InterceptorReplayMethods);
+        if (text is null or "none")
+        {
+            error = $"annotation {Annotations.InterceptorReplayMethods} is required with {Annotations.InterceptorReplay}: \"true\" " +
+                    "and is not none: the methods that are safe to replay (all, non-GET, or a list such as POST,PUT)";
+            return false;
+        }
+        if (text is "all" or "non-GET")
+        {
+            methods = text;
+            return true;
+        }
+        var listed = text.Split(',').Select(m => m.Trim()).ToList();
+        if (listed.Any(m => m.Length == 0 || !m.All(char.IsAsciiLetterUpper)))
+        {
+            error = $"annotation {Annotations.InterceptorReplayMethods}: '{text}' is not all, non-GET or a comma list of upper-case methods (e.g. POST,PUT)";
+            return false;
+        }
+        methods = string.Join(',', listed.Distinct(StringComparer.Ordinal));
+        return true;
+    }
+
     private static bool InRange(string digits) =>
         digits.Length <= 5 && int.Parse(digits, CultureInfo.InvariantCulture) is >= 1 and <= 65535;
 
@@ -247,7 +287,7 @@ public static partial class InterceptorInjection
 
     // ---- do ----
 
-    private static string? Inject(PodTemplateSpec template, List<InterceptorPortSpec> wanted, InterceptorSidecarOptions options,
+    private static string? Inject(PodTemplateSpec template, List<InterceptorPortSpec> wanted, string? replayMethods, InterceptorSidecarOptions options,
         Previous? previous, out InterceptorRecord? record, out string description)
     {
         record = null;
@@ -325,6 +365,8 @@ public static partial class InterceptorInjection
         }
         args.AddRange(["--listen", string.Join(',', listens), "--upstream", string.Join(',', upstreams),
             "--mode", "http", "--control-socket", ControlSocket]);
+        // the replay log goes beside the control socket, on the emptyDir: it outlives a restart of the sidecar
+        if (replayMethods is not null) args.AddRange(["--replay-methods", replayMethods]);
 
         var sidecar = new Container
         {
@@ -356,7 +398,8 @@ public static partial class InterceptorInjection
             $"port {Describe(f.Port)} of container {f.App.Name} now served by the {SidecarName} sidecar, forwarding to 127.0.0.1:{f.Wanted.Loopback}" +
             (f.Wanted.Env is { } e
                 ? $" (env {e}={f.Wanted.Loopback} set on {f.App.Name})"
-                : $" (no {Annotations.InterceptorPortEnv}: container {f.App.Name} must listen on 127.0.0.1:{f.Wanted.Loopback} by itself)")));
+                : $" (no {Annotations.InterceptorPortEnv}: container {f.App.Name} must listen on 127.0.0.1:{f.Wanted.Loopback} by itself)")))
+            + (replayMethods is null ? "" : $"; {replayMethods} requests are logged and replayed after a restore");
         return null;
     }
 

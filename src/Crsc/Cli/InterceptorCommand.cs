@@ -27,6 +27,14 @@ internal static class InterceptorCommand
                       "\n" +
                       "The node agent drives the hold over --control-socket (a Unix socket, 0600), one line per request:\n" +
                       "  hold [REASON]  release  status      each answered 'ok {JSON status}' or 'error MESSAGE'.\n" +
+                      "  checkpointed POS  replay          the replay log's side of a checkpoint and of a restore.\n" +
+                      "hold answers once the requests already forwarded are done, with the replay log's position.\n" +
+                      "\n" +
+                      "Replay (http mode, --replay-methods other than none): each request with such a method is appended to\n" +
+                      "--replay-log (method, target, headers, body; fsynced, several at once, before the app's answer goes back).\n" +
+                      "'checkpointed POS' drops what the checkpoint whose hold answered POS holds; 'replay' (while held, after a\n" +
+                      "restore) sends the rest to the restored app in order. Over --replay-max-bytes or --replay-max-entries the\n" +
+                      "log overflows: logging stops and replay refuses until the next completed checkpoint.\n" +
                       "The proxied port never answers these itself. Runs until SIGTERM/SIGINT.",
         Options =
         [
@@ -38,6 +46,10 @@ internal static class InterceptorCommand
             new OptionSpec("--max-queued-bytes", "SIZE", "bytes the waiting requests may hold: heads plus declared bodies (default 64MiB)"),
             new OptionSpec("--max-wait", "DURATION", $"how long one request may wait while held (default {(int)new HoldOptions().MaxWait.TotalSeconds}s)"),
             new OptionSpec("--max-hold", "DURATION", $"a hold nobody releases ends by itself after this long (default {(int)new HoldOptions().MaxHold.TotalMinutes}m)"),
+            new OptionSpec("--replay-methods", "METHODS", "requests to log for replay after a restore: none (default), all, non-GET (all but GET, HEAD, OPTIONS) or a list like POST,PUT"),
+            new OptionSpec("--replay-log", "PATH", $"the replay log file (default {ReplayLogName} beside --control-socket)"),
+            new OptionSpec("--replay-max-bytes", "SIZE", "the replay log's size limit (default 64MiB)"),
+            new OptionSpec("--replay-max-entries", "N", $"the replay log's request limit (default {DefaultMaxEntries})"),
         ],
         Handler = RunAsync,
         Examples =
@@ -51,6 +63,56 @@ internal static class InterceptorCommand
 
     /// <summary>The options the flags describe, or the usage message that names the bad one.</summary>
     internal static (IReadOnlyList<InterceptorOptions>? Options, string? ControlSocket, string? Problem) Parse(ParsedCommand p)
+    {
+        var (options, control, _, problem) = ParseWithReplay(p);
+        return (options, control, problem);
+    }
+
+    /// <summary>The replay log's file name beside the control socket when --replay-log is not given.</summary>
+    public const string ReplayLogName = "replay.log";
+    private static readonly int DefaultMaxEntries = new ReplayOptions { Methods = ReplayMethods.None, LogPath = "/" }.MaxEntries;
+
+    /// <summary>The options the flags describe, the replay log's (null: replay off), or the usage message that names the bad one.</summary>
+    internal static (IReadOnlyList<InterceptorOptions>? Options, string? ControlSocket, ReplayOptions? Replay, string? Problem) ParseWithReplay(ParsedCommand p)
+    {
+        var (options, control, problem) = ParseProxy(p);
+        if (problem is not null) return (null, null, null, problem);
+        var methods = ReplayMethods.None;
+        if (p.Value("--replay-methods") is { } m)
+        {
+            if (ReplayMethods.Parse(m, out var why) is not { } parsed) return (null, null, null, $"--replay-methods {why}");
+            methods = parsed;
+        }
+        if (methods.IsNone)
+        {
+            foreach (var flag in new[] { "--replay-log", "--replay-max-bytes", "--replay-max-entries" })
+                if (p.Value(flag) is not null) return (null, null, null, $"{flag} needs --replay-methods (replay is off: none)");
+            return (options, control, null, null);
+        }
+        if (options![0].Mode != InterceptorMode.Http) return (null, null, null, "--replay-methods needs --mode http (a TCP stream has no requests to replay)");
+        string path;
+        if (p.Value("--replay-log") is { } l)
+        {
+            if (l.Length == 0 || !Path.IsPathFullyQualified(l)) return (null, null, null, $"--replay-log '{l}' is not an absolute path");
+            path = l;
+        }
+        else if (control is not null) path = Path.Join(Path.GetDirectoryName(control), ReplayLogName);
+        else return (null, null, null, "--replay-methods needs --replay-log PATH or --control-socket (the log goes beside it)");
+        var replay = new ReplayOptions { Methods = methods, LogPath = path };
+        if (p.Value("--replay-max-bytes") is { } b)
+        {
+            if (!CliOutput.TryParseSize(b, out var size) || size < 4096) return (null, null, null, $"--replay-max-bytes '{b}' is not a size of at least 4096 bytes (e.g. 64MiB)");
+            replay = replay with { MaxBytes = size };
+        }
+        if (p.Value("--replay-max-entries") is { } e)
+        {
+            if (!int.TryParse(e, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < 1) return (null, null, null, $"--replay-max-entries '{e}' is not a positive whole number");
+            replay = replay with { MaxEntries = n };
+        }
+        return (options, control, replay, null);
+    }
+
+    private static (IReadOnlyList<InterceptorOptions>? Options, string? ControlSocket, string? Problem) ParseProxy(ParsedCommand p)
     {
         if (p.Value("--listen") is not { } listenList) return (null, null, "interceptor needs --listen ADDR (the port clients and Services use)");
         if (p.Value("--upstream") is not { } upstreamList) return (null, null, "interceptor needs --upstream ADDR (the app's port, e.g. 127.0.0.1:18080)");
@@ -135,7 +197,7 @@ internal static class InterceptorCommand
 
     public static async Task<int> RunAsync(ParsedCommand p, CancellationToken ct)
     {
-        var (options, controlPath, problem) = Parse(p);
+        var (options, controlPath, replayOptions, problem) = ParseWithReplay(p);
         if (problem is not null) return CliOutput.Usage(p, problem);
 
         var target = LoggingSetup.Choose("auto", startedBySystemd: false, journalAvailable: false, stdoutIsTerminal: !Console.IsOutputRedirected);
@@ -147,14 +209,24 @@ internal static class InterceptorCommand
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
-        // one gate: a hold holds every port of the pod
+        // one gate: a hold holds every port of the pod; one replay log for all of them (each entry names its port)
         using var gate = new HoldGate(options![0].Hold, TimeProvider.System);
+        ReplayLog? replay = null;
+        if (replayOptions is not null)
+        {
+            try { replay = ReplayLog.Open(replayOptions, log); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return CliOutput.Fail(p, $"cannot open the replay log {replayOptions.LogPath} (--replay-log): {e.Message}");
+            }
+        }
+        using var _ = replay;
         var proxies = new List<InterceptorProxy>();
         try
         {
             foreach (var one in options)
             {
-                var proxy = new InterceptorProxy(one, gate, TimeProvider.System, log);
+                var proxy = new InterceptorProxy(one, gate, TimeProvider.System, log, replay);
                 proxies.Add(proxy);
                 try { proxy.Start(); }
                 catch (SocketException e)
@@ -162,7 +234,7 @@ internal static class InterceptorCommand
                     return CliOutput.Fail(p, $"cannot listen on {one.Listen} (--listen): {e.Message}");
                 }
             }
-            return await ServeAsync(p, controlPath, gate, log, stop.Token);
+            return await ServeAsync(p, controlPath, gate, replay, log, stop.Token);
         }
         finally
         {
@@ -170,12 +242,12 @@ internal static class InterceptorCommand
         }
     }
 
-    private static async Task<int> ServeAsync(ParsedCommand p, string? controlPath, HoldGate gate, ILogger log, CancellationToken stop)
+    private static async Task<int> ServeAsync(ParsedCommand p, string? controlPath, HoldGate gate, ReplayLog? replay, ILogger log, CancellationToken stop)
     {
         ControlServer? control = null;
         if (controlPath is not null)
         {
-            control = new ControlServer(controlPath, gate, log);
+            control = new ControlServer(controlPath, gate, log, replay);
             try { control.Start(); }
             catch (Exception e) when (e is IOException or SocketException or UnauthorizedAccessException)
             {

@@ -37,24 +37,67 @@ public sealed class CheckpointRunnerTests : IDisposable
 
     public void Dispose() => _runner?.Dispose();
 
-    /// <summary>Records what happened to the pod's traffic, in order with the runtime's call and the ingest.</summary>
-    private sealed class RecordingHold(List<string> log, bool hasInterceptor = true) : IPodTrafficHold
+    /// <summary>
+    /// Records what happened to the pod's traffic, in order with the runtime's call and the ingest (the replay log's
+    /// steps too when <paramref name="recordLogSteps"/>).
+    /// </summary>
+    private sealed class RecordingHold(List<string> log, bool hasInterceptor = true, bool recordLogSteps = false) : IPodTrafficHold
     {
-        public Task<IAsyncDisposable?> HoldAsync(string ns, string pod, string podUid, string reason, CancellationToken ct)
+        public Task<IHeldTraffic?> HoldAsync(string ns, string pod, string podUid, string reason, CancellationToken ct)
         {
-            if (!hasInterceptor) return Task.FromResult<IAsyncDisposable?>(null);
+            if (!hasInterceptor) return Task.FromResult<IHeldTraffic?>(null);
             log.Add($"hold {ns}/{pod} {podUid}: {reason}");
-            return Task.FromResult<IAsyncDisposable?>(new Releaser(log));
+            return Task.FromResult<IHeldTraffic?>(new Releaser(log, recordLogSteps));
         }
 
-        private sealed class Releaser(List<string> log) : IAsyncDisposable
+        private sealed class Releaser(List<string> log, bool recordLogSteps) : IHeldTraffic
         {
             public ValueTask DisposeAsync()
             {
                 log.Add("release");
                 return ValueTask.CompletedTask;
             }
+
+            public Task CheckpointCommittedAsync(CancellationToken ct)
+            {
+                if (recordLogSteps) log.Add("checkpoint committed");
+                return Task.CompletedTask;
+            }
+
+            public Task ReplayAsync(CancellationToken ct)
+            {
+                if (recordLogSteps) log.Add("replay");
+                return Task.CompletedTask;
+            }
         }
+    }
+
+    [Theory]
+    [InlineData("succeeds")]
+    [InlineData("the runtime fails")]
+    [InlineData("the ingest fails")]
+    public async Task The_replay_log_is_truncated_only_once_the_checkpoint_is_committed(string how)
+    {
+        var log = new List<string>();
+        _runtime.AddContainer("shop", "web-7d9f-abcde", "app", podUid: "uid-1");
+        var original = _runtime.OnCheckpoint;
+        _runtime.OnCheckpoint = (t, p, timeout, ct) => how == "the runtime fails"
+            ? throw new ContainerRuntimeException(ContainerRuntimeErrorKind.Failed, "criu dump failed", "Internal")
+            : original(t, p, timeout, ct);
+        _store.OnIngest = _ =>
+        {
+            log.Add("ingest");
+            if (how == "the ingest fails") throw new CheckpointStoreException("disk full");
+        };
+        var runner = Runner(o => o with { TrafficHold = new RecordingHold(log, recordLogSteps: true) });
+
+        var run = runner.CheckpointAsync(new CheckpointRequest("shop", "web-7d9f-abcde", "app"), null, CancellationToken.None);
+        if (how == "succeeds") await run;
+        else await Assert.ThrowsAnyAsync<Exception>(() => run);
+
+        Assert.Equal(how == "succeeds", log.Contains("checkpoint committed"));
+        if (how == "succeeds") Assert.Equal("checkpoint committed", log[^1]); // after the ingest
+        Assert.DoesNotContain("replay", log);
     }
 
     [Theory]

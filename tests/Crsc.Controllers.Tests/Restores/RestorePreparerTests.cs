@@ -305,21 +305,55 @@ public sealed class RestorePreparerTests : IAsyncLifetime
     private sealed class TrafficLog : Crsc.Controllers.NodeAgent.IPodTrafficHold
     {
         public List<string> Log { get; } = [];
+        /// <summary>Also records the replay log's steps.</summary>
+        public bool RecordLogSteps { get; init; }
 
-        public Task<IAsyncDisposable?> HoldAsync(string ns, string pod, string podUid, string reason, CancellationToken ct)
+        public Task<Crsc.Controllers.NodeAgent.IHeldTraffic?> HoldAsync(string ns, string pod, string podUid, string reason, CancellationToken ct)
         {
             Log.Add($"hold {ns}/{pod}: {reason}");
-            return Task.FromResult<IAsyncDisposable?>(new Releaser(Log));
+            return Task.FromResult<Crsc.Controllers.NodeAgent.IHeldTraffic?>(new Releaser(this));
         }
 
-        private sealed class Releaser(List<string> log) : IAsyncDisposable
+        private sealed class Releaser(TrafficLog owner) : Crsc.Controllers.NodeAgent.IHeldTraffic
         {
             public ValueTask DisposeAsync()
             {
-                log.Add("release");
+                owner.Log.Add("release");
                 return ValueTask.CompletedTask;
             }
+
+            public Task CheckpointCommittedAsync(CancellationToken ct)
+            {
+                if (owner.RecordLogSteps) owner.Log.Add("checkpoint committed");
+                return Task.CompletedTask;
+            }
+
+            public Task ReplayAsync(CancellationToken ct)
+            {
+                if (owner.RecordLogSteps) owner.Log.Add("replay");
+                return Task.CompletedTask;
+            }
         }
+    }
+
+    [Theory]
+    [InlineData(RestorePhase.Restored, true)]
+    [InlineData(RestorePhase.FellBack, false)]
+    [InlineData(RestorePhase.Failed, false)]
+    public async Task A_restored_app_gets_the_replay_before_the_release_and_another_outcome_none(RestorePhase phase, bool replayed)
+    {
+        await PatchedWithColdInstanceAsync();
+        var traffic = new TrafficLog { RecordLogSteps = true };
+        var node = await _f.StartNodeAsync("n1", _runtime, new RestorePreparerOptions { NodeName = "n1", TrafficHold = traffic });
+        await node.ReconcileAsync("r1");
+
+        var r = _f.Restore("r1");
+        r.Status!.Phase = phase;
+        await _f.RestoresApi.UpdateStatusAsync(r, CancellationToken.None);
+        await node.ReconcileAsync("r1");
+
+        var hold = $"hold {Ns}/{P1}: restore of {RestoreFixture.Container} from checkpoint c1";
+        Assert.Equal(replayed ? [hold, "replay", "release"] : [hold, "release"], traffic.Log);
     }
 
     [Fact]

@@ -349,6 +349,52 @@ public sealed class InterceptorInjectionTests : IAsyncLifetime
         Assert.Contains($"annotation {(aboutEnv ? Annotations.InterceptorPortEnv : Annotations.InterceptorPort)}", e.Message);
     }
 
+    [Theory]
+    [InlineData("true", "all", "all")]
+    [InlineData("true", "non-GET", "non-GET")]
+    [InlineData("true", "POST, PUT,POST", "POST,PUT")]
+    [InlineData("false", "all", null)] // off: the methods are ignored
+    [InlineData(null, "all", null)]
+    public async Task Replay_annotations_become_the_sidecars_replay_flags(string? replay, string methods, string? flag)
+    {
+        var asking = Asking("http:18080", "PORT");
+        if (replay is not null) asking[Annotations.InterceptorReplay] = replay;
+        asking[Annotations.InterceptorReplayMethods] = methods;
+        await SeedAsync(asking);
+
+        await ReconcileAsync();
+
+        var sidecar = Stored().Spec.Template.Spec.Containers.Single(c => c.Name == "crsc-interceptor");
+        string[] expected = ["interceptor", "--listen", "0.0.0.0:8080", "--upstream", "127.0.0.1:18080", "--mode", "http",
+            "--control-socket", "/run/crsc-interceptor/control.sock", .. flag is null ? Array.Empty<string>() : ["--replay-methods", flag]];
+        Assert.Equal(expected, sidecar.Args!);
+        var e = Assert.Single(_events.Events, e => e.Reason == DeploymentReconciler.ReasonInterceptorInjected);
+        Assert.Equal(flag is not null, e.Message.Contains("replayed after a restore", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("yes", "all", "annotation crsc.io/interceptor-replay: 'yes' is neither")]
+    [InlineData("true", null, "annotation crsc.io/interceptor-replay-methods is required")]
+    [InlineData("true", "none", "annotation crsc.io/interceptor-replay-methods is required")]
+    [InlineData("true", "post", "annotation crsc.io/interceptor-replay-methods: 'post' is not")]
+    [InlineData("true", "POST,", "annotation crsc.io/interceptor-replay-methods: 'POST,' is not")]
+    [InlineData("true", "non-get", "annotation crsc.io/interceptor-replay-methods: 'non-get' is not")]
+    public async Task A_bad_replay_annotation_is_a_warning_event_and_no_injection(string replay, string? methods, string problem)
+    {
+        var asking = Asking("http:18080", "PORT");
+        asking[Annotations.InterceptorReplay] = replay;
+        if (methods is not null) asking[Annotations.InterceptorReplayMethods] = methods;
+        var seeded = await SeedAsync(asking);
+
+        Assert.Equal(ReconcileResult.Done, await ReconcileAsync());
+
+        Assert.Equal(0, _deploymentsApi.CallCount("update"));
+        Assert.Equal(TemplateJson(seeded), TemplateJson(Stored()));
+        var e = Assert.Single(_events.Events, e => e.Reason == DeploymentReconciler.ReasonInvalidAnnotation);
+        Assert.Equal(("Deployment", "web", "Warning"), (e.Kind, e.Name, e.Type));
+        Assert.Contains(problem, e.Message);
+    }
+
     [Fact]
     public async Task Without_a_port_annotation_the_interceptor_is_refused_with_a_warning()
     {
@@ -405,5 +451,12 @@ public sealed class InterceptorInjectionTests : IAsyncLifetime
         handler.OnUpdate(D(1, "http:18080"), D(1, "http:18081"));
         handler.OnUpdate(D(1, "http:18080"), D(1, null));
         Assert.Equal(3, queued.Count);
+        var replaying = D(1, "http:18080");
+        replaying.Metadata.Annotations![Annotations.InterceptorReplay] = "true";
+        handler.OnUpdate(D(1, "http:18080"), replaying);
+        var methods = D(1, "http:18080");
+        methods.Metadata.Annotations![Annotations.InterceptorReplayMethods] = "all";
+        handler.OnUpdate(D(1, "http:18080"), methods);
+        Assert.Equal(5, queued.Count);
     }
 }

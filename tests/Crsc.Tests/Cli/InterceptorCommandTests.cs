@@ -33,6 +33,13 @@ public sealed class InterceptorCommandTests
     [InlineData("--listen names port 1 twice", "--listen", ":1,127.0.0.1:1", "--upstream", "3,4")]
     [InlineData("--listen 'x' is not an address", "--listen", ":1,x", "--upstream", "3,4")]
     [InlineData("--control-socket 'control.sock' is not an absolute path", "--listen", ":1", "--upstream", "2", "--control-socket", "control.sock")]
+    [InlineData("--replay-methods 'post' is not none, all, non-GET or a comma list", "--listen", ":1", "--upstream", "2", "--control-socket", "/run/c.sock", "--replay-methods", "post")]
+    [InlineData("--replay-methods needs --mode http", "--listen", ":1", "--upstream", "2", "--control-socket", "/run/c.sock", "--replay-methods", "all", "--mode", "tcp")]
+    [InlineData("--replay-methods needs --replay-log PATH or --control-socket", "--listen", ":1", "--upstream", "2", "--replay-methods", "all")]
+    [InlineData("--replay-log 'replay.log' is not an absolute path", "--listen", ":1", "--upstream", "2", "--replay-methods", "all", "--replay-log", "replay.log")]
+    [InlineData("--replay-max-bytes '1k' is not a size of at least 4096 bytes", "--listen", ":1", "--upstream", "2", "--control-socket", "/run/c.sock", "--replay-methods", "non-GET", "--replay-max-bytes", "1k")]
+    [InlineData("--replay-max-entries '0' is not a positive whole number", "--listen", ":1", "--upstream", "2", "--control-socket", "/run/c.sock", "--replay-methods", "POST", "--replay-max-entries", "0")]
+    [InlineData("--replay-log needs --replay-methods (replay is off: none)", "--listen", ":1", "--upstream", "2", "--replay-log", "/run/replay.log")]
     public async Task Bad_input_is_a_usage_error_naming_it(string expected, params string[] args)
     {
         var (code, _, err) = await Run(["interceptor", .. args]);
@@ -48,6 +55,9 @@ public sealed class InterceptorCommandTests
         Assert.Equal(ExitCodes.Ok, code);
         foreach (var flag in new[] { "--listen ADDR", "--upstream ADDR", "--mode MODE", "--control-socket PATH", "--max-queue N", "--max-queued-bytes SIZE", "--max-wait DURATION", "--max-hold DURATION" })
             Assert.Contains(flag, output);
+        foreach (var flag in new[] { "--replay-methods METHODS", "--replay-log PATH", "--replay-max-bytes SIZE", "--replay-max-entries N" })
+            Assert.Contains(flag, output);
+        Assert.Contains("checkpointed POS", output);
         Assert.Contains("hold [REASON]", output);
         Assert.Contains("Retry-After", output);
     }
@@ -109,6 +119,35 @@ public sealed class InterceptorCommandTests
         await cts.CancelAsync();
         Assert.Equal(ExitCodes.Ok, await run.WaitAsync(Eventually.DefaultTimeout));
         Assert.False(File.Exists(control));
+    }
+
+    [Fact]
+    public async Task With_replay_methods_the_log_goes_beside_the_control_socket_and_status_shows_it()
+    {
+        using var dir = new TempDir();
+        var control = dir.Combine("control.sock");
+        var listen = LoopbackPorts.Free();
+        using var cts = new CancellationTokenSource();
+        var run = new CommandLineParser(Commands.Root(), new StringWriter(), new StringWriter()).RunAsync(
+            ["interceptor", "--listen", $"127.0.0.1:{listen}", "--upstream", "127.0.0.1:1", "--control-socket", control,
+                "--replay-methods", "POST,PUT", "--replay-max-entries", "7"], cts.Token);
+        await Eventually.TrueAsync(() => File.Exists(control), "control socket made");
+        Assert.True(File.Exists(dir.Combine("replay.log")));
+
+        using (var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            await s.ConnectAsync(new UnixDomainSocketEndPoint(control));
+            await s.SendAsync(Encoding.ASCII.GetBytes("status\n"));
+            var buffer = new byte[8192];
+            var text = new StringBuilder();
+            while (!text.ToString().EndsWith('\n')) text.Append(Encoding.ASCII.GetString(buffer, 0, await s.ReceiveAsync(buffer)));
+            var replay = System.Text.Json.JsonDocument.Parse(text.ToString()[3..]).RootElement.GetProperty("replay");
+            Assert.Equal("POST,PUT", replay.GetProperty("methods").GetString());
+            Assert.Equal(dir.Combine("replay.log"), replay.GetProperty("path").GetString());
+            Assert.Equal(0, replay.GetProperty("entries").GetInt32());
+        }
+        await cts.CancelAsync();
+        Assert.Equal(ExitCodes.Ok, await run.WaitAsync(Eventually.DefaultTimeout));
     }
 
     [Fact]

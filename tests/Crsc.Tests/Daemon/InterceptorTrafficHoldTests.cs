@@ -40,10 +40,10 @@ public sealed class InterceptorTrafficHoldTests : IAsyncLifetime
     /// pod. Here it is bound at a short path and moved into place (a socket is its inode: the move keeps it listening),
     /// and the node agent reaches it through its handle, whatever the length of the path.
     /// </summary>
-    private void Serve(string path)
+    private void Serve(string path, ReplayLog? replay = null)
     {
         var bound = Path.Join(_short.Path, "c.sock");
-        _server = new ControlServer(bound, _gate, NullLogger.Instance);
+        _server = new ControlServer(bound, _gate, NullLogger.Instance, replay);
         _server.Start();
         if (path != bound) File.Move(bound, path);
     }
@@ -94,5 +94,88 @@ public sealed class InterceptorTrafficHoldTests : IAsyncLifetime
         Serve(_hold.SocketPath(_uid));
         Assert.Null(await _hold.HoldAsync("shop", "web-1", uid, "checkpoint", CancellationToken.None));
         Assert.False(_gate.Status().Held);
+    }
+
+    private ReplayLog NewLog() => ReplayLog.Open(new ReplayOptions
+    {
+        Methods = ReplayMethods.Parse("all", out _)!,
+        LogPath = Path.Join(_short.Path, "replay.log"),
+        ConnectAttempts = 1,
+    }, NullLogger.Instance);
+
+    private static Task Log(ReplayLog log, string upstream, string target) =>
+        log.AppendAsync(upstream, "POST", target, [new("Host", "app")], System.Text.Encoding.ASCII.GetBytes(target));
+
+    [Fact]
+    public async Task A_committed_checkpoint_truncates_the_interceptors_log_at_its_holds_position()
+    {
+        using var log = NewLog();
+        Serve(_hold.SocketPath(_uid), log);
+        await Log(log, "127.0.0.1:1", "/before-1");
+        await Log(log, "127.0.0.1:1", "/before-2");
+
+        var held = await _hold.HoldAsync("shop", "web-1", _uid, "checkpoint of app", CancellationToken.None);
+        await held!.DisposeAsync();
+        await Log(log, "127.0.0.1:1", "/after"); // the app went on after the runtime's call
+        Assert.Equal(3, log.Status().Entries);
+        await held.CheckpointCommittedAsync(CancellationToken.None);
+
+        var left = await log.EntriesAsync(CancellationToken.None);
+        Assert.Equal(["/after"], left.Select(e => e.Target));
+    }
+
+    [Fact]
+    public async Task After_a_restore_the_log_is_replayed_to_the_app_while_the_traffic_is_still_held()
+    {
+        // the restored app: answers 200 to each request and notes whether the interceptor still held the traffic
+        using var app = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        app.Start();
+        var seen = new List<string>();
+        var serving = Task.Run(async () =>
+        {
+            using var s = await app.AcceptSocketAsync();
+            var buffer = new byte[4096];
+            var pending = "";
+            while (seen.Count < 2)
+            {
+                var n = await s.ReceiveAsync(buffer);
+                if (n == 0) break;
+                pending += System.Text.Encoding.ASCII.GetString(buffer, 0, n);
+                int end;
+                while ((end = pending.IndexOf("\r\n\r\n", StringComparison.Ordinal)) >= 0)
+                {
+                    var head = pending[..end];
+                    var length = int.Parse(head.Split("\r\n").First(l => l.StartsWith("Content-Length:", StringComparison.Ordinal))[15..].Trim(),
+                        System.Globalization.CultureInfo.InvariantCulture);
+                    if (pending.Length < end + 4 + length) break;
+                    pending = pending[(end + 4 + length)..];
+                    lock (seen) seen.Add($"{head.Split(' ')[1]} held={_gate.Status().Held}");
+                    await s.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"u8.ToArray());
+                }
+            }
+        });
+        using var log = NewLog();
+        Serve(_hold.SocketPath(_uid), log);
+        var upstream = app.LocalEndpoint.ToString()!;
+        await Log(log, upstream, "/one");
+        await Log(log, upstream, "/two");
+
+        var held = await _hold.HoldAsync("shop", "web-1", _uid, "restore of app", CancellationToken.None);
+        await held!.ReplayAsync(CancellationToken.None);
+        await held.DisposeAsync();
+
+        await serving.WaitAsync(Eventually.DefaultTimeout);
+        Assert.Equal(["/one held=True", "/two held=True"], seen);
+        Assert.False(_gate.Status().Held);
+        Assert.True(log.Status().LastReplay!.Succeeded);
+        Assert.Equal(2, log.Status().Entries); // kept until a checkpoint completes
+    }
+
+    [Fact]
+    public void The_position_is_read_from_a_hold_answer_and_absent_without_a_log()
+    {
+        Assert.Equal(4294967299L, InterceptorTrafficHold.ReplayPosition("ok {\"held\":true,\"replay\":{\"entries\":3,\"position\":4294967299}}"));
+        Assert.Null(InterceptorTrafficHold.ReplayPosition("ok {\"held\":true,\"replay\":null}"));
+        Assert.Null(InterceptorTrafficHold.ReplayPosition("ok not json"));
     }
 }
