@@ -113,6 +113,7 @@ internal sealed class CheckpointDirectory(string imageDir)
             var path = Path.Combine(dir, f.Path);
             var fi = new FileInfo(path);
             if (!fi.Exists) return $"{f.Path} is missing";
+            if (!IsRegularFile(path)) return $"{f.Path} is not a regular file";
             if (fi.Length != f.Size) return $"{f.Path} has {fi.Length} bytes, the manifest says {f.Size}";
             string digest;
             try { digest = Sha256(path); }
@@ -308,6 +309,13 @@ internal sealed class CheckpointDirectory(string imageDir)
         const uint Mask = 0x1 | 0x2 | 0x8 | 0x10; // type, mode, uid, gid
         if (!NativeMethods.Stat(NativeMethods.AtFdCwd, path, NativeMethods.AtSymlinkNoFollow, Mask, b)) return (0b110_000_000, 0, 0);
         return (NativeMethods.ModeOf(b) & 0xFFF, BitConverter.ToInt32(b[20..24]), BitConverter.ToInt32(b[24..28]));
+    }
+
+    /// <summary>A regular file itself, not a FIFO (reading one would block) nor a device nor a link to one.</summary>
+    private static bool IsRegularFile(string path)
+    {
+        Span<byte> b = stackalloc byte[NativeMethods.StatxSize];
+        return NativeMethods.Stat(NativeMethods.AtFdCwd, path, NativeMethods.AtSymlinkNoFollow, 0x1, b) && (NativeMethods.ModeOf(b) & 0xF000) == 0x8000;
     }
 
     private static bool IsSafeRelative(string rel) =>

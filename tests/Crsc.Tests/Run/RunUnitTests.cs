@@ -166,6 +166,21 @@ public sealed class RunManifestTests
     }
 }
 
+public sealed class CheckpointDirectoryTests
+{
+    [Fact]
+    public void A_listed_file_that_is_a_fifo_fails_verification_without_blocking()
+    {
+        using var dir = new TempDir();
+        var images = dir.Combine("checkpoint", "images");
+        Directory.CreateDirectory(images);
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [Path.Combine(images, "pages-1.img")])!) mkfifo.WaitForExit();
+        var m = new RunManifest { CommandLine = ["x"], Created = DateTimeOffset.UtcNow, Files = [new RunManifestFile("images/pages-1.img", 0, new string('0', 64), 0b110_000_000)] };
+
+        Assert.Equal("images/pages-1.img is not a regular file", CheckpointDirectory.Verify(dir.Combine("checkpoint"), m));
+    }
+}
+
 public sealed class CriuArgumentTests
 {
     [Fact]
