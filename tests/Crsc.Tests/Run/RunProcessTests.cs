@@ -334,6 +334,39 @@ public sealed class RunProcessTests
         Assert.StartsWith("crsc run: ", err);
     }
 
+    [Fact]
+    public async Task Check_passes_as_root_here_and_tells_an_unprivileged_user_what_to_add_to_the_pod_spec()
+    {
+        using var h = new RunHarness();
+        h.NodeGoingAway(false);
+
+        var (code, output, err) = await CheckAsync(h, asNobody: false);
+        Assert.True(code == 0, output + err);
+        Assert.Contains("Version: 4.2", output);
+        Assert.Contains("Looks good.", output);
+        Assert.Null(h.CriuArgv("dump"));
+
+        // nobody: no capabilities, imageDir not writable (the harness's files readable for it)
+        File.SetUnixFileMode(h.Root, (UnixFileMode)0b111_101_101);
+        var (nobodyCode, nobody, nobodyErr) = await CheckAsync(h, asNobody: true);
+        Assert.True(nobodyCode == 1, nobody + nobodyErr);
+        Assert.Contains("missing CHECKPOINT_RESTORE, SYS_PTRACE, NET_ADMIN", nobody);
+        Assert.Contains("fix: add to the container: securityContext.capabilities.add: [CHECKPOINT_RESTORE, SYS_PTRACE, NET_ADMIN]", nobody);
+        Assert.Contains($"{h.ImageDir}: is not writable", nobody);
+    }
+
+    private static async Task<(int Code, string Out, string Err)> CheckAsync(RunHarness h, bool asNobody)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(asNobody ? "setpriv" : RunHarness.Binary) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (asNobody) foreach (var a in (string[])["--reuid=nobody", "--regid=nogroup", "--clear-groups", RunHarness.Binary]) psi.ArgumentList.Add(a);
+        foreach (var a in (string[])["run", "--check", "--config", h.ConfigFile]) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        var err = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return (p.ExitCode, await output, await err);
+    }
+
     /// <summary>A checkpoint of <paramref name="command"/> as a dump would leave it (images/core-1.img, images/pages-1.img).</summary>
     internal static void Seal(RunHarness h, string[] command)
     {
