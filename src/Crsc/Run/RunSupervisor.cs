@@ -102,6 +102,7 @@ internal sealed class RunSupervisor : IDisposable
             TryReject();
         }
 
+        if (PidFloor.Raise(PidFloor.CurrentPidNamespace()) is { } warning) _log.Line(warning);
         try
         {
             return _reaper.Spawn(_command, newSession: true);

@@ -335,6 +335,22 @@ public sealed class RunProcessTests
     }
 
     [Fact]
+    public async Task In_a_pid_namespace_of_its_own_the_workload_starts_above_the_pids_a_restore_needs_for_itself()
+    {
+        using var h = new RunHarness();
+        var psi = new System.Diagnostics.ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])["--pid", "--fork", "--mount-proc", RunHarness.Binary, "run", "--config", h.ConfigFile, "--", "sh", "-c", "echo $$"])
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        var err = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+
+        Assert.True(p.ExitCode == 0, await err);
+        Assert.True(int.Parse((await output).Trim(), System.Globalization.CultureInfo.InvariantCulture) > PidFloor.Floor, await output);
+    }
+
+    [Fact]
     public async Task Check_passes_as_root_here_and_tells_an_unprivileged_user_what_to_add_to_the_pod_spec()
     {
         using var h = new RunHarness();

@@ -181,6 +181,42 @@ public sealed class CheckpointDirectoryTests
     }
 }
 
+public sealed class PidFloorTests
+{
+    private const string Nested = "pid:[4026532987]";
+    private const string Host = "pid:[4026531836]";
+
+    [Fact]
+    public void In_a_containers_pid_namespace_the_next_pid_moves_above_the_floor()
+    {
+        using var dir = new TempDir();
+        var f = dir.Combine("ns_last_pid");
+        File.WriteAllText(f, "12\n");
+        Assert.Null(PidFloor.Raise(Nested, f));
+        Assert.Equal("1000", File.ReadAllText(f));
+    }
+
+    [Fact]
+    public void Above_the_floor_or_in_the_hosts_namespace_nothing_is_written()
+    {
+        using var dir = new TempDir();
+        var f = dir.Combine("ns_last_pid");
+        File.WriteAllText(f, "5000\n");
+        Assert.Null(PidFloor.Raise(Nested, f));
+        Assert.Equal("5000\n", File.ReadAllText(f));
+        File.WriteAllText(f, "12\n");
+        Assert.Null(PidFloor.Raise(Host, f));
+        Assert.Equal("12\n", File.ReadAllText(f));
+    }
+
+    [Fact]
+    public void A_namespace_that_refuses_it_is_a_warning()
+    {
+        using var dir = new TempDir();
+        Assert.Contains("cannot move the next pid above 1000", PidFloor.Raise(Nested, dir.Combine("missing")));
+    }
+}
+
 public sealed class CriuArgumentTests
 {
     [Fact]
