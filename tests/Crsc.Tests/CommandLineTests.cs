@@ -48,6 +48,40 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task A_variadic_argument_takes_every_word_after_the_double_dash_options_included()
+    {
+        ParsedCommand? got = null;
+        var root = new CommandSpec("crsc", "test")
+        {
+            Subcommands =
+            [
+                new CommandSpec("run", "run")
+                {
+                    Options = [new OptionSpec("--config", "FILE", "config")],
+                    Arguments = [new ArgumentSpec("CMD", "command", Required: false, Variadic: true)],
+                    Handler = (p, _) => { got = p; return Task.FromResult(0); },
+                },
+            ],
+        };
+        var help = new StringWriter();
+        var code = await new CommandLineParser(root, help, TextWriter.Null).RunAsync(["run", "--config", "f", "--", "sh", "-c", "echo --config", "x"], default);
+
+        Assert.Equal(0, code);
+        Assert.Equal(["sh", "-c", "echo --config", "x"], got!.Arguments);
+        Assert.Equal("f", got.Value("--config"));
+        await new CommandLineParser(root, help, TextWriter.Null).RunAsync(["run", "--help"], default);
+        Assert.Contains("Usage: crsc run [options] [-- CMD...]", help.ToString());
+    }
+
+    [Fact]
+    public async Task Run_without_a_command_is_a_usage_error()
+    {
+        var (code, _, err) = await Run("run", "--config", "/nonexistent/run.yaml");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("'crsc run' needs the command to run after --", err);
+    }
+
+    [Fact]
     public async Task No_verb_prints_help_and_exits_2()
     {
         var (code, _, err) = await Run();
@@ -62,6 +96,7 @@ public sealed class CommandLineTests
     [InlineData("config", "--help")]
     [InlineData("config", "check", "--help")]
     [InlineData("interceptor", "--help")]
+    [InlineData("run", "--help")]
     public async Task Every_verb_has_help(params string[] args)
     {
         var (code, output, _) = await Run(args);

@@ -19,8 +19,8 @@ public sealed record OptionSpec(string Name, string? ValueName, string Help, str
     public bool TakesValue => ValueName is not null;
 }
 
-/// <summary>A positional argument.</summary>
-public sealed record ArgumentSpec(string Name, string Help, bool Required = true);
+/// <summary>A positional argument; a <paramref name="Variadic"/> one (the last) takes every word left (<c>crsc run -- CMD ARGS…</c>).</summary>
+public sealed record ArgumentSpec(string Name, string Help, bool Required = true, bool Variadic = false);
 
 /// <summary>A verb (or a group of verbs) of the crsc command line.</summary>
 public sealed class CommandSpec(string name, string summary)
@@ -142,7 +142,7 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
         var required = command.Arguments.Count(a => a.Required);
         if (parsed.Arguments.Count < required)
             return Usage($"'{path}' needs {string.Join(" ", command.Arguments.Where(a => a.Required).Skip(parsed.Arguments.Count).Select(a => a.Name))}", path);
-        if (parsed.Arguments.Count > command.Arguments.Count)
+        if (parsed.Arguments.Count > command.Arguments.Count && command.Arguments is not [.., { Variadic: true }])
             return Usage($"'{path}' takes {(command.Arguments.Count == 0 ? "no arguments" : "at most " + command.Arguments.Count + " argument(s)")}, got '{string.Join(" ", parsed.Arguments.Skip(command.Arguments.Count))}'", path);
         return await command.Handler(parsed, ct);
     }
@@ -191,7 +191,8 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
         sb.AppendLine().Append("Usage: ").Append(path);
         if (command.Subcommands.Count > 0) sb.Append(" COMMAND");
         if (command.Options.Count > 0 || command == root) sb.Append(" [options]");
-        foreach (var a in command.Arguments) sb.Append(a.Required ? $" {a.Name}" : $" [{a.Name}]");
+        foreach (var a in command.Arguments)
+            sb.Append(a.Variadic ? (a.Required ? $" -- {a.Name}..." : $" [-- {a.Name}...]") : a.Required ? $" {a.Name}" : $" [{a.Name}]");
         sb.AppendLine();
         var listed = command.Subcommands.Where(c => !c.Hidden).ToList();
         if (listed.Count > 0)

@@ -63,6 +63,7 @@ public static class Commands
             ImageTokenCommand.Spec(),
             BuildImageCommand.Spec(),
             InterceptorCommand.Spec(),
+            RunCommand.Spec(),
             CommandLineParser.HelpCommand(),
         ],
     };
