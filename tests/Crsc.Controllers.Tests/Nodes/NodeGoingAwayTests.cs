@@ -167,6 +167,31 @@ public sealed class NodeGoingAwayTests
     }
 }
 
+/// <summary>What the logind monitor's announcement does: the state says Shutdown, and the checkpoints fit the budget.</summary>
+public sealed class ShutdownCheckpointsTests
+{
+    private readonly ManualTimeProvider _time = new(new DateTimeOffset(2026, 12, 7, 8, 0, 0, TimeSpan.Zero));
+
+    [Fact]
+    public async Task A_shutdown_says_so_and_checkpoints_within_the_budget_a_cancel_clears_it()
+    {
+        var state = new NodeGoingAway(_time);
+        var runner = new RecordingRunner(_time);
+        ManagedContainer[] managed = [new("shop", "cart-1", "app"), new("shop", "db-0", "pg")];
+        var shutdown = new ShutdownCheckpoints(state, new NodeAwayCheckpointer(runner, () => managed, _time, NullLogger.Instance), 4,
+            _time, NullLogger.Instance);
+
+        await shutdown.ShuttingDownAsync(TimeSpan.FromSeconds(25), CancellationToken.None);
+        Assert.Equal((true, NodeAwayReason.Shutdown), (state.Current.GoingAway, state.Current.Reason));
+        Assert.Equal([("cart-1", "NodeShutdown", TimeSpan.FromSeconds(25)), ("db-0", "NodeShutdown", TimeSpan.FromSeconds(25))],
+            runner.Snapshot().Select(r => (r.Pod, r.Reason, r.Timeout!.Value)));
+        Assert.Equal(2, shutdown.LastRun!.Stored);
+
+        shutdown.ShutdownCancelled();
+        Assert.False(state.Current.GoingAway);
+    }
+}
+
 /// <summary>The node agent watching its own Node on the in-process API server: drain and taints → one checkpoint run per episode.</summary>
 public sealed class NodeDrainTests : IAsyncLifetime
 {
