@@ -170,7 +170,8 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
 
             var doc = new ManifestDocument
             {
-                FormatVersion = ManifestDocument.CurrentFormatVersion,
+                // the oldest format that holds what is recorded: a manifest without a reason stays readable by a format 2 crsc
+                FormatVersion = source.Reason is null ? ManifestDocument.OwnerFormatVersion : ManifestDocument.ReasonFormatVersion,
                 Id = id,
                 Namespace = source.Namespace,
                 Workload = source.Workload,
@@ -189,6 +190,7 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
                 },
                 Source = Manifests.FromFacts(facts),
                 Owner = Manifests.FromOwner(source.Owner),
+                Reason = source.Reason,
                 CreatedAt = now,
                 CrscVersion = _version,
                 Pinned = options.Pinned,
@@ -447,6 +449,8 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
             if (owner.Origin == CheckpointOrigin.Online && owner.Uid is null)
                 throw new InvalidCheckpointNameException("ContainerCheckpoint UID", "", "an online run knows its object's UID");
         }
+        if (source.Reason is { } reason && !CheckpointReasons.IsValid(reason))
+            throw new InvalidCheckpointNameException("checkpoint reason", reason, "a reason is an UpperCamelCase word of letters and digits (e.g. NodeDrain)");
     }
 
     private void CreateRoot(string path)

@@ -13,9 +13,11 @@ namespace Crsc.Storage;
 /// </summary>
 internal sealed class ManifestDocument
 {
-    public const int CurrentFormatVersion = 2;
+    public const int CurrentFormatVersion = 3;
     /// <summary>The first format with <see cref="Owner"/>.</summary>
     public const int OwnerFormatVersion = 2;
+    /// <summary>The first format that records why the checkpoint was taken (<see cref="Reason"/>).</summary>
+    public const int ReasonFormatVersion = 3;
     public const int OldestFormatVersion = 1;
 
     public int FormatVersion { get; set; }
@@ -31,6 +33,8 @@ internal sealed class ManifestDocument
     public ManifestSource Source { get; set; } = new();
     /// <summary>The ContainerCheckpoint the archive was taken for (format 2); absent when there was none.</summary>
     public ManifestOwner? Owner { get; set; }
+    /// <summary>Why the checkpoint was taken (format 3 on); null when not said.</summary>
+    public string? Reason { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public string CrscVersion { get; set; } = "";
     public bool Pinned { get; set; }
@@ -123,6 +127,8 @@ internal static class Manifests
             if (owner.Uid is not null && !StoreNames.IsUid(owner.Uid)) throw new InvalidDataException($"the owner's uid '{owner.Uid}' is not a UID");
             if (ParseOrigin(owner.Origin) is null) throw new InvalidDataException($"unknown owner origin '{owner.Origin}'");
         }
+        if (doc.Reason is { } reason && doc.FormatVersion >= ManifestDocument.ReasonFormatVersion && !CheckpointReasons.IsValid(reason))
+            throw new InvalidDataException($"the checkpoint reason '{reason}' is not an UpperCamelCase word");
         return doc;
     }
 
@@ -186,6 +192,8 @@ internal static class Manifests
             if (doc.Owner is not { } o) w.Add((string?)null);
             else w.Add("owner").Add(o.Kind).Add(o.Namespace).Add(o.Name).Add(o.Uid).Add(o.Origin);
         }
+        // format 3 adds the reason after the owner
+        if (doc.FormatVersion >= ManifestDocument.ReasonFormatVersion) w.Add("reason").Add(doc.Reason);
         return w.ToHex();
     }
 
@@ -252,6 +260,7 @@ internal static class Manifests
         CrscVersion = doc.CrscVersion,
         Pinned = doc.Pinned,
         Owner = doc.FormatVersion >= ManifestDocument.OwnerFormatVersion ? ToOwner(doc.Owner) : null,
+        Reason = doc.FormatVersion >= ManifestDocument.ReasonFormatVersion ? doc.Reason : null,
         ArchivePath = archivePath,
     };
 

@@ -108,13 +108,15 @@ public sealed class RecoveryTests : IDisposable
             info = await store.IngestAsync(_f.Stage(a), a.Source(), IngestOptions.Default, null, CancellationToken.None);
         }
         var manifest = Path.Combine(Path.GetDirectoryName(info.ArchivePath)!, info.Id + ".json");
-        await File.WriteAllTextAsync(manifest, (await File.ReadAllTextAsync(manifest)).Replace("\"formatVersion\": 2", "\"formatVersion\": 3"));
+        // one past the newest format this crsc reads
+        var newer = ManifestDocument.CurrentFormatVersion + 1;
+        await File.WriteAllTextAsync(manifest, (await File.ReadAllTextAsync(manifest)).Replace("\"formatVersion\": 2", $"\"formatVersion\": {newer}"));
         using (var store = _f.Open())
         {
             Assert.Empty(store.List()); // this version cannot read it
             var report = store.Recover();
             Assert.Empty(report.Removed); // but it is not this version's to delete
-            Assert.Contains(report.Warnings, w => w.Contains("format version 3"));
+            Assert.Contains(report.Warnings, w => w.Contains($"format version {newer}"));
             Assert.True(File.Exists(manifest));
             Assert.True(File.Exists(info.ArchivePath));
         }

@@ -215,6 +215,11 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("images:\n  tlsCertFile: /etc/crsc/tls.crt\n", "images.tlsCertFile", "/etc/crsc/tls.crt")]
     [InlineData("images:\n  tlsKeyFile: /etc/crsc/tls.key\n", "images.tlsKeyFile", "/etc/crsc/tls.key")]
     [InlineData("images:\n  advertise: http://10.0.0.5:5055\n", "images.advertise", "http://10.0.0.5:5055")]
+    [InlineData("nodeState:\n  directory: run/node-state\n", "nodeState.directory", "run/node-state")]
+    [InlineData("nodeState:\n  drainTaints: \"ToBeDeletedByClusterAutoscaler, bad key!\"\n", "nodeState.drainTaints", "bad key!")]
+    [InlineData("shutdown:\n  checkpoint: \"yes\"\n", "shutdown.checkpoint", "yes")]
+    [InlineData("shutdown:\n  parallelism: \"0\"\n", "shutdown.parallelism", "0")]
+    [InlineData("shutdown:\n  parallelism: \"65\"\n", "shutdown.parallelism", "65")]
     [InlineData("images:\n  listen: \"\"\n  advertise: 10.0.0.5:5055\n", "images.advertise", "10.0.0.5:5055")]
     public void A_bad_value_is_named_with_its_key_value_and_source(string yaml, string key, string value)
     {
@@ -561,5 +566,16 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Contains($"{named} at line {line},", e.Problem);
         Assert.Contains("anchors and aliases are not accepted", e.Problem);
         Assert.Contains(path, e.ToString());
+    }
+
+    [Fact]
+    public void The_drain_taints_are_a_comma_separated_list_the_default_the_looked_up_one()
+    {
+        var r = ConfigLoader.Load(Write("nodeState:\n  drainTaints: \" example.com/leaving , Other \"\nshutdown:\n  parallelism: \"8\"\n"), NoEnv, NoFlags);
+        Assert.True(r.IsValid, string.Join("; ", r.Errors));
+        Assert.Equal(["example.com/leaving", "Other"], r.Options.DrainTaintList);
+        Assert.Equal(8, r.Options.ShutdownParallelismValue);
+        Assert.Equal(Crsc.Controllers.Nodes.NodeDisruptionOptions.DefaultDrainTaints, new CrscOptions().DrainTaintList);
+        Assert.Equal(("/run/crsc/node-state", true), (new CrscOptions().NodeStateDirectory, new CrscOptions().ShutdownCheckpointEnabled));
     }
 }

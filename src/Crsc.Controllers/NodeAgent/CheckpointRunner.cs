@@ -220,6 +220,7 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
                 PodName = request.Pod,
                 PodUid = string.IsNullOrEmpty(container.PodUid) ? null : container.PodUid,
                 Owner = request.Owner,
+                Reason = request.Reason,
             };
             staged = _store.NewStagingPath(source);
             var timeout = request.Timeout is { } t && t > TimeSpan.Zero ? t : _options.DefaultTimeout;

@@ -12,6 +12,8 @@ public sealed record CheckpointRequest(string Namespace, string Pod, string? Con
     public CheckpointOwner? Owner { get; init; }
     /// <summary>The name of <see cref="Owner"/>.</summary>
     public string? CheckpointObjectName => Owner?.Name;
+    /// <summary>Why the checkpoint is taken (<see cref="CheckpointReasons"/>), recorded in its manifest; null: not said.</summary>
+    public string? Reason { get; init; }
     /// <summary>Overrides the node's default per-checkpoint timeout.</summary>
     public TimeSpan? Timeout { get; init; }
 }

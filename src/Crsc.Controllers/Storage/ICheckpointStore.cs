@@ -104,6 +104,27 @@ public sealed record CheckpointedContainer(string Namespace, string Workload, st
     public string? PodUid { get; init; }
     /// <summary>The ContainerCheckpoint the archive is taken for; recorded in (and MAC-covered by) its manifest. Null: none (<c>crsc checkpoint</c>).</summary>
     public CheckpointOwner? Owner { get; init; }
+    /// <summary>Why the checkpoint is taken (<see cref="CheckpointReasons"/>); recorded in (and MAC-covered by) its manifest. Null: not said.</summary>
+    public string? Reason { get; init; }
+}
+
+/// <summary>
+/// Why a checkpoint was taken, as its manifest records it (<see cref="CheckpointInfo.Reason"/>): the node going away is
+/// worth telling apart from a schedule's run when choosing what to restore after it.
+/// </summary>
+public static class CheckpointReasons
+{
+    /// <summary>The node was cordoned for a drain, or carries a disruption/termination taint.</summary>
+    public const string NodeDrain = "NodeDrain";
+    /// <summary>logind announced a shutdown or reboot (<c>PrepareForShutdown(true)</c>).</summary>
+    public const string NodeShutdown = "NodeShutdown";
+
+    /// <summary>A reason as the manifest may carry it: an UpperCamelCase word of letters and digits, at most 64 characters.</summary>
+    public static bool IsValid(string? reason) =>
+        reason is { Length: > 0 and <= 64 } && char.IsAsciiLetterUpper(reason[0]) && !reason.AsSpan().ContainsAnyExcept(Alphanumerics);
+
+    private static readonly System.Buffers.SearchValues<char> Alphanumerics =
+        System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
 }
 
 /// <summary>How the run that stored an archive was started.</summary>
@@ -204,6 +225,8 @@ public sealed record CheckpointInfo
     public bool Pinned { get; init; }
     /// <summary>The ContainerCheckpoint the archive was taken for; null for manifests of format 1 and checkpoints taken without one.</summary>
     public CheckpointOwner? Owner { get; init; }
+    /// <summary>Why it was taken (<see cref="CheckpointReasons"/>); null for manifests before format 3 and checkpoints taken without one.</summary>
+    public string? Reason { get; init; }
     /// <summary>Where the archive is (for tools such as checkpointctl); never taken from the manifest itself.</summary>
     public required string ArchivePath { get; init; }
     /// <summary>Whether this node's key vouches for the manifest (its MAC), decided when the manifest was read.</summary>

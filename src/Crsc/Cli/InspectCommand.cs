@@ -65,6 +65,7 @@ internal static class InspectCommand
                     ArchiveBytes = info.Size,
                     StoredAt = info.CreatedAt,
                     Pinned = info.Pinned,
+                    Reason = info.Reason,
                     Verified = true,
                     Authenticity = CliOutput.Authenticity(info.Authenticity),
                     AuthenticityProblem = info.Authenticity == CheckpointAuthenticity.Unchecked ? null : info.AuthenticityProblem,
@@ -287,6 +288,7 @@ internal static class InspectCommand
         static string T(DateTimeOffset? t) => t is { } x ? x.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture) : "-";
         var rows = new List<(string, string)>();
         if (r.Id is not null) rows.Add(("Checkpoint", $"{r.Id} ({r.Namespace}/{r.Workload}){(r.Pinned == true ? ", pinned" : "")}"));
+        if (r.Reason is not null) rows.Add(("Reason", V(r.Reason)));
         rows.Add(("Archive", V(r.Path)));
         rows.Add(("Container", V(r.ContainerName) + (r.RuntimeContainerId is { } cid ? $" (id {V(cid[..Math.Min(12, cid.Length)])})" : "")));
         rows.Add(("Image", V(r.Image)));
@@ -384,6 +386,8 @@ internal sealed record InspectReport
     public string? Digest { get; init; }
     public string? UncompressedDigest { get; init; }
     public bool? Pinned { get; init; }
+    /// <summary>Why the checkpoint was taken (NodeDrain, NodeShutdown), as its manifest records it; a store checkpoint only.</summary>
+    public string? Reason { get; init; }
     /// <summary>True when the archive was read to the end and matched its manifest's sizes and digests.</summary>
     public bool? Verified { get; init; }
     /// <summary>Whether the manifest's MAC verifies with the node key: verified, unsigned, INVALID-MAC, other-key or unchecked (a store checkpoint only).</summary>

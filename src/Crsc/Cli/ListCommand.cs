@@ -75,7 +75,7 @@ internal static class ListCommand
             return ExitCodes.Ok;
         }
         var now = time.GetUtcNow();
-        CliOutput.Table(p.Out, ["ID", "NAMESPACE/WORKLOAD/CONTAINER", "NODE", "SIZE", "DIGEST", "AGE", "MAC"],
+        CliOutput.Table(p.Out, ["ID", "NAMESPACE/WORKLOAD/CONTAINER", "NODE", "SIZE", "DIGEST", "AGE", "REASON", "MAC"],
             items.Select(i => (IReadOnlyList<string>)
             [
                 i.Id + (i.Pinned ? " (pinned)" : ""),
@@ -84,6 +84,7 @@ internal static class ListCommand
                 CliOutput.Bytes(i.Size),
                 CliOutput.ShortDigest(i.Digest),
                 CliOutput.Age(i.CreatedAt, now),
+                i.Reason ?? "-",
                 CliOutput.Authenticity(i.Authenticity),
             ]));
         return ExitCodes.Ok;

@@ -55,6 +55,10 @@ internal static class StatusCommand
     internal static void Print(TextWriter o, NodeStatusResponse s, DateTimeOffset now)
     {
         o.WriteLine($"Node {s.Node}: crsc {s.Version}, {s.State}");
+        if (s.NodeState is { GoingAway: true } away)
+            o.WriteLine($"Node going away: {away.Reason}{(away.Detail is { } d ? $" ({d})" : "")}, since {(away.Since is { } since ? CliOutput.Age(since, now) + " ago" : "-")}");
+        else if (s.NodeState is not null)
+            o.WriteLine("Node going away: no");
         o.WriteLine();
         if (s.Runtime is { } r)
         {

@@ -82,6 +82,21 @@ internal static class ConfigKeys
         new("nodeAgent.absentAfter", ["CRSC_NODE_AGENT_ABSENT_AFTER"], "--node-agent-absent-after",
             "how long a node's crsc may go without renewing its Lease before the leader lets its deleted checkpoints go (their archives stay on that node); at least 1m",
             o => o.NodeAgentAbsentAfter, (o, v) => o with { NodeAgentAbsentAfter = v }),
+        new("nodeState.directory", ["CRSC_NODE_STATE_DIRECTORY"], "--node-state-directory",
+            "where the node state file state.json is published for pods (hostPath, read-only); created 0755 when missing",
+            o => o.NodeStateDirectory, (o, v) => o with { NodeStateDirectory = v }),
+        new("nodeState.drainTaints", ["CRSC_NODE_STATE_DRAIN_TAINTS"], "--node-state-drain-taints",
+            "comma-separated taint keys that mean the node is going away (autoscaler, Karpenter, spot termination handlers); empty = none",
+            o => o.NodeStateDrainTaints, (o, v) => o with { NodeStateDrainTaints = v }),
+        new("shutdown.checkpoint", ["CRSC_SHUTDOWN_CHECKPOINT"], "--shutdown-checkpoint",
+            "true: hold a logind delay inhibitor and checkpoint the managed containers when the node shuts down",
+            o => o.ShutdownCheckpoint, (o, v) => o with { ShutdownCheckpoint = v }),
+        new("shutdown.parallelism", ["CRSC_SHUTDOWN_PARALLELISM"], "--shutdown-parallelism",
+            "checkpoints taken at a time when the node shuts down or is drained (1-64)",
+            o => o.ShutdownParallelism, (o, v) => o with { ShutdownParallelism = v }),
+        new("shutdown.busAddress", ["CRSC_SHUTDOWN_BUS_ADDRESS"], "--shutdown-bus-address",
+            "D-Bus address logind is reached at; empty = the system bus",
+            o => o.ShutdownBusAddress, (o, v) => o with { ShutdownBusAddress = v }),
     ];
 
     public static ConfigKey? ByYamlPath(string path) => All.FirstOrDefault(k => k.YamlPath == path);

@@ -92,6 +92,17 @@ public static partial class ConfigValidator
         if (!TryParseDurationWithUnit(o.NodeAgentAbsentAfter, out var absentAfter) || absentAfter < CrscOptions.MinNodeAgentAbsentAfter)
             Fail("nodeAgent.absentAfter", o.NodeAgentAbsentAfter, "must be a duration with a unit, at least 1m (e.g. 10m, 1h)");
 
+        if (!Path.IsPathFullyQualified(o.NodeStateDirectory))
+            Fail("nodeState.directory", o.NodeStateDirectory, "must be an absolute path");
+        foreach (var taint in o.DrainTaintList)
+            if (!IsTaintKey(taint))
+                Fail("nodeState.drainTaints", taint, "is not a taint key ([prefix/]name: letters, digits, '-', '_', '.'; a DNS subdomain prefix)");
+        if (o.ShutdownCheckpoint is not ("true" or "false"))
+            Fail("shutdown.checkpoint", o.ShutdownCheckpoint, "must be true or false");
+        if (!int.TryParse(o.ShutdownParallelism, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var parallel)
+            || parallel is < 1 or > 64)
+            Fail("shutdown.parallelism", o.ShutdownParallelism, "must be a whole number from 1 to 64");
+
         if (!IsDnsLabel(o.Namespace))
             Fail("namespace", o.Namespace, "is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)");
 
@@ -287,4 +298,16 @@ public static partial class ConfigValidator
 
     [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?\\z")]
     private static partial Regex DnsLabel();
+
+    /// <summary>A taint key as Kubernetes takes it: a qualified name, <c>[DNS subdomain/]name</c> (name up to 63 characters).</summary>
+    public static bool IsTaintKey(string value)
+    {
+        var slash = value.IndexOf('/', StringComparison.Ordinal);
+        var name = slash < 0 ? value : value[(slash + 1)..];
+        if (slash >= 0 && !IsDnsSubdomain(value[..slash])) return false;
+        return name.Length is > 0 and <= 63 && QualifiedName().IsMatch(name);
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\\z")]
+    private static partial Regex QualifiedName();
 }

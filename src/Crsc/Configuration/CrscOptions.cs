@@ -93,6 +93,33 @@ public sealed record CrscOptions
     /// <summary><see cref="NodeAgentAbsentAfter"/> as a duration (validated at start).</summary>
     public TimeSpan NodeAgentAbsentAfterValue => ConfigValidator.TryParseDurationWithUnit(NodeAgentAbsentAfter, out var v) ? v : TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// Where <c>state.json</c> (is this node going away, and why) is published for pods, which mount it read-only through
+    /// a hostPath; created 0755 when missing, left as it is when it exists.
+    /// </summary>
+    public string NodeStateDirectory { get; init; } = "/run/crsc/node-state";
+
+    /// <summary>Comma-separated taint keys that mean the node is going away; empty = none (a cordon still counts).</summary>
+    public string NodeStateDrainTaints { get; init; } = string.Join(",", Crsc.Controllers.Nodes.NodeDisruptionOptions.DefaultDrainTaints);
+
+    /// <summary><see cref="NodeStateDrainTaints"/> as a list.</summary>
+    public IReadOnlyList<string> DrainTaintList =>
+        [.. NodeStateDrainTaints.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)];
+
+    /// <summary><c>true</c> (default): hold a logind delay inhibitor and checkpoint the managed containers at shutdown.</summary>
+    public string ShutdownCheckpoint { get; init; } = "true";
+
+    public bool ShutdownCheckpointEnabled => string.Equals(ShutdownCheckpoint, "true", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Checkpoints at a time at shutdown and drain (1-64).</summary>
+    public string ShutdownParallelism { get; init; } = "4";
+
+    public int ShutdownParallelismValue => int.TryParse(ShutdownParallelism, System.Globalization.NumberStyles.None,
+        System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : 4;
+
+    /// <summary>The D-Bus address of logind's bus; empty = the system bus.</summary>
+    public string ShutdownBusAddress { get; init; } = "";
+
     public bool RegistryInsecure => string.Equals(ImagesRegistryInsecure, "true", StringComparison.OrdinalIgnoreCase);
 
     public static string DefaultNodeName()

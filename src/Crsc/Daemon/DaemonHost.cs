@@ -57,6 +57,7 @@ internal static partial class DaemonHost
         ImageEndpoint.Register(builder.Services, options);
         RegistryPublishing.Register(builder.Services, options);
         StaticPodCheckpointing.Register(builder.Services, options);
+        NodeLeaving.Register(builder.Services, options);
         // READY/STATUS/STOPPING/WATCHDOG for systemd; inert when systemd did not start us
         builder.Services.AddSystemdIntegration();
 
@@ -65,6 +66,7 @@ internal static partial class DaemonHost
         NodeApiCheckpoints.Map(app);
         NodeApiStatus.Map(app);
         NodeCheckpointing.AttachReconciler(app.Services);
+        NodeLeaving.AttachWatcher(app.Services, options);
         ClusterReconcilers.Attach(app.Services);
         return app;
     }

@@ -34,6 +34,7 @@ internal static class NodeApiStatus
         var store = services.GetService<ICheckpointStore>();
         var checkpoints = store?.List() ?? [];
         var schedules = services.GetService<NodeAutonomy>()?.State.Current.Schedules ?? [];
+        var away = services.GetService<Crsc.Controllers.Nodes.NodeGoingAway>()?.Current;
         var response = new NodeStatusResponse
         {
             Node = options.NodeName,
@@ -44,6 +45,7 @@ internal static class NodeApiStatus
                 Verdict(caps.Checkpoint), Verdict(caps.Restore)),
             Store = new NodeStatusStore(checkpoints.Count, checkpoints.Sum(c => c.Size)),
             PodCheckpointApi = services.GetService<DaemonNodeReportSource>()?.LastPodCheckpointApi,
+            NodeState = away is null ? null : new NodeStatusNodeState(away.GoingAway, away.Reason?.ToString(), away.Detail, away.Since, away.Updated),
             Schedules = [.. schedules.Select(s => new NodeStatusSchedule(
                 s.Schedule.Metadata.Namespace ?? "", s.Schedule.Metadata.Name ?? "",
                 $"{s.Schedule.Spec.Target.Kind}/{s.Schedule.Spec.Target.Name}", s.Schedule.Spec.Interval ?? s.Schedule.Spec.Cron,
@@ -73,6 +75,8 @@ internal sealed record NodeStatusResponse
     public required NodeStatusStore Store { get; init; }
     /// <summary>Whether the API server serves the pod-level checkpoint API (KEP-5823); null when not asked (no API server).</summary>
     public string? PodCheckpointApi { get; init; }
+    /// <summary>Whether this node is going away and why (the same as the published state.json).</summary>
+    public NodeStatusNodeState? NodeState { get; init; }
     public List<NodeStatusSchedule> Schedules { get; init; } = [];
     public List<NodeStatusCheckpoint> Checkpoints { get; init; } = [];
 }
@@ -84,6 +88,8 @@ internal sealed record NodeStatusVerdict(string State, string Reason, string? Fi
 internal sealed record NodeStatusRuntime(string Name, string Version, NodeStatusVerdict Checkpoint, NodeStatusVerdict Restore);
 
 internal sealed record NodeStatusStore(int Checkpoints, long Bytes);
+
+internal sealed record NodeStatusNodeState(bool GoingAway, string? Reason, string? Detail, DateTimeOffset? Since, DateTimeOffset Updated);
 
 internal sealed record NodeStatusSchedule(string Namespace, string Name, string Target, string? Every, bool? Suspended,
     DateTimeOffset? LastCheckpointTime, DateTimeOffset? NextCheckpointTime, string? Ready, List<string> Pods);

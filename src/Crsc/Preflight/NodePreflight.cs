@@ -57,7 +57,51 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
         rows.Add(CheckPrivateDirectory("stagingDir", options.StagingDir));
         rows.Add(CheckPrivateDirectory("stateDir", options.StateDir));
         rows.Add(CheckPrivateDirectory("socket dir", Path.GetDirectoryName(options.Socket) ?? "/"));
+        if (options.ShutdownCheckpointEnabled && CheckKubeletShutdown(KubeletConfigFile) is { } shutdown) rows.Add(shutdown);
         return rows;
+    }
+
+    // --- node shutdown --------------------------------------------------------------------------
+
+    public const string KubeletConfigFile = "/var/lib/kubelet/config.yaml";
+    public const string KubeletShutdownCheck = "kubelet shutdown";
+
+    /// <summary>
+    /// The kubelet's graceful node shutdown (<c>shutdownGracePeriod</c> in its config file). Off (0 or absent), the kubelet
+    /// takes no logind inhibitor and leaves logind's <c>InhibitDelayMaxSec</c> at its default (5 s): crsc's shutdown
+    /// checkpoints get only that, and may race the kill of the containers. On, the kubelet raises the delay to the grace
+    /// period (its logind drop-in) and marks the node and pods as shutting down. Null when there is no kubelet config
+    /// file at the default path (nothing to say).
+    /// </summary>
+    internal PreflightRow? CheckKubeletShutdown(string path)
+    {
+        if (host.ReadText(path) is not { } text) return null;
+        const string fix = "set shutdownGracePeriod (e.g. 60s, longer than the checkpoints of this node's managed containers take) and " +
+            "shutdownGracePeriodCriticalPods (e.g. 10s) in " + KubeletConfigFile + ", then restart the kubelet (it raises logind's InhibitDelayMaxSec to match)";
+        string? value;
+        try
+        {
+            using var reader = new StringReader(text);
+            var stream = Crsc.Kube.AliasFreeYaml.Load(reader);
+            value = stream.Documents.Count > 0 && stream.Documents[0].RootNode is YamlDotNet.RepresentationModel.YamlMappingNode map
+                && map.Children.TryGetValue(new YamlDotNet.RepresentationModel.YamlScalarNode("shutdownGracePeriod"), out var node)
+                && node is YamlDotNet.RepresentationModel.YamlScalarNode scalar ? scalar.Value : null;
+        }
+        catch (Exception e) when (e is YamlDotNet.Core.YamlException or InvalidDataException)
+        {
+            return PreflightRow.Warn(KubeletShutdownCheck, $"{path} could not be read as YAML: {e.Message}", fix);
+        }
+        if (string.IsNullOrWhiteSpace(value))
+            return PreflightRow.Warn(KubeletShutdownCheck,
+                $"shutdownGracePeriod is not set in {path}: the kubelet's graceful node shutdown is off, logind's delay stays at its default (5 s) and crsc's shutdown checkpoints may race the kill",
+                fix);
+        if (!Crsc.Api.GoDuration.TryParse(value, out var grace))
+            return PreflightRow.Warn(KubeletShutdownCheck, $"shutdownGracePeriod '{value}' in {path} is not a duration", fix);
+        if (grace <= TimeSpan.Zero)
+            return PreflightRow.Warn(KubeletShutdownCheck,
+                $"shutdownGracePeriod is {value} in {path}: the kubelet's graceful node shutdown is off, logind's delay stays at its default (5 s) and crsc's shutdown checkpoints may race the kill",
+                fix);
+        return PreflightRow.Ok(KubeletShutdownCheck, $"shutdownGracePeriod {value}: logind lets crsc's delay inhibitor hold a shutdown up to that long");
     }
 
     // --- container runtime -----------------------------------------------------------------------

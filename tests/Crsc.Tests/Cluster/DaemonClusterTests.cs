@@ -47,6 +47,8 @@ public sealed class DaemonClusterTests
                 NodeName = node, Kubeconfig = kubeconfig, Socket = Socket, Namespace = "crsc-system",
                 // each daemon its own store: the store's lock refuses a second daemon on one store
                 CheckpointDir = _dir.Combine("checkpoints"), StagingDir = _dir.Combine("staging"), StateDir = _dir.Combine("state"),
+                // the node state of the test, not the machine's; no logind here, and none wanted (a fully ready daemon)
+                NodeStateDirectory = _dir.Combine("node-state"), ShutdownCheckpoint = "false",
                 // a runtime that answers, so a connected daemon is fully ready (not degraded by its runtime)
                 RuntimeEndpoint = "unix://" + _dir.Combine("cri.sock"),
                 ImagesListen = "", // two daemons in one process: no fixed port (tests/Crsc.Tests/Images covers the endpoint)

@@ -67,6 +67,8 @@ public sealed class DaemonKubeletTests : IAsyncLifetime
     {
         NodeName = "node-a", Socket = _dir.Combine("crsc.sock"),
         CheckpointDir = _dir.Combine("checkpoints"), StagingDir = _dir.Combine("staging"), StateDir = _dir.Combine("state"),
+            // the node state and logind of the test, not the machine's
+            NodeStateDirectory = _dir.Combine("node-state"), ShutdownBusAddress = "unix:path=" + _dir.Combine("no-bus"),
         RuntimeEndpoint = _cri.Endpoint, ImagesListen = "",
         CheckpointVia = "kubelet", KubeletUrl = _kubelet.Url.ToString(),
     };

@@ -33,6 +33,8 @@ public sealed class DaemonStoreHealthTests : IAsyncLifetime
         {
             NodeName = "node-a", Socket = _dir.Combine("crsc.sock"),
             CheckpointDir = _dir.Combine("checkpoints"), StagingDir = _dir.Combine("staging"), StateDir = _dir.Combine("state"),
+            // the node state and logind of the test, not the machine's
+            NodeStateDirectory = _dir.Combine("node-state"), ShutdownBusAddress = "unix:path=" + _dir.Combine("no-bus"),
             RuntimeEndpoint = _cri.Endpoint, ImagesListen = "",
         };
         _app = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);

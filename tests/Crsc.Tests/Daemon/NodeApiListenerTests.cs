@@ -25,6 +25,8 @@ public sealed class NodeApiListenerTests
         {
             NodeName = "node-a", Socket = dir.Combine("crsc.sock"),
             CheckpointDir = dir.Combine("checkpoints"), StagingDir = dir.Combine("staging"), StateDir = dir.Combine("state"),
+            // the node state and logind of the test, not the machine's
+            NodeStateDirectory = dir.Combine("node-state"), ShutdownBusAddress = "unix:path=" + dir.Combine("no-bus"),
             RuntimeEndpoint = "unix://" + dir.Combine("no-runtime.sock"),
             MetricsAddress = $"127.0.0.1:{port}",
         };
@@ -81,6 +83,8 @@ public sealed class NodeApiListenerTests
         {
             NodeName = "node-a", Socket = dir.Combine("crsc.sock"),
             CheckpointDir = dir.Combine("checkpoints"), StagingDir = dir.Combine("staging"), StateDir = dir.Combine("state"),
+            // the node state and logind of the test, not the machine's
+            NodeStateDirectory = dir.Combine("node-state"), ShutdownBusAddress = "unix:path=" + dir.Combine("no-bus"),
             RuntimeEndpoint = "unix://" + dir.Combine("no-runtime.sock"),
         };
         await using var app = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);

@@ -24,6 +24,8 @@ public sealed class DaemonImageEndpointTests
         {
             NodeName = "node-a", Socket = dir.Combine("crsc.sock"),
             CheckpointDir = dir.Combine("checkpoints"), StagingDir = dir.Combine("staging"), StateDir = dir.Combine("state"),
+            // the node state and logind of the test, not the machine's
+            NodeStateDirectory = dir.Combine("node-state"), ShutdownBusAddress = "unix:path=" + dir.Combine("no-bus"),
             RuntimeEndpoint = "unix://" + dir.Combine("no-runtime.sock"),
             ImagesListen = "127.0.0.1:0",
             ImagesAdvertise = "node-a.example:5055",
@@ -80,6 +82,8 @@ public sealed class DaemonImageEndpointTests
         {
             NodeName = "node-a", Socket = dir.Combine("crsc.sock"),
             CheckpointDir = dir.Combine("checkpoints"), StagingDir = dir.Combine("staging"), StateDir = dir.Combine("state"),
+            // the node state and logind of the test, not the machine's
+            NodeStateDirectory = dir.Combine("node-state"), ShutdownBusAddress = "unix:path=" + dir.Combine("no-bus"),
             ImagesListen = "",
         };
         await using var app = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);
@@ -97,6 +101,8 @@ public sealed class DaemonImageEndpointTests
         {
             NodeName = "node-a", Socket = dir.Combine("crsc.sock"),
             CheckpointDir = dir.Combine("checkpoints"), StagingDir = dir.Combine("staging"), StateDir = dir.Combine("state"),
+            // the node state and logind of the test, not the machine's
+            NodeStateDirectory = dir.Combine("node-state"), ShutdownBusAddress = "unix:path=" + dir.Combine("no-bus"),
             ImagesListen = listen, ImagesRegistry = "127.0.0.1:5999/team", ImagesRegistryInsecure = "true",
         };
         await using var app = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);

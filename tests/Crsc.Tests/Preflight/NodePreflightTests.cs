@@ -355,3 +355,46 @@ public sealed class NodePreflightTests
         Assert.Contains("sudo crsc preflight", rows[0].Fix);
     }
 }
+
+/// <summary>The kubelet's graceful node shutdown, read from its config file: what lets crsc's shutdown checkpoints run.</summary>
+public sealed class KubeletShutdownPreflightTests
+{
+    private static async Task<PreflightRow?> CheckAsync(string? config)
+    {
+        var node = FakeNode.Healthy();
+        if (config is not null) node.Files[NodePreflight.KubeletConfigFile] = config;
+        var rows = await node.RunAsync();
+        return rows.SingleOrDefault(r => r.Check == NodePreflight.KubeletShutdownCheck);
+    }
+
+    [Fact]
+    public async Task A_grace_period_is_ok()
+    {
+        var row = (await CheckAsync("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nshutdownGracePeriod: 60s\nshutdownGracePeriodCriticalPods: 10s\n"))!;
+        Assert.Equal(PreflightStatus.Ok, row.Status);
+        Assert.Contains("shutdownGracePeriod 60s", row.Detail);
+    }
+
+    [Theory]
+    [InlineData("kind: KubeletConfiguration\n", "is not set")]
+    [InlineData("kind: KubeletConfiguration\nshutdownGracePeriod: 0s\n", "is 0s")]
+    [InlineData("kind: KubeletConfiguration\nshutdownGracePeriod: \"0\"\n", "is 0")]
+    public async Task Off_is_a_warning_that_says_what_to_set(string config, string said)
+    {
+        var row = (await CheckAsync(config))!;
+        Assert.Equal(PreflightStatus.Warn, row.Status);
+        Assert.Contains(said, row.Detail);
+        Assert.Contains("race the kill", row.Detail);
+        Assert.Contains("set shutdownGracePeriod", row.Fix);
+    }
+
+    [Fact]
+    public async Task No_kubelet_config_file_adds_no_row_and_shutdown_checkpoint_off_neither()
+    {
+        Assert.Null(await CheckAsync(null));
+        var node = FakeNode.Healthy();
+        node.Files[NodePreflight.KubeletConfigFile] = "kind: KubeletConfiguration\n";
+        var rows = await node.RunAsync(new CrscOptions { ShutdownCheckpoint = "false" });
+        Assert.DoesNotContain(rows, r => r.Check == NodePreflight.KubeletShutdownCheck);
+    }
+}

@@ -119,6 +119,8 @@ public sealed class DaemonStaticPodTests : IAsyncLifetime
         {
             NodeName = Node, Kubeconfig = kubeconfig, Socket = _dir.Combine("crsc.sock"), Namespace = "crsc-system",
             CheckpointDir = _dir.Combine("checkpoints"), StagingDir = _dir.Combine("staging"), StateDir = _dir.Combine("state"),
+            // the node state and logind of the test, not the machine's
+            NodeStateDirectory = _dir.Combine("node-state"), ShutdownBusAddress = "unix:path=" + _dir.Combine("no-bus"),
             RuntimeEndpoint = _cri.Endpoint, ImagesListen = "",
             ManifestsDir = _dir.Combine("manifests"), InactiveManifestsDir = _dir.Combine("inactive"),
             CheckpointSecretsDir = _dir.Combine("secrets"), CheckpointConfigMapsDir = _dir.Combine("configmaps"),
