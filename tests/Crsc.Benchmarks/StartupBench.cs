@@ -77,6 +77,7 @@ public sealed class StartupBench : IBenchmark
             psi.Environment["NOTIFY_SOCKET"] = notifyPath;
             psi.Environment["CRSC_SOCKET"] = Path.Combine(dir, "crsc.sock");
             psi.Environment["CRSC_STATE_DIR"] = Path.Combine(dir, "state");
+            psi.Environment["CRSC_NODE_STATE_DIRECTORY"] = Path.Combine(dir, "node-state");
             psi.Environment["CRSC_CHECKPOINT_DIR"] = Path.Combine(dir, "checkpoints");
             psi.Environment["CRSC_STAGING_DIR"] = Path.Combine(dir, "staging");
             psi.Environment["CRSC_CONFIG"] = Path.Combine(dir, "none.yaml");

@@ -68,6 +68,7 @@ public sealed class AutonomyTests(ITestOutputHelper output) : IDisposable
             ["CRSC_KUBECONFIG"] = kubeconfig,
             ["CRSC_SOCKET"] = socket,
             ["CRSC_STATE_DIR"] = _dir.Combine("state"),
+            ["CRSC_NODE_STATE_DIRECTORY"] = _dir.Combine("node-state"),
             ["CRSC_CHECKPOINT_DIR"] = _dir.Combine("checkpoints"),
             ["CRSC_STAGING_DIR"] = _dir.Combine("staging"),
             ["CRSC_RUNTIME_ENDPOINT"] = cri.Endpoint,

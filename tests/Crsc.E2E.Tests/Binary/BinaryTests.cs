@@ -24,6 +24,7 @@ public sealed class BinaryTests(ITestOutputHelper output) : IDisposable
     {
         ["CRSC_SOCKET"] = socket,
         ["CRSC_STATE_DIR"] = _dir.Combine("state"),
+        ["CRSC_NODE_STATE_DIRECTORY"] = _dir.Combine("node-state"),
         ["CRSC_CHECKPOINT_DIR"] = _dir.Combine("checkpoints"),
         ["CRSC_STAGING_DIR"] = _dir.Combine("staging"),
         ["CRSC_RUNTIME_ENDPOINT"] = "unix://" + _dir.Combine("no-runtime.sock"),

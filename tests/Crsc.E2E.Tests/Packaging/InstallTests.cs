@@ -205,6 +205,51 @@ public sealed class InstallTests(ITestOutputHelper output) : IAsyncLifetime
         output.WriteLine($"deb install test: {_clock.Elapsed.TotalSeconds:0.0} s");
     }
 
+    /// <summary>
+    /// Issue 18, logind for real: the installed daemon in a booted Debian holds a delay inhibitor for shutdown (logind
+    /// lists it), and on <c>systemctl poweroff</c> — which asks logind, which announces PrepareForShutdown(true) — it does
+    /// its shutdown work and releases the inhibitor before systemd stops it. Read afterwards from the container's
+    /// persistent journal.
+    /// </summary>
+    [RealComponentsFact]
+    public async Task Deb_daemon_holds_a_logind_delay_inhibitor_and_does_its_shutdown_work_before_poweroff_stops_it()
+    {
+        await FreshRootfsAsync();
+        Directory.CreateDirectory(Rootfs + "/root/packages");
+        File.Copy(Packages.Deb, Rootfs + "/root/packages/crsc.deb");
+        await Ok(InRoot("dpkg", "-i", "/root/packages/crsc.deb"), "dpkg -i");
+        await BootAsync();
+
+        var list = "";
+        await Eventually.TrueAsync(async () =>
+        {
+            list = (await InBooted("systemd-inhibit", "--list", "--no-pager")).Stdout;
+            return list.Contains("crsc", StringComparison.Ordinal);
+        }, "logind lists crsc's inhibitor", TimeSpan.FromSeconds(60));
+        output.WriteLine(list);
+        Assert.Matches(@"(?m)^\s*crsc\s.*\bshutdown\b.*\bdelay\s*$", list);
+
+        var nspawn = int.Parse(File.ReadAllText(Path.Combine(_work, "nspawn.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        var poweroff = await InBooted("systemctl", "poweroff");
+        output.WriteLine($"systemctl poweroff: {poweroff}");
+        await Eventually.TrueAsync(() => !Directory.Exists($"/proc/{nspawn}"), "the container powers off", TimeSpan.FromSeconds(90));
+
+        var journal = await Ok(Packages.RunAsync("journalctl", "-D", Rootfs + "/var/log/journal", "-o", "cat", "--no-pager",
+            "SYSLOG_IDENTIFIER=crsc", "+", "_PID=1"), "journalctl of the powered-off container");
+        int At(string text)
+        {
+            var i = journal.IndexOf(text, StringComparison.Ordinal);
+            Assert.True(i >= 0, $"'{text}' is not in the container's journal:\n{journal[Math.Max(0, journal.Length - 6000)..]}");
+            return i;
+        }
+        var holding = At("Holding a logind delay inhibitor for shutdown");
+        var announced = At("logind announced a shutdown");
+        var released = At("logind delay inhibitor released");
+        var stopping = journal.IndexOf("Stopping crsc.service", announced, StringComparison.Ordinal);
+        Assert.True(holding < announced && announced < released, "the inhibitor was held, then the shutdown announced, then it was released");
+        Assert.True(stopping < 0 || released < stopping, $"systemd stopped crsc before it released its inhibitor:\n{journal[announced..]}");
+    }
+
     [RealComponentsFact]
     public async Task Rpm_installs_into_a_root_with_its_scripts_and_boots_running()
     {

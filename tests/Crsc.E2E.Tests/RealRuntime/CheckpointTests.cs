@@ -370,6 +370,7 @@ public sealed partial class CheckpointTests(RealRuntimeFixture sandbox, ITestOut
             ["CRSC_CHECKPOINT_DIR"] = Path.Combine(work, "store", "checkpoints"),
             ["CRSC_STAGING_DIR"] = Path.Combine(work, "store", "staging"),
             ["CRSC_STATE_DIR"] = Path.Combine(work, "state"),
+            ["CRSC_NODE_STATE_DIRECTORY"] = Path.Combine(work, "node-state"),
             ["NODE_NAME"] = "sandbox",
             ["CRSC_LOG_FORMAT"] = "json",
         };

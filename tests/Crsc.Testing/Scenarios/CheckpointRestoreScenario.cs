@@ -359,6 +359,7 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
         psi.Environment["CRSC_RUNTIME_ENDPOINT"] = options.RuntimeEndpoint;
         psi.Environment["CRSC_SOCKET"] = Path.Combine(work, "run", "crsc.sock");
         psi.Environment["CRSC_STATE_DIR"] = Path.Combine(work, "state");
+        psi.Environment["CRSC_NODE_STATE_DIRECTORY"] = Path.Combine(work, "node-state");
         psi.Environment["CRSC_CHECKPOINT_DIR"] = Path.Combine(work, "checkpoints");
         psi.Environment["CRSC_STAGING_DIR"] = Path.Combine(work, "staging");
         psi.Environment["CRSC_IMAGES_LISTEN"] = options.ImagesListen;
