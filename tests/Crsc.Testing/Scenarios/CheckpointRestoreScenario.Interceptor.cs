@@ -46,8 +46,8 @@ public sealed partial class CheckpointRestoreScenario
         var appPort = LoopbackPorts.Free();
         var proxyPort = LoopbackPorts.Free();
         const string deployment = "web";
-        var podName = $"{deployment}-6b7c9d-q4z8m";
-        var replicaSet = SeedDeployment(api, Directory.CreateDirectory(Path.Combine(work, "data")).FullName, deployment, $"{deployment}-6b7c9d");
+        var podName = $"{deployment}-5d8f7b9c4-q4z8m"; // the ReplicaSet is named after the pod-template-hash, as the Deployment controller names it
+        var replicaSet = SeedDeployment(api, Directory.CreateDirectory(Path.Combine(work, "data")).FullName, deployment, $"{deployment}-5d8f7b9c4");
         var pod = SeedPod(api, podName, Path.Combine(work, "data"), replicaSet, p =>
         {
             var app = p.Spec.Containers[0];
@@ -64,10 +64,17 @@ public sealed partial class CheckpointRestoreScenario
         EnsureImagesPortFree(options.ImagesListen);
         var daemon = StartDaemon(work, rig.Kubeconfig, daemonLog);
         Process? interceptor = null;
+        string? shortLink = null;
         try
         {
-            var control = Path.Combine(rig.Kubelet.EmptyDirPath(pod.Metadata.Uid!, InterceptorVolume), "control.sock");
-            interceptor = StartInterceptor(proxyPort, appPort, control, Path.Combine(work, "interceptor.log"));
+            // the emptyDir's path here is longer than a Unix socket's address may be (108 bytes; in a pod the sidecar
+            // binds /run/crsc-interceptor/control.sock), so the interceptor binds through a short link to that directory;
+            // the socket file itself is in the emptyDir, where crsc's node agent opens it (and connects through the handle)
+            var volume = rig.Kubelet.EmptyDirPath(pod.Metadata.Uid!, InterceptorVolume);
+            var control = Path.Combine(volume, "control.sock");
+            shortLink = Path.Combine(Path.GetTempPath(), "crsc-ic-" + Guid.NewGuid().ToString("N")[..8]);
+            File.CreateSymbolicLink(shortLink, volume);
+            interceptor = StartInterceptor(proxyPort, appPort, Path.Combine(shortLink, "control.sock"), Path.Combine(work, "interceptor.log"));
             await WaitAsync(() => { CheckDaemon(daemon, daemonLog); return Get(http, proxyPort) >= 0; },
                 "the interceptor answers", TimeSpan.FromSeconds(30), ct);
             say($"crsc interceptor on 127.0.0.1:{proxyPort} -> 127.0.0.1:{appPort}, replaying POSTs; control socket {control}");
@@ -80,6 +87,8 @@ public sealed partial class CheckpointRestoreScenario
             await WaitAsync(() =>
             {
                 CheckDaemon(daemon, daemonLog);
+                if (Checkpoints(api).FirstOrDefault(c => c.Spec.PodName == podName && c.Status?.Phase == ContainerCheckpointPhase.Failed) is { } failed)
+                    throw new InvalidOperationException($"checkpoint {failed.Metadata.Name} failed: {failed.Status!.Message}");
                 return Checkpoints(api).Any(c => c.Spec.PodName == podName && c.Status?.Phase == ContainerCheckpointPhase.Completed
                     && c.Status.ContentName is { } n && api.Get(CrscResources.ContainerCheckpointContents, null, n)?.Spec.ImageReference is not null);
             }, "a checkpoint of the app completes (its traffic held while the runtime dumps it)", TimeSpan.FromMinutes(2), ct, TimeSpan.FromMilliseconds(100));
@@ -105,7 +114,7 @@ public sealed partial class CheckpointRestoreScenario
             await Task.Delay(TimeSpan.FromSeconds(3), ct);
             await stopLoad.CancelAsync();
             await loadRun;
-            var status = await InterceptorStatusAsync(control, ct);
+            var status = await InterceptorStatusAsync(Path.Combine(shortLink, "control.sock"), ct);
             var final = Get(http, appPort);
             say($"load stopped: {load.Summary()}; the app's count {final}");
             say($"interceptor: {status}");
@@ -113,6 +122,15 @@ public sealed partial class CheckpointRestoreScenario
             return new InterceptorRestoreResult(load.Sent, load.Failed, load.PostsAcknowledged, before, final, restore.Status.Phase,
                 Percentile(latencies, 0.5), Percentile(latencies, 0.99), latencies.Count > 0 ? latencies[^1] : TimeSpan.Zero,
                 load.FailureSamples(), status);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // the logs say why; the work directory may be removed by whoever made it
+            var kept = Path.Combine(Path.GetTempPath(), $"crsc-interceptor-scenario-{DateTime.UtcNow:HHmmss}");
+            Directory.CreateDirectory(kept);
+            foreach (var log in new[] { daemonLog, Path.Combine(work, "interceptor.log") })
+                if (File.Exists(log)) File.Copy(log, Path.Combine(kept, Path.GetFileName(log)), overwrite: true);
+            throw new InvalidOperationException($"{e.Message} (the daemon's and the interceptor's logs: {kept})", e);
         }
         finally
         {
@@ -122,6 +140,7 @@ public sealed partial class CheckpointRestoreScenario
                 await interceptor.WaitForExitAsync(CancellationToken.None);
             }
             DaemonProcess.Stop(daemon);
+            if (shortLink is not null) File.Delete(shortLink);
         }
     }
 
