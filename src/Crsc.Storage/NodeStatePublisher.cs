@@ -80,31 +80,7 @@ public sealed partial class NodeStatePublisher(string directory, string nodeName
         File.SetUnixFileMode(directory, DirectoryMode); // the umask does not decide what pods can read
     }
 
-    private void Write(byte[] content)
-    {
-        var temp = System.IO.Path.Combine(directory, $".{FileName}.tmp-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}");
-        try
-        {
-            using (var stream = new FileStream(temp, new FileStreamOptions
-            {
-                Mode = System.IO.FileMode.CreateNew,
-                Access = FileAccess.Write,
-                UnixCreateMode = FileMode,
-            }))
-            {
-                stream.Write(content);
-                stream.Flush(flushToDisk: true);
-            }
-            File.SetUnixFileMode(temp, FileMode);
-            File.Move(temp, Path, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { }
-            throw;
-        }
-        Native.FSyncDirectory(directory);
-    }
+    private void Write(byte[] content) => AtomicFile.Write(Path, content, FileMode);
 
     private static partial class Log
     {
