@@ -20,16 +20,7 @@ public sealed class InterceptorRestoreTests(RealRuntimeFixture sandbox, ITestOut
     public async Task Under_load_through_a_kill_and_an_in_place_restore_no_request_fails_and_every_acknowledged_POST_counts()
     {
         var work = sandbox.CreateSharedDirectory("interceptor-restore-");
-        var scenario = new CheckpointRestoreScenario(new CheckpointRestoreScenarioOptions
-        {
-            Binary = Binary.PublishedBinary.Path,
-            RuntimeEndpoint = sandbox.CriEndpoint,
-            Image = sandbox.BusyboxImage,
-            CgroupParent = sandbox.CgroupParent,
-            WorkDirectory = work,
-            ImagesListen = "127.0.0.1:5055",
-            Interval = "10s",
-        }, line => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.f} {line}"));
+        var scenario = new CheckpointRestoreScenario(sandbox.ScenarioOptions(work) with { Interval = "10s" }, line => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.f} {line}"));
 
         var result = await scenario.RunInterceptorAsync(requestsPerSecond: 100, CancellationToken.None);
 

@@ -21,15 +21,7 @@ public sealed class SeedFlowTests(RealRuntimeFixture sandbox, ITestOutputHelper 
     public async Task A_killed_container_of_an_annotated_Deployment_comes_back_in_the_same_pod_with_its_memory()
     {
         var work = sandbox.CreateSharedDirectory("seed-flow-");
-        var scenario = new CheckpointRestoreScenario(new CheckpointRestoreScenarioOptions
-        {
-            Binary = Binary.PublishedBinary.Path,
-            RuntimeEndpoint = sandbox.CriEndpoint,
-            Image = sandbox.BusyboxImage,
-            CgroupParent = sandbox.CgroupParent,
-            WorkDirectory = work,
-            ImagesListen = "127.0.0.1:5055",
-        }, line => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.f} {line}"));
+        var scenario = new CheckpointRestoreScenario(sandbox.ScenarioOptions(work), line => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.f} {line}"));
 
         var result = await scenario.RunAsync(CancellationToken.None);
 
