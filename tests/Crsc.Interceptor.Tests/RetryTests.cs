@@ -72,6 +72,14 @@ public sealed class RetryTests : IDisposable
         Assert.Equal(0, status.UpstreamWaiting);
         Assert.Equal(0, status.UpstreamGaveUp);
         Assert.Equal(["POST /early abc"], app.Requests);
+
+        // the control socket's status says so
+        await using var control = new ControlServer(_dir.Combine("control.sock"), proxy.Gate, NullLogger.Instance);
+        var answer = await control.AnswerAsync("status", CancellationToken.None);
+        var json = System.Text.Json.JsonDocument.Parse(answer[3..]).RootElement;
+        Assert.False(json.GetProperty("upstreamDown").GetBoolean());
+        Assert.Equal(1, json.GetProperty("upstreamWaits").GetInt64());
+        Assert.Equal(0, json.GetProperty("upstreamGaveUp").GetInt64());
     }
 
     [Fact]
@@ -108,7 +116,7 @@ public sealed class RetryTests : IDisposable
         // the queue's one place is taken by the request waiting for the app: a second one is refused at once
         using var second = await RawClient.ConnectAsync(proxy.LocalEndPoint);
         await second.SendAsync("GET /second HTTP/1.1\r\nHost: x\r\n\r\n");
-        var (code, head, body) = await second.ReadResponseAsync();
+        var (code, head, body) = await second.ReadResponseAsync().WaitAsync(Eventually.DefaultTimeout);
         Assert.Equal(503, code);
         Assert.Contains("Retry-After:", head);
         Assert.Contains("queue", body);
@@ -202,7 +210,7 @@ public sealed class RetryTests : IDisposable
         using var app = new SwitchableApp(_port, DiesOnFirst);
         using var c = await RawClient.ConnectAsync(proxy.LocalEndPoint);
         await c.SendAsync("POST /once HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n1");
-        var all = await c.ReadToEndAsync();
+        var all = await c.ReadToEndAsync().WaitAsync(Eventually.DefaultTimeout);
         Assert.StartsWith("HTTP/1.1 502 Bad Gateway", all);
         Assert.Equal(["POST /once 1"], app.Requests);
         var status = proxy.Gate.Status();
@@ -239,7 +247,7 @@ public sealed class RetryTests : IDisposable
         using var app = new SwitchableApp(_port, async (s, _, a) => await SwitchableApp.ReadRequestAsync(s, a));
         using var c = await RawClient.ConnectAsync(proxy.LocalEndPoint);
         await c.SendAsync("POST /maybe HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n1");
-        var all = await c.ReadToEndAsync();
+        var all = await c.ReadToEndAsync().WaitAsync(Eventually.DefaultTimeout);
         Assert.StartsWith("HTTP/1.1 502 Bad Gateway", all);
         Assert.Equal(["POST /maybe 1"], app.Requests); // it may have been applied: not sent again
         Assert.Empty(await log.EntriesAsync(CancellationToken.None));
@@ -254,7 +262,7 @@ public sealed class RetryTests : IDisposable
         using var app = new SwitchableApp(_port, async (s, _, a) => await SwitchableApp.ReadRequestAsync(s, a));
         using var c = await RawClient.ConnectAsync(proxy.LocalEndPoint);
         await c.SendAsync("GET /flaky HTTP/1.1\r\nHost: x\r\n\r\n");
-        var all = await c.ReadToEndAsync();
+        var all = await c.ReadToEndAsync().WaitAsync(Eventually.DefaultTimeout);
         Assert.StartsWith("HTTP/1.1 502 Bad Gateway", all);
         Assert.Equal(["GET /flaky ", "GET /flaky "], app.Requests);
         Assert.Equal(1, proxy.Gate.Status().UpstreamRetries);
@@ -298,7 +306,7 @@ public sealed class RetryTests : IDisposable
         using var c = await RawClient.ConnectAsync(proxy.LocalEndPoint);
         var body = new string('p', InterceptorProxy.MaxRetryBodyBytes + 1);
         await c.SendAsync($"PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: {body.Length}\r\n\r\n{body}");
-        var all = await c.ReadToEndAsync();
+        var all = await c.ReadToEndAsync().WaitAsync(Eventually.DefaultTimeout);
         Assert.StartsWith("HTTP/1.1 502 Bad Gateway", all);
         Assert.Single(app.Requests);
         Assert.Equal(0, proxy.Gate.Status().UpstreamRetries);
