@@ -32,7 +32,9 @@ public sealed record InterceptorOptions
 /// one upstream connection per client connection, opened when its first request (HTTP) or the connection (TCP) is let
 /// through <see cref="Gate"/> — so while the gate holds, connections are accepted but nothing reaches the app, which
 /// may be frozen or not listening at all. A refused HTTP request gets <c>503</c> with <c>Retry-After</c>; a refused TCP
-/// connection is closed politely (FIN, never a reset). Raw sockets and pooled buffers, no Kestrel: the sidecar must stay small.
+/// connection is closed politely (FIN, never a reset). An app that refuses connections (restarting, or restored) is
+/// waited for; a request it closed on without answering is sent again when that is safe (<see cref="ConnectWaitingAsync"/>,
+/// <see cref="RetryAfterCloseAsync"/>). Raw sockets and pooled buffers, no Kestrel: the sidecar must stay small.
 /// </summary>
 public sealed class InterceptorProxy : IAsyncDisposable
 {
