@@ -121,6 +121,18 @@ public sealed record HoldStatus
     public bool? Quiesced { get; init; }
     /// <summary>The replay log (null when replay is off).</summary>
     public ReplayLogStatus? Replay { get; init; }
+    /// <summary>The last connect to the app was refused (or unreachable) and none has succeeded since.</summary>
+    public bool UpstreamDown { get; init; }
+    /// <summary>Requests (or connections) waiting now for the app to accept a connection (they count toward the queue bounds).</summary>
+    public int UpstreamWaiting { get; init; }
+    /// <summary>Requests (or connections) that had to wait for the app to accept, since start.</summary>
+    public long UpstreamWaits { get; init; }
+    /// <summary>Requests sent to the app again after it closed without answering (the app died, or an idempotent one).</summary>
+    public long UpstreamRetries { get; init; }
+    /// <summary>Answered 503 (a TCP connection closed) because the app did not accept within --max-wait or the queue was full.</summary>
+    public long UpstreamGaveUp { get; init; }
+    /// <summary>Answered 502: the app closed without a response and the request was not safe to send again.</summary>
+    public long UpstreamBadGateway { get; init; }
 }
 
 /// <summary>
@@ -148,6 +160,9 @@ public sealed class HoldGate : IDisposable
     private TimeSpan _totalHold, _longestHold, _longestWait;
     private int _inFlight;
     private TaskCompletionSource? _quiet;
+    private bool _upstreamDown;
+    private int _upstreamWaiting;
+    private long _upstreamWaitingBytes, _upstreamWaits, _upstreamRetries, _upstreamGaveUp, _upstreamBadGateway;
 
     public HoldGate(HoldOptions options, TimeProvider time)
     {
@@ -227,6 +242,12 @@ public sealed class HoldGate : IDisposable
                 LongestWaitSeconds = _longestWait.TotalSeconds,
                 ExpiredHolds = _expiredHolds,
                 InFlight = _inFlight,
+                UpstreamDown = _upstreamDown,
+                UpstreamWaiting = _upstreamWaiting,
+                UpstreamWaits = _upstreamWaits,
+                UpstreamRetries = _upstreamRetries,
+                UpstreamGaveUp = _upstreamGaveUp,
+                UpstreamBadGateway = _upstreamBadGateway,
             };
         }
     }
@@ -246,12 +267,12 @@ public sealed class HoldGate : IDisposable
                 return ValueTask.FromResult(new Admission(AdmissionOutcome.Admitted, TimeSpan.Zero, this));
             }
             _heldRequests++;
-            if (_queue.Count >= _options.MaxQueued)
+            if (_queue.Count + _upstreamWaiting >= _options.MaxQueued)
             {
                 _rejectedQueue++;
                 return ValueTask.FromResult(new Admission(AdmissionOutcome.QueueFull, TimeSpan.Zero, null) { WasQueued = true });
             }
-            if (_queuedBytes + bytes > _options.MaxQueuedBytes)
+            if (_queuedBytes + _upstreamWaitingBytes + bytes > _options.MaxQueuedBytes)
             {
                 _rejectedBytes++;
                 return ValueTask.FromResult(new Admission(AdmissionOutcome.BytesFull, TimeSpan.Zero, null) { WasQueued = true });
@@ -267,6 +288,82 @@ public sealed class HoldGate : IDisposable
         if (ct.CanBeCanceled)
             waiter.Cancellation = ct.Register(static s => { var (g, w) = ((HoldGate, Waiter))s!; g.Cancelled(w); }, (this, waiter));
         return new ValueTask<Admission>(waiter.Done.Task);
+    }
+
+    /// <summary>
+    /// A request (or connection) waits for the app to accept a connection (it refused: the app is down or restarting).
+    /// The wait takes a place in the queue's bounds like a held request: null, with <paramref name="refused"/> saying which
+    /// bound, when there is no room. Dispose the answer when the wait (one backoff step) is over.
+    /// </summary>
+    /// <param name="first">True for the request's first wait: it counts in <see cref="HoldStatus.UpstreamWaits"/>.</param>
+    public IDisposable? WaitForUpstream(long bytes, bool first, out AdmissionOutcome refused)
+    {
+        lock (_gate)
+        {
+            if (first) _upstreamWaits++;
+            refused = _queue.Count + _upstreamWaiting >= _options.MaxQueued ? AdmissionOutcome.QueueFull
+                : _queuedBytes + _upstreamWaitingBytes + bytes > _options.MaxQueuedBytes ? AdmissionOutcome.BytesFull
+                : AdmissionOutcome.Admitted;
+            if (refused != AdmissionOutcome.Admitted) return null;
+            _upstreamWaiting++;
+            _upstreamWaitingBytes += bytes;
+        }
+        return new UpstreamWait(this, bytes);
+    }
+
+    private sealed class UpstreamWait(HoldGate gate, long bytes) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+            lock (gate._gate)
+            {
+                gate._upstreamWaiting--;
+                gate._upstreamWaitingBytes -= bytes;
+            }
+        }
+    }
+
+    /// <summary>A connect to the app succeeded: it is up. True when it was down until now.</summary>
+    public bool UpstreamAccepted()
+    {
+        lock (_gate)
+        {
+            var was = _upstreamDown;
+            _upstreamDown = false;
+            return was;
+        }
+    }
+
+    /// <summary>A connect to the app was refused: it is down. True when it was up until now.</summary>
+    public bool UpstreamRefused()
+    {
+        lock (_gate)
+        {
+            var was = _upstreamDown;
+            _upstreamDown = true;
+            return !was;
+        }
+    }
+
+    /// <summary>A request is sent to the app again (it closed without answering).</summary>
+    public void NoteUpstreamRetry()
+    {
+        lock (_gate) _upstreamRetries++;
+    }
+
+    /// <summary>A request (connection) gave up waiting for the app: answered 503 (closed).</summary>
+    public void NoteUpstreamGaveUp()
+    {
+        lock (_gate) _upstreamGaveUp++;
+    }
+
+    /// <summary>A request was answered 502: the app closed without a response and it was not safe to send again.</summary>
+    public void NoteUpstreamBadGateway()
+    {
+        lock (_gate) _upstreamBadGateway++;
     }
 
     private void TimedOut(Waiter w)

@@ -7,7 +7,7 @@ namespace Crsc.Interceptor;
 internal enum BodyKind { None, ContentLength, Chunked, UntilClose }
 
 /// <summary>What the proxy needs of a request or response head; the head itself is forwarded byte for byte.</summary>
-internal sealed record HttpHead(int Length, string Method, int Status, bool Http10, BodyKind Body, long ContentLength, bool Close, bool Upgrade)
+internal sealed record HttpHead(int Length, string Method, string Target, int Status, bool Http10, BodyKind Body, long ContentLength, bool Close, bool Upgrade)
 {
     /// <summary>Parses a head (start line to the empty line, <paramref name="length"/> bytes). Null when it is not HTTP/1.x.</summary>
     public static HttpHead? Parse(ReadOnlySpan<byte> head, int length, bool response, out string? problem)
@@ -17,7 +17,7 @@ internal sealed record HttpHead(int Length, string Method, int Status, bool Http
         var eol = text.IndexOf("\r\n"u8);
         var start = Encoding.ASCII.GetString(text[..eol]);
         var parts = start.Split(' ', 3);
-        string method = "", version;
+        string method = "", target = "", version;
         var status = 0;
         if (response)
         {
@@ -28,6 +28,7 @@ internal sealed record HttpHead(int Length, string Method, int Status, bool Http
         {
             if (parts.Length != 3) { problem = "bad request line"; return null; }
             method = parts[0];
+            target = parts[1];
             version = parts[2];
         }
         if (!version.StartsWith("HTTP/1.", StringComparison.Ordinal)) { problem = $"not HTTP/1.x ('{version}')"; return null; }
@@ -76,7 +77,7 @@ internal sealed record HttpHead(int Length, string Method, int Status, bool Http
         else if (contentLength >= 0) body = contentLength == 0 ? BodyKind.None : BodyKind.ContentLength;
         else body = response ? BodyKind.UntilClose : BodyKind.None;
         if (body == BodyKind.UntilClose) close = true;
-        return new HttpHead(length, method, status, http10, body, contentLength, close, upgrade);
+        return new HttpHead(length, method, target, status, http10, body, contentLength, close, upgrade);
     }
 
     /// <summary>The body framing of a response to a request with <paramref name="requestMethod"/> (HEAD, 1xx, 204 and 304 have none).</summary>
@@ -110,13 +111,14 @@ internal static class Http1
     /// and drops it), byte for byte (chunk lines and trailers included). False when the stream ended or broke the framing.
     /// </summary>
     /// <param name="capture">Also keeps the body's data (without chunk framing) there: the replay log's copy.</param>
+    /// <param name="raw">Also keeps every byte copied (chunk framing included) there: the copy a retry sends again.</param>
     public static async ValueTask<bool> CopyBodyAsync(BufferedReader from, Socket? to, BodyKind kind, long length, CancellationToken ct,
-        BodyCapture? capture = null)
+        BodyCapture? capture = null, BodyCapture? raw = null)
     {
         switch (kind)
         {
             case BodyKind.None: return true;
-            case BodyKind.ContentLength: return await CopyExactAsync(from, to, length, ct, capture);
+            case BodyKind.ContentLength: return await CopyExactAsync(from, to, length, ct, capture, raw);
             case BodyKind.UntilClose:
                 while (true)
                 {
@@ -137,7 +139,7 @@ internal static class Http1
                     var hex = Encoding.ASCII.GetString(semi >= 0 ? line[..semi] : line).Trim();
                     if (!long.TryParse(hex, System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out var size) || size < 0)
                         return false;
-                    if (!await CopyExactAsync(from, to, eol + 2, ct)) return false;
+                    if (!await CopyExactAsync(from, to, eol + 2, ct, null, raw)) return false;
                     if (size == 0)
                     {
                         // trailer fields, then the empty line
@@ -145,25 +147,27 @@ internal static class Http1
                         {
                             var t = await from.LineAsync(ct);
                             if (t < 0) return false;
-                            if (!await CopyExactAsync(from, to, t + 2, ct)) return false;
+                            if (!await CopyExactAsync(from, to, t + 2, ct, null, raw)) return false;
                             if (t == 0) return true;
                         }
                     }
-                    if (!await CopyExactAsync(from, to, size, ct, capture)) return false;
+                    if (!await CopyExactAsync(from, to, size, ct, capture, raw)) return false;
                     var end = await from.LineAsync(ct);
                     if (end != 0) return false; // the CRLF after the chunk's data
-                    if (!await CopyExactAsync(from, to, 2, ct)) return false;
+                    if (!await CopyExactAsync(from, to, 2, ct, null, raw)) return false;
                 }
         }
     }
 
-    private static async ValueTask<bool> CopyExactAsync(BufferedReader from, Socket? to, long count, CancellationToken ct, BodyCapture? capture = null)
+    private static async ValueTask<bool> CopyExactAsync(BufferedReader from, Socket? to, long count, CancellationToken ct, BodyCapture? capture = null,
+        BodyCapture? raw = null)
     {
         while (count > 0)
         {
             if (from.Count == 0 && !await from.FillAsync(ct)) return false;
             var n = (int)Math.Min(count, from.Count);
             capture?.Add(from.Buffered[..n]);
+            raw?.Add(from.Buffered[..n]);
             if (to is not null) await to.SendAllAsync(from.BufferedMemory[..n], ct);
             from.Consume(n);
             count -= n;

@@ -197,14 +197,16 @@ public sealed class InterceptorTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task The_app_being_down_is_a_502_not_a_reset()
+    public async Task The_app_being_down_with_no_room_to_wait_for_it_is_a_503_not_a_reset()
     {
         var closedPort = LoopbackPorts.Free();
-        await using var proxy = Start(new IPEndPoint(IPAddress.Loopback, closedPort));
+        // no room in the queue: the request cannot wait for the app (RetryTests: it waits when there is room)
+        await using var proxy = Start(new IPEndPoint(IPAddress.Loopback, closedPort), hold: new HoldOptions { MaxQueued = 0 });
         using var c = await RawClient.ConnectAsync(proxy.LocalEndPoint);
-        await c.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        await c.SendAsync("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         var all = await c.ReadToEndAsync();
-        Assert.StartsWith("HTTP/1.1 502 Bad Gateway", all);
+        Assert.StartsWith("HTTP/1.1 503 Service Unavailable", all);
+        Assert.Contains("Retry-After:", all);
         Assert.Equal(1, proxy.UpstreamFailures);
     }
 

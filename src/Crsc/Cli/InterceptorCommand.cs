@@ -24,6 +24,9 @@ internal static class InterceptorCommand
                       "forwarded complete. Over --max-queue or --max-queued-bytes, or after --max-wait, an HTTP client gets\n" +
                       "503 Service Unavailable with Retry-After (never a reset); a TCP client's connection is closed politely.\n" +
                       "On release the queue drains in arrival order; a hold nobody releases ends by itself after --max-hold.\n" +
+                      "A connect the app refuses waits and tries again (within --max-wait and the queue bounds; then 503). A\n" +
+                      "request the app closed on without answering is sent again (at most 3 times) when the app is gone and it is\n" +
+                      "idempotent or logged for replay, or, once, when the app is alive and it is idempotent; otherwise 502.\n" +
                       "\n" +
                       "The node agent drives the hold over --control-socket (a Unix socket, 0600), one line per request:\n" +
                       "  hold [REASON]  release  status      each answered 'ok {JSON status}' or 'error MESSAGE'.\n" +

@@ -162,8 +162,14 @@ public sealed class InterceptorCommandTests
                 "--max-queue", "0"], cts.Token);
         await Eventually.TrueAsync(() => File.Exists(control), "control socket made");
 
-        // not held: both ports answer, and as proxies (nothing listens upstream: 502 from the interceptor)
-        foreach (var port in new[] { a, b }) Assert.StartsWith("HTTP/1.1 502", await GetAsync(port));
+        // not held: both ports answer, and as proxies (nothing listens upstream and --max-queue 0 leaves no room to wait
+        // for it: 503 from the interceptor, saying so)
+        foreach (var port in new[] { a, b })
+        {
+            var answer = await GetAsync(port);
+            Assert.StartsWith("HTTP/1.1 503", answer);
+            Assert.Contains("the app is not accepting connections", answer);
+        }
         using (var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
         {
             await s.ConnectAsync(new UnixDomainSocketEndPoint(control));
