@@ -173,13 +173,30 @@ public sealed partial class ReplayLog : IDisposable
 
     public ReplayOptions Options => _options;
 
+    /// <summary>Owner read/write only: the log holds request bodies (tokens, personal data).</summary>
+    internal const UnixFileMode LogFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>
+    /// A new temp file (0600) at <paramref name="temp"/>. The directory is a volume the app's container may write, so
+    /// whatever is at that name (a link the app put there) is removed first, never followed, and the file is created
+    /// exclusively (O_EXCL does not follow a link).
+    /// </summary>
+    private static FileStream CreateTemp(string temp)
+    {
+        File.Delete(temp);
+        return new FileStream(temp, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, UnixCreateMode = LogFileMode,
+        });
+    }
+
     private FileStream Open()
     {
         var path = _options.LogPath;
         if (!File.Exists(path) || new FileInfo(path).Length < Magic.Length)
         {
             var temp = path + ".tmp";
-            using (var f = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            using (var f = CreateTemp(temp))
             {
                 f.Write(Magic);
                 f.Flush(flushToDisk: true);
@@ -493,7 +510,7 @@ public sealed partial class ReplayLog : IDisposable
             var temp = path + ".tmp";
             var rewritten = new List<(long, long, int)>();
             long length;
-            using (var f = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            using (var f = CreateTemp(temp))
             {
                 f.Write(Magic);
                 f.Write(Frame(KindTruncated, position, null));

@@ -112,6 +112,26 @@ public sealed class ReplayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_log_is_owner_only_and_a_link_planted_at_its_temp_name_is_replaced_not_followed()
+    {
+        // the emptyDir is the app's too: it may leave a link where the log writes its temp file
+        var victim = _dir.Combine("victim");
+        File.WriteAllText(victim, "keep");
+        File.CreateSymbolicLink(LogPath + ".tmp", victim);
+        await using var rig = Start();
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(LogPath));
+        await PostAsync(rig.Http, "a", "secret");
+        var held = await rig.AskAsync("hold checkpoint");
+        File.CreateSymbolicLink(LogPath + ".tmp", victim);
+        await rig.AskAsync($"checkpointed {held.GetProperty("replay").GetProperty("position").GetInt64()}");
+        await rig.AskAsync("release");
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(LogPath));
+        Assert.Equal("keep", File.ReadAllText(victim));
+        Assert.False(File.Exists(LogPath + ".tmp"));
+    }
+
+    [Fact]
     public async Task Replay_refuses_while_the_traffic_is_not_held()
     {
         await using var rig = Start();
