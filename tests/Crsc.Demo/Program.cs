@@ -38,7 +38,7 @@ try
     // scene 2: the same, under load, behind the interceptor
     Console.WriteLine();
     Say("scene 2: an HTTP counter under load behind crsc's interceptor, killed and restored in place");
-    var rate = int.Parse(Setting("CRSC_DEMO_RATE", "200"), System.Globalization.CultureInfo.InvariantCulture);
+    var rate = int.Parse(Setting("CRSC_DEMO_RATE", "100"), System.Globalization.CultureInfo.InvariantCulture);
     var second = await new CheckpointRestoreScenario(options with { WorkDirectory = Directory.CreateDirectory(Path.Combine(options.WorkDirectory, "interceptor")).FullName },
         Say).RunInterceptorAsync(rate, cancel.Token);
     Console.WriteLine();

@@ -79,6 +79,7 @@ public sealed partial class CheckpointRestoreScenario
                 "the interceptor answers", TimeSpan.FromSeconds(30), ct);
             say($"crsc interceptor on 127.0.0.1:{proxyPort} -> 127.0.0.1:{appPort}, replaying POSTs; control socket {control}");
 
+            var failedSeen = new HashSet<string>(StringComparer.Ordinal);
             using var stopLoad = CancellationTokenSource.CreateLinkedTokenSource(ct);
             var load = new LoadGenerator(http, proxyPort, requestsPerSecond);
             var loadRun = load.RunAsync(stopLoad.Token);
@@ -87,8 +88,10 @@ public sealed partial class CheckpointRestoreScenario
             await WaitAsync(() =>
             {
                 CheckDaemon(daemon, daemonLog);
-                if (Checkpoints(api).FirstOrDefault(c => c.Spec.PodName == podName && c.Status?.Phase == ContainerCheckpointPhase.Failed) is { } failed)
-                    throw new InvalidOperationException($"checkpoint {failed.Metadata.Name} failed: {failed.Status!.Message}");
+                // under load a dump can fail (seen at 200 requests/s: runc's "criu failed: type NOTIFY"); the schedule's
+                // next checkpoint is the retry, as on a real node
+                foreach (var failed in Checkpoints(api).Where(c => c.Spec.PodName == podName && c.Status?.Phase == ContainerCheckpointPhase.Failed))
+                    if (failedSeen.Add(failed.Metadata.Name!)) say($"checkpoint {failed.Metadata.Name} failed (the schedule's next one retries): {failed.Status!.Message}");
                 return Checkpoints(api).Any(c => c.Spec.PodName == podName && c.Status?.Phase == ContainerCheckpointPhase.Completed
                     && c.Status.ContentName is { } n && api.Get(CrscResources.ContainerCheckpointContents, null, n)?.Spec.ImageReference is not null);
             }, "a checkpoint of the app completes (its traffic held while the runtime dumps it)", TimeSpan.FromMinutes(2), ct, TimeSpan.FromMilliseconds(100));
