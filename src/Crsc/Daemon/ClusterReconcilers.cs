@@ -69,6 +69,8 @@ internal static class ClusterReconcilers
         RestoreReconciler.SetUp(manager);
         ReplacementPlacementReconciler.SetUp(manager);
         PodFailureReconciler.SetUp(manager);
+        // leader: the next pod of a workload whose node went away (drain, shutdown) is restored from its node-away checkpoint
+        NodeAwayRestoreReconciler.SetUp(manager);
 
         // node: say that crsc runs here, by renewing this node's presence Lease
         var presence = new NodeAgentLease(manager.Kube, new NodeAgentLeaseOptions { Namespace = cluster.Namespace, NodeName = cluster.NodeName },
