@@ -178,33 +178,13 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
     {
         var ns = deployment.Metadata.Namespace!;
         var reason = NodeAwayReason(ckpt)!;
-        var restore = new Restore
+        var restore = PodFailureReconciler.NewRestore(deployment, name, ckpt.Spec.Container, new()
         {
-            Metadata = new ObjectMeta
-            {
-                Name = name,
-                Namespace = ns,
-                Labels = new() { [Labels.Workload] = ScheduleNames.LabelValue(deployment.Metadata.Name!) },
-                Annotations = new()
-                {
-                    [Annotations.CheckpointReason] = reason,
-                    // the pod the Restore restores (the Restore reconciler takes it when it runs)
-                    [Annotations.FailedPod] = pod.Metadata.Name!,
-                    [Annotations.FailedAt] = KubeTime.FormatTime(pod.Metadata.CreationTimestamp ?? _time.GetUtcNow()),
-                },
-                OwnerReferences = string.IsNullOrEmpty(deployment.Metadata.Uid)
-                    ? null
-                    : [new OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = deployment.Metadata.Name!, Uid = deployment.Metadata.Uid }],
-            },
-            Spec = new RestoreSpec
-            {
-                Target = new RestoreTarget { Kind = RestoreTargetKind.Deployment, Name = deployment.Metadata.Name! },
-                Container = ckpt.Spec.Container,
-                CheckpointName = ckpt.Metadata.Name,
-                Fallback = _options.Fallback,
-                MaxAttempts = _options.MaxAttempts,
-            },
-        };
+            [Annotations.CheckpointReason] = reason,
+            // the pod the Restore restores (the Restore reconciler takes it when it runs)
+            [Annotations.FailedPod] = pod.Metadata.Name!,
+            [Annotations.FailedAt] = KubeTime.FormatTime(pod.Metadata.CreationTimestamp ?? _time.GetUtcNow()),
+        }, _options.Fallback, _options.MaxAttempts, checkpointName: ckpt.Metadata.Name);
         try
         {
             await _restoresApi.CreateAsync(restore, ct).ConfigureAwait(false);
