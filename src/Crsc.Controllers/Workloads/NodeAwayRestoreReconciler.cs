@@ -33,7 +33,8 @@ public sealed record NodeAwayRestoreOptions
 /// <c>NodeDrain</c> or <c>NodeShutdown</c> (published by the node agent, <see cref="Autonomy.NodeAwayPublication"/>) that no
 /// Restore names yet is restored into the workload's next pod: a pod scheduled to a node, created after the checkpoint
 /// was taken and within <see cref="NodeAwayRestoreOptions.Window"/> of it, that is not the checkpointed pod and not
-/// restored already. One Restore per checkpoint (<c>spec.checkpointName</c> set, its name derived from the checkpoint's),
+/// restored already (after a shutdown, also the checkpointed pod itself when its node came back and started its container
+/// again). One Restore per checkpoint (<c>spec.checkpointName</c> set, its name derived from the checkpoint's),
 /// which the <see cref="RestoreReconciler"/> carries out; when the pod runs on another node than the checkpoint's, that
 /// node must pull the checkpoint image (<c>images.registry</c>) — the Restore's status says so when it cannot.
 /// </summary>
@@ -160,14 +161,26 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
 
     /// <summary>
     /// A pod the checkpoint is restored into: alive and scheduled, created after the checkpoint was taken and within the
-    /// window, not the checkpointed pod, running the container, and not restored (or being restored) already.
+    /// window, not the checkpointed pod, running the container, and not restored (or being restored) already. After a
+    /// shutdown, the checkpointed pod itself when it came back with its node (a reboot shorter than the pod's eviction):
+    /// its container started again after the checkpoint completed, within the window.
     /// </summary>
     private bool IsNextPod(Pod p, ContainerCheckpoint ckpt, DateTimeOffset takenAt)
     {
         if (p.Metadata.DeletionTimestamp is not null || p.Status?.Phase is "Succeeded" or "Failed") return false;
-        if (string.IsNullOrEmpty(p.Spec.NodeName) || p.Metadata.Name == ckpt.Spec.PodName) return false;
-        if (p.Metadata.CreationTimestamp is not { } created || created < takenAt || created - takenAt > _options.Window) return false;
-        if (RestorePods.ContainerOf(p, ckpt.Spec.Container) is null) return false;
+        if (string.IsNullOrEmpty(p.Spec.NodeName) || RestorePods.ContainerOf(p, ckpt.Spec.Container) is null) return false;
+        DateTimeOffset since;
+        if (p.Metadata.Name == ckpt.Spec.PodName)
+        {
+            if (NodeAwayReason(ckpt) != CheckpointReasons.NodeShutdown
+                || RestorePods.StatusOf(p, ckpt.Spec.Container)?.State?.Running?.StartedAt is not { } started
+                || started <= (ckpt.Status?.CompletedAt ?? takenAt))
+                return false;
+            since = started;
+        }
+        else if (p.Metadata.CreationTimestamp is { } created && created >= takenAt) since = created;
+        else return false;
+        if (since - takenAt > _options.Window) return false;
         var annotations = p.Metadata.Annotations;
         // it runs a checkpoint image already, or a Restore is at work on it
         return annotations?.GetValueOrDefault(Annotations.RestoredFrom) is not { Length: > 0 }

@@ -71,7 +71,8 @@ public sealed class NodeAwayRestoreReconcilerTests : IAsyncLifetime
         await reconciler.ReconcileAsync(new ObjectKey(Ns, "web"), CancellationToken.None);
     }
 
-    private Task SeedPodAsync(string name, DateTimeOffset created, string node = "n2", Dictionary<string, string>? annotations = null) =>
+    private Task SeedPodAsync(string name, DateTimeOffset created, string node = "n2", Dictionary<string, string>? annotations = null,
+        DateTimeOffset? appStarted = null) =>
         _podsApi.SeedAsync(new Pod
         {
             Metadata = new ObjectMeta
@@ -84,7 +85,13 @@ public sealed class NodeAwayRestoreReconcilerTests : IAsyncLifetime
                 OwnerReferences = [new OwnerReference { ApiVersion = "apps/v1", Kind = "ReplicaSet", Name = "web-7d9f8b6c5", Uid = "rs-uid", Controller = true }],
             },
             Spec = new PodSpec { NodeName = node, Containers = [new Container { Name = "app", Image = "registry.local/app:1" }] },
-            Status = new PodStatus { Phase = "Running" },
+            Status = new PodStatus
+            {
+                Phase = "Running",
+                ContainerStatuses = appStarted is { } at
+                    ? [new ContainerStatus { Name = "app", State = new ContainerState { Running = new ContainerStateRunning { StartedAt = at } } }]
+                    : null,
+            },
         });
 
     private Task SeedCheckpointAsync(string name, string? reason = CheckpointReasons.NodeDrain, DateTimeOffset? at = null,
@@ -136,6 +143,23 @@ public sealed class NodeAwayRestoreReconcilerTests : IAsyncLifetime
         await SeedPodAsync("web-7d9f8b6c5-old", Drained.AddSeconds(20), node: "n1");
         await ReconcileAsync();
         Assert.Empty(_restoresApi.AllStored());
+    }
+
+    [Fact]
+    public async Task After_a_shutdown_the_checkpointed_pod_back_on_its_rebooted_node_is_restored_once_its_container_started_again()
+    {
+        await SeedCheckpointAsync("web-app-away-20260101120000-abcdef", reason: CheckpointReasons.NodeShutdown);
+        // still the instance that was checkpointed (the shutdown was cancelled): nothing
+        await SeedPodAsync("web-7d9f8b6c5-old", Drained.AddHours(-1), node: "n1", appStarted: Drained.AddHours(-1));
+        await ReconcileAsync();
+        Assert.Empty(_restoresApi.AllStored());
+
+        // the node rebooted and the kubelet started the container again
+        await SeedPodAsync("web-7d9f8b6c5-old", Drained.AddHours(-1), node: "n1", appStarted: Drained.AddMinutes(3));
+        await ReconcileAsync();
+        var restore = Assert.Single(_restoresApi.AllStored());
+        Assert.Equal(("web-app-away-20260101120000-abcdef", "web-7d9f8b6c5-old"),
+            (restore.Spec.CheckpointName, restore.Metadata.Annotations![Annotations.FailedPod]));
     }
 
     [Fact]
