@@ -76,6 +76,11 @@ public static class Annotations
     public const string ArchiveId = "crsc.io/archive-id";
     /// <summary>On a ContainerCheckpoint the outbox published: the node that took it while the API server was away.</summary>
     public const string TakenOfflineOn = "crsc.io/taken-offline-on";
+    /// <summary>
+    /// On a ContainerCheckpoint taken because its node was going away: <c>NodeDrain</c> or <c>NodeShutdown</c> (the
+    /// reason its archive's manifest records). The next pod of its workload is restored from it.
+    /// </summary>
+    public const string CheckpointReason = "crsc.io/checkpoint-reason";
 
     // --- on Restores made by the pod reconciler ---
 

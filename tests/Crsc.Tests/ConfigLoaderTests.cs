@@ -542,6 +542,26 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.StartsWith(path, e.Source);
     }
 
+    [Fact]
+    public void Shutdown_restore_window_defaults_to_fifteen_minutes_comes_from_the_file_and_needs_a_positive_duration()
+    {
+        var defaults = ConfigLoader.Load(null, NoEnv, NoFlags, defaultPath: _dir.Combine("absent.yaml")).Options;
+        Assert.Equal(("15m", TimeSpan.FromMinutes(15)), (defaults.ShutdownRestoreWindow, defaults.ShutdownRestoreWindowValue));
+
+        var path = Write("shutdown:\n  restoreWindow: 30m\n");
+        var file = ConfigLoader.Load(path, NoEnv, NoFlags);
+        Assert.True(file.IsValid, string.Join("; ", file.Errors));
+        Assert.Equal(TimeSpan.FromMinutes(30), file.Options.ShutdownRestoreWindowValue);
+        var env = ConfigLoader.Load(path, new Dictionary<string, string> { ["CRSC_SHUTDOWN_RESTORE_WINDOW"] = "5m" }, NoFlags);
+        Assert.Equal(TimeSpan.FromMinutes(5), env.Options.ShutdownRestoreWindowValue);
+
+        foreach (var bad in new[] { "900", "0s", "later" })
+        {
+            var e = Assert.Single(ConfigLoader.Load(Write($"shutdown:\n  restoreWindow: \"{bad}\"\n"), NoEnv, NoFlags).Errors);
+            Assert.Equal(("shutdown.restoreWindow", bad), (e.Key, e.Value));
+        }
+    }
+
     // .NET's '$' also matches before a final '\n': NODE_NAME=$'node1\n' must not pass
     [Theory]
     [InlineData("node1\n")]

@@ -266,26 +266,9 @@ public sealed partial class OfflineScheduler
         DateTimeOffset completedAt)
     {
         var ckpt = ScheduleReconciler.NewCheckpoint(schedule, run.CheckpointName, run.Pod, run.Container, run.RunAt);
-        ckpt.Metadata.Annotations![Annotations.ArchiveId] = info.Id;
-        ckpt.Metadata.Annotations[Annotations.TakenOfflineOn] = _options.NodeName;
-        // so that deleting the object deletes the archive, as for checkpoints taken online
-        ckpt.Metadata.Finalizers = [Finalizers.Archive];
-        var archive = new OfflineArchive
-        {
-            Namespace = run.Namespace,
-            CheckpointName = run.CheckpointName,
-            ArchiveId = info.Id,
-            Node = node,
-            PodUid = podUid,
-            StartedAt = run.StartedAt,
-            CompletedAt = completedAt,
-        };
-        var archiveJson = JsonSerializer.Serialize(archive, AutonomyJsonContext.Default.OfflineArchive);
         return
         [
-            new(OutboxRecordKind.CheckpointCreate, JsonSerializer.Serialize(ckpt, CrscResources.ContainerCheckpoints.Json)),
-            new(OutboxRecordKind.ContentCreate, archiveJson),
-            new(OutboxRecordKind.CheckpointStatus, archiveJson),
+            .. OfflineCheckpointRecords.Build(ckpt, _options.NodeName, info.Id, node, podUid, run.StartedAt, completedAt),
             new(OutboxRecordKind.ScheduleStatus, JsonSerializer.Serialize(
                 new OfflineScheduleRun(run.Namespace, run.Schedule, run.ScheduleUid, run.RunAt, run.CheckpointName),
                 AutonomyJsonContext.Default.OfflineScheduleRun)),

@@ -1,6 +1,7 @@
 using Crsc.Controllers.Autonomy;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Schedules;
+using Crsc.Controllers.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace Crsc.Controllers.Nodes;
@@ -28,13 +29,15 @@ public sealed record NodeAwayRun(string Reason, IReadOnlyList<NodeAwayCheckpoint
 /// a number at a time, the smallest (by memory, when known) first, then in a stable order; with a deadline, each
 /// checkpoint is given what is left of it and none is started without time left. Through the node's
 /// <see cref="ICheckpointRunner"/>, so it needs no API server; each archive is committed (fsynced) to the store before
-/// its checkpoint counts.
+/// its checkpoint counts. With a <see cref="NodeAwayPublication"/>, each stored checkpoint is published as a
+/// ContainerCheckpoint (through the outbox), so the next pod of its workload can be restored from it.
 /// </summary>
 public sealed partial class NodeAwayCheckpointer(
     ICheckpointRunner runner,
     Func<IReadOnlyList<ManagedContainer>> managed,
     TimeProvider time,
-    ILogger logger)
+    ILogger logger,
+    NodeAwayPublication? publication = null)
 {
     /// <summary>Below this, a checkpoint is not started: it could not finish.</summary>
     public static readonly TimeSpan MinimumTime = TimeSpan.FromSeconds(1);
@@ -113,14 +116,19 @@ public sealed partial class NodeAwayCheckpointer(
             }
             timeout = left;
         }
+        var startedAt = time.GetUtcNow();
+        var target = publication?.Plan(c, startedAt);
         try
         {
             var outcome = await runner.CheckpointAsync(new CheckpointRequest(c.Namespace, c.Pod, c.Container)
             {
                 Reason = reason,
                 Timeout = timeout,
+                // the object is created by the outbox: its UID is not known yet (the archive id annotation ties them)
+                Owner = target is null ? null : new CheckpointOwner(c.Namespace, target.Name, null, CheckpointOrigin.Offline),
             }, null, ct).ConfigureAwait(false);
             Log.Stored(logger, reason, c.ToString(), outcome.Checkpoint.Id, outcome.TotalTime.TotalSeconds);
+            if (target is not null) publication!.Record(reason, c, target, outcome, startedAt);
             return new NodeAwayCheckpoint(c, outcome.Checkpoint.Id, null);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)

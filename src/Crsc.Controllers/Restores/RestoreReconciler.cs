@@ -132,6 +132,7 @@ public sealed class RestoreReconciler : IReconciler
     private readonly Informer<CheckpointNode>? _nodes;
     private readonly IRestoreBackend _backend;
     private readonly CheckpointChooser _chooser;
+    private readonly Informer<ContainerCheckpoint> _checkpoints;
     private readonly IEventRecorder _events;
     private readonly RestoreReconcilerOptions _options;
     private readonly TimeProvider _time;
@@ -158,6 +159,7 @@ public sealed class RestoreReconciler : IReconciler
         _podsApi = kube.Resource(Resources.Pods);
         _restores = restores;
         _pods = pods;
+        _checkpoints = checkpoints;
         _chooser = new CheckpointChooser(pods, checkpoints, contents);
         _events = events;
         _options = options;
@@ -284,7 +286,7 @@ public sealed class RestoreReconciler : IReconciler
             case RestoreStage.WaitingForImages:
                 return WaitForImages(r, now);
             case RestoreStage.ImagesFailed:
-                return await FallbackAsync(r, pod, $"the images cannot be pulled on node {r.Status!.Node}: {at.ImagesReady!.Message}", ct,
+                return await FallbackAsync(r, pod, $"the images cannot be pulled on node {r.Status!.Node}: {at.ImagesReady!.Message}{CrossNodeNote(r)}", ct,
                     reason: "ImagePullFailed").ConfigureAwait(false);
             case RestoreStage.ReadyToPatch:
                 return await BeginAttemptAsync(r, pod!, at.Container!, null, ct).ConfigureAwait(false);
@@ -582,9 +584,25 @@ public sealed class RestoreReconciler : IReconciler
         return Step.Stop(ReconcileResult.RequeueAfter(since + _options.ImagePreparationTimeout - now));
     }
 
-    private string ImagesOverdueNote(Restore r, Condition? ready) => ready is null
+    private string ImagesOverdueNote(Restore r, Condition? ready) => (ready is null
         ? $"no crsc on node {r.Status!.Node} reported the images ready within {_options.ImagePreparationTimeout}; patching anyway, the kubelet pulls them"
-        : $"the images are still not ready on node {r.Status!.Node} after {_options.ImagePreparationTimeout} ({ready.Message}); patching anyway, the kubelet pulls them";
+        : $"the images are still not ready on node {r.Status!.Node} after {_options.ImagePreparationTimeout} ({ready.Message}); patching anyway, the kubelet pulls them")
+        + CrossNodeNote(r);
+
+    /// <summary>
+    /// When the chosen checkpoint was taken on another node than the pod's (a drained node's pod restored elsewhere):
+    /// that node can only pull its image from a registry (<c>images.registry</c>); without one, restoring on another
+    /// node waits for cross-node restore (Step 14).
+    /// </summary>
+    private string CrossNodeNote(Restore r)
+    {
+        if (r.Status?.CheckpointName is not { Length: > 0 } name
+            || _checkpoints.Get(new ObjectKey(r.Metadata.Namespace, name))?.Status?.Node is not { Length: > 0 } from
+            || r.Status.Node is not { Length: > 0 } to || from == to)
+            return "";
+        return $"; checkpoint {name} was taken on node {from}, the pod runs on node {to}: restoring on another node needs the "
+               + "checkpoint image in a registry both nodes reach (images.registry); without one, cross-node restore is not supported yet (Step 14)";
+    }
 
     // ---- the attempt ----
 

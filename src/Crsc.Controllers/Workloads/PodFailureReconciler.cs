@@ -260,32 +260,12 @@ public sealed class PodFailureReconciler : IReconciler
     {
         var ns = deployment.Metadata.Namespace!;
         var name = RestoreName(deployment.Metadata.Name!, incident.Container, incident.At);
-        var restore = new Restore
+        var restore = NewRestore(deployment, name, incident.Container, new()
         {
-            Metadata = new ObjectMeta
-            {
-                Name = name,
-                Namespace = ns,
-                Labels = new() { [Labels.Workload] = ScheduleNames.LabelValue(deployment.Metadata.Name!) },
-                Annotations = new()
-                {
-                    [Annotations.FailedPod] = incident.Pod,
-                    // the start of the restore's timeline (status.timeline.failedAt)
-                    [Annotations.FailedAt] = KubeTime.FormatTime(incident.At),
-                },
-                // the Restore goes with its Deployment; not its controller, and it does not block the deletion
-                OwnerReferences = string.IsNullOrEmpty(deployment.Metadata.Uid)
-                    ? null
-                    : [new OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = deployment.Metadata.Name!, Uid = deployment.Metadata.Uid }],
-            },
-            Spec = new RestoreSpec
-            {
-                Target = new RestoreTarget { Kind = RestoreTargetKind.Deployment, Name = deployment.Metadata.Name! },
-                Container = incident.Container,
-                Fallback = _options.Fallback,
-                MaxAttempts = _options.MaxAttempts,
-            },
-        };
+            [Annotations.FailedPod] = incident.Pod,
+            // the start of the restore's timeline (status.timeline.failedAt)
+            [Annotations.FailedAt] = KubeTime.FormatTime(incident.At),
+        }, _options.Fallback, _options.MaxAttempts);
         Restore created;
         try
         {
@@ -309,6 +289,34 @@ public sealed class PodFailureReconciler : IReconciler
         Log.RestoreCreated(_logger, ns, name, incident.Pod, incident.Container, incident.Signal.ToString(), incident.Description);
         _events.Normal(deployment, RestoreCreatedReason, $"{incident.Description}; created Restore {name}");
     }
+
+    /// <summary>
+    /// An automatic Restore of <paramref name="deployment"/>'s <paramref name="container"/>: labelled with the workload,
+    /// owned by the Deployment (not its controller, not blocking its deletion), the checkpoint chosen by the Restore
+    /// path unless <paramref name="checkpointName"/> names one.
+    /// </summary>
+    internal static Restore NewRestore(Deployment deployment, string name, string container, Dictionary<string, string> annotations,
+        RestoreFallback fallback, int maxAttempts, string? checkpointName = null) => new()
+    {
+        Metadata = new ObjectMeta
+        {
+            Name = name,
+            Namespace = deployment.Metadata.Namespace,
+            Labels = new() { [Labels.Workload] = ScheduleNames.LabelValue(deployment.Metadata.Name!) },
+            Annotations = annotations,
+            OwnerReferences = string.IsNullOrEmpty(deployment.Metadata.Uid)
+                ? null
+                : [new OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = deployment.Metadata.Name!, Uid = deployment.Metadata.Uid }],
+        },
+        Spec = new RestoreSpec
+        {
+            Target = new RestoreTarget { Kind = RestoreTargetKind.Deployment, Name = deployment.Metadata.Name! },
+            Container = container,
+            CheckpointName = checkpointName,
+            Fallback = fallback,
+            MaxAttempts = maxAttempts,
+        },
+    };
 
     private void Suppress(Deployment deployment, WorkloadMemory memory, ContainerFailure incident, string why)
     {

@@ -102,6 +102,8 @@ public static partial class ConfigValidator
         if (!int.TryParse(o.ShutdownParallelism, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var parallel)
             || parallel is < 1 or > 64)
             Fail("shutdown.parallelism", o.ShutdownParallelism, "must be a whole number from 1 to 64");
+        if (!TryParseDurationWithUnit(o.ShutdownRestoreWindow, out var window) || window <= TimeSpan.Zero)
+            Fail("shutdown.restoreWindow", o.ShutdownRestoreWindow, "must be a duration with a unit, more than zero (e.g. 15m)");
 
         if (!IsDnsLabel(o.Namespace))
             Fail("namespace", o.Namespace, "is not a valid namespace name (lower-case letters, digits and '-', at most 63 characters)");

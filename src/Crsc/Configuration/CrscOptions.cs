@@ -117,6 +117,16 @@ public sealed record CrscOptions
     public int ShutdownParallelismValue => int.TryParse(ShutdownParallelism, System.Globalization.NumberStyles.None,
         System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : 4;
 
+    /// <summary>
+    /// How long after a drain or shutdown checkpoint a new pod of its workload is still restored from it (a Go duration
+    /// with a unit, more than zero).
+    /// </summary>
+    public string ShutdownRestoreWindow { get; init; } = "15m";
+
+    /// <summary><see cref="ShutdownRestoreWindow"/> as a duration (validated at start).</summary>
+    public TimeSpan ShutdownRestoreWindowValue =>
+        ConfigValidator.TryParseDurationWithUnit(ShutdownRestoreWindow, out var v) && v > TimeSpan.Zero ? v : TimeSpan.FromMinutes(15);
+
     /// <summary>The D-Bus address of logind's bus; empty = the system bus.</summary>
     public string ShutdownBusAddress { get; init; } = "";
 

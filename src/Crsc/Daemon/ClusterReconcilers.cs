@@ -69,6 +69,11 @@ internal static class ClusterReconcilers
         RestoreReconciler.SetUp(manager);
         ReplacementPlacementReconciler.SetUp(manager);
         PodFailureReconciler.SetUp(manager);
+        // leader: the next pod of a workload whose node went away (drain, shutdown) is restored from its node-away checkpoint
+        NodeAwayRestoreReconciler.SetUp(manager, new NodeAwayRestoreOptions
+        {
+            Window = services.GetRequiredService<CrscOptions>().ShutdownRestoreWindowValue,
+        });
 
         // node: say that crsc runs here, by renewing this node's presence Lease
         var presence = new NodeAgentLease(manager.Kube, new NodeAgentLeaseOptions { Namespace = cluster.Namespace, NodeName = cluster.NodeName },

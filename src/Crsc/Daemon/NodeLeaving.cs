@@ -1,4 +1,5 @@
 using Crsc.Configuration;
+using Crsc.Controllers.Autonomy;
 using Crsc.Controllers.Health;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Nodes;
@@ -13,7 +14,7 @@ namespace Crsc.Daemon;
 /// <summary>
 /// The node going away, wired: the node state (<see cref="NodeGoingAway"/>) published to <c>nodeState.directory</c> on
 /// every change and at start, served in <c>/v1/status</c>; the Node watcher (with an API server) and the drain
-/// checkpoints it starts; the logind delay inhibitor and the shutdown checkpoints (<c>shutdown.checkpoint</c>). Only
+/// checkpoints it starts (published as ContainerCheckpoints through the outbox); the logind delay inhibitor and the shutdown checkpoints (<c>shutdown.checkpoint</c>). Only
 /// wiring: the decisions live in Crsc.Controllers.Nodes.
 /// </summary>
 internal static class NodeLeaving
@@ -28,7 +29,12 @@ internal static class NodeLeaving
             // the node state on disk: known while the API server is away (and after a restart without it)
             () => NodeAwayCheckpointer.ManagedOn(sp.GetRequiredService<NodeAutonomy>().State.Current),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<NodeAwayCheckpointer>>()));
+            sp.GetRequiredService<ILogger<NodeAwayCheckpointer>>(),
+            // with an API server: each checkpoint is published as a ContainerCheckpoint through the outbox
+            sp.GetRequiredService<NodeAutonomy>() is { Outbox: { } outbox } autonomy
+                ? new NodeAwayPublication(autonomy.State, outbox, autonomy.Status, options.NodeName, sp.GetRequiredService<TimeProvider>(),
+                    sp.GetRequiredService<ILogger<NodeAwayPublication>>())
+                : null));
         services.AddSingleton(sp => new NodeDrainCheckpoints(sp.GetRequiredService<NodeGoingAway>(),
             sp.GetRequiredService<NodeAwayCheckpointer>(), options.ShutdownParallelismValue, sp.GetRequiredService<ILogger<NodeDrainCheckpoints>>()));
         services.AddSingleton(sp => new ShutdownCheckpoints(sp.GetRequiredService<NodeGoingAway>(),

@@ -592,6 +592,28 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
         Assert.Equal(0, _f.PodsApi.CallCount("patch"));
     }
 
+    [Fact]
+    public async Task Images_of_a_checkpoint_taken_on_another_node_that_cannot_be_pulled_say_that_cross_node_restore_needs_a_registry()
+    {
+        await _f.CreatePodAsync(P1);
+        // a drained node's checkpoint, restored into a pod on n1
+        var ckpt = await _f.CreateCheckpointAsync("c1", Now.AddMinutes(-5));
+        ckpt.Status!.Node = "n9";
+        await _f.CheckpointsApi.SeedAsync(ckpt, CancellationToken.None);
+        await _f.CreateRestoreAsync("r1", failedPod: P1);
+        var leader = await _f.StartLeaderAsync(_options);
+        await leader.ReconcileAsync("r1");
+        await _f.SetImagesReadyAsync("r1", ConditionStatus.False, "pulling x failed (3 of 3): not found");
+
+        await leader.ReconcileAsync("r1");
+
+        var s = _f.Restore("r1").Status!;
+        Assert.Equal(RestorePhase.FellBack, s.Phase);
+        Assert.Contains("cannot be pulled on node n1: pulling x failed (3 of 3): not found; checkpoint c1 was taken on node n9, the pod runs on node n1", s.Message);
+        Assert.Contains("images.registry", s.Message);
+        Assert.Contains("cross-node restore is not supported yet (Step 14)", s.Message);
+    }
+
     // ---- the timeline ----
 
     [Fact]
