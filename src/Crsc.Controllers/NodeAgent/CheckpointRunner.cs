@@ -18,6 +18,14 @@ public sealed record CheckpointRunnerOptions
     /// <summary>Checkpoints executed at the same time on this node; more wait (and report <c>queued</c>).</summary>
     public int MaxConcurrent { get; init; } = 1;
 
+    /// <summary>
+    /// Checkpoints of a node going away (reason <see cref="CheckpointReasons.NodeDrain"/> or
+    /// <see cref="CheckpointReasons.NodeShutdown"/>) executed at the same time: a pool of their own beside
+    /// <see cref="MaxConcurrent"/>, so <c>shutdown.parallelism</c> holds within logind's delay, and a scheduled checkpoint
+    /// running at that moment does not make them wait.
+    /// </summary>
+    public int MaxConcurrentNodeAway { get; init; } = 4;
+
     /// <summary>Bound of the runtime's checkpoint call unless the request sets its own.</summary>
     public TimeSpan DefaultTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
@@ -72,6 +80,7 @@ public sealed record CheckpointRunnerOptions
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(NodeName, nameof(NodeName));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxConcurrent, 1, nameof(MaxConcurrent));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxConcurrentNodeAway, 1, nameof(MaxConcurrentNodeAway));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(DefaultTimeout, TimeSpan.Zero, nameof(DefaultTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(DeadlineGrace, TimeSpan.Zero, nameof(DeadlineGrace));
         if (CompressionLevel is < -7 or > 22) throw new ArgumentOutOfRangeException(nameof(CompressionLevel), CompressionLevel, "zstd levels are -7 … 22");
@@ -116,7 +125,7 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
     private readonly CheckpointMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly SemaphoreSlim _slots;
+    private readonly SemaphoreSlim _slots, _nodeAwaySlots;
 
     /// <param name="runtime">finds containers (CRI <c>ListContainers</c>)</param>
     /// <param name="checkpointer">takes the checkpoint: the same CRI runtime, or the kubelet client</param>
@@ -149,6 +158,7 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
         _staging = staging;
         _workloads = workloads;
         _slots = new SemaphoreSlim(options.MaxConcurrent, options.MaxConcurrent);
+        _nodeAwaySlots = new SemaphoreSlim(options.MaxConcurrentNodeAway, options.MaxConcurrentNodeAway);
     }
 
     public CheckpointRunnerOptions Options => _options;
@@ -167,16 +177,19 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(request.Pod);
         var target = $"{request.Namespace}/{request.Pod}{(request.Container is null ? "" : "/" + request.Container)}";
         Interlocked.Increment(ref _inFlight);
+        var nodeAway = request.Reason is CheckpointReasons.NodeDrain or CheckpointReasons.NodeShutdown;
+        var slots = nodeAway ? _nodeAwaySlots : _slots;
+        var limit = nodeAway ? _options.MaxConcurrentNodeAway : _options.MaxConcurrent;
         try
         {
-            if (!_slots.Wait(0))
+            if (!slots.Wait(0))
             {
-                Log.Queued(_logger, target, _options.MaxConcurrent);
+                Log.Queued(_logger, target, limit);
                 progress?.Report(new CheckpointProgress(CheckpointStages.Queued,
-                    $"waiting: {_options.MaxConcurrent} checkpoint(s) already running on node {_options.NodeName}"));
+                    $"waiting: {limit} checkpoint(s) already running on node {_options.NodeName}"));
                 try
                 {
-                    await _slots.WaitAsync(ct).ConfigureAwait(false);
+                    await slots.WaitAsync(ct).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
@@ -190,7 +203,7 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
             }
             finally
             {
-                _slots.Release();
+                slots.Release();
             }
         }
         finally
@@ -532,7 +545,11 @@ public sealed partial class CheckpointRunner : ICheckpointRunner, IDisposable
 
     private static string ShortId(string id) => id.Length > 13 ? id[..13] : id;
 
-    public void Dispose() => _slots.Dispose();
+    public void Dispose()
+    {
+        _slots.Dispose();
+        _nodeAwaySlots.Dispose();
+    }
 
     // absolute paths of log files in a runtime message ("log file: /var/lib/…/dump.log", "see /run/…/criu-dump.log")
     [GeneratedRegex(@"(?<path>/[^\s""'(),;:]+\.log)\b", RegexOptions.CultureInvariant)]

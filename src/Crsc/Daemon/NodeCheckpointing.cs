@@ -59,6 +59,7 @@ internal static partial class NodeCheckpointing
                     // only in kubelet mode may the archive be anywhere but crsc's staging path
                     KubeletCheckpointDirectory = options.CheckpointVia == "kubelet" ? options.KubeletCheckpointDir : null,
                     TrafficHold = sp.GetRequiredService<IPodTrafficHold>(),
+                    MaxConcurrentNodeAway = options.ShutdownParallelismValue,
                 },
                 sp.GetRequiredService<TimeProvider>(),
                 // node files through Storage: no link followed, and a partial archive only through the bounded tar reader

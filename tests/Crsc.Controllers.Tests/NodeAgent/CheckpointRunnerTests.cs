@@ -447,6 +447,33 @@ public sealed class CheckpointRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task Node_away_checkpoints_have_their_own_slots_and_do_not_wait_behind_a_scheduled_one()
+    {
+        foreach (var pod in new[] { "web-0", "web-1", "web-2", "web-3" }) _runtime.AddContainer("shop", pod, "app");
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _runtime.OnCheckpoint = async (_, path, _, ct) =>
+        {
+            await release.Task.WaitAsync(ct);
+            return new CheckpointArchive(path);
+        };
+        var runner = Runner(o => o with { MaxConcurrent = 1, MaxConcurrentNodeAway = 2 });
+        // a scheduled checkpoint holds the one ordinary slot
+        var scheduled = runner.CheckpointAsync(new CheckpointRequest("shop", "web-0", "app"), null, CancellationToken.None);
+        await Eventually.TrueAsync(() => _runtime.CheckpointCalls.Count == 1, "the scheduled checkpoint in the runtime");
+
+        var away = new[] { "web-1", "web-2", "web-3" }.Select(p => runner.CheckpointAsync(
+            new CheckpointRequest("shop", p, "app") { Reason = CheckpointReasons.NodeShutdown }, null, CancellationToken.None)).ToList();
+
+        // two node-away checkpoints run beside it at once; the third waits for one of their two slots
+        await Eventually.TrueAsync(() => _runtime.CheckpointCalls.Count == 3, "two node-away checkpoints in the runtime");
+        await Task.Delay(100);
+        Assert.Equal(3, _runtime.CheckpointCalls.Count);
+        release.SetResult();
+        await Task.WhenAll([scheduled, .. away]).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(4, _runtime.CheckpointCalls.Count);
+    }
+
+    [Fact]
     public async Task A_runtime_call_that_outlives_the_timeout_fails_as_a_deadline_and_frees_the_slot()
     {
         _runtime.AddContainer("shop", "web-0", "app");

@@ -89,17 +89,6 @@ public sealed class RealRuntimeFixture : IAsyncLifetime
     public string HostPath(string pathInNamespace) =>
         $"/proc/{HolderPid}/root/{pathInNamespace.TrimStart('/')}";
 
-    /// <summary>The seed-flow scenario's settings for this sandbox and the published binary, working in <paramref name="work"/>.</summary>
-    public Crsc.Testing.Scenarios.CheckpointRestoreScenarioOptions ScenarioOptions(string work) => new()
-    {
-        Binary = Binary.PublishedBinary.Path,
-        RuntimeEndpoint = CriEndpoint,
-        Image = BusyboxImage,
-        CgroupParent = CgroupParent,
-        WorkDirectory = work,
-        ImagesListen = "127.0.0.1:5055",
-    };
-
     /// <summary>A new empty directory under <see cref="SharedDirectory"/> (same path on both sides).</summary>
     public string CreateSharedDirectory(string prefix)
     {
