@@ -31,9 +31,10 @@ public sealed class ShutdownCheckpointsBench : IBenchmark
 
     public async Task RunAsync(BenchContext ctx, CancellationToken ct)
     {
-        foreach (var n in new[] { 1, 10, 50 })
+        // the first round warms up (JIT: the daemon is an AOT binary, this benchmark is not) and is not reported
+        foreach (var (n, round) in new[] { 1, 1, 10, 50 }.Select((n, i) => (n, i)))
         {
-            var dir = Path.Combine(ctx.WorkDir, $"shutdown-{n}");
+            var dir = Path.Combine(ctx.WorkDir, $"shutdown-{round}-{n}");
             await using var cri = await FakeCriServer.StartAsync(Path.Combine(dir + "-cri.sock"));
             var containers = Enumerable.Range(0, n).Select(i => new ManagedContainer("bench", $"app-{i:00}", "main")).ToList();
             foreach (var c in containers) cri.AddRunningContainer(c.Namespace, c.Pod, c.Container);
@@ -41,6 +42,7 @@ public sealed class ShutdownCheckpointsBench : IBenchmark
             using var runtime = new CriContainerRuntime(new CriClientOptions { Endpoint = cri.Endpoint });
             var (elapsed, run) = await RunAsync(runtime, dir, containers, ct);
             if (run.Stored != n) throw new InvalidOperationException($"{n} containers: {run.Stored} stored, {run.Failed} failed");
+            if (round == 0) continue;
             var floor = Dump * Math.Ceiling(n / (double)Math.Min(Parallelism, n));
             ctx.Report(Name, $"{n} containers: announced -> all recorded", elapsed.TotalMilliseconds, "ms");
             ctx.Report(Name, $"{n} containers: runtime floor ({Parallelism} at a time)", floor.TotalMilliseconds, "ms");
