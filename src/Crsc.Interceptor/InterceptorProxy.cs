@@ -589,4 +589,7 @@ internal static partial class Log
 
     [LoggerMessage(15, LogLevel.Warning, "Hold: requests admitted before it were still in flight after {Timeout}; the log position it reports may miss them")]
     public static partial void NotQuiesced(ILogger logger, TimeSpan timeout);
+
+    [LoggerMessage(22, LogLevel.Information, "Interceptor metrics on http://{Listen}/metrics (and /healthz)")]
+    public static partial void MetricsListening(ILogger logger, string listen);
 }

@@ -103,6 +103,11 @@ public sealed record ReplayLogStatus
     public string? OverflowReason { get; init; }
     public long Dropped { get; init; }
     public ReplayResult? LastReplay { get; init; }
+    /// <summary>Replays since the sidecar started, that succeeded and that failed.</summary>
+    public long ReplaysSucceeded { get; init; }
+    public long ReplaysFailed { get; init; }
+    /// <summary>Replayed requests since the sidecar started, by the app's answer (status code).</summary>
+    public Dictionary<string, long> ReplayedRequests { get; init; } = [];
 }
 
 /// <summary>What the last replay did.</summary>
@@ -157,6 +162,8 @@ public sealed partial class ReplayLog : IDisposable
     private bool _overflowed;
     private string? _overflowReason;
     private ReplayResult? _lastReplay;
+    private long _replaysSucceeded, _replaysFailed;
+    private readonly Dictionary<string, long> _replayedRequests = new(StringComparer.Ordinal);
 
     /// <param name="sync">How a batch is made durable (default: fsync); a test passes one that blocks.</param>
     internal ReplayLog(ReplayOptions options, ILogger log, Action<FileStream>? sync)
@@ -573,7 +580,13 @@ public sealed partial class ReplayLog : IDisposable
 
     internal void NoteReplay(ReplayResult result)
     {
-        lock (_lock) _lastReplay = result;
+        lock (_lock)
+        {
+            _lastReplay = result;
+            if (result.Succeeded) _replaysSucceeded++;
+            else _replaysFailed++;
+            foreach (var (status, count) in result.Statuses) _replayedRequests[status] = _replayedRequests.GetValueOrDefault(status) + count;
+        }
     }
 
     public ReplayLogStatus Status()
@@ -592,6 +605,9 @@ public sealed partial class ReplayLog : IDisposable
                 OverflowReason = _overflowReason,
                 Dropped = _dropped,
                 LastReplay = _lastReplay,
+                ReplaysSucceeded = _replaysSucceeded,
+                ReplaysFailed = _replaysFailed,
+                ReplayedRequests = new Dictionary<string, long>(_replayedRequests, StringComparer.Ordinal),
             };
         }
     }

@@ -29,7 +29,10 @@ public interface IHeldTraffic : IAsyncDisposable
 
     /// <summary>
     /// The restore this hold was for brought the app back: the interceptor replays its log to it (in order) while the
-    /// traffic is still held. Called just before the release.
+    /// traffic is still held. Called just before the release. Null when the pod's interceptor keeps no replay log.
     /// </summary>
-    Task ReplayAsync(CancellationToken ct);
+    Task<ReplayOutcome?> ReplayAsync(CancellationToken ct);
 }
+
+/// <summary>What a replay did: the requests the restored app answered, or why it stopped (the log is kept then).</summary>
+public sealed record ReplayOutcome(bool Succeeded, int Replayed, string? Error = null);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Collections.Concurrent;
 using Crsc.Api;
 using Crsc.Api.Crds;
@@ -160,8 +161,16 @@ public sealed class RestorePreparer : IReconciler
             {
                 // restored: the requests since the checkpoint go to the restored app before the held ones do (a failed or
                 // fallen-back attempt replays nothing: its app is not the checkpoint's)
-                if (restore?.Status?.Phase == RestorePhase.Restored && restore.Status.Attempts == held.Attempt)
-                    await held.Release.ReplayAsync(ct).ConfigureAwait(false);
+                if (restore?.Status?.Phase == RestorePhase.Restored && restore.Status.Attempts == held.Attempt
+                    && await held.Release.ReplayAsync(ct).ConfigureAwait(false) is { } replay)
+                {
+                    if (replay.Succeeded)
+                        _events.Normal(held.Pod, TrafficReplayed, string.Create(CultureInfo.InvariantCulture,
+                            $"The interceptor replayed {replay.Replayed} request(s) logged since the checkpoint to the restored app, before releasing the held traffic"));
+                    else
+                        _events.Warning(held.Pod, ReplayFailed, string.Create(CultureInfo.InvariantCulture,
+                            $"The interceptor's replay to the restored app failed: {replay.Error}; the app lacks the requests since the checkpoint"));
+                }
                 await held.Release.DisposeAsync().ConfigureAwait(false);
             }
         }
@@ -320,12 +329,22 @@ public sealed class RestorePreparer : IReconciler
         if (_restoreHolds.ContainsKey(key)) return;
         var release = await hold.HoldAsync(pod.Metadata.Namespace ?? "", pod.Metadata.Name ?? "", pod.Metadata.Uid,
             $"restore of {container} from checkpoint {r.Status!.CheckpointName}", ct).ConfigureAwait(false);
-        if (!_restoreHolds.TryAdd(key, new RestoreHold(r.Status.Attempts, release)) && release is not null)
-            await release.DisposeAsync().ConfigureAwait(false);
+        if (!_restoreHolds.TryAdd(key, new RestoreHold(r.Status.Attempts, release, pod)))
+        {
+            if (release is not null) await release.DisposeAsync().ConfigureAwait(false);
+        }
+        else if (release is not null)
+        {
+            _events.Normal(pod, TrafficHeld,
+                $"The interceptor holds the pod's traffic for the restore of {container} from checkpoint {r.Status.CheckpointName}");
+        }
     }
 
+    /// <summary>Event reasons on the pod: its interceptor holds its traffic for a restore, and replayed its log (or not).</summary>
+    public const string TrafficHeld = "TrafficHeld", TrafficReplayed = "TrafficReplayed", ReplayFailed = "ReplayFailed";
+
     /// <summary>The hold asked for an attempt; <see cref="Release"/> null when the pod has no interceptor.</summary>
-    private sealed record RestoreHold(int? Attempt, Crsc.Controllers.NodeAgent.IHeldTraffic? Release);
+    private sealed record RestoreHold(int? Attempt, Crsc.Controllers.NodeAgent.IHeldTraffic? Release, Pod Pod);
 
     /// <summary>
     /// When the checkpoint image is one of this node's store: a reason and message when it must not be restored from —

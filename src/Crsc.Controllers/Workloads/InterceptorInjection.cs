@@ -32,6 +32,12 @@ public sealed record InterceptorSidecarOptions
     public string Resources { get; init; } =
         """{"limits":{"cpu":"500m","memory":"64Mi"},"requests":{"cpu":"10m","memory":"32Mi"}}""";
 
+    /// <summary>
+    /// The sidecar's metrics port (<c>--metrics-listen :PORT</c>, containerPort <see cref="InterceptorInjection.MetricsPortName"/>);
+    /// null: none. A pod that already uses this number or that name gets no metrics port (and no flag).
+    /// </summary>
+    public int? MetricsPort { get; init; } = 9464;
+
     private static string ThisVersion()
     {
         var informational = typeof(InterceptorSidecarOptions).Assembly
@@ -62,6 +68,8 @@ public static partial class InterceptorInjection
     public const string VolumeName = "crsc-interceptor";
     public const string ControlDirectory = "/run/crsc-interceptor";
     public const string ControlSocket = ControlDirectory + "/control.sock";
+    /// <summary>The name of the sidecar's metrics containerPort (at most 15 characters, as port names are).</summary>
+    public const string MetricsPortName = "crsc-metrics";
 
     /// <summary>Whether the Deployment asks for the interceptor (<c>crsc.io/interceptor: "true"</c>).</summary>
     public static bool Wanted(Deployment deployment) =>
@@ -367,6 +375,17 @@ public static partial class InterceptorInjection
             "--mode", "http", "--control-socket", ControlSocket]);
         // the replay log goes beside the control socket, on the emptyDir: it outlives a restart of the sidecar
         if (replayMethods is not null) args.AddRange(["--replay-methods", replayMethods]);
+        // the metrics port, unless the pod uses its number or name already (on any container, or as a loopback port)
+        var metricsPort = options.MetricsPort is { } mp
+            && !spec.Containers.Concat(spec.InitContainers ?? []).SelectMany(c => c.Ports ?? []).Concat(sidecarPorts)
+                .Any(x => x.Port == mp || x.Name == MetricsPortName)
+            && !found.Any(f => f.Wanted.Loopback == mp)
+            ? mp : (int?)null;
+        if (metricsPort is { } metrics)
+        {
+            args.AddRange(["--metrics-listen", $":{metrics.ToString(CultureInfo.InvariantCulture)}"]);
+            sidecarPorts.Add(new ContainerPort { Name = MetricsPortName, Port = metrics, Protocol = "TCP" });
+        }
 
         var sidecar = new Container
         {
@@ -399,7 +418,9 @@ public static partial class InterceptorInjection
             (f.Wanted.Env is { } e
                 ? $" (env {e}={f.Wanted.Loopback} set on {f.App.Name})"
                 : $" (no {Annotations.InterceptorPortEnv}: container {f.App.Name} must listen on 127.0.0.1:{f.Wanted.Loopback} by itself)")))
-            + (replayMethods is null ? "" : $"; {replayMethods} requests are logged and replayed after a restore");
+            + (replayMethods is null ? "" : $"; {replayMethods} requests are logged and replayed after a restore")
+            + (metricsPort is { } m ? $"; its metrics on port {MetricsPortName} ({m.ToString(CultureInfo.InvariantCulture)})"
+                : options.MetricsPort is { } wantedMetrics ? $"; no metrics port: the pod already uses port {wantedMetrics.ToString(CultureInfo.InvariantCulture)} or the name {MetricsPortName}" : "");
         return null;
     }
 

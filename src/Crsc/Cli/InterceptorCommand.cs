@@ -38,7 +38,11 @@ internal static class InterceptorCommand
                       "'checkpointed POS' drops what the checkpoint whose hold answered POS holds; 'replay' (while held, after a\n" +
                       "restore) sends the rest to the restored app in order. Over --replay-max-bytes or --replay-max-entries the\n" +
                       "log overflows: logging stops and replay refuses until the next completed checkpoint.\n" +
-                      "The proxied port never answers these itself. Runs until SIGTERM/SIGINT.",
+                      "The proxied port never answers these itself.\n" +
+                      "\n" +
+                      "--metrics-listen (off by default) serves GET /metrics (Prometheus text, crsc_interceptor_*: forwarded, held,\n" +
+                      "released and rejected requests, holds and hold seconds, queue, replays, upstream waits) and GET /healthz\n" +
+                      "on a plain HTTP port, without authentication (counts and health only). Runs until SIGTERM/SIGINT.",
         Options =
         [
             new OptionSpec("--listen", "ADDR", "address to listen on: IP:PORT, [IPv6]:PORT or :PORT (all interfaces); several: a comma list"),
@@ -53,6 +57,7 @@ internal static class InterceptorCommand
             new OptionSpec("--replay-log", "PATH", $"the replay log file (default {ReplayLogName} beside --control-socket)"),
             new OptionSpec("--replay-max-bytes", "SIZE", "the replay log's size limit (default 64MiB)"),
             new OptionSpec("--replay-max-entries", "N", $"the replay log's request limit (default {DefaultMaxEntries})"),
+            new OptionSpec("--metrics-listen", "ADDR", "serve GET /metrics and /healthz on this address: IP:PORT, [IPv6]:PORT or :PORT (default: off)"),
         ],
         Handler = RunAsync,
         Examples =
@@ -60,6 +65,7 @@ internal static class InterceptorCommand
             "crsc interceptor --listen :8080 --upstream 127.0.0.1:18080 --control-socket /run/crsc-interceptor/control.sock",
             "crsc interceptor --listen :5432 --upstream 15432 --mode tcp --max-queue 50 --max-wait 20s",
             "crsc interceptor --listen :8080,:9090 --upstream 18080,19090     (two ports, one hold)",
+            "crsc interceptor --listen :8080 --upstream 18080 --metrics-listen :9464",
             "echo status | socat - UNIX-CONNECT:/run/crsc-interceptor/control.sock",
         ],
     };
@@ -113,6 +119,17 @@ internal static class InterceptorCommand
             replay = replay with { MaxEntries = n };
         }
         return (options, control, replay, null);
+    }
+
+    /// <summary>The --metrics-listen address (null: off), or the usage message that names what is wrong with it.</summary>
+    internal static (IPEndPoint? Listen, string? Problem) ParseMetricsListen(ParsedCommand p, IReadOnlyList<InterceptorOptions> proxies)
+    {
+        if (p.Value("--metrics-listen") is not { } text) return (null, null);
+        if (!TryParseEndPoint(text, IPAddress.Any, out var listen))
+            return (null, $"--metrics-listen '{text}' is not an address (HOST:PORT, [IPv6]:PORT or :PORT; port 1-65535)");
+        if (proxies.Any(x => x.Listen is IPEndPoint e && e.Port == listen.Port))
+            return (null, $"--metrics-listen port {listen.Port} is one of --listen's ports: choose another");
+        return (listen, null);
     }
 
     private static (IReadOnlyList<InterceptorOptions>? Options, string? ControlSocket, string? Problem) ParseProxy(ParsedCommand p)
@@ -202,6 +219,8 @@ internal static class InterceptorCommand
     {
         var (options, controlPath, replayOptions, problem) = ParseWithReplay(p);
         if (problem is not null) return CliOutput.Usage(p, problem);
+        var (metricsListen, metricsProblem) = ParseMetricsListen(p, options!);
+        if (metricsProblem is not null) return CliOutput.Usage(p, metricsProblem);
 
         var target = LoggingSetup.Choose("auto", startedBySystemd: false, journalAvailable: false, stdoutIsTerminal: !Console.IsOutputRedirected);
         using var serilog = LoggingSetup.Create(new Configuration.CrscOptions(), target);
@@ -236,6 +255,14 @@ internal static class InterceptorCommand
                 {
                     return CliOutput.Fail(p, $"cannot listen on {one.Listen} (--listen): {e.Message}");
                 }
+            }
+            if (metricsListen is null) return await ServeAsync(p, controlPath, gate, replay, log, stop.Token);
+            await using var metrics = new MetricsServer(new MetricsServerOptions { Listen = metricsListen },
+                () => InterceptorMetrics.Render(gate.Status(), replay?.Status(), proxies.Sum(x => x.Forwarded)), TimeProvider.System, log);
+            try { metrics.Start(); }
+            catch (SocketException e)
+            {
+                return CliOutput.Fail(p, $"cannot listen on {metricsListen} (--metrics-listen): {e.Message}");
             }
             return await ServeAsync(p, controlPath, gate, replay, log, stop.Token);
         }

@@ -58,6 +58,20 @@ internal sealed partial class InterceptorTrafficHold(string kubeletRoot, ILogger
         catch (System.Text.Json.JsonException) { return null; }
     }
 
+    /// <summary>The requests the last replay sent, in a <c>replay</c> answer (<c>ok {"replay":{"lastReplay":{"replayed":N}}}</c>).</summary>
+    internal static int? Replayed(string answer)
+    {
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(answer.AsMemory(2));
+            return doc.RootElement.TryGetProperty("replay", out var r) && r.ValueKind == System.Text.Json.JsonValueKind.Object
+                && r.TryGetProperty("lastReplay", out var last) && last.ValueKind == System.Text.Json.JsonValueKind.Object
+                && last.TryGetProperty("replayed", out var n) && n.TryGetInt32(out var replayed)
+                ? replayed : null;
+        }
+        catch (System.Text.Json.JsonException) { return null; }
+    }
+
     private sealed class Release(InterceptorTrafficHold owner, string path, string ns, string pod, long? position) : IHeldTraffic
     {
         public async ValueTask DisposeAsync()
@@ -77,12 +91,18 @@ internal sealed partial class InterceptorTrafficHold(string kubeletRoot, ILogger
             else Log.LogNotTruncated(owner.Logger, ns, pod, answer ?? "its control socket is gone");
         }
 
-        public async Task ReplayAsync(CancellationToken ct)
+        public async Task<ReplayOutcome?> ReplayAsync(CancellationToken ct)
         {
-            if (position is null) return;
+            if (position is null) return null;
             var answer = await owner.AskAsync(path, "replay", owner._replayTimeout, ct).ConfigureAwait(false);
-            if (answer?.StartsWith("ok", StringComparison.Ordinal) == true) Log.LogReplayed(owner.Logger, ns, pod);
-            else Log.NotReplayed(owner.Logger, ns, pod, answer ?? "its control socket is gone");
+            if (answer?.StartsWith("ok", StringComparison.Ordinal) == true)
+            {
+                Log.LogReplayed(owner.Logger, ns, pod);
+                return new ReplayOutcome(true, Replayed(answer) ?? 0);
+            }
+            var why = answer ?? "its control socket is gone";
+            Log.NotReplayed(owner.Logger, ns, pod, why);
+            return new ReplayOutcome(false, 0, why.StartsWith("error ", StringComparison.Ordinal) ? why[6..] : why);
         }
     }
 

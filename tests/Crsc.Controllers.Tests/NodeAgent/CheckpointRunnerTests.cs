@@ -64,10 +64,10 @@ public sealed class CheckpointRunnerTests : IDisposable
                 return Task.CompletedTask;
             }
 
-            public Task ReplayAsync(CancellationToken ct)
+            public Task<ReplayOutcome?> ReplayAsync(CancellationToken ct)
             {
                 if (recordLogSteps) log.Add("replay");
-                return Task.CompletedTask;
+                return Task.FromResult<ReplayOutcome?>(null);
             }
         }
     }

@@ -307,11 +307,15 @@ public sealed class RestorePreparerTests : IAsyncLifetime
         public List<string> Log { get; } = [];
         /// <summary>Also records the replay log's steps.</summary>
         public bool RecordLogSteps { get; init; }
+        /// <summary>What a replay answers (null: the pod's interceptor keeps no replay log).</summary>
+        public Crsc.Controllers.NodeAgent.ReplayOutcome? Replay { get; init; }
+        /// <summary>False: the pod has no interceptor (nothing held).</summary>
+        public bool HasInterceptor { get; init; } = true;
 
         public Task<Crsc.Controllers.NodeAgent.IHeldTraffic?> HoldAsync(string ns, string pod, string podUid, string reason, CancellationToken ct)
         {
             Log.Add($"hold {ns}/{pod}: {reason}");
-            return Task.FromResult<Crsc.Controllers.NodeAgent.IHeldTraffic?>(new Releaser(this));
+            return Task.FromResult<Crsc.Controllers.NodeAgent.IHeldTraffic?>(HasInterceptor ? new Releaser(this) : null);
         }
 
         private sealed class Releaser(TrafficLog owner) : Crsc.Controllers.NodeAgent.IHeldTraffic
@@ -328,10 +332,10 @@ public sealed class RestorePreparerTests : IAsyncLifetime
                 return Task.CompletedTask;
             }
 
-            public Task ReplayAsync(CancellationToken ct)
+            public Task<Crsc.Controllers.NodeAgent.ReplayOutcome?> ReplayAsync(CancellationToken ct)
             {
                 if (owner.RecordLogSteps) owner.Log.Add("replay");
-                return Task.CompletedTask;
+                return Task.FromResult(owner.Replay);
             }
         }
     }
@@ -354,6 +358,73 @@ public sealed class RestorePreparerTests : IAsyncLifetime
 
         var hold = $"hold {Ns}/{P1}: restore of {RestoreFixture.Container} from checkpoint c1";
         Assert.Equal(replayed ? [hold, "replay", "release"] : [hold, "release"], traffic.Log);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task The_hold_and_the_replay_are_Events_on_the_pod(bool replaySucceeds)
+    {
+        await PatchedWithColdInstanceAsync();
+        var traffic = new TrafficLog
+        {
+            Replay = replaySucceeds ? new(true, 3) : new(false, 0, "entry 2 of 3 (POST /orders to 127.0.0.1:18080): the app answered 500"),
+        };
+        var node = await _f.StartNodeAsync("n1", _runtime, new RestorePreparerOptions { NodeName = "n1", TrafficHold = traffic });
+        await node.ReconcileAsync("r1");
+        await node.ReconcileAsync("r1"); // asked once per attempt: one Event
+
+        var held = Assert.Single(_f.Events.Events, e => e.Reason == RestorePreparer.TrafficHeld);
+        Assert.Equal(("Pod", P1, Crsc.Api.Kubernetes.CoreEvent.Normal), (held.Kind, held.Name, held.Type));
+        Assert.Contains($"restore of {RestoreFixture.Container} from checkpoint c1", held.Message);
+
+        var r = _f.Restore("r1");
+        r.Status!.Phase = RestorePhase.Restored;
+        await _f.RestoresApi.UpdateStatusAsync(r, CancellationToken.None);
+        await node.ReconcileAsync("r1");
+
+        if (replaySucceeds)
+        {
+            var replayed = Assert.Single(_f.Events.Events, e => e.Reason == RestorePreparer.TrafficReplayed);
+            Assert.Equal(("Pod", P1, Crsc.Api.Kubernetes.CoreEvent.Normal), (replayed.Kind, replayed.Name, replayed.Type));
+            Assert.Contains("replayed 3 request(s)", replayed.Message);
+            Assert.DoesNotContain(_f.Events.Events, e => e.Reason == RestorePreparer.ReplayFailed);
+        }
+        else
+        {
+            var failed = Assert.Single(_f.Events.Events, e => e.Reason == RestorePreparer.ReplayFailed);
+            Assert.Equal(("Pod", P1, Crsc.Api.Kubernetes.CoreEvent.Warning), (failed.Kind, failed.Name, failed.Type));
+            Assert.Contains("the app answered 500", failed.Message);
+            Assert.DoesNotContain(_f.Events.Events, e => e.Reason == RestorePreparer.TrafficReplayed);
+        }
+    }
+
+    [Fact]
+    public async Task No_Event_for_a_pod_without_an_interceptor()
+    {
+        await PatchedWithColdInstanceAsync();
+        var traffic = new TrafficLog { HasInterceptor = false };
+        var node = await _f.StartNodeAsync("n1", _runtime, new RestorePreparerOptions { NodeName = "n1", TrafficHold = traffic });
+        await node.ReconcileAsync("r1");
+
+        Assert.Single(traffic.Log); // asked
+        Assert.DoesNotContain(_f.Events.Events, e => e.Reason == RestorePreparer.TrafficHeld);
+    }
+
+    [Fact]
+    public async Task No_replay_Event_without_a_replay_log()
+    {
+        await PatchedWithColdInstanceAsync();
+        var traffic = new TrafficLog(); // Replay null: the interceptor keeps no replay log
+        var node = await _f.StartNodeAsync("n1", _runtime, new RestorePreparerOptions { NodeName = "n1", TrafficHold = traffic });
+        await node.ReconcileAsync("r1");
+        var r = _f.Restore("r1");
+        r.Status!.Phase = RestorePhase.Restored;
+        await _f.RestoresApi.UpdateStatusAsync(r, CancellationToken.None);
+        await node.ReconcileAsync("r1");
+
+        Assert.Contains(_f.Events.Events, e => e.Reason == RestorePreparer.TrafficHeld);
+        Assert.DoesNotContain(_f.Events.Events, e => e.Reason is RestorePreparer.TrafficReplayed or RestorePreparer.ReplayFailed);
     }
 
     [Fact]

@@ -141,9 +141,11 @@ public sealed class InterceptorInjectionTests : IAsyncLifetime
         Assert.Equal(Image, sidecar.Image);
         Assert.Equal(["/usr/bin/crsc"], sidecar.Command!);
         Assert.Equal(["interceptor", "--listen", "0.0.0.0:8080", "--upstream", "127.0.0.1:18080", "--mode", "http",
-            "--control-socket", "/run/crsc-interceptor/control.sock"], sidecar.Args!);
-        var port = Assert.Single(sidecar.Ports!);
+            "--control-socket", "/run/crsc-interceptor/control.sock", "--metrics-listen", ":9464"], sidecar.Args!);
+        Assert.Equal(2, sidecar.Ports!.Count); // the app's port, then the sidecar's metrics port
+        var port = sidecar.Ports[0];
         Assert.Equal(("http", 8080, "TCP"), (port.Name, port.Port, port.Protocol));
+        Assert.Equal(("crsc-metrics", 9464, "TCP"), (sidecar.Ports[1].Name, sidecar.Ports[1].Port, sidecar.Ports[1].Protocol));
         var mount = Assert.Single(sidecar.VolumeMounts!);
         Assert.Equal(("crsc-interceptor", "/run/crsc-interceptor"), (mount.Name, mount.MountPath));
         Assert.Equal("10m", sidecar.Resources!.Value.GetProperty("requests").GetProperty("cpu").GetString());
@@ -191,9 +193,9 @@ public sealed class InterceptorInjectionTests : IAsyncLifetime
         Assert.Null(spec.Containers[0].Ports);
         Assert.Equal([("MODE", "prod"), ("PORT", "18080"), ("METRICS_PORT", "19090")], spec.Containers[0].Env!.Select(e => (e.Name, e.Value)));
         var sidecar = spec.Containers.Single(c => c.Name == "crsc-interceptor");
-        Assert.Equal(["http", "metrics"], sidecar.Ports!.Select(p => p.Name));
+        Assert.Equal(["http", "metrics", "crsc-metrics"], sidecar.Ports!.Select(p => p.Name));
         Assert.Equal(["interceptor", "--listen", "0.0.0.0:8080,0.0.0.0:9090", "--upstream", "127.0.0.1:18080,127.0.0.1:19090",
-            "--mode", "http", "--control-socket", "/run/crsc-interceptor/control.sock"], sidecar.Args!);
+            "--mode", "http", "--control-socket", "/run/crsc-interceptor/control.sock", "--metrics-listen", ":9464"], sidecar.Args!);
     }
 
     [Fact]
@@ -241,6 +243,51 @@ public sealed class InterceptorInjectionTests : IAsyncLifetime
         Assert.Equal(writes, _deploymentsApi.CallCount("update"));
     }
 
+    [Theory]
+    [InlineData("number on another container")]
+    [InlineData("name on the app")]
+    [InlineData("number taken over")]
+    [InlineData("loopback")]
+    public async Task A_pod_that_uses_the_metrics_port_or_its_name_gets_no_metrics_port_nor_flag(string how)
+    {
+        var asking = Asking(how == "number taken over" ? "9464:19464" : how == "loopback" ? "http:9464" : "http:18080");
+        await SeedAsync(asking, how switch
+        {
+            "number on another container" => s => s.Containers[1].Ports!.Add(new ContainerPort { Name = "exporter", Port = 9464 }),
+            "name on the app" => s => s.Containers[0].Ports!.Add(new ContainerPort { Name = "crsc-metrics", Port = 9999 }),
+            "number taken over" => s => s.Containers[0].Ports!.Add(new ContainerPort { Name = "admin", Port = 9464 }),
+            _ => null,
+        });
+
+        Assert.Equal(ReconcileResult.Done, await ReconcileAsync());
+
+        var sidecar = Stored().Spec.Template.Spec.Containers.Single(c => c.Name == "crsc-interceptor");
+        Assert.DoesNotContain("--metrics-listen", sidecar.Args!);
+        Assert.DoesNotContain(sidecar.Ports!, p => p.Name == "crsc-metrics" && p.Port == 9464);
+        Assert.Single(sidecar.Ports!); // the one port it took over
+        var e = Assert.Single(_events.Events, e => e.Reason == DeploymentReconciler.ReasonInterceptorInjected);
+        Assert.Contains("no metrics port: the pod already uses port 9464 or the name crsc-metrics", e.Message);
+    }
+
+    [Fact]
+    public async Task The_metrics_port_is_an_option_and_said_in_the_Event()
+    {
+        await SeedAsync(Asking("http:18080"));
+        var d = Stored();
+        var outcome = InterceptorInjection.Reconcile(d, new InterceptorSidecarOptions { Image = Image, MetricsPort = 9500 });
+        Assert.Null(outcome.Error);
+        var sidecar = d.Spec.Template.Spec.Containers.Single(c => c.Name == "crsc-interceptor");
+        Assert.Equal([":9500"], sidecar.Args!.SkipWhile(a => a != "--metrics-listen").Skip(1));
+        Assert.Contains(sidecar.Ports!, p => (p.Name, p.Port) == ("crsc-metrics", 9500));
+        Assert.Contains("its metrics on port crsc-metrics (9500)", outcome.Description);
+
+        var off = Stored();
+        InterceptorInjection.Reconcile(off, new InterceptorSidecarOptions { Image = Image, MetricsPort = null });
+        var plain = off.Spec.Template.Spec.Containers.Single(c => c.Name == "crsc-interceptor");
+        Assert.DoesNotContain("--metrics-listen", plain.Args!);
+        Assert.Single(plain.Ports!);
+    }
+
     [Fact]
     public async Task Changing_the_port_annotation_moves_the_sidecar_to_the_new_port_from_the_original_template()
     {
@@ -253,7 +300,7 @@ public sealed class InterceptorInjectionTests : IAsyncLifetime
         var spec = Stored().Spec.Template.Spec;
         Assert.Equal(["http"], spec.Containers[0].Ports!.Select(p => p.Name)); // http back where it was
         Assert.Equal([("MODE", "prod"), ("PORT", "8080")], spec.Containers[0].Env!.Select(e => (e.Name, e.Value)));
-        Assert.Equal(["metrics"], spec.Containers.Single(c => c.Name == "crsc-interceptor").Ports!.Select(p => p.Name));
+        Assert.Equal(["metrics", "crsc-metrics"], spec.Containers.Single(c => c.Name == "crsc-interceptor").Ports!.Select(p => p.Name));
         Assert.Single(_events.Events, e => e.Reason == DeploymentReconciler.ReasonInterceptorUpdated);
 
         await AnnotateAsync((Annotations.Interceptor, "false"));
@@ -366,7 +413,8 @@ public sealed class InterceptorInjectionTests : IAsyncLifetime
 
         var sidecar = Stored().Spec.Template.Spec.Containers.Single(c => c.Name == "crsc-interceptor");
         string[] expected = ["interceptor", "--listen", "0.0.0.0:8080", "--upstream", "127.0.0.1:18080", "--mode", "http",
-            "--control-socket", "/run/crsc-interceptor/control.sock", .. flag is null ? Array.Empty<string>() : ["--replay-methods", flag]];
+            "--control-socket", "/run/crsc-interceptor/control.sock", .. flag is null ? Array.Empty<string>() : ["--replay-methods", flag],
+            "--metrics-listen", ":9464"];
         Assert.Equal(expected, sidecar.Args!);
         var e = Assert.Single(_events.Events, e => e.Reason == DeploymentReconciler.ReasonInterceptorInjected);
         Assert.Equal(flag is not null, e.Message.Contains("replayed after a restore", StringComparison.Ordinal));

@@ -40,6 +40,8 @@ public sealed class InterceptorCommandTests
     [InlineData("--replay-max-bytes '1k' is not a size of at least 4096 bytes", "--listen", ":1", "--upstream", "2", "--control-socket", "/run/c.sock", "--replay-methods", "non-GET", "--replay-max-bytes", "1k")]
     [InlineData("--replay-max-entries '0' is not a positive whole number", "--listen", ":1", "--upstream", "2", "--control-socket", "/run/c.sock", "--replay-methods", "POST", "--replay-max-entries", "0")]
     [InlineData("--replay-log needs --replay-methods (replay is off: none)", "--listen", ":1", "--upstream", "2", "--replay-log", "/run/replay.log")]
+    [InlineData("--metrics-listen 'metrics' is not an address", "--listen", ":1", "--upstream", "2", "--metrics-listen", "metrics")]
+    [InlineData("--metrics-listen port 1 is one of --listen's ports", "--listen", ":1", "--upstream", "2", "--metrics-listen", "127.0.0.1:1")]
     public async Task Bad_input_is_a_usage_error_naming_it(string expected, params string[] args)
     {
         var (code, _, err) = await Run(["interceptor", .. args]);
@@ -58,6 +60,7 @@ public sealed class InterceptorCommandTests
         foreach (var flag in new[] { "--replay-methods METHODS", "--replay-log PATH", "--replay-max-bytes SIZE", "--replay-max-entries N" })
             Assert.Contains(flag, output);
         Assert.Contains("checkpointed POS", output);
+        Assert.Contains("--metrics-listen ADDR", output);
         Assert.Contains("hold [REASON]", output);
         Assert.Contains("Retry-After", output);
     }
@@ -119,6 +122,45 @@ public sealed class InterceptorCommandTests
         await cts.CancelAsync();
         Assert.Equal(ExitCodes.Ok, await run.WaitAsync(Eventually.DefaultTimeout));
         Assert.False(File.Exists(control));
+    }
+
+    [Fact]
+    public async Task Metrics_listen_serves_the_counters_and_health_until_cancelled()
+    {
+        var listen = LoopbackPorts.Free();
+        var metricsPort = LoopbackPorts.Free();
+        using var cts = new CancellationTokenSource();
+        var o = new StringWriter();
+        var e = new StringWriter();
+        var run = new CommandLineParser(Commands.Root(), o, e).RunAsync(
+            ["interceptor", "--listen", $"127.0.0.1:{listen}", "--upstream", "127.0.0.1:1", "--metrics-listen", $"127.0.0.1:{metricsPort}"], cts.Token);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{metricsPort}") };
+        string? text = null;
+        await Eventually.TrueAsync(async () =>
+        {
+            try { text = await http.GetStringAsync("/metrics"); return true; }
+            catch (HttpRequestException) { return false; }
+        }, "metrics served");
+        Assert.Contains("\ncrsc_interceptor_requests_forwarded_total 0\n", text);
+        Assert.Contains("crsc_interceptor_held 0\n", text);
+        Assert.DoesNotContain("replay", text); // replay is off
+        Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/")).StatusCode);
+
+        await cts.CancelAsync();
+        Assert.Equal(ExitCodes.Ok, await run.WaitAsync(Eventually.DefaultTimeout));
+        using var after = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await Assert.ThrowsAsync<SocketException>(async () => await after.ConnectAsync(IPAddress.Loopback, metricsPort)); // closed
+    }
+
+    [Fact]
+    public async Task A_metrics_port_in_use_fails_naming_metrics_listen()
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var (code, _, err) = await Run("interceptor", "--listen", $"127.0.0.1:{LoopbackPorts.Free()}", "--upstream", "1", "--metrics-listen", taken.LocalEndpoint.ToString()!);
+        Assert.Equal(ExitCodes.Failure, code);
+        Assert.Contains("(--metrics-listen)", err);
     }
 
     [Fact]

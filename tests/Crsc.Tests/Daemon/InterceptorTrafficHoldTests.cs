@@ -1,3 +1,4 @@
+using Crsc.Controllers.NodeAgent;
 using Crsc.Daemon;
 using Crsc.Interceptor;
 using Crsc.Testing;
@@ -161,14 +162,38 @@ public sealed class InterceptorTrafficHoldTests : IAsyncLifetime
         await Log(log, upstream, "/two");
 
         var held = await _hold.HoldAsync("shop", "web-1", _uid, "restore of app", CancellationToken.None);
-        await held!.ReplayAsync(CancellationToken.None);
+        var outcome = await held!.ReplayAsync(CancellationToken.None);
         await held.DisposeAsync();
+        Assert.Equal(new ReplayOutcome(true, 2), outcome);
 
         await serving.WaitAsync(Eventually.DefaultTimeout);
         Assert.Equal(["/one held=True", "/two held=True"], seen);
         Assert.False(_gate.Status().Held);
         Assert.True(log.Status().LastReplay!.Succeeded);
         Assert.Equal(2, log.Status().Entries); // kept until a checkpoint completes
+    }
+
+    [Fact]
+    public async Task A_replay_that_fails_says_why_and_a_pod_without_a_replay_log_replays_nothing()
+    {
+        using var log = NewLog();
+        Serve(_hold.SocketPath(_uid), log);
+        await Log(log, "127.0.0.1:1", "/lost"); // nothing listens there
+
+        var held = await _hold.HoldAsync("shop", "web-1", _uid, "restore of app", CancellationToken.None);
+        var outcome = await held!.ReplayAsync(CancellationToken.None);
+        await held.DisposeAsync();
+
+        Assert.False(outcome!.Succeeded);
+        Assert.StartsWith("replay failed: entry 1 of 1 (POST /lost to 127.0.0.1:1): cannot connect", outcome.Error);
+
+        await _server!.DisposeAsync();
+        _server = null;
+        File.Delete(_hold.SocketPath(_uid));
+        Serve(_hold.SocketPath(_uid)); // no replay log
+        var plain = await _hold.HoldAsync("shop", "web-1", _uid, "restore of app", CancellationToken.None);
+        Assert.Null(await plain!.ReplayAsync(CancellationToken.None));
+        await plain.DisposeAsync();
     }
 
     [Fact]
