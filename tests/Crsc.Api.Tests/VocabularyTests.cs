@@ -15,6 +15,7 @@ public sealed class VocabularyTests
     {
         ["Annotations.CheckpointRestore"] = "crsc.io/checkpoint-restore",
         ["Annotations.CheckpointInterval"] = "crsc.io/checkpoint-interval",
+        ["Annotations.CheckpointReason"] = "crsc.io/checkpoint-reason",
         ["Annotations.DefaultCheckpointInterval"] = "10m",
         ["Annotations.Interceptor"] = "crsc.io/interceptor",
         ["Annotations.InterceptorPort"] = "crsc.io/interceptor-port",

@@ -363,7 +363,11 @@ public sealed class RunProcessTests
         Assert.Null(h.CriuArgv("dump"));
 
         // nobody: no capabilities, imageDir not writable (the harness's files readable for it)
+        // whatever the umask made them (CI runs with 077): the files it reads readable, the fake criu reachable
         File.SetUnixFileMode(h.Root, (UnixFileMode)0b111_101_101);
+        File.SetUnixFileMode(h.ConfigFile, (UnixFileMode)0b110_100_100);
+        File.SetUnixFileMode(h.StateFile, (UnixFileMode)0b110_100_100);
+        File.SetUnixFileMode(h.CriuDir, (UnixFileMode)0b111_101_101);
         var (nobodyCode, nobody, nobodyErr) = await CheckAsync(h, asNobody: true);
         Assert.True(nobodyCode == 1, nobody + nobodyErr);
         Assert.Contains("missing CHECKPOINT_RESTORE, SYS_PTRACE, NET_ADMIN", nobody);
