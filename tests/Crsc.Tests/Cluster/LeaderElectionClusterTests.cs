@@ -136,7 +136,9 @@ public sealed class LeaderElectionClusterTests
         string[] tokens = ["token-a", "token-b", "token-c"];
         await using var server = await FakeApiServer.StartAsync(new FakeApiServerOptions { Tokens = tokens });
         var overlap = new Overlap();
-        var candidates = tokens.Select((t, i) => new Candidate(server, $"node-{i}_x", overlap, token: t)).ToList();
+        // a 9 s lease: the leader gives up at its 6 s renew deadline, 3 s before the others may take the Lease (with 3 s and
+        // a 1 s margin, a loaded CI machine once ran the old leader's deadline check after the takeover)
+        var candidates = tokens.Select((t, i) => new Candidate(server, $"node-{i}_x", overlap, leaseSeconds: 9, token: t)).ToList();
         try
         {
             var old = await OneLeaderAsync(candidates);
