@@ -184,17 +184,36 @@ public sealed partial class ReplayLog : IDisposable
     internal const UnixFileMode LogFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     /// <summary>
-    /// A new temp file (0600) at <paramref name="temp"/>. The directory is a volume the app's container may write, so
-    /// whatever is at that name (a link the app put there) is removed first, never followed, and the file is created
-    /// exclusively (O_EXCL does not follow a link).
+    /// Replaces <paramref name="path"/> whole: <paramref name="write"/> fills a new temp file (0600) beside it, which is
+    /// fsynced, renamed over it, and the directory fsynced; returns the new file's length. The directory is a volume the
+    /// app's container may write, so the temp file has a name of its own (random) and is created exclusively (O_EXCL
+    /// follows no link): nothing the app put there is written through, and nothing of it is removed. A failed write
+    /// removes only the temp file made here.
     /// </summary>
-    private static FileStream CreateTemp(string temp)
+    private static long Replace(string path, Action<FileStream> write)
     {
-        File.Delete(temp);
-        return new FileStream(temp, new FileStreamOptions
+        var temp = $"{path}.tmp-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}";
+        long length;
+        try
         {
-            Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, UnixCreateMode = LogFileMode,
-        });
+            using (var f = new FileStream(temp, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, UnixCreateMode = LogFileMode,
+            }))
+            {
+                write(f);
+                f.Flush(flushToDisk: true);
+                length = f.Length;
+            }
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temp); } catch (IOException) { }
+            throw;
+        }
+        SyncDirectory(path);
+        return length;
     }
 
     private FileStream Open()
@@ -202,14 +221,7 @@ public sealed partial class ReplayLog : IDisposable
         var path = _options.LogPath;
         if (!File.Exists(path) || new FileInfo(path).Length < Magic.Length)
         {
-            var temp = path + ".tmp";
-            using (var f = CreateTemp(temp))
-            {
-                f.Write(Magic);
-                f.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-            SyncDirectory(path);
+            Replace(path, f => f.Write(Magic));
         }
         var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0);
         try
@@ -514,10 +526,8 @@ public sealed partial class ReplayLog : IDisposable
                 _truncatedAt = Math.Max(_truncatedAt, position);
             }
             var path = _options.LogPath;
-            var temp = path + ".tmp";
             var rewritten = new List<(long, long, int)>();
-            long length;
-            using (var f = CreateTemp(temp))
+            var length = Replace(path, f =>
             {
                 f.Write(Magic);
                 f.Write(Frame(KindTruncated, position, null));
@@ -529,11 +539,7 @@ public sealed partial class ReplayLog : IDisposable
                     rewritten.Add((pos, f.Position, len));
                     f.Write(buffer);
                 }
-                f.Flush(flushToDisk: true);
-                length = f.Length;
-            }
-            File.Move(temp, path, overwrite: true);
-            SyncDirectory(path);
+            });
             var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0) { Position = length };
             lock (_lock)
             {
