@@ -71,7 +71,7 @@ public sealed partial class NodeStatePublisher(string directory, string nodeName
         return buffer.ToArray();
     }
 
-    private static string Rfc3339(DateTimeOffset t) => t.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+    private static string Rfc3339(DateTimeOffset t) => Crsc.Api.Kubernetes.KubeTime.FormatTime(t);
 
     private void EnsureDirectory()
     {
