@@ -9,6 +9,9 @@ namespace Crsc.Controllers.Nodes;
 /// <summary>A managed container on this node. <see cref="MemoryBytes"/> when known (the smallest are checkpointed first).</summary>
 public sealed record ManagedContainer(string Namespace, string Pod, string Container, long? MemoryBytes = null)
 {
+    /// <summary>The pod's UID as the node state has it (null when not known): tells a pod from a later one of the same name.</summary>
+    public string? PodUid { get; init; }
+
     public override string ToString() => $"{Namespace}/{Pod}/{Container}";
 }
 
@@ -50,7 +53,7 @@ public sealed partial class NodeAwayCheckpointer(
     {
         ArgumentNullException.ThrowIfNull(state);
         var pods = state.Pods.ToDictionary(p => (p.Namespace, p.Name));
-        var found = new SortedSet<(string, string, string)>();
+        var found = new SortedDictionary<(string, string, string), string?>();
         foreach (var saved in state.Schedules)
         {
             var ns = saved.Schedule.Metadata.Namespace ?? "default";
@@ -58,10 +61,10 @@ public sealed partial class NodeAwayCheckpointer(
             {
                 if (!pods.TryGetValue((ns, name), out var pod)) continue;
                 foreach (var container in ScheduleReconciler.SelectContainers(saved.Schedule, pod.Containers))
-                    found.Add((ns, name, container));
+                    found[(ns, name, container)] = pod.Uid;
             }
         }
-        return [.. found.Select(f => new ManagedContainer(f.Item1, f.Item2, f.Item3))];
+        return [.. found.Select(f => new ManagedContainer(f.Key.Item1, f.Key.Item2, f.Key.Item3) { PodUid = f.Value })];
     }
 
     /// <summary>The order containers are checkpointed in: smallest known memory first, unknown after, then by name.</summary>
@@ -70,13 +73,22 @@ public sealed partial class NodeAwayCheckpointer(
             .ThenBy(c => c.Namespace, StringComparer.Ordinal).ThenBy(c => c.Pod, StringComparer.Ordinal)
             .ThenBy(c => c.Container, StringComparer.Ordinal)];
 
+    /// <summary>The managed containers of this node now.</summary>
+    public IReadOnlyList<ManagedContainer> Managed() => managed();
+
     /// <param name="reason">recorded in each checkpoint's manifest</param>
     /// <param name="parallelism">checkpoints at a time (at least 1)</param>
     /// <param name="deadline">when every checkpoint must be done (null: each has the node's default timeout)</param>
-    public async Task<NodeAwayRun> CheckpointAllAsync(string reason, int parallelism, DateTimeOffset? deadline, CancellationToken ct)
+    /// <param name="only">which of the managed containers to take (null: all)</param>
+    /// <param name="urgent">
+    /// asked each time a checkpoint is started, of those not started yet: the first one it says is urgent goes next (a
+    /// pod being evicted while the run goes on), ahead of <see cref="Order"/>
+    /// </param>
+    public async Task<NodeAwayRun> CheckpointAllAsync(string reason, int parallelism, DateTimeOffset? deadline, CancellationToken ct,
+        Func<ManagedContainer, bool>? only = null, Func<ManagedContainer, bool>? urgent = null)
     {
         var started = time.GetTimestamp();
-        var ordered = Order(managed());
+        var ordered = Order(only is null ? managed() : managed().Where(only));
         var workers = Math.Clamp(parallelism, 1, Math.Max(1, ordered.Count));
         Log.Starting(logger, reason, ordered.Count, workers,
             deadline is { } d ? $"{Math.Max(0, (d - time.GetUtcNow()).TotalSeconds):0.#} s" : "the default timeout each");
@@ -86,12 +98,29 @@ public sealed partial class NodeAwayCheckpointer(
             : new CancellationTokenSource();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, atDeadline.Token);
         var results = new NodeAwayCheckpoint[ordered.Count];
-        var next = -1;
+        var taken = new bool[ordered.Count];
+        var pick = new Lock();
+
+        int Next()
+        {
+            lock (pick)
+            {
+                var first = -1;
+                for (var i = 0; i < ordered.Count; i++)
+                {
+                    if (taken[i]) continue;
+                    if (first < 0) first = i;
+                    if (urgent is null || urgent(ordered[i])) { first = i; break; }
+                }
+                if (first >= 0) taken[first] = true;
+                return first;
+            }
+        }
 
         async Task WorkerAsync()
         {
             int i;
-            while ((i = Interlocked.Increment(ref next)) < ordered.Count)
+            while ((i = Next()) >= 0)
                 results[i] = await OneAsync(ordered[i], reason, deadline, stop.Token).ConfigureAwait(false);
         }
 

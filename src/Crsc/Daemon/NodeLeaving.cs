@@ -35,8 +35,12 @@ internal static class NodeLeaving
                 ? new NodeAwayPublication(autonomy.State, outbox, autonomy.Status, options.NodeName, sp.GetRequiredService<TimeProvider>(),
                     sp.GetRequiredService<ILogger<NodeAwayPublication>>())
                 : null));
+        // evictions of managed pods (their DisruptionTarget condition): followed once the API server's pods are (AttachWatcher)
+        services.AddSingleton(sp => new PodEvictionWatcher(sp.GetRequiredService<NodeGoingAway>(), options.NodeName,
+            sp.GetRequiredService<NodeAwayCheckpointer>().Managed, sp.GetRequiredService<ILogger<PodEvictionWatcher>>()));
         services.AddSingleton(sp => new NodeDrainCheckpoints(sp.GetRequiredService<NodeGoingAway>(),
-            sp.GetRequiredService<NodeAwayCheckpointer>(), options.ShutdownParallelismValue, sp.GetRequiredService<ILogger<NodeDrainCheckpoints>>()));
+            sp.GetRequiredService<NodeAwayCheckpointer>(), options.ShutdownParallelismValue, sp.GetRequiredService<ILogger<NodeDrainCheckpoints>>(),
+            sp.GetRequiredService<PodEvictionWatcher>()));
         services.AddSingleton(sp => new ShutdownCheckpoints(sp.GetRequiredService<NodeGoingAway>(),
             sp.GetRequiredService<NodeAwayCheckpointer>(), options.ShutdownParallelismValue, sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<ShutdownCheckpoints>>()));
@@ -47,12 +51,13 @@ internal static class NodeLeaving
         services.AddHostedService<NodeLeavingService>();
     }
 
-    /// <summary>With an API server: the watcher of this node's own Node object. Call before the host starts.</summary>
+    /// <summary>With an API server: the watchers of this node's own Node object and of its pods' evictions. Call before the host starts.</summary>
     public static void AttachWatcher(IServiceProvider services, CrscOptions options)
     {
-        if (services.GetRequiredService<ClusterServices>() is not { Manager: { } manager }) return;
+        if (services.GetRequiredService<ClusterServices>() is not { Manager: { } manager } cluster) return;
         NodeDisruptionWatcher.SetUp(manager, services.GetRequiredService<NodeGoingAway>(),
             new NodeDisruptionOptions { NodeName = options.NodeName, DrainTaints = options.DrainTaintList });
+        if (cluster.NodePods is { } pods) services.GetRequiredService<PodEvictionWatcher>().Watch(pods);
     }
 }
 

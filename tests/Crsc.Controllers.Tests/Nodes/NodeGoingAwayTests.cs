@@ -199,10 +199,13 @@ public sealed class NodeDrainTests : IAsyncLifetime
     private readonly ManualTimeProvider _time = new(new DateTimeOffset(2026, 12, 7, 8, 0, 0, TimeSpan.Zero));
     private readonly FakeKube _kube;
     private readonly FakeResourceClient<Node> _nodes;
+    private readonly FakeResourceClient<Pod> _pods;
     private readonly CancellationTokenSource _stop = new();
     private readonly RecordingRunner _runner;
     private readonly NodeGoingAway _state;
     private NodeDrainCheckpoints _drain = null!;
+    private PodEvictionWatcher _evictions = null!;
+    private List<ManagedContainer> _managed = [new("shop", "cart-1", "app") { PodUid = "uid-cart-1" }, new("shop", "db-0", "pg") { PodUid = "uid-db-0" }];
     private ControllerManager _manager = null!;
     private Task _running = Task.CompletedTask;
 
@@ -210,6 +213,7 @@ public sealed class NodeDrainTests : IAsyncLifetime
     {
         _kube = new FakeKube(_time);
         _nodes = _kube.For(Resources.Nodes);
+        _pods = _kube.For(Resources.Pods);
         _runner = new RecordingRunner(_time);
         _state = new NodeGoingAway(_time);
     }
@@ -223,9 +227,13 @@ public sealed class NodeDrainTests : IAsyncLifetime
             Kube = _kube, Events = new RecordingEventRecorder(), Time = _time, Loggers = NullLoggerFactory.Instance,
         });
         NodeDisruptionWatcher.SetUp(manager, _state, new NodeDisruptionOptions { NodeName = NodeName });
-        ManagedContainer[] managed = [new("shop", "cart-1", "app"), new("shop", "db-0", "pg")];
-        _drain = new NodeDrainCheckpoints(_state,
-            new NodeAwayCheckpointer(_runner, () => managed, _time, NullLogger.Instance), 4, NullLogger.Instance);
+        foreach (var c in _managed) await _pods.SeedAsync(Pod(c.Pod, NodeName, c.PodUid!));
+        await _pods.SeedAsync(Pod("unmanaged-1", NodeName, "uid-unmanaged-1"));
+        var checkpointer = new NodeAwayCheckpointer(_runner, () => _managed, _time, NullLogger.Instance);
+        _evictions = new PodEvictionWatcher(_state, NodeName, checkpointer.Managed, NullLogger.Instance);
+        _evictions.Watch(manager.Informers.PodsOnNode(NodeName));
+        // one at a time: the order the checkpoints start in is the order they are asked for
+        _drain = new NodeDrainCheckpoints(_state, checkpointer, 1, NullLogger.Instance, _evictions);
         manager.AddRunnable("drain checkpoints", _drain.RunAsync);
         _running = manager.RunAsync(_stop.Token);
         await Eventually.TrueAsync(() => manager.NodeInformers.All(i => i.HasSynced), "informers synced");
@@ -243,6 +251,17 @@ public sealed class NodeDrainTests : IAsyncLifetime
         _manager.Informers.For(Resources.Nodes, new() { FieldSelector = $"metadata.name={NodeName}" })
             .Get(Crsc.Api.ObjectKey.Cluster(NodeName))?.Metadata.ResourceVersion == _nodes.Stored(null, NodeName)?.Metadata.ResourceVersion,
         "the informer at the stored Node");
+
+    private static Pod Pod(string name, string node, string uid, string? disruption = null) => new()
+    {
+        Metadata = new ObjectMeta { Name = name, Namespace = "shop", Uid = uid },
+        Spec = new PodSpec { NodeName = node, Containers = [new Container { Name = "app", Image = "app:1" }] },
+        Status = new PodStatus
+        {
+            Phase = "Running",
+            Conditions = disruption is null ? [] : [new PodCondition { Type = PodEvictionWatcher.DisruptionTarget, Status = "True", Reason = disruption }],
+        },
+    };
 
     private static Node Node(string name, bool cordoned, params string[] taints) => new()
     {
@@ -291,5 +310,71 @@ public sealed class NodeDrainTests : IAsyncLifetime
         await _nodes.SeedAsync(Node(NodeName, cordoned: true));
         await Eventually.TrueAsync(() => _drain.Runs == 1, "our own cordon is seen");
         Assert.Equal(2, _runner.Snapshot().Count); // and only that one run took checkpoints
+    }
+
+    /// <summary>Issue 18: an eviction of a managed pod (its DisruptionTarget condition, set before the deletion) is a node-state source and is checkpointed before the pod is gone.</summary>
+    [Fact]
+    public async Task An_evicted_managed_pod_is_checkpointed_from_its_condition_on_and_the_state_says_so_until_it_is_gone()
+    {
+        _runner.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // an unmanaged pod's eviction is nothing here
+        await _pods.SeedAsync(Pod("unmanaged-1", NodeName, "uid-unmanaged-1", "EvictionByEvictionAPI"));
+        await _pods.SeedAsync(Pod("cart-1", NodeName, "uid-cart-1")); // a write after it, to know the informer saw it
+        await Eventually.TrueAsync(() => _manager.Informers.PodsOnNode(NodeName).Get(new Crsc.Api.ObjectKey("shop", "cart-1"))?.Metadata.ResourceVersion
+            == _pods.Stored("shop", "cart-1")?.Metadata.ResourceVersion, "the informer at the stored pods");
+        Assert.False(_state.Current.GoingAway);
+        Assert.Empty(_runner.Snapshot());
+
+        // the Eviction API sets the condition first, then deletes: the checkpoint starts at the condition
+        await _pods.SeedAsync(Pod("cart-1", NodeName, "uid-cart-1", "EvictionByEvictionAPI"));
+        await Eventually.TrueAsync(() => _runner.Snapshot().Count == 1, "the evicted pod's checkpoint started");
+        Assert.Equal(("cart-1", "app", "NodeDrain"), _runner.Snapshot().Select(r => (r.Pod, r.Container, r.Reason)).Single());
+        Assert.NotNull(_pods.Stored("shop", "cart-1")); // before the deletion
+        Assert.True(_state.Current.GoingAway);
+        Assert.Equal(NodeAwayReason.Eviction, _state.Current.Reason);
+        Assert.Contains("shop/cart-1 (EvictionByEvictionAPI)", _state.Current.Detail, StringComparison.Ordinal);
+
+        // the deletion while the checkpoint runs does not stop it; once the pod is gone the node is not going away
+        await _pods.DeleteAsync("shop", "cart-1", null, CancellationToken.None);
+        await Eventually.TrueAsync(() => !_state.Current.GoingAway, "the eviction is over when the pod is gone");
+        _runner.Gate.SetResult();
+        await Eventually.TrueAsync(() => _drain.Runs == 1, "the eviction run ends");
+        Assert.Equal(1, _drain.LastRun!.Stored);
+        Assert.Single(_runner.Snapshot()); // and nothing else was taken
+    }
+
+    /// <summary>Issue 18, eviction ordering: during a drain, a pod being evicted goes ahead of the run's order, and no pod is taken twice in an episode.</summary>
+    [Fact]
+    public async Task During_a_drain_a_pod_being_evicted_goes_first_and_no_pod_is_checkpointed_twice()
+    {
+        _managed = [.. _managed, new("shop", "web-1", "app") { PodUid = "uid-web-1" }, new("shop", "zeta-0", "app") { PodUid = "uid-zeta-0" }];
+        foreach (var c in _managed.Skip(2)) await _pods.SeedAsync(Pod(c.Pod, NodeName, c.PodUid!));
+        _runner.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _nodes.SeedAsync(Node(NodeName, cordoned: true));
+        await Eventually.TrueAsync(() => _runner.Snapshot().Count == 1, "the drain run's first checkpoint");
+        // the last of the run's order is evicted while the first checkpoint runs
+        await _pods.SeedAsync(Pod("zeta-0", NodeName, "uid-zeta-0", "EvictionByEvictionAPI"));
+        await Eventually.TrueAsync(() => _evictions.Evicting.Count == 1, "the eviction seen");
+        _runner.Gate.SetResult();
+        await Eventually.TrueAsync(() => _drain.Runs == 1, "the drain run ends");
+        Assert.Equal(["cart-1", "zeta-0", "db-0", "web-1"], _runner.Snapshot().Select(r => r.Pod));
+        Assert.Equal(4, _drain.LastRun!.Stored);
+        // the state shows the drain (more urgent than the eviction); the evicted pod is not taken again, now or later in the episode
+        Assert.Equal(NodeAwayReason.Drain, _state.Current.Reason);
+        await _pods.SeedAsync(Pod("web-1", NodeName, "uid-web-1", "EvictionByEvictionAPI"));
+        await Eventually.TrueAsync(() => _evictions.Evicting.Count == 2, "the second eviction seen");
+        await _pods.DeleteAsync("shop", "zeta-0", null, CancellationToken.None);
+        await Eventually.TrueAsync(() => _evictions.Evicting.Count == 1, "the first evicted pod gone");
+        await _nodes.SeedAsync(Node(NodeName, cordoned: true, "karpenter.sh/disrupted"));
+        await SeenAsync();
+        Assert.Equal(1, _drain.Runs);
+        Assert.Equal(4, _runner.Snapshot().Count);
+
+        // a later pod of the same name (a StatefulSet's) is another pod: its eviction is checkpointed
+        _managed = [.. _managed.Where(c => c.Pod != "zeta-0"), new("shop", "zeta-0", "app") { PodUid = "uid-zeta-0-b" }];
+        await _pods.SeedAsync(Pod("zeta-0", NodeName, "uid-zeta-0-b", "EvictionByEvictionAPI"));
+        await Eventually.TrueAsync(() => _drain.Runs == 2, "the new pod's run");
+        Assert.Equal("zeta-0", _runner.Snapshot()[^1].Pod);
+        Assert.Equal(5, _runner.Snapshot().Count);
     }
 }
