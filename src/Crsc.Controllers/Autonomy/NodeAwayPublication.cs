@@ -4,6 +4,7 @@ using Crsc.Api.Crds;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Nodes;
 using Crsc.Controllers.Schedules;
+using Crsc.Controllers.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -85,30 +86,82 @@ public sealed partial class NodeAwayPublication(NodeStateStore state, IOutbox ou
         return new NodeAwayTarget(schedule, name);
     }
 
+    /// <summary>
+    /// The start mark of <paramref name="container"/>'s checkpoint, appended before the runtime is called: a crash after
+    /// the store's commit and before <see cref="Record"/> leaves it unended, and the next start adopts the archive
+    /// (<see cref="OfflineScheduler.ResolveInterruptedRuns"/>). Null (logged) when the outbox did not take it: the
+    /// checkpoint is taken all the same, its memory matters more than its publication.
+    /// </summary>
+    public OfflineRun? MarkStarted(string reason, ManagedContainer container, NodeAwayTarget target, DateTimeOffset startedAt)
+    {
+        ArgumentNullException.ThrowIfNull(container);
+        ArgumentNullException.ThrowIfNull(target);
+        var run = new OfflineRun
+        {
+            Namespace = container.Namespace,
+            CheckpointName = target.Name,
+            Schedule = target.Schedule.Metadata.Name!,
+            ScheduleUid = target.Schedule.Metadata.Uid!,
+            Pod = container.Pod,
+            Container = container.Container,
+            RunAt = startedAt,
+            StartedAt = Crsc.Api.Kubernetes.KubeTime.Truncate(startedAt),
+            Reason = reason,
+        };
+        return Append(reason, container, target.Name, null, [OutboxRuns.Mark(OutboxRecordKind.RunStarted, run)]) ? run : null;
+    }
+
+    /// <summary>The end mark of a run whose checkpoint failed (nothing to publish).</summary>
+    public void MarkEnded(OfflineRun run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        Append(run.Reason ?? "", new ManagedContainer(run.Namespace, run.Pod, run.Container), run.CheckpointName, null,
+            [OutboxRuns.Mark(OutboxRecordKind.RunEnded, run)]);
+    }
+
+    /// <summary>
+    /// The records that publish a node-away checkpoint: the schedule's ContainerCheckpoint with the reason, not a run of
+    /// the schedule (no <c>crsc.io/scheduled-for</c>, no schedule status), then its Content and status.
+    /// </summary>
+    public static List<OutboxRecord> Records(CheckpointSchedule schedule, string name, string pod, string container, string reason,
+        string takenOn, CheckpointInfo archive, string archiveNode, DateTimeOffset startedAt, DateTimeOffset completedAt)
+    {
+        ArgumentNullException.ThrowIfNull(archive);
+        var ckpt = ScheduleReconciler.NewCheckpoint(schedule, name, pod, container, startedAt);
+        // not a run of the schedule: its next run is not moved by this one
+        ckpt.Metadata.Annotations!.Remove(Annotations.ScheduledFor);
+        ckpt.Metadata.Annotations[Annotations.CheckpointReason] = reason;
+        return OfflineCheckpointRecords.Build(ckpt, takenOn, archive.Id, archiveNode, archive.PodUid,
+            Crsc.Api.Kubernetes.KubeTime.Truncate(startedAt), Crsc.Api.Kubernetes.KubeTime.Truncate(completedAt));
+    }
+
     /// <summary>Appends the records of a stored node-away checkpoint; false (logged) when the outbox did not take them.</summary>
     public bool Record(string reason, ManagedContainer container, NodeAwayTarget target, CheckpointOutcome outcome, DateTimeOffset startedAt)
     {
         ArgumentNullException.ThrowIfNull(container);
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(outcome);
-        var ckpt = ScheduleReconciler.NewCheckpoint(target.Schedule, target.Name, container.Pod, container.Container, startedAt);
-        // not a run of the schedule: its next run is not moved by this one
-        ckpt.Metadata.Annotations!.Remove(Annotations.ScheduledFor);
-        ckpt.Metadata.Annotations[Annotations.CheckpointReason] = reason;
         var info = outcome.Checkpoint;
-        var records = OfflineCheckpointRecords.Build(ckpt, nodeName, info.Id, outcome.Node, info.PodUid,
-            Crsc.Api.Kubernetes.KubeTime.Truncate(startedAt), Crsc.Api.Kubernetes.KubeTime.Truncate(time.GetUtcNow()));
+        var records = Records(target.Schedule, target.Name, container.Pod, container.Container, reason, nodeName, info, outcome.Node,
+            startedAt, time.GetUtcNow());
+        if (!Append(reason, container, target.Name, info.Id, records)) return false;
+        Log.Recorded(_logger, reason, container.ToString(), target.Name, info.Id);
+        return true;
+    }
+
+    private bool Append(string reason, ManagedContainer container, string name, string? archiveId, List<OutboxRecord> records)
+    {
         try
         {
             lock (_lock) outbox.Append(records);
         }
         catch (Exception e) when (e is OutboxFullException or IOException or UnauthorizedAccessException)
         {
-            Log.NotRecorded(_logger, e, reason, container.ToString(), target.Name, info.Id);
+            if (archiveId is null) Log.MarkNotRecorded(_logger, e, reason, container.ToString(), name);
+            else Log.NotRecorded(_logger, e, reason, container.ToString(), name, archiveId);
             return false;
         }
         status?.Refresh();
-        Log.Recorded(_logger, reason, container.ToString(), target.Name, info.Id);
         return true;
     }
 
@@ -119,5 +172,8 @@ public sealed partial class NodeAwayPublication(NodeStateStore state, IOutbox ou
 
         [LoggerMessage(22902, LogLevel.Error, "Node going away ({Reason}): the outbox did not take ContainerCheckpoint {Name} of {Container}; archive {Id} stays in the store unpublished")]
         public static partial void NotRecorded(ILogger logger, Exception exception, string reason, string container, string name, string id);
+
+        [LoggerMessage(22903, LogLevel.Warning, "Node going away ({Reason}): the outbox did not take the start mark of ContainerCheckpoint {Name} of {Container}; the checkpoint is taken all the same")]
+        public static partial void MarkNotRecorded(ILogger logger, Exception exception, string reason, string container, string name);
     }
 }

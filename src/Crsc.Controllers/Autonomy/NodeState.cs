@@ -59,6 +59,11 @@ public sealed record OfflineRun
     public required DateTimeOffset RunAt { get; init; }
     /// <summary>Before the runtime was called (whole seconds, rounded down): the archive is not older.</summary>
     public required DateTimeOffset StartedAt { get; init; }
+    /// <summary>
+    /// Set for a node-away run (NodeDrain, NodeShutdown; see <see cref="NodeAwayPublication"/>): its records are a node-away
+    /// checkpoint's, not a run of the schedule; null for a schedule's offline run.
+    /// </summary>
+    public string? Reason { get; init; }
 }
 
 /// <summary>JSON of the node state and the outbox bodies (AOT: source-generated), with the CRD types' time format.</summary>

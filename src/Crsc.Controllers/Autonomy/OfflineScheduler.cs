@@ -200,7 +200,7 @@ public sealed partial class OfflineScheduler
         // the start mark goes first: without it no checkpoint is taken (a crash after the store's commit is found by it)
         try
         {
-            _outbox.Append([RunRecord(OutboxRecordKind.RunStarted, run)]);
+            _outbox.Append([OutboxRuns.Mark(OutboxRecordKind.RunStarted, run)]);
         }
         catch (OutboxFullException e)
         {
@@ -230,7 +230,7 @@ public sealed partial class OfflineScheduler
         catch (Exception e)
         {
             Log.Failed(_logger, e, ns, schedule.Metadata.Name!, name, pod.Name, container);
-            records = [RunRecord(OutboxRecordKind.RunEnded, run), EventRecord(schedule, CoreEvent.Warning, "CheckpointFailed",
+            records = [OutboxRuns.Mark(OutboxRecordKind.RunEnded, run), EventRecord(schedule, CoreEvent.Warning, "CheckpointFailed",
                 $"checkpoint {name} of pod {pod.Name} container {container} taken while the API server was unreachable failed on node {_options.NodeName}: {e.Message}")];
         }
         // the archive is in the store now: its records are held until the outbox takes them, never dropped
@@ -277,9 +277,6 @@ public sealed partial class OfflineScheduler
         ];
     }
 
-    private static OutboxRecord RunRecord(OutboxRecordKind kind, OfflineRun run) =>
-        new(kind, JsonSerializer.Serialize(run, AutonomyJsonContext.Default.OfflineRun));
-
     /// <summary>
     /// Finds the offline runs that marked their start in the outbox and never ended (a crash between the store's
     /// commit and the append of their records, or during the checkpoint). An archive such a run stored is one of that
@@ -315,19 +312,37 @@ public sealed partial class OfflineScheduler
             if (pending.Any(e => e.Position > position && OutboxRuns.Ends(e.Record, run.Namespace, run.CheckpointName))) continue;
             var archive = _store.List(new CheckpointFilter(run.Namespace))
                 .Where(c => c.PodName == run.Pod && c.Container == run.Container && c.CreatedAt >= run.StartedAt && !referenced.Contains(c.Id))
+                // a node-away run's archive names its object and reason (a scheduled checkpoint may have run beside it)
+                .Where(c => run.Reason is null || (c.Owner?.Name == run.CheckpointName && c.Reason == run.Reason))
                 .OrderBy(c => c.CreatedAt)
                 .FirstOrDefault();
             var schedule = _state.Current.Schedules.Select(s => s.Schedule).FirstOrDefault(s => s.Metadata.Uid == run.ScheduleUid);
-            if (archive is null)
+            if (archive is not null && run.Reason is { } reason && schedule is not null)
             {
-                _outbox.Append([RunRecord(OutboxRecordKind.RunEnded, run)]);
+                // a node-away checkpoint: published as the node-away path would have, not a run of the schedule
+                _outbox.Append(NodeAwayPublication.Records(schedule, run.CheckpointName, run.Pod, run.Container, reason, _options.NodeName,
+                    archive, archive.NodeName ?? _options.NodeName, run.StartedAt, archive.CreatedAt));
+                Log.InterruptedAdopted(_logger, run.Namespace, run.CheckpointName, archive.Id);
+                adopted++;
+            }
+            else if (archive is not null && run.Reason is not null)
+            {
+                // its schedule is gone from the node state: kept in the store unpublished, as the node-away path keeps
+                // the checkpoint of a container no schedule selects (it holds the memory of a node that went away)
+                _outbox.Append([OutboxRuns.Mark(OutboxRecordKind.RunEnded, run)]);
+                Log.InterruptedKeptUnpublished(_logger, run.Namespace, run.CheckpointName, archive.Id, run.Schedule);
+                endedRuns++;
+            }
+            else if (archive is null)
+            {
+                _outbox.Append([OutboxRuns.Mark(OutboxRecordKind.RunEnded, run)]);
                 Log.InterruptedNothingStored(_logger, run.Namespace, run.CheckpointName);
                 endedRuns++;
             }
             else if (schedule is null)
             {
                 _store.Delete(archive.Id);
-                _outbox.Append([RunRecord(OutboxRecordKind.RunEnded, run)]);
+                _outbox.Append([OutboxRuns.Mark(OutboxRecordKind.RunEnded, run)]);
                 Log.InterruptedRemoved(_logger, run.Namespace, run.CheckpointName, archive.Id, run.Schedule);
                 removed++;
             }
@@ -444,6 +459,9 @@ public sealed partial class OfflineScheduler
 
         [LoggerMessage(20109, LogLevel.Warning, "Offline checkpoint {Namespace}/{Name} was cut short by a restart after archive {CheckpointId} was stored, and its schedule {Schedule} is no longer known on this node; the archive is deleted")]
         public static partial void InterruptedRemoved(ILogger logger, string @namespace, string name, string checkpointId, string schedule);
+
+        [LoggerMessage(20111, LogLevel.Warning, "Node-away checkpoint {Namespace}/{Name} was cut short by a restart after archive {CheckpointId} was stored, and its schedule {Schedule} is no longer known on this node; the archive stays in the store unpublished")]
+        public static partial void InterruptedKeptUnpublished(ILogger logger, string @namespace, string name, string checkpointId, string schedule);
 
         [LoggerMessage(20110, LogLevel.Information, "Offline checkpoint {Namespace}/{Name} was cut short by a restart before an archive was stored; its slot runs again")]
         public static partial void InterruptedNothingStored(ILogger logger, string @namespace, string name);

@@ -6,6 +6,10 @@ namespace Crsc.Controllers.Autonomy;
 /// <summary>How the outbox's start and end marks of offline runs are matched (<see cref="OutboxRecordKind.RunStarted"/>).</summary>
 internal static class OutboxRuns
 {
+    /// <summary>The start or end mark (<paramref name="kind"/>) of <paramref name="run"/>.</summary>
+    public static OutboxRecord Mark(OutboxRecordKind kind, OfflineRun run) =>
+        new(kind, JsonSerializer.Serialize(run, AutonomyJsonContext.Default.OfflineRun));
+
     /// <summary>
     /// Whether <paramref name="record"/> ends the run of ContainerCheckpoint <paramref name="ns"/>/<paramref name="name"/>:
     /// its end mark, or its ContainerCheckpoint (the run's records are appended). A corrupt record ends nothing.

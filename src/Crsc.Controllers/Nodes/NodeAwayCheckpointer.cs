@@ -147,29 +147,35 @@ public sealed partial class NodeAwayCheckpointer(
         }
         var startedAt = time.GetUtcNow();
         var target = publication?.Plan(c, startedAt);
+        // the start mark first: a crash between the store's commit and the records leaves it, and the next start adopts the archive
+        var mark = target is null ? null : publication!.MarkStarted(reason, c, target, startedAt);
+        CheckpointOutcome outcome;
         try
         {
-            var outcome = await runner.CheckpointAsync(new CheckpointRequest(c.Namespace, c.Pod, c.Container)
+            outcome = await runner.CheckpointAsync(new CheckpointRequest(c.Namespace, c.Pod, c.Container)
             {
                 Reason = reason,
                 Timeout = timeout,
                 // the object is created by the outbox: its UID is not known yet (the archive id annotation ties them)
                 Owner = target is null ? null : new CheckpointOwner(c.Namespace, target.Name, null, CheckpointOrigin.Offline),
             }, null, ct).ConfigureAwait(false);
-            Log.Stored(logger, reason, c.ToString(), outcome.Checkpoint.Id, outcome.TotalTime.TotalSeconds);
-            if (target is not null) publication!.Record(reason, c, target, outcome, startedAt);
-            return new NodeAwayCheckpoint(c, outcome.Checkpoint.Id, null);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
             Log.Failed(logger, reason, c.ToString(), "cancelled at the deadline");
+            if (mark is not null) publication!.MarkEnded(mark);
             return new NodeAwayCheckpoint(c, null, "cancelled at the deadline");
         }
         catch (Exception e)
         {
             Log.Failed(logger, reason, c.ToString(), e.Message);
+            if (mark is not null) publication!.MarkEnded(mark);
             return new NodeAwayCheckpoint(c, null, e.Message);
         }
+        Log.Stored(logger, reason, c.ToString(), outcome.Checkpoint.Id, outcome.TotalTime.TotalSeconds);
+        // its ContainerCheckpoint record ends the run's mark (the archive is stored: a failure to publish is no failed checkpoint)
+        if (target is not null) publication!.Record(reason, c, target, outcome, startedAt);
+        return new NodeAwayCheckpoint(c, outcome.Checkpoint.Id, null);
     }
 
     private static partial class Log

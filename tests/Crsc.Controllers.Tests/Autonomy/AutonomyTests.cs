@@ -69,7 +69,8 @@ internal sealed class StoreRunner(FakeCheckpointStore store, TimeProvider time) 
     public Task<CheckpointOutcome> CheckpointAsync(CheckpointRequest request, IProgress<CheckpointProgress>? progress, CancellationToken ct)
     {
         Requests.Add(request);
-        var info = store.Add(request.Namespace, "web", request.Container!, request.Pod, time.GetUtcNow(), "pod-uid-1");
+        // as the real runner: the manifest names the object it was taken for, and why
+        var info = store.Add(request.Namespace, "web", request.Container!, request.Pod, time.GetUtcNow(), "pod-uid-1", request.Owner, request.Reason);
         return Task.FromResult(new CheckpointOutcome(info, "node-a", "c1", TimeSpan.Zero, TimeSpan.Zero));
     }
 }

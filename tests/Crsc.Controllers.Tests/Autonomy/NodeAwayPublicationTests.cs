@@ -1,6 +1,7 @@
 using Crsc.Api;
 using Crsc.Api.Crds;
 using Crsc.Controllers.Autonomy;
+using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Nodes;
 using Crsc.Controllers.Schedules;
 using Crsc.Controllers.Storage;
@@ -28,7 +29,8 @@ public sealed partial class AutonomyTests
         Assert.StartsWith("web-app-away-", name);
         // the archive's manifest names the object the outbox creates
         Assert.Equal(name, Assert.Single(rig.Runner.Requests).CheckpointObjectName);
-        Assert.Equal([OutboxRecordKind.CheckpointCreate, OutboxRecordKind.ContentCreate, OutboxRecordKind.CheckpointStatus],
+        // the start mark first (a crash before the records is found by it), then the records that end it
+        Assert.Equal([OutboxRecordKind.RunStarted, OutboxRecordKind.CheckpointCreate, OutboxRecordKind.ContentCreate, OutboxRecordKind.CheckpointStatus],
             rig.Outbox.Appended.Select(r => r.Kind));
         // not a run of the schedule: its next run is not moved
         Assert.Null(rig.State.LastRun("sched-uid-1", "web-6c5d8-abcde", "app"));
@@ -58,5 +60,65 @@ public sealed partial class AutonomyTests
         var run = await checkpointer.CheckpointAllAsync(CheckpointReasons.NodeDrain, 4, null, CancellationToken.None);
         Assert.Equal(1, run.Stored);
         Assert.Empty(rig.Outbox.Appended);
+    }
+
+    /// <summary>Issue 18: a crash between a node-away checkpoint's store commit and its records no longer leaves the archive unpublished.</summary>
+    [Fact]
+    public async Task A_crash_between_a_node_away_archive_and_its_records_is_adopted_at_the_next_start_as_a_node_away_checkpoint()
+    {
+        var rig = new Rig();
+        var schedule = await rig.Kube.For(CrscResources.CheckpointSchedules).SeedAsync(Schedule(), CancellationToken.None);
+        rig.State.ReplaceView([new SavedSchedule(schedule, [Pod])], [new SavedPod("default", Pod, "pod-uid-1", "web", ["app"])]);
+        var publication = new NodeAwayPublication(rig.State, rig.Outbox, rig.Status, "node-a", rig.Time);
+        var checkpointer = new NodeAwayCheckpointer(rig.Runner, () => NodeAwayCheckpointer.ManagedOn(rig.State.Current), rig.Time,
+            NullLogger.Instance, publication);
+        // a scheduled checkpoint of the same container, stored in the same second (first in the store's list), is not the run's
+        var beside = rig.Store.Add("default", "web", "app", Pod, rig.Time.GetUtcNow(), "pod-uid-1",
+            new CheckpointOwner("default", "web-app-20260301100100", "uid-x", CheckpointOrigin.Online));
+        // the daemon dies once the archive is committed, before its records are appended (the power goes)
+        rig.Outbox.AppendFault = records => records[0].Kind == OutboxRecordKind.CheckpointCreate ? new CrashException() : null;
+        await Assert.ThrowsAsync<CrashException>(() => checkpointer.CheckpointAllAsync(CheckpointReasons.NodeShutdown, 4, null, CancellationToken.None));
+        rig.Outbox.AppendFault = null;
+        var archive = rig.Store.List().Single(c => c.Id != beside.Id);
+        Assert.Equal([OutboxRecordKind.RunStarted], rig.Outbox.Pending(100).Select(e => e.Record.Kind));
+
+        // the next start: adopted as a node-away checkpoint, not as a run of the schedule
+        var restarted = rig.NewScheduler(FreshState(new SavedSchedule(schedule, [Pod])), new StoreRunner(rig.Store, rig.Time));
+        Assert.Equal(new InterruptedRuns(1, 0, 0), restarted.ResolveInterruptedRuns());
+        Assert.Equal(new InterruptedRuns(0, 0, 0), restarted.ResolveInterruptedRuns());
+        Assert.Equal([OutboxRecordKind.RunStarted, OutboxRecordKind.CheckpointCreate, OutboxRecordKind.ContentCreate, OutboxRecordKind.CheckpointStatus],
+            rig.Outbox.Pending(100).Select(e => e.Record.Kind));
+        rig.Api.ReportReachable();
+        Assert.Null(await rig.Publisher().PublishPendingAsync(CancellationToken.None));
+        var ckpt = Assert.Single(rig.Kube.For(CrscResources.ContainerCheckpoints).AllStored());
+        Assert.Equal(archive.Owner!.Name, ckpt.Metadata.Name);
+        Assert.Contains("-app-away-", ckpt.Metadata.Name, StringComparison.Ordinal);
+        Assert.Equal(archive.Id, ckpt.Metadata.Annotations![Annotations.ArchiveId]);
+        Assert.Equal(CheckpointReasons.NodeShutdown, ckpt.Metadata.Annotations[Annotations.CheckpointReason]);
+        Assert.False(ckpt.Metadata.Annotations.ContainsKey(Annotations.ScheduledFor));
+        Assert.Equal(ContainerCheckpointPhase.Completed, ckpt.Status!.Phase);
+        Assert.NotNull(rig.Store.Get(beside.Id));
+    }
+
+    private sealed class FailingRunner : ICheckpointRunner
+    {
+        public Task<CheckpointOutcome> CheckpointAsync(CheckpointRequest request, IProgress<CheckpointProgress>? progress, CancellationToken ct) =>
+            throw new Crsc.Controllers.Runtime.ContainerRuntimeException(Crsc.Controllers.Runtime.ContainerRuntimeErrorKind.Failed, "criu dump failed: type NOTIFY");
+    }
+
+    [Fact]
+    public async Task A_failed_node_away_checkpoint_ends_its_mark_so_that_the_outbox_publishes_past_it()
+    {
+        var rig = new Rig();
+        var publication = new NodeAwayPublication(rig.State, rig.Outbox, rig.Status, "node-a", rig.Time);
+        var checkpointer = new NodeAwayCheckpointer(new FailingRunner(), () => NodeAwayCheckpointer.ManagedOn(rig.State.Current), rig.Time,
+            NullLogger.Instance, publication);
+        var run = await checkpointer.CheckpointAllAsync(CheckpointReasons.NodeDrain, 4, null, CancellationToken.None);
+        Assert.Equal(1, run.Failed);
+        Assert.Equal([OutboxRecordKind.RunStarted, OutboxRecordKind.RunEnded], rig.Outbox.Appended.Select(r => r.Kind));
+        rig.Api.ReportReachable();
+        Assert.Null(await rig.Publisher().PublishPendingAsync(CancellationToken.None));
+        Assert.Equal(0, rig.Outbox.Usage.Records);
+        Assert.Empty(rig.Kube.For(CrscResources.ContainerCheckpoints).AllStored());
     }
 }

@@ -203,13 +203,14 @@ public sealed class FakeCheckpointStore(TimeProvider time) : ICheckpointStore
 
     /// <summary>Adds a committed checkpoint, as an earlier daemon would have left it.</summary>
     public CheckpointInfo Add(string ns, string workload, string container, string? pod, DateTimeOffset createdAt, string? podUid = null,
-        CheckpointOwner? owner = null)
+        CheckpointOwner? owner = null, string? reason = null)
     {
         var n = Interlocked.Increment(ref _seq);
         var id = $"20260101T000000Z-{n:x6}";
         var info = new CheckpointInfo
         {
-            FormatVersion = owner is null ? 1 : 2,
+            FormatVersion = reason is not null ? 3 : owner is null ? 1 : 2,
+            Reason = reason,
             Id = id,
             Namespace = ns,
             Workload = workload,
