@@ -1,3 +1,4 @@
+using Crsc.Api;
 using Crsc.Api.Crds;
 
 namespace Crsc.Controllers.Schedules;
@@ -8,15 +9,20 @@ namespace Crsc.Controllers.Schedules;
 /// <c>maxAge</c> (by completion time) or once the newer ones add up to more than <c>maxBytes</c>
 /// (<c>status.sizeBytes</c>); failed ones older than the newest completed one go too. Pending and running ones
 /// (and any without a phase yet) are never chosen.
+/// <para>
+/// A node-away checkpoint (drain, shutdown, eviction: it carries <c>crsc.io/checkpoint-reason</c>) is held for
+/// <c>keepNodeAway</c> after it finished — neither counted nor chosen — because it is what the workload's next pod is
+/// restored from (<c>shutdown.restoreWindow</c>), while the schedule's new checkpoints of other pods keep coming.
+/// </para>
 /// </summary>
 public static class CheckpointRetention
 {
     public static IReadOnlyList<ContainerCheckpoint> Select(IEnumerable<ContainerCheckpoint> checkpoints,
-        RetentionPolicy? policy, DateTimeOffset now)
+        RetentionPolicy? policy, DateTimeOffset now, TimeSpan? keepNodeAway = null)
     {
         ArgumentNullException.ThrowIfNull(checkpoints);
         policy ??= new RetentionPolicy { KeepLast = RetentionPolicy.DefaultKeepLast };
-        var all = checkpoints.Where(c => c.Metadata.DeletionTimestamp is null).ToList();
+        var all = checkpoints.Where(c => c.Metadata.DeletionTimestamp is null && !HeldNodeAway(c, now, keepNodeAway)).ToList();
         var completed = all.Where(c => c.Status?.Phase == ContainerCheckpointPhase.Completed)
             .OrderByDescending(Finished).ThenByDescending(c => c.Metadata.Name, StringComparer.Ordinal)
             .ToList();
@@ -39,6 +45,10 @@ public static class CheckpointRetention
         doomed.AddRange(all.Where(c => c.Status?.Phase == ContainerCheckpointPhase.Failed && Finished(c) < newest));
         return doomed;
     }
+
+    /// <summary>A node-away checkpoint that finished less than <paramref name="keep"/> ago.</summary>
+    private static bool HeldNodeAway(ContainerCheckpoint c, DateTimeOffset now, TimeSpan? keep) =>
+        keep is { } k && c.Metadata.Annotations?.ContainsKey(Annotations.CheckpointReason) == true && Finished(c) > now - k;
 
     /// <summary>When it finished (completed or failed), else when it was created.</summary>
     private static DateTimeOffset Finished(ContainerCheckpoint c) =>

@@ -29,6 +29,12 @@ public sealed record ScheduleReconcilerOptions
     /// <c>CheckpointsFailing</c>; with no success at all, the first failure does (see <see cref="CheckpointFailures"/>).
     /// </summary>
     public int FailingAfter { get; init; } = CheckpointFailures.DefaultFailingAfter;
+
+    /// <summary>
+    /// How long retention holds a node-away checkpoint (drain, shutdown, eviction) after it finished: the window in which
+    /// the workload's next pod is restored from it (<c>shutdown.restoreWindow</c>); null: held by nothing but the policy.
+    /// </summary>
+    public TimeSpan? KeepNodeAway { get; init; } = TimeSpan.FromMinutes(15);
 }
 
 /// <summary>
@@ -54,15 +60,17 @@ public sealed class ScheduleReconciler : IReconciler
     /// Sets the node agent's scheduler up with <paramref name="manager"/> (node work, every instance): the schedules
     /// (all namespaces), the pods of <paramref name="nodeName"/> and the ContainerCheckpoints the schedules own.
     /// </summary>
+    /// <param name="keepNodeAway">see <see cref="ScheduleReconcilerOptions.KeepNodeAway"/> (null: its default)</param>
     public static ControllerSetup<ScheduleReconciler> SetUp(ControllerManager manager, string nodeName,
-        IScheduleRunLog? runLog = null, int workers = 2)
+        IScheduleRunLog? runLog = null, int workers = 2, TimeSpan? keepNodeAway = null)
     {
         ArgumentNullException.ThrowIfNull(manager);
         var pods = manager.Informers.PodsOnNode(nodeName);
         var schedules = manager.Informers.For(CrscResources.CheckpointSchedules);
         var checkpoints = manager.Informers.For(CrscResources.ContainerCheckpoints);
         var reconciler = new ScheduleReconciler(manager.Kube, schedules, pods, checkpoints, manager.Events,
-            new ScheduleReconcilerOptions { NodeName = nodeName }, manager.Time, manager.Loggers.CreateLogger<ScheduleReconciler>(), runLog);
+            keepNodeAway is { } keep ? new ScheduleReconcilerOptions { NodeName = nodeName, KeepNodeAway = keep } : new ScheduleReconcilerOptions { NodeName = nodeName },
+            manager.Time, manager.Loggers.CreateLogger<ScheduleReconciler>(), runLog);
         var controller = manager.NewController(ControllerName, reconciler, workers);
         controller.Watch(schedules);
         controller.Watch(pods, pod => SchedulesOfPod(schedules, pod));
@@ -420,7 +428,7 @@ public sealed class ScheduleReconciler : IReconciler
         var owned = Owned(schedule);
         foreach (var group in owned.GroupBy(c => c.Spec.Container, StringComparer.Ordinal))
         {
-            var doomed = CheckpointRetention.Select(group, schedule.Spec.Retention, now);
+            var doomed = CheckpointRetention.Select(group, schedule.Spec.Retention, now, _options.KeepNodeAway);
             if (doomed.Count == 0) continue;
             foreach (var c in doomed)
             {

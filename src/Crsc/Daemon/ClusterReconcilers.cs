@@ -31,7 +31,9 @@ internal static class ClusterReconcilers
         if (cluster.Manager is not { } manager) return;
 
         // node: run the schedules whose pods are here
-        ScheduleReconciler.SetUp(manager, cluster.NodeName, runLog: services.GetRequiredService<NodeAutonomy>().State);
+        // (retention holds a node-away checkpoint for as long as the next pod may be restored from it)
+        ScheduleReconciler.SetUp(manager, cluster.NodeName, runLog: services.GetRequiredService<NodeAutonomy>().State,
+            keepNodeAway: services.GetRequiredService<CrscOptions>().ShutdownRestoreWindowValue);
 
         // node: /readyz and STATUS= name the schedules of this node's pods whose checkpoints keep failing
         var scheduleHealth = new ScheduleHealth(cluster.Schedules!, cluster.NodePods!, services.GetRequiredService<Crsc.Controllers.Health.HealthRegistry>());

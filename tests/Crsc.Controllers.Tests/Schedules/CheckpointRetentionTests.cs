@@ -86,4 +86,24 @@ public sealed class CheckpointRetentionTests
         var list = new[] { C("c1", ContainerCheckpointPhase.Completed, 30), C("c2", ContainerCheckpointPhase.Completed, 20), deleting };
         Assert.Empty(CheckpointRetention.Select(list, new RetentionPolicy { KeepLast = 2 }, Now));
     }
+
+    /// <summary>Issue 18: a node-away checkpoint is what the next pod is restored from; the schedule's new checkpoints must not prune it within the restore window.</summary>
+    [Fact]
+    public void A_node_away_checkpoint_is_held_for_the_restore_window_then_treated_as_any_other()
+    {
+        var away = C("away", ContainerCheckpointPhase.Completed, 10);
+        away.Metadata.Annotations = new() { [Crsc.Api.Annotations.CheckpointReason] = "NodeDrain" };
+        var list = new[]
+        {
+            away, C("c1", ContainerCheckpointPhase.Completed, 8), C("c2", ContainerCheckpointPhase.Completed, 6),
+            C("c3", ContainerCheckpointPhase.Completed, 4),
+        };
+        var keepOne = new RetentionPolicy { KeepLast = 1 };
+        // without the hold (and as before this change) it goes with the older scheduled ones
+        Assert.Equal(["away", "c1", "c2"], Names(CheckpointRetention.Select(list, keepOne, Now)));
+        // held for 15 minutes: neither chosen nor counted (keepLast still keeps one scheduled checkpoint)
+        Assert.Equal(["c1", "c2"], Names(CheckpointRetention.Select(list, keepOne, Now, TimeSpan.FromMinutes(15))));
+        // past the window: retention as usual
+        Assert.Equal(["away", "c1", "c2"], Names(CheckpointRetention.Select(list, keepOne, Now.AddMinutes(6), TimeSpan.FromMinutes(15))));
+    }
 }

@@ -438,6 +438,10 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
             Owned("other-c1", ContainerCheckpointPhase.Completed, 50, "sidecar"), Owned("other-c2", ContainerCheckpointPhase.Completed, 40, "sidecar"),
         })
             await _ckptApi.SeedAsync(c, CancellationToken.None);
+        // a node-away checkpoint of the schedule (issue 18): held for the restore window, neither counted nor pruned
+        var away = Owned("web-app-away-x", ContainerCheckpointPhase.Completed, 5);
+        away.Metadata.Annotations = new() { [Annotations.CheckpointReason] = "NodeDrain" };
+        await _ckptApi.SeedAsync(away, CancellationToken.None);
         // not the schedule's (a user's one-off checkpoint of the same container)
         await _ckptApi.SeedAsync(new ContainerCheckpoint
         {
@@ -449,18 +453,19 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
         await agent.ReconcileAsync("web");
 
         // keepLast 2 per container: c1 goes; f3 failed before the newest success (c4): goes; running r5 stays
-        Assert.Equal(["c2", "c4", "manual", "other-c1", "other-c2", "r5"],
-            Checkpoints().Select(c => c.Metadata.Name!).Where(n => !n.StartsWith("web-app-", StringComparison.Ordinal)));
+        Assert.Equal(["c2", "c4", "manual", "other-c1", "other-c2", "r5", "web-app-away-x"],
+            Checkpoints().Select(c => c.Metadata.Name!).Where(n => !n.StartsWith("web-app-2", StringComparison.Ordinal)));
         Assert.Contains(_events.Events, e => e.Reason == "CheckpointsPruned" && e.Message.Contains("c1") && e.Message.Contains("f3"));
 
         // the new run completes: the next oldest goes
-        var made = Checkpoints().Single(c => c.Metadata.Name!.StartsWith("web-app-", StringComparison.Ordinal));
+        var made = Checkpoints().Single(c => c.Metadata.Name!.StartsWith("web-app-2", StringComparison.Ordinal));
         made.Status = new ContainerCheckpointStatus { Phase = ContainerCheckpointPhase.Completed, CompletedAt = _time.GetUtcNow(), SizeBytes = 10 };
         await _ckptApi.UpdateStatusAsync(made, CancellationToken.None);
         await agent.ReconcileAsync("web");
         Assert.Null(_ckptApi.Stored(Ns, "c2"));
         Assert.NotNull(_ckptApi.Stored(Ns, "c4"));
         Assert.NotNull(_ckptApi.Stored(Ns, made.Metadata.Name!));
+        Assert.NotNull(_ckptApi.Stored(Ns, "web-app-away-x"));
     }
 
     [Fact]
