@@ -19,7 +19,15 @@ public sealed record NodeState
     public List<SavedSchedule> Schedules { get; init; } = [];
     public List<SavedPod> Pods { get; init; } = [];
     public List<ScheduleRun> Runs { get; init; } = [];
+    /// <summary>
+    /// The pods the going-away episode under way has checkpointed (or tried to): a daemon restarted in the middle of a
+    /// drain does not take them again (<see cref="Crsc.Controllers.Nodes.NodeDrainCheckpoints"/>).
+    /// </summary>
+    public List<AwayTried> AwayTried { get; init; } = [];
 }
+
+/// <summary>A pod a going-away episode has checkpointed (or tried to), and when.</summary>
+public sealed record AwayTried(string Namespace, string Pod, string? Uid, DateTimeOffset At);
 
 /// <param name="Pods">names of the target's running pods on this node (in <see cref="NodeState.Pods"/>)</param>
 public sealed record SavedSchedule(CheckpointSchedule Schedule, List<string> Pods);

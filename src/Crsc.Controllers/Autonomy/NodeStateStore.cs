@@ -11,7 +11,7 @@ namespace Crsc.Controllers.Autonomy;
 /// from the informers while connected (<see cref="ReplaceView"/>), its runs recorded as they happen. Writes only
 /// when something changed. A failed write is logged; the state in memory goes on. Thread-safe.
 /// </summary>
-public sealed partial class NodeStateStore : IScheduleRunLog, IWorkloadNameResolver
+public sealed partial class NodeStateStore : IScheduleRunLog, IWorkloadNameResolver, Crsc.Controllers.Nodes.INodeAwayLog
 {
     private readonly Lock _gate = new();
     private readonly INodeStateFile _file;
@@ -89,6 +89,33 @@ public sealed partial class NodeStateStore : IScheduleRunLog, IWorkloadNameResol
             var old = _state.Runs.FirstOrDefault(r => r.ScheduleUid == run.ScheduleUid && r.Pod == run.Pod && r.Container == run.Container);
             if (old is not null && old.RunAt >= run.RunAt) return;
             _state = _state with { Runs = [.. _state.Runs.Where(r => r != old), run] };
+            SaveIfChanged();
+        }
+    }
+
+    public IReadOnlyList<AwayTried> AwayTried()
+    {
+        lock (_gate) return [.. _state.AwayTried];
+    }
+
+    public void AddAwayTried(IReadOnlyList<AwayTried> pods)
+    {
+        ArgumentNullException.ThrowIfNull(pods);
+        if (pods.Count == 0) return;
+        lock (_gate)
+        {
+            var replaced = pods.Select(p => (p.Namespace, p.Pod)).ToHashSet();
+            _state = _state with { AwayTried = [.. _state.AwayTried.Where(p => !replaced.Contains((p.Namespace, p.Pod))), .. pods] };
+            SaveIfChanged();
+        }
+    }
+
+    public void ClearAwayTried()
+    {
+        lock (_gate)
+        {
+            if (_state.AwayTried.Count == 0) return;
+            _state = _state with { AwayTried = [] };
             SaveIfChanged();
         }
     }

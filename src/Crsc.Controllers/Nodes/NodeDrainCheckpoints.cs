@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Crsc.Controllers.Autonomy;
 using Crsc.Controllers.Storage;
 using Microsoft.Extensions.Logging;
 
@@ -15,10 +16,18 @@ namespace Crsc.Controllers.Nodes;
 /// already going on, and a pod not yet tried in this episode gets a run of its own. No pod is tried twice in an episode
 /// (a failed checkpoint is not retried: the kubelet is stopping the pod).
 /// </para>
+/// <para>
+/// With an <see cref="INodeAwayLog"/> (the node state on disk), the pods an episode took survive a restart of the
+/// daemon: the first going-away episode after the start is taken as the one under way before it (a cordoned node stays
+/// cordoned across the restart), and its pods are not taken again; what the log holds is forgotten when an episode
+/// ends, and anything older than <c>remember</c> is not used (such a checkpoint could not be restored from any more).
+/// </para>
 /// </summary>
 public sealed partial class NodeDrainCheckpoints(NodeGoingAway state, NodeAwayCheckpointer checkpointer, int parallelism, ILogger logger,
-    PodEvictionWatcher? evictions = null)
+    PodEvictionWatcher? evictions = null, INodeAwayLog? log = null, TimeSpan? remember = null, TimeProvider? time = null)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
     private int _runs;
 
     /// <summary>Drain runs done since start (a run for evicted pods counts as one).</summary>
@@ -43,12 +52,36 @@ public sealed partial class NodeDrainCheckpoints(NodeGoingAway state, NodeAwayCh
             bool Tried(string ns, string pod, string? uid) =>
                 tried.TryGetValue((ns, pod), out var known) && (known is null || uid is null || known == uid);
             bool Untried(ManagedContainer c) => !Tried(c.Namespace, c.Pod, c.PodUid);
+            // a restart in the middle of an episode: what it took before (bound to the first episode seen)
+            var bound = true;
+            if (log?.AwayTried() is { Count: > 0 } saved)
+            {
+                var since = _time.GetUtcNow() - (remember ?? TimeSpan.FromMinutes(15));
+                foreach (var p in saved.Where(p => p.At > since)) tried[(p.Namespace, p.Pod)] = p.Uid;
+                bound = false;
+                if (tried.Count > 0) Log.Resumed(logger, tried.Count);
+            }
+            void Forget()
+            {
+                tried.Clear();
+                log?.ClearAwayTried();
+            }
             while (!ct.IsCancellationRequested)
             {
                 var now = state.Current;
-                if (now.Episode != triedEpisode)
+                if (!now.GoingAway)
                 {
-                    tried.Clear();
+                    // an episode ended here (not the node at rest at the start, before its Node object is seen)
+                    if (bound && tried.Count > 0) Forget();
+                }
+                else if (!bound)
+                {
+                    bound = true;
+                    triedEpisode = now.Episode;
+                }
+                else if (now.Episode != triedEpisode)
+                {
+                    Forget();
                     triedEpisode = now.Episode;
                 }
                 NodeAwayRun? run = null;
@@ -71,6 +104,8 @@ public sealed partial class NodeDrainCheckpoints(NodeGoingAway state, NodeAwayCh
                 if (run is not null)
                 {
                     foreach (var c in run.Checkpoints) tried[(c.Container.Namespace, c.Container.Pod)] = c.Container.PodUid;
+                    var at = _time.GetUtcNow();
+                    log?.AddAwayTried([.. tried.Select(t => new AwayTried(t.Key.Item1, t.Key.Item2, t.Value, at))]);
                     LastRun = run;
                     Interlocked.Increment(ref _runs);
                     continue; // look again at once: the state may have moved on while the checkpoints ran
@@ -94,7 +129,21 @@ public sealed partial class NodeDrainCheckpoints(NodeGoingAway state, NodeAwayCh
         [LoggerMessage(22701, LogLevel.Warning, "Node going away ({Reason}: {Detail}): checkpointing the managed containers before they are evicted")]
         public static partial void DrainStarted(ILogger logger, NodeAwayReason reason, string detail);
 
+        [LoggerMessage(22703, LogLevel.Information, "Going-away episode under way before the restart: {Count} pod(s) it checkpointed are not taken again")]
+        public static partial void Resumed(ILogger logger, int count);
+
         [LoggerMessage(22702, LogLevel.Warning, "Managed pods being evicted ({Pods}): checkpointing their containers before the kubelet stops them")]
         public static partial void EvictionStarted(ILogger logger, string pods);
     }
+}
+
+/// <summary>Where the pods of the going-away episode under way are kept across restarts (the node state on disk).</summary>
+public interface INodeAwayLog
+{
+    IReadOnlyList<AwayTried> AwayTried();
+
+    /// <summary>Adds (or replaces, by namespace and name) <paramref name="pods"/>.</summary>
+    void AddAwayTried(IReadOnlyList<AwayTried> pods);
+
+    void ClearAwayTried();
 }

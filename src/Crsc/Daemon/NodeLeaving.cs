@@ -40,7 +40,9 @@ internal static class NodeLeaving
             sp.GetRequiredService<NodeAwayCheckpointer>().Managed, sp.GetRequiredService<ILogger<PodEvictionWatcher>>()));
         services.AddSingleton(sp => new NodeDrainCheckpoints(sp.GetRequiredService<NodeGoingAway>(),
             sp.GetRequiredService<NodeAwayCheckpointer>(), options.ShutdownParallelismValue, sp.GetRequiredService<ILogger<NodeDrainCheckpoints>>(),
-            sp.GetRequiredService<PodEvictionWatcher>()));
+            sp.GetRequiredService<PodEvictionWatcher>(),
+            // the pods a drain took survive a restart of the daemon in its middle (for as long as they could be restored from)
+            sp.GetRequiredService<NodeAutonomy>().State, options.ShutdownRestoreWindowValue, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => new ShutdownCheckpoints(sp.GetRequiredService<NodeGoingAway>(),
             sp.GetRequiredService<NodeAwayCheckpointer>(), options.ShutdownParallelismValue, sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<ShutdownCheckpoints>>()));

@@ -5,6 +5,7 @@ using Crsc.Controllers.Hosting;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Nodes;
 using Crsc.Controllers.Storage;
+using Crsc.Controllers.Tests.Autonomy;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Testing;
 using Crsc.Testing.Kube;
@@ -378,3 +379,92 @@ public sealed class NodeDrainTests : IAsyncLifetime
         Assert.Equal(5, _runner.Snapshot().Count);
     }
 }
+
+/// <summary>Issue 18: a daemon restarted in the middle of a drain does not take the drain's checkpoints again.</summary>
+public sealed class NodeDrainRestartTests
+{
+    private readonly ManualTimeProvider _time = new(new DateTimeOffset(2026, 12, 7, 8, 0, 0, TimeSpan.Zero));
+    private readonly MemoryStateFile _file = new();
+    private readonly List<ManagedContainer> _managed = [new("shop", "cart-1", "app") { PodUid = "uid-cart-1" }, new("shop", "db-0", "pg") { PodUid = "uid-db-0" }];
+
+    /// <summary>One daemon's life: its node state (loaded from the shared file), its drain component, running.</summary>
+    private sealed class Life(NodeGoingAway state, NodeDrainCheckpoints drain, Task running, CancellationTokenSource stop) : IAsyncDisposable
+    {
+        public NodeGoingAway State => state;
+        public NodeDrainCheckpoints Drain => drain;
+
+        public async ValueTask DisposeAsync()
+        {
+            await stop.CancelAsync();
+            await running;
+            stop.Dispose();
+        }
+    }
+
+    private Life Start(RecordingRunner runner)
+    {
+        var store = new NodeStateStore(_file, "node-a");
+        store.Load();
+        var state = new NodeGoingAway(_time);
+        var drain = new NodeDrainCheckpoints(state, new NodeAwayCheckpointer(runner, () => _managed, _time, NullLogger.Instance), 2,
+            NullLogger.Instance, null, store, TimeSpan.FromMinutes(15), _time);
+        var stop = new CancellationTokenSource();
+        return new Life(state, drain, drain.RunAsync(stop.Token), stop);
+    }
+
+    [Fact]
+    public async Task The_pods_a_drain_took_are_not_taken_again_by_the_restarted_daemon_and_are_forgotten_when_it_ends()
+    {
+        var first = new RecordingRunner(_time);
+        await using (var life = Start(first))
+        {
+            life.State.Report(NodeAwaySource.NodeObject, NodeAwayReason.Drain, "cordoned");
+            await Eventually.TrueAsync(() => life.Drain.Runs == 1, "the drain run");
+        }
+        Assert.Equal(2, first.Snapshot().Count);
+        Assert.Equal(2, _file.Saved!.AwayTried.Count);
+
+        // restarted while the node is still cordoned: the Node object shows the drain again, nothing is taken twice
+        var second = new RecordingRunner(_time);
+        _managed.Add(new("shop", "web-1", "app") { PodUid = "uid-web-1" }); // scheduled here since (before the cordon)
+        await using (var life = Start(second))
+        {
+            life.State.Report(NodeAwaySource.NodeObject, NodeAwayReason.Drain, "cordoned");
+            await Eventually.TrueAsync(() => life.Drain.Runs == 1, "the drain run after the restart");
+            Assert.Equal(["web-1"], second.Snapshot().Select(r => r.Pod));
+
+            // uncordoned: the episode ended, and with it what the node state kept of it
+            life.State.Report(NodeAwaySource.NodeObject, null);
+            await Eventually.TrueAsync(() => _file.Saved!.AwayTried.Count == 0, "forgotten");
+        }
+
+        // the next drain, after another restart, takes every pod again
+        var third = new RecordingRunner(_time);
+        await using (var life = Start(third))
+        {
+            life.State.Report(NodeAwaySource.NodeObject, NodeAwayReason.Drain, "cordoned");
+            await Eventually.TrueAsync(() => life.Drain.Runs == 1, "a new episode's run");
+        }
+        Assert.Equal(3, third.Snapshot().Count);
+    }
+
+    [Fact]
+    public async Task What_an_earlier_episode_took_longer_ago_than_the_restore_window_is_taken_again()
+    {
+        var first = new RecordingRunner(_time);
+        await using (var life = Start(first))
+        {
+            life.State.Report(NodeAwaySource.NodeObject, NodeAwayReason.Drain, "cordoned");
+            await Eventually.TrueAsync(() => life.Drain.Runs == 1, "the drain run");
+        }
+        _time.Advance(TimeSpan.FromMinutes(16));
+        var second = new RecordingRunner(_time);
+        await using (var life = Start(second))
+        {
+            life.State.Report(NodeAwaySource.NodeObject, NodeAwayReason.Drain, "cordoned");
+            await Eventually.TrueAsync(() => life.Drain.Runs == 1, "the drain run after the restart");
+        }
+        Assert.Equal(2, second.Snapshot().Count);
+    }
+}
+
