@@ -344,8 +344,12 @@ public sealed class InstallTests(ITestOutputHelper output) : IAsyncLifetime
         // follow systemd's line by a few milliseconds: its place says nothing.
         var stopping = At("Stopping crsc.service", announced);
         Assert.True(done < stopping, $"systemd stopped crsc before it released its inhibitor:\n{journal[announced..]}");
+        // and every hole of crsc's messages was filled ("of {Namespace}/web/app" was printed as is once)
+        Assert.DoesNotMatch(@"\{[A-Z][A-Za-z]*(:[^}]*)?\}", journal);
         output.WriteLine(string.Join('\n', journal[announced..].Split('\n').Where(l => l.Contains("NodeShutdown", StringComparison.Ordinal)
             || l.Contains("logind", StringComparison.Ordinal) || l.Contains("crsc.service", StringComparison.Ordinal))));
+        // not asserted: the outbox may or may not have published them before the daemon stopped
+        output.WriteLine($"ContainerCheckpoints on the API server after the poweroff: {api.All(api.ResourceOf(CrscResources.ContainerCheckpoints)).Count()}");
         output.WriteLine($"poweroff test: {_clock.Elapsed.TotalSeconds:0.0} s");
     }
 
