@@ -196,6 +196,26 @@ public sealed class CriClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_fake_writes_under_its_filesystem_root_and_labels_the_pod_uid_it_is_given()
+    {
+        // a runtime outside the client's container: the client's /staging/a.tar is the host's {root}/staging/a.tar
+        var root = Directory.CreateDirectory(_tmp.Combine("root")).FullName;
+        Directory.CreateDirectory(Path.Combine(root, "staging"));
+        _cri.FilesystemRoot = root;
+        var (_, id) = _cri.AddRunningContainer("default", "counter", "count", podUid: "0b9d1f5e-pod-uid");
+
+        await _runtime.CheckpointContainerAsync(id, "/staging/a.tar", TimeSpan.FromSeconds(10), default);
+
+        Assert.Equal("/staging/a.tar", ((CheckpointContainerRequest)Assert.Single(_cri.CallsTo("CheckpointContainer")).Request!).Location);
+        Assert.True(File.Exists(Path.Combine(root, "staging", "a.tar")));
+        Assert.False(File.Exists("/staging/a.tar"));
+        var c = Assert.Single(await _runtime.ListContainersAsync(null, default));
+        Assert.Equal("0b9d1f5e-pod-uid", c.PodUid);
+        Assert.Equal("0b9d1f5e-pod-uid", Assert.Single(_cri.Sandboxes).Metadata.Uid);
+        await Assert.ThrowsAnyAsync<Exception>(() => _runtime.CheckpointContainerAsync(id, "relative.tar", TimeSpan.FromSeconds(10), default));
+    }
+
+    [Fact]
     public async Task Pull_sends_auth_and_sandbox_and_image_status_reports_presence()
     {
         Assert.Null(await _runtime.ImageStatusAsync("registry.local/app:2", default));

@@ -34,13 +34,18 @@ public static class LoggingSetup
         _ => LogEventLevel.Information,
     };
 
+    /// <summary>What every target shares: the levels, and the properties each event carries.</summary>
+    public static LoggerConfiguration Pipeline(string logLevel) => new LoggerConfiguration()
+        .MinimumLevel.Is(Level(logLevel))
+        // the framework's own chatter stays at warning unless asked for
+        .MinimumLevel.Override("Microsoft", logLevel is "trace" or "debug" ? LogEventLevel.Debug : LogEventLevel.Warning)
+        .Enrich.FromLogContext()
+        // "{Namespace}" of a [LoggerMessage] with `string @namespace` rendered, not printed as is
+        .Enrich.With(new TemplatePropertyNames());
+
     public static Serilog.Core.Logger Create(CrscOptions options, LogTarget target)
     {
-        var config = new LoggerConfiguration()
-            .MinimumLevel.Is(Level(options.LogLevel))
-            // the framework's own chatter stays at warning unless asked for
-            .MinimumLevel.Override("Microsoft", options.LogLevel is "trace" or "debug" ? LogEventLevel.Debug : LogEventLevel.Warning)
-            .Enrich.FromLogContext();
+        var config = Pipeline(options.LogLevel);
         config = target switch
         {
             LogTarget.Json => config.WriteTo.Console(new JsonLinesFormatter()),

@@ -84,6 +84,13 @@ public sealed class FakeCriServer : IAsyncDisposable
     /// <summary><c>unix://</c> endpoint of <see cref="InfoSocketPath"/>.</summary>
     public string? InfoEndpoint => InfoSocketPath is null ? null : "unix://" + InfoSocketPath;
 
+    /// <summary>
+    /// Where this runtime sees its clients' root directory: a <c>CheckpointContainer</c> location <c>/a/b</c> is written
+    /// at <c>{FilesystemRoot}/a/b</c>. Null (the default): the client's paths are this process's. Set for a client in a
+    /// container of its own (the install tests' booted root filesystem), whose files the host sees under that directory.
+    /// </summary>
+    public string? FilesystemRoot { get; set; }
+
     /// <summary>When set, each response message is written in pieces of this many bytes, each flushed (separate DATA frames).</summary>
     public int? ResponseChunkSize { get; set; }
 
@@ -159,18 +166,23 @@ public sealed class FakeCriServer : IAsyncDisposable
     public IReadOnlyList<Container> Containers { get { lock (_lock) return _containers.Values.Select(c => c.Container.Clone()).ToList(); } }
     public IReadOnlyList<Image> Images { get { lock (_lock) return _images.Values.Select(i => i.Clone()).ToList(); } }
 
-    /// <summary>Adds a running container in a ready sandbox, labelled the way the kubelet labels them.</summary>
-    public (string SandboxId, string ContainerId) AddRunningContainer(string ns, string pod, string container, string image = "registry.local/busybox:1")
+    /// <summary>
+    /// Adds a running container in a ready sandbox, labelled the way the kubelet labels them. With
+    /// <paramref name="podUid"/> (the pod's <c>metadata.uid</c>), the sandbox has that UID and the sandbox and the
+    /// container carry it as <c>io.kubernetes.pod.uid</c>, as the kubelet's do; otherwise the sandbox has a random UID.
+    /// </summary>
+    public (string SandboxId, string ContainerId) AddRunningContainer(string ns, string pod, string container, string image = "registry.local/busybox:1",
+        string? podUid = null)
     {
         lock (_lock)
         {
             EnsureImage(image, 4 * 1024 * 1024);
-            var sb = NewSandbox(new PodSandboxConfig
+            var sandboxConfig = new PodSandboxConfig
             {
-                Metadata = new PodSandboxMetadata { Name = pod, Namespace = ns, Uid = Guid.NewGuid().ToString(), Attempt = 0 },
+                Metadata = new PodSandboxMetadata { Name = pod, Namespace = ns, Uid = podUid ?? Guid.NewGuid().ToString(), Attempt = 0 },
                 Labels = { ["io.kubernetes.pod.name"] = pod, ["io.kubernetes.pod.namespace"] = ns },
-            }, "");
-            var c = NewContainer(sb, new ContainerConfig
+            };
+            var containerConfig = new ContainerConfig
             {
                 Metadata = new ContainerMetadata { Name = container },
                 Image = new ImageSpec { Image = image },
@@ -180,7 +192,14 @@ public sealed class FakeCriServer : IAsyncDisposable
                     ["io.kubernetes.pod.namespace"] = ns,
                     ["io.kubernetes.container.name"] = container,
                 },
-            });
+            };
+            if (podUid is not null)
+            {
+                sandboxConfig.Labels["io.kubernetes.pod.uid"] = podUid;
+                containerConfig.Labels["io.kubernetes.pod.uid"] = podUid;
+            }
+            var sb = NewSandbox(sandboxConfig, "");
+            var c = NewContainer(sb, containerConfig);
             c.Container.State = ContainerState.ContainerRunning;
             c.StartedAt = Now();
             return (sb.Id, c.Container.Id);
@@ -631,10 +650,14 @@ public sealed class FakeCriServer : IAsyncDisposable
         }
         if (r.Location.Length == 0)
             throw new RpcError(GrpcStatusCode.InvalidArgument, "checkpoint location is required");
-        string? dir = Path.GetDirectoryName(r.Location);
+        var location = FilesystemRoot is { } root
+            ? (Path.IsPathRooted(r.Location) ? Path.Join(root, r.Location)
+                : throw new RpcError(GrpcStatusCode.InvalidArgument, $"checkpoint location {r.Location} is not an absolute path"))
+            : r.Location;
+        string? dir = Path.GetDirectoryName(location);
         if (dir is null || !Directory.Exists(dir))
             throw new RpcError(GrpcStatusCode.Unknown, $"failed to create checkpoint archive {r.Location}: no such file or directory");
-        CheckpointArchiveWriter.Write(r.Location, fc.Container.Clone(), sb, RuntimeName);
+        CheckpointArchiveWriter.Write(location, fc.Container.Clone(), sb, RuntimeName);
         return new CheckpointContainerResponse();
     }
 
