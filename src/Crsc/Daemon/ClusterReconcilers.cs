@@ -70,8 +70,13 @@ internal static class ClusterReconcilers
         ReplacementPlacementReconciler.SetUp(manager);
         PodFailureReconciler.SetUp(manager);
         // node: a restore does not wait for a new leader — while the leader is absent (its Lease not seen to change for
-        // 3 s), this node's standby failure detector and restore state manager act for the pods here
-        NodeFailureStandby.SetUp(manager, new NodeFailureStandbyOptions { NodeName = cluster.NodeName, Namespace = cluster.Namespace });
+        // leader.absentAfter), this node's standby failure detector and restore state manager act for the pods here
+        NodeFailureStandby.SetUp(manager, new NodeFailureStandbyOptions
+        {
+            NodeName = cluster.NodeName,
+            Namespace = cluster.Namespace,
+            LeaderAbsentAfter = services.GetRequiredService<CrscOptions>().LeaderAbsentAfterValue,
+        });
         // leader: the next pod of a workload whose node went away (drain, shutdown) is restored from its node-away checkpoint
         NodeAwayRestoreReconciler.SetUp(manager, new NodeAwayRestoreOptions
         {
