@@ -59,7 +59,8 @@ public sealed record RestoreReconcilerOptions
 }
 
 /// <summary>
-/// The state manager (leader-only): restores a workload's container <b>in place</b>. It picks the pod (the one named by
+/// The state manager (leader-only; each node also runs a standby instance for Restores of its own pods while the leader
+/// is absent, see <see cref="SetUpStandby"/>): restores a workload's container <b>in place</b>. It picks the pod (the one named by
 /// a Pod target; for a Deployment the failed pod of <c>crsc.io/failed-pod</c>, else the newest running one, else the
 /// replacement of a lost pod once it runs) and the checkpoint (named, or the latest <c>Completed</c> one whose base image
 /// is the pod's image), waits for the pod's node to report <c>ImagesReady</c> (the <see cref="RestorePreparer"/> pulls

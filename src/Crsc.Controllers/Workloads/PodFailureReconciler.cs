@@ -16,7 +16,8 @@ using Crsc.Controllers.Hosting;
 namespace Crsc.Controllers.Workloads;
 
 /// <summary>
-/// The failure detector (leader-only). Reconciles managed Deployments (<c>crsc.io/checkpoint-restore: "true"</c>): looks
+/// The failure detector (leader-only; each node also runs a standby instance for its own pods while the leader is
+/// absent, see <see cref="NodeFailureStandby"/>). Reconciles managed Deployments (<c>crsc.io/checkpoint-restore: "true"</c>): looks
 /// at the containers of their pods (pod → controlling ReplicaSet → Deployment; every container but crsc's sidecar) and,
 /// when one fails — terminated with a non-zero exit code, restart count grown, CrashLoopBackOff, or running with a
 /// liveness probe but not ready for longer than <see cref="PodFailureOptions.LivenessThreshold"/> — creates one

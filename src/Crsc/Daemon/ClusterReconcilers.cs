@@ -18,7 +18,8 @@ namespace Crsc.Daemon;
 /// schedules and the preparation of restores into its pods (image pulls); on the leader the Deployment reconciler
 /// (annotated Deployments get schedules), the failure detector (failures of managed pods become Restores), the
 /// Restore state manager (restore in place) and the release of deleted checkpoints whose node agent is gone, which
-/// every node's presence Lease tells. Only wiring: the
+/// every node's presence Lease tells; and on every node the standby of the failure detector and the Restore state
+/// manager for the node's own pods, which acts only while the leader is absent (issue 16). Only wiring: the
 /// decisions live in Crsc.Controllers. The manager shares the informers between them and runs the cluster-wide ones only
 /// the leader reads for each leadership term.
 /// </summary>
