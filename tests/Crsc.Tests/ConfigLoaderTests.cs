@@ -528,6 +528,39 @@ public sealed class ConfigLoaderTests : IDisposable
         Assert.Equal((TimeSpan.FromSeconds(90), "flag --node-agent-absent-after"), (flag.Options.NodeAgentAbsentAfterValue, flag.Sources["nodeAgent.absentAfter"]));
     }
 
+    [Fact]
+    public void Leader_absent_after_defaults_to_three_seconds_and_comes_from_file_environment_and_flag()
+    {
+        var defaults = ConfigLoader.Load(null, NoEnv, NoFlags, defaultPath: _dir.Combine("absent.yaml")).Options;
+        Assert.Equal(("3s", TimeSpan.FromSeconds(3)), (defaults.LeaderAbsentAfter, defaults.LeaderAbsentAfterValue));
+
+        var path = Write("leader:\n  absentAfter: 4500ms\n");
+        var file = ConfigLoader.Load(path, NoEnv, NoFlags);
+        Assert.True(file.IsValid, string.Join("; ", file.Errors));
+        Assert.Equal(TimeSpan.FromMilliseconds(4500), file.Options.LeaderAbsentAfterValue);
+        Assert.Equal($"{path}:2", file.Sources["leader.absentAfter"]);
+
+        var env = ConfigLoader.Load(path, new Dictionary<string, string> { ["CRSC_LEADER_ABSENT_AFTER"] = "5s" }, NoFlags);
+        Assert.Equal((TimeSpan.FromSeconds(5), "env CRSC_LEADER_ABSENT_AFTER"), (env.Options.LeaderAbsentAfterValue, env.Sources["leader.absentAfter"]));
+        var flag = ConfigLoader.Load(path, new Dictionary<string, string> { ["CRSC_LEADER_ABSENT_AFTER"] = "5s" },
+            new Dictionary<string, string> { ["--leader-absent-after"] = "10s" });
+        Assert.Equal((TimeSpan.FromSeconds(10), "flag --leader-absent-after"), (flag.Options.LeaderAbsentAfterValue, flag.Sources["leader.absentAfter"]));
+    }
+
+    [Theory]
+    [InlineData("3")]     // a bare number: refused, like the CLI's duration flags
+    [InlineData("2s")]    // the leader renews every 2 s: it would look absent between two renewals
+    [InlineData("soon")]
+    [InlineData("")]
+    public void Leader_absent_after_needs_a_unit_and_at_least_three_seconds(string value)
+    {
+        var path = Write($"leader:\n  absentAfter: \"{value}\"\n");
+        var e = Assert.Single(ConfigLoader.Load(path, NoEnv, NoFlags).Errors);
+        Assert.Equal(("leader.absentAfter", value), (e.Key, e.Value));
+        Assert.Contains("must be a duration with a unit, at least 3s", e.Problem);
+        Assert.StartsWith(path, e.Source);
+    }
+
     [Theory]
     [InlineData("600")]   // a bare number: seconds or minutes? refused, like the CLI's duration flags
     [InlineData("59s")]   // shorter than three renewals of the node agent's Lease

@@ -5,6 +5,7 @@ using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.Leadership;
 using Crsc.Controllers.Reconciling;
 using Crsc.Controllers.Runtime;
 using Microsoft.Extensions.Logging;
@@ -58,7 +59,8 @@ public sealed record RestoreReconcilerOptions
 }
 
 /// <summary>
-/// The state manager (leader-only): restores a workload's container <b>in place</b>. It picks the pod (the one named by
+/// The state manager (leader-only; each node also runs a standby instance for Restores of its own pods while the leader
+/// is absent, see <see cref="SetUpStandby"/>): restores a workload's container <b>in place</b>. It picks the pod (the one named by
 /// a Pod target; for a Deployment the failed pod of <c>crsc.io/failed-pod</c>, else the newest running one, else the
 /// replacement of a lost pod once it runs) and the checkpoint (named, or the latest <c>Completed</c> one whose base image
 /// is the pod's image), waits for the pod's node to report <c>ImagesReady</c> (the <see cref="RestorePreparer"/> pulls
@@ -115,6 +117,41 @@ public sealed class RestoreReconciler : IReconciler
         return new(manager.Add(controller, leaderOnly: true), reconciler);
     }
 
+    /// <summary>The name of the node's standby instance (<see cref="SetUpStandby"/>).</summary>
+    public const string StandbyControllerName = "restore-standby";
+
+    /// <summary>
+    /// Sets up this node's standby instance of the restore state manager with <paramref name="manager"/> (node work): the
+    /// same reconciler over this node's pods only (the informer the node agent keeps anyway) and this node's
+    /// CheckpointNode, acting only while <paramref name="standby"/> is active and only on Restores whose pod is on this
+    /// node — one whose pod was chosen here, or a new one whose failed pod (or target pod) runs here. Every write is the
+    /// one the leader would make, resourceVersion-checked as the leader's are, so the two never both count or patch an
+    /// attempt; the leader, back, continues from the status.
+    /// </summary>
+    public static ControllerSetup<RestoreReconciler> SetUpStandby(ControllerManager manager, NodeStandbyScope standby,
+        RestoreReconcilerOptions? options = null, IRestoreBackend? backend = null)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        ArgumentNullException.ThrowIfNull(standby);
+        var restores = manager.Informers.For(CrscResources.Restores);
+        var pods = manager.Informers.PodsOnNode(standby.NodeName);
+        var checkpoints = manager.Informers.For(CrscResources.ContainerCheckpoints);
+        var contents = manager.Informers.For(CrscResources.ContainerCheckpointContents);
+        // the selection of the node's CheckpointNodeReporter: one informer of this node's object, shared
+        var nodes = manager.Informers.For(CrscResources.CheckpointNodes,
+            new InformerOptions { FieldSelector = $"metadata.name={standby.NodeName}", Name = "informer/checkpointnode" });
+        var reconciler = new RestoreReconciler(manager.Kube, restores, pods, checkpoints, contents, manager.Events,
+            options ?? new RestoreReconcilerOptions(), manager.Time, manager.Loggers.CreateLogger<RestoreReconciler>(), nodes, backend,
+            standby);
+        var controller = manager.NewController(StandbyControllerName, reconciler);
+        controller.Watch(restores, r => IsTerminal(r) ? [] : [EnqueueHandlers.KeyOf(r)]);
+        controller.Watch(pods, pod => RestoresOfPod(restores, pod));
+        controller.Watch(checkpoints, c => ActiveRestoresIn(restores, c.Metadata.Namespace));
+        controller.Watch(contents, c => ActiveRestoresIn(restores, c.Spec.CheckpointRef.Namespace));
+        controller.WatchWithoutWaiting(nodes, n => ActiveRestoresOnNode(restores, n.Metadata.Name));
+        return new(manager.Add(controller, leaderOnly: false), reconciler);
+    }
+
     /// <summary>
     /// Pods by <c>&lt;namespace&gt;/&lt;deployment&gt;</c> (ReplicaSet-owned pods only). An informer index (internal, not
     /// API), shared with the <see cref="Workloads.PodFailureReconciler"/>, which keeps the same index on the same informer.
@@ -130,6 +167,7 @@ public sealed class RestoreReconciler : IReconciler
     private readonly Informer<Restore> _restores;
     private readonly Informer<Pod> _pods;
     private readonly Informer<CheckpointNode>? _nodes;
+    private readonly NodeStandbyScope? _standby;
     private readonly IRestoreBackend _backend;
     private readonly CheckpointChooser _chooser;
     private readonly Informer<ContainerCheckpoint> _checkpoints;
@@ -149,11 +187,13 @@ public sealed class RestoreReconciler : IReconciler
         TimeProvider time,
         ILogger? logger = null,
         Informer<CheckpointNode>? nodes = null,
-        IRestoreBackend? backend = null)
+        IRestoreBackend? backend = null,
+        NodeStandbyScope? standby = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         options.Validate();
         _nodes = nodes;
+        _standby = standby;
         _backend = backend ?? new ImageSwapRestoreBackend(kube);
         _restoresApi = kube.Resource(CrscResources.Restores);
         _podsApi = kube.Resource(Resources.Pods);
@@ -255,6 +295,9 @@ public sealed class RestoreReconciler : IReconciler
     /// <param name="fresh">whether <paramref name="r"/> is the API server's (returned by a write or a read) rather than the cache's</param>
     private async Task<Step> StepAsync(Restore r, bool fresh, CancellationToken ct)
     {
+        // a node's standby instance: nothing while the leader is there, and never a Restore of another node's pod
+        if (_standby is { } standby && (!standby.Active() || !OnStandbysNode(r, standby.NodeName)))
+            return Step.Stop(ReconcileResult.Done);
         var now = _time.GetUtcNow();
         var pod = r.Status?.PodName is { } podName ? _pods.Get(new ObjectKey(r.Metadata.Namespace!, podName)) : null;
         var at = RestoreStages.Classify(r, pod, now, _options);
@@ -327,6 +370,24 @@ public sealed class RestoreReconciler : IReconciler
             default:
                 throw new InvalidOperationException($"restore stage {at.Stage} has no action");
         }
+    }
+
+    /// <summary>
+    /// For a node's standby instance (whose pod cache holds this node's pods only): the Restore's pod is on
+    /// <paramref name="node"/> — the pod it chose (by <c>status.node</c>, or found here), or, before it chose one, the
+    /// failed pod it names (its target pod, for a Pod target) running here. Restores that have to find another pod (a
+    /// lost pod's replacement, a user's Restore of a whole Deployment) are the leader's.
+    /// </summary>
+    private bool OnStandbysNode(Restore r, string node)
+    {
+        var ns = r.Metadata.Namespace;
+        if (r.Status?.PodName is { Length: > 0 } chosen)
+            return r.Status.Node is { Length: > 0 } n ? n == node : _pods.Get(new ObjectKey(ns, chosen)) is not null;
+        var candidate = r.Spec.Target.Kind == RestoreTargetKind.Pod
+            ? r.Spec.Target.Name
+            : r.Metadata.Annotations?.GetValueOrDefault(Annotations.FailedPod);
+        return candidate is { Length: > 0 } && _pods.Get(new ObjectKey(ns, candidate)) is { } pod
+            && pod.Spec.NodeName == node && RestorePods.IsRunning(pod);
     }
 
     /// <summary>

@@ -5,6 +5,7 @@ using Crsc.Api.Kubernetes;
 using Crsc.Controllers.Events;
 using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
+using Crsc.Controllers.Leadership;
 using Crsc.Controllers.Reconciling;
 using Crsc.Controllers.Restores;
 using Crsc.Controllers.Schedules;
@@ -15,7 +16,8 @@ using Crsc.Controllers.Hosting;
 namespace Crsc.Controllers.Workloads;
 
 /// <summary>
-/// The failure detector (leader-only). Reconciles managed Deployments (<c>crsc.io/checkpoint-restore: "true"</c>): looks
+/// The failure detector (leader-only; each node also runs a standby instance for its own pods while the leader is
+/// absent, see <see cref="NodeFailureStandby"/>). Reconciles managed Deployments (<c>crsc.io/checkpoint-restore: "true"</c>): looks
 /// at the containers of their pods (pod → controlling ReplicaSet → Deployment; every container but crsc's sidecar) and,
 /// when one fails — terminated with a non-zero exit code, restart count grown, CrashLoopBackOff, or running with a
 /// liveness probe but not ready for longer than <see cref="PodFailureOptions.LivenessThreshold"/> — creates one
@@ -66,6 +68,38 @@ public sealed class PodFailureReconciler : IReconciler
         return new(manager.Add(controller, leaderOnly: true), reconciler);
     }
 
+    /// <summary>The name of the node's standby instance (<see cref="SetUpStandby"/>).</summary>
+    public const string StandbyControllerName = "pod-failure-standby";
+
+    /// <summary>
+    /// Sets up this node's standby instance of the failure detector with <paramref name="manager"/> (node work): the same
+    /// reconciler over this node's pods only (the informer the node agent keeps anyway), Deployments and Restores; it
+    /// follows the containers' restart counts all the time and creates Restores only while <paramref name="standby"/> is
+    /// active. The Restore it creates has the name the leader would give the incident, so when both act one create
+    /// meets AlreadyExists. ReplicaSets are not watched (a pod's Deployment is read from the names, see
+    /// <see cref="WorkloadOf"/>): no cluster-wide ReplicaSet cache on every node.
+    /// </summary>
+    public static ControllerSetup<PodFailureReconciler> SetUpStandby(ControllerManager manager, NodeStandbyScope standby,
+        PodFailureOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        ArgumentNullException.ThrowIfNull(standby);
+        var pods = manager.Informers.PodsOnNode(standby.NodeName);
+        var deployments = manager.Informers.For(Resources.Deployments);
+        var restores = manager.Informers.For(CrscResources.Restores);
+        var reconciler = new PodFailureReconciler(manager.Kube, pods, null, deployments, restores, manager.Events,
+            options ?? new PodFailureOptions(), manager.Time, manager.Loggers.CreateLogger<PodFailureReconciler>(), standby);
+        var controller = manager.NewController(StandbyControllerName, reconciler);
+        // a Deployment's change concerns this node only through its pods here
+        controller.Watch(deployments, d => reconciler.HasPodsHere(d.Metadata.Key) ? [d.Metadata.Key] : []);
+        controller.Watch(pods, p => reconciler.WorkloadOf(p) is { } k ? [k] : []);
+        controller.Watch(restores, r => TargetOf(r) is { } k && reconciler.HasPodsHere(k) ? [k] : []);
+        return new(manager.Add(controller, leaderOnly: false), reconciler);
+    }
+
+    /// <summary>Whether the pod cache holds a pod of <paramref name="deployment"/> (for a node's standby: one on this node).</summary>
+    public bool HasPodsHere(ObjectKey deployment) => _pods.ByIndex(RestoreReconciler.PodsByDeploymentIndex, IndexValue(deployment)).Count > 0;
+
     /// <summary>Index of the Restore informer: <c>&lt;namespace&gt;/&lt;deployment&gt;</c> of <c>spec.target</c> (internal, not API).</summary>
     private const string ByTargetIndex = "crsc.io/restores-by-deployment";
 
@@ -77,25 +111,27 @@ public sealed class PodFailureReconciler : IReconciler
 
     private readonly IKubeResourceClient<Restore> _restoresApi;
     private readonly Informer<Pod> _pods;
-    private readonly Informer<ReplicaSet> _replicaSets;
+    private readonly Informer<ReplicaSet>? _replicaSets;
     private readonly Informer<Deployment> _deployments;
     private readonly Informer<Restore> _restores;
     private readonly IEventRecorder _events;
     private readonly PodFailureOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly NodeStandbyScope? _standby;
     private readonly ConcurrentDictionary<ObjectKey, WorkloadMemory> _memory = new();
 
     public PodFailureReconciler(
         IKubeApi kube,
         Informer<Pod> pods,
-        Informer<ReplicaSet> replicaSets,
+        Informer<ReplicaSet>? replicaSets,
         Informer<Deployment> deployments,
         Informer<Restore> restores,
         IEventRecorder events,
         PodFailureOptions options,
         TimeProvider time,
-        ILogger? logger = null)
+        ILogger? logger = null,
+        NodeStandbyScope? standby = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         options.Validate();
@@ -108,6 +144,7 @@ public sealed class PodFailureReconciler : IReconciler
         _options = options;
         _time = time;
         _logger = logger ?? NullLogger.Instance;
+        _standby = standby;
         // the Restore reconciler's index of the same name and function: on a shared informer it is kept once
         pods.TryAddIndexer(RestoreReconciler.PodsByDeploymentIndex, RestorePods.DeploymentKeys);
         restores.TryAddIndexer(ByTargetIndex, r => TargetOf(r) is { } k ? [IndexValue(k)] : []);
@@ -119,14 +156,14 @@ public sealed class PodFailureReconciler : IReconciler
 
     /// <summary>
     /// The Deployment a pod belongs to: its controlling ReplicaSet's controlling Deployment when the ReplicaSet is
-    /// cached, else by name (the ReplicaSet's name minus the pod's <c>pod-template-hash</c>, as the Deployment
-    /// controller names them). Null for pods of anything else.
+    /// cached, else (or without a ReplicaSet cache) by name (the ReplicaSet's name minus the pod's
+    /// <c>pod-template-hash</c>, as the Deployment controller names them). Null for pods of anything else.
     /// </summary>
     public ObjectKey? WorkloadOf(Pod pod)
     {
         var rs = ControllingReplicaSet(pod);
         if (rs is null) return null;
-        if (_replicaSets.Get(new ObjectKey(pod.Metadata.Namespace, rs.Name)) is { } cached)
+        if (_replicaSets?.Get(new ObjectKey(pod.Metadata.Namespace, rs.Name)) is { } cached)
         {
             var owner = Controlling(cached.Metadata, "Deployment");
             return owner is null ? null : new ObjectKey(pod.Metadata.Namespace, owner.Name);
@@ -232,6 +269,9 @@ public sealed class PodFailureReconciler : IReconciler
             memory.LastSuppression = null;
             return recheck is { } r ? ReconcileResult.RequeueAfter(Max(r - now, TimeSpan.FromSeconds(1))) : ReconcileResult.Done;
         }
+        // a node's standby instance has followed the restart counts; it acts only while the leader is absent (the
+        // takeover enqueues every workload with pods here, so what was seen now is decided then)
+        if (_standby is { } standby && !standby.Active()) return ReconcileResult.Done;
 
         var first = incidents.OrderBy(i => i.At).ThenBy(i => i.Pod, StringComparer.Ordinal).First();
         if (restores.FirstOrDefault(IsActive) is { } active)
@@ -342,7 +382,7 @@ public sealed class PodFailureReconciler : IReconciler
     {
         // a ReplicaSet of an earlier Deployment of the same name (deleted and created again) is not this one's
         if (ControllingReplicaSet(pod) is not { } rsRef) return false;
-        if (_replicaSets.Get(new ObjectKey(pod.Metadata.Namespace, rsRef.Name)) is not { } rs) return true;
+        if (_replicaSets?.Get(new ObjectKey(pod.Metadata.Namespace, rsRef.Name)) is not { } rs) return true;
         var owner = Controlling(rs.Metadata, "Deployment");
         return owner is not null && (string.IsNullOrEmpty(owner.Uid) || string.IsNullOrEmpty(deployment.Metadata.Uid)
                                      || owner.Uid == deployment.Metadata.Uid);

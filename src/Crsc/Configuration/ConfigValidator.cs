@@ -92,6 +92,9 @@ public static partial class ConfigValidator
         if (!TryParseDurationWithUnit(o.NodeAgentAbsentAfter, out var absentAfter) || absentAfter < CrscOptions.MinNodeAgentAbsentAfter)
             Fail("nodeAgent.absentAfter", o.NodeAgentAbsentAfter, "must be a duration with a unit, at least 1m (e.g. 10m, 1h)");
 
+        if (!TryParseDurationWithUnit(o.LeaderAbsentAfter, out var leaderAbsent) || leaderAbsent < CrscOptions.MinLeaderAbsentAfter)
+            Fail("leader.absentAfter", o.LeaderAbsentAfter, "must be a duration with a unit, at least 3s (e.g. 3s, 5s)");
+
         if (!Path.IsPathFullyQualified(o.NodeStateDirectory))
             Fail("nodeState.directory", o.NodeStateDirectory, "must be an absolute path");
         foreach (var taint in o.DrainTaintList)

@@ -94,6 +94,19 @@ public sealed record CrscOptions
     public TimeSpan NodeAgentAbsentAfterValue => ConfigValidator.TryParseDurationWithUnit(NodeAgentAbsentAfter, out var v) ? v : TimeSpan.FromMinutes(10);
 
     /// <summary>
+    /// How long the leader's Lease may go without being seen to change before each node's agent acts for its own pods'
+    /// failures in the leader's place (issue 16), until a leader renews it again. A Go duration with a unit, at least
+    /// <see cref="MinLeaderAbsentAfter"/>.
+    /// </summary>
+    public string LeaderAbsentAfter { get; init; } = "3s";
+
+    /// <summary>The leader renews every 2 s: a shorter threshold would take a leader between two renewals for absent.</summary>
+    public static readonly TimeSpan MinLeaderAbsentAfter = TimeSpan.FromSeconds(3);
+
+    /// <summary><see cref="LeaderAbsentAfter"/> as a duration (validated at start).</summary>
+    public TimeSpan LeaderAbsentAfterValue => ConfigValidator.TryParseDurationWithUnit(LeaderAbsentAfter, out var v) ? v : TimeSpan.FromSeconds(3);
+
+    /// <summary>
     /// Where <c>state.json</c> (is this node going away, and why) is published for pods, which mount it read-only through
     /// a hostPath; created 0755 when missing, left as it is when it exists.
     /// </summary>

@@ -18,7 +18,8 @@ namespace Crsc.Daemon;
 /// schedules and the preparation of restores into its pods (image pulls); on the leader the Deployment reconciler
 /// (annotated Deployments get schedules), the failure detector (failures of managed pods become Restores), the
 /// Restore state manager (restore in place) and the release of deleted checkpoints whose node agent is gone, which
-/// every node's presence Lease tells. Only wiring: the
+/// every node's presence Lease tells; and on every node the standby of the failure detector and the Restore state
+/// manager for the node's own pods, which acts only while the leader is absent (issue 16). Only wiring: the
 /// decisions live in Crsc.Controllers. The manager shares the informers between them and runs the cluster-wide ones only
 /// the leader reads for each leadership term.
 /// </summary>
@@ -71,6 +72,14 @@ internal static class ClusterReconcilers
         RestoreReconciler.SetUp(manager);
         ReplacementPlacementReconciler.SetUp(manager);
         PodFailureReconciler.SetUp(manager);
+        // node: a restore does not wait for a new leader — while the leader is absent (its Lease not seen to change for
+        // leader.absentAfter), this node's standby failure detector and restore state manager act for the pods here
+        NodeFailureStandby.SetUp(manager, new NodeFailureStandbyOptions
+        {
+            NodeName = cluster.NodeName,
+            Namespace = cluster.Namespace,
+            LeaderAbsentAfter = services.GetRequiredService<CrscOptions>().LeaderAbsentAfterValue,
+        });
         // leader: the next pod of a workload whose node went away (drain, shutdown) is restored from its node-away checkpoint
         NodeAwayRestoreReconciler.SetUp(manager, new NodeAwayRestoreOptions
         {

@@ -245,6 +245,74 @@ public sealed class DaemonClusterTests
     }
 
     /// <summary>
+    /// Issue 16: a restore does not wait for a new leader. The leader's Lease is held by a daemon that crashed (never
+    /// renewed again, not released: 15 s before this daemon may take it); a managed pod on this daemon's node has just
+    /// failed. This daemon's node agent, not leading, sees the Lease unchanged for 3 s and acts in the leader's place: the
+    /// failure becomes the Restore the leader would create and its restore starts (the pod chosen), while the daemon
+    /// still follows the crashed leader.
+    /// </summary>
+    [Fact]
+    public async Task A_follower_restores_a_failure_on_its_node_while_the_crashed_leaders_Lease_has_not_expired()
+    {
+        await using var server = await ServerAsync();
+        server.Seed(Resources.Leases, new Lease
+        {
+            Metadata = new ObjectMeta { Namespace = "crsc-system", Name = LeaderElectionOptions.DefaultLeaseName },
+            Spec = new LeaseSpec { HolderIdentity = "crashed_1", LeaseDurationSeconds = 15, RenewTime = DateTimeOffset.UtcNow },
+        });
+        var deployment = server.Seed(Resources.Deployments, new Deployment
+        {
+            Metadata = new ObjectMeta { Name = "web", Namespace = "default", Annotations = new() { [Annotations.CheckpointRestore] = "true" } },
+        });
+        var rs = server.Seed(Resources.ReplicaSets, new ReplicaSet
+        {
+            Metadata = new ObjectMeta
+            {
+                Name = "web-6c5d8", Namespace = "default",
+                OwnerReferences = [new OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = "web", Uid = deployment.Metadata.Uid!, Controller = true }],
+            },
+        });
+        var pod = ClusterTestKit.Pod("web-6c5d8-abcde", Node);
+        pod.Metadata.Labels = new() { ["pod-template-hash"] = "6c5d8" };
+        pod.Metadata.OwnerReferences = [new OwnerReference { ApiVersion = "apps/v1", Kind = "ReplicaSet", Name = rs.Metadata.Name!, Uid = rs.Metadata.Uid!, Controller = true }];
+        pod.Spec.Containers[0].Name = "app";
+        var failedAt = DateTimeOffset.UtcNow;
+        pod.Status = new PodStatus
+        {
+            Phase = "Running",
+            ContainerStatuses =
+            [
+                new ContainerStatus
+                {
+                    Name = "app", Ready = true, RestartCount = 1,
+                    State = new ContainerState { Running = new ContainerStateRunning { StartedAt = failedAt } },
+                    LastState = new ContainerState { Terminated = new ContainerStateTerminated { ExitCode = 137, Reason = "Error", FinishedAt = failedAt } },
+                },
+            ],
+        };
+        server.Seed(Resources.Pods, pod);
+
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await using var daemon = new Daemon(server.KubeconfigYaml());
+        await daemon.StartAsync();
+
+        Restore? restore = null;
+        await Eventually.TrueAsync(() =>
+        {
+            restore = server.All(server.ResourceOf(CrscResources.Restores))
+                .Select(o => o.Deserialize(CrscJsonContext.Default.Restore)!).SingleOrDefault();
+            return restore?.Status?.PodName is not null;
+        }, "the node agent creates the Restore and starts it", TimeSpan.FromSeconds(30));
+        var took = sw.Elapsed;
+        Assert.True(await daemon.ReadyzContainsAsync("[+]leader healthy: following crashed_1"), "the daemon still follows the crashed leader");
+        Assert.True(took < TimeSpan.FromSeconds(12), $"took {took} (the Lease expires 15 s after the daemon first saw it)");
+        Assert.Equal("crashed_1", LeaseOf(server)!.Spec.HolderIdentity);
+        Assert.Equal("web-6c5d8-abcde", restore!.Metadata.Annotations![Annotations.FailedPod]);
+        Assert.Equal(Crsc.Controllers.Workloads.PodFailureReconciler.RestoreName("web", "app", failedAt), restore.Metadata.Name);
+        Assert.Equal(("web-6c5d8-abcde", Node), (restore.Status!.PodName, restore.Status.Node));
+    }
+
+    /// <summary>
     /// The daemon renews its node's presence Lease, and as leader lets go of the archive finalizer of a deleted
     /// checkpoint whose node and node agent are gone, so that the deletion (and its namespace's) can finish.
     /// </summary>
