@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Crsc.Cli;
+using Crsc.Interceptor;
 using Crsc.Testing;
 
 namespace Crsc.Tests.Cli;
@@ -63,6 +64,37 @@ public sealed class InterceptorCommandTests
         Assert.Contains("--metrics-listen ADDR", output);
         Assert.Contains("hold [REASON]", output);
         Assert.Contains("Retry-After", output);
+    }
+
+    /// <summary>The sections of a help text, by heading ("" for what comes before the first).</summary>
+    private static Dictionary<string, string> Sections(string help)
+    {
+        var sections = new Dictionary<string, string>();
+        var heading = "";
+        foreach (var line in help.Split('\n'))
+        {
+            if (line is "Usage:" or "Options:" or "Examples:" || line.StartsWith("Usage: ", StringComparison.Ordinal)) heading = line.Split(':')[0];
+            sections[heading] = sections.GetValueOrDefault(heading, "") + line + "\n";
+        }
+        return sections;
+    }
+
+    [Fact]
+    public async Task The_sidecars_own_binary_has_the_verbs_options_description_and_examples()
+    {
+        var (code, verb, _) = await Run("interceptor", "--help");
+        Assert.Equal(ExitCodes.Ok, code);
+        var o = new StringWriter();
+        var small = InterceptorCommand.Spec(InterceptorCommand.ExecutableName, InterceptorCommand.ExecutableName, () => Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
+        Assert.Equal(ExitCodes.Ok, await new CommandLineParser(small, o, new StringWriter()).RunAsync(["--help"], CancellationToken.None));
+        var (a, b) = (Sections(verb), Sections(o.ToString()));
+        Assert.Equal(["", "Usage", "Options", "Examples"], a.Keys);
+        Assert.Equal(a.Keys, b.Keys);
+        Assert.Equal(a[""], b[""]);
+        Assert.Equal(a["Options"], b["Options"]);
+        Assert.Equal(a["Examples"].Replace("crsc interceptor ", "crsc-interceptor "), b["Examples"]);
+        Assert.Contains("Usage: crsc interceptor [options]", a["Usage"]);
+        Assert.Contains("Usage: crsc-interceptor [options]", b["Usage"]);
     }
 
     [Theory]
