@@ -2,8 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using Crsc.Interceptor;
+using Crsc.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Benchmarks;
@@ -34,7 +34,7 @@ public sealed class InterceptorBench : IBenchmark
 
     public async Task RunAsync(BenchContext ctx, CancellationToken ct)
     {
-        using var app = new TinyHttpApp();
+        using var app = new FixedAnswerHttpApp();
         var hold = new HoldOptions();
         using var gate = new HoldGate(hold, TimeProvider.System);
         await using var proxy = new InterceptorProxy(new InterceptorOptions
@@ -128,7 +128,7 @@ public sealed class InterceptorBench : IBenchmark
         using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         s.Connect(target);
         var request = "GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n"u8.ToArray();
-        var expected = TinyHttpApp.Response.Length;
+        var expected = FixedAnswerHttpApp.Response.Length;
         var buffer = new byte[4096];
         var latencies = new List<double>(count);
         var tick = Stopwatch.Frequency / (double)Rate;
@@ -196,59 +196,5 @@ public sealed class InterceptorBench : IBenchmark
             }
             catch (SocketException) when (sw.Elapsed < TimeSpan.FromSeconds(10)) { await Task.Delay(20, ct); }
         }
-    }
-
-    /// <summary>The app: answers every request head on a kept-alive connection with a fixed 2-byte 200, on raw sockets (the same cost on both paths).</summary>
-    private sealed class TinyHttpApp : IDisposable
-    {
-        public static readonly byte[] Response = Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-
-        public TinyHttpApp()
-        {
-            _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            _listener.Listen(64);
-            _ = AcceptAsync();
-        }
-
-        public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndPoint!;
-
-        private async Task AcceptAsync()
-        {
-            while (true)
-            {
-                Socket s;
-                try { s = await _listener.AcceptAsync(); }
-                catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; }
-                s.NoDelay = true;
-                _ = Task.Run(() => Serve(s));
-            }
-        }
-
-        private static async Task Serve(Socket s)
-        {
-            using var _ = s;
-            var buffer = new byte[8192];
-            var have = 0;
-            try
-            {
-                while (true)
-                {
-                    var n = await s.ReceiveAsync(buffer.AsMemory(have));
-                    if (n == 0) return;
-                    have += n;
-                    int end;
-                    while ((end = buffer.AsSpan(0, have).IndexOf("\r\n\r\n"u8)) >= 0)
-                    {
-                        await s.SendAsync(Response);
-                        Buffer.BlockCopy(buffer, end + 4, buffer, 0, have - end - 4);
-                        have -= end + 4;
-                    }
-                }
-            }
-            catch (SocketException) { }
-        }
-
-        public void Dispose() => _listener.Dispose();
     }
 }
