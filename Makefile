@@ -4,6 +4,8 @@ DOTNET ?= dotnet
 RESULTS ?= $(CURDIR)/obj/test-results
 PUBLISH_DIR := $(CURDIR)/obj/publish
 BINARY := bin/crsc
+# the interceptor sidecar's own small binary (`crsc interceptor` alone: a Native AOT binary's RSS grows with its size)
+INTERCEPTOR_BINARY := bin/crsc-interceptor
 PACKAGES_DIR := $(CURDIR)/obj/packages
 IMAGE_DIR := $(CURDIR)/obj/image
 
@@ -18,11 +20,13 @@ deps: ## install the Debian packages the build and tests need (root)
 build: ## build everything on the JIT (net10.0 for development and tests)
 	$(DOTNET) build crsc.sln -nodeReuse:false
 
-publish: ## Native AOT binary (net10.0, linux-x64) to bin/crsc
+publish: ## Native AOT binaries (net10.0, linux-x64) to bin/crsc and bin/crsc-interceptor (the sidecar's)
 	$(DOTNET) publish src/Crsc/Crsc.csproj -r linux-x64 -c Release -nodeReuse:false \
 	  -p:DebugType=none -o $(PUBLISH_DIR)
-	@mkdir -p bin && install -m 0755 $(PUBLISH_DIR)/crsc $(BINARY)
-	@ls -l $(BINARY) && $(BINARY) version
+	$(DOTNET) publish src/Crsc.InterceptorHost/Crsc.InterceptorHost.csproj -r linux-x64 -c Release -nodeReuse:false \
+	  -p:DebugType=none -o $(PUBLISH_DIR)-interceptor
+	@mkdir -p bin && install -m 0755 $(PUBLISH_DIR)/crsc $(BINARY) && install -m 0755 $(PUBLISH_DIR)-interceptor/crsc-interceptor $(INTERCEPTOR_BINARY)
+	@ls -l $(BINARY) $(INTERCEPTOR_BINARY) && $(BINARY) version
 
 test: publish ## unit and integration tests, and the published binary end to end (prints N passed, N failed)
 	@rm -rf $(RESULTS)/unit
@@ -49,7 +53,7 @@ package: publish ## .deb and .rpm in obj/packages (nfpm when installed, else dpk
 	fi
 	@ls -l $(PACKAGES_DIR)
 
-image: publish ## crsc's container image, an OCI layout tarball in obj/image (Debian packages + bin/crsc, no container engine)
+image: publish ## crsc's container image, an OCI layout tarball in obj/image (Debian packages + bin/crsc and bin/crsc-interceptor, no container engine)
 	packaging/build-image.sh $(BINARY) $(IMAGE_DIR)
 
 clean: ## remove build outputs

@@ -9,8 +9,10 @@
 # 2. the few files their maintainer scripts would make (the CA bundle, /etc/passwd, ...), staged with
 #    them in OUT_DIR/rootfs;
 # 3. `BINARY build-image` (src/Crsc/Cli/BuildImageCommand.cs): that rootfs as one layer, BINARY as
-#    /usr/bin/crsc in a second, written as an OCI image layout tarball OUT_DIR/crsc-VERSION.oci.tar
-#    named localhost/crsc:VERSION, every time in it SOURCE_DATE_EPOCH (default: the last commit's).
+#    /usr/bin/crsc and the crsc-interceptor beside it (the injected sidecar's command) as
+#    /usr/bin/crsc-interceptor in a second, written as an OCI image layout tarball
+#    OUT_DIR/crsc-VERSION.oci.tar named localhost/crsc:VERSION, every time in it SOURCE_DATE_EPOCH
+#    (default: the last commit's).
 #
 # The packages are what the binary loads and what those need: libc6 (ldd bin/crsc: libc, libm, the
 # loader) with libgcc-s1 (libc6 depends on it: glibc loads libgcc_s to unwind on thread cancellation),
@@ -26,6 +28,7 @@ umask 022
 export LC_ALL=C
 
 [ -x "$binary" ] || { echo "build-image.sh: no crsc binary at $binary (make publish)" >&2; exit 1; }
+[ -x "$(dirname "$binary")/crsc-interceptor" ] || { echo "build-image.sh: no crsc-interceptor beside $binary (make publish)" >&2; exit 1; }
 command -v dpkg-deb >/dev/null || { echo "build-image.sh: dpkg-deb is missing (a Debian host is needed)" >&2; exit 1; }
 version=$("$binary" version --short)
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}

@@ -2,8 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using Crsc.Interceptor;
+using Crsc.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Benchmarks;
@@ -12,9 +12,11 @@ namespace Crsc.Benchmarks;
 /// Issue 17's overhead figures: p50/p99 latency of 1,000 req/s (open loop, one kept-alive connection, latency counted
 /// from each request's scheduled time so a stall is not hidden) to a tiny HTTP app on loopback, direct and through the
 /// interceptor, in alternating rounds of the same run. The interceptor runs in this process on the thread pool; the load
-/// generator is one dedicated thread with blocking sockets. When the published AOT binary has
-/// the verb (CRSC_BINARY or bin/crsc), it is measured too as the sidecar runs — its own process — with its RSS.
-/// Targets: added p99 ≤ 1 ms, sidecar RSS ≤ 15 MB.
+/// generator is one dedicated thread with blocking sockets. The published AOT binaries are measured too, each in its own
+/// process as a sidecar runs: <c>crsc-interceptor</c> (CRSC_INTERCEPTOR_BINARY, or beside the crsc binary), what the
+/// injected sidecar runs, and for comparison <c>crsc interceptor</c> (CRSC_BINARY or bin/crsc), the same code in the big
+/// binary; each with its RSS idle (started, nothing proxied yet), after the load and at its peak (VmHWM), and its size.
+/// Targets: added p99 ≤ 1 ms, the sidecar's (crsc-interceptor's) RSS ≤ 15 MB idle and at its peak, PASS or FAIL.
 /// </summary>
 public sealed class InterceptorBench : IBenchmark
 {
@@ -24,10 +26,15 @@ public sealed class InterceptorBench : IBenchmark
     private const int Rate = 1000;
     private const int Rounds = 5;
     private const int RequestsPerRound = 2000;
+    private const double RssTargetMb = 15;
+    private const string Sidecar = "crsc-interceptor";
+
+    /// <summary>A published binary run as a sidecar: its process, where it listens, its RSS before any request.</summary>
+    private sealed record SidecarProcess(string Name, string Binary, Process Process, IPEndPoint EndPoint, double IdleRss);
 
     public async Task RunAsync(BenchContext ctx, CancellationToken ct)
     {
-        using var app = new TinyHttpApp();
+        using var app = new FixedAnswerHttpApp();
         var hold = new HoldOptions();
         using var gate = new HoldGate(hold, TimeProvider.System);
         await using var proxy = new InterceptorProxy(new InterceptorOptions
@@ -38,26 +45,35 @@ public sealed class InterceptorBench : IBenchmark
         proxy.Start();
 
         var targets = new List<(string Name, EndPoint EndPoint)> { ("direct", app.EndPoint), ("in-process", proxy.LocalEndPoint) };
-        Process? sidecar = null;
-        var binary = Environment.GetEnvironmentVariable("CRSC_BINARY") is { Length: > 0 } b ? b : ctx.AotBinary;
-        if (File.Exists(binary) && await HasVerbAsync(binary, ct))
-        {
-            var port = FreePort();
-            sidecar = Process.Start(new ProcessStartInfo(binary, ["interceptor", "--listen", $"127.0.0.1:{port}", "--upstream", app.EndPoint.ToString()])
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            })!;
-            var sidecarEndPoint = new IPEndPoint(IPAddress.Loopback, port);
-            await WaitListeningAsync(sidecarEndPoint, ct);
-            targets.Add(("aot sidecar", sidecarEndPoint));
-        }
-        else
-            Console.WriteLine($"interceptor: {binary} is missing or has no interceptor verb: the sidecar's RSS is not measured " +
-                              "(build it with `make publish`, or set CRSC_BINARY)");
+        var main = Environment.GetEnvironmentVariable("CRSC_BINARY") is { Length: > 0 } b ? b : ctx.AotBinary;
+        var small = Environment.GetEnvironmentVariable("CRSC_INTERCEPTOR_BINARY") is { Length: > 0 } i ? i
+            : Path.Join(Path.GetDirectoryName(Path.GetFullPath(main)), Sidecar);
+        var sidecars = new List<SidecarProcess>();
         try
         {
+            foreach (var (name, binary, verb) in new[] { (Sidecar, small, Array.Empty<string>()), ("crsc interceptor", main, new[] { "interceptor" }) })
+            {
+                if (!File.Exists(binary) || !await HasCommandAsync(binary, verb, ct))
+                {
+                    Console.WriteLine($"interceptor: {binary} is missing or is not {name}: its RSS is not measured " +
+                                      "(build both with `make publish`, or set CRSC_INTERCEPTOR_BINARY and CRSC_BINARY)");
+                    continue;
+                }
+                var port = FreePort();
+                var process = Process.Start(new ProcessStartInfo(binary, [.. verb, "--listen", $"127.0.0.1:{port}", "--upstream", app.EndPoint.ToString()])
+                {
+                    RedirectStandardOutput = true,
+                    RedirectStandardError = true,
+                    UseShellExecute = false,
+                })!;
+                var endPoint = new IPEndPoint(IPAddress.Loopback, port);
+                sidecars.Add(new SidecarProcess(name, binary, process, endPoint, 0));
+                await WaitListeningAsync(endPoint, ct);
+                await Task.Delay(TimeSpan.FromSeconds(1), ct); // settled: started, listening, nothing proxied
+                sidecars[^1] = sidecars[^1] with { IdleRss = Rss(process.Id).Rss };
+                targets.Add((name, endPoint));
+            }
+
             var samples = targets.ToDictionary(t => t.Name, _ => new List<double>());
             await Task.Factory.StartNew(() =>
             {
@@ -83,18 +99,26 @@ public sealed class InterceptorBench : IBenchmark
                 ctx.Report(Name, $"{t.Name} added p99", p99 - d99, "ms", "<= 1 ms");
                 ctx.Ratio(Name, $"{t.Name}/direct p99", p99, d99);
             }
-            if (sidecar is not null)
+            foreach (var sidecar in sidecars)
             {
-                var (rss, peak) = Rss(sidecar.Id);
-                ctx.Report(Name, "aot sidecar RSS after the load", rss, "MB", "<= 15 MB");
-                ctx.Report(Name, "aot sidecar peak RSS (VmHWM)", peak, "MB");
+                var (rss, peak) = Rss(sidecar.Process.Id);
+                // the target is the sidecar's; the big binary's figures are there to compare
+                string? Target(double mb) => sidecar.Name == Sidecar
+                    ? string.Create(CultureInfo.InvariantCulture, $"<= {RssTargetMb} MB: {(mb <= RssTargetMb ? "PASS" : "FAIL")}") : null;
+                ctx.Report(Name, $"{sidecar.Name} binary size", new FileInfo(sidecar.Binary).Length / 1048576.0, "MB");
+                ctx.Report(Name, $"{sidecar.Name} RSS idle", sidecar.IdleRss, "MB", Target(sidecar.IdleRss));
+                ctx.Report(Name, $"{sidecar.Name} RSS after the load", rss, "MB");
+                ctx.Report(Name, $"{sidecar.Name} peak RSS (VmHWM)", peak, "MB", Target(peak));
             }
             ctx.Report(Name, "requests forwarded in-process", proxy.Forwarded, "req");
         }
         finally
         {
-            if (sidecar is { HasExited: false }) { sidecar.Kill(); await sidecar.WaitForExitAsync(ct); }
-            sidecar?.Dispose();
+            foreach (var sidecar in sidecars)
+            {
+                if (!sidecar.Process.HasExited) { sidecar.Process.Kill(); await sidecar.Process.WaitForExitAsync(ct); }
+                sidecar.Process.Dispose();
+            }
         }
     }
 
@@ -104,7 +128,7 @@ public sealed class InterceptorBench : IBenchmark
         using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         s.Connect(target);
         var request = "GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n"u8.ToArray();
-        var expected = TinyHttpApp.Response.Length;
+        var expected = FixedAnswerHttpApp.Response.Length;
         var buffer = new byte[4096];
         var latencies = new List<double>(count);
         var tick = Stopwatch.Frequency / (double)Rate;
@@ -145,9 +169,9 @@ public sealed class InterceptorBench : IBenchmark
         return (Field("VmRSS"), Field("VmHWM"));
     }
 
-    private static async Task<bool> HasVerbAsync(string binary, CancellationToken ct)
+    private static async Task<bool> HasCommandAsync(string binary, string[] verb, CancellationToken ct)
     {
-        using var p = Process.Start(new ProcessStartInfo(binary, ["interceptor", "--help"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        using var p = Process.Start(new ProcessStartInfo(binary, [.. verb, "--help"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
         await p.WaitForExitAsync(ct);
         return p.ExitCode == 0;
     }
@@ -172,59 +196,5 @@ public sealed class InterceptorBench : IBenchmark
             }
             catch (SocketException) when (sw.Elapsed < TimeSpan.FromSeconds(10)) { await Task.Delay(20, ct); }
         }
-    }
-
-    /// <summary>The app: answers every request head on a kept-alive connection with a fixed 2-byte 200, on raw sockets (the same cost on both paths).</summary>
-    private sealed class TinyHttpApp : IDisposable
-    {
-        public static readonly byte[] Response = Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-
-        public TinyHttpApp()
-        {
-            _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            _listener.Listen(64);
-            _ = AcceptAsync();
-        }
-
-        public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndPoint!;
-
-        private async Task AcceptAsync()
-        {
-            while (true)
-            {
-                Socket s;
-                try { s = await _listener.AcceptAsync(); }
-                catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; }
-                s.NoDelay = true;
-                _ = Task.Run(() => Serve(s));
-            }
-        }
-
-        private static async Task Serve(Socket s)
-        {
-            using var _ = s;
-            var buffer = new byte[8192];
-            var have = 0;
-            try
-            {
-                while (true)
-                {
-                    var n = await s.ReceiveAsync(buffer.AsMemory(have));
-                    if (n == 0) return;
-                    have += n;
-                    int end;
-                    while ((end = buffer.AsSpan(0, have).IndexOf("\r\n\r\n"u8)) >= 0)
-                    {
-                        await s.SendAsync(Response);
-                        Buffer.BlockCopy(buffer, end + 4, buffer, 0, have - end - 4);
-                        have -= end + 4;
-                    }
-                }
-            }
-            catch (SocketException) { }
-        }
-
-        public void Dispose() => _listener.Dispose();
     }
 }

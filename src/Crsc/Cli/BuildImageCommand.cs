@@ -1,13 +1,15 @@
 using System.Globalization;
+using Crsc.Interceptor;
 using Crsc.Storage.Oci;
 
 namespace Crsc.Cli;
 
 /// <summary>
-/// <c>crsc build-image --rootfs DIR --output FILE</c>, hidden: what <c>make image</c> runs (packaging/image/build.sh). It
-/// makes crsc's container image from a root filesystem (the files of a few Debian packages, staged by the script) and
-/// this very binary at <c>/usr/bin/crsc</c>, as an OCI image layout tarball that <c>ctr images import</c> and
-/// <c>podman load</c> read: two layers (the Debian base, which changes only with the packages, and the binary), written
+/// <c>crsc build-image --rootfs DIR --output FILE</c>, hidden: what <c>make image</c> runs (packaging/build-image.sh). It
+/// makes crsc's container image from a root filesystem (the files of a few Debian packages, staged by the script),
+/// this very binary at <c>/usr/bin/crsc</c> and the small <c>crsc-interceptor</c> beside it (the injected sidecar's
+/// command) at <c>/usr/bin/crsc-interceptor</c>, as an OCI image layout tarball that <c>ctr images import</c> and
+/// <c>podman load</c> read: two layers (the Debian base, which changes only with the packages, and the binaries), written
 /// by Crsc.Storage's OCI code (<see cref="ContainerImageBuilder"/>), the same bytes for the same inputs.
 /// </summary>
 internal static class BuildImageCommand
@@ -19,13 +21,16 @@ internal static class BuildImageCommand
     /// </summary>
     public const string DefaultName = "localhost/crsc";
     public const string BinaryPath = "usr/bin/crsc";
+    /// <summary>Where the sidecar's binary goes (InterceptorSidecarOptions.Binary runs it).</summary>
+    public const string InterceptorBinaryPath = "usr/bin/" + InterceptorCommand.ExecutableName;
     private const UnixFileMode Executable = (UnixFileMode)0b111_101_101; // 0755
 
     public static CommandSpec Spec() => new("build-image", "Build crsc's container image (OCI image layout tarball); used by `make image`.")
     {
         Hidden = true,
         Description = "Packs DIR (a root filesystem; `make image` stages it from Debian packages) as one layer and the crsc\n" +
-                      "binary (this one, or --binary) as /usr/bin/crsc in a second, and writes the image as an OCI image\n" +
+                      "binary (this one, or --binary) as /usr/bin/crsc with crsc-interceptor (the sidecar's binary) as\n" +
+                      "/usr/bin/crsc-interceptor in a second, and writes the image as an OCI image\n" +
                       "layout tarball for `ctr -n k8s.io images import FILE` or `podman load -i FILE`. Reproducible: every\n" +
                       "file time and the config's `created` are --created (default $SOURCE_DATE_EPOCH, else 0), owners 0:0,\n" +
                       "entries sorted; the same inputs give the same digest.",
@@ -36,6 +41,7 @@ internal static class BuildImageCommand
             new OptionSpec("--name", "NAME", $"image name (default {DefaultName})"),
             new OptionSpec("--tag", "TAG", $"image tag (default this binary's version, {BuildInfo.Version})"),
             new OptionSpec("--binary", "FILE", "the crsc binary to pack (default: this executable, when it is the AOT build)"),
+            new OptionSpec("--interceptor-binary", "FILE", "the crsc-interceptor binary to pack (default: crsc-interceptor beside the crsc binary)"),
             new OptionSpec("--created", "EPOCH", "seconds since 1970 for every time in the image (default $SOURCE_DATE_EPOCH, else 0)"),
             new OptionSpec("--base-comment", "TEXT", "history comment of the base layer (e.g. the packages in it)"),
         ],
@@ -58,6 +64,11 @@ internal static class BuildImageCommand
         var binary = p.Value("--binary") ?? processPath;
         if (binary is null) return CliOutput.Usage(p, "this crsc is not the AOT binary; give the one to pack with --binary FILE");
         if (!File.Exists(binary)) return CliOutput.Usage(p, $"--binary '{binary}' does not exist");
+        var interceptor = p.Value("--interceptor-binary") ?? Path.Join(Path.GetDirectoryName(Path.GetFullPath(binary)), InterceptorCommand.ExecutableName);
+        if (!File.Exists(interceptor))
+            return CliOutput.Usage(p, p.Value("--interceptor-binary") is null
+                ? $"there is no {InterceptorCommand.ExecutableName} beside {binary} (make publish builds both); give it with --interceptor-binary FILE"
+                : $"--interceptor-binary '{interceptor}' does not exist");
         // the version and commit are known only of this binary
         var self = processPath is not null && Path.GetFullPath(binary) == Path.GetFullPath(processPath);
 
@@ -82,8 +93,8 @@ internal static class BuildImageCommand
         {
             return CliOutput.Fail(p, $"cannot read the root filesystem {rootfs}: {e.Message}");
         }
-        if (baseEntries.Any(e => e.Path == BinaryPath))
-            return CliOutput.Usage(p, $"--rootfs '{rootfs}' already has /{BinaryPath}: the binary goes in its own layer");
+        if (baseEntries.FirstOrDefault(e => e.Path is BinaryPath or InterceptorBinaryPath) is { } taken)
+            return CliOutput.Usage(p, $"--rootfs '{rootfs}' already has /{taken.Path}: the binaries go in their own layer");
 
         var spec = new ContainerImageSpec
         {
@@ -94,7 +105,7 @@ internal static class BuildImageCommand
             [
                 new ContainerImageLayer(baseEntries, "crsc build-image --rootfs",
                     p.Value("--base-comment") ?? "the root filesystem the crsc binary needs"),
-                new ContainerImageLayer(OciLayerWriter.FromFile(binary, BinaryPath, Executable), "crsc build-image --binary",
+                new ContainerImageLayer(BinariesLayer(binary, interceptor), "crsc build-image --binary",
                     self ? $"crsc {BuildInfo.Version} ({BuildInfo.Commit}, {BuildInfo.Flavour})" : $"crsc {tag}"),
             ],
             Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -117,4 +128,11 @@ internal static class BuildImageCommand
         p.Out.WriteLine($"file    {image.Path} ({CliOutput.Bytes(image.Size)})");
         return ExitCodes.Ok;
     }
+
+    /// <summary>The second layer: <paramref name="crsc"/> at <see cref="BinaryPath"/>, <paramref name="interceptor"/> at <see cref="InterceptorBinaryPath"/>.</summary>
+    internal static IReadOnlyList<LayerEntry> BinariesLayer(string crsc, string interceptor) =>
+    [
+        .. OciLayerWriter.FromFile(crsc, BinaryPath, Executable),
+        .. OciLayerWriter.FromFile(interceptor, InterceptorBinaryPath, Executable).Where(e => e.Type == LayerEntryType.File),
+    ];
 }

@@ -21,7 +21,7 @@ internal static class CheckpointCommand
         [
             new OptionSpec("--timeout", "DURATION", "give up after this long (e.g. 90s, 5m); default: the daemon's per-checkpoint timeout"),
             new OptionSpec("--json", null, "print the daemon's JSON lines as they arrive (progress, then result or error)"),
-            .. CliOutput.ConfigFlags("--socket"),
+            .. CliNode.ConfigFlags("--socket"),
         ],
         Handler = RunAsync,
         Examples =
@@ -48,7 +48,7 @@ internal static class CheckpointCommand
                 return CliOutput.Usage(p, CliOutput.DurationProblem("--timeout", t, "a duration between 1s and 24h (e.g. 90s, 5m, 1h)"));
             timeoutSeconds = (int)Math.Ceiling(timeout.TotalSeconds);
         }
-        var options = CliOutput.LoadOptions(p);
+        var options = CliNode.LoadOptions(p);
         if (options is null) return ExitCodes.Config;
         var json = p.Has("--json");
 

@@ -1,4 +1,8 @@
 using Crsc.Configuration;
+using Crsc.Interceptor;
+using Crsc.Logging;
+using Microsoft.Extensions.Logging;
+using Serilog.Extensions.Logging;
 
 namespace Crsc.Cli;
 
@@ -62,11 +66,21 @@ public static class Commands
             GcCommand.Spec(),
             ImageTokenCommand.Spec(),
             BuildImageCommand.Spec(),
-            InterceptorCommand.Spec(),
+            InterceptorCommand.Spec("interceptor", "crsc interceptor", InterceptorLoggers),
             RunCommand.Spec(),
             CommandLineParser.HelpCommand(),
         ],
     };
+
+    /// <summary>
+    /// <c>crsc interceptor</c>'s logs: Serilog as the daemon's, on the console on a terminal and as JSON lines otherwise
+    /// (the small <c>crsc-interceptor</c> writes its own, without Serilog).
+    /// </summary>
+    private static ILoggerFactory InterceptorLoggers()
+    {
+        var target = LoggingSetup.Choose("auto", startedBySystemd: false, journalAvailable: false, stdoutIsTerminal: !Console.IsOutputRedirected);
+        return new SerilogLoggerFactory(LoggingSetup.Create(new CrscOptions(), target), dispose: true);
+    }
 
     /// <summary>The configuration flags given on this command line, by flag name.</summary>
     public static Dictionary<string, string> ConfigFlagValues(ParsedCommand p) =>

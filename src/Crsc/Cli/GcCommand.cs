@@ -23,7 +23,7 @@ internal static class GcCommand
             new OptionSpec("--max-age", "DURATION", "delete checkpoints older than this (with a unit: e.g. 90m, 12h, 7d)"),
             new OptionSpec("--max-bytes", "SIZE", "keep each workload's checkpoints within this size (e.g. 500MiB, 20G)"),
             new OptionSpec("--json", null, "print the result as JSON"),
-            .. CliOutput.ConfigFlags("--checkpoint-dir", "--staging-dir", "--node-name"),
+            .. CliNode.ConfigFlags("--checkpoint-dir", "--staging-dir", "--node-name"),
         ],
         Handler = RunAsync,
         Examples = ["crsc gc --keep-last 3 --dry-run", "crsc gc --max-age 7d", "crsc gc --keep-last 5 --max-bytes 20GiB"],
@@ -54,7 +54,7 @@ internal static class GcCommand
         }
         if (keepLast is null && maxAge is null && maxBytes is null)
             return CliOutput.Usage(p, "gc needs at least one rule: --keep-last, --max-age or --max-bytes");
-        var options = CliOutput.LoadOptions(p);
+        var options = CliNode.LoadOptions(p);
         if (options is null) return ExitCodes.Config;
         var dryRun = p.Has("--dry-run");
 

@@ -20,7 +20,7 @@ internal static class ImageTokenCommand
         Options =
         [
             new OptionSpec("--ttl", "DURATION", $"how long the token lives (default {(int)PullTokens.DefaultLifetime.TotalMinutes}m, at most 24h)"),
-            .. CliOutput.ConfigFlags("--state-dir"),
+            .. CliNode.ConfigFlags("--state-dir"),
         ],
         Handler = RunAsync,
         Examples =
@@ -42,7 +42,7 @@ internal static class ImageTokenCommand
         var ttl = PullTokens.DefaultLifetime;
         if (p.Value("--ttl") is { } t && (!CliOutput.TryParseDuration(t, out ttl) || ttl <= TimeSpan.Zero || ttl > PullTokens.MaxLifetime))
             return Task.FromResult(CliOutput.Usage(p, CliOutput.DurationProblem("--ttl", t, "a duration from 1s to 24h (e.g. 10m)")));
-        var options = CliOutput.LoadOptions(p);
+        var options = CliNode.LoadOptions(p);
         if (options is null) return Task.FromResult(ExitCodes.Config);
         NodeKey key;
         try { key = NodeKey.Load(NodeKey.PathIn(options.StateDir)); }

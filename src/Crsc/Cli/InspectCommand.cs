@@ -26,7 +26,7 @@ internal static class InspectCommand
         [
             new OptionSpec("--json", null, "print the report as JSON"),
             new OptionSpec("--files", null, "list every file of the archive (default: the top level and the CRIU images)"),
-            .. CliOutput.ConfigFlags("--checkpoint-dir", "--state-dir"),
+            .. CliNode.ConfigFlags("--checkpoint-dir", "--state-dir"),
         ],
         Handler = RunAsync,
         Examples =
@@ -45,9 +45,9 @@ internal static class InspectCommand
         {
             if (ReadOnlyCheckpointStore.IsId(what) && !File.Exists(what))
             {
-                var options = CliOutput.LoadOptions(p);
+                var options = CliNode.LoadOptions(p);
                 if (options is null) return ExitCodes.Config;
-                var store = new ReadOnlyCheckpointStore(options.CheckpointDir, CliOutput.LoadNodeKey(p, options));
+                var store = new ReadOnlyCheckpointStore(options.CheckpointDir, CliNode.LoadNodeKey(p, options));
                 var info = store.Get(what);
                 if (info is null) return CliOutput.Fail(p, $"no checkpoint with id '{what}' in {store.CheckpointDirectory} (see `crsc list`)");
                 await using var stream = store.OpenRead(what);
@@ -67,7 +67,7 @@ internal static class InspectCommand
                     Pinned = info.Pinned,
                     Reason = info.Reason,
                     Verified = true,
-                    Authenticity = CliOutput.Authenticity(info.Authenticity),
+                    Authenticity = CliNode.Authenticity(info.Authenticity),
                     AuthenticityProblem = info.Authenticity == CheckpointAuthenticity.Unchecked ? null : info.AuthenticityProblem,
                     MacKeyId = info.MacKeyId,
                 };

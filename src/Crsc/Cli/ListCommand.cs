@@ -22,7 +22,7 @@ internal static class ListCommand
         Options =
         [
             new OptionSpec("--json", null, "print a JSON array of the manifests (with archive paths)"),
-            .. CliOutput.ConfigFlags("--checkpoint-dir", "--state-dir"),
+            .. CliNode.ConfigFlags("--checkpoint-dir", "--state-dir"),
         ],
         Handler = RunAsync,
         Examples = ["crsc list", "crsc list shop", "crsc list shop/cart --json | jq '.[0].id'", "crsc list --checkpoint-dir /mnt/backup/checkpoints"],
@@ -43,10 +43,10 @@ internal static class ListCommand
             if (workload is not null && !TargetNames.IsSubdomain(workload))
                 return CliOutput.Usage(p, $"workload '{workload}' is not a valid DNS-1123 subdomain");
         }
-        var options = CliOutput.LoadOptions(p);
+        var options = CliNode.LoadOptions(p);
         if (options is null) return ExitCodes.Config;
 
-        var store = new ReadOnlyCheckpointStore(options.CheckpointDir, CliOutput.LoadNodeKey(p, options));
+        var store = new ReadOnlyCheckpointStore(options.CheckpointDir, CliNode.LoadNodeKey(p, options));
         IReadOnlyList<CheckpointInfo> items;
         try
         {
@@ -85,7 +85,7 @@ internal static class ListCommand
                 CliOutput.ShortDigest(i.Digest),
                 CliOutput.Age(i.CreatedAt, now),
                 i.Reason ?? "-",
-                CliOutput.Authenticity(i.Authenticity),
+                CliNode.Authenticity(i.Authenticity),
             ]));
         return ExitCodes.Ok;
     }

@@ -46,7 +46,7 @@ internal static class RestoreCommand
             new OptionSpec("--timeout", "DURATION", $"stop following after this long (e.g. 90s, 5m; default {(int)DefaultTimeout.TotalMinutes}m)"),
             new OptionSpec("--json", null, "print the Restore as JSON, one line each time its status changes"),
             new OptionSpec("--allow-unauthenticated", null, "restore even from an archive without a MAC or with another key's (a warning is printed)"),
-            .. CliOutput.ConfigFlags("--kubeconfig"),
+            .. CliNode.ConfigFlags("--kubeconfig"),
         ],
         Handler = RunAsync,
         Examples =
@@ -64,7 +64,7 @@ internal static class RestoreCommand
     public static async Task<int> RunAsync(ParsedCommand p, CancellationToken ct)
     {
         if (Parse(p, out var usage) is not { } request) return CliOutput.Usage(p, usage!);
-        var options = CliOutput.LoadOptions(p);
+        var options = CliNode.LoadOptions(p);
         if (options is null) return ExitCodes.Config;
         if (!ClusterServices.IsConfigured(options))
         {

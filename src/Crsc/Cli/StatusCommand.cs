@@ -18,7 +18,7 @@ internal static class StatusCommand
         Options =
         [
             new OptionSpec("--json", null, "print the daemon's answer as JSON"),
-            .. CliOutput.ConfigFlags("--socket"),
+            .. CliNode.ConfigFlags("--socket"),
         ],
         Handler = RunAsync,
         Examples = ["crsc status", "crsc status --json | jq .runtime.restore"],
@@ -26,7 +26,7 @@ internal static class StatusCommand
 
     public static async Task<int> RunAsync(ParsedCommand p, CancellationToken ct)
     {
-        var options = CliOutput.LoadOptions(p);
+        var options = CliNode.LoadOptions(p);
         if (options is null) return ExitCodes.Config;
         using var client = new NodeApiClient(options.Socket);
         NodeStatusResponse status;

@@ -139,8 +139,8 @@ public sealed class InterceptorInjectionTests : IAsyncLifetime
         Assert.Equal([("MODE", "prod"), ("PORT", "18080")], app.Env!.Select(e => (e.Name, e.Value)));
         var sidecar = spec.Containers[2];
         Assert.Equal(Image, sidecar.Image);
-        Assert.Equal(["/usr/bin/crsc"], sidecar.Command!);
-        Assert.Equal(["interceptor", "--listen", "0.0.0.0:8080", "--upstream", "127.0.0.1:18080", "--mode", "http",
+        Assert.Equal(["/usr/bin/crsc-interceptor"], sidecar.Command!); // the small binary, `crsc interceptor` on its own
+        Assert.Equal(["--listen", "0.0.0.0:8080", "--upstream", "127.0.0.1:18080", "--mode", "http",
             "--control-socket", "/run/crsc-interceptor/control.sock", "--metrics-listen", ":9464"], sidecar.Args!);
         Assert.Equal(2, sidecar.Ports!.Count); // the app's port, then the sidecar's metrics port
         var port = sidecar.Ports[0];
@@ -194,7 +194,7 @@ public sealed class InterceptorInjectionTests : IAsyncLifetime
         Assert.Equal([("MODE", "prod"), ("PORT", "18080"), ("METRICS_PORT", "19090")], spec.Containers[0].Env!.Select(e => (e.Name, e.Value)));
         var sidecar = spec.Containers.Single(c => c.Name == "crsc-interceptor");
         Assert.Equal(["http", "metrics", "crsc-metrics"], sidecar.Ports!.Select(p => p.Name));
-        Assert.Equal(["interceptor", "--listen", "0.0.0.0:8080,0.0.0.0:9090", "--upstream", "127.0.0.1:18080,127.0.0.1:19090",
+        Assert.Equal(["--listen", "0.0.0.0:8080,0.0.0.0:9090", "--upstream", "127.0.0.1:18080,127.0.0.1:19090",
             "--mode", "http", "--control-socket", "/run/crsc-interceptor/control.sock", "--metrics-listen", ":9464"], sidecar.Args!);
     }
 
@@ -412,7 +412,7 @@ public sealed class InterceptorInjectionTests : IAsyncLifetime
         await ReconcileAsync();
 
         var sidecar = Stored().Spec.Template.Spec.Containers.Single(c => c.Name == "crsc-interceptor");
-        string[] expected = ["interceptor", "--listen", "0.0.0.0:8080", "--upstream", "127.0.0.1:18080", "--mode", "http",
+        string[] expected = ["--listen", "0.0.0.0:8080", "--upstream", "127.0.0.1:18080", "--mode", "http",
             "--control-socket", "/run/crsc-interceptor/control.sock", .. flag is null ? Array.Empty<string>() : ["--replay-methods", flag],
             "--metrics-listen", ":9464"];
         Assert.Equal(expected, sidecar.Args!);

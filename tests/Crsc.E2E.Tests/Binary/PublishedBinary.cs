@@ -6,12 +6,17 @@ namespace Crsc.E2E.Tests.Binary;
 
 /// <summary>
 /// The Native AOT <c>crsc</c> binary under test: <c>$CRSC_BINARY</c> when set (CI publishes it once with
-/// <c>make publish</c>), otherwise published here once per test run.
+/// <c>make publish</c>), otherwise published here once per test run; and <c>crsc-interceptor</c>, the sidecar's
+/// small binary, beside it (<c>make publish</c> writes both to bin/).
 /// </summary>
 public sealed class PublishedBinary
 {
     private static readonly Lazy<string> Path_ = new(Locate, LazyThreadSafetyMode.ExecutionAndPublication);
     public static string Path => Path_.Value;
+    private static readonly Lazy<string> InterceptorPath_ = new(LocateInterceptor, LazyThreadSafetyMode.ExecutionAndPublication);
+    /// <summary><c>crsc-interceptor</c> beside <see cref="Path"/>.</summary>
+    public static string InterceptorPath => InterceptorPath_.Value;
+    private static readonly string PublishDirectory = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "crsc-e2e-publish");
 
     public static string RepoRoot
     {
@@ -31,22 +36,41 @@ public sealed class PublishedBinary
             if (!File.Exists(given)) throw new FileNotFoundException($"CRSC_BINARY={given} does not exist");
             return System.IO.Path.GetFullPath(given);
         }
-        var output = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "crsc-e2e-publish");
+        return Publish("src/Crsc/Crsc.csproj", "crsc");
+    }
+
+    private static string LocateInterceptor()
+    {
+        var beside = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(Path)!, "crsc-interceptor");
+        if (File.Exists(beside)) return beside;
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CRSC_BINARY")))
+            throw new FileNotFoundException($"there is no crsc-interceptor beside CRSC_BINARY={Path} (make publish builds both)", beside);
+        return Publish("src/Crsc.InterceptorHost/Crsc.InterceptorHost.csproj", "crsc-interceptor");
+    }
+
+    private static string Publish(string project, string binary)
+    {
         var psi = new ProcessStartInfo("dotnet",
-            ["publish", System.IO.Path.Combine(RepoRoot, "src/Crsc/Crsc.csproj"), "-r", "linux-x64", "-c", "Release",
-             "-o", output, "-nodeReuse:false", "--artifacts-path", System.IO.Path.Combine(System.IO.Path.GetTempPath(), "crsc-e2e-artifacts")])
+            ["publish", System.IO.Path.Combine(RepoRoot, project), "-r", "linux-x64", "-c", "Release",
+             "-o", PublishDirectory, "-nodeReuse:false", "--artifacts-path", System.IO.Path.Combine(System.IO.Path.GetTempPath(), "crsc-e2e-artifacts")])
         { RedirectStandardOutput = true, RedirectStandardError = true };
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         p.WaitForExit();
         if (p.ExitCode != 0) throw new InvalidOperationException($"dotnet publish failed ({p.ExitCode}):\n{stdout.Result}\n{stderr.Result}");
-        return System.IO.Path.Combine(output, "crsc");
+        return System.IO.Path.Combine(PublishDirectory, binary);
     }
 
     public static async Task<(int Code, string Out, string Err)> RunAsync(string[] args, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
+        => await RunAsync(Start(args, env), timeout);
+
+    /// <summary>Runs <see cref="InterceptorPath"/> with <paramref name="args"/> to its end.</summary>
+    public static async Task<(int Code, string Out, string Err)> RunInterceptorAsync(string[] args, TimeSpan? timeout = null)
+        => await RunAsync(StartInterceptor(args), timeout);
+
+    private static async Task<(int Code, string Out, string Err)> RunAsync(ProcessStartInfo psi, TimeSpan? timeout)
     {
-        var psi = Start(args, env);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
@@ -55,9 +79,14 @@ public sealed class PublishedBinary
         return (p.ExitCode, await stdout, await stderr);
     }
 
-    public static ProcessStartInfo Start(string[] args, IDictionary<string, string>? env = null)
+    public static ProcessStartInfo Start(string[] args, IDictionary<string, string>? env = null) => StartOf(Path, args, env);
+
+    /// <summary>How to start <see cref="InterceptorPath"/> with <paramref name="args"/>, in the same clean environment.</summary>
+    public static ProcessStartInfo StartInterceptor(string[] args) => StartOf(InterceptorPath, args, null);
+
+    private static ProcessStartInfo StartOf(string binary, string[] args, IDictionary<string, string>? env)
     {
-        var psi = new ProcessStartInfo(Path, args)
+        var psi = new ProcessStartInfo(binary, args)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

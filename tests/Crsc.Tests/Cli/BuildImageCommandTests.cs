@@ -29,6 +29,7 @@ public sealed class BuildImageCommandTests : IDisposable
         File.WriteAllText(Path.Combine(root, "etc", "passwd"), "root:x:0:0:root:/root:/usr/sbin/nologin\n");
         Directory.CreateDirectory(Path.Combine(root, "usr", "bin"));
         File.WriteAllText(_dir.Combine("crsc"), "#!/bin/sh\necho fake\n");
+        File.WriteAllText(_dir.Combine("crsc-interceptor"), "#!/bin/sh\necho fake sidecar\n");
         return root;
     }
 
@@ -122,14 +123,48 @@ public sealed class BuildImageCommandTests : IDisposable
         Assert.Contains(message, err);
     }
 
-    [Fact]
-    public async Task A_rootfs_that_has_its_own_crsc_is_refused()
+    [Theory]
+    [InlineData("crsc")]
+    [InlineData("crsc-interceptor")]
+    public async Task A_rootfs_that_has_its_own_crsc_is_refused(string binary)
     {
         var rootfs = Rootfs();
-        File.WriteAllText(Path.Combine(rootfs, "usr", "bin", "crsc"), "another");
+        File.WriteAllText(Path.Combine(rootfs, "usr", "bin", binary), "another");
         var (code, _, err) = await Run("build-image", "--rootfs", rootfs, "--binary", _dir.Combine("crsc"), "--output", _dir.Combine("x.tar"));
         Assert.Equal(ExitCodes.Usage, code);
-        Assert.Contains("already has /usr/bin/crsc", err);
+        Assert.Contains($"already has /usr/bin/{binary}:", err);
+    }
+
+    [Fact]
+    public void The_sidecars_binary_is_packed_beside_crsc_in_its_layer()
+    {
+        Rootfs();
+        var entries = BuildImageCommand.BinariesLayer(_dir.Combine("crsc"), _dir.Combine("crsc-interceptor"));
+        Assert.Equal(["usr", "usr/bin", "usr/bin/crsc", "usr/bin/crsc-interceptor"], entries.Select(e => e.Path));
+        var sidecar = entries[^1];
+        Assert.Equal((Storage.Oci.LayerEntryType.File, (UnixFileMode)0b111_101_101, _dir.Combine("crsc-interceptor")), (sidecar.Type, sidecar.Mode, sidecar.Source));
+    }
+
+    [Fact]
+    public async Task Without_crsc_interceptor_beside_the_binary_it_must_be_given()
+    {
+        var rootfs = Rootfs();
+        File.Delete(_dir.Combine("crsc-interceptor"));
+        var (code, _, err) = await Run("build-image", "--rootfs", rootfs, "--binary", _dir.Combine("crsc"), "--output", _dir.Combine("x.tar"));
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains($"there is no crsc-interceptor beside {_dir.Combine("crsc")}", err);
+        Assert.Contains("--interceptor-binary FILE", err);
+        Assert.False(File.Exists(_dir.Combine("x.tar")));
+
+        (code, _, err) = await Run("build-image", "--rootfs", rootfs, "--binary", _dir.Combine("crsc"), "--output", _dir.Combine("x.tar"),
+            "--interceptor-binary", "/nonexistent/crsc-interceptor");
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("--interceptor-binary '/nonexistent/crsc-interceptor' does not exist", err);
+
+        File.WriteAllText(_dir.Combine("elsewhere"), "#!/bin/sh\n");
+        (code, _, err) = await Run("build-image", "--rootfs", rootfs, "--binary", _dir.Combine("crsc"), "--output", _dir.Combine("x.tar"),
+            "--interceptor-binary", _dir.Combine("elsewhere"));
+        Assert.True(code == ExitCodes.Ok, err);
     }
 
     [Fact]

@@ -1,7 +1,11 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Crsc.Api;
+using Crsc.Api.Kubernetes;
 using Crsc.Cli;
+using Crsc.Controllers.Workloads;
+using Crsc.Interceptor;
 using Crsc.Testing;
 
 namespace Crsc.Tests.Cli;
@@ -63,6 +67,80 @@ public sealed class InterceptorCommandTests
         Assert.Contains("--metrics-listen ADDR", output);
         Assert.Contains("hold [REASON]", output);
         Assert.Contains("Retry-After", output);
+    }
+
+    /// <summary>The sections of a help text, by heading ("" for what comes before the first).</summary>
+    private static Dictionary<string, string> Sections(string help)
+    {
+        var sections = new Dictionary<string, string>();
+        var heading = "";
+        foreach (var line in help.Split('\n'))
+        {
+            if (line is "Usage:" or "Options:" or "Examples:" || line.StartsWith("Usage: ", StringComparison.Ordinal)) heading = line.Split(':')[0];
+            sections[heading] = sections.GetValueOrDefault(heading, "") + line + "\n";
+        }
+        return sections;
+    }
+
+    [Fact]
+    public async Task The_sidecars_own_binary_has_the_verbs_options_description_and_examples()
+    {
+        var (code, verb, _) = await Run("interceptor", "--help");
+        Assert.Equal(ExitCodes.Ok, code);
+        var o = new StringWriter();
+        var small = InterceptorCommand.Spec(InterceptorCommand.ExecutableName, InterceptorCommand.ExecutableName, () => Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
+        Assert.Equal(ExitCodes.Ok, await new CommandLineParser(small, o, new StringWriter()).RunAsync(["--help"], CancellationToken.None));
+        var (a, b) = (Sections(verb), Sections(o.ToString()));
+        Assert.Equal(["", "Usage", "Options", "Examples"], a.Keys);
+        Assert.Equal(a.Keys, b.Keys);
+        Assert.Equal(a[""], b[""]);
+        Assert.Equal(a["Options"], b["Options"]);
+        Assert.Equal(a["Examples"].Replace("crsc interceptor ", "crsc-interceptor "), b["Examples"]);
+        Assert.Contains("Usage: crsc interceptor [options]", a["Usage"]);
+        Assert.Contains("Usage: crsc-interceptor [options]", b["Usage"]);
+    }
+
+    [Fact]
+    public async Task The_injected_sidecars_command_line_is_what_crsc_interceptor_accepts()
+    {
+        var d = new Deployment
+        {
+            Metadata = new ObjectMeta
+            {
+                Namespace = "shop", Name = "web",
+                Annotations = new()
+                {
+                    [Annotations.Interceptor] = "true", [Annotations.InterceptorPort] = "http:18080",
+                    [Annotations.InterceptorReplay] = "true", [Annotations.InterceptorReplayMethods] = "non-GET",
+                },
+            },
+            Spec = new DeploymentSpec
+            {
+                Template = new PodTemplateSpec
+                {
+                    Spec = new PodSpec { Containers = [new Container { Name = "app", Image = "app:1", Ports = [new ContainerPort { Name = "http", Port = 8080, Protocol = "TCP" }] }] },
+                },
+            },
+        };
+        Assert.Null(InterceptorInjection.Reconcile(d, new InterceptorSidecarOptions()).Error);
+        var sidecar = d.Spec.Template.Spec.Containers.Single(c => c.Name == "crsc-interceptor");
+        Assert.Equal(["/usr/bin/" + InterceptorCommand.ExecutableName], sidecar.Command!);
+
+        // read as the small binary reads them, without running it
+        var small = InterceptorCommand.Spec(InterceptorCommand.ExecutableName, InterceptorCommand.ExecutableName, () => Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
+        ParsedCommand? parsed = null;
+        var probe = new CommandSpec(small.Name, small.Summary) { Options = small.Options, Handler = (p, _) => { parsed = p; return Task.FromResult(ExitCodes.Ok); } };
+        var err = new StringWriter();
+        Assert.True(await new CommandLineParser(probe, new StringWriter(), err).RunAsync([.. sidecar.Args!], CancellationToken.None) == ExitCodes.Ok, err.ToString());
+        var (options, control, replay, problem) = InterceptorCommand.ParseWithReplay(parsed!);
+        Assert.Null(problem);
+        var proxy = Assert.Single(options!);
+        Assert.Equal(("0.0.0.0:8080", "127.0.0.1:18080", InterceptorMode.Http), (proxy.Listen.ToString(), proxy.Upstream.ToString(), proxy.Mode));
+        Assert.Equal("/run/crsc-interceptor/control.sock", control);
+        Assert.Equal("/run/crsc-interceptor/replay.log", replay!.LogPath);
+        var (metrics, metricsProblem) = InterceptorCommand.ParseMetricsListen(parsed!, options!);
+        Assert.Null(metricsProblem);
+        Assert.Equal(9464, metrics!.Port);
     }
 
     [Theory]

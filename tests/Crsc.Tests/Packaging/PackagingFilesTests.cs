@@ -125,6 +125,7 @@ public sealed class PackagingFilesTests
         var contents = ((YamlSequenceNode)root["contents"]).Children.Cast<YamlMappingNode>().ToList();
         var dsts = contents.Select(c => ((YamlScalarNode)c["dst"]).Value!).ToList();
         Assert.Contains("/usr/bin/crsc", dsts);
+        Assert.Contains("/usr/bin/crsc-interceptor", dsts); // the sidecar's small binary, as in the image
         Assert.Contains("/lib/systemd/system/crsc.service", dsts);
         Assert.Contains("/usr/share/crsc/static-pod.yaml", dsts);
         var config = contents.Single(c => ((YamlScalarNode)c["dst"]).Value == "/etc/crsc/config.yaml");
@@ -132,7 +133,7 @@ public sealed class PackagingFilesTests
         foreach (var c in contents.Where(c => c.Children.ContainsKey("src")))
         {
             var src = ((YamlScalarNode)c["src"]).Value!;
-            if (src == "bin/crsc") continue; // the build's output
+            if (src is "bin/crsc" or "bin/crsc-interceptor") continue; // the build's output
             Assert.True(File.Exists(Repository.File(src)) || Directory.Exists(Repository.File(src)), $"nfpm.yaml: src {src} does not exist");
         }
         foreach (var (_, path) in (YamlMappingNode)root["scripts"])

@@ -5,7 +5,7 @@ namespace Crsc.Cli;
 /// distance (insertions, deletions, substitutions and swaps of two neighbours each count one), ignoring case and
 /// leading dashes, or that start with it.
 /// </summary>
-internal static class Suggestions
+public static class Suggestions
 {
     /// <summary>At most this many names are offered.</summary>
     private const int MaxSuggestions = 3;

@@ -1,12 +1,11 @@
 using System.Globalization;
 using System.Text;
 using Crsc.Api;
-using Crsc.Configuration;
 
 namespace Crsc.Cli;
 
 /// <summary>Formatting and parsing shared by the operator verbs: human sizes and ages, durations, plain aligned tables.</summary>
-internal static class CliOutput
+public static class CliOutput
 {
     private static readonly string[] Units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
@@ -118,64 +117,17 @@ internal static class CliOutput
         }
     }
 
-    /// <summary>
-    /// <c>--config</c> and the configuration flags (of <see cref="Commands.ConfigFlags"/>) a verb actually uses, e.g. <c>--socket</c>:
-    /// a verb that reads configuration with <see cref="LoadOptions"/> honours its file.
-    /// </summary>
-    public static IEnumerable<OptionSpec> ConfigFlags(params string[] flags) =>
-        Commands.ConfigFlags().Where(o => o == Commands.Config || flags.Contains(o.Name));
-
-    /// <summary>Loads the configuration the way <c>crsc daemon</c> does; on invalid configuration writes the errors and returns null (exit 78).</summary>
-    public static CrscOptions? LoadOptions(ParsedCommand p)
-    {
-        var result = ConfigLoader.Load(p.Value("--config"), Commands.ProcessEnvironment(), Commands.ConfigFlagValues(p));
-        if (result.IsValid) return result.Options;
-        foreach (var e in result.Errors) p.Error.WriteLine($"crsc: invalid configuration: {e}");
-        return null;
-    }
-
-    /// <summary>
-    /// The node key, to check manifest MACs: loaded when its file (under <c>stateDir</c>) can be read — as root — and never
-    /// created here. Null without one (the verdicts are then <see cref="Controllers.Storage.CheckpointAuthenticity.Unchecked"/>),
-    /// with a note on stderr when the file is there but unusable.
-    /// </summary>
-    public static Storage.Security.NodeKey? LoadNodeKey(ParsedCommand p, Configuration.CrscOptions options)
-    {
-        var path = Storage.Security.NodeKey.PathIn(options.StateDir);
-        try
-        {
-            return Storage.Security.NodeKey.Load(path);
-        }
-        catch (Storage.Security.SecretFileException e) when (e.Problem == "does not exist")
-        {
-            return null;
-        }
-        catch (Storage.Security.SecretFileException e)
-        {
-            p.Error.WriteLine($"crsc: note: manifest MACs are not checked: the node key {e.Message}");
-            return null;
-        }
-    }
-
-    /// <summary>A checkpoint's authenticity verdict as the CLI shows it.</summary>
-    public static string Authenticity(Controllers.Storage.CheckpointAuthenticity a) => a switch
-    {
-        Controllers.Storage.CheckpointAuthenticity.Verified => "verified",
-        Controllers.Storage.CheckpointAuthenticity.Unsigned => "unsigned",
-        Controllers.Storage.CheckpointAuthenticity.Invalid => "INVALID-MAC",
-        Controllers.Storage.CheckpointAuthenticity.OtherKey => "other-key",
-        _ => "unchecked",
-    };
-
+    /// <summary>Writes <c>PROGRAM: MESSAGE</c> to stderr; exit 1.</summary>
     public static int Fail(ParsedCommand p, string message)
     {
-        p.Error.WriteLine($"crsc: {message}");
+        p.Error.WriteLine($"{p.Program}: {message}");
         return ExitCodes.Failure;
     }
 
+    /// <summary>Writes <c>PROGRAM: MESSAGE</c> and where help is to stderr; exit 2.</summary>
     public static int Usage(ParsedCommand p, string message)
     {
-        p.Error.WriteLine($"crsc: {message}");
+        p.Error.WriteLine($"{p.Program}: {message}");
         p.Error.WriteLine($"Run '{p.Path} --help' for usage.");
         return ExitCodes.Usage;
     }

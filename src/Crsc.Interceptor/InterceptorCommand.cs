@@ -2,21 +2,29 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using Crsc.Interceptor;
-using Crsc.Logging;
+using Crsc.Cli;
 using Microsoft.Extensions.Logging;
-using Serilog.Extensions.Logging;
 
-namespace Crsc.Cli;
+namespace Crsc.Interceptor;
 
 /// <summary>
-/// <c>crsc interceptor</c>: the sidecar in front of an app's port that holds traffic while crsc checkpoints or restores
-/// the app (<see cref="InterceptorProxy"/>, <see cref="HoldGate"/>, <see cref="ControlServer"/>). This only
-/// reads the flags, names what is wrong with them, and runs the pieces until SIGTERM/SIGINT.
+/// <c>crsc interceptor</c> and the small executable <c>crsc-interceptor</c> (src/Crsc.InterceptorHost, what the injected
+/// sidecar runs): the sidecar in front of an app's port that holds traffic while crsc checkpoints or restores the app
+/// (<see cref="InterceptorProxy"/>, <see cref="HoldGate"/>, <see cref="ControlServer"/>). This only reads the flags,
+/// names what is wrong with them, and runs the pieces until SIGTERM/SIGINT; both executables take it from here, so they
+/// have the same options, help and exit codes, and differ only in their name and where their logs go.
 /// </summary>
-internal static class InterceptorCommand
+public static class InterceptorCommand
 {
-    public static CommandSpec Spec() => new("interceptor", "Run the interceptor sidecar: a proxy that holds requests while the app is checkpointed or restored.")
+    /// <summary>The executable the injected sidecar runs (<c>crsc interceptor</c> as a binary of its own).</summary>
+    public const string ExecutableName = "crsc-interceptor";
+
+    /// <summary>
+    /// The command: the verb <paramref name="name"/> of crsc, or the root of <see cref="ExecutableName"/>.
+    /// <paramref name="invocation"/> starts the examples (<c>crsc interceptor</c>, <c>crsc-interceptor</c>);
+    /// <paramref name="loggers"/> makes the loggers once the flags are valid (the caller's choice of sink; disposed at exit).
+    /// </summary>
+    public static CommandSpec Spec(string name, string invocation, Func<ILoggerFactory> loggers) => new(name, "Run the interceptor sidecar: a proxy that holds requests while the app is checkpointed or restored.")
     {
         Description = "Listens on --listen and forwards to the app at --upstream (normally a loopback port). In http mode (HTTP/1.1,\n" +
                       "keep-alive, Content-Length and chunked bodies) each request passes the hold; in tcp mode each connection does.\n" +
@@ -42,7 +50,10 @@ internal static class InterceptorCommand
                       "\n" +
                       "--metrics-listen (off by default) serves GET /metrics (Prometheus text, crsc_interceptor_*: forwarded, held,\n" +
                       "released and rejected requests, holds and hold seconds, queue, replays, upstream waits) and GET /healthz\n" +
-                      "on a plain HTTP port, without authentication (counts and health only). Runs until SIGTERM/SIGINT.",
+                      "on a plain HTTP port, without authentication (counts and health only). Runs until SIGTERM/SIGINT.\n" +
+                      "\n" +
+                      $"`crsc interceptor` and `{ExecutableName}` (a small binary of its own, what the injected sidecar runs) are\n" +
+                      "the same code with the same options.",
         Options =
         [
             new OptionSpec("--listen", "ADDR", "address to listen on: IP:PORT, [IPv6]:PORT or :PORT (all interfaces); several: a comma list"),
@@ -59,13 +70,13 @@ internal static class InterceptorCommand
             new OptionSpec("--replay-max-entries", "N", $"the replay log's request limit (default {DefaultMaxEntries})"),
             new OptionSpec("--metrics-listen", "ADDR", "serve GET /metrics and /healthz on this address: IP:PORT, [IPv6]:PORT or :PORT (default: off)"),
         ],
-        Handler = RunAsync,
+        Handler = (p, ct) => RunAsync(p, loggers, ct),
         Examples =
         [
-            "crsc interceptor --listen :8080 --upstream 127.0.0.1:18080 --control-socket /run/crsc-interceptor/control.sock",
-            "crsc interceptor --listen :5432 --upstream 15432 --mode tcp --max-queue 50 --max-wait 20s",
-            "crsc interceptor --listen :8080,:9090 --upstream 18080,19090     (two ports, one hold)",
-            "crsc interceptor --listen :8080 --upstream 18080 --metrics-listen :9464",
+            $"{invocation} --listen :8080 --upstream 127.0.0.1:18080 --control-socket /run/crsc-interceptor/control.sock",
+            $"{invocation} --listen :5432 --upstream 15432 --mode tcp --max-queue 50 --max-wait 20s",
+            $"{invocation} --listen :8080,:9090 --upstream 18080,19090     (two ports, one hold)",
+            $"{invocation} --listen :8080 --upstream 18080 --metrics-listen :9464",
             "echo status | socat - UNIX-CONNECT:/run/crsc-interceptor/control.sock",
         ],
     };
@@ -215,16 +226,14 @@ internal static class InterceptorCommand
         return true;
     }
 
-    public static async Task<int> RunAsync(ParsedCommand p, CancellationToken ct)
+    private static async Task<int> RunAsync(ParsedCommand p, Func<ILoggerFactory> makeLoggers, CancellationToken ct)
     {
         var (options, controlPath, replayOptions, problem) = ParseWithReplay(p);
         if (problem is not null) return CliOutput.Usage(p, problem);
         var (metricsListen, metricsProblem) = ParseMetricsListen(p, options!);
         if (metricsProblem is not null) return CliOutput.Usage(p, metricsProblem);
 
-        var target = LoggingSetup.Choose("auto", startedBySystemd: false, journalAvailable: false, stdoutIsTerminal: !Console.IsOutputRedirected);
-        using var serilog = LoggingSetup.Create(new Configuration.CrscOptions(), target);
-        using var loggers = new SerilogLoggerFactory(serilog);
+        using var loggers = makeLoggers();
         var log = loggers.CreateLogger("Crsc.Interceptor");
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);

@@ -22,7 +22,7 @@ public sealed record OptionSpec(string Name, string? ValueName, string Help, str
 /// <summary>A positional argument; a <paramref name="Variadic"/> one (the last) takes every word left (<c>crsc run -- CMD ARGS…</c>).</summary>
 public sealed record ArgumentSpec(string Name, string Help, bool Required = true, bool Variadic = false);
 
-/// <summary>A verb (or a group of verbs) of the crsc command line.</summary>
+/// <summary>A verb (or a group of verbs) of the crsc command line; the root's name is the executable's.</summary>
 public sealed class CommandSpec(string name, string summary)
 {
     public string Name { get; } = name;
@@ -43,6 +43,8 @@ public sealed class ParsedCommand(CommandSpec command, string path, TextWriter s
     public CommandSpec Command { get; } = command;
     /// <summary>"crsc config check"</summary>
     public string Path { get; } = path;
+    /// <summary>The executable's name, which starts every message: "crsc" (or "crsc-interceptor").</summary>
+    public string Program => Path.Split(' ')[0];
     public Dictionary<string, string> Values { get; } = new(StringComparer.Ordinal);
     public HashSet<string> Switches { get; } = new(StringComparer.Ordinal);
     public List<string> Arguments { get; } = [];
@@ -178,7 +180,7 @@ public sealed class CommandLineParser(CommandSpec root, TextWriter stdout, TextW
 
     private int Usage(string message, string path)
     {
-        stderr.WriteLine($"crsc: {message}");
+        stderr.WriteLine($"{root.Name}: {message}");
         stderr.WriteLine($"Run '{path} --help' for usage.");
         return ExitCodes.Usage;
     }
