@@ -10,13 +10,12 @@ namespace Crsc.E2E.Tests.Binary;
 
 /// <summary>
 /// <c>crsc-interceptor</c>, the published binary the injected sidecar runs: the same command as <c>crsc interceptor</c>,
-/// small enough to keep the sidecar under 15 MB of RSS (issue 17).
+/// small enough to keep the sidecar under 15 MB of RSS (issue 17). The RSS target is judged by the <c>interceptor</c>
+/// benchmark (PASS/FAIL in <c>make bench</c>), not here: a memory figure asserted in a test depends on the machine.
 /// </summary>
 [Trait("Category", "E2E")]
 public sealed class InterceptorBinaryTests(ITestOutputHelper output)
 {
-    private const double RssLimitMb = 15;
-
     /// <summary>The Options section of a help text.</summary>
     private static string Options(string help) => help[help.IndexOf("\nOptions:\n", StringComparison.Ordinal)..help.IndexOf("\nExamples:\n", StringComparison.Ordinal)];
 
@@ -38,7 +37,7 @@ public sealed class InterceptorBinaryTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task It_proxies_requests_stays_under_15_MB_idle_and_under_load_and_stops_on_SIGTERM()
+    public async Task It_proxies_10000_requests_says_its_RSS_and_stops_on_SIGTERM()
     {
         using var app = new FixedAnswerHttpApp();
         var listen = LoopbackPorts.Free();
@@ -62,8 +61,6 @@ public sealed class InterceptorBinaryTests(ITestOutputHelper output)
             Assert.Equal([2500, 2500, 2500, 2500], answered);
             var peak = Rss(sidecar.Id, "VmHWM");
             output.WriteLine($"crsc-interceptor ({new FileInfo(PublishedBinary.InterceptorPath).Length} bytes): RSS idle {idle:0.0} MB, peak under load {peak:0.0} MB");
-            Assert.True(idle <= RssLimitMb, $"crsc-interceptor idles at {idle:0.0} MB RSS, over {RssLimitMb} MB");
-            Assert.True(peak <= RssLimitMb, $"crsc-interceptor peaked at {peak:0.0} MB RSS under load, over {RssLimitMb} MB");
 
             using (var kill = Process.Start("kill", ["-TERM", sidecar.Id.ToString(CultureInfo.InvariantCulture)])) kill.WaitForExit();
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
