@@ -8,7 +8,11 @@ namespace Crsc.Interceptor;
 /// <summary>What the interceptor speaks on its port.</summary>
 public enum InterceptorMode
 {
-    /// <summary>HTTP/1.1 (keep-alive, Content-Length and chunked bodies, upgrades tunnelled): held per request.</summary>
+    /// <summary>
+    /// HTTP/1.1 (keep-alive, Content-Length and chunked bodies, upgrades tunnelled — <c>Upgrade: h2c</c> too): held per
+    /// request. A connection that opens with HTTP/2's preface (h2c with prior knowledge) is passed through whole, held
+    /// per connection as in <see cref="Tcp"/> mode: its requests are neither held one by one nor logged for replay.
+    /// </summary>
     Http,
     /// <summary>Any TCP protocol: held per connection.</summary>
     Tcp,
@@ -115,7 +119,7 @@ public sealed class InterceptorProxy : IAsyncDisposable
         try
         {
             if (_options.Mode == InterceptorMode.Http) await ServeHttpAsync(client, ct);
-            else await ServeTcpAsync(client, ct);
+            else await ServeTcpAsync(client, ReadOnlyMemory<byte>.Empty, ct);
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException) { }
         catch (Exception e) when (e is SocketException or IOException) { Log.ConnectionFailed(_log, e.Message); }
@@ -233,15 +237,22 @@ public sealed class InterceptorProxy : IAsyncDisposable
         Socket? up = null;
         BufferedReader? fromApp = null;
         Task<bool>? requestBody = null;
+        var opening = true;
         try
         {
-            while (true)
+            for (; ; opening = false)
             {
                 var length = await Http1.ReadHeadAsync(fromClient, ct);
                 if (length is 0 or -1) return; // the client closed (inside a head: nothing to answer)
                 if (length == -2)
                 {
                     await RefuseAsync(client, 431, "Request Header Fields Too Large", $"the request head is over {_options.MaxHeadBytes} bytes", close: true, ct);
+                    return;
+                }
+                if (opening && fromClient.Buffered.StartsWith(Http2Preface))
+                {
+                    // h2c with prior knowledge: the connection is the unit, as in tcp mode (the preface goes first)
+                    await ServeTcpAsync(client, fromClient.BufferedMemory.ToArray(), ct);
                     return;
                 }
                 var head = HttpHead.Parse(fromClient.Buffered, length, response: false, out var problem);
@@ -465,7 +476,11 @@ public sealed class InterceptorProxy : IAsyncDisposable
         catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException) { }
     }
 
-    private async Task ServeTcpAsync(Socket client, CancellationToken ct)
+    /// <summary>The start of HTTP/2's connection preface (RFC 9113 §3.4), up to the blank line a head reader stops at.</summary>
+    private static ReadOnlySpan<byte> Http2Preface => "PRI * HTTP/2.0\r\n\r\n"u8;
+
+    /// <param name="first">what was read from the client already (sent to the app first)</param>
+    private async Task ServeTcpAsync(Socket client, ReadOnlyMemory<byte> first, CancellationToken ct)
     {
         using var admission = await Gate.EnterAsync(0, ct);
         if (!admission.Admitted)
@@ -485,7 +500,7 @@ public sealed class InterceptorProxy : IAsyncDisposable
             return;
         }
         Interlocked.Increment(ref _requests); // a connection is not a request in flight: a hold does not wait for it to end
-        await Task.WhenAll(PumpAsync(client, up, ReadOnlyMemory<byte>.Empty, ct), PumpAsync(up, client, ReadOnlyMemory<byte>.Empty, ct));
+        await Task.WhenAll(PumpAsync(client, up, first, ct), PumpAsync(up, client, ReadOnlyMemory<byte>.Empty, ct));
     }
 
     private static async Task TunnelAsync(BufferedReader fromClient, Socket client, BufferedReader fromApp, Socket up, CancellationToken ct)

@@ -3,6 +3,10 @@ using System.Net.Sockets;
 using System.Text;
 using Crsc.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 
 namespace Crsc.Interceptor.Tests;
 
@@ -354,5 +358,58 @@ public sealed class InterceptorUpstreamTests
         await c.SendAsync("HELLO THERE\r\n\r\n");
         Assert.StartsWith("HTTP/1.1 400 Bad Request", await c.ReadToEndAsync());
         Assert.Equal(0, app.Accepted);
+    }
+}
+
+/// <summary>Issue 17, h2c: HTTP/2 in cleartext with prior knowledge passes through http mode, held per connection.</summary>
+public sealed class InterceptorH2cTests
+{
+    private readonly ManualTimeProvider _time = new();
+
+    /// <summary>Kestrel speaking HTTP/2 only on a cleartext port (what a gRPC app behind the sidecar does).</summary>
+    private static async Task<Microsoft.AspNetCore.Builder.WebApplication> StartH2cAppAsync()
+    {
+        var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0,
+            (Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions l) => l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2));
+        var app = builder.Build();
+        app.Run(async ctx => await ctx.Response.WriteAsync($"{ctx.Request.Protocol} {ctx.Request.Method} {ctx.Request.Path}"));
+        await app.StartAsync();
+        return app;
+    }
+
+    private static HttpRequestMessage H2c(InterceptorProxy proxy, string path) =>
+        new(HttpMethod.Get, $"http://{proxy.LocalEndPoint}{path}") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+
+    [Fact]
+    public async Task An_h2c_connection_with_prior_knowledge_is_passed_through_and_held_as_a_whole()
+    {
+        await using var app = await StartH2cAppAsync();
+        var options = new InterceptorOptions { Listen = new IPEndPoint(IPAddress.Loopback, 0), Upstream = new IPEndPoint(IPAddress.Loopback, new Uri(app.Urls.First()).Port) };
+        await using var proxy = new InterceptorProxy(options, new HoldGate(options.Hold, _time), _time, NullLogger.Instance);
+        proxy.Start();
+
+        using (var http = new HttpClient())
+        {
+            var answer = await http.SendAsync(H2c(proxy, "/one"));
+            Assert.Equal(HttpVersion.Version20, answer.Version);
+            Assert.Equal("HTTP/2 GET /one", await answer.Content.ReadAsStringAsync());
+            // more streams on the same connection
+            Assert.Equal("HTTP/2 GET /two", await (await http.SendAsync(H2c(proxy, "/two"))).Content.ReadAsStringAsync());
+        }
+        Assert.Equal(1, proxy.Forwarded); // one connection
+
+        // held: a new h2c connection waits (no 400, no reset) and is let through on release
+        proxy.Gate.Hold("checkpoint");
+        using var held = new HttpClient();
+        var pending = held.SendAsync(H2c(proxy, "/held"));
+        await Task.Delay(300);
+        Assert.False(pending.IsCompleted);
+        Assert.Equal(1, proxy.Forwarded);
+        proxy.Gate.Release();
+        var late = await pending.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("HTTP/2 GET /held", await late.Content.ReadAsStringAsync());
+        Assert.Equal(2, proxy.Forwarded);
     }
 }
