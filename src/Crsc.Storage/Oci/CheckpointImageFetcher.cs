@@ -144,7 +144,8 @@ public sealed class CheckpointImageFetcher : IDisposable
             Log.FetchFailed(_logger, imageReference, e.Message);
             throw;
         }
-        catch (Exception e) when (e is CheckpointStoreException or RegistryException or InvalidDataException or NotSupportedException)
+        catch (Exception e) when (e is CheckpointStoreException or RegistryException or InvalidDataException or NotSupportedException
+                                      or IOException or UnauthorizedAccessException)
         {
             Log.FetchFailed(_logger, imageReference, e.Message);
             throw new CheckpointFetchException(imageReference, e.Message, e);
@@ -431,6 +432,7 @@ public sealed class CheckpointImageFetcher : IDisposable
         private Stream? _body;
         private long _position;
         private long _skip;
+        private byte[]? _scratch;
         private int _failures;
 
         /// <summary>Transfers resumed with a range request.</summary>
@@ -499,8 +501,8 @@ public sealed class CheckpointImageFetcher : IDisposable
 
         private void Skip()
         {
-            var scratch = new byte[(int)Math.Min(_skip, 1 << 16)];
-            var n = _body!.Read(scratch);
+            _scratch ??= new byte[1 << 16];
+            var n = _body!.Read(_scratch.AsSpan(0, (int)Math.Min(_skip, _scratch.Length)));
             if (n == 0) throw new IOException($"the transfer ended {_skip} bytes before the point it was to go on from");
             _skip -= n;
         }

@@ -270,6 +270,48 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_fetch_cancelled_mid_blob_leaves_nothing_behind()
+    {
+        var (_, _, layer, reference) = await PublishedAsync(CheckpointCompression.None);
+        _registry!.TruncateNextBlobs(1, layer.Length / 2);
+        using var cts = new CancellationTokenSource();
+        var progress = new SyncProgress(received =>
+        {
+            if (received > 0) cts.Cancel();
+        });
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Fetcher().FetchAsync(reference, Puller, progress, cts.Token));
+
+        AssertNothingCommitted();
+    }
+
+    [Fact]
+    public async Task A_registry_answering_5xx_is_asked_again_with_backoff()
+    {
+        var (info, image, _, reference) = await PublishedAsync();
+        _registry!.FailNext(1, 503, r => r.Path.Contains("/manifests/", StringComparison.Ordinal));
+        _registry.FailNext(2, 502, r => r.Path.EndsWith("/blobs/" + image.Layer.Digest, StringComparison.Ordinal));
+
+        var fetched = await Fetcher().FetchAsync(reference, Puller, null, CancellationToken.None);
+
+        Assert.Equal(info.Digest, fetched.Digest);
+        Assert.Equal(3, BlobGets(_registry, image.Layer.Digest).Count);
+    }
+
+    [Fact]
+    public async Task A_checkpoint_the_registry_does_not_have_is_named_in_the_error()
+    {
+        var (_, image, _, _) = await PublishedAsync();
+        var missing = $"{_registry!.Host}/{image.Repository}:20260301T000000Z-00000000";
+
+        var e = await Assert.ThrowsAsync<CheckpointFetchException>(() => Fetcher().FetchAsync(missing, Puller, null, CancellationToken.None));
+
+        Assert.Equal(missing, e.Image);
+        Assert.Contains("MANIFEST_UNKNOWN", e.Message);
+        AssertNothingCommitted();
+    }
+
+    [Fact]
     public async Task A_transfer_cut_more_often_than_the_attempts_allow_is_given_up_and_nothing_is_committed()
     {
         var (_, image, layer, reference) = await PublishedAsync();
