@@ -156,6 +156,25 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task What_node_A_pushes_to_a_registry_under_a_prefix_node_B_fetches_by_the_reference_the_push_returned()
+    {
+        var info = await TakeAsync();
+        var registry = await RegistryAsync();
+        using var client = new RegistryClient(
+            new RegistryClientOptions { Registry = registry.Host, Insecure = true, Credentials = Puller, MaxAttempts = 2 },
+            _a.Time, Microsoft.Extensions.Logging.Abstractions.NullLogger<RegistryClient>.Instance);
+        var pushed = await new RegistryPushPublisher(_storeA, client, RegistryLocation.Parse($"{registry.Host}/team"), Amd64)
+            .PublishAsync(info, CancellationToken.None);
+        Assert.StartsWith($"{registry.Host}/team/shop/cart/cart@sha256:", pushed);
+
+        var fetched = await Fetcher().FetchAsync(pushed!, Puller, null, CancellationToken.None);
+
+        Assert.Equal(info.Digest, fetched.Digest);
+        Assert.Equal(CheckpointAuthenticity.Verified, fetched.Authenticity);
+        Assert.True((await StoreB().VerifyAsync(fetched.Id, CancellationToken.None)).Valid);
+    }
+
+    [Fact]
     public async Task A_checkpoint_is_fetched_from_a_node_endpoint_with_a_pull_token_of_the_shared_key()
     {
         var tokens = new PullTokens(_a.Key, _a.Time);
