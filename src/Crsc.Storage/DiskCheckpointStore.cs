@@ -57,6 +57,9 @@ public sealed partial class DiskCheckpointStore : ICheckpointStore, IDisposable
 
     public string StagingDirectory { get; }
 
+    /// <summary>The key the store signs and checks manifests with (null: none at hand).</summary>
+    internal Security.NodeKey? Key => _options.Key;
+
     /// <summary>Test hook: called at named points of an ingestion. Throwing <see cref="InjectedCrashException"/> stops it as a crash would (no cleanup).</summary>
     internal Action<string>? FaultInjection { get; set; }
 

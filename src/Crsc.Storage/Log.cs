@@ -48,4 +48,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 50213, Level = LogLevel.Warning, Message = "A listener to the store's changes failed; the store's change stands")]
     public static partial void ChangeListenerFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 50214, Level = LogLevel.Information,
+        Message = "Imported checkpoint {CheckpointId} of {Namespace}/{Workload}/{Container} from node {SourceNode}: {Size} bytes, {Digest}, MAC {Authenticity}")]
+    public static partial void Imported(ILogger logger, string checkpointId, string @namespace, string workload, string container,
+        string sourceNode, long size, string digest, CheckpointAuthenticity authenticity);
 }

@@ -101,8 +101,11 @@ internal static class Manifests
 
     public static byte[] Serialize(ManifestDocument doc) => JsonSerializer.SerializeToUtf8Bytes(doc, StorageJsonContext.Default.ManifestDocument);
 
-    /// <summary>Parses and checks a manifest against where it was found; throws <see cref="InvalidDataException"/> naming the problem.</summary>
-    public static ManifestDocument Parse(ReadOnlySpan<byte> json, string ns, string workload, string container, string id)
+    /// <summary>
+    /// Parses and checks a manifest against where it was found (null place: a manifest that travelled with an image and
+    /// has no place yet); throws <see cref="InvalidDataException"/> naming the problem.
+    /// </summary>
+    public static ManifestDocument Parse(ReadOnlySpan<byte> json, string? ns, string? workload, string? container, string? id)
     {
         ManifestDocument? doc;
         try { doc = JsonSerializer.Deserialize(json, StorageJsonContext.Default.ManifestDocument); }
@@ -111,7 +114,7 @@ internal static class Manifests
         if (doc.Kind != StoreManifest.Kind) throw new InvalidDataException($"unknown manifest kind '{doc.Kind}'");
         if (doc.FormatVersion is < ManifestDocument.OldestFormatVersion or > ManifestDocument.CurrentFormatVersion)
             throw new NotSupportedException($"manifest format version {doc.FormatVersion} is not supported (this crsc reads versions {ManifestDocument.OldestFormatVersion} to {ManifestDocument.CurrentFormatVersion})");
-        if (doc.Id != id || doc.Namespace != ns || doc.Workload != workload || doc.Container != container)
+        if (id is not null && (doc.Id != id || doc.Namespace != ns || doc.Workload != workload || doc.Container != container))
             throw new InvalidDataException($"the manifest describes {doc.Namespace}/{doc.Workload}/{doc.Container}/{doc.Id}, not the place it is in");
         if (doc.Archive.Compression is not ("none" or "zstd")) throw new InvalidDataException($"unknown compression '{doc.Archive.Compression}'");
         if (!IsDigest(doc.Archive.Digest) || !IsDigest(doc.Archive.UncompressedDigest)) throw new InvalidDataException("the manifest's digests are not sha256 digests");
@@ -224,6 +227,7 @@ internal static class Manifests
     {
         Authenticity = Authenticity(doc, key),
         MacKeyId = doc.MacKeyId,
+        Mac = doc.Mac,
     };
 
     private static CheckpointInfo ToInfo(ManifestDocument doc, string archivePath) => new()

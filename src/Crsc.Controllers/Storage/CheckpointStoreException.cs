@@ -39,3 +39,9 @@ public sealed class InvalidCheckpointNameException(string kind, string value, st
     public string Kind { get; } = kind;
     public string Value { get; } = value;
 }
+
+/// <summary>A checkpoint from another node cannot be taken into this store (the message names it and why).</summary>
+public sealed class CheckpointImportException(string id, string message) : CheckpointStoreException(message)
+{
+    public string Id { get; } = id;
+}

@@ -233,6 +233,11 @@ public sealed record CheckpointInfo
     public CheckpointAuthenticity Authenticity { get; init; }
     /// <summary>The id of the key whose MAC the manifest carries; null when it carries none.</summary>
     public string? MacKeyId { get; init; }
+    /// <summary>
+    /// The MAC the manifest carries (hex), as written: what lets another node that shares the key check the manifest
+    /// when the checkpoint travels as an image. Null when it carries none.
+    /// </summary>
+    public string? Mac { get; init; }
 
     /// <summary>Why the checkpoint is not to be trusted, in words naming the failed check; null when it is <see cref="CheckpointAuthenticity.Verified"/>.</summary>
     public string? AuthenticityProblem => Authenticity switch

@@ -60,6 +60,13 @@ public sealed record CheckpointImagePlatform(string Os, string Architecture)
 /// </summary>
 public static class CheckpointImageWriter
 {
+    /// <summary>
+    /// crsc's own: the checkpoint's store manifest as its node wrote it, MAC included (base64 of its JSON; absent when
+    /// the manifest has no MAC). A node that shares the key checks it when it fetches the image
+    /// (<see cref="CheckpointImageFetcher"/>); the MAC covers the archive's digest, which is the layer's.
+    /// </summary>
+    public const string ManifestAnnotation = "io.crsc.checkpoint.manifest";
+
     /// <exception cref="CheckpointImageException">the checkpoint lacks a fact a runtime needs, or its manifest is inconsistent</exception>
     public static CheckpointImage Write(CheckpointInfo checkpoint, CheckpointImagePlatform? platform = null)
     {
@@ -139,6 +146,7 @@ public static class CheckpointImageWriter
         Optional(CheckpointImageAnnotations.RootfsImageId, c.Archive.ImageId);
         Optional(CheckpointImageAnnotations.RuntimeName, c.Archive.Runtime);
         Optional(CheckpointImageAnnotations.CrscNode, c.NodeName);
+        Optional(ManifestAnnotation, TravellingManifest.Encode(c));
         return [.. a];
 
         void Optional(string key, string? value)

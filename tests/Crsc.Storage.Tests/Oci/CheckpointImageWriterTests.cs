@@ -152,6 +152,32 @@ public sealed class CheckpointImageWriterTests : IDisposable
     }
 
     [Fact]
+    public async Task The_image_carries_the_store_manifest_as_its_node_signed_it_and_pinning_does_not_change_the_image()
+    {
+        var (store, info, _) = await IngestAsync(CheckpointCompression.Zstd);
+        using var _ = store;
+        var image = CheckpointImageWriter.Write(info, Amd64);
+
+        var encoded = image.Annotations.Single(a => a.Key == CheckpointImageWriter.ManifestAnnotation).Value;
+        var doc = TravellingManifest.Decode(encoded);
+        Assert.Equal(info.Id, doc.Id);
+        Assert.Equal(info.Digest, doc.Archive.Digest);
+        Assert.Equal(image.Layer.Digest, doc.Archive.Digest);
+        Assert.Equal(info.Mac, doc.Mac);
+        // the MAC verifies with the node's key (another node sharing it checks exactly this), and with no other key
+        Assert.Equal(CheckpointAuthenticity.Verified, Crsc.Storage.Manifests.Authenticity(doc, _f.Key));
+        Assert.Equal(CheckpointAuthenticity.OtherKey, Crsc.Storage.Manifests.Authenticity(doc, Crsc.Storage.Security.NodeKey.Generate()));
+
+        // pinning is the node's own business: same image, same digest
+        var pinned = await store.SetPinnedAsync(info.Id, true, CancellationToken.None);
+        Assert.Equal(image.Manifest.Digest, CheckpointImageWriter.Write(store.Get(pinned.Id)!, Amd64).Manifest.Digest);
+
+        // a manifest without a MAC travels without one: there is nothing another node could check
+        var unsigned = CheckpointImageWriter.Write(info with { Mac = null, MacKeyId = null }, Amd64);
+        Assert.DoesNotContain(unsigned.Annotations, a => a.Key == CheckpointImageWriter.ManifestAnnotation);
+    }
+
+    [Fact]
     public async Task Optional_facts_that_are_missing_are_left_out()
     {
         var (store, info, _) = await IngestAsync(CheckpointCompression.None);

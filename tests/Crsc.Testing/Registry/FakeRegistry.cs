@@ -39,12 +39,22 @@ public sealed record FakeRegistryOptions
     public bool AbsoluteLocations { get; init; }
     /// <summary>The clock tokens expire by.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
+    /// <summary>
+    /// Instead of <see cref="Users"/>: judges the basic credentials (user, password) of a request for a repository (null
+    /// for <c>/v2/</c>) — e.g. a crsc pull token checked as a node's image endpoint checks it.
+    /// </summary>
+    public Func<string, string, string?, bool>? CheckBasic { get; init; }
+    /// <summary>Answer every blob GET whole (200), whatever its <c>Range</c> (as servers without range support do).</summary>
+    public bool IgnoreRange { get; init; }
 }
 
 /// <summary>One request as the registry saw it.</summary>
 public sealed record FakeRegistryRequest(string Method, string Path, string Query, string? AuthScheme, string? ContentRange,
     long? ContentLength, string? ContentType)
 {
+    /// <summary>The request's <c>Range</c> header, if any.</summary>
+    public string? Range { get; init; }
+
     public override string ToString() => $"{Method} {Path}{Query}";
 }
 
@@ -61,6 +71,13 @@ public sealed record FakeRegistryRequest(string Method, string Path, string Quer
 /// tag and its digest; OCI error bodies throughout. Auth: basic, or bearer tokens from its own token service (GET
 /// with basic credentials or anonymously, POST with a refresh token), scoped to repository and pull/push, expiring by
 /// <see cref="FakeRegistryOptions.Time"/>; 401 with the challenge a real registry sends.
+/// </para>
+/// <para>
+/// Pulls as distribution answers them: blobs with <c>Docker-Content-Digest</c>, <c>Accept-Ranges</c> and <c>Range</c>
+/// answered 206 with <c>Content-Range</c> (unless <see cref="FakeRegistryOptions.IgnoreRange"/>). Hostile or broken
+/// transfers on demand: bodies cut after N bytes (<see cref="TruncateNextBlobs"/>), blobs redirected to a storage URL
+/// (<see cref="RedirectBlobs"/>), blobs and manifests stored under a digest that is not theirs (<see cref="AddBlobAs"/>,
+/// <see cref="AddManifest"/>).
 /// </para>
 /// <para>Differences, on purpose: everything is in memory; no cross-repository mount; no TLS; no deletes of blobs or manifests.</para>
 /// </summary>
@@ -88,6 +105,8 @@ public sealed partial class FakeRegistry : IAsyncDisposable
     private readonly Dictionary<string, Token> _tokens = new(StringComparer.Ordinal);
     private readonly List<FakeRegistryRequest> _requests = [];
     private readonly Queue<Fault> _faults = new();
+    private readonly Queue<(long After, bool Abort)> _truncations = new();
+    private Func<string, string>? _blobRedirect;
     private WebApplication? _app;
     private int _port;
 
@@ -122,6 +141,55 @@ public sealed partial class FakeRegistry : IAsyncDisposable
     public void FailNext(int count, int code, Func<FakeRegistryRequest, bool>? match = null)
     {
         lock (_gate) for (var i = 0; i < count; i++) _faults.Enqueue(new Fault(code, match));
+    }
+
+    /// <summary>
+    /// The next <paramref name="count"/> blob GETs (manifest and token requests are not counted) send only
+    /// <paramref name="afterBytes"/> bytes of their body: the response ends there (chunked, so the client sees exactly
+    /// those bytes and then the end, as behind a proxy that gave up), or with <paramref name="abort"/> the connection is
+    /// cut after them (the client may then lose what was still in flight).
+    /// </summary>
+    public void TruncateNextBlobs(int count, long afterBytes, bool abort = false)
+    {
+        lock (_gate) for (var i = 0; i < count; i++) _truncations.Enqueue((afterBytes, abort));
+    }
+
+    /// <summary>
+    /// Blob GETs (after authorization) answer <c>307</c> to <paramref name="location"/>(digest) instead, as registries
+    /// that keep blobs on a storage host do; <see cref="StoragePath"/> on this server serves any blob without
+    /// authorization. Null: blobs are served directly.
+    /// </summary>
+    public void RedirectBlobs(Func<string, string>? location)
+    {
+        lock (_gate) _blobRedirect = location;
+    }
+
+    /// <summary>The path under which this server serves any blob by digest without authorization (a storage host's URL).</summary>
+    public static string StoragePath(string digest) => $"/_storage/{digest}";
+
+    /// <summary>Stores <paramref name="content"/> under <paramref name="digest"/> whatever its real digest (a corrupt or hostile registry).</summary>
+    public void AddBlobAs(string repository, string digest, byte[] content)
+    {
+        lock (_gate)
+        {
+            _blobs[digest] = content;
+            Link(repository, digest);
+        }
+    }
+
+    /// <summary>
+    /// Stores a manifest under <paramref name="reference"/> as it is, unchecked, answered with
+    /// <c>Docker-Content-Digest: <paramref name="digest"/></c> (default: its real digest) — a registry that lies, or
+    /// one a test fills directly; also stored under its real digest.
+    /// </summary>
+    public void AddManifest(string repository, string reference, byte[] body, string mediaType, string? digest = null)
+    {
+        var stored = new StoredManifest(body, mediaType, digest ?? Sha256(body));
+        lock (_gate)
+        {
+            _manifests[(repository, reference)] = stored;
+            _manifests.TryAdd((repository, Sha256(body)), stored);
+        }
     }
 
     public bool HasBlob(string repository, string digest)
@@ -192,7 +260,10 @@ public sealed partial class FakeRegistry : IAsyncDisposable
         var auth = req.Headers.Authorization.ToString();
         var request = new FakeRegistryRequest(req.Method, req.Path.Value ?? "/", req.QueryString.Value ?? "",
             auth.Length == 0 ? null : auth.Split(' ')[0], req.Headers["Content-Range"].ToString() is { Length: > 0 } cr ? cr : null,
-            req.ContentLength, req.ContentType);
+            req.ContentLength, req.ContentType)
+        {
+            Range = req.Headers.Range.ToString() is { Length: > 0 } range ? range : null,
+        };
         Fault? fault = null;
         lock (_gate)
         {
@@ -211,6 +282,14 @@ public sealed partial class FakeRegistry : IAsyncDisposable
             if (request.Path == "/token")
             {
                 await TokenAsync(ctx);
+                return;
+            }
+            if (request.Path.StartsWith("/_storage/", StringComparison.Ordinal))
+            {
+                byte[]? stored;
+                lock (_gate) stored = _blobs.GetValueOrDefault(request.Path["/_storage/".Length..]);
+                if (stored is null) throw new RegistryError(404, "BLOB_UNKNOWN", "blob unknown to storage");
+                await SendBlobAsync(ctx, stored, request.Path["/_storage/".Length..]);
                 return;
             }
             await RouteAsync(ctx, request);
@@ -277,10 +356,16 @@ public sealed partial class FakeRegistry : IAsyncDisposable
             byte[]? blob;
             lock (_gate) blob = HasBlobLocked(name, digest) ? _blobs[digest] : null;
             if (blob is null) throw new RegistryError(404, "BLOB_UNKNOWN", $"blob unknown to registry: {digest}");
-            ctx.Response.ContentType = "application/octet-stream";
-            ctx.Response.ContentLength = blob.Length;
-            ctx.Response.Headers["Docker-Content-Digest"] = digest;
-            if (method == "GET") await ctx.Response.Body.WriteAsync(blob, ctx.RequestAborted);
+            Func<string, string>? redirect;
+            lock (_gate) redirect = _blobRedirect;
+            if (redirect is not null)
+            {
+                ctx.Response.StatusCode = 307;
+                ctx.Response.Headers.Location = redirect(digest);
+                ctx.Response.ContentLength = 0;
+                return;
+            }
+            await SendBlobAsync(ctx, blob, digest);
             return;
         }
         if (ManifestPath().Match(path) is { Success: true } m)
@@ -306,6 +391,55 @@ public sealed partial class FakeRegistry : IAsyncDisposable
         }
         throw new RegistryError(404, "NAME_UNKNOWN", $"no route for {method} {path}");
     }
+
+    /// <summary>
+    /// A blob as distribution sends it: <c>Accept-Ranges</c>, a <c>Range: bytes=N-[M]</c> answered with 206 and
+    /// <c>Content-Range</c> (416 when outside the blob), unless <see cref="FakeRegistryOptions.IgnoreRange"/>; a pending
+    /// truncation cuts the body.
+    /// </summary>
+    private async Task SendBlobAsync(HttpContext ctx, byte[] blob, string digest)
+    {
+        var res = ctx.Response;
+        res.ContentType = "application/octet-stream";
+        res.Headers["Docker-Content-Digest"] = digest;
+        long start = 0, end = blob.Length - 1;
+        if (!_options.IgnoreRange)
+        {
+            res.Headers.AcceptRanges = "bytes";
+            var range = ctx.Request.Headers.Range.ToString();
+            if (range.Length > 0)
+            {
+                var m = RangeHeader().Match(range);
+                if (!m.Success) throw new RegistryError(416, "RANGE_INVALID", $"range '{range}' is not bytes=N-[M]");
+                start = long.Parse(m.Groups["start"].Value, System.Globalization.CultureInfo.InvariantCulture);
+                if (m.Groups["end"].Success) end = Math.Min(end, long.Parse(m.Groups["end"].Value, System.Globalization.CultureInfo.InvariantCulture));
+                if (start >= blob.Length || start > end)
+                {
+                    res.Headers.ContentRange = $"bytes */{blob.Length}";
+                    throw new RegistryError(416, "RANGE_INVALID", $"range '{range}' is outside the blob");
+                }
+                res.StatusCode = 206;
+                res.Headers.ContentRange = $"bytes {start}-{end}/{blob.Length}";
+            }
+        }
+        var length = end - start + 1;
+        (long After, bool Abort)? cut = null;
+        if (ctx.Request.Method == "GET") lock (_gate) if (_truncations.Count > 0) cut = _truncations.Dequeue();
+        if (cut is { } c && c.After < length)
+        {
+            if (c.Abort) res.ContentLength = length;
+            await res.Body.WriteAsync(blob.AsMemory((int)start, (int)c.After), ctx.RequestAborted);
+            await res.Body.FlushAsync(ctx.RequestAborted);
+            if (c.Abort) ctx.Abort();
+            return;
+        }
+        res.ContentLength = length;
+        if (ctx.Request.Method != "GET") return;
+        await res.Body.WriteAsync(blob.AsMemory((int)start, (int)length), ctx.RequestAborted);
+    }
+
+    [GeneratedRegex(@"^bytes=(?<start>\d+)-(?<end>\d+)?$")]
+    private static partial Regex RangeHeader();
 
     private async Task StartUploadAsync(HttpContext ctx, string name)
     {
@@ -438,7 +572,7 @@ public sealed partial class FakeRegistry : IAsyncDisposable
             case FakeRegistryAuth.None:
                 return;
             case FakeRegistryAuth.Basic:
-                if (BasicUser(header) is not null) return;
+                if (BasicUser(header, repository) is not null) return;
                 throw new RegistryError(401, "UNAUTHORIZED", "authentication required", "Basic realm=\"fake-registry\"");
             default:
                 var scope = repository is null ? null : $"repository:{repository}:{action}";
@@ -456,7 +590,7 @@ public sealed partial class FakeRegistry : IAsyncDisposable
         }
     }
 
-    private string? BasicUser(string header)
+    private string? BasicUser(string header, string? repository = null)
     {
         if (!header.StartsWith("Basic ", StringComparison.Ordinal)) return null;
         string decoded;
@@ -465,6 +599,7 @@ public sealed partial class FakeRegistry : IAsyncDisposable
         var colon = decoded.IndexOf(':', StringComparison.Ordinal);
         if (colon < 0) return null;
         var user = decoded[..colon];
+        if (_options.CheckBasic is { } check) return check(user, decoded[(colon + 1)..], repository) ? user : null;
         return _options.Users.TryGetValue(user, out var password) && password == decoded[(colon + 1)..] ? user : null;
     }
 
