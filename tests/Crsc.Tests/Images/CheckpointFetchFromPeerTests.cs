@@ -14,7 +14,8 @@ namespace Crsc.Tests.Images;
 /// store served by a real <see cref="ImageEndpoint"/> on loopback (pull tokens of A's key), node B's real store in another
 /// directory fetching by the reference A's publisher hands out. With the shared key (<c>security.keySecret</c>: both
 /// key files hold the same key) B gets the same checkpoint and serves it in turn; a pull the endpoint refuses, an image
-/// A does not have, and a B without the shared key all fail naming the image and leave B's store as it was.
+/// A does not have, a transfer A's endpoint cuts (a corrupt archive) and a B without the shared key all fail naming
+/// the image and leave B's store as it was.
 /// </summary>
 public sealed class CheckpointFetchFromPeerTests : IAsyncLifetime
 {
@@ -232,6 +233,28 @@ public sealed class CheckpointFetchFromPeerTests : IAsyncLifetime
         }
         // the same fetcher and store take the one A has
         Assert.Equal(info.Digest, (await Fetcher(storeB).FetchAsync(reference, credentials, null, CancellationToken.None)).Digest);
+    }
+
+    [Fact]
+    public async Task An_archive_corrupted_on_node_A_is_cut_off_by_its_endpoint_and_leaves_nothing_in_node_B()
+    {
+        var info = await CliStore.AddAsync(_storeA, "shop", "cart", "cart");
+        var reference = await PublishedAsync(_endpointA, _registryA, info);
+        await using (var fs = new FileStream(info.ArchivePath, FileMode.Open, FileAccess.ReadWrite))
+        {
+            fs.Position = fs.Length - 100;
+            var b = fs.ReadByte();
+            fs.Position--;
+            fs.WriteByte((byte)(b ^ 0xff));
+        }
+        var storeB = Node(_b);
+
+        var e = await Assert.ThrowsAsync<CheckpointFetchException>(() =>
+            Fetcher(storeB).FetchAsync(reference, CheckpointImageFetcher.PeerCredentials(_tokensA, Repo), null, CancellationToken.None));
+
+        Assert.Equal(reference, e.Image);
+        Assert.Contains($"blob {info.Digest}", e.Message); // B cannot tell why: the endpoint cut the transfer, each try
+        AssertNothingCommitted(_b, storeB);
     }
 
     [Fact]
