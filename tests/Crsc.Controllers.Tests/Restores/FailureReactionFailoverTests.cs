@@ -12,6 +12,7 @@ using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Controllers.Workloads;
 using Crsc.Testing;
 using Crsc.Testing.Kube;
+using static Crsc.Controllers.Tests.Fakes.FailureWorld;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Restores;
@@ -27,11 +28,6 @@ namespace Crsc.Controllers.Tests.Restores;
 /// </summary>
 public sealed class FailureReactionFailoverTests : IAsyncLifetime
 {
-    private const string Ns = "shop";
-    private const string Container = "app";
-    private const string Image = "registry.local/counter:1";
-    private const string Hash = "7d9f8c6b5";
-    private const string CheckpointRegistry = "10.0.0.1:5055/";
     private const int Incidents = 20;
     /// <summary>Incidents the first leader finishes before it goes (the answer to the last one's PATCH is lost on the way back).</summary>
     private static readonly int[] FinishedByTheFirst = [0, 1, 2, 3, 4];
@@ -50,13 +46,14 @@ public sealed class FailureReactionFailoverTests : IAsyncLifetime
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
 
     private readonly FakeKube _kube = new();
+    private readonly FailureWorld _world;
+
+    public FailureReactionFailoverTests() => _world = new FailureWorld(_kube);
     private readonly RecordingEventRecorder _events = new();
     private readonly ConcurrentQueue<PodPatch> _patches = new();
-    private readonly ConcurrentDictionary<string, byte> _kubeletHolds = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _simulators = [];
     private readonly List<Daemon> _daemons = [];
-    private int _rounds;
 
     public Task InitializeAsync() => Task.CompletedTask;
 
@@ -82,9 +79,9 @@ public sealed class FailureReactionFailoverTests : IAsyncLifetime
     [InlineData(Handover.LeaderLosesTheLease)]
     public async Task Every_incident_gets_one_Restore_one_patch_and_no_pod_deletion_across_a_leader_change(Handover handover)
     {
-        for (var i = 0; i < Incidents; i++) await SeedWorkloadAsync(i);
-        _simulators.Add(KubeletAsync(_stop.Token));
-        _simulators.Add(NodeAgentAsync(_stop.Token));
+        for (var i = 0; i < Incidents; i++) await _world.SeedWorkloadAsync(i, "n1");
+        _simulators.Add(_world.KubeletAsync(_stop.Token));
+        _simulators.Add(_world.NodeAgentAsync(_stop.Token));
 
         var first = StartDaemon("first");
         await WaitForAsync(() => first.Manager.IsLeading, "the first daemon leads");
@@ -95,31 +92,31 @@ public sealed class FailureReactionFailoverTests : IAsyncLifetime
         foreach (var d in new[] { first, second }) d.Pods.LoseAnswer(PodName(DuringTheHandover[0])); // whichever leads then
         first.Pods.HoldPatch(PodName(CountedNotPatched[0]));
         foreach (var i in CountedNotPatched[1..]) first.Pods.CutPatch(PodName(i));
-        foreach (var i in PatchedNotFinished) _kubeletHolds[PodName(i)] = 0;
-        foreach (var i in FinishedByTheFirst.Concat(CountedNotPatched).Concat(PatchedNotFinished)) await FailAsync(i);
+        foreach (var i in PatchedNotFinished) _world.KubeletHolds[PodName(i)] = 0;
+        foreach (var i in FinishedByTheFirst.Concat(CountedNotPatched).Concat(PatchedNotFinished)) await _world.FailAsync(i);
 
-        await WaitForAsync(() => FinishedByTheFirst.All(i => RestoreOf(i)?.Status?.Phase == RestorePhase.Restored),
+        await WaitForAsync(() => FinishedByTheFirst.All(i => _world.RestoreOf(i)?.Status?.Phase == RestorePhase.Restored),
             "the first leader restores the first incidents");
         foreach (var i in CountedNotPatched)
         {
             await first.Pods.PatchTried(PodName(i)).WaitAsync(Wait);
-            Assert.NotNull(RestoreOf(i)!.Status!.PatchedAt); // the attempt is counted before the patch
-            Assert.Equal(Image, ImageOfPod(i));
+            Assert.NotNull(_world.RestoreOf(i)!.Status!.PatchedAt); // the attempt is counted before the patch
+            Assert.Equal(Image, _world.ImageOfPod(i));
         }
-        await WaitForAsync(() => PatchedNotFinished.All(i => ImageOfPod(i)?.StartsWith(CheckpointRegistry, StringComparison.Ordinal) == true),
+        await WaitForAsync(() => PatchedNotFinished.All(i => _world.ImageOfPod(i)?.StartsWith(CheckpointRegistry, StringComparison.Ordinal) == true),
             "the first leader patches the pods whose containers the kubelet holds back");
-        Assert.All(PatchedNotFinished, i => Assert.Equal(RestorePhase.Restoring, RestoreOf(i)!.Status!.Phase));
+        Assert.All(PatchedNotFinished, i => Assert.Equal(RestorePhase.Restoring, _world.RestoreOf(i)!.Status!.Phase));
         Assert.True(first.Manager.IsLeading, "the first daemon led through all of it");
-        foreach (var i in AtTheHandover) await FailAsync(i);
+        foreach (var i in AtTheHandover) await _world.FailAsync(i);
 
         // the leader goes in the middle of its work
         if (handover == Handover.LeaderStops) await first.Stop.CancelAsync();
         else first.Leases.Unavailable = true;
-        foreach (var i in DuringTheHandover) await FailAsync(i);
+        foreach (var i in DuringTheHandover) await _world.FailAsync(i);
         await WaitForAsync(() => second.Manager.IsLeading && !first.Manager.IsLeading, "the second daemon takes over");
-        foreach (var i in PatchedNotFinished) _kubeletHolds.TryRemove(PodName(i), out _);
+        foreach (var i in PatchedNotFinished) _world.KubeletHolds.TryRemove(PodName(i), out _);
 
-        await WaitForAsync(() => Enumerable.Range(0, Incidents).All(i => RestoreOf(i)?.Status?.Phase == RestorePhase.Restored),
+        await WaitForAsync(() => Enumerable.Range(0, Incidents).All(i => _world.RestoreOf(i)?.Status?.Phase == RestorePhase.Restored),
             "every incident's Restore is Restored");
         await Task.Delay(300); // a second Restore or a late write would show by now
 
@@ -133,7 +130,7 @@ public sealed class FailureReactionFailoverTests : IAsyncLifetime
             Assert.Equal(PodName(i), restore.Status.PodName);
             var patch = Assert.Single(patches, p => p.Pod == PodName(i));
             Assert.Equal(PatchOutcome.Applied, patch.Outcome);
-            Assert.Equal(restore.Status.Image, ImageOfPod(i));
+            Assert.Equal(restore.Status.Image, _world.ImageOfPod(i));
             Assert.Equal("uid-" + PodName(i), pods.Stored(Ns, PodName(i))!.Metadata.Uid); // the pod kept, restored in place
         }
         // the attempts the first leader counted are patched by the second, those it patched are not patched again
@@ -161,191 +158,13 @@ public sealed class FailureReactionFailoverTests : IAsyncLifetime
     }
 
     private string State() => string.Join("; ", Enumerable.Range(0, Incidents).Select(i =>
-        RestoreOf(i) is { } r
-            ? $"{i}: {r.Metadata.Name} {r.Status?.Phase} attempts={r.Status?.Attempts} patchedAt={r.Status?.PatchedAt:HH:mm:ss.fff} image={ImageOfPod(i)} ({r.Status?.Message})"
+        _world.RestoreOf(i) is { } r
+            ? $"{i}: {r.Metadata.Name} {r.Status?.Phase} attempts={r.Status?.Attempts} patchedAt={r.Status?.PatchedAt:HH:mm:ss.fff} image={_world.ImageOfPod(i)} ({r.Status?.Message})"
             : $"{i}: no Restore"))
         + "; leaders: " + string.Join(", ", _daemons.Select(d => $"{d.Name}={d.Manager.IsLeading}"))
         + "; patches: " + string.Join(", ", _patches.Select(p => $"{p.Daemon}:{p.Pod}:{p.Outcome}"))
-        + "; sims: " + string.Join(",", _simulators.Select(t => t.Status)) + $" rounds {_rounds}"
+        + "; sims: " + string.Join(",", _simulators.Select(t => t.Status)) + $" rounds {_world.Rounds}"
         + string.Concat(_simulators.Where(t => t.IsFaulted).Select(t => "; simulator failed: " + t.Exception!.InnerException));
-
-    // ---- the cluster: managed Deployments, one pod each, a Completed checkpoint each ----
-
-    private static string Deployment(int i) => $"svc-{i:00}";
-    private static string ReplicaSet(int i) => $"{Deployment(i)}-{Hash}";
-    private static string PodName(int i) => $"{ReplicaSet(i)}-abcde";
-
-    private Restore? RestoreOf(int i) =>
-        _kube.For(CrscResources.Restores).AllStored().SingleOrDefault(r => r.Spec.Target.Name == Deployment(i));
-
-    private string? ImageOfPod(int i) =>
-        _kube.For(Resources.Pods).Stored(Ns, PodName(i))?.Spec.Containers.Single(c => c.Name == Container).Image;
-
-    private async Task SeedWorkloadAsync(int i)
-    {
-        var d = await _kube.For(Resources.Deployments).SeedAsync(new Deployment
-        {
-            Metadata = new ObjectMeta { Namespace = Ns, Name = Deployment(i), Annotations = new() { [Annotations.CheckpointRestore] = "true" } },
-        });
-        var rs = await _kube.For(Resources.ReplicaSets).SeedAsync(new ReplicaSet
-        {
-            Metadata = new ObjectMeta
-            {
-                Namespace = Ns, Name = ReplicaSet(i),
-                OwnerReferences = [new OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = Deployment(i), Uid = d.Metadata.Uid!, Controller = true }],
-            },
-        });
-        var pod = new Pod();
-        pod.Metadata.Namespace = Ns;
-        pod.Metadata.Name = PodName(i);
-        pod.Metadata.Uid = "uid-" + PodName(i);
-        pod.Metadata.Labels = new() { ["app"] = Deployment(i), ["pod-template-hash"] = Hash };
-        pod.Metadata.OwnerReferences =
-            [new OwnerReference { ApiVersion = "apps/v1", Kind = "ReplicaSet", Name = ReplicaSet(i), Uid = rs.Metadata.Uid!, Controller = true }];
-        pod.Spec.NodeName = "n1";
-        pod.Spec.Containers = [new Container { Name = Container, Image = Image }];
-        pod.Status = new PodStatus
-        {
-            Phase = "Running",
-            ContainerStatuses =
-            [
-                new ContainerStatus
-                {
-                    Name = Container, Image = Image, ImageID = "registry.local/counter@sha256:" + new string('a', 64), Ready = true,
-                    ContainerID = $"containerd://{PodName(i)}-0", State = Running(),
-                },
-            ],
-        };
-        await _kube.For(Resources.Pods).SeedAsync(pod);
-
-        var checkpoint = $"{Deployment(i)}-{Container}-20260101000000";
-        var content = "ckpt-" + Deployment(i);
-        var created = await _kube.For(CrscResources.ContainerCheckpoints).SeedAsync(new ContainerCheckpoint
-        {
-            Metadata = new ObjectMeta
-            {
-                Namespace = Ns, Name = checkpoint, Labels = new() { [Labels.Workload] = Deployment(i), [Labels.Container] = Container },
-            },
-            Spec = new ContainerCheckpointSpec { PodName = PodName(i), Container = Container },
-            Status = new ContainerCheckpointStatus
-            {
-                Phase = ContainerCheckpointPhase.Completed, Node = "n1", ContentName = content, CompletedAt = DateTimeOffset.UtcNow.AddMinutes(-5),
-            },
-        });
-        await _kube.For(CrscResources.ContainerCheckpointContents).SeedAsync(new ContainerCheckpointContent
-        {
-            Metadata = new ObjectMeta { Name = content },
-            Spec = new ContainerCheckpointContentSpec
-            {
-                Node = "n1",
-                Path = $"/var/lib/crsc/checkpoints/{Ns}/{Deployment(i)}/{Container}/{checkpoint}.tar",
-                Digest = "sha256:" + new string('1', 64),
-                SizeBytes = 4096,
-                ImageReference = $"{CheckpointRegistry}{Ns}/{Deployment(i)}-{Container}@sha256:{i:x64}",
-                Source = new CheckpointSource { Namespace = Ns, Pod = PodName(i), Container = Container, Image = Image },
-                CheckpointRef = new NamespacedObjectReference { Namespace = Ns, Name = checkpoint, Uid = created.Metadata.Uid },
-            },
-        });
-    }
-
-    private static ContainerState Running() => new() { Running = new ContainerStateRunning { StartedAt = DateTimeOffset.UtcNow } };
-
-    /// <summary>The kubelet's report of incident <paramref name="i"/>: the app exited with 1 and was started again.</summary>
-    private Task FailAsync(int i) => KubeletWritesAsync(PodName(i), cs =>
-    {
-        var now = DateTimeOffset.UtcNow;
-        cs.LastState = new ContainerState
-        {
-            Terminated = new ContainerStateTerminated
-            {
-                ExitCode = 1, Reason = "Error", ContainerID = cs.ContainerID, StartedAt = now.AddSeconds(-30), FinishedAt = now,
-            },
-        };
-        cs.RestartCount++;
-        cs.ContainerID = $"containerd://{PodName(i)}-{cs.RestartCount}";
-        cs.State = Running();
-    });
-
-    /// <summary>A status write of the kubelet about the app container, retried when the pod changed in between.</summary>
-    private async Task KubeletWritesAsync(string pod, Action<ContainerStatus> change)
-    {
-        var pods = _kube.For(Resources.Pods);
-        for (var attempt = 0; ; attempt++)
-        {
-            var p = pods.Stored(Ns, pod)!;
-            change(p.Status!.ContainerStatuses!.Single(c => c.Name == Container));
-            try
-            {
-                await pods.UpdateStatusAsync(p, CancellationToken.None);
-                return;
-            }
-            catch (ConflictException) when (attempt < 10)
-            {
-            }
-        }
-    }
-
-    /// <summary>
-    /// The kubelet: a pod whose container was patched to a checkpoint image gets its container restarted from it (the
-    /// replaced one killed: exit 137), unless the test holds that pod back.
-    /// </summary>
-    private async Task KubeletAsync(CancellationToken ct)
-    {
-        var pods = _kube.For(Resources.Pods);
-        while (!ct.IsCancellationRequested)
-        {
-            foreach (var p in pods.AllStored())
-            {
-                var spec = p.Spec.Containers.Single(c => c.Name == Container).Image;
-                var cs = p.Status!.ContainerStatuses!.Single(c => c.Name == Container);
-                if (spec == cs.Image || _kubeletHolds.ContainsKey(p.Metadata.Name!)) continue;
-                await KubeletWritesAsync(p.Metadata.Name!, s =>
-                {
-                    var now = DateTimeOffset.UtcNow;
-                    s.LastState = new ContainerState
-                    {
-                        Terminated = new ContainerStateTerminated
-                        {
-                            ExitCode = 137, Reason = "Error", ContainerID = s.ContainerID, StartedAt = s.State?.Running?.StartedAt, FinishedAt = now,
-                        },
-                    };
-                    s.RestartCount++;
-                    s.ContainerID = $"containerd://{p.Metadata.Name}-{s.RestartCount}";
-                    s.Image = spec;
-                    s.ImageID = spec;
-                    s.Ready = true;
-                    s.State = Running();
-                });
-            }
-            Interlocked.Increment(ref _rounds);
-            try { await Task.Delay(10, ct); } catch (OperationCanceledException) { return; }
-        }
-    }
-
-    /// <summary>The pods' node agent: the images of every Restore that chose its checkpoint are ready at once.</summary>
-    private async Task NodeAgentAsync(CancellationToken ct)
-    {
-        var restores = _kube.For(CrscResources.Restores);
-        while (!ct.IsCancellationRequested)
-        {
-            foreach (var r in restores.AllStored())
-            {
-                if (r.Status is not { Image: not null } s || RestoreReconciler.IsTerminal(r) || s.FindCondition(RestoreConditions.ImagesReady) is not null)
-                    continue;
-                s.SetCondition(RestoreConditions.ImagesReady, ConditionStatus.True, "Pulled", "images present", r.Metadata.Generation, DateTimeOffset.UtcNow);
-                try
-                {
-                    await restores.UpdateStatusAsync(r, CancellationToken.None);
-                }
-                catch (ConflictException)
-                {
-                    // the leader wrote in between: looked at again on the next round
-                }
-            }
-            Interlocked.Increment(ref _rounds);
-            try { await Task.Delay(10, ct); } catch (OperationCanceledException) { return; }
-        }
-    }
 
     // ---- the daemons' leader halves ----
 

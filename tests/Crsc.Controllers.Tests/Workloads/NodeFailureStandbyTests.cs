@@ -7,10 +7,12 @@ using Crsc.Controllers.Hosting;
 using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.Leadership;
 using Crsc.Controllers.Restores;
+using Crsc.Controllers.Tests.Fakes;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Controllers.Workloads;
 using Crsc.Testing;
 using Crsc.Testing.Kube;
+using static Crsc.Controllers.Tests.Fakes.FailureWorld;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Crsc.Controllers.Tests.Workloads;
@@ -26,11 +28,6 @@ namespace Crsc.Controllers.Tests.Workloads;
 /// </summary>
 public sealed class NodeFailureStandbyTests : IAsyncLifetime
 {
-    private const string Ns = "shop";
-    private const string Container = "app";
-    private const string Image = "registry.local/counter:1";
-    private const string Hash = "7d9f8c6b5";
-    private const string CheckpointRegistry = "10.0.0.1:5055/";
     private static readonly TimeSpan LeaseDuration = TimeSpan.FromSeconds(12);
     /// <summary>
     /// Production's is 3 s against a 2 s renewal; here 4 s against 0.5 s: a test machine whose cores other builds share
@@ -40,8 +37,10 @@ public sealed class NodeFailureStandbyTests : IAsyncLifetime
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
 
     private readonly FakeKube _kube = new();
+    private readonly FailureWorld _world;
+
+    public NodeFailureStandbyTests() => _world = new FailureWorld(_kube);
     private readonly ConcurrentQueue<ApiWrite> _writes = new();
-    private readonly ConcurrentDictionary<string, byte> _kubeletHolds = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _simulators = [];
     private readonly List<Daemon> _daemons = [];
@@ -61,11 +60,11 @@ public sealed class NodeFailureStandbyTests : IAsyncLifetime
     public async Task A_failure_on_a_node_is_restored_by_its_agent_while_the_crashed_leaders_Lease_has_not_expired()
     {
         // w0 and w1 run on n1 (second's node), w2 on n2 (no crsc there)
-        await SeedWorkloadAsync(0, "n1");
-        await SeedWorkloadAsync(1, "n1");
-        await SeedWorkloadAsync(2, "n2");
-        _simulators.Add(KubeletAsync(_stop.Token));
-        _simulators.Add(NodeAgentAsync(_stop.Token));
+        await _world.SeedWorkloadAsync(0, "n1");
+        await _world.SeedWorkloadAsync(1, "n1");
+        await _world.SeedWorkloadAsync(2, "n2");
+        _simulators.Add(_world.KubeletAsync(_stop.Token));
+        _simulators.Add(_world.NodeAgentAsync(_stop.Token));
 
         var first = StartDaemon("first", "n0");
         await WaitForAsync(() => first.Manager.IsLeading, "the first daemon leads");
@@ -73,8 +72,8 @@ public sealed class NodeFailureStandbyTests : IAsyncLifetime
         await WaitForAsync(() => second.Elector.CurrentLeader == "first", "the second daemon follows");
 
         // the leader renews: a failure on n1 is the leader's, and n1's agent writes nothing
-        await FailAsync(0);
-        await WaitForAsync(() => RestoreOf(0)?.Status?.Phase == RestorePhase.Restored, "the leader restores w0");
+        await _world.FailAsync(0, exitCode: 137);
+        await WaitForAsync(() => _world.RestoreOf(0)?.Status?.Phase == RestorePhase.Restored, "the leader restores w0");
         await Task.Delay(AbsentAfter + TimeSpan.FromSeconds(1)); // longer than the threshold, with the leader renewing
         Assert.All(_writes.Where(w => w.Kind != "Lease"), w => Assert.Equal("first", w.Daemon));
         Assert.Contains(_writes, w => w is { Daemon: "first", Kind: "Pod", Verb: "patch", Name: var n } && n == PodName(0));
@@ -83,14 +82,14 @@ public sealed class NodeFailureStandbyTests : IAsyncLifetime
         Assert.False(second.Standby.Active);
 
         // the leader crashes: it stops renewing and does not release the Lease
-        _kubeletHolds[PodName(1)] = 0; // w1's restored container comes back only after the new leader is there
+        _world.KubeletHolds[PodName(1)] = 0; // w1's restored container comes back only after the new leader is there
         await first.Stop.CancelAsync();
         await first.Run.WaitAsync(Wait);
         var crashed = Stopwatch.StartNew();
-        await FailAsync(1);
-        await FailAsync(2);
+        await _world.FailAsync(1, exitCode: 137);
+        await _world.FailAsync(2, exitCode: 137);
 
-        await WaitForAsync(() => ImageOfPod(1)?.StartsWith(CheckpointRegistry, StringComparison.Ordinal) == true,
+        await WaitForAsync(() => _world.ImageOfPod(1)?.StartsWith(CheckpointRegistry, StringComparison.Ordinal) == true,
             "n1's agent patches w1's pod");
         var patchedAfter = crashed.Elapsed;
         Assert.False(second.Manager.IsLeading, "the second daemon does not lead yet");
@@ -98,10 +97,10 @@ public sealed class NodeFailureStandbyTests : IAsyncLifetime
             $"patched {patchedAfter.TotalSeconds:0.0} s after the crash (threshold {AbsentAfter.TotalSeconds} s, Lease {LeaseDuration.TotalSeconds} s)");
         Assert.Equal([false], second.Transitions); // took over
         var byStandby = _writes.Where(w => w is { Daemon: "second", Leading: false }).ToList();
-        Assert.Single(byStandby, w => w is { Kind: "Restore", Verb: "create" } && w.Name == RestoreOf(1)!.Metadata.Name);
+        Assert.Single(byStandby, w => w is { Kind: "Restore", Verb: "create" } && w.Name == _world.RestoreOf(1)!.Metadata.Name);
         Assert.Single(byStandby, w => w is { Kind: "Pod", Verb: "patch" } && w.Name == PodName(1));
         // n2's failure is not n1's business: it waits for a leader
-        Assert.Null(RestoreOf(2));
+        Assert.Null(_world.RestoreOf(2));
         Assert.DoesNotContain(byStandby, w => w.Name.Contains(Deployment(2), StringComparison.Ordinal));
 
         // the Lease expires, the second daemon takes it: the leader continues what the node began
@@ -109,9 +108,9 @@ public sealed class NodeFailureStandbyTests : IAsyncLifetime
         Assert.True(crashed.Elapsed >= LeaseDuration - TimeSpan.FromSeconds(1), $"took the Lease {crashed.Elapsed.TotalSeconds:0.0} s after the crash");
         await WaitForAsync(() => second.Transitions.Count == 2, "n1's agent hands back");
         Assert.True(second.Transitions.Last());
-        await WaitForAsync(() => ImageOfPod(2)?.StartsWith(CheckpointRegistry, StringComparison.Ordinal) == true, "the new leader patches w2's pod");
-        _kubeletHolds.TryRemove(PodName(1), out _);
-        await WaitForAsync(() => Enumerable.Range(0, 3).All(i => RestoreOf(i)?.Status?.Phase == RestorePhase.Restored), "every Restore is Restored");
+        await WaitForAsync(() => _world.ImageOfPod(2)?.StartsWith(CheckpointRegistry, StringComparison.Ordinal) == true, "the new leader patches w2's pod");
+        _world.KubeletHolds.TryRemove(PodName(1), out _);
+        await WaitForAsync(() => Enumerable.Range(0, 3).All(i => _world.RestoreOf(i)?.Status?.Phase == RestorePhase.Restored), "every Restore is Restored");
         await Task.Delay(300); // a second Restore or a late write would show by now
 
         for (var i = 0; i < 3; i++)
@@ -119,12 +118,12 @@ public sealed class NodeFailureStandbyTests : IAsyncLifetime
             var restore = Assert.Single(_kube.For(CrscResources.Restores).AllStored(), r => r.Spec.Target.Name == Deployment(i));
             Assert.Equal((RestorePhase.Restored, 1), (restore.Status!.Phase, restore.Status.Attempts));
             Assert.Single(_writes, w => w is { Kind: "Pod", Verb: "patch" } && w.Name == PodName(i));
-            Assert.Equal(restore.Status.Image, ImageOfPod(i));
+            Assert.Equal(restore.Status.Image, _world.ImageOfPod(i));
         }
         Assert.Equal(3, _kube.For(Resources.Pods).CallCount("patch")); // what reached the API server, whoever sent it
         Assert.Equal(0, _kube.For(Resources.Pods).CallCount("delete"));
         // w1: created and patched by n1's agent, finished by the new leader
-        Assert.Contains(_writes, w => w is { Daemon: "second", Leading: true, Kind: "Restore", Verb: "updateStatus" } && w.Name == RestoreOf(1)!.Metadata.Name);
+        Assert.Contains(_writes, w => w is { Daemon: "second", Leading: true, Kind: "Restore", Verb: "updateStatus" } && w.Name == _world.RestoreOf(1)!.Metadata.Name);
         // w2: all the new leader's
         Assert.All(_writes.Where(w => w.Name.Contains(Deployment(2), StringComparison.Ordinal)), w => Assert.True(w.Leading, $"{w} by the leader"));
     }
@@ -169,182 +168,11 @@ public sealed class NodeFailureStandbyTests : IAsyncLifetime
     }
 
     private string State() => string.Join("; ", Enumerable.Range(0, 3).Select(i =>
-        RestoreOf(i) is { } r
-            ? $"{i}: {r.Metadata.Name} {r.Status?.Phase} attempts={r.Status?.Attempts} image={ImageOfPod(i)} ({r.Status?.Message})"
+        _world.RestoreOf(i) is { } r
+            ? $"{i}: {r.Metadata.Name} {r.Status?.Phase} attempts={r.Status?.Attempts} image={_world.ImageOfPod(i)} ({r.Status?.Message})"
             : $"{i}: no Restore"))
         + "; leaders: " + string.Join(", ", _daemons.Select(d => $"{d.Name}={d.Manager.IsLeading} standby={d.Standby.Active}"))
         + "; writes: " + string.Join(", ", _writes.Where(w => w.Kind != "Lease"));
-
-    // ---- the cluster ----
-
-    private static string Deployment(int i) => $"svc-{i}";
-    private static string ReplicaSet(int i) => $"{Deployment(i)}-{Hash}";
-    private static string PodName(int i) => $"{ReplicaSet(i)}-abcde";
-
-    private Restore? RestoreOf(int i) =>
-        _kube.For(CrscResources.Restores).AllStored().SingleOrDefault(r => r.Spec.Target.Name == Deployment(i));
-
-    private string? ImageOfPod(int i) =>
-        _kube.For(Resources.Pods).Stored(Ns, PodName(i))?.Spec.Containers.Single(c => c.Name == Container).Image;
-
-    private async Task SeedWorkloadAsync(int i, string node)
-    {
-        var d = await _kube.For(Resources.Deployments).SeedAsync(new Deployment
-        {
-            Metadata = new ObjectMeta { Namespace = Ns, Name = Deployment(i), Annotations = new() { [Annotations.CheckpointRestore] = "true" } },
-        });
-        var rs = await _kube.For(Resources.ReplicaSets).SeedAsync(new ReplicaSet
-        {
-            Metadata = new ObjectMeta
-            {
-                Namespace = Ns, Name = ReplicaSet(i),
-                OwnerReferences = [new OwnerReference { ApiVersion = "apps/v1", Kind = "Deployment", Name = Deployment(i), Uid = d.Metadata.Uid!, Controller = true }],
-            },
-        });
-        var pod = new Pod();
-        pod.Metadata.Namespace = Ns;
-        pod.Metadata.Name = PodName(i);
-        pod.Metadata.Uid = "uid-" + PodName(i);
-        pod.Metadata.Labels = new() { ["app"] = Deployment(i), ["pod-template-hash"] = Hash };
-        pod.Metadata.OwnerReferences =
-            [new OwnerReference { ApiVersion = "apps/v1", Kind = "ReplicaSet", Name = ReplicaSet(i), Uid = rs.Metadata.Uid!, Controller = true }];
-        pod.Spec.NodeName = node;
-        pod.Spec.Containers = [new Container { Name = Container, Image = Image }];
-        pod.Status = new PodStatus
-        {
-            Phase = "Running",
-            ContainerStatuses =
-            [
-                new ContainerStatus
-                {
-                    Name = Container, Image = Image, ImageID = "registry.local/counter@sha256:" + new string('a', 64), Ready = true,
-                    ContainerID = $"containerd://{PodName(i)}-0", State = Running(),
-                },
-            ],
-        };
-        await _kube.For(Resources.Pods).SeedAsync(pod);
-
-        var checkpoint = $"{Deployment(i)}-{Container}-20260101000000";
-        var content = "ckpt-" + Deployment(i);
-        var created = await _kube.For(CrscResources.ContainerCheckpoints).SeedAsync(new ContainerCheckpoint
-        {
-            Metadata = new ObjectMeta
-            {
-                Namespace = Ns, Name = checkpoint, Labels = new() { [Labels.Workload] = Deployment(i), [Labels.Container] = Container },
-            },
-            Spec = new ContainerCheckpointSpec { PodName = PodName(i), Container = Container },
-            Status = new ContainerCheckpointStatus
-            {
-                Phase = ContainerCheckpointPhase.Completed, Node = node, ContentName = content, CompletedAt = DateTimeOffset.UtcNow.AddMinutes(-5),
-            },
-        });
-        await _kube.For(CrscResources.ContainerCheckpointContents).SeedAsync(new ContainerCheckpointContent
-        {
-            Metadata = new ObjectMeta { Name = content },
-            Spec = new ContainerCheckpointContentSpec
-            {
-                Node = node,
-                Path = $"/var/lib/crsc/checkpoints/{Ns}/{Deployment(i)}/{Container}/{checkpoint}.tar",
-                Digest = "sha256:" + new string('1', 64),
-                SizeBytes = 4096,
-                ImageReference = $"{CheckpointRegistry}{Ns}/{Deployment(i)}-{Container}@sha256:{i:x64}",
-                Source = new CheckpointSource { Namespace = Ns, Pod = PodName(i), Container = Container, Image = Image },
-                CheckpointRef = new NamespacedObjectReference { Namespace = Ns, Name = checkpoint, Uid = created.Metadata.Uid },
-            },
-        });
-    }
-
-    private static ContainerState Running() => new() { Running = new ContainerStateRunning { StartedAt = DateTimeOffset.UtcNow } };
-
-    /// <summary>The kubelet's report: the app was killed (exit 137) and started again.</summary>
-    private Task FailAsync(int i) => KubeletWritesAsync(PodName(i), cs =>
-    {
-        var now = DateTimeOffset.UtcNow;
-        cs.LastState = new ContainerState
-        {
-            Terminated = new ContainerStateTerminated
-            {
-                ExitCode = 137, Reason = "Error", ContainerID = cs.ContainerID, StartedAt = now.AddSeconds(-30), FinishedAt = now,
-            },
-        };
-        cs.RestartCount++;
-        cs.ContainerID = $"containerd://{PodName(i)}-{cs.RestartCount}";
-        cs.State = Running();
-    });
-
-    private async Task KubeletWritesAsync(string pod, Action<ContainerStatus> change)
-    {
-        var pods = _kube.For(Resources.Pods);
-        for (var attempt = 0; ; attempt++)
-        {
-            var p = pods.Stored(Ns, pod)!;
-            change(p.Status!.ContainerStatuses!.Single(c => c.Name == Container));
-            try
-            {
-                await pods.UpdateStatusAsync(p, CancellationToken.None);
-                return;
-            }
-            catch (ConflictException) when (attempt < 10)
-            {
-            }
-        }
-    }
-
-    /// <summary>The kubelet: a container patched to a checkpoint image is restarted from it, unless the test holds its pod back.</summary>
-    private async Task KubeletAsync(CancellationToken ct)
-    {
-        var pods = _kube.For(Resources.Pods);
-        while (!ct.IsCancellationRequested)
-        {
-            foreach (var p in pods.AllStored())
-            {
-                var spec = p.Spec.Containers.Single(c => c.Name == Container).Image;
-                var cs = p.Status!.ContainerStatuses!.Single(c => c.Name == Container);
-                if (spec == cs.Image || _kubeletHolds.ContainsKey(p.Metadata.Name!)) continue;
-                await KubeletWritesAsync(p.Metadata.Name!, s =>
-                {
-                    var now = DateTimeOffset.UtcNow;
-                    s.LastState = new ContainerState
-                    {
-                        Terminated = new ContainerStateTerminated
-                        {
-                            ExitCode = 137, Reason = "Error", ContainerID = s.ContainerID, StartedAt = s.State?.Running?.StartedAt, FinishedAt = now,
-                        },
-                    };
-                    s.RestartCount++;
-                    s.ContainerID = $"containerd://{p.Metadata.Name}-{s.RestartCount}";
-                    s.Image = spec;
-                    s.ImageID = spec;
-                    s.Ready = true;
-                    s.State = Running();
-                });
-            }
-            try { await Task.Delay(10, ct); } catch (OperationCanceledException) { return; }
-        }
-    }
-
-    /// <summary>The pods' node agents' preparers: the images of every Restore that chose its checkpoint are ready at once.</summary>
-    private async Task NodeAgentAsync(CancellationToken ct)
-    {
-        var restores = _kube.For(CrscResources.Restores);
-        while (!ct.IsCancellationRequested)
-        {
-            foreach (var r in restores.AllStored())
-            {
-                if (r.Status is not { Image: not null } s || RestoreReconciler.IsTerminal(r) || s.FindCondition(RestoreConditions.ImagesReady) is not null)
-                    continue;
-                s.SetCondition(RestoreConditions.ImagesReady, ConditionStatus.True, "Pulled", "images present", r.Metadata.Generation, DateTimeOffset.UtcNow);
-                try
-                {
-                    await restores.UpdateStatusAsync(r, CancellationToken.None);
-                }
-                catch (ConflictException)
-                {
-                }
-            }
-            try { await Task.Delay(10, ct); } catch (OperationCanceledException) { return; }
-        }
-    }
 
     // ---- the daemons ----
 
