@@ -64,6 +64,15 @@ public sealed partial class CheckpointRestoreScenario
         EnsureImagesPortFree(options.ImagesListen);
         var daemon = StartDaemon(work, rig.Kubeconfig, daemonLog);
         Process? interceptor = null;
+        // the logs say why something failed; the work directory may be removed by whoever made it
+        string KeepLogs()
+        {
+            var kept = Path.Combine(Path.GetTempPath(), $"crsc-interceptor-scenario-{DateTime.UtcNow:HHmmss}");
+            Directory.CreateDirectory(kept);
+            foreach (var log in new[] { daemonLog, Path.Combine(work, "interceptor.log") })
+                if (File.Exists(log)) File.Copy(log, Path.Combine(kept, Path.GetFileName(log)), overwrite: true);
+            return kept;
+        }
         string? shortLink = null;
         try
         {
@@ -121,6 +130,14 @@ public sealed partial class CheckpointRestoreScenario
             var final = Get(http, appPort);
             say($"load stopped: {load.Summary()}; the app's count {final}");
             say($"interceptor: {status}");
+            if (load.Failed > 0)
+            {
+                // a failed request: what the interceptor logged about it, and both logs kept for a closer look
+                var log = Path.Combine(work, "interceptor.log");
+                foreach (var line in File.Exists(log) ? File.ReadLines(log).Where(l => !l.Contains("\"Information\"", StringComparison.Ordinal)).TakeLast(20) : [])
+                    say("interceptor log: " + line);
+                say($"the daemon's and the interceptor's logs are kept in {KeepLogs()}");
+            }
             var latencies = load.Latencies();
             return new InterceptorRestoreResult(load.Sent, load.Failed, load.PostsAcknowledged, before, final, restore.Status.Phase,
                 Percentile(latencies, 0.5), Percentile(latencies, 0.99), latencies.Count > 0 ? latencies[^1] : TimeSpan.Zero,
@@ -128,12 +145,7 @@ public sealed partial class CheckpointRestoreScenario
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            // the logs say why; the work directory may be removed by whoever made it
-            var kept = Path.Combine(Path.GetTempPath(), $"crsc-interceptor-scenario-{DateTime.UtcNow:HHmmss}");
-            Directory.CreateDirectory(kept);
-            foreach (var log in new[] { daemonLog, Path.Combine(work, "interceptor.log") })
-                if (File.Exists(log)) File.Copy(log, Path.Combine(kept, Path.GetFileName(log)), overwrite: true);
-            throw new InvalidOperationException($"{e.Message} (the daemon's and the interceptor's logs: {kept})", e);
+            throw new InvalidOperationException($"{e.Message} (the daemon's and the interceptor's logs: {KeepLogs()})", e);
         }
         finally
         {
