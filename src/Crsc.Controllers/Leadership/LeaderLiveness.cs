@@ -17,7 +17,7 @@ public sealed record LeaderLivenessOptions
 
     /// <summary>
     /// The leader counts as absent when its Lease has not been seen to change (renewed, taken, released) for this long,
-    /// measured on this process's clock from when the change was seen (configuration key <c>leaderElection.absentAfter</c>).
+    /// measured on this process's clock from when the change was seen (configuration key <c>leader.absentAfter</c>).
     /// </summary>
     public TimeSpan AbsentAfter { get; init; } = DefaultAbsentAfter;
 
@@ -31,7 +31,8 @@ public sealed record LeaderLivenessOptions
 
 /// <summary>
 /// Whether a leader is there, as a node sees it: a watch on the leader's Lease alone (a name-scoped informer), and the
-/// time, on this process's clock, when the Lease was last seen to change (its holder, renew time or resourceVersion).
+/// time, on this process's clock, when the Lease was last seen to change (its resourceVersion: any renewal, take-over or
+/// release changes it).
 /// The leader is absent when the Lease is missing, has no holder, or has not changed for
 /// <see cref="LeaderLivenessOptions.AbsentAfter"/> — a leader renews every retry period (2 s), so one missed renewal is
 /// enough, long before the Lease expires (15 s) and another instance may take it. As in <see cref="LeaderElector"/>, the
@@ -51,7 +52,6 @@ public sealed class LeaderLiveness
     private readonly SemaphoreSlim _wake = new(0, 1);
     private bool _known;
     private string? _holder;
-    private string? _renewTime;
     private string? _resourceVersion;
     private long _changedAt;
     private bool _reported = true;
@@ -204,13 +204,11 @@ public sealed class LeaderLiveness
     {
         lock (_gate)
         {
-            var renewTime = lease.Spec.RenewTime?.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var changed = !_known || lease.Spec.HolderIdentity != _holder || renewTime != _renewTime
-                          || lease.Metadata.ResourceVersion != _resourceVersion;
+            // every write of the Lease (a renewal, a take-over, a release) gives it a new resourceVersion
+            var changed = !_known || lease.Metadata.ResourceVersion != _resourceVersion;
             _known = true;
             if (!changed) return; // a relist or resync announcing what was seen already
             _holder = lease.Spec.HolderIdentity;
-            _renewTime = renewTime;
             _resourceVersion = lease.Metadata.ResourceVersion;
             _changedAt = _time.GetTimestamp();
             _changes++;
@@ -224,7 +222,6 @@ public sealed class LeaderLiveness
         {
             _known = true;
             _holder = null;
-            _renewTime = null;
             _resourceVersion = null;
             _changedAt = _time.GetTimestamp();
             _changes++;

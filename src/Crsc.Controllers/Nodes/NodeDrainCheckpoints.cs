@@ -49,8 +49,7 @@ public sealed partial class NodeDrainCheckpoints(NodeGoingAway state, NodeAwayCh
             var triedEpisode = 0;
             // the pods this episode's runs took (or tried), with their UID when known: a later pod of the same name is another
             var tried = new Dictionary<(string, string), string?>();
-            bool Tried(string ns, string pod, string? uid) =>
-                tried.TryGetValue((ns, pod), out var known) && (known is null || uid is null || known == uid);
+            bool Tried(string ns, string pod, string? uid) => tried.TryGetValue((ns, pod), out var known) && SamePod(known, uid);
             bool Untried(ManagedContainer c) => !Tried(c.Namespace, c.Pod, c.PodUid);
             // a restart in the middle of an episode: what it took before (bound to the first episode seen)
             var bound = true;
@@ -96,8 +95,8 @@ public sealed partial class NodeDrainCheckpoints(NodeGoingAway state, NodeAwayCh
                 {
                     Log.EvictionStarted(logger, string.Join(", ", evicted));
                     run = await checkpointer.CheckpointAllAsync(CheckpointReasons.NodeDrain, parallelism, null, ct,
-                        only: c => Untried(c) && evicted.Any(p => p.Namespace == c.Namespace && p.Name == c.Pod
-                            && (p.Uid is null || c.PodUid is null || p.Uid == c.PodUid))).ConfigureAwait(false);
+                        only: c => Untried(c) && evicted.Any(p => p.Namespace == c.Namespace && p.Name == c.Pod && SamePod(p.Uid, c.PodUid)))
+                        .ConfigureAwait(false);
                     // tried, whatever the run took: the kubelet is stopping these pods
                     foreach (var p in evicted) tried[(p.Namespace, p.Name)] = p.Uid;
                 }
@@ -123,6 +122,9 @@ public sealed partial class NodeDrainCheckpoints(NodeGoingAway state, NodeAwayCh
             if (evictions is not null) evictions.Changed -= OnEvictions;
         }
     }
+
+    /// <summary>Two pods of one name are the same pod unless both UIDs are known and differ (a StatefulSet's later pod).</summary>
+    private static bool SamePod(string? uid, string? other) => uid is null || other is null || uid == other;
 
     private static partial class Log
     {

@@ -47,8 +47,9 @@ public sealed partial class NodeFailureStandby
     private readonly ILogger _logger;
     private bool _acting;
 
-    private NodeFailureStandby(LeaderLiveness liveness, Func<bool> leading, ILogger logger)
+    private NodeFailureStandby(string nodeName, LeaderLiveness liveness, Func<bool> leading, ILogger logger)
     {
+        NodeName = nodeName;
         _liveness = liveness;
         _leading = leading;
         _logger = logger;
@@ -68,11 +69,10 @@ public sealed partial class NodeFailureStandby
         {
             Namespace = options.Namespace, LeaseName = options.LeaseName, AbsentAfter = options.LeaderAbsentAfter,
         });
-        var standby = new NodeFailureStandby(liveness, () => manager.IsLeading, manager.Loggers.CreateLogger<NodeFailureStandby>());
+        var standby = new NodeFailureStandby(options.NodeName, liveness, () => manager.IsLeading, manager.Loggers.CreateLogger<NodeFailureStandby>());
         var scope = new NodeStandbyScope(options.NodeName, () => standby.Active);
         standby.Failures = PodFailureReconciler.SetUpStandby(manager, scope, options.PodFailure);
         standby.Restores = RestoreReconciler.SetUpStandby(manager, scope, options.Restore);
-        standby.NodeName = options.NodeName;
         var pods = manager.Informers.PodsOnNode(options.NodeName);
         var restores = manager.Informers.For(CrscResources.Restores);
         liveness.Changed += present =>
@@ -87,7 +87,7 @@ public sealed partial class NodeFailureStandby
         return standby;
     }
 
-    public string NodeName { get; private set; } = "";
+    public string NodeName { get; }
 
     public LeaderLiveness Liveness => _liveness;
 
