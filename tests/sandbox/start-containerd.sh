@@ -72,6 +72,16 @@ done
 # the CRI plugin must have loaded (it fails alone, e.g. on a bad config section)
 in_ns ctr --address "$CONTAINERD_SOCK" plugins ls | grep -E '^io\.containerd\.grpc\.v1 +cri +' | grep -q ' ok' \
   || die "containerd's CRI plugin did not load; log: $R/var/log/crsc-sandbox-containerd.log"
+# ... and finished starting: until it has recovered its state it answers every CRI call UNAVAILABLE "server is not
+# initialized yet" (a test that ran in that moment failed). CRI Version over HTTP/2 with curl: a VersionRequest
+# {version: "v1"} in one gRPC frame; an answer that names the runtime means it is up.
+for i in $(seq 1 300); do
+  in_ns sh -c 'printf "\000\000\000\000\004\012\002v1" | curl -s --max-time 2 --unix-socket "$1" --http2-prior-knowledge \
+      -H "content-type: application/grpc" -H "te: trailers" --data-binary @- http://localhost/runtime.v1.RuntimeService/Version' \
+      cri-version "$CONTAINERD_SOCK" 2>/dev/null | grep -aq containerd && break
+  [ "$i" = 300 ] && die "containerd's CRI does not answer Version on $CONTAINERD_SOCK; log: $R/var/log/crsc-sandbox-containerd.log"
+  sleep 0.1
+done
 say "up in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s: CRI unix://$CONTAINERD_SOCK," \
     "registry $REGISTRY, images $BUSYBOX_IMAGE $PAUSE_IMAGE," \
     "pids: holder $(holder_pid) registry $(cat "$REGISTRY_PIDFILE") containerd $(cat "$CONTAINERD_PIDFILE")"

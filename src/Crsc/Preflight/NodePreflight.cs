@@ -21,6 +21,14 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
 {
     public const int MinimumCriuMajor = 4;
     private static readonly TimeSpan RuntimeTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long a runtime that answers "unavailable" is asked again before the row fails. A runtime that was just
+    /// started says so for a moment (containerd's CRI plugin answers "server is not initialized yet" while it recovers
+    /// its state), and `systemctl start containerd &amp;&amp; crsc preflight` must not fail on that.
+    /// </summary>
+    internal TimeSpan RuntimeStartupGrace { get; init; } = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan RuntimeRetryDelay = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan CriuVersionTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan CriuCheckTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan OciRuntimeVersionTimeout = TimeSpan.FromSeconds(10);
@@ -123,13 +131,27 @@ internal sealed partial class NodePreflight(IPreflightHost host, IProgramRunner 
                 "set runtime.endpoint to the runtime's CRI socket")], null);
         try
         {
-            var v = await runtime.VersionAsync(endpoint, RuntimeTimeout, ct).ConfigureAwait(false);
+            var v = await VersionAllowingStartupAsync(endpoint, ct).ConfigureAwait(false);
             return ([PreflightRow.Ok("runtime socket", $"{socket} answers (CRI {v.RuntimeApiVersion})"), RuntimeVersionRow(v.RuntimeName, v.RuntimeVersionString)], v);
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             return ([PreflightRow.Fail("runtime socket", $"{socket} exists but CRI Version failed: {e.Message}",
                 "check the runtime's logs (journalctl -u crio / -u containerd) and that its CRI plugin is enabled")], null);
+        }
+    }
+
+    /// <summary>CRI Version, asked again while the runtime says it is unavailable, for up to <see cref="RuntimeStartupGrace"/>.</summary>
+    private async Task<RuntimeVersion> VersionAllowingStartupAsync(string endpoint, CancellationToken ct)
+    {
+        var since = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try { return await runtime.VersionAsync(endpoint, RuntimeTimeout, ct).ConfigureAwait(false); }
+            catch (ContainerRuntimeException e) when (e.Kind == ContainerRuntimeErrorKind.Unavailable && since.Elapsed + RuntimeRetryDelay < RuntimeStartupGrace)
+            {
+                await Task.Delay(RuntimeRetryDelay, ct).ConfigureAwait(false);
+            }
         }
     }
 

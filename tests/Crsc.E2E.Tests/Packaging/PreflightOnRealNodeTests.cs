@@ -24,22 +24,25 @@ public sealed class PreflightOnRealNodeTests(RealRuntimeFixture sandbox)
                 "--checkpoint-dir", Path.Combine(dir, "checkpoints"), "--staging-dir", Path.Combine(dir, "staging"),
                 "--state-dir", Path.Combine(dir, "state"), "--socket", Path.Combine(dir, "run", "crsc.sock")], TimeSpan.FromMinutes(2));
             var output = r.Stdout;
-            Assert.Matches($@"runtime socket\s+OK\s+{sandbox.CriSocketPath} answers \(CRI v1", output);
-            Assert.Matches(@"runtime version\s+OK\s+containerd v?2\.[1-3]\.", output);
-            Assert.Matches(@"\ncriu\s+OK\s+CRIU [4-9]\.", output);
-            Assert.Matches(@"criu check\s+OK\s+Looks good", output);
+            // the whole report on a mismatch (Assert.Matches cuts the value to its first line or two)
+            void Has(string pattern, string text) =>
+                Assert.True(System.Text.RegularExpressions.Regex.IsMatch(text, pattern), $"no line matches /{pattern}/ in:\n{text}");
+            Has($@"runtime socket\s+OK\s+{sandbox.CriSocketPath} answers \(CRI v1", output);
+            Has(@"runtime version\s+OK\s+containerd v?2\.[1-3]\.", output);
+            Has(@"\ncriu\s+OK\s+CRIU [4-9]\.", output);
+            Has(@"criu check\s+OK\s+Looks good", output);
             // containerd 2.1 restores through CreateContainer with no opt-in, and CRIU is there: both capabilities
-            Assert.Matches(@"checkpoint support\s+OK\s", output);
-            Assert.Matches(@"restore support\s+OK\s", output);
-            Assert.Matches(@"kernel\s+OK\s+.*ns_last_pid", output);
-            Assert.Matches(@"checkpointDir\s+OK\s+.*the daemon creates it", output);
-            Assert.DoesNotContain("FAIL", output);
+            Has(@"checkpoint support\s+OK\s", output);
+            Has(@"restore support\s+OK\s", output);
+            Has(@"kernel\s+OK\s+.*ns_last_pid", output);
+            Has(@"checkpointDir\s+OK\s+.*the daemon creates it", output);
+            Assert.False(output.Contains("FAIL", StringComparison.Ordinal), output);
             Assert.True(r.ExitCode == 0, r.ToString());
 
             // and it fails, naming the fix, when the runtime is not where the configuration says
             var wrong = await sandbox.InNamespaceAsync([binary, "preflight", "--runtime-endpoint", "unix://" + Path.Combine(dir, "nothing.sock")], TimeSpan.FromMinutes(2));
             Assert.Equal(1, wrong.ExitCode);
-            Assert.Matches(@"runtime socket\s+FAIL\s+.*nothing\.sock does not exist\n\s+fix: ", wrong.Stdout);
+            Has(@"runtime socket\s+FAIL\s+.*nothing\.sock does not exist\n\s+fix: ", wrong.Stdout);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }

@@ -70,7 +70,10 @@ internal sealed class FakeNode : IPreflightHost, IProgramRunner, IRuntimeVersion
         return Task.FromResult(Runtime(endpoint));
     }
 
-    public NodePreflight Preflight() => new(this, this, this);
+    /// <summary>How long the preflight asks a runtime that answers "unavailable" again (short here: tests wait it out).</summary>
+    public TimeSpan RuntimeStartupGrace { get; set; } = TimeSpan.FromMilliseconds(700);
+
+    public NodePreflight Preflight() => new(this, this, this) { RuntimeStartupGrace = RuntimeStartupGrace };
 
     public async Task<IReadOnlyList<PreflightRow>> RunAsync(CrscOptions? options = null) =>
         await Preflight().RunAsync(options ?? new CrscOptions(), CancellationToken.None);
@@ -144,6 +147,44 @@ public sealed class NodePreflightTests
         Assert.Equal(PreflightStatus.Fail, row.Status);
         Assert.Contains("CRI Version failed: connection refused", row.Detail);
         Assert.Contains("journalctl", row.Fix);
+    }
+
+    [Fact]
+    public async Task A_runtime_that_is_still_starting_is_asked_again_until_it_answers()
+    {
+        // containerd's CRI plugin, for a moment after containerd starts, answers every call with UNAVAILABLE
+        // "server is not initialized yet" (CI saw a preflight run in that moment fail)
+        var node = FakeNode.Healthy();
+        node.RuntimeStartupGrace = TimeSpan.FromSeconds(30);
+        int calls = 0;
+        node.Runtime = _ => ++calls <= 2
+            ? throw new ContainerRuntimeException(ContainerRuntimeErrorKind.Unavailable, "CRI Version: runtime unavailable: server is not initialized yet")
+            : new RuntimeVersion("0.1.0", "containerd", "v2.1.9", "v1");
+        var rows = await node.RunAsync();
+        var row = Row(rows, "runtime socket");
+        Assert.Equal(PreflightStatus.Ok, row.Status);
+        Assert.Equal(3, node.VersionCalls.Count);
+        Assert.Contains("containerd v2.1.9", Row(rows, "runtime version").Detail);
+    }
+
+    [Fact]
+    public async Task A_runtime_that_stays_unavailable_fails_once_the_grace_is_over_and_other_errors_are_not_asked_again()
+    {
+        var node = FakeNode.Healthy();
+        node.RuntimeStartupGrace = TimeSpan.FromMilliseconds(700);
+        node.Runtime = _ => throw new ContainerRuntimeException(ContainerRuntimeErrorKind.Unavailable, "connection refused");
+        var row = Row(await node.RunAsync(), "runtime socket");
+        Assert.Equal(PreflightStatus.Fail, row.Status);
+        Assert.Contains("connection refused", row.Detail);
+        Assert.InRange(node.VersionCalls.Count, 2, 4); // asked again every 200 ms within the grace, then given up
+
+        var failing = FakeNode.Healthy();
+        failing.RuntimeStartupGrace = TimeSpan.FromSeconds(30);
+        failing.Runtime = _ => throw new ContainerRuntimeException(ContainerRuntimeErrorKind.Failed, "unknown service runtime.v1.RuntimeService");
+        var failed = Row(await failing.RunAsync(), "runtime socket");
+        Assert.Equal(PreflightStatus.Fail, failed.Status);
+        Assert.Contains("unknown service", failed.Detail);
+        Assert.Single(failing.VersionCalls);
     }
 
     [Theory]
