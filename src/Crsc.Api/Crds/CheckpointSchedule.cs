@@ -48,6 +48,13 @@ public sealed class CheckpointScheduleSpec
     /// <summary>No new checkpoints while true; existing ones and retention are untouched.</summary>
     public bool Suspend { get; set; }
 
+    /// <summary>
+    /// Where each new checkpoint is copied besides its node's store, so that losing the node does not lose it:
+    /// <see cref="CheckpointReplication.Registry"/> pushes its image to the registry crsc is configured with
+    /// (<c>images.registry</c>), in the background; retention deletes what it pushed there as well.
+    /// </summary>
+    public CheckpointReplication Replicate { get; set; } = CheckpointReplication.None;
+
     /// <summary>The interval as a <see cref="TimeSpan"/>, or null when the schedule uses cron or the value is bad.</summary>
     [JsonIgnore]
     public TimeSpan? IntervalValue => Interval is not null && GoDuration.TryParse(Interval, out var v) && v > TimeSpan.Zero ? v : null;
@@ -75,8 +82,18 @@ public sealed class CheckpointScheduleSpec
         Check.Duration(errors, "spec.interval", Interval);
         Check.CronSchedule(errors, "spec.cron", Cron);
         Retention?.Validate(errors, "spec.retention");
+        Check.Defined(errors, "spec.replicate", Replicate);
         return errors;
     }
+}
+
+/// <summary>Where a schedule's checkpoints are copied besides their node's store.</summary>
+public enum CheckpointReplication
+{
+    /// <summary>Only the node that took the checkpoint holds it.</summary>
+    None,
+    /// <summary>Its image is pushed to the configured registry as well.</summary>
+    Registry,
 }
 
 /// <summary>Which checkpoints of a schedule to keep. Limits combine: a checkpoint goes when any says so.</summary>

@@ -95,5 +95,31 @@ public sealed class CheckpointSource
 
 public sealed class ContainerCheckpointContentStatus : IHasConditions
 {
+    public const int MaxCopies = 16;
+
+    /// <summary>
+    /// Where the archive is besides <see cref="ContainerCheckpointContentSpec.Node"/>'s store: the nodes that fetched it
+    /// (to restore it there) and the registry it was replicated to. Each copy was verified (digest and MAC) when made.
+    /// </summary>
+    public List<CheckpointCopy>? Copies { get; set; }
     public List<Condition>? Conditions { get; set; }
+}
+
+public enum CheckpointCopyKind
+{
+    /// <summary>In another node's store, served by that node's image endpoint.</summary>
+    Node,
+    /// <summary>In the registry crsc is configured with (<c>replicate: registry</c>).</summary>
+    Registry,
+}
+
+/// <summary>One more place a checkpoint's archive is, as a checkpoint image.</summary>
+public sealed class CheckpointCopy
+{
+    public CheckpointCopyKind Kind { get; set; }
+    /// <summary>The node whose store holds the copy (<see cref="CheckpointCopyKind.Node"/>), or the node that pushed it.</summary>
+    public string? Node { get; set; }
+    /// <summary>The copy as a checkpoint image (<c>host/repo@sha256:…</c>).</summary>
+    public string ImageReference { get; set; } = "";
+    public DateTimeOffset? CopiedAt { get; set; }
 }

@@ -33,6 +33,7 @@ public static class Samples
             Interval = "1h30m",
             Retention = new RetentionPolicy { KeepLast = 5, MaxAge = "72h", MaxBytes = 10L << 30 },
             Suspend = true,
+            Replicate = CheckpointReplication.Registry,
         },
         Status = new CheckpointScheduleStatus
         {
@@ -75,7 +76,15 @@ public static class Samples
             DeletionPolicy = DeletionPolicy.Retain,
             CheckpointRef = new NamespacedObjectReference { Namespace = "shop", Name = "counter-app-20250520-100000", Uid = "6f1c2a4e-0000-4000-8000-000000000001" },
         },
-        Status = new ContainerCheckpointContentStatus { Conditions = Conditions() },
+        Status = new ContainerCheckpointContentStatus
+        {
+            Copies =
+            [
+                new CheckpointCopy { Kind = CheckpointCopyKind.Node, Node = "node-b", ImageReference = "node-b.crsc.local:5055/crsc/shop/counter/app@sha256:" + new string('b', 64), CopiedAt = T0 },
+                new CheckpointCopy { Kind = CheckpointCopyKind.Registry, Node = "node-a", ImageReference = "registry.example/crsc/shop/counter/app@sha256:" + new string('b', 64), CopiedAt = T0 },
+            ],
+            Conditions = Conditions(),
+        },
     };
 
     public static Restore Restore() => new()
