@@ -45,6 +45,21 @@ public sealed class ManualTimeProvider(DateTimeOffset? start = null) : TimeProvi
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="action"/> and moves the clock by <paramref name="step"/> whenever a timer is armed (a retry
+    /// backoff, say), until it completes; its result or exception is returned as it is.
+    /// </summary>
+    public async Task<T> RunAsync<T>(Func<Task<T>> action, TimeSpan step)
+    {
+        var task = action();
+        while (!task.IsCompleted)
+        {
+            if (ActiveTimers > 0) Advance(step);
+            else await Task.WhenAny(task, Task.Delay(5));
+        }
+        return await task;
+    }
+
     public void SetUtcNow(DateTimeOffset value)
     {
         var now = GetUtcNow();

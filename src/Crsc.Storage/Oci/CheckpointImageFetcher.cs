@@ -86,18 +86,7 @@ public sealed class CheckpointImageFetcher : IDisposable
         _options = options;
         _time = time ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _http = new HttpClient(handler ?? new SocketsHttpHandler
-        {
-            ConnectTimeout = options.ConnectTimeout,
-            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-            AutomaticDecompression = DecompressionMethods.None,
-            AllowAutoRedirect = false,
-        })
-        {
-            // a 1 GiB blob on a slow link takes long; the caller's token bounds the fetch
-            Timeout = Timeout.InfiniteTimeSpan,
-        };
-        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("crsc", typeof(CheckpointImageFetcher).Assembly.GetName().Version?.ToString(3) ?? "0"));
+        _http = RegistryHttp.NewClient(handler, options.ConnectTimeout, followRedirects: false);
     }
 
     /// <summary>The credentials for pulling <paramref name="repository"/> from a node's embedded endpoint: a pull token
@@ -129,7 +118,8 @@ public sealed class CheckpointImageFetcher : IDisposable
         var registry = new RegistryClientOptions { Registry = reference.Domain, Insecure = _options.Insecure, Credentials = credentials };
         var session = new Session(this, imageReference, reference,
             new Uri($"{(_options.Insecure ? "http" : "https")}://{reference.Domain}/"),
-            new RegistryAuthenticator(_http, registry, _time, _logger));
+            new RegistryHttp(_http, new RegistryAuthenticator(_http, registry, _time, _logger),
+                new RegistryRetry(_options.MaxAttempts, _options.RetryInitialDelay, _options.RetryMaxDelay), _time));
         try
         {
             var (doc, layer) = await session.ManifestAsync(ct).ConfigureAwait(false);
@@ -154,8 +144,9 @@ public sealed class CheckpointImageFetcher : IDisposable
 
     public void Dispose() => _http.Dispose();
 
-    /// <summary>One fetch: the image, the registry's base address and the authorization it wants.</summary>
-    private sealed class Session(CheckpointImageFetcher owner, string image, ImageReference reference, Uri baseUri, RegistryAuthenticator auth)
+    /// <summary>One fetch: the image, the registry's base address, and the registry conversation (authorization, retries).</summary>
+    private sealed class Session(CheckpointImageFetcher owner, string image, ImageReference reference, Uri baseUri, RegistryHttp registry)
+        : IRegistryFailures
     {
         public string Image => image;
         public CheckpointFetchOptions Options => owner._options;
@@ -335,74 +326,43 @@ public sealed class CheckpointImageFetcher : IDisposable
 
         /// <summary>A GET with the authorization the registry wants (answering one 401 challenge); 5xx and connection
         /// errors become <see cref="TransientRegistryException"/>. Credentials go only to the registry itself.</summary>
-        private async Task<HttpResponseMessage> SendAsync(Uri uri, RangeHeaderValue? range, CancellationToken ct)
-        {
-            var own = SameOrigin(uri);
-            for (var challenged = false; ; challenged = true)
+        private Task<HttpResponseMessage> SendAsync(Uri uri, RangeHeaderValue? range, CancellationToken ct) =>
+            registry.SendAsync(() =>
             {
-                using var request = new HttpRequestMessage(HttpMethod.Get, uri);
+                var request = new HttpRequestMessage(HttpMethod.Get, uri);
                 request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(OciMediaTypes.ImageManifest));
                 request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("*/*", 0.5));
                 if (range is not null) request.Headers.Range = range;
-                if (own) request.Headers.Authorization = await auth.HeaderAsync(Repository, Scope, ct).ConfigureAwait(false);
-                HttpResponseMessage response;
-                try { response = await owner._http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false); }
-                catch (Exception e) when (e is HttpRequestException or IOException || (e is TaskCanceledException && !ct.IsCancellationRequested))
-                {
-                    throw new TransientRegistryException(new RegistryException(reference.Domain!, Repository, null,
-                        $"GET {uri.GetLeftPart(UriPartial.Path)} failed: {e.Message}", inner: e));
-                }
-                if (response.StatusCode == HttpStatusCode.Unauthorized && own)
-                {
-                    if (challenged)
-                        throw await UnexpectedAsync(response, "the registry refused the authorization it had asked for", ct).ConfigureAwait(false);
-                    using (response) await auth.ChallengedAsync(response, Repository, Scope, ct).ConfigureAwait(false);
-                    continue;
-                }
-                if ((int)response.StatusCode >= 500)
-                    throw new TransientRegistryException(await UnexpectedAsync(response, $"GET {uri.GetLeftPart(UriPartial.Path)}", ct).ConfigureAwait(false));
-                return response;
-            }
-        }
+                return request;
+            }, null, Repository, SameOrigin(uri) ? Scope : null, this, ct);
 
-        public async Task<T> RetryAsync<T>(Func<Task<T>> attempt, string what, CancellationToken ct)
-        {
-            var backoff = NewBackoff();
-            for (var n = 1; ; n++)
-            {
-                try { return await attempt().ConfigureAwait(false); }
-                catch (TransientRegistryException e) when (n < Options.MaxAttempts)
-                {
-                    var wait = backoff.Next();
-                    Log.FetchRetrying(owner._logger, image, what, n, Options.MaxAttempts, wait, e.Error.Message);
-                    await Task.Delay(wait, owner._time, ct).ConfigureAwait(false);
-                }
-                catch (TransientRegistryException e)
-                {
-                    throw Error($"{what}: gave up after {n} attempts: {e.Error.Message}", e.Error);
-                }
-            }
-        }
+        RegistryException IRegistryFailures.Unreachable(string method, string path, Exception error) =>
+            new(reference.Domain!, Repository, null, $"{method} {path} failed: {error.Message}", inner: error);
 
-        public Backoff NewBackoff() => new(Options.RetryInitialDelay, Options.RetryMaxDelay, jitter: 0.2);
+        RegistryException IRegistryFailures.ServerFailed(RegistryAnswer answer) => Unexpected(answer, $"{answer.Method} {answer.Path}");
 
-        public Task DelayAsync(TimeSpan wait, CancellationToken ct) => Task.Delay(wait, owner._time, ct);
+        Exception IRegistryFailures.AuthorizationRefused(RegistryAnswer answer) =>
+            Unexpected(answer, "the registry refused the authorization it had asked for");
+
+        public Task<T> RetryAsync<T>(Func<Task<T>> attempt, string what, CancellationToken ct) =>
+            registry.RetryAsync(attempt,
+                (n, wait, error) => Retrying(what, n, wait, error.Message),
+                (n, error) => Error($"{what}: gave up after {n} attempts: {error.Message}", error),
+                ct);
+
+        public Backoff NewBackoff() => registry.Retry.NewBackoff();
+
+        public Task DelayAsync(TimeSpan wait, CancellationToken ct) => registry.DelayAsync(wait, ct);
 
         public void Retrying(string what, int attempt, TimeSpan wait, string reason) =>
             Log.FetchRetrying(owner._logger, image, what, attempt, Options.MaxAttempts, wait, reason);
 
-        private async Task<RegistryException> UnexpectedAsync(HttpResponseMessage response, string what, CancellationToken ct)
-        {
-            using (response)
-            {
-                string body;
-                try { body = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false); }
-                catch (Exception e) when (e is HttpRequestException or IOException) { body = ""; }
-                var (code, message) = RegistryErrors.Parse(body);
-                return new RegistryException(reference.Domain!, Repository, reference.Digest,
-                    $"{what}: answered {(int)response.StatusCode} {response.ReasonPhrase}", response.StatusCode, code, message);
-            }
-        }
+        private async Task<RegistryException> UnexpectedAsync(HttpResponseMessage response, string what, CancellationToken ct) =>
+            Unexpected(await RegistryHttp.ReadAnswerAsync(response, ct).ConfigureAwait(false), what);
+
+        private RegistryException Unexpected(RegistryAnswer answer, string what) =>
+            new(reference.Domain!, Repository, reference.Digest, $"{what}: answered {(int)answer.Status} {answer.Reason}",
+                answer.Status, answer.ErrorCode, answer.ServerMessage);
 
         private static async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, int max, CancellationToken ct)
         {

@@ -7,8 +7,9 @@ using Microsoft.Extensions.Logging;
 namespace Crsc.Storage.Oci;
 
 /// <summary>
-/// The authorization a <see cref="RegistryClient"/> sends: nothing until the registry challenges; then basic
-/// credentials (a <c>Basic</c> challenge), or a bearer token from the token service the <c>Bearer</c> challenge names
+/// The authorization a request to a registry carries (<see cref="RegistryHttp"/>, for the push and the fetch): nothing
+/// until the registry challenges; then basic credentials (a <c>Basic</c> challenge), or a bearer token from the token
+/// service the <c>Bearer</c> challenge names
 /// (distribution token spec: GET the realm with <c>service</c> and <c>scope</c>, with basic credentials or
 /// anonymously; an identity token is exchanged by an OAuth2 POST instead). Tokens are cached per scope until shortly
 /// before they expire, and a new one is fetched before a request rather than after a 401.

@@ -1,9 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
-using Crsc.Controllers.Queue;
 using Microsoft.Extensions.Logging;
 
 namespace Crsc.Storage.Oci;
@@ -20,11 +18,10 @@ namespace Crsc.Storage.Oci;
 public sealed class RegistryClient : IDisposable
 {
     private readonly RegistryClientOptions _options;
-    private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly HttpClient _http;
     private readonly Uri _base;
-    private readonly RegistryAuthenticator _auth;
+    private readonly RegistryHttp _registry;
 
     /// <param name="handler">null: a <see cref="SocketsHttpHandler"/> with the system's trust store</param>
     public RegistryClient(RegistryClientOptions options, TimeProvider time, ILogger<RegistryClient> logger, HttpMessageHandler? handler = null)
@@ -35,27 +32,17 @@ public sealed class RegistryClient : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(options.ChunkSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxAttempts, 1);
         _options = options;
-        _time = time;
         _logger = logger;
-        _http = new HttpClient(handler ?? new SocketsHttpHandler
-        {
-            ConnectTimeout = options.ConnectTimeout,
-            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-            AutomaticDecompression = DecompressionMethods.None,
-        })
-        {
-            // a 1 GiB blob on a slow link takes long; the caller's token bounds the push
-            Timeout = Timeout.InfiniteTimeSpan,
-        };
-        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("crsc", typeof(RegistryClient).Assembly.GetName().Version?.ToString(3) ?? "0"));
+        _http = RegistryHttp.NewClient(handler, options.ConnectTimeout, followRedirects: true);
         _base = new Uri($"{(options.Insecure ? "http" : "https")}://{ApiHost(options.Registry)}/");
-        _auth = new RegistryAuthenticator(_http, options, time, logger);
+        _registry = new RegistryHttp(_http, new RegistryAuthenticator(_http, options, time, logger),
+            new RegistryRetry(options.MaxAttempts, options.RetryInitialDelay, options.RetryMaxDelay), time);
     }
 
     public string Registry => _options.Registry;
 
     /// <summary>Bearer tokens fetched from the token service so far.</summary>
-    public int TokensFetched => _auth.TokensFetched;
+    public int TokensFetched => _registry.Auth.TokensFetched;
 
     /// <summary>Pushes the blobs the registry lacks, then the manifest under the image's tag.</summary>
     /// <exception cref="ArgumentException">a repository, tag or digest is not valid (names it)</exception>
@@ -237,99 +224,46 @@ public sealed class RegistryClient : IDisposable
                 $"{what}: the registry stored it under digest {stored}", response.StatusCode);
     }
 
-    // ---- one request: authorization and its challenge ----
+    // ---- one request: authorization and its challenge, retries (RegistryHttp), in the push's words ----
 
     /// <summary>
     /// Sends a request with the authorization the registry wants; on a 401 answers the challenge and sends it once more
     /// (the request and its content are built again). A 5xx answer or a connection error becomes a
     /// <see cref="TransientRegistryException"/>; other answers are returned for the caller to judge.
     /// </summary>
-    private async Task<HttpResponseMessage> SendAsync(string repository, string digest, string what,
+    private Task<HttpResponseMessage> SendAsync(string repository, string digest, string what,
         Func<HttpRequestMessage> newRequest, Func<CancellationToken, Task<HttpContent?>>? newContent, CancellationToken ct)
+        => _registry.SendAsync(newRequest, newContent, repository, $"repository:{repository}:pull,push",
+            new PushFailures(this, repository, digest, what), ct);
+
+    /// <summary>How a push words what <see cref="RegistryHttp"/> finds wrong with one of its requests.</summary>
+    private sealed class PushFailures(RegistryClient client, string repository, string digest, string what) : IRegistryFailures
     {
-        var scope = $"repository:{repository}:pull,push";
-        for (var challenged = false; ; challenged = true)
-        {
-            using var request = newRequest();
-            request.Headers.Authorization = await _auth.HeaderAsync(repository, scope, ct);
-            if (newContent is not null) request.Content = await newContent(ct);
-            HttpResponseMessage response;
-            try
-            {
-                response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
-            }
-            catch (HttpRequestException e) when (e.InnerException is { } inner && !IsTransport(inner))
-            {
-                // the blob's own stream failed (e.g. a stored archive that no longer matches its digest): not the
-                // network's fault, and another try would read the same bytes
-                ExceptionDispatchInfo.Throw(inner);
-                throw;
-            }
-            catch (Exception e) when (e is HttpRequestException or IOException
-                                          || (e is TaskCanceledException && !ct.IsCancellationRequested))
-            {
-                throw new TransientRegistryException(new RegistryException(_options.Registry, repository, digest,
-                    $"{what}: {request.Method} {Redact(request.RequestUri)} failed: {e.Message}", inner: e));
-            }
-            if (response.StatusCode == HttpStatusCode.Unauthorized)
-            {
-                if (challenged)
-                {
-                    var error = await ErrorAsync(response, repository, digest, what, ct);
-                    throw new RegistryAuthenticationException(_options.Registry, repository,
-                        $"{what}: the registry refused the authorization it had asked for ({_options.Credentials?.ToString() ?? "anonymous"})",
-                        error.StatusCode, error.ErrorCode, error.ServerMessage);
-                }
-                using (response) await _auth.ChallengedAsync(response, repository, scope, ct);
-                continue;
-            }
-            if ((int)response.StatusCode >= 500)
-                throw new TransientRegistryException(await ErrorAsync(response, repository, digest, what, ct));
-            return response;
-        }
+        public RegistryException Unreachable(string method, string path, Exception error) =>
+            new(client._options.Registry, repository, digest, $"{what}: {method} {path} failed: {error.Message}", inner: error);
+
+        public RegistryException ServerFailed(RegistryAnswer answer) => client.Error(answer, repository, digest, what);
+
+        public Exception AuthorizationRefused(RegistryAnswer answer) =>
+            new RegistryAuthenticationException(client._options.Registry, repository,
+                $"{what}: the registry refused the authorization it had asked for ({client._options.Credentials?.ToString() ?? "anonymous"})",
+                answer.Status, answer.ErrorCode, answer.ServerMessage);
     }
 
-    private static bool IsTransport(Exception e) =>
-        e is IOException or System.Net.Sockets.SocketException or HttpRequestException
-            or System.Security.Authentication.AuthenticationException or OperationCanceledException;
-
-    private async Task<T> RetryAsync<T>(Func<Task<T>> attempt, CancellationToken ct)
-    {
-        var backoff = new Backoff(_options.RetryInitialDelay, _options.RetryMaxDelay, jitter: 0.2);
-        for (var n = 1; ; n++)
-        {
-            try
-            {
-                return await attempt();
-            }
-            catch (TransientRegistryException e) when (n < _options.MaxAttempts)
-            {
-                var wait = backoff.Next();
-                Log.Retrying(_logger, _options.Registry, n, _options.MaxAttempts, wait, e.Error.Message);
-                await Task.Delay(wait, _time, ct);
-            }
-            catch (TransientRegistryException e)
-            {
-                throw new RegistryException(e.Error.Registry, e.Error.Repository, e.Error.Digest,
-                    $"gave up after {n} attempts: {StripPrefix(e.Error)}", e.Error.StatusCode, e.Error.ErrorCode, e.Error.ServerMessage, e.Error);
-            }
-        }
-    }
+    private Task<T> RetryAsync<T>(Func<Task<T>> attempt, CancellationToken ct) =>
+        _registry.RetryAsync(attempt,
+            (n, wait, error) => Log.Retrying(_logger, _options.Registry, n, _options.MaxAttempts, wait, error.Message),
+            (n, error) => new RegistryException(error.Registry, error.Repository, error.Digest,
+                $"gave up after {n} attempts: {StripPrefix(error)}", error.StatusCode, error.ErrorCode, error.ServerMessage, error),
+            ct);
 
     /// <summary>The error the registry's answer describes (its body is read and disposed of).</summary>
     private async Task<RegistryException> ErrorAsync(HttpResponseMessage response, string repository, string? digest, string what, CancellationToken ct)
-    {
-        using (response)
-        {
-            string body;
-            try { body = await response.Content.ReadAsStringAsync(ct); }
-            catch (Exception e) when (e is HttpRequestException or IOException) { body = ""; }
-            var (code, message) = RegistryErrors.Parse(body);
-            return new RegistryException(_options.Registry, repository, digest,
-                $"{what}: {response.RequestMessage?.Method} {Redact(response.RequestMessage?.RequestUri)} answered {(int)response.StatusCode} {response.ReasonPhrase}",
-                response.StatusCode, code, message);
-        }
-    }
+        => Error(await RegistryHttp.ReadAnswerAsync(response, ct), repository, digest, what);
+
+    private RegistryException Error(RegistryAnswer answer, string repository, string? digest, string what) =>
+        new(_options.Registry, repository, digest, $"{what}: {answer.Method} {answer.Path} answered {(int)answer.Status} {answer.Reason}",
+            answer.Status, answer.ErrorCode, answer.ServerMessage);
 
     // ---- URLs ----
 
@@ -352,9 +286,6 @@ public sealed class RegistryClient : IDisposable
         var dash = text.IndexOf('-', StringComparison.Ordinal);
         return dash > 0 && long.TryParse(text[(dash + 1)..], out var end) ? end : null;
     }
-
-    /// <summary>A URL for messages: no query (upload state tokens are long and say nothing to a reader).</summary>
-    private static string Redact(Uri? uri) => uri is null ? "" : uri.GetLeftPart(UriPartial.Path);
 
     private static string StripPrefix(RegistryException e)
     {

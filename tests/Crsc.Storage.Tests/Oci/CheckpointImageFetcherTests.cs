@@ -317,6 +317,42 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
         Assert.Equal(3, BlobGets(_registry, image.Layer.Digest).Count);
     }
 
+    [Theory]
+    [InlineData(0, " failed: ")] // the connection dropped
+    [InlineData(503, ": answered 503 Service Unavailable (HTTP 503 UNKNOWN: injected failure (503))")]
+    public async Task A_registry_that_keeps_failing_is_given_up_on_after_the_attempts_naming_the_request(int code, string said)
+    {
+        var (_, image, _, reference) = await PublishedAsync();
+        _registry!.FailNext(10, code, r => r.Path.Contains("/manifests/", StringComparison.Ordinal));
+
+        var e = await Assert.ThrowsAsync<CheckpointFetchException>(() =>
+            Fetcher(Options() with { MaxAttempts = 3 }).FetchAsync(reference, Puller, null, CancellationToken.None));
+
+        Assert.Contains($"{reference}: getting the manifest: gave up after 3 attempts: ", e.Message);
+        Assert.Contains($"GET http://{_registry.Host}/v2/{image.Repository}/manifests/{image.Manifest.Digest}{said}", e.Message);
+        Assert.IsType<RegistryException>(e.InnerException);
+        Assert.Equal(3, _registry.Requests.Count(r => r.Path.Contains("/manifests/", StringComparison.Ordinal)));
+        AssertNothingCommitted();
+    }
+
+    [Fact]
+    public async Task A_registry_that_refuses_the_authorization_it_asked_for_is_not_asked_again()
+    {
+        // anonymous: the token service hands out a token that grants nothing, and the registry refuses it
+        var (_, image, _, reference) = await PublishedAsync();
+
+        var e = await Assert.ThrowsAsync<CheckpointFetchException>(() => Fetcher().FetchAsync(reference, null, null, CancellationToken.None));
+
+        Assert.Contains("the registry refused the authorization it had asked for: answered 401 Unauthorized", e.Message);
+        Assert.Contains("UNAUTHORIZED", e.Message);
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, Assert.IsType<RegistryException>(e.InnerException).StatusCode);
+        var gets = _registry!.Requests.Where(r => r.Path.Contains("/manifests/", StringComparison.Ordinal)).ToList();
+        Assert.Equal([null, "Bearer"], gets.Select(r => r.AuthScheme));
+        Assert.Equal(1, _registry.TokensIssued);
+        Assert.Empty(BlobGets(_registry, image.Layer.Digest));
+        AssertNothingCommitted();
+    }
+
     [Fact]
     public async Task A_checkpoint_the_registry_does_not_have_is_named_in_the_error()
     {

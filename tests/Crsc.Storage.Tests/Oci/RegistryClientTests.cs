@@ -55,16 +55,7 @@ public sealed class RegistryClientTests : IAsyncLifetime
             image.Manifest, TestImage.ManifestMediaType);
 
     /// <summary>Runs the push, moving the test clock whenever the client waits (retry backoff).</summary>
-    private async Task<T> WithClockAsync<T>(Func<Task<T>> action)
-    {
-        var task = action();
-        while (!task.IsCompleted)
-        {
-            if (_time.ActiveTimers > 0) _time.Advance(TimeSpan.FromMilliseconds(100));
-            else await Task.WhenAny(task, Task.Delay(5));
-        }
-        return await task;
-    }
+    private Task<T> WithClockAsync<T>(Func<Task<T>> action) => _time.RunAsync(action, TimeSpan.FromMilliseconds(100));
 
     private static void AssertStored(FakeRegistry registry, TestImage image, string tag = "v1")
     {
