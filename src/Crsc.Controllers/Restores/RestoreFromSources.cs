@@ -36,7 +36,7 @@ internal static class RestoreFromSources
     /// <summary>
     /// The sources to fetch the archive from for <paramref name="here"/>: the registry copies first (they outlive any
     /// node), then the node that took it (unless it is gone, <paramref name="whyGone"/>), then the other nodes that hold a
-    /// copy (unless gone). The places left out say why.
+    /// copy, the newest copy first (unless gone). The places left out say why.
     /// </summary>
     /// <param name="whyGone">why a node is gone (it cannot serve), or null when it is there</param>
     public static FetchSources For(ContainerCheckpointContent content, string here, Func<string, string?> whyGone)
