@@ -53,7 +53,12 @@ public static class Annotations
     /// with <see cref="Interceptor"/>, only pods that carry it are restored automatically.
     /// </summary>
     public const string InterceptorSidecarAttached = "crsc.io/interceptor-sidecar-attached";
-    /// <summary>Reserved (DESIGN.md §2, a later wave): restore this pod in place from that ContainerCheckpoint. Nothing reads it yet.</summary>
+    /// <summary>
+    /// The name of a ContainerCheckpoint of the pod's namespace: once the pod runs, the node agent of its node (any node,
+    /// also another than the one the checkpoint was taken on) brings the checkpoint there and restores the container the
+    /// checkpoint is of in place, through a Restore it creates (<see cref="RestoreFromPod"/>). The pod's condition
+    /// <see cref="PodConditions.RestoreFrom"/> says how far it got or why it keeps running cold.
+    /// </summary>
     public const string RestoreFrom = "crsc.io/restore-from";
 
     // --- static pods (manifests in the kubelet's static pod directory) ---
@@ -88,6 +93,11 @@ public static class Annotations
     public const string FailedPod = "crsc.io/failed-pod";
     /// <summary>On Restores made by the failure detector: when the failure showed in the pod's status (RFC 3339).</summary>
     public const string FailedAt = "crsc.io/failed-at";
+    /// <summary>
+    /// On a Restore a node agent made for a pod's <see cref="RestoreFrom"/>: the pod's name (its UID is the label
+    /// <see cref="Labels.RestoreFromPodUid"/>).
+    /// </summary>
+    public const string RestoreFromPod = "crsc.io/restore-from-pod";
 
     // --- on Restores a user creates ---
 
@@ -138,6 +148,22 @@ public static class Labels
     public const string Container = "crsc.io/container";
     /// <summary>On a ContainerCheckpointContent: the UID of its ContainerCheckpoint.</summary>
     public const string CheckpointUid = "crsc.io/checkpoint-uid";
+    /// <summary>
+    /// On a Restore a node agent made for a pod's <see cref="Annotations.RestoreFrom"/>: the UID of that pod (one Restore
+    /// per pod, also across restarts of the agent).
+    /// </summary>
+    public const string RestoreFromPodUid = "crsc.io/restore-from-pod-uid";
+}
+
+/// <summary>The condition types crsc writes on pods (their status subresource; the kubelet keeps conditions it does not own).</summary>
+public static class PodConditions
+{
+    /// <summary>
+    /// On a pod with <see cref="Annotations.RestoreFrom"/>: True (reason <c>RestoreRequested</c>) once its Restore is made;
+    /// Unknown while the checkpoint is fetched to the pod's node; False, with the reason, when it cannot be restored and
+    /// keeps running cold (<c>InvalidAnnotation</c>, <c>CheckpointNotFound</c>, <c>CheckpointUnreachable</c>, …).
+    /// </summary>
+    public const string RestoreFrom = "crsc.io/RestoreFrom";
 }
 
 /// <summary>The finalizers crsc puts on objects.</summary>

@@ -33,6 +33,7 @@ public sealed class VocabularyTests
         ["Annotations.TakenOfflineOn"] = "crsc.io/taken-offline-on",
         ["Annotations.FailedPod"] = "crsc.io/failed-pod",
         ["Annotations.FailedAt"] = "crsc.io/failed-at",
+        ["Annotations.RestoreFromPod"] = "crsc.io/restore-from-pod",
         ["Annotations.AllowUnauthenticated"] = "crsc.io/allow-unauthenticated",
         ["Annotations.Restore"] = "crsc.io/restore",
         ["Annotations.RestoredFrom"] = "crsc.io/restored-from",
@@ -45,6 +46,9 @@ public sealed class VocabularyTests
         ["Labels.Workload"] = "crsc.io/workload",
         ["Labels.Container"] = "crsc.io/container",
         ["Labels.CheckpointUid"] = "crsc.io/checkpoint-uid",
+        ["Labels.RestoreFromPodUid"] = "crsc.io/restore-from-pod-uid",
+
+        ["PodConditions.RestoreFrom"] = "crsc.io/RestoreFrom",
 
         ["Finalizers.Archive"] = "crsc.io/archive",
 
@@ -105,7 +109,7 @@ public sealed class VocabularyTests
 
     private static readonly Type[] Vocabulary =
     [
-        typeof(Annotations), typeof(Labels), typeof(Finalizers), typeof(SchedulingGates), typeof(CrscApi),
+        typeof(Annotations), typeof(Labels), typeof(Finalizers), typeof(SchedulingGates), typeof(PodConditions), typeof(CrscApi),
         typeof(CheckpointArchiveLayout), typeof(ConfigDumpFields), typeof(SpecDumpAnnotations), typeof(KubeletLabels),
         typeof(CheckpointImageAnnotations), typeof(StoreManifest),
     ];

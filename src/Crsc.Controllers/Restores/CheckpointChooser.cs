@@ -29,13 +29,14 @@ internal sealed record CheckpointChoice(CheckpointChoiceKind Kind, string Messag
 /// the message says why, from the workload's checkpoints in the API: none was ever taken, the last ones failed (with the
 /// runtime's message), some are not finished, or the completed ones are of another image.
 /// </summary>
+/// <param name="nodeGone">whether a node is gone (cannot serve its checkpoints); null when that cannot be told</param>
 internal sealed class CheckpointChooser(Informer<Pod> pods, Informer<ContainerCheckpoint> checkpoints,
-    Informer<ContainerCheckpointContent> contents)
+    Informer<ContainerCheckpointContent> contents, Func<string, bool>? nodeGone = null)
 {
     public CheckpointChoice Choose(Restore restore, Pod pod, string container, string baseImage)
     {
         var ns = restore.Metadata.Namespace!;
-        if (restore.Spec.CheckpointName is { } named) return Named(ns, named, container, baseImage);
+        if (restore.Spec.CheckpointName is { } named) return Named(ns, named, container, baseImage, pod);
 
         var workload = restore.Spec.Target.Kind == RestoreTargetKind.Deployment
             ? $"Deployment {restore.Spec.Target.Name}"
@@ -62,7 +63,7 @@ internal sealed class CheckpointChooser(Informer<Pod> pods, Informer<ContainerCh
                 otherImages.Add($"{c.Metadata.Name} ({source ?? "no recorded image"})");
                 continue;
             }
-            return WithImage(c, content);
+            return WithImage(c, content, pod);
         }
         return new(CheckpointChoiceKind.NoneUsable,
             $"none of the {candidates.Count} Completed checkpoints of container {container} of {workload} was taken from the pod's image {baseImage} " +
@@ -108,7 +109,7 @@ internal sealed class CheckpointChooser(Informer<Pod> pods, Informer<ContainerCh
             ? $"; since then, {failed.Describe()}"
             : "";
 
-    private CheckpointChoice Named(string ns, string name, string container, string baseImage)
+    private CheckpointChoice Named(string ns, string name, string container, string baseImage, Pod pod)
     {
         var c = checkpoints.Get(new ObjectKey(ns, name));
         if (c is null) return new(CheckpointChoiceKind.Invalid, $"spec.checkpointName: ContainerCheckpoint {ns}/{name} does not exist");
@@ -130,11 +131,17 @@ internal sealed class CheckpointChooser(Informer<Pod> pods, Informer<ContainerCh
             return new(CheckpointChoiceKind.NoneUsable,
                 $"checkpoint {name} was taken from image {content.Spec.Source.Image ?? "(not recorded)"}, but the pod runs {baseImage} " +
                 "(a new image is a new version of the app, and an older version's checkpoint is not restored into it)");
-        return WithImage(c, content);
+        return WithImage(c, content, pod);
     }
 
-    private static CheckpointChoice WithImage(ContainerCheckpoint c, ContainerCheckpointContent content)
+    /// <summary>
+    /// The checkpoint with the image the pod's node restores it from (<see cref="RestoreFromSources.ImageFor"/>): the copy
+    /// in that node's store, else the image of the node that took it, else — that node gone — a registry copy.
+    /// </summary>
+    private CheckpointChoice WithImage(ContainerCheckpoint c, ContainerCheckpointContent content, Pod pod)
     {
+        if (RestoreFromSources.ImageFor(content, pod.Spec.NodeName, nodeGone) is var (image, from) && image != content.Spec.ImageReference)
+            return new(CheckpointChoiceKind.Found, $"checkpoint {c.Metadata.Name}, image {image} ({from})", c, image);
         if (string.IsNullOrWhiteSpace(content.Spec.ImageReference))
             return new(CheckpointChoiceKind.Wait,
                 $"checkpoint {c.Metadata.Name} has no image yet (ContainerCheckpointContent {content.Metadata.Name} has no spec.imageReference; " +

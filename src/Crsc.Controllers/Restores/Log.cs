@@ -60,4 +60,25 @@ internal static partial class Log
 
     [LoggerMessage(21025, LogLevel.Warning, "Restore {Namespace}/{Name}: node {Node} cannot restore, the fallback applies: {Message}")]
     public static partial void RuntimeCannotRestore(ILogger logger, string @namespace, string name, string node, string message);
+
+    [LoggerMessage(21040, LogLevel.Information, "Pod {Namespace}/{Pod}: fetching checkpoint {Checkpoint} from {Source} to node {Node}")]
+    public static partial void Fetching(ILogger logger, string @namespace, string pod, string checkpoint, string source, string node);
+
+    [LoggerMessage(21041, LogLevel.Information, "Pod {Namespace}/{Pod}: checkpoint {Checkpoint} from {Source} is {LocalImage} here ({Bytes} bytes, already present: {AlreadyPresent})")]
+    public static partial void Fetched(ILogger logger, string @namespace, string pod, string checkpoint, string source, string localImage, long bytes, bool alreadyPresent);
+
+    [LoggerMessage(21042, LogLevel.Warning, "Pod {Namespace}/{Pod}: fetching checkpoint {Checkpoint} from {Source} failed (refused: {Refused})")]
+    public static partial void FetchFailed(ILogger logger, Exception e, string @namespace, string pod, string checkpoint, string source, bool refused);
+
+    [LoggerMessage(21043, LogLevel.Warning, "Pod {Namespace}/{Pod}: checkpoint {Checkpoint} not fetched ({Reason}): {Message}")]
+    public static partial void Unreachable(ILogger logger, string @namespace, string pod, string checkpoint, string reason, string message);
+
+    [LoggerMessage(21044, LogLevel.Information, "Pod {Namespace}/{Pod}: made Restore {Restore} from checkpoint {Checkpoint}")]
+    public static partial void RestoreMade(ILogger logger, string @namespace, string pod, string restore, string checkpoint);
+
+    [LoggerMessage(21045, LogLevel.Warning, "Pod {Namespace}/{Pod}: not restored from its checkpoint ({Reason}): {Message}")]
+    public static partial void NotRestored(ILogger logger, string @namespace, string pod, string reason, string message);
+
+    [LoggerMessage(21046, LogLevel.Warning, "Pod {Namespace}/{Pod}: the fetch progress could not be written to its condition")]
+    public static partial void ConditionNotWritten(ILogger logger, Exception e, string @namespace, string pod);
 }

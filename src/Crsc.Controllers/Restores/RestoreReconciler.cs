@@ -200,7 +200,10 @@ public sealed class RestoreReconciler : IReconciler
         _restores = restores;
         _pods = pods;
         _checkpoints = checkpoints;
-        _chooser = new CheckpointChooser(pods, checkpoints, contents);
+        // a node without a CheckpointNode is gone (a registry copy of its checkpoints is restored instead); only the
+        // leader's cache holds every node's, the standby's holds its own
+        _chooser = new CheckpointChooser(pods, checkpoints, contents,
+            standby is null && nodes is not null ? n => nodes.HasSynced && nodes.Get(ObjectKey.Cluster(n)) is null : null);
         _events = events;
         _options = options;
         _time = time;
