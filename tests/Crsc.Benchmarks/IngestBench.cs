@@ -114,8 +114,11 @@ public sealed class IngestBench : IBenchmark
     }
 
     /// <summary>A CRI checkpoint archive of about <paramref name="size"/> bytes: metadata plus CRIU page images in 64 MiB files.</summary>
-    internal static void WriteArchive(string path, long size)
+    /// <param name="pages">the content of one page image file of the given length and seed; null: <see cref="PagesStream"/>
+    /// (a process dump's mix of zero, text-like and random pages)</param>
+    internal static void WriteArchive(string path, long size, Func<long, ulong, Stream>? pages = null)
     {
+        pages ??= (length, seed) => new PagesStream(length, seed);
         using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
         using var tar = new TarWriter(file, TarEntryFormat.Pax, leaveOpen: true);
         tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "checkpoint/"));
@@ -134,7 +137,7 @@ public sealed class IngestBench : IBenchmark
             var length = Math.Min(part, size - written);
             tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, $"checkpoint/pages-{index + 1}.img")
             {
-                DataStream = new PagesStream(length, seed: (ulong)index + 1),
+                DataStream = pages(length, (ulong)index + 1),
             });
         }
     }
