@@ -67,6 +67,7 @@ public sealed class RbacTests
                     expected.Add($"{group}/{r}:{v}");
         }
         Add("", "pods", "get,list,watch,patch,delete");
+        Add("", "pods/status", "patch"); // the crsc.io/RestoreFrom condition
         Add("apps", "deployments,replicasets,statefulsets", "get,list,watch");
         Add("apps", "deployments/finalizers", "update");
         // the one workload edit: the interceptor sidecar in the pod template of a Deployment that asks for it
