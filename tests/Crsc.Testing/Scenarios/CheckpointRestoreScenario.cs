@@ -346,7 +346,9 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
         ApiVersion = apiVersion, Kind = kind, Name = meta.Name!, Uid = meta.Uid!, Controller = true, BlockOwnerDeletion = true,
     };
 
-    private Process StartDaemon(string work, string kubeconfig, string log)
+    /// <param name="nodeName">the daemon's node (default: the scenario's)</param>
+    /// <param name="imagesListen">where it serves checkpoint images (default: the scenario's)</param>
+    private Process StartDaemon(string work, string kubeconfig, string log, string? nodeName = null, string? imagesListen = null)
     {
         var psi = new ProcessStartInfo(options.Binary, ["daemon"])
         {
@@ -354,7 +356,7 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
         };
         psi.Environment.Clear();
         psi.Environment["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin";
-        psi.Environment["NODE_NAME"] = options.NodeName;
+        psi.Environment["NODE_NAME"] = nodeName ?? options.NodeName;
         psi.Environment["CRSC_KUBECONFIG"] = kubeconfig;
         psi.Environment["CRSC_RUNTIME_ENDPOINT"] = options.RuntimeEndpoint;
         psi.Environment["CRSC_SOCKET"] = Path.Combine(work, "run", "crsc.sock");
@@ -362,7 +364,7 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
         psi.Environment["CRSC_NODE_STATE_DIRECTORY"] = Path.Combine(work, "node-state");
         psi.Environment["CRSC_CHECKPOINT_DIR"] = Path.Combine(work, "checkpoints");
         psi.Environment["CRSC_STAGING_DIR"] = Path.Combine(work, "staging");
-        psi.Environment["CRSC_IMAGES_LISTEN"] = options.ImagesListen;
+        psi.Environment["CRSC_IMAGES_LISTEN"] = imagesListen ?? options.ImagesListen;
         // the sandbox kubelet's root (its pods' volumes are under <root>/pods, where crsc finds an interceptor's socket)
         psi.Environment["CRSC_KUBELET_CHECKPOINT_DIR"] = Path.Combine(work, "kubelet", "checkpoints");
         psi.Environment["CRSC_CONFIG"] = Path.Combine(work, "config.yaml");
