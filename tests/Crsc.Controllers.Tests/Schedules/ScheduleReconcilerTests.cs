@@ -722,5 +722,12 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
         replication = _schedulesApi.Stored(Ns, "cart")!.Status!.FindCondition(ScheduleReconciler.ConditionReplication);
         Assert.Equal((ConditionStatus.True, ScheduleReconciler.ReasonReplicating), (replication!.Status, replication.Reason));
         Assert.Single(_events.Events, e => e.Reason == ScheduleReconciler.ReasonNoRegistry);
+
+        // a registry that every image is published to: the schedule is satisfied as it is
+        var publishing = await StartAgentAsync(registry: CheckpointRegistryMode.Publish);
+        _time.Advance(TimeSpan.FromMinutes(10));
+        await publishing.ReconcileAsync("cart");
+        replication = _schedulesApi.Stored(Ns, "cart")!.Status!.FindCondition(ScheduleReconciler.ConditionReplication);
+        Assert.Equal((ConditionStatus.True, ScheduleReconciler.ReasonPublishedToRegistry), (replication!.Status, replication.Reason));
     }
 }
