@@ -221,6 +221,8 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("shutdown:\n  parallelism: \"0\"\n", "shutdown.parallelism", "0")]
     [InlineData("shutdown:\n  parallelism: \"65\"\n", "shutdown.parallelism", "65")]
     [InlineData("images:\n  listen: \"\"\n  advertise: 10.0.0.5:5055\n", "images.advertise", "10.0.0.5:5055")]
+    [InlineData("images:\n  registry: registry.example\n  registryMode: mirror\n", "images.registryMode", "mirror")]
+    [InlineData("images:\n  registryMode: replicate\n", "images.registryMode", "replicate")]
     public void A_bad_value_is_named_with_its_key_value_and_source(string yaml, string key, string value)
     {
         var path = Write(yaml);

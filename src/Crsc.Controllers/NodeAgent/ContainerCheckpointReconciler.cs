@@ -10,6 +10,7 @@ using Crsc.Controllers.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Crsc.Controllers.Hosting;
+using Crsc.Controllers.Replication;
 
 namespace Crsc.Controllers.NodeAgent;
 
@@ -29,8 +30,8 @@ public sealed record ContainerCheckpointReconcilerOptions
 /// by an earlier daemon, or by a status write that failed — is finished from the archive the store says it owns
 /// (<see cref="ICheckpointStore.FindByOwner"/>), else failed ("interrupted by daemon restart"); it is never
 /// checkpointed again. Content and status are written by the <see cref="CheckpointRecorder"/> the outbox uses too. <c>deletionPolicy: Delete</c> puts the
-/// <see cref="Finalizers.Archive"/> on the object before it runs; deleting the object then deletes the archive and the
-/// Content.
+/// <see cref="Finalizers.Archive"/> on the object before it runs; deleting the object then deletes the archive, its
+/// copies in the registry (<see cref="ReplicaRemover"/>) and the Content.
 /// </summary>
 public sealed class ContainerCheckpointReconciler : IReconciler
 {
@@ -42,16 +43,17 @@ public sealed class ContainerCheckpointReconciler : IReconciler
     /// </summary>
     /// <param name="workers">keys reconciled at once; default the runner's concurrency plus two, so deletions and
     /// status work never wait behind a long checkpoint</param>
+    /// <param name="replicas">deletes the registry copies of a deleted checkpoint (<c>replicate: Registry</c>); null: none</param>
     public static ControllerSetup<ContainerCheckpointReconciler> SetUp(ControllerManager manager, string nodeName,
         ICheckpointRunner runner, ICheckpointStore store, CheckpointMetrics? metrics = null,
-        ICheckpointImagePublisher? imagePublisher = null, int? workers = null)
+        ICheckpointImagePublisher? imagePublisher = null, int? workers = null, ReplicaRemover? replicas = null)
     {
         ArgumentNullException.ThrowIfNull(manager);
         var pods = manager.Informers.PodsOnNode(nodeName);
         var checkpoints = manager.Informers.For(CrscResources.ContainerCheckpoints);
         var reconciler = new ContainerCheckpointReconciler(manager.Kube, pods, checkpoints, runner, store, manager.Events,
             new ContainerCheckpointReconcilerOptions { NodeName = nodeName }, manager.Time,
-            manager.Loggers.CreateLogger<ContainerCheckpointReconciler>(), metrics, imagePublisher);
+            manager.Loggers.CreateLogger<ContainerCheckpointReconciler>(), metrics, imagePublisher, replicas);
         var concurrency = (runner as CheckpointRunner)?.Options.MaxConcurrent ?? 1;
         var controller = manager.NewController(ControllerName, reconciler, workers ?? concurrency + 2);
         controller.Watch(checkpoints);
@@ -75,6 +77,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
     private readonly CheckpointMetrics? _metrics;
     private readonly ICheckpointImagePublisher? _images;
     private readonly CheckpointRecorder _recorder;
+    private readonly ReplicaRemover? _replicas;
 
     public ContainerCheckpointReconciler(
         IKubeApi kube,
@@ -87,7 +90,8 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         TimeProvider time,
         ILogger? logger = null,
         CheckpointMetrics? metrics = null,
-        ICheckpointImagePublisher? imagePublisher = null)
+        ICheckpointImagePublisher? imagePublisher = null,
+        ReplicaRemover? replicas = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentException.ThrowIfNullOrWhiteSpace(options.NodeName);
@@ -103,6 +107,7 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         _logger = logger ?? NullLogger.Instance;
         _metrics = metrics;
         _images = imagePublisher;
+        _replicas = replicas;
         _recorder = new CheckpointRecorder(kube);
         try
         {
@@ -403,6 +408,8 @@ public sealed class ContainerCheckpointReconciler : IReconciler
         {
             var id = content.Metadata.Annotations?.GetValueOrDefault(Annotations.ArchiveId)
                 ?? _store.List(new CheckpointFilter(content.Spec.Source.Namespace)).FirstOrDefault(c => c.ArchivePath == content.Spec.Path)?.Id;
+            // its copies in the registry first: once the Content is gone nothing names them any more
+            if (_replicas is not null) await _replicas.RemoveAsync(ckpt, content, ct).ConfigureAwait(false);
             if (id is not null) _store.Delete(id);
             try
             {

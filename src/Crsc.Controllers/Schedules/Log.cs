@@ -21,4 +21,7 @@ internal static partial class Log
 
     [LoggerMessage(21106, LogLevel.Warning, "CheckpointSchedule {Namespace}/{Name}: its checkpoints are failing: {Failure}")]
     public static partial void CheckpointsFailing(ILogger logger, string @namespace, string name, string failure);
+
+    [LoggerMessage(21107, LogLevel.Warning, "CheckpointSchedule {Namespace}/{Name}: asks replicate: Registry but node {Node} has no registry configured (images.registry); its checkpoints are kept in its store only")]
+    public static partial void NoRegistry(ILogger logger, string @namespace, string name, string node);
 }

@@ -13,6 +13,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using KubeTime = Crsc.Api.Kubernetes.KubeTime;
 using Crsc.Controllers.Hosting;
+using Crsc.Controllers.Replication;
 
 namespace Crsc.Controllers.Schedules;
 
@@ -35,6 +36,12 @@ public sealed record ScheduleReconcilerOptions
     /// the workload's next pod is restored from it (<c>shutdown.restoreWindow</c>); null: held by nothing but the policy.
     /// </summary>
     public TimeSpan? KeepNodeAway { get; init; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>
+    /// What this node's registry does for checkpoints: a schedule with <c>replicate: Registry</c> gets the
+    /// <see cref="ScheduleReconciler.ConditionReplication"/> condition from it (False, <c>NoRegistry</c>, without one).
+    /// </summary>
+    public CheckpointRegistryMode Registry { get; init; } = CheckpointRegistryMode.None;
 }
 
 /// <summary>
@@ -61,16 +68,19 @@ public sealed class ScheduleReconciler : IReconciler
     /// (all namespaces), the pods of <paramref name="nodeName"/> and the ContainerCheckpoints the schedules own.
     /// </summary>
     /// <param name="keepNodeAway">see <see cref="ScheduleReconcilerOptions.KeepNodeAway"/> (null: its default)</param>
+    /// <param name="registry">see <see cref="ScheduleReconcilerOptions.Registry"/></param>
     public static ControllerSetup<ScheduleReconciler> SetUp(ControllerManager manager, string nodeName,
-        IScheduleRunLog? runLog = null, int workers = 2, TimeSpan? keepNodeAway = null)
+        IScheduleRunLog? runLog = null, int workers = 2, TimeSpan? keepNodeAway = null,
+        CheckpointRegistryMode registry = CheckpointRegistryMode.None)
     {
         ArgumentNullException.ThrowIfNull(manager);
         var pods = manager.Informers.PodsOnNode(nodeName);
         var schedules = manager.Informers.For(CrscResources.CheckpointSchedules);
         var checkpoints = manager.Informers.For(CrscResources.ContainerCheckpoints);
+        var options = new ScheduleReconcilerOptions { NodeName = nodeName, Registry = registry };
+        if (keepNodeAway is { } keep) options = options with { KeepNodeAway = keep };
         var reconciler = new ScheduleReconciler(manager.Kube, schedules, pods, checkpoints, manager.Events,
-            keepNodeAway is { } keep ? new ScheduleReconcilerOptions { NodeName = nodeName, KeepNodeAway = keep } : new ScheduleReconcilerOptions { NodeName = nodeName },
-            manager.Time, manager.Loggers.CreateLogger<ScheduleReconciler>(), runLog);
+            options, manager.Time, manager.Loggers.CreateLogger<ScheduleReconciler>(), runLog);
         var controller = manager.NewController(ControllerName, reconciler, workers);
         controller.Watch(schedules);
         controller.Watch(pods, pod => SchedulesOfPod(schedules, pod));
@@ -95,6 +105,16 @@ public sealed class ScheduleReconciler : IReconciler
     public const string ReasonCheckpointsFailing = "CheckpointsFailing";
     /// <summary>The Normal Event when a checkpoint completes after the schedule was failing.</summary>
     public const string ReasonCheckpointsRecovered = "CheckpointsRecovered";
+
+    /// <summary>
+    /// On a schedule with <c>replicate: Registry</c>: whether the node that runs it copies its checkpoints to a registry
+    /// (True, <see cref="ReasonReplicating"/> or <see cref="ReasonPublishedToRegistry"/>) or cannot
+    /// (False, <see cref="ReasonNoRegistry"/>, with a Warning Event when it turns so). Absent otherwise.
+    /// </summary>
+    public const string ConditionReplication = "Replication";
+    public const string ReasonReplicating = "Replicating";
+    public const string ReasonPublishedToRegistry = "PublishedToRegistry";
+    public const string ReasonNoRegistry = "NoRegistry";
 
     private readonly IKubeResourceClient<CheckpointSchedule> _schedulesApi;
     private readonly IKubeResourceClient<ContainerCheckpoint> _checkpointsApi;
@@ -471,6 +491,39 @@ public sealed class ScheduleReconciler : IReconciler
 
     private enum StatusWrite { Unchanged, Written, Conflict }
 
+    /// <summary>The <see cref="ConditionReplication"/> condition for this node's registry (part of every status write).</summary>
+    private void SetReplication(CheckpointScheduleStatus s, CheckpointSchedule schedule, DateTimeOffset now)
+    {
+        if (schedule.Spec.Replicate != CheckpointReplication.Registry)
+        {
+            s.RemoveCondition(ConditionReplication);
+            return;
+        }
+        var node = _options.NodeName;
+        var (status, reason, message) = _options.Registry switch
+        {
+            CheckpointRegistryMode.Replicate => (ConditionStatus.True, ReasonReplicating,
+                $"node {node} pushes each checkpoint's image to the registry in the background after it completes"),
+            CheckpointRegistryMode.Publish => (ConditionStatus.True, ReasonPublishedToRegistry,
+                $"node {node} publishes every checkpoint image to the registry (images.registryMode: publish): the Content's image reference names it"),
+            _ => (ConditionStatus.False, ReasonNoRegistry,
+                $"spec.replicate is Registry but node {node} has no registry configured (images.registry): its checkpoints are kept in its store only"),
+        };
+        s.SetCondition(ConditionReplication, status, reason, message, schedule.Metadata.Generation, now);
+    }
+
+    /// <summary>One Warning Event when a write turned the schedule's replication to <see cref="ReasonNoRegistry"/>.</summary>
+    private void AnnounceReplication(CheckpointSchedule before, StatusWrite written)
+    {
+        if (written != StatusWrite.Written || before.Spec.Replicate != CheckpointReplication.Registry
+            || _options.Registry != CheckpointRegistryMode.None
+            || before.Status?.FindCondition(ConditionReplication)?.Reason == ReasonNoRegistry)
+            return;
+        var message = $"spec.replicate is Registry but node {_options.NodeName} has no registry configured (images.registry): its checkpoints are not copied anywhere";
+        Log.NoRegistry(_logger, before.Metadata.Namespace!, before.Metadata.Name!, _options.NodeName);
+        _events.Warning(before, ReasonNoRegistry, message);
+    }
+
     /// <summary>
     /// Writes the status <paramref name="change"/> makes of the cached one, when it changes anything. Conflict on a 409
     /// (the cache is behind another writer): one attempt only, because the change was decided from the cached object
@@ -482,14 +535,18 @@ public sealed class ScheduleReconciler : IReconciler
         var before = JsonSerializer.Serialize(cached, json);
         try
         {
+            var now = _time.GetUtcNow();
             var written = await StatusWriter.UpdateStatusAsync(_schedulesApi, cached, updated =>
             {
                 change(updated.Status ??= new CheckpointScheduleStatus());
+                SetReplication(updated.Status, cached, now);
                 updated.Status.ObservedGeneration = cached.Metadata.Generation;
                 return JsonSerializer.Serialize(updated, json) != before;
             }, ct, attempts: 1).ConfigureAwait(false);
             // null: unchanged, or the schedule is gone
-            return written is null ? StatusWrite.Unchanged : StatusWrite.Written;
+            var result = written is null ? StatusWrite.Unchanged : StatusWrite.Written;
+            AnnounceReplication(cached, result);
+            return result;
         }
         catch (ConflictException)
         {

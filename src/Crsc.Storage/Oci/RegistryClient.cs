@@ -317,4 +317,60 @@ public sealed class RegistryClient : IDisposable
     }
 
     public void Dispose() => _http.Dispose();
+
+    /// <summary>
+    /// Deletes the manifest <paramref name="digest"/> of <paramref name="repository"/> (<c>DELETE
+    /// /v2/&lt;repository&gt;/manifests/&lt;digest&gt;</c>; a token service is asked for the <c>delete</c> action, which
+    /// distribution requires for it). True when the registry deleted it, false when it does not have it (404). A registry
+    /// that does not delete (405: distribution without <c>storage.delete.enabled</c>) or does not let these credentials
+    /// (401, 403) throws a <see cref="RegistryException"/> with that status. 5xx answers and connection errors are
+    /// retried as a push's are.
+    /// </summary>
+    /// <exception cref="ArgumentException">the repository or digest is not valid</exception>
+    /// <exception cref="RegistryException">the registry refused, or stayed unreachable</exception>
+    public async Task<bool> DeleteManifestAsync(string repository, string digest, CancellationToken ct)
+    {
+        if (!RegistryNames.IsRepository(repository))
+            throw new ArgumentException($"'{repository}' is not a valid repository name", nameof(repository));
+        if (!RegistryNames.IsDigest(digest))
+            throw new ArgumentException($"'{digest}' is not a sha256 digest", nameof(digest));
+        // its own scope: SendAsync asks for pull,push, and a token with those cannot delete
+        var scope = $"repository:{repository}:delete";
+        return await RetryAsync(async () =>
+        {
+            for (var challenged = false; ; challenged = true)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Delete, new Uri(_base, $"v2/{repository}/manifests/{digest}"));
+                request.Headers.Authorization = await _auth.HeaderAsync(repository, scope, ct);
+                HttpResponseMessage response;
+                try
+                {
+                    response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+                }
+                catch (Exception e) when (e is HttpRequestException or IOException || (e is TaskCanceledException && !ct.IsCancellationRequested))
+                {
+                    throw new TransientRegistryException(new RegistryException(_options.Registry, repository, digest,
+                        $"deleting manifest: DELETE {Redact(request.RequestUri)} failed: {e.Message}", inner: e));
+                }
+                if (response.StatusCode == HttpStatusCode.Unauthorized && !challenged)
+                {
+                    using (response) await _auth.ChallengedAsync(response, repository, scope, ct);
+                    continue;
+                }
+                if (response.StatusCode is HttpStatusCode.Accepted or HttpStatusCode.OK or HttpStatusCode.NoContent)
+                {
+                    response.Dispose();
+                    return true;
+                }
+                if (response.StatusCode == HttpStatusCode.NotFound)
+                {
+                    response.Dispose();
+                    return false;
+                }
+                var error = await ErrorAsync(response, repository, digest, "deleting manifest", ct);
+                if ((int)response.StatusCode >= 500) throw new TransientRegistryException(error);
+                throw error;
+            }
+        }, ct);
+    }
 }

@@ -233,6 +233,10 @@ public static partial class ConfigValidator
             fail("images.registry", o.ImagesRegistry, problem);
         if (o.ImagesRegistryInsecure.ToLowerInvariant() is not ("true" or "false"))
             fail("images.registryInsecure", o.ImagesRegistryInsecure, "must be true or false");
+        if (o.ImagesRegistryMode is not ("publish" or "replicate"))
+            fail("images.registryMode", o.ImagesRegistryMode, "must be publish or replicate");
+        else if (o.ImagesRegistryMode == "replicate" && o.ImagesRegistry.Length == 0)
+            fail("images.registryMode", o.ImagesRegistryMode, "is replicate but images.registry is empty: set the registry to copy checkpoints to");
         if (o.ImagesRegistryAuthFile.Length == 0) return;
         if (!IsAbsoluteClean(o.ImagesRegistryAuthFile))
         {

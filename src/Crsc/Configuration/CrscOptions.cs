@@ -61,6 +61,12 @@ public sealed record CrscOptions
     public string ImagesRegistryAuthFile { get; init; } = "";
     /// <summary><c>true</c>: plain HTTP to the registry; <c>false</c> (default): HTTPS.</summary>
     public string ImagesRegistryInsecure { get; init; } = "false";
+    /// <summary>
+    /// What <see cref="ImagesRegistry"/> is for: <c>publish</c> (default): every checkpoint image is pushed there and its
+    /// reference names the registry; <c>replicate</c>: the image endpoint publishes, and the checkpoints of schedules with
+    /// <c>replicate: Registry</c> are copied to the registry in the background.
+    /// </summary>
+    public string ImagesRegistryMode { get; init; } = "publish";
     /// <summary>PEM certificate (chain) the image endpoint serves TLS with; required when it listens beyond loopback.</summary>
     public string ImagesTlsCertFile { get; init; } = "";
     /// <summary>PEM private key of <see cref="ImagesTlsCertFile"/> (0600, owned by crsc's user).</summary>
@@ -144,6 +150,12 @@ public sealed record CrscOptions
     public string ShutdownBusAddress { get; init; } = "";
 
     public bool RegistryInsecure => string.Equals(ImagesRegistryInsecure, "true", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>What the registry does for checkpoints on this node (none when <see cref="ImagesRegistry"/> is empty).</summary>
+    public Crsc.Controllers.Replication.CheckpointRegistryMode RegistryModeValue =>
+        ImagesRegistry.Length == 0 ? Crsc.Controllers.Replication.CheckpointRegistryMode.None
+        : ImagesRegistryMode == "replicate" ? Crsc.Controllers.Replication.CheckpointRegistryMode.Replicate
+        : Crsc.Controllers.Replication.CheckpointRegistryMode.Publish;
 
     public static string DefaultNodeName()
     {

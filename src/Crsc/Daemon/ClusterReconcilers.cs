@@ -33,8 +33,13 @@ internal static class ClusterReconcilers
 
         // node: run the schedules whose pods are here
         // (retention holds a node-away checkpoint for as long as the next pod may be restored from it)
+        // (a schedule asking replicate: Registry is told what this node's registry does for it)
         ScheduleReconciler.SetUp(manager, cluster.NodeName, runLog: services.GetRequiredService<NodeAutonomy>().State,
-            keepNodeAway: services.GetRequiredService<CrscOptions>().ShutdownRestoreWindowValue);
+            keepNodeAway: services.GetRequiredService<CrscOptions>().ShutdownRestoreWindowValue,
+            registry: services.GetRequiredService<CrscOptions>().RegistryModeValue);
+
+        // node: with images.registryMode replicate, copy the checkpoints of replicate: Registry schedules to the registry
+        RegistryPublishing.AttachReplicator(services, manager, cluster.NodeName);
 
         // node: /readyz and STATUS= name the schedules of this node's pods whose checkpoints keep failing
         var scheduleHealth = new ScheduleHealth(cluster.Schedules!, cluster.NodePods!, services.GetRequiredService<Crsc.Controllers.Health.HealthRegistry>());

@@ -91,7 +91,7 @@ internal static partial class NodeCheckpointing
         if (services.GetRequiredService<ClusterServices>() is not { Manager: { } manager } cluster) return;
         ContainerCheckpointReconciler.SetUp(manager, cluster.NodeName, services.GetRequiredService<CheckpointRunner>(),
             services.GetRequiredService<ICheckpointStore>(), services.GetRequiredService<CheckpointMetrics>(),
-            services.GetService<ICheckpointImagePublisher>());
+            services.GetService<ICheckpointImagePublisher>(), replicas: RegistryPublishing.Remover(services, manager.Events));
     }
 
     /// <summary>

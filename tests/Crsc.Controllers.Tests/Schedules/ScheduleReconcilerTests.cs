@@ -7,6 +7,7 @@ using Crsc.Controllers.Informers;
 using Crsc.Controllers.Kubernetes;
 using Crsc.Controllers.NodeAgent;
 using Crsc.Controllers.Reconciling;
+using Crsc.Controllers.Replication;
 using Crsc.Controllers.Schedules;
 using Crsc.Controllers.Tests.NodeAgent;
 using Crsc.Controllers.Tests.Support;
@@ -49,13 +50,13 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
     }
 
     private async Task<Agent> StartAgentAsync(string node = "n1", bool checkpointCache = true,
-        Crsc.Controllers.Schedules.IScheduleRunLog? runLog = null)
+        Crsc.Controllers.Schedules.IScheduleRunLog? runLog = null, CheckpointRegistryMode registry = CheckpointRegistryMode.None)
     {
         var pods = new Informer<Pod>(_kube.For(Resources.Pods), new InformerOptions { FieldSelector = $"spec.nodeName={node}" }, TimeProvider.System, NullLogger.Instance);
         var schedules = new Informer<CheckpointSchedule>(_schedulesApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance);
         var ckpts = new Informer<ContainerCheckpoint>(_ckptApi, new InformerOptions(), TimeProvider.System, NullLogger.Instance);
         var reconciler = new ScheduleReconciler(_kube, schedules, pods, ckpts, _events,
-            new ScheduleReconcilerOptions { NodeName = node }, _time, NullLogger.Instance, runLog);
+            new ScheduleReconcilerOptions { NodeName = node, Registry = registry }, _time, NullLogger.Instance, runLog);
         _running.Add(pods.RunAsync(_stop.Token));
         _running.Add(schedules.RunAsync(_stop.Token));
         // without it the checkpoint cache stays empty: the reconciler sees only what the API answers (a cache far behind)
@@ -112,7 +113,7 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
 
     private async Task<CheckpointSchedule> CreateScheduleAsync(string name, ScheduleTargetKind kind, string target,
         string? interval = "10m", string? cron = null, List<string>? containers = null, RetentionPolicy? retention = null,
-        bool suspend = false)
+        bool suspend = false, CheckpointReplication replicate = CheckpointReplication.None)
     {
         var s = new CheckpointSchedule
         {
@@ -125,6 +126,7 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
                 Containers = containers,
                 Retention = retention ?? new RetentionPolicy { KeepLast = 5 },
                 Suspend = suspend,
+                Replicate = replicate,
             },
         };
         return await _schedulesApi.SeedAsync(s, CancellationToken.None);
@@ -679,5 +681,53 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
         await Eventually.TrueAsync(() => Entry()?.Status == HealthStatus.Degraded, "the entry turns degraded");
         Assert.StartsWith($"1 of 1 failing: {Ns}/web: ", Entry()!.Message);
         Assert.Contains(RuntimeRefusal, Entry()!.Message);
+    }
+
+    /// <summary>
+    /// A schedule asking <c>replicate: Registry</c> of a node without a registry still runs (its checkpoints stay in the
+    /// node's store), and says so: Replication=False, NoRegistry, naming the node and the key, with one Warning Event; a
+    /// node that replicates says True. A schedule asking nothing has no such condition.
+    /// </summary>
+    [Fact]
+    public async Task Replicate_Registry_without_a_registry_is_a_condition_and_one_warning_and_the_schedule_still_runs()
+    {
+        await SeedDeploymentPodAsync("cart", "a1", "n1", "cart");
+        await CreateScheduleAsync("cart", ScheduleTargetKind.Deployment, "cart", replicate: CheckpointReplication.Registry);
+        await CreateScheduleAsync("plain", ScheduleTargetKind.Deployment, "cart");
+        var agent = await StartAgentAsync();
+
+        await agent.ReconcileAsync("cart");
+        await agent.ReconcileAsync("plain");
+
+        var status = _schedulesApi.Stored(Ns, "cart")!.Status!;
+        var replication = status.FindCondition(ScheduleReconciler.ConditionReplication);
+        Assert.NotNull(replication);
+        Assert.Equal(ConditionStatus.False, replication.Status);
+        Assert.Equal(ScheduleReconciler.ReasonNoRegistry, replication.Reason);
+        Assert.Contains("n1", replication.Message);
+        Assert.Contains("images.registry", replication.Message);
+        Assert.True(status.IsConditionTrue(ConditionTypes.Ready)); // it runs all the same
+        Assert.Null(_schedulesApi.Stored(Ns, "plain")!.Status!.FindCondition(ScheduleReconciler.ConditionReplication));
+
+        _time.Advance(TimeSpan.FromMinutes(20)); // past the first slot (10m and its jitter)
+        await agent.ReconcileAsync("cart");
+        Assert.NotEmpty(_ckptApi.AllStored()); // its checkpoints are taken
+        var warning = Assert.Single(_events.Events, e => e.Reason == ScheduleReconciler.ReasonNoRegistry);
+        Assert.Equal(("cart", "Warning"), (warning.Name, warning.Type));
+
+        // the node gets a registry that replicates
+        var replicating = await StartAgentAsync(registry: CheckpointRegistryMode.Replicate);
+        _time.Advance(TimeSpan.FromMinutes(10));
+        await replicating.ReconcileAsync("cart");
+        replication = _schedulesApi.Stored(Ns, "cart")!.Status!.FindCondition(ScheduleReconciler.ConditionReplication);
+        Assert.Equal((ConditionStatus.True, ScheduleReconciler.ReasonReplicating), (replication!.Status, replication.Reason));
+        Assert.Single(_events.Events, e => e.Reason == ScheduleReconciler.ReasonNoRegistry);
+
+        // a registry that every image is published to: the schedule is satisfied as it is
+        var publishing = await StartAgentAsync(registry: CheckpointRegistryMode.Publish);
+        _time.Advance(TimeSpan.FromMinutes(10));
+        await publishing.ReconcileAsync("cart");
+        replication = _schedulesApi.Stored(Ns, "cart")!.Status!.FindCondition(ScheduleReconciler.ConditionReplication);
+        Assert.Equal((ConditionStatus.True, ScheduleReconciler.ReasonPublishedToRegistry), (replication!.Status, replication.Reason));
     }
 }

@@ -46,6 +46,11 @@ public sealed record FakeRegistryOptions
     public Func<string, string, string?, bool>? CheckBasic { get; init; }
     /// <summary>Answer every blob GET whole (200), whatever its <c>Range</c> (as servers without range support do).</summary>
     public bool IgnoreRange { get; init; }
+    /// <summary>
+    /// Manifests may be deleted by digest (distribution's <c>storage.delete.enabled: true</c>); otherwise (its default) a
+    /// DELETE of a manifest answers 405 UNSUPPORTED.
+    /// </summary>
+    public bool DeletesEnabled { get; init; }
 }
 
 /// <summary>One request as the registry saw it.</summary>
@@ -79,7 +84,12 @@ public sealed record FakeRegistryRequest(string Method, string Path, string Quer
 /// (<see cref="RedirectBlobs"/>), blobs and manifests stored under a digest that is not theirs (<see cref="AddBlobAs"/>,
 /// <see cref="AddManifest"/>).
 /// </para>
-/// <para>Differences, on purpose: everything is in memory; no cross-repository mount; no TLS; no deletes of blobs or manifests.</para>
+/// <para>
+/// Deletes: a manifest by digest (with <see cref="FakeRegistryOptions.DeletesEnabled"/>; 405 UNSUPPORTED otherwise, as
+/// distribution's default), which takes every tag naming it along (202; 404 MANIFEST_UNKNOWN when absent); the
+/// <c>delete</c> action of a bearer token.
+/// </para>
+/// <para>Differences, on purpose: everything is in memory; no cross-repository mount; no TLS; no deletes of blobs.</para>
 /// </summary>
 public sealed partial class FakeRegistry : IAsyncDisposable
 {
@@ -384,6 +394,11 @@ public sealed partial class FakeRegistry : IAsyncDisposable
                 if (method == "GET") await ctx.Response.Body.WriteAsync(manifest.Body, ctx.RequestAborted);
                 return;
             }
+            if (method == "DELETE")
+            {
+                DeleteManifest(ctx, name, reference);
+                return;
+            }
             if (method != "PUT") throw new RegistryError(405, "UNSUPPORTED", $"{method} not allowed on a manifest");
             Authorize(ctx, name, pull: false);
             await PutManifestAsync(ctx, name, reference);
@@ -561,11 +576,28 @@ public sealed partial class FakeRegistry : IAsyncDisposable
         Created(ctx, $"/v2/{name}/manifests/{digest}", digest);
     }
 
+    private void DeleteManifest(HttpContext ctx, string name, string reference)
+    {
+        if (!_options.DeletesEnabled) throw new RegistryError(405, "UNSUPPORTED", "The operation is unsupported.");
+        Authorize(ctx, name, "delete");
+        if (!reference.StartsWith("sha256:", StringComparison.Ordinal))
+            throw new RegistryError(400, "DIGEST_INVALID", $"manifests are deleted by digest, not by tag ({reference})");
+        lock (_gate)
+        {
+            var keys = _manifests.Where(m => m.Key.Repository == name && m.Value.Digest == reference).Select(m => m.Key).ToList();
+            if (keys.Count == 0) throw new RegistryError(404, "MANIFEST_UNKNOWN", $"manifest unknown: {reference}");
+            foreach (var key in keys) _manifests.Remove(key);
+        }
+        ctx.Response.StatusCode = 202;
+        ctx.Response.ContentLength = 0;
+    }
+
     // ---- auth ----
 
-    private void Authorize(HttpContext ctx, string? repository, bool pull)
+    private void Authorize(HttpContext ctx, string? repository, bool pull) => Authorize(ctx, repository, pull ? "pull" : "push");
+
+    private void Authorize(HttpContext ctx, string? repository, string action)
     {
-        var action = pull ? "pull" : "push";
         var header = ctx.Request.Headers.Authorization.ToString();
         switch (_options.Auth)
         {
@@ -585,7 +617,7 @@ public sealed partial class FakeRegistry : IAsyncDisposable
                         return;
                 }
                 var challenge = $"Bearer realm=\"{Url}token\",service=\"{Service}\"";
-                if (repository is not null) challenge += $",scope=\"repository:{repository}:{(pull ? "pull" : "pull,push")}\"";
+                if (repository is not null) challenge += $",scope=\"repository:{repository}:{(action == "push" ? "pull,push" : action)}\"";
                 throw new RegistryError(401, "UNAUTHORIZED", "authentication required", challenge);
         }
     }
@@ -639,7 +671,7 @@ public sealed partial class FakeRegistry : IAsyncDisposable
                 var parts = scope.Split(':');
                 if (parts.Length != 3 || parts[0] != "repository") continue;
                 if (!access.TryGetValue(parts[1], out var set)) access[parts[1]] = set = [];
-                foreach (var a in parts[2].Split(',')) if (a is "pull" or "push") set.Add(a);
+                foreach (var a in parts[2].Split(',')) if (a is "pull" or "push" or "delete") set.Add(a);
             }
         }
         var value = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));

@@ -111,5 +111,28 @@ public sealed class DaemonImageEndpointTests
         var client = app.Services.GetRequiredService<Crsc.Storage.Oci.RegistryClient>();
         Assert.Equal("127.0.0.1:5999", client.Registry);
         Assert.Equal(listen.Length > 0, app.Services.GetService<ImageEndpoint>() is not null);
+        Assert.Null(app.Services.GetService<ICheckpointReplicaTarget>()); // publish: nothing more to copy
+    }
+
+    [Fact]
+    public async Task With_images_registryMode_replicate_the_endpoint_publishes_and_the_registry_receives_replicas()
+    {
+        using var dir = new TempDir("crsc-daemon-images-");
+        var options = new CrscOptions
+        {
+            NodeName = "node-a", Socket = dir.Combine("crsc.sock"),
+            CheckpointDir = dir.Combine("checkpoints"), StagingDir = dir.Combine("staging"), StateDir = dir.Combine("state"),
+            // the node state and logind of the test, not the machine's
+            NodeStateDirectory = dir.Combine("node-state"), ShutdownBusAddress = "unix:path=" + dir.Combine("no-bus"),
+            ImagesListen = "127.0.0.1:0", ImagesAdvertise = "node-a.example:5055",
+            ImagesRegistry = "127.0.0.1:5999/team", ImagesRegistryInsecure = "true", ImagesRegistryMode = "replicate",
+        };
+        Assert.DoesNotContain(ConfigValidator.Validate(options), e => e.Key.StartsWith("images.registry", StringComparison.Ordinal));
+        await using var app = DaemonHost.Build(options, new Serilog.LoggerConfiguration().CreateLogger(), TimeProvider.System);
+        Assert.IsType<ServingImagePublisher>(app.Services.GetRequiredService<ICheckpointImagePublisher>());
+        var target = app.Services.GetRequiredService<ICheckpointReplicaTarget>();
+        Assert.Equal("127.0.0.1:5999/team", target.Registry);
+        Assert.True(target.Holds("127.0.0.1:5999/team/shop/cart/cart@sha256:" + new string('a', 64)));
+        Assert.False(target.Holds("node-a.example:5055/crsc/shop/cart/cart@sha256:" + new string('a', 64)));
     }
 }
