@@ -334,43 +334,16 @@ public sealed class RegistryClient : IDisposable
             throw new ArgumentException($"'{repository}' is not a valid repository name", nameof(repository));
         if (!RegistryNames.IsDigest(digest))
             throw new ArgumentException($"'{digest}' is not a sha256 digest", nameof(digest));
-        // its own scope: SendAsync asks for pull,push, and a token with those cannot delete
-        var scope = $"repository:{repository}:delete";
+        // its own scope: a token for pull,push cannot delete
+        const string what = "deleting manifest";
         return await RetryAsync(async () =>
         {
-            for (var challenged = false; ; challenged = true)
-            {
-                using var request = new HttpRequestMessage(HttpMethod.Delete, new Uri(_base, $"v2/{repository}/manifests/{digest}"));
-                request.Headers.Authorization = await _auth.HeaderAsync(repository, scope, ct);
-                HttpResponseMessage response;
-                try
-                {
-                    response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
-                }
-                catch (Exception e) when (e is HttpRequestException or IOException || (e is TaskCanceledException && !ct.IsCancellationRequested))
-                {
-                    throw new TransientRegistryException(new RegistryException(_options.Registry, repository, digest,
-                        $"deleting manifest: DELETE {Redact(request.RequestUri)} failed: {e.Message}", inner: e));
-                }
-                if (response.StatusCode == HttpStatusCode.Unauthorized && !challenged)
-                {
-                    using (response) await _auth.ChallengedAsync(response, repository, scope, ct);
-                    continue;
-                }
-                if (response.StatusCode is HttpStatusCode.Accepted or HttpStatusCode.OK or HttpStatusCode.NoContent)
-                {
-                    response.Dispose();
-                    return true;
-                }
-                if (response.StatusCode == HttpStatusCode.NotFound)
-                {
-                    response.Dispose();
-                    return false;
-                }
-                var error = await ErrorAsync(response, repository, digest, "deleting manifest", ct);
-                if ((int)response.StatusCode >= 500) throw new TransientRegistryException(error);
-                throw error;
-            }
+            using var response = await _registry.SendAsync(
+                () => new HttpRequestMessage(HttpMethod.Delete, new Uri(_base, $"v2/{repository}/manifests/{digest}")), null,
+                repository, $"repository:{repository}:delete", new PushFailures(this, repository, digest, what), ct);
+            if (response.StatusCode is HttpStatusCode.Accepted or HttpStatusCode.OK or HttpStatusCode.NoContent) return true;
+            if (response.StatusCode == HttpStatusCode.NotFound) return false;
+            throw await ErrorAsync(response, repository, digest, what, ct);
         }, ct);
     }
 }
