@@ -64,6 +64,11 @@ internal static class ClusterReconcilers
             TrafficHold = services.GetService<Crsc.Controllers.NodeAgent.IPodTrafficHold>(),
         });
 
+        // node: a pod here annotated crsc.io/restore-from gets its checkpoint fetched into this node's store (from the
+        // registry copy, or the node that took it) and a Restore from that copy; works without the leader
+        if (services.GetService<Crsc.Controllers.Storage.ICheckpointTransfer>() is { } transfer)
+            RestoreFromReconciler.SetUp(manager, transfer, new RestoreFromOptions { NodeName = cluster.NodeName });
+
         // node: each container's newest checkpoint image pulled here as soon as the checkpoint completes, so a restore
         // finds it in the runtime; the one it replaces (pulled by this warmer, used by nothing) removed
         CheckpointImageWarmer.SetUp(manager, services.GetRequiredService<IContainerRuntime>(), new CheckpointImageWarmerOptions
