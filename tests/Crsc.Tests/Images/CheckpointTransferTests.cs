@@ -250,6 +250,30 @@ public sealed class CheckpointTransferTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_transfer_the_peer_keeps_cutting_off_is_not_a_refusal_and_nothing_is_stored()
+    {
+        var info = await CliStore.AddAsync(_storeA, "shop", "cart", "cart");
+        var reference = await PublishedByAAsync(info);
+        // A's archive damaged on its disk: A's endpoint finds out at the end of the blob and cuts every transfer of it
+        await using (var fs = new FileStream(info.ArchivePath, FileMode.Open, FileAccess.ReadWrite))
+        {
+            fs.Position = fs.Length - 100;
+            var b = fs.ReadByte();
+            fs.Position--;
+            fs.WriteByte((byte)(b ^ 0xff));
+        }
+
+        var e = await Assert.ThrowsAsync<CheckpointTransferException>(() => TransferB().FetchAsync(
+            new CheckpointTransferRequest(reference, FromPeer: true), null, CancellationToken.None));
+
+        Assert.False(e.Refused);
+        Assert.Contains($"fetching checkpoint image {reference}", e.Message);
+        Assert.Contains($"blob {info.Digest}: gave up after 2 attempts", e.Message);
+        Assert.Equal(2, _traffic.Blobs);
+        AssertNothingCommitted(_b, _storeB);
+    }
+
+    [Fact]
     public async Task A_registry_that_is_not_the_configured_one_is_refused_before_anything_is_sent_to_it()
     {
         var info = await CliStore.AddAsync(_storeA, "shop", "cart", "cart");
