@@ -56,6 +56,7 @@ internal static partial class DaemonHost
         NodeAutonomy.Register(builder.Services);
         ImageEndpoint.Register(builder.Services, options);
         RegistryPublishing.Register(builder.Services, options);
+        CheckpointTransfer.Register(builder.Services, options);
         StaticPodCheckpointing.Register(builder.Services, options);
         NodeLeaving.Register(builder.Services, options);
         // READY/STATUS/STOPPING/WATCHDOG for systemd; inert when systemd did not start us
