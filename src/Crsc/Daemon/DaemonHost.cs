@@ -77,13 +77,11 @@ internal static partial class DaemonHost
     {
         var time = TimeProvider.System;
         NodeApi.PrepareSocket(options.Socket);
-        await using var app = Build(options, serilog, time);
+        await using var app = await BuildWithSharedKeyAsync(options, serilog, time, ct);
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Crsc.Daemon");
         var state = app.Services.GetRequiredService<DaemonState>();
         var health = app.Services.GetRequiredService<HealthRegistry>();
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
-        // the shared key (security.keySecret) goes into the key file before anything loads it
-        await SyncNodeKeyAsync(options, app.Services.GetRequiredService<ILoggerFactory>(), logger, time, ct);
         _ = app.Services.GetRequiredService<NodeKey>(); // an unusable key file stops the start here (exit 78)
 
         lifetime.ApplicationStopping.Register(() =>
@@ -107,6 +105,20 @@ internal static partial class DaemonHost
         Log.Stopped(logger);
         try { File.Delete(options.Socket); } catch (IOException) { }
         return 0;
+    }
+
+    /// <summary>
+    /// The shared key (<c>security.keySecret</c>) goes into the key file first, then the daemon is composed: composing it
+    /// already makes the services that hold the key (the store, pull tokens), and when the key was synced after that, a
+    /// node that adopted the Secret's key on its first start kept signing and checking tokens with its old one until it
+    /// restarted (a peer's fetch met "the pull token was not made with this cluster's crsc key").
+    /// </summary>
+    internal static async Task<WebApplication> BuildWithSharedKeyAsync(CrscOptions options, Serilog.ILogger serilog, TimeProvider time,
+        CancellationToken ct)
+    {
+        using (var loggers = LoggerFactory.Create(b => b.AddProvider(new SerilogLoggerProvider(serilog, dispose: false)).SetMinimumLevel(LogLevel.Trace)))
+            await SyncNodeKeyAsync(options, loggers, loggers.CreateLogger("Crsc.Daemon"), time, ct);
+        return Build(options, serilog, time);
     }
 
     private static async Task SyncNodeKeyAsync(CrscOptions options, ILoggerFactory loggers, ILogger logger, TimeProvider time, CancellationToken ct)

@@ -6,6 +6,7 @@ using Crsc.Kube;
 using Crsc.Storage.Security;
 using Crsc.Testing;
 using Crsc.Testing.Kube;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Crsc.Tests.Cluster;
@@ -88,6 +89,34 @@ public sealed class NodeKeySharingTests : IAsyncLifetime
         // the old key signed nothing, and is kept rather than deleted
         Assert.Equal(old.Id, NodeKey.Load($"{path}.{old.Id}").Id);
         Assert.Equal(shared.ToText(), StoredKey()); // the Secret is left as it was
+    }
+
+    [Fact]
+    public async Task A_daemon_that_adopts_the_shared_key_on_its_first_start_signs_and_checks_tokens_with_it_at_once()
+    {
+        // composing the daemon makes the store and the pull tokens (restore-from's transfer, the restore preparer);
+        // the E2E of a restore across nodes met a node whose endpoint still checked tokens with the key it had replaced
+        var node = Node();
+        var old = LocalKey(node);
+        var shared = NodeKey.Generate();
+        SeedSecret(shared.ToText());
+        var dir = _dirs[^1];
+        var kubeconfig = dir.Combine("kubeconfig");
+        File.WriteAllText(kubeconfig, _server.KubeconfigYaml());
+        var options = node with
+        {
+            NodeName = "node-a", Kubeconfig = kubeconfig, Namespace = "crsc-system", Socket = dir.Combine("crsc.sock"),
+            StagingDir = dir.Combine("staging"), NodeStateDirectory = dir.Combine("node-state"), ShutdownCheckpoint = "false",
+            RuntimeEndpoint = "unix://" + dir.Combine("cri.sock"), ImagesListen = "127.0.0.1:0", ImagesAdvertise = "node-a.example:5055",
+        };
+
+        await using var app = await DaemonHost.BuildWithSharedKeyAsync(options, new Serilog.LoggerConfiguration().CreateLogger(),
+            TimeProvider.System, ClusterTestKit.Timeout());
+
+        Assert.NotEqual(old.Id, shared.Id);
+        Assert.Equal(shared.Id, app.Services.GetRequiredService<NodeKey>().Id);
+        var token = new PullTokens(shared).Mint("crsc/default/app");
+        Assert.Equal(PullTokenVerdict.Valid, app.Services.GetRequiredService<PullTokens>().Check(token, "crsc/default/app"));
     }
 
     [Fact]
