@@ -127,7 +127,12 @@ public sealed partial class RestoreFromReconciler : IReconciler
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     // per pod UID: passes in a row that found no source (the wait before the next grows with it)
-    private readonly ConcurrentDictionary<string, int> _failedPasses = new(StringComparer.Ordinal);
+    /// <summary>
+    /// Per pod UID: the failed fetch passes so far, when the next may run, and the Content's resourceVersion then. Its
+    /// own condition writes (and any other change of the pod) enqueue the pod again at once; without this every one of
+    /// them was a new pass, so a peer that refused was asked six times within a second and the wait jumped to its maximum.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, (int Passes, DateTimeOffset NextTry, string? ContentVersion)> _failedPasses = new(StringComparer.Ordinal);
     // per pod UID: the Restore made, until the Restore cache (or the pod's condition) shows it
     private readonly ConcurrentDictionary<string, string> _made = new(StringComparer.Ordinal);
 
@@ -302,6 +307,11 @@ public sealed partial class RestoreFromReconciler : IReconciler
     {
         var ns = pod.Metadata.Namespace ?? "";
         var name = checkpoint.Metadata.Name!;
+        // a pass failed not long ago and nothing it looked at changed (a new copy, a node's return changes the Content or
+        // enqueues through the CheckpointNode): wait out the rest of its delay instead of asking the sources again
+        if (_failedPasses.TryGetValue(pod.Metadata.Uid!, out var failed) && failed.ContentVersion == content.Metadata.ResourceVersion
+            && failed.NextTry - _time.GetUtcNow() is { } left && left > TimeSpan.Zero)
+            return ReconcileResult.RequeueAfter(left);
         var gone = new Dictionary<string, string?>(StringComparer.Ordinal);
         foreach (var node in new[] { content.Spec.Node }.Concat((content.Status?.Copies ?? []).Select(c => c.Node ?? ""))
                      .Where(n => n.Length > 0 && n != _options.NodeName).Distinct(StringComparer.Ordinal))
@@ -342,14 +352,15 @@ public sealed partial class RestoreFromReconciler : IReconciler
             }
         }
 
-        var passes = _failedPasses.AddOrUpdate(pod.Metadata.Uid!, 1, (_, n) => n + 1);
+        var passes = (_failedPasses.TryGetValue(pod.Metadata.Uid!, out var before) ? before.Passes : 0) + 1;
         var wait = RetryDelay(passes);
+        _failedPasses[pod.Metadata.Uid!] = (passes, _time.GetUtcNow() + wait, content.Metadata.ResourceVersion);
         var holder = content.Spec.Node;
         var reason = refused ? CheckpointRefused : CheckpointUnreachable;
         var message = $"pod {pod.Metadata.Name} is not restored yet: checkpoint {ns}/{name} (held by node {holder}) cannot be fetched to node {_options.NodeName}: "
                       + string.Join("; ", outcomes)
                       + (plan.HasRegistryCopy ? "" : "; it has no registry copy")
-                      + $"; the pod keeps running without the checkpoint's state, trying again in {wait}";
+                      + $"; the pod keeps running without the checkpoint's state, trying again in {Crsc.Api.GoDuration.Format(wait)}";
         Log.Unreachable(_logger, ns, pod.Metadata.Name!, name, reason, message);
         await NotRestoredAsync(pod, reason, message, ct).ConfigureAwait(false);
         return ReconcileResult.RequeueAfter(wait);

@@ -297,8 +297,37 @@ public sealed class RestoreFromReconcilerTests : IAsyncLifetime
         Assert.Empty(_transfer.Calls);
         AssertColdWith(RestoreFromReconciler.CheckpointUnreachable, "checkpoint shop/c1", "node n1", "gone", "no registry copy");
         Assert.Equal(ReconcileResult.RequeueAfter(TimeSpan.FromSeconds(10)), first);
-        // the next pass waits longer
+        // the next pass, once the wait is over, waits longer
+        _f.Time.Advance(TimeSpan.FromSeconds(10));
         Assert.Equal(ReconcileResult.RequeueAfter(TimeSpan.FromSeconds(20)), await agent.ReconcileAsync());
+    }
+
+    [Fact]
+    public async Task A_pod_enqueued_again_within_the_wait_asks_no_source_until_the_wait_is_over_or_the_Content_changes()
+    {
+        // its own condition write enqueues the pod again at once: that is not a new pass (the E2E saw a peer asked six
+        // times within a second and the wait at its 5 min maximum)
+        await SeedAsync();
+        _transfer.OnFetch = (r, _, _) => throw new CheckpointTransferException(r.ImageReference, "connection refused", refused: false);
+        var agent = await StartAgentAsync();
+
+        Assert.Equal(ReconcileResult.RequeueAfter(TimeSpan.FromSeconds(10)), await agent.ReconcileAsync());
+        _f.Time.Advance(TimeSpan.FromSeconds(4));
+        Assert.Equal(ReconcileResult.RequeueAfter(TimeSpan.FromSeconds(6)), await agent.ReconcileAsync());
+        Assert.Equal(ReconcileResult.RequeueAfter(TimeSpan.FromSeconds(6)), await agent.ReconcileAsync());
+        Assert.Single(_transfer.Calls);
+        AssertColdWith(RestoreFromReconciler.CheckpointUnreachable, "trying again in 10s");
+
+        // the wait is over: a second pass, and the one after it waits twice as long
+        _f.Time.Advance(TimeSpan.FromSeconds(6));
+        Assert.Equal(ReconcileResult.RequeueAfter(TimeSpan.FromSeconds(20)), await agent.ReconcileAsync());
+        Assert.Equal(2, _transfer.Calls.Count);
+
+        // a new copy on the Content is worth asking at once
+        _transfer.OnFetch = null;
+        await AddCopyAsync(CheckpointCopyKind.Registry, "registry.example/crsc/shop/counter/app@sha256:" + new string('d', 64));
+        Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync());
+        Assert.Equal(3, _transfer.Calls.Count);
     }
 
     [Fact]
@@ -328,6 +357,7 @@ public sealed class RestoreFromReconcilerTests : IAsyncLifetime
 
         // the node answers again: the next pass fetches
         _transfer.OnFetch = null;
+        _f.Time.Advance(TimeSpan.FromSeconds(10));
         Assert.Equal(ReconcileResult.Done, await agent.ReconcileAsync());
         Assert.Single(_f.RestoresApi.AllStored());
     }
