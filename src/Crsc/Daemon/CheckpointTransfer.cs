@@ -142,8 +142,12 @@ internal sealed partial class CheckpointTransfer : ICheckpointTransfer
             catch (CheckpointFetchException e)
             {
                 var refused = IsRefusal(e);
-                Log.Failed(_logger, image, refused, e.Message);
-                throw new CheckpointTransferException(image, e.Message, refused, e);
+                // a peer refuses the tokens of a node whose key is not its own: the usual cause is a cluster without a shared key
+                var message = request.FromPeer && e.InnerException is RegistryException { StatusCode: HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden }
+                    ? e.Message + " (crsc nodes fetch from each other with tokens of the key they share: set security.keySecret to the same Secret on every node)"
+                    : e.Message;
+                Log.Failed(_logger, image, refused, message);
+                throw new CheckpointTransferException(image, message, refused, e);
             }
             catch (CheckpointTransferException e)
             {

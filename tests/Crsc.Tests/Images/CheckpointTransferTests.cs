@@ -229,6 +229,23 @@ public sealed class CheckpointTransferTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_peer_that_refuses_this_nodes_tokens_is_not_a_refusal_and_the_message_names_the_shared_key_setting()
+    {
+        // the peer's endpoint takes tokens of another key (the nodes share none): 401 to every token B makes
+        var endpoint = await ServeAsync(_registryA, new PullTokens(_x.Key));
+        var info = await CliStore.AddAsync(_storeA, "shop", "cart", "cart");
+        var reference = await new EmbeddedImagePublisher(_registryA, Authority(endpoint)).PublishAsync(info, CancellationToken.None);
+
+        var e = await Assert.ThrowsAsync<CheckpointTransferException>(() => TransferB().FetchAsync(
+            new CheckpointTransferRequest(reference!, FromPeer: true), null, CancellationToken.None));
+
+        Assert.False(e.Refused);
+        Assert.Contains("401", e.Message);
+        Assert.Contains("set security.keySecret to the same Secret on every node", e.Message);
+        AssertNothingCommitted(_b, _storeB);
+    }
+
+    [Fact]
     public async Task A_peer_that_cannot_be_reached_is_not_a_refusal_and_the_message_names_the_image()
     {
         int port;
