@@ -80,8 +80,11 @@ public sealed partial class CheckpointRestoreScenario
             var incarnation = Incarnation(sourceCounter);
             EnsureImagesPortFree(options.ImagesListen);
             EnsureImagesPortFree(targetImagesListen);
-            source = StartDaemon(work, rig.Kubeconfig, sourceLog);
-            target = StartDaemon(targetWork, rig.Kubeconfig, targetLog, targetNode, targetImagesListen);
+            // the nodes share crsc's key (security.keySecret): node-b's pull tokens open node-a's endpoint, and node-a's
+            // archive MAC verifies on node-b
+            const string keySecret = "crsc-system/crsc-key";
+            source = StartDaemon(work, rig.Kubeconfig, sourceLog, keySecret: keySecret);
+            target = StartDaemon(targetWork, rig.Kubeconfig, targetLog, targetNode, targetImagesListen, keySecret);
             say($"crsc daemons started: {options.NodeName} pid {source.Id} (images {options.ImagesListen}), {targetNode} pid {target.Id} (images {targetImagesListen})");
 
             ContainerCheckpoint? completed = null;
@@ -123,7 +126,8 @@ public sealed partial class CheckpointRestoreScenario
                 if (condition != lastCondition) say($"pod condition {PodConditions.RestoreFrom}: {lastCondition = condition}");
                 restore = api.All(api.ResourceOf(CrscResources.Restores)).Select(o => o.Deserialize(CrscJsonContext.Default.Restore)!)
                     .FirstOrDefault(r => r.Metadata.Annotations?.GetValueOrDefault(Annotations.RestoreFromPod) == targetPod);
-                if (condition?.StartsWith("False", StringComparison.Ordinal) == true)
+                // CheckpointUnreachable is tried again by the node (a peer may not serve yet); any other False is final
+                if (condition?.StartsWith("False", StringComparison.Ordinal) == true && !condition.StartsWith("False CheckpointUnreachable", StringComparison.Ordinal))
                     throw new InvalidOperationException($"the target node's agent gave up: {condition}\n{Tail(targetLog)}");
                 return restore?.Status?.Phase is RestorePhase.Restored or RestorePhase.Failed or RestorePhase.FellBack;
             }, "the checkpoint is fetched to the target node and the Restore finishes", TimeSpan.FromMinutes(3), ct, TimeSpan.FromMilliseconds(100));
@@ -147,8 +151,14 @@ public sealed partial class CheckpointRestoreScenario
         }
         catch
         {
+            // the work directory goes with the test: keep both daemons' logs where they can be read afterwards
+            var kept = Path.Combine(Path.GetTempPath(), $"crsc-restore-from-scenario-{DateTime.UtcNow:HHmmss}");
+            Directory.CreateDirectory(kept);
+            foreach (var (log, name) in new[] { (sourceLog, "source.log"), (targetLog, "target.log") })
+                if (File.Exists(log)) File.Copy(log, Path.Combine(kept, name), overwrite: true);
             say($"source daemon log (tail):\n{Tail(sourceLog)}");
             say($"target daemon log (tail):\n{Tail(targetLog)}");
+            say($"both daemons' logs are kept in {kept}");
             throw;
         }
         finally

@@ -348,7 +348,10 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
 
     /// <param name="nodeName">the daemon's node (default: the scenario's)</param>
     /// <param name="imagesListen">where it serves checkpoint images (default: the scenario's)</param>
-    private Process StartDaemon(string work, string kubeconfig, string log, string? nodeName = null, string? imagesListen = null)
+    /// <param name="keySecret">security.keySecret (the key nodes share, so that one node's archives verify on another
+    /// and its pull tokens open another's endpoint); null: the node's own key</param>
+    private Process StartDaemon(string work, string kubeconfig, string log, string? nodeName = null, string? imagesListen = null,
+        string? keySecret = null)
     {
         var psi = new ProcessStartInfo(options.Binary, ["daemon"])
         {
@@ -365,6 +368,7 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
         psi.Environment["CRSC_CHECKPOINT_DIR"] = Path.Combine(work, "checkpoints");
         psi.Environment["CRSC_STAGING_DIR"] = Path.Combine(work, "staging");
         psi.Environment["CRSC_IMAGES_LISTEN"] = imagesListen ?? options.ImagesListen;
+        if (keySecret is not null) psi.Environment["CRSC_SECURITY_KEY_SECRET"] = keySecret;
         // the sandbox kubelet's root (its pods' volumes are under <root>/pods, where crsc finds an interceptor's socket)
         psi.Environment["CRSC_KUBELET_CHECKPOINT_DIR"] = Path.Combine(work, "kubelet", "checkpoints");
         psi.Environment["CRSC_CONFIG"] = Path.Combine(work, "config.yaml");
