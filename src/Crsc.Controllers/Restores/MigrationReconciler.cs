@@ -348,6 +348,18 @@ public sealed partial class MigrationReconciler : IReconciler
         var s = r.Status!;
         var name = s.CheckpointName ?? CheckpointName(r.Metadata.Name!);
         var checkpoint = _checkpoints.Get(new ObjectKey(ns, name));
+        if (checkpoint is null && s.Phase == RestorePhase.Restoring)
+        {
+            // made already (the phase says so) and the cache does not show it yet: the server's copy decides
+            try
+            {
+                checkpoint = await _checkpointsApi.GetAsync(ns, name, ct).ConfigureAwait(false);
+            }
+            catch (NotFoundException)
+            {
+                // deleted since: made again below
+            }
+        }
         var pod = _pods.Get(new ObjectKey(ns, r.Spec.Target.Name));
         var source = pod is not null && pod.Metadata.Uid == s.SourcePodUid ? pod : null;
         if (checkpoint is null)
