@@ -312,6 +312,74 @@ public sealed class MigrationReconcilerTests : IAsyncLifetime
         Assert.Null(status.Downtime);
     }
 
+    /// <summary>Up to the replacement annotated: a Deployment pod moved where the scheduler puts it.</summary>
+    private async Task<Pod> MigrateToReplacementAsync()
+    {
+        await SeedNodeAsync("n2");
+        await SeedReplicaSetAsync(gated: false);
+        await _f.CreatePodAsync(Source, node: "n1");
+        await CreateMigrationAsync(targetNode: null);
+        await StartAsync();
+        await ReconcileAsync();
+        await SetCheckpointAsync(ContainerCheckpointPhase.Completed);
+        await ReconcileAsync();
+        _f.Time.Advance(TimeSpan.FromSeconds(1));
+        var replacement = await SeedReplicaSetPodAsync("counter-7d9f8c6b5-new12", gated: false);
+        await ReconcileAsync();
+        Assert.Equal(replacement.Metadata.Uid, _f.Restore(Migration).Status!.ReplacementPodUid);
+        return replacement;
+    }
+
+    /// <summary>What the target node's agent writes on the replacement: its crsc.io/RestoreFrom condition.</summary>
+    private async Task SetRestoreFromConditionAsync(string pod, string status, string reason, string message)
+    {
+        var p = _f.PodsApi.Stored(Ns, pod)!;
+        p.Status ??= new PodStatus();
+        p.Status.Conditions = [new PodCondition { Type = PodConditions.RestoreFrom, Status = status, Reason = reason, Message = message }];
+        await _f.PodsApi.UpdateStatusAsync(p, CancellationToken.None);
+    }
+
+    [Theory]
+    [InlineData(RestoreFromReconciler.ImageMismatch, true)]
+    [InlineData(RestoreFromReconciler.RuntimeCannotRestore, true)]
+    [InlineData(RestoreFromReconciler.CheckpointUnreachable, false)] // the node tries again by itself
+    public async Task The_replacements_restore_from_condition_false_fails_the_migration_unless_the_node_retries(string reason, bool fails)
+    {
+        var replacement = await MigrateToReplacementAsync();
+
+        await SetRestoreFromConditionAsync(replacement.Metadata.Name!, "False", reason, "pod is not restored: the reason; the pod keeps running cold");
+        await ReconcileAsync();
+
+        var status = _f.Restore(Migration).Status!;
+        Assert.Equal(fails ? RestorePhase.Failed : RestorePhase.Restoring, status.Phase);
+        Assert.Contains("pod is not restored: the reason", status.Message);
+        if (fails) Assert.Equal(reason, status.FindCondition(ConditionTypes.Ready)!.Reason);
+    }
+
+    [Fact]
+    public async Task The_source_stop_is_its_containers_finish_time_when_the_status_shows_it()
+    {
+        await SeedNodeAsync("n2");
+        await SeedReplicaSetAsync(gated: false);
+        var source = await _f.CreatePodAsync(Source, node: "n1");
+        source.Metadata.Finalizers = ["example.com/keep"]; // deletion marks it: the kubelet's stop shows in its status
+        await _f.PodsApi.SeedAsync(source);
+        await CreateMigrationAsync(targetNode: null);
+        await StartAsync();
+        await ReconcileAsync();
+        await SetCheckpointAsync(ContainerCheckpointPhase.Completed);
+        await ReconcileAsync();
+        Assert.NotNull(_f.Pod(Source)!.Metadata.DeletionTimestamp);
+        Assert.Null(_f.Restore(Migration).Status!.Timeline!.SourceStoppedAt); // still running
+
+        var finished = _f.Time.GetUtcNow().AddSeconds(2);
+        _f.Time.Advance(TimeSpan.FromSeconds(10));
+        await _f.SetContainerStateAsync(Source, new ContainerState { Terminated = new ContainerStateTerminated { ExitCode = 143, FinishedAt = finished } });
+        await ReconcileAsync();
+
+        Assert.Equal(finished, _f.Restore(Migration).Status!.Timeline!.SourceStoppedAt);
+    }
+
     [Theory]
     [InlineData("bare", "n2", MigrationReconciler.ReasonTargetNodeRequired)]
     [InlineData("deployment", "n9", MigrationReconciler.ReasonNodeNotFound)]
