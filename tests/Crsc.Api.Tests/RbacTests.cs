@@ -67,6 +67,7 @@ public sealed class RbacTests
                     expected.Add($"{group}/{r}:{v}");
         }
         Add("", "pods", "get,list,watch,patch,delete");
+        Add("", "pods", "create"); // crsc migrate makes a bare pod again on the target node
         Add("", "pods/status", "patch"); // the crsc.io/RestoreFrom condition
         Add("apps", "deployments,replicasets,statefulsets", "get,list,watch");
         Add("apps", "deployments/finalizers", "update");

@@ -4,7 +4,8 @@ namespace Crsc.Api.Crds;
 
 /// <summary>
 /// Restores a workload's container from a checkpoint, in place (<c>rst</c>). Created by the pod
-/// reconciler on a failure or by a user (<c>crsc restore</c>); the spec cannot change once created.
+/// reconciler on a failure or by a user (<c>crsc restore</c>); the spec cannot change once created. With
+/// <see cref="RestoreMode.Migration"/> (<c>crsc migrate</c>) it moves a running pod with its memory instead.
 /// </summary>
 public sealed class Restore : IKubernetesObject
 {
@@ -23,6 +24,19 @@ public sealed class RestoreTarget
 {
     public RestoreTargetKind Kind { get; set; }
     public string Name { get; set; } = "";
+}
+
+/// <summary>What a Restore does with its pod.</summary>
+public enum RestoreMode
+{
+    /// <summary>Restores the pod's container in place from an existing checkpoint (same pod, same node).</summary>
+    InPlace,
+    /// <summary>
+    /// Moves a running pod with its memory: checkpoints it now, replaces it (the ReplicaSet's replacement of a Deployment
+    /// pod, or the bare pod made again under its name) on <see cref="RestoreSpec.TargetNode"/> or where the scheduler puts
+    /// it, and follows the in-place Restore the target node makes there (<c>crsc.io/restore-from</c>). Target kind Pod only.
+    /// </summary>
+    Migration,
 }
 
 /// <summary>What to do when the restore keeps failing.</summary>
@@ -46,6 +60,14 @@ public sealed class RestoreSpec
     public string? CheckpointName { get; set; }
     public RestoreFallback Fallback { get; set; } = RestoreFallback.ColdStart;
     public int MaxAttempts { get; set; } = DefaultMaxAttempts;
+    /// <summary>InPlace (absent: the default) or Migration.</summary>
+    public RestoreMode? Mode { get; set; }
+    /// <summary>Migration only: the node the pod moves to; empty means where the scheduler puts the replacement.</summary>
+    public string? TargetNode { get; set; }
+
+    /// <summary>Whether this Restore is a <see cref="RestoreMode.Migration"/> (the migration reconciler's, not the restore reconciler's).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool IsMigration => Mode == RestoreMode.Migration;
 
     public IReadOnlyList<FieldError> Validate()
     {
@@ -56,6 +78,12 @@ public sealed class RestoreSpec
         Check.Name(errors, "spec.checkpointName", CheckpointName, required: false);
         Check.Defined(errors, "spec.fallback", Fallback);
         Check.Range(errors, "spec.maxAttempts", MaxAttempts, 1, MaxMaxAttempts);
+        if (Mode is { } mode) Check.Defined(errors, "spec.mode", mode);
+        Check.Name(errors, "spec.targetNode", TargetNode, required: false);
+        if (TargetNode is not null && !IsMigration)
+            errors.Add(new FieldError("spec.targetNode", "is only allowed with spec.mode Migration"));
+        if (IsMigration && Target.Kind != RestoreTargetKind.Pod)
+            errors.Add(new FieldError("spec.target.kind", $"must be Pod with spec.mode Migration (a migration moves one pod), is {Target.Kind}"));
         return errors;
     }
 }
@@ -87,6 +115,9 @@ public static class RestoreConditions
 
 public sealed class RestoreStatus : IHasConditions
 {
+    /// <summary>The longest <see cref="SourcePod"/> kept (the schema's maxLength): a bigger bare pod is not migrated.</summary>
+    public const int MaxSourcePodLength = 262144;
+
     public long? ObservedGeneration { get; set; }
     public RestorePhase? Phase { get; set; }
     /// <summary>Restore attempts made so far (at most <see cref="RestoreSpec.MaxAttempts"/>).</summary>
@@ -120,6 +151,33 @@ public sealed class RestoreStatus : IHasConditions
     /// <summary>When each step of the restore happened, from the failure to the restored container running.</summary>
     public RestoreTimeline? Timeline { get; set; }
     public List<Condition>? Conditions { get; set; }
+
+    // ---- Migration ----
+
+    /// <summary>
+    /// Migration: how long the pod's application was away, as a Go duration (<c>4s</c>, <c>1m12s</c>): from the source
+    /// container's stop (<see cref="RestoreTimeline.SourceStoppedAt"/>) to the restored container running
+    /// (<see cref="RestoreTimeline.RunningAt"/>). Both are the API's second-precision times; the source's "last request
+    /// served" is approximated by its container's stop.
+    /// </summary>
+    public string? Downtime { get; set; }
+    /// <summary>Migration: the UID of the pod moved (the one named by the target when the migration started).</summary>
+    public string? SourcePodUid { get; set; }
+    /// <summary>Migration: the node the pod ran on.</summary>
+    public string? SourceNode { get; set; }
+    /// <summary>Migration of a Deployment's pod: the ReplicaSet whose replacement pod is restored.</summary>
+    public string? ReplicaSet { get; set; }
+    /// <summary>
+    /// Migration of a bare pod: its labels, annotations and spec as JSON (a <c>PodTemplateSpec</c>), kept before it is
+    /// deleted so that it can be made again under its name.
+    /// </summary>
+    public string? SourcePod { get; set; }
+    /// <summary>Migration: the pod that replaces the source and is restored from the checkpoint.</summary>
+    public string? ReplacementPod { get; set; }
+    /// <summary>Migration: the UID of <see cref="ReplacementPod"/>.</summary>
+    public string? ReplacementPodUid { get; set; }
+    /// <summary>Migration: the in-place Restore the replacement's node made for it (<c>crsc.io/restore-from</c>).</summary>
+    public string? InPlaceRestore { get; set; }
 }
 
 /// <summary>
@@ -130,6 +188,15 @@ public sealed class RestoreTimeline
 {
     /// <summary>The failure showed in the pod's status (from the failure detector; absent for Restores made by hand).</summary>
     public DateTimeOffset? FailedAt { get; set; }
+    /// <summary>Migration: the checkpoint of the running pod completed.</summary>
+    public DateTimeOffset? CheckpointedAt { get; set; }
+    /// <summary>Migration: the source pod was deleted (after its checkpoint).</summary>
+    public DateTimeOffset? SourceDeletedAt { get; set; }
+    /// <summary>
+    /// Migration: the source container stopped — its <c>state.terminated.finishedAt</c> when the pod status showed it,
+    /// else when crsc saw the pod gone.
+    /// </summary>
+    public DateTimeOffset? SourceStoppedAt { get; set; }
     /// <summary>The checkpoint was chosen (its image named).</summary>
     public DateTimeOffset? CheckpointChosenAt { get; set; }
     /// <summary>The node reported both images present (ImagesReady True seen).</summary>

@@ -37,7 +37,8 @@ public sealed record ReplacementPlacementOptions
 /// (every node that fits it cannot restore) has never run: crsc deletes it, marks the Restore
 /// (<c>ReplacementPlacement=False</c>, <c>NoNodeCanRestore</c>) and lets the next replacement go anywhere, so the
 /// workload is never left without a pod. Without the gate a replacement goes where the scheduler puts it, and a
-/// Restore that finds it on a node that cannot restore says so and names the gate.
+/// Restore that finds it on a node that cannot restore says so and names the gate. A gated pod that a migration to a
+/// named node waits to pin (<see cref="MigrationReconciler.WaitsToPin"/>) is left to the <see cref="MigrationReconciler"/>.
 /// </summary>
 public sealed partial class ReplacementPlacementReconciler : IReconciler
 {
@@ -117,7 +118,12 @@ public sealed partial class ReplacementPlacementReconciler : IReconciler
         r.Spec.Target.Kind == RestoreTargetKind.Deployment
             ? _pods.ByIndex(RestoreReconciler.PodsByDeploymentIndex, $"{r.Metadata.Namespace}/{r.Spec.Target.Name}")
                 .Where(Watched).Select(EnqueueHandlers.KeyOf)
-            : [];
+            // a migration that held its ReplicaSet's gated pods lets the others go once it has its replacement (or ended)
+            : r.Spec.IsMigration && r.Status?.ReplicaSet is { Length: > 0 } rs
+                ? _pods.ByIndex(WatchedPodsIndex, "yes")
+                    .Where(p => p.Metadata.Namespace == r.Metadata.Namespace && RestorePods.Controller(p)?.Name == rs)
+                    .Select(EnqueueHandlers.KeyOf)
+                : [];
 
     public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
     {
@@ -125,7 +131,12 @@ public sealed partial class ReplacementPlacementReconciler : IReconciler
         if (pod is null || !RestorePods.IsLive(pod)) return ReconcileResult.Done;
         try
         {
-            if (IsGated(pod)) return await ReleaseAsync(pod, ct).ConfigureAwait(false);
+            if (IsGated(pod))
+            {
+                // a migration to a named node pins this pod itself, removing the gate in the same write
+                if (_restores.List().Any(r => MigrationReconciler.WaitsToPin(r, pod))) return ReconcileResult.Done;
+                return await ReleaseAsync(pod, ct).ConfigureAwait(false);
+            }
             if (RestrictedFor(pod) is { } restore && string.IsNullOrEmpty(pod.Spec.NodeName))
                 return await WatchUnschedulableAsync(pod, restore, ct).ConfigureAwait(false);
             return ReconcileResult.Done;

@@ -260,7 +260,8 @@ public sealed class RestoreReconciler : IReconciler
         var fresh = false;
         for (var conflicts = 0; ; conflicts++)
         {
-            if (restore is null || IsTerminal(restore)) return ReconcileResult.Done;
+            // a Migration is the MigrationReconciler's (it follows the in-place Restore the target node makes instead)
+            if (restore is null || IsTerminal(restore) || restore.Spec.IsMigration) return ReconcileResult.Done;
             try
             {
                 for (var step = 0; step < MaxStepsPerReconcile; step++)

@@ -61,6 +61,7 @@ public static class Commands
             StatusCommand.Spec(),
             CheckpointCommand.Spec(),
             RestoreCommand.Spec(),
+            MigrateCommand.Spec(),
             ListCommand.Spec(),
             InspectCommand.Spec(),
             GcCommand.Spec(),

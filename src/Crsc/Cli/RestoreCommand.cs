@@ -213,7 +213,7 @@ internal static class RestoreCommand
         follower.Show(created);
         try
         {
-            var last = await FollowAsync(restores, created, follower, deadline.Token);
+            var last = await FollowAsync(restores, created, follower.Show, deadline.Token);
             if (last is null) return CliOutput.Fail(p, $"restore {name} was deleted before it finished");
             var phase = last.Status!.Phase;
             var message = last.Status.Message is { Length: > 0 } msg ? ": " + msg : "";
@@ -240,7 +240,7 @@ internal static class RestoreCommand
     /// deleted. A watch the server ends is opened again; a 410 reads the object and watches from there; an API server
     /// that goes away is retried until the deadline.
     /// </summary>
-    private static async Task<Restore?> FollowAsync(IKubeResourceClient<Restore> restores, Restore created, Follower follower,
+    internal static async Task<Restore?> FollowAsync(IKubeResourceClient<Restore> restores, Restore created, Action<Restore> show,
         CancellationToken ct)
     {
         var ns = created.Metadata.Namespace!;
@@ -258,7 +258,7 @@ internal static class RestoreCommand
                     if (ev.Type == WatchEventType.Bookmark || ev.Object.Metadata.Name != name) continue;
                     if (ev.Type == WatchEventType.Deleted) return null;
                     current = ev.Object;
-                    follower.Show(current);
+                    show(current);
                     if (IsFinal(current)) return current;
                 }
             }
@@ -282,13 +282,13 @@ internal static class RestoreCommand
                     return null;
                 }
                 rv = current.Metadata.ResourceVersion;
-                follower.Show(current);
+                show(current);
             }
         }
         return current;
     }
 
-    private static bool IsFinal(Restore r) => r.Status?.Phase is RestorePhase.Restored or RestorePhase.Failed or RestorePhase.FellBack;
+    internal static bool IsFinal(Restore r) => r.Status?.Phase is RestorePhase.Restored or RestorePhase.Failed or RestorePhase.FellBack;
 
     /// <summary>Prints a line (or the object as JSON) each time what a person cares about changes.</summary>
     private sealed class Follower(ParsedCommand p, bool json)

@@ -132,6 +132,8 @@ public sealed class CrdSchemaTests
         Assert.Equal(GoDuration.MaxLength, (long)schedule["interval"]!["maxLength"]!);
         var restore = Schema(RepoFiles.LoadCrd("Restore"))["properties"]!["spec"]!["properties"]!;
         Assert.Equal(RestoreSpec.MaxMaxAttempts, (long)restore["maxAttempts"]!["maximum"]!);
+        var restoreStatus = Schema(RepoFiles.LoadCrd("Restore"))["properties"]!["status"]!["properties"]!;
+        Assert.Equal(RestoreStatus.MaxSourcePodLength, (long)restoreStatus["sourcePod"]!["maxLength"]!);
         var ckpt = Schema(RepoFiles.LoadCrd("ContainerCheckpoint"))["properties"]!["status"]!["properties"]!;
         Assert.Equal(ContainerCheckpointStatus.MaxCriuLogLength, (long)ckpt["criuLog"]!["maxLength"]!);
         var content = Schema(RepoFiles.LoadCrd("ContainerCheckpointContent"))["properties"]!["spec"]!["properties"]!;
@@ -142,6 +144,8 @@ public sealed class CrdSchemaTests
     [Theory]
     [InlineData("ContainerCheckpoint", "spec", "self == oldSelf")]
     [InlineData("Restore", "spec", "self == oldSelf")]
+    [InlineData("Restore", "spec", "!has(self.targetNode) || (has(self.mode) && self.mode == 'Migration')")]
+    [InlineData("Restore", "spec", "!has(self.mode) || self.mode != 'Migration' || self.target.kind == 'Pod'")]
     [InlineData("CheckpointSchedule", "spec", "has(self.interval) != has(self.cron)")]
     [InlineData("CheckpointSchedule", "spec.interval", "self.matches('[1-9]')")]
     [InlineData("CheckpointSchedule", "spec.retention", "has(self.keepLast) || has(self.maxAge) || has(self.maxBytes)")]

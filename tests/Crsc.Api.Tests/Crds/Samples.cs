@@ -87,6 +87,17 @@ public static class Samples
         },
     };
 
+    /// <summary>A Migration of a bare pod to a named node (spec only).</summary>
+    public static Restore Migration() => new()
+    {
+        Metadata = Meta("counter-migrate-1"),
+        Spec = new RestoreSpec
+        {
+            Target = new RestoreTarget { Kind = RestoreTargetKind.Pod, Name = "counter-0" },
+            Container = "app", Mode = RestoreMode.Migration, TargetNode = "node-2",
+        },
+    };
+
     public static Restore Restore() => new()
     {
         Metadata = Meta("counter-restore-1"),
@@ -105,11 +116,15 @@ public static class Samples
             RestoredContainerId = "containerd://" + new string('c', 64), RestoredRestartCount = 2,
             Timeline = new RestoreTimeline
             {
-                FailedAt = T0.AddSeconds(-5), CheckpointChosenAt = T0, ImagesReadyAt = T0.AddSeconds(20), PatchedAt = T0.AddMinutes(1),
+                FailedAt = T0.AddSeconds(-5), CheckpointedAt = T0.AddSeconds(-3), SourceDeletedAt = T0.AddSeconds(-2),
+                SourceStoppedAt = T0.AddSeconds(-1), CheckpointChosenAt = T0, ImagesReadyAt = T0.AddSeconds(20), PatchedAt = T0.AddMinutes(1),
                 RunningAt = T0.AddMinutes(1).AddSeconds(2), RestoredAt = T0.AddMinutes(2),
             },
             PatchedAt = T0.AddMinutes(1), WaitingSince = T0,
             Message = "restore failed 5 times; original image put back", StartedAt = T0, CompletedAt = T0.AddMinutes(2),
+            Downtime = "1m3s", SourcePodUid = "6f1c2a4e-0000-4000-8000-000000000001", SourceNode = "node-0",
+            ReplicaSet = "counter-7d9f8", SourcePod = "{\"spec\":{\"containers\":[]}}", ReplacementPod = "counter-7d9f8-abcde",
+            ReplacementPodUid = "6f1c2a4e-0000-4000-8000-000000000002", InPlaceRestore = "counter-7d9f8-abcde-from-0a1b2c3d",
             Conditions = Conditions(),
         },
     };

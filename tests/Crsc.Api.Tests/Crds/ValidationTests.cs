@@ -128,6 +128,23 @@ public sealed class ValidationTests
     }
 
     [Fact]
+    public void Restore_migration_needs_a_pod_target_and_a_target_node_needs_migration()
+    {
+        Assert.Empty(Samples.Migration().Spec.Validate());
+        var spec = Samples.Migration().Spec;
+        spec.Target.Kind = RestoreTargetKind.Deployment;
+        spec.TargetNode = "Node_2";
+        Assert.Equal(["spec.targetNode", "spec.target.kind"], Fields(spec.Validate()));
+        spec = Samples.Restore().Spec; // InPlace
+        spec.TargetNode = "node-2";
+        var error = Assert.Single(spec.Validate());
+        Assert.Equal(("spec.targetNode", "is only allowed with spec.mode Migration"), (error.Field, error.Message));
+        spec.TargetNode = null;
+        spec.Mode = (RestoreMode)7;
+        Assert.Equal(["spec.mode"], Fields(spec.Validate()));
+    }
+
+    [Fact]
     public void CriuLog_excerpt_keeps_the_end_from_a_line_start()
     {
         Assert.Equal("short", ContainerCheckpointStatus.CriuLogExcerpt("short"));
