@@ -81,6 +81,9 @@ internal static class ClusterReconcilers
         // become Restores), both over every pod of the cluster
         RestoreReconciler.SetUp(manager);
         ReplacementPlacementReconciler.SetUp(manager);
+        // leader: Migration Restores (crsc migrate) checkpoint a pod now and make its replacement restore from it on the
+        // target node (through crsc.io/restore-from)
+        MigrationReconciler.SetUp(manager);
         PodFailureReconciler.SetUp(manager);
         // node: a restore does not wait for a new leader — while the leader is absent (its Lease not seen to change for
         // leader.absentAfter), this node's standby failure detector and restore state manager act for the pods here
