@@ -349,7 +349,8 @@ public sealed class RestorePreparer : IReconciler
     /// <summary>
     /// When the checkpoint image is one of this node's store: a reason and message when it must not be restored from —
     /// <c>ArchiveNotAuthentic</c> (its manifest MAC is missing, wrong or of another key) or <c>CheckpointOfAnotherWorkload</c>
-    /// (its namespace or workload is not the Restore's target's; for a Pod target, the workload the pod belongs to).
+    /// (its namespace or workload is not the Restore's target's; for a Pod target, the workload the pod belongs to — unless
+    /// the pod names that checkpoint in its own <see cref="Annotations.RestoreFrom"/>, then only its namespace must match).
     /// The annotation <see cref="Annotations.AllowUnauthenticated"/> lets a missing or foreign MAC pass, never a
     /// wrong one and never another workload's checkpoint.
     /// </summary>
@@ -371,7 +372,11 @@ public sealed class RestorePreparer : IReconciler
         }
         var ns = restore.Metadata.Namespace ?? "";
         var workload = restore.Spec.Target.Kind == RestoreTargetKind.Pod ? PodOwnerWorkloadResolver.WorkloadOf(pod) : restore.Spec.Target.Name;
-        if (c.Namespace != ns || c.Workload != workload)
+        // a pod that names this very checkpoint in its own crsc.io/restore-from asked for it (a copy of another
+        // workload's process, e.g. a pod made to take over from another one): its namespace is the boundary
+        var named = restore.Status.CheckpointName ?? restore.Spec.CheckpointName;
+        var askedFor = named is { Length: > 0 } && pod.Metadata.Annotations?.GetValueOrDefault(Annotations.RestoreFrom) == named;
+        if (c.Namespace != ns || (c.Workload != workload && !askedFor))
             return ("CheckpointOfAnotherWorkload",
                 $"checkpoint image {image} on node {_options.NodeName} holds checkpoint {c.Id} of {c.Namespace}/{c.Workload}, " +
                 $"not of {ns}/{workload}, the Restore's target ({restore.Spec.Target.Kind} {restore.Spec.Target.Name})");

@@ -665,8 +665,9 @@ public sealed class RestoreReconciler : IReconciler
             || _checkpoints.Get(new ObjectKey(r.Metadata.Namespace, name))?.Status?.Node is not { Length: > 0 } from
             || r.Status.Node is not { Length: > 0 } to || from == to)
             return "";
-        return $"; checkpoint {name} was taken on node {from}, the pod runs on node {to}: restoring on another node needs the "
-               + "checkpoint image in a registry both nodes reach (images.registry); without one, cross-node restore is not supported yet (Step 14)";
+        return $"; checkpoint {name} was taken on node {from}, the pod runs on node {to}: node {to} pulls its image from node {from}'s "
+               + $"endpoint unless it has a copy (a pod annotated {Annotations.RestoreFrom} has it fetched to its node first; "
+               + "a schedule with replicate: Registry keeps one in the registry)";
     }
 
     // ---- the attempt ----

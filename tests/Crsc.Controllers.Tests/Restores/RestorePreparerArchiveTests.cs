@@ -47,9 +47,15 @@ public sealed class RestorePreparerArchiveTests : IAsyncLifetime
 
     /// <summary>P1 on n1, checkpoint c1 (its image one of n1's store: <paramref name="local"/>), and r1 taken to Restoring.</summary>
     private async Task<(Leader Leader, RestoreFixture.Node Node)> RestoringAsync(CheckpointInfo? local, RestoreTargetKind kind = RestoreTargetKind.Deployment,
-        string target = Deployment, bool allowUnauthenticated = false)
+        string target = Deployment, bool allowUnauthenticated = false, string? restoreFrom = null)
     {
         await _f.CreatePodAsync(P1);
+        if (restoreFrom is not null)
+        {
+            var pod = _f.Pod(P1)!;
+            (pod.Metadata.Annotations ??= [])[Annotations.RestoreFrom] = restoreFrom;
+            await _f.PodsApi.SeedAsync(pod);
+        }
         await _f.CreateCheckpointAsync("c1", _f.Time.GetUtcNow().AddMinutes(-5));
         var r = await _f.CreateRestoreAsync("r1", kind: kind, target: target, failedPod: P1);
         if (allowUnauthenticated)
@@ -103,6 +109,30 @@ public sealed class RestorePreparerArchiveTests : IAsyncLifetime
         var cond = ImagesReady();
         Assert.Equal((ConditionStatus.False, "CheckpointOfAnotherWorkload"), (cond.Status, cond.Reason));
         Assert.Contains($"of {Ns}/payments, not of {Ns}/{Deployment}", cond.Message);
+    }
+
+    [Theory]
+    [InlineData("c1", Ns, true)]          // the pod asked for this checkpoint itself: another workload's, same namespace
+    [InlineData("c1", "billing", false)]  // ... never another namespace's
+    [InlineData("c0", Ns, false)]         // a pod that names another checkpoint asked for nothing of this one
+    public async Task A_pod_that_names_the_checkpoint_in_its_restore_from_may_take_another_workloads_of_its_namespace(
+        string named, string checkpointNamespace, bool accepted)
+    {
+        var (_, node) = await RestoringAsync(Checkpoint(CheckpointAuthenticity.Verified, ns: checkpointNamespace, workload: "payments"),
+            RestoreTargetKind.Pod, P1, restoreFrom: named);
+
+        await node.ReconcileAsync("r1");
+
+        if (accepted)
+        {
+            Assert.Equal(ConditionStatus.True, ImagesReady().Status);
+            Assert.NotEmpty(_runtime.PullCalls);
+        }
+        else
+        {
+            Assert.Equal("CheckpointOfAnotherWorkload", ImagesReady().Reason);
+            Assert.Empty(_runtime.PullCalls);
+        }
     }
 
     [Fact]

@@ -593,7 +593,7 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Images_of_a_checkpoint_taken_on_another_node_that_cannot_be_pulled_say_that_cross_node_restore_needs_a_registry()
+    public async Task Images_of_a_checkpoint_taken_on_another_node_that_cannot_be_pulled_say_where_a_copy_would_come_from()
     {
         await _f.CreatePodAsync(P1);
         // a drained node's checkpoint, restored into a pod on n1
@@ -610,8 +610,9 @@ public sealed class RestoreReconcilerTests : IAsyncLifetime
         var s = _f.Restore("r1").Status!;
         Assert.Equal(RestorePhase.FellBack, s.Phase);
         Assert.Contains("cannot be pulled on node n1: pulling x failed (3 of 3): not found; checkpoint c1 was taken on node n9, the pod runs on node n1", s.Message);
-        Assert.Contains("images.registry", s.Message);
-        Assert.Contains("cross-node restore is not supported yet (Step 14)", s.Message);
+        Assert.Contains("replicate: Registry", s.Message);
+        Assert.Contains("pulls its image from node n9's endpoint", s.Message);
+        Assert.Contains("crsc.io/restore-from", s.Message);
     }
 
     // ---- the timeline ----
