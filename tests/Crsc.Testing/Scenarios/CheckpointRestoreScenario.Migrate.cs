@@ -89,9 +89,8 @@ public sealed partial class CheckpointRestoreScenario
             {
                 CheckDaemon(source, sourceLog);
                 CheckDaemon(target, targetLog);
-                return new[] { options.NodeName, targetNode }.All(n => api.Get(CrscResources.CheckpointNodes, null, n)?.Status?.Restore?.State is not null
-                    and not CapabilityState.Unknown);
-            }, "both nodes' CheckpointNodes say whether their runtime restores", TimeSpan.FromSeconds(60), ct);
+                return new[] { options.NodeName, targetNode }.All(n => api.Get(CrscResources.CheckpointNodes, null, n) is not null);
+            }, "both nodes' agents have reported (their CheckpointNodes)", TimeSpan.FromSeconds(60), ct);
             var before = Counter(counterFile);
 
             var cli = new ProcessStartInfo(options.Binary, ["migrate", $"{Namespace}/{PodName}", "--to", targetNode, "--wait", "--kubeconfig", rig.Kubeconfig])
