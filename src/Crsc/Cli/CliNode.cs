@@ -56,4 +56,46 @@ internal static class CliNode
         Controllers.Storage.CheckpointAuthenticity.OtherKey => "other-key",
         _ => "unchecked",
     };
+
+    /// <summary>
+    /// Runs <paramref name="action"/> against the API server the configuration names (kubeconfig or in-cluster): a
+    /// configuration that names none, or a kubeconfig that cannot be used, is exit 78 with what to give; an unreachable
+    /// or refusing API server is exit 1 naming <paramref name="what"/>.
+    /// </summary>
+    public static async Task<int> WithApiServerAsync(ParsedCommand p, string what, Func<Crsc.Kube.KubeApi, Task<int>> action)
+    {
+        var options = LoadOptions(p);
+        if (options is null) return ExitCodes.Config;
+        if (!Crsc.Daemon.ClusterServices.IsConfigured(options))
+        {
+            p.Error.WriteLine("crsc: no API server configured: give a kubeconfig (--kubeconfig, $CRSC_KUBECONFIG or $KUBECONFIG, " +
+                              "or `kubeconfig` in the configuration file), or run inside the cluster");
+            return ExitCodes.Config;
+        }
+        Crsc.Kube.KubeApi api;
+        try
+        {
+            api = new Crsc.Kube.KubeApi(Crsc.Kube.KubeConfigLoader.Load(options.Kubeconfig));
+        }
+        catch (Crsc.Kube.KubeConfigException e)
+        {
+            p.Error.WriteLine($"crsc: cannot use the kubeconfig{(options.Kubeconfig.Length > 0 ? " " + options.Kubeconfig : "")}: {e.Message}");
+            return ExitCodes.Config;
+        }
+        using (api)
+        {
+            try
+            {
+                return await action(api);
+            }
+            catch (Crsc.Controllers.Kubernetes.KubeUnavailableException e)
+            {
+                return CliOutput.Fail(p, $"{what}: the API server {api.Config.Server} is unreachable: {e.Message}");
+            }
+            catch (Crsc.Controllers.Kubernetes.KubeApiException e)
+            {
+                return CliOutput.Fail(p, $"{what}: the API server refused ({e.Code} {e.Reason}): {e.Message}");
+            }
+        }
+    }
 }

@@ -64,40 +64,8 @@ internal static class RestoreCommand
     public static async Task<int> RunAsync(ParsedCommand p, CancellationToken ct)
     {
         if (Parse(p, out var usage) is not { } request) return CliOutput.Usage(p, usage!);
-        var options = CliNode.LoadOptions(p);
-        if (options is null) return ExitCodes.Config;
-        if (!ClusterServices.IsConfigured(options))
-        {
-            p.Error.WriteLine("crsc: no API server configured: give a kubeconfig (--kubeconfig, $CRSC_KUBECONFIG or $KUBECONFIG, " +
-                              "or `kubeconfig` in the configuration file), or run inside the cluster");
-            return ExitCodes.Config;
-        }
-        KubeApi api;
-        try
-        {
-            api = new KubeApi(KubeConfigLoader.Load(options.Kubeconfig));
-        }
-        catch (KubeConfigException e)
-        {
-            p.Error.WriteLine($"crsc: cannot use the kubeconfig{(options.Kubeconfig.Length > 0 ? " " + options.Kubeconfig : "")}: {e.Message}");
-            return ExitCodes.Config;
-        }
-        using (api)
-        {
-            var target = $"{request.Namespace}/{request.Deployment}";
-            try
-            {
-                return await RestoreAsync(p, api, request, target, ct);
-            }
-            catch (KubeUnavailableException e)
-            {
-                return CliOutput.Fail(p, $"restore of {target}: the API server {api.Config.Server} is unreachable: {e.Message}");
-            }
-            catch (KubeApiException e)
-            {
-                return CliOutput.Fail(p, $"restore of {target}: the API server refused ({e.Code} {e.Reason}): {e.Message}");
-            }
-        }
+        var target = $"{request.Namespace}/{request.Deployment}";
+        return await CliNode.WithApiServerAsync(p, $"restore of {target}", api => RestoreAsync(p, api, request, target, ct));
     }
 
     private static Request? Parse(ParsedCommand p, out string? usage)
