@@ -44,20 +44,8 @@ public sealed partial class CheckpointRestoreScenario
         var counterFile = Path.Combine(data, "counter");
         await using var rig = await Rig.StartAsync(options, say, ct);
         var api = rig.Api;
-        foreach (var node in new[] { options.NodeName, targetNode })
-            api.Seed(Resources.Nodes, new Node
-            {
-                Metadata = new ObjectMeta { Name = node }, Spec = new NodeSpec(),
-                Status = new NodeStatus { Conditions = [new NodeCondition { Type = "Ready", Status = "True", Reason = "KubeletReady" }] },
-            });
         var targetWork = Directory.CreateDirectory(Path.Combine(work, "target")).FullName;
-        await using var targetKubelet = new SandboxKubelet(api, rig.Cri, new SandboxKubeletOptions
-        {
-            NodeName = targetNode, CgroupParent = options.CgroupParent, DataRoot = Path.Combine(targetWork, "kubelet"),
-        });
-        targetKubelet.OnAction = line => say($"kubelet {targetNode}: {line}");
-        using var stopTarget = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var targetRun = targetKubelet.RunAsync(stopTarget.Token);
+        await using var second = await SecondNodeAsync(rig, targetNode, targetWork, ct);
 
         // checkpoints only when asked (the migration's own): a long schedule interval
         var replicaSet = SeedDeployment(api, data, DeploymentName, ReplicaSetName);
@@ -174,8 +162,6 @@ public sealed partial class CheckpointRestoreScenario
         {
             DaemonProcess.Stop(target);
             DaemonProcess.Stop(source);
-            await stopTarget.CancelAsync();
-            try { await targetRun; } catch (OperationCanceledException) { }
         }
     }
 

@@ -52,20 +52,8 @@ public sealed partial class CheckpointRestoreScenario
         await using var rig = await Rig.StartAsync(options, say, ct);
         var api = rig.Api;
 
-        foreach (var node in new[] { options.NodeName, targetNode })
-            api.Seed(Resources.Nodes, new Node
-            {
-                Metadata = new ObjectMeta { Name = node }, Spec = new NodeSpec(),
-                Status = new NodeStatus { Conditions = [new NodeCondition { Type = "Ready", Status = "True", Reason = "KubeletReady" }] },
-            });
         var targetWork = Directory.CreateDirectory(Path.Combine(work, "target")).FullName;
-        await using var targetKubelet = new SandboxKubelet(api, rig.Cri, new SandboxKubeletOptions
-        {
-            NodeName = targetNode, CgroupParent = options.CgroupParent, DataRoot = Path.Combine(targetWork, "kubelet"),
-        });
-        targetKubelet.OnAction = line => say($"kubelet {targetNode}: {line}");
-        using var stopTarget = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var targetRun = targetKubelet.RunAsync(stopTarget.Token);
+        await using var second = await SecondNodeAsync(rig, targetNode, targetWork, ct);
 
         var replicaSet = SeedDeployment(api, sourceData, DeploymentName, ReplicaSetName);
         SeedPod(api, PodName, sourceData, replicaSet);
@@ -165,8 +153,6 @@ public sealed partial class CheckpointRestoreScenario
         {
             DaemonProcess.Stop(target);
             DaemonProcess.Stop(source);
-            await stopTarget.CancelAsync();
-            try { await targetRun; } catch (OperationCanceledException) { }
         }
     }
 

@@ -341,6 +341,41 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
         return api.Seed(Resources.Pods, pod);
     }
 
+    /// <summary>
+    /// A second node beside the scenario's: both Nodes Ready in the API server, and a kubelet for
+    /// <paramref name="node"/> on the same runtime (its root under <paramref name="work"/>), running until disposed.
+    /// </summary>
+    private async Task<SecondNode> SecondNodeAsync(Rig rig, string node, string work, CancellationToken ct)
+    {
+        foreach (var name in new[] { options.NodeName, node })
+            rig.Api.Seed(Resources.Nodes, new Node
+            {
+                Metadata = new ObjectMeta { Name = name }, Spec = new NodeSpec(),
+                Status = new NodeStatus { Conditions = [new NodeCondition { Type = "Ready", Status = "True", Reason = "KubeletReady" }] },
+            });
+        var kubelet = new SandboxKubelet(rig.Api, rig.Cri, new SandboxKubeletOptions
+        {
+            NodeName = node, CgroupParent = options.CgroupParent, DataRoot = Path.Combine(work, "kubelet"),
+        });
+        kubelet.OnAction = line => say($"kubelet {node}: {line}");
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        await Task.Yield();
+        return new SecondNode(kubelet, stop, kubelet.RunAsync(stop.Token));
+    }
+
+    private sealed class SecondNode(SandboxKubelet kubelet, CancellationTokenSource stop, Task run) : IAsyncDisposable
+    {
+        public SandboxKubelet Kubelet => kubelet;
+
+        public async ValueTask DisposeAsync()
+        {
+            await stop.CancelAsync();
+            try { await run; } catch (OperationCanceledException) { }
+            await kubelet.DisposeAsync();
+            stop.Dispose();
+        }
+    }
+
     private static OwnerReference Owner(string apiVersion, string kind, ObjectMeta meta) => new()
     {
         ApiVersion = apiVersion, Kind = kind, Name = meta.Name!, Uid = meta.Uid!, Controller = true, BlockOwnerDeletion = true,
