@@ -65,14 +65,8 @@ public sealed partial class CheckpointRestoreScenario
         var daemon = StartDaemon(work, rig.Kubeconfig, daemonLog);
         Process? interceptor = null;
         // the logs say why something failed; the work directory may be removed by whoever made it
-        string KeepLogs()
-        {
-            var kept = Path.Combine(Path.GetTempPath(), $"crsc-interceptor-scenario-{DateTime.UtcNow:HHmmss}");
-            Directory.CreateDirectory(kept);
-            foreach (var log in new[] { daemonLog, Path.Combine(work, "interceptor.log") })
-                if (File.Exists(log)) File.Copy(log, Path.Combine(kept, Path.GetFileName(log)), overwrite: true);
-            return kept;
-        }
+        string KeepInterceptorLogs() =>
+            KeepLogs("interceptor", (daemonLog, "daemon.log"), (Path.Combine(work, "interceptor.log"), "interceptor.log"));
         string? shortLink = null;
         try
         {
@@ -136,7 +130,7 @@ public sealed partial class CheckpointRestoreScenario
                 var log = Path.Combine(work, "interceptor.log");
                 foreach (var line in File.Exists(log) ? File.ReadLines(log).Where(l => !l.Contains("\"Information\"", StringComparison.Ordinal)).TakeLast(20) : [])
                     say("interceptor log: " + line);
-                say($"the daemon's and the interceptor's logs are kept in {KeepLogs()}");
+                say($"the daemon's and the interceptor's logs are kept in {KeepInterceptorLogs()}");
             }
             var latencies = load.Latencies();
             return new InterceptorRestoreResult(load.Sent, load.Failed, load.PostsAcknowledged, before, final, restore.Status.Phase,
@@ -145,7 +139,7 @@ public sealed partial class CheckpointRestoreScenario
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            throw new InvalidOperationException($"{e.Message} (the daemon's and the interceptor's logs: {KeepLogs()})", e);
+            throw new InvalidOperationException($"{e.Message} (the daemon's and the interceptor's logs: {KeepInterceptorLogs()})", e);
         }
         finally
         {

@@ -151,10 +151,7 @@ public sealed partial class CheckpointRestoreScenario
         }
         catch
         {
-            var kept = Path.Combine(Path.GetTempPath(), $"crsc-migrate-scenario-{DateTime.UtcNow:HHmmss}");
-            Directory.CreateDirectory(kept);
-            foreach (var (log, name) in new[] { (sourceLog, "source.log"), (targetLog, "target.log") })
-                if (File.Exists(log)) File.Copy(log, Path.Combine(kept, name), overwrite: true);
+            var kept = KeepLogs("migrate", (sourceLog, "source.log"), (targetLog, "target.log"));
             say($"both daemons' logs are kept in {kept}");
             throw;
         }

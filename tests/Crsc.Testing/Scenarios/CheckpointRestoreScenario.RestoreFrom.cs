@@ -139,11 +139,7 @@ public sealed partial class CheckpointRestoreScenario
         }
         catch
         {
-            // the work directory goes with the test: keep both daemons' logs where they can be read afterwards
-            var kept = Path.Combine(Path.GetTempPath(), $"crsc-restore-from-scenario-{DateTime.UtcNow:HHmmss}");
-            Directory.CreateDirectory(kept);
-            foreach (var (log, name) in new[] { (sourceLog, "source.log"), (targetLog, "target.log") })
-                if (File.Exists(log)) File.Copy(log, Path.Combine(kept, name), overwrite: true);
+            var kept = KeepLogs("restore-from", (sourceLog, "source.log"), (targetLog, "target.log"));
             say($"source daemon log (tail):\n{Tail(sourceLog)}");
             say($"target daemon log (tail):\n{Tail(targetLog)}");
             say($"both daemons' logs are kept in {kept}");

@@ -376,6 +376,19 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
         }
     }
 
+    /// <summary>
+    /// Copies the logs that exist (path, name to keep it under) to a new /tmp/crsc-<paramref name="scenario"/>-scenario-HHmmss
+    /// and returns that directory: a failed scenario's work directory goes with the test that made it.
+    /// </summary>
+    private static string KeepLogs(string scenario, params (string Path, string Name)[] logs)
+    {
+        var kept = Path.Combine(Path.GetTempPath(), $"crsc-{scenario}-scenario-{DateTime.UtcNow:HHmmss}");
+        Directory.CreateDirectory(kept);
+        foreach (var (log, name) in logs)
+            if (File.Exists(log)) File.Copy(log, Path.Combine(kept, name), overwrite: true);
+        return kept;
+    }
+
     private static OwnerReference Owner(string apiVersion, string kind, ObjectMeta meta) => new()
     {
         ApiVersion = apiVersion, Kind = kind, Name = meta.Name!, Uid = meta.Uid!, Controller = true, BlockOwnerDeletion = true,
