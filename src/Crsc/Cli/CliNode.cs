@@ -98,4 +98,21 @@ internal static class CliNode
             }
         }
     }
+
+    /// <summary>
+    /// <paramref name="target"/> as NS/NAME of a <paramref name="kind"/> (lower-case, e.g. "pod"): the namespace a DNS-1123
+    /// label, the name a DNS-1123 subdomain; otherwise the usage error naming what is wrong.
+    /// </summary>
+    public static string? ParseNamespacedName(string target, string kind, out string ns, out string name)
+    {
+        (ns, name) = ("", "");
+        var parts = target.Split('/');
+        if (parts.Length != 2) return $"'{target}' is not NS/{kind.ToUpperInvariant()}";
+        (ns, name) = (parts[0], parts[1]);
+        if (!Crsc.Daemon.TargetNames.IsLabel(ns))
+            return $"namespace '{ns}' is not a valid DNS-1123 label (lower-case letters, digits and '-', at most 63)";
+        if (!Crsc.Daemon.TargetNames.IsSubdomain(name))
+            return $"{kind} '{name}' is not a valid DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253)";
+        return null;
+    }
 }

@@ -68,20 +68,9 @@ internal static class MigrateCommand
 
     private static Request? Parse(ParsedCommand p, out string? usage)
     {
-        usage = null;
-        var target = p.Arguments[0];
-        var parts = target.Split('/');
-        if (parts.Length != 2)
-        {
-            usage = $"'{target}' is not NS/POD";
-            return null;
-        }
-        var (ns, pod) = (parts[0], parts[1]);
-        if (!TargetNames.IsLabel(ns))
-            usage = $"namespace '{ns}' is not a valid DNS-1123 label (lower-case letters, digits and '-', at most 63)";
-        else if (!TargetNames.IsSubdomain(pod))
-            usage = $"pod '{pod}' is not a valid DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253)";
-        else if (p.Value("--to") is { } n && !TargetNames.IsSubdomain(n))
+        usage = CliNode.ParseNamespacedName(p.Arguments[0], "pod", out var ns, out var pod);
+        if (usage is not null) return null;
+        if (p.Value("--to") is { } n && !TargetNames.IsSubdomain(n))
             usage = $"--to '{n}' is not a valid node name (a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253)";
         else if (p.Value("--container") is { } c && !TargetNames.IsLabel(c))
             usage = $"--container '{c}' is not a valid DNS-1123 label (lower-case letters, digits and '-', at most 63)";

@@ -70,20 +70,9 @@ internal static class RestoreCommand
 
     private static Request? Parse(ParsedCommand p, out string? usage)
     {
-        usage = null;
-        var target = p.Arguments[0];
-        var parts = target.Split('/');
-        if (parts.Length != 2)
-        {
-            usage = $"'{target}' is not NS/DEPLOYMENT";
-            return null;
-        }
-        var (ns, deployment) = (parts[0], parts[1]);
-        if (!TargetNames.IsLabel(ns))
-            usage = $"namespace '{ns}' is not a valid DNS-1123 label (lower-case letters, digits and '-', at most 63)";
-        else if (!TargetNames.IsSubdomain(deployment))
-            usage = $"deployment '{deployment}' is not a valid DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253)";
-        else if (p.Value("--container") is { } c && !TargetNames.IsLabel(c))
+        usage = CliNode.ParseNamespacedName(p.Arguments[0], "deployment", out var ns, out var deployment);
+        if (usage is not null) return null;
+        if (p.Value("--container") is { } c && !TargetNames.IsLabel(c))
             usage = $"--container '{c}' is not a valid DNS-1123 label (lower-case letters, digits and '-', at most 63)";
         else if (p.Value("--checkpoint") is { } k && !TargetNames.IsSubdomain(k))
             usage = $"--checkpoint '{k}' is not a valid DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253)";
