@@ -92,6 +92,12 @@ public sealed class CheckpointReplicator : IReconciler
     // failed pushes in a row, per Content (the first one is told as an Event)
     private readonly ConcurrentDictionary<string, int> _failures = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Content name → the UID of the Content this agent recorded a registry copy on. A reconcile queued before that write
+    /// reached the cache still sees the Content without its copy; without this it pushed the image a second time.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, string> _replicated = new(StringComparer.Ordinal);
+
     public CheckpointReplicator(IKubeApi kube, Informer<ContainerCheckpointContent> contents, Informer<ContainerCheckpoint> checkpoints,
         Informer<CheckpointSchedule> schedules, ICheckpointStore store, ICheckpointReplicaTarget target, IEventRecorder events,
         CheckpointReplicatorOptions options, TimeProvider time, ILogger? logger = null, ReplicationMetrics? metrics = null)
@@ -128,8 +134,10 @@ public sealed class CheckpointReplicator : IReconciler
     public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
     {
         var content = _contents.Get(key);
+        if (content is null) _replicated.TryRemove(key.Name, out _);
         if (content is null || content.Metadata.DeletionTimestamp is not null || content.Spec.Node != _options.NodeName
-            || HasReplica(content, _target))
+            || HasReplica(content, _target)
+            || (_replicated.TryGetValue(key.Name, out var replicatedUid) && replicatedUid == content.Metadata.Uid))
             return Forget(key);
         if (CheckpointOf(content) is not { } checkpoint || ScheduleOf(checkpoint)?.Spec.Replicate != CheckpointReplication.Registry)
             return Forget(key);
@@ -194,6 +202,7 @@ public sealed class CheckpointReplicator : IReconciler
         _failures.TryRemove(name, out _);
         if (written is not null || recorded)
         {
+            if (uid is not null) _replicated[name] = uid;
             Log.Replicated(_logger, name, archive.Id, reference);
             if (written is not null)
                 _events.Normal(checkpoint, ReasonReplicated, $"checkpoint {archive.Id} copied to registry {_target.Registry} as {reference}");
