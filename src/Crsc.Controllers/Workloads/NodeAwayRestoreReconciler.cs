@@ -35,8 +35,10 @@ public sealed record NodeAwayRestoreOptions
 /// was taken and within <see cref="NodeAwayRestoreOptions.Window"/> of it, that is not the checkpointed pod and not
 /// restored already (after a shutdown, also the checkpointed pod itself when its node came back and started its container
 /// again). One Restore per checkpoint (<c>spec.checkpointName</c> set, its name derived from the checkpoint's),
-/// which the <see cref="RestoreReconciler"/> carries out; when the pod runs on another node than the checkpoint's, that
-/// node must pull the checkpoint image (<c>images.registry</c>) — the Restore's status says so when it cannot.
+/// which the <see cref="RestoreReconciler"/> carries out. When the pod runs on another node than the checkpoint's, the
+/// pod is annotated <c>crsc.io/restore-from</c> with the checkpoint instead: its node's agent fetches the archive (from
+/// a registry copy, or the node that took it, which serves it while it drains) into its own store and makes the Restore
+/// (<see cref="RestoreFromReconciler"/>); its <c>crsc.io/RestoreFrom</c> condition says when it cannot.
 /// </summary>
 public sealed partial class NodeAwayRestoreReconciler : IReconciler
 {
@@ -47,6 +49,7 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
     private const string RestoresByCheckpoint = "crsc.io/restores-by-checkpoint";
 
     private readonly IKubeResourceClient<Restore> _restoresApi;
+    private readonly IKubeResourceClient<Pod> _podsApi;
     private readonly Informer<Pod> _pods;
     private readonly Informer<Deployment> _deployments;
     private readonly Informer<ContainerCheckpoint> _checkpoints;
@@ -82,6 +85,7 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
         ArgumentNullException.ThrowIfNull(kube);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.Window, TimeSpan.Zero, nameof(options.Window));
         _restoresApi = kube.Resource(CrscResources.Restores);
+        _podsApi = kube.Resource(Resources.Pods);
         _pods = pods;
         _deployments = deployments;
         _checkpoints = checkpoints;
@@ -91,6 +95,7 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
         _time = time;
         _logger = logger ?? NullLogger.Instance;
         pods.TryAddIndexer(RestoreReconciler.PodsByDeploymentIndex, RestorePods.DeploymentKeys);
+        RestoreFromRequest.Index(pods);
         checkpoints.TryAddIndexer(CheckpointsByWorkload, c => c.Metadata.Labels?.GetValueOrDefault(Labels.Workload) is { Length: > 0 } w
             ? [$"{c.Metadata.Namespace}/{w}"] : []);
         restores.TryAddIndexer(RestoresByCheckpoint, r => r.Spec.CheckpointName is { Length: > 0 } c ? [$"{r.Metadata.Namespace}/{c}"] : []);
@@ -139,7 +144,8 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
             var name = ckpt.Metadata.Name!;
             var takenAt = TakenAt(ckpt)!.Value;
             if (now - takenAt > _options.Window) continue; // too old to bring back
-            if (_restores.ByIndex(RestoresByCheckpoint, $"{ns}/{name}").Count > 0) continue; // used (by crsc or a person)
+            // used (by crsc or a person): a Restore names it, or a pod's crsc.io/restore-from
+            if (_restores.ByIndex(RestoresByCheckpoint, $"{ns}/{name}").Count > 0 || RestoreFromRequest.Claimed(_pods, ns, name)) continue;
             var restoreName = RestoreName(name);
             if (_created.ContainsKey($"{ns}/{restoreName}")) continue;
             var pod = pods
@@ -182,15 +188,21 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
         else return false;
         if (since - takenAt > _options.Window) return false;
         var annotations = p.Metadata.Annotations;
-        // it runs a checkpoint image already, or a Restore is at work on it
+        // it runs a checkpoint image already, a Restore is at work on it, or it is to be restored from a checkpoint already
         return annotations?.GetValueOrDefault(Annotations.RestoredFrom) is not { Length: > 0 }
-            && annotations?.GetValueOrDefault(Annotations.Restore) is not { Length: > 0 };
+            && annotations?.GetValueOrDefault(Annotations.Restore) is not { Length: > 0 }
+            && RestoreFromRequest.Of(p) is null;
     }
 
     private async Task CreateRestoreAsync(Deployment deployment, ContainerCheckpoint ckpt, Pod pod, string name, CancellationToken ct)
     {
         var ns = deployment.Metadata.Namespace!;
         var reason = NodeAwayReason(ckpt)!;
+        if (ckpt.Status?.Node is { Length: > 0 } from && from != pod.Spec.NodeName)
+        {
+            await AskNodeAsync(deployment, ckpt, pod, name, from, reason, ct).ConfigureAwait(false);
+            return;
+        }
         var restore = PodFailureReconciler.NewRestore(deployment, name, ckpt.Spec.Container, new()
         {
             [Annotations.CheckpointReason] = reason,
@@ -209,12 +221,26 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
             return;
         }
         _created[$"{ns}/{name}"] = name;
-        var where = ckpt.Status?.Node is { Length: > 0 } from && from != pod.Spec.NodeName
-            ? $"; the checkpoint was taken on node {from} and the pod runs on node {pod.Spec.NodeName}: node {pod.Spec.NodeName} must pull the checkpoint image (images.registry)"
-            : "";
         Log.RestoreCreated(_logger, ns, name, ckpt.Metadata.Name!, reason, pod.Metadata.Name!, pod.Spec.NodeName ?? "");
         _events.Normal(deployment, RestoreCreatedReason,
-            $"pod {pod.Metadata.Name} replaces pod {ckpt.Spec.PodName} of a node that went away ({reason}); created Restore {name} from checkpoint {ckpt.Metadata.Name}{where}");
+            $"pod {pod.Metadata.Name} replaces pod {ckpt.Spec.PodName} of a node that went away ({reason}); created Restore {name} from checkpoint {ckpt.Metadata.Name}");
+    }
+
+    /// <summary>
+    /// The pod runs on another node than the checkpoint's: that node's agent fetches the archive and restores it, asked
+    /// through the pod's <c>crsc.io/restore-from</c> (<see cref="RestoreFromRequest"/>). Remembered under the Restore's
+    /// name until the cache shows the annotation, so that a second pass does not pick another pod.
+    /// </summary>
+    private async Task AskNodeAsync(Deployment deployment, ContainerCheckpoint ckpt, Pod pod, string restoreName, string from, string reason,
+        CancellationToken ct)
+    {
+        var ns = deployment.Metadata.Namespace!;
+        if (!await RestoreFromRequest.AskAsync(_podsApi, pod, ckpt.Metadata.Name!, ct).ConfigureAwait(false)) return;
+        _created[$"{ns}/{restoreName}"] = restoreName;
+        Log.RestoreAsked(_logger, ns, pod.Metadata.Name!, pod.Spec.NodeName ?? "", ckpt.Metadata.Name!, reason, from);
+        _events.Normal(deployment, RestoreCreatedReason,
+            $"pod {pod.Metadata.Name} replaces pod {ckpt.Spec.PodName} of a node that went away ({reason}); checkpoint {ckpt.Metadata.Name} was taken on node {from} " +
+            $"and the pod runs on node {pod.Spec.NodeName}: annotated {Annotations.RestoreFrom}: {ckpt.Metadata.Name}, so that node {pod.Spec.NodeName} fetches it and restores it");
     }
 
     private static partial class Log
@@ -224,5 +250,8 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
 
         [LoggerMessage(23002, LogLevel.Debug, "Restore {Namespace}/{Name} of a node-away checkpoint exists already")]
         public static partial void RestoreExists(ILogger logger, string @namespace, string name);
+
+        [LoggerMessage(23003, LogLevel.Information, "Pod {Namespace}/{Pod} on node {Node} is to be restored by its node from node-away checkpoint {Checkpoint} ({Reason}) taken on node {From}")]
+        public static partial void RestoreAsked(ILogger logger, string @namespace, string pod, string node, string checkpoint, string reason, string from);
     }
 }

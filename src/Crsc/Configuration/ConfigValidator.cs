@@ -91,6 +91,8 @@ public static partial class ConfigValidator
 
         if (!TryParseDurationWithUnit(o.NodeAgentAbsentAfter, out var absentAfter) || absentAfter < CrscOptions.MinNodeAgentAbsentAfter)
             Fail("nodeAgent.absentAfter", o.NodeAgentAbsentAfter, "must be a duration with a unit, at least 1m (e.g. 10m, 1h)");
+        if (!TryParseDurationWithUnit(o.NodeAgentLostRestoreWindow, out var lostWindow) || lostWindow <= TimeSpan.Zero)
+            Fail("nodeAgent.lostRestoreWindow", o.NodeAgentLostRestoreWindow, "must be a duration with a unit, more than zero (e.g. 30m)");
 
         if (!TryParseDurationWithUnit(o.LeaderAbsentAfter, out var leaderAbsent) || leaderAbsent < CrscOptions.MinLeaderAbsentAfter)
             Fail("leader.absentAfter", o.LeaderAbsentAfter, "must be a duration with a unit, at least 3s (e.g. 3s, 5s)");

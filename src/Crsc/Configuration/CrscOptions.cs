@@ -96,6 +96,16 @@ public sealed record CrscOptions
     /// <summary>Three renewals of the node agent's Lease (every 20 s): one missed renewal never lets anything go.</summary>
     public static readonly TimeSpan MinNodeAgentAbsentAfter = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// How long after a lost pod's newest checkpoint its replacement is still restored from it (a Go duration with a
+    /// unit, more than zero): the pods of a node whose Node is gone or not Ready.
+    /// </summary>
+    public string NodeAgentLostRestoreWindow { get; init; } = "30m";
+
+    /// <summary><see cref="NodeAgentLostRestoreWindow"/> as a duration (validated at start).</summary>
+    public TimeSpan NodeAgentLostRestoreWindowValue =>
+        ConfigValidator.TryParseDurationWithUnit(NodeAgentLostRestoreWindow, out var v) && v > TimeSpan.Zero ? v : TimeSpan.FromMinutes(30);
+
     /// <summary><see cref="NodeAgentAbsentAfter"/> as a duration (validated at start).</summary>
     public TimeSpan NodeAgentAbsentAfterValue => ConfigValidator.TryParseDurationWithUnit(NodeAgentAbsentAfter, out var v) ? v : TimeSpan.FromMinutes(10);
 

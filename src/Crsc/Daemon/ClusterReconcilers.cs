@@ -98,6 +98,12 @@ internal static class ClusterReconcilers
         {
             Window = services.GetRequiredService<CrscOptions>().ShutdownRestoreWindowValue,
         });
+        // leader: the replacement of a pod lost with its node (Node gone or not Ready) is annotated crsc.io/restore-from
+        // with that pod's newest checkpoint; its node's agent fetches it (the registry copy) and restores it
+        NodeLostRestoreReconciler.SetUp(manager, new NodeLostRestoreOptions
+        {
+            Window = services.GetRequiredService<CrscOptions>().NodeAgentLostRestoreWindowValue,
+        });
 
         // node: say that crsc runs here, by renewing this node's presence Lease
         var presence = new NodeAgentLease(manager.Kube, new NodeAgentLeaseOptions { Namespace = cluster.Namespace, NodeName = cluster.NodeName },

@@ -116,7 +116,8 @@ public sealed class NodeAwayRestoreReconcilerTests : IAsyncLifetime
         // an older scheduled checkpoint (no reason) and the node-away one
         await SeedCheckpointAsync("web-app-20260101115000", reason: null, at: Drained.AddMinutes(-10));
         await SeedCheckpointAsync("web-app-away-20260101120000-abcdef");
-        await SeedPodAsync("web-7d9f8b6c5-new", Drained.AddSeconds(30));
+        // on the checkpoint's own node (the drain was cancelled, the node uncordoned): the archive is there
+        await SeedPodAsync("web-7d9f8b6c5-new", Drained.AddSeconds(30), node: "n1");
 
         await ReconcileAsync();
         var restore = Assert.Single(_restoresApi.AllStored());
@@ -126,13 +127,37 @@ public sealed class NodeAwayRestoreReconcilerTests : IAsyncLifetime
         Assert.Equal("web-7d9f8b6c5-new", restore.Metadata.Annotations![Annotations.FailedPod]);
         Assert.Equal(CheckpointReasons.NodeDrain, restore.Metadata.Annotations[Annotations.CheckpointReason]);
         Assert.Equal(_deploymentUid, restore.Metadata.OwnerReferences!.Single().Uid);
-        // the pod is on another node than the checkpoint's: the Event says what that needs
-        Assert.Contains(_events.Events, e => e.Reason == NodeAwayRestoreReconciler.RestoreCreatedReason && e.Message.Contains("images.registry"));
+        Assert.Null(_podsApi.AllStored().Single(p => p.Metadata.Name == "web-7d9f8b6c5-new").Metadata.Annotations?.GetValueOrDefault(Annotations.RestoreFrom));
 
         // again (a second reconcile, a new leader): the checkpoint is used, nothing more
         await ReconcileAsync();
         Assert.Single(_restoresApi.AllStored());
     }
+
+    [Fact]
+    public async Task A_new_pod_on_another_node_is_annotated_restore_from_so_that_its_node_fetches_the_checkpoint()
+    {
+        await SeedCheckpointAsync("web-app-away-20260101120000-abcdef");
+        await SeedPodAsync("web-7d9f8b6c5-new", Drained.AddSeconds(30), node: "n2");
+        await SeedPodAsync("web-7d9f8b6c5-newer", Drained.AddSeconds(40), node: "n3");
+
+        await ReconcileAsync();
+        // no Restore from here (node n2 cannot pull node n1's archive by itself): its own agent makes one after the fetch
+        Assert.Empty(_restoresApi.AllStored());
+        Assert.Equal([("web-7d9f8b6c5-new", "web-app-away-20260101120000-abcdef")], Asked());
+        var e = Assert.Single(_events.Events, e => e.Reason == NodeAwayRestoreReconciler.RestoreCreatedReason);
+        Assert.Contains("taken on node n1 and the pod runs on node n2: annotated crsc.io/restore-from", e.Message);
+
+        // again (a new leader): the annotation claims the checkpoint; the other new pod is not asked for it too
+        await ReconcileAsync();
+        Assert.Equal([("web-7d9f8b6c5-new", "web-app-away-20260101120000-abcdef")], Asked());
+        Assert.Empty(_restoresApi.AllStored());
+    }
+
+    private List<(string, string)> Asked() => _podsApi.AllStored()
+        .Where(p => p.Metadata.Annotations?.GetValueOrDefault(Annotations.RestoreFrom) is not null)
+        .Select(p => (p.Metadata.Name!, p.Metadata.Annotations![Annotations.RestoreFrom]))
+        .OrderBy(x => x.Item1, StringComparer.Ordinal).ToList();
 
     [Fact]
     public async Task Only_the_old_pod_no_restore()
@@ -176,12 +201,12 @@ public sealed class NodeAwayRestoreReconcilerTests : IAsyncLifetime
     public async Task A_pod_created_outside_the_window_no_restore()
     {
         await SeedCheckpointAsync("web-app-away-20260101120000-abcdef");
-        await SeedPodAsync("web-7d9f8b6c5-late", Drained.AddMinutes(16));
+        await SeedPodAsync("web-7d9f8b6c5-late", Drained.AddMinutes(16), node: "n1");
         _time.SetUtcNow(Drained.AddMinutes(10));
         await ReconcileAsync();
         Assert.Empty(_restoresApi.AllStored());
         // a shorter window leaves out a pod the default one takes
-        await SeedPodAsync("web-7d9f8b6c5-new", Drained.AddMinutes(3));
+        await SeedPodAsync("web-7d9f8b6c5-new", Drained.AddMinutes(3), node: "n1");
         await ReconcileAsync(new NodeAwayRestoreOptions { Window = TimeSpan.FromMinutes(2) });
         Assert.Empty(_restoresApi.AllStored());
         await ReconcileAsync();
