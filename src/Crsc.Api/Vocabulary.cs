@@ -16,6 +16,12 @@ public static class Annotations
     public const string CheckpointInterval = "crsc.io/checkpoint-interval";
     /// <summary>What <see cref="CheckpointInterval"/> means when it is absent (a value, not a name).</summary>
     public const string DefaultCheckpointInterval = "10m";
+    /// <summary>
+    /// <c>registry</c> or <c>none</c> (also <c>Registry</c>, <c>None</c>): the <c>spec.replicate</c> of the schedule crsc
+    /// makes for a managed Deployment (copies in <c>images.registry</c>, with <c>images.registryMode: replicate</c>).
+    /// Absent: a new schedule gets <c>None</c>, an existing one keeps what it has.
+    /// </summary>
+    public const string CheckpointReplicate = "crsc.io/checkpoint-replicate";
     /// <summary><c>"true"</c> on a Deployment: crsc gives its pod template the interceptor sidecar (any other value: no sidecar).</summary>
     public const string Interceptor = "crsc.io/interceptor";
     /// <summary>

@@ -17,6 +17,7 @@ public sealed class VocabularyTests
         ["Annotations.CheckpointInterval"] = "crsc.io/checkpoint-interval",
         ["Annotations.CheckpointReason"] = "crsc.io/checkpoint-reason",
         ["Annotations.DefaultCheckpointInterval"] = "10m",
+        ["Annotations.CheckpointReplicate"] = "crsc.io/checkpoint-replicate",
         ["Annotations.Interceptor"] = "crsc.io/interceptor",
         ["Annotations.InterceptorPort"] = "crsc.io/interceptor-port",
         ["Annotations.InterceptorPortEnv"] = "crsc.io/interceptor-port-env",

@@ -28,9 +28,11 @@ public sealed record DeploymentReconcilerOptions
 /// Leader-only. A Deployment annotated <c>crsc.io/checkpoint-restore: "true"</c> gets a <see cref="CheckpointSchedule"/>
 /// of the same name, owned by it (controller, blockOwnerDeletion: garbage collection removes it with the Deployment),
 /// targeting it, at the interval of <c>crsc.io/checkpoint-interval</c> (default 10m, Go durations or plain seconds,
-/// 10s to 366 days), retention <c>keepLast: 5</c>. A changed annotation updates the schedule's target and interval
-/// (users may tune the rest of it); a removed one (or any value but "true") deletes it. A bad interval changes
-/// nothing: a Warning Event on the Deployment names the value, and an existing schedule keeps its interval and gets
+/// 10s to 366 days), retention <c>keepLast: 5</c>, and <c>replicate</c> as <c>crsc.io/checkpoint-replicate</c> says
+/// (<c>registry</c>/<c>none</c>; absent: <c>None</c> on a new schedule, and an existing one keeps what a user set). A
+/// changed annotation updates the schedule's target, interval and (when the annotation is there) replicate (users may
+/// tune the rest of it); a removed one (or any value but "true") deletes it. A bad interval or replicate value changes
+/// nothing: a Warning Event on the Deployment names the value, and an existing schedule keeps its spec and gets
 /// <c>Degraded=True</c>, reason <c>InvalidAnnotation</c>. A schedule of that name that the Deployment does not own
 /// is a user's: it is left alone, and said so with an Event.
 /// <para>
@@ -116,10 +118,11 @@ public sealed class DeploymentReconciler : IReconciler
             },
             d => enqueue(EnqueueHandlers.KeyOf(d)));
 
-    private static (string?, bool, long?, string?, string?, string?, string?, string?, string?, string?, string?) Relevant(Deployment d) =>
+    private static (string?, bool, long?, string?, string?, string?, string?, string?, string?, string?, string?, string?) Relevant(Deployment d) =>
         (d.Metadata.Uid, d.Metadata.DeletionTimestamp is null, d.Metadata.Generation,
          d.Metadata.Annotations?.GetValueOrDefault(Annotations.CheckpointRestore),
          d.Metadata.Annotations?.GetValueOrDefault(Annotations.CheckpointInterval),
+         d.Metadata.Annotations?.GetValueOrDefault(Annotations.CheckpointReplicate),
          d.Metadata.Annotations?.GetValueOrDefault(Annotations.Interceptor),
          d.Metadata.Annotations?.GetValueOrDefault(Annotations.InterceptorPort),
          d.Metadata.Annotations?.GetValueOrDefault(Annotations.InterceptorPortEnv),
@@ -155,6 +158,26 @@ public sealed class DeploymentReconciler : IReconciler
             return false;
         }
         return true;
+    }
+
+    /// <summary>
+    /// Reads <c>crsc.io/checkpoint-replicate</c>: <c>registry</c> or <c>none</c>, also capitalized as the schedule's
+    /// <c>spec.replicate</c> spells them (<c>Registry</c>, <c>None</c>). Absent: true with null (a new schedule gets
+    /// <c>None</c>, an existing one keeps its own). False with a message naming the value and the accepted ones otherwise.
+    /// </summary>
+    public static bool TryParseReplicate(string? text, out CheckpointReplication? replicate, out string error)
+    {
+        error = "";
+        replicate = text switch
+        {
+            null => null,
+            "registry" or "Registry" => CheckpointReplication.Registry,
+            "none" or "None" => CheckpointReplication.None,
+            _ => null,
+        };
+        if (text is null || replicate is not null) return true;
+        error = $"annotation {Annotations.CheckpointReplicate}: '{text}' is not one of registry, none (or Registry, None)";
+        return false;
     }
 
     public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
@@ -235,48 +258,61 @@ public sealed class DeploymentReconciler : IReconciler
             return ReconcileResult.Done;
         }
 
+        // every bad value at once, so that one fix is enough
+        var errors = new List<string>(2);
         var text = annotations?.GetValueOrDefault(Annotations.CheckpointInterval);
         if (!TryParseInterval(text, _options.MinimumInterval, _options.MaximumInterval, out var interval, out var error))
-            return await RejectAsync(deployment, schedule, error, ct).ConfigureAwait(false);
+            errors.Add(error);
+        if (!TryParseReplicate(annotations?.GetValueOrDefault(Annotations.CheckpointReplicate), out var replicate, out error))
+            errors.Add(error);
+        if (errors.Count > 0)
+            return await RejectAsync(deployment, schedule, string.Join("; ", errors), ct).ConfigureAwait(false);
         var intervalText = GoDuration.Format(interval);
 
         if (schedule is null)
         {
+            var created = NewSchedule(deployment, intervalText, replicate ?? CheckpointReplication.None);
             try
             {
-                await _schedulesApi.CreateAsync(NewSchedule(deployment, intervalText), ct).ConfigureAwait(false);
+                await _schedulesApi.CreateAsync(created, ct).ConfigureAwait(false);
             }
             catch (AlreadyExistsException)
             {
                 // the cache is behind: decide again when it shows the schedule
                 return ReconcileResult.Requeue;
             }
-            Log.ScheduleCreated(_logger, ns, key.Name, intervalText);
-            _events.Normal(deployment, "ScheduleCreated", $"created CheckpointSchedule {key.Name}: a checkpoint every {intervalText}");
+            Log.ScheduleCreated(_logger, ns, key.Name, intervalText, created.Spec.Replicate);
+            _events.Normal(deployment, "ScheduleCreated", $"created CheckpointSchedule {key.Name}: a checkpoint every {intervalText}"
+                + (created.Spec.Replicate == CheckpointReplication.Registry ? ", each copied to the registry" : ""));
             return ReconcileResult.Done;
         }
 
         // on a 409 each write reads the schedule again and applies the change while it is the same schedule, still ours
         var uid = schedule.Metadata.Uid;
         var current = schedule;
-        if (NeedsUpdate(schedule, key.Name, intervalText))
+        if (NeedsUpdate(schedule, key.Name, intervalText, replicate))
         {
             var updated = await StatusWriter.UpdateAsync(_schedulesApi, schedule, c =>
             {
-                if (c.Metadata.Uid != uid || OwnershipOf(c, deployment) != Ownership.Ours || !NeedsUpdate(c, key.Name, intervalText))
+                if (c.Metadata.Uid != uid || OwnershipOf(c, deployment) != Ownership.Ours || !NeedsUpdate(c, key.Name, intervalText, replicate))
                     return false;
                 c.Spec.Target = new ScheduleTarget { Kind = ScheduleTargetKind.Deployment, Name = key.Name };
                 c.Spec.Interval = intervalText;
                 c.Spec.Cron = null;
                 c.Spec.Retention ??= DefaultRetention();
+                // absent: what a user set on the schedule stays
+                if (replicate is { } wanted) c.Spec.Replicate = wanted;
                 return true;
             }, ct).ConfigureAwait(false);
             // gone, or changed by someone else meanwhile: decide again from the cache
             if (updated is null) return ReconcileResult.Requeue;
             current = updated;
-            Log.ScheduleUpdated(_logger, ns, key.Name, schedule.Spec.Interval, intervalText);
-            _events.Normal(deployment, "ScheduleUpdated",
-                $"CheckpointSchedule {key.Name}: interval {schedule.Spec.Interval ?? schedule.Spec.Cron} -> {intervalText}");
+            Log.ScheduleUpdated(_logger, ns, key.Name, schedule.Spec.Interval, intervalText, schedule.Spec.Replicate, updated.Spec.Replicate);
+            var change = $"interval {schedule.Spec.Interval ?? schedule.Spec.Cron} -> {intervalText}";
+            if (updated.Spec.Replicate != schedule.Spec.Replicate)
+                change = (schedule.Spec.Interval == intervalText ? "" : change + ", ")
+                    + $"replicate {schedule.Spec.Replicate} -> {updated.Spec.Replicate}";
+            _events.Normal(deployment, "ScheduleUpdated", $"CheckpointSchedule {key.Name}: {change}");
         }
         if (current.Status?.FindCondition(ConditionTypes.Degraded) is { Reason: ReasonInvalidAnnotation })
         {
@@ -294,7 +330,8 @@ public sealed class DeploymentReconciler : IReconciler
         var name = deployment.Metadata.Name ?? "";
         var message = schedule is null
             ? $"{error}; no CheckpointSchedule is created until it is fixed"
-            : $"{error}; CheckpointSchedule {name} keeps {(schedule.Spec.Interval is { } i ? "interval " + i : "its schedule")}";
+            : $"{error}; CheckpointSchedule {name} keeps {(schedule.Spec.Interval is { } i ? "interval " + i : "its schedule")}"
+              + $" and replicate {schedule.Spec.Replicate}";
         Log.InvalidAnnotation(_logger, ns, name, message);
         _events.Warning(deployment, ReasonInvalidAnnotation, message);
         if (schedule is null) return ReconcileResult.Done;
@@ -324,14 +361,16 @@ public sealed class DeploymentReconciler : IReconciler
         return ReconcileResult.Done;
     }
 
-    private static bool NeedsUpdate(CheckpointSchedule schedule, string name, string interval) =>
+    /// <summary>Whether the schedule differs from what the annotations ask; a null <paramref name="replicate"/> (annotation absent) asks nothing of it.</summary>
+    private static bool NeedsUpdate(CheckpointSchedule schedule, string name, string interval, CheckpointReplication? replicate) =>
         schedule.Spec.Target.Kind != ScheduleTargetKind.Deployment
         || schedule.Spec.Target.Name != name
         || schedule.Spec.Interval != interval
         || schedule.Spec.Cron is not null
-        || schedule.Spec.Retention is null;
+        || schedule.Spec.Retention is null
+        || (replicate is { } wanted && schedule.Spec.Replicate != wanted);
 
-    private static CheckpointSchedule NewSchedule(Deployment deployment, string interval) => new()
+    private static CheckpointSchedule NewSchedule(Deployment deployment, string interval, CheckpointReplication replicate) => new()
     {
         Metadata = new ObjectMeta
         {
@@ -356,6 +395,7 @@ public sealed class DeploymentReconciler : IReconciler
             Target = new ScheduleTarget { Kind = ScheduleTargetKind.Deployment, Name = deployment.Metadata.Name! },
             Interval = interval,
             Retention = DefaultRetention(),
+            Replicate = replicate,
         },
     };
 

@@ -1,3 +1,4 @@
+using Crsc.Api.Crds;
 using Microsoft.Extensions.Logging;
 
 namespace Crsc.Controllers.Workloads;
@@ -5,11 +6,12 @@ namespace Crsc.Controllers.Workloads;
 // Event ids: the Deployment reconciler 1–19; other workload reconcilers take the next free block of 20.
 internal static partial class Log
 {
-    [LoggerMessage(21301, LogLevel.Information, "Deployment {Namespace}/{Name}: created CheckpointSchedule, interval {Interval}")]
-    public static partial void ScheduleCreated(ILogger logger, string @namespace, string name, string interval);
+    [LoggerMessage(21301, LogLevel.Information, "Deployment {Namespace}/{Name}: created CheckpointSchedule, interval {Interval}, replicate {Replicate}")]
+    public static partial void ScheduleCreated(ILogger logger, string @namespace, string name, string interval, CheckpointReplication replicate);
 
-    [LoggerMessage(21302, LogLevel.Information, "Deployment {Namespace}/{Name}: CheckpointSchedule interval {Old} -> {New}")]
-    public static partial void ScheduleUpdated(ILogger logger, string @namespace, string name, string? old, string @new);
+    [LoggerMessage(21302, LogLevel.Information, "Deployment {Namespace}/{Name}: CheckpointSchedule interval {Old} -> {New}, replicate {OldReplicate} -> {NewReplicate}")]
+    public static partial void ScheduleUpdated(ILogger logger, string @namespace, string name, string? old, string @new,
+        CheckpointReplication oldReplicate, CheckpointReplication newReplicate);
 
     [LoggerMessage(21303, LogLevel.Information, "Deployment {Namespace}/{Name}: no longer managed; deleted its CheckpointSchedule")]
     public static partial void ScheduleDeleted(ILogger logger, string @namespace, string name);

@@ -8,10 +8,10 @@ namespace Crsc.Controllers.Workloads;
 public readonly record struct ManagedWorkload(bool Managed, string? Problem)
 {
     /// <summary>
-    /// Managed when <c>crsc.io/checkpoint-restore</c> is <c>"true"</c> and <c>crsc.io/checkpoint-interval</c> is absent
-    /// or a valid interval — exactly what the <see cref="DeploymentReconciler"/> gives a schedule (no schedule, no
-    /// checkpoints to restore from). Any other value is a <see cref="Problem"/> naming it, and crsc uses nothing from the
-    /// Deployment (the Deployment reconciler reports a bad interval with a Warning Event and a condition).
+    /// Managed when <c>crsc.io/checkpoint-restore</c> is <c>"true"</c> and <c>crsc.io/checkpoint-interval</c> and
+    /// <c>crsc.io/checkpoint-replicate</c> are absent or valid — exactly what the <see cref="DeploymentReconciler"/> gives
+    /// a schedule (no schedule, no checkpoints to restore from). Any other value is a <see cref="Problem"/> naming it, and
+    /// crsc uses nothing from the Deployment (the Deployment reconciler reports a bad value with a Warning Event and a condition).
     /// </summary>
     public static ManagedWorkload Read(Deployment deployment, DeploymentReconcilerOptions? limits = null)
     {
@@ -21,8 +21,10 @@ public readonly record struct ManagedWorkload(bool Managed, string? Problem)
             return new ManagedWorkload(false, flag is null or "false" ? null
                 : $"annotation {Annotations.CheckpointRestore}: '{flag}' is not \"true\"");
         limits ??= new DeploymentReconcilerOptions();
-        return DeploymentReconciler.TryParseInterval(annotations?.GetValueOrDefault(Annotations.CheckpointInterval),
-            limits.MinimumInterval, limits.MaximumInterval, out _, out var error)
+        if (!DeploymentReconciler.TryParseInterval(annotations?.GetValueOrDefault(Annotations.CheckpointInterval),
+                limits.MinimumInterval, limits.MaximumInterval, out _, out var error))
+            return new ManagedWorkload(false, error);
+        return DeploymentReconciler.TryParseReplicate(annotations?.GetValueOrDefault(Annotations.CheckpointReplicate), out _, out error)
             ? new ManagedWorkload(true, null)
             : new ManagedWorkload(false, error);
     }

@@ -81,6 +81,7 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
 
     private static (string, string) Managed => (Annotations.CheckpointRestore, "true");
     private static (string, string) Interval(string value) => (Annotations.CheckpointInterval, value);
+    private static (string, string) Replicate(string value) => (Annotations.CheckpointReplicate, value);
 
     private CheckpointSchedule? Schedule(string name = "web") => _schedulesApi.Stored(Ns, name);
 
@@ -242,6 +243,164 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
         Assert.Null(s.Status?.FindCondition(ConditionTypes.Degraded));
     }
 
+    [Theory]
+    [InlineData("registry", CheckpointReplication.Registry)]
+    [InlineData("Registry", CheckpointReplication.Registry)]
+    [InlineData("none", CheckpointReplication.None)]
+    [InlineData("None", CheckpointReplication.None)]
+    public async Task The_replicate_annotation_sets_replicate_on_a_new_schedule(string annotation, CheckpointReplication replicate)
+    {
+        // the schedule made without the annotation says None: each row sets the opposite first, so that it cannot pass by default
+        await CreateDeploymentAsync("other", Managed, Replicate(replicate == CheckpointReplication.None ? "registry" : "none"));
+        await ReconcileAsync("other");
+        Assert.NotEqual(replicate, Schedule("other")!.Spec.Replicate);
+
+        await CreateDeploymentAsync("web", Managed, Replicate(annotation));
+        Assert.Equal(ReconcileResult.Done, await ReconcileAsync());
+
+        var s = Schedule()!;
+        Assert.Equal(replicate, s.Spec.Replicate);
+        Assert.Empty(s.Spec.Validate());
+        Assert.DoesNotContain(_events.Events, e => e.Reason == DeploymentReconciler.ReasonInvalidAnnotation);
+    }
+
+    [Fact]
+    public async Task Without_the_replicate_annotation_a_new_schedule_is_not_replicated()
+    {
+        await CreateDeploymentAsync("web", Managed);
+        await ReconcileAsync();
+        Assert.Equal(CheckpointReplication.None, Schedule()!.Spec.Replicate);
+    }
+
+    [Fact]
+    public async Task Changing_the_replicate_annotation_updates_the_schedule()
+    {
+        await CreateDeploymentAsync("web", Managed, Interval("5m"), Replicate("registry"));
+        await ReconcileAsync();
+        Assert.Equal(CheckpointReplication.Registry, Schedule()!.Spec.Replicate);
+        Assert.Contains(_events.Events, e => e.Reason == "ScheduleCreated" && e.Message.Contains("copied to the registry"));
+
+        await AnnotateAsync("web", Replicate("none"));
+        Assert.Equal(ReconcileResult.Done, await ReconcileAsync());
+
+        var s = Schedule()!;
+        Assert.Equal(CheckpointReplication.None, s.Spec.Replicate);
+        Assert.Equal("5m", s.Spec.Interval);
+        Assert.Equal(1, _schedulesApi.CallCount("update"));
+        var e = Assert.Single(_events.Events, e => e.Reason == "ScheduleUpdated");
+        Assert.Equal("CheckpointSchedule web: replicate Registry -> None", e.Message);
+
+        // level-triggered: nothing more to do
+        await ReconcileAsync();
+        Assert.Equal(1, _schedulesApi.CallCount("update"));
+
+        // and back, with the interval in the same change
+        await AnnotateAsync("web", Replicate("Registry"), Interval("1h"));
+        await ReconcileAsync();
+        s = Schedule()!;
+        Assert.Equal((CheckpointReplication.Registry, "1h"), (s.Spec.Replicate, s.Spec.Interval));
+        Assert.Contains(_events.Events, e => e.Reason == "ScheduleUpdated" && e.Message.EndsWith("interval 5m -> 1h, replicate None -> Registry", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Without_the_replicate_annotation_a_users_replicate_on_the_schedule_is_kept()
+    {
+        await CreateDeploymentAsync("web", Managed, Interval("5m"), Replicate("registry"));
+        await ReconcileAsync();
+        Assert.Equal(CheckpointReplication.Registry, Schedule()!.Spec.Replicate);
+
+        // the annotation goes, and the schedule is updated for the interval: replicate is not reset to None
+        await AnnotateAsync("web", (Annotations.CheckpointReplicate, null), Interval("1h"));
+        await ReconcileAsync();
+        var s = Schedule()!;
+        Assert.Equal((CheckpointReplication.Registry, "1h"), (s.Spec.Replicate, s.Spec.Interval));
+
+        // a user sets it on the schedule: the Deployment asks nothing of it, so it stays
+        s.Spec.Replicate = CheckpointReplication.None;
+        await _schedulesApi.UpdateAsync(s, CancellationToken.None);
+        var updates = _schedulesApi.CallCount("update");
+        Assert.Equal(ReconcileResult.Done, await ReconcileAsync());
+        Assert.Equal(CheckpointReplication.None, Schedule()!.Spec.Replicate);
+        Assert.Equal(updates, _schedulesApi.CallCount("update"));
+    }
+
+    [Theory]
+    [InlineData("yes")]
+    [InlineData("REGISTRY")]
+    [InlineData(" registry")]
+    [InlineData("true")]
+    [InlineData("")]
+    public async Task A_bad_replicate_value_creates_nothing_and_says_so(string value)
+    {
+        await CreateDeploymentAsync("web", Managed, Replicate(value));
+
+        Assert.Equal(ReconcileResult.Done, await ReconcileAsync());
+
+        Assert.Null(Schedule());
+        Assert.Equal(0, _schedulesApi.CallCount("create"));
+        var e = Assert.Single(_events.Events, e => e.Reason == DeploymentReconciler.ReasonInvalidAnnotation);
+        Assert.Equal(("Deployment", "web", "Warning"), (e.Kind, e.Name, e.Type));
+        Assert.Contains($"annotation {Annotations.CheckpointReplicate}: '{value}' is not one of registry, none (or Registry, None)", e.Message);
+        Assert.Contains("no CheckpointSchedule is created", e.Message);
+    }
+
+    [Fact]
+    public async Task A_bad_replicate_value_and_a_bad_interval_are_said_together()
+    {
+        await CreateDeploymentAsync("web", Managed, Interval("abc"), Replicate("s3"));
+        await ReconcileAsync();
+
+        Assert.Null(Schedule());
+        var e = Assert.Single(_events.Events, e => e.Reason == DeploymentReconciler.ReasonInvalidAnnotation);
+        Assert.Contains($"{Annotations.CheckpointInterval}: 'abc'", e.Message);
+        Assert.Contains($"{Annotations.CheckpointReplicate}: 's3'", e.Message);
+    }
+
+    [Fact]
+    public async Task A_bad_replicate_value_leaves_an_existing_schedule_as_it_was_with_a_condition_until_fixed()
+    {
+        await CreateDeploymentAsync("web", Managed, Interval("5m"), Replicate("registry"));
+        await ReconcileAsync();
+
+        // a bad replicate value with a new interval: neither is applied
+        await AnnotateAsync("web", Replicate("s3"), Interval("1h"));
+        Assert.Equal(ReconcileResult.Done, await ReconcileAsync());
+
+        var s = Schedule()!;
+        Assert.Equal((CheckpointReplication.Registry, "5m"), (s.Spec.Replicate, s.Spec.Interval));
+        Assert.Equal(0, _schedulesApi.CallCount("update"));
+        var degraded = s.Status!.FindCondition(ConditionTypes.Degraded)!;
+        Assert.Equal((ConditionStatus.True, DeploymentReconciler.ReasonInvalidAnnotation), (degraded.Status, degraded.Reason));
+        Assert.Contains($"{Annotations.CheckpointReplicate}: 's3' is not one of registry, none", degraded.Message);
+        Assert.Contains("keeps interval 5m and replicate Registry", degraded.Message);
+        var e = Assert.Single(_events.Events, e => e.Reason == DeploymentReconciler.ReasonInvalidAnnotation);
+        Assert.Equal(("Deployment", "web", "Warning"), (e.Kind, e.Name, e.Type));
+        Assert.Contains("'s3'", e.Message);
+
+        await AnnotateAsync("web", Replicate("none"));
+        await ReconcileAsync();
+        s = Schedule()!;
+        Assert.Equal((CheckpointReplication.None, "1h"), (s.Spec.Replicate, s.Spec.Interval));
+        Assert.Null(s.Status?.FindCondition(ConditionTypes.Degraded));
+    }
+
+    [Fact]
+    public void A_bad_replicate_value_makes_the_deployment_unmanaged_like_a_bad_interval()
+    {
+        Deployment D(string replicate) => new()
+        {
+            Metadata = new ObjectMeta
+            {
+                Namespace = Ns, Name = "web",
+                Annotations = new() { [Annotations.CheckpointRestore] = "true", [Annotations.CheckpointReplicate] = replicate },
+            },
+        };
+        Assert.Equal(new ManagedWorkload(true, null), ManagedWorkload.Read(D("registry")));
+        var bad = ManagedWorkload.Read(D("s3"));
+        Assert.False(bad.Managed);
+        Assert.Contains($"{Annotations.CheckpointReplicate}: 's3'", bad.Problem);
+    }
+
     [Fact]
     public async Task A_users_own_schedule_of_that_name_is_not_touched()
     {
@@ -323,6 +482,27 @@ public sealed class DeploymentReconcilerTests : IAsyncLifetime
         handler.OnDelete(same);
         Assert.Equal(5, queued.Count);
         Assert.All(queued, k => Assert.Equal(new ObjectKey(Ns, "web"), k));
+    }
+
+    [Fact]
+    public void A_changed_replicate_annotation_is_queued()
+    {
+        var queued = new List<ObjectKey>();
+        var handler = DeploymentReconciler.DeploymentEvents(queued.Add);
+        Deployment D(string? replicate)
+        {
+            var d = new Deployment { Metadata = new ObjectMeta { Namespace = Ns, Name = "web", Uid = "u1", Annotations = [] } };
+            d.Metadata.Annotations[Annotations.CheckpointRestore] = "true";
+            if (replicate is not null) d.Metadata.Annotations[Annotations.CheckpointReplicate] = replicate;
+            return d;
+        }
+
+        handler.OnUpdate(D("registry"), D("registry"));
+        Assert.Empty(queued);
+        handler.OnUpdate(D("registry"), D("none"));
+        handler.OnUpdate(D(null), D("registry"));
+        handler.OnUpdate(D("registry"), D(null));
+        Assert.Equal(3, queued.Count);
     }
 
     [Fact]

@@ -366,6 +366,7 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
     [InlineData(Annotations.CheckpointRestore, "yes")]
     [InlineData(Annotations.CheckpointInterval, "abc")]
     [InlineData(Annotations.CheckpointInterval, "0s")]
+    [InlineData(Annotations.CheckpointReplicate, "yes")]
     public async Task A_bad_annotation_on_the_Deployment_creates_nothing(string annotation, string value)
     {
         var annotations = new Dictionary<string, string> { [Annotations.CheckpointRestore] = "true", [annotation] = value };
@@ -382,7 +383,8 @@ public sealed class PodFailureReconcilerTests : IAsyncLifetime
 
         // the same Deployment with good values is watched
         await _deployApi.PatchAsync(Ns, "web", PatchType.Merge,
-            "{\"metadata\":{\"annotations\":{\"" + Annotations.CheckpointRestore + "\":\"true\",\"" + Annotations.CheckpointInterval + "\":\"5m\"}}}",
+            "{\"metadata\":{\"annotations\":{\"" + Annotations.CheckpointRestore + "\":\"true\",\"" + Annotations.CheckpointInterval + "\":\"5m\",\""
+            + Annotations.CheckpointReplicate + "\":\"none\"}}}",
             CancellationToken.None);
         await ReconcileAsync();
         Assert.Single(Restores());
