@@ -39,7 +39,8 @@ public sealed record NodeLostRestoreOptions
 /// <summary>
 /// Brings the pods of a lost node back elsewhere with their memory (leader-only). Keys are managed Deployments. A node
 /// is lost when its Node object is gone or its Ready condition is not True; a pod was lost with it when its newest
-/// Completed checkpoint (per container) was taken there and the pod is gone or being deleted. Such a checkpoint —
+/// Completed checkpoint (per container) was taken there and the pod is gone or being deleted. That pod's newest
+/// checkpoint with a copy off the node (a registry copy, or another node's) is chosen, else its newest. Such a checkpoint —
 /// unless it is a drain or shutdown checkpoint (<see cref="NodeAwayRestoreReconciler"/> has those) or a Restore or a pod
 /// names it already — is restored into a replacement: a live pod of the workload on another node, created after the
 /// checkpoint and within <see cref="NodeLostRestoreOptions.Window"/> of it (and not long before the loss), that runs the
@@ -62,6 +63,7 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
     private readonly Informer<Pod> _pods;
     private readonly Informer<Deployment> _deployments;
     private readonly Informer<ContainerCheckpoint> _checkpoints;
+    private readonly Informer<ContainerCheckpointContent> _contents;
     private readonly Informer<Restore> _restores;
     private readonly IEventRecorder _events;
     private readonly NodeLostRestoreOptions _options;
@@ -78,8 +80,9 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
         var pods = manager.Informers.For(Resources.Pods);
         var deployments = manager.Informers.For(Resources.Deployments);
         var checkpoints = manager.Informers.For(CrscResources.ContainerCheckpoints);
+        var contents = manager.Informers.For(CrscResources.ContainerCheckpointContents);
         var restores = manager.Informers.For(CrscResources.Restores);
-        var reconciler = new NodeLostRestoreReconciler(manager.Kube, pods, deployments, checkpoints, restores, manager.Events,
+        var reconciler = new NodeLostRestoreReconciler(manager.Kube, pods, deployments, checkpoints, contents, restores, manager.Events,
             options ?? new NodeLostRestoreOptions(), manager.Time, manager.Loggers.CreateLogger<NodeLostRestoreReconciler>());
         var controller = manager.NewController(ControllerName, reconciler, workers);
         controller.Watch(deployments);
@@ -91,7 +94,7 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
     }
 
     public NodeLostRestoreReconciler(IKubeApi kube, Informer<Pod> pods, Informer<Deployment> deployments,
-        Informer<ContainerCheckpoint> checkpoints, Informer<Restore> restores, IEventRecorder events, NodeLostRestoreOptions options,
+        Informer<ContainerCheckpoint> checkpoints, Informer<ContainerCheckpointContent> contents, Informer<Restore> restores, IEventRecorder events, NodeLostRestoreOptions options,
         TimeProvider time, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(kube);
@@ -102,6 +105,7 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
         _pods = pods;
         _deployments = deployments;
         _checkpoints = checkpoints;
+        _contents = contents;
         _restores = restores;
         _events = events;
         _options = options;
@@ -132,12 +136,13 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
                                                && RestoreFromRequest.Claimed(_pods, ns, a.Key[(ns.Length + 1)..])).ToList())
             _asked.TryRemove(done.Key, out _);
 
-        // each pod's newest finished checkpoint per container, newest first; a lost pod's is the memory to bring back
+        // per pod and container, the newest finished checkpoint with a copy off its node (else the newest), newest
+        // first: a lost pod's is the memory to bring back
         var candidates = _checkpoints.ByIndex(CheckpointsByWorkload, $"{ns}/{ScheduleNames.LabelValue(key.Name)}")
             .Where(c => c.Status?.Phase == ContainerCheckpointPhase.Completed && c.Metadata.DeletionTimestamp is null
                         && TakenAt(c) is not null && c.Status.Node is { Length: > 0 })
             .GroupBy(c => (c.Spec.PodName, c.Spec.Container))
-            .Select(g => g.OrderByDescending(TakenAt).ThenByDescending(c => c.Metadata.Name, StringComparer.Ordinal).First())
+            .Select(Reachable)
             .Where(c => NodeAwayRestoreReconciler.NodeAwayReason(c) is null && now - TakenAt(c)!.Value <= _options.Window
                         && !Used(ns, c.Metadata.Name!) && PodGone(ns, c))
             .OrderByDescending(TakenAt)
@@ -176,6 +181,21 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
         return recheck is { } at
             ? ReconcileResult.RequeueAfter(at - now > TimeSpan.FromSeconds(1) ? at - now : TimeSpan.FromSeconds(1))
             : ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// Of one pod's checkpoints of one container: the newest that has a registry copy or a copy on another node than its
+    /// own (a checkpoint completed just before the node was lost may not have been copied yet: the one before it has),
+    /// else the newest (its node's agent says then that no copy can be reached, naming the node and the checkpoint).
+    /// </summary>
+    private ContainerCheckpoint Reachable(IEnumerable<ContainerCheckpoint> ofPod)
+    {
+        var newestFirst = ofPod.OrderByDescending(TakenAt).ThenByDescending(c => c.Metadata.Name, StringComparer.Ordinal).ToList();
+        return newestFirst.FirstOrDefault(c => c.Status?.ContentName is { Length: > 0 } content
+                   && _contents.Get(ObjectKey.Cluster(content))?.Status?.Copies is { } copies
+                   && copies.Any(copy => copy.ImageReference.Length > 0
+                                         && (copy.Kind == CheckpointCopyKind.Registry || (copy.Node is { Length: > 0 } n && n != c.Status.Node))))
+               ?? newestFirst[0];
     }
 
     /// <summary>A Restore or a pod names the checkpoint already, or this process asked for it.</summary>

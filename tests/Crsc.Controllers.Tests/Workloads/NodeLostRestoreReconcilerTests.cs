@@ -25,6 +25,7 @@ public sealed class NodeLostRestoreReconcilerTests : IAsyncLifetime
     private readonly FakeResourceClient<Node> _nodesApi;
     private readonly FakeResourceClient<Deployment> _deployApi;
     private readonly FakeResourceClient<ContainerCheckpoint> _checkpointsApi;
+    private readonly FakeResourceClient<ContainerCheckpointContent> _contentsApi;
     private readonly FakeResourceClient<Restore> _restoresApi;
     private readonly RecordingEventRecorder _events = new();
     private readonly CancellationTokenSource _stop = new();
@@ -37,6 +38,7 @@ public sealed class NodeLostRestoreReconcilerTests : IAsyncLifetime
         _nodesApi = _kube.For(Resources.Nodes);
         _deployApi = _kube.For(Resources.Deployments);
         _checkpointsApi = _kube.For(CrscResources.ContainerCheckpoints);
+        _contentsApi = _kube.For(CrscResources.ContainerCheckpointContents);
         _restoresApi = _kube.For(CrscResources.Restores);
     }
 
@@ -68,9 +70,10 @@ public sealed class NodeLostRestoreReconcilerTests : IAsyncLifetime
         var pods = Informer(_podsApi);
         var deployments = Informer(_deployApi);
         var checkpoints = Informer(_checkpointsApi);
+        var contents = Informer(_contentsApi);
         var restores = Informer(_restoresApi);
-        foreach (var i in new IInformer[] { pods, deployments, checkpoints, restores }) await i.WaitForSyncAsync(_stop.Token);
-        var reconciler = new NodeLostRestoreReconciler(_kube, pods, deployments, checkpoints, restores, _events,
+        foreach (var i in new IInformer[] { pods, deployments, checkpoints, contents, restores }) await i.WaitForSyncAsync(_stop.Token);
+        var reconciler = new NodeLostRestoreReconciler(_kube, pods, deployments, checkpoints, contents, restores, _events,
             options ?? new NodeLostRestoreOptions(), _time, NullLogger.Instance);
         return await reconciler.ReconcileAsync(new ObjectKey(Ns, "web"), CancellationToken.None);
     }
@@ -111,9 +114,20 @@ public sealed class NodeLostRestoreReconcilerTests : IAsyncLifetime
             Status = new PodStatus { Phase = "Running" },
         });
 
-    private Task SeedCheckpointAsync(string name, DateTimeOffset at, string pod = OldPod, string node = "n1", string? reason = null,
-        ContainerCheckpointPhase phase = ContainerCheckpointPhase.Completed) =>
-        _checkpointsApi.SeedAsync(new ContainerCheckpoint
+    private async Task SeedCheckpointAsync(string name, DateTimeOffset at, string pod = OldPod, string node = "n1", string? reason = null,
+        ContainerCheckpointPhase phase = ContainerCheckpointPhase.Completed, CheckpointCopy? copy = null)
+    {
+        await _contentsApi.SeedAsync(new ContainerCheckpointContent
+        {
+            Metadata = new ObjectMeta { Name = "content-" + name },
+            Spec = new ContainerCheckpointContentSpec
+            {
+                Node = node, ImageReference = $"127.0.0.1:5055/crsc/{Ns}/{name}:1",
+                CheckpointRef = new NamespacedObjectReference { Namespace = Ns, Name = name },
+            },
+            Status = copy is null ? null : new ContainerCheckpointContentStatus { Copies = [copy] },
+        });
+        await _checkpointsApi.SeedAsync(new ContainerCheckpoint
         {
             Metadata = new ObjectMeta
             {
@@ -123,8 +137,9 @@ public sealed class NodeLostRestoreReconcilerTests : IAsyncLifetime
                 Annotations = reason is null ? [] : new() { [Annotations.CheckpointReason] = reason },
             },
             Spec = new ContainerCheckpointSpec { PodName = pod, Container = "app" },
-            Status = new ContainerCheckpointStatus { Phase = phase, Node = node, StartedAt = at, CompletedAt = at.AddSeconds(2) },
+            Status = new ContainerCheckpointStatus { Phase = phase, Node = node, StartedAt = at, CompletedAt = at.AddSeconds(2), ContentName = "content-" + name },
         });
+    }
 
     private List<(string Pod, string Checkpoint)> Asked() => _podsApi.AllStored()
         .Where(p => p.Metadata.Annotations?.GetValueOrDefault(Annotations.RestoreFrom) is not null)
@@ -156,6 +171,26 @@ public sealed class NodeLostRestoreReconcilerTests : IAsyncLifetime
         await ReconcileAsync();
         Assert.Equal([("web-7d9f8b6c5-new", "web-app-1150")], Asked());
         Assert.Single(_events.Events, e => e.Reason == NodeLostRestoreReconciler.RestoreRequestedReason);
+    }
+
+    [Fact]
+    public async Task The_newest_checkpoint_with_a_copy_off_the_lost_node_is_chosen_else_the_newest()
+    {
+        await LoseNodeAsync();
+        var registry = new CheckpointCopy { Kind = CheckpointCopyKind.Registry, ImageReference = "registry.local/crsc/web-app-1150:1" };
+        await SeedCheckpointAsync("web-app-1140", LostAt.AddMinutes(-20), copy: new CheckpointCopy { Kind = CheckpointCopyKind.Registry, ImageReference = "registry.local/crsc/web-app-1140:1" });
+        await SeedCheckpointAsync("web-app-1150", LostAt.AddMinutes(-10), copy: registry);
+        // completed just before the node was lost, not copied yet (its copy on n1 itself does not count)
+        await SeedCheckpointAsync("web-app-1159", LostAt.AddMinutes(-1),
+            copy: new CheckpointCopy { Kind = CheckpointCopyKind.Node, Node = "n1", ImageReference = "127.0.0.1:5055/x:1" });
+        // another pod lost with the node, none of whose checkpoints was copied: its newest
+        await SeedCheckpointAsync("web-app-b-1150", LostAt.AddMinutes(-10), pod: "web-7d9f8b6c5-b");
+        await SeedCheckpointAsync("web-app-b-1155", LostAt.AddMinutes(-5), pod: "web-7d9f8b6c5-b");
+        await SeedPodAsync("web-7d9f8b6c5-x", LostAt.AddMinutes(5));
+        await SeedPodAsync("web-7d9f8b6c5-y", LostAt.AddMinutes(5).AddSeconds(1));
+        await ReconcileAsync();
+        // newest memory first: web-app-b-1155 (5 min old) before web-app-1150 (10 min old, copied)
+        Assert.Equal([("web-7d9f8b6c5-x", "web-app-b-1155"), ("web-7d9f8b6c5-y", "web-app-1150")], Asked());
     }
 
     [Fact]

@@ -284,7 +284,9 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
     private static List<Volume> DataVolume(string data) => [new() { Name = "data", HostPath = new HostPathVolumeSource { Path = data } }];
 
     /// <summary>The annotated Deployment and its ReplicaSet (as the Deployment controller would make it); returns the latter.</summary>
-    private ReplicaSet SeedDeployment(FakeApiServer api, string data, string name, string replicaSetName)
+    /// <param name="annotations">more of the Deployment's annotations (beside checkpoint-restore and checkpoint-interval)</param>
+    private ReplicaSet SeedDeployment(FakeApiServer api, string data, string name, string replicaSetName,
+        Dictionary<string, string>? annotations = null)
     {
         var labels = new Dictionary<string, string> { ["app"] = name };
         var container = CounterContainer();
@@ -294,7 +296,10 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
             Metadata = new ObjectMeta
             {
                 Name = name, Namespace = Namespace, Labels = labels,
-                Annotations = new() { ["crsc.io/checkpoint-restore"] = "true", ["crsc.io/checkpoint-interval"] = options.Interval },
+                Annotations = new(annotations ?? [])
+                {
+                    ["crsc.io/checkpoint-restore"] = "true", ["crsc.io/checkpoint-interval"] = options.Interval,
+                },
             },
             Spec = new DeploymentSpec
             {
@@ -398,8 +403,10 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
     /// <param name="imagesListen">where it serves checkpoint images (default: the scenario's)</param>
     /// <param name="keySecret">security.keySecret (the key nodes share, so that one node's archives verify on another
     /// and its pull tokens open another's endpoint); null: the node's own key</param>
+    /// <param name="registry">images.registry (plain HTTP) in registryMode replicate: checkpoints of schedules with
+    /// replicate: Registry are copied there; null: none</param>
     private Process StartDaemon(string work, string kubeconfig, string log, string? nodeName = null, string? imagesListen = null,
-        string? keySecret = null)
+        string? keySecret = null, string? registry = null)
     {
         var psi = new ProcessStartInfo(options.Binary, ["daemon"])
         {
@@ -417,6 +424,12 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
         psi.Environment["CRSC_STAGING_DIR"] = Path.Combine(work, "staging");
         psi.Environment["CRSC_IMAGES_LISTEN"] = imagesListen ?? options.ImagesListen;
         if (keySecret is not null) psi.Environment["CRSC_SECURITY_KEY_SECRET"] = keySecret;
+        if (registry is not null)
+        {
+            psi.Environment["CRSC_IMAGES_REGISTRY"] = registry;
+            psi.Environment["CRSC_IMAGES_REGISTRY_INSECURE"] = "true";
+            psi.Environment["CRSC_IMAGES_REGISTRY_MODE"] = "replicate";
+        }
         // the sandbox kubelet's root (its pods' volumes are under <root>/pods, where crsc finds an interceptor's socket)
         psi.Environment["CRSC_KUBELET_CHECKPOINT_DIR"] = Path.Combine(work, "kubelet", "checkpoints");
         psi.Environment["CRSC_CONFIG"] = Path.Combine(work, "config.yaml");
