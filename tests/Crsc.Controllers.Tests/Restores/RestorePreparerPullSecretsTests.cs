@@ -70,14 +70,6 @@ public sealed class RestorePreparerPullSecretsTests : IAsyncLifetime
     private RegistryAuth? AuthOf(string image) => _runtime.PullAuths.Single(p => p.Image == image).Auth;
 
     [Fact]
-    public void The_pod_model_reads_imagePullSecrets()
-    {
-        var pod = System.Text.Json.JsonSerializer.Deserialize("""{"spec":{"containers":[],"imagePullSecrets":[{"name":"regcred"}]}}""",
-            KubeJsonContext.Default.Pod)!;
-        Assert.Equal("regcred", Assert.Single(pod.Spec.ImagePullSecrets!).Name);
-    }
-
-    [Fact]
     public async Task The_base_image_is_pulled_with_the_user_and_password_of_the_pods_dockerconfigjson_secret()
     {
         await SecretAsync("regcred", Auths("registry.local", "alice"));
