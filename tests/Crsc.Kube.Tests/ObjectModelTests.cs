@@ -55,6 +55,25 @@ public sealed class ObjectModelTests
     }
 
     [Fact]
+    public void ImagePullSecrets_are_read_and_kept_with_their_unknown_fields_through_a_write()
+    {
+        const string json = """
+        {"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"ns"},
+         "spec":{"containers":[{"name":"c","image":"registry.example.com/team/app:1"}],
+                 "imagePullSecrets":[{"name":"regcred"},{"name":"other","futureField":true}],"dnsPolicy":"ClusterFirst"}}
+        """;
+        var pod = JsonSerializer.Deserialize(json, KubeJsonContext.Default.Pod)!;
+        Assert.Equal(["regcred", "other"], pod.Spec.ImagePullSecrets!.Select(s => s.Name));
+        Assert.False(pod.Spec.Extra!.ContainsKey("imagePullSecrets"));
+        pod.Spec.Containers[0].Image = "10.0.0.1:5055/ns/app@sha256:00"; // a restore's patch
+
+        var written = JsonNode.Parse(JsonSerializer.Serialize(pod, KubeJsonContext.Default.Pod))!;
+        var expected = JsonNode.Parse(json)!;
+        expected["spec"]!["containers"]![0]!["image"] = "10.0.0.1:5055/ns/app@sha256:00";
+        Assert.True(JsonNode.DeepEquals(expected, written), written.ToJsonString());
+    }
+
+    [Fact]
     public void Deployment_keeps_unknown_spec_fields_and_secret_data_is_base64()
     {
         const string json = """

@@ -32,6 +32,15 @@ public sealed class PodSpec
     public bool? HostNetwork { get; set; }
     public string? PriorityClassName { get; set; }
     public long? TerminationGracePeriodSeconds { get; set; }
+    /// <summary>Secrets of the pod's namespace holding registry credentials for its images, tried in this order.</summary>
+    public List<LocalObjectReference>? ImagePullSecrets { get; set; }
+    [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; set; }
+}
+
+/// <summary>core/v1 LocalObjectReference: an object of the same namespace, by name.</summary>
+public sealed class LocalObjectReference
+{
+    public string? Name { get; set; }
     [JsonExtensionData] public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 

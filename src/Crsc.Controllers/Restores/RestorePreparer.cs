@@ -90,6 +90,7 @@ public sealed class RestorePreparer : IReconciler
     private readonly Informer<Restore> _restores;
     private readonly Informer<Pod> _pods;
     private readonly IContainerRuntime _runtime;
+    private readonly PodPullSecrets _pullSecrets;
     private readonly IEventRecorder _events;
     private readonly RestorePreparerOptions _options;
     private readonly TimeProvider _time;
@@ -123,6 +124,7 @@ public sealed class RestorePreparer : IReconciler
         _restores = restores;
         _pods = pods;
         _runtime = runtime;
+        _pullSecrets = new PodPullSecrets(kube, logger);
         _events = events;
         _options = options;
         _time = time;
@@ -194,25 +196,37 @@ public sealed class RestorePreparer : IReconciler
         var identity = new PodIdentity(pod.Metadata.Namespace ?? "", pod.Metadata.Name ?? "", pod.Metadata.Uid ?? "");
 
         var pulled = new List<string>();
+        PullSecretKeyring? keyring = null; // the pod's imagePullSecrets, read once when an image needs them
         foreach (var image in images)
         {
+            var secrets = "";
             try
             {
                 if (await _runtime.ImageStatusAsync(image, ct).ConfigureAwait(false) is not null) continue;
                 Log.Pulling(_logger, key.Namespace ?? "", key.Name, image, _options.NodeName);
-                await ImagePulls.PullAsync(_runtime, image, _options.PullCredentials?.For(image, key.Namespace ?? ""), identity,
-                    _options.PullTimeout, _time, ct).ConfigureAwait(false);
+                // crsc's own credential (its image endpoint's token) first; else the pod's imagePullSecrets, as the
+                // kubelet would use them, each matching one tried in turn; else none
+                IReadOnlyList<RegistryAuth?> auths = [_options.PullCredentials?.For(image, key.Namespace ?? "")];
+                if (auths[0] is null && pod.Spec.ImagePullSecrets is { Count: > 0 })
+                {
+                    keyring ??= await _pullSecrets.ReadAsync(pod, ct).ConfigureAwait(false);
+                    var lookup = keyring.Lookup(image);
+                    secrets = lookup.Describe();
+                    if (lookup.Candidates.Count > 0) auths = lookup.Candidates.Select(c => (RegistryAuth?)c.Auth).ToList();
+                }
+                await PullWithAnyAsync(image, auths, identity, ct).ConfigureAwait(false);
                 pulled.Add(image);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 throw;
             }
-            catch (Exception e) when (e is ContainerRuntimeException or TimeoutException)
+            catch (Exception e) when (e is ContainerRuntimeException or TimeoutException or PullsFailedException)
             {
                 var failures = _failures.AddOrUpdate(attemptKey, 1, (_, n) => n + 1);
                 var final = failures >= _options.MaxPullAttempts;
-                var message = $"pulling {image} on node {_options.NodeName} failed ({failures} of {_options.MaxPullAttempts}): {e.Message}";
+                var message = $"pulling {image} on node {_options.NodeName} failed ({failures} of {_options.MaxPullAttempts}): {e.Message}"
+                    + (secrets.Length > 0 ? $" ({secrets})" : "");
                 Log.PullFailed(_logger, e, key.Namespace ?? "", key.Name, image, _options.NodeName, failures, _options.MaxPullAttempts);
                 var written = await ReportAsync(restore, pod, final ? ConditionStatus.False : ConditionStatus.Unknown,
                     final ? "PullFailed" : "Pulling", message, ct).ConfigureAwait(false);
@@ -233,6 +247,39 @@ public sealed class RestorePreparer : IReconciler
         }
         return ReconcileResult.Done;
     }
+
+    /// <summary>
+    /// Pulls <paramref name="image"/> with each of <paramref name="auths"/> in turn until one succeeds (the kubelet's way
+    /// with several matching pull secrets).
+    /// </summary>
+    /// <exception cref="ContainerRuntimeException">the only pull failed</exception>
+    /// <exception cref="TimeoutException">the only pull took too long</exception>
+    /// <exception cref="PullsFailedException">every one of several pulls failed</exception>
+    private async Task PullWithAnyAsync(string image, IReadOnlyList<RegistryAuth?> auths, PodIdentity identity, CancellationToken ct)
+    {
+        if (auths.Count == 1)
+        {
+            await ImagePulls.PullAsync(_runtime, image, auths[0], identity, _options.PullTimeout, _time, ct).ConfigureAwait(false);
+            return;
+        }
+        var errors = new List<string>();
+        foreach (var auth in auths)
+        {
+            try
+            {
+                await ImagePulls.PullAsync(_runtime, image, auth, identity, _options.PullTimeout, _time, ct).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception e) when (e is ContainerRuntimeException or TimeoutException)
+            {
+                errors.Add($"as {auth}: {e.Message}");
+            }
+        }
+        throw new PullsFailedException(string.Join("; ", errors));
+    }
+
+    /// <summary>Every credential's pull of one image failed; the message has each one's error (never a secret).</summary>
+    private sealed class PullsFailedException(string message) : Exception(message);
 
     /// <summary>
     /// After the leader's patch, the container it replaced — typically the instance the kubelet cold-started after the

@@ -136,14 +136,19 @@ public sealed record ImageInfo(
     ulong Size,
     bool Pinned);
 
-/// <summary>Registry credentials for a pull (CRI <c>AuthConfig</c>).</summary>
+/// <summary>Registry credentials for a pull (CRI <c>AuthConfig</c>). <see cref="ToString"/> hides the secrets.</summary>
 public sealed record RegistryAuth(
     string? Username = null,
     string? Password = null,
     string? Auth = null,
     string? ServerAddress = null,
     string? IdentityToken = null,
-    string? RegistryToken = null);
+    string? RegistryToken = null)
+{
+    public override string ToString() =>
+        IdentityToken is { Length: > 0 } ? "identity token" : RegistryToken is { Length: > 0 } ? "registry token"
+        : Username is { Length: > 0 } ? $"user '{Username}'" : Auth is { Length: > 0 } ? "auth" : "no credentials";
+}
 
 /// <summary>
 /// Credentials a node agent hands the runtime for one image pull of a restore: a short-lived token that lets the runtime

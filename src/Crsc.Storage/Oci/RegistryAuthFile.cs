@@ -1,5 +1,4 @@
-using System.Text;
-using System.Text.Json;
+using Crsc.Controllers.Runtime;
 
 namespace Crsc.Storage.Oci;
 
@@ -24,16 +23,16 @@ public static class RegistryAuthFile
     /// <exception cref="RegistryAuthFileException">missing, too open, not JSON, or an entry is malformed</exception>
     public static RegistryCredentials? Load(string path, string registryHost)
     {
-        var entries = Read(path);
-        var wanted = Normalize(registryHost);
-        foreach (var (key, credentials) in entries)
-            if (Normalize(key) == wanted) return credentials;
-        return null;
+        var entry = DockerConfig.FindForHost(Entries(path), registryHost);
+        return entry is null ? null : Credentials(entry.Credentials);
     }
 
     /// <summary>Every entry of the file by its key (after the same checks as <see cref="Load"/>).</summary>
     /// <exception cref="RegistryAuthFileException">missing, too open, not JSON, or an entry is malformed</exception>
-    public static IReadOnlyList<(string Key, RegistryCredentials Credentials)> Read(string path)
+    public static IReadOnlyList<(string Key, RegistryCredentials Credentials)> Read(string path) =>
+        Entries(path).Select(e => (e.Key, Credentials(e.Credentials))).ToList();
+
+    private static IReadOnlyList<DockerConfigEntry> Entries(string path)
     {
         byte[] bytes;
         try
@@ -45,59 +44,15 @@ public static class RegistryAuthFile
         {
             throw new RegistryAuthFileException(path, e.Problem);
         }
-
-        var result = new List<(string, RegistryCredentials)>();
         try
         {
-            using var doc = JsonDocument.Parse(bytes);
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("auths", out var auths) || auths.ValueKind != JsonValueKind.Object)
-                throw new RegistryAuthFileException(path, "has no \"auths\" object (expected {\"auths\":{\"host:port\":{\"auth\":\"…\"}}})");
-            foreach (var entry in auths.EnumerateObject())
-            {
-                if (entry.Value.ValueKind != JsonValueKind.Object)
-                    throw new RegistryAuthFileException(path, $"entry \"{entry.Name}\" is not an object");
-                result.Add((entry.Name, Credentials(path, entry.Name, entry.Value)));
-            }
+            return DockerConfig.Parse(bytes);
         }
-        catch (JsonException e)
+        catch (DockerConfigException e)
         {
-            throw new RegistryAuthFileException(path, $"is not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})");
+            throw new RegistryAuthFileException(path, e.Problem);
         }
-        return result;
     }
 
-    private static RegistryCredentials Credentials(string path, string key, JsonElement entry)
-    {
-        string? String(string name) => entry.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
-        var identityToken = String("identitytoken");
-        var username = String("username");
-        var password = String("password");
-        if (String("auth") is { Length: > 0 } auth)
-        {
-            string decoded;
-            try { decoded = Encoding.UTF8.GetString(Convert.FromBase64String(auth)); }
-            catch (FormatException) { throw new RegistryAuthFileException(path, $"entry \"{key}\": \"auth\" is not base64"); }
-            var colon = decoded.IndexOf(':', StringComparison.Ordinal);
-            if (colon <= 0) throw new RegistryAuthFileException(path, $"entry \"{key}\": \"auth\" is not base64 of user:password");
-            username = decoded[..colon];
-            password = decoded[(colon + 1)..];
-        }
-        if (!string.IsNullOrEmpty(identityToken)) return new RegistryCredentials(username, password, identityToken);
-        if (string.IsNullOrEmpty(username) || password is null)
-            throw new RegistryAuthFileException(path, $"entry \"{key}\" has neither \"auth\", \"username\" and \"password\", nor \"identitytoken\"");
-        return new RegistryCredentials(username, password);
-    }
-
-    /// <summary><c>https://Host:5000/v1/</c> → <c>host:5000</c>; Docker Hub's names → <c>docker.io</c>.</summary>
-    private static string Normalize(string key)
-    {
-        var text = key.Trim();
-        var scheme = text.IndexOf("://", StringComparison.Ordinal);
-        if (scheme >= 0) text = text[(scheme + 3)..];
-        var slash = text.IndexOf('/', StringComparison.Ordinal);
-        if (slash >= 0) text = text[..slash];
-        text = text.ToLowerInvariant();
-        return text is "index.docker.io" or "registry-1.docker.io" or "registry.hub.docker.com" ? "docker.io" : text;
-    }
+    private static RegistryCredentials Credentials(RegistryAuth auth) => new(auth.Username, auth.Password, auth.IdentityToken);
 }
