@@ -54,7 +54,7 @@ public sealed partial class DiskCheckpointStore
         var tempArchive = Path.Join(dir, TempPrefix + id + extension);
         var manifest = Path.Join(dir, id + ManifestExtension);
         var tempManifest = Path.Join(dir, TempPrefix + id + ManifestExtension);
-        if (!_inFlight.TryAdd(id, 0)) throw new CheckpointImportException(id, $"{what} is being stored already");
+        if (!_inFlight.TryAdd(id, 0)) throw new CheckpointImportException(id, $"{what} is being stored already", inProgress: true);
         var committed = false;
         var renamed = false;
         try

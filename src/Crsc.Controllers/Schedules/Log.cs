@@ -24,4 +24,7 @@ internal static partial class Log
 
     [LoggerMessage(21107, LogLevel.Warning, "CheckpointSchedule {Namespace}/{Name}: asks replicate: Registry but node {Node} has no registry configured (images.registry); its checkpoints are kept in its store only")]
     public static partial void NoRegistry(ILogger logger, string @namespace, string name, string node);
+
+    [LoggerMessage(21108, LogLevel.Information, "CheckpointSchedule {Namespace}/{Name}: retention keeps ContainerCheckpoint {Checkpoint}: pod {Pod} names it in crsc.io/restore-from and is not restored from it yet")]
+    public static partial void HeldForRestoreFrom(ILogger logger, string @namespace, string name, string checkpoint, string pod);
 }

@@ -54,7 +54,10 @@ public sealed record ScheduleReconcilerOptions
 /// <see cref="ReconcileResult.RequeueAfter"/>. Names come from the due time, so a retry after a crash or a lost
 /// status write finds the checkpoint it made (AlreadyExists) instead of making a second. After each completed
 /// checkpoint, <see cref="CheckpointRetention"/> deletes what the schedule's retention lets go; the checkpoints'
-/// finalizer then removes their archives. When the checkpoints it made keep failing (see <see cref="CheckpointFailures"/>)
+/// finalizer then removes their archives. Retention never deletes a checkpoint a pod of its namespace names in
+/// <c>crsc.io/restore-from</c> while that pod is not terminated and its Restore has not finished (its node agent may not
+/// have fetched the checkpoint yet); the pods are listed from the API only when retention would delete something (this
+/// agent caches the pods of its own node only, and such a pod may be on any node). When the checkpoints it made keep failing (see <see cref="CheckpointFailures"/>)
 /// the schedule is Ready=False and Degraded=True, reason <c>CheckpointsFailing</c>, naming the failures, the runtime's
 /// last message and the last success, with one Warning Event when it turns; a completed checkpoint turns it back (its
 /// phase change queues the schedule: the reconciler watches the checkpoints it owns).
@@ -118,6 +121,8 @@ public sealed class ScheduleReconciler : IReconciler
 
     private readonly IKubeResourceClient<CheckpointSchedule> _schedulesApi;
     private readonly IKubeResourceClient<ContainerCheckpoint> _checkpointsApi;
+    private readonly IKubeResourceClient<Pod> _podsApi;
+    private readonly IKubeResourceClient<Restore> _restoresApi;
     private readonly Informer<CheckpointSchedule> _schedules;
     private readonly Informer<Pod> _pods;
     private readonly Informer<ContainerCheckpoint> _checkpoints;
@@ -145,6 +150,8 @@ public sealed class ScheduleReconciler : IReconciler
         _runLog = runLog;
         _schedulesApi = kube.Resource(CrscResources.CheckpointSchedules);
         _checkpointsApi = kube.Resource(CrscResources.ContainerCheckpoints);
+        _podsApi = kube.Resource(Resources.Pods);
+        _restoresApi = kube.Resource(CrscResources.Restores);
         _schedules = schedules;
         _pods = pods;
         _checkpoints = checkpoints;
@@ -446,9 +453,19 @@ public sealed class ScheduleReconciler : IReconciler
     private async Task ApplyRetentionAsync(CheckpointSchedule schedule, DateTimeOffset now, CancellationToken ct)
     {
         var owned = Owned(schedule);
+        IReadOnlyDictionary<string, string>? held = null;
         foreach (var group in owned.GroupBy(c => c.Spec.Container, StringComparer.Ordinal))
         {
-            var doomed = CheckpointRetention.Select(group, schedule.Spec.Retention, now, _options.KeepNodeAway);
+            var chosen = CheckpointRetention.Select(group, schedule.Spec.Retention, now, _options.KeepNodeAway);
+            if (chosen.Count == 0) continue;
+            held ??= await HeldForRestoreFromAsync(schedule.Metadata.Namespace!, ct).ConfigureAwait(false);
+            var doomed = new List<ContainerCheckpoint>(chosen.Count);
+            foreach (var c in chosen)
+            {
+                if (held.TryGetValue(c.Metadata.Name!, out var pod))
+                    Log.HeldForRestoreFrom(_logger, schedule.Metadata.Namespace!, schedule.Metadata.Name!, c.Metadata.Name!, pod);
+                else doomed.Add(c);
+            }
             if (doomed.Count == 0) continue;
             foreach (var c in doomed)
             {
@@ -471,6 +488,30 @@ public sealed class ScheduleReconciler : IReconciler
             _events.Normal(schedule, "CheckpointsPruned", string.Create(CultureInfo.InvariantCulture,
                 $"retention deleted {doomed.Count} checkpoint(s) of container {group.Key}: {string.Join(", ", doomed.Select(c => c.Metadata.Name))}"));
         }
+    }
+
+    /// <summary>
+    /// The checkpoints of <paramref name="ns"/> (by name) that a pod there names in <see cref="Annotations.RestoreFrom"/>,
+    /// each with one such pod: a pod that is not terminated (nor being deleted) and whose Restore (the one its node agent
+    /// makes, <see cref="Labels.RestoreFromPodUid"/>) has not finished. Read from the API: this agent caches only its
+    /// node's pods, and the pod to be restored may be on any node.
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, string>> HeldForRestoreFromAsync(string ns, CancellationToken ct)
+    {
+        var pods = (await _podsApi.ListAsync(ns, new ListOptions(), ct).ConfigureAwait(false)).Items
+            .Where(p => p.Metadata.Annotations?.GetValueOrDefault(Annotations.RestoreFrom) is { Length: > 0 }
+                        && p.Metadata.DeletionTimestamp is null && p.Status?.Phase is not ("Succeeded" or "Failed"))
+            .ToList();
+        if (pods.Count == 0) return new Dictionary<string, string>(StringComparer.Ordinal);
+        var finished = (await _restoresApi.ListAsync(ns, new ListOptions(), ct).ConfigureAwait(false)).Items
+            .Where(r => r.Status?.Phase is RestorePhase.Restored or RestorePhase.Failed or RestorePhase.FellBack)
+            .Select(r => r.Metadata.Labels?.GetValueOrDefault(Labels.RestoreFromPodUid))
+            .OfType<string>()
+            .ToHashSet(StringComparer.Ordinal);
+        var held = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var p in pods.Where(p => p.Metadata.Uid is not { } uid || !finished.Contains(uid)))
+            held.TryAdd(p.Metadata.Annotations![Annotations.RestoreFrom], p.Metadata.Name!);
+        return held;
     }
 
     private async Task<ReconcileResult> NotRunnableAsync(CheckpointSchedule schedule, string reason, string message, CancellationToken ct)

@@ -41,7 +41,11 @@ public sealed class InvalidCheckpointNameException(string kind, string value, st
 }
 
 /// <summary>A checkpoint from another node cannot be taken into this store (the message names it and why).</summary>
-public sealed class CheckpointImportException(string id, string message) : CheckpointStoreException(message)
+/// <param name="inProgress">see <see cref="InProgress"/></param>
+public sealed class CheckpointImportException(string id, string message, bool inProgress = false) : CheckpointStoreException(message)
 {
     public string Id { get; } = id;
+
+    /// <summary>Another import of this checkpoint is under way: nothing is wrong with it, it may be in the store soon.</summary>
+    public bool InProgress { get; } = inProgress;
 }

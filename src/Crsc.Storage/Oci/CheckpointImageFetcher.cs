@@ -44,10 +44,20 @@ public sealed record CheckpointFetchOptions
 }
 
 /// <summary>Fetching a checkpoint image failed; nothing was committed. The message names the image and what was wrong.</summary>
-public sealed class CheckpointFetchException(string image, string message, Exception? inner = null)
+/// <param name="refused">see <see cref="Refused"/>: each throw says which it is, from what it found (never from the message)</param>
+public sealed class CheckpointFetchException(string image, string message, bool refused, Exception? inner = null)
     : Exception($"fetching checkpoint image {image}: {message}", inner)
 {
     public string Image { get; } = image;
+
+    /// <summary>
+    /// True: the source answered, and what it sent is wrong for this fetch (a digest, size or MAC that does not match, not
+    /// a checkpoint image, another checkpoint than the one expected, a redirect to a host not allowed, an archive the store
+    /// refuses): asking it again brings the same. False: the fetch could not be done now (no connection, a timeout, 5xx
+    /// answers or a transfer that kept breaking until the tries ran out, another 4xx answer such as 401/404 whose cause
+    /// is outside the image: credentials, a copy not there yet; this node's disk): a later try may succeed.
+    /// </summary>
+    public bool Refused { get; } = refused;
 }
 
 /// <summary>
@@ -105,18 +115,25 @@ public sealed class CheckpointImageFetcher : IDisposable
     /// <param name="progress">bytes of the blob received and stored so far</param>
     /// <exception cref="CheckpointFetchException">anything wrong: unreachable, refused, not a checkpoint image, a digest,
     /// size or MAC that does not match, an archive the store refuses; the store is left as it was</exception>
-    public async Task<CheckpointInfo> FetchAsync(string imageReference, RegistryCredentials? credentials, IProgress<long>? progress,
-        CancellationToken ct)
+    public Task<CheckpointInfo> FetchAsync(string imageReference, RegistryCredentials? credentials, IProgress<long>? progress,
+        CancellationToken ct) =>
+        FetchAsync(imageReference, null, credentials, progress, ct);
+
+    /// <inheritdoc cref="FetchAsync(string, RegistryCredentials?, IProgress{long}?, CancellationToken)"/>
+    /// <param name="expectedCheckpointId">the store id the image's checkpoint must have (its manifest's, MAC-covered); a
+    /// manifest of another checkpoint is refused before the archive is asked for. Null: whichever it is.</param>
+    public async Task<CheckpointInfo> FetchAsync(string imageReference, string? expectedCheckpointId, RegistryCredentials? credentials,
+        IProgress<long>? progress, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(imageReference);
         if (!ImageReference.TryParse(imageReference, out var reference, out var problem))
-            throw new CheckpointFetchException(imageReference, problem);
+            throw new CheckpointFetchException(imageReference, problem, refused: true);
         if (reference.Domain is null)
-            throw new CheckpointFetchException(imageReference, "the reference names no registry host");
+            throw new CheckpointFetchException(imageReference, "the reference names no registry host", refused: true);
         if (reference.Digest is not null && !OciDigest.IsSha256(reference.Digest))
-            throw new CheckpointFetchException(imageReference, $"'{reference.Digest}' is not a sha256 digest");
+            throw new CheckpointFetchException(imageReference, $"'{reference.Digest}' is not a sha256 digest", refused: true);
         var registry = new RegistryClientOptions { Registry = reference.Domain, Insecure = _options.Insecure, Credentials = credentials };
-        var session = new Session(this, imageReference, reference,
+        var session = new Session(this, imageReference, reference, expectedCheckpointId,
             new Uri($"{(_options.Insecure ? "http" : "https")}://{reference.Domain}/"),
             new RegistryHttp(_http, new RegistryAuthenticator(_http, registry, _time, _logger),
                 new RegistryRetry(_options.MaxAttempts, _options.RetryInitialDelay, _options.RetryMaxDelay), _time));
@@ -138,22 +155,39 @@ public sealed class CheckpointImageFetcher : IDisposable
                                       or IOException or UnauthorizedAccessException)
         {
             Log.FetchFailed(_logger, imageReference, e.Message);
-            throw new CheckpointFetchException(imageReference, e.Message, e);
+            throw new CheckpointFetchException(imageReference, e.Message, IsRefusal(e), e);
         }
     }
+
+    /// <summary>Whether a failure the fetch wraps was a refusal of what arrived (<see cref="CheckpointFetchException.Refused"/>).</summary>
+    private static bool IsRefusal(Exception e) => e switch
+    {
+        // the archive that arrived is not the one its manifest records, or not an acceptable checkpoint
+        ArchiveRejectedException or CheckpointCorruptException or InvalidCheckpointNameException => true,
+        // a manifest the store cannot take, unless another import of that checkpoint is under way (it may be there soon)
+        CheckpointImportException i => !i.InProgress,
+        // what the source sent cannot be read as what it claims to be (a manifest over the size limit)
+        InvalidDataException or NotSupportedException => true,
+        // an answer of the source (401/403/404…, or 5xx and no connection after the tries), this node's disk or store
+        _ => false,
+    };
 
     public void Dispose() => _http.Dispose();
 
     /// <summary>One fetch: the image, the registry's base address, and the registry conversation (authorization, retries).</summary>
-    private sealed class Session(CheckpointImageFetcher owner, string image, ImageReference reference, Uri baseUri, RegistryHttp registry)
-        : IRegistryFailures
+    private sealed class Session(CheckpointImageFetcher owner, string image, ImageReference reference, string? expectedId, Uri baseUri,
+        RegistryHttp registry) : IRegistryFailures
     {
         public string Image => image;
         public CheckpointFetchOptions Options => owner._options;
         private string Repository => reference.Path;
         private string Scope => $"repository:{reference.Path}:pull";
 
-        public CheckpointFetchException Error(string message, Exception? inner = null) => new(image, message, inner);
+        /// <summary>What the source sent is wrong for this fetch (<see cref="CheckpointFetchException.Refused"/>).</summary>
+        public CheckpointFetchException Error(string message, Exception? inner = null) => new(image, message, refused: true, inner);
+
+        /// <summary>The source could not be reached, or kept failing, until the tries ran out: a later fetch may succeed.</summary>
+        public CheckpointFetchException GaveUp(string message, Exception? inner = null) => new(image, message, refused: false, inner);
 
         public async Task<(ManifestDocument Doc, OciDescriptor Layer)> ManifestAsync(CancellationToken ct)
         {
@@ -212,6 +246,8 @@ public sealed class CheckpointImageFetcher : IDisposable
                 if (Annotation(CheckpointImageAnnotations.CriOCheckpointName) != container)
                     throw Error($"its annotations {CheckpointImageAnnotations.CheckpointName} and {CheckpointImageAnnotations.CriOCheckpointName} name different containers");
                 var id = Annotation(CheckpointImageAnnotations.CrscCheckpointId);
+                if (expectedId is not null && id != expectedId)
+                    throw Error($"its manifest is of checkpoint {id}, not of the {expectedId} expected; refused, nothing stored");
 
                 ManifestDocument doc;
                 try { doc = TravellingManifest.Decode(Annotation(CheckpointImageWriter.ManifestAnnotation)); }
@@ -347,7 +383,7 @@ public sealed class CheckpointImageFetcher : IDisposable
         public Task<T> RetryAsync<T>(Func<Task<T>> attempt, string what, CancellationToken ct) =>
             registry.RetryAsync(attempt,
                 (n, wait, error) => Retrying(what, n, wait, error.Message),
-                (n, error) => Error($"{what}: gave up after {n} attempts: {error.Message}", error),
+                (n, error) => GaveUp($"{what}: gave up after {n} attempts: {error.Message}", error),
                 ct);
 
         public Backoff NewBackoff() => registry.Retry.NewBackoff();
@@ -439,7 +475,7 @@ public sealed class CheckpointImageFetcher : IDisposable
                 Drop();
                 _failures++;
                 if (_failures >= session.Options.MaxAttempts)
-                    throw session.Error($"blob {layer.Digest}: gave up after {_failures} attempts: {failure}");
+                    throw session.GaveUp($"blob {layer.Digest}: gave up after {_failures} attempts: {failure}");
                 var wait = _backoff.Next();
                 session.Retrying($"getting blob {layer.Digest}", _failures, wait, failure);
                 session.DelayAsync(wait, ct).GetAwaiter().GetResult();

@@ -126,22 +126,19 @@ internal sealed partial class CheckpointTransfer : ICheckpointTransfer
             {
                 held = await LockAsync(expected, ct).ConfigureAwait(false);
                 if (_store.Get(expected) is { } present)
-                {
-                    Log.AlreadyPresent(_logger, image, present.Id);
                     return await ResultAsync(image, present, alreadyPresent: true, ct).ConfigureAwait(false);
-                }
             }
-            var probe = new ManifestProbe(this, image, request.CheckpointId, _options.Fetch.MaxManifestBytes, Transport());
+            var probe = new ManifestProbe(this, request.CheckpointId, _options.Fetch.MaxManifestBytes, Transport());
             CheckpointInfo info;
             try
             {
                 using var fetcher = new CheckpointImageFetcher(_store, _options.Fetch with { Insecure = insecure, RequireVerified = true },
                     _time, _loggers.CreateLogger<CheckpointImageFetcher>(), probe);
-                info = await fetcher.FetchAsync(image, credentials, progress, ct).ConfigureAwait(false);
+                info = await fetcher.FetchAsync(image, request.CheckpointId, credentials, progress, ct).ConfigureAwait(false);
             }
             catch (CheckpointFetchException e)
             {
-                var refused = IsRefusal(e);
+                var refused = e.Refused;
                 // a peer refuses the tokens of a node whose key is not its own: the usual cause is a cluster without a shared key
                 var message = request.FromPeer && e.InnerException is RegistryException { StatusCode: HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden }
                     ? e.Message + " (crsc nodes fetch from each other with tokens of the key they share: set security.keySecret to the same Secret on every node)"
@@ -149,17 +146,10 @@ internal sealed partial class CheckpointTransfer : ICheckpointTransfer
                 Log.Failed(_logger, image, refused, message);
                 throw new CheckpointTransferException(image, message, refused, e);
             }
-            catch (CheckpointTransferException e)
-            {
-                Log.Failed(_logger, image, e.Refused, e.Message);
-                throw;
-            }
             finally
             {
                 held ??= probe.Held;
             }
-            if (probe.Present) Log.AlreadyPresent(_logger, image, info.Id);
-            else Log.Fetched(_logger, image, info.Id, info.Size);
             return await ResultAsync(image, info, probe.Present, ct).ConfigureAwait(false);
         }
         finally
@@ -207,21 +197,22 @@ internal sealed partial class CheckpointTransfer : ICheckpointTransfer
     }
 
     /// <summary>
-    /// Whether a failed fetch was a refusal of what arrived (a digest, size or MAC that does not match, not a checkpoint
-    /// image, a redirect elsewhere) rather than a source that could not be reached or answered with an error. The fetcher
-    /// wraps the registry's answers (connection errors, 5xx after its retries, 401/403/404) in a <see cref="RegistryException"/>;
-    /// a blob transfer that kept breaking is "gave up after N attempts".
+    /// The result for checkpoint <paramref name="info"/> of this node's store, named as this node's endpoint serves it.
+    /// A checkpoint the store held already counts only when its manifest verifies with this node's key: one unsigned or
+    /// of another key (taken in by a fetch that did not require this key, or copied in by hand) is what a restore refuses
+    /// (<c>ArchiveNotAuthentic</c>), and a fetch does not replace it (the store deletes no checkpoint to import one; a
+    /// checkpoint of the same id and archive is returned as it is): refused, naming it, for the operator to delete.
     /// </summary>
-    private static bool IsRefusal(CheckpointFetchException e) => e.InnerException switch
-    {
-        RegistryException => false,
-        CheckpointStoreException or InvalidDataException or NotSupportedException => true,
-        IOException or UnauthorizedAccessException => false, // this node's disk
-        _ => !e.Message.Contains(": gave up after ", StringComparison.Ordinal),
-    };
-
     private async Task<CheckpointTransferResult> ResultAsync(string image, CheckpointInfo info, bool alreadyPresent, CancellationToken ct)
     {
+        if (info.Authenticity != CheckpointAuthenticity.Verified)
+        {
+            var message = $"cannot fetch checkpoint image {image}: this node's store holds checkpoint {info.Id} already, and it is not one this node's key vouches for ({info.AuthenticityProblem ?? info.Authenticity.ToString()}): a restore would refuse it, and a fetch does not replace a checkpoint the store holds; delete checkpoint {info.Id} from this node's store for the fetch to bring it again";
+            Log.Failed(_logger, image, true, message);
+            throw new CheckpointTransferException(image, message, refused: true);
+        }
+        if (alreadyPresent) Log.AlreadyPresent(_logger, image, info.Id);
+        else Log.Fetched(_logger, image, info.Id, info.Size);
         string? local;
         try { local = await _publisher!.PublishAsync(info, ct).ConfigureAwait(false); }
         catch (CheckpointImageException e)
@@ -291,12 +282,12 @@ internal sealed partial class CheckpointTransfer : ICheckpointTransfer
 
     /// <summary>
     /// Reads the checkpoint id of the image's manifest as it arrives (annotation <see cref="CheckpointImageAnnotations.CrscCheckpointId"/>),
-    /// before the fetcher streams the archive into the store: a manifest of another id than the one expected is refused
-    /// there, with nothing stored; otherwise the transfer of that checkpoint is held (a second call waits), and whether the
-    /// store has it already is noted (the store then returns it without reading the blob). Everything else about the
-    /// manifest (its digest, schema, MAC) is the fetcher's to check.
+    /// before the fetcher streams the archive into the store: the transfer of that checkpoint is held (a second call
+    /// waits), and whether the store has it already is noted (the store then returns it without reading the blob).
+    /// Everything about the manifest (its digest, schema, MAC, and the id expected) is the fetcher's to check: a manifest
+    /// of another id than the one expected is left to it to refuse.
     /// </summary>
-    private sealed class ManifestProbe(CheckpointTransfer owner, string image, string? expectedId, int maxBytes, HttpMessageHandler inner)
+    private sealed class ManifestProbe(CheckpointTransfer owner, string? expectedId, int maxBytes, HttpMessageHandler inner)
         : DelegatingHandler(inner)
     {
         public Held? Held { get; private set; }
@@ -324,14 +315,8 @@ internal sealed partial class CheckpointTransfer : ICheckpointTransfer
                     replaced.Headers.TryAddWithoutValidation(header.Key, header.Value);
             response.Content.Dispose();
             response.Content = replaced;
-            if (body.Length > maxBytes || IdOf(body) is not { } id) return response; // the fetcher refuses it
-            if (expectedId is not null && id != expectedId)
-            {
-                response.Dispose();
-                throw new CheckpointTransferException(image,
-                    $"fetching checkpoint image {image}: its manifest is of checkpoint {id}, not of the {expectedId} expected; refused, nothing stored",
-                    refused: true);
-            }
+            // the fetcher refuses these
+            if (body.Length > maxBytes || IdOf(body) is not { } id || (expectedId is not null && id != expectedId)) return response;
             _id = id;
             // with an expected id the caller holds that checkpoint's transfer already
             if (expectedId is null) Held ??= await owner.LockAsync(id, ct).ConfigureAwait(false);

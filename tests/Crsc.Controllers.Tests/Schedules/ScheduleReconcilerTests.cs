@@ -470,6 +470,81 @@ public sealed class ScheduleReconcilerTests : IAsyncLifetime
         Assert.NotNull(_ckptApi.Stored(Ns, "web-app-away-x"));
     }
 
+    /// <summary>A pod on another node naming <paramref name="checkpoint"/> in crsc.io/restore-from (its agent fetches it from there).</summary>
+    private async Task<Pod> SeedRestoreFromPodAsync(string name, string checkpoint, string phase = "Pending", string ns = Ns)
+    {
+        var pod = new Pod();
+        pod.Metadata.Namespace = ns;
+        pod.Metadata.Name = name;
+        pod.Metadata.Annotations = new() { [Annotations.RestoreFrom] = checkpoint };
+        pod.Spec.NodeName = "n2";
+        pod.Spec.Containers = [new Container { Name = "app", Image = "registry.local/app:1" }];
+        pod.Status = new PodStatus { Phase = phase };
+        return await _podsApi.SeedAsync(pod, CancellationToken.None);
+    }
+
+    /// <summary>The Restore the node agent of <paramref name="pod"/> made for its restore-from, in <paramref name="phase"/>.</summary>
+    private Task<Restore> SeedRestoreOfAsync(Pod pod, RestorePhase phase) => _kube.For(CrscResources.Restores).SeedAsync(new Restore
+    {
+        Metadata = new ObjectMeta
+        {
+            Namespace = pod.Metadata.Namespace, Name = pod.Metadata.Name + "-from-x",
+            Labels = new() { [Labels.RestoreFromPodUid] = pod.Metadata.Uid! },
+            Annotations = new() { [Annotations.RestoreFromPod] = pod.Metadata.Name! },
+        },
+        Status = new RestoreStatus { Phase = phase },
+    }, CancellationToken.None);
+
+    [Fact]
+    public async Task Retention_keeps_a_checkpoint_a_pod_names_in_restore_from_until_that_pod_is_gone()
+    {
+        await SeedDeploymentPodAsync("web", "abcde", "n1", "app");
+        var agent = await StartAgentAsync();
+        var schedule = await CreateScheduleAsync("web", ScheduleTargetKind.Deployment, "web", retention: new RetentionPolicy { KeepLast = 1 });
+        _time.Advance(TimeSpan.FromHours(2));
+        await _ckptApi.SeedAsync(OwnedBy(schedule, "c1", ContainerCheckpointPhase.Completed, _time.GetUtcNow().AddMinutes(-50)), CancellationToken.None);
+        await _ckptApi.SeedAsync(OwnedBy(schedule, "c2", ContainerCheckpointPhase.Completed, _time.GetUtcNow().AddMinutes(-40)), CancellationToken.None);
+        // a pod on another node is to be restored from the older one; its agent may not have fetched it yet
+        var pod = await SeedRestoreFromPodAsync("web-5d9c7b-moved", "c1");
+        // its Restore made, not finished: still held
+        await SeedRestoreOfAsync(pod, RestorePhase.Restoring);
+
+        await agent.ReconcileAsync("web");
+
+        Assert.NotNull(_ckptApi.Stored(Ns, "c1"));
+        Assert.NotNull(_ckptApi.Stored(Ns, "c2"));
+        Assert.DoesNotContain(_events.Events, e => e.Reason == "CheckpointsPruned");
+
+        // the pod gone: nothing holds it, keepLast 1 lets it go
+        await _podsApi.DeleteAsync(Ns, pod.Metadata.Name!, null, CancellationToken.None);
+        await agent.ReconcileAsync("web");
+
+        Assert.Null(_ckptApi.Stored(Ns, "c1"));
+        Assert.NotNull(_ckptApi.Stored(Ns, "c2"));
+        Assert.Contains(_events.Events, e => e.Reason == "CheckpointsPruned" && e.Message.Contains("c1"));
+    }
+
+    [Fact]
+    public async Task Retention_is_not_held_by_a_restore_from_pod_that_ended_was_restored_or_is_of_another_namespace()
+    {
+        await SeedDeploymentPodAsync("web", "abcde", "n1", "app");
+        var agent = await StartAgentAsync();
+        var schedule = await CreateScheduleAsync("web", ScheduleTargetKind.Deployment, "web", retention: new RetentionPolicy { KeepLast = 1 });
+        _time.Advance(TimeSpan.FromHours(2));
+        await _ckptApi.SeedAsync(OwnedBy(schedule, "c1", ContainerCheckpointPhase.Completed, _time.GetUtcNow().AddMinutes(-50)), CancellationToken.None);
+        await _ckptApi.SeedAsync(OwnedBy(schedule, "c2", ContainerCheckpointPhase.Completed, _time.GetUtcNow().AddMinutes(-45)), CancellationToken.None);
+        await _ckptApi.SeedAsync(OwnedBy(schedule, "c3", ContainerCheckpointPhase.Completed, _time.GetUtcNow().AddMinutes(-40)), CancellationToken.None);
+        await SeedRestoreFromPodAsync("ended", "c1", phase: "Failed");
+        await SeedRestoreOfAsync(await SeedRestoreFromPodAsync("restored", "c2", phase: "Running"), RestorePhase.Restored);
+        await SeedRestoreFromPodAsync("elsewhere", "c2", ns: "other");
+
+        await agent.ReconcileAsync("web");
+
+        Assert.Null(_ckptApi.Stored(Ns, "c1"));
+        Assert.Null(_ckptApi.Stored(Ns, "c2"));
+        Assert.NotNull(_ckptApi.Stored(Ns, "c3"));
+    }
+
     [Fact]
     public async Task The_node_controller_fires_on_time_as_the_clock_moves()
     {

@@ -203,6 +203,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
         _registry!.AddBlobAs(image.Repository, image.Layer.Digest, tampered);
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() => Fetcher().FetchAsync(reference, Puller, null, CancellationToken.None));
+        Assert.True(e.Refused);
 
         Assert.Equal(reference, e.Image);
         Assert.Contains(reference, e.Message);
@@ -221,6 +222,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
         _registry!.AddManifest(image.Repository, image.Manifest.Digest, other.ManifestBytes, OciMediaTypes.ImageManifest, image.Manifest.Digest);
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() => Fetcher().FetchAsync(reference, Puller, null, CancellationToken.None));
+        Assert.True(e.Refused);
 
         Assert.Contains($"not the {image.Manifest.Digest} asked for", e.Message);
         AssertNothingCommitted();
@@ -236,6 +238,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
 
         var byTag = $"{_registry.Host}/{image.Repository}:{image.Tag}";
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() => Fetcher().FetchAsync(byTag, Puller, null, CancellationToken.None));
+        Assert.True(e.Refused);
 
         Assert.Contains(lie, e.Message);
         AssertNothingCommitted();
@@ -251,6 +254,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() =>
             Fetcher().FetchAsync($"{registry.Host}/crsc/shop/cart/cart@{plain.ManifestDigest}", Puller, null, CancellationToken.None));
+        Assert.True(e.Refused);
 
         Assert.Contains("not a crsc checkpoint image", e.Message);
         AssertNothingCommitted();
@@ -327,6 +331,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() =>
             Fetcher(Options() with { MaxAttempts = 3 }).FetchAsync(reference, Puller, null, CancellationToken.None));
+        Assert.False(e.Refused);
 
         Assert.Contains($"{reference}: getting the manifest: gave up after 3 attempts: ", e.Message);
         Assert.Contains($"GET http://{_registry.Host}/v2/{image.Repository}/manifests/{image.Manifest.Digest}{said}", e.Message);
@@ -342,6 +347,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
         var (_, image, _, reference) = await PublishedAsync();
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() => Fetcher().FetchAsync(reference, null, null, CancellationToken.None));
+        Assert.False(e.Refused);
 
         Assert.Contains("the registry refused the authorization it had asked for: answered 401 Unauthorized", e.Message);
         Assert.Contains("UNAUTHORIZED", e.Message);
@@ -360,6 +366,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
         var missing = $"{_registry!.Host}/{image.Repository}:20260301T000000Z-00000000";
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() => Fetcher().FetchAsync(missing, Puller, null, CancellationToken.None));
+        Assert.False(e.Refused);
 
         Assert.Equal(missing, e.Image);
         Assert.Contains("MANIFEST_UNKNOWN", e.Message);
@@ -374,6 +381,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() =>
             Fetcher(Options() with { MaxAttempts = 3 }).FetchAsync(reference, Puller, null, CancellationToken.None));
+        Assert.False(e.Refused);
 
         Assert.Contains("gave up after 3 attempts", e.Message);
         Assert.Equal(3, BlobGets(_registry, image.Layer.Digest).Count);
@@ -390,6 +398,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
         registry.RedirectBlobs(d => $"http://{storage}{FakeRegistry.StoragePath(d)}");
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() => Fetcher().FetchAsync(reference, Puller, null, CancellationToken.None));
+        Assert.True(e.Refused);
 
         Assert.Contains($"redirected to http://{storage}", e.Message);
         Assert.Contains("refused", e.Message);
@@ -416,6 +425,25 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_manifest_of_another_checkpoint_than_the_one_expected_is_refused_before_the_archive_is_fetched()
+    {
+        var (info, image, _, reference) = await PublishedAsync();
+        var expected = "20260101-000000-" + new string('0', 8);
+        Assert.NotEqual(info.Id, expected);
+
+        var e = await Assert.ThrowsAsync<CheckpointFetchException>(() =>
+            Fetcher().FetchAsync(reference, expected, Puller, null, CancellationToken.None));
+
+        Assert.True(e.Refused);
+        Assert.Contains($"its manifest is of checkpoint {info.Id}, not of the {expected} expected", e.Message);
+        Assert.Empty(BlobGets(_registry!, image.Layer.Digest));
+        AssertNothingCommitted();
+
+        // the id it has: fetched
+        Assert.Equal(info.Id, (await Fetcher().FetchAsync(reference, info.Id, Puller, null, CancellationToken.None)).Id);
+    }
+
+    [Fact]
     public async Task A_manifest_whose_MAC_does_not_verify_is_refused_before_the_archive_is_fetched()
     {
         var info = await TakeAsync();
@@ -425,6 +453,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
         var reference = Publish(registry, forged, await StoredBytesAsync(info));
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() => Fetcher().FetchAsync(reference, Puller, null, CancellationToken.None));
+        Assert.True(e.Refused);
 
         Assert.Contains("invalid MAC", e.Message);
         Assert.Empty(BlobGets(registry, forged.Layer.Digest));
@@ -440,6 +469,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
         var reference = Publish(registry, unsigned, await StoredBytesAsync(info));
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() => Fetcher().FetchAsync(reference, Puller, null, CancellationToken.None));
+        Assert.True(e.Refused);
 
         Assert.Contains(CheckpointImageWriter.ManifestAnnotation, e.Message);
         AssertNothingCommitted();
@@ -452,6 +482,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() =>
             Fetcher(sharedKey: false).FetchAsync(reference, Puller, null, CancellationToken.None));
+        Assert.True(e.Refused);
         Assert.Contains($"signed by key id {_a.Key.Id}", e.Message);
         AssertNothingCommitted();
 
@@ -489,6 +520,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
         var reference = Publish(registry, image, tar);
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() => Fetcher().FetchAsync(reference, Puller, null, CancellationToken.None));
+        Assert.True(e.Refused);
 
         Assert.IsType<ArchiveRejectedException>(e.InnerException);
         Assert.Contains("evil", e.Message);
@@ -503,6 +535,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
         _registry!.AddBlobAs(image.Repository, image.Layer.Digest, [.. layer, .. new byte[1024]]);
 
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() => Fetcher().FetchAsync(reference, Puller, null, CancellationToken.None));
+        Assert.True(e.Refused);
 
         Assert.Contains($"{layer.Length + 1024} bytes", e.Message);
         AssertNothingCommitted();
@@ -513,6 +546,7 @@ public sealed class CheckpointImageFetcherTests : IAsyncLifetime
     {
         var e = await Assert.ThrowsAsync<CheckpointFetchException>(() =>
             Fetcher().FetchAsync("crsc/shop/cart/cart:20260301T120000Z-0badc0de", null, null, CancellationToken.None));
+        Assert.True(e.Refused);
         Assert.Contains("no registry host", e.Message);
     }
 }

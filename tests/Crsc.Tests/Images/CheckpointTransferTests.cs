@@ -291,6 +291,78 @@ public sealed class CheckpointTransferTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_checkpoint_another_import_is_bringing_in_is_not_a_refusal_and_the_other_import_completes()
+    {
+        var info = await CliStore.AddAsync(_storeA, "shop", "cart", "cart");
+        var reference = await PublishedByAAsync(info);
+        // another fetch into B's store (not through the transfer) holds the import of that checkpoint while its blob comes
+        var other = new TransferTraffic();
+        other.HoldBlobs();
+        using var fetcher = new CheckpointImageFetcher(_storeB, new CheckpointFetchOptions { Insecure = true }, null, null, new Recorder(other));
+        var first = fetcher.FetchAsync(reference, CheckpointImageFetcher.PeerCredentials(new PullTokens(_a.Key), Repo), null, CancellationToken.None);
+        await other.BlobStarted.Task.WaitAsync(TimeSpan.FromSeconds(20));
+
+        var e = await Assert.ThrowsAsync<CheckpointTransferException>(() => TransferB().FetchAsync(
+            new CheckpointTransferRequest(reference, FromPeer: true), null, CancellationToken.None));
+
+        // nothing is wrong with what A sent: a later pass finds it in the store
+        Assert.False(e.Refused);
+        Assert.False(Assert.IsType<CheckpointFetchException>(e.InnerException).Refused);
+        other.ReleaseBlobs();
+        Assert.Equal(info.Id, (await first).Id);
+        var result = await TransferB().FetchAsync(new CheckpointTransferRequest(reference, FromPeer: true, info.Id), null, CancellationToken.None);
+        Assert.True(result.AlreadyPresent);
+    }
+
+    [Theory]
+    [InlineData("other-key", true)]
+    [InlineData("other-key", false)]
+    [InlineData("unsigned", true)]
+    [InlineData("unsigned", false)]
+    public async Task A_checkpoint_the_store_has_but_this_nodes_key_does_not_vouch_for_is_refused_and_kept(string copy, bool knowsId)
+    {
+        var info = await CliStore.AddAsync(_storeA, "shop", "cart", "cart");
+        var reference = await PublishedByAAsync(info);
+        // B holds the same checkpoint (same id, same archive), its manifest signed with X's key or not at all (copied in by hand)
+        var manifest = CopyIntoB(info);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(manifest))!.AsObject();
+        if (copy == "unsigned")
+        {
+            json.Remove("mac");
+            json.Remove("macKeyId");
+        }
+        else json["macKeyId"] = _x.Key.Id;
+        await File.WriteAllTextAsync(manifest, json.ToJsonString());
+        var held = _storeB.Get(info.Id);
+        Assert.NotNull(held);
+        Assert.Equal(copy == "unsigned" ? CheckpointAuthenticity.Unsigned : CheckpointAuthenticity.OtherKey, held.Authenticity);
+
+        var e = await Assert.ThrowsAsync<CheckpointTransferException>(() => TransferB().FetchAsync(
+            new CheckpointTransferRequest(reference, FromPeer: true, knowsId ? info.Id : null), null, CancellationToken.None));
+
+        // a restore would refuse that copy (ArchiveNotAuthentic), and nothing brings it again while it is there
+        Assert.True(e.Refused);
+        Assert.Contains($"this node's store holds checkpoint {info.Id} already", e.Message);
+        // the store's copy is left as it was: crsc did not make it
+        Assert.Equal(held.Authenticity, _storeB.Get(info.Id)!.Authenticity);
+        Assert.Equal(0, _traffic.Blobs);
+    }
+
+    /// <summary>Copies A's committed checkpoint files into B's store at the same place; returns B's manifest path.</summary>
+    private string CopyIntoB(CheckpointInfo info)
+    {
+        var mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        var dir = Path.GetDirectoryName(info.ArchivePath)!;
+        var target = Path.Join(_b.CheckpointDir, Path.GetRelativePath(_a.CheckpointDir, dir));
+        var path = _b.CheckpointDir;
+        foreach (var part in Path.GetRelativePath(_a.CheckpointDir, dir).Split('/'))
+            Directory.CreateDirectory(path = Path.Join(path, part), mode);
+        File.Copy(info.ArchivePath, Path.Join(target, Path.GetFileName(info.ArchivePath)));
+        File.Copy(Path.Join(dir, info.Id + ".json"), Path.Join(target, info.Id + ".json"));
+        return Path.Join(target, info.Id + ".json");
+    }
+
+    [Fact]
     public async Task A_registry_that_is_not_the_configured_one_is_refused_before_anything_is_sent_to_it()
     {
         var info = await CliStore.AddAsync(_storeA, "shop", "cart", "cart");
