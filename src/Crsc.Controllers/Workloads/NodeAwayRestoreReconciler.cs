@@ -45,9 +45,6 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
     public const string ControllerName = "node-away-restore";
     public const string RestoreCreatedReason = "NodeAwayRestoreCreated";
 
-    private const string CheckpointsByWorkload = "crsc.io/checkpoints-by-workload";
-    private const string RestoresByCheckpoint = "crsc.io/restores-by-checkpoint";
-
     private readonly IKubeResourceClient<Restore> _restoresApi;
     private readonly IKubeResourceClient<Pod> _podsApi;
     private readonly Informer<Pod> _pods;
@@ -94,11 +91,7 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
         _options = options;
         _time = time;
         _logger = logger ?? NullLogger.Instance;
-        pods.TryAddIndexer(RestoreReconciler.PodsByDeploymentIndex, RestorePods.DeploymentKeys);
-        RestoreFromRequest.Index(pods);
-        checkpoints.TryAddIndexer(CheckpointsByWorkload, c => c.Metadata.Labels?.GetValueOrDefault(Labels.Workload) is { Length: > 0 } w
-            ? [$"{c.Metadata.Namespace}/{w}"] : []);
-        restores.TryAddIndexer(RestoresByCheckpoint, r => r.Spec.CheckpointName is { Length: > 0 } c ? [$"{r.Metadata.Namespace}/{c}"] : []);
+        ReplacementRestores.Index(pods, checkpoints, restores);
     }
 
     /// <summary>The reason of a node-away checkpoint (<c>crsc.io/checkpoint-reason</c>); null for any other.</summary>
@@ -121,10 +114,6 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
             ? new ObjectKey(c.Metadata.Namespace, w)
             : null;
 
-    /// <summary>When a checkpoint was taken: its start, else its completion, else its object's creation.</summary>
-    private static DateTimeOffset? TakenAt(ContainerCheckpoint c) =>
-        c.Status?.StartedAt ?? c.Status?.CompletedAt ?? c.Metadata.CreationTimestamp;
-
     public async ValueTask<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken ct)
     {
         var deployment = _deployments.Get(key);
@@ -132,20 +121,18 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
             return ReconcileResult.Done;
         var ns = key.Namespace ?? "default";
         var now = _time.GetUtcNow();
-        var newest = _checkpoints.ByIndex(CheckpointsByWorkload, $"{ns}/{ScheduleNames.LabelValue(key.Name)}")
-            .Where(c => NodeAwayReason(c) is not null && c.Status?.Phase == ContainerCheckpointPhase.Completed
-                && c.Metadata.DeletionTimestamp is null && TakenAt(c) is not null)
+        var newest = ReplacementRestores.Completed(_checkpoints, ns, key.Name)
+            .Where(c => NodeAwayReason(c) is not null)
             .GroupBy(c => c.Spec.Container, StringComparer.Ordinal)
-            .Select(g => g.OrderByDescending(TakenAt).ThenByDescending(c => c.Metadata.Name, StringComparer.Ordinal).First());
-        var pods = _pods.ByIndex(RestoreReconciler.PodsByDeploymentIndex, $"{ns}/{key.Name}");
+            .Select(g => ReplacementRestores.NewestFirst(g).First());
+        var pods = ReplacementRestores.PodsOf(_pods, ns, key.Name);
         DateTimeOffset? recheck = null;
         foreach (var ckpt in newest.OrderBy(c => c.Metadata.Name, StringComparer.Ordinal))
         {
             var name = ckpt.Metadata.Name!;
-            var takenAt = TakenAt(ckpt)!.Value;
+            var takenAt = ReplacementRestores.TakenAt(ckpt)!.Value;
             if (now - takenAt > _options.Window) continue; // too old to bring back
-            // used (by crsc or a person): a Restore names it, or a pod's crsc.io/restore-from
-            if (_restores.ByIndex(RestoresByCheckpoint, $"{ns}/{name}").Count > 0 || RestoreFromRequest.Claimed(_pods, ns, name)) continue;
+            if (ReplacementRestores.Used(_restores, _pods, ns, name)) continue;
             var restoreName = RestoreName(name);
             if (_created.ContainsKey($"{ns}/{restoreName}")) continue;
             var pod = pods
@@ -186,12 +173,7 @@ public sealed partial class NodeAwayRestoreReconciler : IReconciler
         }
         else if (p.Metadata.CreationTimestamp is { } created && created >= takenAt) since = created;
         else return false;
-        if (since - takenAt > _options.Window) return false;
-        var annotations = p.Metadata.Annotations;
-        // it runs a checkpoint image already, a Restore is at work on it, or it is to be restored from a checkpoint already
-        return annotations?.GetValueOrDefault(Annotations.RestoredFrom) is not { Length: > 0 }
-            && annotations?.GetValueOrDefault(Annotations.Restore) is not { Length: > 0 }
-            && RestoreFromRequest.Of(p) is null;
+        return since - takenAt <= _options.Window && !ReplacementRestores.RestoredOrAsked(p);
     }
 
     private async Task CreateRestoreAsync(Deployment deployment, ContainerCheckpoint ckpt, Pod pod, string name, CancellationToken ct)

@@ -55,9 +55,6 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
     public const string ControllerName = "node-lost-restore";
     public const string RestoreRequestedReason = "NodeLostRestoreRequested";
 
-    private const string CheckpointsByWorkload = "crsc.io/checkpoints-by-workload";
-    private const string RestoresByCheckpoint = "crsc.io/restores-by-checkpoint";
-
     private readonly IKubeResourceClient<Pod> _podsApi;
     private readonly IKubeResourceClient<Node> _nodesApi;
     private readonly Informer<Pod> _pods;
@@ -111,16 +108,10 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
         _options = options;
         _time = time;
         _logger = logger ?? NullLogger.Instance;
-        pods.TryAddIndexer(RestoreReconciler.PodsByDeploymentIndex, RestorePods.DeploymentKeys);
-        RestoreFromRequest.Index(pods);
-        checkpoints.TryAddIndexer(CheckpointsByWorkload, c => c.Metadata.Labels?.GetValueOrDefault(Labels.Workload) is { Length: > 0 } w
-            ? [$"{c.Metadata.Namespace}/{w}"] : []);
-        restores.TryAddIndexer(RestoresByCheckpoint, r => r.Spec.CheckpointName is { Length: > 0 } c ? [$"{r.Metadata.Namespace}/{c}"] : []);
+        ReplacementRestores.Index(pods, checkpoints, restores);
     }
 
-    /// <summary>When a checkpoint was taken: its start, else its completion, else its object's creation.</summary>
-    private static DateTimeOffset? TakenAt(ContainerCheckpoint c) =>
-        c.Status?.StartedAt ?? c.Status?.CompletedAt ?? c.Metadata.CreationTimestamp;
+    private static DateTimeOffset? TakenAt(ContainerCheckpoint c) => ReplacementRestores.TakenAt(c);
 
     /// <summary>Why a node is lost, and since when (null: not known from the API).</summary>
     private sealed record Lost(string Why, DateTimeOffset? Since);
@@ -138,9 +129,8 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
 
         // per pod and container, the newest finished checkpoint with a copy off its node (else the newest), newest
         // first: a lost pod's is the memory to bring back
-        var candidates = _checkpoints.ByIndex(CheckpointsByWorkload, $"{ns}/{ScheduleNames.LabelValue(key.Name)}")
-            .Where(c => c.Status?.Phase == ContainerCheckpointPhase.Completed && c.Metadata.DeletionTimestamp is null
-                        && TakenAt(c) is not null && c.Status.Node is { Length: > 0 })
+        var candidates = ReplacementRestores.Completed(_checkpoints, ns, key.Name)
+            .Where(c => c.Status?.Node is { Length: > 0 })
             .GroupBy(c => (c.Spec.PodName, c.Spec.Container))
             .Select(Reachable)
             .Where(c => NodeAwayRestoreReconciler.NodeAwayReason(c) is null && now - TakenAt(c)!.Value <= _options.Window
@@ -150,7 +140,7 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
             .ToList();
         if (candidates.Count == 0) return ReconcileResult.Done;
 
-        var pods = _pods.ByIndex(RestoreReconciler.PodsByDeploymentIndex, $"{ns}/{key.Name}")
+        var pods = ReplacementRestores.PodsOf(_pods, ns, key.Name)
             .Where(IsFree)
             .OrderBy(p => p.Metadata.CreationTimestamp)
             .ThenBy(p => p.Metadata.Name, StringComparer.Ordinal)
@@ -190,7 +180,7 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
     /// </summary>
     private ContainerCheckpoint Reachable(IEnumerable<ContainerCheckpoint> ofPod)
     {
-        var newestFirst = ofPod.OrderByDescending(TakenAt).ThenByDescending(c => c.Metadata.Name, StringComparer.Ordinal).ToList();
+        var newestFirst = ReplacementRestores.NewestFirst(ofPod).ToList();
         return newestFirst.FirstOrDefault(c => c.Status?.ContentName is { Length: > 0 } content
                    && _contents.Get(ObjectKey.Cluster(content))?.Status?.Copies is { } copies
                    && copies.Any(copy => copy.ImageReference.Length > 0
@@ -200,9 +190,7 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
 
     /// <summary>A Restore or a pod names the checkpoint already, or this process asked for it.</summary>
     private bool Used(string ns, string checkpoint) =>
-        _restores.ByIndex(RestoresByCheckpoint, $"{ns}/{checkpoint}").Count > 0
-        || RestoreFromRequest.Claimed(_pods, ns, checkpoint)
-        || _asked.ContainsKey($"{ns}/{checkpoint}");
+        ReplacementRestores.Used(_restores, _pods, ns, checkpoint) || _asked.ContainsKey($"{ns}/{checkpoint}");
 
     /// <summary>The checkpointed pod is gone, being deleted, finished, or another pod has its name now.</summary>
     private bool PodGone(string ns, ContainerCheckpoint ckpt)
@@ -212,14 +200,9 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
     }
 
     /// <summary>A pod that may be restored: alive, scheduled, not restored, not being restored, not asked to be.</summary>
-    private static bool IsFree(Pod p)
-    {
-        if (!RestorePods.IsLive(p) || string.IsNullOrEmpty(p.Spec.NodeName) || string.IsNullOrEmpty(p.Metadata.Uid)) return false;
-        var annotations = p.Metadata.Annotations;
-        return annotations?.GetValueOrDefault(Annotations.RestoredFrom) is not { Length: > 0 }
-               && annotations?.GetValueOrDefault(Annotations.Restore) is not { Length: > 0 }
-               && RestoreFromRequest.Of(p) is null;
-    }
+    private static bool IsFree(Pod p) =>
+        RestorePods.IsLive(p) && !string.IsNullOrEmpty(p.Spec.NodeName) && !string.IsNullOrEmpty(p.Metadata.Uid)
+        && !ReplacementRestores.RestoredOrAsked(p);
 
     /// <summary>
     /// Whether <paramref name="p"/> can take <paramref name="ckpt"/>: it runs the container, is not the checkpointed pod,
