@@ -35,4 +35,28 @@ public sealed class NodeDrainRestoreTests(RealRuntimeFixture sandbox, ITestOutpu
         Assert.True(result.RestoredIncarnationIsTheEvictedOne, "the replacement pod runs the evicted pod's process");
         Assert.InRange(result.FirstCounterAfterRestore, result.CounterAtCordon, result.CounterAtCheckpointDone + 30);
     }
+
+    /// <summary>
+    /// Issue 19's drain integration: the drained node stays cordoned and its pod's replacement is scheduled to another
+    /// node; that node's agent, asked through crsc.io/restore-from, fetches the drain checkpoint from the drained node's
+    /// endpoint and restores it from its own copy.
+    /// </summary>
+    [RealComponentsFact]
+    public async Task A_drained_nodes_pod_comes_back_with_its_memory_on_the_node_the_scheduler_picks()
+    {
+        var work = sandbox.CreateSharedDirectory("drain-away-");
+        var scenario = new CheckpointRestoreScenario(sandbox.ScenarioOptions(work) with { NodeName = "node-a", Interval = "1h" },
+            line => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.f} {line}"));
+
+        var result = await scenario.RunDrainAsync(CancellationToken.None, "node-b", sandbox.CheckpointImagesAddress);
+
+        Assert.Equal("NodeDrain", result.CheckpointReason);
+        Assert.True(result.CheckpointCompletedBeforeEviction, "the drain checkpoint completed before the pod was evicted");
+        Assert.Equal("node-b", result.ReplacementNode);
+        Assert.Equal(RestorePhase.Restored, result.RestorePhase);
+        // from node-b's own copy (its endpoint), fetched from node-a
+        Assert.StartsWith(sandbox.CheckpointImagesAddress + "/", result.RestoredImage);
+        Assert.True(result.RestoredIncarnationIsTheEvictedOne, "the replacement pod runs the evicted pod's process");
+        Assert.InRange(result.FirstCounterAfterRestore, result.CounterAtCordon, result.CounterAtCheckpointDone + 30);
+    }
 }

@@ -22,7 +22,11 @@ public sealed record DrainRestoreResult(
     RestorePhase? RestorePhase,
     /// <summary>The first value the restored process wrote in the replacement pod.</summary>
     long FirstCounterAfterRestore,
-    bool RestoredIncarnationIsTheEvictedOne);
+    bool RestoredIncarnationIsTheEvictedOne,
+    /// <summary>The node the replacement ran on.</summary>
+    string ReplacementNode,
+    /// <summary>The image the replacement was restored from.</summary>
+    string? RestoredImage);
 
 public sealed partial class CheckpointRestoreScenario
 {
@@ -35,8 +39,12 @@ public sealed partial class CheckpointRestoreScenario
     /// evicted as the Eviction API does it (its DisruptionTarget condition, then its deletion) and the kubelet stops it;
     /// the node comes back (uncordoned, as after maintenance) and the ReplicaSet's replacement pod is scheduled to it —
     /// crsc restores that new pod from the drain checkpoint and the counter goes on from where the drain took it.
+    /// With <paramref name="targetNode"/>, issue 19's drain integration: a second node with its own daemon and kubelet;
+    /// the drained node stays cordoned and the scheduler puts the replacement on the other node, whose agent (asked by
+    /// the leader through <c>crsc.io/restore-from</c>) fetches the drain checkpoint from the drained node's endpoint and
+    /// restores it there.
     /// </summary>
-    public async Task<DrainRestoreResult> RunDrainAsync(CancellationToken cancel)
+    public async Task<DrainRestoreResult> RunDrainAsync(CancellationToken cancel, string? targetNode = null, string? targetImagesListen = null)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         timeout.CancelAfter(options.Timeout);
@@ -46,22 +54,34 @@ public sealed partial class CheckpointRestoreScenario
         var counterFile = Path.Combine(data, "counter");
         await using var rig = await Rig.StartAsync(options, say, ct);
         var (api, kubelet) = (rig.Api, rig.Kubelet);
+        var targetWork = targetNode is null ? null : Directory.CreateDirectory(Path.Combine(work, "target")).FullName;
+        await using var second = targetNode is null ? null : await SecondNodeAsync(rig, targetNode, targetWork!, ct);
 
-        api.Seed(Resources.Nodes, new Node { Metadata = new ObjectMeta { Name = options.NodeName }, Spec = new NodeSpec() });
+        if (targetNode is null)
+            api.Seed(Resources.Nodes, new Node { Metadata = new ObjectMeta { Name = options.NodeName }, Spec = new NodeSpec() });
         var replicaSet = SeedDeployment(api, data, DeploymentName, ReplicaSetName);
         SeedPod(api, PodName, data, replicaSet);
         say($"node {options.NodeName}; Deployment {Namespace}/{DeploymentName} annotated for checkpoints every {options.Interval}; its pod {PodName} counts in memory");
 
-        Process? daemon = null;
+        Process? daemon = null, target = null;
         var daemonLog = Path.Combine(work, "daemon.log");
+        var targetLog = targetWork is null ? null : Path.Combine(targetWork, "daemon.log");
         try
         {
             await WaitAsync(() => Counter(counterFile) >= 3, "the counter is running", TimeSpan.FromSeconds(60), ct);
             var incarnation = Incarnation(counterFile);
             var evictedUid = Pod(api)!.Metadata.Uid!;
             EnsureImagesPortFree(options.ImagesListen);
-            daemon = StartDaemon(work, rig.Kubeconfig, daemonLog);
+            // two nodes share crsc's key: the target's pull tokens open the drained node's endpoint, its MAC verifies there
+            const string keySecret = "crsc-system/crsc-key";
+            daemon = StartDaemon(work, rig.Kubeconfig, daemonLog, keySecret: targetNode is null ? null : keySecret);
             say($"crsc daemon started (pid {daemon.Id}, log {daemonLog})");
+            if (targetNode is not null)
+            {
+                EnsureImagesPortFree(targetImagesListen!);
+                target = StartDaemon(targetWork!, rig.Kubeconfig, targetLog!, targetNode, targetImagesListen, keySecret);
+                say($"crsc daemon of node {targetNode} started (pid {target.Id}, images {targetImagesListen})");
+            }
             await WaitForAsync(() => api.Get(CrscResources.CheckpointSchedules, Namespace, DeploymentName), daemon,
                 "crsc creates the CheckpointSchedule for the Deployment", TimeSpan.FromSeconds(60), daemonLog, ct);
             // the node agent knows the pod as managed once its node state has the schedule and the pod (its drain list)
@@ -112,15 +132,25 @@ public sealed partial class CheckpointRestoreScenario
             say($"pod {PodName} evicted (DisruptionTarget, then deleted)");
             await WaitAsync(() => kubelet.ContainerIdOf(Namespace, PodName, ContainerName) is null, "the kubelet stops the evicted pod",
                 TimeSpan.FromSeconds(60), ct);
-            // the node comes back (uncordoned after its maintenance); the ReplicaSet's replacement is scheduled to it
-            api.Mutate(api.ResourceOf(Resources.Nodes), null, options.NodeName, node =>
+            Pod replacement;
+            if (targetNode is null)
             {
-                node["spec"] = new JsonObject();
-                return true;
-            });
-            await Task.Delay(TimeSpan.FromSeconds(1), ct);
-            var replacement = SeedPod(api, ReplacementPodName, data, replicaSet);
-            say($"node uncordoned; replacement pod {ReplacementPodName} (uid {replacement.Metadata.Uid}) scheduled to it");
+                // the node comes back (uncordoned after its maintenance); the ReplicaSet's replacement is scheduled to it
+                api.Mutate(api.ResourceOf(Resources.Nodes), null, options.NodeName, node =>
+                {
+                    node["spec"] = new JsonObject();
+                    return true;
+                });
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                replacement = SeedPod(api, ReplacementPodName, data, replicaSet);
+                say($"node uncordoned; replacement pod {ReplacementPodName} (uid {replacement.Metadata.Uid}) scheduled to it");
+            }
+            else
+            {
+                // the drained node stays cordoned: the scheduler puts the ReplicaSet's replacement on the other node
+                replacement = SeedPod(api, ReplacementPodName, data, replicaSet, p => p.Spec.NodeName = targetNode);
+                say($"replacement pod {ReplacementPodName} (uid {replacement.Metadata.Uid}) scheduled to node {targetNode}");
+            }
 
             var restore = await WaitForAsync(() => api.All(api.ResourceOf(CrscResources.Restores)).Select(o => o.Deserialize(CrscJsonContext.Default.Restore))
                     .FirstOrDefault(r => r?.Spec.CheckpointName == drained.Metadata.Name),
@@ -131,6 +161,7 @@ public sealed partial class CheckpointRestoreScenario
             await WaitAsync(() =>
             {
                 CheckDaemon(daemon, daemonLog);
+                if (target is not null) CheckDaemon(target, targetLog!);
                 done = api.Get(CrscResources.Restores, Namespace, restore.Metadata.Name!);
                 if (done?.Status?.Phase != lastPhase)
                 {
@@ -153,10 +184,17 @@ public sealed partial class CheckpointRestoreScenario
             }
             return new DrainRestoreResult(drained.Metadata.Name!, drained.Metadata.Annotations[Annotations.CheckpointReason], atCordon, atDone,
                 beforeEviction, evictedUid, replacement.Metadata.Uid!, restore.Metadata.Name!, done.Status.Phase, first,
-                first >= 0 && Incarnation(counterFile) == incarnation);
+                first >= 0 && Incarnation(counterFile) == incarnation, replacement.Spec.NodeName!, done.Status.Image);
+        }
+        catch when (targetLog is not null)
+        {
+            var kept = KeepLogs("drain", (daemonLog, "source.log"), (targetLog, "target.log"));
+            say($"both daemons' logs are kept in {kept}");
+            throw;
         }
         finally
         {
+            DaemonProcess.Stop(target);
             DaemonProcess.Stop(daemon);
         }
     }
