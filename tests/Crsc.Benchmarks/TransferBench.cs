@@ -28,13 +28,14 @@ namespace Crsc.Benchmarks;
 /// the endpoint's share alone. The target is flat memory: growth at 1 GiB ≤ 2 × growth at 64 MiB + 16 MiB (see
 /// <see cref="FlatBound"/>). CPU seconds per GiB are printed too (this process's, and curl's): on 2 shared cores the
 /// wall times swing with the machine's load, the CPU spent much less. <c>CRSC_BENCH_TRANSFER_MIB=64,512</c> moves other
-/// sizes. Restore time is not part of this benchmark: it needs the real runtime (<c>kill-to-serving</c> measures it).
+/// sizes. Restore time is not part of this benchmark: it needs the real runtime (<c>restore-from</c> measures a fetch and a restore
+/// there, <c>kill-to-serving</c> restores in place).
 /// </para>
 /// </summary>
 public sealed class TransferBench : IBenchmark
 {
     public string Name => "transfer";
-    public string Description => "a checkpoint fetched from another node's image endpoint over loopback (64 MiB, 512 MiB, 1 GiB) vs curl of the same blob; peak RSS growth (no restore: kill-to-serving)";
+    public string Description => "a checkpoint fetched from another node's image endpoint over loopback (64 MiB, 512 MiB, 1 GiB) vs curl of the same blob; peak RSS growth (the restore: restore-from)";
 
     private const long MiB = 1 << 20;
     private const int Runs = 3;

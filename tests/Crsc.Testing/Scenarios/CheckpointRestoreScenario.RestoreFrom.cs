@@ -26,7 +26,23 @@ public sealed record RestoreFromResult(
     /// <summary>The first count the target pod wrote from the restored process, -1 when none.</summary>
     long FirstCounterOnTarget,
     /// <summary>The target pod's counter is the checkpointed process (same incarnation), not a fresh start.</summary>
-    bool SameProcess);
+    bool SameProcess)
+{
+    /// <summary>How long each part took, on this process's clock (polled every 20 ms).</summary>
+    public RestoreFromTimings? Timings { get; init; }
+}
+
+/// <summary>The restore-from scenario's figures (<c>make bench</c>: restore-from).</summary>
+/// <param name="Fetch">from the first <c>Fetching</c> seen (else the pod's creation) to <c>RestoreRequested</c>: the
+/// fetch, its checks, the commit into the target's store, the copy recorded and the Restore made</param>
+/// <param name="Restore">from <c>RestoreRequested</c> to the restored process's first counter write: the Restore, the
+/// image pull from the target's own endpoint and the runtime's restore</param>
+/// <param name="Total">from the target pod's creation (it starts cold) to the restored process's first write</param>
+/// <param name="ArchiveBytes">the checkpoint archive's size (the Content's)</param>
+/// <param name="ArchivePath">the archive in the source node's store</param>
+/// <param name="TargetPeakRssKiB">the target daemon's VmHWM just before it was stopped</param>
+public sealed record RestoreFromTimings(TimeSpan Fetch, TimeSpan Restore, TimeSpan Total, long ArchiveBytes, string ArchivePath,
+    long TargetPeakRssKiB);
 
 public sealed partial class CheckpointRestoreScenario
 {
@@ -101,27 +117,39 @@ public sealed partial class CheckpointRestoreScenario
                 Status = new PodStatus { Phase = "Pending" },
             });
             say($"pod {Namespace}/{targetPod} on {targetNode}, annotated {Annotations.RestoreFrom}: {completed.Metadata.Name}");
-            await WaitAsync(() => Counter(targetCounter) >= 0, "the target pod runs (cold, its own counter)", TimeSpan.FromSeconds(60), ct);
+            // the figures of the bench, on this process's clock from the pod's creation
+            var clock = Stopwatch.StartNew();
+            TimeSpan? fetching = null, requested = null;
+            string? lastCondition = null;
+            string? Observe()
+            {
+                var condition = RestoreFromCondition(api, targetPod);
+                if (condition != lastCondition) say($"pod condition {PodConditions.RestoreFrom}: {lastCondition = condition}");
+                if (condition?.StartsWith("Unknown Fetching", StringComparison.Ordinal) == true) fetching ??= clock.Elapsed;
+                if (condition?.StartsWith("True RestoreRequested", StringComparison.Ordinal) == true) requested ??= clock.Elapsed;
+                return condition;
+            }
+            await WaitAsync(() => Observe() is var _ && Counter(targetCounter) >= 0, "the target pod runs (cold, its own counter)",
+                TimeSpan.FromSeconds(60), ct, TimeSpan.FromMilliseconds(20));
             say($"target pod runs cold (incarnation {Incarnation(targetCounter)}, counter {Counter(targetCounter)})");
 
             Restore? restore = null;
-            string? lastCondition = null;
             await WaitAsync(() =>
             {
                 CheckDaemon(source, sourceLog);
                 CheckDaemon(target, targetLog);
-                var condition = RestoreFromCondition(api, targetPod);
-                if (condition != lastCondition) say($"pod condition {PodConditions.RestoreFrom}: {lastCondition = condition}");
+                var condition = Observe();
                 restore = api.All(api.ResourceOf(CrscResources.Restores)).Select(o => o.Deserialize(CrscJsonContext.Default.Restore)!)
                     .FirstOrDefault(r => r.Metadata.Annotations?.GetValueOrDefault(Annotations.RestoreFromPod) == targetPod);
                 // CheckpointUnreachable is tried again by the node (a peer may not serve yet); any other False is final
                 if (condition?.StartsWith("False", StringComparison.Ordinal) == true && !condition.StartsWith("False CheckpointUnreachable", StringComparison.Ordinal))
                     throw new InvalidOperationException($"the target node's agent gave up: {condition}\n{Tail(targetLog)}");
                 return restore?.Status?.Phase is RestorePhase.Restored or RestorePhase.Failed or RestorePhase.FellBack;
-            }, "the checkpoint is fetched to the target node and the Restore finishes", TimeSpan.FromMinutes(3), ct, TimeSpan.FromMilliseconds(100));
+            }, "the checkpoint is fetched to the target node and the Restore finishes", TimeSpan.FromMinutes(3), ct, TimeSpan.FromMilliseconds(20));
             say($"Restore {restore!.Metadata.Name}: {restore.Status!.Phase}, image {restore.Status.Image}{(restore.Status.Message is { } m ? ": " + m : "")}");
 
             long first = -1;
+            var serving = TimeSpan.Zero;
             if (restore.Status.Phase == RestorePhase.Restored)
             {
                 await WaitAsync(() =>
@@ -130,12 +158,18 @@ public sealed partial class CheckpointRestoreScenario
                     if (value >= 0 && Incarnation(targetCounter) == incarnation) first = value;
                     return first >= 0;
                 }, "the target pod's counter continues the checkpointed process", TimeSpan.FromSeconds(60), ct, TimeSpan.FromMilliseconds(20));
+                serving = clock.Elapsed;
                 say($"the target pod's counter reads {first}, incarnation {incarnation} (the checkpoint took it at most at {atEnd})");
             }
             var copies = api.Get(CrscResources.ContainerCheckpointContents, null, content.Metadata.Name!)?.Status?.Copies ?? [];
+            var asked = requested ?? serving;
             return new RestoreFromResult(completed.Metadata.Name!, content.Spec.Node, content.Spec.ImageReference!, atEnd, targetNode,
                 restore.Metadata.Name, restore.Status.Phase, restore.Status.Image, copies, RestoreFromCondition(api, targetPod), first,
-                first >= 0 && Incarnation(targetCounter) == incarnation);
+                first >= 0 && Incarnation(targetCounter) == incarnation)
+            {
+                Timings = new RestoreFromTimings(asked - (fetching ?? TimeSpan.Zero), serving - asked, serving, content.Spec.SizeBytes,
+                    content.Spec.Path, PeakRssKiB(target)),
+            };
         }
         catch
         {
@@ -149,6 +183,21 @@ public sealed partial class CheckpointRestoreScenario
         {
             DaemonProcess.Stop(target);
             DaemonProcess.Stop(source);
+        }
+    }
+
+    /// <summary>A running process's VmHWM (its peak resident set) in KiB, or -1.</summary>
+    private static long PeakRssKiB(Process process)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{process.Id}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+            return line is not null && long.TryParse(line["VmHWM:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture, out var kib)
+                ? kib : -1;
+        }
+        catch (IOException)
+        {
+            return -1;
         }
     }
 
