@@ -41,13 +41,8 @@ internal static class CheckpointCommand
         var (ns, pod, container) = (parts[0], parts[1], parts.Length == 3 ? parts[2] : null);
         if (TargetNames.Validate(ns, pod, container ?? "") is { } invalid)
             return CliOutput.Usage(p, invalid);
-        int? timeoutSeconds = null;
-        if (p.Value("--timeout") is { } t)
-        {
-            if (!CliOutput.TryParseDuration(t, out var timeout) || timeout > TimeSpan.FromDays(1))
-                return CliOutput.Usage(p, CliOutput.DurationProblem("--timeout", t, "a duration between 1s and 24h (e.g. 90s, 5m, 1h)"));
-            timeoutSeconds = (int)Math.Ceiling(timeout.TotalSeconds);
-        }
+        if (CliNode.ParseTimeout(p, TimeSpan.Zero, out var timeout) is { } badTimeout) return CliOutput.Usage(p, badTimeout);
+        int? timeoutSeconds = p.Value("--timeout") is null ? null : (int)Math.Ceiling(timeout.TotalSeconds);
         var options = CliNode.LoadOptions(p);
         if (options is null) return ExitCodes.Config;
         var json = p.Has("--json");

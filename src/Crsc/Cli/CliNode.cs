@@ -100,6 +100,24 @@ internal static class CliNode
     }
 
     /// <summary>
+    /// <c>--timeout</c>: a duration from 1s to 24h, or <paramref name="fallback"/> when not given; otherwise the usage
+    /// error naming the value.
+    /// </summary>
+    public static string? ParseTimeout(ParsedCommand p, TimeSpan fallback, out TimeSpan timeout)
+    {
+        timeout = fallback;
+        return p.Value("--timeout") is { } t && (!CliOutput.TryParseDuration(t, out timeout) || timeout > TimeSpan.FromDays(1))
+            ? CliOutput.DurationProblem("--timeout", t, "a duration between 1s and 24h (e.g. 90s, 5m, 1h)")
+            : null;
+    }
+
+    /// <summary><c>--container</c> when given and not a DNS-1123 label: the usage error naming it; else null.</summary>
+    public static string? ContainerProblem(ParsedCommand p) =>
+        p.Value("--container") is { } c && !Crsc.Daemon.TargetNames.IsLabel(c)
+            ? $"--container '{c}' is not a valid DNS-1123 label (lower-case letters, digits and '-', at most 63)"
+            : null;
+
+    /// <summary>
     /// <paramref name="target"/> as NS/NAME of a <paramref name="kind"/> (lower-case, e.g. "pod"): the namespace a DNS-1123
     /// label, the name a DNS-1123 subdomain; otherwise the usage error naming what is wrong.
     /// </summary>

@@ -70,17 +70,12 @@ internal static class MigrateCommand
     {
         usage = CliNode.ParseNamespacedName(p.Arguments[0], "pod", out var ns, out var pod);
         if (usage is not null) return null;
-        if (p.Value("--to") is { } n && !TargetNames.IsSubdomain(n))
-            usage = $"--to '{n}' is not a valid node name (a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253)";
-        else if (p.Value("--container") is { } c && !TargetNames.IsLabel(c))
-            usage = $"--container '{c}' is not a valid DNS-1123 label (lower-case letters, digits and '-', at most 63)";
+        usage = p.Value("--to") is { } n && !TargetNames.IsSubdomain(n)
+            ? $"--to '{n}' is not a valid node name (a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253)"
+            : CliNode.ContainerProblem(p);
         if (usage is not null) return null;
-        var timeout = RestoreCommand.DefaultTimeout;
-        if (p.Value("--timeout") is { } t && (!CliOutput.TryParseDuration(t, out timeout) || timeout > TimeSpan.FromDays(1)))
-        {
-            usage = CliOutput.DurationProblem("--timeout", t, "a duration between 1s and 24h (e.g. 90s, 5m, 1h)");
-            return null;
-        }
+        usage = CliNode.ParseTimeout(p, RestoreCommand.DefaultTimeout, out var timeout);
+        if (usage is not null) return null;
         return new Request(ns, pod, p.Value("--to"), p.Value("--container"), timeout, p.Has("--wait"));
     }
 

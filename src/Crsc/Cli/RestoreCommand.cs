@@ -72,9 +72,8 @@ internal static class RestoreCommand
     {
         usage = CliNode.ParseNamespacedName(p.Arguments[0], "deployment", out var ns, out var deployment);
         if (usage is not null) return null;
-        if (p.Value("--container") is { } c && !TargetNames.IsLabel(c))
-            usage = $"--container '{c}' is not a valid DNS-1123 label (lower-case letters, digits and '-', at most 63)";
-        else if (p.Value("--checkpoint") is { } k && !TargetNames.IsSubdomain(k))
+        usage = CliNode.ContainerProblem(p);
+        if (usage is null && p.Value("--checkpoint") is { } k && !TargetNames.IsSubdomain(k))
             usage = $"--checkpoint '{k}' is not a valid DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253)";
         if (usage is not null) return null;
 
@@ -99,12 +98,8 @@ internal static class RestoreCommand
             usage = $"--max-attempts '{m}' is not a whole number from 1 to {RestoreSpec.MaxMaxAttempts}";
             return null;
         }
-        var timeout = DefaultTimeout;
-        if (p.Value("--timeout") is { } t && (!CliOutput.TryParseDuration(t, out timeout) || timeout > TimeSpan.FromDays(1)))
-        {
-            usage = CliOutput.DurationProblem("--timeout", t, "a duration between 1s and 24h (e.g. 90s, 5m, 1h)");
-            return null;
-        }
+        usage = CliNode.ParseTimeout(p, DefaultTimeout, out var timeout);
+        if (usage is not null) return null;
         return new Request(ns, deployment, p.Value("--container"), p.Value("--checkpoint"), fallback, maxAttempts, timeout,
             !p.Has("--no-wait"), p.Has("--json"), p.Has("--allow-unauthenticated"));
     }
