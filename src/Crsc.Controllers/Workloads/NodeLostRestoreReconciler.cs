@@ -66,8 +66,6 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
     private readonly NodeLostRestoreOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    /// <summary>Per node whose Node object was found missing: when this process first found it so.</summary>
-    private readonly ConcurrentDictionary<string, DateTimeOffset> _missingSince = new(StringComparer.Ordinal);
     /// <summary>Checkpoints (namespace/name) asked for on a pod here, until the cache shows the annotation.</summary>
     private readonly ConcurrentDictionary<string, string> _asked = new(StringComparer.Ordinal);
 
@@ -224,7 +222,6 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
         try
         {
             var n = await _nodesApi.GetAsync(null, node, ct).ConfigureAwait(false);
-            _missingSince.TryRemove(node, out _);
             var ready = n.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready");
             if (ready is null || ready.Status == "True") return null;
             var reason = ready.Reason is { Length: > 0 } r ? $", {r}" : "";
@@ -232,8 +229,7 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
         }
         catch (NotFoundException)
         {
-            var first = _missingSince.GetOrAdd(node, _time.GetUtcNow());
-            Log.NodeMissing(_logger, node, ns, ckpt.Metadata.Name!, first);
+            Log.NodeMissing(_logger, node, ns, ckpt.Metadata.Name!);
             return new Lost("its Node no longer exists", null);
         }
     }
@@ -263,7 +259,7 @@ public sealed partial class NodeLostRestoreReconciler : IReconciler
         [LoggerMessage(23202, LogLevel.Debug, "Pod {Namespace}/{Pod} changed before it was asked to restore checkpoint {Checkpoint}; looking again")]
         public static partial void NotAsked(ILogger logger, string @namespace, string pod, string checkpoint);
 
-        [LoggerMessage(23203, LogLevel.Debug, "Node {Node} of checkpoint {Namespace}/{Checkpoint} does not exist (first seen missing at {Since})")]
-        public static partial void NodeMissing(ILogger logger, string node, string @namespace, string checkpoint, DateTimeOffset since);
+        [LoggerMessage(23203, LogLevel.Debug, "Node {Node} of checkpoint {Namespace}/{Checkpoint} does not exist")]
+        public static partial void NodeMissing(ILogger logger, string node, string @namespace, string checkpoint);
     }
 }
