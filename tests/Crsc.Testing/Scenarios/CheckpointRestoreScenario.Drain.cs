@@ -71,17 +71,14 @@ public sealed partial class CheckpointRestoreScenario
             await WaitAsync(() => Counter(counterFile) >= 3, "the counter is running", TimeSpan.FromSeconds(60), ct);
             var incarnation = Incarnation(counterFile);
             var evictedUid = Pod(api)!.Metadata.Uid!;
-            EnsureImagesPortFree(options.ImagesListen);
-            // two nodes share crsc's key: the target's pull tokens open the drained node's endpoint, its MAC verifies there
-            const string keySecret = "crsc-system/crsc-key";
-            daemon = StartDaemon(work, rig.Kubeconfig, daemonLog, keySecret: targetNode is null ? null : keySecret);
-            say($"crsc daemon started (pid {daemon.Id}, log {daemonLog})");
-            if (targetNode is not null)
+            if (targetNode is null)
             {
-                EnsureImagesPortFree(targetImagesListen!);
-                target = StartDaemon(targetWork!, rig.Kubeconfig, targetLog!, targetNode, targetImagesListen, keySecret);
-                say($"crsc daemon of node {targetNode} started (pid {target.Id}, images {targetImagesListen})");
+                EnsureImagesPortFree(options.ImagesListen);
+                daemon = StartDaemon(work, rig.Kubeconfig, daemonLog);
             }
+            else (daemon, target) = StartTwoDaemons(rig, work, daemonLog, targetWork!, targetLog!, targetNode, targetImagesListen!);
+            say($"crsc daemon started (pid {daemon.Id}, log {daemonLog})");
+            if (target is not null) say($"crsc daemon of node {targetNode} started (pid {target.Id}, images {targetImagesListen})");
             await WaitForAsync(() => api.Get(CrscResources.CheckpointSchedules, Namespace, DeploymentName), daemon,
                 "crsc creates the CheckpointSchedule for the Deployment", TimeSpan.FromSeconds(60), daemonLog, ct);
             // the node agent knows the pod as managed once its node state has the schedule and the pod (its drain list)

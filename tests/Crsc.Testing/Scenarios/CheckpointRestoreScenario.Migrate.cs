@@ -66,11 +66,7 @@ public sealed partial class CheckpointRestoreScenario
         {
             await WaitAsync(() => Counter(counterFile) >= 3, "the counter is running", TimeSpan.FromSeconds(60), ct);
             var incarnation = Incarnation(counterFile);
-            EnsureImagesPortFree(options.ImagesListen);
-            EnsureImagesPortFree(targetImagesListen);
-            const string keySecret = "crsc-system/crsc-key";
-            source = StartDaemon(work, rig.Kubeconfig, sourceLog, keySecret: keySecret);
-            target = StartDaemon(targetWork, rig.Kubeconfig, targetLog, targetNode, targetImagesListen, keySecret);
+            (source, target) = StartTwoDaemons(rig, work, sourceLog, targetWork, targetLog, targetNode, targetImagesListen);
             say($"crsc daemons started: {options.NodeName} pid {source.Id}, {targetNode} pid {target.Id}");
             // the node agent knows the pod (its CheckpointNode says what its runtime can do) before the migration starts
             await WaitAsync(() =>

@@ -62,11 +62,7 @@ public sealed partial class CheckpointRestoreScenario
         {
             await WaitAsync(() => Counter(counterFile) >= 3, "the counter is running", TimeSpan.FromSeconds(60), ct);
             var incarnation = Incarnation(counterFile);
-            EnsureImagesPortFree(options.ImagesListen);
-            EnsureImagesPortFree(targetImagesListen);
-            const string keySecret = "crsc-system/crsc-key";
-            source = StartDaemon(work, rig.Kubeconfig, sourceLog, keySecret: keySecret, registry: registry);
-            target = StartDaemon(targetWork, rig.Kubeconfig, targetLog, targetNode, targetImagesListen, keySecret, registry);
+            (source, target) = StartTwoDaemons(rig, work, sourceLog, targetWork, targetLog, targetNode, targetImagesListen, registry);
             say($"crsc daemons started: {options.NodeName} pid {source.Id}, {targetNode} pid {target.Id} (images.registryMode replicate)");
 
             ContainerCheckpoint? replicated = null;

@@ -82,13 +82,7 @@ public sealed partial class CheckpointRestoreScenario
         {
             await WaitAsync(() => Counter(sourceCounter) >= 3, "the source pod's counter is running", TimeSpan.FromSeconds(60), ct);
             var incarnation = Incarnation(sourceCounter);
-            EnsureImagesPortFree(options.ImagesListen);
-            EnsureImagesPortFree(targetImagesListen);
-            // the nodes share crsc's key (security.keySecret): node-b's pull tokens open node-a's endpoint, and node-a's
-            // archive MAC verifies on node-b
-            const string keySecret = "crsc-system/crsc-key";
-            source = StartDaemon(work, rig.Kubeconfig, sourceLog, keySecret: keySecret);
-            target = StartDaemon(targetWork, rig.Kubeconfig, targetLog, targetNode, targetImagesListen, keySecret);
+            (source, target) = StartTwoDaemons(rig, work, sourceLog, targetWork, targetLog, targetNode, targetImagesListen);
             say($"crsc daemons started: {options.NodeName} pid {source.Id} (images {options.ImagesListen}), {targetNode} pid {target.Id} (images {targetImagesListen})");
 
             ContainerCheckpoint? completed = null;

@@ -399,6 +399,34 @@ public sealed partial class CheckpointRestoreScenario(CheckpointRestoreScenarioO
         ApiVersion = apiVersion, Kind = kind, Name = meta.Name!, Uid = meta.Uid!, Controller = true, BlockOwnerDeletion = true,
     };
 
+    /// <summary>
+    /// security.keySecret of the two-node scenarios: nodes that share crsc's key take each other's pull tokens, and one
+    /// node's archive MAC verifies on the other.
+    /// </summary>
+    private const string SharedKeySecret = "crsc-system/crsc-key";
+
+    /// <summary>
+    /// The daemons of a two-node scenario, both with <see cref="SharedKeySecret"/>: the scenario's node (its work directory
+    /// and image endpoint) and <paramref name="targetNode"/>. The first is stopped again when the second cannot start.
+    /// </summary>
+    /// <param name="registry">images.registry in registryMode replicate for both; null: none</param>
+    private (Process Source, Process Target) StartTwoDaemons(Rig rig, string work, string sourceLog, string targetWork, string targetLog,
+        string targetNode, string targetImagesListen, string? registry = null)
+    {
+        EnsureImagesPortFree(options.ImagesListen);
+        EnsureImagesPortFree(targetImagesListen);
+        var source = StartDaemon(work, rig.Kubeconfig, sourceLog, keySecret: SharedKeySecret, registry: registry);
+        try
+        {
+            return (source, StartDaemon(targetWork, rig.Kubeconfig, targetLog, targetNode, targetImagesListen, SharedKeySecret, registry));
+        }
+        catch
+        {
+            DaemonProcess.Stop(source);
+            throw;
+        }
+    }
+
     /// <param name="nodeName">the daemon's node (default: the scenario's)</param>
     /// <param name="imagesListen">where it serves checkpoint images (default: the scenario's)</param>
     /// <param name="keySecret">security.keySecret (the key nodes share, so that one node's archives verify on another
