@@ -150,6 +150,49 @@ public sealed class CheckpointTransferTests : IAsyncLifetime
         Assert.Equal(await File.ReadAllBytesAsync(info.ArchivePath), await blob.Content.ReadAsByteArrayAsync());
     }
 
+    /// <summary>
+    /// A fetched archive holds another node's process memory: it lands as the store's own do, directories 0700 and
+    /// files 0600, and a local user without privileges reads none of it even where the path above the store lets it pass.
+    /// </summary>
+    [Fact]
+    public async Task A_checkpoint_fetched_from_a_peer_is_private_to_root_and_an_unprivileged_user_reads_none_of_it()
+    {
+        var info = await CliStore.AddAsync(_storeA, "shop", "cart", "cart");
+        var result = await TransferB().FetchAsync(new CheckpointTransferRequest(await PublishedByAAsync(info), FromPeer: true), null,
+            CancellationToken.None);
+        var stored = _storeB.Get(result.CheckpointId)!;
+
+        const UnixFileMode Dir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        const UnixFileMode File0600 = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        var checkpointDir = Path.GetDirectoryName(stored.ArchivePath)!;
+        for (var d = checkpointDir; d.Length >= _b.CheckpointDir.Length; d = Path.GetDirectoryName(d)!)
+            Assert.True(File.GetUnixFileMode(d) == Dir, $"{d} is {File.GetUnixFileMode(d)}");
+        var files = Directory.EnumerateFiles(checkpointDir, "*", SearchOption.AllDirectories).ToList();
+        Assert.Contains(stored.ArchivePath, files);
+        Assert.All(files, f => Assert.True(File.GetUnixFileMode(f) == File0600, $"{f} is {File.GetUnixFileMode(f)}"));
+
+        // the test's own directory above the store may be passed through (as /var/lib is): only the store's modes keep nobody out
+        File.SetUnixFileMode(_b.Dir.Path, Dir | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        foreach (var (command, path) in new[] { ("cat", stored.ArchivePath), ("ls", _b.CheckpointDir), ("ls", checkpointDir) })
+        {
+            var (code, err) = await AsNobodyAsync(command, path);
+            Assert.True(code != 0, $"nobody could {command} {path}");
+            Assert.Contains("Permission denied", err);
+        }
+    }
+
+    private static async Task<(int Code, string Err)> AsNobodyAsync(string command, string path)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("setpriv") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])["--reuid=nobody", "--regid=nogroup", "--clear-groups", command, path]) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        var err = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        await output;
+        return (p.ExitCode, await err);
+    }
+
     [Fact]
     public async Task A_checkpoint_the_store_has_by_its_expected_id_is_not_fetched_again_and_no_request_is_made()
     {
