@@ -597,6 +597,26 @@ public sealed class ConfigLoaderTests : IDisposable
         }
     }
 
+    [Fact]
+    public void Lost_node_restore_window_defaults_to_thirty_minutes_comes_from_the_file_env_and_flag_and_needs_a_positive_duration()
+    {
+        var defaults = ConfigLoader.Load(null, NoEnv, NoFlags, defaultPath: _dir.Combine("absent.yaml")).Options;
+        Assert.Equal(("30m", TimeSpan.FromMinutes(30)), (defaults.NodeAgentLostRestoreWindow, defaults.NodeAgentLostRestoreWindowValue));
+
+        var path = Write("nodeAgent:\n  lostRestoreWindow: 1h\n");
+        var file = ConfigLoader.Load(path, NoEnv, NoFlags);
+        Assert.True(file.IsValid, string.Join("; ", file.Errors));
+        Assert.Equal(TimeSpan.FromHours(1), file.Options.NodeAgentLostRestoreWindowValue);
+        var env = ConfigLoader.Load(path, new Dictionary<string, string> { ["CRSC_NODE_AGENT_LOST_RESTORE_WINDOW"] = "5m" }, NoFlags);
+        Assert.Equal(TimeSpan.FromMinutes(5), env.Options.NodeAgentLostRestoreWindowValue);
+
+        foreach (var bad in new[] { "900", "0s", "later" })
+        {
+            var e = Assert.Single(ConfigLoader.Load(Write($"nodeAgent:\n  lostRestoreWindow: \"{bad}\"\n"), NoEnv, NoFlags).Errors);
+            Assert.Equal(("nodeAgent.lostRestoreWindow", bad), (e.Key, e.Value));
+        }
+    }
+
     // .NET's '$' also matches before a final '\n': NODE_NAME=$'node1\n' must not pass
     [Theory]
     [InlineData("node1\n")]
